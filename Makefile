@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+# torch goes in first and pinned (constraints.txt) so that no dependency can pull a CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt "torch==2.13.0"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/titans-ts splits ETTh1
+
+test: setup
+	TRITON_INTERPRET=1 $(PY) -m pytest -q
+
+bench: setup
+	@if [ -d experiments/bench ] && ls experiments/bench/*.py >/dev/null 2>&1; then \
+	  for script in experiments/bench/*.py; do $(PY) $$script || exit 1; done; \
+	else echo "no benchmarks yet"; fi
+
+lint: setup
+	$(VENV)/bin/ruff check titans_ts genomics cli tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,55 @@
+"""What both CLIs share: library errors become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from titans_ts.errors import TitansError
+
+console = Console()
+err_console = Console(stderr=True)
+
+_state = {"debug": False}
+
+
+def set_debug(debug: bool) -> None:
+    _state["debug"] = debug
+
+
+class ErrorReportingGroup(TyperGroup):
+    """A TitansError becomes `error: <message>` on stderr and exit code 2 (the traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TitansError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+def make_app(name: str, help: str) -> typer.Typer:
+    app = typer.Typer(
+        name=name,
+        help=help,
+        cls=ErrorReportingGroup,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _options(
+        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    ) -> None:
+        set_debug(debug)
+
+    return app
+
+
+def not_yet(command: str, reason: str) -> None:
+    err_console.print(f"[bold red]error:[/] `{command}` is not available in this version yet ({reason}).")
+    raise typer.Exit(2)

@@ -1,0 +1,1 @@
+"""Genomics with the Titans memory: tokenizer, DNA data, the DNA language model, DNAClassifier."""

@@ -1,0 +1,178 @@
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.data.helpers import write_series
+from titans_ts.data import load_dataset, make_splits
+from titans_ts.data.loading import file_sha256
+from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError
+
+
+@pytest.fixture(scope="module")
+def supplied_dir(tmp_path_factory):
+    """Generated ECL and Traffic files with the canonical schema (date + 321 / 862 columns)."""
+    folder = tmp_path_factory.mktemp("supplied")
+    write_series(folder / "electricity.csv", rows=1200, columns=321)
+    write_series(folder / "traffic.csv.gz", rows=1200, columns=862, seed=1)
+    return folder
+
+
+@pytest.mark.parametrize("name, columns", [("ECL", 321), ("Traffic", 862)])
+def test_supplied_datasets_load_from_data_dir(supplied_dir, name, columns):
+    frame = load_dataset(name, data_dir=supplied_dir, verify=False)
+    assert frame.shape == (1200, columns)
+    splits = make_splits(frame, 96, 96, "ratio_70_10_20")
+    # 70/10/20 %: 840 / 120 / 240 rows; val and test start 96 rows early.
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (
+        840 - 191,
+        120 + 96 - 191,
+        240 + 96 - 191,
+    )
+
+
+@pytest.mark.parametrize("name, file", [("ECL", "electricity.csv"), ("Traffic", "traffic.csv")])
+def test_checksum_mismatch_is_rejected_when_verifying(supplied_dir, name, file):
+    with pytest.raises(ChecksumError, match=f"sha256 .* does not match the registered {name}.*verify=False"):
+        load_dataset(name, data_dir=supplied_dir)
+
+
+def test_titans_data_dir_is_searched_and_data_dir_wins(supplied_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TITANS_DATA_DIR", str(supplied_dir))
+    assert load_dataset("ECL", verify=False).shape == (1200, 321)
+    write_series(tmp_path / "electricity.csv", rows=800, columns=321)
+    assert load_dataset("ECL", data_dir=tmp_path, verify=False).shape == (800, 321)
+
+
+def test_missing_dataset_offline_names_file_url_and_folders(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("Traffic", data_dir=tmp_path)
+    message = str(info.value)
+    assert "traffic.csv" in message and "https://" in message and str(tmp_path) in message
+    assert "download" in message and "TITANS_DATA_DIR" in message
+    with pytest.raises(DatasetNotFoundError, match="traffic.csv not found"):
+        load_dataset("Traffic", download=False)
+
+
+def test_download_with_wrong_content_keeps_nothing(monkeypatch, tmp_path):
+    class FakeResponse:
+        def __init__(self):
+            self.chunks = [b"date,a\n2020-01-01,1\n", b""]
+
+        def read(self, *args):
+            return self.chunks.pop(0)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: FakeResponse())
+    cache = Path(os.environ["TITANS_CACHE_DIR"])
+    with pytest.raises(ChecksumError, match="nothing was kept"):
+        load_dataset("ECL")
+    assert list(cache.iterdir()) == []
+
+
+def test_registered_file_given_by_path_is_verified_on_request(supplied_dir):
+    path = supplied_dir / "electricity.csv"
+    assert load_dataset(path).shape == (1200, 321)
+    with pytest.raises(ChecksumError):
+        load_dataset(path, verify=True)
+
+
+def test_checksum_of_gzipped_file_is_of_its_content(tmp_path):
+    plain = tmp_path / "a.csv"
+    write_series(plain)
+    packed = tmp_path / "b.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert file_sha256(plain) == file_sha256(packed)
+
+
+def test_users_csv_loads_like_a_registered_dataset(tmp_path):
+    original = write_series(tmp_path / "mine.csv", rows=500, columns=3)
+    frame = load_dataset(tmp_path / "mine.csv")
+    assert frame.shape == (500, 3)
+    assert (frame.index == pd.DatetimeIndex(original["date"])).all()
+    np.testing.assert_allclose(frame.to_numpy(), original.drop(columns="date").to_numpy())
+
+
+def test_date_column_by_name_and_first_column(tmp_path):
+    frame = pd.DataFrame({"when": pd.date_range("2020", periods=5, freq="D"), "x": range(5)})
+    frame.to_csv(tmp_path / "first.csv", index=False)
+    assert load_dataset(tmp_path / "first.csv").shape == (5, 1)
+    frame = pd.DataFrame({"x": range(5), "stamp": pd.date_range("2020", periods=5, freq="D")})
+    frame.to_csv(tmp_path / "named.csv", index=False)
+    assert load_dataset(tmp_path / "named.csv", date_column="stamp").shape == (5, 1)
+
+
+# --- bad input: each case raises a typed exception whose message says what and how to fix ---
+
+
+def test_no_date_column(tmp_path):
+    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataValidationError, match="no date column found.*date_column"):
+        load_dataset(tmp_path / "x.csv")
+    with pytest.raises(DataValidationError, match="no column named 'when'"):
+        load_dataset(tmp_path / "x.csv", date_column="when")
+
+
+def test_unparseable_dates_name_the_rows(tmp_path):
+    frame = write_series(tmp_path / "x.csv", rows=10)
+    frame["date"] = frame["date"].astype(str)
+    frame.loc[4, "date"] = "yesterday"
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"not timestamps: row 5 \('yesterday'\)"):
+        load_dataset(tmp_path / "x.csv")
+
+
+def test_non_numeric_column_is_named(tmp_path):
+    frame = write_series(tmp_path / "x.csv", rows=10)
+    frame["site"] = "north"
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"non-numeric column\(s\) 'site' \(row 1: 'north'\)"):
+        load_dataset(tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_nan_and_inf_are_refused_with_rows_and_columns(tmp_path, bad_value):
+    frame = write_series(tmp_path / "x.csv", rows=10)
+    frame.loc[3, "c1"] = bad_value
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"\['c1'\]: row 4 column 'c1'.*fill="):
+        load_dataset(tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize("fill, expected", [("ffill", "previous"), ("zero", 0.0), ("interpolate", "mean")])
+def test_fill_options(tmp_path, fill, expected):
+    frame = write_series(tmp_path / "x.csv", rows=10)
+    frame.loc[3, "c1"] = np.nan
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    loaded = load_dataset(tmp_path / "x.csv", fill=fill)
+    value = loaded["c1"].iloc[3]
+    if expected == "previous":
+        assert value == pytest.approx(frame["c1"].iloc[2])
+    elif expected == "mean":
+        assert value == pytest.approx((frame["c1"].iloc[2] + frame["c1"].iloc[4]) / 2)
+    else:
+        assert value == 0.0
+    with pytest.raises(DataValidationError, match="fill='magic' is not supported"):
+        load_dataset(tmp_path / "x.csv", fill="magic")
+
+
+def test_missing_file_path(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="No file at"):
+        load_dataset(tmp_path / "nope.csv")
+
+
+def test_empty_and_unreadable_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataValidationError, match="cannot be read as CSV"):
+        load_dataset(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("date,a\n")
+    with pytest.raises(DataValidationError, match="found 0 rows"):
+        load_dataset(tmp_path / "header.csv")

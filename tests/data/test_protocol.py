@@ -1,0 +1,104 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tests.data.helpers import write_series
+from titans_ts.data import StandardScaler, load_dataset, make_splits, split_borders
+from titans_ts.data.protocol import minimum_rows
+from titans_ts.errors import ConfigError, ConstantColumnWarning, DataValidationError
+
+
+def test_ett_borders_are_12_4_4_months_with_lookback_overlap():
+    borders = split_borders(17420, 96, 96, "ett_hourly")
+    assert borders.train == (0, 8640)
+    assert borders.val == (8640 - 96, 11520)
+    assert borders.test == (11520 - 96, 14400)
+    assert split_borders(69680, 96, 96, "ett_15min").test == (46080 - 96, 57600)
+
+
+def test_scaler_statistics_come_from_training_rows_only():
+    frame = load_dataset("ETTh1")
+    splits = make_splits(frame, 96, 96, "ett_hourly")
+    train_rows = frame.to_numpy()[:8640]
+    np.testing.assert_allclose(splits.scaler.mean_, train_rows.mean(axis=0))
+    np.testing.assert_allclose(splits.scaler.scale_, train_rows.std(axis=0))
+    assert not np.allclose(splits.scaler.mean_, frame.to_numpy()[:14400].mean(axis=0))
+    # Changing val/test rows changes nothing in the scaler.
+    changed = frame.copy()
+    changed.iloc[8640:] *= 10.0
+    np.testing.assert_array_equal(
+        make_splits(changed, 96, 96, "ett_hourly").scaler.mean_, splits.scaler.mean_
+    )
+
+
+def test_windows_are_scaled_slices_and_inverse_transform_restores_units():
+    frame = load_dataset("ETTh1")
+    splits = make_splits(frame, 96, 96, "ett_hourly")
+    x, y = splits.test[0]
+    assert x.shape == (96, 7) and y.shape == (96, 7)
+    np.testing.assert_allclose(
+        splits.scaler.inverse_transform(y.numpy()), frame.to_numpy()[11520:11616], rtol=1e-5, atol=1e-4
+    )
+    last_x, last_y = splits.test[len(splits.test) - 1]
+    np.testing.assert_allclose(
+        splits.scaler.inverse_transform(last_y.numpy())[-1], frame.to_numpy()[14399], rtol=1e-5, atol=1e-4
+    )
+    with pytest.raises(IndexError):
+        splits.test[len(splits.test)]
+
+
+def test_loaders_keep_every_window():
+    frame = load_dataset("ETTh1")
+    splits = make_splits(frame, 96, 96, "ett_hourly")
+    loaders = splits.loaders(batch_size=64)
+    for name in ("train", "val", "test"):
+        seen = sum(len(x) for x, _ in loaders[name])
+        assert seen == len(getattr(splits, name))
+        assert loaders[name].drop_last is False
+    first_test_batch = next(iter(loaders["test"]))[0]
+    assert torch.equal(first_test_batch[0], splits.test[0][0])  # test order is not shuffled
+
+
+def test_constant_column_is_centred_not_divided_by_zero(tmp_path):
+    frame = write_series(tmp_path / "x.csv", rows=400).drop(columns="date")
+    frame["flat"] = 5.0
+    with pytest.warns(ConstantColumnWarning, match=r"\['flat'\] are constant over the training rows"):
+        splits = make_splits(frame, 24, 12)
+    x, _ = splits.train[0]
+    assert torch.isfinite(x).all()
+    assert torch.all(x[:, -1] == 0)
+
+
+def test_scaler_without_constant_columns_is_silent_and_round_trips():
+    values = np.random.default_rng(0).normal(3.0, 2.0, size=(100, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaler = StandardScaler().fit(values)
+    restored = StandardScaler.from_dict(scaler.to_dict())
+    np.testing.assert_allclose(restored.inverse_transform(restored.transform(values)), values)
+
+
+def test_series_too_short_says_how_many_rows_are_needed(tmp_path):
+    write_series(tmp_path / "short.csv", rows=200)
+    frame = load_dataset(tmp_path / "short.csv")
+    with pytest.raises(DataValidationError, match=rf"too short.*At least {minimum_rows(96, 96)} rows"):
+        make_splits(frame, 96, 96)
+    with pytest.raises(DataValidationError, match="ett_hourly protocol needs 14400 rows"):
+        make_splits(frame, 96, 96, "ett_hourly")
+    assert len(make_splits(load_dataset(tmp_path / "short.csv"), 24, 12).train) > 0
+
+
+def test_minimum_rows_is_tight():
+    need = minimum_rows(96, 96)
+    split_borders(need, 96, 96)
+    with pytest.raises(DataValidationError):
+        split_borders(need - 1, 96, 96)
+
+
+def test_bad_configuration():
+    with pytest.raises(ConfigError, match="lookback and horizon must be >= 1"):
+        split_borders(1000, 0, 96)
+    with pytest.raises(ConfigError, match="Unknown split protocol 'monthly'"):
+        split_borders(1000, 96, 96, "monthly")

@@ -1,0 +1,55 @@
+from typer.testing import CliRunner
+
+from cli.dna import app as dna_app
+from cli.ts import app as ts_app
+from tests.data.helpers import write_series
+
+runner = CliRunner()
+
+
+def test_help_teaches_the_commands():
+    result = runner.invoke(ts_app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("datasets", "splits", "fit", "predict", "evaluate"):
+        assert command in result.output
+    assert runner.invoke(dna_app, ["--help"]).exit_code == 0
+
+
+def test_datasets_lists_bundled_and_supplied():
+    result = runner.invoke(ts_app, ["datasets"])
+    assert result.exit_code == 0, result.output
+    assert "ETTh1" in result.output and "bundled" in result.output and "not here" in result.output
+
+
+def test_splits_prints_the_protocol_windows():
+    result = runner.invoke(ts_app, ["splits", "ETTh1"])
+    assert result.exit_code == 0, result.output
+    assert "8449" in result.output and "2785" in result.output
+
+
+def test_splits_on_a_users_csv(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=500)
+    result = runner.invoke(
+        ts_app, ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ratio_70_10_20" in result.output
+
+
+def test_bad_inputs_give_one_line_and_exit_code_2(tmp_path):
+    unknown = runner.invoke(ts_app, ["splits", "ETTh3"])
+    assert unknown.exit_code == 2
+    assert "Unknown dataset 'ETTh3'" in unknown.stderr
+    assert "Traceback" not in unknown.output
+
+    write_series(tmp_path / "short.csv", rows=50)
+    short = runner.invoke(ts_app, ["splits", str(tmp_path / "short.csv")])
+    assert short.exit_code == 2 and "too short" in short.stderr
+
+    missing = runner.invoke(ts_app, ["splits", "ECL", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 2 and "electricity.csv" in missing.stderr
+
+
+def test_commands_not_built_yet_say_so():
+    result = runner.invoke(ts_app, ["fit"])
+    assert result.exit_code == 2 and "not available" in result.stderr

@@ -1,0 +1,30 @@
+"""A plain summary of how the protocol splits a dataset (what `titans-ts splits` prints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from titans_ts.data.loading import load_dataset
+from titans_ts.data.protocol import protocol_for, split_borders
+
+
+def describe_splits(dataset: str, lookback: int = 96, horizon: int = 96, **load_options) -> dict:
+    """Rows, first/last timestamps and window counts of train/val/test for `dataset`."""
+    frame = load_dataset(dataset, **load_options)
+    protocol = protocol_for(dataset)
+    borders = split_borders(len(frame), lookback, horizon, protocol)
+    windows = borders.windows(lookback, horizon)
+    rows = []
+    for name, (start, end) in (("train", borders.train), ("val", borders.val), ("test", borders.test)):
+        rows.append(
+            {
+                "split": name,
+                "start": start,
+                "end": end,
+                "windows": windows[name],
+                "first": str(frame.index[start]),
+                "last": str(frame.index[end - 1]),
+            }
+        )
+    name = Path(dataset).name if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+    return {"name": name, "rows": len(frame), "columns": frame.shape[1], "protocol": protocol, "splits": rows}

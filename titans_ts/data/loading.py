@@ -1,0 +1,250 @@
+"""`load_dataset`: find a time-series CSV (registered or the user's own), verify it, validate it."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from titans_ts.data.registry import DatasetInfo, get_dataset_info, lookup_name
+from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError
+from titans_ts.io import atomic_path
+
+FILL_METHODS = ("ffill", "interpolate", "zero")
+_MAX_LISTED = 5
+
+
+def cache_dir() -> Path:
+    """The user cache for downloaded datasets: $TITANS_CACHE_DIR, else ~/.cache/titans-ts."""
+    return Path(os.environ.get("TITANS_CACHE_DIR") or Path.home() / ".cache" / "titans-ts")
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    verify: bool | None = None,
+    *,
+    download: bool = True,
+    date_column: str | None = None,
+    fill: str | None = None,
+) -> pd.DataFrame:
+    """Load a time series as a float DataFrame indexed by timestamp (the date column becomes the index).
+
+    `name_or_path` is a registered name (`ETTh1`, `weather`, `ECL`, ...) or the path of a CSV / CSV.gz
+    with a date column and numeric columns. A registered dataset is looked for in this order: `data_dir`,
+    `$TITANS_DATA_DIR`, the files bundled with titans-ts, the user cache (`~/.cache/titans-ts`), and
+    last a download from its canonical URL into the cache.
+
+    verify: check the file's sha256 against the registry. Default: on for registered datasets, off for
+      explicit paths (pass True to check a path whose file name is registered, e.g. `.../traffic.csv`).
+    download: allow the download step (off: raise `DatasetNotFoundError` instead).
+    date_column: the column holding timestamps (default: `date`, else the first column).
+    fill: what to do with NaN / inf values: None raises, or one of "ffill", "interpolate", "zero".
+    """
+    if fill is not None and fill not in FILL_METHODS:
+        raise DataValidationError(f"fill={fill!r} is not supported; use one of {FILL_METHODS} or None.")
+    path = Path(name_or_path)
+    if _looks_like_path(name_or_path):
+        if not path.is_file():
+            raise DatasetNotFoundError(f"No file at {path}. Check the path, or pass a registered name.")
+        info = lookup_name(_strip_suffixes(path.name))
+        if verify and info is not None:
+            verify_checksum(path, info)
+        return read_series_csv(path, date_column=date_column, fill=fill)
+
+    info = get_dataset_info(str(name_or_path))
+    path = locate(info, data_dir=data_dir, download=download)
+    if verify is None or verify:
+        verify_checksum(path, info)
+    return read_series_csv(path, date_column=date_column, fill=fill)
+
+
+def locate(info: DatasetInfo, data_dir=None, download: bool = True) -> Path:
+    """The first existing copy of a registered dataset, downloading it into the cache if allowed."""
+    searched = []
+    for folder in (data_dir, os.environ.get("TITANS_DATA_DIR")):
+        if folder:
+            found = _file_in(Path(folder), info.file)
+            if found:
+                return found
+            searched.append(str(folder))
+    if info.bundled_path is not None and info.bundled_path.is_file():
+        return info.bundled_path
+    found = _file_in(cache_dir(), info.file)
+    if found:
+        return found
+    searched.append(str(cache_dir()))
+    where = (
+        f"Put {info.file} (or {info.file}.gz) in one of: {', '.join(searched)} "
+        "(or pass data_dir=..., or set TITANS_DATA_DIR)."
+    )
+    if not download:
+        raise DatasetNotFoundError(f"{info.name}: {info.file} not found. {where} Source: {info.url}")
+    return _download(info, where)
+
+
+def verify_checksum(path: Path, info: DatasetInfo) -> None:
+    got = file_sha256(path)
+    if got != info.sha256:
+        raise ChecksumError(
+            f"{path}: sha256 {got} does not match the registered {info.name} file ({info.sha256}). "
+            f"The file is corrupt or a different version: replace it with the one from {info.url}, "
+            "or pass verify=False (CLI: --no-verify) to use it anyway."
+        )
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of the file's content, uncompressed if it is gzipped (cached on path, size and mtime)."""
+    stat = path.stat()
+    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_series_csv(path: Path, date_column: str | None = None, fill: str | None = None) -> pd.DataFrame:
+    """Read and validate a CSV of timestamps + numeric columns; see `load_dataset`."""
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+    if raw.empty or raw.shape[1] < 2:
+        raise DataValidationError(
+            f"{path}: needs a date column and at least one numeric column with at least one row; "
+            f"found {raw.shape[0]} rows and columns {list(raw.columns)}."
+        )
+    date_col = _pick_date_column(raw, path, date_column)
+    frame = raw.drop(columns=[date_col])
+    frame.index = _parse_dates(raw[date_col], path, date_col)
+    frame = _to_numeric(frame, path)
+    frame = _handle_non_finite(frame, path, fill)
+    return frame
+
+
+def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str:
+    if date_column is not None:
+        if date_column not in raw.columns:
+            raise DataValidationError(
+                f"{path}: no column named {date_column!r}; columns are {list(raw.columns)[:10]}."
+            )
+        return date_column
+    for column in raw.columns:
+        if str(column).strip().lower() in ("date", "datetime", "timestamp", "time"):
+            return column
+    first = raw.columns[0]
+    if not pd.api.types.is_numeric_dtype(raw[first]):
+        return first
+    raise DataValidationError(
+        f"{path}: no date column found (looked for 'date', 'datetime', 'timestamp', 'time', then the first "
+        f"column, {first!r}, which is numeric). Add a date column or name it with date_column=... "
+        "(CLI: --date-column)."
+    )
+
+
+def _parse_dates(column: pd.Series, path: Path, name: str) -> pd.DatetimeIndex:
+    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        rows = ", ".join(f"row {i + 1} ({column.iloc[i]!r})" for i in bad[:_MAX_LISTED])
+        raise DataValidationError(
+            f"{path}: date column {name!r} has {len(bad)} value(s) that are not timestamps: {rows}. "
+            "Fix or remove those rows (timestamps like 2016-07-01 00:00:00)."
+        )
+    return pd.DatetimeIndex(parsed, name="date")
+
+
+def _to_numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    problems = []
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            converted = pd.to_numeric(column, errors="coerce")
+            bad = np.flatnonzero((converted.isna() & column.notna()).to_numpy())
+            if len(bad) or pd.api.types.is_bool_dtype(column):
+                first = bad[0] if len(bad) else 0
+                problems.append(f"{name!r} (row {first + 1}: {column.iloc[first]!r})")
+                continue
+            column = converted
+        columns[name] = column.astype("float64")
+    if problems:
+        raise DataValidationError(
+            f"{path}: non-numeric column(s) {', '.join(problems[:_MAX_LISTED])}. Every column but the date "
+            "must hold numbers: drop or encode those columns first."
+        )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
+    values = frame.to_numpy()
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return frame
+    if fill is None:
+        rows, cols = np.nonzero(bad)
+        where = ", ".join(
+            f"row {r + 1} column {frame.columns[c]!r}"
+            for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED], strict=True)
+        )
+        bad_columns = [str(frame.columns[c]) for c in np.flatnonzero(bad.any(axis=0))]
+        raise DataValidationError(
+            f"{path}: {int(bad.sum())} missing or infinite value(s) in column(s) {bad_columns}: {where}. "
+            f"Clean the file, or pass fill= one of {FILL_METHODS} (CLI: --fill)."
+        )
+    frame = frame.replace([np.inf, -np.inf], np.nan)
+    if fill == "zero":
+        return frame.fillna(0.0)
+    if fill == "interpolate":
+        frame = frame.interpolate(method="linear", limit_direction="both")
+    return frame.ffill().bfill()
+
+
+def _looks_like_path(name_or_path) -> bool:
+    text = str(name_or_path)
+    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith((".csv", ".gz"))
+
+
+def _strip_suffixes(name: str) -> str:
+    return name[: -len(".gz")] if name.endswith(".gz") else name
+
+
+def _file_in(folder: Path, file_name: str) -> Path | None:
+    for candidate in (folder / file_name, folder / f"{file_name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _download(info: DatasetInfo, where: str) -> Path:
+    target = cache_dir() / info.file
+    try:
+        with atomic_path(target) as tmp:
+            with urllib.request.urlopen(info.url, timeout=60) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out)
+            got = _sha256_cached(str(tmp), tmp.stat().st_size, tmp.stat().st_mtime_ns)
+            if got != info.sha256:
+                raise ChecksumError(
+                    f"Downloaded {info.url} but its sha256 {got} differs from the registered {info.sha256}; "
+                    f"nothing was kept. {where}"
+                )
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DatasetNotFoundError(
+            f"{info.name}: {info.file} not found locally and the download from {info.url} failed ({exc}). "
+            f"{where}"
+        ) from exc
+    return target

@@ -1,0 +1,122 @@
+"""The long-term forecasting protocol of Time-Series-Library (DESIGN.md §4).
+
+ETT: 12/4/4 months of 30 days for train/val/test (hourly: 8640/2880/2880 rows; 15-minute: x4).
+Other datasets: 70/10/20 % of the rows. Val and test start `lookback` rows before their split so that
+their first window predicts the split's first row. The scaler sees the training rows only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from titans_ts.errors import ConfigError, ConstantColumnWarning, DataValidationError
+
+SPLIT_PROTOCOLS = ("ett_hourly", "ett_15min", "ratio_70_10_20")
+_ETT_ROWS_PER_MONTH = {"ett_hourly": 30 * 24, "ett_15min": 30 * 24 * 4}
+
+
+@dataclass(frozen=True)
+class SplitBorders:
+    """Row ranges [start, end) of each split, with val/test starting `lookback` rows early."""
+
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int]
+
+    def windows(self, lookback: int, horizon: int) -> dict[str, int]:
+        return {
+            name: max(0, end - start - lookback - horizon + 1)
+            for name, (start, end) in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+
+
+def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "ratio_70_10_20") -> SplitBorders:
+    """Split borders for `n_rows` rows; raises if any split is too short for one window."""
+    if lookback < 1 or horizon < 1:
+        raise ConfigError(f"lookback and horizon must be >= 1 (got lookback={lookback}, horizon={horizon}).")
+    if protocol in _ETT_ROWS_PER_MONTH:
+        month = _ETT_ROWS_PER_MONTH[protocol]
+        train_end, val_end, test_end = 12 * month, 16 * month, 20 * month
+        if n_rows < test_end:
+            raise DataValidationError(
+                f"The {protocol} protocol needs {test_end} rows (12/4/4 months of 30 days); the series has "
+                f"{n_rows}. Use protocol='ratio_70_10_20' for a shorter series."
+            )
+    elif protocol == "ratio_70_10_20":
+        train_end = int(n_rows * 0.7)
+        n_test = int(n_rows * 0.2)
+        val_end, test_end = n_rows - n_test, n_rows
+    else:
+        raise ConfigError(f"Unknown split protocol {protocol!r}; use one of {SPLIT_PROTOCOLS}.")
+    borders = SplitBorders(
+        train=(0, train_end),
+        val=(train_end - lookback, val_end),
+        test=(val_end - lookback, test_end),
+    )
+    counts = borders.windows(lookback, horizon)
+    if borders.val[0] < 0 or min(counts.values()) < 1:
+        need = minimum_rows(lookback, horizon) if protocol == "ratio_70_10_20" else None
+        hint = f" At least {need} rows are needed" if need else " Shorten lookback or horizon"
+        raise DataValidationError(
+            f"The series ({n_rows} rows) is too short for lookback={lookback} + horizon={horizon} under "
+            f"the {protocol} protocol (windows per split: {counts}).{hint}."
+        )
+    return borders
+
+
+def minimum_rows(lookback: int, horizon: int) -> int:
+    """The fewest rows for which every 70/10/20 split holds at least one window."""
+    n = lookback + horizon
+    while True:
+        n_train, n_test = int(n * 0.7), int(n * 0.2)
+        n_val = n - n_train - n_test
+        if n_train >= lookback + horizon and min(n_val, n_test) >= horizon:
+            return n
+        n += 1
+
+
+class StandardScaler:
+    """Per-column standardisation fitted on training rows only; constant columns keep scale 1."""
+
+    def fit(self, values: np.ndarray, columns=None) -> StandardScaler:
+        values = np.asarray(values, dtype=np.float64)
+        self.mean_ = values.mean(axis=0)
+        std = values.std(axis=0)
+        constant = std < 1e-12 * np.maximum(1.0, np.abs(self.mean_))
+        if constant.any():
+            names = np.asarray(columns if columns is not None else range(values.shape[1]), dtype=object)
+            warnings.warn(
+                f"Column(s) {list(names[constant])} are constant over the training rows: centred but not "
+                "rescaled. They carry no information for the model; consider dropping them.",
+                ConstantColumnWarning,
+                stacklevel=2,
+            )
+        self.scale_ = np.where(constant, 1.0, std)
+        return self
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float64) - self.mean_) / self.scale_
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) * self.scale_ + self.mean_
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> StandardScaler:
+        scaler = cls()
+        scaler.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        return scaler
+
+
+def protocol_for(name: str | None) -> str:
+    """The split protocol of a registered dataset, else the 70/10/20 ratio split."""
+    from titans_ts.data.registry import lookup_name
+
+    info = lookup_name(name) if name else None
+    return info.split if info else "ratio_70_10_20"

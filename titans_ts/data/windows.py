@@ -1,0 +1,83 @@
+"""Sliding windows over a scaled series, and the train/val/test splits of the protocol as loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from titans_ts.data.protocol import SplitBorders, StandardScaler, split_borders
+
+
+class WindowDataset(Dataset):
+    """Every window of a (rows x channels) array: x = `lookback` rows, y = the next `horizon` rows."""
+
+    def __init__(self, values: np.ndarray, lookback: int, horizon: int):
+        self.values = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        self.lookback = lookback
+        self.horizon = horizon
+
+    def __len__(self) -> int:
+        return max(0, len(self.values) - self.lookback - self.horizon + 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"window {index} out of range for {len(self)} windows")
+        start = index + self.lookback
+        return self.values[index:start], self.values[start : start + self.horizon]
+
+
+@dataclass
+class ForecastSplits:
+    """A series cut by the protocol: the scaler (fitted on train rows only) and one dataset per split."""
+
+    borders: SplitBorders
+    scaler: StandardScaler
+    train: WindowDataset
+    val: WindowDataset
+    test: WindowDataset
+    columns: list[str]
+
+    def loaders(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> dict[str, DataLoader]:
+        """Shuffled train loader; val/test in order. drop_last=False everywhere: every window counts."""
+        generator = torch.Generator().manual_seed(seed)
+        return {
+            "train": DataLoader(
+                self.train,
+                batch_size,
+                shuffle=True,
+                drop_last=False,
+                num_workers=num_workers,
+                generator=generator,
+            ),
+            "val": DataLoader(self.val, batch_size, shuffle=False, drop_last=False, num_workers=num_workers),
+            "test": DataLoader(
+                self.test, batch_size, shuffle=False, drop_last=False, num_workers=num_workers
+            ),
+        }
+
+
+def make_splits(
+    frame: pd.DataFrame, lookback: int = 96, horizon: int = 96, protocol: str = "ratio_70_10_20"
+) -> ForecastSplits:
+    """Split `frame` by `protocol`, fit the scaler on the training rows, and window each split."""
+    values = frame.to_numpy(dtype=np.float64)
+    borders = split_borders(len(values), lookback, horizon, protocol)
+    train_start, train_end = borders.train
+    scaler = StandardScaler().fit(values[train_start:train_end], columns=list(frame.columns))
+    scaled = scaler.transform(values)
+
+    def window(bounds: tuple[int, int]) -> WindowDataset:
+        return WindowDataset(scaled[bounds[0] : bounds[1]], lookback, horizon)
+
+    return ForecastSplits(
+        borders=borders,
+        scaler=scaler,
+        train=window(borders.train),
+        val=window(borders.val),
+        test=window(borders.test),
+        columns=[str(c) for c in frame.columns],
+    )

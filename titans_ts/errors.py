@@ -1,0 +1,35 @@
+"""Typed exceptions and warnings shared by every part of titans-ts.
+
+Each message says what is wrong (file, column, row or value) and how to fix it. The CLIs turn any
+`TitansError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class TitansError(Exception):
+    """Base class of every error titans-ts raises on purpose."""
+
+
+class DatasetNotFoundError(TitansError, FileNotFoundError):
+    """A dataset name is unknown, or its file is in none of the places we look."""
+
+
+class ChecksumError(TitansError):
+    """A data file's sha256 differs from the registry's."""
+
+
+class DataValidationError(TitansError, ValueError):
+    """A table cannot be used as it is: bad dates, non-numeric or non-finite values, too few rows."""
+
+
+class ConfigError(TitansError, ValueError):
+    """An argument or a configuration value is out of range or inconsistent."""
+
+
+class TitansWarning(UserWarning):
+    """Base class of the warnings titans-ts emits."""
+
+
+class ConstantColumnWarning(TitansWarning):
+    """A column is constant over the training rows; it is centred but not rescaled."""
