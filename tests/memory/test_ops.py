@@ -1,0 +1,147 @@
+"""The chunk-parallel backend against the token-by-token oracle, and the oracle against the maths."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.memory.helpers import memory_inputs, rel_err
+from titans_ts.memory.ops import neural_memory
+
+
+def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1):
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    y, w_T, m_T = neural_memory(q, k, v, theta, alpha, eta, weights, mom, chunk_size=chunk_size,
+                                backend=backend, max_grad_norm=max_grad_norm)
+    g = torch.Generator().manual_seed(seed)
+    outputs = (y, *w_T, *m_T)
+    loss = sum((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() for out in outputs)
+    leaves = [q, k, v, theta, alpha, eta, *weights, *(mom or ())]
+    grads = torch.autograd.grad(loss, leaves)
+    return outputs, grads
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("T", [1, 7, 63, 100])
+@pytest.mark.parametrize("chunk_size", [1, 8, 16, 64])
+def test_chunked_equals_reference_in_float64(depth, T, chunk_size):
+    inputs = memory_inputs(B=2, H=3, T=T, D=5, hidden=7, D_out=6, depth=depth, requires_grad=True,
+                           seed=depth * 1000 + T * 10 + chunk_size)
+    ref_out, ref_grads = _run_with_grads("reference", inputs, chunk_size)
+    out, grads = _run_with_grads("chunked", inputs, chunk_size)
+    names = ["y"] + [f"weights_T[{i}]" for i in range(depth)] + [f"momentum_T[{i}]" for i in range(depth)]
+    for name, a, b in zip(names, out, ref_out, strict=True):
+        assert rel_err(a, b) <= 1e-9, name
+    grad_names = ["q", "k", "v", "theta", "alpha", "eta"] + [f"W0[{i}]" for i in range(depth)] + [
+        f"S0[{i}]" for i in range(depth)]
+    for name, a, b in zip(grad_names, grads, ref_grads, strict=True):
+        assert torch.isfinite(b).all() and b.abs().max() > 0, name
+        assert rel_err(a, b) <= 1e-9, f"d/d{name}"
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+def test_surprise_clipping_agrees_and_bounds_the_update(backend):
+    inputs = memory_inputs(T=40, depth=2, max_lr=1.0, requires_grad=True)
+    ref_out, ref_grads = _run_with_grads("reference", inputs, 8, max_grad_norm=0.3)
+    out, grads = _run_with_grads(backend, inputs, 8, max_grad_norm=0.3)
+    for a, b in zip((*out, *grads), (*ref_out, *ref_grads), strict=True):
+        assert rel_err(a, b) <= 1e-9
+    # chunk 1, no momentum, no forgetting: each step moves the weights by at most theta * max_grad_norm.
+    q, k, v, theta, _, _, weights, _ = memory_inputs(T=20, depth=2, max_lr=1.0)
+    zeros = torch.zeros_like(theta)
+    _, w1, _ = neural_memory(q[:, :, :1], k[:, :, :1], v[:, :, :1], theta[:, :, :1], zeros[:, :, :1],
+                             zeros[:, :, :1], weights, chunk_size=1, backend=backend, max_grad_norm=0.3)
+    step = torch.sqrt(sum(((a - b) ** 2).sum((-1, -2)) for a, b in zip(w1, weights, strict=True)))
+    assert (step <= theta[:, :, 0] * 0.3 + 1e-12).all()
+    assert (step > 0).all()
+
+
+def _online_gd_by_autograd(q, k, v, theta, alpha, eta, weights):
+    """chunk_size=1 written out with torch.autograd for the surprise: online GD + momentum + decay."""
+    weights = [w.clone() for w in weights]
+    momentum = [torch.zeros_like(w) for w in weights]
+    B, H, T, _ = q.shape
+    ys = torch.zeros(B, H, T, weights[-1].shape[-1], dtype=q.dtype)
+    for b in range(B):
+        for h in range(H):
+            W = [w[b, h] for w in weights]
+            S = [m[b, h] for m in momentum]
+            for t in range(T):
+                params = [w.detach().requires_grad_(True) for w in W]
+                out = k[b, h, t]
+                for i, p in enumerate(params):
+                    out = out @ p
+                    if i < len(params) - 1:
+                        out = F.gelu(out)
+                loss = ((out - v[b, h, t]) ** 2).sum()
+                surprise = torch.autograd.grad(loss, params)
+                S = [eta[b, h, t] * s - theta[b, h, t] * u for s, u in zip(S, surprise, strict=True)]
+                W = [(1 - alpha[b, h, t]) * w + s for w, s in zip(W, S, strict=True)]
+                y = q[b, h, t]
+                for i, w in enumerate(W):
+                    y = y @ w
+                    if i < len(W) - 1:
+                        y = F.gelu(y)
+                ys[b, h, t] = y
+    return ys
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_chunk_size_one_is_online_gradient_descent(depth):
+    q, k, v, theta, alpha, eta, weights, _ = memory_inputs(B=1, H=2, T=9, depth=depth, momentum=False)
+    expected = _online_gd_by_autograd(q, k, v, theta, alpha, eta, weights)
+    for backend in ("reference", "chunked"):
+        y, _, _ = neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=1, backend=backend)
+        assert rel_err(y, expected) <= 1e-10, backend
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+def test_linear_memory_without_momentum_or_forgetting_is_the_delta_rule(backend):
+    q, k, v, theta, _, _, weights, _ = memory_inputs(B=2, H=2, T=12, depth=1, momentum=False)
+    zeros = torch.zeros_like(theta)
+    y, w_T, _ = neural_memory(q, k, v, theta, zeros, zeros, weights, chunk_size=1, backend=backend)
+    W = weights[0].clone()
+    expected = []
+    for t in range(q.shape[2]):
+        k_t, v_t = k[:, :, t, :, None], v[:, :, t, None, :]  # column key, row value
+        # W <- W + 2 theta k (v - k^T W): the delta rule (the factor 2: the loss has no 1/2).
+        W = W + 2 * theta[:, :, t, None, None] * k_t @ (v_t - k_t.transpose(-1, -2) @ W)
+        expected.append(q[:, :, t, None, :] @ W)
+    assert rel_err(y, torch.cat(expected, dim=2)) <= 1e-12
+    assert rel_err(w_T[0], W) <= 1e-12
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_two_calls_with_carried_state_equal_one_call(backend, depth):
+    q, k, v, theta, alpha, eta, weights, mom = memory_inputs(T=45, depth=depth)
+    whole = neural_memory(q, k, v, theta, alpha, eta, weights, mom, chunk_size=8, backend=backend)
+    cut = 24  # a chunk boundary
+    first = [t[:, :, :cut] for t in (q, k, v, theta, alpha, eta)]
+    second = [t[:, :, cut:] for t in (q, k, v, theta, alpha, eta)]
+    y1, w1, m1 = neural_memory(*first, weights, mom, chunk_size=8, backend=backend)
+    y2, w2, m2 = neural_memory(*second, w1, m1, chunk_size=8, backend=backend)
+    assert rel_err(torch.cat([y1, y2], dim=2), whole[0]) <= 1e-12
+    for a, b in zip((*w2, *m2), (*whole[1], *whole[2]), strict=True):
+        assert rel_err(a, b) <= 1e-12
+
+
+def test_float32_chunked_is_close_to_float64_reference():
+    inputs64 = memory_inputs(T=100, depth=2)
+    inputs32 = [t.float() if torch.is_tensor(t) else tuple(x.float() for x in t) for t in inputs64]
+    y64, _, _ = neural_memory(*inputs64, chunk_size=16, backend="reference")
+    y32, _, _ = neural_memory(*inputs32, chunk_size=16, backend="chunked")
+    assert rel_err(y32.double(), y64) <= 1e-4
+
+
+def test_bad_arguments_are_named():
+    q, k, v, theta, alpha, eta, weights, mom = memory_inputs(T=5)
+    with pytest.raises(ValueError, match="theta must be"):
+        neural_memory(q, k, v, theta[:, :, :3], alpha, eta, weights)
+    with pytest.raises(ValueError, match="D_in=5 -> D_out=6"):
+        neural_memory(q, k, v[..., :4], theta, alpha, eta, weights)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        neural_memory(q, k, v, theta, alpha, eta, weights, backend="cuda")
+    with pytest.raises(ValueError, match="momentum must have exactly the shapes"):
+        neural_memory(q, k, v, theta, alpha, eta, weights, mom[:1])

@@ -1,0 +1,65 @@
+"""The memory recurrence as a pure function with interchangeable backends (DESIGN.md §2).
+
+    y, weights_T, momentum_T = neural_memory(q, k, v, theta, alpha, eta, weights, momentum=None,
+                                             chunk_size=16, backend="auto")
+"""
+
+from __future__ import annotations
+
+import torch
+
+from titans_ts.memory.ops._mlp import check_arguments
+from titans_ts.memory.ops.chunked import neural_memory_chunked
+from titans_ts.memory.ops.reference import neural_memory_reference
+
+BACKENDS = ("reference", "chunked", "triton", "auto")
+
+
+def neural_memory(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    theta: torch.Tensor,
+    alpha: torch.Tensor,
+    eta: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    momentum: tuple[torch.Tensor, ...] | None = None,
+    *,
+    chunk_size: int = 16,
+    backend: str = "auto",
+    max_grad_norm: float | None = None,
+):
+    """Run the Titans memory over a sequence; returns `(y, weights_T, momentum_T)`.
+
+    q, k: (B, H, T, D_in); v: (B, H, T, D_out); theta (learning rate), alpha (forget gate) and eta
+    (momentum decay): (B, H, T). weights: the initial memory M_0, a tuple of L tensors
+    (B, H, d_in, d_out); momentum: the same structure or None for zeros. The surprise of each token is
+    the loss gradient at its chunk's start weights; each token reads the memory after its own update.
+    max_grad_norm bounds each token's surprise norm (over all layers) before it enters the momentum.
+    Feed weights_T / momentum_T back in to continue a sequence (exact on chunk boundaries).
+    """
+    weights, momentum = tuple(weights), None if momentum is None else tuple(momentum)
+    check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    if backend == "auto":
+        backend = "triton" if q.is_cuda and _triton_available() else "chunked"
+    if backend == "reference":
+        function = neural_memory_reference
+    elif backend == "chunked":
+        function = neural_memory_chunked
+    else:
+        from titans_ts.memory.ops.triton import neural_memory_triton as function
+    return function(q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size,
+                    max_grad_norm=max_grad_norm)
+
+
+def _triton_available() -> bool:
+    try:
+        from titans_ts.memory.ops.triton import is_available
+    except ImportError:
+        return False
+    return is_available()
+
+
+__all__ = ["BACKENDS", "neural_memory"]

@@ -1,0 +1,91 @@
+"""The memory MLP on row vectors, its exact per-token gradient, and shared argument checks.
+
+`M(x) = W_L(... gelu(x W_1) ...)`, exact GELU between layers, none after the last.
+Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the outer product
+`a_{l-1}^T g_l` of the layer input and the gradient at the layer's pre-activation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+Weights = tuple[torch.Tensor, ...]
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def gelu_grad(z: torch.Tensor) -> torch.Tensor:
+    """d gelu(z) / dz for the exact (erf) GELU: Phi(z) + z * phi(z)."""
+    cdf = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))
+    pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    return cdf + z * pdf
+
+
+def mlp_forward(x: torch.Tensor, weights: Weights) -> tuple[torch.Tensor, list, list]:
+    """Output of the memory MLP on rows of `x` (..., n, d), with each layer's input and pre-activation."""
+    inputs, pre = [], []
+    h = x
+    for layer, w in enumerate(weights):
+        inputs.append(h)
+        z = h @ w
+        pre.append(z)
+        h = F.gelu(z) if layer < len(weights) - 1 else z
+    return h, inputs, pre
+
+
+def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> tuple[list, list]:
+    """Per-row factors of the loss gradient: layer inputs `a_l` and pre-activation gradients `g_l`.
+
+    The gradient of row i's loss w.r.t. `W_l` is `a_l[i]^T g_l[i]` (an outer product).
+    """
+    out, inputs, pre = mlp_forward(k, weights)
+    grads = [None] * len(weights)
+    g = 2.0 * (out - v)
+    for layer in range(len(weights) - 1, -1, -1):
+        grads[layer] = g
+        if layer > 0:
+            g = (g @ weights[layer].transpose(-1, -2)) * gelu_grad(pre[layer - 1])
+    return inputs, grads
+
+
+def surprise_scale(inputs: list, grads: list, max_grad_norm: float | None) -> torch.Tensor | None:
+    """Per-row factor min(1, max_grad_norm / ||u||) bounding the surprise norm (None: no clipping).
+
+    ||a^T g||_F = ||a|| ||g||, so the norm over all layers needs no outer product.
+    """
+    if max_grad_norm is None:
+        return None
+    sq = sum((a * a).sum(-1) * (g * g).sum(-1) for a, g in zip(inputs, grads, strict=True))
+    norm = torch.sqrt(sq + torch.finfo(sq.dtype).tiny)
+    return torch.clamp(max_grad_norm / norm, max=1.0)
+
+
+def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size) -> None:
+    if q.dim() != 4 or k.shape != q.shape:
+        raise ValueError(f"q and k must both be (B, H, T, D_in); got {tuple(q.shape)} and {tuple(k.shape)}.")
+    batch, heads, length, _ = q.shape
+    if v.dim() != 4 or v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"v must be (B, H, T, D_out) with q's B, H, T; got {tuple(v.shape)}.")
+    for name, gate in (("theta", theta), ("alpha", alpha), ("eta", eta)):
+        if gate.shape != (batch, heads, length):
+            raise ValueError(f"{name} must be (B, H, T) = {(batch, heads, length)}; got {tuple(gate.shape)}.")
+    if not weights:
+        raise ValueError("weights must hold at least one layer (depth >= 1).")
+    if weights[0].shape[-2] != q.shape[-1] or weights[-1].shape[-1] != v.shape[-1]:
+        raise ValueError(
+            f"the memory maps D_in={weights[0].shape[-2]} -> D_out={weights[-1].shape[-1]}, but q has "
+            f"D_in={q.shape[-1]} and v has D_out={v.shape[-1]}."
+        )
+    for i, (w_in, w_out) in enumerate(zip(weights[:-1], weights[1:], strict=False)):
+        if w_in.shape[-1] != w_out.shape[-2]:
+            raise ValueError(f"layer {i} outputs {w_in.shape[-1]} features but layer {i + 1} takes {w_out.shape[-2]}.")
+    for i, w in enumerate(weights):
+        if w.shape[:2] != (batch, heads):
+            raise ValueError(f"weights[{i}] must be (B, H, d_in, d_out) with B={batch}, H={heads}; got {tuple(w.shape)}.")
+    if momentum is not None and [m.shape for m in momentum] != [w.shape for w in weights]:
+        raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")

@@ -1,0 +1,40 @@
+"""The oracle: the memory recurrence token by token, exactly as written in DESIGN.md §2.
+
+Slow and plain on purpose; every faster backend is tested against it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from titans_ts.memory.ops._mlp import Weights, mlp_forward, mlp_grads, surprise_scale
+
+
+def neural_memory_reference(
+    q, k, v, theta, alpha, eta, weights: Weights, momentum: Weights | None = None, *,
+    chunk_size: int = 16, max_grad_norm: float | None = None,
+):
+    weights = list(weights)
+    momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)
+    chunk_start = weights
+    outputs = []
+    for t in range(q.shape[2]):
+        if t % chunk_size == 0:
+            chunk_start = list(weights)  # the surprise of this chunk is measured at these weights
+        k_t, v_t = k[:, :, t : t + 1], v[:, :, t : t + 1]
+        inputs, grads = mlp_grads(k_t, v_t, chunk_start)
+        theta_t = theta[:, :, t]
+        scale = surprise_scale(inputs, grads, max_grad_norm)
+        if scale is not None:
+            theta_t = theta_t * scale[..., 0]
+        for layer, (a, g) in enumerate(zip(inputs, grads, strict=True)):
+            surprise = a.transpose(-1, -2) @ g  # (B, H, d_in, d_out)
+            momentum[layer] = _bcast(eta[:, :, t]) * momentum[layer] - _bcast(theta_t) * surprise
+            weights[layer] = _bcast(1.0 - alpha[:, :, t]) * weights[layer] + momentum[layer]
+        outputs.append(mlp_forward(q[:, :, t : t + 1], weights)[0])
+    y = torch.cat(outputs, dim=2) if outputs else q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
+    return y, tuple(weights), tuple(momentum)
+
+
+def _bcast(gate: torch.Tensor) -> torch.Tensor:
+    return gate[..., None, None]
