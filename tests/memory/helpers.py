@@ -2,8 +2,20 @@ import torch
 import torch.nn.functional as F
 
 
-def memory_inputs(B=2, H=3, T=63, D=5, hidden=7, D_out=6, depth=2, dtype=torch.float64, seed=0,
-                  momentum=True, max_lr=0.1, requires_grad=False):
+def memory_inputs(
+    B=2,
+    H=3,
+    T=63,
+    D=5,
+    hidden=7,
+    D_out=6,
+    depth=2,
+    dtype=torch.float64,
+    seed=0,
+    momentum=True,
+    max_lr=0.1,
+    requires_grad=False,
+):
     """Random op inputs shaped like NeuralMemory's: l2-normalised q/k, gates in (0, 1), theta <= max_lr."""
     g = torch.Generator().manual_seed(seed)
 

@@ -10,8 +10,19 @@ from titans_ts.memory.ops import neural_memory
 
 def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1):
     q, k, v, theta, alpha, eta, weights, mom = inputs
-    y, w_T, m_T = neural_memory(q, k, v, theta, alpha, eta, weights, mom, chunk_size=chunk_size,
-                                backend=backend, max_grad_norm=max_grad_norm)
+    y, w_T, m_T = neural_memory(
+        q,
+        k,
+        v,
+        theta,
+        alpha,
+        eta,
+        weights,
+        mom,
+        chunk_size=chunk_size,
+        backend=backend,
+        max_grad_norm=max_grad_norm,
+    )
     g = torch.Generator().manual_seed(seed)
     outputs = (y, *w_T, *m_T)
     loss = sum((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() for out in outputs)
@@ -24,15 +35,27 @@ def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1):
 @pytest.mark.parametrize("T", [1, 7, 63, 100])
 @pytest.mark.parametrize("chunk_size", [1, 8, 16, 64])
 def test_chunked_equals_reference_in_float64(depth, T, chunk_size):
-    inputs = memory_inputs(B=2, H=3, T=T, D=5, hidden=7, D_out=6, depth=depth, requires_grad=True,
-                           seed=depth * 1000 + T * 10 + chunk_size)
+    inputs = memory_inputs(
+        B=2,
+        H=3,
+        T=T,
+        D=5,
+        hidden=7,
+        D_out=6,
+        depth=depth,
+        requires_grad=True,
+        seed=depth * 1000 + T * 10 + chunk_size,
+    )
     ref_out, ref_grads = _run_with_grads("reference", inputs, chunk_size)
     out, grads = _run_with_grads("chunked", inputs, chunk_size)
     names = ["y"] + [f"weights_T[{i}]" for i in range(depth)] + [f"momentum_T[{i}]" for i in range(depth)]
     for name, a, b in zip(names, out, ref_out, strict=True):
         assert rel_err(a, b) <= 1e-9, name
-    grad_names = ["q", "k", "v", "theta", "alpha", "eta"] + [f"W0[{i}]" for i in range(depth)] + [
-        f"S0[{i}]" for i in range(depth)]
+    grad_names = (
+        ["q", "k", "v", "theta", "alpha", "eta"]
+        + [f"W0[{i}]" for i in range(depth)]
+        + [f"S0[{i}]" for i in range(depth)]
+    )
     for name, a, b in zip(grad_names, grads, ref_grads, strict=True):
         assert torch.isfinite(b).all() and b.abs().max() > 0, name
         assert rel_err(a, b) <= 1e-9, f"d/d{name}"
@@ -48,8 +71,18 @@ def test_surprise_clipping_agrees_and_bounds_the_update(backend):
     # chunk 1, no momentum, no forgetting: each step moves the weights by at most theta * max_grad_norm.
     q, k, v, theta, _, _, weights, _ = memory_inputs(T=20, depth=2, max_lr=1.0)
     zeros = torch.zeros_like(theta)
-    _, w1, _ = neural_memory(q[:, :, :1], k[:, :, :1], v[:, :, :1], theta[:, :, :1], zeros[:, :, :1],
-                             zeros[:, :, :1], weights, chunk_size=1, backend=backend, max_grad_norm=0.3)
+    _, w1, _ = neural_memory(
+        q[:, :, :1],
+        k[:, :, :1],
+        v[:, :, :1],
+        theta[:, :, :1],
+        zeros[:, :, :1],
+        zeros[:, :, :1],
+        weights,
+        chunk_size=1,
+        backend=backend,
+        max_grad_norm=0.3,
+    )
     step = torch.sqrt(sum(((a - b) ** 2).sum((-1, -2)) for a, b in zip(w1, weights, strict=True)))
     assert (step <= theta[:, :, 0] * 0.3 + 1e-12).all()
     assert (step > 0).all()

@@ -1,7 +1,7 @@
 """The memory recurrence as a pure function with interchangeable backends (DESIGN.md §2).
 
-    y, weights_T, momentum_T = neural_memory(q, k, v, theta, alpha, eta, weights, momentum=None,
-                                             chunk_size=16, backend="auto")
+y, weights_T, momentum_T = neural_memory(q, k, v, theta, alpha, eta, weights, momentum=None,
+                                         chunk_size=16, backend="auto")
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def neural_memory(
         function = neural_memory_chunked
     else:
         from titans_ts.memory.ops.triton import neural_memory_triton as function
-    return function(q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size,
-                    max_grad_norm=max_grad_norm)
+    return function(
+        q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm
+    )
 
 
 def _triton_available() -> bool:

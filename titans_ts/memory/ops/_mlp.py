@@ -81,10 +81,14 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size) -
         )
     for i, (w_in, w_out) in enumerate(zip(weights[:-1], weights[1:], strict=False)):
         if w_in.shape[-1] != w_out.shape[-2]:
-            raise ValueError(f"layer {i} outputs {w_in.shape[-1]} features but layer {i + 1} takes {w_out.shape[-2]}.")
+            raise ValueError(
+                f"layer {i} outputs {w_in.shape[-1]} features but layer {i + 1} takes {w_out.shape[-2]}."
+            )
     for i, w in enumerate(weights):
         if w.shape[:2] != (batch, heads):
-            raise ValueError(f"weights[{i}] must be (B, H, d_in, d_out) with B={batch}, H={heads}; got {tuple(w.shape)}.")
+            raise ValueError(
+                f"weights[{i}] must be (B, H, d_in, d_out) with B={batch}, H={heads}; got {tuple(w.shape)}."
+            )
     if momentum is not None and [m.shape for m in momentum] != [w.shape for w in weights]:
         raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
     if not isinstance(chunk_size, int) or chunk_size < 1:

@@ -23,8 +23,17 @@ from titans_ts.memory.ops._mlp import Weights, mlp_grads, surprise_scale
 
 
 def neural_memory_chunked(
-    q, k, v, theta, alpha, eta, weights: Weights, momentum: Weights | None = None, *,
-    chunk_size: int = 16, max_grad_norm: float | None = None,
+    q,
+    k,
+    v,
+    theta,
+    alpha,
+    eta,
+    weights: Weights,
+    momentum: Weights | None = None,
+    *,
+    chunk_size: int = 16,
+    max_grad_norm: float | None = None,
 ):
     weights = list(weights)
     momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)
@@ -32,8 +41,15 @@ def neural_memory_chunked(
     for start in range(0, q.shape[2], chunk_size):
         part = slice(start, start + chunk_size)
         y, weights, momentum = _chunk(
-            q[:, :, part], k[:, :, part], v[:, :, part], theta[:, :, part], alpha[:, :, part],
-            eta[:, :, part], weights, momentum, max_grad_norm,
+            q[:, :, part],
+            k[:, :, part],
+            v[:, :, part],
+            theta[:, :, part],
+            alpha[:, :, part],
+            eta[:, :, part],
+            weights,
+            momentum,
+            max_grad_norm,
         )
         outputs.append(y)
     y = torch.cat(outputs, dim=2) if outputs else q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
@@ -56,8 +72,11 @@ def _chunk(q, k, v, theta, alpha, eta, weights, momentum, max_grad_norm):
     # Per-token retrieval through the per-token memories, layer by layer.
     x = q
     for layer, (w, s, a, g) in enumerate(zip(weights, momentum, inputs, grads, strict=True)):
-        z = (keep_prod[..., None] * (x @ w) + momentum_coeff[..., None] * (x @ s)
-             - (coeff * (x @ a.transpose(-1, -2))) @ g)
+        z = (
+            keep_prod[..., None] * (x @ w)
+            + momentum_coeff[..., None] * (x @ s)
+            - (coeff * (x @ a.transpose(-1, -2))) @ g
+        )
         x = F.gelu(z) if layer < len(weights) - 1 else z
 
     # State after the chunk's last token.
@@ -67,7 +86,9 @@ def _chunk(q, k, v, theta, alpha, eta, weights, momentum, max_grad_norm):
     for w, s, a, g in zip(weights, momentum, inputs, grads, strict=True):
         a_t = a.transpose(-1, -2)
         new_weights.append(
-            keep_prod[..., -1, None, None] * w + momentum_coeff[..., -1, None, None] * s - a_t @ (last_coeff * g)
+            keep_prod[..., -1, None, None] * w
+            + momentum_coeff[..., -1, None, None] * s
+            - a_t @ (last_coeff * g)
         )
         new_momentum.append(eta_prod[..., -1, None, None] * s - a_t @ (last_carry * g))
     return x, new_weights, new_momentum

@@ -11,8 +11,17 @@ from titans_ts.memory.ops._mlp import Weights, mlp_forward, mlp_grads, surprise_
 
 
 def neural_memory_reference(
-    q, k, v, theta, alpha, eta, weights: Weights, momentum: Weights | None = None, *,
-    chunk_size: int = 16, max_grad_norm: float | None = None,
+    q,
+    k,
+    v,
+    theta,
+    alpha,
+    eta,
+    weights: Weights,
+    momentum: Weights | None = None,
+    *,
+    chunk_size: int = 16,
+    max_grad_norm: float | None = None,
 ):
     weights = list(weights)
     momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)

@@ -1,0 +1,57 @@
+"""Causal attention with a persistent-token prefix: sliding-window (MAG, MAL) or per segment (MAC).
+
+Keys are [persistent | memory tokens | x]; queries come from x. Persistent tokens are seen by every
+query; memory token j and input token j are seen by query i when j <= i (and, with a window, when
+i - j < window). Uses `scaled_dot_product_attention` with a boolean mask.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def causal_mask(length: int, window: int | None, device=None) -> torch.Tensor:
+    """(length, length) boolean: query i may see key j when j <= i and i - j < window."""
+    index = torch.arange(length, device=device)
+    distance = index[:, None] - index[None, :]
+    allowed = distance >= 0
+    if window is not None:
+        allowed &= distance < window
+    return allowed
+
+
+class PersistentAttention(nn.Module):
+    def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 0, window: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads}.")
+        if window is not None and window < 1:
+            raise ValueError(f"window must be >= 1 or None; got {window}.")
+        self.heads, self.window = heads, window
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+        self.persistent = (
+            nn.Parameter(0.02 * torch.randn(persistent_tokens, dim)) if persistent_tokens else None
+        )
+
+    def forward(self, x: torch.Tensor, memory_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, dim); memory_tokens: (B, T, dim) aligned with x (MAC's retrieved memory), or None."""
+        batch, length, _ = x.shape
+        sources = [x] if memory_tokens is None else [memory_tokens, x]
+        block = causal_mask(length, self.window, x.device)
+        mask = torch.cat([block] * len(sources), dim=1)
+        if self.persistent is not None:
+            sources.insert(0, self.persistent.expand(batch, -1, -1).to(x.dtype))
+            mask = torch.cat([mask.new_ones(length, self.persistent.shape[0]), mask], dim=1)
+        keys_in = torch.cat(sources, dim=1)
+        q = self._split(self.to_q(x))
+        k, v = (self._split(t) for t in self.to_kv(keys_in).chunk(2, dim=-1))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.to_out(out.transpose(1, 2).reshape(batch, length, -1))
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = t.shape
+        return t.view(batch, length, self.heads, dim // self.heads).transpose(1, 2)

@@ -1,0 +1,198 @@
+"""NeuralMemory: the Titans long-term memory as a layer (paper §3, DESIGN.md §3).
+
+x -> q, k, v (linear, causal depthwise conv, SiLU; q and k l2-normalised), per-token per-head
+theta / alpha / eta gates, a learned initial memory M_0, the recurrence of `ops.neural_memory`, then
+per-head RMS norm, a sigmoid gate from x and the output projection. Persistent tokens are prepended
+at the start of a sequence. The layer is stateful: `forward(x, state) -> (y, state)` continues the
+memory where the last call stopped, so it keeps learning at test time across calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from titans_ts.memory.ops import neural_memory
+from titans_ts.memory.ops._mlp import mlp_forward
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Every switch of the paper's ablations (Table 5) is a field, not a fork."""
+
+    dim: int
+    heads: int = 4
+    head_dim: int | None = None  # default dim // heads
+    depth: int = 2  # layers of the memory MLP; 1 = a matrix memory
+    expansion: float = 4.0  # hidden width of the memory MLP = expansion * head_dim
+    chunk_size: int = 64  # tokens per chunk of the parallel inner loop
+    max_lr: float = 0.05  # theta_t = max_lr * sigmoid(x W_theta)
+    momentum: bool = True  # past surprise (eta_t); off: eta = 0
+    forgetting: bool = True  # weight decay gate (alpha_t); off: alpha = 0
+    conv: bool = True  # causal depthwise conv on q, k, v
+    conv_kernel: int = 4
+    persistent_tokens: int = 0  # N_p learnable tokens prepended at the start of a sequence
+    max_grad_norm: float | None = 0.5  # bound on each token's surprise norm (inner-loop stability)
+    backend: str = "auto"
+
+    def __post_init__(self):
+        head_dim = self.head_dim or self.dim // self.heads
+        if self.dim < 1 or self.heads < 1 or head_dim < 1:
+            raise ValueError(f"dim={self.dim} and heads={self.heads} give head_dim={head_dim}; need >= 1.")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1 (1 is a matrix memory); got {self.depth}.")
+        if self.chunk_size < 1 or self.conv_kernel < 1 or self.persistent_tokens < 0:
+            raise ValueError("chunk_size and conv_kernel must be >= 1 and persistent_tokens >= 0.")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm}.")
+
+    @property
+    def inner_dim(self) -> int:
+        return self.head_dim or self.dim // self.heads
+
+    @property
+    def layer_dims(self) -> list[int]:
+        hidden = max(1, round(self.expansion * self.inner_dim))
+        return [self.inner_dim] + [hidden] * (self.depth - 1) + [self.inner_dim]
+
+
+@dataclass
+class MemoryState:
+    """What carries a sequence across calls: memory weights, momentum, the conv's last inputs."""
+
+    weights: tuple[torch.Tensor, ...]
+    momentum: tuple[torch.Tensor, ...]
+    conv_cache: torch.Tensor | None  # (B, conv_kernel - 1, channels) projections before the conv
+    tokens_seen: int
+
+    def detach(self) -> MemoryState:
+        detach = lambda ts: tuple(t.detach() for t in ts)  # noqa: E731
+        cache = None if self.conv_cache is None else self.conv_cache.detach()
+        return replace(self, weights=detach(self.weights), momentum=detach(self.momentum), conv_cache=cache)
+
+
+class NeuralMemory(nn.Module):
+    def __init__(self, dim: int | None = None, *, config: MemoryConfig | None = None, **options):
+        super().__init__()
+        if config is None:
+            if dim is None:
+                raise TypeError("NeuralMemory needs dim (or config=MemoryConfig(...)).")
+            config = MemoryConfig(dim=dim, **options)
+        elif dim is not None or options:
+            raise TypeError("pass either config=... or dim and options, not both.")
+        self.config = config
+        heads, inner = config.heads, config.inner_dim
+        width = heads * inner
+        self.to_qkv = nn.Linear(config.dim, 3 * width, bias=False)
+        self.conv = (
+            nn.Conv1d(3 * width, 3 * width, config.conv_kernel, groups=3 * width, bias=True)
+            if config.conv
+            else None
+        )
+        self.to_gates = nn.Linear(config.dim, 3 * heads)  # theta, alpha, eta per head
+        dims = config.layer_dims
+        self.initial_weights = nn.ParameterList(
+            nn.Parameter(torch.randn(heads, dims[i], dims[i + 1]) / math.sqrt(dims[i]))
+            for i in range(config.depth)
+        )
+        self.persistent = (
+            nn.Parameter(0.02 * torch.randn(config.persistent_tokens, config.dim))
+            if config.persistent_tokens
+            else None
+        )
+        self.out_norm = nn.RMSNorm(inner)
+        self.to_out_gate = nn.Linear(config.dim, width)
+        self.to_out = nn.Linear(width, config.dim, bias=False)
+        self._init_gates()
+
+    def _init_gates(self) -> None:
+        nn.init.normal_(self.to_gates.weight, std=0.02)
+        heads = self.config.heads
+        with torch.no_grad():
+            self.to_gates.bias[:heads].fill_(0.0)  # theta = max_lr / 2
+            self.to_gates.bias[heads : 2 * heads].fill_(-6.0)  # alpha ~ 0.0025: forget slowly
+            self.to_gates.bias[2 * heads :].fill_(1.0)  # eta ~ 0.73
+
+    def forward(self, x: torch.Tensor, state: MemoryState | None = None) -> tuple[torch.Tensor, MemoryState]:
+        """x: (B, T, dim) -> y: (B, T, dim) and the state after the last token.
+
+        Calls continued with the returned state equal one call on the concatenation when each call
+        before the last covers a whole number of chunks (persistent tokens count in the first call).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.config.dim:
+            raise ValueError(f"expected x of shape (batch, time, {self.config.dim}); got {tuple(x.shape)}.")
+        batch = x.shape[0]
+        prefix = 0
+        if state is None and self.persistent is not None:
+            prefix = self.persistent.shape[0]
+            x = torch.cat([self.persistent.expand(batch, -1, -1).to(x.dtype), x], dim=1)
+        q, k, v, conv_cache = self._qkv(x, None if state is None else state.conv_cache)
+        theta, alpha, eta = self.gates(x)
+        if state is None:
+            weights = tuple(w.expand(batch, -1, -1, -1).to(x.dtype) for w in self.initial_weights)
+            momentum = None
+        else:
+            weights, momentum = state.weights, state.momentum
+        y, weights, momentum = neural_memory(
+            q,
+            k,
+            v,
+            theta,
+            alpha,
+            eta,
+            weights,
+            momentum,
+            chunk_size=self.config.chunk_size,
+            backend=self.config.backend,
+            max_grad_norm=self.config.max_grad_norm,
+        )
+        out = self._output(y, x)[:, prefix:]
+        seen = (0 if state is None else state.tokens_seen) + x.shape[1]
+        return out, MemoryState(weights, momentum, conv_cache, seen)
+
+    def retrieve(self, queries: torch.Tensor, state: MemoryState | None) -> torch.Tensor:
+        """Read the memory without updating it: M*(q) per head for q: (B, H, T, head_dim)."""
+        if state is None:
+            weights = tuple(
+                w.expand(queries.shape[0], -1, -1, -1).to(queries.dtype) for w in self.initial_weights
+            )
+        else:
+            weights = state.weights
+        return mlp_forward(queries, weights)[0]
+
+    def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """theta (learning rate), alpha (forgetting), eta (momentum decay), each (B, H, T)."""
+        logits = self.to_gates(x).transpose(1, 2)  # (B, 3H, T)
+        theta_logit, alpha_logit, eta_logit = logits.chunk(3, dim=1)
+        theta = self.config.max_lr * torch.sigmoid(theta_logit)
+        alpha = torch.sigmoid(alpha_logit) if self.config.forgetting else torch.zeros_like(alpha_logit)
+        eta = torch.sigmoid(eta_logit) if self.config.momentum else torch.zeros_like(eta_logit)
+        return theta, alpha, eta
+
+    def _qkv(self, x, conv_cache):
+        projected = self.to_qkv(x)  # (B, T, 3 * width)
+        new_cache = None
+        if self.conv is not None:
+            context = self.config.conv_kernel - 1
+            if conv_cache is None:
+                conv_cache = projected.new_zeros(x.shape[0], context, projected.shape[-1])
+            padded = torch.cat([conv_cache, projected], dim=1)
+            new_cache = padded[:, padded.shape[1] - context :] if context else padded[:, :0]
+            projected = self.conv(padded.transpose(1, 2)).transpose(1, 2)
+        projected = F.silu(projected)
+        batch, length, _ = projected.shape
+        heads, inner = self.config.heads, self.config.inner_dim
+        q, k, v = projected.view(batch, length, 3, heads, inner).permute(2, 0, 3, 1, 4)
+        return F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, new_cache
+
+    def _output(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        batch, heads, length, inner = y.shape
+        y = self.out_norm(y).transpose(1, 2).reshape(batch, length, heads * inner)
+        return self.to_out(y * torch.sigmoid(self.to_out_gate(x)))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{key}={value}" for key, value in asdict(self.config).items())
