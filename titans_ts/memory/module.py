@@ -75,6 +75,32 @@ class MemoryState:
         return replace(self, weights=detach(self.weights), momentum=detach(self.momentum), conv_cache=cache)
 
 
+class CausalDepthwiseConv(nn.Module):
+    """Depthwise causal conv over time on (B, T, C), as a sum of shifted products.
+
+    Same maths as a grouped Conv1d with left padding, but its backward is a few elementwise ops
+    (the grouped-conv backward is slow on CPU). `cache` holds the previous call's last kernel-1 rows.
+    """
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(kernel, channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        with torch.no_grad():  # start near identity (the current row) plus a little of the past
+            self.weight.uniform_(-1.0 / kernel, 1.0 / kernel)
+            self.weight[-1] += 1.0
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None):
+        kernel, length = self.weight.shape[0], x.shape[1]
+        if cache is None:
+            cache = x.new_zeros(x.shape[0], kernel - 1, x.shape[2])
+        padded = torch.cat([cache, x], dim=1)
+        out = self.bias + padded[:, kernel - 1 :] * self.weight[-1]
+        for lag in range(1, kernel):
+            out = out + padded[:, kernel - 1 - lag : kernel - 1 - lag + length] * self.weight[-1 - lag]
+        return out, padded[:, padded.shape[1] - (kernel - 1) :]
+
+
 class NeuralMemory(nn.Module):
     def __init__(self, dim: int | None = None, *, config: MemoryConfig | None = None, **options):
         super().__init__()
@@ -88,11 +114,7 @@ class NeuralMemory(nn.Module):
         heads, inner = config.heads, config.inner_dim
         width = heads * inner
         self.to_qkv = nn.Linear(config.dim, 3 * width, bias=False)
-        self.conv = (
-            nn.Conv1d(3 * width, 3 * width, config.conv_kernel, groups=3 * width, bias=True)
-            if config.conv
-            else None
-        )
+        self.conv = CausalDepthwiseConv(3 * width, config.conv_kernel) if config.conv else None
         self.to_gates = nn.Linear(config.dim, 3 * heads)  # theta, alpha, eta per head
         dims = config.layer_dims
         self.initial_weights = nn.ParameterList(
@@ -177,12 +199,7 @@ class NeuralMemory(nn.Module):
         projected = self.to_qkv(x)  # (B, T, 3 * width)
         new_cache = None
         if self.conv is not None:
-            context = self.config.conv_kernel - 1
-            if conv_cache is None:
-                conv_cache = projected.new_zeros(x.shape[0], context, projected.shape[-1])
-            padded = torch.cat([conv_cache, projected], dim=1)
-            new_cache = padded[:, padded.shape[1] - context :] if context else padded[:, :0]
-            projected = self.conv(padded.transpose(1, 2)).transpose(1, 2)
+            projected, new_cache = self.conv(projected, conv_cache)
         projected = F.silu(projected)
         batch, length, _ = projected.shape
         heads, inner = self.config.heads, self.config.inner_dim

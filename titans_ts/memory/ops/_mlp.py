@@ -7,21 +7,10 @@ Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the out
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 Weights = tuple[torch.Tensor, ...]
-
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def gelu_grad(z: torch.Tensor) -> torch.Tensor:
-    """d gelu(z) / dz for the exact (erf) GELU: Phi(z) + z * phi(z)."""
-    cdf = 0.5 * (1.0 + torch.erf(z * (1.0 / math.sqrt(2.0))))
-    pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
-    return cdf + z * pdf
 
 
 def mlp_forward(x: torch.Tensor, weights: Weights) -> tuple[torch.Tensor, list, list]:
@@ -47,7 +36,8 @@ def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> tuple[list,
     for layer in range(len(weights) - 1, -1, -1):
         grads[layer] = g
         if layer > 0:
-            g = (g @ weights[layer].transpose(-1, -2)) * gelu_grad(pre[layer - 1])
+            # aten's fused gelu_backward: g * gelu'(z) in one op, and it is differentiable itself.
+            g = torch.ops.aten.gelu_backward(g @ weights[layer].transpose(-1, -2), pre[layer - 1])
     return inputs, grads
 
 

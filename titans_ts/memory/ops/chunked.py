@@ -38,19 +38,10 @@ def neural_memory_chunked(
     weights = list(weights)
     momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)
     outputs = []
-    for start in range(0, q.shape[2], chunk_size):
-        part = slice(start, start + chunk_size)
-        y, weights, momentum = _chunk(
-            q[:, :, part],
-            k[:, :, part],
-            v[:, :, part],
-            theta[:, :, part],
-            alpha[:, :, part],
-            eta[:, :, part],
-            weights,
-            momentum,
-            max_grad_norm,
-        )
+    # split (not slicing in a loop): its backward is one concatenation, not a zero-filled copy per chunk.
+    pieces = [t.split(chunk_size, dim=2) for t in (q, k, v, theta, alpha, eta)]
+    for chunk in zip(*pieces, strict=True):
+        y, weights, momentum = _chunk(*chunk, weights, momentum, max_grad_norm)
         outputs.append(y)
     y = torch.cat(outputs, dim=2) if outputs else q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
     return y, tuple(weights), tuple(momentum)
@@ -69,28 +60,27 @@ def _chunk(q, k, v, theta, alpha, eta, weights, momentum, max_grad_norm):
     coeff = (forget @ carry) * theta[..., None, :]  # C[t, i]
     momentum_coeff = (forget @ eta_prod[..., None])[..., 0]  # e_t
 
-    # Per-token retrieval through the per-token memories, layer by layer.
+    # Per-token retrieval through the per-token memories, layer by layer. x @ [W | S] is one matmul.
     x = q
     for layer, (w, s, a, g) in enumerate(zip(weights, momentum, inputs, grads, strict=True)):
+        from_weights, from_momentum = (x @ torch.cat([w, s], dim=-1)).split(w.shape[-1], dim=-1)
         z = (
-            keep_prod[..., None] * (x @ w)
-            + momentum_coeff[..., None] * (x @ s)
+            keep_prod[..., None] * from_weights
+            + momentum_coeff[..., None] * from_momentum
             - (coeff * (x @ a.transpose(-1, -2))) @ g
         )
         x = F.gelu(z) if layer < len(weights) - 1 else z
 
-    # State after the chunk's last token.
-    last_coeff = coeff[..., -1, :, None]  # C[n-1, i]
-    last_carry = (carry[..., -1, :] * theta)[..., None]  # theta_i P[n-1, i]
+    # State after the chunk's last token: a^T @ [C[n-1, i] g_i | theta_i P[n-1, i] g_i] is one matmul.
+    last_coeff = torch.stack([coeff[..., -1, :], carry[..., -1, :] * theta], dim=-2)[..., None]
     new_weights, new_momentum = [], []
     for w, s, a, g in zip(weights, momentum, inputs, grads, strict=True):
-        a_t = a.transpose(-1, -2)
+        scaled = (last_coeff * g[..., None, :, :]).transpose(-3, -2).flatten(-2)  # (.., n, 2 * d_out)
+        to_weights, to_momentum = (a.transpose(-1, -2) @ scaled).split(g.shape[-1], dim=-1)
         new_weights.append(
-            keep_prod[..., -1, None, None] * w
-            + momentum_coeff[..., -1, None, None] * s
-            - a_t @ (last_coeff * g)
+            keep_prod[..., -1, None, None] * w + momentum_coeff[..., -1, None, None] * s - to_weights
         )
-        new_momentum.append(eta_prod[..., -1, None, None] * s - a_t @ (last_carry * g))
+        new_momentum.append(eta_prod[..., -1, None, None] * s - to_momentum)
     return x, new_weights, new_momentum
 
 
