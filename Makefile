@@ -21,10 +21,10 @@ demo: setup
 test: setup
 	TRITON_INTERPRET=1 $(PY) -m pytest -q
 
+# titans-pytorch is installed for the comparison only; it is not a dependency of titans-ts.
 bench: setup
-	@if [ -d experiments/bench ] && ls experiments/bench/*.py >/dev/null 2>&1; then \
-	  for script in experiments/bench/*.py; do $(PY) $$script || exit 1; done; \
-	else echo "no benchmarks yet"; fi
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt "titans-pytorch==0.5.5"
+	$(PY) experiments/bench/memory_throughput.py
 
 lint: setup
 	$(VENV)/bin/ruff check titans_ts genomics cli tests
