@@ -8,21 +8,10 @@ from tests.memory.helpers import memory_inputs, rel_err
 from titans_ts.memory.ops import neural_memory
 
 
-def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1):
+def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1, recompute=False):
     q, k, v, theta, alpha, eta, weights, mom = inputs
-    y, w_T, m_T = neural_memory(
-        q,
-        k,
-        v,
-        theta,
-        alpha,
-        eta,
-        weights,
-        mom,
-        chunk_size=chunk_size,
-        backend=backend,
-        max_grad_norm=max_grad_norm,
-    )
+    options = dict(chunk_size=chunk_size, backend=backend, max_grad_norm=max_grad_norm, recompute=recompute)
+    y, w_T, m_T = neural_memory(q, k, v, theta, alpha, eta, weights, mom, **options)
     g = torch.Generator().manual_seed(seed)
     outputs = (y, *w_T, *m_T)
     loss = sum((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() for out in outputs)
@@ -31,10 +20,11 @@ def _run_with_grads(backend, inputs, chunk_size, max_grad_norm=None, seed=1):
     return outputs, grads
 
 
+@pytest.mark.parametrize("recompute", [False, True], ids=["autograd", "recompute"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("T", [1, 7, 63, 100])
 @pytest.mark.parametrize("chunk_size", [1, 8, 16, 64])
-def test_chunked_equals_reference_in_float64(depth, T, chunk_size):
+def test_chunked_equals_reference_in_float64(depth, T, chunk_size, recompute):
     inputs = memory_inputs(
         B=2,
         H=3,
@@ -47,7 +37,7 @@ def test_chunked_equals_reference_in_float64(depth, T, chunk_size):
         seed=depth * 1000 + T * 10 + chunk_size,
     )
     ref_out, ref_grads = _run_with_grads("reference", inputs, chunk_size)
-    out, grads = _run_with_grads("chunked", inputs, chunk_size)
+    out, grads = _run_with_grads("chunked", inputs, chunk_size, recompute=recompute)
     names = ["y"] + [f"weights_T[{i}]" for i in range(depth)] + [f"momentum_T[{i}]" for i in range(depth)]
     for name, a, b in zip(names, out, ref_out, strict=True):
         assert rel_err(a, b) <= 1e-9, name
@@ -61,11 +51,11 @@ def test_chunked_equals_reference_in_float64(depth, T, chunk_size):
         assert rel_err(a, b) <= 1e-9, f"d/d{name}"
 
 
-@pytest.mark.parametrize("backend", ["reference", "chunked"])
-def test_surprise_clipping_agrees_and_bounds_the_update(backend):
+@pytest.mark.parametrize("backend, recompute", [("reference", False), ("chunked", False), ("chunked", True)])
+def test_surprise_clipping_agrees_and_bounds_the_update(backend, recompute):
     inputs = memory_inputs(T=40, depth=2, max_lr=1.0, requires_grad=True)
     ref_out, ref_grads = _run_with_grads("reference", inputs, 8, max_grad_norm=0.3)
-    out, grads = _run_with_grads(backend, inputs, 8, max_grad_norm=0.3)
+    out, grads = _run_with_grads(backend, inputs, 8, max_grad_norm=0.3, recompute=recompute)
     for a, b in zip((*out, *grads), (*ref_out, *ref_grads), strict=True):
         assert rel_err(a, b) <= 1e-9
     # chunk 1, no momentum, no forgetting: each step moves the weights by at most theta * max_grad_norm.

@@ -38,6 +38,7 @@ class MemoryConfig:
     persistent_tokens: int = 0  # N_p learnable tokens prepended at the start of a sequence
     max_grad_norm: float | None = 0.5  # bound on each token's surprise norm (inner-loop stability)
     backend: str = "auto"
+    recompute: bool = False  # backward from chunk-start states only: less memory, more time
 
     def __post_init__(self):
         head_dim = self.head_dim or self.dim // self.heads
@@ -171,6 +172,7 @@ class NeuralMemory(nn.Module):
             chunk_size=self.config.chunk_size,
             backend=self.config.backend,
             max_grad_norm=self.config.max_grad_norm,
+            recompute=self.config.recompute,
         )
         out = self._output(y, x)[:, prefix:]
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]

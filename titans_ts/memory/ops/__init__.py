@@ -28,6 +28,7 @@ def neural_memory(
     chunk_size: int = 16,
     backend: str = "auto",
     max_grad_norm: float | None = None,
+    recompute: bool = False,
 ):
     """Run the Titans memory over a sequence; returns `(y, weights_T, momentum_T)`.
 
@@ -36,7 +37,9 @@ def neural_memory(
     (B, H, d_in, d_out); momentum: the same structure or None for zeros. The surprise of each token is
     the loss gradient at its chunk's start weights; each token reads the memory after its own update.
     max_grad_norm bounds each token's surprise norm (over all layers) before it enters the momentum.
-    Feed weights_T / momentum_T back in to continue a sequence (exact on chunk boundaries).
+    recompute keeps only chunk-start states for the backward and recomputes each chunk (less memory,
+    more time; the Triton backend always does). Feed weights_T / momentum_T back in to continue a
+    sequence (exact on chunk boundaries).
     """
     weights, momentum = tuple(weights), None if momentum is None else tuple(momentum)
     check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size)
@@ -51,7 +54,17 @@ def neural_memory(
     else:
         from titans_ts.memory.ops.triton import neural_memory_triton as function
     return function(
-        q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm
+        q,
+        k,
+        v,
+        theta,
+        alpha,
+        eta,
+        weights,
+        momentum,
+        chunk_size=chunk_size,
+        max_grad_norm=max_grad_norm,
+        recompute=recompute,
     )
 
 

@@ -7,6 +7,8 @@ Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the out
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -25,31 +27,43 @@ def mlp_forward(x: torch.Tensor, weights: Weights) -> tuple[torch.Tensor, list, 
     return h, inputs, pre
 
 
-def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> tuple[list, list]:
-    """Per-row factors of the loss gradient: layer inputs `a_l` and pre-activation gradients `g_l`.
+@dataclass
+class KeyGradients:
+    """The memory's loss gradient on rows of keys, as per-layer factors.
 
-    The gradient of row i's loss w.r.t. `W_l` is `a_l[i]^T g_l[i]` (an outer product).
+    The gradient of row i's loss w.r.t. `W_l` is the outer product `inputs[l][i]^T grads[l][i]`.
     """
+
+    inputs: list  # a_0 = k, a_l = gelu(pre[l-1])
+    pre: list  # z_l = a_{l-1} W_l
+    grads: list  # g_L = 2 (z_L - v), g_l = back[l] * gelu'(z_l)
+    back: list  # back[l] = g_{l+1} W_{l+1}^T, for l < L - 1
+
+
+def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> KeyGradients:
     out, inputs, pre = mlp_forward(k, weights)
-    grads = [None] * len(weights)
+    depth = len(weights)
+    grads, back = [None] * depth, [None] * (depth - 1)
     g = 2.0 * (out - v)
-    for layer in range(len(weights) - 1, -1, -1):
+    for layer in range(depth - 1, -1, -1):
         grads[layer] = g
         if layer > 0:
-            # aten's fused gelu_backward: g * gelu'(z) in one op, and it is differentiable itself.
-            g = torch.ops.aten.gelu_backward(g @ weights[layer].transpose(-1, -2), pre[layer - 1])
-    return inputs, grads
+            back[layer - 1] = g @ weights[layer].transpose(-1, -2)
+            # aten's fused gelu_backward: back * gelu'(z) in one op, and it is differentiable itself.
+            g = torch.ops.aten.gelu_backward(back[layer - 1], pre[layer - 1])
+    return KeyGradients(inputs, pre, grads, back)
 
 
-def surprise_scale(inputs: list, grads: list, max_grad_norm: float | None) -> torch.Tensor | None:
-    """Per-row factor min(1, max_grad_norm / ||u||) bounding the surprise norm (None: no clipping).
+def surprise_norm(key_grads: KeyGradients) -> torch.Tensor:
+    """||u_i|| over all layers; ||a^T g||_F = ||a|| ||g||, so no outer product is formed."""
+    square = sum(
+        (a * a).sum(-1) * (g * g).sum(-1) for a, g in zip(key_grads.inputs, key_grads.grads, strict=True)
+    )
+    return torch.sqrt(square + torch.finfo(square.dtype).tiny)
 
-    ||a^T g||_F = ||a|| ||g||, so the norm over all layers needs no outer product.
-    """
-    if max_grad_norm is None:
-        return None
-    sq = sum((a * a).sum(-1) * (g * g).sum(-1) for a, g in zip(inputs, grads, strict=True))
-    norm = torch.sqrt(sq + torch.finfo(sq.dtype).tiny)
+
+def surprise_scale(norm: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
+    """min(1, max_grad_norm / ||u_i||): the factor that bounds each token's surprise."""
     return torch.clamp(max_grad_norm / norm, max=1.0)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops._mlp import Weights, mlp_forward, mlp_grads, surprise_scale
+from titans_ts.memory.ops._mlp import Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
 
 
 def neural_memory_reference(
@@ -22,6 +22,7 @@ def neural_memory_reference(
     *,
     chunk_size: int = 16,
     max_grad_norm: float | None = None,
+    recompute: bool = False,  # a memory option of the fast backends; the oracle has nothing to save
 ):
     weights = list(weights)
     momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)
@@ -31,12 +32,11 @@ def neural_memory_reference(
         if t % chunk_size == 0:
             chunk_start = list(weights)  # the surprise of this chunk is measured at these weights
         k_t, v_t = k[:, :, t : t + 1], v[:, :, t : t + 1]
-        inputs, grads = mlp_grads(k_t, v_t, chunk_start)
+        key_grads = mlp_grads(k_t, v_t, chunk_start)
         theta_t = theta[:, :, t]
-        scale = surprise_scale(inputs, grads, max_grad_norm)
-        if scale is not None:
-            theta_t = theta_t * scale[..., 0]
-        for layer, (a, g) in enumerate(zip(inputs, grads, strict=True)):
+        if max_grad_norm is not None:
+            theta_t = theta_t * surprise_scale(surprise_norm(key_grads), max_grad_norm)[..., 0]
+        for layer, (a, g) in enumerate(zip(key_grads.inputs, key_grads.grads, strict=True)):
             surprise = a.transpose(-1, -2) @ g  # (B, H, d_in, d_out)
             momentum[layer] = _bcast(eta[:, :, t]) * momentum[layer] - _bcast(theta_t) * surprise
             weights[layer] = _bcast(1.0 - alpha[:, :, t]) * weights[layer] + momentum[layer]
