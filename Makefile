@@ -27,7 +27,7 @@ bench: setup
 	$(PY) experiments/bench/memory_throughput.py
 
 lint: setup
-	$(VENV)/bin/ruff check titans_ts genomics cli tests
+	$(VENV)/bin/ruff check titans_ts genomics cli tests experiments
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

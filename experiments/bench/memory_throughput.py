@@ -35,13 +35,25 @@ def build(impl: str):
         from titans_ts.memory import NeuralMemory
 
         backend, recompute = impl.split("-")[0], impl.endswith("-recompute")
-        return NeuralMemory(DIM, heads=HEADS, depth=DEPTH, expansion=EXPANSION, chunk_size=CHUNK,
-                            backend=backend, recompute=recompute)
+        return NeuralMemory(
+            DIM,
+            heads=HEADS,
+            depth=DEPTH,
+            expansion=EXPANSION,
+            chunk_size=CHUNK,
+            backend=backend,
+            recompute=recompute,
+        )
     if impl == "titans-pytorch":
         from titans_pytorch import NeuralMemory as TitansPytorchMemory
 
         return TitansPytorchMemory(
-            dim=DIM, heads=HEADS, dim_head=DIM // HEADS, chunk_size=CHUNK, batch_size=CHUNK, momentum=True,
+            dim=DIM,
+            heads=HEADS,
+            dim_head=DIM // HEADS,
+            chunk_size=CHUNK,
+            batch_size=CHUNK,
+            momentum=True,
             default_model_kwargs={"depth": DEPTH, "expansion_factor": EXPANSION},
         )
     raise ValueError(impl)
@@ -73,8 +85,14 @@ def worker(spec: dict) -> dict:
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = statistics.median(times)
-    return {**spec, "seconds": seconds, "tokens_per_s": spec["batch"] * spec["length"] / seconds,
-            "peak_extra_mb": (peak_kb - baseline_kb) / 1024, "all_seconds": times, "allocator_tuned": tuned}
+    return {
+        **spec,
+        "seconds": seconds,
+        "tokens_per_s": spec["batch"] * spec["length"] / seconds,
+        "peak_extra_mb": (peak_kb - baseline_kb) / 1024,
+        "all_seconds": times,
+        "allocator_tuned": tuned,
+    }
 
 
 def measure(spec: dict) -> dict:
@@ -83,8 +101,12 @@ def measure(spec: dict) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker failed for {spec}:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {spec['impl']:15s} B={spec['batch']} T={spec['length']:6d}: {result['tokens_per_s']:9.0f} tokens/s, "
-          f"step {result['seconds'] * 1000:8.1f} ms, +{result['peak_extra_mb']:.0f} MB", flush=True)
+    print(
+        f"  {spec['impl']:15s} B={spec['batch']} T={spec['length']:6d}: "
+        f"{result['tokens_per_s']:9.0f} tokens/s, "
+        f"step {result['seconds'] * 1000:8.1f} ms, +{result['peak_extra_mb']:.0f} MB",
+        flush=True,
+    )
     return result
 
 
@@ -93,8 +115,11 @@ def machine() -> dict:
 
     cpu = platform.processor()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     try:
@@ -104,13 +129,22 @@ def machine() -> dict:
     except Exception:
         titans_pytorch = None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": 2, "python": platform.python_version(),
-            "torch": torch.__version__, "titans_pytorch": titans_pytorch,
-            "commit": commit.stdout.strip() or "unknown", "date": datetime.now(timezone.utc).isoformat()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": 2,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "titans_pytorch": titans_pytorch,
+        "commit": commit.stdout.strip() or "unknown",
+        "date": datetime.now(timezone.utc).isoformat(),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours vs titans-pytorch")
     parser.add_argument("--quick", action="store_true", help="1 round, no 16k run (a smoke test)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -136,21 +170,36 @@ def main() -> None:
     reference = measure({"impl": "reference", "batch": 8, "length": 128, "steps": 2})
     print("Ours at growing T:")
     lengths = [1024, 4096] if args.quick else [1024, 4096, 16384]
-    scaling = [measure({"impl": impl, "batch": 8, "length": n, "steps": 2 if n > 4096 else 3})
-               for n in lengths for impl in ("chunked", "chunked-recompute")]
+    scaling = [
+        measure({"impl": impl, "batch": 8, "length": n, "steps": 2 if n > 4096 else 3})
+        for n in lengths
+        for impl in ("chunked", "chunked-recompute")
+    ]
 
     def median_rate(results):
         return statistics.median(r["tokens_per_s"] for r in results) if results else None
 
     ours, theirs = median_rate(runs["chunked"]), median_rate(runs["titans-pytorch"])
     summary = {
-        "machine": info, "config": {"dim": DIM, "heads": HEADS, "depth": DEPTH, "expansion": EXPANSION,
-                                    "chunk": CHUNK, "momentum": True},
-        "ours_tokens_per_s": ours, "titans_pytorch_tokens_per_s": theirs,
+        "machine": info,
+        "config": {
+            "dim": DIM,
+            "heads": HEADS,
+            "depth": DEPTH,
+            "expansion": EXPANSION,
+            "chunk": CHUNK,
+            "momentum": True,
+        },
+        "ours_tokens_per_s": ours,
+        "titans_pytorch_tokens_per_s": theirs,
         "ratio_ours_vs_titans_pytorch": ours / theirs if theirs else None,
-        "reference_tokens_per_s": reference["tokens_per_s"], "ratio_ours_vs_reference": ours / reference["tokens_per_s"],
-        "scaling": scaling, "scaling_16k_vs_1k": (scaling[-2]["tokens_per_s"] / scaling[0]["tokens_per_s"]),
-        "runs": runs, "reference": reference, "wall_seconds": time.time() - started,
+        "reference_tokens_per_s": reference["tokens_per_s"],
+        "ratio_ours_vs_reference": ours / reference["tokens_per_s"],
+        "scaling": scaling,
+        "scaling_16k_vs_1k": (scaling[-2]["tokens_per_s"] / scaling[0]["tokens_per_s"]),
+        "runs": runs,
+        "reference": reference,
+        "wall_seconds": time.time() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_memory.json").write_text(json.dumps(summary, indent=1))
@@ -161,12 +210,14 @@ def main() -> None:
 def render(s: dict) -> str:
     m = s["machine"]
     theirs = s["titans_pytorch_tokens_per_s"]
+    ratio_text = f"{s['ratio_ours_vs_titans_pytorch']:.2f}x" if theirs else "n/a"
     lines = [
         "# Memory training-step throughput (CPU)",
         "",
         "Generated by `experiments/bench/memory_throughput.py` (`make bench`); do not edit by hand.",
         "",
-        f"Machine: {m['cpu']}, {m['threads']} threads of {m['cores']} cores; Python {m['python']}, torch {m['torch']}, "
+        f"Machine: {m['cpu']}, {m['threads']} threads of {m['cores']} cores; Python {m['python']}, "
+        f"torch {m['torch']}, "
         f"titans-pytorch {m['titans_pytorch']}; commit {m['commit']}; {m['date'][:19]}Z; "
         f"benchmark wall time {s['wall_seconds']:.0f} s.",
         "",
@@ -178,7 +229,7 @@ def render(s: dict) -> str:
         "| implementation | tokens/s | ratio to titans-pytorch |",
         "|---|---|---|",
         f"| titans-ts `chunked` | {s['ours_tokens_per_s']:.0f} | "
-        f"{'%.2fx' % s['ratio_ours_vs_titans_pytorch'] if theirs else 'n/a'} |",
+        f"{ratio_text} |",
     ]
     if theirs:
         lines.append(f"| titans-pytorch 0.5.5 (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")
@@ -197,10 +248,17 @@ def render(s: dict) -> str:
     base = {r["impl"]: r["tokens_per_s"] for r in s["scaling"] if r["length"] == s["scaling"][0]["length"]}
     for r in s["scaling"]:
         kind = "hand-written, recompute" if r["impl"].endswith("recompute") else "autograd (default)"
-        lines.append(f"| {r['length']} | {kind} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base[r['impl']]:.2f} | "
-                     f"{r['seconds']:.2f} | {r['peak_extra_mb']:.0f} |")
-    lines += ["", "Semantics differ: titans-pytorch retrieves with per-chunk weights; ours retrieves per token "
-              "from the memory after each token's update (the paper's), which costs extra matmuls per chunk.", ""]
+        lines.append(
+            f"| {r['length']} | {kind} | {r['tokens_per_s']:.0f} | "
+            f"{r['tokens_per_s'] / base[r['impl']]:.2f} | "
+            f"{r['seconds']:.2f} | {r['peak_extra_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "Semantics differ: titans-pytorch retrieves with per-chunk weights; ours retrieves per token "
+        "from the memory after each token's update (the paper's), which costs extra matmuls per chunk.",
+        "",
+    ]
     return "\n".join(lines)
 
 
