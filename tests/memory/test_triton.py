@@ -1,0 +1,143 @@
+"""The fused Triton kernels against the reference, under the Triton interpreter on CPU."""
+
+import os
+
+import pytest
+import torch
+
+from tests.memory.helpers import memory_inputs
+from titans_ts.memory import NeuralMemory
+from titans_ts.memory.ops import neural_memory
+
+triton = pytest.importorskip("triton")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and not torch.cuda.is_available(),
+    reason="needs a GPU or TRITON_INTERPRET=1 (make test sets it)",
+)
+
+
+def rel_rmse(a, b):
+    return ((a.double() - b).pow(2).mean().sqrt() / b.pow(2).mean().sqrt().clamp_min(1e-30)).item()
+
+
+def _outputs_and_grads(inputs, backend, max_grad_norm):
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    y, w_T, m_T = neural_memory(
+        q, k, v, theta, alpha, eta, weights, mom, chunk_size=16, backend=backend, max_grad_norm=max_grad_norm
+    )
+    g = torch.Generator().manual_seed(1)
+    outputs = (y, *w_T, *m_T)
+    loss = sum(
+        (o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outputs
+    )
+    return outputs, torch.autograd.grad(loss, [q, k, v, theta, alpha, eta, *weights, *mom])
+
+
+def _cast(inputs, dtype):
+    """Gates and q/k/v in `dtype`; the memory state stays fp32 (as the module keeps it)."""
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    cast = [t.detach().to(dtype).requires_grad_(True) for t in (q, k, v, theta, alpha, eta)]
+    state = [tuple(w.detach().float().requires_grad_(True) for w in ws) for ws in (weights, mom)]
+    return (*cast, *state)
+
+
+def _upcast(inputs):
+    """The reference runs in float64 on exactly the (rounded) values the kernel saw."""
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    up = [t.detach().double().requires_grad_(True) for t in (q, k, v, theta, alpha, eta)]
+    state = [tuple(w.detach().double().requires_grad_(True) for w in ws) for ws in (weights, mom)]
+    return (*up, *state)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("T", [1, 17, 64, 100])
+@pytest.mark.parametrize("D", [16, 32])
+@pytest.mark.parametrize(
+    "dtype, tolerance", [(torch.float32, 1e-4), (torch.float16, 5e-3)], ids=["fp32", "fp16"]
+)
+def test_triton_matches_reference(depth, T, D, dtype, tolerance):
+    base = memory_inputs(B=2, H=2, T=T, D=D, hidden=2 * D, D_out=D, depth=depth, seed=T + D + depth)
+    kernel_inputs = _cast(base, dtype)
+    clip = 0.5 if T == 100 else None  # the surprise bound, in and out of the kernels
+    out, grads = _outputs_and_grads(kernel_inputs, "triton", clip)
+    ref_out, ref_grads = _outputs_and_grads(_upcast(kernel_inputs), "reference", clip)
+    names = ["y"] + [f"W_T[{i}]" for i in range(depth)] + [f"S_T[{i}]" for i in range(depth)]
+    names += ["dq", "dk", "dv", "dtheta", "dalpha", "deta"] + [f"dW0[{i}]" for i in range(depth)]
+    names += [f"dS0[{i}]" for i in range(depth)]
+    for name, a, b in zip(names, (*out, *grads), (*ref_out, *ref_grads), strict=True):
+        assert a.dtype == (
+            dtype if name in ("y", "dq", "dk", "dv", "dtheta", "dalpha", "deta") else torch.float32
+        )
+        assert rel_rmse(a, b) <= tolerance, name
+
+
+def test_triton_state_carries_across_calls():
+    q, k, v, theta, alpha, eta, weights, mom = _cast(
+        memory_inputs(B=1, H=2, T=48, D=16, hidden=32, D_out=16), torch.float32
+    )
+    whole = neural_memory(q, k, v, theta, alpha, eta, weights, mom, chunk_size=16, backend="triton")
+    first = neural_memory(
+        *(t[:, :, :32] for t in (q, k, v, theta, alpha, eta)), weights, mom, chunk_size=16, backend="triton"
+    )
+    second = neural_memory(
+        *(t[:, :, 32:] for t in (q, k, v, theta, alpha, eta)),
+        first[1],
+        first[2],
+        chunk_size=16,
+        backend="triton",
+    )
+    torch.testing.assert_close(torch.cat([first[0], second[0]], dim=2), whole[0])
+    for a, b in zip(second[1] + second[2], whole[1] + whole[2], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_neural_memory_module_with_triton_backend():
+    torch.manual_seed(0)
+    chunked = NeuralMemory(32, heads=2, depth=2, expansion=2, chunk_size=16, backend="chunked")
+    fused = NeuralMemory(32, heads=2, depth=2, expansion=2, chunk_size=16, backend="triton")
+    fused.load_state_dict(chunked.state_dict())
+    x = torch.randn(2, 40, 32)
+    y_ref, state_ref = chunked(x)
+    y, state = fused(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    (g_ref,) = torch.autograd.grad(y_ref.square().sum(), chunked.initial_weights[0])
+    (g,) = torch.autograd.grad(y.square().sum(), fused.initial_weights[0])
+    torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+    # streaming and causality hold through the kernels too
+    first, mid = fused(x[:, :16])
+    second, _ = fused(x[:, 16:], mid)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), y, rtol=1e-5, atol=1e-6)
+    changed = x.clone()
+    changed[:, 20:] += 1.0
+    torch.testing.assert_close(fused(changed)[0][:, :20], y[:, :20], rtol=0, atol=1e-6)
+
+
+def test_unsupported_configurations_are_refused_clearly():
+    inputs = memory_inputs(B=1, H=1, T=8, D=16, hidden=32, D_out=16, depth=3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="supports memory depth"):
+        neural_memory(*inputs, chunk_size=16, backend="triton")
+    inputs = memory_inputs(B=1, H=1, T=8, D=16, hidden=32, D_out=16, depth=2, dtype=torch.float32)
+    with pytest.raises(ValueError, match="power of two >= 16"):
+        neural_memory(*inputs, chunk_size=8, backend="triton")
+
+
+def test_without_gpu_or_interpreter_the_error_says_what_to_do():
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from tests.memory.helpers import memory_inputs\n"
+        "from titans_ts.memory.ops import neural_memory\n"
+        "inputs = memory_inputs(B=1, H=1, T=4, D=16, hidden=16, D_out=16, dtype=torch.float32)\n"
+        "try:\n"
+        "    neural_memory(*inputs, chunk_size=16, backend='triton')\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert "TRITON_INTERPRET=1" in done.stdout and "backend='chunked'" in done.stdout, done.stderr
