@@ -25,6 +25,7 @@ test: setup
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt "titans-pytorch==0.5.5"
 	$(PY) experiments/bench/memory_throughput.py
+	$(PY) experiments/bench/kernels.py
 
 lint: setup
 	$(VENV)/bin/ruff check titans_ts genomics cli tests experiments
