@@ -6,6 +6,9 @@ import ctypes
 import ctypes.util
 import sys
 
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -25,3 +28,57 @@ def tune_cpu_allocator() -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (through Lightning) for a reproducible run."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+class BestWeights(pl.Callback):
+    """Keeps an in-memory copy of the weights at the best value of a monitored metric (lower is better).
+
+    Restoring from memory instead of a checkpoint file: nothing is written, and nothing pickled is read.
+    """
+
+    def __init__(self, monitor: str):
+        self.monitor, self.best, self.state, self.epoch = monitor, float("inf"), None, None
+
+    def on_validation_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best, self.epoch = float(value), trainer.current_epoch
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def restore(self, module) -> None:
+        if self.state is not None:
+            module.load_state_dict(self.state)
+
+
+def make_trainer(*, max_epochs: int, monitor: str, patience: int, progress: bool = True,
+                 max_minutes: float | None = None, extra_callbacks=()):
+    """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
+
+    Returns (trainer, best) where `best.restore(module)` loads the best weights after `fit`.
+    Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
+    """
+    best = BestWeights(monitor)
+    callbacks = [EarlyStopping(monitor=monitor, patience=patience, mode="min"), best, *extra_callbacks]
+    if progress:
+        callbacks.append(RichProgressBar(leave=True))
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        max_time={"minutes": max_minutes} if max_minutes else None,
+        num_sanity_val_steps=0,
+        deterministic=False,
+        accelerator="auto",
+        devices=1,
+    )
+    return trainer, best

@@ -1,7 +1,7 @@
 """Time-series data: the dataset registry, loading and validation, the benchmark protocol, windows."""
 
 from titans_ts.data.describe import describe_splits
-from titans_ts.data.loading import load_dataset
+from titans_ts.data.loading import load_dataset, validate_frame
 from titans_ts.data.protocol import SplitBorders, StandardScaler, protocol_for, split_borders
 from titans_ts.data.registry import DatasetInfo, get_dataset_info, registered_datasets
 from titans_ts.data.windows import ForecastSplits, WindowDataset, make_splits
@@ -19,4 +19,5 @@ __all__ = [
     "protocol_for",
     "registered_datasets",
     "split_borders",
+    "validate_frame",
 ]

@@ -1,0 +1,256 @@
+"""TitansForecaster: a scikit-learn-style estimator around the forecasting backbone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from titans_ts import __version__
+from titans_ts.data import StandardScaler, make_splits, validate_frame
+from titans_ts.data.windows import WindowDataset
+from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.forecasting.model import ForecastConfig, build_model
+
+_MODEL_FILE, _CONFIG_FILE = "model.safetensors", "config.json"
+
+
+class TitansForecaster(BaseEstimator):
+    """Multivariate long-horizon forecaster with the Titans memory as its sequence mixer.
+
+    `fit(df)` splits `df` by `protocol` (the Time-Series-Library one: train / val / test, scaler fitted on
+    the train rows), trains on the train windows and stops early on the validation MSE;
+    `evaluate()` gives MSE / MAE on the scaled data over every test window; `predict()` forecasts the
+    `horizon` steps after the end of the data, in the original units, with future timestamps.
+
+    variant: "lmm", "mac", "mag", "mal" (Titans blocks) or the baselines "attention", "dlinear".
+    tokens: "patch" (channel-independent time patches) or "variate" (one token per column).
+    """
+
+    def __init__(self, horizon: int = 96, lookback: int = 96, variant: str = "lmm", tokens: str = "patch",
+                 dim: int = 64, layers: int = 2, heads: int = 4, patch_len: int = 16, stride: int = 8,
+                 dropout: float = 0.1, memory_depth: int = 2, chunk_size: int = 16, epochs: int = 10,
+                 batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 3,
+                 protocol: str = "ratio_70_10_20", seed: int = 0, max_minutes: float | None = None,
+                 progress: bool = True):
+        self.horizon = horizon
+        self.lookback = lookback
+        self.variant = variant
+        self.tokens = tokens
+        self.dim = dim
+        self.layers = layers
+        self.heads = heads
+        self.patch_len = patch_len
+        self.stride = stride
+        self.dropout = dropout
+        self.memory_depth = memory_depth
+        self.chunk_size = chunk_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.protocol = protocol
+        self.seed = seed
+        self.max_minutes = max_minutes
+        self.progress = progress
+
+    # --- fitting -----------------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array)."""
+        from titans_ts.forecasting.training import ForecastModule, evaluate_windows
+        from titans_ts.training import make_trainer, seed_everything
+
+        frame = _as_frame(X)
+        splits = make_splits(frame, self.lookback, self.horizon, self.protocol)
+        config = self._model_config(frame.shape[1])
+        seed_everything(self.seed)
+        model = build_model(config)
+        module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
+        loaders = splits.loaders(self.batch_size, seed=self.seed)
+        trainer, best = make_trainer(max_epochs=self.epochs, monitor="val_mse", patience=self.patience,
+                                     progress=self.progress, max_minutes=self.max_minutes)
+        trainer.fit(module, loaders["train"], loaders["val"])
+        best.restore(module)
+        model.eval()
+
+        self.model_config_ = config
+        self.model_ = model
+        self.scaler_ = splits.scaler
+        self.columns_ = list(frame.columns)
+        self.n_features_in_ = frame.shape[1]
+        self.history_ = {"best_epoch": best.epoch, "best_val_mse": best.best, "epochs_run": trainer.current_epoch}
+        self.val_metrics_ = evaluate_windows(model, loaders["val"])
+        self._set_context(frame)
+        self._fit_frame = frame
+        return self
+
+    def _model_config(self, channels: int) -> ForecastConfig:
+        return ForecastConfig(
+            lookback=self.lookback, horizon=self.horizon, channels=channels, variant=self.variant,
+            tokens=self.tokens, dim=self.dim, layers=self.layers, heads=self.heads, patch_len=self.patch_len,
+            stride=self.stride, dropout=self.dropout, memory_depth=self.memory_depth, chunk_size=self.chunk_size,
+        )
+
+    def _set_context(self, frame: pd.DataFrame) -> None:
+        """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
+        self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]),
+                                        dtype=torch.float32)
+        self.last_index_, self.step_ = _time_axis(frame.index)
+
+    # --- using a fitted model -----------------------------------------------------------------------
+
+    def predict(self, X=None) -> pd.DataFrame:
+        """Forecast the `horizon` steps after the end of X (default: the data given to fit), original units."""
+        self._check_fitted()
+        if X is None:
+            context, last, step = self.context_, self.last_index_, self.step_
+        else:
+            frame = self._check_columns(_as_frame(X))
+            if len(frame) < self.lookback:
+                raise DataValidationError(
+                    f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
+                )
+            context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
+            last, step = _time_axis(frame.index)
+        with torch.no_grad():
+            self.model_.eval()
+            scaled = self.model_(context[None])[0].double().numpy()
+        values = self.scaler_.inverse_transform(scaled)
+        index = _future_index(last, step, self.horizon)
+        return pd.DataFrame(values, index=index, columns=self.columns_)
+
+    def evaluate(self, X=None, split: str = "test", batch_size: int = 256) -> dict:
+        """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`)."""
+        from titans_ts.forecasting.training import evaluate_windows
+
+        self._check_fitted()
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
+        frame = self._fit_frame if X is None else self._check_columns(_as_frame(X))
+        if frame is None:
+            raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
+        borders = make_splits(frame, self.lookback, self.horizon, self.protocol).borders
+        start, end = getattr(borders, split)
+        scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
+        dataset = WindowDataset(scaled, self.lookback, self.horizon)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False)
+        return evaluate_windows(self.model_, loader)
+
+    def score(self, X=None) -> float:
+        """Negative test MSE (higher is better, as scikit-learn expects)."""
+        return -self.evaluate(X)["mse"]
+
+    # --- persistence: safetensors + JSON, never pickle -------------------------------------------------
+
+    def save(self, path) -> Path:
+        """Write `path/model.safetensors` and `path/config.json` (all or nothing)."""
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model_.state_dict().items()}
+        tensors["context"] = self.context_.contiguous()
+        config = {
+            "format": "titans-ts forecaster", "titans_ts_version": __version__, "torch_version": torch.__version__,
+            "params": self.get_params(), "model_config": self.model_config_.to_dict(),
+            "scaler": self.scaler_.to_dict(), "columns": [str(c) for c in self.columns_],
+            "last_index": str(self.last_index_), "step": str(self.step_),
+            "index_kind": "datetime" if isinstance(self.last_index_, pd.Timestamp) else "range",
+            "history": self.history_, "val_metrics": self.val_metrics_,
+        }
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            save_file(tensors, str(staging / _MODEL_FILE))
+            (staging / _CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
+            path.mkdir(exist_ok=True)
+            for name in (_MODEL_FILE, _CONFIG_FILE):
+                (staging / name).replace(path / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path) -> TitansForecaster:
+        """Load a model saved by `save` (safetensors + JSON: no code is executed from the files)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config_file, model_file = path / _CONFIG_FILE, path / _MODEL_FILE
+        if not config_file.is_file() or not model_file.is_file():
+            raise ConfigError(f"{path} is not a saved forecaster: expected {_CONFIG_FILE} and {_MODEL_FILE} in it.")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        if config.get("format") != "titans-ts forecaster":
+            raise ConfigError(f"{config_file} is not a titans-ts forecaster config.")
+        estimator = cls(**config["params"])
+        tensors = load_file(str(model_file))
+        estimator.model_config_ = ForecastConfig(**config["model_config"])
+        estimator.model_ = build_model(estimator.model_config_)
+        estimator.model_.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        estimator.model_.eval()
+        estimator.context_ = tensors["context"]
+        estimator.scaler_ = StandardScaler.from_dict(config["scaler"])
+        estimator.columns_ = config["columns"]
+        estimator.n_features_in_ = len(estimator.columns_)
+        if config["index_kind"] == "datetime":
+            estimator.last_index_, estimator.step_ = pd.Timestamp(config["last_index"]), pd.Timedelta(config["step"])
+        else:
+            estimator.last_index_, estimator.step_ = int(config["last_index"]), int(config["step"])
+        estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
+        estimator._fit_frame = None
+        return estimator
+
+    # --- checks ------------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        try:
+            check_is_fitted(self, "model_")
+        except NotFittedError as exc:
+            raise NotFittedError(
+                "This TitansForecaster is not fitted yet: call fit(df) first, or TitansForecaster.load(path)."
+            ) from exc
+
+    def _check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        columns = [str(c) for c in frame.columns]
+        if columns != [str(c) for c in self.columns_]:
+            if sorted(columns) == sorted(str(c) for c in self.columns_):
+                return frame[[c for c in self.columns_]]
+            raise DataValidationError(f"expected columns {self.columns_} (as in fit); got {columns}.")
+        return frame
+
+
+def _as_frame(X) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    else:
+        array = np.asarray(X)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise DataValidationError(f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}.")
+        frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    return validate_frame(frame, source="the input data")
+
+
+def _time_axis(index: pd.Index):
+    """(last index value, step): a Timestamp and the most common spacing for a DatetimeIndex, else ints."""
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        spacing = pd.Series(index[-min(len(index), 500) :]).diff().dropna()
+        return index[-1], spacing.mode().iloc[0]
+    return len(index) - 1, 1
+
+
+def _future_index(last, step, horizon: int) -> pd.Index:
+    if isinstance(last, pd.Timestamp):
+        return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name="date")
+    return pd.RangeIndex(last + 1, last + 1 + horizon)

@@ -1,0 +1,143 @@
+"""The forecasting backbone: RevIN -> tokens -> L x SiMBA block -> head -> RevIN^-1, and DLinear.
+
+SiMBA block: x + SeqMix(norm x); x + EinFFT(norm x). SeqMix is a Titans block (LMM, MAC, MAG, MAL) or,
+as the attention baseline, causal softmax attention in the same code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.layers import EinFFT, PatchTokenizer, RevIN, VariateTokenizer
+from titans_ts.memory import PersistentAttention, make_block
+
+VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear")
+TOKENS = ("patch", "variate")
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    lookback: int = 96
+    horizon: int = 96
+    channels: int = 7
+    variant: str = "lmm"  # a Titans block, or a baseline: "attention", "dlinear"
+    tokens: str = "patch"  # channel-independent time patches, or one token per variate
+    dim: int = 64
+    layers: int = 2
+    heads: int = 4
+    patch_len: int = 16
+    stride: int = 8
+    dropout: float = 0.1
+    memory_depth: int = 2
+    chunk_size: int = 16
+    einfft_blocks: int = 4
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
+        if self.tokens not in TOKENS:
+            raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
+        if min(self.lookback, self.horizon, self.channels, self.dim, self.layers) < 1:
+            raise ConfigError("lookback, horizon, channels, dim and layers must all be >= 1.")
+        if self.dim % self.heads or self.dim % self.einfft_blocks:
+            raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads} and "
+                              f"einfft_blocks={self.einfft_blocks}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_model(config: ForecastConfig) -> nn.Module:
+    return DLinear(config) if config.variant == "dlinear" else SimbaForecaster(config)
+
+
+class _CausalAttentionMixer(nn.Module):
+    """The attention baseline: causal softmax attention with the blocks' (y, state) interface."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.attention = PersistentAttention(dim, heads)
+
+    def forward(self, x, state=None):
+        return self.attention(x), None
+
+
+class SimbaBlock(nn.Module):
+    def __init__(self, config: ForecastConfig, n_tokens: int):
+        super().__init__()
+        dim = config.dim
+        self.mix_norm = nn.LayerNorm(dim)
+        self.channel_norm = nn.LayerNorm(dim)
+        if config.variant == "attention":
+            self.mixer = _CausalAttentionMixer(dim, config.heads)
+        else:
+            options = {"heads": config.heads, "depth": config.memory_depth, "chunk_size": config.chunk_size}
+            if config.variant == "mac":
+                options |= {"segment_len": n_tokens, "persistent_tokens": 4}
+            elif config.variant in ("mag", "mal"):
+                options |= {"window": n_tokens, "persistent_tokens": 4}
+            self.mixer = make_block(config.variant, dim, **options)
+        self.channel_mixer = EinFFT(dim, blocks=config.einfft_blocks)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        x = x + self.dropout(self.mixer(self.mix_norm(x))[0])
+        return x + self.dropout(self.channel_mixer(self.channel_norm(x)))
+
+
+class SimbaForecaster(nn.Module):
+    """(B, lookback, C) scaled series -> (B, horizon, C)."""
+
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        self.config = config
+        self.revin = RevIN(config.channels)
+        if config.tokens == "patch":
+            self.tokenizer = PatchTokenizer(config.lookback, config.dim, config.patch_len, config.stride)
+            n_tokens = self.tokenizer.n_patches
+            self.head = nn.Linear(n_tokens * config.dim, config.horizon)
+        else:
+            self.tokenizer = VariateTokenizer(config.lookback, config.dim)
+            n_tokens = config.channels
+            self.head = nn.Linear(config.dim, config.horizon)
+        self.blocks = nn.ModuleList(SimbaBlock(config, n_tokens) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(config.dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, channels = x.shape
+        x, stats = self.revin.normalize(x)
+        tokens = self.dropout(self.tokenizer(x))
+        for block in self.blocks:
+            tokens = block(tokens)
+        tokens = self.norm(tokens)
+        if self.config.tokens == "patch":
+            out = self.head(tokens.flatten(1)).view(batch, channels, -1)  # (B*C, N*dim) -> (B, C, H)
+        else:
+            out = self.head(tokens)  # (B, C, H)
+        return self.revin.denormalize(out.transpose(1, 2), stats)
+
+
+class DLinear(nn.Module):
+    """DLinear (Zeng et al. 2023): moving-average trend + remainder, one linear map each, shared by channels."""
+
+    def __init__(self, config: ForecastConfig, kernel: int = 25):
+        super().__init__()
+        self.config = config
+        self.kernel = kernel
+        self.seasonal = nn.Linear(config.lookback, config.horizon)
+        self.trend = nn.Linear(config.lookback, config.horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        series = x.transpose(1, 2)  # (B, C, L)
+        half = (self.kernel - 1) // 2
+        padded = torch.cat([series[..., :1].expand(-1, -1, half), series,
+                            series[..., -1:].expand(-1, -1, self.kernel - 1 - half)], dim=-1)
+        trend = F.avg_pool1d(padded, self.kernel, stride=1)
+        out = self.seasonal(series - trend) + self.trend(trend)
+        return out.transpose(1, 2)
