@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app, not_yet
+from cli._common import console, make_app
 
 app = make_app(
     "titans-ts",
@@ -90,22 +90,93 @@ def splits(
     )
 
 
-@app.command()
-def fit() -> None:
-    """Train a forecaster on a dataset (coming with the forecasting model)."""
-    not_yet("titans-ts fit", "the forecasting model lands in a later release")
+VARIANT_HELP = "Sequence mixer: lmm, mac, mag, mal (Titans blocks) or the baselines attention, dlinear."
 
 
 @app.command()
-def predict() -> None:
-    """Forecast the next horizon of a CSV with a saved model (coming with the forecasting model)."""
-    not_yet("titans-ts predict", "the forecasting model lands in a later release")
+def fit(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
+    horizon: int = typer.Option(96, help="Steps to forecast (the benchmark uses 96, 192, 336, 720)."),
+    lookback: int = typer.Option(96, help="Steps of history the model sees."),
+    variant: str = typer.Option("lmm", help=VARIANT_HELP),
+    tokens: str = typer.Option("patch", help="patch (channel-independent time patches) or variate."),
+    dim: int = typer.Option(64, help="Model width."),
+    layers: int = typer.Option(2, help="Number of SiMBA blocks."),
+    epochs: int = typer.Option(10, help="Maximum epochs (early stopping on validation MSE may stop sooner)."),
+    patience: int = typer.Option(3, help="Epochs without validation improvement before stopping."),
+    batch_size: int = typer.Option(32, help="Windows per training batch."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
+    out: Path = typer.Option(None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>)."),
+    data_dir: Path = DATA_DIR,
+    no_verify: bool = NO_VERIFY,
+    fill: str = FILL,
+    date_column: str = DATE_COLUMN,
+) -> None:
+    """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
+
+    Writes OUT/model.safetensors, config.json, metrics.json and forecast.png. Metrics are MSE/MAE on the
+    scaled data (train-rows StandardScaler) over every window of the split.
+    """
+    from titans_ts.forecasting.api import fit_dataset
+
+    console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
+    record = fit_dataset(
+        dataset, horizon=horizon, lookback=lookback, out=out, data_dir=data_dir, verify=not no_verify, fill=fill,
+        date_column=date_column, variant=variant, tokens=tokens, dim=dim, layers=layers, epochs=epochs, patience=patience,
+        batch_size=batch_size, lr=lr, seed=seed, max_minutes=max_minutes,
+    )
+    table = Table(title=f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}")
+    for column in ("split", "MSE", "MAE", "windows"):
+        table.add_column(column)
+    for split in ("val", "test"):
+        m = record[split]
+        table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
+    console.print(table)
+    console.print(f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s. "
+                  f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png).")
 
 
 @app.command()
-def evaluate() -> None:
-    """Evaluate a saved model under the benchmark protocol (coming with the forecasting model)."""
-    not_yet("titans-ts evaluate", "the forecasting model lands in a later release")
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`."),
+    input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
+    out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
+    plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
+    fill: str = FILL,
+    date_column: str = DATE_COLUMN,
+) -> None:
+    """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
+    from titans_ts.forecasting.api import predict_csv
+
+    forecast, written = predict_csv(model, input, out, plot, fill=fill, date_column=date_column)
+    if written is None:
+        console.print(forecast.to_csv(index_label="date"), end="")
+    else:
+        console.print(f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}.")
+    if plot:
+        console.print(f"Plot: {plot}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path."),
+    data_dir: Path = DATA_DIR,
+    no_verify: bool = NO_VERIFY,
+) -> None:
+    """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data)."""
+    from titans_ts.forecasting.api import evaluate_saved
+
+    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify)
+    table = Table(title=f"{dataset}: {model}")
+    for column in ("split", "MSE", "MAE", "windows"):
+        table.add_column(column)
+    for split in ("val", "test"):
+        m = metrics[split]
+        table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
+    console.print(table)
 
 
 def main() -> None:

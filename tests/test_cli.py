@@ -51,5 +51,5 @@ def test_bad_inputs_give_one_line_and_exit_code_2(tmp_path):
 
 
 def test_commands_not_built_yet_say_so():
-    result = runner.invoke(ts_app, ["fit"])
+    result = runner.invoke(dna_app, ["finetune"])
     assert result.exit_code == 2 and "not available" in result.stderr

@@ -1,0 +1,71 @@
+"""`titans-ts fit / predict / evaluate` end to end on a small CSV a user wrote."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.ts import app
+from tests.data.helpers import write_series
+
+runner = CliRunner()
+SMALL = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    write_series(folder / "mine.csv", rows=500, columns=3)
+    result = runner.invoke(app, ["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--out", str(folder / "model")])
+    assert result.exit_code == 0, result.output
+    return folder, result
+
+
+def test_fit_prints_val_and_test_metrics_and_writes_its_files(trained):
+    folder, result = trained
+    assert "val" in result.output and "test" in result.output and "MSE" in result.output
+    written = sorted(p.name for p in (folder / "model").iterdir())
+    assert written == ["config.json", "forecast.png", "metrics.json", "model.safetensors"]
+    metrics = json.loads((folder / "model" / "metrics.json").read_text())
+    assert metrics["protocol"] == "ratio_70_10_20" and metrics["test"]["windows"] == 89
+    assert (folder / "model" / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_writes_future_timestamps_and_a_plot(trained):
+    folder, _ = trained
+    out, plot = folder / "forecast.csv", folder / "forecast_plot.png"
+    result = runner.invoke(app, ["predict", "--model", str(folder / "model"), "--input", str(folder / "mine.csv"),
+                                 "--out", str(out), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    forecast = pd.read_csv(out, parse_dates=["date"])
+    history = pd.read_csv(folder / "mine.csv", parse_dates=["date"])
+    expected = pd.date_range(history["date"].iloc[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
+    assert (pd.DatetimeIndex(forecast["date"]) == expected).all()
+    assert list(forecast.columns[1:]) == list(history.columns[1:])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_a_saved_model(trained):
+    folder, _ = trained
+    result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])
+    assert result.exit_code == 0, result.output
+    assert "test" in result.output
+
+
+def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
+    folder, _ = trained
+    cases = [
+        (["fit", "--dataset", "ETTh9", *SMALL], "Unknown dataset 'ETTh9'"),
+        (["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--variant", "mamba"], "variant='mamba'"),
+        (["predict", "--model", str(tmp_path), "--input", str(folder / "mine.csv")], "not a saved forecaster"),
+        (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "trained on columns"),
+    ]
+    write_series(tmp_path / "other.csv", rows=100, columns=4)
+    cases.append((["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
+                  "expected columns"))
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "model").exists()

@@ -1,0 +1,102 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from tests.data.helpers import write_series
+from titans_ts import TitansForecaster
+from titans_ts.errors import ConfigError, DataValidationError
+
+TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, patch_len=8, stride=4, chunk_size=8, epochs=2,
+            batch_size=32, progress=False)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    path = tmp_path_factory.mktemp("series") / "mine.csv"
+    frame = write_series(path, rows=500, columns=3)
+    return frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="date"))
+
+
+@pytest.fixture(scope="module")
+def fitted(series):
+    return TitansForecaster(**TINY).fit(series)
+
+
+def test_predict_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError, match="call fit"):
+        TitansForecaster().predict()
+
+
+def test_clone_of_a_fitted_forecaster_is_unfitted(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    with pytest.raises(NotFittedError):
+        copy.predict()
+
+
+def test_predict_continues_the_time_axis_in_original_units(fitted, series):
+    forecast = fitted.predict()
+    assert list(forecast.columns) == list(series.columns)
+    expected = pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
+    assert (forecast.index == expected).all()
+    assert np.isfinite(forecast.to_numpy()).all()
+    # original units: the forecast sits near the end of the series, not near 0 as scaled values would
+    assert abs(forecast.iloc[0] - series.iloc[-1]).max() < 5 * series.diff().abs().max().max()
+
+
+def test_evaluate_counts_every_window(fitted):
+    test = fitted.evaluate(split="test")
+    # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows
+    assert test["windows"] == 89
+    assert test["mse"] > 0 and test["mae"] > 0
+    assert fitted.score() == pytest.approx(-test["mse"])
+
+
+def test_save_load_predict_is_exact(fitted, series, tmp_path):
+    fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = TitansForecaster.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.predict(), fitted.predict())
+    pd.testing.assert_frame_equal(loaded.predict(series.iloc[:300]), fitted.predict(series.iloc[:300]))
+    assert loaded.evaluate(series) == fitted.evaluate()
+
+
+def test_fitting_is_reproducible_with_a_seed(series):
+    a = TitansForecaster(**{**TINY, "epochs": 1}).fit(series).predict()
+    b = TitansForecaster(**{**TINY, "epochs": 1}).fit(series).predict()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_arrays_are_accepted(series):
+    model = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(series.to_numpy())
+    forecast = model.predict()
+    assert isinstance(forecast.index, pd.RangeIndex) and forecast.index[0] == 500
+
+
+def test_bad_inputs(fitted, series, tmp_path):
+    with pytest.raises(DataValidationError, match="expected columns"):
+        fitted.predict(series.rename(columns={"c0": "other"}))
+    with pytest.raises(DataValidationError, match="at least lookback=24 rows"):
+        fitted.predict(series.iloc[:10])
+    with pytest.raises(DataValidationError, match="too short"):
+        TitansForecaster(**TINY).fit(series.iloc[:60])
+    with pytest.raises(DataValidationError, match="non-numeric"):
+        TitansForecaster(**TINY).fit(series.assign(site="north"))
+    with pytest.raises(ConfigError, match="not a saved forecaster"):
+        TitansForecaster.load(tmp_path)
+    with pytest.raises(ConfigError, match="split must be"):
+        fitted.evaluate(split="holdout")
+
+
+def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+    assert torch.isfinite(fitted.context_).all()

@@ -1,0 +1,83 @@
+"""What the `titans-ts` commands do, as library functions (the CLI only parses and prints)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from titans_ts import __version__
+from titans_ts.data import load_dataset, make_splits, protocol_for
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.estimator import TitansForecaster
+from titans_ts.forecasting.plots import plot_forecast
+from titans_ts.io import atomic_write_text
+
+
+def dataset_label(dataset: str) -> str:
+    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+
+
+def fit_dataset(dataset: str, horizon: int = 96, lookback: int = 96, out: str | Path | None = None,
+                data_dir=None, verify: bool = True, fill: str | None = None, date_column: str | None = None,
+                **params) -> dict:
+    """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot."""
+    from titans_ts.training import tune_cpu_allocator
+
+    tune_cpu_allocator()
+    started = time.time()
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column)
+    protocol = protocol_for(dataset)
+    estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
+    estimator.fit(frame)
+    metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
+    label = dataset_label(dataset)
+    out = Path(out or f"runs/{label}-{estimator.variant}-h{horizon}-s{estimator.seed}")
+    estimator.save(out)
+    record = {
+        "dataset": label, "protocol": protocol, "lookback": lookback, "horizon": horizon,
+        "variant": estimator.variant, "seed": estimator.seed, "params": estimator.get_params(),
+        "val": metrics["val"], "test": metrics["test"], "history": estimator.history_,
+        "wall_seconds": time.time() - started, "titans_ts_version": __version__,
+        "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
+    _plot_last_test_window(estimator, frame, out / "forecast.png", label)
+    record["out"] = str(out)
+    return record
+
+
+def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:
+    borders = make_splits(frame, estimator.lookback, estimator.horizon, estimator.protocol).borders
+    end = borders.test[1]
+    history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
+    truth = frame.iloc[end - estimator.horizon : end]
+    forecast = estimator.predict(history)
+    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}")
+
+
+def predict_csv(model_dir, input_csv, out_csv=None, plot=None, fill: str | None = None,
+                date_column: str | None = None) -> tuple[pd.DataFrame, Path | None]:
+    """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot)."""
+    estimator = TitansForecaster.load(model_dir)
+    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column)
+    forecast = estimator.predict(frame)
+    out_csv = Path(out_csv) if out_csv else None
+    if out_csv is not None:
+        atomic_write_text(out_csv, forecast.to_csv(index_label="date"))
+    if plot:
+        plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
+    return forecast, out_csv
+
+
+def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True) -> dict:
+    """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol."""
+    estimator = TitansForecaster.load(model_dir)
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify)
+    if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
+        raise ConfigError(f"the model was trained on columns {estimator.columns_}; {dataset} has "
+                          f"{list(frame.columns)}.")
+    estimator.protocol = protocol_for(dataset)
+    return {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
