@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/titans-ts splits ETTh1
+	$(VENV)/bin/titans-ts fit --dataset ETTh1 --horizon 96
 
 test: setup
 	TRITON_INTERPRET=1 $(PY) -m pytest -q

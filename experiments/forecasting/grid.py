@@ -42,7 +42,7 @@ def run_grid(config: dict) -> None:
                 record = fit_dataset(config["dataset"], horizon=horizon, lookback=config["lookback"],
                                      out=ROOT / "runs" / "grid" / name.removesuffix(".json"),
                                      variant=variant, seed=seed, progress=False, **config["params"])
-                record.update({"git_commit": commit, "config": config.get("name", ""), "wall_seconds":
+                record.update({"git_commit": commit, "config": config.get("_path", ""), "wall_seconds":
                                time.time() - started})
                 atomic_write_text(RUNS / name, json.dumps(record, indent=1))
                 print(f"  test MSE {record['test']['mse']:.4f} MAE {record['test']['mae']:.4f} "

@@ -69,3 +69,15 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "model").exists()
+
+
+def test_cli_defaults_are_the_estimators():
+    import inspect
+
+    from cli.ts import fit
+    from titans_ts import TitansForecaster
+
+    estimator = TitansForecaster().get_params()
+    for name, parameter in inspect.signature(fit).parameters.items():
+        if name in estimator:
+            assert parameter.default.default == estimator[name], name
