@@ -95,7 +95,9 @@ VARIANT_HELP = "Sequence mixer: lmm, mac, mag, mal (Titans blocks) or the baseli
 
 @app.command()
 def fit(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."
+    ),
     horizon: int = typer.Option(96, help="Steps to forecast (the benchmark uses 96, 192, 336, 720)."),
     lookback: int = typer.Option(96, help="Steps of history the model sees."),
     variant: str = typer.Option("lmm", help=VARIANT_HELP),
@@ -121,11 +123,28 @@ def fit(
     """
     from titans_ts.forecasting.api import fit_dataset
 
-    console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
+    console.print(
+        f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}..."
+    )
     record = fit_dataset(
-        dataset, horizon=horizon, lookback=lookback, out=out, data_dir=data_dir, verify=not no_verify, fill=fill,
-        date_column=date_column, variant=variant, tokens=tokens, dim=dim, layers=layers, epochs=epochs, patience=patience,
-        batch_size=batch_size, lr=lr, seed=seed, max_minutes=max_minutes,
+        dataset,
+        horizon=horizon,
+        lookback=lookback,
+        out=out,
+        data_dir=data_dir,
+        verify=not no_verify,
+        fill=fill,
+        date_column=date_column,
+        variant=variant,
+        tokens=tokens,
+        dim=dim,
+        layers=layers,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_minutes=max_minutes,
     )
     table = Table(title=f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}")
     for column in ("split", "MSE", "MAE", "windows"):
@@ -134,8 +153,10 @@ def fit(
         m = record[split]
         table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
     console.print(table)
-    console.print(f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s. "
-                  f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png).")
+    console.print(
+        f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s. "
+        f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
+    )
 
 
 @app.command()
@@ -154,7 +175,9 @@ def predict(
     if written is None:
         console.print(forecast.to_csv(index_label="date"), end="")
     else:
-        console.print(f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}.")
+        console.print(
+            f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."
+        )
     if plot:
         console.print(f"Plot: {plot}")
 

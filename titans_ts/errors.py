@@ -33,3 +33,7 @@ class TitansWarning(UserWarning):
 
 class ConstantColumnWarning(TitansWarning):
     """A column is constant over the training rows; it is centred but not rescaled."""
+
+
+class SequenceError(TitansError, ValueError):
+    """A DNA sequence holds a character that is not a nucleotide code, or is empty."""

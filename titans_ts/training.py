@@ -57,8 +57,15 @@ class BestWeights(pl.Callback):
             module.load_state_dict(self.state)
 
 
-def make_trainer(*, max_epochs: int, monitor: str, patience: int, progress: bool = True,
-                 max_minutes: float | None = None, extra_callbacks=()):
+def make_trainer(
+    *,
+    max_epochs: int,
+    monitor: str,
+    patience: int,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    extra_callbacks=(),
+):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
     Returns (trainer, best) where `best.restore(module)` loads the best weights after `fit`.

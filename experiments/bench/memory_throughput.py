@@ -228,8 +228,7 @@ def render(s: dict) -> str:
         "",
         "| implementation | tokens/s | ratio to titans-pytorch |",
         "|---|---|---|",
-        f"| titans-ts `chunked` | {s['ours_tokens_per_s']:.0f} | "
-        f"{ratio_text} |",
+        f"| titans-ts `chunked` | {s['ours_tokens_per_s']:.0f} | {ratio_text} |",
     ]
     if theirs:
         lines.append(f"| titans-pytorch 0.5.5 (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")

@@ -17,7 +17,9 @@ SMALL = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", 
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     write_series(folder / "mine.csv", rows=500, columns=3)
-    result = runner.invoke(app, ["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--out", str(folder / "model")])
+    result = runner.invoke(
+        app, ["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--out", str(folder / "model")]
+    )
     assert result.exit_code == 0, result.output
     return folder, result
 
@@ -35,8 +37,20 @@ def test_fit_prints_val_and_test_metrics_and_writes_its_files(trained):
 def test_predict_writes_future_timestamps_and_a_plot(trained):
     folder, _ = trained
     out, plot = folder / "forecast.csv", folder / "forecast_plot.png"
-    result = runner.invoke(app, ["predict", "--model", str(folder / "model"), "--input", str(folder / "mine.csv"),
-                                 "--out", str(out), "--plot", str(plot)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(folder / "model"),
+            "--input",
+            str(folder / "mine.csv"),
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+        ],
+    )
     assert result.exit_code == 0, result.output
     forecast = pd.read_csv(out, parse_dates=["date"])
     history = pd.read_csv(folder / "mine.csv", parse_dates=["date"])
@@ -48,7 +62,9 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
 
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
-    result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")]
+    )
     assert result.exit_code == 0, result.output
     assert "test" in result.output
 
@@ -58,12 +74,19 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     cases = [
         (["fit", "--dataset", "ETTh9", *SMALL], "Unknown dataset 'ETTh9'"),
         (["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--variant", "mamba"], "variant='mamba'"),
-        (["predict", "--model", str(tmp_path), "--input", str(folder / "mine.csv")], "not a saved forecaster"),
+        (
+            ["predict", "--model", str(tmp_path), "--input", str(folder / "mine.csv")],
+            "not a saved forecaster",
+        ),
         (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "trained on columns"),
     ]
     write_series(tmp_path / "other.csv", rows=100, columns=4)
-    cases.append((["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
-                  "expected columns"))
+    cases.append(
+        (
+            ["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
+            "expected columns",
+        )
+    )
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)

@@ -9,8 +9,19 @@ from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
 from titans_ts.errors import ConfigError, DataValidationError
 
-TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, patch_len=8, stride=4, chunk_size=8, epochs=2,
-            batch_size=32, progress=False)
+TINY = dict(
+    horizon=12,
+    lookback=24,
+    dim=16,
+    layers=1,
+    heads=2,
+    patch_len=8,
+    stride=4,
+    chunk_size=8,
+    epochs=2,
+    batch_size=32,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")

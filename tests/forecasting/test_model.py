@@ -10,8 +10,20 @@ from titans_ts.forecasting.model import VARIANTS, ForecastConfig, build_model
 @pytest.mark.parametrize("tokens", ["patch", "variate"])
 def test_every_variant_maps_lookback_to_horizon_and_trains(variant, tokens):
     torch.manual_seed(0)
-    config = ForecastConfig(lookback=24, horizon=12, channels=3, variant=variant, tokens=tokens, dim=16,
-                            layers=1, heads=2, patch_len=8, stride=4, chunk_size=4, dropout=0.0)
+    config = ForecastConfig(
+        lookback=24,
+        horizon=12,
+        channels=3,
+        variant=variant,
+        tokens=tokens,
+        dim=16,
+        layers=1,
+        heads=2,
+        patch_len=8,
+        stride=4,
+        chunk_size=4,
+        dropout=0.0,
+    )
     model = build_model(config)
     x = torch.randn(5, 24, 3)
     y = model(x)

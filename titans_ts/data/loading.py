@@ -134,10 +134,14 @@ def read_series_csv(path: Path, date_column: str | None = None, fill: str | None
     return validate_frame(frame, source=str(path), fill=fill)
 
 
-def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None) -> pd.DataFrame:
+def validate_frame(
+    frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None
+) -> pd.DataFrame:
     """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
+        raise DataValidationError(
+            f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both."
+        )
     frame = _to_numeric(frame, source)
     return _handle_non_finite(frame, source, fill)
 

@@ -17,12 +17,22 @@ from titans_ts.io import atomic_write_text
 
 
 def dataset_label(dataset: str) -> str:
-    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+    return (
+        Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+    )
 
 
-def fit_dataset(dataset: str, horizon: int = 96, lookback: int = 96, out: str | Path | None = None,
-                data_dir=None, verify: bool = True, fill: str | None = None, date_column: str | None = None,
-                **params) -> dict:
+def fit_dataset(
+    dataset: str,
+    horizon: int = 96,
+    lookback: int = 96,
+    out: str | Path | None = None,
+    data_dir=None,
+    verify: bool = True,
+    fill: str | None = None,
+    date_column: str | None = None,
+    **params,
+) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot."""
     from titans_ts.training import tune_cpu_allocator
 
@@ -37,10 +47,18 @@ def fit_dataset(dataset: str, horizon: int = 96, lookback: int = 96, out: str | 
     out = Path(out or f"runs/{label}-{estimator.variant}-h{horizon}-s{estimator.seed}")
     estimator.save(out)
     record = {
-        "dataset": label, "protocol": protocol, "lookback": lookback, "horizon": horizon,
-        "variant": estimator.variant, "seed": estimator.seed, "params": estimator.get_params(),
-        "val": metrics["val"], "test": metrics["test"], "history": estimator.history_,
-        "wall_seconds": time.time() - started, "titans_ts_version": __version__,
+        "dataset": label,
+        "protocol": protocol,
+        "lookback": lookback,
+        "horizon": horizon,
+        "variant": estimator.variant,
+        "seed": estimator.seed,
+        "params": estimator.get_params(),
+        "val": metrics["val"],
+        "test": metrics["test"],
+        "history": estimator.history_,
+        "wall_seconds": time.time() - started,
+        "titans_ts_version": __version__,
         "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
@@ -55,11 +73,14 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
     truth = frame.iloc[end - estimator.horizon : end]
     forecast = estimator.predict(history)
-    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}")
+    plot_forecast(
+        history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}"
+    )
 
 
-def predict_csv(model_dir, input_csv, out_csv=None, plot=None, fill: str | None = None,
-                date_column: str | None = None) -> tuple[pd.DataFrame, Path | None]:
+def predict_csv(
+    model_dir, input_csv, out_csv=None, plot=None, fill: str | None = None, date_column: str | None = None
+) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot)."""
     estimator = TitansForecaster.load(model_dir)
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column)
@@ -77,7 +98,8 @@ def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True) 
     estimator = TitansForecaster.load(model_dir)
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify)
     if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
-        raise ConfigError(f"the model was trained on columns {estimator.columns_}; {dataset} has "
-                          f"{list(frame.columns)}.")
+        raise ConfigError(
+            f"the model was trained on columns {estimator.columns_}; {dataset} has {list(frame.columns)}."
+        )
     estimator.protocol = protocol_for(dataset)
     return {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}

@@ -36,12 +36,30 @@ class TitansForecaster(BaseEstimator):
     The defaults were chosen on ETTh1 validation MSE and training time: docs/forecasting.md.
     """
 
-    def __init__(self, horizon: int = 96, lookback: int = 96, variant: str = "lmm", tokens: str = "variate",
-                 dim: int = 32, layers: int = 2, heads: int = 4, patch_len: int = 16, stride: int = 8,
-                 dropout: float = 0.2, memory_depth: int = 2, chunk_size: int = 16, epochs: int = 10,
-                 batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 3,
-                 protocol: str = "ratio_70_10_20", seed: int = 0, max_minutes: float | None = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        horizon: int = 96,
+        lookback: int = 96,
+        variant: str = "lmm",
+        tokens: str = "variate",
+        dim: int = 32,
+        layers: int = 2,
+        heads: int = 4,
+        patch_len: int = 16,
+        stride: int = 8,
+        dropout: float = 0.2,
+        memory_depth: int = 2,
+        chunk_size: int = 16,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 3,
+        protocol: str = "ratio_70_10_20",
+        seed: int = 0,
+        max_minutes: float | None = None,
+        progress: bool = True,
+    ):
         self.horizon = horizon
         self.lookback = lookback
         self.variant = variant
@@ -78,8 +96,13 @@ class TitansForecaster(BaseEstimator):
         model = build_model(config)
         module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
         loaders = splits.loaders(self.batch_size, seed=self.seed)
-        trainer, best = make_trainer(max_epochs=self.epochs, monitor="val_mse", patience=self.patience,
-                                     progress=self.progress, max_minutes=self.max_minutes)
+        trainer, best = make_trainer(
+            max_epochs=self.epochs,
+            monitor="val_mse",
+            patience=self.patience,
+            progress=self.progress,
+            max_minutes=self.max_minutes,
+        )
         trainer.fit(module, loaders["train"], loaders["val"])
         best.restore(module)
         model.eval()
@@ -89,7 +112,11 @@ class TitansForecaster(BaseEstimator):
         self.scaler_ = splits.scaler
         self.columns_ = list(frame.columns)
         self.n_features_in_ = frame.shape[1]
-        self.history_ = {"best_epoch": best.epoch, "best_val_mse": best.best, "epochs_run": trainer.current_epoch}
+        self.history_ = {
+            "best_epoch": best.epoch,
+            "best_val_mse": best.best,
+            "epochs_run": trainer.current_epoch,
+        }
         self.val_metrics_ = evaluate_windows(model, loaders["val"])
         self._set_context(frame)
         self._fit_frame = frame
@@ -97,15 +124,26 @@ class TitansForecaster(BaseEstimator):
 
     def _model_config(self, channels: int) -> ForecastConfig:
         return ForecastConfig(
-            lookback=self.lookback, horizon=self.horizon, channels=channels, variant=self.variant,
-            tokens=self.tokens, dim=self.dim, layers=self.layers, heads=self.heads, patch_len=self.patch_len,
-            stride=self.stride, dropout=self.dropout, memory_depth=self.memory_depth, chunk_size=self.chunk_size,
+            lookback=self.lookback,
+            horizon=self.horizon,
+            channels=channels,
+            variant=self.variant,
+            tokens=self.tokens,
+            dim=self.dim,
+            layers=self.layers,
+            heads=self.heads,
+            patch_len=self.patch_len,
+            stride=self.stride,
+            dropout=self.dropout,
+            memory_depth=self.memory_depth,
+            chunk_size=self.chunk_size,
         )
 
     def _set_context(self, frame: pd.DataFrame) -> None:
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
-        self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]),
-                                        dtype=torch.float32)
+        self.context_ = torch.as_tensor(
+            self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32
+        )
         self.last_index_, self.step_ = _time_axis(frame.index)
 
     # --- using a fitted model -----------------------------------------------------------------------
@@ -121,7 +159,9 @@ class TitansForecaster(BaseEstimator):
                 raise DataValidationError(
                     f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
                 )
-            context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
+            context = torch.as_tensor(
+                self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32
+            )
             last, step = _time_axis(frame.index)
         with torch.no_grad():
             self.model_.eval()
@@ -139,7 +179,9 @@ class TitansForecaster(BaseEstimator):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
         frame = self._fit_frame if X is None else self._check_columns(_as_frame(X))
         if frame is None:
-            raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
+            raise ConfigError(
+                "This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df)."
+            )
         borders = make_splits(frame, self.lookback, self.horizon, self.protocol).borders
         start, end = getattr(borders, split)
         scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
@@ -163,12 +205,18 @@ class TitansForecaster(BaseEstimator):
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model_.state_dict().items()}
         tensors["context"] = self.context_.contiguous()
         config = {
-            "format": "titans-ts forecaster", "titans_ts_version": __version__, "torch_version": torch.__version__,
-            "params": self.get_params(), "model_config": self.model_config_.to_dict(),
-            "scaler": self.scaler_.to_dict(), "columns": [str(c) for c in self.columns_],
-            "last_index": str(self.last_index_), "step": str(self.step_),
+            "format": "titans-ts forecaster",
+            "titans_ts_version": __version__,
+            "torch_version": torch.__version__,
+            "params": self.get_params(),
+            "model_config": self.model_config_.to_dict(),
+            "scaler": self.scaler_.to_dict(),
+            "columns": [str(c) for c in self.columns_],
+            "last_index": str(self.last_index_),
+            "step": str(self.step_),
             "index_kind": "datetime" if isinstance(self.last_index_, pd.Timestamp) else "range",
-            "history": self.history_, "val_metrics": self.val_metrics_,
+            "history": self.history_,
+            "val_metrics": self.val_metrics_,
         }
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -189,7 +237,9 @@ class TitansForecaster(BaseEstimator):
         path = Path(path)
         config_file, model_file = path / _CONFIG_FILE, path / _MODEL_FILE
         if not config_file.is_file() or not model_file.is_file():
-            raise ConfigError(f"{path} is not a saved forecaster: expected {_CONFIG_FILE} and {_MODEL_FILE} in it.")
+            raise ConfigError(
+                f"{path} is not a saved forecaster: expected {_CONFIG_FILE} and {_MODEL_FILE} in it."
+            )
         config = json.loads(config_file.read_text(encoding="utf-8"))
         if config.get("format") != "titans-ts forecaster":
             raise ConfigError(f"{config_file} is not a titans-ts forecaster config.")
@@ -197,14 +247,19 @@ class TitansForecaster(BaseEstimator):
         tensors = load_file(str(model_file))
         estimator.model_config_ = ForecastConfig(**config["model_config"])
         estimator.model_ = build_model(estimator.model_config_)
-        estimator.model_.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        estimator.model_.load_state_dict(
+            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
         estimator.model_.eval()
         estimator.context_ = tensors["context"]
         estimator.scaler_ = StandardScaler.from_dict(config["scaler"])
         estimator.columns_ = config["columns"]
         estimator.n_features_in_ = len(estimator.columns_)
         if config["index_kind"] == "datetime":
-            estimator.last_index_, estimator.step_ = pd.Timestamp(config["last_index"]), pd.Timedelta(config["step"])
+            estimator.last_index_, estimator.step_ = (
+                pd.Timestamp(config["last_index"]),
+                pd.Timedelta(config["step"]),
+            )
         else:
             estimator.last_index_, estimator.step_ = int(config["last_index"]), int(config["step"])
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
@@ -238,7 +293,9 @@ def _as_frame(X) -> pd.DataFrame:
         if array.ndim == 1:
             array = array[:, None]
         if array.ndim != 2:
-            raise DataValidationError(f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}.")
+            raise DataValidationError(
+                f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}."
+            )
         frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
     return validate_frame(frame, source="the input data")
 

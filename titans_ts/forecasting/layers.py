@@ -53,7 +53,9 @@ class EinFFT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        spectrum = torch.fft.fft(x.float(), dim=-1, norm="ortho").reshape(*shape[:-1], self.blocks, self.block_dim)
+        spectrum = torch.fft.fft(x.float(), dim=-1, norm="ortho").reshape(
+            *shape[:-1], self.blocks, self.block_dim
+        )
         real, imag = _complex_linear(spectrum.real, spectrum.imag, self.w1, self.b1)
         real, imag = _complex_linear(F.relu(real), F.relu(imag), self.w2, self.b2)
         out = torch.complex(F.softshrink(real, self.shrink), F.softshrink(imag, self.shrink))
@@ -62,11 +64,14 @@ class EinFFT(nn.Module):
 
 def _complex_linear(real, imag, weight, bias):
     """Per-block complex matmul on (..., blocks, d_in) parts; weight (2, blocks, d_in, d_out) = (real, imag)."""
+
     def mm(z, w):
         return torch.einsum("...bi,bio->...bo", z, w)
 
-    return (mm(real, weight[0]) - mm(imag, weight[1]) + bias[0],
-            mm(real, weight[1]) + mm(imag, weight[0]) + bias[1])
+    return (
+        mm(real, weight[0]) - mm(imag, weight[1]) + bias[0],
+        mm(real, weight[1]) + mm(imag, weight[0]) + bias[1],
+    )
 
 
 class PatchTokenizer(nn.Module):

@@ -45,8 +45,10 @@ class ForecastConfig:
         if min(self.lookback, self.horizon, self.channels, self.dim, self.layers) < 1:
             raise ConfigError("lookback, horizon, channels, dim and layers must all be >= 1.")
         if self.dim % self.heads or self.dim % self.einfft_blocks:
-            raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads} and "
-                              f"einfft_blocks={self.einfft_blocks}.")
+            raise ConfigError(
+                f"dim={self.dim} must be divisible by heads={self.heads} and "
+                f"einfft_blocks={self.einfft_blocks}."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,8 +138,14 @@ class DLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         series = x.transpose(1, 2)  # (B, C, L)
         half = (self.kernel - 1) // 2
-        padded = torch.cat([series[..., :1].expand(-1, -1, half), series,
-                            series[..., -1:].expand(-1, -1, self.kernel - 1 - half)], dim=-1)
+        padded = torch.cat(
+            [
+                series[..., :1].expand(-1, -1, half),
+                series,
+                series[..., -1:].expand(-1, -1, self.kernel - 1 - half),
+            ],
+            dim=-1,
+        )
         trend = F.avg_pool1d(padded, self.kernel, stride=1)
         out = self.seasonal(series - trend) + self.trend(trend)
         return out.transpose(1, 2)

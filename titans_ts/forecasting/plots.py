@@ -13,8 +13,14 @@ import pandas as pd  # noqa: E402
 from titans_ts.io import atomic_path  # noqa: E402
 
 
-def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path, truth: pd.DataFrame | None = None,
-                  column=None, title: str = "") -> Path:
+def plot_forecast(
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    path,
+    truth: pd.DataFrame | None = None,
+    column=None,
+    title: str = "",
+) -> Path:
     """History, forecast (and the truth, if known) of one column (default: the last, e.g. OT)."""
     column = column if column is not None else forecast.columns[-1]
     figure, axis = plt.subplots(figsize=(10, 3.5))

@@ -1,0 +1,251 @@
+"""Labelled DNA sequences: GenomicBenchmarks tasks (bundled or on disk), CSV, FASTA + labels; CV folds.
+
+Classes are always sorted by name, so class index i means the same thing in every run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genomics.tokenizer import DNATokenizer
+from titans_ts.data.registry import bundled_data_dir
+from titans_ts.errors import ChecksumError, ConfigError, DatasetNotFoundError, DataValidationError
+
+GENOMIC_BENCHMARKS_HOME = Path(os.environ.get("GENOMIC_BENCHMARKS_HOME", Path.home() / ".genomic_benchmarks"))
+
+
+@dataclass
+class LabelledSequences:
+    """Sequences with labels as class indices into `classes` (sorted by name)."""
+
+    sequences: list[str]
+    labels: np.ndarray
+    classes: list = field(default_factory=list)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def subset(self, index) -> LabelledSequences:
+        index = np.asarray(index)
+        return LabelledSequences(
+            [self.sequences[i] for i in index], self.labels[index], self.classes, self.source
+        )
+
+    def class_counts(self) -> dict:
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {str(c): int(n) for c, n in zip(self.classes, counts, strict=True)}
+
+
+def make_labelled(sequences, labels, source: str = "the data", classes=None) -> LabelledSequences:
+    """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes."""
+    sequences = list(sequences)
+    labels = list(labels)
+    if len(sequences) != len(labels):
+        raise DataValidationError(f"{source}: {len(sequences)} sequences but {len(labels)} labels.")
+    if not sequences:
+        raise DataValidationError(f"{source}: no sequences.")
+    tokenizer = DNATokenizer()
+    for i, sequence in enumerate(sequences):
+        tokenizer.encode(sequence, name=f"{source}, sequence {i}")
+    if any(label is None or (isinstance(label, float) and np.isnan(label)) for label in labels):
+        row = next(
+            i
+            for i, label in enumerate(labels)
+            if label is None or (isinstance(label, float) and np.isnan(label))
+        )
+        raise DataValidationError(f"{source}: sequence {row} has no label.")
+    classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
+    lookup = {label: i for i, label in enumerate(classes)}
+    unknown = [label for label in labels if label not in lookup]
+    if unknown:
+        raise DataValidationError(f"{source}: label {unknown[0]!r} is not one of the classes {classes}.")
+    return LabelledSequences(
+        [s.upper() for s in sequences], np.array([lookup[label] for label in labels]), classes, source
+    )
+
+
+def _sort_key(label):
+    """Numbers sort numerically, strings by name; a mix sorts numbers first."""
+    return (
+        (0, float(label), "")
+        if isinstance(label, (int, float, np.integer, np.floating))
+        else (1, 0.0, str(label))
+    )
+
+
+def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
+    """A CSV (or .csv.gz) with a sequence column and a label column."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+    missing = [c for c in (sequence_column, label_column) if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path}: no column(s) {missing}; columns are {list(frame.columns)}. "
+            "Name them with sequence_column= / label_column=."
+        )
+    sequences = ["" if isinstance(s, float) else s for s in frame[sequence_column].tolist()]
+    return make_labelled(sequences, frame[label_column].tolist(), source=str(path))
+
+
+def read_fasta(path) -> list[tuple[str, str]]:
+    """(name, sequence) records of a FASTA or FASTA.gz file."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    records, name, parts = [], None, []
+    with opener(path, "rt") as stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith(">"):
+                if name is not None:
+                    records.append((name, "".join(parts)))
+                name, parts = line[1:].split()[0] if len(line) > 1 else f"record{len(records)}", []
+            elif name is None:
+                raise DataValidationError(
+                    f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file?"
+                )
+            else:
+                parts.append(line)
+    if name is not None:
+        records.append((name, "".join(parts)))
+    if not records:
+        raise DataValidationError(f"{path}: no FASTA records.")
+    return records
+
+
+def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
+    """FASTA sequences with labels: a CSV of (name, label), a {name: label} dict, or a list in file order."""
+    records = read_fasta(fasta)
+    if isinstance(labels, (str, os.PathLike)):
+        table = pd.read_csv(labels)
+        if table.shape[1] < 2:
+            raise DataValidationError(f"{labels}: expected two columns, record name and label.")
+        labels = dict(zip(table.iloc[:, 0].astype(str), table.iloc[:, 1], strict=True))
+    if isinstance(labels, dict):
+        missing = [name for name, _ in records if name not in labels]
+        if missing:
+            raise DataValidationError(
+                f"{fasta}: no label for record {missing[0]!r} ({len(missing)} unlabelled)."
+            )
+        labels = [labels[name] for name, _ in records]
+    return make_labelled([s for _, s in records], labels, source=str(fasta))
+
+
+def read_genomic_benchmarks_dir(root, split: str) -> LabelledSequences:
+    """The genomic-benchmarks on-disk format: root/<split>/<class>/*.txt, one sequence per file."""
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"{folder} does not exist (expected {root}/{{train,test}}/<class>/*.txt).")
+    sequences, labels = [], []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for file in sorted(class_dir.glob("*.txt")):
+            sequences.append(file.read_text().strip())
+            labels.append(class_dir.name)
+    return make_labelled(sequences, labels, source=str(folder))
+
+
+# --- registered tasks -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> dict:
+    return json.loads((bundled_data_dir() / "genomics" / "registry.json").read_text())["tasks"]
+
+
+def task_names() -> list[str]:
+    return list(_registry())
+
+
+def resolve_task(name: str) -> str:
+    tasks = _registry()
+    for task, info in tasks.items():
+        if name == task or name in info.get("aliases", []):
+            return task
+    known = [*tasks, *(a for info in tasks.values() for a in info.get("aliases", []))]
+    close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise DatasetNotFoundError(
+        f"Unknown GenomicBenchmarks task {name!r}.{hint} Known: {', '.join(tasks)}. "
+        "For your own data pass a CSV (seq,label) or FASTA + labels."
+    )
+
+
+@dataclass
+class TaskData:
+    """A task as available here: the official train/test split, or one labelled split for CV."""
+
+    name: str
+    protocol: str  # "official" or "cv"
+    train: LabelledSequences | None
+    test: LabelledSequences | None
+    labelled: LabelledSequences | None  # the single split used for cross-validation
+    note: str
+
+
+def load_task(name: str, data_root=None, verify: bool = True) -> TaskData:
+    """The full official split when it is on disk (genomic-benchmarks format), else the bundled split."""
+    task = resolve_task(name)
+    root = Path(data_root or GENOMIC_BENCHMARKS_HOME) / task
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        train = read_genomic_benchmarks_dir(root, "train")
+        test = read_genomic_benchmarks_dir(root, "test")
+        test = make_labelled(
+            test.sequences, [test.classes[i] for i in test.labels], str(root / "test"), classes=train.classes
+        )
+        return TaskData(task, "official", train, test, None, f"official train/test split from {root}")
+    info = _registry()[task]
+    if not info.get("bundled"):
+        raise DatasetNotFoundError(
+            f"{task}: not bundled and not found at {root}. Get it with the genomic-benchmarks package "
+            f"(`from genomic_benchmarks.loc2seq import download_dataset; download_dataset('{task}')`, online), "
+            f"or put it in {root}/{{train,test}}/<class>/*.txt, or pass data_root=."
+        )
+    path = bundled_data_dir() / "genomics" / info["bundled"]
+    if verify:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != info["sha256"]:
+            raise ChecksumError(
+                f"{path}: sha256 {digest} differs from the registered {info['sha256']}; reinstall titans-ts."
+            )
+    labelled = read_csv(path)
+    return TaskData(
+        task,
+        "cv",
+        None,
+        None,
+        labelled,
+        f"only the official {info['bundled_split']} split ({len(labelled)} sequences) is available "
+        "here: evaluated by stratified k-fold cross-validation on it, not the official protocol",
+    )
+
+
+def stratified_folds(data: LabelledSequences, folds: int = 5, seed: int = 0):
+    """(train_index, test_index) pairs of stratified k-fold CV with a fixed seed."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise ConfigError(f"folds must be >= 2; got {folds}.")
+    counts = data.class_counts()
+    small = {c: n for c, n in counts.items() if n < folds}
+    if small:
+        raise DataValidationError(
+            f"{data.source}: class(es) {small} have fewer sequences than folds={folds}; stratified CV needs at "
+            "least one per fold. Use fewer folds or add sequences of those classes."
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(data)), data.labels))

@@ -1,0 +1,77 @@
+"""Character-level DNA tokenizer with HyenaDNA-compatible ids.
+
+[CLS]=0, [SEP]=1, [BOS]=2, [MASK]=3, [PAD]=4, [RESERVED]=5, [UNK]=6, A=7, C=8, G=9, T=10, N=11.
+Lowercase is accepted (soft-masked repeats in reference genomes are lowercase); the other IUPAC
+ambiguity codes (R, Y, S, W, K, M, B, D, H, V) map to N; anything else is an error naming the position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from titans_ts.errors import SequenceError
+
+SPECIAL_TOKENS = {"[CLS]": 0, "[SEP]": 1, "[BOS]": 2, "[MASK]": 3, "[PAD]": 4, "[RESERVED]": 5, "[UNK]": 6}
+NUCLEOTIDES = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
+IUPAC_AMBIGUOUS = "RYSWKMBDHVU"  # U (RNA) counts as unknown here, like the other ambiguity codes
+PAD_ID, CLS_ID, SEP_ID, VOCAB_SIZE = 4, 0, 1, 12
+
+_LOOKUP = np.full(256, -1, dtype=np.int64)
+for _base, _id in NUCLEOTIDES.items():
+    _LOOKUP[ord(_base)] = _LOOKUP[ord(_base.lower())] = _id
+for _code in IUPAC_AMBIGUOUS:
+    _LOOKUP[ord(_code)] = _LOOKUP[ord(_code.lower())] = NUCLEOTIDES["N"]
+_ID_TO_TOKEN = {v: k for k, v in {**SPECIAL_TOKENS, **NUCLEOTIDES}.items()}
+
+
+class DNATokenizer:
+    """Encode DNA strings to ids (and back)."""
+
+    vocab_size = VOCAB_SIZE
+    pad_id = PAD_ID
+
+    def encode(self, sequence: str, add_special_tokens: bool = False, name: str | None = None) -> np.ndarray:
+        """ids of one sequence; `name` (e.g. 'sequence 12') makes errors point at the input."""
+        where = f"{name}: " if name else ""
+        if not isinstance(sequence, str):
+            raise SequenceError(f"{where}expected a string of nucleotides; got {type(sequence).__name__}.")
+        if not sequence:
+            raise SequenceError(f"{where}empty sequence; every sequence needs at least one nucleotide.")
+        raw = np.frombuffer(sequence.encode("utf-8", errors="replace"), dtype=np.uint8)
+        if len(raw) != len(sequence):  # a non-ASCII character
+            position = next(i for i, ch in enumerate(sequence) if ord(ch) > 127)
+            raise SequenceError(
+                f"{where}character {sequence[position]!r} at position {position} is not a "
+                "nucleotide code (A, C, G, T, N or an IUPAC ambiguity code)."
+            )
+        ids = _LOOKUP[raw]
+        bad = np.flatnonzero(ids < 0)
+        if len(bad):
+            position = int(bad[0])
+            raise SequenceError(
+                f"{where}character {sequence[position]!r} at position {position} is not a "
+                f"nucleotide code (A, C, G, T, N or an IUPAC ambiguity code); {len(bad)} such "
+                "character(s) in all."
+            )
+        if add_special_tokens:
+            ids = np.concatenate([[CLS_ID], ids, [SEP_ID]])
+        return ids
+
+    def batch_encode(
+        self, sequences: Sequence[str], max_length: int | None = None, add_special_tokens: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut."""
+        encoded = [self.encode(s, add_special_tokens, name=f"sequence {i}") for i, s in enumerate(sequences)]
+        if max_length is not None:
+            encoded = [ids[:max_length] for ids in encoded]
+        length = max((len(ids) for ids in encoded), default=0)
+        batch = np.full((len(encoded), length), PAD_ID, dtype=np.int64)
+        for row, ids in enumerate(encoded):
+            batch[row, : len(ids)] = ids
+        return torch.from_numpy(batch), torch.tensor([len(ids) for ids in encoded])
+
+    def decode(self, ids) -> str:
+        return "".join(_ID_TO_TOKEN.get(int(i), "[UNK]") for i in ids if int(i) != PAD_ID)

@@ -1,0 +1,106 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from genomics.data import (
+    load_task,
+    make_labelled,
+    read_csv,
+    read_fasta_with_labels,
+    read_genomic_benchmarks_dir,
+    resolve_task,
+    stratified_folds,
+)
+from titans_ts.errors import DatasetNotFoundError, DataValidationError, SequenceError
+
+
+def test_bundled_tasks_load_with_sorted_classes_and_cv_protocol(tmp_path):
+    cohn = load_task("enhancer_cohn", data_root=tmp_path)
+    assert cohn.protocol == "cv" and "cross-validation" in cohn.note
+    assert len(cohn.labelled) == 6948 and cohn.labelled.classes == ["negative", "positive"]
+    assert cohn.labelled.class_counts() == {"negative": 3474, "positive": 3474}
+    nontata = load_task("nontata_promoters", data_root=tmp_path)
+    assert nontata.labelled.class_counts() == {"negative": 4119, "positive": 4915}
+
+
+def test_aliases_and_unknown_names():
+    assert resolve_task("human_regulatory") == "human_ensembl_regulatory"
+    assert resolve_task("ocr_ensembl") == "human_ocr_ensembl"
+    with pytest.raises(DatasetNotFoundError, match="Did you mean 'enhancer_cohn'"):
+        resolve_task("enhancer_con")
+
+
+def test_unbundled_task_says_where_to_put_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"download_dataset\('human_enhancers_ensembl'\)"):
+        load_task("enhancer_ensembl", data_root=tmp_path)
+
+
+def test_official_split_from_the_genomic_benchmarks_layout(tmp_path):
+    for split, rows in (
+        ("train", {"enhancer": ["ACGT", "AACC"], "ocr": ["GGTT"], "promoter": ["acgn"]}),
+        ("test", {"enhancer": ["CCGG"], "ocr": ["TTAA"], "promoter": ["GATC"]}),
+    ):
+        for label, sequences in rows.items():
+            folder = tmp_path / "human_ensembl_regulatory" / split / label
+            folder.mkdir(parents=True)
+            for i, sequence in enumerate(sequences):
+                (folder / f"{i}.txt").write_text(sequence + "\n")
+    task = load_task("human_regulatory", data_root=tmp_path)
+    assert task.protocol == "official"
+    assert task.train.classes == ["enhancer", "ocr", "promoter"]  # a three-class task
+    assert task.train.labels.tolist() == [0, 0, 1, 2] and task.test.labels.tolist() == [0, 1, 2]
+    assert task.train.sequences[3] == "ACGN"  # lowercase accepted, stored uppercase
+
+
+def test_csv_with_variable_lengths_and_string_or_integer_labels(tmp_path):
+    pd.DataFrame({"seq": ["ACGT", "A", "GGGGGGGG"], "label": ["b", "a", "b"]}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
+    data = read_csv(tmp_path / "s.csv")
+    assert data.classes == ["a", "b"] and data.labels.tolist() == [1, 0, 1]
+    pd.DataFrame({"seq": ["ACGT", "A", "GG"], "label": [10, 2, 2]}).to_csv(tmp_path / "i.csv", index=False)
+    ints = read_csv(tmp_path / "i.csv")
+    assert ints.classes == [2, 10] and ints.labels.tolist() == [1, 0, 0]  # numeric order, not "10" < "2"
+
+
+def test_bad_sequences_and_labels_are_named(tmp_path):
+    pd.DataFrame({"seq": ["ACGT", "ACXT"], "label": [0, 1]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SequenceError, match=r"sequence 1: character 'X' at position 2"):
+        read_csv(tmp_path / "bad.csv")
+    pd.DataFrame({"seq": ["ACGT", ""], "label": [0, 1]}).to_csv(tmp_path / "empty.csv", index=False)
+    with pytest.raises(SequenceError, match="sequence 1: empty sequence"):
+        read_csv(tmp_path / "empty.csv")
+    pd.DataFrame({"sequence": ["ACGT"], "y": [0]}).to_csv(tmp_path / "cols.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"no column\(s\) \['seq', 'label'\]"):
+        read_csv(tmp_path / "cols.csv")
+    with pytest.raises(DataValidationError, match="2 sequences but 1 labels"):
+        make_labelled(["ACGT", "AC"], ["x"])
+
+
+def test_fasta_with_labels(tmp_path):
+    (tmp_path / "s.fa").write_text(">one desc\nACGT\nAC\n>two\nggnn\n")
+    pd.DataFrame({"name": ["two", "one"], "label": ["neg", "pos"]}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    data = read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
+    assert data.sequences == ["ACGTAC", "GGNN"] and [data.classes[i] for i in data.labels] == ["pos", "neg"]
+    with pytest.raises(DataValidationError, match="no label for record 'two'"):
+        read_fasta_with_labels(tmp_path / "s.fa", {"one": "pos"})
+
+
+def test_stratified_folds_and_a_class_with_a_single_sample():
+    data = make_labelled(["ACGT"] * 10 + ["GGCC"], ["a"] * 5 + ["b"] * 5 + ["c"])
+    assert data.class_counts() == {"a": 5, "b": 5, "c": 1}
+    with pytest.raises(DataValidationError, match=r"\{'c': 1\} have fewer sequences than folds=5"):
+        stratified_folds(data, folds=5)
+    balanced = make_labelled(["ACGT"] * 20, ["a", "b"] * 10)
+    folds = stratified_folds(balanced, folds=5, seed=0)
+    assert len(folds) == 5
+    assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(20))
+    assert all(np.bincount(balanced.labels[test]).tolist() == [2, 2] for _, test in folds)
+    assert [t.tolist() for _, t in folds] == [t.tolist() for _, t in stratified_folds(balanced, 5, seed=0)]
+
+
+def test_genomic_benchmarks_dir_missing(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        read_genomic_benchmarks_dir(tmp_path, "train")
