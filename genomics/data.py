@@ -212,7 +212,8 @@ def load_task(name: str, data_root=None, verify: bool = True) -> TaskData:
     if not info.get("bundled"):
         raise DatasetNotFoundError(
             f"{task}: not bundled and not found at {root}. Get it with the genomic-benchmarks package "
-            f"(`from genomic_benchmarks.loc2seq import download_dataset; download_dataset('{task}')`, online), "
+            "(`from genomic_benchmarks.loc2seq import download_dataset; "
+            f"download_dataset('{task}')`, online), "
             f"or put it in {root}/{{train,test}}/<class>/*.txt, or pass data_root=."
         )
     path = bundled_data_dir() / "genomics" / info["bundled"]
@@ -244,8 +245,8 @@ def stratified_folds(data: LabelledSequences, folds: int = 5, seed: int = 0):
     small = {c: n for c, n in counts.items() if n < folds}
     if small:
         raise DataValidationError(
-            f"{data.source}: class(es) {small} have fewer sequences than folds={folds}; stratified CV needs at "
-            "least one per fold. Use fewer folds or add sequences of those classes."
+            f"{data.source}: class(es) {small} have fewer sequences than folds={folds}; "
+            "stratified CV needs at least one per fold. Use fewer folds or add sequences of those classes."
         )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(data)), data.labels))

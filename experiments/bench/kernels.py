@@ -37,11 +37,11 @@ def main() -> int:
                 times = {}
                 for backend in ("chunked", "triton"):
 
-                    def forward(backend=backend):
+                    def forward(backend=backend, args=args):
                         with torch.no_grad():
                             neural_memory(*args, chunk_size=64, backend=backend, max_grad_norm=0.5)
 
-                    def train(backend=backend):
+                    def train(backend=backend, args=args):
                         y, w, s = neural_memory(*args, chunk_size=64, backend=backend, max_grad_norm=0.5)
                         y.float().square().mean().backward()
 
