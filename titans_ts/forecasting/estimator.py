@@ -149,7 +149,7 @@ class TitansForecaster(BaseEstimator):
     # --- using a fitted model -----------------------------------------------------------------------
 
     def predict(self, X=None) -> pd.DataFrame:
-        """Forecast the `horizon` steps after the end of X (default: the data given to fit), original units."""
+        """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units."""
         self._check_fitted()
         if X is None:
             context, last, step = self.context_, self.last_index_, self.step_
@@ -157,7 +157,8 @@ class TitansForecaster(BaseEstimator):
             frame = self._check_columns(_as_frame(X))
             if len(frame) < self.lookback:
                 raise DataValidationError(
-                    f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
+                    f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. "
+                    "Pass a longer history."
                 )
             context = torch.as_tensor(
                 self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32

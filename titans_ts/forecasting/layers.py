@@ -33,7 +33,7 @@ class RevIN(nn.Module):
 
 
 class EinFFT(nn.Module):
-    """SiMBA's channel mixer: FFT along the feature axis, a block-diagonal complex MLP, soft-shrink, inverse FFT.
+    """SiMBA's channel mixer: FFT along features, block-diagonal complex MLP, soft-shrink, inverse FFT.
 
     The features are split into `blocks` groups; each group's spectrum goes through its own two-layer
     complex linear map (expansion `hidden_factor`), with soft-shrinkage as a sparsity prior.
@@ -63,7 +63,7 @@ class EinFFT(nn.Module):
 
 
 def _complex_linear(real, imag, weight, bias):
-    """Per-block complex matmul on (..., blocks, d_in) parts; weight (2, blocks, d_in, d_out) = (real, imag)."""
+    """Per-block complex matmul of (..., blocks, d_in) parts; weight (2, blocks, d_in, d_out): real, imag."""
 
     def mm(z, w):
         return torch.einsum("...bi,bio->...bo", z, w)

@@ -126,7 +126,7 @@ class SimbaForecaster(nn.Module):
 
 
 class DLinear(nn.Module):
-    """DLinear (Zeng et al. 2023): moving-average trend + remainder, one linear map each, shared by channels."""
+    """DLinear (Zeng et al. 2023): moving-average trend + remainder, a linear map each, shared by channels."""
 
     def __init__(self, config: ForecastConfig, kernel: int = 25):
         super().__init__()
