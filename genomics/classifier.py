@@ -1,0 +1,176 @@
+"""DNAClassifier: scikit-learn-style sequence classification with the Titans DNA model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from genomics.data import make_labelled
+from genomics.model import DNAModelConfig, DNASequenceClassifier
+from titans_ts import __version__
+from titans_ts.errors import ConfigError
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
+PRETRAINED_NAME = "titans-dna-small"
+_MODEL_FILE, _CONFIG_FILE = "model.safetensors", "config.json"
+
+
+def pretrained_path(name: str = PRETRAINED_NAME) -> Path:
+    return PRETRAINED_DIR / name
+
+
+def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
+    """Config and backbone tensors of a pretrained language model folder (safetensors + JSON)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
+        raise ConfigError(f"{path}: no pretrained model there (expected {_CONFIG_FILE} and {_MODEL_FILE}). "
+                          "Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.")
+    config = json.loads((path / _CONFIG_FILE).read_text())
+    tensors = load_file(str(path / _MODEL_FILE))
+    backbone = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    return DNAModelConfig(**config["model_config"]), backbone
+
+
+class DNAClassifier(ClassifierMixin, BaseEstimator):
+    """Fine-tunes the Titans DNA backbone (by default the shipped pretrained one) with a linear head.
+
+    fit(sequences, y): sequences are strings of A/C/G/T/N (lowercase and IUPAC codes accepted); y any
+    labels (classes_ sorted). A stratified `val_fraction` of the training data drives early stopping.
+    pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
+    """
+
+    def __init__(self, pretrained: bool | str = True, block: str = "lmm", dim: int = 128, layers: int = 2,
+                 heads: int = 4, epochs: int = 3, batch_size: int = 32, lr: float = 1e-3,
+                 weight_decay: float = 0.01, patience: int = 2, val_fraction: float = 0.1,
+                 max_length: int | None = None, seed: int = 0, max_minutes: float | None = None,
+                 progress: bool = True):
+        self.pretrained = pretrained
+        self.block = block
+        self.dim = dim
+        self.layers = layers
+        self.heads = heads
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.max_length = max_length
+        self.seed = seed
+        self.max_minutes = max_minutes
+        self.progress = progress
+
+    def _build(self, n_classes: int) -> DNASequenceClassifier:
+        if self.pretrained is False or self.pretrained is None:
+            config = DNAModelConfig(dim=self.dim, layers=self.layers, heads=self.heads, block=self.block)
+            return DNASequenceClassifier(config, n_classes)
+        path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
+        config, backbone = load_backbone_weights(path)
+        model = DNASequenceClassifier(config, n_classes)
+        model.backbone.load_state_dict(backbone)
+        return model
+
+    def fit(self, sequences, y):
+        from genomics.training import ClassifierModule, make_loader
+        from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
+
+        tune_cpu_allocator()
+        data = make_labelled(sequences, list(y), source="the training data")
+        if len(data.classes) < 2:
+            raise ConfigError(f"need at least two classes to classify; got {data.classes}.")
+        seed_everything(self.seed)
+        index = np.arange(len(data))
+        stratify = data.labels if min(data.class_counts().values()) >= 2 else None
+        train_index, val_index = train_test_split(index, test_size=self.val_fraction, random_state=self.seed,
+                                                  stratify=stratify)
+        model = self._build(len(data.classes))
+        module = ClassifierModule(model, lr=self.lr, weight_decay=self.weight_decay)
+        train = make_loader([data.sequences[i] for i in train_index], data.labels[train_index], self.batch_size,
+                            shuffle=True, max_length=self.max_length, seed=self.seed)
+        val = make_loader([data.sequences[i] for i in val_index], data.labels[val_index], 2 * self.batch_size,
+                          max_length=self.max_length)
+        trainer, best = make_trainer(max_epochs=self.epochs, monitor="val_loss", patience=self.patience,
+                                     progress=self.progress, max_minutes=self.max_minutes)
+        trainer.fit(module, train, val)
+        best.restore(module)
+        model.eval()
+        self.model_ = model
+        self.classes_ = np.array(data.classes, dtype=object)
+        self.history_ = {"best_epoch": best.epoch, "best_val_loss": best.best, "epochs_run": trainer.current_epoch}
+        return self
+
+    def predict_proba(self, sequences) -> np.ndarray:
+        from genomics.training import make_loader
+
+        self._check_fitted()
+        sequences = list(sequences)
+        make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
+        loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length)
+        probabilities = []
+        with torch.no_grad():
+            for ids, _ in loader:
+                probabilities.append(torch.softmax(self.model_(ids), dim=-1).double().numpy())
+        return np.concatenate(probabilities)
+
+    def predict(self, sequences) -> np.ndarray:
+        return self.classes_[self.predict_proba(sequences).argmax(axis=1)]
+
+    # score: ClassifierMixin's accuracy
+
+    def save(self, path) -> Path:
+        """Write path/model.safetensors and path/config.json (all or nothing; no pickle)."""
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = {"format": "titans-ts dna classifier", "titans_ts_version": __version__,
+                  "params": self.get_params(), "model_config": self.model_.config.to_dict(),
+                  "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+                  "history": self.history_}
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(staging / _MODEL_FILE))
+            (staging / _CONFIG_FILE).write_text(json.dumps(config, indent=1))
+            path.mkdir(exist_ok=True)
+            for name in (_MODEL_FILE, _CONFIG_FILE):
+                (staging / name).replace(path / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path) -> DNAClassifier:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
+            raise ConfigError(f"{path} is not a saved DNAClassifier (expected {_CONFIG_FILE} and {_MODEL_FILE}).")
+        config = json.loads((path / _CONFIG_FILE).read_text())
+        if config.get("format") != "titans-ts dna classifier":
+            raise ConfigError(f"{path / _CONFIG_FILE} is not a DNAClassifier config.")
+        estimator = cls(**config["params"])
+        model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
+        model.load_state_dict(load_file(str(path / _MODEL_FILE)))
+        model.eval()
+        estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)
+        estimator.history_ = config["history"]
+        return estimator
+
+    def _check_fitted(self) -> None:
+        try:
+            check_is_fitted(self, "model_")
+        except NotFittedError as exc:
+            raise NotFittedError("This DNAClassifier is not fitted yet: call fit(sequences, y) first, "
+                                 "or DNAClassifier.load(path).") from exc

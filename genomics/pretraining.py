@@ -1,0 +1,135 @@
+"""Pretraining the Titans DNA language model on FASTA (next-nucleotide prediction), with a leakage guard.
+
+Windows of the corpus that share any k-mer (default 32, either strand) with a sequence of the
+evaluation tasks are dropped before training, and the count is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genomics.data import read_fasta
+from genomics.model import DNALanguageModel, DNAModelConfig
+from titans_ts import __version__
+from titans_ts.errors import ConfigError
+
+_CODES = np.full(256, 4, dtype=np.uint8)  # 4 = N or any ambiguity code: k-mers containing it are skipped
+for _i, _base in enumerate("ACGT"):
+    _CODES[ord(_base)] = _CODES[ord(_base.lower())] = _i
+
+
+def kmer_codes(sequence: str, k: int = 32) -> np.ndarray:
+    """2-bit codes (uint64) of every k-mer of `sequence` without N, on the given strand."""
+    if k > 32:
+        raise ConfigError("k-mers longer than 32 do not fit in 64 bits.")
+    codes = _CODES[np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)]
+    if len(codes) < k:
+        return np.empty(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+    valid = (windows < 4).all(axis=1)
+    shifts = (2 * np.arange(k - 1, -1, -1)).astype(np.uint64)
+    values = (windows[valid].astype(np.uint64) << shifts).sum(axis=1, dtype=np.uint64)
+    return values
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence.upper().translate(str.maketrans("ACGTN", "TGCAN"))[::-1]
+
+
+def evaluation_kmers(sequences, k: int = 32) -> np.ndarray:
+    """Sorted unique k-mer codes of the sequences and their reverse complements."""
+    parts = [kmer_codes(s.upper(), k) for s in sequences] + [kmer_codes(reverse_complement(s), k) for s in sequences]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+
+
+def shares_kmer(window: str, forbidden: np.ndarray, k: int = 32) -> bool:
+    if len(forbidden) == 0:
+        return False
+    codes = kmer_codes(window.upper(), k)
+    if len(codes) == 0:
+        return False
+    position = np.searchsorted(forbidden, codes)
+    position[position == len(forbidden)] = 0
+    return bool((forbidden[position] == codes).any())
+
+
+def corpus_windows(paths, window: int = 1024) -> list[str]:
+    """Non-overlapping windows of every record of the FASTA files; a record's tail shorter than 64 is dropped."""
+    windows = []
+    for path in paths:
+        for _, sequence in read_fasta(path):
+            for start in range(0, len(sequence), window):
+                piece = sequence[start : start + window]
+                if len(piece) >= 64:
+                    windows.append(piece.upper())
+    if not windows:
+        raise ConfigError(f"no sequence windows of at least 64 bases in {list(map(str, paths))}.")
+    return windows
+
+
+def pretrain(corpus, out, evaluation_sequences=(), config: DNAModelConfig | None = None, window: int = 1024,
+             k: int = 32, epochs: int = 1, batch_size: int = 16, lr: float = 2e-3, held_out: float = 0.05,
+             seed: int = 0, max_minutes: float | None = None, progress: bool = True) -> dict:
+    """Train a DNA language model; write out/{model.safetensors, config.json}; return the report."""
+    import torch
+    from safetensors.torch import save_file
+
+    from genomics.training import LanguageModelModule, make_loader
+    from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
+
+    tune_cpu_allocator()
+    started = time.time()
+    windows = corpus_windows(corpus, window)
+    forbidden = evaluation_kmers(list(evaluation_sequences), k)
+    kept = [w for w in windows if not shares_kmer(w, forbidden, k)]
+    dropped = len(windows) - len(kept)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(kept))
+    n_val = max(1, int(held_out * len(kept)))
+    val_windows = [kept[i] for i in order[:n_val]]
+    train_windows = [kept[i] for i in order[n_val:]]
+
+    seed_everything(seed)
+    config = config or DNAModelConfig()
+    model = DNALanguageModel(config)
+    module = LanguageModelModule(model, lr=lr)
+    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed)
+    val = make_loader(val_windows, None, batch_size)
+    trainer, best = make_trainer(max_epochs=epochs, monitor="val_loss", patience=max(1, epochs),
+                                 progress=progress, max_minutes=max_minutes)
+    trainer.fit(module, train, val)
+    best.restore(module)
+    trainer.validate(module, val, verbose=False)
+    val_nats = float(trainer.callback_metrics["val_loss"])
+    report = {
+        "format": "titans-ts dna language model", "titans_ts_version": __version__,
+        "model_config": config.to_dict(), "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus": [Path(p).name for p in corpus], "window": window, "windows_total": len(windows),
+        "leakage_filter": {"k": k, "strands": "both", "evaluation_sequences": len(evaluation_sequences),
+                           "windows_dropped": dropped},
+        "train_windows": len(train_windows), "held_out_windows": len(val_windows),
+        "optimizer_steps": int(trainer.global_step), "epochs_run": trainer.current_epoch,
+        "held_out_bits_per_base": val_nats / math.log(2), "seed": seed, "lr": lr, "batch_size": batch_size,
+        "wall_seconds": time.time() - started,
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(staging / "model.safetensors"))
+        (staging / "config.json").write_text(json.dumps(report, indent=1))
+        out.mkdir(exist_ok=True)
+        for name in ("model.safetensors", "config.json"):
+            (staging / name).replace(out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    torch.set_grad_enabled(True)
+    return report

@@ -1,0 +1,112 @@
+"""Lightning glue for genomics: batches of tokenized sequences, the classifier and LM modules."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from genomics.tokenizer import DNATokenizer
+
+
+class SequenceDataset(Dataset):
+    def __init__(self, sequences, labels=None, max_length: int | None = None):
+        self.sequences, self.labels, self.max_length = list(sequences), labels, max_length
+
+    def __len__(self):
+        return len(self.sequences)
+
+    def __getitem__(self, index):
+        label = -1 if self.labels is None else int(self.labels[index])
+        return self.sequences[index], label
+
+
+def make_loader(sequences, labels=None, batch_size=32, shuffle=False, max_length=None, seed=0) -> DataLoader:
+    tokenizer = DNATokenizer()
+
+    def collate(batch):
+        ids, _ = tokenizer.batch_encode([s for s, _ in batch], max_length=max_length)
+        return ids, torch.tensor([label for _, label in batch])
+
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(SequenceDataset(sequences, labels, max_length), batch_size=batch_size, shuffle=shuffle,
+                      drop_last=False, collate_fn=collate, generator=generator)
+
+
+def _cosine_with_warmup(optimizer, total: int, warmup_fraction: float = 0.05):
+    warmup = max(1, int(warmup_fraction * total))
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class ClassifierModule(pl.LightningModule):
+    """Cross-entropy fine-tuning; logs val_loss and val_acc over every validation sequence."""
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01):
+        super().__init__()
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self._val = np.zeros(3)
+
+    def training_step(self, batch, _):
+        ids, labels = batch
+        loss = nn.functional.cross_entropy(self.model(ids), labels)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._val[:] = 0
+
+    def validation_step(self, batch, _):
+        ids, labels = batch
+        logits = self.model(ids)
+        loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
+        self._val += [loss.item(), (logits.argmax(-1) == labels).sum().item(), len(labels)]
+
+    def on_validation_epoch_end(self):
+        loss, correct, count = self._val
+        self.log("val_loss", loss / max(count, 1), prog_bar=True)
+        self.log("val_acc", correct / max(count, 1), prog_bar=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        schedule = _cosine_with_warmup(optimizer, max(1, int(self.trainer.estimated_stepping_batches)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class LanguageModelModule(pl.LightningModule):
+    """Next-nucleotide pretraining; logs val_loss (nats per base) on held-out windows."""
+
+    def __init__(self, model: nn.Module, lr: float = 2e-3, weight_decay: float = 0.01):
+        super().__init__()
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self._val = np.zeros(2)
+
+    def training_step(self, batch, _):
+        ids, _ = batch
+        loss = self.model.loss(ids)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._val[:] = 0
+
+    def validation_step(self, batch, _):
+        ids, _ = batch
+        self._val += [self.model.loss(ids).item() * len(ids), len(ids)]
+
+    def on_validation_epoch_end(self):
+        self.log("val_loss", self._val[0] / max(self._val[1], 1), prog_bar=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        schedule = _cosine_with_warmup(optimizer, max(1, int(self.trainer.estimated_stepping_batches)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
