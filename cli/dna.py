@@ -2,45 +2,179 @@
 
 from __future__ import annotations
 
-from cli._common import make_app, not_yet
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli._common import console, make_app
 
 app = make_app(
     "titans-dna",
     "Genomics with the Titans neural long-term memory: pretrain a nucleotide-level language model on "
-    "FASTA and fine-tune it on GenomicBenchmarks tasks.",
+    "FASTA and fine-tune it on GenomicBenchmarks tasks.\n\n"
+    "Start with `titans-dna datasets`; `titans-dna finetune enhancer_cohn` fine-tunes the shipped "
+    "pretrained model and reports accuracy with the protocol it used.",
 )
-
-_LATER = "the genomics model lands in a later release"
-
-
-@app.command()
-def pretrain() -> None:
-    """Pretrain the DNA language model on FASTA files (next-nucleotide prediction)."""
-    not_yet("titans-dna pretrain", _LATER)
-
-
-@app.command()
-def finetune() -> None:
-    """Fine-tune on a GenomicBenchmarks task (official split, or cross-validation on bundled data)."""
-    not_yet("titans-dna finetune", _LATER)
-
-
-@app.command()
-def evaluate() -> None:
-    """Evaluate a fine-tuned classifier."""
-    not_yet("titans-dna evaluate", _LATER)
-
-
-@app.command()
-def predict() -> None:
-    """Classify sequences from a FASTA or CSV file with a fine-tuned classifier."""
-    not_yet("titans-dna predict", _LATER)
 
 
 @app.command()
 def datasets() -> None:
-    """List the GenomicBenchmarks tasks and which are available here."""
-    not_yet("titans-dna datasets", _LATER)
+    """List the GenomicBenchmarks tasks, their aliases, and which are available here."""
+    from genomics.data import GENOMIC_BENCHMARKS_HOME, _registry
+
+    table = Table(title="GenomicBenchmarks tasks")
+    for column in ("task", "aliases", "classes", "official train/test", "here"):
+        table.add_column(column)
+    for task, info in _registry().items():
+        full = (GENOMIC_BENCHMARKS_HOME / task / "train").is_dir()
+        here = (
+            "full (official protocol)"
+            if full
+            else ("bundled test split (cross-validation)" if info.get("bundled") else "[yellow]not here[/]")
+        )
+        sizes = info["official_sizes"]
+        table.add_row(
+            task,
+            ", ".join(info.get("aliases", [])),
+            ", ".join(info["classes"]),
+            f"{sizes['train']} / {sizes['test']}",
+            here,
+        )
+    console.print(table)
+    console.print(
+        f"Full data: the genomic-benchmarks format under {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/."
+    )
+
+
+@app.command()
+def finetune(
+    dataset: str = typer.Argument(
+        ..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."
+    ),
+    protocol: str = typer.Option(
+        "auto", help="official (full train/test), cv, or auto (official when present)."
+    ),
+    folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
+    epochs: int = typer.Option(
+        1, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."
+    ),
+    batch_size: int = typer.Option(32, help="Sequences per batch."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Random seed (folds and training)."),
+    scratch: bool = typer.Option(
+        False, "--scratch", help="Start from random weights, not the pretrained model."
+    ),
+    pretrained: Path = typer.Option(
+        None, help="A folder written by `titans-dna pretrain` (default: shipped)."
+    ),
+    labels: Path = typer.Option(None, help="Labels CSV (name,label) when DATASET is a FASTA file."),
+    max_minutes: float = typer.Option(None, help="Training time limit per fold."),
+    out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
+) -> None:
+    """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
+    from genomics.api import finetune as run
+
+    start = False if scratch else (str(pretrained) if pretrained else True)
+    result = run(
+        dataset,
+        protocol=protocol,
+        folds=folds,
+        out=out,
+        labels=labels,
+        pretrained=start,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_minutes=max_minutes,
+    )
+    console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")
+    table = Table(title=f"{result['dataset']}: accuracy")
+    if "folds" in result:
+        table.add_column("fold")
+        table.add_column("accuracy")
+        table.add_column("sequences")
+        for fold in result["folds"]:
+            table.add_row(str(fold["fold"]), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]))
+        table.add_row("mean ± std", f"{result['accuracy']:.4f} ± {result['accuracy_std']:.4f}", "")
+    else:
+        table.add_column("split")
+        table.add_column("accuracy")
+        table.add_row("official test", f"{result['accuracy']:.4f}")
+    console.print(table)
+    console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, model/).")
+
+
+@app.command()
+def pretrain(
+    corpus: list[Path] = typer.Option(..., "--corpus", help="FASTA or FASTA.gz files (repeat the option)."),
+    out: Path = typer.Option(Path("runs/dna-pretrain"), help="Output folder."),
+    window: int = typer.Option(1024, help="Window length in bases."),
+    epochs: int = typer.Option(1, help="Passes over the corpus."),
+    max_minutes: float = typer.Option(None, help="Stop after this many minutes."),
+    exclude: list[str] = typer.Option(
+        ["enhancer_cohn", "nontata_promoters"], help="Tasks whose sequences must not leak (32-mer filter)."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
+    from genomics.data import load_task
+    from genomics.pretraining import pretrain as run
+
+    evaluation = [
+        s for task in exclude for s in (load_task(task).labelled or load_task(task).train).sequences
+    ]
+    report = run(
+        corpus,
+        out,
+        evaluation_sequences=evaluation,
+        window=window,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        seed=seed,
+    )
+    console.print(
+        f"Dropped {report['leakage_filter']['windows_dropped']} of {report['windows_total']} windows "
+        f"sharing a 32-mer with {', '.join(exclude)}."
+    )
+    console.print(f"Held-out: {report['held_out_bits_per_base']:.3f} bits per base. Saved to {out}/.")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A task or a labelled CSV."),
+    labels: Path = typer.Option(None, help="Labels CSV when DATASET is FASTA."),
+) -> None:
+    """Accuracy of a saved classifier on labelled data."""
+    from genomics.api import evaluate_saved
+
+    result = evaluate_saved(model, dataset, labels=labels)
+    console.print(f"Accuracy {result['accuracy']:.4f} on {result['sequences']} sequences ({result['note']}).")
+
+
+@app.command()
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
+    input: Path = typer.Option(..., "--input", "-i", help="FASTA, or CSV with a 'seq' column."),
+    out: Path = typer.Option(None, help="Write name,class,probabilities as CSV here (default: print)."),
+) -> None:
+    """Classify sequences with a saved classifier."""
+    import pandas as pd
+
+    from genomics.api import predict_file
+    from titans_ts.io import atomic_write_text
+
+    rows = predict_file(model, input)
+    frame = pd.DataFrame(
+        [{"name": n, "class": c, **{f"p{i}": float(v) for i, v in enumerate(p)}} for n, c, p in rows]
+    )
+    if out:
+        atomic_write_text(out, frame.to_csv(index=False))
+        console.print(f"Wrote {len(frame)} predictions to {out}.")
+    else:
+        console.print(frame.to_csv(index=False), end="")
 
 
 def main() -> None:

@@ -34,11 +34,13 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
 
     path = Path(path)
     if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
-        raise ConfigError(f"{path}: no pretrained model there (expected {_CONFIG_FILE} and {_MODEL_FILE}). "
-                          "Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.")
+        raise ConfigError(
+            f"{path}: no pretrained model there (expected {_CONFIG_FILE} and {_MODEL_FILE}). "
+            "Run `titans-dna pretrain`, or pass pretrained=False to start from scratch."
+        )
     config = json.loads((path / _CONFIG_FILE).read_text())
     tensors = load_file(str(path / _MODEL_FILE))
-    backbone = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     return DNAModelConfig(**config["model_config"]), backbone
 
 
@@ -50,11 +52,24 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
     """
 
-    def __init__(self, pretrained: bool | str = True, block: str = "lmm", dim: int = 128, layers: int = 2,
-                 heads: int = 4, epochs: int = 3, batch_size: int = 32, lr: float = 1e-3,
-                 weight_decay: float = 0.01, patience: int = 2, val_fraction: float = 0.1,
-                 max_length: int | None = None, seed: int = 0, max_minutes: float | None = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        pretrained: bool | str = True,
+        block: str = "lmm",
+        dim: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        epochs: int = 3,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        patience: int = 2,
+        val_fraction: float = 0.1,
+        max_length: int | None = None,
+        seed: int = 0,
+        max_minutes: float | None = None,
+        progress: bool = True,
+    ):
         self.pretrained = pretrained
         self.block = block
         self.dim = dim
@@ -92,22 +107,42 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         seed_everything(self.seed)
         index = np.arange(len(data))
         stratify = data.labels if min(data.class_counts().values()) >= 2 else None
-        train_index, val_index = train_test_split(index, test_size=self.val_fraction, random_state=self.seed,
-                                                  stratify=stratify)
+        train_index, val_index = train_test_split(
+            index, test_size=self.val_fraction, random_state=self.seed, stratify=stratify
+        )
         model = self._build(len(data.classes))
         module = ClassifierModule(model, lr=self.lr, weight_decay=self.weight_decay)
-        train = make_loader([data.sequences[i] for i in train_index], data.labels[train_index], self.batch_size,
-                            shuffle=True, max_length=self.max_length, seed=self.seed)
-        val = make_loader([data.sequences[i] for i in val_index], data.labels[val_index], 2 * self.batch_size,
-                          max_length=self.max_length)
-        trainer, best = make_trainer(max_epochs=self.epochs, monitor="val_loss", patience=self.patience,
-                                     progress=self.progress, max_minutes=self.max_minutes)
+        train = make_loader(
+            [data.sequences[i] for i in train_index],
+            data.labels[train_index],
+            self.batch_size,
+            shuffle=True,
+            max_length=self.max_length,
+            seed=self.seed,
+        )
+        val = make_loader(
+            [data.sequences[i] for i in val_index],
+            data.labels[val_index],
+            2 * self.batch_size,
+            max_length=self.max_length,
+        )
+        trainer, best = make_trainer(
+            max_epochs=self.epochs,
+            monitor="val_loss",
+            patience=self.patience,
+            progress=self.progress,
+            max_minutes=self.max_minutes,
+        )
         trainer.fit(module, train, val)
         best.restore(module)
         model.eval()
         self.model_ = model
         self.classes_ = np.array(data.classes, dtype=object)
-        self.history_ = {"best_epoch": best.epoch, "best_val_loss": best.best, "epochs_run": trainer.current_epoch}
+        self.history_ = {
+            "best_epoch": best.epoch,
+            "best_val_loss": best.best,
+            "epochs_run": trainer.current_epoch,
+        }
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
@@ -115,7 +150,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
         self._check_fitted()
         sequences = list(sequences)
-        make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
+        make_labelled(
+            sequences, [0] * len(sequences), source="the input sequences"
+        )  # validates, names errors
         loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length)
         probabilities = []
         with torch.no_grad():
@@ -124,7 +161,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         return np.concatenate(probabilities)
 
     def predict(self, sequences) -> np.ndarray:
-        return self.classes_[self.predict_proba(sequences).argmax(axis=1)]
+        probabilities = self.predict_proba(sequences)
+        return self.classes_[probabilities.argmax(axis=1)]
 
     # score: ClassifierMixin's accuracy
 
@@ -135,13 +173,19 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        config = {"format": "titans-ts dna classifier", "titans_ts_version": __version__,
-                  "params": self.get_params(), "model_config": self.model_.config.to_dict(),
-                  "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
-                  "history": self.history_}
+        config = {
+            "format": "titans-ts dna classifier",
+            "titans_ts_version": __version__,
+            "params": self.get_params(),
+            "model_config": self.model_.config.to_dict(),
+            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "history": self.history_,
+        }
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(staging / _MODEL_FILE))
+            save_file(
+                {k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(staging / _MODEL_FILE)
+            )
             (staging / _CONFIG_FILE).write_text(json.dumps(config, indent=1))
             path.mkdir(exist_ok=True)
             for name in (_MODEL_FILE, _CONFIG_FILE):
@@ -156,7 +200,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
         path = Path(path)
         if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
-            raise ConfigError(f"{path} is not a saved DNAClassifier (expected {_CONFIG_FILE} and {_MODEL_FILE}).")
+            raise ConfigError(
+                f"{path} is not a saved DNAClassifier (expected {_CONFIG_FILE} and {_MODEL_FILE})."
+            )
         config = json.loads((path / _CONFIG_FILE).read_text())
         if config.get("format") != "titans-ts dna classifier":
             raise ConfigError(f"{path / _CONFIG_FILE} is not a DNAClassifier config.")
@@ -172,5 +218,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         try:
             check_is_fitted(self, "model_")
         except NotFittedError as exc:
-            raise NotFittedError("This DNAClassifier is not fitted yet: call fit(sequences, y) first, "
-                                 "or DNAClassifier.load(path).") from exc
+            raise NotFittedError(
+                "This DNAClassifier is not fitted yet: call fit(sequences, y) first, "
+                "or DNAClassifier.load(path)."
+            ) from exc

@@ -45,15 +45,22 @@ class DNAModelConfig:
 class _Layer(nn.Module):
     def __init__(self, config: DNAModelConfig):
         super().__init__()
-        options = {"heads": config.heads, "depth": config.memory_depth, "expansion": config.memory_expansion,
-                   "chunk_size": config.chunk_size}
+        options = {
+            "heads": config.heads,
+            "depth": config.memory_depth,
+            "expansion": config.memory_expansion,
+            "chunk_size": config.chunk_size,
+        }
         if config.block == "mac":
             options["segment_len"] = config.segment_len
         self.mix_norm = nn.LayerNorm(config.dim)
         self.mixer = make_block(config.block, config.dim, **options)
         self.mlp_norm = nn.LayerNorm(config.dim)
-        self.mlp = nn.Sequential(nn.Linear(config.dim, config.mlp_ratio * config.dim), nn.GELU(),
-                                 nn.Linear(config.mlp_ratio * config.dim, config.dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.dim, config.mlp_ratio * config.dim),
+            nn.GELU(),
+            nn.Linear(config.mlp_ratio * config.dim, config.dim),
+        )
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -62,7 +69,7 @@ class _Layer(nn.Module):
 
 
 class DNABackbone(nn.Module):
-    """ids (B, L) -> hidden states (B, L, dim); causal, so padding at the right end changes nothing before it."""
+    """ids (B, L) -> hidden states (B, L, dim); causal: right padding changes nothing before it."""
 
     def __init__(self, config: DNAModelConfig):
         super().__init__()
@@ -93,7 +100,9 @@ class DNALanguageModel(nn.Module):
     def loss(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (nats) of predicting ids[:, 1:] from ids[:, :-1], pads ignored."""
         logits = self(ids[:, :-1])
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID
+        )
 
 
 class DNASequenceClassifier(nn.Module):

@@ -45,7 +45,9 @@ def reverse_complement(sequence: str) -> str:
 
 def evaluation_kmers(sequences, k: int = 32) -> np.ndarray:
     """Sorted unique k-mer codes of the sequences and their reverse complements."""
-    parts = [kmer_codes(s.upper(), k) for s in sequences] + [kmer_codes(reverse_complement(s), k) for s in sequences]
+    parts = [kmer_codes(s.upper(), k) for s in sequences] + [
+        kmer_codes(reverse_complement(s), k) for s in sequences
+    ]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
 
@@ -61,7 +63,7 @@ def shares_kmer(window: str, forbidden: np.ndarray, k: int = 32) -> bool:
 
 
 def corpus_windows(paths, window: int = 1024) -> list[str]:
-    """Non-overlapping windows of every record of the FASTA files; a record's tail shorter than 64 is dropped."""
+    """Non-overlapping windows of every FASTA record; a tail shorter than 64 bases is dropped."""
     windows = []
     for path in paths:
         for _, sequence in read_fasta(path):
@@ -74,9 +76,21 @@ def corpus_windows(paths, window: int = 1024) -> list[str]:
     return windows
 
 
-def pretrain(corpus, out, evaluation_sequences=(), config: DNAModelConfig | None = None, window: int = 1024,
-             k: int = 32, epochs: int = 1, batch_size: int = 16, lr: float = 2e-3, held_out: float = 0.05,
-             seed: int = 0, max_minutes: float | None = None, progress: bool = True) -> dict:
+def pretrain(
+    corpus,
+    out,
+    evaluation_sequences=(),
+    config: DNAModelConfig | None = None,
+    window: int = 1024,
+    k: int = 32,
+    epochs: int = 1,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    held_out: float = 0.05,
+    seed: int = 0,
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> dict:
     """Train a DNA language model; write out/{model.safetensors, config.json}; return the report."""
     import torch
     from safetensors.torch import save_file
@@ -100,23 +114,41 @@ def pretrain(corpus, out, evaluation_sequences=(), config: DNAModelConfig | None
     config = config or DNAModelConfig()
     model = DNALanguageModel(config)
     module = LanguageModelModule(model, lr=lr)
-    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed)
-    val = make_loader(val_windows, None, batch_size)
-    trainer, best = make_trainer(max_epochs=epochs, monitor="val_loss", patience=max(1, epochs),
-                                 progress=progress, max_minutes=max_minutes)
+    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True)
+    val = make_loader(val_windows, None, batch_size, bucket=True)
+    trainer, best = make_trainer(
+        max_epochs=epochs,
+        monitor="val_loss",
+        patience=max(1, epochs),
+        progress=progress,
+        max_minutes=max_minutes,
+    )
     trainer.fit(module, train, val)
     best.restore(module)
     trainer.validate(module, val, verbose=False)
     val_nats = float(trainer.callback_metrics["val_loss"])
     report = {
-        "format": "titans-ts dna language model", "titans_ts_version": __version__,
-        "model_config": config.to_dict(), "parameters": sum(p.numel() for p in model.parameters()),
-        "corpus": [Path(p).name for p in corpus], "window": window, "windows_total": len(windows),
-        "leakage_filter": {"k": k, "strands": "both", "evaluation_sequences": len(evaluation_sequences),
-                           "windows_dropped": dropped},
-        "train_windows": len(train_windows), "held_out_windows": len(val_windows),
-        "optimizer_steps": int(trainer.global_step), "epochs_run": trainer.current_epoch,
-        "held_out_bits_per_base": val_nats / math.log(2), "seed": seed, "lr": lr, "batch_size": batch_size,
+        "format": "titans-ts dna language model",
+        "titans_ts_version": __version__,
+        "model_config": config.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus": [Path(p).name for p in corpus],
+        "window": window,
+        "windows_total": len(windows),
+        "leakage_filter": {
+            "k": k,
+            "strands": "both",
+            "evaluation_sequences": len(evaluation_sequences),
+            "windows_dropped": dropped,
+        },
+        "train_windows": len(train_windows),
+        "held_out_windows": len(val_windows),
+        "optimizer_steps": int(trainer.global_step),
+        "epochs_run": trainer.current_epoch,
+        "held_out_bits_per_base": val_nats / math.log(2),
+        "seed": seed,
+        "lr": lr,
+        "batch_size": batch_size,
         "wall_seconds": time.time() - started,
     }
     out = Path(out)

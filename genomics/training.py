@@ -25,16 +25,33 @@ class SequenceDataset(Dataset):
         return self.sequences[index], label
 
 
-def make_loader(sequences, labels=None, batch_size=32, shuffle=False, max_length=None, seed=0) -> DataLoader:
+def make_loader(
+    sequences, labels=None, batch_size=32, shuffle=False, max_length=None, seed=0, bucket: bool = False
+) -> DataLoader:
+    """Batches of (ids, labels). bucket=True groups sequences of similar length (less padding) and
+    shuffles the order of the batches."""
     tokenizer = DNATokenizer()
 
     def collate(batch):
         ids, _ = tokenizer.batch_encode([s for s, _ in batch], max_length=max_length)
         return ids, torch.tensor([label for _, label in batch])
 
+    dataset = SequenceDataset(sequences, labels, max_length)
+    if bucket:
+        order = np.argsort([len(s) for s in dataset.sequences], kind="stable")
+        batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+        if shuffle:
+            np.random.default_rng(seed).shuffle(batches)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(SequenceDataset(sequences, labels, max_length), batch_size=batch_size, shuffle=shuffle,
-                      drop_last=False, collate_fn=collate, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=False,
+        collate_fn=collate,
+        generator=generator,
+    )
 
 
 def _cosine_with_warmup(optimizer, total: int, warmup_fraction: float = 0.05):

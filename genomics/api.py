@@ -1,0 +1,157 @@
+"""What the `titans-dna` commands do, as library functions (the CLI only parses and prints)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genomics.classifier import DNAClassifier
+from genomics.data import (
+    LabelledSequences,
+    load_task,
+    read_csv,
+    read_fasta,
+    read_fasta_with_labels,
+    stratified_folds,
+)
+from titans_ts import __version__
+from titans_ts.errors import ConfigError
+from titans_ts.io import atomic_write_text
+
+
+def load_labelled(source: str, labels=None):
+    """A task name (bundled / genomic-benchmarks), a CSV (seq,label), or a FASTA with a labels CSV."""
+    path = Path(source)
+    if path.suffix in (".fa", ".fasta", ".fna", ".gz") and "csv" not in path.name:
+        if labels is None:
+            raise ConfigError(
+                f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label)."
+            )
+        return read_fasta_with_labels(path, labels)
+    if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
+        return read_csv(path)
+    return None
+
+
+def finetune(
+    dataset: str, protocol: str = "auto", folds: int = 5, out=None, data_root=None, labels=None, **params
+) -> dict:
+    """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so)."""
+    started = time.time()
+    if protocol not in ("auto", "official", "cv"):
+        raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
+    own = load_labelled(dataset, labels)
+    if own is not None:
+        task_name, data, train, test = Path(dataset).name, own, None, None
+        available = "cv"
+        note = f"your data ({len(own)} sequences): stratified {folds}-fold cross-validation"
+    else:
+        task = load_task(dataset, data_root=data_root)
+        task_name, available, note = task.name, task.protocol, task.note
+        data, train, test = task.labelled, task.train, task.test
+    chosen = available if protocol == "auto" else protocol
+    if chosen == "official" and available != "official":
+        raise ConfigError(
+            f"{task_name}: the official train/test split is not available here ({note}). "
+            "Use --protocol cv, or put the full data in ~/.genomic_benchmarks/."
+        )
+    if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
+        data = _pool(train, test)
+    out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
+    if chosen == "official":
+        model = DNAClassifier(**params).fit(train.sequences, [train.classes[i] for i in train.labels])
+        accuracy = model.score(test.sequences, [test.classes[i] for i in test.labels])
+        result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
+        model.save(out / "model")
+    else:
+        fold_results = []
+        for index, (train_index, test_index) in enumerate(
+            stratified_folds(data, folds, params.get("seed", 0))
+        ):
+            fold_train, fold_test = data.subset(train_index), data.subset(test_index)
+            model = DNAClassifier(**params).fit(fold_train.sequences, _names(fold_train))
+            fold_results.append(
+                {
+                    "fold": index,
+                    "accuracy": model.score(fold_test.sequences, _names(fold_test)),
+                    "test_sequences": len(fold_test),
+                    "history": model.history_,
+                }
+            )
+            if index == 0:
+                model.save(out / "model")
+        accuracies = [f["accuracy"] for f in fold_results]
+        result = {
+            "protocol": f"stratified {folds}-fold cross-validation",
+            "accuracy": statistics.mean(accuracies),
+            "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "folds": fold_results,
+            "saved_model": "the fold-0 model",
+        }
+    result.update(
+        {
+            "dataset": task_name,
+            "note": note,
+            "classes": [str(c) for c in data.classes] if data else [str(c) for c in train.classes],
+            "params": params,
+            "wall_seconds": time.time() - started,
+            "titans_ts_version": __version__,
+        }
+    )
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=str))
+    result["out"] = str(out)
+    return result
+
+
+def _names(data: LabelledSequences) -> list:
+    return [data.classes[i] for i in data.labels]
+
+
+def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequences:
+    return LabelledSequences(
+        train.sequences + test.sequences,
+        np.concatenate([train.labels, test.labels]),
+        train.classes,
+        f"{train.source} + {test.source}",
+    )
+
+
+def predict_file(model_dir, input_path) -> list[tuple[str, str, np.ndarray]]:
+    """(name, predicted class, class probabilities) for each sequence of a FASTA or CSV (column seq)."""
+    model = DNAClassifier.load(model_dir)
+    path = Path(input_path)
+    if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        if "seq" not in frame.columns:
+            raise ConfigError(f"{path}: needs a 'seq' column; columns are {list(frame.columns)}.")
+        names = [str(n) for n in (frame["name"] if "name" in frame.columns else frame.index)]
+        sequences = frame["seq"].astype(str).tolist()
+    else:
+        records = read_fasta(path)
+        names, sequences = [n for n, _ in records], [s for _, s in records]
+    probabilities = model.predict_proba(sequences)
+    classes = model.classes_
+    return [(n, str(classes[p.argmax()]), p) for n, p in zip(names, probabilities, strict=True)]
+
+
+def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None) -> dict:
+    """Accuracy of a saved classifier on labelled data (a task's official test split or a file)."""
+    model = DNAClassifier.load(model_dir)
+    own = load_labelled(dataset, labels)
+    if own is None:
+        task = load_task(dataset, data_root=data_root)
+        own = task.test if task.protocol == "official" else task.labelled
+        note = (
+            "official test split"
+            if task.protocol == "official"
+            else ("the bundled split, which the CV folds also trained on: not a held-out score")
+        )
+    else:
+        note = "your labelled file"
+    return {"accuracy": model.score(own.sequences, _names(own)), "sequences": len(own), "note": note}

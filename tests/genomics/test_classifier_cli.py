@@ -1,0 +1,121 @@
+"""DNAClassifier conventions and `titans-dna` end to end on tiny data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from typer.testing import CliRunner
+
+from cli.dna import app
+from genomics.classifier import DNAClassifier, pretrained_path
+from titans_ts.errors import SequenceError
+
+runner = CliRunner()
+TINY = dict(pretrained=False, dim=16, layers=1, heads=2, epochs=1, batch_size=16, progress=False)
+
+
+def _toy(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    sequences = ["".join(rng.choice(list("ACGT"), int(rng.integers(30, 60)))) for _ in range(n)]
+    labels = ["gc_rich" if (s.count("G") + s.count("C")) / len(s) > 0.5 else "at_rich" for s in sequences]
+    return sequences, labels
+
+
+def test_estimator_conventions_and_round_trip(tmp_path):
+    sequences, labels = _toy()
+    with pytest.raises(NotFittedError, match="call fit"):
+        DNAClassifier().predict(["ACGT"])
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    assert list(model.classes_) == ["at_rich", "gc_rich"]  # sorted
+    probabilities = model.predict_proba(sequences)
+    assert probabilities.shape == (60, 2) and np.allclose(probabilities.sum(1), 1)
+    assert set(model.predict(sequences)) <= {"at_rich", "gc_rich"}
+    assert 0 <= model.score(sequences, labels) <= 1
+    with pytest.raises(NotFittedError):
+        clone(model).predict(sequences)
+    model.save(tmp_path / "clf")
+    loaded = DNAClassifier.load(tmp_path / "clf")
+    np.testing.assert_array_equal(loaded.predict_proba(sequences), probabilities)
+    with pytest.raises(SequenceError, match="position 2"):
+        model.predict(["ACXT"])
+
+
+def test_integer_labels_and_three_classes():
+    sequences, _ = _toy(90)
+    labels = [i % 3 for i in range(90)]
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    assert list(model.classes_) == [0, 1, 2]
+    assert model.predict_proba(sequences).shape == (90, 3)
+
+
+@pytest.mark.skipif(not (pretrained_path() / "model.safetensors").exists(), reason="no shipped weights yet")
+def test_starts_from_the_shipped_pretrained_model():
+    sequences, labels = _toy()
+    model = DNAClassifier(epochs=1, progress=False).fit(sequences, labels)
+    card = json.loads((pretrained_path() / "config.json").read_text())
+    assert model.model_.config.dim == card["model_config"]["dim"]
+
+
+@pytest.fixture(scope="module")
+def labelled_csv(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dna")
+    sequences, labels = _toy(40)
+    pd.DataFrame({"seq": sequences, "label": labels}).to_csv(folder / "toy.csv", index=False)
+    return folder
+
+
+def test_cli_finetune_cv_predict_evaluate(labelled_csv):
+    folder = labelled_csv
+    result = runner.invoke(
+        app, ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--out", str(folder / "run")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cross-validation" in result.output and "mean ± std" in result.output
+    metrics = json.loads((folder / "run" / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 2 and 0 <= metrics["accuracy"] <= 1
+    predicted = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(folder / "run" / "model"),
+            "--input",
+            str(folder / "toy.csv"),
+            "--out",
+            str(folder / "pred.csv"),
+        ],
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert len(pd.read_csv(folder / "pred.csv")) == 40
+    evaluated = runner.invoke(
+        app, ["evaluate", "--model", str(folder / "run" / "model"), "--dataset", str(folder / "toy.csv")]
+    )
+    assert evaluated.exit_code == 0 and "Accuracy" in evaluated.output
+
+
+def test_cli_bad_inputs(labelled_csv, tmp_path):
+    (tmp_path / "s.fa").write_text(">a\nACGT\n")
+    cases = [
+        (["finetune", "enhancer_con"], "Did you mean"),
+        (["finetune", str(tmp_path / "s.fa")], "pass its labels"),
+        (
+            ["finetune", "enhancer_cohn", "--protocol", "official"],
+            "official train/test split is not available",
+        ),
+        (
+            ["predict", "--model", str(tmp_path), "--input", str(tmp_path / "s.fa")],
+            "not a saved DNAClassifier",
+        ),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr
+
+
+def test_cli_datasets_lists_tasks():
+    result = runner.invoke(app, ["datasets"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "human_enhancers_cohn" in result.output and "cross-validation" in result.output
