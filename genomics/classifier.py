@@ -50,16 +50,19 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     fit(sequences, y): sequences are strings of A/C/G/T/N (lowercase and IUPAC codes accepted); y any
     labels (classes_ sorted). A stratified `val_fraction` of the training data drives early stopping.
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
+    architecture: "titans" (ours), or the baselines "cnn" (GenomicBenchmarks CNN) and "transformer"
+    (a small Transformer), trained by the same loop from scratch.
     """
 
     def __init__(
         self,
         pretrained: bool | str = True,
+        architecture: str = "titans",
         block: str = "lmm",
         dim: int = 128,
         layers: int = 2,
         heads: int = 4,
-        epochs: int = 3,
+        epochs: int = 1,
         batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -71,6 +74,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         progress: bool = True,
     ):
         self.pretrained = pretrained
+        self.architecture = architecture
         self.block = block
         self.dim = dim
         self.layers = layers
@@ -86,7 +90,15 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.max_minutes = max_minutes
         self.progress = progress
 
-    def _build(self, n_classes: int) -> DNASequenceClassifier:
+    def _build(self, n_classes: int):
+        if self.architecture != "titans":
+            from genomics.baselines import GenomicBenchmarksCNN, SmallTransformer
+
+            if self.architecture == "cnn":
+                return GenomicBenchmarksCNN(n_classes)
+            if self.architecture == "transformer":
+                return SmallTransformer(n_classes, dim=self.dim, layers=self.layers, heads=self.heads)
+            raise ConfigError(f"architecture={self.architecture!r}: use 'titans', 'cnn' or 'transformer'.")
         if self.pretrained is False or self.pretrained is None:
             config = DNAModelConfig(dim=self.dim, layers=self.layers, heads=self.heads, block=self.block)
             return DNASequenceClassifier(config, n_classes)
@@ -177,7 +189,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             "format": "titans-ts dna classifier",
             "titans_ts_version": __version__,
             "params": self.get_params(),
-            "model_config": self.model_.config.to_dict(),
+            "model_config": self.model_.config.to_dict() if hasattr(self.model_, "config") else None,
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
             "history": self.history_,
         }
@@ -207,7 +219,10 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         if config.get("format") != "titans-ts dna classifier":
             raise ConfigError(f"{path / _CONFIG_FILE} is not a DNAClassifier config.")
         estimator = cls(**config["params"])
-        model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
+        if config["model_config"] is not None:
+            model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
+        else:  # a baseline architecture: rebuilt from the parameters
+            model = estimator._build(len(config["classes"]))
         model.load_state_dict(load_file(str(path / _MODEL_FILE)))
         model.eval()
         estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)

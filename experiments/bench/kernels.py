@@ -55,7 +55,7 @@ def main() -> int:
         f"{torch.__version__}. B=4, H=8, chunk 64, bf16 inputs, fp32 state; milliseconds (do_bench).",
         "",
         "| depth | D | T | chunked fwd | triton fwd | speed-up | chunked fwd+bwd | triton fwd+bwd "
-             "| speed-up |",
+        "| speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for depth, dim, length, t in rows:

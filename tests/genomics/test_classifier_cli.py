@@ -118,4 +118,30 @@ def test_cli_bad_inputs(labelled_csv, tmp_path):
 
 def test_cli_datasets_lists_tasks():
     result = runner.invoke(app, ["datasets"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0 and "human_enhancers_cohn" in result.output and "cross-validation" in result.output
+    assert (
+        result.exit_code == 0
+        and "human_enhancers_cohn" in result.output
+        and "cross-validation" in result.output
+    )
+
+
+@pytest.mark.parametrize("architecture", ["cnn", "transformer"])
+def test_baseline_networks_in_the_same_harness(architecture, tmp_path):
+    sequences, labels = _toy()
+    model = DNAClassifier(
+        architecture=architecture, pretrained=False, dim=16, layers=1, heads=2, epochs=1, progress=False
+    ).fit(sequences, labels)
+    assert model.predict_proba(sequences).shape == (60, 2)
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(
+        DNAClassifier.load(tmp_path / "m").predict_proba(sequences), model.predict_proba(sequences)
+    )
+
+
+def test_kmer_logistic_regression_baseline():
+    from genomics.baselines import KmerLogisticRegression
+
+    sequences, labels = _toy(80)
+    model = KmerLogisticRegression(k=3).fit(sequences, labels)
+    assert model.score(sequences, labels) > 0.8
+    assert list(model.classes_) == ["at_rich", "gc_rich"]
