@@ -42,32 +42,20 @@ def datasets() -> None:
             here,
         )
     console.print(table)
-    console.print(
-        f"Full data: the genomic-benchmarks format under {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/."
-    )
+    console.print(f"Full data: the genomic-benchmarks format under {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/.")
 
 
 @app.command()
 def finetune(
-    dataset: str = typer.Argument(
-        ..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."
-    ),
-    protocol: str = typer.Option(
-        "auto", help="official (full train/test), cv, or auto (official when present)."
-    ),
+    dataset: str = typer.Argument(..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."),
+    protocol: str = typer.Option("auto", help="official (full train/test), cv, or auto (official when present)."),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
-    epochs: int = typer.Option(
-        1, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."
-    ),
+    epochs: int = typer.Option(1, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."),
     batch_size: int = typer.Option(32, help="Sequences per batch."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Random seed (folds and training)."),
-    scratch: bool = typer.Option(
-        False, "--scratch", help="Start from random weights, not the pretrained model."
-    ),
-    pretrained: Path = typer.Option(
-        None, help="A folder written by `titans-dna pretrain` (default: shipped)."
-    ),
+    scratch: bool = typer.Option(False, "--scratch", help="Start from random weights, not the pretrained model."),
+    pretrained: Path = typer.Option(None, help="A folder written by `titans-dna pretrain` (default: shipped)."),
     labels: Path = typer.Option(None, help="Labels CSV (name,label) when DATASET is a FASTA file."),
     max_minutes: float = typer.Option(None, help="Training time limit per fold."),
     out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
@@ -122,9 +110,7 @@ def pretrain(
     from genomics.data import load_task
     from genomics.pretraining import pretrain as run
 
-    evaluation = [
-        s for task in exclude for s in (load_task(task).labelled or load_task(task).train).sequences
-    ]
+    evaluation = [s for task in exclude for s in (load_task(task).labelled or load_task(task).train).sequences]
     report = run(
         corpus,
         out,
@@ -167,9 +153,7 @@ def predict(
     from titans_ts.io import atomic_write_text
 
     rows = predict_file(model, input)
-    frame = pd.DataFrame(
-        [{"name": n, "class": c, **{f"p{i}": float(v) for i, v in enumerate(p)}} for n, c, p in rows]
-    )
+    frame = pd.DataFrame([{"name": n, "class": c, **{f"p{i}": float(v) for i, v in enumerate(p)}} for n, c, p in rows])
     if out:
         atomic_write_text(out, frame.to_csv(index=False))
         console.print(f"Wrote {len(frame)} predictions to {out}.")

@@ -21,9 +21,7 @@ DATA_DIR = typer.Option(
 )
 NO_VERIFY = typer.Option(False, "--no-verify", help="Skip the sha256 check of a registered dataset.")
 FILL = typer.Option(None, "--fill", help="Fill NaN/inf values: ffill, interpolate or zero (default: refuse).")
-DATE_COLUMN = typer.Option(
-    None, "--date-column", help="Name of the timestamp column of your CSV (default: 'date')."
-)
+DATE_COLUMN = typer.Option(None, "--date-column", help="Name of the timestamp column of your CSV (default: 'date').")
 
 
 @app.command()
@@ -95,9 +93,7 @@ VARIANT_HELP = "Sequence mixer: lmm, mac, mag, mal (Titans blocks) or the baseli
 
 @app.command()
 def fit(
-    dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."
-    ),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
     horizon: int = typer.Option(96, help="Steps to forecast (the benchmark uses 96, 192, 336, 720)."),
     lookback: int = typer.Option(96, help="Steps of history the model sees."),
     variant: str = typer.Option("lmm", help=VARIANT_HELP),
@@ -123,9 +119,7 @@ def fit(
     """
     from titans_ts.forecasting.api import fit_dataset
 
-    console.print(
-        f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}..."
-    )
+    console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
     record = fit_dataset(
         dataset,
         horizon=horizon,
@@ -146,13 +140,7 @@ def fit(
         seed=seed,
         max_minutes=max_minutes,
     )
-    table = Table(title=f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}")
-    for column in ("split", "MSE", "MAE", "windows"):
-        table.add_column(column)
-    for split in ("val", "test"):
-        m = record[split]
-        table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
-    console.print(table)
+    console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
     console.print(
         f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
@@ -193,13 +181,17 @@ def evaluate(
     from titans_ts.forecasting.api import evaluate_saved
 
     metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify)
-    table = Table(title=f"{dataset}: {model}")
+    console.print(_metrics_table(f"{dataset}: {model}", metrics))
+
+
+def _metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
     for column in ("split", "MSE", "MAE", "windows"):
         table.add_column(column)
     for split in ("val", "test"):
         m = metrics[split]
         table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
-    console.print(table)
+    return table
 
 
 def main() -> None:

@@ -28,9 +28,7 @@ def load_labelled(source: str, labels=None):
     path = Path(source)
     if path.suffix in (".fa", ".fasta", ".fna", ".gz") and "csv" not in path.name:
         if labels is None:
-            raise ConfigError(
-                f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label)."
-            )
+            raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
         return read_csv(path)
@@ -69,9 +67,7 @@ def finetune(
         model.save(out / "model")
     else:
         fold_results = []
-        for index, (train_index, test_index) in enumerate(
-            stratified_folds(data, folds, params.get("seed", 0))
-        ):
+        for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
             fold_train, fold_test = data.subset(train_index), data.subset(test_index)
             model = DNAClassifier(**params).fit(fold_train.sequences, _names(fold_train))
             fold_results.append(

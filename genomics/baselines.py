@@ -33,9 +33,7 @@ class GenomicBenchmarksCNN(nn.Module):
             ]
             channels = filters
         self.convs = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Linear(filters, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, n_classes)
-        )
+        self.head = nn.Sequential(nn.Linear(filters, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, n_classes))
 
     def forward(self, ids):
         x = self.convs(self.embed(ids).transpose(1, 2))
@@ -45,15 +43,11 @@ class GenomicBenchmarksCNN(nn.Module):
 class SmallTransformer(nn.Module):
     """A pre-norm Transformer encoder of about the size of the Titans model (learned positions, mean pooling)."""
 
-    def __init__(
-        self, n_classes: int, dim: int = 128, layers: int = 2, heads: int = 4, max_length: int = 4096
-    ):
+    def __init__(self, n_classes: int, dim: int = 128, layers: int = 2, heads: int = 4, max_length: int = 4096):
         super().__init__()
         self.embed = nn.Embedding(VOCAB_SIZE, dim, padding_idx=PAD_ID)
         self.position = nn.Parameter(0.02 * torch.randn(max_length, dim))
-        layer = nn.TransformerEncoderLayer(
-            dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True
-        )
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, n_classes)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +15,10 @@ from genomics.data import make_labelled
 from genomics.model import DNAModelConfig, DNASequenceClassifier
 from titans_ts import __version__
 from titans_ts.errors import ConfigError
+from titans_ts.io import load_model_dir, save_model_dir
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED_NAME = "titans-dna-small"
-_MODEL_FILE, _CONFIG_FILE = "model.safetensors", "config.json"
 
 
 def pretrained_path(name: str = PRETRAINED_NAME) -> Path:
@@ -30,16 +27,10 @@ def pretrained_path(name: str = PRETRAINED_NAME) -> Path:
 
 def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     """Config and backbone tensors of a pretrained language model folder (safetensors + JSON)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
-        raise ConfigError(
-            f"{path}: no pretrained model there (expected {_CONFIG_FILE} and {_MODEL_FILE}). "
-            "Run `titans-dna pretrain`, or pass pretrained=False to start from scratch."
-        )
-    config = json.loads((path / _CONFIG_FILE).read_text())
-    tensors = load_file(str(path / _MODEL_FILE))
+    try:
+        tensors, config = load_model_dir(path, "titans-ts dna language model", "pretrained DNA language model")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.") from exc
     backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     return DNAModelConfig(**config["model_config"]), backbone
 
@@ -162,9 +153,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
         self._check_fitted()
         sequences = list(sequences)
-        make_labelled(
-            sequences, [0] * len(sequences), source="the input sequences"
-        )  # validates, names errors
+        make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
         loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length)
         probabilities = []
         with torch.no_grad():
@@ -180,11 +169,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path) -> Path:
         """Write path/model.safetensors and path/config.json (all or nothing; no pickle)."""
-        from safetensors.torch import save_file
-
         self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         config = {
             "format": "titans-ts dna classifier",
             "titans_ts_version": __version__,
@@ -193,37 +178,17 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
             "history": self.history_,
         }
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            save_file(
-                {k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(staging / _MODEL_FILE)
-            )
-            (staging / _CONFIG_FILE).write_text(json.dumps(config, indent=1))
-            path.mkdir(exist_ok=True)
-            for name in (_MODEL_FILE, _CONFIG_FILE):
-                (staging / name).replace(path / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return path
+        return save_model_dir(path, self.model_.state_dict(), config)
 
     @classmethod
     def load(cls, path) -> DNAClassifier:
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if not (path / _CONFIG_FILE).is_file() or not (path / _MODEL_FILE).is_file():
-            raise ConfigError(
-                f"{path} is not a saved DNAClassifier (expected {_CONFIG_FILE} and {_MODEL_FILE})."
-            )
-        config = json.loads((path / _CONFIG_FILE).read_text())
-        if config.get("format") != "titans-ts dna classifier":
-            raise ConfigError(f"{path / _CONFIG_FILE} is not a DNAClassifier config.")
+        tensors, config = load_model_dir(path, "titans-ts dna classifier", "DNAClassifier")
         estimator = cls(**config["params"])
         if config["model_config"] is not None:
             model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
         else:  # a baseline architecture: rebuilt from the parameters
             model = estimator._build(len(config["classes"]))
-        model.load_state_dict(load_file(str(path / _MODEL_FILE)))
+        model.load_state_dict(tensors)
         model.eval()
         estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)
         estimator.history_ = config["history"]
@@ -234,6 +199,5 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             check_is_fitted(self, "model_")
         except NotFittedError as exc:
             raise NotFittedError(
-                "This DNAClassifier is not fitted yet: call fit(sequences, y) first, "
-                "or DNAClassifier.load(path)."
+                "This DNAClassifier is not fitted yet: call fit(sequences, y) first, or DNAClassifier.load(path)."
             ) from exc

@@ -38,9 +38,7 @@ class LabelledSequences:
 
     def subset(self, index) -> LabelledSequences:
         index = np.asarray(index)
-        return LabelledSequences(
-            [self.sequences[i] for i in index], self.labels[index], self.classes, self.source
-        )
+        return LabelledSequences([self.sequences[i] for i in index], self.labels[index], self.classes, self.source)
 
     def class_counts(self) -> dict:
         counts = np.bincount(self.labels, minlength=len(self.classes))
@@ -60,9 +58,7 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
         tokenizer.encode(sequence, name=f"{source}, sequence {i}")
     if any(label is None or (isinstance(label, float) and np.isnan(label)) for label in labels):
         row = next(
-            i
-            for i, label in enumerate(labels)
-            if label is None or (isinstance(label, float) and np.isnan(label))
+            i for i, label in enumerate(labels) if label is None or (isinstance(label, float) and np.isnan(label))
         )
         raise DataValidationError(f"{source}: sequence {row} has no label.")
     classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
@@ -77,11 +73,7 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
 
 def _sort_key(label):
     """Numbers sort numerically, strings by name; a mix sorts numbers first."""
-    return (
-        (0, float(label), "")
-        if isinstance(label, (int, float, np.integer, np.floating))
-        else (1, 0.0, str(label))
-    )
+    return (0, float(label), "") if isinstance(label, (int, float, np.integer, np.floating)) else (1, 0.0, str(label))
 
 
 def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
@@ -139,9 +131,7 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
     if isinstance(labels, dict):
         missing = [name for name, _ in records if name not in labels]
         if missing:
-            raise DataValidationError(
-                f"{fasta}: no label for record {missing[0]!r} ({len(missing)} unlabelled)."
-            )
+            raise DataValidationError(f"{fasta}: no label for record {missing[0]!r} ({len(missing)} unlabelled).")
         labels = [labels[name] for name, _ in records]
     return make_labelled([s for _, s in records], labels, source=str(fasta))
 

@@ -100,9 +100,7 @@ class DNALanguageModel(nn.Module):
     def loss(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (nats) of predicting ids[:, 1:] from ids[:, :-1], pads ignored."""
         logits = self(ids[:, :-1])
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID
-        )
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID)
 
 
 class DNASequenceClassifier(nn.Module):

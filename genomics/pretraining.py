@@ -6,10 +6,7 @@ evaluation tasks are dropped before training, and the count is reported.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from genomics.data import read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from titans_ts import __version__
 from titans_ts.errors import ConfigError
+from titans_ts.io import save_model_dir
 
 _CODES = np.full(256, 4, dtype=np.uint8)  # 4 = N or any ambiguity code: k-mers containing it are skipped
 for _i, _base in enumerate("ACGT"):
@@ -45,9 +43,7 @@ def reverse_complement(sequence: str) -> str:
 
 def evaluation_kmers(sequences, k: int = 32) -> np.ndarray:
     """Sorted unique k-mer codes of the sequences and their reverse complements."""
-    parts = [kmer_codes(s.upper(), k) for s in sequences] + [
-        kmer_codes(reverse_complement(s), k) for s in sequences
-    ]
+    parts = [kmer_codes(s.upper(), k) for s in sequences] + [kmer_codes(reverse_complement(s), k) for s in sequences]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
 
@@ -92,9 +88,6 @@ def pretrain(
     progress: bool = True,
 ) -> dict:
     """Train a DNA language model; write out/{model.safetensors, config.json}; return the report."""
-    import torch
-    from safetensors.torch import save_file
-
     from genomics.training import LanguageModelModule, make_loader
     from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
 
@@ -151,17 +144,5 @@ def pretrain(
         "batch_size": batch_size,
         "wall_seconds": time.time() - started,
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(staging / "model.safetensors"))
-        (staging / "config.json").write_text(json.dumps(report, indent=1))
-        out.mkdir(exist_ok=True)
-        for name in ("model.safetensors", "config.json"):
-            (staging / name).replace(out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    torch.set_grad_enabled(True)
+    save_model_dir(out, model.state_dict(), report)
     return report

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -11,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from genomics.tokenizer import DNATokenizer
+from titans_ts.training import warmup_cosine_schedule
 
 
 class SequenceDataset(Dataset):
@@ -54,17 +53,6 @@ def make_loader(
     )
 
 
-def _cosine_with_warmup(optimizer, total: int, warmup_fraction: float = 0.05):
-    warmup = max(1, int(warmup_fraction * total))
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 class ClassifierModule(pl.LightningModule):
     """Cross-entropy fine-tuning; logs val_loss and val_acc over every validation sequence."""
 
@@ -95,7 +83,7 @@ class ClassifierModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = _cosine_with_warmup(optimizer, max(1, int(self.trainer.estimated_stepping_batches)))
+        schedule = warmup_cosine_schedule(optimizer, self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
@@ -125,5 +113,5 @@ class LanguageModelModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = _cosine_with_warmup(optimizer, max(1, int(self.trainer.estimated_stepping_batches)))
+        schedule = warmup_cosine_schedule(optimizer, self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -30,6 +30,23 @@ def tune_cpu_allocator() -> bool:
         return False
 
 
+def warmup_cosine_schedule(optimizer, total_steps: int, warmup_fraction: float = 0.05):
+    """Linear warm-up over `warmup_fraction` of the steps, then cosine decay to zero (stepped per batch)."""
+    import math
+
+    import torch
+
+    total_steps = max(1, int(total_steps))
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (through Lightning) for a reproducible run."""
     pl.seed_everything(seed, workers=True, verbose=False)

@@ -134,14 +134,10 @@ def read_series_csv(path: Path, date_column: str | None = None, fill: str | None
     return validate_frame(frame, source=str(path), fill=fill)
 
 
-def validate_frame(
-    frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None
-) -> pd.DataFrame:
+def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None) -> pd.DataFrame:
     """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataValidationError(
-            f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both."
-        )
+        raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
     frame = _to_numeric(frame, source)
     return _handle_non_finite(frame, source, fill)
 
@@ -149,9 +145,7 @@ def validate_frame(
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str:
     if date_column is not None:
         if date_column not in raw.columns:
-            raise DataValidationError(
-                f"{path}: no column named {date_column!r}; columns are {list(raw.columns)[:10]}."
-            )
+            raise DataValidationError(f"{path}: no column named {date_column!r}; columns are {list(raw.columns)[:10]}.")
         return date_column
     for column in raw.columns:
         if str(column).strip().lower() in ("date", "datetime", "timestamp", "time"):
@@ -254,7 +248,6 @@ def _download(info: DatasetInfo, where: str) -> Path:
                 )
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DatasetNotFoundError(
-            f"{info.name}: {info.file} not found locally and the download from {info.url} failed ({exc}). "
-            f"{where}"
+            f"{info.name}: {info.file} not found locally and the download from {info.url} failed ({exc}). {where}"
         ) from exc
     return target

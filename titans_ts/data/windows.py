@@ -54,9 +54,7 @@ class ForecastSplits:
                 generator=generator,
             ),
             "val": DataLoader(self.val, batch_size, shuffle=False, drop_last=False, num_workers=num_workers),
-            "test": DataLoader(
-                self.test, batch_size, shuffle=False, drop_last=False, num_workers=num_workers
-            ),
+            "test": DataLoader(self.test, batch_size, shuffle=False, drop_last=False, num_workers=num_workers),
         }
 
 

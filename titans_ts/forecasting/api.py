@@ -17,9 +17,7 @@ from titans_ts.io import atomic_write_text
 
 
 def dataset_label(dataset: str) -> str:
-    return (
-        Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
-    )
+    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
 
 
 def fit_dataset(
@@ -73,9 +71,7 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
     truth = frame.iloc[end - estimator.horizon : end]
     forecast = estimator.predict(history)
-    plot_forecast(
-        history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}"
-    )
+    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}")
 
 
 def predict_csv(

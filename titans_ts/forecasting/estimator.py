@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +16,7 @@ from titans_ts.data import StandardScaler, make_splits, validate_frame
 from titans_ts.data.windows import WindowDataset
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.model import ForecastConfig, build_model
-
-_MODEL_FILE, _CONFIG_FILE = "model.safetensors", "config.json"
+from titans_ts.io import load_model_dir, save_model_dir
 
 
 class TitansForecaster(BaseEstimator):
@@ -141,9 +137,7 @@ class TitansForecaster(BaseEstimator):
 
     def _set_context(self, frame: pd.DataFrame) -> None:
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
-        self.context_ = torch.as_tensor(
-            self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32
-        )
+        self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = _time_axis(frame.index)
 
     # --- using a fitted model -----------------------------------------------------------------------
@@ -157,12 +151,9 @@ class TitansForecaster(BaseEstimator):
             frame = self._check_columns(_as_frame(X))
             if len(frame) < self.lookback:
                 raise DataValidationError(
-                    f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. "
-                    "Pass a longer history."
+                    f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
                 )
-            context = torch.as_tensor(
-                self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32
-            )
+            context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
             last, step = _time_axis(frame.index)
         with torch.no_grad():
             self.model_.eval()
@@ -180,9 +171,7 @@ class TitansForecaster(BaseEstimator):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
         frame = self._fit_frame if X is None else self._check_columns(_as_frame(X))
         if frame is None:
-            raise ConfigError(
-                "This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df)."
-            )
+            raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
         borders = make_splits(frame, self.lookback, self.horizon, self.protocol).borders
         start, end = getattr(borders, split)
         scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
@@ -198,11 +187,8 @@ class TitansForecaster(BaseEstimator):
 
     def save(self, path) -> Path:
         """Write `path/model.safetensors` and `path/config.json` (all or nothing)."""
-        from safetensors.torch import save_file
-
         self._check_fitted()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model_.state_dict().items()}
         tensors["context"] = self.context_.contiguous()
         config = {
@@ -219,38 +205,17 @@ class TitansForecaster(BaseEstimator):
             "history": self.history_,
             "val_metrics": self.val_metrics_,
         }
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            save_file(tensors, str(staging / _MODEL_FILE))
-            (staging / _CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
-            path.mkdir(exist_ok=True)
-            for name in (_MODEL_FILE, _CONFIG_FILE):
-                (staging / name).replace(path / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        save_model_dir(path, tensors, config)
         return path
 
     @classmethod
     def load(cls, path) -> TitansForecaster:
         """Load a model saved by `save` (safetensors + JSON: no code is executed from the files)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        config_file, model_file = path / _CONFIG_FILE, path / _MODEL_FILE
-        if not config_file.is_file() or not model_file.is_file():
-            raise ConfigError(
-                f"{path} is not a saved forecaster: expected {_CONFIG_FILE} and {_MODEL_FILE} in it."
-            )
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        if config.get("format") != "titans-ts forecaster":
-            raise ConfigError(f"{config_file} is not a titans-ts forecaster config.")
+        tensors, config = load_model_dir(path, "titans-ts forecaster", "forecaster")
         estimator = cls(**config["params"])
-        tensors = load_file(str(model_file))
         estimator.model_config_ = ForecastConfig(**config["model_config"])
         estimator.model_ = build_model(estimator.model_config_)
-        estimator.model_.load_state_dict(
-            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        )
+        estimator.model_.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         estimator.model_.eval()
         estimator.context_ = tensors["context"]
         estimator.scaler_ = StandardScaler.from_dict(config["scaler"])

@@ -53,9 +53,7 @@ class EinFFT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        spectrum = torch.fft.fft(x.float(), dim=-1, norm="ortho").reshape(
-            *shape[:-1], self.blocks, self.block_dim
-        )
+        spectrum = torch.fft.fft(x.float(), dim=-1, norm="ortho").reshape(*shape[:-1], self.blocks, self.block_dim)
         real, imag = _complex_linear(spectrum.real, spectrum.imag, self.w1, self.b1)
         real, imag = _complex_linear(F.relu(real), F.relu(imag), self.w2, self.b2)
         out = torch.complex(F.softshrink(real, self.shrink), F.softshrink(imag, self.shrink))

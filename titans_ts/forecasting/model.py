@@ -46,8 +46,7 @@ class ForecastConfig:
             raise ConfigError("lookback, horizon, channels, dim and layers must all be >= 1.")
         if self.dim % self.heads or self.dim % self.einfft_blocks:
             raise ConfigError(
-                f"dim={self.dim} must be divisible by heads={self.heads} and "
-                f"einfft_blocks={self.einfft_blocks}."
+                f"dim={self.dim} must be divisible by heads={self.heads} and einfft_blocks={self.einfft_blocks}."
             )
 
     def to_dict(self) -> dict:

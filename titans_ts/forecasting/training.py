@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+
+from titans_ts.training import warmup_cosine_schedule
 
 
 class ForecastModule(pl.LightningModule):
@@ -42,16 +42,7 @@ class ForecastModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = max(1, int(self.warmup * total))
-
-        def factor(step):
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = warmup_cosine_schedule(optimizer, self.trainer.estimated_stepping_batches, self.warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

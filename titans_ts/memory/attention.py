@@ -33,9 +33,7 @@ class PersistentAttention(nn.Module):
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
         self.to_out = nn.Linear(dim, dim, bias=False)
-        self.persistent = (
-            nn.Parameter(0.02 * torch.randn(persistent_tokens, dim)) if persistent_tokens else None
-        )
+        self.persistent = nn.Parameter(0.02 * torch.randn(persistent_tokens, dim)) if persistent_tokens else None
 
     def forward(self, x: torch.Tensor, memory_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, dim); memory_tokens: (B, T, dim) aligned with x (MAC's retrieved memory), or None."""

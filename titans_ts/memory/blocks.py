@@ -34,9 +34,7 @@ class LMMBlock(nn.Module):
 
 
 class MACBlock(nn.Module):
-    def __init__(
-        self, dim: int, heads: int = 4, persistent_tokens: int = 4, segment_len: int = 64, **memory_options
-    ):
+    def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 4, segment_len: int = 64, **memory_options):
         super().__init__()
         if segment_len < 1:
             raise ValueError(f"segment_len must be >= 1; got {segment_len}.")
@@ -67,9 +65,7 @@ class MACBlock(nn.Module):
 
 
 class MAGBlock(nn.Module):
-    def __init__(
-        self, dim: int, heads: int = 4, persistent_tokens: int = 4, window: int = 64, **memory_options
-    ):
+    def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 4, window: int = 64, **memory_options):
         super().__init__()
         self.attention = PersistentAttention(dim, heads, persistent_tokens, window=window)
         self.memory = NeuralMemory(dim, heads=heads, persistent_tokens=persistent_tokens, **memory_options)
@@ -84,9 +80,7 @@ class MAGBlock(nn.Module):
 
 
 class MALBlock(nn.Module):
-    def __init__(
-        self, dim: int, heads: int = 4, persistent_tokens: int = 4, window: int = 64, **memory_options
-    ):
+    def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 4, window: int = 64, **memory_options):
         super().__init__()
         self.memory = NeuralMemory(dim, heads=heads, persistent_tokens=persistent_tokens, **memory_options)
         self.attention = PersistentAttention(dim, heads, persistent_tokens, window=window)

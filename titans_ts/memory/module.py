@@ -119,13 +119,10 @@ class NeuralMemory(nn.Module):
         self.to_gates = nn.Linear(config.dim, 3 * heads)  # theta, alpha, eta per head
         dims = config.layer_dims
         self.initial_weights = nn.ParameterList(
-            nn.Parameter(torch.randn(heads, dims[i], dims[i + 1]) / math.sqrt(dims[i]))
-            for i in range(config.depth)
+            nn.Parameter(torch.randn(heads, dims[i], dims[i + 1]) / math.sqrt(dims[i])) for i in range(config.depth)
         )
         self.persistent = (
-            nn.Parameter(0.02 * torch.randn(config.persistent_tokens, config.dim))
-            if config.persistent_tokens
-            else None
+            nn.Parameter(0.02 * torch.randn(config.persistent_tokens, config.dim)) if config.persistent_tokens else None
         )
         self.out_norm = nn.RMSNorm(inner)
         self.to_out_gate = nn.Linear(config.dim, width)
@@ -181,9 +178,7 @@ class NeuralMemory(nn.Module):
     def retrieve(self, queries: torch.Tensor, state: MemoryState | None) -> torch.Tensor:
         """Read the memory without updating it: M*(q) per head for q: (B, H, T, head_dim)."""
         if state is None:
-            weights = tuple(
-                w.expand(queries.shape[0], -1, -1, -1).to(queries.dtype) for w in self.initial_weights
-            )
+            weights = tuple(w.expand(queries.shape[0], -1, -1, -1).to(queries.dtype) for w in self.initial_weights)
         else:
             weights = state.weights
         return mlp_forward(queries, weights)[0]

@@ -56,9 +56,7 @@ def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> KeyGradient
 
 def surprise_norm(key_grads: KeyGradients) -> torch.Tensor:
     """||u_i|| over all layers; ||a^T g||_F = ||a|| ||g||, so no outer product is formed."""
-    square = sum(
-        (a * a).sum(-1) * (g * g).sum(-1) for a, g in zip(key_grads.inputs, key_grads.grads, strict=True)
-    )
+    square = sum((a * a).sum(-1) * (g * g).sum(-1) for a, g in zip(key_grads.inputs, key_grads.grads, strict=True))
     return torch.sqrt(square + torch.finfo(square.dtype).tiny)
 
 
@@ -85,9 +83,7 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size) -
         )
     for i, (w_in, w_out) in enumerate(zip(weights[:-1], weights[1:], strict=False)):
         if w_in.shape[-1] != w_out.shape[-2]:
-            raise ValueError(
-                f"layer {i} outputs {w_in.shape[-1]} features but layer {i + 1} takes {w_out.shape[-2]}."
-            )
+            raise ValueError(f"layer {i} outputs {w_in.shape[-1]} features but layer {i + 1} takes {w_out.shape[-2]}.")
     for i, w in enumerate(weights):
         if w.shape[:2] != (batch, heads):
             raise ValueError(

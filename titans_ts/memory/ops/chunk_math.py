@@ -85,9 +85,7 @@ class ChunkForward:
     momentum_out: list
 
 
-def chunk_forward(
-    q, k, v, theta, alpha, eta, weights, momentum, max_grad_norm, with_state=True
-) -> ChunkForward:
+def chunk_forward(q, k, v, theta, alpha, eta, weights, momentum, max_grad_norm, with_state=True) -> ChunkForward:
     """The chunk's outputs and intermediates; with_state=False skips the end state (the backward has it)."""
     depth = len(weights)
     keys = mlp_grads(k, v, weights)  # the surprise factors, at the chunk-start weights
@@ -111,11 +109,7 @@ def chunk_forward(
         xw, xs = (x @ torch.cat([w, s], dim=-1)).split(w.shape[-1], dim=-1)
         from_weights.append(xw)
         from_momentum.append(xs)
-        z = (
-            keep_prod[..., None] * xw
-            + momentum_coeff[..., None] * xs
-            - (coeff * (x @ a.transpose(-1, -2))) @ g
-        )
+        z = keep_prod[..., None] * xw + momentum_coeff[..., None] * xs - (coeff * (x @ a.transpose(-1, -2))) @ g
         query_pre.append(z)
         x = F.gelu(z) if layer < depth - 1 else z
 
@@ -125,9 +119,7 @@ def chunk_forward(
     for w, s, a, g in zip(weights, momentum, key_inputs, key_grads, strict=True) if with_state else ():
         scaled = torch.cat([last_coeff[..., None] * g, last_carry[..., None] * g], dim=-1)
         to_weights, to_momentum = (a.transpose(-1, -2) @ scaled).split(g.shape[-1], dim=-1)
-        weights_out.append(
-            keep_prod[..., -1, None, None] * w + momentum_coeff[..., -1, None, None] * s - to_weights
-        )
+        weights_out.append(keep_prod[..., -1, None, None] * w + momentum_coeff[..., -1, None, None] * s - to_weights)
         momentum_out.append(eta_prod[..., -1, None, None] * s - to_momentum)
 
     return ChunkForward(
@@ -152,9 +144,7 @@ def chunk_forward(
     )
 
 
-def chunk_backward(
-    fwd: ChunkForward, theta, weights, momentum, max_grad_norm, d_y, d_weights_out, d_momentum_out
-):
+def chunk_backward(fwd: ChunkForward, theta, weights, momentum, max_grad_norm, d_y, d_weights_out, d_momentum_out):
     """Gradients of one chunk: (dq, dk, dv, dtheta, dalpha, deta, dweights, dmomentum)."""
     depth = len(weights)
     rowdot = lambda a, b: (a * b).sum(-1)  # noqa: E731
@@ -188,9 +178,9 @@ def chunk_backward(
         d_grads[layer] -= last_coeff[..., None] * to_w + last_carry[..., None] * to_s
         d_last_coeff -= rowdot(g, to_w)
         d_last_carry -= rowdot(g, to_s)
-        d_inputs[layer] -= torch.cat(
-            [last_coeff[..., None] * g, last_carry[..., None] * g], dim=-1
-        ) @ torch.cat([dw_out, ds_out], dim=-1).transpose(-1, -2)
+        d_inputs[layer] -= torch.cat([last_coeff[..., None] * g, last_carry[..., None] * g], dim=-1) @ torch.cat(
+            [dw_out, ds_out], dim=-1
+        ).transpose(-1, -2)
     d_coeff[..., last, :] += d_last_coeff
     d_theta += d_last_carry * fwd.carry[..., last, :]
     d_carry[..., last, :] += d_last_carry * fwd.theta
@@ -227,9 +217,7 @@ def chunk_backward(
     d_carry = d_carry + fwd.forget.transpose(-1, -2) @ d_mixed
     d_eta_prod = d_eta_prod + (fwd.forget.transpose(-1, -2) @ d_mcoeff[..., None])[..., 0]
     d_eta = decay_matrix_backward(fwd.carry, d_carry) + cumprod_backward(fwd.carry, fwd.eta_prod, d_eta_prod)
-    d_alpha = -(
-        decay_matrix_backward(fwd.forget, d_forget) + cumprod_backward(fwd.forget, fwd.keep_prod, d_keep)
-    )
+    d_alpha = -(decay_matrix_backward(fwd.forget, d_forget) + cumprod_backward(fwd.forget, fwd.keep_prod, d_keep))
 
     # The surprise bound: theta' = theta * s, s = min(1, c / ||u||).
     if max_grad_norm is None:

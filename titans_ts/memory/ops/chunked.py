@@ -41,9 +41,7 @@ def neural_memory_chunked(
         outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, len(weights), *inputs)
         depth = len(weights)
         return outputs[0], tuple(outputs[1 : 1 + depth]), tuple(outputs[1 + depth :])
-    y, weights, momentum, _ = _forward(
-        q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm
-    )
+    y, weights, momentum, _ = _forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm)
     return y, weights, momentum
 
 

@@ -36,9 +36,7 @@ def neural_memory_triton(
     weights = tuple(weights)
     momentum = tuple(torch.zeros_like(w) for w in weights) if momentum is None else tuple(momentum)
     depth = len(weights)
-    outputs = _TritonMemory.apply(
-        chunk_size, max_grad_norm, depth, q, k, v, theta, alpha, eta, *weights, *momentum
-    )
+    outputs = _TritonMemory.apply(chunk_size, max_grad_norm, depth, q, k, v, theta, alpha, eta, *weights, *momentum)
     return outputs[0], tuple(outputs[1 : 1 + depth]), tuple(outputs[1 + depth :])
 
 
@@ -65,8 +63,7 @@ def _check_supported(q, weights, chunk_size) -> None:
     dims = [weights[0].shape[-2], *(w.shape[-1] for w in weights)]
     if max(dims[0], dims[-1]) > MAX_DIM or (len(dims) == 3 and dims[1] > 4 * MAX_DIM):
         raise ValueError(
-            f"backend='triton' supports head dims up to {MAX_DIM} and hidden width up to "
-            f"{4 * MAX_DIM}; got {dims}."
+            f"backend='triton' supports head dims up to {MAX_DIM} and hidden width up to {4 * MAX_DIM}; got {dims}."
         )
 
 
@@ -169,7 +166,5 @@ class _TritonMemory(torch.autograd.Function):
                 BHID=_block(hidden),
                 BD_OUT=_block(d_out),
             )
-        all_grads = [
-            g.to(dtype) for g, dtype in zip([*grads, *d_weights, *d_momentum], ctx.dtypes, strict=True)
-        ]
+        all_grads = [g.to(dtype) for g, dtype in zip([*grads, *d_weights, *d_momentum], ctx.dtypes, strict=True)]
         return (None, None, None, *all_grads)

@@ -248,9 +248,7 @@ def memory_forward_kernel(
         keep_last = _pick(keep_prod, rows, last)
         mcoeff_last = _pick(mcoeff, rows, last)
         eta_last = _pick(eta_prod, rows, last)
-        w1_next, s1_next = _next_state(
-            w1, s1, k, g1, last_coeff, last_carry, keep_last, mcoeff_last, eta_last
-        )
+        w1_next, s1_next = _next_state(w1, s1, k, g1, last_coeff, last_carry, keep_last, mcoeff_last, eta_last)
         if DEPTH == 2:
             w2, s2 = _next_state(w2, s2, a1, g2, last_coeff, last_carry, keep_last, mcoeff_last, eta_last)
         w1 = w1_next
@@ -286,9 +284,7 @@ def _retrieve_layer_backward(dz, x, a, g, w, s, keep_prod, mcoeff, coeff, xw, xs
 
 
 @triton.jit
-def _next_state_backward(
-    w, s, a, g, dw_out, ds_out, last_coeff, last_carry, keep_last, mcoeff_last, eta_last
-):
+def _next_state_backward(w, s, a, g, dw_out, ds_out, last_coeff, last_carry, keep_last, mcoeff_last, eta_last):
     dw = keep_last * dw_out
     ds = mcoeff_last * dw_out + eta_last * ds_out
     d_keep_last = tl.sum(tl.sum(w * dw_out, axis=1), axis=0)
@@ -484,9 +480,7 @@ def memory_backward_kernel(
         d_forget = _dot(d_mixed, tl.trans(carry)) + d_mcoeff[:, None] * eta_prod[None, :]
         d_eta_prod += tl.sum(forget * d_mcoeff[:, None], axis=0)
         d_eta = _decay_backward(carry, d_carry, rows) + _cumprod_backward(carry, eta_prod, d_eta_prod, rows)
-        d_alpha = -(
-            _decay_backward(forget, d_forget, rows) + _cumprod_backward(forget, keep_prod, d_keep, rows)
-        )
+        d_alpha = -(_decay_backward(forget, d_forget, rows) + _cumprod_backward(forget, keep_prod, d_keep, rows))
 
         # The surprise bound.
         d_theta_in = d_theta
