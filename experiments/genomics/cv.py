@@ -80,7 +80,7 @@ def report(config: dict) -> str:
         f"stratified {config['folds']}-fold cross-validation (seed {config['seed']}; the same folds for every "
         "model); accuracy in %, mean ± std over the folds. Neural models hold out 10% of each training fold "
         "for early stopping. This is NOT the paper's protocol (official train/test split), so the paper's "
-        "numbers on the right are for orientation only.",
+        "numbers below are for orientation only.",
         "",
         "| model | " + " | ".join(config["tasks"]) + " |",
         "|---|" + "---|" * len(config["tasks"]),
