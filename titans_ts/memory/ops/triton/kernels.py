@@ -159,6 +159,63 @@ def _keys(k, v, w1, w2, DEPTH: tl.constexpr):
 
 
 @triton.jit
+def _load_state(
+    w1_ptr,
+    w2_ptr,
+    s1_ptr,
+    s2_ptr,
+    index,
+    DEPTH: tl.constexpr,
+    D_IN: tl.constexpr,
+    HID: tl.constexpr,
+    D_OUT: tl.constexpr,
+    BD_IN: tl.constexpr,
+    BHID: tl.constexpr,
+    BD_OUT: tl.constexpr,
+):
+    """The index-th (W1, W2, S1, S2) of a buffer of states; layer 2 repeats layer 1 at depth 1."""
+    if DEPTH == 1:
+        w1 = _load_matrix(w1_ptr + index * D_IN * D_OUT, D_IN, D_OUT, BD_IN, BD_OUT)
+        s1 = _load_matrix(s1_ptr + index * D_IN * D_OUT, D_IN, D_OUT, BD_IN, BD_OUT)
+        return w1, w1, s1, s1
+    else:
+        w1 = _load_matrix(w1_ptr + index * D_IN * HID, D_IN, HID, BD_IN, BHID)
+        s1 = _load_matrix(s1_ptr + index * D_IN * HID, D_IN, HID, BD_IN, BHID)
+        w2 = _load_matrix(w2_ptr + index * HID * D_OUT, HID, D_OUT, BHID, BD_OUT)
+        s2 = _load_matrix(s2_ptr + index * HID * D_OUT, HID, D_OUT, BHID, BD_OUT)
+        return w1, w2, s1, s2
+
+
+@triton.jit
+def _store_state(
+    w1_ptr,
+    w2_ptr,
+    s1_ptr,
+    s2_ptr,
+    index,
+    w1,
+    w2,
+    s1,
+    s2,
+    DEPTH: tl.constexpr,
+    D_IN: tl.constexpr,
+    HID: tl.constexpr,
+    D_OUT: tl.constexpr,
+    BD_IN: tl.constexpr,
+    BHID: tl.constexpr,
+    BD_OUT: tl.constexpr,
+):
+    if DEPTH == 1:
+        _store_matrix(w1_ptr + index * D_IN * D_OUT, w1, D_IN, D_OUT, BD_IN, BD_OUT)
+        _store_matrix(s1_ptr + index * D_IN * D_OUT, s1, D_IN, D_OUT, BD_IN, BD_OUT)
+    else:
+        _store_matrix(w1_ptr + index * D_IN * HID, w1, D_IN, HID, BD_IN, BHID)
+        _store_matrix(s1_ptr + index * D_IN * HID, s1, D_IN, HID, BD_IN, BHID)
+        _store_matrix(w2_ptr + index * HID * D_OUT, w2, HID, D_OUT, BHID, BD_OUT)
+        _store_matrix(s2_ptr + index * HID * D_OUT, s2, HID, D_OUT, BHID, BD_OUT)
+
+
+@triton.jit
 def memory_forward_kernel(
     q_ptr,
     k_ptr,
@@ -202,31 +259,29 @@ def memory_forward_kernel(
     theta_ptr += pid * T
     alpha_ptr += pid * T
     eta_ptr += pid * T
-    if DEPTH == 1:
-        w1 = _load_matrix(w1_ptr + pid * D_IN * D_OUT, D_IN, D_OUT, BD_IN, BD_OUT)
-        s1 = _load_matrix(s1_ptr + pid * D_IN * D_OUT, D_IN, D_OUT, BD_IN, BD_OUT)
-        w2 = w1
-        s2 = s1
-    else:
-        w1 = _load_matrix(w1_ptr + pid * D_IN * HID, D_IN, HID, BD_IN, BHID)
-        s1 = _load_matrix(s1_ptr + pid * D_IN * HID, D_IN, HID, BD_IN, BHID)
-        w2 = _load_matrix(w2_ptr + pid * HID * D_OUT, HID, D_OUT, BHID, BD_OUT)
-        s2 = _load_matrix(s2_ptr + pid * HID * D_OUT, HID, D_OUT, BHID, BD_OUT)
+    w1, w2, s1, s2 = _load_state(w1_ptr, w2_ptr, s1_ptr, s2_ptr, pid, DEPTH, D_IN, HID, D_OUT, BD_IN, BHID, BD_OUT)
 
     for c in range(0, n_chunks):
         start = c * BT
         if SAVE_STARTS:
-            if DEPTH == 1:
-                offset = (pid * n_chunks + c) * D_IN * D_OUT
-                _store_matrix(starts_w1_ptr + offset, w1, D_IN, D_OUT, BD_IN, BD_OUT)
-                _store_matrix(starts_s1_ptr + offset, s1, D_IN, D_OUT, BD_IN, BD_OUT)
-            else:
-                offset1 = (pid * n_chunks + c) * D_IN * HID
-                offset2 = (pid * n_chunks + c) * HID * D_OUT
-                _store_matrix(starts_w1_ptr + offset1, w1, D_IN, HID, BD_IN, BHID)
-                _store_matrix(starts_s1_ptr + offset1, s1, D_IN, HID, BD_IN, BHID)
-                _store_matrix(starts_w2_ptr + offset2, w2, HID, D_OUT, BHID, BD_OUT)
-                _store_matrix(starts_s2_ptr + offset2, s2, HID, D_OUT, BHID, BD_OUT)
+            _store_state(
+                starts_w1_ptr,
+                starts_w2_ptr,
+                starts_s1_ptr,
+                starts_s2_ptr,
+                pid * n_chunks + c,
+                w1,
+                w2,
+                s1,
+                s2,
+                DEPTH,
+                D_IN,
+                HID,
+                D_OUT,
+                BD_IN,
+                BHID,
+                BD_OUT,
+            )
         q, k, v, theta, alpha, eta, last = _load_chunk(
             q_ptr, k_ptr, v_ptr, theta_ptr, alpha_ptr, eta_ptr, start, T, D_IN, D_OUT, BT, BD_IN, BD_OUT
         )
@@ -254,14 +309,24 @@ def memory_forward_kernel(
         w1 = w1_next
         s1 = s1_next
 
-    if DEPTH == 1:
-        _store_matrix(w1_out_ptr + pid * D_IN * D_OUT, w1, D_IN, D_OUT, BD_IN, BD_OUT)
-        _store_matrix(s1_out_ptr + pid * D_IN * D_OUT, s1, D_IN, D_OUT, BD_IN, BD_OUT)
-    else:
-        _store_matrix(w1_out_ptr + pid * D_IN * HID, w1, D_IN, HID, BD_IN, BHID)
-        _store_matrix(s1_out_ptr + pid * D_IN * HID, s1, D_IN, HID, BD_IN, BHID)
-        _store_matrix(w2_out_ptr + pid * HID * D_OUT, w2, HID, D_OUT, BHID, BD_OUT)
-        _store_matrix(s2_out_ptr + pid * HID * D_OUT, s2, HID, D_OUT, BHID, BD_OUT)
+    _store_state(
+        w1_out_ptr,
+        w2_out_ptr,
+        s1_out_ptr,
+        s2_out_ptr,
+        pid,
+        w1,
+        w2,
+        s1,
+        s2,
+        DEPTH,
+        D_IN,
+        HID,
+        D_OUT,
+        BD_IN,
+        BHID,
+        BD_OUT,
+    )
 
 
 @triton.jit
@@ -367,34 +432,28 @@ def memory_backward_kernel(
     dtheta_ptr += pid * T
     dalpha_ptr += pid * T
     deta_ptr += pid * T
-    if DEPTH == 1:
-        size1 = D_IN * D_OUT
-        dw1_out = _load_matrix(dw1_ptr + pid * size1, D_IN, D_OUT, BD_IN, BD_OUT)
-        ds1_out = _load_matrix(ds1_ptr + pid * size1, D_IN, D_OUT, BD_IN, BD_OUT)
-        dw2_out = dw1_out
-        ds2_out = ds1_out
-    else:
-        size1 = D_IN * HID
-        size2 = HID * D_OUT
-        dw1_out = _load_matrix(dw1_ptr + pid * size1, D_IN, HID, BD_IN, BHID)
-        ds1_out = _load_matrix(ds1_ptr + pid * size1, D_IN, HID, BD_IN, BHID)
-        dw2_out = _load_matrix(dw2_ptr + pid * size2, HID, D_OUT, BHID, BD_OUT)
-        ds2_out = _load_matrix(ds2_ptr + pid * size2, HID, D_OUT, BHID, BD_OUT)
+    dw1_out, dw2_out, ds1_out, ds2_out = _load_state(
+        dw1_ptr, dw2_ptr, ds1_ptr, ds2_ptr, pid, DEPTH, D_IN, HID, D_OUT, BD_IN, BHID, BD_OUT
+    )
 
     for step in range(0, n_chunks):
         c = n_chunks - 1 - step
         start = c * BT
         # Recompute the chunk from its start state.
-        if DEPTH == 1:
-            w1 = _load_matrix(starts_w1_ptr + (pid * n_chunks + c) * size1, D_IN, D_OUT, BD_IN, BD_OUT)
-            s1 = _load_matrix(starts_s1_ptr + (pid * n_chunks + c) * size1, D_IN, D_OUT, BD_IN, BD_OUT)
-            w2 = w1
-            s2 = s1
-        else:
-            w1 = _load_matrix(starts_w1_ptr + (pid * n_chunks + c) * size1, D_IN, HID, BD_IN, BHID)
-            s1 = _load_matrix(starts_s1_ptr + (pid * n_chunks + c) * size1, D_IN, HID, BD_IN, BHID)
-            w2 = _load_matrix(starts_w2_ptr + (pid * n_chunks + c) * size2, HID, D_OUT, BHID, BD_OUT)
-            s2 = _load_matrix(starts_s2_ptr + (pid * n_chunks + c) * size2, HID, D_OUT, BHID, BD_OUT)
+        w1, w2, s1, s2 = _load_state(
+            starts_w1_ptr,
+            starts_w2_ptr,
+            starts_s1_ptr,
+            starts_s2_ptr,
+            pid * n_chunks + c,
+            DEPTH,
+            D_IN,
+            HID,
+            D_OUT,
+            BD_IN,
+            BHID,
+            BD_OUT,
+        )
         q, k, v, theta_in, alpha, eta, last = _load_chunk(
             q_ptr, k_ptr, v_ptr, theta_ptr, alpha_ptr, eta_ptr, start, T, D_IN, D_OUT, BT, BD_IN, BD_OUT
         )
@@ -525,11 +584,21 @@ def memory_backward_kernel(
             dw2_out = dw2
             ds2_out = ds2
 
-    if DEPTH == 1:
-        _store_matrix(dw1_ptr + pid * size1, dw1_out, D_IN, D_OUT, BD_IN, BD_OUT)
-        _store_matrix(ds1_ptr + pid * size1, ds1_out, D_IN, D_OUT, BD_IN, BD_OUT)
-    else:
-        _store_matrix(dw1_ptr + pid * size1, dw1_out, D_IN, HID, BD_IN, BHID)
-        _store_matrix(ds1_ptr + pid * size1, ds1_out, D_IN, HID, BD_IN, BHID)
-        _store_matrix(dw2_ptr + pid * size2, dw2_out, HID, D_OUT, BHID, BD_OUT)
-        _store_matrix(ds2_ptr + pid * size2, ds2_out, HID, D_OUT, BHID, BD_OUT)
+    _store_state(
+        dw1_ptr,
+        dw2_ptr,
+        ds1_ptr,
+        ds2_ptr,
+        pid,
+        dw1_out,
+        dw2_out,
+        ds1_out,
+        ds2_out,
+        DEPTH,
+        D_IN,
+        HID,
+        D_OUT,
+        BD_IN,
+        BHID,
+        BD_OUT,
+    )
