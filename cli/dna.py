@@ -50,13 +50,16 @@ def finetune(
     dataset: str = typer.Argument(..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."),
     protocol: str = typer.Option("auto", help="official (full train/test), cv, or auto (official when present)."),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
-    epochs: int = typer.Option(1, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."),
+    epochs: int = typer.Option(2, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."),
     batch_size: int = typer.Option(32, help="Sequences per batch."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     seed: int = typer.Option(0, help="Random seed (folds and training)."),
     scratch: bool = typer.Option(False, "--scratch", help="Start from random weights, not the pretrained model."),
     pretrained: Path = typer.Option(None, help="A folder written by `titans-dna pretrain` (default: shipped)."),
     labels: Path = typer.Option(None, help="Labels CSV (name,label) when DATASET is a FASTA file."),
+    precision: str = typer.Option(
+        "bf16-mixed", help="bf16-mixed (fast on GPUs and recent CPUs) or 32-true (older CPUs, exact fp32)."
+    ),
     max_minutes: float = typer.Option(None, help="Training time limit per fold."),
     out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
 ) -> None:
@@ -75,6 +78,7 @@ def finetune(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
+        precision=precision,
         max_minutes=max_minutes,
     )
     console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")

@@ -66,7 +66,7 @@ def finetune(
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
         model.save(out / "model")
     else:
-        fold_results = []
+        fold_results, first_model = [], None
         for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
             fold_train, fold_test = data.subset(train_index), data.subset(test_index)
             model = DNAClassifier(**params).fit(fold_train.sequences, _names(fold_train))
@@ -78,8 +78,8 @@ def finetune(
                     "history": model.history_,
                 }
             )
-            if index == 0:
-                model.save(out / "model")
+            first_model = first_model or model
+        first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
         accuracies = [f["accuracy"] for f in fold_results]
         result = {
             "protocol": f"stratified {folds}-fold cross-validation",

@@ -41,6 +41,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     fit(sequences, y): sequences are strings of A/C/G/T/N (lowercase and IUPAC codes accepted); y any
     labels (classes_ sorted). A stratified `val_fraction` of the training data drives early stopping.
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
+    Training sees each sequence on a random strand (random_strand) and, with train_crop, a random window
+    of that many bases; predict_proba averages both strands (strand_average). precision="bf16-mixed"
+    runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     architecture: "titans" (ours), or the baselines "cnn" (GenomicBenchmarks CNN) and "transformer"
     (a small Transformer), trained by the same loop from scratch.
     """
@@ -53,13 +56,17 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         dim: int = 128,
         layers: int = 2,
         heads: int = 4,
-        epochs: int = 1,
+        epochs: int = 2,
         batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         patience: int = 2,
         val_fraction: float = 0.1,
         max_length: int | None = None,
+        train_crop: int | None = 256,
+        random_strand: bool = True,
+        strand_average: bool = True,
+        precision: str = "bf16-mixed",
         seed: int = 0,
         max_minutes: float | None = None,
         progress: bool = True,
@@ -77,6 +84,10 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.val_fraction = val_fraction
         self.max_length = max_length
+        self.train_crop = train_crop
+        self.random_strand = random_strand
+        self.strand_average = strand_average
+        self.precision = precision
         self.seed = seed
         self.max_minutes = max_minutes
         self.progress = progress
@@ -100,9 +111,11 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         return model
 
     def fit(self, sequences, y):
-        from genomics.training import ClassifierModule, make_loader
+        from genomics.training import ClassifierModule, RandomView, make_loader
         from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
 
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ConfigError(f"precision={self.precision!r}: use 'bf16-mixed' (default) or '32-true'.")
         tune_cpu_allocator()
         data = make_labelled(sequences, list(y), source="the training data")
         if len(data.classes) < 2:
@@ -122,6 +135,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             shuffle=True,
             max_length=self.max_length,
             seed=self.seed,
+            transform=RandomView(self.train_crop, self.random_strand, seed=self.seed),
         )
         val = make_loader(
             [data.sequences[i] for i in val_index],
@@ -135,6 +149,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             patience=self.patience,
             progress=self.progress,
             max_minutes=self.max_minutes,
+            precision=self.precision,
         )
         trainer.fit(module, train, val)
         best.restore(module)
@@ -149,16 +164,24 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
-        from genomics.training import make_loader
+        from genomics.tokenizer import reverse_complement_ids
 
         self._check_fitted()
         sequences = list(sequences)
         make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
-        loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length)
+        probabilities = self._probabilities(sequences, None)
+        if self.strand_average:
+            probabilities = (probabilities + self._probabilities(sequences, reverse_complement_ids)) / 2
+        return probabilities
+
+    def _probabilities(self, sequences, transform) -> np.ndarray:
+        from genomics.training import make_loader
+
+        loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length, transform=transform)
         probabilities = []
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed"):
             for ids, _ in loader:
-                probabilities.append(torch.softmax(self.model_(ids), dim=-1).double().numpy())
+                probabilities.append(torch.softmax(self.model_(ids).float(), dim=-1).double().numpy())
         return np.concatenate(probabilities)
 
     def predict(self, sequences) -> np.ndarray:

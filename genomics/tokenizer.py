@@ -25,6 +25,13 @@ for _base, _id in NUCLEOTIDES.items():
 for _code in IUPAC_AMBIGUOUS:
     _LOOKUP[ord(_code)] = _LOOKUP[ord(_code.lower())] = NUCLEOTIDES["N"]
 _ID_TO_TOKEN = {v: k for k, v in {**SPECIAL_TOKENS, **NUCLEOTIDES}.items()}
+_COMPLEMENT = np.arange(VOCAB_SIZE)
+_COMPLEMENT[[7, 8, 9, 10]] = [10, 9, 8, 7]  # A<->T, C<->G; N and special tokens stay
+
+
+def reverse_complement_ids(ids: np.ndarray) -> np.ndarray:
+    """The ids of the other strand, read 5' to 3' (ambiguity codes are already N, their own complement)."""
+    return _COMPLEMENT[ids[::-1]]
 
 
 class DNATokenizer:
@@ -61,10 +68,17 @@ class DNATokenizer:
         return ids
 
     def batch_encode(
-        self, sequences: Sequence[str], max_length: int | None = None, add_special_tokens: bool = False
+        self,
+        sequences: Sequence[str],
+        max_length: int | None = None,
+        add_special_tokens: bool = False,
+        transform=None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut."""
+        """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut.
+        transform (ids -> ids), if given, is applied to each encoded sequence first (augmentation)."""
         encoded = [self.encode(s, add_special_tokens, name=f"sequence {i}") for i, s in enumerate(sequences)]
+        if transform is not None:
+            encoded = [transform(ids) for ids in encoded]
         if max_length is not None:
             encoded = [ids[:max_length] for ids in encoded]
         length = max((len(ids) for ids in encoded), default=0)

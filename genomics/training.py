@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from genomics.tokenizer import DNATokenizer
+from genomics.tokenizer import DNATokenizer, reverse_complement_ids
 from titans_ts.training import warmup_cosine_schedule
 
 
@@ -24,15 +24,39 @@ class SequenceDataset(Dataset):
         return self.sequences[index], label
 
 
+class RandomView:
+    """Training augmentation: a random window of at most `crop` bases and, with random_strand, a coin
+    flip between the sequence and its reverse complement (a regulatory element reads on both strands)."""
+
+    def __init__(self, crop: int | None = None, random_strand: bool = False, seed: int = 0):
+        self.crop, self.random_strand = crop, random_strand
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        if self.crop is not None and len(ids) > self.crop:
+            start = int(self.rng.integers(0, len(ids) - self.crop + 1))
+            ids = ids[start : start + self.crop]
+        if self.random_strand and self.rng.random() < 0.5:
+            ids = reverse_complement_ids(ids)
+        return ids
+
+
 def make_loader(
-    sequences, labels=None, batch_size=32, shuffle=False, max_length=None, seed=0, bucket: bool = False
+    sequences,
+    labels=None,
+    batch_size=32,
+    shuffle=False,
+    max_length=None,
+    seed=0,
+    bucket: bool = False,
+    transform=None,
 ) -> DataLoader:
     """Batches of (ids, labels). bucket=True groups sequences of similar length (less padding) and
-    shuffles the order of the batches."""
+    shuffles the order of the batches. transform: applied to each sequence's ids (e.g. RandomView)."""
     tokenizer = DNATokenizer()
 
     def collate(batch):
-        ids, _ = tokenizer.batch_encode([s for s, _ in batch], max_length=max_length)
+        ids, _ = tokenizer.batch_encode([s for s, _ in batch], max_length=max_length, transform=transform)
         return ids, torch.tensor([label for _, label in batch])
 
     dataset = SequenceDataset(sequences, labels, max_length)

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import sys
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+class _DropAdvertisements(logging.Filter):
+    """Lightning logs a cloud-service tip at every Trainer start; in CLI output it is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage().lower()
+
+
+_LIGHTNING_INFO = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+if not any(isinstance(f, _DropAdvertisements) for f in _LIGHTNING_INFO.filters):
+    _LIGHTNING_INFO.addFilter(_DropAdvertisements())
 
 
 def tune_cpu_allocator() -> bool:
@@ -82,6 +95,7 @@ def make_trainer(
     progress: bool = True,
     max_minutes: float | None = None,
     extra_callbacks=(),
+    precision: str = "32-true",
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
@@ -104,5 +118,6 @@ def make_trainer(
         deterministic=False,
         accelerator="auto",
         devices=1,
+        precision=precision,
     )
     return trainer, best

@@ -43,6 +43,13 @@ def test_estimator_conventions_and_round_trip(tmp_path):
         model.predict(["ACXT"])
 
 
+def test_unknown_precision_is_a_clear_error():
+    from titans_ts.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="32-true"):
+        DNAClassifier(**TINY, precision="16-mixed").fit(*_toy())
+
+
 def test_integer_labels_and_three_classes():
     sequences, _ = _toy(90)
     labels = [i % 3 for i in range(90)]
@@ -145,3 +152,16 @@ def test_kmer_logistic_regression_baseline():
     model = KmerLogisticRegression(k=3).fit(sequences, labels)
     assert model.score(sequences, labels) > 0.8
     assert list(model.classes_) == ["at_rich", "gc_rich"]
+
+
+def test_strand_average_makes_predictions_strand_symmetric():
+    from genomics.tokenizer import DNATokenizer, reverse_complement_ids
+
+    sequences, labels = _toy()
+    model = DNAClassifier(**TINY, train_crop=24).fit(sequences, labels)
+    tok = DNATokenizer()
+    other_strand = [tok.decode(reverse_complement_ids(tok.encode(s))) for s in sequences]
+    np.testing.assert_allclose(model.predict_proba(other_strand), model.predict_proba(sequences), atol=1e-6)
+    one_strand = clone(model).set_params(strand_average=False)
+    one_strand.model_, one_strand.classes_ = model.model_, model.classes_
+    assert not np.allclose(one_strand.predict_proba(other_strand), one_strand.predict_proba(sequences), atol=1e-6)

@@ -42,3 +42,30 @@ def test_variable_lengths_are_right_padded():
     cut, cut_lengths = tok.batch_encode(["ACGTACGT"], max_length=5)
     assert cut.shape == (1, 5) and cut_lengths.tolist() == [5]
     assert cut.dtype == torch.int64
+
+
+def test_reverse_complement_ids_swap_pairs_and_reverse():
+    from genomics.tokenizer import reverse_complement_ids
+
+    assert tok.decode(reverse_complement_ids(tok.encode("AACGTN"))) == "NACGTT"
+    assert tok.decode(reverse_complement_ids(tok.encode("rAcg"))) == "CGTN"  # IUPAC R is N, its own complement
+    ids = tok.encode("GATTACA")
+    assert list(reverse_complement_ids(reverse_complement_ids(ids))) == list(ids)
+
+
+def test_random_view_crops_within_the_sequence_and_flips_strands():
+    from genomics.tokenizer import reverse_complement_ids
+    from genomics.training import RandomView
+
+    ids = tok.encode("ACGTACGGTTAC" * 5)
+    view = RandomView(crop=16, random_strand=True, seed=0)
+    text, rc_text = tok.decode(ids), tok.decode(reverse_complement_ids(ids))
+    strands = set()
+    for _ in range(40):
+        out = tok.decode(view(ids))
+        assert len(out) == 16
+        assert out in text or out in rc_text
+        strands.add(out in text)
+    assert strands == {True, False}  # both strands were drawn
+    short = tok.encode("ACG")
+    assert list(RandomView(crop=16)(short)) == list(short)  # shorter than the crop: kept whole
