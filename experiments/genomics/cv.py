@@ -82,22 +82,26 @@ def report(config: dict) -> str:
         "for early stopping. This is NOT the paper's protocol (official train/test split), so the paper's "
         "numbers below are for orientation only.",
         "",
-        "| model | " + " | ".join(config["tasks"]) + " |",
-        "|---|" + "---|" * len(config["tasks"]),
+        f"Neural models are trained by `DNAClassifier` with its defaults ({_recipe()}) except where the "
+        "params column says otherwise; seconds are the mean wall time per fold (fit + test) on each task.",
+        "",
+        "| model | params | " + " | ".join(config["tasks"]) + " | s per fold |",
+        "|---|---|" + "---|" * len(config["tasks"]) + "---|",
     ]
     for name, spec in config["models"].items():
-        cells = []
+        cells, seconds = [], []
         for task in config["tasks"]:
-            found = [
-                json.loads(p.read_text())["accuracy"] for p in sorted(RUNS.glob(f"{task}_{name}_fold*.json"))
-            ]
+            records = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"{task}_{name}_fold*.json"))]
+            found = [r["accuracy"] for r in records]
+            seconds.append(f"{statistics.mean(r['wall_seconds'] for r in records):.0f}" if records else "-")
             if len(found) == config["folds"]:
                 cells.append(f"{100 * statistics.mean(found):.1f} ± {100 * statistics.stdev(found):.1f}")
             elif found:
                 cells.append(f"{100 * statistics.mean(found):.1f} ({len(found)}/{config['folds']} folds)")
             else:
                 cells.append("not run yet")
-        lines.append(f"| {spec['label']} | " + " | ".join(cells) + " |")
+        params = ", ".join(f"{k}={v}" for k, v in spec["params"].items())
+        lines.append(f"| {spec['label']} | {params} | " + " | ".join(cells) + f" | {' / '.join(seconds)} |")
     paper = config.get("paper")
     if paper:
         lines += [
@@ -119,6 +123,14 @@ def report(config: dict) -> str:
             "experiments/results/runs/genomics/.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _recipe() -> str:
+    from genomics.classifier import DNAClassifier
+
+    defaults = DNAClassifier().get_params()
+    keys = ("epochs", "batch_size", "lr", "train_crop", "random_strand", "strand_average", "precision")
+    return ", ".join(f"{k}={defaults[k]}" for k in keys)
 
 
 def main() -> int:
