@@ -157,3 +157,19 @@ def test_bad_configuration_is_refused():
         NeuralMemory(16)(torch.randn(2, 5, 8))
     with pytest.raises(ValueError, match="unknown block 'mamba'"):
         make_block("mamba", 16)
+
+
+def test_under_cpu_bf16_autocast_the_memory_state_stays_fp32_and_close():
+    memory = _seeded(8, lambda: NeuralMemory(16, heads=2, depth=2, chunk_size=4))
+    x = torch.randn(2, 151, 16)  # 37 chunks and a partial one: bf16 updates would drift by ~0.1 here
+    with torch.no_grad():
+        exact, exact_state = memory(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed, state = memory(x)
+    assert all(w.dtype == torch.float32 for w in state.weights + state.momentum)
+    for a, b in zip(state.weights, exact_state.weights, strict=True):  # only the projections saw bf16
+        torch.testing.assert_close(a, b, rtol=0, atol=5e-3)
+    torch.testing.assert_close(mixed.float(), exact, rtol=0, atol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        memory(x[:, :19])[0].float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in memory.parameters() if p.requires_grad)
