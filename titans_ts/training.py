@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+import warnings
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
@@ -13,16 +14,23 @@ from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
-class _DropAdvertisements(logging.Filter):
-    """Lightning logs a cloud-service tip at every Trainer start; in CLI output it is noise."""
+class _DropTrainerChatter(logging.Filter):
+    """Lightning logs a cloud-service tip and a hardware summary at every Trainer start; a 5-fold CLI run
+    would print them five times between its progress bars."""
+
+    CHATTER = ("litlogger", "gpu available", "tpu available", "using bfloat16", "loading `train_dataloader`")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage().lower()
+        message = record.getMessage().lower()
+        return not any(part in message for part in self.CHATTER)
 
 
-_LIGHTNING_INFO = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-if not any(isinstance(f, _DropAdvertisements) for f in _LIGHTNING_INFO.filters):
-    _LIGHTNING_INFO.addFilter(_DropAdvertisements())
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _DropTrainerChatter) for f in _logger.filters):
+        _logger.addFilter(_DropTrainerChatter())
+# Raised inside Lightning by the newer torch it runs on; nothing a user of ours can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def tune_cpu_allocator() -> bool:
