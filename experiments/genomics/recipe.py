@@ -90,7 +90,7 @@ def report(config: dict) -> str:
                 cells += [f"{100 * record['tuning_accuracy']:.1f}", f"{record['wall_seconds']:.0f}"]
             else:
                 cells += ["not run", ""]
-        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "(the current defaults)"
         lines.append(f"| {variant} | {shown} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
