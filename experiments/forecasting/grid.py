@@ -9,15 +9,15 @@ grid resumes), then the aggregated Markdown table named by the config's "report"
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import ROOT, config_main, git_commit  # noqa: E402
+
 RUNS = ROOT / "experiments" / "results" / "runs" / "forecasting"
 
 
@@ -29,7 +29,7 @@ def run_grid(config: dict) -> None:
 
     torch.set_num_threads(2)
     RUNS.mkdir(parents=True, exist_ok=True)
-    commit = _git_commit()
+    commit = git_commit()
     for horizon in config["horizons"]:
         for variant in config["variants"]:
             for seed in config["seeds"]:
@@ -135,29 +135,6 @@ def _fmt(values) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def _git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return done.stdout.strip() or "unknown"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--only-report", action="store_true", help="aggregate the existing runs only")
-    args = parser.parse_args()
-    config = json.loads(args.config.read_text())
-    config["_path"] = str(args.config)
-    if not args.only_report:
-        run_grid(config)
-    from titans_ts.io import atomic_write_text
-
-    text = report(config)
-    atomic_write_text(ROOT / config["report"], text)
-    print(text)
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(config_main(__doc__, run_grid, report))

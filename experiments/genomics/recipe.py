@@ -9,14 +9,14 @@ One JSON per (task, variant) in experiments/results/runs/genomics_recipe/ (skipp
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import ROOT, config_main, git_commit  # noqa: E402
+
 RUNS = ROOT / "experiments" / "results" / "runs" / "genomics_recipe"
 
 
@@ -41,9 +41,7 @@ def run(config: dict) -> None:
 
     torch.set_num_threads(2)
     RUNS.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    commit = git_commit()
     for task in config["tasks"]:
         fit, score = tuning_split(task, config["seed"])
         names = lambda d: [d.classes[i] for i in d.labels]  # noqa: E731
@@ -95,22 +93,5 @@ def report(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--only-report", action="store_true")
-    args = parser.parse_args()
-    config = json.loads(args.config.read_text())
-    config["_path"] = str(args.config)
-    if not args.only_report:
-        run(config)
-    from titans_ts.io import atomic_write_text
-
-    text = report(config)
-    atomic_write_text(ROOT / config["report"], text)
-    print(text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(config_main(__doc__, run, report))
