@@ -61,19 +61,19 @@ def finetune(
         data = _pool(train, test)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     if chosen == "official":
-        model = DNAClassifier(**params).fit(train.sequences, [train.classes[i] for i in train.labels])
-        accuracy = model.score(test.sequences, [test.classes[i] for i in test.labels])
+        model = DNAClassifier(**params).fit(train.sequences, train.label_names())
+        accuracy = model.score(test.sequences, test.label_names())
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
         model.save(out / "model")
     else:
         fold_results, first_model = [], None
         for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
             fold_train, fold_test = data.subset(train_index), data.subset(test_index)
-            model = DNAClassifier(**params).fit(fold_train.sequences, _names(fold_train))
+            model = DNAClassifier(**params).fit(fold_train.sequences, fold_train.label_names())
             fold_results.append(
                 {
                     "fold": index,
-                    "accuracy": model.score(fold_test.sequences, _names(fold_test)),
+                    "accuracy": model.score(fold_test.sequences, fold_test.label_names()),
                     "test_sequences": len(fold_test),
                     "history": model.history_,
                 }
@@ -101,10 +101,6 @@ def finetune(
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=str))
     result["out"] = str(out)
     return result
-
-
-def _names(data: LabelledSequences) -> list:
-    return [data.classes[i] for i in data.labels]
 
 
 def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequences:
@@ -150,4 +146,4 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None) -> dict
         )
     else:
         note = "your labelled file"
-    return {"accuracy": model.score(own.sequences, _names(own)), "sequences": len(own), "note": note}
+    return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}

@@ -40,6 +40,10 @@ class LabelledSequences:
         index = np.asarray(index)
         return LabelledSequences([self.sequences[i] for i in index], self.labels[index], self.classes, self.source)
 
+    def label_names(self) -> list:
+        """Each sequence's label as its class (what an estimator's fit and score take)."""
+        return [self.classes[i] for i in self.labels]
+
     def class_counts(self) -> dict:
         counts = np.bincount(self.labels, minlength=len(self.classes))
         return {str(c): int(n) for c, n in zip(self.classes, counts, strict=True)}
@@ -195,7 +199,7 @@ def load_task(name: str, data_root=None, verify: bool = True) -> TaskData:
         train = read_genomic_benchmarks_dir(root, "train")
         test = read_genomic_benchmarks_dir(root, "test")
         test = make_labelled(
-            test.sequences, [test.classes[i] for i in test.labels], str(root / "test"), classes=train.classes
+            test.sequences, test.label_names(), str(root / "test"), classes=train.classes
         )
         return TaskData(task, "official", train, test, None, f"official train/test split from {root}")
     info = _registry()[task]

@@ -40,14 +40,13 @@ def run(config: dict) -> None:
                 if out.exists():
                     continue
                 train, test = data.subset(train_index), data.subset(test_index)
-                names = lambda d: [d.classes[i] for i in d.labels]  # noqa: E731
                 started = time.time()
                 if spec["kind"] == "kmer":
                     model = KmerLogisticRegression(**spec["params"])
                 else:
                     model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False)
-                model.fit(train.sequences, names(train))
-                accuracy = model.score(test.sequences, names(test))
+                model.fit(train.sequences, train.label_names())
+                accuracy = model.score(test.sequences, test.label_names())
                 record = {
                     "task": task,
                     "model": name,

@@ -44,15 +44,14 @@ def run(config: dict) -> None:
     commit = git_commit()
     for task in config["tasks"]:
         fit, score = tuning_split(task, config["seed"])
-        names = lambda d: [d.classes[i] for i in d.labels]  # noqa: E731
         for variant, params in config["variants"].items():
             out = RUNS / f"{task}_{variant}.json"
             if out.exists():
                 continue
             started = time.time()
             model = DNAClassifier(**params, seed=config["seed"], progress=False)
-            model.fit(fit.sequences, names(fit))
-            accuracy = model.score(score.sequences, names(score))
+            model.fit(fit.sequences, fit.label_names())
+            accuracy = model.score(score.sequences, score.label_names())
             record = {
                 "task": task,
                 "variant": variant,

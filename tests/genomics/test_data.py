@@ -84,6 +84,7 @@ def test_fasta_with_labels(tmp_path):
     )
     data = read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
     assert data.sequences == ["ACGTAC", "GGNN"] and [data.classes[i] for i in data.labels] == ["pos", "neg"]
+    assert data.label_names() == ["pos", "neg"]
     with pytest.raises(DataValidationError, match="no label for record 'two'"):
         read_fasta_with_labels(tmp_path / "s.fa", {"one": "pos"})
 
