@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test test-gpu bench lint clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: setup
 
 test: setup
 	TRITON_INTERPRET=1 $(PY) -m pytest -q
+
+# On a machine with CUDA (and a CUDA build of torch): backends, NeuralMemory, CLIs and save/load on the GPU.
+# The compiled Triton kernels, not the interpreter (tests/conftest.py would otherwise turn it on).
+test-gpu: setup
+	TRITON_INTERPRET=0 $(PY) -m pytest -q -m gpu tests/gpu
 
 # titans-pytorch is installed for the comparison only; it is not a dependency of titans-ts.
 bench: setup

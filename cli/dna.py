@@ -9,6 +9,10 @@ from rich.table import Table
 
 from cli._common import console, make_app
 
+DEVICE = typer.Option(
+    "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
+)
+
 app = make_app(
     "titans-dna",
     "Genomics with the Titans neural long-term memory: pretrain a nucleotide-level language model on "
@@ -62,6 +66,7 @@ def finetune(
     ),
     max_minutes: float = typer.Option(None, help="Training time limit per fold."),
     out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
+    device: str = DEVICE,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune as run
@@ -80,6 +85,7 @@ def finetune(
         seed=seed,
         precision=precision,
         max_minutes=max_minutes,
+        device=device,
     )
     console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")
     table = Table(title=f"{result['dataset']}: accuracy")
@@ -109,6 +115,7 @@ def pretrain(
         ["enhancer_cohn", "nontata_promoters"], help="Tasks whose sequences must not leak (32-mer filter)."
     ),
     seed: int = typer.Option(0, help="Random seed."),
+    device: str = DEVICE,
 ) -> None:
     """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
     from genomics.data import load_task
@@ -123,6 +130,7 @@ def pretrain(
         epochs=epochs,
         max_minutes=max_minutes,
         seed=seed,
+        device=device,
     )
     console.print(
         f"Dropped {report['leakage_filter']['windows_dropped']} of {report['windows_total']} windows "
@@ -136,11 +144,12 @@ def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A task or a labelled CSV."),
     labels: Path = typer.Option(None, help="Labels CSV when DATASET is FASTA."),
+    device: str = DEVICE,
 ) -> None:
     """Accuracy of a saved classifier on labelled data."""
     from genomics.api import evaluate_saved
 
-    result = evaluate_saved(model, dataset, labels=labels)
+    result = evaluate_saved(model, dataset, labels=labels, device=device)
     console.print(f"Accuracy {result['accuracy']:.4f} on {result['sequences']} sequences ({result['note']}).")
 
 
@@ -149,6 +158,7 @@ def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
     input: Path = typer.Option(..., "--input", "-i", help="FASTA, or CSV with a 'seq' column."),
     out: Path = typer.Option(None, help="Write name,class,probabilities as CSV here (default: print)."),
+    device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""
     import pandas as pd
@@ -156,7 +166,7 @@ def predict(
     from genomics.api import predict_file
     from titans_ts.io import atomic_write_text
 
-    rows = predict_file(model, input)
+    rows = predict_file(model, input, device=device)
     frame = pd.DataFrame([{"name": n, "class": c, **{f"p{i}": float(v) for i, v in enumerate(p)}} for n, c, p in rows])
     if out:
         atomic_write_text(out, frame.to_csv(index=False))

@@ -22,6 +22,9 @@ DATA_DIR = typer.Option(
 NO_VERIFY = typer.Option(False, "--no-verify", help="Skip the sha256 check of a registered dataset.")
 FILL = typer.Option(None, "--fill", help="Fill NaN/inf values: ffill, interpolate or zero (default: refuse).")
 DATE_COLUMN = typer.Option(None, "--date-column", help="Name of the timestamp column of your CSV (default: 'date').")
+DEVICE = typer.Option(
+    "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
+)
 
 
 @app.command()
@@ -111,6 +114,7 @@ def fit(
     no_verify: bool = NO_VERIFY,
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
+    device: str = DEVICE,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
 
@@ -139,10 +143,11 @@ def fit(
         lr=lr,
         seed=seed,
         max_minutes=max_minutes,
+        device=device,
     )
     console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
     console.print(
-        f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s. "
+        f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
     )
 
@@ -155,11 +160,12 @@ def predict(
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
+    device: str = DEVICE,
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
     from titans_ts.forecasting.api import predict_csv
 
-    forecast, written = predict_csv(model, input, out, plot, fill=fill, date_column=date_column)
+    forecast, written = predict_csv(model, input, out, plot, fill=fill, date_column=date_column, device=device)
     if written is None:
         console.print(forecast.to_csv(index_label="date"), end="")
     else:
@@ -176,11 +182,12 @@ def evaluate(
     dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path."),
     data_dir: Path = DATA_DIR,
     no_verify: bool = NO_VERIFY,
+    device: str = DEVICE,
 ) -> None:
     """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data)."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify)
+    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify, device=device)
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
 
 

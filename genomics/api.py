@@ -38,7 +38,13 @@ def load_labelled(source: str, labels=None):
 def finetune(
     dataset: str, protocol: str = "auto", folds: int = 5, out=None, data_root=None, labels=None, **params
 ) -> dict:
-    """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so)."""
+    """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
+
+    params: DNAClassifier's parameters, device="auto" | "cpu" | "cuda" among them.
+    """
+    from titans_ts.training import resolve_device
+
+    resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
@@ -112,9 +118,12 @@ def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequence
     )
 
 
-def predict_file(model_dir, input_path) -> list[tuple[str, str, np.ndarray]]:
-    """(name, predicted class, class probabilities) for each sequence of a FASTA or CSV (column seq)."""
-    model = DNAClassifier.load(model_dir)
+def predict_file(model_dir, input_path, device: str | None = None) -> list[tuple[str, str, np.ndarray]]:
+    """(name, predicted class, class probabilities) for each sequence of a FASTA or CSV (column seq).
+
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    _check_device(device)
+    model = DNAClassifier.load(model_dir, device=device)
     path = Path(input_path)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
         import pandas as pd
@@ -132,9 +141,12 @@ def predict_file(model_dir, input_path) -> list[tuple[str, str, np.ndarray]]:
     return [(n, str(classes[p.argmax()]), p) for n, p in zip(names, probabilities, strict=True)]
 
 
-def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None) -> dict:
-    """Accuracy of a saved classifier on labelled data (a task's official test split or a file)."""
-    model = DNAClassifier.load(model_dir)
+def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device: str | None = None) -> dict:
+    """Accuracy of a saved classifier on labelled data (a task's official test split or a file).
+
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    _check_device(device)
+    model = DNAClassifier.load(model_dir, device=device)
     own = load_labelled(dataset, labels)
     if own is None:
         task = load_task(dataset, data_root=data_root)
@@ -147,3 +159,11 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None) -> dict
     else:
         note = "your labelled file"
     return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}
+
+
+def _check_device(device) -> None:
+    """Fail before any file is read when the device is unknown or absent."""
+    if device is not None:
+        from titans_ts.training import resolve_device
+
+        resolve_device(device)

@@ -46,6 +46,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     architecture: "titans" (ours), or the baselines "cnn" (GenomicBenchmarks CNN) and "transformer"
     (a small Transformer), trained by the same loop from scratch.
+    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit and predict run; results
+    come back as CPU NumPy arrays, and a saved classifier loads on either device.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 0,
         max_minutes: float | None = None,
         progress: bool = True,
+        device: str = "auto",
     ):
         self.pretrained = pretrained
         self.architecture = architecture
@@ -91,6 +94,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.max_minutes = max_minutes
         self.progress = progress
+        self.device = device
 
     def _build(self, n_classes: int):
         if self.architecture != "titans":
@@ -112,8 +116,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, sequences, y):
         from genomics.training import ClassifierModule, RandomView, make_loader
-        from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
+        from titans_ts.training import make_trainer, resolve_device, seed_everything, tune_cpu_allocator
 
+        device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         if self.precision not in ("32-true", "bf16-mixed"):
             raise ConfigError(f"precision={self.precision!r}: use 'bf16-mixed' (default) or '32-true'.")
         tune_cpu_allocator()
@@ -150,6 +155,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             progress=self.progress,
             max_minutes=self.max_minutes,
             precision=self.precision,
+            device=device,
         )
         trainer.fit(module, train, val)
         best.restore(module)
@@ -160,6 +166,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             "best_epoch": best.epoch,
             "best_val_loss": best.best,
             "epochs_run": trainer.current_epoch,
+            "device": str(device),
         }
         return self
 
@@ -176,12 +183,17 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def _probabilities(self, sequences, transform) -> np.ndarray:
         from genomics.training import make_loader
+        from titans_ts.training import resolve_device
 
+        device = resolve_device(self.device)
         loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length, transform=transform)
+        self.model_.to(device).eval()
         probabilities = []
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed"):
+        bf16 = self.precision == "bf16-mixed"
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for ids, _ in loader:
-                probabilities.append(torch.softmax(self.model_(ids).float(), dim=-1).double().numpy())
+                logits = self.model_(ids.to(device))
+                probabilities.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
         return np.concatenate(probabilities)
 
     def predict(self, sequences) -> np.ndarray:
@@ -204,9 +216,14 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         return save_model_dir(path, self.model_.state_dict(), config)
 
     @classmethod
-    def load(cls, path) -> DNAClassifier:
+    def load(cls, path, device: str | None = None) -> DNAClassifier:
+        """Load a classifier written by `save`. The tensors are read onto the CPU; predict moves them to
+        `device` ("auto", "cpu" or "cuda"; None keeps the `device` it was saved with)."""
         tensors, config = load_model_dir(path, "titans-ts dna classifier", "DNAClassifier")
-        estimator = cls(**config["params"])
+        params = dict(config["params"])
+        if device is not None:
+            params["device"] = device
+        estimator = cls(**params)
         if config["model_config"] is not None:
             model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
         else:  # a baseline architecture: rebuilt from the parameters

@@ -86,11 +86,15 @@ def pretrain(
     seed: int = 0,
     max_minutes: float | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> dict:
-    """Train a DNA language model; write out/{model.safetensors, config.json}; return the report."""
-    from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.training import make_trainer, seed_everything, tune_cpu_allocator
+    """Train a DNA language model; write out/{model.safetensors, config.json}; return the report.
 
+    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+    from genomics.training import LanguageModelModule, make_loader
+    from titans_ts.training import make_trainer, resolve_device, seed_everything, tune_cpu_allocator
+
+    device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     tune_cpu_allocator()
     started = time.time()
     windows = corpus_windows(corpus, window)
@@ -115,6 +119,7 @@ def pretrain(
         patience=max(1, epochs),
         progress=progress,
         max_minutes=max_minutes,
+        device=device,
     )
     trainer.fit(module, train, val)
     best.restore(module)
@@ -142,6 +147,7 @@ def pretrain(
         "seed": seed,
         "lr": lr,
         "batch_size": batch_size,
+        "device": str(device),
         "wall_seconds": time.time() - started,
     }
     save_model_dir(out, model.state_dict(), report)

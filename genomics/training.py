@@ -83,7 +83,7 @@ class ClassifierModule(pl.LightningModule):
     def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01):
         super().__init__()
         self.model, self.lr, self.weight_decay = model, lr, weight_decay
-        self._val = np.zeros(3)
+        self._val = None  # float64 sums (loss, correct, count) on the device of the batches
 
     def training_step(self, batch, _):
         ids, labels = batch
@@ -92,16 +92,19 @@ class ClassifierModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self):
-        self._val[:] = 0
+        self._val = None
 
     def validation_step(self, batch, _):
+        # Tensors made here take the device of the batch; the sums are read once per epoch (no sync per batch).
         ids, labels = batch
         logits = self.model(ids)
         loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
-        self._val += [loss.item(), (logits.argmax(-1) == labels).sum().item(), len(labels)]
+        correct = (logits.argmax(-1) == labels).sum()
+        sums = torch.stack([loss.double(), correct.double(), loss.new_tensor(labels.numel(), dtype=torch.float64)])
+        self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        loss, correct, count = self._val
+        loss, correct, count = (0.0, 0.0, 0.0) if self._val is None else self._val.tolist()
         self.log("val_loss", loss / max(count, 1), prog_bar=True)
         self.log("val_acc", correct / max(count, 1), prog_bar=True)
 
@@ -117,7 +120,7 @@ class LanguageModelModule(pl.LightningModule):
     def __init__(self, model: nn.Module, lr: float = 2e-3, weight_decay: float = 0.01):
         super().__init__()
         self.model, self.lr, self.weight_decay = model, lr, weight_decay
-        self._val = np.zeros(2)
+        self._val = None  # float64 sums (loss x windows, windows) on the device of the batches
 
     def training_step(self, batch, _):
         ids, _ = batch
@@ -126,14 +129,18 @@ class LanguageModelModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self):
-        self._val[:] = 0
+        self._val = None
 
     def validation_step(self, batch, _):
         ids, _ = batch
-        self._val += [self.model.loss(ids).item() * len(ids), len(ids)]
+        loss = self.model.loss(ids).double()
+        windows = loss.new_tensor(len(ids))
+        sums = torch.stack([loss * windows, windows])
+        self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        self.log("val_loss", self._val[0] / max(self._val[1], 1), prog_bar=True)
+        total, windows = (0.0, 0.0) if self._val is None else self._val.tolist()
+        self.log("val_loss", total / max(windows, 1), prog_bar=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

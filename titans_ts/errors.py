@@ -37,3 +37,7 @@ class ConstantColumnWarning(TitansWarning):
 
 class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
+
+
+class DeviceUnavailableError(TitansError, RuntimeError):
+    """A device was asked for by name (device="cuda") but this machine or this torch build lacks it."""

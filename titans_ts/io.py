@@ -43,7 +43,8 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(staging / MODEL_FILE))
+        # on the CPU: the file is the same whichever device the model ran on, and loads on any
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / MODEL_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
         path.mkdir(exist_ok=True)
         for name in (MODEL_FILE, CONFIG_FILE):
@@ -67,4 +68,4 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     if config.get("format") != expected_format:
         raise ConfigError(f"{path / CONFIG_FILE} is not a {what} config (format {config.get('format')!r}).")
-    return load_file(str(path / MODEL_FILE)), config
+    return load_file(str(path / MODEL_FILE), device="cpu"), config  # callers move the model where it runs

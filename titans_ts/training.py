@@ -1,4 +1,4 @@
-"""Shared by both domains: process set-up for training (the Lightning Trainer factory joins it later)."""
+"""Shared by both domains: process set-up for training, the device choice and the Lightning Trainer factory."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import sys
 import warnings
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
 
+from titans_ts.errors import ConfigError, DeviceUnavailableError
+
+DEVICES = ("auto", "cpu", "cuda")
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -51,11 +55,38 @@ def tune_cpu_allocator() -> bool:
         return False
 
 
+def resolve_device(device="auto") -> torch.device:
+    """The torch device for an estimator's `device` parameter: "auto" (CUDA when available), "cpu" or "cuda".
+
+    The one place both domains turn the parameter into a device. An unknown value is a ConfigError (a
+    ValueError) naming it; "cuda" on a machine or torch build without CUDA is a DeviceUnavailableError.
+    A torch.device of type cpu or cuda is accepted as it is (after the same availability check).
+    """
+    if isinstance(device, torch.device):
+        kind = device.type
+    elif isinstance(device, str) and device in DEVICES:
+        kind = device
+    else:
+        raise ConfigError(
+            f"device={device!r} is not one of {DEVICES}: use 'auto' (CUDA when available), 'cpu' or 'cuda'."
+        )
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise DeviceUnavailableError(
+            f"device='cuda' was asked for, but CUDA is not available here (torch {torch.__version__}, {build}). "
+            "Use device='cpu' (CLI: --device cpu), or device='auto' to use a GPU only when there is one; "
+            "for the GPU, install a CUDA build of torch on a machine with an NVIDIA driver."
+        )
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"device={device!r}: only CPU and CUDA devices are supported ({DEVICES}).")
+    return device if isinstance(device, torch.device) else torch.device(kind)
+
+
 def warmup_cosine_schedule(optimizer, total_steps: int, warmup_fraction: float = 0.05):
     """Linear warm-up over `warmup_fraction` of the steps, then cosine decay to zero (stepped per batch)."""
     import math
-
-    import torch
 
     total_steps = max(1, int(total_steps))
     warmup = max(1, int(warmup_fraction * total_steps))
@@ -88,7 +119,7 @@ class BestWeights(pl.Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None and float(value) < self.best:
             self.best, self.epoch = float(value), trainer.current_epoch
-            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}  # on the module's device
 
     def restore(self, module) -> None:
         if self.state is not None:
@@ -104,12 +135,15 @@ def make_trainer(
     max_minutes: float | None = None,
     extra_callbacks=(),
     precision: str = "32-true",
+    device="auto",
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
     Returns (trainer, best) where `best.restore(module)` loads the best weights after `fit`.
-    Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
+    device: "auto" | "cpu" | "cuda" (see `resolve_device`); it picks Lightning's accelerator ("gpu" or
+    "cpu"). Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
     """
+    accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
     best = BestWeights(monitor)
     callbacks = [EarlyStopping(monitor=monitor, patience=patience, mode="min"), best, *extra_callbacks]
     if progress:
@@ -124,7 +158,7 @@ def make_trainer(
         max_time={"minutes": max_minutes} if max_minutes else None,
         num_sanity_val_steps=0,
         deterministic=False,
-        accelerator="auto",
+        accelerator=accelerator,
         devices=1,
         precision=precision,
     )

@@ -168,3 +168,43 @@ def test_bad_arguments_are_named():
         neural_memory(q, k, v, theta, alpha, eta, weights, backend="cuda")
     with pytest.raises(ValueError, match="momentum must have exactly the shapes"):
         neural_memory(q, k, v, theta, alpha, eta, weights, mom[:1])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_half_precision_inputs_with_fp32_state_match_the_reference(dtype, depth):
+    """bf16/fp16 q, k, v and gates with an fp32 memory: the recurrence runs in fp32 (state and step)."""
+    inputs = memory_inputs(B=2, H=2, T=37, D=8, hidden=12, D_out=8, depth=depth, seed=7)
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    low = [t.to(dtype).requires_grad_() for t in (q, k, v, theta, alpha, eta)]
+    state = [t.float().requires_grad_() for t in (*weights, *mom)]
+    y, w_T, m_T = neural_memory(*low, tuple(state[:depth]), tuple(state[depth:]), chunk_size=8, backend="chunked")
+    assert y.dtype == dtype and all(t.dtype == torch.float32 for t in (*w_T, *m_T))
+    # The oracle sees exactly the rounded inputs, in float64.
+    exact = [t.detach().double().requires_grad_() for t in (*low, *state)]
+    y_ref, w_ref, m_ref = neural_memory(
+        *exact[:6], tuple(exact[6 : 6 + depth]), tuple(exact[6 + depth :]), chunk_size=8, backend="reference"
+    )
+    assert rel_err(y.double(), y_ref) <= 1e-2  # y is rounded to the input dtype on the way out
+    for a, b in zip((*w_T, *m_T), (*w_ref, *m_ref), strict=True):
+        assert rel_err(a.double(), b) <= 1e-5
+    g = torch.Generator().manual_seed(3)
+    direction = [torch.randn(t.shape, generator=g, dtype=torch.float64) for t in (y_ref, *w_ref, *m_ref)]
+    loss = sum((t.double() * d).sum() for t, d in zip((y, *w_T, *m_T), direction, strict=True))
+    loss_ref = sum((t * d).sum() for t, d in zip((y_ref, *w_ref, *m_ref), direction, strict=True))
+    grads = torch.autograd.grad(loss, [*low, *state])
+    grads_ref = torch.autograd.grad(loss_ref, exact)
+    for leaf, a, b in zip([*low, *state], grads, grads_ref, strict=True):
+        assert a.dtype == leaf.dtype
+        assert rel_err(a.double(), b) <= 2e-2
+
+
+def test_under_autocast_the_op_keeps_its_state_and_step_in_fp32():
+    inputs = memory_inputs(B=2, H=2, T=40, D=8, hidden=12, D_out=8, depth=2, seed=9)
+    inputs32 = [t.float() if torch.is_tensor(t) else tuple(x.float() for x in t) for t in inputs]
+    plain = neural_memory(*inputs32, chunk_size=16, backend="chunked")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = neural_memory(*inputs32, chunk_size=16, backend="chunked")
+    assert cast[0].dtype == torch.float32 and all(t.dtype == torch.float32 for t in (*cast[1], *cast[2]))
+    for a, b in zip((cast[0], *cast[1], *cast[2]), (plain[0], *plain[1], *plain[2]), strict=True):
+        assert rel_err(a, b) <= 1e-6  # bf16 matmuls inside would be off by ~1e-2

@@ -31,9 +31,13 @@ def fit_dataset(
     date_column: str | None = None,
     **params,
 ) -> dict:
-    """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot."""
-    from titans_ts.training import tune_cpu_allocator
+    """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
 
+    params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them.
+    """
+    from titans_ts.training import resolve_device, tune_cpu_allocator
+
+    resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column)
@@ -55,6 +59,7 @@ def fit_dataset(
         "val": metrics["val"],
         "test": metrics["test"],
         "history": estimator.history_,
+        "device": estimator.history_["device"],
         "wall_seconds": time.time() - started,
         "titans_ts_version": __version__,
         "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
@@ -75,10 +80,19 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
 
 
 def predict_csv(
-    model_dir, input_csv, out_csv=None, plot=None, fill: str | None = None, date_column: str | None = None
+    model_dir,
+    input_csv,
+    out_csv=None,
+    plot=None,
+    fill: str | None = None,
+    date_column: str | None = None,
+    device: str | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
-    """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot)."""
-    estimator = TitansForecaster.load(model_dir)
+    """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
+
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    _check_device(device)
+    estimator = TitansForecaster.load(model_dir, device=device)
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column)
     forecast = estimator.predict(frame)
     out_csv = Path(out_csv) if out_csv else None
@@ -89,9 +103,12 @@ def predict_csv(
     return forecast, out_csv
 
 
-def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True) -> dict:
-    """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol."""
-    estimator = TitansForecaster.load(model_dir)
+def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None) -> dict:
+    """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
+
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    _check_device(device)
+    estimator = TitansForecaster.load(model_dir, device=device)
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify)
     if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
         raise ConfigError(
@@ -99,3 +116,11 @@ def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True) 
         )
     estimator.protocol = protocol_for(dataset)
     return {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+
+
+def _check_device(device) -> None:
+    """Fail before any file is read when the device is unknown or absent."""
+    if device is not None:
+        from titans_ts.training import resolve_device
+
+        resolve_device(device)

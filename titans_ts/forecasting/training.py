@@ -16,7 +16,7 @@ class ForecastModule(pl.LightningModule):
     def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-4, warmup: float = 0.05):
         super().__init__()
         self.model, self.lr, self.weight_decay, self.warmup = model, lr, weight_decay, warmup
-        self._val = torch.zeros(3, dtype=torch.float64)
+        self._val = None  # float64 sums (squared error, absolute error, count), on the device of the batches
 
     def forward(self, x):
         return self.model(x)
@@ -28,15 +28,18 @@ class ForecastModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self):
-        self._val.zero_()
+        self._val = None
 
     def validation_step(self, batch, _):
+        # Every tensor made here takes the device (and dtype) of the batch: the sums stay on that device
+        # and are read once per epoch, not once per batch.
         x, y = batch
         error = (self.model(x) - y).double()
-        self._val += torch.stack([error.square().sum(), error.abs().sum(), torch.tensor(error.numel())]).cpu()
+        sums = torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())])
+        self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        squared, absolute, count = self._val.tolist()
+        squared, absolute, count = (0.0, 0.0, 0.0) if self._val is None else self._val.tolist()
         self.log("val_mse", squared / max(count, 1), prog_bar=True)
         self.log("val_mae", absolute / max(count, 1), prog_bar=True)
 
@@ -47,14 +50,21 @@ class ForecastModule(pl.LightningModule):
 
 
 @torch.no_grad()
-def evaluate_windows(model: nn.Module, loader: DataLoader) -> dict:
-    """MSE and MAE over every window of a loader (sums over all elements, not a mean of batch means)."""
+def evaluate_windows(model: nn.Module, loader: DataLoader, device=None) -> dict:
+    """MSE and MAE over every window of a loader (sums over all elements, not a mean of batch means).
+
+    device: where to run (the model is moved there); None keeps the model where it is. The batches follow
+    the model; the sums stay on its device and come back to the CPU once, as Python floats.
+    """
+    if device is not None:
+        model.to(device)
+    device = next(model.parameters()).device
     model.eval()
-    squared = absolute = 0.0
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
     count = 0
     for x, y in loader:
-        error = (model(x) - y).double()
-        squared += error.square().sum().item()
-        absolute += error.abs().sum().item()
+        error = (model(x.to(device)) - y.to(device)).double()
+        sums += torch.stack([error.square().sum(), error.abs().sum()])
         count += error.numel()
+    squared, absolute = sums.tolist()
     return {"mse": squared / count, "mae": absolute / count, "windows": len(loader.dataset)}

@@ -163,20 +163,21 @@ class NeuralMemory(nn.Module):
         return out, MemoryState(weights, momentum, conv_cache, seen)
 
     def _update_and_retrieve(self, q, k, v, theta, alpha, eta, weights, momentum):
-        # Under CPU autocast (bf16 projections and MLPs) the test-time learning itself stays in fp32:
-        # its state is carried across thousands of tokens and bf16 rounding would compound there.
+        # Under autocast (bf16 projections and MLPs, on CPU or CUDA) the test-time learning itself stays
+        # in fp32: its state is carried across thousands of tokens and bf16 rounding would compound there.
         options = {
             "chunk_size": self.config.chunk_size,
             "backend": self.config.backend,
             "max_grad_norm": self.config.max_grad_norm,
             "recompute": self.config.recompute,
         }
-        if not (q.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+        device_type = q.device.type
+        if not (device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)):
             return neural_memory(q, k, v, theta, alpha, eta, weights, momentum, **options)
         inputs = [t.float() for t in (q, k, v, theta, alpha, eta)]
         weights = tuple(w.float() for w in weights)
         momentum = None if momentum is None else tuple(m.float() for m in momentum)
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(device_type, enabled=False):
             return neural_memory(*inputs, weights, momentum, **options)
 
     def retrieve(self, queries: torch.Tensor, state: MemoryState | None) -> torch.Tensor:

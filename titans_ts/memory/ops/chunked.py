@@ -1,23 +1,36 @@
-"""Chunk-parallel memory recurrence in PyTorch: the CPU path.
+"""Chunk-parallel memory recurrence in PyTorch: the CPU path, and the reference of the Triton kernels.
 
 Inside a chunk every token's memory is the chunk-start memory plus a combination of the chunk's
 gradients with scalar coefficients (the "dual form", see `chunk_math.py` and docs/memory.md):
 
     M_t = A_t M_(c) + e_t S_prev - sum_{i<=t} C[t, i] u_i,   u_i = a_i^T g_i (per layer)
 
-so per-token retrieval is three matmuls per layer. Across chunks the state is carried in a loop.
+Since every surprise u_i is taken at the chunk-start weights, only a short state step is sequential.
+The work is split as in flash-linear-attention's chunk ops, each pass its own module:
+    (a) `chunk_gates`:  decay and coefficient matrices from the gates, all chunks at once;
+    (b) `chunk_state`:  the sequential loop: keys through the chunk-start weights, their gradients,
+                        the surprise bound, the rank-n state update;
+    (c) `chunk_output`: every token's retrieval, all chunks at once, from the saved chunk-start states.
+The backward (hand-written, exact) mirrors it: output gradients for all chunks, a reverse loop carrying
+dW and dS, then the gates' gradients for all chunks.
 
-Two exact backwards: autograd through the chunk loop (the default: fastest on CPU), or, with
-`recompute=True`, a hand-written one (`chunk_math.chunk_backward`) for which the forward keeps only each
-chunk's start state and the backward recomputes one chunk at a time: memory grows with T / chunk_size
-states instead of every intermediate (about 3.5x less at B=8, T=16k), for about 20% more time.
+`recompute=True` instead keeps only chunk-start states and recomputes one chunk at a time in the backward
+(`chunk_math.chunk_backward`): memory grows with T / chunk_size states instead of every intermediate,
+for more time.
+
+Inputs may be bf16/fp16: the recurrence runs in the state's precision (at least fp32), autocast off;
+y comes back in q's dtype, the state in its own.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from titans_ts.memory.ops.chunk_gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunk_math import chunk_backward, chunk_forward
+from titans_ts.memory.ops.chunk_output import output_backward, output_forward
+from titans_ts.memory.ops.chunk_state import state_backward, state_forward
 
 
 def neural_memory_chunked(
@@ -35,14 +48,163 @@ def neural_memory_chunked(
     recompute: bool = False,
 ):
     weights = tuple(weights)
-    momentum = tuple(torch.zeros_like(w) for w in weights) if momentum is None else tuple(momentum)
+    state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
+    weights = tuple(w.to(state_dtype) for w in weights)
+    momentum = (
+        tuple(torch.zeros_like(w) for w in weights) if momentum is None else tuple(m.to(state_dtype) for m in momentum)
+    )
+    out_dtype = q.dtype
+    q, k, v, theta, alpha, eta = (t.to(state_dtype) for t in (q, k, v, theta, alpha, eta))
     inputs = (q, k, v, theta, alpha, eta, *weights, *momentum)
-    if recompute and torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, len(weights), *inputs)
-        depth = len(weights)
-        return outputs[0], tuple(outputs[1 : 1 + depth]), tuple(outputs[1 + depth :])
-    y, weights, momentum, _ = _forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm)
-    return y, weights, momentum
+    depth = len(weights)
+    with torch.autocast(q.device.type, enabled=False):
+        if q.shape[2] == 0:
+            y = q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
+            return y.to(out_dtype), weights, momentum
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        if needs_grad:
+            function = _ChunkedMemory if recompute else _ChunkParallelMemory
+            outputs = function.apply(chunk_size, max_grad_norm, depth, *inputs)
+            y, weights_out, momentum_out = outputs[0], outputs[1 : 1 + depth], outputs[1 + depth :]
+        else:
+            y, weights_out, momentum_out, _ = _parallel_forward(
+                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, keep=False
+            )
+    return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
+
+
+def to_chunks(tensor: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """(B, H, T, ...) -> chunk-major (C, B, H, n, ...), zero-padding a partial last chunk."""
+    length = tensor.shape[2]
+    pad = -length % chunk_size
+    if pad:
+        widths = [0, 0] * (tensor.dim() - 3) + [0, pad]
+        tensor = F.pad(tensor, widths)
+    batch, heads = tensor.shape[:2]
+    chunked = tensor.reshape(batch, heads, -1, chunk_size, *tensor.shape[3:])
+    return chunked.movedim(2, 0).contiguous()
+
+
+def from_chunks(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """Chunk-major (C, B, H, n, ...) -> (B, H, T, ...), dropping the padding."""
+    chunks, batch, heads, n = tensor.shape[:4]
+    whole = tensor.movedim(0, 2).reshape(batch, heads, chunks * n, *tensor.shape[4:])
+    return whole[:, :, :length]
+
+
+def last_positions(length: int, chunk_size: int) -> list[int]:
+    """Index of each chunk's last real token (the last chunk may be partial)."""
+    chunks = -(-length // chunk_size)
+    return [chunk_size - 1] * (chunks - 1) + [(length - 1) % chunk_size]
+
+
+def chunks_per_block(device: torch.device, chunks: int) -> int:
+    """How many chunks the parallel passes take at once.
+
+    On a GPU all of them (one launch per op). On a CPU one: a chunk's temporaries (about 1 MB at B*H = 32,
+    n = 64, hidden 128) stay in the core's cache, while the same ops over all chunks stream every operand
+    through main memory and measured 4x slower per element.
+    """
+    return chunks if device.type == "cuda" else 1
+
+
+def _blocks(chunks: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
+
+
+def _parallel_forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True):
+    """Returns y, the final state, and (keep=True) what the backward needs: per block (state pass, output pass)."""
+    length = q.shape[2]
+    lasts = last_positions(length, chunk_size)
+    q_c, k_c, v_c, theta_c, alpha_c, eta_c = (to_chunks(t, chunk_size) for t in (q, k, v, theta, alpha, eta))
+    y_c = q_c.new_empty(*q_c.shape[:-1], weights[-1].shape[-1])
+    blocks = _blocks(len(lasts), chunks_per_block(q.device, len(lasts)))
+    passes = []
+    for block in blocks:
+        gates = gates_forward(alpha_c[block], eta_c[block])
+        state = state_forward(
+            k_c[block], v_c[block], theta_c[block], gates, lasts[block], weights, momentum, max_grad_norm
+        )
+        out = output_forward(q_c[block], state, gates)
+        y_c[block] = out.y
+        weights, momentum = state.weights_out, state.momentum_out
+        if keep:
+            passes.append((state, out))
+    saved = (theta_c, alpha_c, eta_c, lasts, blocks, passes)
+    return from_chunks(y_c, length), weights, momentum, saved
+
+
+def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum):
+    """The passes in reverse, block by block: output gradients, the reverse state loop, the gates."""
+    theta_c, alpha_c, eta_c, lasts, blocks, passes = saved
+    chunk_size = theta_c.shape[-1]
+    d_y = to_chunks(d_y, chunk_size)
+    d_inputs = None
+    for block, (state, out) in zip(reversed(blocks), reversed(passes), strict=True):
+        block_lasts = lasts[block]
+        gates = gates_forward(alpha_c[block], eta_c[block])
+        out_grads = output_backward(out, state, gates, d_y[block])
+        d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
+        sg = state_backward(
+            state,
+            gates,
+            block_lasts,
+            theta_c[block],
+            max_grad_norm,
+            out_grads.d_direct,
+            out_grads.d_keys,
+            d_theta_out,
+            d_weights,
+            d_momentum,
+        )
+        d_coeff = _add_at(block_lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
+        d_alpha, d_eta = gates_backward(
+            gates,
+            d_coeff * state.theta[..., None, :],
+            _add_at(block_lasts, torch.zeros_like(gates.carry), sg.d_carry_last, dim=-2),
+            _add_at(block_lasts, out_grads.d_momentum_coeff, sg.d_mcoeff_last, dim=-1),
+            _add_at(block_lasts, torch.zeros_like(gates.eta_prod), sg.d_eta_last, dim=-1),
+            _add_at(block_lasts, out_grads.d_keep_prod, sg.d_keep_last, dim=-1),
+        )
+        block_grads = (out_grads.d_q, sg.d_k, sg.d_v, sg.d_theta, d_alpha, d_eta)
+        if d_inputs is None:
+            d_inputs = [t.new_empty(len(lasts), *t.shape[1:]) for t in block_grads]
+        for full, grad in zip(d_inputs, block_grads, strict=True):
+            full[block] = grad
+        d_weights, d_momentum = sg.d_weights, sg.d_momentum
+    return d_inputs, d_weights, d_momentum
+
+
+def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
+    """target[c, ..., lasts[c], ...] += values[c] along `dim` (-1 for vectors, -2 for matrix rows)."""
+    index = torch.tensor(lasts, device=target.device).view(-1, *([1] * (target.dim() - 1)))
+    shape = list(target.shape)
+    shape[dim] = 1
+    index = index.expand(shape)
+    return target.scatter_add(dim, index, values.unsqueeze(dim))
+
+
+class _ChunkParallelMemory(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, chunk_size, max_grad_norm, depth, q, k, v, theta, alpha, eta, *state):
+        weights, momentum = state[:depth], state[depth:]
+        y, weights_out, momentum_out, saved = _parallel_forward(
+            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm
+        )
+        ctx.saved = saved  # intermediates, not inputs: nothing to version-check
+        ctx.max_grad_norm, ctx.length, ctx.depth = max_grad_norm, q.shape[2], depth
+        return (y, *weights_out, *momentum_out)
+
+    @staticmethod
+    def backward(ctx, d_y, *d_state):
+        saved, depth = ctx.saved, ctx.depth
+        del ctx.saved
+        with torch.autocast(d_y.device.type, enabled=False):
+            d_inputs, d_weights, d_momentum = _parallel_backward(
+                saved, ctx.max_grad_norm, d_y, d_state[:depth], d_state[depth:]
+            )
+        grads = [from_chunks(t, ctx.length) for t in d_inputs]
+        return (None, None, None, *grads, *d_weights, *d_momentum)
 
 
 def _forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm):

@@ -1,0 +1,372 @@
+"""Devices without a GPU: what CI can check of "everything runs on CUDA when one is there".
+
+- The Lightning steps of both domains run with the model and the batch on the `meta` device. Any tensor a
+  step makes on the CPU while its inputs are elsewhere (the `torch.tensor(error.numel())` that crashed
+  forecasting validation on CUDA) raises there, as it does on CUDA.
+- A static scan: no tensor factory without `device=` in a training/validation step or a forward.
+- The `device` parameter: scikit-learn conventions, validation, the typed error when CUDA is missing, the
+  Trainer's accelerator, `--device` on the CLIs, and a model saved for CUDA loading on the CPU.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from typer.testing import CliRunner
+
+from titans_ts.errors import ConfigError, DeviceUnavailableError
+from titans_ts.training import resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+# --- (a) steps on another device -------------------------------------------------------------------------
+
+
+def _recurrence_stand_in(q, k, v, theta, alpha, eta, weights, momentum=None, **_):
+    """Shapes and devices of `ops.neural_memory`'s outputs, built from its inputs only.
+
+    The recurrence backends have their own tests (tests/memory, and tests/gpu on CUDA); they need not run
+    on `meta` (e.g. `torch.autocast("meta")` is not supported). Everything around them does run there:
+    NeuralMemory's projections, conv, gates and output, the blocks, the backbones and the Lightning steps.
+    """
+    y = v * (1 - alpha)[..., None] + (q * k).sum(-1, keepdim=True) * (theta * eta)[..., None]
+    momentum = tuple(torch.zeros_like(w) for w in weights) if momentum is None else tuple(momentum)
+    return y, tuple(weights), momentum
+
+
+@pytest.fixture
+def memory_on_meta(monkeypatch):
+    monkeypatch.setattr("titans_ts.memory.module.neural_memory", _recurrence_stand_in)
+
+
+def _on_meta(module: torch.nn.Module) -> torch.nn.Module:
+    return module.to("meta")
+
+
+def _run_steps(module, batch):
+    """on_validation_epoch_start, a training step with its backward, two validation steps: all on meta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
+        module.train()
+        loss = module.training_step(batch, 0)
+        assert loss.device.type == "meta"
+        loss.backward()
+        module.eval()
+        module.on_validation_epoch_start()
+        try:
+            with torch.no_grad():
+                module.validation_step(batch, 0)
+                module.validation_step(batch, 1)
+        except RuntimeError as exc:
+            if "device" in str(exc):
+                pytest.fail(f"validation_step made a tensor on another device than its batch: {exc}")
+            raise
+    # the epoch's sums live where the batches are (read once per epoch, not synced per batch)
+    assert module._val.device.type == "meta" and module._val.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "variant, tokens",
+    [
+        ("lmm", "variate"),
+        ("mac", "patch"),
+        ("mag", "variate"),
+        ("mal", "patch"),
+        ("attention", "patch"),
+        ("dlinear", "variate"),
+    ],
+)
+@pytest.mark.usefixtures("memory_on_meta")
+def test_forecast_steps_keep_every_tensor_on_the_batch_device(variant, tokens):
+    from titans_ts.forecasting.model import ForecastConfig, build_model
+    from titans_ts.forecasting.training import ForecastModule
+
+    config = ForecastConfig(
+        lookback=24, horizon=12, channels=3, variant=variant, tokens=tokens, dim=16, layers=1, heads=2,
+        patch_len=8, stride=4, chunk_size=8,
+    )  # fmt: skip
+    module = _on_meta(ForecastModule(build_model(config)))
+    batch = (torch.empty(4, 24, 3, device="meta"), torch.empty(4, 12, 3, device="meta"))
+    _run_steps(module, batch)
+
+
+def _ids(batch=3, length=40):
+    return torch.randint(7, 12, (batch, length)).to("meta")  # A, C, G, T, N
+
+
+@pytest.mark.parametrize("architecture", ["titans", "cnn", "transformer"])
+@pytest.mark.usefixtures("memory_on_meta")
+def test_dna_classifier_steps_keep_every_tensor_on_the_batch_device(architecture):
+    from genomics.classifier import DNAClassifier
+    from genomics.training import ClassifierModule
+
+    model = DNAClassifier(architecture=architecture, pretrained=False, dim=16, layers=1, heads=2)._build(2)
+    module = _on_meta(ClassifierModule(model))
+    _run_steps(module, (_ids(), torch.tensor([0, 1, 0]).to("meta")))
+
+
+@pytest.mark.usefixtures("memory_on_meta")
+def test_dna_language_model_steps_keep_every_tensor_on_the_batch_device():
+    from genomics.model import DNALanguageModel, DNAModelConfig
+    from genomics.training import LanguageModelModule
+
+    module = _on_meta(LanguageModelModule(DNALanguageModel(DNAModelConfig(dim=16, layers=1, heads=2, chunk_size=8))))
+    _run_steps(module, (_ids(), torch.full((3,), -1).to("meta")))
+
+
+def test_validation_metrics_are_the_exact_sums_over_every_window():
+    """The device-side sums give what the CPU loop gave: sum of squares / count over all elements."""
+    from titans_ts.forecasting.training import ForecastModule, evaluate_windows
+
+    class Zero(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return x[:, :2] * self.w
+
+    module = ForecastModule(Zero())
+    logged = {}
+    module.log = lambda name, value, **_: logged.__setitem__(name, value)
+    batches = [(torch.zeros(3, 4, 2), torch.full((3, 2, 2), 2.0)), (torch.zeros(1, 4, 2), torch.full((1, 2, 2), -1.0))]
+    module.on_validation_epoch_start()
+    for index, batch in enumerate(batches):
+        module.validation_step(batch, index)
+    module.on_validation_epoch_end()
+    assert logged["val_mse"] == pytest.approx((12 * 4 + 4 * 1) / 16)
+    assert logged["val_mae"] == pytest.approx((12 * 2 + 4 * 1) / 16)
+    metrics = evaluate_windows(Zero(), batches_as_loader(batches), device="cpu")
+    assert metrics["mse"] == pytest.approx(logged["val_mse"]) and metrics["mae"] == pytest.approx(logged["val_mae"])
+
+
+def batches_as_loader(batches):
+    class Loader(list):
+        dataset = range(sum(len(x) for x, _ in batches))
+
+    return Loader(batches)
+
+
+# --- (b) static scan: no bare tensor factories in steps ----------------------------------------------------
+
+FACTORIES = {
+    "tensor", "as_tensor", "zeros", "ones", "empty", "full", "arange", "range", "linspace", "logspace", "eye",
+    "rand", "randn", "randint", "randperm", "scalar_tensor", "empty_strided", "tril_indices", "triu_indices",
+}  # fmt: skip
+ALWAYS_CPU = {"from_numpy", "Tensor", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor"}
+STEP_NAMES = {"forward", "backward", "loss", "evaluate_windows", "_probabilities", "_update_and_retrieve"}
+
+
+def _is_step(name: str) -> bool:
+    return name in STEP_NAMES or name.endswith("_step") or (name.startswith("on_") and "epoch" in name)
+
+
+def bare_factories(source: str, filename: str = "<source>") -> list[str]:
+    """`file:line function: torch.X(...)` for every tensor factory without device= inside a step function."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not _is_step(node.name):
+            continue
+        for call in ast.walk(node):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                continue
+            owner, name = call.func.value, call.func.attr
+            if not (isinstance(owner, ast.Name) and owner.id == "torch"):
+                continue
+            has_device = any(k.arg == "device" or k.arg is None for k in call.keywords)  # None: **kwargs
+            if name in ALWAYS_CPU or (name in FACTORIES and not has_device):
+                found.append(f"{filename}:{call.lineno} {node.name}: torch.{name}(...)")
+    return found
+
+
+def _package_sources():
+    for package in ("titans_ts", "genomics"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path.relative_to(ROOT), path.read_text(encoding="utf-8")
+
+
+def test_no_bare_tensor_factories_in_steps():
+    problems, scanned = [], set()
+    for path, source in _package_sources():
+        problems += bare_factories(source, str(path))
+        scanned |= {
+            f"{path}:{n.name}"
+            for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.FunctionDef) and _is_step(n.name)
+        }
+    # the scan sees the steps it is meant to guard
+    for expected in ("titans_ts/forecasting/training.py:validation_step", "genomics/training.py:training_step"):
+        assert expected in scanned
+    assert not problems, "tensor factories without device= (use x.new_tensor / device=x.device):\n" + "\n".join(
+        problems
+    )
+
+
+def test_the_scan_flags_the_old_validation_step():
+    old = textwrap.dedent(
+        """
+        class ForecastModule:
+            def validation_step(self, batch, _):
+                x, y = batch
+                error = (self.model(x) - y).double()
+                self._val += torch.stack([error.square().sum(), error.abs().sum(), torch.tensor(error.numel())])
+        """
+    )
+    assert bare_factories(old) == ["<source>:6 validation_step: torch.tensor(...)"]
+    fixed = old.replace("torch.tensor(error.numel())", "torch.tensor(error.numel(), device=error.device)")
+    assert bare_factories(fixed) == []
+
+
+# --- the device parameter ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_resolve_device(no_cuda):
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for bad in ("gpu", "CUDA", "cuda:0", "mps", None, 0, torch.device("meta")):
+        with pytest.raises(ConfigError) as info:
+            resolve_device(bad)
+        assert isinstance(info.value, ValueError) and repr(bad) in str(info.value)
+    with pytest.raises(ConfigError, match=r"device='gpu' is not one of \('auto', 'cpu', 'cuda'\)"):
+        resolve_device("gpu")
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available.*device='cpu'.*device='auto'"):
+        resolve_device("cuda")
+
+
+def test_auto_takes_cuda_when_it_is_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda") == torch.device("cuda")
+
+
+def test_trainer_accelerator_follows_the_device(monkeypatch):
+    import titans_ts.training as training
+
+    made = []
+    monkeypatch.setattr(training.pl, "Trainer", lambda **kwargs: made.append(kwargs) or kwargs)
+    for device, cuda, accelerator in [("cpu", True, "cpu"), ("auto", False, "cpu"), ("auto", True, "gpu"),
+                                      ("cuda", True, "gpu")]:  # fmt: skip
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        training.make_trainer(max_epochs=1, monitor="val_loss", patience=1, progress=False, device=device)
+        assert made[-1]["accelerator"] == accelerator and made[-1]["devices"] == 1, device
+
+
+@pytest.mark.parametrize("estimator", ["forecaster", "classifier"])
+def test_device_is_a_plain_scikit_learn_parameter(estimator, no_cuda):
+    from genomics import DNAClassifier
+    from titans_ts import TitansForecaster
+
+    cls = TitansForecaster if estimator == "forecaster" else DNAClassifier
+    assert cls().get_params()["device"] == "auto"
+    model = cls(device="bogus")  # __init__ only stores it
+    assert model.device == "bogus" and clone(model).device == "bogus"
+    assert model.set_params(device="cpu").get_params()["device"] == "cpu"
+    data = (
+        (pd.DataFrame(np.random.default_rng(0).normal(size=(300, 2))),)
+        if estimator == "forecaster"
+        else (["ACGTACGT", "GGGGCCCC"] * 10, ["a", "b"] * 10)
+    )
+    with pytest.raises(ConfigError, match=r"device='tpu' is not one of \('auto', 'cpu', 'cuda'\)"):
+        cls(device="tpu").fit(*data)
+    with pytest.raises(DeviceUnavailableError, match="--device cpu"):
+        cls(device="cuda").fit(*data)
+
+
+FORECAST_TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, chunk_size=8, epochs=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def saved_forecaster(tmp_path_factory):
+    from tests.data.helpers import write_series
+    from titans_ts import TitansForecaster
+
+    folder = tmp_path_factory.mktemp("devices")
+    frame = write_series(folder / "mine.csv", rows=300, columns=3)
+    frame = frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="date"))
+    model = TitansForecaster(**FORECAST_TINY, device="cpu").fit(frame)
+    assert model.history_["device"] == "cpu"
+    model.save(folder / "model")
+    return folder, frame, model
+
+
+def test_a_model_saved_for_cuda_loads_and_predicts_on_the_cpu(saved_forecaster, no_cuda):
+    from titans_ts import TitansForecaster
+
+    folder, frame, model = saved_forecaster
+    config_path = folder / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["params"]["device"] = "cuda"  # as written by a fit on a GPU
+    config_path.write_text(json.dumps(config))
+    loaded = TitansForecaster.load(folder / "model")  # loading never needs the device
+    assert loaded.device == "cuda" and next(loaded.model_.parameters()).device.type == "cpu"
+    with pytest.raises(DeviceUnavailableError, match="device='cpu'"):
+        loaded.predict()
+    for device in ("cpu", "auto"):
+        on_cpu = TitansForecaster.load(folder / "model", device=device)
+        pd.testing.assert_frame_equal(on_cpu.predict(), model.predict())
+        assert on_cpu.evaluate(frame) == model.evaluate()
+
+
+def test_cli_device_option_is_documented_and_checked(saved_forecaster, no_cuda):
+    from cli.dna import app as dna_app
+    from cli.ts import app as ts_app
+
+    folder, _, _ = saved_forecaster
+    for app, command in [(ts_app, "fit"), (ts_app, "predict"), (ts_app, "evaluate"), (dna_app, "finetune"),
+                         (dna_app, "pretrain"), (dna_app, "predict"), (dna_app, "evaluate")]:  # fmt: skip
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0 and "--device" in shown.output and "CUDA when available" in shown.output, command
+    (folder / "s.fa").write_text(">a\nACGT\n")
+    mine, model = str(folder / "mine.csv"), str(folder / "model")
+    cases = [
+        (ts_app, ["fit", "--dataset", mine, "--device", "gpu", "--out", str(folder / "never")], "device='gpu'"),
+        (ts_app, ["predict", "--model", model, "--input", mine, "--device", "tpu"], "device='tpu'"),
+        (ts_app, ["evaluate", "--model", model, "--dataset", mine, "--device", "cuda"], "CUDA is not available"),
+        (ts_app, ["fit", "--dataset", mine, "--device", "cuda", "--out", str(folder / "never")], "--device cpu"),
+        (dna_app, ["finetune", "enhancer_cohn", "--device", "gpu"], "device='gpu'"),
+        (dna_app, ["predict", "--model", model, "--input", str(folder / "s.fa"), "--device", "cuda"], "not available"),
+        (dna_app, ["evaluate", "--model", model, "--dataset", "enhancer_cohn", "--device", "xla"], "device='xla'"),
+        (dna_app, ["pretrain", "--corpus", str(folder / "s.fa"), "--device", "gpu"], "device='gpu'"),
+    ]
+    for app, args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    assert not (folder / "never").exists()
+
+
+def test_cli_passes_the_device_through(monkeypatch):
+    """The CLI holds no logic: --device reaches the library function unchanged."""
+    import cli.ts
+    import titans_ts.forecasting.api as api
+
+    seen = {}
+
+    def fake_predict(model, input, out, plot, fill=None, date_column=None, device=None):
+        seen["device"] = device
+        return pd.DataFrame({"x": [1.0]}, index=pd.RangeIndex(1)), None
+
+    monkeypatch.setattr(api, "predict_csv", fake_predict)
+    result = runner.invoke(cli.ts.app, ["predict", "--model", "m", "--input", "i.csv", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert seen["device"] == "cpu"
+    assert inspect.signature(cli.ts.fit).parameters["device"].default.default == "auto"
