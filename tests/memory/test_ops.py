@@ -208,3 +208,21 @@ def test_under_autocast_the_op_keeps_its_state_and_step_in_fp32():
     assert cast[0].dtype == torch.float32 and all(t.dtype == torch.float32 for t in (*cast[1], *cast[2]))
     for a, b in zip((cast[0], *cast[1], *cast[2]), (plain[0], *plain[1], *plain[2]), strict=True):
         assert rel_err(a, b) <= 1e-6  # bf16 matmuls inside would be off by ~1e-2
+
+
+@pytest.mark.slow
+def test_compiled_chunked_passes_equal_the_reference_in_float64():
+    """compile=True runs the same passes through torch.compile: still exact (partial last chunk, clipping)."""
+    pytest.importorskip("torch._inductor")
+    inputs = memory_inputs(B=2, H=2, T=21, D=5, hidden=7, D_out=6, depth=2, requires_grad=True, seed=11)
+    ref_out, ref_grads = _run_with_grads("reference", inputs, 8, max_grad_norm=0.3)
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    y, w_T, m_T = neural_memory(
+        q, k, v, theta, alpha, eta, weights, mom, chunk_size=8, backend="chunked", max_grad_norm=0.3, compile=True
+    )
+    g = torch.Generator().manual_seed(1)
+    outputs = (y, *w_T, *m_T)
+    loss = sum((out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum() for out in outputs)
+    grads = torch.autograd.grad(loss, [q, k, v, theta, alpha, eta, *weights, *mom])
+    for a, b in zip((*outputs, *grads), (*ref_out, *ref_grads), strict=True):
+        assert rel_err(a, b) <= 1e-9

@@ -27,9 +27,7 @@ def _outputs_and_grads(inputs, backend, max_grad_norm):
     )
     g = torch.Generator().manual_seed(1)
     outputs = (y, *w_T, *m_T)
-    loss = sum(
-        (o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outputs
-    )
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outputs)
     return outputs, torch.autograd.grad(loss, [q, k, v, theta, alpha, eta, *weights, *mom])
 
 
@@ -52,9 +50,7 @@ def _upcast(inputs):
 @pytest.mark.parametrize("depth", [1, 2])
 @pytest.mark.parametrize("T", [1, 17, 64, 100])
 @pytest.mark.parametrize("D", [16, 32])
-@pytest.mark.parametrize(
-    "dtype, tolerance", [(torch.float32, 1e-4), (torch.float16, 5e-3)], ids=["fp32", "fp16"]
-)
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-4), (torch.float16, 5e-3)], ids=["fp32", "fp16"])
 def test_triton_matches_reference(depth, T, D, dtype, tolerance):
     base = memory_inputs(B=2, H=2, T=T, D=D, hidden=2 * D, D_out=D, depth=depth, seed=T + D + depth)
     kernel_inputs = _cast(base, dtype)
@@ -65,9 +61,7 @@ def test_triton_matches_reference(depth, T, D, dtype, tolerance):
     names += ["dq", "dk", "dv", "dtheta", "dalpha", "deta"] + [f"dW0[{i}]" for i in range(depth)]
     names += [f"dS0[{i}]" for i in range(depth)]
     for name, a, b in zip(names, (*out, *grads), (*ref_out, *ref_grads), strict=True):
-        assert a.dtype == (
-            dtype if name in ("y", "dq", "dk", "dv", "dtheta", "dalpha", "deta") else torch.float32
-        )
+        assert a.dtype == (dtype if name in ("y", "dq", "dk", "dv", "dtheta", "dalpha", "deta") else torch.float32)
         assert rel_rmse(a, b) <= tolerance, name
 
 

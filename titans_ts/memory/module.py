@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from titans_ts.memory.conv import causal_depthwise_conv
 from titans_ts.memory.ops import neural_memory
 from titans_ts.memory.ops._mlp import mlp_forward
 
@@ -39,6 +40,7 @@ class MemoryConfig:
     max_grad_norm: float | None = 0.5  # bound on each token's surprise norm (inner-loop stability)
     backend: str = "auto"
     recompute: bool = False  # backward from chunk-start states only: less memory, more time
+    compile: bool = False  # torch.compile the chunked passes: faster steps after a one-off compile
 
     def __post_init__(self):
         head_dim = self.head_dim or self.dim // self.heads
@@ -79,8 +81,8 @@ class MemoryState:
 class CausalDepthwiseConv(nn.Module):
     """Depthwise causal conv over time on (B, T, C), as a sum of shifted products.
 
-    Same maths as a grouped Conv1d with left padding, but its backward is a few elementwise ops
-    (the grouped-conv backward is slow on CPU). `cache` holds the previous call's last kernel-1 rows.
+    Same maths as a grouped Conv1d with left padding, computed as shifted multiply-adds (`conv.py`; the
+    grouped-conv backward is slow on CPU). `cache` holds the previous call's last kernel-1 rows.
     """
 
     def __init__(self, channels: int, kernel: int):
@@ -92,14 +94,7 @@ class CausalDepthwiseConv(nn.Module):
             self.weight[-1] += 1.0
 
     def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None):
-        kernel, length = self.weight.shape[0], x.shape[1]
-        if cache is None:
-            cache = x.new_zeros(x.shape[0], kernel - 1, x.shape[2])
-        padded = torch.cat([cache, x], dim=1)
-        out = self.bias + padded[:, kernel - 1 :] * self.weight[-1]
-        for lag in range(1, kernel):
-            out = out + padded[:, kernel - 1 - lag : kernel - 1 - lag + length] * self.weight[-1 - lag]
-        return out, padded[:, padded.shape[1] - (kernel - 1) :]
+        return causal_depthwise_conv(x, self.weight, self.bias, cache)
 
 
 class NeuralMemory(nn.Module):
@@ -170,6 +165,7 @@ class NeuralMemory(nn.Module):
             "backend": self.config.backend,
             "max_grad_norm": self.config.max_grad_norm,
             "recompute": self.config.recompute,
+            "compile": self.config.compile,
         }
         device_type = q.device.type
         if not (device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)):

@@ -29,6 +29,7 @@ def neural_memory(
     backend: str = "auto",
     max_grad_norm: float | None = None,
     recompute: bool = False,
+    compile: bool = False,
 ):
     """Run the Titans memory over a sequence; returns `(y, weights_T, momentum_T)`.
 
@@ -38,8 +39,9 @@ def neural_memory(
     the loss gradient at its chunk's start weights; each token reads the memory after its own update.
     max_grad_norm bounds each token's surprise norm (over all layers) before it enters the momentum.
     recompute keeps only chunk-start states for the backward and recomputes each chunk (less memory,
-    more time; the Triton backend always does). Feed weights_T / momentum_T back in to continue a
-    sequence (exact on chunk boundaries).
+    more time; the Triton backend always does). compile runs the chunked backend's per-chunk passes
+    through torch.compile (faster steps after a compile of tens of seconds per new shape; off by default).
+    Feed weights_T / momentum_T back in to continue a sequence (exact on chunk boundaries).
     """
     weights, momentum = tuple(weights), None if momentum is None else tuple(momentum)
     check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size)
@@ -47,10 +49,12 @@ def neural_memory(
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
     if backend == "auto":
         backend = auto_backend(q.device)
+    options = {}
     if backend == "reference":
         function = neural_memory_reference
     elif backend == "chunked":
         function = neural_memory_chunked
+        options["compile"] = compile
     else:
         from titans_ts.memory.ops.triton import neural_memory_triton as function
     return function(
@@ -65,6 +69,7 @@ def neural_memory(
         chunk_size=chunk_size,
         max_grad_norm=max_grad_norm,
         recompute=recompute,
+        **options,
     )
 
 

@@ -46,6 +46,7 @@ def neural_memory_chunked(
     chunk_size: int = 16,
     max_grad_norm: float | None = None,
     recompute: bool = False,
+    compile: bool = False,
 ):
     weights = tuple(weights)
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
@@ -62,13 +63,15 @@ def neural_memory_chunked(
             y = q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
             return y.to(out_dtype), weights, momentum
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        if needs_grad and recompute:
+            outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, depth, *inputs)
+        elif needs_grad:
+            outputs = _ChunkParallelMemory.apply(chunk_size, max_grad_norm, depth, compile, *inputs)
         if needs_grad:
-            function = _ChunkedMemory if recompute else _ChunkParallelMemory
-            outputs = function.apply(chunk_size, max_grad_norm, depth, *inputs)
             y, weights_out, momentum_out = outputs[0], outputs[1 : 1 + depth], outputs[1 + depth :]
         else:
             y, weights_out, momentum_out, _ = _parallel_forward(
-                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, keep=False
+                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, keep=False, compiled=compile
             )
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
 
@@ -112,66 +115,91 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def _parallel_forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True):
-    """Returns y, the final state, and (keep=True) what the backward needs: per block (state pass, output pass)."""
+def block_forward(q, k, v, theta, alpha, eta, weights, momentum, lasts, max_grad_norm):
+    """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
+    gates = gates_forward(alpha, eta)
+    state = state_forward(k, v, theta, gates, lasts, weights, momentum, max_grad_norm)
+    out = output_forward(q, state, gates)
+    return gates, state, out
+
+
+def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_weights, d_momentum):
+    """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
+    out_grads = output_backward(out, state, gates, d_y)
+    d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
+    sg = state_backward(
+        state,
+        gates,
+        lasts,
+        theta,
+        max_grad_norm,
+        out_grads.d_direct,
+        out_grads.d_keys,
+        d_theta_out,
+        d_weights,
+        d_momentum,
+    )
+    d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
+    d_alpha, d_eta = gates_backward(
+        gates,
+        d_coeff * state.theta[..., None, :],
+        _add_at(lasts, torch.zeros_like(gates.carry), sg.d_carry_last, dim=-2),
+        _add_at(lasts, out_grads.d_momentum_coeff, sg.d_mcoeff_last, dim=-1),
+        _add_at(lasts, torch.zeros_like(gates.eta_prod), sg.d_eta_last, dim=-1),
+        _add_at(lasts, out_grads.d_keep_prod, sg.d_keep_last, dim=-1),
+    )
+    d_inputs = (out_grads.d_q, sg.d_k, sg.d_v, sg.d_theta, d_alpha, d_eta)
+    return d_inputs, sg.d_weights, sg.d_momentum
+
+
+_COMPILED = {}
+
+
+def _passes(compiled: bool):
+    """(block_forward, block_backward), eager or through torch.compile (compiled once per process)."""
+    if not compiled:
+        return block_forward, block_backward
+    if not _COMPILED:
+        _COMPILED["forward"] = torch.compile(block_forward, dynamic=False)
+        _COMPILED["backward"] = torch.compile(block_backward, dynamic=False)
+    return _COMPILED["forward"], _COMPILED["backward"]
+
+
+def _parallel_forward(
+    q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True, compiled=False
+):
+    """Returns y, the final state, and (keep=True) what the backward needs, per block of chunks."""
     length = q.shape[2]
     lasts = last_positions(length, chunk_size)
     q_c, k_c, v_c, theta_c, alpha_c, eta_c = (to_chunks(t, chunk_size) for t in (q, k, v, theta, alpha, eta))
     y_c = q_c.new_empty(*q_c.shape[:-1], weights[-1].shape[-1])
     blocks = _blocks(len(lasts), chunks_per_block(q.device, len(lasts)))
+    forward = _passes(compiled)[0]
     passes = []
     for block in blocks:
-        gates = gates_forward(alpha_c[block], eta_c[block])
-        state = state_forward(
-            k_c[block], v_c[block], theta_c[block], gates, lasts[block], weights, momentum, max_grad_norm
-        )
-        out = output_forward(q_c[block], state, gates)
+        inputs = (x[block] for x in (q_c, k_c, v_c, theta_c, alpha_c, eta_c))
+        gates, state, out = forward(*inputs, weights, momentum, lasts[block], max_grad_norm)
         y_c[block] = out.y
         weights, momentum = state.weights_out, state.momentum_out
         if keep:
-            passes.append((state, out))
-    saved = (theta_c, alpha_c, eta_c, lasts, blocks, passes)
+            passes.append((gates, state, out))
+    saved = (theta_c, lasts, blocks, passes)
     return from_chunks(y_c, length), weights, momentum, saved
 
 
-def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum):
-    """The passes in reverse, block by block: output gradients, the reverse state loop, the gates."""
-    theta_c, alpha_c, eta_c, lasts, blocks, passes = saved
-    chunk_size = theta_c.shape[-1]
-    d_y = to_chunks(d_y, chunk_size)
+def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum, compiled=False):
+    theta_c, lasts, blocks, passes = saved
+    d_y = to_chunks(d_y, theta_c.shape[-1])
+    backward = _passes(compiled)[1]
     d_inputs = None
-    for block, (state, out) in zip(reversed(blocks), reversed(passes), strict=True):
-        block_lasts = lasts[block]
-        gates = gates_forward(alpha_c[block], eta_c[block])
-        out_grads = output_backward(out, state, gates, d_y[block])
-        d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
-        sg = state_backward(
-            state,
-            gates,
-            block_lasts,
-            theta_c[block],
-            max_grad_norm,
-            out_grads.d_direct,
-            out_grads.d_keys,
-            d_theta_out,
-            d_weights,
-            d_momentum,
+    for block, (gates, state, out) in zip(reversed(blocks), reversed(passes), strict=True):
+        block_grads, d_weights, d_momentum = backward(
+            gates, state, out, theta_c[block], lasts[block], max_grad_norm, d_y[block], d_weights, d_momentum
         )
-        d_coeff = _add_at(block_lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
-        d_alpha, d_eta = gates_backward(
-            gates,
-            d_coeff * state.theta[..., None, :],
-            _add_at(block_lasts, torch.zeros_like(gates.carry), sg.d_carry_last, dim=-2),
-            _add_at(block_lasts, out_grads.d_momentum_coeff, sg.d_mcoeff_last, dim=-1),
-            _add_at(block_lasts, torch.zeros_like(gates.eta_prod), sg.d_eta_last, dim=-1),
-            _add_at(block_lasts, out_grads.d_keep_prod, sg.d_keep_last, dim=-1),
-        )
-        block_grads = (out_grads.d_q, sg.d_k, sg.d_v, sg.d_theta, d_alpha, d_eta)
         if d_inputs is None:
             d_inputs = [t.new_empty(len(lasts), *t.shape[1:]) for t in block_grads]
         for full, grad in zip(d_inputs, block_grads, strict=True):
             full[block] = grad
-        d_weights, d_momentum = sg.d_weights, sg.d_momentum
     return d_inputs, d_weights, d_momentum
 
 
@@ -186,13 +214,13 @@ def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torc
 
 class _ChunkParallelMemory(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, chunk_size, max_grad_norm, depth, q, k, v, theta, alpha, eta, *state):
+    def forward(ctx, chunk_size, max_grad_norm, depth, compiled, q, k, v, theta, alpha, eta, *state):
         weights, momentum = state[:depth], state[depth:]
         y, weights_out, momentum_out, saved = _parallel_forward(
-            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm
+            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, compiled=compiled
         )
         ctx.saved = saved  # intermediates, not inputs: nothing to version-check
-        ctx.max_grad_norm, ctx.length, ctx.depth = max_grad_norm, q.shape[2], depth
+        ctx.max_grad_norm, ctx.length, ctx.depth, ctx.compiled = max_grad_norm, q.shape[2], depth, compiled
         return (y, *weights_out, *momentum_out)
 
     @staticmethod
@@ -201,10 +229,10 @@ class _ChunkParallelMemory(torch.autograd.Function):
         del ctx.saved
         with torch.autocast(d_y.device.type, enabled=False):
             d_inputs, d_weights, d_momentum = _parallel_backward(
-                saved, ctx.max_grad_norm, d_y, d_state[:depth], d_state[depth:]
+                saved, ctx.max_grad_norm, d_y, d_state[:depth], d_state[depth:], compiled=ctx.compiled
             )
         grads = [from_chunks(t, ctx.length) for t in d_inputs]
-        return (None, None, None, *grads, *d_weights, *d_momentum)
+        return (None, None, None, None, *grads, *d_weights, *d_momentum)
 
 
 def _forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm):
