@@ -1,14 +1,17 @@
-"""Training-step throughput of the memory on CPU, side by side in one run (issue: core memory).
+"""Training-step throughput of the memory, side by side in one run (CPU by default, `--device cuda`).
 
-Configuration: B=8, T=1024, model dim 128, 4 heads, depth-2 MLP memory with expansion 4, chunk 64,
-momentum on. Compared: our `chunked` backend, our `reference` backend (at T=128, per-token cost), and
-titans-pytorch==0.5.5's NeuralMemory configured as close as its API allows. Then ours at T = 1k, 4k, 16k.
+CPU configuration: B=8, T=1024, model dim 128, 4 heads, depth-2 MLP memory with expansion 4, chunk 64,
+momentum on. Compared: our `chunked` backend (eager, the default, and with `compile=True`), our
+`reference` backend (at T=128, per-token cost), and titans-pytorch==0.5.5's NeuralMemory configured as
+close as its API allows. Then ours at T = 1k, 4k, 16k.
 A step is forward + backward of a mean-square loss + zero_grad; tokens/s = B*T / median step time.
 Each measurement runs in its own subprocess (clean peak-memory reading); ours and titans-pytorch
 alternate over several rounds so that machine noise hits both alike.
 
     python experiments/bench/memory_throughput.py [--rounds 3] [--quick]
-writes experiments/results/bench_memory.md and bench_memory.json.
+writes experiments/results/bench_memory.md and bench_memory.json;
+    python experiments/bench/memory_throughput.py --device cuda [--try-triton]
+writes experiments/results/bench_memory_gpu.md and .json (see memory_gpu.py).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ DIM, HEADS, DEPTH, EXPANSION, CHUNK = 128, 4, 2, 4.0, 64
 
 
 def build(impl: str):
-    if impl in ("chunked", "reference", "chunked-recompute"):
+    if impl in ("chunked", "reference", "chunked-recompute", "chunked-compile"):
         from titans_ts.memory import NeuralMemory
 
-        backend, recompute = impl.split("-")[0], impl.endswith("-recompute")
+        backend = impl.split("-")[0]
         return NeuralMemory(
             DIM,
             heads=HEADS,
@@ -42,7 +45,8 @@ def build(impl: str):
             expansion=EXPANSION,
             chunk_size=CHUNK,
             backend=backend,
-            recompute=recompute,
+            recompute=impl.endswith("-recompute"),
+            compile=impl.endswith("-compile"),
         )
     if impl == "titans-pytorch":
         from titans_pytorch import NeuralMemory as TitansPytorchMemory
@@ -77,7 +81,9 @@ def worker(spec: dict) -> dict:
         model.zero_grad(set_to_none=True)
 
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step()  # warm-up
+    start = time.perf_counter()
+    step()  # warm-up (and, with compile=True, the compile)
+    first_step = time.perf_counter() - start
     times = []
     for _ in range(spec["steps"]):
         start = time.perf_counter()
@@ -91,6 +97,7 @@ def worker(spec: dict) -> dict:
         "tokens_per_s": spec["batch"] * spec["length"] / seconds,
         "peak_extra_mb": (peak_kb - baseline_kb) / 1024,
         "all_seconds": times,
+        "first_step_seconds": first_step,
         "allocator_tuned": tuned,
     }
 
@@ -147,10 +154,21 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours vs titans-pytorch")
     parser.add_argument("--quick", action="store_true", help="1 round, no 16k run (a smoke test)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to measure")
+    parser.add_argument("--try-triton", action="store_true", help="on CUDA, also time backend='triton'")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            sys.exit("--device cuda: no CUDA GPU is visible here (torch.cuda.is_available() is False).")
+        from memory_gpu import gpu_main
+
+        gpu_main(machine(), args.try_triton)
         return
 
     started = time.time()
@@ -160,10 +178,11 @@ def main() -> None:
         print("titans-pytorch is not installed: `pip install titans-pytorch==0.5.5` (make bench does it).")
     rounds = 1 if args.quick else args.rounds
     main_spec = {"batch": 8, "length": 1024, "steps": 3}
-    runs = {"chunked": [], "titans-pytorch": []}
+    runs = {"chunked": [], "chunked-compile": [], "titans-pytorch": []}
     print("Main configuration (B=8, T=1024), alternating:")
     for _ in range(rounds):
         runs["chunked"].append(measure({"impl": "chunked", **main_spec}))
+        runs["chunked-compile"].append(measure({"impl": "chunked-compile", **main_spec}))
         if have_theirs:
             runs["titans-pytorch"].append(measure({"impl": "titans-pytorch", **main_spec}))
     print("Reference (token-by-token oracle) at T=128:")
@@ -180,6 +199,7 @@ def main() -> None:
         return statistics.median(r["tokens_per_s"] for r in results) if results else None
 
     ours, theirs = median_rate(runs["chunked"]), median_rate(runs["titans-pytorch"])
+    compiled = median_rate(runs["chunked-compile"])
     summary = {
         "machine": info,
         "config": {
@@ -193,6 +213,9 @@ def main() -> None:
         "ours_tokens_per_s": ours,
         "titans_pytorch_tokens_per_s": theirs,
         "ratio_ours_vs_titans_pytorch": ours / theirs if theirs else None,
+        "compiled_tokens_per_s": compiled,
+        "ratio_compiled_vs_titans_pytorch": compiled / theirs if theirs else None,
+        "compile_first_step_seconds": statistics.median(r["first_step_seconds"] for r in runs["chunked-compile"]),
         "reference_tokens_per_s": reference["tokens_per_s"],
         "ratio_ours_vs_reference": ours / reference["tokens_per_s"],
         "scaling": scaling,
@@ -228,7 +251,10 @@ def render(s: dict) -> str:
         "",
         "| implementation | tokens/s | ratio to titans-pytorch |",
         "|---|---|---|",
-        f"| titans-ts `chunked` | {s['ours_tokens_per_s']:.0f} | {ratio_text} |",
+        f"| titans-ts `chunked` (default) | {s['ours_tokens_per_s']:.0f} | {ratio_text} |",
+        f"| titans-ts `chunked`, `compile=True` (first step {s['compile_first_step_seconds']:.0f} s) | "
+        f"{s['compiled_tokens_per_s']:.0f} | "
+        f"{'%.2fx' % s['ratio_compiled_vs_titans_pytorch'] if theirs else 'n/a'} |",
     ]
     if theirs:
         lines.append(f"| titans-pytorch 0.5.5 (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")
@@ -238,15 +264,16 @@ def render(s: dict) -> str:
         "",
         f"`chunked` is {s['ratio_ours_vs_reference']:.1f}x the token-by-token reference.",
         "",
-        "Ours at growing sequence length (B=8); `recompute=True` keeps only chunk-start states for the "
-        "hand-written backward:",
+        "Ours at growing sequence length (B=8). Default: the three-pass chunked op with its hand-written "
+        "backward (keeps each chunk's intermediates); `recompute=True` keeps only chunk-start states and "
+        "recomputes each chunk in the backward:",
         "",
         "| T | backward | tokens/s | relative to T=1024 | step (s) | peak extra memory (MB) |",
         "|---|---|---|---|---|---|",
     ]
     base = {r["impl"]: r["tokens_per_s"] for r in s["scaling"] if r["length"] == s["scaling"][0]["length"]}
     for r in s["scaling"]:
-        kind = "hand-written, recompute" if r["impl"].endswith("recompute") else "autograd (default)"
+        kind = "recompute" if r["impl"].endswith("recompute") else "default"
         lines.append(
             f"| {r['length']} | {kind} | {r['tokens_per_s']:.0f} | "
             f"{r['tokens_per_s'] / base[r['impl']]:.2f} | "
