@@ -112,9 +112,7 @@ def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[
             args = _op_inputs(batch, heads, length, dim, depth, torch.float32)
 
             def step(args=args, backend=backend, depth=depth):
-                y, _, _ = neural_memory(
-                    *args[:6], tuple(args[6:]), chunk_size=64, backend=backend, max_grad_norm=0.5
-                )
+                y, _, _ = neural_memory(*args[:6], tuple(args[6:]), chunk_size=64, backend=backend, max_grad_norm=0.5)
                 y.float().square().mean().backward()
 
             row = {"impl": f"titans-ts {backend}", "depth": depth, "dtype": "fp32"}

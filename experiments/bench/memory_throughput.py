@@ -149,9 +149,7 @@ def machine() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours vs titans-pytorch")
     parser.add_argument("--quick", action="store_true", help="1 round, no 16k run (a smoke test)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to measure")
@@ -234,6 +232,7 @@ def render(s: dict) -> str:
     m = s["machine"]
     theirs = s["titans_pytorch_tokens_per_s"]
     ratio_text = f"{s['ratio_ours_vs_titans_pytorch']:.2f}x" if theirs else "n/a"
+    compiled_ratio_text = f"{s['ratio_compiled_vs_titans_pytorch']:.2f}x" if theirs else "n/a"
     lines = [
         "# Memory training-step throughput (CPU)",
         "",
@@ -254,7 +253,7 @@ def render(s: dict) -> str:
         f"| titans-ts `chunked` (default) | {s['ours_tokens_per_s']:.0f} | {ratio_text} |",
         f"| titans-ts `chunked`, `compile=True` (first step {s['compile_first_step_seconds']:.0f} s) | "
         f"{s['compiled_tokens_per_s']:.0f} | "
-        f"{'%.2fx' % s['ratio_compiled_vs_titans_pytorch'] if theirs else 'n/a'} |",
+        f"{compiled_ratio_text} |",
     ]
     if theirs:
         lines.append(f"| titans-pytorch 0.5.5 (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")
