@@ -226,3 +226,18 @@ def test_compiled_chunked_passes_equal_the_reference_in_float64():
     grads = torch.autograd.grad(loss, [q, k, v, theta, alpha, eta, *weights, *mom])
     for a, b in zip((*outputs, *grads), (*ref_out, *ref_grads), strict=True):
         assert rel_err(a, b) <= 1e-9
+
+
+@pytest.mark.parametrize("block", ["all", 3], ids=["all-chunks", "blocks-of-3"])
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("T", [5, 40, 63])
+def test_chunked_passes_over_blocks_of_chunks_equal_the_reference(monkeypatch, block, depth, T):
+    """The GPU layout (all chunks in one block, gathered last rows of uneven chunks) checked here on CPU."""
+    from titans_ts.memory.ops import chunked
+
+    monkeypatch.setattr(chunked, "chunks_per_block", lambda device, chunks: chunks if block == "all" else block)
+    inputs = memory_inputs(B=2, H=2, T=T, D=5, hidden=7, D_out=6, depth=depth, requires_grad=True, seed=T + depth)
+    ref_out, ref_grads = _run_with_grads("reference", inputs, 8, max_grad_norm=0.4)
+    out, grads = _run_with_grads("chunked", inputs, 8, max_grad_norm=0.4)
+    for a, b in zip((*out, *grads), (*ref_out, *ref_grads), strict=True):
+        assert rel_err(a, b) <= 1e-9

@@ -26,6 +26,7 @@ class ChunkGates:
     keep_prod: torch.Tensor  # A (..., n)
     mixed: torch.Tensor  # G (..., n, n)
     momentum_coeff: torch.Tensor  # e (..., n)
+    read: torch.Tensor  # (A, e) stacked (..., n, 2): how each token reads the chunk-start (W, S)
 
 
 def gates_forward(alpha: torch.Tensor, eta: torch.Tensor) -> ChunkGates:
@@ -34,7 +35,8 @@ def gates_forward(alpha: torch.Tensor, eta: torch.Tensor) -> ChunkGates:
     eta_prod, keep_prod = torch.cumprod(eta, dim=-1), torch.cumprod(keep, dim=-1)
     mixed = forget @ carry
     momentum_coeff = (forget @ eta_prod[..., None])[..., 0]
-    return ChunkGates(carry, forget, eta_prod, keep_prod, mixed, momentum_coeff)
+    read = torch.stack([keep_prod, momentum_coeff], dim=-1)
+    return ChunkGates(carry, forget, eta_prod, keep_prod, mixed, momentum_coeff, read)
 
 
 def gates_backward(gates: ChunkGates, d_mixed, d_carry, d_momentum_coeff, d_eta_prod, d_keep_prod):

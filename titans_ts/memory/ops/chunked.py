@@ -115,41 +115,32 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def block_forward(q, k, v, theta, alpha, eta, weights, momentum, lasts, max_grad_norm):
+def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm):
     """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
     gates = gates_forward(alpha, eta)
-    state = state_forward(k, v, theta, gates, lasts, weights, momentum, max_grad_norm)
+    state = state_forward(k, v, theta, gates, lasts, states, max_grad_norm)
     out = output_forward(q, state, gates)
     return gates, state, out
 
 
-def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_weights, d_momentum):
+def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states):
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
     out_grads = output_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
     sg = state_backward(
-        state,
-        gates,
-        lasts,
-        theta,
-        max_grad_norm,
-        out_grads.d_direct,
-        out_grads.d_keys,
-        d_theta_out,
-        d_weights,
-        d_momentum,
+        state, gates, lasts, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states
     )
     d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
     d_alpha, d_eta = gates_backward(
         gates,
         d_coeff * state.theta[..., None, :],
         _add_at(lasts, torch.zeros_like(gates.carry), sg.d_carry_last, dim=-2),
-        _add_at(lasts, out_grads.d_momentum_coeff, sg.d_mcoeff_last, dim=-1),
+        _add_at(lasts, out_grads.d_read[..., 1], sg.d_mcoeff_last, dim=-1),
         _add_at(lasts, torch.zeros_like(gates.eta_prod), sg.d_eta_last, dim=-1),
-        _add_at(lasts, out_grads.d_keep_prod, sg.d_keep_last, dim=-1),
+        _add_at(lasts, out_grads.d_read[..., 0], sg.d_keep_last, dim=-1),
     )
     d_inputs = (out_grads.d_q, sg.d_k, sg.d_v, sg.d_theta, d_alpha, d_eta)
-    return d_inputs, sg.d_weights, sg.d_momentum
+    return d_inputs, sg.d_states
 
 
 _COMPILED = {}
@@ -169,6 +160,7 @@ def _parallel_forward(
     q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True, compiled=False
 ):
     """Returns y, the final state, and (keep=True) what the backward needs, per block of chunks."""
+    states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
     length = q.shape[2]
     lasts = last_positions(length, chunk_size)
     q_c, k_c, v_c, theta_c, alpha_c, eta_c = (to_chunks(t, chunk_size) for t in (q, k, v, theta, alpha, eta))
@@ -178,12 +170,13 @@ def _parallel_forward(
     passes = []
     for block in blocks:
         inputs = (x[block] for x in (q_c, k_c, v_c, theta_c, alpha_c, eta_c))
-        gates, state, out = forward(*inputs, weights, momentum, lasts[block], max_grad_norm)
+        gates, state, out = forward(*inputs, states, lasts[block], max_grad_norm)
         y_c[block] = out.y
-        weights, momentum = state.weights_out, state.momentum_out
+        states = state.states_out
         if keep:
             passes.append((gates, state, out))
     saved = (theta_c, lasts, blocks, passes)
+    weights, momentum = tuple(u[:, :, 0] for u in states), tuple(u[:, :, 1] for u in states)
     return from_chunks(y_c, length), weights, momentum, saved
 
 
@@ -191,16 +184,17 @@ def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum, compile
     theta_c, lasts, blocks, passes = saved
     d_y = to_chunks(d_y, theta_c.shape[-1])
     backward = _passes(compiled)[1]
+    d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, (gates, state, out) in zip(reversed(blocks), reversed(passes), strict=True):
-        block_grads, d_weights, d_momentum = backward(
-            gates, state, out, theta_c[block], lasts[block], max_grad_norm, d_y[block], d_weights, d_momentum
+        block_grads, d_states = backward(
+            gates, state, out, theta_c[block], lasts[block], max_grad_norm, d_y[block], d_states
         )
         if d_inputs is None:
             d_inputs = [t.new_empty(len(lasts), *t.shape[1:]) for t in block_grads]
         for full, grad in zip(d_inputs, block_grads, strict=True):
             full[block] = grad
-    return d_inputs, d_weights, d_momentum
+    return d_inputs, tuple(d[:, :, 0] for d in d_states), tuple(d[:, :, 1] for d in d_states)
 
 
 def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
