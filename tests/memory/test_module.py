@@ -1,5 +1,7 @@
 """NeuralMemory and the blocks: streaming state, causality, ablation switches, stability."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -173,3 +175,19 @@ def test_under_cpu_bf16_autocast_the_memory_state_stays_fp32_and_close():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         memory(x[:, :19])[0].float().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in memory.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+def test_compiled_module_equals_the_eager_module_in_float64():
+    torch.manual_seed(0)
+    eager = NeuralMemory(16, heads=2, depth=2, chunk_size=8, persistent_tokens=2).double()
+    compiled = NeuralMemory(config=replace(eager.config, compile=True)).double()
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 21, 16, dtype=torch.float64)
+    results = []
+    for memory in (eager, compiled):
+        y, state = memory(x)
+        y.square().sum().backward()
+        results.append((y, *state.weights, *(p.grad for p in memory.parameters())))
+    for a, b in zip(*results, strict=True):
+        assert (a - b).abs().max() <= 1e-9 * b.abs().max()

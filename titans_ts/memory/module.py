@@ -40,7 +40,7 @@ class MemoryConfig:
     max_grad_norm: float | None = 0.5  # bound on each token's surprise norm (inner-loop stability)
     backend: str = "auto"
     recompute: bool = False  # backward from chunk-start states only: less memory, more time
-    compile: bool = False  # torch.compile the chunked passes: faster steps after a one-off compile
+    compile: bool = False  # torch.compile the projections and the chunked passes: faster steps, one-off compile
 
     def __post_init__(self):
         head_dim = self.head_dim or self.dim // self.heads
@@ -145,15 +145,18 @@ class NeuralMemory(nn.Module):
         if state is None and self.persistent is not None:
             prefix = self.persistent.shape[0]
             x = torch.cat([self.persistent.expand(batch, -1, -1).to(x.dtype), x], dim=1)
-        q, k, v, conv_cache = self._qkv(x, None if state is None else state.conv_cache)
-        theta, alpha, eta = self.gates(x)
+        compiled = self.config.compile
+        q, k, v, conv_cache = _maybe_compiled(NeuralMemory._qkv, compiled)(
+            self, x, None if state is None else state.conv_cache
+        )
+        theta, alpha, eta = _maybe_compiled(NeuralMemory.gates, compiled)(self, x)
         if state is None:
             weights = tuple(w.expand(batch, -1, -1, -1).to(x.dtype) for w in self.initial_weights)
             momentum = None
         else:
             weights, momentum = state.weights, state.momentum
         y, weights, momentum = self._update_and_retrieve(q, k, v, theta, alpha, eta, weights, momentum)
-        out = self._output(y, x)[:, prefix:]
+        out = _maybe_compiled(NeuralMemory._output, compiled)(self, y, x)[:, prefix:]
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]
         return out, MemoryState(weights, momentum, conv_cache, seen)
 
@@ -211,3 +214,15 @@ class NeuralMemory(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in asdict(self.config).items())
+
+
+_COMPILED_METHODS: dict = {}
+
+
+def _maybe_compiled(method, compiled: bool):
+    """`method` itself, or (compile=True) one torch.compile'd version per process, shared by all instances."""
+    if not compiled:
+        return method
+    if method not in _COMPILED_METHODS:
+        _COMPILED_METHODS[method] = torch.compile(method, dynamic=False)
+    return _COMPILED_METHODS[method]
