@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-gpu bench lint clean
+.PHONY: setup demo test test-gpu bench bench-gpu lint clean
 
 setup: $(STAMP)
 
@@ -21,10 +21,16 @@ demo: setup
 test: setup
 	TRITON_INTERPRET=1 $(PY) -m pytest -q
 
-# On a machine with CUDA (and a CUDA build of torch): backends, NeuralMemory, CLIs and save/load on the GPU.
+# On a machine with CUDA: backends, NeuralMemory, CLIs and save/load on the GPU. These use the Python that
+# has a CUDA build of torch (GPU_PYTHON) with the checkout on PYTHONPATH, not .venv (pinned to the CPU wheel).
 # The compiled Triton kernels, not the interpreter (tests/conftest.py would otherwise turn it on).
-test-gpu: setup
-	TRITON_INTERPRET=0 $(PY) -m pytest -q -m gpu tests/gpu
+GPU_PYTHON ?= python3
+test-gpu:
+	TRITON_INTERPRET=0 PYTHONPATH=. $(GPU_PYTHON) -m pytest -q -p no:cacheprovider -m gpu tests/gpu
+
+# Ours vs titans-pytorch (module) and fla (op) on the GPU, when those are installed there.
+bench-gpu:
+	PYTHONPATH=. $(GPU_PYTHON) experiments/bench/memory_throughput.py --device cuda
 
 # titans-pytorch is installed for the comparison only; it is not a dependency of titans-ts.
 bench: setup
