@@ -98,13 +98,34 @@ def dot_pair(pair, x):
     return torch.stack([(pair[..., 0, :] * x).sum(-1), (pair[..., 1, :] * x).sum(-1)], dim=-1)
 
 
+def mix_states(state, mix):
+    """Mix @ U for Mix = [[A, e], [0, E]]: (A W + e S, E S). state (B, H, 2, d, h), mix (B, H, 2, 2).
+
+    Elementwise, not a bmm with K = 2: that runs at a fraction of memory speed, and compiled it cannot fuse.
+    """
+    diagonal = torch.diagonal(mix, dim1=-2, dim2=-1)[..., :, None, None]  # (A, E)
+    mixed = state * diagonal
+    mixed[:, :, 0].addcmul_(state[:, :, 1], mix[..., 0, 1, None, None])
+    return mixed
+
+
+def mix_states_backward(state, mix, d_mixed, d_state):
+    """Adds Mix^T d_mixed to d_state (in place) and returns d Mix (B, H, 2, 2) (its zero corner stays 0)."""
+    d_state.addcmul_(d_mixed, torch.diagonal(mix, dim1=-2, dim2=-1)[..., :, None, None])
+    d_state[:, :, 1].addcmul_(d_mixed[:, :, 0], mix[..., 0, 1, None, None])
+    d_diagonal = (state * d_mixed).sum((-1, -2))  # (<W, dW'>, <S, dS'>)
+    d_corner = (state[:, :, 1] * d_mixed[:, :, 0]).sum((-1, -2))  # <S, dW'>
+    return torch.stack([d_diagonal[..., 0], d_corner, torch.zeros_like(d_corner), d_diagonal[..., 1]], -1).unflatten(
+        -1, (2, 2)
+    )
+
+
 def state_step(state, mix, keys_scaled, g):
     """U' = Mix U - X^T g for one layer: state (B, H, 2, d, h), mix (B, H, 2, 2), X (B, H, n, 2d), g (B, H, n, h)."""
     shape = state.shape
     batch_heads, d_in, d_out = shape[0] * shape[1], shape[-2], shape[-1]
-    mixed = torch.bmm(mix.reshape(batch_heads, 2, 2), state.reshape(batch_heads, 2, d_in * d_out))
     updated = torch.baddbmm(
-        mixed.view(batch_heads, 2 * d_in, d_out),
+        mix_states(state, mix).view(batch_heads, 2 * d_in, d_out),
         _t(keys_scaled.reshape(batch_heads, -1, 2 * d_in)),
         g.reshape(batch_heads, -1, d_out),
         alpha=-1,
@@ -208,11 +229,8 @@ def state_backward(
         for layer in range(depth):
             u, dun = states[layer], d_next[layer]
             batch_heads, d_in, d_out = u.shape[0] * u.shape[1], u.shape[-2], u.shape[-1]
-            un2, dun2 = u.reshape(batch_heads, 2, -1), dun.reshape(batch_heads, 2, -1)
-            d_mix_c = d_mix_c + torch.bmm(dun2, _t(un2)).view_as(d_mix_c)
-            d_u = torch.baddbmm(
-                d_direct[layer][c].reshape(batch_heads, 2, -1), _t(last.mix[c].reshape(batch_heads, 2, 2)), dun2
-            ).view(u.shape)
+            d_u = d_direct[layer][c]
+            d_mix_c = d_mix_c + mix_states_backward(u, last.mix[c], dun, d_u)
             d_states.append(d_u)
             x = scaled_keys(a[layer], scales).view(batch_heads, -1, 2 * d_in)
             dun_rows = dun.reshape(batch_heads, 2 * d_in, d_out)
