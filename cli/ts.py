@@ -91,7 +91,10 @@ def splits(
     )
 
 
-VARIANT_HELP = "Sequence mixer: lmm, mac, mag, mal (Titans blocks) or the baselines attention, dlinear."
+VARIANT_HELP = (
+    "Sequence mixer: lmm, mac, mag, mal (Titans blocks), or the baselines attention, dlinear, and the untrained "
+    "naive (repeat the last value) and seasonal_naive (repeat the last season, see --season)."
+)
 
 
 @app.command()
@@ -109,6 +112,9 @@ def fit(
     lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
     seed: int = typer.Option(0, help="Random seed."),
     max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
+    season: int = typer.Option(
+        None, help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency)."
+    ),
     out: Path = typer.Option(None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>)."),
     data_dir: Path = DATA_DIR,
     no_verify: bool = NO_VERIFY,
@@ -144,10 +150,13 @@ def fit(
         seed=seed,
         max_minutes=max_minutes,
         device=device,
+        season=season,
     )
     console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
+    trained = record["history"].get("trained", True)
+    epochs_note = f"Best epoch {record['history']['best_epoch']}" if trained else "Nothing to train (a naive forecast)"
     console.print(
-        f"Best epoch {record['history']['best_epoch']}; {record['wall_seconds']:.0f} s on {record['device']}. "
+        f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
     )
 

@@ -17,9 +17,7 @@ SMALL = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", 
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     write_series(folder / "mine.csv", rows=500, columns=3)
-    result = runner.invoke(
-        app, ["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--out", str(folder / "model")]
-    )
+    result = runner.invoke(app, ["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--out", str(folder / "model")])
     assert result.exit_code == 0, result.output
     return folder, result
 
@@ -62,9 +60,7 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
 
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
-    result = runner.invoke(
-        app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")]
-    )
+    result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])
     assert result.exit_code == 0, result.output
     assert "test" in result.output
 

@@ -15,7 +15,7 @@ from titans_ts import __version__
 from titans_ts.data import StandardScaler, make_splits, validate_frame
 from titans_ts.data.windows import WindowDataset
 from titans_ts.errors import ConfigError, DataValidationError
-from titans_ts.forecasting.model import ForecastConfig, build_model
+from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.io import load_model_dir, save_model_dir
 
 
@@ -27,7 +27,9 @@ class TitansForecaster(BaseEstimator):
     `evaluate()` gives MSE / MAE on the scaled data over every test window; `predict()` forecasts the
     `horizon` steps after the end of the data, in the original units, with future timestamps.
 
-    variant: "lmm", "mac", "mag", "mal" (Titans blocks) or the baselines "attention", "dlinear".
+    variant: "lmm", "mac", "mag", "mal" (Titans blocks) or the baselines "attention", "dlinear", and the
+    untrained forecasts everyone runs first: "naive" (repeat the last value) and "seasonal_naive" (repeat
+    the last season; `season` steps, by default one day at the data's frequency: 24 hourly, 96 at 15 min).
     tokens: "variate" (one token per column, the default) or "patch" (channel-independent time patches).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
@@ -58,6 +60,7 @@ class TitansForecaster(BaseEstimator):
         max_minutes: float | None = None,
         progress: bool = True,
         device: str = "auto",
+        season: int | None = None,
     ):
         self.horizon = horizon
         self.lookback = lookback
@@ -81,6 +84,7 @@ class TitansForecaster(BaseEstimator):
         self.max_minutes = max_minutes
         self.progress = progress
         self.device = device
+        self.season = season
 
     # --- fitting -----------------------------------------------------------------------------------
 
@@ -92,21 +96,25 @@ class TitansForecaster(BaseEstimator):
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         frame = _as_frame(X)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol)
-        config = self._model_config(frame.shape[1])
+        config = self._model_config(frame.shape[1], _season(self, frame.index))
         seed_everything(self.seed)
         model = build_model(config)
-        module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
         loaders = splits.loaders(self.batch_size, seed=self.seed)
-        trainer, best = make_trainer(
-            max_epochs=self.epochs,
-            monitor="val_mse",
-            patience=self.patience,
-            progress=self.progress,
-            max_minutes=self.max_minutes,
-            device=device,
-        )
-        trainer.fit(module, loaders["train"], loaders["val"])
-        best.restore(module)
+        if config.variant in UNTRAINED:
+            self.history_ = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "trained": False}
+        else:
+            module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
+            trainer, best = make_trainer(
+                max_epochs=self.epochs,
+                monitor="val_mse",
+                patience=self.patience,
+                progress=self.progress,
+                max_minutes=self.max_minutes,
+                device=device,
+            )
+            trainer.fit(module, loaders["train"], loaders["val"])
+            best.restore(module)
+            self.history_ = {"best_epoch": best.epoch, "best_val_mse": best.best, "epochs_run": trainer.current_epoch}
         model.eval()
 
         self.model_config_ = config
@@ -114,18 +122,13 @@ class TitansForecaster(BaseEstimator):
         self.scaler_ = splits.scaler
         self.columns_ = list(frame.columns)
         self.n_features_in_ = frame.shape[1]
-        self.history_ = {
-            "best_epoch": best.epoch,
-            "best_val_mse": best.best,
-            "epochs_run": trainer.current_epoch,
-            "device": str(device),
-        }
+        self.history_["device"] = str(device)
         self.val_metrics_ = evaluate_windows(model, loaders["val"], device)
         self._set_context(frame)
         self._fit_frame = frame
         return self
 
-    def _model_config(self, channels: int) -> ForecastConfig:
+    def _model_config(self, channels: int, season: int = 0) -> ForecastConfig:
         return ForecastConfig(
             lookback=self.lookback,
             horizon=self.horizon,
@@ -140,6 +143,7 @@ class TitansForecaster(BaseEstimator):
             dropout=self.dropout,
             memory_depth=self.memory_depth,
             chunk_size=self.chunk_size,
+            season=season,
         )
 
     def _set_context(self, frame: pd.DataFrame) -> None:
@@ -284,6 +288,28 @@ def _as_frame(X) -> pd.DataFrame:
             )
         frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
     return validate_frame(frame, source="the input data")
+
+
+def _season(estimator: TitansForecaster, index: pd.Index) -> int:
+    """Steps per season for variant="seasonal_naive": the `season` parameter, else one day at the data's
+    frequency (hourly 24, 15-minute 96, 10-minute 144; weekly for daily data). 0 for other variants."""
+    if estimator.variant != "seasonal_naive":
+        return 0
+    if estimator.season is not None:
+        if not isinstance(estimator.season, int) or estimator.season < 1:
+            raise ConfigError(f"season must be a positive number of steps; got {estimator.season!r}.")
+        return estimator.season
+    _, step = _time_axis(index)
+    if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0):
+        day = pd.Timedelta(days=1)
+        if step == day:
+            return 7
+        if day % step == pd.Timedelta(0):
+            return int(day / step)
+    raise ConfigError(
+        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily dates): "
+        "pass season=<steps per season> (CLI --season)."
+    )
 
 
 def _time_axis(index: pd.Index):

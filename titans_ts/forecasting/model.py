@@ -16,7 +16,8 @@ from titans_ts.errors import ConfigError
 from titans_ts.forecasting.layers import EinFFT, PatchTokenizer, RevIN, VariateTokenizer
 from titans_ts.memory import PersistentAttention, make_block
 
-VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear")
+VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear", "naive", "seasonal_naive")
+UNTRAINED = ("naive", "seasonal_naive")  # the forecasts everyone runs first: nothing to fit
 TOKENS = ("patch", "variate")
 
 
@@ -25,7 +26,7 @@ class ForecastConfig:
     lookback: int = 96
     horizon: int = 96
     channels: int = 7
-    variant: str = "lmm"  # a Titans block, or a baseline: "attention", "dlinear"
+    variant: str = "lmm"  # a Titans block, or a baseline: "attention", "dlinear", "naive", "seasonal_naive"
     tokens: str = "patch"  # channel-independent time patches, or one token per variate
     dim: int = 64
     layers: int = 2
@@ -36,6 +37,7 @@ class ForecastConfig:
     memory_depth: int = 2
     chunk_size: int = 16
     einfft_blocks: int = 4
+    season: int = 0  # steps per season, for variant="seasonal_naive" (0: not used)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -49,11 +51,20 @@ class ForecastConfig:
                 f"dim={self.dim} must be divisible by heads={self.heads} and einfft_blocks={self.einfft_blocks}."
             )
 
+        if self.variant == "seasonal_naive" and not 1 <= self.season <= self.lookback:
+            raise ConfigError(
+                f"seasonal_naive repeats the last season of the lookback window, so it needs "
+                f"1 <= season <= lookback; got season={self.season}, lookback={self.lookback}. "
+                "Pass season=... (CLI --season), or a lookback of at least one season."
+            )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def build_model(config: ForecastConfig) -> nn.Module:
+    if config.variant in UNTRAINED:
+        return RepeatLast(config)
     return DLinear(config) if config.variant == "dlinear" else SimbaForecaster(config)
 
 
@@ -148,3 +159,20 @@ class DLinear(nn.Module):
         trend = F.avg_pool1d(padded, self.kernel, stride=1)
         out = self.seasonal(series - trend) + self.trend(trend)
         return out.transpose(1, 2)
+
+
+class RepeatLast(nn.Module):
+    """Naive forecasts: repeat the last value (variant "naive") or the last season ("seasonal_naive").
+
+    No parameters: forecast t of the horizon is x[L - p + (t mod p)], with p = 1 or the season.
+    """
+
+    def __init__(self, config: ForecastConfig):
+        super().__init__()
+        self.config = config
+        self.period = config.season if config.variant == "seasonal_naive" else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lookback, period = x.shape[1], self.period
+        steps = torch.arange(self.config.horizon, device=x.device)
+        return x[:, lookback - period + steps % period]

@@ -58,7 +58,8 @@ def evaluate_windows(model: nn.Module, loader: DataLoader, device=None) -> dict:
     """
     if device is not None:
         model.to(device)
-    device = next(model.parameters()).device
+    else:  # where the model is (a parameter-free model, e.g. the naive forecasts, runs on the CPU)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     count = 0
