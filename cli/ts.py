@@ -200,6 +200,74 @@ def evaluate(
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
 
 
+@app.command()
+def benchmark(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
+    horizons: str = typer.Option("96,192,336,720", help="Comma-separated horizons."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them)."),
+    models: str = typer.Option(
+        "lmm,attention,attention-patch,dlinear,naive,seasonal_naive",
+        help="Comma-separated: lmm (ours), attention (variate tokens, iTransformer-like), attention-patch "
+        "(patch tokens, PatchTST-like), dlinear, naive (repeat-last), seasonal_naive.",
+    ),
+    lookback: int = typer.Option(96, help="Steps of history every model sees."),
+    epochs: int = typer.Option(10, help="Maximum epochs per run (early stopping on validation MSE)."),
+    out: Path = typer.Option(None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>)."),
+    device: str = DEVICE,
+) -> None:
+    """Run models x horizons x seeds on one dataset in one harness; print test MSE / MAE per horizon.
+
+    Resumable: a run whose JSON exists in OUT is read, not repeated. Seed 0 of every model runs first.
+    Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
+    """
+    from titans_ts.forecasting.api import dataset_label
+    from titans_ts.forecasting.benchmark import mean_std, run_benchmark, summarize
+
+    horizon_list, seed_list = _int_list(horizons, "--horizons"), _int_list(seeds, "--seeds")
+    model_list = [m.strip() for m in models.split(",") if m.strip()]
+    runs_dir = out or Path("runs") / "benchmark" / dataset_label(dataset)
+    total = len(horizon_list) * len(seed_list) * len(model_list)
+    done = []
+
+    def report(name, record, reused):
+        done.append(name)
+        state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
+        console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
+
+    records = run_benchmark(
+        dataset,
+        runs_dir,
+        horizons=horizon_list,
+        seeds=seed_list,
+        models=model_list,
+        lookback=lookback,
+        on_run=report,
+        epochs=epochs,
+        device=device,
+    )
+    table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
+    for column in ["model", *(f"{h}" for h in horizon_list), "average"]:
+        table.add_column(column)
+    for model, row in summarize(records, horizon_list).items():
+        cells = [f"{mean_std(c['mse'])} / {mean_std(c['mae'])}" for c in (row["horizons"][h] for h in horizon_list)]
+        average = row["average"]
+        table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
+    console.print(table)
+    console.print(f"One JSON per run in {runs_dir}/.")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    from titans_ts.errors import ConfigError
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated integers, e.g. 96,192; got {text!r}.") from None
+    if not values:
+        raise ConfigError(f"{option} is empty; give at least one value, e.g. 96.")
+    return values
+
+
 def _metrics_table(title: str, metrics: dict) -> Table:
     table = Table(title=title)
     for column in ("split", "MSE", "MAE", "windows"):

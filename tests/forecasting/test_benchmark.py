@@ -1,0 +1,46 @@
+"""`titans-ts benchmark`: models x horizons x seeds in one harness, resumable, with its summary table."""
+
+import json
+
+from typer.testing import CliRunner
+
+from cli.ts import app
+from tests.data.helpers import write_series
+from titans_ts.forecasting.benchmark import summarize
+
+runner = CliRunner()
+
+
+def test_benchmark_runs_every_model_horizon_and_seed_then_resumes(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    out = tmp_path / "bench"
+    args = ["benchmark", "--dataset", str(tmp_path / "mine.csv"), "--horizons", "12,24", "--seeds", "0,1"]
+    args += ["--models", "dlinear,naive,seasonal_naive", "--lookback", "48", "--epochs", "1", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = sorted(p.name for p in out.glob("*.json"))
+    assert len(runs) == 2 * 2 * 3 and "mine_seasonal_naive_h24_s1.json" in runs
+    assert "[12/12]" in result.output and "seasonal_naive" in result.output
+    first = json.loads((out / "mine_dlinear_h12_s0.json").read_text())
+    assert first["model"] == "dlinear" and first["seed"] == 0 and first["test"]["windows"] == 69
+    again = runner.invoke(app, args)  # everything exists: read, not re-run
+    assert again.exit_code == 0 and again.output.count("from an earlier run") == 12
+
+
+def test_summary_averages_over_seeds_then_horizons_and_only_when_complete():
+    def record(model, horizon, mse):
+        return {"model": model, "horizon": horizon, "test": {"mse": mse, "mae": mse / 2}}
+
+    records = [record("a", 1, 1.0), record("a", 1, 3.0), record("a", 2, 4.0), record("b", 1, 1.0)]
+    table = summarize(records, horizons=(1, 2))
+    assert table["a"]["average"] == (3.0, 1.5)  # (mean(1, 3) + 4) / 2
+    assert table["b"]["average"] is None  # horizon 2 missing
+
+
+def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    base = ["benchmark", "--dataset", str(tmp_path / "mine.csv"), "--out", str(tmp_path / "b")]
+    for extra, message in ((["--horizons", "12,x"], "comma-separated integers"), (["--models", "lstm"], "unknown")):
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,114 @@
+"""One dataset's forecasting benchmark: models x horizons x seeds in one harness, resumable, summarised.
+
+Every model is a TitansForecaster variant trained and scored by the same code (`fit_dataset`): ours, the
+same backbone with causal attention over variate tokens (iTransformer-like) or over patch tokens
+(PatchTST-like), DLinear, and the untrained repeat-last and seasonal naive forecasts. Each run writes one
+JSON (skipped when it exists, so an interrupted benchmark resumes); seed 0 of every model runs first.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from titans_ts.errors import ConfigError
+from titans_ts.io import atomic_write_text
+
+MODELS = {
+    "lmm": {"variant": "lmm"},
+    "attention": {"variant": "attention", "tokens": "variate"},
+    "attention-patch": {"variant": "attention", "tokens": "patch"},
+    "dlinear": {"variant": "dlinear"},
+    "naive": {"variant": "naive"},
+    "seasonal_naive": {"variant": "seasonal_naive"},
+}
+HORIZONS = (96, 192, 336, 720)
+
+
+def run_name(dataset_label: str, model: str, horizon: int, seed: int) -> str:
+    return f"{dataset_label}_{model}_h{horizon}_s{seed}.json"
+
+
+def run_benchmark(
+    dataset: str,
+    runs_dir: str | Path,
+    horizons=HORIZONS,
+    seeds=(0,),
+    models=tuple(MODELS),
+    lookback: int = 96,
+    models_dir: str | Path | None = None,
+    on_run: Callable[[str, dict, bool], None] | None = None,
+    extra: dict | None = None,
+    **params,
+) -> list[dict]:
+    """Run what is missing and return every run's record (val and test MSE/MAE, history, wall time).
+
+    params: TitansForecaster parameters shared by all models (epochs, device, ...); a model's own
+    settings (`MODELS`) override them. on_run(name, record, reused) is called after each run.
+    extra: fields added to each new record (e.g. the git commit of an experiment script).
+    """
+    from titans_ts.forecasting.api import dataset_label, fit_dataset
+
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}.")
+    runs_dir = Path(runs_dir)
+    models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
+    label = dataset_label(dataset)
+    records = []
+    for seed in seeds:  # seed 0 of every model and horizon first
+        for horizon in horizons:
+            for model in models:
+                name = run_name(label, model, horizon, seed)
+                path = runs_dir / name
+                if path.exists():
+                    record, reused = json.loads(path.read_text()), True
+                else:
+                    options = {**params, **MODELS[model], "seed": seed, "progress": False}
+                    record = fit_dataset(
+                        dataset,
+                        horizon=horizon,
+                        lookback=lookback,
+                        out=models_dir / name.removesuffix(".json"),
+                        **options,
+                    )
+                    record.update({"model": model, **(extra or {})})
+                    runs_dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(path, json.dumps(record, indent=1))
+                    reused = False
+                records.append(record)
+                if on_run is not None:
+                    on_run(name, record, reused)
+    return records
+
+
+def summarize(records: list[dict], horizons=HORIZONS) -> dict:
+    """model -> {"horizons": {h: {"mse": [...], "mae": [...]}}, "average": (mse, mae) or None}.
+
+    The average over horizons is given only when every horizon has a run (mean over seeds first).
+    """
+    table: dict = {}
+    for record in records:
+        model = record.get("model") or record["variant"]
+        cell = table.setdefault(model, {"horizons": {}})["horizons"].setdefault(record["horizon"], {})
+        cell.setdefault("mse", []).append(record["test"]["mse"])
+        cell.setdefault("mae", []).append(record["test"]["mae"])
+    for row in table.values():
+        cells = [row["horizons"].get(h) for h in horizons]
+        row["average"] = (
+            (
+                statistics.mean(statistics.mean(c["mse"]) for c in cells),
+                statistics.mean(statistics.mean(c["mae"]) for c in cells),
+            )
+            if all(cells)
+            else None
+        )
+    return table
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
