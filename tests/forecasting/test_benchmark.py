@@ -44,3 +44,15 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_seasonal_naive_gets_a_lookback_of_at_least_one_season(tmp_path):
+    write_series(tmp_path / "ten_minutes.csv", rows=1500, columns=2, freq="10min")  # a day is 144 steps
+    out = tmp_path / "bench"
+    args = ["benchmark", "--dataset", str(tmp_path / "ten_minutes.csv"), "--horizons", "12", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--models", "naive,seasonal_naive", "--lookback", "48"])
+    assert result.exit_code == 0, result.output
+    seasonal = json.loads((out / "ten_minutes_seasonal_naive_h12_s0.json").read_text())
+    naive = json.loads((out / "ten_minutes_naive_h12_s0.json").read_text())
+    assert seasonal["lookback"] == 144 and naive["lookback"] == 48
+    assert seasonal["test"]["windows"] == naive["test"]["windows"]  # the same test windows either way

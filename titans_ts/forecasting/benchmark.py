@@ -2,8 +2,9 @@
 
 Every model is a TitansForecaster variant trained and scored by the same code (`fit_dataset`): ours, the
 same backbone with causal attention over variate tokens (iTransformer-like) or over patch tokens
-(PatchTST-like), DLinear, and the untrained repeat-last and seasonal naive forecasts. Each run writes one
-JSON (skipped when it exists, so an interrupted benchmark resumes); seed 0 of every model runs first.
+(PatchTST-like), DLinear, and the untrained repeat-last and seasonal naive forecasts (the latter with a
+lookback of at least one season, e.g. 144 for 10-minute data). Each run writes one JSON (skipped when it
+exists, so an interrupted benchmark resumes); seed 0 of every model runs first.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def run_benchmark(
     runs_dir = Path(runs_dir)
     models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
     label = dataset_label(dataset)
+    lookbacks = {model: lookback for model in models}
+    if "seasonal_naive" in models:  # it repeats the last season, so it sees at least one (weather: 144)
+        lookbacks["seasonal_naive"] = max(lookback, _season_of(dataset) or 0)
     records = []
     for seed in seeds:  # seed 0 of every model and horizon first
         for horizon in horizons:
@@ -70,7 +74,7 @@ def run_benchmark(
                     record = fit_dataset(
                         dataset,
                         horizon=horizon,
-                        lookback=lookback,
+                        lookback=lookbacks[model],
                         out=models_dir / name.removesuffix(".json"),
                         **options,
                     )
@@ -82,6 +86,13 @@ def run_benchmark(
                 if on_run is not None:
                     on_run(name, record, reused)
     return records
+
+
+def _season_of(dataset: str) -> int | None:
+    from titans_ts.data import load_dataset
+    from titans_ts.forecasting.estimator import season_from_index
+
+    return season_from_index(load_dataset(dataset).index)
 
 
 def summarize(records: list[dict], horizons=HORIZONS) -> dict:

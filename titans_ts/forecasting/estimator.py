@@ -299,6 +299,17 @@ def _season(estimator: TitansForecaster, index: pd.Index) -> int:
         if not isinstance(estimator.season, int) or estimator.season < 1:
             raise ConfigError(f"season must be a positive number of steps; got {estimator.season!r}.")
         return estimator.season
+    season = season_from_index(index)
+    if season is not None:
+        return season
+    raise ConfigError(
+        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily dates): "
+        "pass season=<steps per season> (CLI --season)."
+    )
+
+
+def season_from_index(index: pd.Index) -> int | None:
+    """One day in steps of a regular sub-daily DatetimeIndex (7 for daily data); None when there is none."""
     _, step = _time_axis(index)
     if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0):
         day = pd.Timedelta(days=1)
@@ -306,10 +317,7 @@ def _season(estimator: TitansForecaster, index: pd.Index) -> int:
             return 7
         if day % step == pd.Timedelta(0):
             return int(day / step)
-    raise ConfigError(
-        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily dates): "
-        "pass season=<steps per season> (CLI --season)."
-    )
+    return None
 
 
 def _time_axis(index: pd.Index):
