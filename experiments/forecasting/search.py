@@ -99,6 +99,7 @@ def report(config: dict) -> str:
         if record["dataset"] in config["datasets"] and record["horizon"] in config["horizons"]:
             scores.setdefault(key, {})[record["candidate"]] = record["val"]["mse"]
     cells = [(d, h) for d in config["datasets"] for h in config["horizons"]]
+    families = config.get("families", {dataset: [dataset] for dataset in config["datasets"]})
     lines = [
         "# Forecasting model selection (validation only)",
         "",
@@ -108,26 +109,52 @@ def report(config: dict) -> str:
         f"computed. Seed 0, lookback {config['lookback']}. Base settings: `{json.dumps(config['base'])}`; each "
         "other candidate changes one of them. Repeat-last and seasonal naive are untrained references.",
         "",
-        "| candidate | " + " | ".join(f"{d} h{h}" for d, h in cells) + " | mean rel. to repeat-last |",
-        "|---|" + "---|" * len(cells) + "---|",
+        "| candidate | "
+        + " | ".join(f"{d} h{h}" for d, h in cells)
+        + " | "
+        + " | ".join(f"{family} mean" for family in families)
+        + " | all, mean rel. to repeat-last |",
+        "|---|" + "---|" * (len(cells) + len(families)) + "---|",
     ]
+    summary = {}  # candidate -> per family mean, overall relative (None where incomplete)
     for name in names:
-        row, relative = [], []
-        for cell in cells:
-            value = scores.get(cell, {}).get(name)
-            row.append("-" if value is None else f"{value:.4f}")
-            naive = scores.get(cell, {}).get("repeat-last")
-            if value is not None and naive:
-                relative.append(value / naive)
-        complete = len(relative) == len(cells)
-        lines.append(
-            f"| {name} | " + " | ".join(row) + f" | {statistics.mean(relative):.3f} |"
-            if complete
-            else f"| {name} | " + " | ".join(row) + " | - |"
+        row = [_cell(scores.get(cell, {}).get(name)) for cell in cells]
+        per_family = {
+            family: _mean([scores.get((d, h), {}).get(name) for d in members for h in config["horizons"]])
+            for family, members in families.items()
+        }
+        relative = _mean(
+            [
+                scores[cell][name] / scores[cell]["repeat-last"]
+                if name in scores.get(cell, {}) and scores[cell].get("repeat-last")
+                else None
+                for cell in cells
+            ]
         )
+        summary[name] = (per_family, relative)
+        row += [_cell(per_family[family]) for family in families] + [_cell(relative, 3)]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    trained = [name for name in names if name not in REFERENCES]
+    lines += ["", "Choice (lowest validation number among the trained candidates, once a column is complete):", ""]
+    for family in families:
+        ranked = [(summary[n][0][family], n) for n in trained if summary[n][0][family] is not None]
+        pending = len(ranked) < len(trained)
+        lines.append(f"- {family}: " + ("pending" if pending else f"**{min(ranked)[1]}**"))
+    ranked = [(summary[n][1], n) for n in trained if summary[n][1] is not None]
+    general = "pending" if len(ranked) < len(trained) else f"**{min(ranked)[1]}**"
+    lines.append(f"- general default (all five datasets, relative to repeat-last): {general}")
     done = sum(len(v) for v in scores.values())
     lines += ["", f"{done} of {len(cells) * len(names)} runs done."]
     return "\n".join(lines) + "\n"
+
+
+def _mean(values):
+    """Mean of a complete list; None when any value is missing."""
+    return None if not values or any(v is None for v in values) else statistics.mean(values)
+
+
+def _cell(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
