@@ -46,6 +46,7 @@ def run_search(config: dict) -> None:
     from titans_ts import TitansForecaster
     from titans_ts.data import load_dataset
     from titans_ts.data.protocol import protocol_for
+    from titans_ts.forecasting.benchmark import seasonal_naive_lookback
     from titans_ts.io import atomic_write_text
     from titans_ts.training import tune_cpu_allocator
 
@@ -64,16 +65,10 @@ def run_search(config: dict) -> None:
                 if path.exists():
                     continue
                 started = time.time()
-                params = dict(params)
-                if params.get("variant") == "seasonal_naive":
-                    params.setdefault("lookback", config["lookback"])
-                    params["lookback"] = max(params["lookback"], config.get("season_lookback", {}).get(dataset, 0))
-                estimator = TitansForecaster(
-                    horizon=horizon,
-                    protocol=protocol_for(dataset),
-                    progress=False,
-                    **{"lookback": config["lookback"], **params},
-                )
+                params = {"lookback": config["lookback"], **params}
+                if params["variant"] == "seasonal_naive":  # the same rule as `titans-ts benchmark`
+                    params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
+                estimator = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), progress=False, **params)
                 estimator.fit(frame)  # early stopping and the reported number: validation only
                 record = {
                     "dataset": dataset,

@@ -59,8 +59,10 @@ def run_benchmark(
     models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
     label = dataset_label(dataset)
     lookbacks = {model: lookback for model in models}
-    if "seasonal_naive" in models:  # it repeats the last season, so it sees at least one (weather: 144)
-        lookbacks["seasonal_naive"] = max(lookback, _season_of(dataset) or 0)
+    if "seasonal_naive" in models:
+        from titans_ts.data import load_dataset
+
+        lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, load_dataset(dataset).index)
     records = []
     for seed in seeds:  # seed 0 of every model and horizon first
         for horizon in horizons:
@@ -88,11 +90,11 @@ def run_benchmark(
     return records
 
 
-def _season_of(dataset: str) -> int | None:
-    from titans_ts.data import load_dataset
+def seasonal_naive_lookback(lookback: int, index) -> int:
+    """Seasonal naive repeats the last season, so it sees at least one (10-minute data: 144 steps)."""
     from titans_ts.forecasting.estimator import season_from_index
 
-    return season_from_index(load_dataset(dataset).index)
+    return max(lookback, season_from_index(index) or 0)
 
 
 def summarize(records: list[dict], horizons=HORIZONS) -> dict:

@@ -19,6 +19,7 @@ from torch import nn
 from titans_ts.memory.conv import causal_depthwise_conv
 from titans_ts.memory.ops import neural_memory
 from titans_ts.memory.ops._mlp import mlp_forward
+from titans_ts.memory.ops.compiled import maybe_compiled
 
 
 @dataclass(frozen=True)
@@ -146,17 +147,17 @@ class NeuralMemory(nn.Module):
             prefix = self.persistent.shape[0]
             x = torch.cat([self.persistent.expand(batch, -1, -1).to(x.dtype), x], dim=1)
         compiled = self.config.compile
-        q, k, v, conv_cache = _maybe_compiled(NeuralMemory._qkv, compiled)(
+        q, k, v, conv_cache = maybe_compiled(NeuralMemory._qkv, compiled)(
             self, x, None if state is None else state.conv_cache
         )
-        theta, alpha, eta = _maybe_compiled(NeuralMemory.gates, compiled)(self, x)
+        theta, alpha, eta = maybe_compiled(NeuralMemory.gates, compiled)(self, x)
         if state is None:
             weights = tuple(w.expand(batch, -1, -1, -1).to(x.dtype) for w in self.initial_weights)
             momentum = None
         else:
             weights, momentum = state.weights, state.momentum
         y, weights, momentum = self._update_and_retrieve(q, k, v, theta, alpha, eta, weights, momentum)
-        out = _maybe_compiled(NeuralMemory._output, compiled)(self, y, x)[:, prefix:]
+        out = maybe_compiled(NeuralMemory._output, compiled)(self, y, x)[:, prefix:]
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]
         return out, MemoryState(weights, momentum, conv_cache, seen)
 
@@ -214,15 +215,3 @@ class NeuralMemory(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in asdict(self.config).items())
-
-
-_COMPILED_METHODS: dict = {}
-
-
-def _maybe_compiled(method, compiled: bool):
-    """`method` itself, or (compile=True) one torch.compile'd version per process, shared by all instances."""
-    if not compiled:
-        return method
-    if method not in _COMPILED_METHODS:
-        _COMPILED_METHODS[method] = torch.compile(method, dynamic=False)
-    return _COMPILED_METHODS[method]

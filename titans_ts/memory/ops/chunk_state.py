@@ -40,6 +40,7 @@ class StatePass:
     norm: torch.Tensor | None  # ||u|| (C, B, H, n) when bounded
     scale: torch.Tensor | None  # s
     states_out: list  # per layer (B, H, 2, d_in, d_out) after the block
+    last: _LastOfChunk  # the gate quantities at each chunk's last token (the backward reads them too)
 
 
 def stack_chunks(tensors: list) -> torch.Tensor:
@@ -174,6 +175,7 @@ def state_forward(k, v, theta, gates: ChunkGates, lasts, states, max_grad_norm) 
         stack_chunks(saved["norm"]) if bounded else None,
         stack_chunks(saved["scale"]) if bounded else None,
         now,
+        last,
     )
 
 
@@ -190,9 +192,7 @@ class StateGrads:
     d_states: list  # gradients of the states before the block, per layer (B, H, 2, d_in, d_out)
 
 
-def state_backward(
-    sp: StatePass, gates: ChunkGates, lasts, theta, max_grad_norm, d_direct, d_key_out, d_theta_out, d_states_T
-) -> StateGrads:
+def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_theta_out, d_states_T) -> StateGrads:
     """Reverse pass over the block's chunks, carrying d(W, S).
 
     d_direct: what the output pass sent to the chunk-start states, per layer (C, B, H, 2, d_in, d_out);
@@ -201,7 +201,7 @@ def state_backward(
     """
     chunks = sp.theta.shape[0]
     depth = len(sp.states)
-    last = _LastOfChunk(gates, lasts)
+    last = sp.last
 
     d_k = torch.empty_like(sp.key_inputs[0])
     d_v = torch.empty_like(sp.key_grads[-1])

@@ -31,6 +31,7 @@ from titans_ts.memory.ops.chunk_gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunk_math import chunk_backward, chunk_forward
 from titans_ts.memory.ops.chunk_output import output_backward, output_forward
 from titans_ts.memory.ops.chunk_state import state_backward, state_forward
+from titans_ts.memory.ops.compiled import maybe_compiled
 
 
 def neural_memory_chunked(
@@ -127,9 +128,7 @@ def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
     out_grads = output_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
-    sg = state_backward(
-        state, gates, lasts, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states
-    )
+    sg = state_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
     d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
     d_alpha, d_eta = gates_backward(
         gates,
@@ -143,19 +142,6 @@ def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states
     return d_inputs, sg.d_states
 
 
-_COMPILED = {}
-
-
-def _passes(compiled: bool):
-    """(block_forward, block_backward), eager or through torch.compile (compiled once per process)."""
-    if not compiled:
-        return block_forward, block_backward
-    if not _COMPILED:
-        _COMPILED["forward"] = torch.compile(block_forward, dynamic=False)
-        _COMPILED["backward"] = torch.compile(block_backward, dynamic=False)
-    return _COMPILED["forward"], _COMPILED["backward"]
-
-
 def _parallel_forward(
     q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True, compiled=False
 ):
@@ -166,7 +152,7 @@ def _parallel_forward(
     q_c, k_c, v_c, theta_c, alpha_c, eta_c = (to_chunks(t, chunk_size) for t in (q, k, v, theta, alpha, eta))
     y_c = q_c.new_empty(*q_c.shape[:-1], weights[-1].shape[-1])
     blocks = _blocks(len(lasts), chunks_per_block(q.device, len(lasts)))
-    forward = _passes(compiled)[0]
+    forward = maybe_compiled(block_forward, compiled)
     passes = []
     for block in blocks:
         inputs = (x[block] for x in (q_c, k_c, v_c, theta_c, alpha_c, eta_c))
@@ -183,7 +169,7 @@ def _parallel_forward(
 def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum, compiled=False):
     theta_c, lasts, blocks, passes = saved
     d_y = to_chunks(d_y, theta_c.shape[-1])
-    backward = _passes(compiled)[1]
+    backward = maybe_compiled(block_backward, compiled)
     d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, (gates, state, out) in zip(reversed(blocks), reversed(passes), strict=True):
