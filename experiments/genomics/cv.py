@@ -109,7 +109,9 @@ def report(config: dict) -> str:
             "|---|" + "---|" * len(config["tasks"]),
         ]
         for model in ("Titans", "HyenaDNA", "CNN"):
-            lines.append(f"| {model} (paper) | " + " | ".join(str(paper[t][model]) for t in config["tasks"]) + " |")
+            lines.append(
+                f"| {model} (paper) | " + " | ".join(str(paper[t][model]) for t in config["tasks"]) + " |"
+            )
     walls = [json.loads(p.read_text())["wall_seconds"] for p in RUNS.glob("*.json")]
     if walls:
         lines += [

@@ -25,13 +25,17 @@ def main() -> int:
     from genomics.model import DNAModelConfig
     from genomics.pretraining import pretrain
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("corpus_dir", type=Path)
     parser.add_argument("--minutes", type=float, default=12.0, help="training time budget")
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     corpus = sorted(args.corpus_dir.glob("*.fa*"))
-    evaluation = [s for task in ("enhancer_cohn", "nontata_promoters") for s in load_task(task).labelled.sequences]
+    evaluation = [
+        s for task in ("enhancer_cohn", "nontata_promoters") for s in load_task(task).labelled.sequences
+    ]
     out = pretrained_path()
     report = pretrain(
         corpus,
