@@ -97,19 +97,26 @@ VARIANT_HELP = (
 )
 
 
+DEFAULTS_NOTE = " Default: the dataset's setting (`titans-ts defaults`)."
+
+
 @app.command()
 def fit(
     dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
     horizon: int = typer.Option(96, help="Steps to forecast (the benchmark uses 96, 192, 336, 720)."),
     lookback: int = typer.Option(96, help="Steps of history the model sees."),
-    variant: str = typer.Option("lmm", help=VARIANT_HELP),
-    tokens: str = typer.Option("variate", help="variate (one token per column) or patch (time patches)."),
-    dim: int = typer.Option(32, help="Model width."),
-    layers: int = typer.Option(2, help="Number of SiMBA blocks."),
-    epochs: int = typer.Option(10, help="Maximum epochs (early stopping on validation MSE may stop sooner)."),
-    patience: int = typer.Option(3, help="Epochs without validation improvement before stopping."),
-    batch_size: int = typer.Option(32, help="Windows per training batch."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    variant: str = typer.Option(None, help=VARIANT_HELP + DEFAULTS_NOTE),
+    tokens: str = typer.Option(None, help="variate (one token per column) or patch (time patches)." + DEFAULTS_NOTE),
+    dim: int = typer.Option(None, help="Model width." + DEFAULTS_NOTE),
+    layers: int = typer.Option(None, help="Number of SiMBA blocks." + DEFAULTS_NOTE),
+    memory_depth: int = typer.Option(None, help="Layers of the neural memory's MLP." + DEFAULTS_NOTE),
+    dropout: float = typer.Option(None, help="Dropout." + DEFAULTS_NOTE),
+    epochs: int = typer.Option(
+        None, help="Maximum epochs (early stopping on validation MSE may stop sooner)." + DEFAULTS_NOTE
+    ),
+    patience: int = typer.Option(None, help="Epochs without validation improvement before stopping." + DEFAULTS_NOTE),
+    batch_size: int = typer.Option(None, help="Windows per training batch." + DEFAULTS_NOTE),
+    lr: float = typer.Option(None, help="Peak learning rate (AdamW, warm-up then cosine)." + DEFAULTS_NOTE),
     seed: int = typer.Option(0, help="Random seed."),
     max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
     season: int = typer.Option(
@@ -128,8 +135,19 @@ def fit(
     scaled data (train-rows StandardScaler) over every window of the split.
     """
     from titans_ts.forecasting.api import fit_dataset
+    from titans_ts.forecasting.defaults import defaults_for, family_of
 
+    given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
+    given.update(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr)
+    settings = {**defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
+    variant = settings["variant"]
+    family = family_of(dataset)
+    source = f"the {family} defaults" if family else "the general defaults"
     console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
+    console.print(
+        "Settings (" + source + " unless given): " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        highlight=False,
+    )
     record = fit_dataset(
         dataset,
         horizon=horizon,
@@ -139,18 +157,11 @@ def fit(
         verify=not no_verify,
         fill=fill,
         date_column=date_column,
-        variant=variant,
-        tokens=tokens,
-        dim=dim,
-        layers=layers,
-        epochs=epochs,
-        patience=patience,
-        batch_size=batch_size,
-        lr=lr,
         seed=seed,
         max_minutes=max_minutes,
         device=device,
         season=season,
+        **settings,
     )
     console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
     trained = record["history"].get("trained", True)
@@ -159,6 +170,26 @@ def fit(
         f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
     )
+
+
+@app.command()
+def defaults() -> None:
+    """Show the settings `titans-ts fit` uses: the general default and each benchmark family's choice.
+
+    Both were chosen on validation MSE only (experiments/results/forecasting_search.md). Your own CSV gets
+    the general default; a registered benchmark dataset gets its family's. Any option you give wins.
+    """
+    from titans_ts.forecasting.defaults import BY_FAMILY, FAMILY_OF, GENERAL, defaults_for
+
+    table = Table(title="Default settings of `titans-ts fit`")
+    table.add_column("setting")
+    table.add_column("general (your data)")
+    members = {family: [d for d, f in FAMILY_OF.items() if f == family] for family in BY_FAMILY}
+    for family in BY_FAMILY:
+        table.add_column(f"{family} ({', '.join(members[family])})")
+    for key, value in GENERAL.items():
+        table.add_row(key, str(value), *(str(defaults_for(members[f][0])[key]) for f in BY_FAMILY))
+    console.print(table)
 
 
 @app.command()
@@ -207,11 +238,12 @@ def benchmark(
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them)."),
     models: str = typer.Option(
         "lmm,attention,attention-patch,dlinear,naive,seasonal_naive",
-        help="Comma-separated: lmm (ours), attention (variate tokens, iTransformer-like), attention-patch "
+        help="Comma-separated: lmm (ours, the dataset's defaults), lmm-general (ours, the general default), "
+        "attention (variate tokens, iTransformer-like), attention-patch "
         "(patch tokens, PatchTST-like), dlinear, naive (repeat-last), seasonal_naive.",
     ),
     lookback: int = typer.Option(96, help="Steps of history every model sees."),
-    epochs: int = typer.Option(10, help="Maximum epochs per run (early stopping on validation MSE)."),
+    epochs: int = typer.Option(None, help="Maximum epochs per run (early stopping on validation MSE)." + DEFAULTS_NOTE),
     out: Path = typer.Option(None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>)."),
     device: str = DEVICE,
 ) -> None:
@@ -219,6 +251,7 @@ def benchmark(
 
     Resumable: a run whose JSON exists in OUT is read, not repeated. Seed 0 of every model runs first.
     Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
+    The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does.
     """
     from titans_ts.forecasting.api import dataset_label
     from titans_ts.forecasting.benchmark import mean_std, run_benchmark, summarize
@@ -242,8 +275,8 @@ def benchmark(
         models=model_list,
         lookback=lookback,
         on_run=report,
-        epochs=epochs,
         device=device,
+        **({} if epochs is None else {"epochs": epochs}),
     )
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
     for column in ["model", *(f"{h}" for h in horizon_list), "average"]:

@@ -1,6 +1,7 @@
 """Run a forecasting grid (dataset x horizons x variants x seeds) from a config; resumable.
 
-    python experiments/forecasting/grid.py experiments/configs/etth1.json [--only-report]
+    python experiments/forecasting/grid.py experiments/configs/etth1.json [--only-report] [--worker]
+    # one worker per core:  ... --worker &  ... --worker &
 
 One JSON per run in experiments/results/runs/forecasting/ (skipped when it exists, so an interrupted
 grid resumes), then the aggregated Markdown table named by the config's "report". Models go to runs/
@@ -19,7 +20,11 @@ from harness import ROOT, config_main, git_commit  # noqa: E402
 
 from titans_ts.forecasting.benchmark import mean_std  # noqa: E402
 
-RUNS = ROOT / "experiments" / "results" / "runs" / "forecasting"
+RUNS = ROOT / "experiments" / "results" / "runs" / "forecasting"  # a config's "runs" folder overrides it
+
+
+def runs_of(config: dict) -> Path:
+    return ROOT / config["runs"] if "runs" in config else RUNS
 
 
 def datasets_of(config: dict) -> list[str]:
@@ -30,34 +35,57 @@ def run_grid(config: dict) -> None:
     """The same library function as `titans-ts benchmark` (titans_ts.forecasting.benchmark)."""
     import torch
 
-    from titans_ts.forecasting.benchmark import run_benchmark
+    from titans_ts.forecasting.api import dataset_label
+    from titans_ts.forecasting.benchmark import run_benchmark, run_name
 
     if config.get("selection", "done") != "done":
         sys.exit(
             f"{config.get('_path', 'this config')}: model selection is not finished ({config['selection']}). "
             "Test numbers come only after the choice is fixed: run experiments/forecasting/search.py, put "
-            'its choice in "params", set "selection": "done". (--only-report still works.)'
+            'its choice in titans_ts/forecasting/defaults.py, set "selection": "done". (--only-report still works.)'
         )
-    torch.set_num_threads(2)
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
 
     def report_run(name, record, reused):
         state = "exists, skipped" if reused else f"{record['wall_seconds']:.0f} s"
         print(f"{name}: test MSE {record['test']['mse']:.4f} MAE {record['test']['mae']:.4f} ({state})", flush=True)
 
-    for seed in config["seeds"]:  # seed 0 of every dataset and model first, then the others
-        for dataset in datasets_of(config):
-            run_benchmark(
+    for seed, dataset, horizon, model in _run_order(config):
+        path = runs_of(config) / run_name(dataset_label(dataset), model, horizon, seed)
+        with claims.claim(path) as mine:
+            if not mine:
+                continue
+            run_benchmark(  # settings not in "params": the dataset's defaults (titans-ts defaults)
                 dataset,
-                RUNS,
-                horizons=config["horizons"],
+                runs_of(config),
+                horizons=[horizon],
                 seeds=[seed],
-                models=config["variants"],
+                models=[model],
                 lookback=config["lookback"],
                 models_dir=ROOT / "runs" / "grid",
                 on_run=report_run,
                 extra={"git_commit": git_commit(), "config": config.get("_path", "")},
                 **config["params"],
             )
+
+
+def _run_order(config: dict):
+    """Seed 0 of every dataset and model first; then the general default's validation check (seed 0,
+    only where a dataset's defaults differ from it; elsewhere its "lmm" rows are that check); then the
+    other seeds."""
+    from titans_ts.forecasting.defaults import GENERAL, defaults_for
+
+    for seed in config["seeds"]:
+        for dataset in datasets_of(config):
+            for horizon in config["horizons"]:
+                for model in config["variants"]:
+                    yield seed, dataset, horizon, model
+        if seed == config["seeds"][0] and "general_check" in config:
+            for dataset in datasets_of(config):
+                if defaults_for(dataset) != GENERAL:
+                    for horizon in config["horizons"]:
+                        yield seed, dataset, horizon, "lmm-general"
 
 
 NAMES = {
@@ -75,12 +103,12 @@ NAMES = {
 
 def _records(config: dict, dataset: str) -> dict:
     rows = {}
-    for path in sorted(RUNS.glob(f"{dataset}_*.json")):
+    for path in sorted(runs_of(config).glob(f"{dataset}_*.json")):
         record = json.loads(path.read_text())
         model = record.get("model", record["variant"])
         if (
             record["horizon"] in config["horizons"]
-            and model in config["variants"]
+            and (model in config["variants"] or model == "lmm-general")
             and record["seed"] in config["seeds"]
         ):
             rows.setdefault((model, record["horizon"]), []).append(record)
@@ -186,7 +214,37 @@ def report_many(config: dict) -> str:
         cells += [anchors.get(column, "-") for column in config["anchor_columns"]]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += ["", config["anchor_note"]]
+    if "general_check" in config:
+        lines += ["", *_general_check(config, dict(zip(config["datasets"], all_rows, strict=True)))]
     return "\n".join(lines + _footer(all_rows)) + "\n"
+
+
+def _general_check(config: dict, rows_by_dataset: dict) -> list[str]:
+    """Validation MSE of the general default (a user's data gets it) against the two naive forecasts."""
+    from titans_ts.forecasting.defaults import GENERAL, defaults_for
+
+    seed = config["seeds"][0]
+    lines = [
+        f"## The general default against the naive forecasts (validation MSE, seed {seed})",
+        "",
+        config["general_check"],
+        "",
+        "| dataset | horizon | general default | repeat-last | seasonal naive | beats both |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def val(rows, model, horizon):
+        found = [r for r in rows.get((model, horizon), []) if r["seed"] == seed]
+        return found[0]["val"]["mse"] if found else None
+
+    for dataset, rows in rows_by_dataset.items():
+        ours = "lmm" if defaults_for(dataset) == GENERAL else "lmm-general"
+        for horizon in config["horizons"]:
+            general, last, season = (val(rows, m, horizon) for m in (ours, "naive", "seasonal_naive"))
+            cells = ["-" if v is None else f"{v:.4f}" for v in (general, last, season)]
+            verdict = "-" if None in (general, last, season) else ("yes" if general < min(last, season) else "**no**")
+            lines.append(f"| {dataset} | {horizon} | " + " | ".join(cells) + f" | {verdict} |")
+    return lines
 
 
 if __name__ == "__main__":

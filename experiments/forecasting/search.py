@@ -1,6 +1,7 @@
 """Model selection for the forecasting grid on VALIDATION only; resumable. No test number is computed.
 
     python experiments/forecasting/search.py experiments/configs/forecasting_search.json [--only-report]
+    # one worker per core:  ... --worker &  ... --worker &
 
 For every dataset x horizon of the config, each candidate (the config's "base" settings with one
 change) is trained on the train split and scored by its MSE over every validation window (early
@@ -43,14 +44,11 @@ def _run_name(dataset: str, horizon: int, candidate: str) -> str:
 def run_search(config: dict) -> None:
     import torch
 
-    from titans_ts import TitansForecaster
     from titans_ts.data import load_dataset
-    from titans_ts.data.protocol import protocol_for
-    from titans_ts.forecasting.benchmark import seasonal_naive_lookback
-    from titans_ts.io import atomic_write_text
     from titans_ts.training import tune_cpu_allocator
 
-    torch.set_num_threads(2)
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
     tune_cpu_allocator()
     RUNS.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
@@ -62,27 +60,36 @@ def run_search(config: dict) -> None:
             frame = frames[dataset]
             for name, params in candidates(config).items():
                 path = RUNS / _run_name(dataset, horizon, name)
-                if path.exists():
-                    continue
-                started = time.time()
-                params = {"lookback": config["lookback"], **params}
-                if params["variant"] == "seasonal_naive":  # the same rule as `titans-ts benchmark`
-                    params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
-                estimator = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), progress=False, **params)
-                estimator.fit(frame)  # early stopping and the reported number: validation only
-                record = {
-                    "dataset": dataset,
-                    "horizon": horizon,
-                    "candidate": name,
-                    "params": estimator.get_params(),
-                    "val": estimator.val_metrics_,
-                    "history": estimator.history_,
-                    "git_commit": commit,
-                    "config": config.get("_path", ""),
-                    "wall_seconds": time.time() - started,
-                }
-                atomic_write_text(path, json.dumps(record, indent=1))
-                print(f"{path.name}: val MSE {record['val']['mse']:.4f} ({record['wall_seconds']:.0f} s)", flush=True)
+                with claims.claim(path) as mine:
+                    if mine:
+                        _search_run(frame, dataset, horizon, name, params, path, commit, config)
+
+
+def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> None:
+    from titans_ts import TitansForecaster
+    from titans_ts.data.protocol import protocol_for
+    from titans_ts.forecasting.benchmark import seasonal_naive_lookback
+    from titans_ts.io import atomic_write_text
+
+    started = time.time()
+    params = {"lookback": config["lookback"], **params}
+    if params["variant"] == "seasonal_naive":  # the same rule as `titans-ts benchmark`
+        params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
+    estimator = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), progress=False, **params)
+    estimator.fit(frame)  # early stopping and the reported number: validation only
+    record = {
+        "dataset": dataset,
+        "horizon": horizon,
+        "candidate": name,
+        "params": estimator.get_params(),
+        "val": estimator.val_metrics_,
+        "history": estimator.history_,
+        "git_commit": commit,
+        "config": config.get("_path", ""),
+        "wall_seconds": time.time() - started,
+    }
+    atomic_write_text(path, json.dumps(record, indent=1))
+    print(f"{path.name}: val MSE {record['val']['mse']:.4f} ({record['wall_seconds']:.0f} s)", flush=True)
 
 
 def report(config: dict) -> str:

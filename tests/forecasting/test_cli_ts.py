@@ -90,13 +90,65 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     assert not (tmp_path / "model").exists()
 
 
-def test_cli_defaults_are_the_estimators():
+def test_the_general_default_is_the_estimators_and_every_unset_cli_option_takes_the_datasets():
     import inspect
 
     from cli.ts import fit
     from titans_ts import TitansForecaster
+    from titans_ts.forecasting.defaults import GENERAL
 
     estimator = TitansForecaster().get_params()
+    assert {key: estimator[key] for key in GENERAL} == GENERAL
     for name, parameter in inspect.signature(fit).parameters.items():
-        if name in estimator:
+        if name in GENERAL:
+            assert parameter.default.default is None, f"--{name} would hide the dataset's default"
+        elif name in estimator:
             assert parameter.default.default == estimator[name], name
+
+
+def test_defaults_are_looked_up_per_dataset(monkeypatch):
+    """Not the numbers (those come from the search): the lookup, by family, with the caller winning."""
+    from titans_ts.forecasting import defaults
+
+    marks = {"ETTh": {"dim": 11}, "ETTm": {"dim": 12, "lr": 0.5}, "weather": {"dim": 13}}
+    monkeypatch.setattr(defaults, "BY_FAMILY", marks)
+    assert defaults.defaults_for("ETTh2")["dim"] == 11
+    assert defaults.defaults_for("ettm1")["dim"] == 12 and defaults.defaults_for("ETTm2")["lr"] == 0.5
+    assert defaults.defaults_for("weather")["dim"] == 13
+    assert defaults.defaults_for("/somewhere/mine.csv") == defaults.GENERAL
+    assert defaults.defaults_for(None) == defaults.GENERAL
+    assert set(defaults.FAMILY_OF.values()) == set(marks)
+
+
+def test_fit_uses_the_datasets_defaults_unless_given(monkeypatch, tmp_path):
+    from titans_ts.forecasting import api, defaults
+
+    seen = {}
+
+    def fake_fit(dataset, **params):
+        seen.update(params)
+        raise SystemExit(0)  # stop before any training
+
+    monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {}, "ETTm": {"dim": 12, "layers": 3}, "weather": {}})
+    monkeypatch.setattr(api, "fit_dataset", fake_fit)
+    result = runner.invoke(app, ["fit", "--dataset", "ETTm1", "--layers", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen["dim"] == 12 and seen["layers"] == 1 and seen["lr"] == defaults.GENERAL["lr"]
+    assert "ETTm defaults" in result.output
+
+
+def test_fit_dataset_fills_in_the_datasets_defaults(monkeypatch, tmp_path):
+    from titans_ts.forecasting import api, defaults
+
+    class Stop(Exception):
+        pass
+
+    def fake_estimator(**params):
+        raise Stop(params)
+
+    monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 11}, "ETTm": {}, "weather": {}})
+    monkeypatch.setattr(api, "TitansForecaster", fake_estimator)
+    with pytest.raises(Stop) as stopped:
+        api.fit_dataset("ETTh1", horizon=96, dropout=0.3)
+    params = stopped.value.args[0]
+    assert params["dim"] == 11 and params["dropout"] == 0.3 and params["protocol"] == "ett_hourly"

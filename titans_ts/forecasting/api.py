@@ -33,9 +33,14 @@ def fit_dataset(
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
 
-    params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them.
+    params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them. Settings left out
+    take the dataset's defaults (`defaults.defaults_for`: a benchmark family's validation choice, else
+    the general default).
     """
+    from titans_ts.forecasting.defaults import defaults_for
     from titans_ts.training import resolve_device, tune_cpu_allocator
+
+    params = {**defaults_for(dataset), **params}
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
     tune_cpu_allocator()

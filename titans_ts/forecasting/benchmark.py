@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from titans_ts.errors import ConfigError
+from titans_ts.forecasting.defaults import GENERAL
 from titans_ts.io import atomic_write_text
 
-MODELS = {
+MODELS = {  # settings not given here are the dataset's defaults (defaults.defaults_for)
     "lmm": {"variant": "lmm"},
+    "lmm-general": dict(GENERAL),  # ours with the general default, what a user's own data gets
     "attention": {"variant": "attention", "tokens": "variate"},
     "attention-patch": {"variant": "attention", "tokens": "patch"},
     "dlinear": {"variant": "dlinear"},
