@@ -50,6 +50,9 @@ def neural_memory_chunked(
     compile: bool = False,
 ):
     weights = tuple(weights)
+    # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
+    # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
+    chunk_size = max(1, min(chunk_size, q.shape[2]))
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
