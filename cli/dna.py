@@ -24,35 +24,44 @@ app = make_app(
 
 @app.command()
 def datasets() -> None:
-    """List the GenomicBenchmarks tasks, their aliases, and which are available here."""
-    from genomics.data import GENOMIC_BENCHMARKS_HOME, _registry
+    """List the GenomicBenchmarks tasks (ours and the genomic-benchmarks package's) and what is here."""
+    from genomics.data import GENOMIC_BENCHMARKS_HOME, _registry, has_official_split, package_tasks
 
+    registry = _registry()
     table = Table(title="GenomicBenchmarks tasks")
     for column in ("task", "aliases", "classes", "official train/test", "here"):
         table.add_column(column)
-    for task, info in _registry().items():
-        full = (GENOMIC_BENCHMARKS_HOME / task / "train").is_dir()
-        here = (
-            "full (official protocol)"
-            if full
-            else ("bundled test split (cross-validation)" if info.get("bundled") else "[yellow]not here[/]")
-        )
-        sizes = info["official_sizes"]
+    for task in dict.fromkeys([*registry, *package_tasks()]):
+        info = registry.get(task, {})
+        if has_official_split(task):
+            here = "full (official protocol)"
+        elif info.get("bundled"):
+            here = "bundled test split (cross-validation)"
+        else:
+            here = "[yellow]not here[/] (fetch: --protocol official)"
+        sizes = info.get("official_sizes")
         table.add_row(
             task,
             ", ".join(info.get("aliases", [])),
-            ", ".join(info["classes"]),
-            f"{sizes['train']} / {sizes['test']}",
+            ", ".join(info.get("classes", [])) or "-",
+            f"{sizes['train']} / {sizes['test']}" if sizes else "-",
             here,
         )
     console.print(table)
-    console.print(f"Full data: the genomic-benchmarks format under {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/.")
+    console.print(
+        f"Full data: `titans-dna finetune TASK --protocol official` downloads it (online, genomic-benchmarks) "
+        f"into {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/; offline, put it there yourself."
+    )
 
 
 @app.command()
 def finetune(
     dataset: str = typer.Argument(..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."),
-    protocol: str = typer.Option("auto", help="official (full train/test), cv, or auto (official when present)."),
+    protocol: str = typer.Option(
+        "auto",
+        help="official (the full train/test split; downloaded with genomic-benchmarks when not on disk), "
+        "cv (stratified k-fold on the data here), or auto (official when on disk, else cv).",
+    ),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
     epochs: int = typer.Option(2, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."),
     batch_size: int = typer.Option(32, help="Sequences per batch."),

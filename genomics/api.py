@@ -54,7 +54,7 @@ def finetune(
         available = "cv"
         note = f"your data ({len(own)} sequences): stratified {folds}-fold cross-validation"
     else:
-        task = load_task(dataset, data_root=data_root)
+        task = load_task(dataset, data_root=data_root, download=protocol == "official")
         task_name, available, note = task.name, task.protocol, task.note
         data, train, test = task.labelled, task.train, task.test
     chosen = available if protocol == "auto" else protocol

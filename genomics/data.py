@@ -170,11 +170,14 @@ def resolve_task(name: str) -> str:
     for task, info in tasks.items():
         if name == task or name in info.get("aliases", []):
             return task
-    known = [*tasks, *(a for info in tasks.values() for a in info.get("aliases", []))]
+    if name in package_tasks():  # fetchable with --protocol official, not described in our registry
+        return name
+    known = [*tasks, *(a for info in tasks.values() for a in info.get("aliases", [])), *package_tasks()]
     close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise DatasetNotFoundError(
-        f"Unknown GenomicBenchmarks task {name!r}.{hint} Known: {', '.join(tasks)}. "
+        f"Unknown GenomicBenchmarks task {name!r}.{hint} "
+        f"Known: {', '.join(dict.fromkeys([*tasks, *package_tasks()]))}. "
         "For your own data pass a CSV (seq,label) or FASTA + labels."
     )
 
@@ -191,9 +194,67 @@ class TaskData:
     note: str
 
 
-def load_task(name: str, data_root=None, verify: bool = True) -> TaskData:
-    """The full official split when it is on disk (genomic-benchmarks format), else the bundled split."""
+def package_tasks() -> list[str]:
+    """The tasks the genomic-benchmarks package can fetch (its own list; no network), [] without it."""
+    try:
+        from genomic_benchmarks.data_check import list_datasets
+    except ImportError:
+        return []
+    return sorted(list_datasets())
+
+
+def has_official_split(task: str, data_root=None) -> bool:
+    root = Path(data_root or GENOMIC_BENCHMARKS_HOME) / task
+    return (root / "train").is_dir() and (root / "test").is_dir()
+
+
+def download_official(task: str, data_root=None) -> Path:
+    """Fetch a task's official train/test split with genomic-benchmarks (online) into its cache layout.
+
+    The package writes into a scratch folder beside the target, which is renamed into place only when
+    complete: an interrupted download never passes for a dataset.
+    """
+    import shutil
+    import tempfile
+
+    home = Path(data_root or GENOMIC_BENCHMARKS_HOME)
+    target = home / task
+    by_hand = f"put the genomic-benchmarks layout at {target}/{{train,test}}/<class>/*.txt and run again"
+    try:
+        from genomic_benchmarks.loc2seq import download_dataset
+    except ImportError:
+        raise DatasetNotFoundError(
+            f"{task}: the official split needs the genomic-benchmarks package (pip install genomic-benchmarks), "
+            f"or {by_hand}."
+        ) from None
+    home.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{task}-download-", dir=home))
+    try:
+        try:
+            fetched = Path(download_dataset(task, dest_path=scratch))
+        except Exception as error:  # the package raises whatever its HTTP and unzip layers raise
+            raise DatasetNotFoundError(
+                f"{task}: could not download the official split ({type(error).__name__}: {error}). "
+                f"Offline? Download it elsewhere with genomic-benchmarks, or {by_hand}."
+            ) from error
+        if not (fetched / "train").is_dir() or not (fetched / "test").is_dir():
+            raise DatasetNotFoundError(f"{task}: the download has no train/ and test/ folders; {by_hand}.")
+        if target.exists():
+            shutil.rmtree(target)  # an incomplete earlier copy (has_official_split was False)
+        fetched.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def load_task(name: str, data_root=None, verify: bool = True, download: bool = False) -> TaskData:
+    """The full official split when it is on disk (genomic-benchmarks format), else the bundled split.
+
+    download=True fetches the official split first when it is not on disk (online; see download_official).
+    """
     task = resolve_task(name)
+    if download and not has_official_split(task, data_root):
+        download_official(task, data_root)
     root = Path(data_root or GENOMIC_BENCHMARKS_HOME) / task
     if (root / "train").is_dir() and (root / "test").is_dir():
         train = read_genomic_benchmarks_dir(root, "train")
@@ -202,12 +263,11 @@ def load_task(name: str, data_root=None, verify: bool = True) -> TaskData:
             test.sequences, test.label_names(), str(root / "test"), classes=train.classes
         )
         return TaskData(task, "official", train, test, None, f"official train/test split from {root}")
-    info = _registry()[task]
+    info = _registry().get(task, {})
     if not info.get("bundled"):
         raise DatasetNotFoundError(
-            f"{task}: not bundled and not found at {root}. Get it with the genomic-benchmarks package "
-            "(`from genomic_benchmarks.loc2seq import download_dataset; "
-            f"download_dataset('{task}')`, online), "
+            f"{task}: not bundled and not found at {root}. Fetch it (online) with "
+            f"`titans-dna finetune {task} --protocol official`, "
             f"or put it in {root}/{{train,test}}/<class>/*.txt, or pass data_root=."
         )
     path = bundled_data_dir() / "genomics" / info["bundled"]

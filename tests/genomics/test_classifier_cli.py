@@ -103,14 +103,23 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     assert evaluated.exit_code == 0 and "Accuracy" in evaluated.output
 
 
-def test_cli_bad_inputs(labelled_csv, tmp_path):
+def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
+    import genomic_benchmarks.loc2seq
+
+    import genomics.data
+
+    def offline(name, dest_path, **_):
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(genomic_benchmarks.loc2seq, "download_dataset", offline)  # no network in tests
+    monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")
     (tmp_path / "s.fa").write_text(">a\nACGT\n")
     cases = [
         (["finetune", "enhancer_con"], "Did you mean"),
         (["finetune", str(tmp_path / "s.fa")], "pass its labels"),
         (
             ["finetune", "enhancer_cohn", "--protocol", "official"],
-            "official train/test split is not available",
+            "could not download the official split",
         ),
         (
             ["predict", "--model", str(tmp_path), "--input", str(tmp_path / "s.fa")],

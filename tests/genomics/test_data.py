@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,8 +33,50 @@ def test_aliases_and_unknown_names():
 
 
 def test_unbundled_task_says_where_to_put_it(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"download_dataset\('human_enhancers_ensembl'\)"):
+    with pytest.raises(DatasetNotFoundError, match=r"human_enhancers_ensembl --protocol official"):
         load_task("enhancer_ensembl", data_root=tmp_path)
+
+
+def _fake_download(calls):
+    """Stands in for genomic_benchmarks.loc2seq.download_dataset: writes its layout under dest_path."""
+
+    def download_dataset(name, dest_path, **_):
+        calls.append(name)
+        for split in ("train", "test"):
+            for label, sequence in (("negative", "ACGT"), ("positive", "GGCC")):
+                folder = Path(dest_path) / name / split / label
+                folder.mkdir(parents=True)
+                (folder / "0.txt").write_text(sequence)
+        return Path(dest_path) / name
+
+    return download_dataset
+
+
+def test_official_protocol_downloads_with_genomic_benchmarks_into_its_layout(tmp_path, monkeypatch):
+    import genomic_benchmarks.loc2seq
+
+    calls = []
+    monkeypatch.setattr(genomic_benchmarks.loc2seq, "download_dataset", _fake_download(calls))
+    task = load_task("ocr_ensembl", data_root=tmp_path, download=True)
+    assert calls == ["human_ocr_ensembl"] and task.protocol == "official"
+    assert task.train.classes == ["negative", "positive"] and len(task.test) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["human_ocr_ensembl"]  # no scratch folder left
+    load_task("ocr_ensembl", data_root=tmp_path, download=True)
+    assert calls == ["human_ocr_ensembl"]  # on disk now: not fetched again
+    assert resolve_task("drosophila_enhancers_stark") == "drosophila_enhancers_stark"  # a package-only task
+
+
+def test_offline_download_says_where_to_put_the_data_and_leaves_nothing(tmp_path, monkeypatch):
+    import genomic_benchmarks.loc2seq
+
+    def offline(name, dest_path, **_):
+        (Path(dest_path) / name / "train").mkdir(parents=True)  # a download that dies half-way
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(genomic_benchmarks.loc2seq, "download_dataset", offline)
+    with pytest.raises(DatasetNotFoundError, match=r"could not download .*Offline\?.*human_ocr_ensembl/\{train,test\}"):
+        load_task("ocr_ensembl", data_root=tmp_path, download=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_official_split_from_the_genomic_benchmarks_layout(tmp_path):
