@@ -136,7 +136,9 @@ def fit(
     """
     from titans_ts.forecasting.api import fit_dataset
     from titans_ts.forecasting.defaults import defaults_for, family_of
+    from titans_ts.training import resolve_device
 
+    resolve_device(device)  # a bad --device is the one line printed, before any "Fitting..."
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given.update(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr)
     settings = {**defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
