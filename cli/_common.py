@@ -11,6 +11,14 @@ from titans_ts.errors import TitansError
 console = Console()
 err_console = Console(stderr=True)
 
+
+def write_table_text(text: str) -> None:
+    """Machine-readable output (CSV) goes to stdout whole: never wrapped, styled or highlighted by rich."""
+    import sys
+
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
 _state = {"debug": False}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app
+from cli._common import console, make_app, write_table_text
 
 DEVICE = typer.Option(
     "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
@@ -181,7 +181,7 @@ def predict(
         atomic_write_text(out, frame.to_csv(index=False))
         console.print(f"Wrote {len(frame)} predictions to {out}.")
     else:
-        console.print(frame.to_csv(index=False), end="")
+        write_table_text(frame.to_csv(index=False))
 
 
 def main() -> None:

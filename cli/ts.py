@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app
+from cli._common import console, make_app, write_table_text
 
 app = make_app(
     "titans-ts",
@@ -209,7 +209,7 @@ def predict(
 
     forecast, written = predict_csv(model, input, out, plot, fill=fill, date_column=date_column, device=device)
     if written is None:
-        console.print(forecast.to_csv(index_label="date"), end="")
+        write_table_text(forecast.to_csv(index_label="date"))
     else:
         console.print(
             f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."

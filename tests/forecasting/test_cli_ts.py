@@ -58,6 +58,19 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_predict_to_stdout_is_csv_a_pipe_can_read_however_narrow_the_terminal(trained):
+    import io
+
+    folder, _ = trained
+    result = runner.invoke(
+        app, ["predict", "--model", str(folder / "model"), "--input", str(folder / "mine.csv")], env={"COLUMNS": "40"}
+    )
+    assert result.exit_code == 0, result.output
+    forecast = pd.read_csv(io.StringIO(result.stdout), parse_dates=["date"])  # rows of ~70 characters
+    history = pd.read_csv(folder / "mine.csv")
+    assert forecast.shape == (12, history.shape[1]) and list(forecast.columns) == list(history.columns)
+
+
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
     result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])

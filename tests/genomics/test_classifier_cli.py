@@ -97,6 +97,15 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     )
     assert predicted.exit_code == 0, predicted.output
     assert len(pd.read_csv(folder / "pred.csv")) == 40
+    piped = runner.invoke(
+        app,
+        ["predict", "--model", str(folder / "run" / "model"), "--input", str(folder / "toy.csv")],
+        env={"COLUMNS": "30"},
+    )
+    assert piped.exit_code == 0, piped.output
+    from io import StringIO
+
+    assert pd.read_csv(StringIO(piped.stdout)).equals(pd.read_csv(folder / "pred.csv"))  # whole, not wrapped
     evaluated = runner.invoke(
         app, ["evaluate", "--model", str(folder / "run" / "model"), "--dataset", str(folder / "toy.csv")]
     )
