@@ -196,7 +196,10 @@ def report_many(config: dict) -> str:
         rows = _records(config, dataset)
         all_rows.append(rows)
         table, summary[dataset] = _table(config, rows)
-        lines += [f"## {dataset}", "", *table, ""]
+        done = sum(len(records) for (model, _), records in rows.items() if model in config["variants"])
+        expected = len(config["variants"]) * len(config["horizons"]) * len(config["seeds"])
+        seeds_done = sorted({r["seed"] for records in rows.values() for r in records})
+        lines += [f"## {dataset}", "", f"{done} of {expected} runs done (seeds {seeds_done or '-'}).", "", *table, ""]
     lines += [
         "## Four-horizon averages (MSE / MAE) beside the anchors",
         "",
