@@ -26,8 +26,9 @@ GENERAL = {
 
 FAMILY_OF = {"ETTh1": "ETTh", "ETTh2": "ETTh", "ETTm1": "ETTm", "ETTm2": "ETTm", "weather": "weather"}
 
-# Each family's changes to GENERAL (empty: the general default won there too).
-BY_FAMILY: dict[str, dict] = {"ETTh": {}, "ETTm": {}, "weather": {}}
+# Each family's changes to GENERAL (empty: the general default won there too). Round 1 (horizon 96,
+# seed 0): ETTh "1 layer" (mean val MSE 0.4536 vs 0.4542 for the base), ETTm the base (0.2597).
+BY_FAMILY: dict[str, dict] = {"ETTh": {"layers": 1}, "ETTm": {}, "weather": {}}
 
 
 def family_of(dataset: str | None) -> str | None:
