@@ -134,7 +134,7 @@ def report(config: dict) -> str:
             ]
         )
         summary[name] = (per_family, relative)
-        row += [_cell(per_family[family]) for family in families] + [_cell(relative, 3)]
+        row += [_cell(per_family[family]) for family in families] + [_cell(relative, 5)]
         lines.append(f"| {name} | " + " | ".join(row) + " |")
     trained = [name for name in names if name not in REFERENCES]
     lines += ["", "Choice (lowest validation number among the trained candidates, once a column is complete):", ""]

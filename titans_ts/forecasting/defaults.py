@@ -9,13 +9,15 @@ so that one command reproduces a row of experiments/results/forecasting.md.
 
 from __future__ import annotations
 
-# The estimator's defaults for these keys (TitansForecaster.__init__); tests keep the two equal.
+# The estimator's defaults for these keys (TitansForecaster.__init__); tests keep the two equal. Round 1
+# (horizon 96, seed 0): "dropout 0.1" had the lowest validation MSE relative to repeat-last over all five
+# datasets (0.50777, the pre-search base 0.50787: a tie in all but name; the rule was fixed beforehand).
 GENERAL = {
     "variant": "lmm",
     "tokens": "variate",
     "dim": 32,
     "layers": 2,
-    "dropout": 0.2,
+    "dropout": 0.1,
     "lr": 1e-3,
     "memory_depth": 2,
     "chunk_size": 16,
@@ -26,9 +28,13 @@ GENERAL = {
 
 FAMILY_OF = {"ETTh1": "ETTh", "ETTh2": "ETTh", "ETTm1": "ETTm", "ETTm2": "ETTm", "weather": "weather"}
 
-# Each family's changes to GENERAL (empty: the general default won there too). Round 1 (horizon 96,
-# seed 0): ETTh "1 layer" (mean val MSE 0.4536 vs 0.4542 for the base), ETTm the base (0.2597).
-BY_FAMILY: dict[str, dict] = {"ETTh": {"layers": 1}, "ETTm": {}, "weather": {}}
+# Each family's changes to GENERAL: its round-1 choice by mean validation MSE over its datasets.
+# ETTh "1 layer" (0.4536; base 0.4542), ETTm the pre-search base (0.2597), weather "dropout 0.1" (0.4014).
+BY_FAMILY: dict[str, dict] = {
+    "ETTh": {"layers": 1, "dropout": 0.2},
+    "ETTm": {"dropout": 0.2},
+    "weather": {},
+}
 
 
 def family_of(dataset: str | None) -> str | None:

@@ -47,7 +47,7 @@ class TitansForecaster(BaseEstimator):
         heads: int = 4,
         patch_len: int = 16,
         stride: int = 8,
-        dropout: float = 0.2,
+        dropout: float = 0.1,
         memory_depth: int = 2,
         chunk_size: int = 16,
         epochs: int = 10,
