@@ -48,7 +48,7 @@ def test_a_killed_workers_claim_goes_with_it(tmp_path):
         assert mine
 
 
-def test_grid_order_is_seed_major_with_the_general_check_after_seed_0(monkeypatch):
+def test_grid_order_is_seed_major_with_the_general_check_after_each_datasets_seed_0(monkeypatch):
     import importlib.util
 
     from titans_ts.forecasting import defaults
@@ -60,7 +60,8 @@ def test_grid_order_is_seed_major_with_the_general_check_after_seed_0(monkeypatc
     monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 11}, "ETTm": {}, "weather": {}})
     config = {"datasets": ["ETTh1", "ETTm1"], "horizons": [96, 192], "seeds": [0, 1], "variants": ["lmm", "naive"]}
     order = list(grid._run_order({**config, "general_check": "why"}))
-    assert order[:8] == [(0, d, h, m) for d in ("ETTh1", "ETTm1") for h in (96, 192) for m in ("lmm", "naive")]
-    assert order[8:10] == [(0, "ETTh1", 96, "lmm-general"), (0, "ETTh1", 192, "lmm-general")]  # ETTm1 = general
+    assert order[:4] == [(0, "ETTh1", h, m) for h in (96, 192) for m in ("lmm", "naive")]
+    assert order[4:6] == [(0, "ETTh1", 96, "lmm-general"), (0, "ETTh1", 192, "lmm-general")]
+    assert order[6:10] == [(0, "ETTm1", h, m) for h in (96, 192) for m in ("lmm", "naive")]  # ETTm1: general
     assert all(seed == 1 for seed, *_ in order[10:]) and len(order) == 18
     assert not any(m == "lmm-general" for *_, m in grid._run_order(config))

@@ -84,9 +84,9 @@ def run_grid(config: dict) -> None:
 
 
 def _run_order(config: dict):
-    """Seed 0 of every dataset and model first; then the general default's validation check (seed 0,
-    only where a dataset's defaults differ from it; elsewhere its "lmm" rows are that check); then the
-    other seeds."""
+    """Seed 0 of every dataset and model first, each dataset followed by the general default's
+    validation check (seed 0, only where the dataset's defaults differ from it; elsewhere its "lmm" rows
+    are that check); then the other seeds."""
     from titans_ts.forecasting.defaults import GENERAL, defaults_for
 
     for seed in config["seeds"]:
@@ -94,11 +94,10 @@ def _run_order(config: dict):
             for horizon in config["horizons"]:
                 for model in config["variants"]:
                     yield seed, dataset, horizon, model
-        if seed == config["seeds"][0] and "general_check" in config:
-            for dataset in datasets_of(config):
-                if defaults_for(dataset) != GENERAL:
-                    for horizon in config["horizons"]:
-                        yield seed, dataset, horizon, "lmm-general"
+            checked = seed == config["seeds"][0] and "general_check" in config
+            if checked and defaults_for(dataset) != GENERAL:
+                for horizon in config["horizons"]:
+                    yield seed, dataset, horizon, "lmm-general"
 
 
 NAMES = {
