@@ -154,14 +154,17 @@ def _table(config: dict, rows: dict) -> tuple[list[str], dict]:
     return lines, averages
 
 
-def _footer(rows_by_dataset: list[dict]) -> list[str]:
-    walls = [r["wall_seconds"] for rows in rows_by_dataset for rs in rows.values() for r in rs]
-    if not walls:
+def _footer(config: dict, rows_by_dataset: list[dict]) -> list[str]:
+    records = [r for rows in rows_by_dataset for rs in rows.values() for r in rs]
+    if not records:
         return []
+    devices = sorted({str(r.get("device", r.get("history", {}).get("device", "cpu"))) for r in records})
+    folder = runs_of(config).relative_to(ROOT)
     return [
         "",
-        f"{len(walls)} runs, {sum(walls) / 60:.0f} minutes in all on a 2-core CPU; "
-        "per-run JSON (config, seed, git commit, wall time) in experiments/results/runs/forecasting/.",
+        f"{len(records)} runs, {sum(r['wall_seconds'] for r in records) / 60:.0f} minutes of training in all, on "
+        f"{', '.join(devices)}; per-run JSON (config, seed, git commit, "
+        f"device, wall time) in {folder}/.",
     ]
 
 
@@ -190,7 +193,7 @@ def report(config: dict) -> str:
             + f" | {paper['mse']:.3f} | {paper['mae']:.3f} |"
         )
         lines += ["", f"Paper row: {paper['source']}; only the average over horizons is given there."]
-    return "\n".join(lines + _footer([rows])) + "\n"
+    return "\n".join(lines + _footer(config, [rows])) + "\n"
 
 
 def report_many(config: dict) -> str:
@@ -231,7 +234,7 @@ def report_many(config: dict) -> str:
     lines += ["", config["anchor_note"]]
     if "general_check" in config:
         lines += ["", *_general_check(config, dict(zip(config["datasets"], all_rows, strict=True)))]
-    return "\n".join(lines + _footer(all_rows)) + "\n"
+    return "\n".join(lines + _footer(config, all_rows)) + "\n"
 
 
 def _general_check(config: dict, rows_by_dataset: dict) -> list[str]:
