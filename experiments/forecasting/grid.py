@@ -11,14 +11,13 @@ grid resumes), then the aggregated Markdown table named by the config's "report"
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import ROOT, config_main, git_commit  # noqa: E402
 
-from titans_ts.forecasting.benchmark import mean_std  # noqa: E402
+from titans_ts.forecasting.benchmark import mean_std, summarize  # noqa: E402
 
 RUNS = ROOT / "experiments" / "results" / "runs" / "forecasting"  # a config's "runs" folder overrides it
 
@@ -83,19 +82,23 @@ def run_grid(config: dict) -> None:
             )
 
 
+def _own_defaults(dataset: str) -> bool:
+    """Whether a dataset's defaults differ from the general default (then it needs "lmm-general" runs)."""
+    from titans_ts.forecasting.defaults import GENERAL, defaults_for
+
+    return defaults_for(dataset) != GENERAL
+
+
 def _run_order(config: dict):
     """Seed 0 of every dataset and model first, each dataset followed by the general default's
     validation check (seed 0, only where the dataset's defaults differ from it; elsewhere its "lmm" rows
     are that check); then the other seeds."""
-    from titans_ts.forecasting.defaults import GENERAL, defaults_for
-
     for seed in config["seeds"]:
         for dataset in datasets_of(config):
             for horizon in config["horizons"]:
                 for model in config["variants"]:
                     yield seed, dataset, horizon, model
-            checked = seed == config["seeds"][0] and "general_check" in config
-            if checked and defaults_for(dataset) != GENERAL:
+            if seed == config["seeds"][0] and "general_check" in config and _own_defaults(dataset):
                 for horizon in config["horizons"]:
                     yield seed, dataset, horizon, "lmm-general"
 
@@ -129,27 +132,21 @@ def _records(config: dict, dataset: str) -> dict:
 
 def _table(config: dict, rows: dict) -> tuple[list[str], dict]:
     """The per-horizon table of one dataset, and each complete model's (avg MSE, avg MAE)."""
+    summary = summarize([r for records in rows.values() for r in records], config["horizons"])
     lines = [
         "| model | " + " | ".join(f"{h} MSE | {h} MAE" for h in config["horizons"]) + " | avg MSE | avg MAE |",
         "|---|" + "---|---|" * len(config["horizons"]) + "---|---|",
     ]
     averages = {}
     for variant in config["variants"]:
-        cells, mses, maes = [], [], []
-        for horizon in config["horizons"]:
-            records = rows.get((variant, horizon), [])
-            if not records:
-                cells.append("- | -")
-                continue
-            mse = [r["test"]["mse"] for r in records]
-            mae = [r["test"]["mae"] for r in records]
-            mses.append(statistics.mean(mse))
-            maes.append(statistics.mean(mae))
-            cells.append(f"{mean_std(mse)} | {mean_std(mae)}")
-        complete = len(mses) == len(config["horizons"])
-        if complete:
-            averages[variant] = (statistics.mean(mses), statistics.mean(maes))
-        average = f"{averages[variant][0]:.3f} | {averages[variant][1]:.3f}" if complete else "- | -"
+        row = summary.get(variant, {"horizons": {}, "average": None})
+        cells = [
+            f"{mean_std(cell['mse'])} | {mean_std(cell['mae'])}" if cell else "- | -"
+            for cell in (row["horizons"].get(h) for h in config["horizons"])
+        ]
+        if row["average"] is not None:
+            averages[variant] = row["average"]
+        average = "- | -" if row["average"] is None else f"{row['average'][0]:.3f} | {row['average'][1]:.3f}"
         lines.append(f"| {NAMES.get(variant, variant)} | " + " | ".join(cells) + f" | {average} |")
     return lines, averages
 
@@ -239,8 +236,6 @@ def report_many(config: dict) -> str:
 
 def _general_check(config: dict, rows_by_dataset: dict) -> list[str]:
     """Validation MSE of the general default (a user's data gets it) against the two naive forecasts."""
-    from titans_ts.forecasting.defaults import GENERAL, defaults_for
-
     seed = config["seeds"][0]
     lines = [
         f"## The general default against the naive forecasts (validation MSE, seed {seed})",
@@ -256,7 +251,7 @@ def _general_check(config: dict, rows_by_dataset: dict) -> list[str]:
         return found[0]["val"]["mse"] if found else None
 
     for dataset, rows in rows_by_dataset.items():
-        ours = "lmm" if defaults_for(dataset) == GENERAL else "lmm-general"
+        ours = "lmm-general" if _own_defaults(dataset) else "lmm"
         for horizon in config["horizons"]:
             general, last, season = (val(rows, m, horizon) for m in (ours, "naive", "seasonal_naive"))
             cells = ["-" if v is None else f"{v:.4f}" for v in (general, last, season)]
