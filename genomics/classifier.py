@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from genomics.data import make_labelled
-from genomics.model import DNAModelConfig, DNASequenceClassifier
+from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts import __version__
 from titans_ts.errors import ConfigError
 from titans_ts.io import load_model_dir, save_model_dir
@@ -31,8 +31,12 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
         tensors, config = load_model_dir(path, "titans-ts dna language model", "pretrained DNA language model")
     except ConfigError as exc:
         raise ConfigError(f"{exc} Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.") from exc
+    model_config = dict(config["model_config"])
     backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
-    return DNAModelConfig(**config["model_config"]), backbone
+    if not NO_STEM.keys() & model_config.keys():  # weights from before the stem: the embedding was the stem
+        model_config |= NO_STEM
+        backbone = {("stem." + k if k.startswith("embed.") else k): v for k, v in backbone.items()}
+    return DNAModelConfig(**model_config), backbone
 
 
 class DNAClassifier(ClassifierMixin, BaseEstimator):
@@ -44,6 +48,10 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     Training sees each sequence on a random strand (random_strand) and, with train_crop, a random window
     of that many bases; predict_proba averages both strands (strand_average). precision="bf16-mixed"
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
+    stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
+    (0: none), then one memory token per `stride` bases. layers=0 keeps the stem, pooling and head only
+    (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal".
+    A pretrained folder brings its own architecture (dim, layers, heads, block, stem).
     architecture: "titans" (ours), or the baselines "cnn" (GenomicBenchmarks CNN) and "transformer"
     (a small Transformer), trained by the same loop from scratch.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit and predict run; results
@@ -58,6 +66,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         dim: int = 128,
         layers: int = 2,
         heads: int = 4,
+        stem_kernel: int = 9,
+        stride: int = 4,
         epochs: int = 2,
         batch_size: int = 32,
         lr: float = 1e-3,
@@ -80,6 +90,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.dim = dim
         self.layers = layers
         self.heads = heads
+        self.stem_kernel = stem_kernel
+        self.stride = stride
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -106,7 +118,14 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
                 return SmallTransformer(n_classes, dim=self.dim, layers=self.layers, heads=self.heads)
             raise ConfigError(f"architecture={self.architecture!r}: use 'titans', 'cnn' or 'transformer'.")
         if self.pretrained is False or self.pretrained is None:
-            config = DNAModelConfig(dim=self.dim, layers=self.layers, heads=self.heads, block=self.block)
+            config = DNAModelConfig(
+                dim=self.dim,
+                layers=self.layers,
+                heads=self.heads,
+                block=self.block,
+                stem_kernel=self.stem_kernel,
+                stride=self.stride,
+            )
             return DNASequenceClassifier(config, n_classes)
         path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
         config, backbone = load_backbone_weights(path)

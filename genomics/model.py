@@ -1,7 +1,11 @@
 """The Titans DNA language model and the sequence classifier that reuses its backbone.
 
-embedding -> L x [x + TitansBlock(norm x); x + MLP(norm x)] -> norm -> LM head (next nucleotide)
-The classifier: the same backbone, mean pooling over real (non-pad) positions, a linear head.
+backbone: stem (embedding, causal k-mer convolution, pooling to one token per `stride` bases)
+          -> L x [x + TitansBlock(norm x); x + MLP(norm x)] -> norm
+classifier: the backbone, mean pooling over real (non-pad) tokens, a linear head. layers=0 is the ablation
+            without memory: stem, pooling and head only.
+language model: base j is predicted from the stem's features of base j - 1 (its k-mer context) plus the
+                backbone's last token that ends before base j's window (the long-range context); causal.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genomics.stem import ConvStem
 from genomics.tokenizer import PAD_ID, VOCAB_SIZE
 from titans_ts.errors import ConfigError
 from titans_ts.memory import make_block
 
-BLOCKS = ("lmm", "mac")
+BLOCKS = ("lmm", "mac", "mag", "mal")
+NO_STEM = {"stem_kernel": 0, "stride": 1}  # the model before the stem: what older weights without these keys mean
 
 
 @dataclass(frozen=True)
@@ -24,17 +30,24 @@ class DNAModelConfig:
     dim: int = 128
     layers: int = 2
     heads: int = 4
-    block: str = "lmm"  # or "mac"
+    block: str = "lmm"  # or "mac", "mag", "mal"
+    stem_kernel: int = 9  # bases the stem's convolution sees (0: no convolution)
+    stride: int = 4  # bases per memory token
     memory_depth: int = 2
     memory_expansion: float = 2.0
     chunk_size: int = 64
     segment_len: int = 128  # MAC only
+    window: int = 64  # MAG and MAL: sliding-window attention span, in tokens
     mlp_ratio: int = 4
     dropout: float = 0.1
 
     def __post_init__(self):
         if self.block not in BLOCKS:
             raise ConfigError(f"block={self.block!r} is not one of {BLOCKS}.")
+        if self.layers < 0 or self.stem_kernel < 0 or self.stride < 1:
+            raise ConfigError(
+                f"layers={self.layers} and stem_kernel={self.stem_kernel} must be >= 0, stride={self.stride} >= 1."
+            )
         if self.dim % self.heads:
             raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads}.")
 
@@ -53,6 +66,8 @@ class _Layer(nn.Module):
         }
         if config.block == "mac":
             options["segment_len"] = config.segment_len
+        elif config.block in ("mag", "mal"):
+            options["window"] = config.window
         self.mix_norm = nn.LayerNorm(config.dim)
         self.mixer = make_block(config.block, config.dim, **options)
         self.mlp_norm = nn.LayerNorm(config.dim)
@@ -69,37 +84,50 @@ class _Layer(nn.Module):
 
 
 class DNABackbone(nn.Module):
-    """ids (B, L) -> hidden states (B, L, dim); causal: right padding changes nothing before it."""
+    """ids (B, L) -> (hidden tokens (B, ceil(L / stride), dim), token mask (B, T)).
+
+    Causal: token t depends on bases < (t + 1) * stride only, so right padding changes nothing before it."""
 
     def __init__(self, config: DNAModelConfig):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(VOCAB_SIZE, config.dim)
-        nn.init.normal_(self.embed.weight, std=0.02)  # small: the LM head is tied to this matrix
+        self.stem = ConvStem(config.dim, config.stem_kernel, config.stride)
         self.layers = nn.ModuleList(_Layer(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.dim)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.embed(ids)
+    def encode(self, features: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, mask = self.stem.pool(features, ids)
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x)
+        return self.norm(x), mask
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode(self.stem.features(ids), ids)
 
 
 class DNALanguageModel(nn.Module):
-    """Next-nucleotide prediction; the output layer shares the embedding matrix."""
+    """Next-nucleotide prediction (see the module docstring): logits for bases 1..L-1 of each window."""
 
     def __init__(self, config: DNAModelConfig):
         super().__init__()
         self.config = config
         self.backbone = DNABackbone(config)
+        self.start = nn.Parameter(torch.zeros(config.dim))  # the long-range context of the first window
+        self.head = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, VOCAB_SIZE))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.backbone(ids) @ self.backbone.embed.weight.T  # (B, L, vocab)
+        """(B, L) -> (B, L - 1, vocab): row j - 1 predicts base j."""
+        stride = self.config.stride
+        features = self.backbone.stem.features(ids)
+        hidden, _ = self.backbone.encode(features, ids)
+        # token t covers bases [t * stride, (t + 1) * stride); base j reads the token before its own window
+        context = torch.cat([self.start.expand(len(ids), 1, -1).to(hidden.dtype), hidden[:, :-1]], dim=1)
+        context = context.repeat_interleave(stride, dim=1)[:, 1 : ids.shape[1]]
+        return self.head(features[:, :-1] + context)
 
     def loss(self, ids: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy (nats) of predicting ids[:, 1:] from ids[:, :-1], pads ignored."""
-        logits = self(ids[:, :-1])
+        """Mean cross-entropy (nats) of predicting ids[:, 1:], pads ignored."""
+        logits = self(ids)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID)
 
 
@@ -111,7 +139,7 @@ class DNASequenceClassifier(nn.Module):
         self.head = nn.Linear(config.dim, n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(ids)
-        mask = (ids != PAD_ID).unsqueeze(-1).to(hidden.dtype)
+        hidden, mask = self.backbone(ids)
+        mask = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return self.head(pooled)
