@@ -63,12 +63,22 @@ def finetune(
         "cv (stratified k-fold on the data here), or auto (official when on disk, else cv).",
     ),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
-    epochs: int = typer.Option(2, help="Fine-tuning epochs per fold (early stopping on a 10% validation split)."),
-    batch_size: int = typer.Option(32, help="Sequences per batch."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    epochs: int = typer.Option(
+        None, help="Most fine-tuning epochs per fold (early stopping on a 10% validation split). [default: the model's]"
+    ),
+    batch_size: int = typer.Option(None, help="Sequences per batch. [default: the model's]"),
+    lr: float = typer.Option(None, help="Peak learning rate. [default: the model's]"),
+    train_crop: int = typer.Option(
+        None, help="Train on random windows of this many bases (0: whole sequences). [default: the model's]"
+    ),
     seed: int = typer.Option(0, help="Random seed (folds and training)."),
     scratch: bool = typer.Option(False, "--scratch", help="Start from random weights, not the pretrained model."),
     pretrained: Path = typer.Option(None, help="A folder written by `titans-dna pretrain` (default: shipped)."),
+    block: str = typer.Option(None, help="With --scratch: the memory block, lmm, mac, mag or mal."),
+    dim: int = typer.Option(None, help="With --scratch: model width."),
+    layers: int = typer.Option(None, help="With --scratch: memory blocks (0: the stem-only ablation)."),
+    stem_kernel: int = typer.Option(None, help="With --scratch: bases the stem's convolution sees (0: none)."),
+    stride: int = typer.Option(None, help="With --scratch: bases per memory token."),
     labels: Path = typer.Option(None, help="Labels CSV (name,label) when DATASET is a FASTA file."),
     precision: str = typer.Option(
         "bf16-mixed", help="bf16-mixed (fast on GPUs and recent CPUs) or 32-true (older CPUs, exact fp32)."
@@ -80,6 +90,19 @@ def finetune(
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune as run
 
+    from titans_ts.errors import ConfigError
+
+    architecture = {"block": block, "dim": dim, "layers": layers, "stem_kernel": stem_kernel, "stride": stride}
+    architecture = {k: v for k, v in architecture.items() if v is not None}
+    if architecture and not scratch:
+        raise ConfigError(
+            f"--{next(iter(architecture)).replace('_', '-')} shapes a new model: add --scratch "
+            "(a pretrained model brings its own architecture)."
+        )
+    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    if train_crop is not None:
+        recipe["train_crop"] = train_crop or None
     start = False if scratch else (str(pretrained) if pretrained else True)
     result = run(
         dataset,
@@ -88,13 +111,12 @@ def finetune(
         out=out,
         labels=labels,
         pretrained=start,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
         seed=seed,
         precision=precision,
         max_minutes=max_minutes,
         device=device,
+        **architecture,
+        **recipe,
     )
     console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")
     table = Table(title=f"{result['dataset']}: accuracy")

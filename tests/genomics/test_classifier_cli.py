@@ -134,11 +134,25 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
             ["predict", "--model", str(tmp_path), "--input", str(tmp_path / "s.fa")],
             "not a saved DNAClassifier",
         ),
+        (["finetune", "enhancer_cohn", "--stride", "2"], "add --scratch"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr
+
+
+def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
+    folder = labelled_csv
+    args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--out", str(folder / "ablation")]
+    args += ["--dim", "16", "--layers", "0", "--stem-kernel", "5", "--stride", "2", "--epochs", "1", "--train-crop", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    params = json.loads((folder / "ablation" / "metrics.json").read_text())["params"]
+    assert params | {"dim": 16, "layers": 0, "stem_kernel": 5, "stride": 2, "epochs": 1, "train_crop": None} == params
+    assert "lr" not in params  # not given: the classifier's own default applies
+    config = json.loads((folder / "ablation" / "model" / "config.json").read_text())
+    assert (config["model_config"]["layers"], config["model_config"]["stride"]) == (0, 2)
 
 
 def test_cli_datasets_lists_tasks():
