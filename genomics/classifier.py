@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
     (0: none), then one memory token per `stride` bases. layers=0 keeps the stem, pooling and head only
-    (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal".
+    (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal". pooling: "mean" over
+    the real tokens, or "mean_max" (mean and max side by side).
     A pretrained folder brings its own architecture (dim, layers, heads, block, stem).
     architecture: "titans" (ours), or the baselines "cnn" (GenomicBenchmarks CNN) and "transformer"
     (a small Transformer), trained by the same loop from scratch.
@@ -68,6 +70,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         heads: int = 4,
         stem_kernel: int = 9,
         stride: int = 4,
+        pooling: str = "mean",
         epochs: int = 2,
         batch_size: int = 32,
         lr: float = 1e-3,
@@ -92,6 +95,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.heads = heads
         self.stem_kernel = stem_kernel
         self.stride = stride
+        self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -125,10 +129,12 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
                 block=self.block,
                 stem_kernel=self.stem_kernel,
                 stride=self.stride,
+                pooling=self.pooling,
             )
             return DNASequenceClassifier(config, n_classes)
         path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
         config, backbone = load_backbone_weights(path)
+        config = replace(config, pooling=self.pooling)  # the head is new: its pooling is the classifier's
         model = DNASequenceClassifier(config, n_classes)
         model.backbone.load_state_dict(backbone)
         return model

@@ -22,6 +22,7 @@ from titans_ts.errors import ConfigError
 from titans_ts.memory import make_block
 
 BLOCKS = ("lmm", "mac", "mag", "mal")
+POOLINGS = ("mean", "mean_max")
 NO_STEM = {"stem_kernel": 0, "stride": 1}  # the model before the stem: what older weights without these keys mean
 
 
@@ -40,6 +41,7 @@ class DNAModelConfig:
     window: int = 64  # MAG and MAL: sliding-window attention span, in tokens
     mlp_ratio: int = 4
     dropout: float = 0.1
+    pooling: str = "mean"  # classifier: mean over real tokens, or mean and max side by side ("mean_max")
 
     def __post_init__(self):
         if self.block not in BLOCKS:
@@ -48,6 +50,8 @@ class DNAModelConfig:
             raise ConfigError(
                 f"layers={self.layers} and stem_kernel={self.stem_kernel} must be >= 0, stride={self.stride} >= 1."
             )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling={self.pooling!r} is not one of {POOLINGS}.")
         if self.dim % self.heads:
             raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads}.")
 
@@ -113,7 +117,12 @@ class DNALanguageModel(nn.Module):
         self.config = config
         self.backbone = DNABackbone(config)
         self.start = nn.Parameter(torch.zeros(config.dim))  # the long-range context of the first window
-        self.head = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, VOCAB_SIZE))
+        self.head = nn.Sequential(  # a small MLP: the next base is a non-linear function of the k-mer context
+            nn.LayerNorm(config.dim),
+            nn.Linear(config.dim, 2 * config.dim),
+            nn.GELU(),
+            nn.Linear(2 * config.dim, VOCAB_SIZE),
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, L - 1, vocab): row j - 1 predicts base j."""
@@ -136,10 +145,12 @@ class DNASequenceClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = DNABackbone(config)
-        self.head = nn.Linear(config.dim, n_classes)
+        self.head = nn.Linear(config.dim * len(config.pooling.split("_")), n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         hidden, mask = self.backbone(ids)
-        mask = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        return self.head(pooled)
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = [(hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)]
+        if self.config.pooling == "mean_max":  # max over real tokens: "is this motif anywhere"
+            pooled.append(hidden.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1))
+        return self.head(torch.cat(pooled, dim=-1))

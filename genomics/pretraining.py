@@ -72,6 +72,20 @@ def corpus_windows(paths, window: int = 1024) -> list[str]:
     return windows
 
 
+def load_language_model(path) -> tuple[DNAModelConfig, dict, dict]:
+    """(config, all tensors, report) of a folder written by `pretrain` (stemmed models only)."""
+    from titans_ts.io import load_model_dir
+
+    tensors, report = load_model_dir(path, "titans-ts dna language model", "pretrained DNA language model")
+    if "stride" not in report["model_config"]:
+        raise ConfigError(f"{path} is a language model from before the stem; it cannot be continued. Start anew.")
+    return DNAModelConfig(**report["model_config"]), tensors, report
+
+
+def _total_steps(report: dict) -> int:
+    return int(report.get("total_optimizer_steps", report.get("optimizer_steps", 0)))
+
+
 def pretrain(
     corpus,
     out,
@@ -87,10 +101,14 @@ def pretrain(
     max_minutes: float | None = None,
     progress: bool = True,
     device: str = "auto",
+    init=None,
 ) -> dict:
     """Train a DNA language model; write out/{model.safetensors, config.json}; return the report.
 
-    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+    device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+    init: a folder written by an earlier `pretrain` to continue from (its architecture; `config` must be
+    None or the same). The held-out split depends only on the corpus, `held_out` and `seed`, so a
+    continued run is scored on the same windows."""
     from genomics.training import LanguageModelModule, make_loader
     from titans_ts.training import make_trainer, resolve_device, seed_everything, tune_cpu_allocator
 
@@ -108,8 +126,15 @@ def pretrain(
     train_windows = [kept[i] for i in order[n_val:]]
 
     seed_everything(seed)
+    if init is not None:
+        start_config, start_weights, start_report = load_language_model(init)
+        if config is not None and config != start_config:
+            raise ConfigError(f"init={init} has a different architecture ({start_config}) from config ({config}).")
+        config = start_config
     config = config or DNAModelConfig()
     model = DNALanguageModel(config)
+    if init is not None:
+        model.load_state_dict(start_weights)
     module = LanguageModelModule(model, lr=lr)
     train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True)
     val = make_loader(val_windows, None, batch_size, bucket=True)
@@ -142,6 +167,10 @@ def pretrain(
         "train_windows": len(train_windows),
         "held_out_windows": len(val_windows),
         "optimizer_steps": int(trainer.global_step),
+        "total_optimizer_steps": int(trainer.global_step) + (0 if init is None else _total_steps(start_report)),
+        "continued_from": None
+        if init is None
+        else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
         "epochs_run": trainer.current_epoch,
         "held_out_bits_per_base": val_nats / math.log(2),
         "seed": seed,

@@ -25,7 +25,9 @@ def runs_folder(config: dict) -> Path:
 
 
 def variant_params(config: dict, variant: str) -> dict:
-    return {**config.get("base", {}), **config["variants"][variant]}
+    """The base parameters, then the variant's own; a reference model ("kind": "kmer") takes only its own."""
+    own = config["variants"][variant]
+    return dict(own) if own.get("kind") == "kmer" else {**config.get("base", {}), **own}
 
 
 def tuning_split(task: str, seed: int):
@@ -67,7 +69,12 @@ def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
     from titans_ts.io import atomic_write_text
 
     started = time.time()
-    model = DNAClassifier(**params, seed=seed, progress=False)
+    if params.get("kind") == "kmer":
+        from genomics.baselines import KmerLogisticRegression
+
+        model = KmerLogisticRegression(**{k: v for k, v in params.items() if k != "kind"})
+    else:
+        model = DNAClassifier(**params, seed=seed, progress=False)
     model.fit(fit.sequences, fit.label_names())
     accuracy = model.score(score.sequences, score.label_names())
     record = {
@@ -77,8 +84,8 @@ def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
         "fit_sequences": len(fit),
         "score_sequences": len(score),
         "params": params,
-        "parameters": sum(p.numel() for p in model.model_.parameters()),
-        "history": model.history_,
+        "parameters": sum(p.numel() for p in model.model_.parameters()) if hasattr(model, "model_") else None,
+        "history": getattr(model, "history_", {}),
         "git_commit": commit,
         "wall_seconds": time.time() - started,
     }

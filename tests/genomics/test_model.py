@@ -36,10 +36,13 @@ def test_stem_pools_the_mean_of_real_bases_only():
     torch.testing.assert_close(tokens[0, 1], embedded[[7, 8]].mean(0))
 
 
-@pytest.mark.parametrize("block", ["lmm", "mac", "mag", "mal"])
-@pytest.mark.parametrize("stride", [1, 4])
-def test_padding_in_a_batch_changes_no_prediction(block, stride):
-    model = DNASequenceClassifier(DNAModelConfig(**SMALL, block=block, stride=stride, window=4, segment_len=4), 3)
+@pytest.mark.parametrize(
+    "block, stride, pooling",
+    [(b, s, "mean") for b in ("lmm", "mac", "mag", "mal") for s in (1, 4)] + [("lmm", 4, "mean_max")],
+)
+def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling):
+    config = DNAModelConfig(**SMALL, block=block, stride=stride, window=4, segment_len=4, pooling=pooling)
+    model = DNASequenceClassifier(config, 3)
     model.eval()
     ids = _ids(3, 29)
     short = 18

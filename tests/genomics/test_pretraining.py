@@ -1,0 +1,49 @@
+"""Pretraining: the leakage guard, continuing from saved weights, and fine-tuning from the result."""
+
+import numpy as np
+import pytest
+
+from genomics.model import DNAModelConfig
+from genomics.pretraining import pretrain
+from titans_ts.errors import ConfigError
+
+TINY = DNAModelConfig(dim=16, layers=1, heads=2, chunk_size=8, stem_kernel=5, stride=4)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("corpus")
+    records = ["".join(rng.choice(list("ACGT"), 300)) for _ in range(24)]
+    text = "".join(f">r{i}\n{s}\n" for i, s in enumerate(records))
+    (folder / "c.fa").write_text(text)
+    return folder / "c.fa", records
+
+
+def test_pretrain_then_continue_then_finetune(corpus, tmp_path):
+    path, records = corpus
+    leaked = records[3][100:160]  # an evaluation sequence that shares 32-mers with record 3
+    first = pretrain([path], tmp_path / "a", [leaked], config=TINY, window=128, batch_size=8, progress=False)
+    assert first["leakage_filter"]["windows_dropped"] >= 1
+    assert first["held_out_bits_per_base"] < 3.0 and first["total_optimizer_steps"] == first["optimizer_steps"]
+    second = pretrain([path], tmp_path / "b", [leaked], init=tmp_path / "a", window=128, batch_size=8, progress=False)
+    assert second["held_out_windows"] == first["held_out_windows"]  # the same held-out split
+    assert second["total_optimizer_steps"] == first["optimizer_steps"] + second["optimizer_steps"]
+    assert second["continued_from"]["held_out_bits_per_base"] == first["held_out_bits_per_base"]
+    assert second["model_config"] == TINY.to_dict()
+
+    from genomics.classifier import DNAClassifier
+
+    sequences = records[:20]
+    labels = [i % 2 for i in range(20)]
+    model = DNAClassifier(pretrained=str(tmp_path / "b"), epochs=1, batch_size=8, progress=False)
+    model.fit(sequences, labels)
+    assert model.model_.config == TINY
+
+
+def test_continuing_needs_the_same_architecture(corpus, tmp_path):
+    path, _ = corpus
+    pretrain([path], tmp_path / "a", config=TINY, window=128, batch_size=8, progress=False, max_minutes=0.05)
+    other = DNAModelConfig(dim=16, layers=1, heads=2, chunk_size=8, stem_kernel=3, stride=2)
+    with pytest.raises(ConfigError, match="different architecture"):
+        pretrain([path], tmp_path / "b", config=other, init=tmp_path / "a", window=128, progress=False)
