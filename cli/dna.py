@@ -188,17 +188,16 @@ def evaluate(
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
     input: Path = typer.Option(..., "--input", "-i", help="FASTA, or CSV with a 'seq' column."),
-    out: Path = typer.Option(None, help="Write name,class,probabilities as CSV here (default: print)."),
+    out: Path = typer.Option(
+        None, help="Write name, class and one p_<class> probability column per class as CSV (default: stdout)."
+    ),
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""
-    import pandas as pd
-
     from genomics.api import predict_file
     from titans_ts.io import atomic_write_text
 
-    rows = predict_file(model, input, device=device)
-    frame = pd.DataFrame([{"name": n, "class": c, **{f"p{i}": float(v) for i, v in enumerate(p)}} for n, c, p in rows])
+    frame = predict_file(model, input, device=device)
     if out:
         atomic_write_text(out, frame.to_csv(index=False))
         console.print(f"Wrote {len(frame)} predictions to {out}.")

@@ -118,16 +118,17 @@ def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequence
     )
 
 
-def predict_file(model_dir, input_path, device: str | None = None) -> list[tuple[str, str, np.ndarray]]:
-    """(name, predicted class, class probabilities) for each sequence of a FASTA or CSV (column seq).
+def predict_file(model_dir, input_path, device: str | None = None):
+    """A table: name, predicted class, then one probability column per class (`p_<class>`, classes sorted),
+    for each sequence of a FASTA or CSV (column seq).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
     _check_device(device)
     model = DNAClassifier.load(model_dir, device=device)
+    import pandas as pd
+
     path = Path(input_path)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
-        import pandas as pd
-
         frame = pd.read_csv(path)
         if "seq" not in frame.columns:
             raise ConfigError(f"{path}: needs a 'seq' column; columns are {list(frame.columns)}.")
@@ -137,8 +138,10 @@ def predict_file(model_dir, input_path, device: str | None = None) -> list[tuple
         records = read_fasta(path)
         names, sequences = [n for n, _ in records], [s for _, s in records]
     probabilities = model.predict_proba(sequences)
-    classes = model.classes_
-    return [(n, str(classes[p.argmax()]), p) for n, p in zip(names, probabilities, strict=True)]
+    frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
+    for column, values in zip(model.classes_, probabilities.T, strict=True):
+        frame[f"p_{column}"] = values
+    return frame
 
 
 def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device: str | None = None) -> dict:

@@ -96,7 +96,8 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
         ],
     )
     assert predicted.exit_code == 0, predicted.output
-    assert len(pd.read_csv(folder / "pred.csv")) == 40
+    written = pd.read_csv(folder / "pred.csv")
+    assert len(written) == 40 and list(written.columns) == ["name", "class", "p_at_rich", "p_gc_rich"]
     piped = runner.invoke(
         app,
         ["predict", "--model", str(folder / "run" / "model"), "--input", str(folder / "toy.csv")],
