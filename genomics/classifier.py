@@ -50,7 +50,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     of that many bases; predict_proba averages both strands (strand_average). precision="bf16-mixed"
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
-    (0: none), then one memory token per `stride` bases. layers=0 keeps the stem, pooling and head only
+    (0: none), plus with stem_kmer=k an embedding of the k-mer ending at each base, then one memory token
+    per `stride` bases. layers=0 keeps the stem, pooling and head only
     (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal". pooling: "mean" over
     the real tokens, or "mean_max" (mean and max side by side).
     A pretrained folder brings its own architecture (dim, layers, heads, block, stem).
@@ -70,6 +71,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         heads: int = 4,
         stem_kernel: int = 9,
         stride: int = 4,
+        stem_kmer: int = 0,
         pooling: str = "mean",
         epochs: int = 2,
         batch_size: int = 32,
@@ -95,6 +97,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.heads = heads
         self.stem_kernel = stem_kernel
         self.stride = stride
+        self.stem_kmer = stem_kmer
         self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
@@ -129,6 +132,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
                 block=self.block,
                 stem_kernel=self.stem_kernel,
                 stride=self.stride,
+                stem_kmer=self.stem_kmer,
                 pooling=self.pooling,
             )
             return DNASequenceClassifier(config, n_classes)

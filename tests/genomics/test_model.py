@@ -41,7 +41,9 @@ def test_stem_pools_the_mean_of_real_bases_only():
     [(b, s, "mean") for b in ("lmm", "mac", "mag", "mal") for s in (1, 4)] + [("lmm", 4, "mean_max")],
 )
 def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling):
-    config = DNAModelConfig(**SMALL, block=block, stride=stride, window=4, segment_len=4, pooling=pooling)
+    config = DNAModelConfig(
+        **SMALL, block=block, stride=stride, window=4, segment_len=4, pooling=pooling, stem_kmer=3
+    )
     model = DNASequenceClassifier(config, 3)
     model.eval()
     ids = _ids(3, 29)
@@ -53,9 +55,20 @@ def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling):
     torch.testing.assert_close(in_batch, alone, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride", [1, 3, 4])
-def test_language_model_is_causal_and_trains(stride):
-    model = DNALanguageModel(DNAModelConfig(**SMALL, stride=stride, stem_kernel=5)).eval()
+def test_kmer_ids_index_the_kmer_ending_at_each_base():
+    from genomics.stem import kmer_ids
+
+    # A C G T N A C  ->  2-mers ending at each base: (start), AC, CG, GT, TN, NA, AC
+    ids = torch.tensor([[7, 8, 9, 10, 11, 7, 8, PAD_ID]])
+    none = 16
+    expected = [none, 0 * 4 + 1, 1 * 4 + 2, 2 * 4 + 3, none, none, 0 * 4 + 1, none]
+    assert kmer_ids(ids, 2).tolist() == [expected]
+    assert kmer_ids(ids, 1)[0, :4].tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("stride, kmer", [(1, 0), (3, 0), (4, 0), (4, 3)])
+def test_language_model_is_causal_and_trains(stride, kmer):
+    model = DNALanguageModel(DNAModelConfig(**SMALL, stride=stride, stem_kernel=5, stem_kmer=kmer)).eval()
     ids = _ids(2, 30)
     logits = model(ids)
     assert logits.shape == (2, 29, 12)
@@ -91,6 +104,8 @@ def test_bad_architecture_is_a_clear_error():
         DNAModelConfig(stride=0)
     with pytest.raises(ConfigError, match="block"):
         DNAModelConfig(block="rnn")
+    with pytest.raises(ConfigError, match="stem_kmer"):
+        DNAModelConfig(stem_kmer=12)
 
 
 def test_weights_from_before_the_stem_still_load(tmp_path):
