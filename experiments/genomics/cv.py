@@ -1,9 +1,9 @@
 """Cross-validated accuracy of ours and the baselines on the bundled GenomicBenchmarks splits; resumable.
 
-    python experiments/genomics/cv.py experiments/configs/genomics_cv.json [--only-report]
+    python experiments/genomics/cv.py experiments/configs/genomics_cv.json [--only-report] [--worker]
 
-One JSON per (task, model, fold) in experiments/results/runs/genomics/ (skipped when present), then
-the Markdown report named by the config. The folds are the same for every model (stratified, fixed seed).
+One JSON per (task, model, fold) in the config's "runs" folder (skipped when present), then the Markdown
+report named by the config; with --worker, one process per core shares the runs. The folds are the same for every model (stratified, fixed seed).
 """
 
 from __future__ import annotations
@@ -17,54 +17,65 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import ROOT, config_main, git_commit  # noqa: E402
 
-RUNS = ROOT / "experiments" / "results" / "runs" / "genomics"
+
+
+def runs_folder(config: dict) -> Path:
+    return ROOT / config.get("runs", "experiments/results/runs/genomics")
 
 
 def run(config: dict) -> None:
     import torch
 
-    from genomics.baselines import KmerLogisticRegression
-    from genomics.classifier import DNAClassifier
     from genomics.data import load_task, stratified_folds
-    from titans_ts.io import atomic_write_text
 
-    torch.set_num_threads(2)
-    RUNS.mkdir(parents=True, exist_ok=True)
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
+    runs = runs_folder(config)
+    runs.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
     for name, spec in config["models"].items():
         for task in config["tasks"]:
             data = load_task(task).labelled
             folds = stratified_folds(data, config["folds"], config["seed"])
             for fold, (train_index, test_index) in enumerate(folds):
-                out = RUNS / f"{task}_{name}_fold{fold}.json"
-                if out.exists():
-                    continue
-                train, test = data.subset(train_index), data.subset(test_index)
-                started = time.time()
-                if spec["kind"] == "kmer":
-                    model = KmerLogisticRegression(**spec["params"])
-                else:
-                    model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False)
-                model.fit(train.sequences, train.label_names())
-                accuracy = model.score(test.sequences, test.label_names())
-                record = {
-                    "task": task,
-                    "model": name,
-                    "fold": fold,
-                    "accuracy": accuracy,
-                    "train_sequences": len(train),
-                    "test_sequences": len(test),
-                    "params": spec["params"],
-                    "seed": config["seed"],
-                    "git_commit": commit,
-                    "wall_seconds": time.time() - started,
-                    "protocol": f"stratified {config['folds']}-fold CV on the bundled official test split",
-                }
-                atomic_write_text(out, json.dumps(record, indent=1))
-                print(
-                    f"{task} {name} fold {fold}: accuracy {accuracy:.4f} ({record['wall_seconds']:.0f} s)",
-                    flush=True,
-                )
+                out = runs / f"{task}_{name}_fold{fold}.json"
+                with claims.claim(out) as mine:
+                    if mine:
+                        _run_fold(task, name, spec, fold, data, train_index, test_index, out, config, commit)
+
+
+def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config, commit) -> None:
+    from genomics.baselines import KmerLogisticRegression
+    from genomics.classifier import DNAClassifier
+    from titans_ts.io import atomic_write_text
+
+    train, test = data.subset(train_index), data.subset(test_index)
+    started = time.time()
+    if spec["kind"] == "kmer":
+        model = KmerLogisticRegression(**spec["params"])
+    else:
+        model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False)
+    model.fit(train.sequences, train.label_names())
+    accuracy = model.score(test.sequences, test.label_names())
+    record = {
+        "task": task,
+        "model": name,
+        "fold": fold,
+        "accuracy": accuracy,
+        "train_sequences": len(train),
+        "test_sequences": len(test),
+        "params": spec["params"],
+        "history": getattr(model, "history_", {}),  # best epoch and epochs run (neural models)
+        "seed": config["seed"],
+        "git_commit": commit,
+        "wall_seconds": time.time() - started,
+        "protocol": f"stratified {config['folds']}-fold CV on the bundled official test split",
+    }
+    atomic_write_text(out, json.dumps(record, indent=1))
+    print(
+        f"{task} {name} fold {fold}: accuracy {accuracy:.4f} ({record['wall_seconds']:.0f} s)",
+        flush=True,
+    )
 
 
 def report(config: dict) -> str:
@@ -88,7 +99,7 @@ def report(config: dict) -> str:
     for name, spec in config["models"].items():
         cells, seconds = [], []
         for task in config["tasks"]:
-            records = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"{task}_{name}_fold*.json"))]
+            records = [json.loads(p.read_text()) for p in sorted(runs_folder(config).glob(f"{task}_{name}_fold*.json"))]
             found = [r["accuracy"] for r in records]
             seconds.append(f"{statistics.mean(r['wall_seconds'] for r in records):.0f}" if records else "-")
             if len(found) == config["folds"]:
@@ -112,12 +123,12 @@ def report(config: dict) -> str:
             lines.append(
                 f"| {model} (paper) | " + " | ".join(str(paper[t][model]) for t in config["tasks"]) + " |"
             )
-    walls = [json.loads(p.read_text())["wall_seconds"] for p in RUNS.glob("*.json")]
+    walls = [json.loads(p.read_text())["wall_seconds"] for p in runs_folder(config).glob("*.json")]
     if walls:
         lines += [
             "",
             f"{len(walls)} fold runs, {sum(walls) / 60:.0f} minutes in all on a 2-core CPU; per-run JSON in "
-            "experiments/results/runs/genomics/.",
+            f"{config.get('runs', 'experiments/results/runs/genomics')}/.",
         ]
     return "\n".join(lines) + "\n"
 
