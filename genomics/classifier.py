@@ -51,7 +51,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
     (0: none), plus with stem_kmer=k an embedding of the k-mer ending at each base, then one memory token
-    per `stride` bases. layers=0 keeps the stem, pooling and head only
+    per `stride` bases (stem_pool: the mean or the max of their features). layers=0 keeps the stem, pooling and head only
     (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal". pooling: "mean" over
     the real tokens, or "mean_max" (mean and max side by side).
     A pretrained folder brings its own architecture (dim, layers, heads, block, stem).
@@ -72,6 +72,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         stem_kernel: int = 9,
         stride: int = 4,
         stem_kmer: int = 0,
+        stem_pool: str = "mean",
         pooling: str = "mean",
         epochs: int = 2,
         batch_size: int = 32,
@@ -98,6 +99,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.stem_kernel = stem_kernel
         self.stride = stride
         self.stem_kmer = stem_kmer
+        self.stem_pool = stem_pool
         self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
@@ -133,6 +135,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
                 stem_kernel=self.stem_kernel,
                 stride=self.stride,
                 stem_kmer=self.stem_kmer,
+                stem_pool=self.stem_pool,
                 pooling=self.pooling,
             )
             return DNASequenceClassifier(config, n_classes)

@@ -35,6 +35,7 @@ class DNAModelConfig:
     stem_kernel: int = 9  # bases the stem's convolution sees (0: no convolution)
     stride: int = 4  # bases per memory token
     stem_kmer: int = 0  # k of the stem's k-mer embedding table (0: none)
+    stem_pool: str = "mean"  # how a token summarises its `stride` bases: "mean" or "max"
     memory_depth: int = 2
     memory_expansion: float = 2.0
     chunk_size: int = 64
@@ -53,6 +54,8 @@ class DNAModelConfig:
             )
         if not 0 <= self.stem_kmer <= 8:
             raise ConfigError(f"stem_kmer={self.stem_kmer}: use 0 (none) to 8 (a table of 4^k rows).")
+        if self.stem_pool not in ("mean", "max"):
+            raise ConfigError(f"stem_pool={self.stem_pool!r}: use 'mean' or 'max'.")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling={self.pooling!r} is not one of {POOLINGS}.")
         if self.dim % self.heads:
@@ -98,7 +101,7 @@ class DNABackbone(nn.Module):
     def __init__(self, config: DNAModelConfig):
         super().__init__()
         self.config = config
-        self.stem = ConvStem(config.dim, config.stem_kernel, config.stride, config.stem_kmer)
+        self.stem = ConvStem(config.dim, config.stem_kernel, config.stride, config.stem_kmer, config.stem_pool)
         self.layers = nn.ModuleList(_Layer(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.dim)
 

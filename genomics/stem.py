@@ -8,8 +8,9 @@ ids (B, L) -> per-base features (B, L, dim) -> tokens (B, ceil(L / stride), dim)
 - with kmer=k, plus an embedding of the k-mer ending at each base (a lookup table over the 4^k k-mers of
   A/C/G/T, one shared row for any k-mer with N or reaching before the start): the exact k-mer identity
   that k-mer count models see, computed here from the single-nucleotide ids;
-- mean over non-overlapping windows of `stride` bases, counting only real bases: token t summarises bases
-  [t * stride, (t + 1) * stride), and it is masked out when that window is all padding.
+- mean (or max, pool="max") over non-overlapping windows of `stride` bases, counting only real bases:
+  token t summarises bases [t * stride, (t + 1) * stride), and it is masked out when that window is all
+  padding.
 
 kernel=0 skips the convolution (the embedding alone); kmer=0 the k-mer table; stride=1 keeps one token per base.
 """
@@ -41,13 +42,14 @@ def kmer_ids(ids: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class ConvStem(nn.Module):
-    def __init__(self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0):
+    def __init__(self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0, pool: str = "mean"):
         super().__init__()
-        if kernel < 0 or stride < 1 or not 0 <= kmer <= 8:
+        if kernel < 0 or stride < 1 or not 0 <= kmer <= 8 or pool not in ("mean", "max"):
             raise ValueError(
-                f"stem kernel must be >= 0, stride >= 1 and kmer in 0..8; got {kernel}, {stride}, {kmer}."
+                f"stem kernel must be >= 0, stride >= 1, kmer in 0..8 and pool mean or max; "
+                f"got {kernel}, {stride}, {kmer}, {pool!r}."
             )
-        self.kernel, self.stride, self.kmer = kernel, stride, kmer
+        self.kernel, self.stride, self.kmer, self.pool_mode = kernel, stride, kmer, pool
         self.embed = nn.Embedding(VOCAB_SIZE, dim)
         nn.init.normal_(self.embed.weight, std=0.02)
         self.conv = nn.Conv1d(dim, dim, kernel) if kernel else None
@@ -67,15 +69,20 @@ class ConvStem(nn.Module):
         return x
 
     def pool(self, features: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean of the real bases of each window of `stride` -> (tokens (B, T, dim), token mask (B, T))."""
+        """Mean (or max) of the real bases of each window of `stride` -> (tokens (B, T, dim), mask (B, T))."""
         real = (ids != PAD_ID).to(features.dtype)
         if self.stride == 1:
             return features, real > 0
         tail = -ids.shape[1] % self.stride
         batch, dim = features.shape[0], features.shape[-1]
-        sums = F.pad(features, (0, 0, 0, tail)).view(batch, -1, self.stride, dim).sum(2)
         counts = F.pad(real, (0, tail)).view(batch, -1, self.stride).sum(2)
-        return sums / counts.clamp_min(1).unsqueeze(-1), counts > 0
+        mask = counts > 0
+        if self.pool_mode == "max":
+            padded = features.masked_fill(real.unsqueeze(-1) == 0, float("-inf"))
+            windows = F.pad(padded, (0, 0, 0, tail), value=float("-inf")).view(batch, -1, self.stride, dim)
+            return windows.amax(2).masked_fill(~mask.unsqueeze(-1), 0.0), mask
+        sums = F.pad(features, (0, 0, 0, tail)).view(batch, -1, self.stride, dim).sum(2)
+        return sums / counts.clamp_min(1).unsqueeze(-1), mask
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.pool(self.features(ids), ids)

@@ -14,9 +14,10 @@ def _ids(batch, length, seed=0):
     return torch.randint(7, 12, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("pool", ["mean", "max"])
 @pytest.mark.parametrize("kernel, stride, length", [(0, 1, 13), (5, 1, 13), (9, 4, 37), (3, 8, 8), (9, 4, 3)])
-def test_stem_shapes_and_token_mask(kernel, stride, length):
-    stem = ConvStem(16, kernel, stride)
+def test_stem_shapes_and_token_mask(kernel, stride, length, pool):
+    stem = ConvStem(16, kernel, stride, pool=pool)
     ids = _ids(2, length)
     ids[1, length // 2 :] = PAD_ID
     tokens, mask = stem(ids)
@@ -34,16 +35,19 @@ def test_stem_pools_the_mean_of_real_bases_only():
     embedded = stem.embed.weight
     torch.testing.assert_close(tokens[0, 0], embedded[[7, 8, 9, 10]].mean(0))
     torch.testing.assert_close(tokens[0, 1], embedded[[7, 8]].mean(0))
+    stem.pool_mode = "max"
+    tokens, _ = stem(ids)
+    torch.testing.assert_close(tokens[0, 1], embedded[[7, 8]].amax(0))  # the pads do not count
 
 
 @pytest.mark.parametrize(
-    "block, stride, pooling",
-    [(b, s, "mean") for b in ("lmm", "mac", "mag", "mal") for s in (1, 4)] + [("lmm", 4, "mean_max")],
+    "block, stride, pooling, stem_pool",
+    [(b, s, "mean", "mean") for b in ("lmm", "mac", "mag", "mal") for s in (1, 4)]
+    + [("lmm", 4, "mean_max", "mean"), ("lmm", 4, "mean", "max")],
 )
-def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling):
-    config = DNAModelConfig(
-        **SMALL, block=block, stride=stride, window=4, segment_len=4, pooling=pooling, stem_kmer=3
-    )
+def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling, stem_pool):
+    options = dict(block=block, stride=stride, window=4, segment_len=4, pooling=pooling, stem_pool=stem_pool)
+    config = DNAModelConfig(**SMALL, **options, stem_kmer=3)
     model = DNASequenceClassifier(config, 3)
     model.eval()
     ids = _ids(3, 29)
