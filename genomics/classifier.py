@@ -51,7 +51,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
     (0: none), plus with stem_kmer=k an embedding of the k-mer ending at each base, then one memory token
-    per `stride` bases (stem_pool: the mean or the max of their features). layers=0 keeps the stem, pooling and head only
+    per `stride` bases (stem_pool: the mean or the max of their features; stem_levels > 1: a CNN pyramid of
+    pool-by-2 and convolution steps on the way). layers=0 keeps the stem, pooling and head only
     (the ablation without memory). block: "lmm" (default), "mac", "mag" or "mal". pooling: "mean" over
     the real tokens, or "mean_max" (mean and max side by side).
     A pretrained folder brings its own architecture (dim, layers, heads, block, stem).
@@ -73,6 +74,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         stride: int = 4,
         stem_kmer: int = 0,
         stem_pool: str = "mean",
+        stem_levels: int = 1,
         pooling: str = "mean",
         epochs: int = 2,
         batch_size: int = 32,
@@ -100,6 +102,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.stride = stride
         self.stem_kmer = stem_kmer
         self.stem_pool = stem_pool
+        self.stem_levels = stem_levels
         self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
@@ -136,6 +139,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
                 stride=self.stride,
                 stem_kmer=self.stem_kmer,
                 stem_pool=self.stem_pool,
+                stem_levels=self.stem_levels,
                 pooling=self.pooling,
             )
             return DNASequenceClassifier(config, n_classes)

@@ -36,6 +36,7 @@ class DNAModelConfig:
     stride: int = 4  # bases per memory token
     stem_kmer: int = 0  # k of the stem's k-mer embedding table (0: none)
     stem_pool: str = "mean"  # how a token summarises its `stride` bases: "mean" or "max"
+    stem_levels: int = 1  # > 1: a CNN pyramid inside the stem (pool by 2, convolve), see genomics/stem.py
     memory_depth: int = 2
     memory_expansion: float = 2.0
     chunk_size: int = 64
@@ -54,6 +55,11 @@ class DNAModelConfig:
             )
         if not 0 <= self.stem_kmer <= 8:
             raise ConfigError(f"stem_kmer={self.stem_kmer}: use 0 (none) to 8 (a table of 4^k rows).")
+        if self.stem_levels < 1 or self.stride % 2 ** (self.stem_levels - 1):
+            raise ConfigError(
+                f"stem_levels={self.stem_levels}: needs >= 1 and a stride that is a multiple of "
+                f"2^(stem_levels - 1); stride is {self.stride}."
+            )
         if self.stem_pool not in ("mean", "max"):
             raise ConfigError(f"stem_pool={self.stem_pool!r}: use 'mean' or 'max'.")
         if self.pooling not in POOLINGS:
@@ -101,7 +107,9 @@ class DNABackbone(nn.Module):
     def __init__(self, config: DNAModelConfig):
         super().__init__()
         self.config = config
-        self.stem = ConvStem(config.dim, config.stem_kernel, config.stride, config.stem_kmer, config.stem_pool)
+        self.stem = ConvStem(
+            config.dim, config.stem_kernel, config.stride, config.stem_kmer, config.stem_pool, config.stem_levels
+        )
         self.layers = nn.ModuleList(_Layer(config) for _ in range(config.layers))
         self.norm = nn.LayerNorm(config.dim)
 

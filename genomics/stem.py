@@ -42,13 +42,21 @@ def kmer_ids(ids: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class ConvStem(nn.Module):
-    def __init__(self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0, pool: str = "mean"):
+    """levels > 1: between the base-level convolution and the final pooling, (levels - 1) times: pool by 2,
+    then a causal convolution over 5 positions and GELU (a CNN's pyramid); stride must be a multiple of
+    2^(levels - 1)."""
+
+    def __init__(
+        self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0, pool: str = "mean", levels: int = 1
+    ):
         super().__init__()
-        if kernel < 0 or stride < 1 or not 0 <= kmer <= 8 or pool not in ("mean", "max"):
+        if kernel < 0 or stride < 1 or not 0 <= kmer <= 8 or pool not in ("mean", "max") or levels < 1:
             raise ValueError(
-                f"stem kernel must be >= 0, stride >= 1, kmer in 0..8 and pool mean or max; "
-                f"got {kernel}, {stride}, {kmer}, {pool!r}."
+                f"stem kernel must be >= 0, stride >= 1, kmer in 0..8, pool mean or max and levels >= 1; "
+                f"got {kernel}, {stride}, {kmer}, {pool!r}, {levels}."
             )
+        if stride % 2 ** (levels - 1):
+            raise ValueError(f"stride={stride} must be a multiple of 2^(levels - 1) = {2 ** (levels - 1)}.")
         self.kernel, self.stride, self.kmer, self.pool_mode = kernel, stride, kmer, pool
         self.embed = nn.Embedding(VOCAB_SIZE, dim)
         nn.init.normal_(self.embed.weight, std=0.02)
@@ -56,33 +64,47 @@ class ConvStem(nn.Module):
         self.kmers = nn.Embedding(4**kmer + 1, dim) if kmer else None
         if self.kmers is not None:
             nn.init.normal_(self.kmers.weight, std=0.02)
+        self.levels = nn.ModuleList(nn.Conv1d(dim, dim, 5) for _ in range(levels - 1))
 
     def features(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L, dim); zero at padding; base i depends on bases <= i only."""
         real = (ids != PAD_ID).unsqueeze(-1)
         x = self.embed(ids) * real
         if self.conv is not None:
-            x = F.pad(x.transpose(1, 2), (self.kernel - 1, 0))  # left padding only: causal
-            x = F.gelu(self.conv(x)).transpose(1, 2) * real
+            x = F.gelu(_causal_conv(self.conv, x)) * real
         if self.kmers is not None:
             x = x + self.kmers(kmer_ids(ids, self.kmer)) * real
         return x
 
     def pool(self, features: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean (or max) of the real bases of each window of `stride` -> (tokens (B, T, dim), mask (B, T))."""
-        real = (ids != PAD_ID).to(features.dtype)
-        if self.stride == 1:
-            return features, real > 0
-        tail = -ids.shape[1] % self.stride
-        batch, dim = features.shape[0], features.shape[-1]
-        counts = F.pad(real, (0, tail)).view(batch, -1, self.stride).sum(2)
-        mask = counts > 0
+        """Base features -> (tokens (B, ceil(L / stride), dim), token mask (B, T)): the levels, then the
+        mean (or max) over the real bases of each token's window."""
+        x, counts = features, (ids != PAD_ID).to(features.dtype)  # counts: real bases under each position
+        for conv in self.levels:
+            x, counts = self._pool(x, counts, 2)
+            x = F.gelu(_causal_conv(conv, x)) * (counts > 0).unsqueeze(-1)
+        x, counts = self._pool(x, counts, self.stride // 2 ** len(self.levels))
+        return x, counts > 0
+
+    def _pool(self, x, counts, factor: int):
+        if factor == 1:
+            return x, counts
+        tail = -x.shape[1] % factor
+        batch, dim = x.shape[0], x.shape[-1]
+        weights = F.pad(counts, (0, tail)).view(batch, -1, factor)
+        pooled_counts = weights.sum(2)
         if self.pool_mode == "max":
-            padded = features.masked_fill(real.unsqueeze(-1) == 0, float("-inf"))
-            windows = F.pad(padded, (0, 0, 0, tail), value=float("-inf")).view(batch, -1, self.stride, dim)
-            return windows.amax(2).masked_fill(~mask.unsqueeze(-1), 0.0), mask
-        sums = F.pad(features, (0, 0, 0, tail)).view(batch, -1, self.stride, dim).sum(2)
-        return sums / counts.clamp_min(1).unsqueeze(-1), mask
+            empty = (counts == 0).unsqueeze(-1)
+            windows = F.pad(x.masked_fill(empty, float("-inf")), (0, 0, 0, tail), value=float("-inf"))
+            pooled = windows.view(batch, -1, factor, dim).amax(2)
+            return pooled.masked_fill((pooled_counts == 0).unsqueeze(-1), 0.0), pooled_counts
+        sums = (F.pad(x, (0, 0, 0, tail)).view(batch, -1, factor, dim) * weights.unsqueeze(-1)).sum(2)
+        return sums / pooled_counts.clamp_min(1).unsqueeze(-1), pooled_counts
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.pool(self.features(ids), ids)
+
+
+def _causal_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """(B, L, dim) -> (B, L, dim); position i sees positions <= i only (left padding)."""
+    return conv(F.pad(x.transpose(1, 2), (conv.kernel_size[0] - 1, 0))).transpose(1, 2)

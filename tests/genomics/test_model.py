@@ -45,9 +45,12 @@ def test_stem_pools_the_mean_of_real_bases_only():
     [(b, s, "mean", "mean") for b in ("lmm", "mac", "mag", "mal") for s in (1, 4)]
     + [("lmm", 4, "mean_max", "mean"), ("lmm", 4, "mean", "max")],
 )
-def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling, stem_pool):
+@pytest.mark.parametrize("levels", [1, 3])
+def test_padding_in_a_batch_changes_no_prediction(block, stride, pooling, stem_pool, levels):
+    if stride % 2 ** (levels - 1):
+        pytest.skip("levels need a stride that is a multiple of 2^(levels - 1)")
     options = dict(block=block, stride=stride, window=4, segment_len=4, pooling=pooling, stem_pool=stem_pool)
-    config = DNAModelConfig(**SMALL, **options, stem_kmer=3)
+    config = DNAModelConfig(**SMALL, **options, stem_kmer=3, stem_levels=levels)
     model = DNASequenceClassifier(config, 3)
     model.eval()
     ids = _ids(3, 29)
@@ -70,9 +73,11 @@ def test_kmer_ids_index_the_kmer_ending_at_each_base():
     assert kmer_ids(ids, 1)[0, :4].tolist() == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("stride, kmer", [(1, 0), (3, 0), (4, 0), (4, 3)])
-def test_language_model_is_causal_and_trains(stride, kmer):
-    model = DNALanguageModel(DNAModelConfig(**SMALL, stride=stride, stem_kernel=5, stem_kmer=kmer)).eval()
+@pytest.mark.parametrize("stride, kmer, levels, pool", [(1, 0, 1, "mean"), (3, 0, 1, "mean"), (4, 0, 1, "mean"),
+                                                       (4, 3, 1, "mean"), (8, 0, 3, "max"), (8, 2, 2, "mean")])  # fmt: skip
+def test_language_model_is_causal_and_trains(stride, kmer, levels, pool):
+    options = dict(stride=stride, stem_kernel=5, stem_kmer=kmer, stem_levels=levels, stem_pool=pool)
+    model = DNALanguageModel(DNAModelConfig(**SMALL, **options)).eval()
     ids = _ids(2, 30)
     logits = model(ids)
     assert logits.shape == (2, 29, 12)
@@ -108,6 +113,8 @@ def test_bad_architecture_is_a_clear_error():
         DNAModelConfig(stride=0)
     with pytest.raises(ConfigError, match="block"):
         DNAModelConfig(block="rnn")
+    with pytest.raises(ConfigError, match="stem_levels"):
+        DNAModelConfig(stride=4, stem_levels=4)
     with pytest.raises(ConfigError, match="stem_kmer"):
         DNAModelConfig(stem_kmer=12)
 
