@@ -44,24 +44,37 @@ def tuning_split(task: str, seed: int):
 
 
 def run(config: dict) -> None:
+    """Run every missing (task, variant), in config order. The config file is read again after each run,
+    so candidates added to it while the search runs are picked up."""
     import torch
-
-    from genomics.classifier import DNAClassifier
-    from titans_ts.io import atomic_write_text
 
     claims = config["_claims"]
     torch.set_num_threads(claims.threads)
+    splits = {}
+    while True:
+        latest = {**config, **json.loads(Path(config["_path"]).read_text())}
+        if not _run_next(latest, claims, splits):
+            return
+
+
+def _run_next(config: dict, claims, splits: dict) -> bool:
+    """Run the first missing (task, variant) no other worker holds; False when there is none."""
     runs = runs_folder(config)
     runs.mkdir(parents=True, exist_ok=True)
-    commit = git_commit()
     for task in config["tasks"]:
-        fit, score = tuning_split(task, config["seed"])
         for variant in config["variants"]:
-            params = variant_params(config, variant)
             out = runs / f"{task}_{variant}.json"
+            if out.exists():
+                continue
             with claims.claim(out) as mine:
                 if mine:
-                    _run_one(task, variant, params, fit, score, out, config["seed"], commit)
+                    if task not in splits:
+                        splits[task] = tuning_split(task, config["seed"])
+                    fit, score = splits[task]
+                    params = variant_params(config, variant)
+                    _run_one(task, variant, params, fit, score, out, config["seed"], git_commit())
+                    return True
+    return False
 
 
 def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
