@@ -66,6 +66,7 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
         "test_sequences": len(test),
         "params": spec["params"],
         "history": getattr(model, "history_", {}),  # best epoch and epochs run (neural models)
+        "pretrained_weights": _weights_used(spec),
         "seed": config["seed"],
         "git_commit": commit,
         "wall_seconds": time.time() - started,
@@ -76,6 +77,18 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
         f"{task} {name} fold {fold}: accuracy {accuracy:.4f} ({record['wall_seconds']:.0f} s)",
         flush=True,
     )
+
+
+def _weights_used(spec: dict) -> dict | None:
+    """Which shipped language model a pretrained run started from (its stage and held-out bits per base)."""
+    params = spec["params"]
+    if spec["kind"] != "dna" or params.get("architecture", "titans") != "titans" or params.get("pretrained", True) is not True:
+        return None
+    from genomics.classifier import pretrained_path
+
+    card = json.loads((pretrained_path() / "config.json").read_text())
+    keys = ("stage", "held_out_bits_per_base", "total_optimizer_steps", "git_commit")
+    return {k: card.get(k) for k in keys}
 
 
 def report(config: dict) -> str:

@@ -64,7 +64,7 @@ def _run_next(config: dict, claims, splits: dict) -> bool:
     for task in config["tasks"]:
         for variant in config["variants"]:
             out = runs / f"{task}_{variant}.json"
-            if out.exists():
+            if out.exists() or _screened_out(config, task, variant):
                 continue
             with claims.claim(out) as mine:
                 if mine:
@@ -75,6 +75,11 @@ def _run_next(config: dict, claims, splits: dict) -> bool:
                     _run_one(task, variant, params, fit, score, out, config["seed"], git_commit())
                     return True
     return False
+
+
+def _screened_out(config: dict, task: str, variant: str) -> bool:
+    """Variants listed in "screen" run on the first task only (they lost there; the others go on)."""
+    return variant in config.get("screen", []) and task != config["tasks"][0]
 
 
 def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
@@ -135,6 +140,8 @@ def report(config: dict) -> str:
                 history = record.get("history", {})
                 epochs = f"{history.get('best_epoch', '?')} / {history.get('epochs_run', '?')}"
                 cells += [f"{100 * record['tuning_accuracy']:.1f}", epochs, f"{record['wall_seconds']:.0f}"]
+            elif _screened_out(config, task, variant):
+                cells += ["screened out", "", ""]
             else:
                 cells += ["not run", "", ""]
         shown = _shown(params) or ("(the base)" if config.get("base") else "(the defaults)")
