@@ -34,9 +34,9 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
         raise ConfigError(f"{exc} Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.") from exc
     model_config = dict(config["model_config"])
     backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
-    if not NO_STEM.keys() & model_config.keys():  # weights from before the stem: the embedding was the stem
-        model_config |= NO_STEM
+    if "stride" not in model_config:  # weights from before the stem: the embedding was the stem
         backbone = {("stem." + k if k.startswith("embed.") else k): v for k, v in backbone.items()}
+    model_config = {**NO_STEM, **model_config}
     return DNAModelConfig(**model_config), backbone
 
 
@@ -67,23 +67,23 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         pretrained: bool | str = True,
         architecture: str = "titans",
         block: str = "lmm",
-        dim: int = 128,
+        dim: int = 64,
         layers: int = 2,
         heads: int = 4,
-        stem_kernel: int = 9,
-        stride: int = 4,
-        stem_kmer: int = 0,
-        stem_pool: str = "mean",
+        stem_kernel: int = 15,
+        stride: int = 8,
+        stem_kmer: int = 6,
+        stem_pool: str = "max",
         stem_levels: int = 1,
         pooling: str = "mean",
-        epochs: int = 2,
+        epochs: int = 12,
         batch_size: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         patience: int = 2,
         val_fraction: float = 0.1,
         max_length: int | None = None,
-        train_crop: int | None = 256,
+        train_crop: int | None = None,
         random_strand: bool = True,
         strand_average: bool = True,
         precision: str = "bf16-mixed",

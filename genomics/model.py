@@ -23,19 +23,20 @@ from titans_ts.memory import make_block
 
 BLOCKS = ("lmm", "mac", "mag", "mal")
 POOLINGS = ("mean", "mean_max")
-NO_STEM = {"stem_kernel": 0, "stride": 1}  # the model before the stem: what older weights without these keys mean
+# What a saved config without these keys means: their value in the model before they existed (no stem)
+NO_STEM = {"stem_kernel": 0, "stride": 1, "stem_kmer": 0, "stem_pool": "mean", "stem_levels": 1}
 
 
 @dataclass(frozen=True)
 class DNAModelConfig:
-    dim: int = 128
+    dim: int = 64
     layers: int = 2
     heads: int = 4
     block: str = "lmm"  # or "mac", "mag", "mal"
-    stem_kernel: int = 9  # bases the stem's convolution sees (0: no convolution)
-    stride: int = 4  # bases per memory token
-    stem_kmer: int = 0  # k of the stem's k-mer embedding table (0: none)
-    stem_pool: str = "mean"  # how a token summarises its `stride` bases: "mean" or "max"
+    stem_kernel: int = 15  # bases the stem's convolution sees (0: no convolution)
+    stride: int = 8  # bases per memory token
+    stem_kmer: int = 6  # k of the stem's k-mer embedding table (0: none)
+    stem_pool: str = "max"  # how a token summarises its `stride` bases: "mean" or "max"
     stem_levels: int = 1  # > 1: a CNN pyramid inside the stem (pool by 2, convolve), see genomics/stem.py
     memory_depth: int = 2
     memory_expansion: float = 2.0
