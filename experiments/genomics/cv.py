@@ -34,6 +34,8 @@ def run(config: dict) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
     for name, spec in config["models"].items():
+        if spec.get("hold"):  # listed, not run yet (e.g. waiting for the pretrained weights)
+            continue
         for task in config["tasks"]:
             data = load_task(task).labelled
             folds = stratified_folds(data, config["folds"], config["seed"])
