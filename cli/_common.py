@@ -19,6 +19,7 @@ def write_table_text(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
+
 _state = {"debug": False}
 
 

@@ -89,7 +89,6 @@ def finetune(
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune as run
-
     from titans_ts.errors import ConfigError
 
     architecture = {"block": block, "dim": dim, "layers": layers, "stem_kernel": stem_kernel, "stride": stride}

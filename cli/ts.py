@@ -224,13 +224,26 @@ def evaluate(
     dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path."),
     data_dir: Path = DATA_DIR,
     no_verify: bool = NO_VERIFY,
+    out: Path = typer.Option(
+        None,
+        help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
+        "(window, step, column) with origin, time, prediction and target in original units and scaled.",
+    ),
     device: str = DEVICE,
 ) -> None:
-    """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data)."""
+    """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
+
+    With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify, device=device)
+    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify, device=device, windows_out=out)
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
+    if out is not None:
+        console.print(_errors_table("Test errors by column", metrics["by_column"]))
+        by_step = metrics["by_step"]
+        shown = sorted({1, *(len(by_step) * q // 4 for q in (1, 2, 3)), len(by_step)} - {0})
+        console.print(_errors_table("Test errors by horizon step (some steps)", by_step.loc[shown]))
+        console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}.")
 
 
 @app.command()
@@ -301,6 +314,16 @@ def _int_list(text: str, option: str) -> list[int]:
     if not values:
         raise ConfigError(f"{option} is empty; give at least one value, e.g. 96.")
     return values
+
+
+def _errors_table(title: str, errors) -> Table:
+    table = Table(title=title)
+    table.add_column(errors.index.name)
+    for column in ("MSE (scaled)", "MAE (scaled)", "MSE", "MAE"):
+        table.add_column(column)
+    for key, row in errors.iterrows():
+        table.add_row(str(key), *(f"{row[c]:.4g}" for c in ("mse_scaled", "mae_scaled", "mse", "mae")))
+    return table
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:

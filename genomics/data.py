@@ -259,9 +259,7 @@ def load_task(name: str, data_root=None, verify: bool = True, download: bool = F
     if (root / "train").is_dir() and (root / "test").is_dir():
         train = read_genomic_benchmarks_dir(root, "train")
         test = read_genomic_benchmarks_dir(root, "test")
-        test = make_labelled(
-            test.sequences, test.label_names(), str(root / "test"), classes=train.classes
-        )
+        test = make_labelled(test.sequences, test.label_names(), str(root / "test"), classes=train.classes)
         return TaskData(task, "official", train, test, None, f"official train/test split from {root}")
     info = _registry().get(task, {})
     if not info.get("bundled"):

@@ -46,9 +46,7 @@ class ConvStem(nn.Module):
     then a causal convolution over 5 positions and GELU (a CNN's pyramid); stride must be a multiple of
     2^(levels - 1)."""
 
-    def __init__(
-        self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0, pool: str = "mean", levels: int = 1
-    ):
+    def __init__(self, dim: int, kernel: int = 9, stride: int = 4, kmer: int = 0, pool: str = "mean", levels: int = 1):
         super().__init__()
         if kernel < 0 or stride < 1 or not 0 <= kmer <= 8 or pool not in ("mean", "max") or levels < 1:
             raise ValueError(

@@ -3,7 +3,8 @@
     python experiments/genomics/cv.py experiments/configs/genomics_cv.json [--only-report] [--worker]
 
 One JSON per (task, model, fold) in the config's "runs" folder (skipped when present), then the Markdown
-report named by the config; with --worker, one process per core shares the runs. The folds are the same for every model (stratified, fixed seed).
+report named by the config; with --worker, one process per core shares the runs. The folds are the
+same for every model (stratified, fixed seed).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import ROOT, config_main, git_commit  # noqa: E402
-
 
 
 def runs_folder(config: dict) -> Path:
@@ -84,7 +84,8 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
 def _weights_used(spec: dict) -> dict | None:
     """Which shipped language model a pretrained run started from (its stage and held-out bits per base)."""
     params = spec["params"]
-    if spec["kind"] != "dna" or params.get("architecture", "titans") != "titans" or params.get("pretrained", True) is not True:
+    ours = spec["kind"] == "dna" and params.get("architecture", "titans") == "titans"
+    if not ours or params.get("pretrained", True) is not True:
         return None
     from genomics.classifier import pretrained_path
 
@@ -135,9 +136,7 @@ def report(config: dict) -> str:
             "|---|" + "---|" * len(config["tasks"]),
         ]
         for model in ("Titans", "HyenaDNA", "CNN"):
-            lines.append(
-                f"| {model} (paper) | " + " | ".join(str(paper[t][model]) for t in config["tasks"]) + " |"
-            )
+            lines.append(f"| {model} (paper) | " + " | ".join(str(paper[t][model]) for t in config["tasks"]) + " |")
     walls = [json.loads(p.read_text())["wall_seconds"] for p in runs_folder(config).glob("*.json")]
     if walls:
         lines += [

@@ -8,7 +8,8 @@ dropped first. Training runs in stages of `epochs_per_stage` epochs, each contin
 weights (a fresh warm-up and cosine schedule: a warm restart), for as long as the held-out bits per base
 improve by at least `min_improvement`; at most `max_stages`. Resumable: a stage whose record exists is
 skipped; each stage's weights are kept in `checkpoints` (not committed), and a stage that beats the
-shipped model's held-out bits per base replaces it in genomics/weights/titans-dna-small/ with its card. One JSON per stage in `runs`.
+shipped model's held-out bits per base replaces it in genomics/weights/titans-dna-small/ with its card.
+One JSON per stage in `runs`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
     python experiments/genomics/recipe.py experiments/configs/genomics_search.json [--only-report] [--worker]
 
-Each variant (the config's "base" parameters, then the variant's own) is trained on 80% of the *training* part of CV fold 0 and scored on the other 20%
+Each variant (the config's "base" parameters, then the variant's own) is trained on 80% of the *training*
+part of CV fold 0 and scored on the other 20%
 (stratified, seed 0): the fold's test part, used by experiments/genomics/cv.py, is never seen here.
 One JSON per (task, variant) in the config's "runs" folder (skipped when present); with --worker, one
 process per core shares the runs.
@@ -17,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import ROOT, config_main, git_commit  # noqa: E402
-
 
 
 def runs_folder(config: dict) -> Path:
@@ -126,9 +126,7 @@ def report(config: dict) -> str:
     if config.get("base"):
         lines += ["Every variant starts from: " + _shown(config["base"]) + ".", ""]
     lines += [
-        "| variant | params | "
-        + " | ".join(f"{t} acc. | epochs | s" for t in config["tasks"])
-        + " |",
+        "| variant | params | " + " | ".join(f"{t} acc. | epochs | s" for t in config["tasks"]) + " |",
         "|---|---|" + "---|---|---|" * len(config["tasks"]),
     ]
     for variant, params in config["variants"].items():

@@ -78,6 +78,25 @@ def test_evaluate_a_saved_model(trained):
     assert "test" in result.output
 
 
+def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
+    folder, _ = trained
+    out = folder / "windows.csv"
+    args = ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv"), "--out", str(out)]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "by column" in result.output and "by horizon step" in result.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == [
+        "window", "origin", "time", "step", "column", "prediction", "target", "prediction_scaled", "target_scaled"
+    ]  # fmt: skip
+    assert len(table) == 89 * 12 * 3  # one row per (window, step, column)
+    reported = json.loads((folder / "model" / "metrics.json").read_text())["test"]["mse"]
+    recomputed = ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean()
+    assert recomputed == pytest.approx(reported, rel=1e-5)
+    bad = runner.invoke(app, [*args[:-1], str(folder / "windows.txt")])
+    assert bad.exit_code == 2 and ".csv or .parquet" in bad.stderr
+
+
 def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     folder, _ = trained
     cases = [

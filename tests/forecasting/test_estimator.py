@@ -66,6 +66,22 @@ def test_evaluate_counts_every_window(fitted):
     assert fitted.score() == pytest.approx(-test["mse"])
 
 
+def test_window_forecasts_lay_every_forecast_beside_its_truth(fitted, series):
+    table = fitted.window_forecasts(split="test")
+    assert len(table) == 89 * 12 * 3 and table["step"].between(1, 12).all()
+    # the scaled errors are exactly what evaluate reports
+    scaled = table["prediction_scaled"] - table["target_scaled"]
+    test = fitted.evaluate(split="test")
+    assert (scaled**2).mean() == pytest.approx(test["mse"], rel=1e-6)
+    assert scaled.abs().mean() == pytest.approx(test["mae"], rel=1e-6)
+    # the truth in original units is the data itself, at the forecast time, in the right column
+    for _, row in table.sample(20, random_state=0).iterrows():
+        assert row["target"] == pytest.approx(series.loc[row["time"], row["column"]], rel=1e-5, abs=1e-5)
+    first = table[table["window"] == 0]
+    assert (first["origin"] == series.index[400 - 1]).all()  # the last row before the test rows
+    assert first["time"].min() == series.index[400]
+
+
 def test_save_load_predict_is_exact(fitted, series, tmp_path):
     fitted.save(tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]

@@ -146,7 +146,8 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
 def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
     folder = labelled_csv
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--out", str(folder / "ablation")]
-    args += ["--dim", "16", "--layers", "0", "--stem-kernel", "5", "--stride", "2", "--epochs", "1", "--train-crop", "0"]
+    args += ["--dim", "16", "--layers", "0", "--stem-kernel", "5", "--stride", "2"]
+    args += ["--epochs", "1", "--train-crop", "0"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     params = json.loads((folder / "ablation" / "metrics.json").read_text())["params"]
@@ -158,11 +159,7 @@ def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
 
 def test_cli_datasets_lists_tasks():
     result = runner.invoke(app, ["datasets"], env={"COLUMNS": "200"})
-    assert (
-        result.exit_code == 0
-        and "human_enhancers_cohn" in result.output
-        and "cross-validation" in result.output
-    )
+    assert result.exit_code == 0 and "human_enhancers_cohn" in result.output and "cross-validation" in result.output
 
 
 @pytest.mark.parametrize("architecture", ["cnn", "transformer"])

@@ -97,9 +97,7 @@ def test_official_split_from_the_genomic_benchmarks_layout(tmp_path):
 
 
 def test_csv_with_variable_lengths_and_string_or_integer_labels(tmp_path):
-    pd.DataFrame({"seq": ["ACGT", "A", "GGGGGGGG"], "label": ["b", "a", "b"]}).to_csv(
-        tmp_path / "s.csv", index=False
-    )
+    pd.DataFrame({"seq": ["ACGT", "A", "GGGGGGGG"], "label": ["b", "a", "b"]}).to_csv(tmp_path / "s.csv", index=False)
     data = read_csv(tmp_path / "s.csv")
     assert data.classes == ["a", "b"] and data.labels.tolist() == [1, 0, 1]
     pd.DataFrame({"seq": ["ACGT", "A", "GG"], "label": [10, 2, 2]}).to_csv(tmp_path / "i.csv", index=False)
@@ -123,9 +121,7 @@ def test_bad_sequences_and_labels_are_named(tmp_path):
 
 def test_fasta_with_labels(tmp_path):
     (tmp_path / "s.fa").write_text(">one desc\nACGT\nAC\n>two\nggnn\n")
-    pd.DataFrame({"name": ["two", "one"], "label": ["neg", "pos"]}).to_csv(
-        tmp_path / "labels.csv", index=False
-    )
+    pd.DataFrame({"name": ["two", "one"], "label": ["neg", "pos"]}).to_csv(tmp_path / "labels.csv", index=False)
     data = read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
     assert data.sequences == ["ACGTAC", "GGNN"] and [data.classes[i] for i in data.labels] == ["pos", "neg"]
     assert data.label_names() == ["pos", "neg"]

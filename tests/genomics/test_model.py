@@ -71,8 +71,10 @@ def test_kmer_ids_index_the_kmer_ending_at_each_base():
     assert kmer_ids(ids, 1)[0, :4].tolist() == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("stride, kmer, levels, pool", [(1, 0, 1, "mean"), (3, 0, 1, "mean"), (4, 0, 1, "mean"),
-                                                       (4, 3, 1, "mean"), (8, 0, 3, "max"), (8, 2, 2, "mean")])  # fmt: skip
+@pytest.mark.parametrize(
+    "stride, kmer, levels, pool",
+    [(1, 0, 1, "mean"), (3, 0, 1, "mean"), (4, 0, 1, "mean"), (4, 3, 1, "mean"), (8, 0, 3, "max"), (8, 2, 2, "mean")],
+)
 def test_language_model_is_causal_and_trains(stride, kmer, levels, pool):
     options = dict(stride=stride, stem_kernel=5, stem_kmer=kmer, stem_levels=levels, stem_pool=pool)
     model = DNALanguageModel(DNAModelConfig(**SMALL, **options)).eval()

@@ -108,11 +108,19 @@ def predict_csv(
     return forecast, out_csv
 
 
-def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None) -> dict:
+def evaluate_saved(
+    model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None, windows_out=None
+) -> dict:
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
 
-    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
+    windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
+    return the errors by horizon step and by column ("by_step", "by_column": DataFrames)."""
     _check_device(device)
+    if windows_out is not None:
+        from titans_ts.forecasting.diagnostics import check_table_path
+
+        check_table_path(windows_out)
     estimator = TitansForecaster.load(model_dir, device=device)
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify)
     if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
@@ -120,7 +128,14 @@ def evaluate_saved(model_dir, dataset: str, data_dir=None, verify: bool = True, 
             f"the model was trained on columns {estimator.columns_}; {dataset} has {list(frame.columns)}."
         )
     estimator.protocol = protocol_for(dataset)
-    return {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    if windows_out is not None:
+        from titans_ts.forecasting.diagnostics import errors_by, write_table
+
+        table = estimator.window_forecasts(frame, split="test")
+        write_table(table, windows_out)
+        metrics |= {"by_step": errors_by(table, "step"), "by_column": errors_by(table, "column"), "rows": len(table)}
+    return metrics
 
 
 def _check_device(device) -> None:

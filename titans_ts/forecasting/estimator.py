@@ -178,18 +178,44 @@ class TitansForecaster(BaseEstimator):
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`)."""
         from titans_ts.forecasting.training import evaluate_windows
 
+        _, _, loader = self._split_windows(X, split, batch_size)
+        return evaluate_windows(self.model_, loader, self._device())
+
+    def window_forecasts(self, X=None, split: str = "test", batch_size: int = 256) -> pd.DataFrame:
+        """Every window of a split, one row per (window, step, column): origin and forecast time, the
+        prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE)."""
+        from titans_ts.forecasting.diagnostics import window_table
+
+        frame, start, loader = self._split_windows(X, split, batch_size)
+        device = self._device()
+        self.model_.to(device).eval()
+        predictions, targets = [], []
+        with torch.no_grad():
+            for x, y in loader:
+                predictions.append(self.model_(x.to(device)).double().cpu().numpy())
+                targets.append(y.double().numpy())
+        return window_table(
+            np.concatenate(predictions),
+            np.concatenate(targets),
+            self.scaler_,
+            frame.index,
+            start + self.lookback,
+            self.columns_,
+        )
+
+    def _split_windows(self, X, split: str, batch_size: int):
+        """(frame, first row of the split, loader over its scaled windows in order)."""
         self._check_fitted()
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
         frame = self._fit_frame if X is None else self._check_columns(_as_frame(X))
         if frame is None:
             raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
-        borders = make_splits(frame, self.lookback, self.horizon, self.protocol).borders
-        start, end = getattr(borders, split)
+        start, end = getattr(make_splits(frame, self.lookback, self.horizon, self.protocol).borders, split)
         scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
         dataset = WindowDataset(scaled, self.lookback, self.horizon)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False)
-        return evaluate_windows(self.model_, loader, self._device())
+        return frame, start, loader
 
     def score(self, X=None) -> float:
         """Negative test MSE (higher is better, as scikit-learn expects)."""
