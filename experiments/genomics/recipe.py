@@ -136,7 +136,7 @@ def report(config: dict) -> str:
             if path.exists():
                 record = json.loads(path.read_text())
                 history = record.get("history", {})
-                epochs = f"{history.get('best_epoch', '?')} / {history.get('epochs_run', '?')}"
+                epochs = f"{history['best_epoch']} / {history['epochs_run']}" if history else "-"
                 cells += [f"{100 * record['tuning_accuracy']:.1f}", epochs, f"{record['wall_seconds']:.0f}"]
             elif _screened_out(config, task, variant):
                 cells += ["screened out", "", ""]
