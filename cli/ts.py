@@ -22,6 +22,10 @@ DATA_DIR = typer.Option(
 NO_VERIFY = typer.Option(False, "--no-verify", help="Skip the sha256 check of a registered dataset.")
 FILL = typer.Option(None, "--fill", help="Fill NaN/inf values: ffill, interpolate or zero (default: refuse).")
 DATE_COLUMN = typer.Option(None, "--date-column", help="Name of the timestamp column of your CSV (default: 'date').")
+NO_HEADER = typer.Option(
+    False, "--no-header", help="Your CSV has no header row: every row is data, columns are named x0, x1, ..."
+)
+SEP = typer.Option(None, "--sep", help="The delimiter of your CSV (default: sniffed among , ; tab |).")
 DEVICE = typer.Option(
     "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
 )
@@ -57,6 +61,8 @@ def splits(
     no_verify: bool = NO_VERIFY,
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
+    no_header: bool = NO_HEADER,
+    sep: str = SEP,
 ) -> None:
     """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
     from titans_ts.data import describe_splits
@@ -69,6 +75,8 @@ def splits(
         verify=not no_verify,
         fill=fill,
         date_column=date_column,
+        header=not no_header,
+        sep=sep,
     )
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
@@ -127,6 +135,8 @@ def fit(
     no_verify: bool = NO_VERIFY,
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
+    no_header: bool = NO_HEADER,
+    sep: str = SEP,
     device: str = DEVICE,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
@@ -159,6 +169,8 @@ def fit(
         verify=not no_verify,
         fill=fill,
         date_column=date_column,
+        header=not no_header,
+        sep=sep,
         seed=seed,
         max_minutes=max_minutes,
         device=device,
@@ -202,12 +214,16 @@ def predict(
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
+    no_header: bool = NO_HEADER,
+    sep: str = SEP,
     device: str = DEVICE,
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
     from titans_ts.forecasting.api import predict_csv
 
-    forecast, written = predict_csv(model, input, out, plot, fill=fill, date_column=date_column, device=device)
+    forecast, written = predict_csv(
+        model, input, out, plot, fill=fill, date_column=date_column, device=device, header=not no_header, sep=sep
+    )
     if written is None:
         write_table_text(forecast.to_csv(index_label="date"))
     else:

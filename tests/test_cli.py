@@ -29,11 +29,20 @@ def test_splits_prints_the_protocol_windows():
 
 def test_splits_on_a_users_csv(tmp_path):
     write_series(tmp_path / "mine.csv", rows=500)
-    result = runner.invoke(
-        ts_app, ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12"]
-    )
+    result = runner.invoke(ts_app, ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12"])
     assert result.exit_code == 0, result.output
     assert "ratio_70_10_20" in result.output
+
+
+def test_splits_of_a_headerless_semicolon_csv(tmp_path):
+    write_series(tmp_path / "raw.csv", rows=500, header=False, sep=";")
+    args = ["splits", str(tmp_path / "raw.csv"), "--lookback", "24", "--horizon", "12"]
+    refused = runner.invoke(ts_app, args)
+    assert refused.exit_code == 2 and "--no-header" in refused.stderr
+    for extra in (["--no-header"], ["--no-header", "--sep", ";"]):
+        result = runner.invoke(ts_app, [*args, *extra], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "500 rows x 3 columns" in result.output  # no row lost to a header, no column lost to ';'
 
 
 def test_bad_inputs_give_one_line_and_exit_code_2(tmp_path):

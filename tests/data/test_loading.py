@@ -176,3 +176,47 @@ def test_empty_and_unreadable_files(tmp_path):
     (tmp_path / "header.csv").write_text("date,a\n")
     with pytest.raises(DataValidationError, match="found 0 rows"):
         load_dataset(tmp_path / "header.csv")
+
+
+def test_a_headerless_csv_is_refused_by_default_and_read_whole_with_no_header(tmp_path):
+    frame = write_series(tmp_path / "h.csv", rows=50, header=False)
+    with pytest.raises(DataValidationError, match="no header.*header=False"):
+        load_dataset(tmp_path / "h.csv")
+    loaded = load_dataset(tmp_path / "h.csv", header=False)
+    assert len(loaded) == 50 and list(loaded.columns) == ["x1", "x2", "x3"]  # x0 held the dates
+    np.testing.assert_allclose(loaded.to_numpy(), frame.drop(columns="date").to_numpy())
+    assert loaded.index[0] == frame["date"].iloc[0]  # the first row is data, not lost to the header
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_the_delimiter_is_sniffed_or_given(tmp_path, sep):
+    frame = write_series(tmp_path / "s.csv", rows=40, sep=sep)
+    for given in (None, sep):
+        loaded = load_dataset(tmp_path / "s.csv", sep=given)
+        assert list(loaded.columns) == ["c0", "c1", "OT"] and len(loaded) == 40
+        np.testing.assert_allclose(loaded.to_numpy(), frame.drop(columns="date").to_numpy())
+
+
+def _with_dates(tmp_path, dates):
+    frame = pd.DataFrame({"date": dates, "a": np.arange(len(dates), dtype=float)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    return tmp_path / "t.csv"
+
+
+def test_gaps_in_the_timestamps_are_an_error_unless_filled(tmp_path):
+    hours = pd.date_range("2020-01-01", periods=300, freq="h")
+    path = _with_dates(tmp_path, hours.delete(range(100, 200)))  # 100 hourly rows missing
+    with pytest.raises(DataValidationError, match=r"not evenly spaced.*1 step\(s\) differ.*rows 100-101.*--fill"):
+        load_dataset(path)
+    filled = load_dataset(path, fill="interpolate")
+    assert len(filled) == 300 and (filled.index == hours).all()
+    np.testing.assert_allclose(filled["a"].iloc[99:201].to_numpy(), np.linspace(99, 100, 102))
+
+
+def test_repeated_or_unordered_or_off_grid_timestamps_are_errors(tmp_path):
+    hours = pd.date_range("2020-01-01", periods=50, freq="h")
+    with pytest.raises(DataValidationError, match="repeat or go back.*row 11"):
+        load_dataset(_with_dates(tmp_path, hours.insert(10, hours[9])))
+    shifted = hours.delete(20).insert(20, hours[20] + pd.Timedelta(minutes=7))
+    with pytest.raises(DataValidationError, match="off that grid"):
+        load_dataset(_with_dates(tmp_path, shifted), fill="ffill")

@@ -35,6 +35,8 @@ def load_dataset(
     download: bool = True,
     date_column: str | None = None,
     fill: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
 ) -> pd.DataFrame:
     """Load a time series as a float DataFrame indexed by timestamp (the date column becomes the index).
 
@@ -48,6 +50,14 @@ def load_dataset(
     download: allow the download step (off: raise `DatasetNotFoundError` instead).
     date_column: the column holding timestamps (default: `date`, else the first column).
     fill: what to do with NaN / inf values: None raises, or one of "ffill", "interpolate", "zero".
+    header: False for a file without a header row: the columns are named x0, x1, ... (a first row that
+      looks like data in a file read with header=True is an error, never a silently lost row).
+    sep: the delimiter; None sniffs it from the file (",", ";", tab or "|").
+
+    A user's file must have evenly spaced, strictly increasing timestamps: gaps are an error naming the
+    rows, unless `fill` is given, which inserts the missing timestamps and fills them like missing values;
+    duplicated or unordered timestamps are always an error. Registered benchmarks load as published (their
+    protocol counts rows).
     """
     if fill is not None and fill not in FILL_METHODS:
         raise DataValidationError(f"fill={fill!r} is not supported; use one of {FILL_METHODS} or None.")
@@ -58,7 +68,7 @@ def load_dataset(
         info = lookup_name(_strip_suffixes(path.name))
         if verify and info is not None:
             verify_checksum(path, info)
-        return read_series_csv(path, date_column=date_column, fill=fill)
+        return read_series_csv(path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True)
 
     info = get_dataset_info(str(name_or_path))
     path = locate(info, data_dir=data_dir, download=download)
@@ -117,12 +127,26 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def read_series_csv(path: Path, date_column: str | None = None, fill: str | None = None) -> pd.DataFrame:
-    """Read and validate a CSV of timestamps + numeric columns; see `load_dataset`."""
+def read_series_csv(
+    path: Path,
+    date_column: str | None = None,
+    fill: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
+    regular: bool = False,
+) -> pd.DataFrame:
+    """Read and validate a CSV of timestamps + numeric columns; see `load_dataset`.
+
+    regular: require evenly spaced timestamps (gaps filled only when `fill` is given)."""
+    sep = sep or _sniff_delimiter(path)
     try:
-        raw = pd.read_csv(path)
+        raw = pd.read_csv(path, sep=sep, header=0 if header else None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+    if header:
+        _check_header_is_not_data(raw, path)
+    else:
+        raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     if raw.empty or raw.shape[1] < 2:
         raise DataValidationError(
             f"{path}: needs a date column and at least one numeric column with at least one row; "
@@ -131,7 +155,64 @@ def read_series_csv(path: Path, date_column: str | None = None, fill: str | None
     date_col = _pick_date_column(raw, path, date_column)
     frame = raw.drop(columns=[date_col])
     frame.index = _parse_dates(raw[date_col], path, date_col)
+    if regular:
+        frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
+
+
+def _sniff_delimiter(path: Path) -> str:
+    """The delimiter of a text table: the first of , ; tab | that splits the first lines consistently."""
+    import csv
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
+            sample = "".join(stream.readline() for _ in range(20))
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except (csv.Error, OSError):
+        return ","
+
+
+def _check_header_is_not_data(raw: pd.DataFrame, path: Path) -> None:
+    """A header row made only of numbers (and maybe one timestamp) is the first row of a headerless file."""
+    names = [str(c) for c in raw.columns]
+    numeric = pd.to_numeric(pd.Series(names), errors="coerce").notna()
+    stamps = pd.to_datetime(pd.Series(names), errors="coerce", format="mixed").notna() & ~numeric
+    if len(names) >= 2 and numeric.sum() >= 1 and (numeric | stamps).all():
+        raise DataValidationError(
+            f"{path}: the header row {names[:6]} looks like data, so the file probably has no header. "
+            "Pass header=False (CLI: --no-header) to read every row as data, with columns x0, x1, ..."
+        )
+
+
+def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
+    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given."""
+    index = frame.index
+    if len(index) < 3 or pd.infer_freq(index) is not None:
+        return frame
+    steps = index.to_series().diff().iloc[1:]
+    backwards = np.flatnonzero((steps <= pd.Timedelta(0)).to_numpy())
+    if len(backwards):
+        rows = ", ".join(f"row {i + 2} ({index[i + 1]})" for i in backwards[:_MAX_LISTED])
+        raise DataValidationError(
+            f"{path}: {len(backwards)} timestamp(s) repeat or go back in time: {rows}. "
+            "Sort the rows and aggregate duplicated timestamps first."
+        )
+    step = steps.mode().iloc[0]
+    odd = np.flatnonzero((steps != step).to_numpy())
+    grid = pd.date_range(index[0], index[-1], freq=step, name=index.name)
+    if fill is not None and index.isin(grid).all():
+        return frame.reindex(grid)  # the missing timestamps become NaN rows, filled by validate_frame
+    rows = ", ".join(f"rows {i + 1}-{i + 2} ({index[i]} -> {index[i + 1]})" for i in odd[:_MAX_LISTED])
+    advice = (
+        f"Pass fill= one of {FILL_METHODS} (CLI: --fill) to insert the missing timestamps and fill them."
+        if index.isin(grid).all()
+        else "Some timestamps are off that grid: resample the data to one step first."
+    )
+    raise DataValidationError(
+        f"{path}: timestamps are not evenly spaced: the usual step is {step}, but {len(odd)} step(s) differ, "
+        f"e.g. {rows}. {advice}"
+    )
 
 
 def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None) -> pd.DataFrame:
@@ -220,7 +301,7 @@ def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.
 
 def _looks_like_path(name_or_path) -> bool:
     text = str(name_or_path)
-    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith((".csv", ".gz"))
+    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith((".csv", ".tsv", ".txt", ".gz"))
 
 
 def _strip_suffixes(name: str) -> str:

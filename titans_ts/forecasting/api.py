@@ -29,6 +29,8 @@ def fit_dataset(
     verify: bool = True,
     fill: str | None = None,
     date_column: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -45,7 +47,9 @@ def fit_dataset(
     resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
     tune_cpu_allocator()
     started = time.time()
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column)
+    frame = load_dataset(
+        dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep
+    )
     protocol = protocol_for(dataset)
     estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
     estimator.fit(frame)
@@ -92,13 +96,15 @@ def predict_csv(
     fill: str | None = None,
     date_column: str | None = None,
     device: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
     _check_device(device)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column)
+    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep)
     forecast = estimator.predict(frame)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
