@@ -140,8 +140,9 @@ def model_card(r: dict) -> str:
     return f"""# titans-dna-small
 
 A nucleotide-level language model: a stem (embedding, a table of the {c["stem_kmer"]}-mer ending at each base,
-causal convolution over {c["stem_kernel"]} bases, the {c["stem_pool"]} over each {c["stride"]} bases as one token) -> {c["layers"]} x [Titans {c["block"].upper()} block + MLP] -> norm; each base is predicted
-from the stem's features of the base before it plus the last token before its window. {r["parameters"]:,}
+causal convolution over {c["stem_kernel"]} bases, the {c["stem_pool"]} over each {c["stride"]} bases as one token)
+-> {c["layers"]} x [Titans {c["block"].upper()} block + MLP] -> norm; each base is predicted from the stem's
+features of the base before it plus the last token before its window. {r["parameters"]:,}
 parameters; dim {c["dim"]}, {c["heads"]} heads, memory depth {c["memory_depth"]} (expansion {c["memory_expansion"]}),
 chunk {c["chunk_size"]}. Produced by `experiments/genomics/pretrain_small.py` (stage {r["stage"]}) at commit
 {r.get("git_commit", "?")}.
