@@ -245,6 +245,10 @@ def evaluate(
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled.",
     ),
+    fill: str = FILL,
+    date_column: str = DATE_COLUMN,
+    no_header: bool = NO_HEADER,
+    sep: str = SEP,
     device: str = DEVICE,
 ) -> None:
     """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
@@ -252,7 +256,10 @@ def evaluate(
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    metrics = evaluate_saved(model, dataset, data_dir=data_dir, verify=not no_verify, device=device, windows_out=out)
+    read = dict(fill=fill, date_column=date_column, header=not no_header, sep=sep)
+    metrics = evaluate_saved(
+        model, dataset, data_dir=data_dir, verify=not no_verify, device=device, windows_out=out, **read
+    )
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
     if out is not None:
         console.print(_errors_table("Test errors by column", metrics["by_column"]))

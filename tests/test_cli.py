@@ -62,3 +62,25 @@ def test_bad_inputs_give_one_line_and_exit_code_2(tmp_path):
 def _unused():
     result = runner.invoke(dna_app, ["finetune"])
     assert result.exit_code == 2 and "not available" in result.stderr
+
+
+def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
+    """The commands of README.md's "Your own data" block as written (fit capped at one epoch, for time), on a
+    headerless ';' file with a gap of ten rows."""
+    import shlex
+    from pathlib import Path
+
+    import pandas as pd
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Your own data", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line) for line in block.strip().splitlines()]
+    monkeypatch.chdir(tmp_path)
+    frame = write_series(tmp_path / "full.csv", rows=800, columns=3)
+    frame.drop(index=range(300, 310)).to_csv(tmp_path / "sensors.csv", header=False, sep=";", index=False)
+    for command in commands:
+        assert command[0] == "titans-ts"
+        result = runner.invoke(ts_app, [*command[1:], "--epochs", "1"] if command[1] == "fit" else command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    windows = pd.read_csv(tmp_path / "windows.csv")
+    assert set(windows["column"]) == {"x1", "x2", "x3"} and windows["step"].max() == 24

@@ -115,20 +115,21 @@ def predict_csv(
 
 
 def evaluate_saved(
-    model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None, windows_out=None
+    model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None, windows_out=None, **read
 ) -> dict:
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
-    return the errors by horizon step and by column ("by_step", "by_column": DataFrames)."""
+    return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
+    read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
     _check_device(device)
     if windows_out is not None:
         from titans_ts.forecasting.diagnostics import check_table_path
 
         check_table_path(windows_out)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify)
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read)
     if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
         raise ConfigError(
             f"the model was trained on columns {estimator.columns_}; {dataset} has {list(frame.columns)}."
