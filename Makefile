@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-gpu bench bench-gpu lint clean
+.PHONY: setup demo test test-kernels test-gpu bench bench-gpu lint clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,12 @@ demo: setup
 	$(VENV)/bin/titans-ts fit --dataset ETTh1 --horizon 96
 
 test: setup
-	TRITON_INTERPRET=1 $(PY) -m pytest -q
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -m "not aot"
+
+# The Triton kernels compiled for sm_90 and sm_80 on the CPU (no GPU): registers, spills, shared memory
+# and compile time over the whole matrix of shapes (tests/memory/test_aot.py).
+test-kernels: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m aot tests/memory/test_aot.py
 
 # On a machine with CUDA: backends, NeuralMemory, CLIs and save/load on the GPU. These use the Python that
 # has a CUDA build of torch (GPU_PYTHON) with the checkout on PYTHONPATH, not .venv (pinned to the CPU wheel).

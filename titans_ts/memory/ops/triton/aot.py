@@ -1,0 +1,188 @@
+"""Compile the kernels ahead of time for a GPU that is not here, and read what they need from the chip.
+
+The interpreter (TRITON_INTERPRET=1) checks the arithmetic but hides every compile rule and resource
+limit. `compile_resources` runs Triton's real compiler for an NVIDIA target (sm_90, sm_80) on the CPU, with
+no GPU, and reads the cubin with the `cuobjdump --dump-resource-usage` shipped in the triton wheel:
+registers per thread, stack and local (spill) bytes, static and dynamic shared memory. `KERNELS` names the
+kernels and how their compile-time constants follow from a shape.
+
+    python -m titans_ts.memory.ops.triton.aot --dim 64 --hidden 128 --chunk 64 --depth 2 --arch 90
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+SHARED_LIMIT = {90: 232_448, 80: 166_912}  # bytes of shared memory per block (opt-in maximum)
+
+
+@dataclass(frozen=True)
+class Resources:
+    kernel: str
+    arch: int
+    registers: int  # per thread
+    stack: int  # bytes per thread (spills and local arrays)
+    local: int
+    shared_static: int
+    shared_dynamic: int  # what the launch asks for; the usual overflow
+    num_warps: int
+    compile_seconds: float
+
+    @property
+    def shared(self) -> int:
+        return self.shared_static + self.shared_dynamic
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"shared": self.shared}
+
+
+def block(n: int) -> int:
+    """The power-of-two tile the launcher uses for a dimension (at least 16: tl.dot's minimum)."""
+    return max(16, 1 << (int(n) - 1).bit_length())
+
+
+def shape_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool = True) -> dict:
+    """The compile-time constants of today's memory kernels for a head of `dim` (in = out)."""
+    hidden = hidden if depth == 2 else dim
+    return {
+        "DEPTH": depth,
+        "CLIP": clip,
+        "D_IN": dim,
+        "HID": hidden,
+        "D_OUT": dim,
+        "BT": chunk,
+        "BD_IN": block(dim),
+        "BHID": block(hidden),
+        "BD_OUT": block(dim),
+    }
+
+
+def _kernels() -> dict:
+    from titans_ts.memory.ops.triton import kernels
+
+    return {
+        "memory_forward_kernel": (kernels.memory_forward_kernel, {"SAVE_STARTS": True}),
+        "memory_backward_kernel": (kernels.memory_backward_kernel, {}),
+    }
+
+
+KERNELS = ("memory_forward_kernel", "memory_backward_kernel")
+
+
+def _signature(fn, constants: dict, pointer: str) -> dict:
+    """Triton types by parameter name: *_ptr -> pointers, T / n_chunks -> i32, other scalars -> fp32."""
+    signature = {}
+    for name in inspect.signature(fn.fn).parameters:
+        if name in constants:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = f"*{pointer}"
+        elif name in ("T", "n_chunks"):
+            signature[name] = "i32"
+        else:
+            signature[name] = "fp32"
+    return signature
+
+
+def cuobjdump() -> str:
+    import triton
+
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+
+
+def compile_resources(name: str, constants: dict, arch: int = 90, pointer: str = "fp32") -> Resources:
+    """Compile kernel `name` for sm_<arch> with these constants; its resources (no GPU needed)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    fn, fixed = _kernels()[name]
+    constants = {**fixed, **constants}
+    params = list(inspect.signature(fn.fn).parameters)
+    source = ASTSource(
+        fn=fn,
+        signature=_signature(fn, constants, pointer),
+        constexprs={(params.index(k),): v for k, v in constants.items()},
+    )
+    started = time.perf_counter()
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
+    seconds = time.perf_counter() - started
+    usage = _resource_usage(compiled.asm["cubin"], name)
+    return Resources(
+        kernel=name,
+        arch=arch,
+        registers=usage["REG"],
+        stack=usage["STACK"],
+        local=usage["LOCAL"],
+        shared_static=usage["SHARED"],
+        shared_dynamic=int(compiled.metadata.shared),
+        num_warps=int(compiled.metadata.num_warps),
+        compile_seconds=seconds,
+    )
+
+
+def _resource_usage(cubin: bytes, name: str) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "kernel.cubin")
+        with open(path, "wb") as handle:
+            handle.write(cubin)
+        text = subprocess.run([cuobjdump(), "--dump-resource-usage", path], capture_output=True, text=True, check=True)
+    line = next(
+        (row for row in text.stdout.splitlines() if "REG:" in row),
+        None,
+    )
+    if line is None:
+        raise RuntimeError(f"cuobjdump printed no resource line for {name}:\n{text.stdout}")
+    return {key: int(value) for key, value in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", line)}
+
+
+def measure(dim: int, hidden: int, chunk: int, depth: int, arch: int = 90, timeout: float = 900) -> list[dict]:
+    """`compile_resources` of every kernel for one shape, in a fresh process without the interpreter
+    (a process that imported triton with TRITON_INTERPRET=1, as the test suite does, cannot compile)."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    command = [sys.executable, "-m", "titans_ts.memory.ops.triton.aot", "--json"]
+    command += ["--dim", str(dim), "--hidden", str(hidden), "--chunk", str(chunk), "--depth", str(depth)]
+    command += ["--arch", str(arch)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"compiling for sm_{arch} failed:\n{done.stderr[-3000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--arch", type=int, default=90, choices=sorted(SHARED_LIMIT))
+    parser.add_argument("--json", action="store_true", help="print one JSON object per kernel")
+    args = parser.parse_args()
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        raise SystemExit("Unset TRITON_INTERPRET: the interpreter's kernels cannot be compiled for a GPU.")
+    constants = shape_constants(args.dim, args.hidden, args.chunk, args.depth)
+    for name in KERNELS:
+        r = compile_resources(name, constants, args.arch)
+        if args.json:
+            print(json.dumps(r.to_dict()), flush=True)
+            continue
+        print(
+            f"{name} sm_{r.arch}: {r.registers} registers, stack {r.stack} B, local {r.local} B, shared "
+            f"{r.shared} B (limit {SHARED_LIMIT[r.arch]}), {r.num_warps} warps, compiled in {r.compile_seconds:.1f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
