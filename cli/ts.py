@@ -225,7 +225,7 @@ def predict(
         model, input, out, plot, fill=fill, date_column=date_column, device=device, header=not no_header, sep=sep
     )
     if written is None:
-        write_table_text(forecast.to_csv(index_label="date"))
+        write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
     else:
         console.print(
             f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."

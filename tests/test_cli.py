@@ -67,6 +67,7 @@ def _unused():
 def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     """The commands of README.md's "Your own data" block as written (fit capped at one epoch, for time), on a
     headerless ';' file with a gap of ten rows."""
+    import json
     import shlex
     from pathlib import Path
 
@@ -74,13 +75,16 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("### Your own data", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    commands = [shlex.split(line) for line in block.strip().splitlines()]
+    commands = [shlex.split(line, comments=True) for line in block.strip().splitlines()]
     monkeypatch.chdir(tmp_path)
     frame = write_series(tmp_path / "full.csv", rows=800, columns=3)
     frame.drop(index=range(300, 310)).to_csv(tmp_path / "sensors.csv", header=False, sep=";", index=False)
+    frame.drop(columns="date").to_csv(tmp_path / "readings.csv", header=False, index=False)  # values only
     for command in commands:
         assert command[0] == "titans-ts"
         result = runner.invoke(ts_app, [*command[1:], "--epochs", "1"] if command[1] == "fit" else command[1:])
         assert result.exit_code == 0, (command, result.output)
     windows = pd.read_csv(tmp_path / "windows.csv")
     assert set(windows["column"]) == {"x1", "x2", "x3"} and windows["step"].max() == 24
+    metrics = json.loads((tmp_path / "runs" / "readings-lmm-h12-s0" / "metrics.json").read_text())
+    assert metrics["test"]["windows"] > 0

@@ -113,10 +113,13 @@ def test_date_column_by_name_and_first_column(tmp_path):
 # --- bad input: each case raises a typed exception whose message says what and how to fix ---
 
 
-def test_no_date_column(tmp_path):
-    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(tmp_path / "x.csv", index=False)
-    with pytest.raises(DataValidationError, match="no date column found.*date_column"):
-        load_dataset(tmp_path / "x.csv")
+def test_an_undated_file_is_indexed_by_step(tmp_path):
+    pd.DataFrame({"a": [1.0, 2.0, 5.0], "b": [3.0, 4.0, 6.0]}).to_csv(tmp_path / "x.csv", index=False)
+    loaded = load_dataset(tmp_path / "x.csv")
+    assert list(loaded.columns) == ["a", "b"] and loaded.index.name == "step"
+    assert list(loaded.index) == [0, 1, 2] and loaded["b"].tolist() == [3.0, 4.0, 6.0]
+    pd.DataFrame({"y": [1.0, 2.0]}).to_csv(tmp_path / "one.csv", index=False)  # one column: the same rule
+    assert load_dataset(tmp_path / "one.csv").shape == (2, 1)
     with pytest.raises(DataValidationError, match="no column named 'when'"):
         load_dataset(tmp_path / "x.csv", date_column="when")
 
@@ -174,7 +177,7 @@ def test_empty_and_unreadable_files(tmp_path):
     with pytest.raises(DataValidationError, match="cannot be read as CSV"):
         load_dataset(tmp_path / "empty.csv")
     (tmp_path / "header.csv").write_text("date,a\n")
-    with pytest.raises(DataValidationError, match="found 0 rows"):
+    with pytest.raises(DataValidationError, match="no data rows"):
         load_dataset(tmp_path / "header.csv")
 
 

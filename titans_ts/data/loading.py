@@ -54,8 +54,9 @@ def load_dataset(
       looks like data in a file read with header=True is an error, never a silently lost row).
     sep: the delimiter; None sniffs it from the file (",", ";", tab or "|").
 
-    A user's file must have evenly spaced, strictly increasing timestamps: gaps are an error naming the
-    rows, unless `fill` is given, which inserts the missing timestamps and fills them like missing values;
+    A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
+    forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:
+    gaps are an error naming the rows, unless `fill` is given, which inserts the missing timestamps and fills them like missing values;
     duplicated or unordered timestamps are always an error. Registered benchmarks load as published (their
     protocol counts rows).
     """
@@ -147,12 +148,14 @@ def read_series_csv(
         _check_header_is_not_data(raw, path)
     else:
         raw.columns = [f"x{i}" for i in range(raw.shape[1])]
-    if raw.empty or raw.shape[1] < 2:
-        raise DataValidationError(
-            f"{path}: needs a date column and at least one numeric column with at least one row; "
-            f"found {raw.shape[0]} rows and columns {list(raw.columns)}."
-        )
+    if raw.empty:
+        raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     date_col = _pick_date_column(raw, path, date_column)
+    if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
+        frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)
+        return validate_frame(frame, source=str(path), fill=fill)
+    if raw.shape[1] < 2:
+        raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
     frame = raw.drop(columns=[date_col])
     frame.index = _parse_dates(raw[date_col], path, date_col)
     if regular:
@@ -223,7 +226,9 @@ def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str
     return _handle_non_finite(frame, source, fill)
 
 
-def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str:
+def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
+    """The timestamp column: the one named, else date/datetime/timestamp/time, else a non-numeric first
+    column; None when every column is numeric (an undated series, indexed by step)."""
     if date_column is not None:
         if date_column not in raw.columns:
             raise DataValidationError(f"{path}: no column named {date_column!r}; columns are {list(raw.columns)[:10]}.")
@@ -234,11 +239,7 @@ def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) ->
     first = raw.columns[0]
     if not pd.api.types.is_numeric_dtype(raw[first]):
         return first
-    raise DataValidationError(
-        f"{path}: no date column found (looked for 'date', 'datetime', 'timestamp', 'time', then the first "
-        f"column, {first!r}, which is numeric). Add a date column or name it with date_column=... "
-        "(CLI: --date-column)."
-    )
+    return None
 
 
 def _parse_dates(column: pd.Series, path: Path, name: str) -> pd.DatetimeIndex:

@@ -108,7 +108,7 @@ def predict_csv(
     forecast = estimator.predict(frame)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
-        atomic_write_text(out_csv, forecast.to_csv(index_label="date"))
+        atomic_write_text(out_csv, forecast.to_csv(index_label=forecast.index.name or "date"))
     if plot:
         plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
     return forecast, out_csv
