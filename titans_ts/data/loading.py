@@ -56,9 +56,9 @@ def load_dataset(
 
     A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
     forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:
-    gaps are an error naming the rows, unless `fill` is given, which inserts the missing timestamps and fills them like missing values;
-    duplicated or unordered timestamps are always an error. Registered benchmarks load as published (their
-    protocol counts rows).
+    gaps are an error naming the rows, unless `fill` is given, which inserts the missing timestamps and
+    fills them like missing values; duplicated or unordered timestamps are always an error. Registered
+    benchmarks load as published (their protocol counts rows).
     """
     if fill is not None and fill not in FILL_METHODS:
         raise DataValidationError(f"fill={fill!r} is not supported; use one of {FILL_METHODS} or None.")
