@@ -26,6 +26,25 @@ NO_HEADER = typer.Option(
     False, "--no-header", help="Your CSV has no header row: every row is data, columns are named x0, x1, ..."
 )
 SEP = typer.Option(None, "--sep", help="The delimiter of your CSV (default: sniffed among , ; tab |).")
+ID_COL = typer.Option(None, "--id-col", help="Long format (id, time, value rows): the series id column.")
+TIME_COL = typer.Option(None, "--time-col", help="Long format: the time column (timestamps or integer steps).")
+TARGET = typer.Option(None, "--target", help="Long format: the value column (one panel column per id).")
+
+
+def _long(id_col, time_col, target):
+    """The long-format columns, all three or none."""
+    from titans_ts.errors import ConfigError
+
+    given = {"--id-col": id_col, "--time-col": time_col, "--target": target}
+    if not any(given.values()):
+        return None
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        needed = "a long-format table needs --id-col, --time-col and --target"
+        raise ConfigError(f"{needed}; add {', '.join(missing)}.")
+    return (id_col, time_col, target)
+
+
 DEVICE = typer.Option(
     "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
 )
@@ -63,6 +82,9 @@ def splits(
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
     sep: str = SEP,
+    id_col: str = ID_COL,
+    time_col: str = TIME_COL,
+    target: str = TARGET,
 ) -> None:
     """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
     from titans_ts.data import describe_splits
@@ -77,6 +99,7 @@ def splits(
         date_column=date_column,
         header=not no_header,
         sep=sep,
+        long=_long(id_col, time_col, target),
     )
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
@@ -137,6 +160,9 @@ def fit(
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
     sep: str = SEP,
+    id_col: str = ID_COL,
+    time_col: str = TIME_COL,
+    target: str = TARGET,
     device: str = DEVICE,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
@@ -171,6 +197,7 @@ def fit(
         date_column=date_column,
         header=not no_header,
         sep=sep,
+        long=_long(id_col, time_col, target),
         seed=seed,
         max_minutes=max_minutes,
         device=device,
@@ -216,13 +243,25 @@ def predict(
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
     sep: str = SEP,
+    id_col: str = ID_COL,
+    time_col: str = TIME_COL,
+    target: str = TARGET,
     device: str = DEVICE,
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
     from titans_ts.forecasting.api import predict_csv
 
     forecast, written = predict_csv(
-        model, input, out, plot, fill=fill, date_column=date_column, device=device, header=not no_header, sep=sep
+        model,
+        input,
+        out,
+        plot,
+        fill=fill,
+        date_column=date_column,
+        device=device,
+        header=not no_header,
+        sep=sep,
+        long=_long(id_col, time_col, target),
     )
     if written is None:
         write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
@@ -249,6 +288,9 @@ def evaluate(
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
     sep: str = SEP,
+    id_col: str = ID_COL,
+    time_col: str = TIME_COL,
+    target: str = TARGET,
     device: str = DEVICE,
 ) -> None:
     """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
@@ -256,7 +298,7 @@ def evaluate(
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    read = dict(fill=fill, date_column=date_column, header=not no_header, sep=sep)
+    read = dict(fill=fill, date_column=date_column, header=not no_header, sep=sep, long=_long(id_col, time_col, target))
     metrics = evaluate_saved(
         model, dataset, data_dir=data_dir, verify=not no_verify, device=device, windows_out=out, **read
     )

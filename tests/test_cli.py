@@ -80,6 +80,8 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     frame = write_series(tmp_path / "full.csv", rows=800, columns=3)
     frame.drop(index=range(300, 310)).to_csv(tmp_path / "sensors.csv", header=False, sep=";", index=False)
     frame.drop(columns="date").to_csv(tmp_path / "readings.csv", header=False, index=False)  # values only
+    long = frame.melt(id_vars="date", var_name="id", value_name="y").rename(columns={"date": "ts"})
+    long[~((long["id"] == "c0") & (long.index % 800 < 30))].to_csv(tmp_path / "long.csv", index=False)
     for command in commands:
         assert command[0] == "titans-ts"
         result = runner.invoke(ts_app, [*command[1:], "--epochs", "1"] if command[1] == "fit" else command[1:])
@@ -88,3 +90,5 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     assert set(windows["column"]) == {"x1", "x2", "x3"} and windows["step"].max() == 24
     metrics = json.loads((tmp_path / "runs" / "readings-lmm-h12-s0" / "metrics.json").read_text())
     assert metrics["test"]["windows"] > 0
+    long_run = json.loads((tmp_path / "runs" / "long-lmm-h12-s0" / "metrics.json").read_text())
+    assert long_run["test"]["windows"] > 0

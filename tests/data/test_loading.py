@@ -223,3 +223,38 @@ def test_repeated_or_unordered_or_off_grid_timestamps_are_errors(tmp_path):
     shifted = hours.delete(20).insert(20, hours[20] + pd.Timedelta(minutes=7))
     with pytest.raises(DataValidationError, match="off that grid"):
         load_dataset(_with_dates(tmp_path, shifted), fill="ffill")
+
+
+def _long_table(path):
+    """Two series, b starting 2 hours later and missing one stamp inside; a third ending early."""
+    hours = pd.date_range("2021-03-01", periods=10, freq="h")
+    rows = [("a", t, float(i)) for i, t in enumerate(hours)]
+    rows += [("b", t, 100.0 + i) for i, t in enumerate(hours) if i >= 2 and i != 5]
+    rows += [("c", t, -float(i)) for i, t in enumerate(hours) if i <= 8]
+    frame = pd.DataFrame(rows, columns=["id", "ts", "y"]).sample(frac=1.0, random_state=0)  # any row order
+    frame.to_csv(path, index=False)
+    return hours
+
+
+def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
+    from titans_ts.data.long_format import PanelSpanWarning
+
+    hours = _long_table(tmp_path / "long.csv")
+    with pytest.warns(PanelSpanWarning, match="'b' starts last, 'c' ends first.*dropped 3"):
+        with pytest.raises(DataValidationError, match="missing.*'b'"):  # b has no value at hour 5
+            load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"))
+    with pytest.warns(PanelSpanWarning):
+        panel = load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"), fill="interpolate")
+    assert list(panel.columns) == ["a", "b", "c"] and (panel.index == hours[2:9]).all()
+    assert panel["a"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert panel.loc[hours[5], "b"] == pytest.approx(105.0)  # interpolated between 104 and 106
+
+
+def test_long_format_errors_name_the_problem(tmp_path):
+    _long_table(tmp_path / "long.csv")
+    with pytest.raises(DataValidationError, match=r"no column\(s\) \['value'\].*--target"):
+        load_dataset(tmp_path / "long.csv", long=("id", "ts", "value"))
+    frame = pd.read_csv(tmp_path / "long.csv")
+    pd.concat([frame, frame.iloc[:1]]).to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"repeat an \(id, ts\) pair"):
+        load_dataset(tmp_path / "dup.csv", long=("id", "ts", "y"))

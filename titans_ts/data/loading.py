@@ -37,6 +37,7 @@ def load_dataset(
     fill: str | None = None,
     header: bool = True,
     sep: str | None = None,
+    long: tuple[str, str, str] | None = None,
 ) -> pd.DataFrame:
     """Load a time series as a float DataFrame indexed by timestamp (the date column becomes the index).
 
@@ -53,6 +54,8 @@ def load_dataset(
     header: False for a file without a header row: the columns are named x0, x1, ... (a first row that
       looks like data in a file read with header=True is an error, never a silently lost row).
     sep: the delimiter; None sniffs it from the file (",", ";", tab or "|").
+    long: (id column, time column, value column) of a long-format table (one row per series and time),
+      made into one column per series (see `titans_ts.data.long_format` for unequal lengths and gaps).
 
     A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
     forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:
@@ -69,7 +72,9 @@ def load_dataset(
         info = lookup_name(_strip_suffixes(path.name))
         if verify and info is not None:
             verify_checksum(path, info)
-        return read_series_csv(path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True)
+        return read_series_csv(
+            path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long
+        )
 
     info = get_dataset_info(str(name_or_path))
     path = locate(info, data_dir=data_dir, download=download)
@@ -135,10 +140,12 @@ def read_series_csv(
     header: bool = True,
     sep: str | None = None,
     regular: bool = False,
+    long: tuple[str, str, str] | None = None,
 ) -> pd.DataFrame:
     """Read and validate a CSV of timestamps + numeric columns; see `load_dataset`.
 
-    regular: require evenly spaced timestamps (gaps filled only when `fill` is given)."""
+    regular: require evenly spaced timestamps (gaps filled only when `fill` is given).
+    long: (id, time, value) columns of a long-format table, pivoted to one column per series."""
     sep = sep or _sniff_delimiter(path)
     try:
         raw = pd.read_csv(path, sep=sep, header=0 if header else None)
@@ -150,6 +157,16 @@ def read_series_csv(
         raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     if raw.empty:
         raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
+    if long is not None:
+        from titans_ts.data.long_format import pivot_long
+
+        frame = pivot_long(raw, path, *long)
+        if isinstance(frame.index, pd.DatetimeIndex):
+            frame.index.name = "date"
+            frame = _evenly_spaced(frame, path, fill)
+        else:
+            frame.index.name = "step"
+        return validate_frame(frame, source=str(path), fill=fill)
     date_col = _pick_date_column(raw, path, date_column)
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
         frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)

@@ -31,6 +31,7 @@ def fit_dataset(
     date_column: str | None = None,
     header: bool = True,
     sep: str | None = None,
+    long: tuple[str, str, str] | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -48,7 +49,7 @@ def fit_dataset(
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(
-        dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep
+        dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep, long=long
     )
     protocol = protocol_for(dataset)
     estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
@@ -98,13 +99,14 @@ def predict_csv(
     device: str | None = None,
     header: bool = True,
     sep: str | None = None,
+    long: tuple[str, str, str] | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
     _check_device(device)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep)
+    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
     forecast = estimator.predict(frame)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:

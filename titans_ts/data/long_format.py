@@ -1,0 +1,88 @@
+"""Long-format tables (one row per series and time: `id, time, value`) made into one wide panel.
+
+The rule for series of unequal length and misaligned stamps, in order:
+1. every (id, time) pair must be unique (a duplicate is an error naming its rows);
+2. the panel has one column per id, on the union of the stamps, sorted;
+3. it keeps the span where every series has started and none has ended (the rows before or after are
+   dropped, and a warning says how many and which series set the span);
+4. inside that span a series without a value at a stamp is a missing value: an error naming it, unless
+   `fill` fills it; evenly spaced stamps are required as for any user file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from titans_ts.errors import DataValidationError
+
+_MAX_LISTED = 5
+
+
+class PanelSpanWarning(UserWarning):
+    """Rows outside the span shared by every series were dropped from a long-format table."""
+
+
+def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str) -> pd.DataFrame:
+    """The wide panel (columns = ids as strings, index = the time column) of a long table; rules 1-3."""
+    missing = [c for c in (id_col, time_col, target) if c not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path}: no column(s) {missing} for the long format; columns are {list(raw.columns)[:10]}. "
+            "Name them with id_col=, time_col=, target= (CLI: --id-col, --time-col, --target)."
+        )
+    table = raw[[id_col, time_col, target]].copy()
+    table[time_col] = _times(table[time_col], path, time_col)
+    duplicated = np.flatnonzero(table.duplicated([id_col, time_col], keep=False).to_numpy())
+    if len(duplicated):
+        rows = ", ".join(
+            f"row {i + 1} ({table[id_col].iloc[i]!r} at {table[time_col].iloc[i]})" for i in duplicated[:_MAX_LISTED]
+        )
+        raise DataValidationError(
+            f"{path}: {len(duplicated)} rows repeat an ({id_col}, {time_col}) pair: {rows}. "
+            "Aggregate or remove the duplicates first."
+        )
+    wide = table.pivot(index=time_col, columns=id_col, values=target).sort_index()
+    wide.columns = [str(c) for c in wide.columns]
+    wide.columns.name = None
+    return _common_span(wide, path)
+
+
+def _times(column: pd.Series, path: Path, name: str) -> pd.Series:
+    if pd.api.types.is_integer_dtype(column):
+        return column  # integer steps
+    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        rows = ", ".join(f"row {i + 1} ({column.iloc[i]!r})" for i in bad[:_MAX_LISTED])
+        raise DataValidationError(
+            f"{path}: time column {name!r} has {len(bad)} value(s) that are neither timestamps nor integer "
+            f"steps: {rows}."
+        )
+    return parsed
+
+
+def _common_span(wide: pd.DataFrame, path: Path) -> pd.DataFrame:
+    present = wide.notna()
+    firsts = {c: wide.index[present[c].to_numpy()].min() for c in wide.columns}
+    lasts = {c: wide.index[present[c].to_numpy()].max() for c in wide.columns}
+    start_series, end_series = max(firsts, key=firsts.get), min(lasts, key=lasts.get)
+    start, end = firsts[start_series], lasts[end_series]
+    if start > end:
+        raise DataValidationError(
+            f"{path}: the series never all have values at once: {start_series!r} starts at {start}, after "
+            f"{end_series!r} ends at {end}. Forecast them separately."
+        )
+    kept = wide.loc[start:end]
+    dropped = len(wide) - len(kept)
+    if dropped:
+        warnings.warn(
+            f"{path}: kept {start} .. {end}, where every series has values ({start_series!r} starts last, "
+            f"{end_series!r} ends first); dropped {dropped} time stamp(s) outside it.",
+            PanelSpanWarning,
+            stacklevel=3,
+        )
+    return kept
