@@ -29,6 +29,24 @@ SEP = typer.Option(None, "--sep", help="The delimiter of your CSV (default: snif
 ID_COL = typer.Option(None, "--id-col", help="Long format (id, time, value rows): the series id column.")
 TIME_COL = typer.Option(None, "--time-col", help="Long format: the time column (timestamps or integer steps).")
 TARGET = typer.Option(None, "--target", help="Long format: the value column (one panel column per id).")
+SPLIT = typer.Option(
+    None, "--split", help="Your file's train,val,test fractions of the rows, e.g. 0.6,0.2,0.2 [default: 0.7,0.1,0.2]."
+)
+
+
+def _split(text):
+    """--split "0.6,0.2,0.2" -> (0.6, 0.2, 0.2)."""
+    from titans_ts.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise ConfigError(f"--split takes three comma-separated fractions, e.g. 0.7,0.1,0.2; got {text!r}.")
+    return parts
 
 
 def _long(id_col, time_col, target):
@@ -85,6 +103,7 @@ def splits(
     id_col: str = ID_COL,
     time_col: str = TIME_COL,
     target: str = TARGET,
+    split: str = SPLIT,
 ) -> None:
     """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
     from titans_ts.data import describe_splits
@@ -100,6 +119,7 @@ def splits(
         header=not no_header,
         sep=sep,
         long=_long(id_col, time_col, target),
+        split=_split(split),
     )
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
@@ -163,6 +183,7 @@ def fit(
     id_col: str = ID_COL,
     time_col: str = TIME_COL,
     target: str = TARGET,
+    split: str = SPLIT,
     device: str = DEVICE,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
@@ -198,6 +219,7 @@ def fit(
         header=not no_header,
         sep=sep,
         long=_long(id_col, time_col, target),
+        split=_split(split),
         seed=seed,
         max_minutes=max_minutes,
         device=device,

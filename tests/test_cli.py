@@ -34,6 +34,27 @@ def test_splits_on_a_users_csv(tmp_path):
     assert "ratio_70_10_20" in result.output
 
 
+def test_a_users_split_and_the_benchmarks_keep_theirs(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=1000)
+    args = ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12", "--split", "0.6,0.2,0.2"]
+    result = runner.invoke(ts_app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "ratio_60_20_20" in result.output, result.output
+    refused = runner.invoke(ts_app, ["splits", "ETTh1", "--split", "0.6,0.1,0.3"])
+    assert refused.exit_code == 2 and "registered benchmark" in refused.stderr
+    bad = runner.invoke(ts_app, [*args[:-1], "0.6,0.4"])
+    assert bad.exit_code == 2 and "three comma-separated fractions" in bad.stderr
+
+    # a model fitted on a user's split is evaluated on that split, not the default one
+    out = str(tmp_path / "model")
+    small = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1", "--out", out]
+    fitted = runner.invoke(ts_app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--split", "0.6,0.1,0.3"])
+    assert fitted.exit_code == 0, fitted.output
+    evaluated = runner.invoke(
+        ts_app, ["evaluate", "--model", out, "--dataset", str(tmp_path / "mine.csv")], env={"COLUMNS": "200"}
+    )
+    assert evaluated.exit_code == 0 and " 289 " in evaluated.output  # 300 test rows + 24 - 36 + 1 (not 189)
+
+
 def test_splits_of_a_headerless_semicolon_csv(tmp_path):
     write_series(tmp_path / "raw.csv", rows=500, header=False, sep=";")
     args = ["splits", str(tmp_path / "raw.csv"), "--lookback", "24", "--horizon", "12"]

@@ -28,9 +28,7 @@ def test_scaler_statistics_come_from_training_rows_only():
     # Changing val/test rows changes nothing in the scaler.
     changed = frame.copy()
     changed.iloc[8640:] *= 10.0
-    np.testing.assert_array_equal(
-        make_splits(changed, 96, 96, "ett_hourly").scaler.mean_, splits.scaler.mean_
-    )
+    np.testing.assert_array_equal(make_splits(changed, 96, 96, "ett_hourly").scaler.mean_, splits.scaler.mean_)
 
 
 def test_windows_are_scaled_slices_and_inverse_transform_restores_units():
@@ -102,3 +100,17 @@ def test_bad_configuration():
         split_borders(1000, 0, 96)
     with pytest.raises(ConfigError, match="Unknown split protocol 'monthly'"):
         split_borders(1000, 96, 96, "monthly")
+
+
+def test_a_users_ratio_split():
+    from titans_ts.data.protocol import ratio_protocol
+
+    assert ratio_protocol(0.6, 0.2, 0.2) == ratio_protocol(60, 20, 20) == "ratio_60_20_20"
+    borders = split_borders(1000, 24, 12, "ratio_60_20_20")
+    assert borders.train == (0, 600) and borders.val == (600 - 24, 800) and borders.test == (800 - 24, 1000)
+    assert split_borders(1000, 24, 12, ratio_protocol(0.7, 0.1, 0.2)) == split_borders(1000, 24, 12)
+    for bad in ((0.7, 0.2, 0.2), (0.75, 0.05, 0.195), (1.0, 0.0, 0.0)):
+        with pytest.raises(ConfigError, match="sum to 1"):
+            ratio_protocol(*bad)
+    with pytest.raises(ConfigError, match="ratio_A_B_C"):
+        split_borders(1000, 24, 12, "ratio_50_50")

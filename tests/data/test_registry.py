@@ -46,9 +46,7 @@ def test_names_are_case_insensitive_and_aliases_work():
     assert get_dataset_info("traffic.csv").name == "Traffic"
 
 
-@pytest.mark.parametrize(
-    "wrong, suggestion", [("ETTh", "ETTh1"), ("weathr", "weather"), ("electricty", "ECL")]
-)
+@pytest.mark.parametrize("wrong, suggestion", [("ETTh", "ETTh1"), ("weathr", "weather"), ("electricty", "ECL")])
 def test_unknown_name_suggests_the_closest(wrong, suggestion):
     with pytest.raises(DatasetNotFoundError, match=f"Unknown dataset '{wrong}'.*{suggestion}"):
         load_dataset(wrong)

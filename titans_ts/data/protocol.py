@@ -1,8 +1,9 @@
 """The long-term forecasting protocol of Time-Series-Library (DESIGN.md §4).
 
 ETT: 12/4/4 months of 30 days for train/val/test (hourly: 8640/2880/2880 rows; 15-minute: x4).
-Other datasets: 70/10/20 % of the rows. Val and test start `lookback` rows before their split so that
-their first window predicts the split's first row. The scaler sees the training rows only.
+Other datasets: 70/10/20 % of the rows ("ratio_70_10_20"); a user's own split is any "ratio_A_B_C" of
+whole percentages summing to 100 (`ratio_protocol(0.6, 0.2, 0.2)`). Val and test start `lookback` rows
+before their split so that their first window predicts the split's first row. The scaler sees the training rows only.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
                 f"The {protocol} protocol needs {test_end} rows (12/4/4 months of 30 days); the series has "
                 f"{n_rows}. Use protocol='ratio_70_10_20' for a shorter series."
             )
-    elif protocol == "ratio_70_10_20":
-        train_end = int(n_rows * 0.7)
-        n_test = int(n_rows * 0.2)
+    elif protocol.startswith("ratio_"):
+        train, _, test = _ratios(protocol)
+        train_end = int(n_rows * train / 100)
+        n_test = int(n_rows * test / 100)
         val_end, test_end = n_rows - n_test, n_rows
     else:
-        raise ConfigError(f"Unknown split protocol {protocol!r}; use one of {SPLIT_PROTOCOLS}.")
+        raise ConfigError(f"Unknown split protocol {protocol!r}; use one of {SPLIT_PROTOCOLS} or ratio_A_B_C.")
     borders = SplitBorders(
         train=(0, train_end),
         val=(train_end - lookback, val_end),
@@ -65,6 +67,29 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
             f"the {protocol} protocol (windows per split: {counts}).{hint}."
         )
     return borders
+
+
+def ratio_protocol(train: float, val: float, test: float) -> str:
+    """The protocol name of a train/val/test split by fractions (or percentages) of the rows."""
+    parts = [train, val, test]
+    scale = 100 if sum(parts) <= 1.0 + 1e-9 else 1
+    percents = [round(p * scale, 6) for p in parts]
+    if any(p <= 0 or p != int(p) for p in percents) or sum(percents) != 100:
+        raise ConfigError(
+            f"a split needs three positive parts that sum to 1 (or 100) in whole percent, e.g. 0.7,0.1,0.2; "
+            f"got {train},{val},{test}."
+        )
+    return "ratio_" + "_".join(str(int(p)) for p in percents)
+
+
+def _ratios(protocol: str) -> tuple[int, int, int]:
+    try:
+        parts = tuple(int(p) for p in protocol.split("_")[1:])
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) <= 0 or sum(parts) != 100:
+        raise ConfigError(f"split protocol {protocol!r}: ratio_A_B_C needs three positive percentages summing to 100.")
+    return parts
 
 
 def minimum_rows(lookback: int, horizon: int) -> int:
@@ -114,9 +139,16 @@ class StandardScaler:
         return scaler
 
 
-def protocol_for(name: str | None) -> str:
-    """The split protocol of a registered dataset, else the 70/10/20 ratio split."""
+def protocol_for(name: str | None, split: tuple[float, float, float] | None = None) -> str:
+    """The split protocol of a registered dataset, else the user's `split` fractions, else 70/10/20."""
     from titans_ts.data.registry import lookup_name
 
     info = lookup_name(name) if name else None
-    return info.split if info else "ratio_70_10_20"
+    if info is not None:
+        if split is not None:
+            raise ConfigError(
+                f"{info.name} is a registered benchmark: it keeps its protocol split ({info.split}) so that "
+                "results compare with the literature. Drop the split, or load the file by its path."
+            )
+        return info.split
+    return ratio_protocol(*split) if split is not None else "ratio_70_10_20"

@@ -10,6 +10,7 @@ import pandas as pd
 
 from titans_ts import __version__
 from titans_ts.data import load_dataset, make_splits, protocol_for
+from titans_ts.data.registry import lookup_name
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
@@ -32,6 +33,7 @@ def fit_dataset(
     header: bool = True,
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
+    split: tuple[float, float, float] | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -51,7 +53,7 @@ def fit_dataset(
     frame = load_dataset(
         dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep, long=long
     )
-    protocol = protocol_for(dataset)
+    protocol = protocol_for(dataset, split)
     estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
     estimator.fit(frame)
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
@@ -136,7 +138,8 @@ def evaluate_saved(
         raise ConfigError(
             f"the model was trained on columns {estimator.columns_}; {dataset} has {list(frame.columns)}."
         )
-    estimator.protocol = protocol_for(dataset)
+    if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
+        estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     if windows_out is not None:
         from titans_ts.forecasting.diagnostics import errors_by, write_table
