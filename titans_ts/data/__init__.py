@@ -2,7 +2,7 @@
 
 from titans_ts.data.describe import describe_splits
 from titans_ts.data.loading import load_dataset, validate_frame
-from titans_ts.data.protocol import SplitBorders, StandardScaler, protocol_for, split_borders
+from titans_ts.data.protocol import SplitBorders, StandardScaler, protocol_for, ratio_protocol, split_borders
 from titans_ts.data.registry import DatasetInfo, get_dataset_info, registered_datasets
 from titans_ts.data.windows import ForecastSplits, WindowDataset, make_splits
 
@@ -17,6 +17,7 @@ __all__ = [
     "load_dataset",
     "make_splits",
     "protocol_for",
+    "ratio_protocol",
     "registered_datasets",
     "split_borders",
     "validate_frame",
