@@ -306,6 +306,10 @@ def evaluate(
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled.",
     ),
+    plot: Path = typer.Option(
+        None, help="Draw the test error by horizon step and a few test windows to this PNG (with --columns)."
+    ),
+    columns: str = typer.Option(None, "--columns", help="Comma-separated columns for --plot [default: the last]."),
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
@@ -321,16 +325,28 @@ def evaluate(
     from titans_ts.forecasting.api import evaluate_saved
 
     read = dict(fill=fill, date_column=date_column, header=not no_header, sep=sep, long=_long(id_col, time_col, target))
+    plot_columns = [c.strip() for c in columns.split(",")] if columns else None
     metrics = evaluate_saved(
-        model, dataset, data_dir=data_dir, verify=not no_verify, device=device, windows_out=out, **read
+        model,
+        dataset,
+        data_dir=data_dir,
+        verify=not no_verify,
+        device=device,
+        windows_out=out,
+        plot=plot,
+        plot_columns=plot_columns,
+        **read,
     )
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
-    if out is not None:
+    if "by_step" in metrics:
         console.print(_errors_table("Test errors by column", metrics["by_column"]))
         by_step = metrics["by_step"]
         shown = sorted({1, *(len(by_step) * q // 4 for q in (1, 2, 3)), len(by_step)} - {0})
         console.print(_errors_table("Test errors by horizon step (some steps)", by_step.loc[shown]))
+    if out is not None:
         console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}.")
+    if plot is not None:
+        console.print(f"Plot: {plot}")
 
 
 @app.command()

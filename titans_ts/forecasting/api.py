@@ -119,13 +119,23 @@ def predict_csv(
 
 
 def evaluate_saved(
-    model_dir, dataset: str, data_dir=None, verify: bool = True, device: str | None = None, windows_out=None, **read
+    model_dir,
+    dataset: str,
+    data_dir=None,
+    verify: bool = True,
+    device: str | None = None,
+    windows_out=None,
+    plot=None,
+    plot_columns=None,
+    **read,
 ) -> dict:
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
     return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
+    plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
+    last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
     _check_device(device)
     if windows_out is not None:
@@ -141,12 +151,18 @@ def evaluate_saved(
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
-    if windows_out is not None:
+    if windows_out is not None or plot is not None:
         from titans_ts.forecasting.diagnostics import errors_by, write_table
 
         table = estimator.window_forecasts(frame, split="test")
-        write_table(table, windows_out)
-        metrics |= {"by_step": errors_by(table, "step"), "by_column": errors_by(table, "column"), "rows": len(table)}
+        by_step = errors_by(table, "step")
+        if windows_out is not None:
+            write_table(table, windows_out)
+        if plot is not None:
+            from titans_ts.forecasting.plots import plot_evaluation
+
+            plot_evaluation(table, by_step, plot, columns=plot_columns)
+        metrics |= {"by_step": by_step, "by_column": errors_by(table, "column"), "rows": len(table)}
     return metrics
 
 

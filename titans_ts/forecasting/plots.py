@@ -38,3 +38,37 @@ def plot_forecast(
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=None, n_windows: int = 3) -> Path:
+    """Test error by horizon step (scaled MSE and MAE), and a few test windows of chosen columns
+    (default: the last column), forecast against truth in original units. `windows`: `window_table`."""
+    columns = list(columns) if columns else [windows["column"].iloc[-1]]
+    unknown = sorted(set(map(str, columns)) - set(windows["column"]))
+    if unknown:
+        from titans_ts.errors import ConfigError
+
+        raise ConfigError(f"no column(s) {unknown} to plot; the columns are {sorted(set(windows['column']))}.")
+    chosen = sorted(set(windows["window"]))
+    chosen = [chosen[round(i * (len(chosen) - 1) / max(1, n_windows - 1))] for i in range(min(n_windows, len(chosen)))]
+    figure, axes = plt.subplots(1 + len(columns), 1, figsize=(10, 3 * (1 + len(columns))), squeeze=False)
+    axis = axes[0, 0]
+    axis.plot(by_step.index, by_step["mse_scaled"], label="MSE (scaled)")
+    axis.plot(by_step.index, by_step["mae_scaled"], label="MAE (scaled)")
+    axis.set_xlabel("horizon step")
+    axis.set_title("test error by horizon step")
+    axis.legend(loc="upper left")
+    for row, column in enumerate(map(str, columns), start=1):
+        axis = axes[row, 0]
+        for number, window in enumerate(chosen):
+            part = windows[(windows["window"] == window) & (windows["column"] == column)]
+            axis.plot(part["time"], part["target"], color="0.4", label="actual" if number == 0 else None)
+            axis.plot(part["time"], part["prediction"], color="tab:blue", label="forecast" if number == 0 else None)
+        axis.set_title(f"{column}: test windows {', '.join(map(str, chosen))}")
+        axis.legend(loc="upper left")
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+    return path
