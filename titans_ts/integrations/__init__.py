@@ -1,0 +1,1 @@
+"""Adapters that put the titans-ts models inside other forecasting libraries."""

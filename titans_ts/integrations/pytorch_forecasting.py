@@ -1,0 +1,88 @@
+"""`TitansPTF`: the titans-ts forecasting backbone as a pytorch-forecasting (v1) model.
+
+    from pytorch_forecasting import TimeSeriesDataSet
+    from titans_ts.integrations.pytorch_forecasting import TitansPTF
+
+    model = TitansPTF.from_dataset(training, dim=32, layers=1, learning_rate=1e-3)
+    lightning.pytorch.Trainer(max_epochs=5).fit(model, training.to_dataloader(train=True), ...)
+    model.predict(validation_loader, mode="prediction")  # or mode="raw", ptf's plot_prediction, metrics
+
+The network is `SimbaForecaster` (the same memory blocks as `TitansForecaster`, no copy): every real-valued
+encoder input of the dataset (the target, and covariates) is one variate token; the model forecasts them
+all and the target's forecast is the output, de-normalised by ptf's target normaliser. It needs a fixed
+encoder length (min_encoder_length == max_encoder_length) and one target.
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_forecasting.metrics import MAE
+from pytorch_forecasting.models import BaseModel
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
+
+
+class TitansPTF(BaseModel):
+    def __init__(
+        self,
+        encoder_length: int,
+        prediction_length: int,
+        n_inputs: int,
+        target_position: int,
+        variant: str = "lmm",
+        dim: int = 32,
+        layers: int = 2,
+        heads: int = 4,
+        memory_depth: int = 2,
+        dropout: float = 0.1,
+        **kwargs,
+    ):
+        self.save_hyperparameters()
+        kwargs.setdefault("loss", MAE())
+        super().__init__(**kwargs)
+        config = ForecastConfig(
+            lookback=encoder_length,
+            horizon=prediction_length,
+            channels=n_inputs,
+            variant=variant,
+            tokens="variate",
+            dim=dim,
+            layers=layers,
+            heads=heads,
+            memory_depth=memory_depth,
+            dropout=dropout,
+        )
+        self.network = SimbaForecaster(config)
+
+    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = x["encoder_cont"]  # (batch, encoder length, real inputs), normalised by the dataset
+        forecast = self.network(inputs)[..., self.hparams.target_position]  # (batch, prediction length)
+        prediction = self.transform_output(forecast, target_scale=x["target_scale"])
+        return self.to_network_output(prediction=prediction)
+
+    @classmethod
+    def from_dataset(cls, dataset, **kwargs):
+        """Sizes from a TimeSeriesDataSet: encoder and prediction lengths, the real inputs, the target's place."""
+        if dataset.min_encoder_length != dataset.max_encoder_length:
+            raise ConfigError(
+                "TitansPTF needs a fixed encoder length: build the TimeSeriesDataSet with "
+                f"min_encoder_length == max_encoder_length (got {dataset.min_encoder_length} and "
+                f"{dataset.max_encoder_length})."
+            )
+        if dataset.min_prediction_length != dataset.max_prediction_length:
+            raise ConfigError("TitansPTF needs a fixed prediction length (min == max prediction length).")
+        if not isinstance(dataset.target, str):
+            raise ConfigError(f"TitansPTF forecasts one target; got {dataset.target}.")
+        reals = list(dataset.reals)
+        if dataset.target not in reals:
+            raise ConfigError(
+                f"the target {dataset.target!r} must be a real-valued encoder input (time_varying_unknown_reals)."
+            )
+        sizes = {
+            "encoder_length": dataset.max_encoder_length,
+            "prediction_length": dataset.max_prediction_length,
+            "n_inputs": len(reals),
+            "target_position": reals.index(dataset.target),
+        }
+        return super().from_dataset(dataset, **{**sizes, **kwargs})
