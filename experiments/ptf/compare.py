@@ -1,0 +1,160 @@
+"""TitansPTF beside pytorch-forecasting's own N-HiTS and N-BEATS: the same TimeSeriesDataSet, metric and budget.
+
+    python experiments/ptf/compare.py experiments/configs/ptf.json [--only-report]
+
+One univariate series (ETTh1's OT, its protocol split: 12/4/4 months), encoder 96, horizon 96; every model
+trained by the same Lightning Trainer (MAE loss, Adam, `max_epochs` with early stopping on the validation
+loss, the same batch size and learning rate), then scored on every test window: MAE and MSE in original
+units. One JSON per (model, seed) in the config's "runs" folder (skipped when present).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import ROOT, config_main, git_commit  # noqa: E402
+
+
+def datasets(config: dict):
+    import numpy as np
+    from pytorch_forecasting import TimeSeriesDataSet
+
+    from titans_ts.data import load_dataset, protocol_for, split_borders
+
+    frame = load_dataset(config["dataset"])[[config["target"]]].reset_index(drop=True)
+    frame["time_idx"], frame["series"] = np.arange(len(frame)), config["dataset"]
+    encoder, horizon = config["encoder_length"], config["horizon"]
+    borders = split_borders(len(frame), encoder, horizon, protocol_for(config["dataset"]))
+    common = dict(
+        time_idx="time_idx",
+        target=config["target"],
+        group_ids=["series"],
+        min_encoder_length=encoder,
+        max_encoder_length=encoder,
+        min_prediction_length=horizon,
+        max_prediction_length=horizon,
+        time_varying_unknown_reals=[config["target"]],
+    )
+    training = TimeSeriesDataSet(frame[frame.time_idx < borders.train[1]], **common)
+
+    def part(start, end):  # the windows whose forecast lies inside [start + encoder, end)
+        rows = frame[(frame.time_idx >= start) & (frame.time_idx < end)]
+        return TimeSeriesDataSet.from_dataset(training, rows, stop_randomization=True)
+
+    return training, part(*borders.val), part(*borders.test)
+
+
+def build(name: str, training, config: dict):
+    from pytorch_forecasting import NBeats, NHiTS
+    from pytorch_forecasting.metrics import MAE
+
+    from titans_ts.integrations.pytorch_forecasting import TitansPTF
+
+    common = {"learning_rate": config["lr"], "loss": MAE()}
+    if name == "titans":
+        return TitansPTF.from_dataset(training, **config["titans"], **common)
+    if name == "nhits":
+        return NHiTS.from_dataset(training, **common)
+    if name == "nbeats":
+        return NBeats.from_dataset(training, **common)
+    raise ValueError(f"unknown model {name!r}")
+
+
+def run(config: dict) -> None:
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from titans_ts.io import atomic_write_text
+
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
+    runs = ROOT / config["runs"]
+    runs.mkdir(parents=True, exist_ok=True)
+    training, validation, test = datasets(config)
+    for seed in config["seeds"]:
+        for name in config["models"]:
+            out = runs / f"{name}_s{seed}.json"
+            with claims.claim(out) as mine:
+                if not mine:
+                    continue
+                pl.seed_everything(seed, verbose=False)
+                model = build(name, training, config)
+                trainer = pl.Trainer(
+                    max_epochs=config["max_epochs"],
+                    callbacks=[EarlyStopping("val_loss", patience=config["patience"])],
+                    gradient_clip_val=0.1,
+                    logger=False,
+                    enable_checkpointing=False,
+                    enable_progress_bar=False,
+                    enable_model_summary=False,
+                )
+                started = time.time()
+                batch = config["batch_size"]
+                trainer.fit(
+                    model,
+                    training.to_dataloader(train=True, batch_size=batch),
+                    validation.to_dataloader(train=False, batch_size=batch),
+                )
+                scores = score(model, test.to_dataloader(train=False, batch_size=batch))
+                record = {
+                    "model": name,
+                    "seed": seed,
+                    "test": scores,
+                    "epochs_run": trainer.current_epoch,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "wall_seconds": time.time() - started,
+                    "git_commit": git_commit(),
+                    "config": {k: v for k, v in config.items() if not k.startswith("_")},
+                }
+                atomic_write_text(out, json.dumps(record, indent=1))
+                print(f"{name} seed {seed}: test MAE {scores['mae']:.4f} MSE {scores['mse']:.4f}", flush=True)
+
+
+def score(model, loader) -> dict:
+    """MAE and MSE over every test window and step, original units (ptf de-normalises the predictions)."""
+
+    predicted = model.predict(loader, mode="prediction", return_y=True)
+    error = (predicted.output - predicted.y[0]).double()
+    return {"mae": float(error.abs().mean()), "mse": float(error.square().mean()), "windows": int(error.shape[0])}
+
+
+def report(config: dict) -> str:
+    import statistics
+
+    runs = ROOT / config["runs"]
+    lines = [
+        "# TitansPTF beside pytorch-forecasting's N-HiTS and N-BEATS",
+        "",
+        f"Generated by `experiments/ptf/compare.py {config.get('_path', '')}`; do not edit by hand. "
+        f"{config['dataset']}'s {config['target']} alone (univariate), its protocol split, encoder "
+        f"{config['encoder_length']}, horizon {config['horizon']}; one TimeSeriesDataSet and one Trainer "
+        f"setting for all (MAE loss, lr {config['lr']}, batch {config['batch_size']}, up to "
+        f"{config['max_epochs']} epochs, early stopping patience {config['patience']}); test MAE / MSE over "
+        "every window, original units; mean ± std over seeds.",
+        "",
+        "| model | test MAE | test MSE | epochs | parameters | s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in config["models"]:
+        records = [json.loads(p.read_text()) for p in sorted(runs.glob(f"{name}_s*.json"))]
+        if not records:
+            lines.append(f"| {name} | not run yet | | | | |")
+            continue
+        mae = [r["test"]["mae"] for r in records]
+        mse = [r["test"]["mse"] for r in records]
+        spread = lambda v: f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else ""  # noqa: E731
+        lines.append(
+            f"| {name} | {statistics.mean(mae):.4f}{spread(mae)} | {statistics.mean(mse):.4f}{spread(mse)} | "
+            f"{'/'.join(str(r['epochs_run']) for r in records)} | {records[0]['parameters']:,} | "
+            f"{statistics.mean(r['wall_seconds'] for r in records):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(config_main(__doc__, run, report))
