@@ -258,3 +258,15 @@ def test_long_format_errors_name_the_problem(tmp_path):
     pd.concat([frame, frame.iloc[:1]]).to_csv(tmp_path / "dup.csv", index=False)
     with pytest.raises(DataValidationError, match=r"repeat an \(id, ts\) pair"):
         load_dataset(tmp_path / "dup.csv", long=("id", "ts", "y"))
+
+
+def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
+    frame = write_series(tmp_path / "s.csv", rows=30)
+    frame.to_parquet(tmp_path / "columns.parquet", index=False)
+    frame.set_index("date").to_parquet(tmp_path / "indexed.parquet")
+    for name in ("columns.parquet", "indexed.parquet"):
+        loaded = load_dataset(tmp_path / name)
+        assert list(loaded.columns) == ["c0", "c1", "OT"] and (loaded.index == frame["date"]).all()
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataValidationError, match="cannot be read as parquet"):
+        load_dataset(tmp_path / "bad.parquet")

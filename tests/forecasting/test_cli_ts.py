@@ -93,6 +93,11 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     reported = json.loads((folder / "model" / "metrics.json").read_text())["test"]["mse"]
     recomputed = ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean()
     assert recomputed == pytest.approx(reported, rel=1e-5)
+    as_parquet = runner.invoke(app, [*args[:-1], str(folder / "windows.parquet")])
+    assert as_parquet.exit_code == 0, as_parquet.output
+    assert pd.read_parquet(folder / "windows.parquet")["prediction"].to_numpy() == pytest.approx(
+        table["prediction"].to_numpy(), rel=1e-6
+    )
     bad = runner.invoke(app, [*args[:-1], str(folder / "windows.txt")])
     assert bad.exit_code == 2 and ".csv or .parquet" in bad.stderr
     plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--columns", "c0,OT"])

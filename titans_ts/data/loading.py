@@ -146,15 +146,18 @@ def read_series_csv(
 
     regular: require evenly spaced timestamps (gaps filled only when `fill` is given).
     long: (id, time, value) columns of a long-format table, pivoted to one column per series."""
-    sep = sep or _sniff_delimiter(path)
-    try:
-        raw = pd.read_csv(path, sep=sep, header=0 if header else None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
-    if header:
-        _check_header_is_not_data(raw, path)
+    if path.suffix == ".parquet":
+        raw = _read_parquet(path)
     else:
-        raw.columns = [f"x{i}" for i in range(raw.shape[1])]
+        sep = sep or _sniff_delimiter(path)
+        try:
+            raw = pd.read_csv(path, sep=sep, header=0 if header else None)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+        if header:
+            _check_header_is_not_data(raw, path)
+        else:
+            raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     if raw.empty:
         raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
@@ -178,6 +181,20 @@ def read_series_csv(
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A parquet table; an index it was saved with (e.g. timestamps) becomes a column again."""
+    try:
+        raw = pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataValidationError(f"{path}: reading parquet needs pyarrow (pip install pyarrow).") from exc
+    except Exception as exc:  # pyarrow raises its own error types for a damaged file
+        raise DataValidationError(f"{path}: cannot be read as parquet ({exc}).") from exc
+    if not isinstance(raw.index, pd.RangeIndex):
+        raw = raw.reset_index()
+    raw.columns = [str(c) for c in raw.columns]
+    return raw
 
 
 def _sniff_delimiter(path: Path) -> str:
@@ -319,7 +336,8 @@ def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.
 
 def _looks_like_path(name_or_path) -> bool:
     text = str(name_or_path)
-    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith((".csv", ".tsv", ".txt", ".gz"))
+    suffixes = (".csv", ".tsv", ".txt", ".gz", ".parquet")
+    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith(suffixes)
 
 
 def _strip_suffixes(name: str) -> str:
