@@ -310,6 +310,12 @@ def evaluate(
         None, help="Draw the test error by horizon step and a few test windows to this PNG (with --columns)."
     ),
     columns: str = typer.Option(None, "--columns", help="Comma-separated columns for --plot [default: the last]."),
+    online: bool = typer.Option(
+        False,
+        "--online",
+        help="Also evaluate the test split as a stream: each window forecast in time order from the memory "
+        "state carried from the windows before it (memory variant lmm).",
+    ),
     fill: str = FILL,
     date_column: str = DATE_COLUMN,
     no_header: bool = NO_HEADER,
@@ -335,9 +341,15 @@ def evaluate(
         windows_out=out,
         plot=plot,
         plot_columns=plot_columns,
+        online=online,
         **read,
     )
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
+    if online:
+        m = metrics["test_online"]
+        console.print(
+            f"Test, online (memory carried forward): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
+        )
     if "by_step" in metrics:
         console.print(_errors_table("Test errors by column", metrics["by_column"]))
         by_step = metrics["by_step"]

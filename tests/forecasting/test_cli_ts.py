@@ -76,6 +76,10 @@ def test_evaluate_a_saved_model(trained):
     result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])
     assert result.exit_code == 0, result.output
     assert "test" in result.output
+    online = runner.invoke(
+        app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv"), "--online"]
+    )
+    assert online.exit_code == 0 and "Test, online (memory carried forward): MSE" in online.output
 
 
 def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):

@@ -127,6 +127,7 @@ def evaluate_saved(
     windows_out=None,
     plot=None,
     plot_columns=None,
+    online: bool = False,
     **read,
 ) -> dict:
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
@@ -134,6 +135,7 @@ def evaluate_saved(
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
     return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
+    online: also evaluate the test split as a stream ("test_online"; `TitansForecaster.online_forecasts`).
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
@@ -151,6 +153,8 @@ def evaluate_saved(
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    if online:
+        metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:
         from titans_ts.forecasting.diagnostics import errors_by, write_table
 

@@ -150,12 +150,72 @@ class TitansForecaster(BaseEstimator):
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
         self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = _time_axis(frame.index)
+        self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
+
+    # --- streaming: the memory keeps learning across forecasts ---------------------------------------
+
+    def update(self, new_rows) -> TitansForecaster:
+        """Append observations in time order and let the memory keep what it learns from them.
+
+        For each new row, the window of the last `lookback` rows is run through the network starting from
+        the carried memory state (memory weights and momentum of every block; see docs/forecasting.md),
+        its forecast is kept, and the state after the window becomes the carried state. `predict()` then
+        returns the forecast made at the last row. update(a); update(b) equals update(a + b).
+        """
+        self._check_fitted()
+        self._check_streamable()
+        frame = self._check_columns(_as_frame(new_rows))
+        scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+        device = self._device()
+        self.model_.to(device).eval()
+        context, state = self.context_.to(device), getattr(self, "memory_state_", None)
+        with torch.no_grad():
+            for row in scaled.to(device):
+                context = torch.cat([context[1:], row[None]])
+                forecast, state = self._stream_step(context[None], state)
+        self.context_ = context.cpu()
+        self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
+        if len(frame):
+            self.last_index_ = (
+                frame.index[-1] if isinstance(self.last_index_, pd.Timestamp) else self.last_index_ + len(frame)
+            )
+        return self
+
+    def online_forecasts(self, X=None, split: str = "test") -> np.ndarray:
+        """Forecasts (scaled) of every window of a split, made as a stream: in time order, each from the
+        memory state carried from the windows before it (and never from its own targets)."""
+        self._check_fitted()
+        self._check_streamable()
+        _, _, loader = self._split_windows(X, split, batch_size=1)
+        device = self._device()
+        self.model_.to(device).eval()
+        forecasts, state = [], None
+        with torch.no_grad():
+            for x, _ in loader:
+                forecast, state = self._stream_step(x.to(device), state)
+                forecasts.append(forecast[0].double().cpu().numpy())
+        return np.stack(forecasts)
+
+    def _stream_step(self, window: torch.Tensor, state):
+        forecast, states = self.model_(window, state, return_states=True)
+        return forecast, [_carried(s) for s in states]
+
+    def _check_streamable(self) -> None:
+        if self.variant != "lmm":
+            raise ConfigError(
+                f"streaming updates need the memory variant 'lmm'; this model is {self.variant!r} "
+                "(no memory, or attention beside it whose window is not carried)."
+            )
 
     # --- using a fitted model -----------------------------------------------------------------------
 
     def predict(self, X=None) -> pd.DataFrame:
         """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units."""
         self._check_fitted()
+        if X is None and getattr(self, "stream_forecast_", None) is not None:  # after update(): the stream's
+            values = self.scaler_.inverse_transform(self.stream_forecast_)
+            index = _future_index(self.last_index_, self.step_, self.horizon)
+            return pd.DataFrame(values, index=index, columns=self.columns_)
         if X is None:
             context, last, step = self.context_, self.last_index_, self.step_
         else:
@@ -174,9 +234,19 @@ class TitansForecaster(BaseEstimator):
         index = _future_index(last, step, self.horizon)
         return pd.DataFrame(values, index=index, columns=self.columns_)
 
-    def evaluate(self, X=None, split: str = "test", batch_size: int = 256) -> dict:
-        """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`)."""
+    def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
+        """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
+
+        online: forecast the windows as a stream with the memory state carried forward (`online_forecasts`)
+        instead of each from the trained memory."""
         from titans_ts.forecasting.training import evaluate_windows
+
+        if online:
+            forecasts = self.online_forecasts(X, split)
+            _, _, loader = self._split_windows(X, split, batch_size)
+            targets = torch.cat([y for _, y in loader]).double().numpy()
+            error = forecasts - targets
+            return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
 
         _, _, loader = self._split_windows(X, split, batch_size)
         return evaluate_windows(self.model_, loader, self._device())
@@ -344,6 +414,16 @@ def season_from_index(index: pd.Index) -> int | None:
         if day % step == pd.Timedelta(0):
             return int(day / step)
     return None
+
+
+def _carried(state):
+    """What a stream carries to the next window: the memory's weights and momentum, not its conv cache
+    (a new window is a new token sequence)."""
+    if state is None:
+        return None
+    from dataclasses import replace
+
+    return replace(state, conv_cache=None, tokens_seen=0)
 
 
 def _time_axis(index: pd.Index):

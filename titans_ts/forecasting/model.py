@@ -97,9 +97,11 @@ class SimbaBlock(nn.Module):
         self.channel_mixer = EinFFT(dim, blocks=config.einfft_blocks)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        x = x + self.dropout(self.mixer(self.mix_norm(x))[0])
-        return x + self.dropout(self.channel_mixer(self.channel_norm(x)))
+    def forward(self, x, state=None):
+        """(B, tokens, dim) -> the same, and the mixer's memory state after the last token (None: none)."""
+        mixed, state = self.mixer(self.mix_norm(x), state)
+        x = x + self.dropout(mixed)
+        return x + self.dropout(self.channel_mixer(self.channel_norm(x))), state
 
 
 class SimbaForecaster(nn.Module):
@@ -121,18 +123,24 @@ class SimbaForecaster(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, states=None, return_states: bool = False):
+        """states: one memory state per block to start from (None: the trained initial memory); with
+        return_states, also the states after this window's tokens (what streaming carries forward)."""
         batch, _, channels = x.shape
         x, stats = self.revin.normalize(x)
         tokens = self.dropout(self.tokenizer(x))
-        for block in self.blocks:
-            tokens = block(tokens)
+        states = states or [None] * len(self.blocks)
+        new_states = []
+        for block, state in zip(self.blocks, states, strict=True):
+            tokens, state = block(tokens, state)
+            new_states.append(state)
         tokens = self.norm(tokens)
         if self.config.tokens == "patch":
             out = self.head(tokens.flatten(1)).view(batch, channels, -1)  # (B*C, N*dim) -> (B, C, H)
         else:
             out = self.head(tokens)  # (B, C, H)
-        return self.revin.denormalize(out.transpose(1, 2), stats)
+        forecast = self.revin.denormalize(out.transpose(1, 2), stats)
+        return (forecast, new_states) if return_states else forecast
 
 
 class DLinear(nn.Module):

@@ -1,0 +1,70 @@
+"""Streaming test-time memorisation: update() carries the memory across forecasts, in time order only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.data.helpers import write_series
+from titans_ts import TitansForecaster
+from titans_ts.errors import ConfigError
+
+TINY = dict(horizon=8, lookback=16, dim=16, layers=2, heads=2, chunk_size=4, epochs=1, batch_size=32, progress=False)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    frame = write_series(tmp_path_factory.mktemp("stream") / "s.csv", rows=300, columns=3)
+    return frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="date"))
+
+
+@pytest.fixture(scope="module")
+def fitted(series):
+    return TitansForecaster(**TINY).fit(series.iloc[:240])
+
+
+def _states(model):
+    return [torch.cat([w.flatten() for w in (*s.weights, *s.momentum)]) for s in model.memory_state_]
+
+
+def test_update_in_two_parts_equals_one_update(fitted, series):
+    import copy
+
+    whole, parts = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    whole.update(series.iloc[240:270])
+    parts.update(series.iloc[240:251]).update(series.iloc[251:270])
+    for a, b in zip(_states(whole), _states(parts), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(whole.predict(), parts.predict(), rtol=1e-5)
+    assert whole.predict().index[0] == series.index[270]  # the forecast starts after the last row seen
+
+
+def test_the_carried_memory_changes_forecasts_but_starts_from_the_trained_one(fitted, series):
+    import copy
+
+    streamed = copy.deepcopy(fitted).update(series.iloc[240:241])
+    frozen = fitted.predict(series.iloc[:241])
+    pd.testing.assert_frame_equal(streamed.predict(), frozen, rtol=1e-5)  # one window: no carried state yet
+    streamed.update(series.iloc[241:260])
+    assert not np.allclose(streamed.predict().to_numpy(), fitted.predict(series.iloc[:260]).to_numpy())
+
+
+def test_online_forecasts_never_read_future_rows(fitted, series):
+    online = fitted.online_forecasts(series, split="test")
+    changed = series.copy()
+    cut = 280  # rows from here on are perturbed
+    changed.iloc[cut:] += 5.0
+    perturbed = fitted.online_forecasts(changed, split="test")
+    test_start = 300 - int(300 * 0.2) - TINY["lookback"]  # the first row of the test split's windows
+    last_window_before = cut - TINY["lookback"] - test_start  # windows 0..this-1 end before row `cut`
+    np.testing.assert_allclose(perturbed[: last_window_before + 1], online[: last_window_before + 1], rtol=1e-6)
+    assert not np.allclose(perturbed[last_window_before + 1 :], online[last_window_before + 1 :])
+    frozen = fitted.evaluate(series, split="test")
+    streamed = fitted.evaluate(series, split="test", online=True)
+    assert streamed["windows"] == frozen["windows"] and streamed["mse"] != frozen["mse"]
+
+
+def test_only_the_memory_variant_streams(series):
+    model = TitansForecaster(**{**TINY, "variant": "attention"}).fit(series.iloc[:240])
+    with pytest.raises(ConfigError, match="'lmm'"):
+        model.update(series.iloc[240:250])
