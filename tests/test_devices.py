@@ -361,7 +361,7 @@ def test_cli_passes_the_device_through(monkeypatch):
 
     seen = {}
 
-    def fake_predict(model, input, out, plot, fill=None, date_column=None, device=None):
+    def fake_predict(model, input, out, plot, device=None, **read):
         seen["device"] = device
         return pd.DataFrame({"x": [1.0]}, index=pd.RangeIndex(1)), None
 
