@@ -49,6 +49,12 @@ def _split(text):
     return parts
 
 
+def _reading(fill, date_column, no_header, sep, id_col, time_col, target) -> dict:
+    """How to read a user's file, from the options every data-reading command shares."""
+    long = _long(id_col, time_col, target)
+    return {"fill": fill, "date_column": date_column, "header": not no_header, "sep": sep, "long": long}
+
+
 def _long(id_col, time_col, target):
     """The long-format columns, all three or none."""
     from titans_ts.errors import ConfigError
@@ -114,11 +120,7 @@ def splits(
         horizon,
         data_dir=data_dir,
         verify=not no_verify,
-        fill=fill,
-        date_column=date_column,
-        header=not no_header,
-        sep=sep,
-        long=_long(id_col, time_col, target),
+        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
         split=_split(split),
     )
     table = Table(
@@ -214,11 +216,7 @@ def fit(
         out=out,
         data_dir=data_dir,
         verify=not no_verify,
-        fill=fill,
-        date_column=date_column,
-        header=not no_header,
-        sep=sep,
-        long=_long(id_col, time_col, target),
+        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
         split=_split(split),
         seed=seed,
         max_minutes=max_minutes,
@@ -278,12 +276,8 @@ def predict(
         input,
         out,
         plot,
-        fill=fill,
-        date_column=date_column,
         device=device,
-        header=not no_header,
-        sep=sep,
-        long=_long(id_col, time_col, target),
+        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
     )
     if written is None:
         write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
@@ -330,7 +324,7 @@ def evaluate(
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    read = dict(fill=fill, date_column=date_column, header=not no_header, sep=sep, long=_long(id_col, time_col, target))
+    read = _reading(fill, date_column, no_header, sep, id_col, time_col, target)
     plot_columns = [c.strip() for c in columns.split(",")] if columns else None
     metrics = evaluate_saved(
         model,

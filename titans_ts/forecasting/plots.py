@@ -32,12 +32,7 @@ def plot_forecast(
     axis.set_title(title or f"{column}: {len(forecast)}-step forecast")
     axis.legend(loc="upper left")
     figure.autofmt_xdate()
-    figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=None, n_windows: int = 3) -> Path:
@@ -66,6 +61,11 @@ def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=
             axis.plot(part["time"], part["prediction"], color="tab:blue", label="forecast" if number == 0 else None)
         axis.set_title(f"{column}: test windows {', '.join(map(str, chosen))}")
         axis.legend(loc="upper left")
+    return _save(figure, path)
+
+
+def _save(figure, path) -> Path:
+    """Write the figure as PNG, all or nothing, and free it."""
     figure.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
