@@ -54,15 +54,9 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
 def _times(column: pd.Series, path: Path, name: str) -> pd.Series:
     if pd.api.types.is_integer_dtype(column):
         return column  # integer steps
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        rows = ", ".join(f"row {i + 1} ({column.iloc[i]!r})" for i in bad[:_MAX_LISTED])
-        raise DataValidationError(
-            f"{path}: time column {name!r} has {len(bad)} value(s) that are neither timestamps nor integer "
-            f"steps: {rows}."
-        )
-    return parsed
+    from titans_ts.data.loading import _parse_dates
+
+    return pd.Series(_parse_dates(column, path, name, also=" nor integer steps"), index=column.index)
 
 
 def _common_span(wide: pd.DataFrame, path: Path) -> pd.DataFrame:
