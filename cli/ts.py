@@ -28,9 +28,22 @@ NO_HEADER = typer.Option(
 SEP = typer.Option(None, "--sep", help="The delimiter of your CSV (default: sniffed among , ; tab |).")
 ID_COL = typer.Option(None, "--id-col", help="Long format (id, time, value rows): the series id column.")
 TIME_COL = typer.Option(None, "--time-col", help="Long format: the time column (timestamps or integer steps).")
-TARGET = typer.Option(None, "--target", help="Long format: the value column (one panel column per id).")
+TARGET = typer.Option(
+    None,
+    "--target",
+    help="Wide table: the column(s) to forecast and score, comma-separated [default: all]; the other columns "
+    "are covariates (read as inputs, not forecast). Long format: the value column (one panel column per id).",
+)
+COLUMNS = typer.Option(
+    None, "--columns", help="The columns to read as inputs, comma-separated [default: all numeric columns]."
+)
 SPLIT = typer.Option(
     None, "--split", help="Your file's train,val,test fractions of the rows, e.g. 0.6,0.2,0.2 [default: 0.7,0.1,0.2]."
+)
+SPLIT_DATES = typer.Option(
+    None,
+    "--split-dates",
+    help="Your dated file split by date: where validation and test begin, e.g. 2017-06-01,2017-10-01.",
 )
 
 
@@ -49,18 +62,47 @@ def _split(text):
     return parts
 
 
-def _reading(fill, date_column, no_header, sep, id_col, time_col, target) -> dict:
-    """How to read a user's file, from the options every data-reading command shares."""
+def _split_dates(text):
+    """--split-dates "2017-06-01,2017-10-01" -> ("2017-06-01", "2017-10-01")."""
+    from titans_ts.errors import ConfigError
+
+    if text is None:
+        return None
+    parts = tuple(p.strip() for p in text.split(","))
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(
+            f"--split-dates takes two comma-separated dates, where validation and test begin, e.g. "
+            f"2017-06-01,2017-10-01; got {text!r}."
+        )
+    return parts
+
+
+def _names(text):
+    """--columns "a, b" -> ["a", "b"]."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def _reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target: bool = False) -> dict:
+    """How to read a user's file, from the options every data-reading command shares. `--target` names
+    the value column of a long table; on a wide table only `fit` takes it (`wide_target`): a saved model
+    forecasts the targets it was fitted with."""
+    from titans_ts.errors import ConfigError
+
     long = _long(id_col, time_col, target)
+    if long is None and target is not None and not wide_target:
+        raise ConfigError(
+            "--target here only names the value column of a long-format table (with --id-col and --time-col): "
+            "a saved model forecasts the target columns it was fitted with."
+        )
     return {"fill": fill, "date_column": date_column, "header": not no_header, "sep": sep, "long": long}
 
 
 def _long(id_col, time_col, target):
-    """The long-format columns, all three or none."""
+    """The long-format columns: all three, or None for a wide table (where --target picks targets)."""
     from titans_ts.errors import ConfigError
 
     given = {"--id-col": id_col, "--time-col": time_col, "--target": target}
-    if not any(given.values()):
+    if id_col is None and time_col is None:
         return None
     missing = [flag for flag, value in given.items() if value is None]
     if missing:
@@ -110,6 +152,7 @@ def splits(
     time_col: str = TIME_COL,
     target: str = TARGET,
     split: str = SPLIT,
+    split_dates: str = SPLIT_DATES,
 ) -> None:
     """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
     from titans_ts.data import describe_splits
@@ -120,8 +163,9 @@ def splits(
         horizon,
         data_dir=data_dir,
         verify=not no_verify,
-        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
+        **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),
         split=_split(split),
+        split_dates=_split_dates(split_dates),
     )
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
@@ -185,7 +229,9 @@ def fit(
     id_col: str = ID_COL,
     time_col: str = TIME_COL,
     target: str = TARGET,
+    columns: str = COLUMNS,
     split: str = SPLIT,
+    split_dates: str = SPLIT_DATES,
     device: str = DEVICE,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
@@ -216,8 +262,11 @@ def fit(
         out=out,
         data_dir=data_dir,
         verify=not no_verify,
-        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
+        **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),
         split=_split(split),
+        split_dates=_split_dates(split_dates),
+        columns=_names(columns),
+        target=None if _long(id_col, time_col, target) else _names(target),
         seed=seed,
         max_minutes=max_minutes,
         device=device,
@@ -301,9 +350,11 @@ def evaluate(
         "(window, step, column) with origin, time, prediction and target in original units and scaled.",
     ),
     plot: Path = typer.Option(
-        None, help="Draw the test error by horizon step and a few test windows to this PNG (with --columns)."
+        None, help="Draw the test error by horizon step and a few test windows to this PNG (with --plot-columns)."
     ),
-    columns: str = typer.Option(None, "--columns", help="Comma-separated columns for --plot [default: the last]."),
+    plot_columns: str = typer.Option(
+        None, "--plot-columns", help="Comma-separated columns for --plot [default: the last target]."
+    ),
     online: bool = typer.Option(
         False,
         "--online",
@@ -325,7 +376,7 @@ def evaluate(
     from titans_ts.forecasting.api import evaluate_saved
 
     read = _reading(fill, date_column, no_header, sep, id_col, time_col, target)
-    plot_columns = [c.strip() for c in columns.split(",")] if columns else None
+    plot_columns = _names(plot_columns)
     metrics = evaluate_saved(
         model,
         dataset,

@@ -1,3 +1,5 @@
+import json
+
 from typer.testing import CliRunner
 
 from cli.dna import app as dna_app
@@ -55,6 +57,34 @@ def test_a_users_split_and_the_benchmarks_keep_theirs(tmp_path):
     assert evaluated.exit_code == 0 and " 289 " in evaluated.output  # 300 test rows + 24 - 36 + 1 (not 189)
 
 
+def test_a_split_by_dates_from_the_cli(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=1000)  # hourly from 2016-07-01 02:00
+    args = ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12"]
+    result = runner.invoke(ts_app, [*args, "--split-dates", "2016-07-25,2016-08-05"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "rows_574_838" in result.output  # 23 days 22 hours, then 11 days more
+    assert "2016-07-24 00:00:00" in result.output  # validation's first window starts lookback rows early
+    for bad, message in (
+        (["--split-dates", "2016-07-25"], "two comma-separated dates"),
+        (["--split-dates", "2016-07-25,2016-08-05", "--split", "0.6,0.2,0.2"], "not both"),
+        (["--split-dates", "2015-01-01,2016-08-05"], "outside the data"),
+    ):
+        refused = runner.invoke(ts_app, [*args, *bad])
+        assert refused.exit_code == 2 and message in refused.stderr, refused.output
+    refused = runner.invoke(ts_app, ["splits", "ETTh1", "--split-dates", "2017-01-01,2017-06-01"])
+    assert refused.exit_code == 2 and "registered benchmark" in refused.stderr
+
+    out = str(tmp_path / "model")
+    small = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1", "--out", out]
+    fitted = runner.invoke(
+        ts_app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--split-dates", "2016-07-25,2016-08-05"]
+    )
+    assert fitted.exit_code == 0, fitted.output
+    record = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert record["protocol"] == "rows_574_838" and record["split_dates"] == ["2016-07-25", "2016-08-05"]
+    assert record["test"]["windows"] == 1000 - 838 - 12 + 1
+
+
 def test_splits_of_a_headerless_semicolon_csv(tmp_path):
     write_series(tmp_path / "raw.csv", rows=500, header=False, sep=";")
     args = ["splits", str(tmp_path / "raw.csv"), "--lookback", "24", "--horizon", "12"]
@@ -103,6 +133,7 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     frame.drop(columns="date").to_csv(tmp_path / "readings.csv", header=False, index=False)  # values only
     long = frame.melt(id_vars="date", var_name="id", value_name="y").rename(columns={"date": "ts"})
     long[~((long["id"] == "c0") & (long.index % 800 < 30))].to_csv(tmp_path / "long.csv", index=False)
+    frame.to_csv(tmp_path / "plant.csv", index=False)  # dated, with a header: columns c0, c1, OT
     for command in commands:
         assert command[0] == "titans-ts"
         result = runner.invoke(ts_app, [*command[1:], "--epochs", "1"] if command[1] == "fit" else command[1:])
@@ -113,3 +144,6 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     assert metrics["test"]["windows"] > 0
     long_run = json.loads((tmp_path / "runs" / "long-lmm-h12-s0" / "metrics.json").read_text())
     assert long_run["test"]["windows"] > 0
+    plant = json.loads((tmp_path / "runs" / "plant-lmm-h24-s0" / "metrics.json").read_text())
+    assert plant["columns"] == ["c0", "OT"] and plant["targets"] == ["OT"]
+    assert plant["protocol"].startswith("rows_") and plant["test"]["windows"] > 0

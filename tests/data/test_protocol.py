@@ -114,3 +114,30 @@ def test_a_users_ratio_split():
             ratio_protocol(*bad)
     with pytest.raises(ConfigError, match="ratio_A_B_C"):
         split_borders(1000, 24, 12, "ratio_50_50")
+
+
+def test_a_split_by_dates():
+    import pandas as pd
+
+    from titans_ts.data import date_protocol
+
+    index = pd.date_range("2017-01-01", periods=1000, freq="h")
+    protocol = date_protocol(index, "2017-01-20", "2017-02-01 06:30")
+    assert protocol == "rows_456_751"  # 19 days of hours; the first row on or after 06:30 is 07:00
+    borders = split_borders(1000, 24, 12, protocol)
+    assert borders.train == (0, 456) and borders.val == (456 - 24, 751) and borders.test == (751 - 24, 1000)
+    assert index[borders.val[0] + 24] == pd.Timestamp("2017-01-20")
+    with pytest.raises(ConfigError, match="must come before"):
+        date_protocol(index, "2017-02-01", "2017-01-20")
+    with pytest.raises(DataValidationError, match="test start 2018-01-01 00:00:00 is outside the data"):
+        date_protocol(index, "2017-01-20", "2018-01-01")
+    with pytest.raises(ConfigError, match="dates such as"):
+        date_protocol(index, "soon", "later")
+    with pytest.raises(ConfigError, match="indexed by step"):
+        date_protocol(pd.RangeIndex(1000), "2017-01-20", "2017-02-01")
+    with pytest.raises(DataValidationError, match="too short"):
+        split_borders(1000, 24, 12, "rows_456_995")
+    with pytest.raises(ConfigError, match="either as fractions or as dates"):
+        from titans_ts.data import protocol_for
+
+        protocol_for("mine.csv", (0.7, 0.1, 0.2), ("2017-01-20", "2017-02-01"))

@@ -104,10 +104,10 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     )
     bad = runner.invoke(app, [*args[:-1], str(folder / "windows.txt")])
     assert bad.exit_code == 2 and ".csv or .parquet" in bad.stderr
-    plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--columns", "c0,OT"])
+    plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--plot-columns", "c0,OT"])
     assert plotted.exit_code == 0, plotted.output
     assert (folder / "eval.png").read_bytes()[:4] == b"\x89PNG"
-    unknown = runner.invoke(app, [*args[:5], "--plot", str(folder / "x.png"), "--columns", "nope"])
+    unknown = runner.invoke(app, [*args[:5], "--plot", str(folder / "x.png"), "--plot-columns", "nope"])
     assert unknown.exit_code == 2 and "no column(s) ['nope']" in unknown.stderr and not (folder / "x.png").exists()
 
 
@@ -122,11 +122,11 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         ),
         (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "trained on columns"),
     ]
-    write_series(tmp_path / "other.csv", rows=100, columns=4)
+    write_series(tmp_path / "other.csv", rows=100, columns=2)
     cases.append(
         (
             ["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
-            "expected columns",
+            "the data lacks ['c1']",
         )
     )
     for args, message in cases:

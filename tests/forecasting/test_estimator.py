@@ -104,7 +104,7 @@ def test_arrays_are_accepted(series):
 
 
 def test_bad_inputs(fitted, series, tmp_path):
-    with pytest.raises(DataValidationError, match="expected columns"):
+    with pytest.raises(DataValidationError, match=r"lacks \['c0'\]"):
         fitted.predict(series.rename(columns={"c0": "other"}))
     with pytest.raises(DataValidationError, match="at least lookback=24 rows"):
         fitted.predict(series.iloc[:10])

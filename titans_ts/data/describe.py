@@ -8,11 +8,14 @@ from titans_ts.data.loading import load_dataset
 from titans_ts.data.protocol import protocol_for, split_borders
 
 
-def describe_splits(dataset: str, lookback: int = 96, horizon: int = 96, split=None, **load_options) -> dict:
+def describe_splits(
+    dataset: str, lookback: int = 96, horizon: int = 96, split=None, split_dates=None, **load_options
+) -> dict:
     """Rows, first/last timestamps and window counts of train/val/test for `dataset` (`split`: a user's
-    train/val/test fractions, for a file)."""
-    protocol = protocol_for(dataset, split)  # a bad split fails before the file is read
+    train/val/test fractions, or `split_dates`: where validation and test begin, for a file)."""
+    protocol_for(dataset, split, split_dates)  # a bad split fails before the file is read
     frame = load_dataset(dataset, **load_options)
+    protocol = protocol_for(dataset, split, split_dates, frame.index)
     borders = split_borders(len(frame), lookback, horizon, protocol)
     windows = borders.windows(lookback, horizon)
     rows = []

@@ -2,7 +2,8 @@
 
 ETT: 12/4/4 months of 30 days for train/val/test (hourly: 8640/2880/2880 rows; 15-minute: x4).
 Other datasets: 70/10/20 % of the rows ("ratio_70_10_20"); a user's own split is any "ratio_A_B_C" of
-whole percentages summing to 100 (`ratio_protocol(0.6, 0.2, 0.2)`). Val and test start `lookback` rows
+whole percentages summing to 100 (`ratio_protocol(0.6, 0.2, 0.2)`), or "rows_A_B": validation from
+row A, test from row B to the end (`date_protocol(index, "2017-06-01", "2017-10-01")` finds A and B). Val and test start `lookback` rows
 before their split so that their first window predicts the split's first row. The scaler sees the training rows only.
 """
 
@@ -51,6 +52,13 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
         train_end = int(n_rows * train / 100)
         n_test = int(n_rows * test / 100)
         val_end, test_end = n_rows - n_test, n_rows
+    elif protocol.startswith("rows_"):
+        train_end, val_end = _row_borders(protocol)
+        test_end = n_rows
+        if val_end >= n_rows:
+            raise DataValidationError(
+                f"split {protocol!r} starts the test split at row {val_end}, but the series has {n_rows} rows."
+            )
     else:
         raise ConfigError(f"Unknown split protocol {protocol!r}; use one of {SPLIT_PROTOCOLS} or ratio_A_B_C.")
     borders = SplitBorders(
@@ -80,6 +88,43 @@ def ratio_protocol(train: float, val: float, test: float) -> str:
             f"got {train},{val},{test}."
         )
     return "ratio_" + "_".join(str(int(p)) for p in percents)
+
+
+def date_protocol(index, val_start, test_start) -> str:
+    """The protocol that starts validation at `val_start` and test at `test_start` (dates or timestamps;
+    each split begins at the first row on or after its date): "rows_A_B" with A, B those rows."""
+    import pandas as pd
+
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ConfigError(
+            "split dates need a dated series (a date column); this one is indexed by step. Split by "
+            "fractions of the rows instead (--split 0.7,0.1,0.2)."
+        )
+    try:
+        starts = [pd.Timestamp(val_start), pd.Timestamp(test_start)]
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"split dates must be dates such as 2017-06-01; got {val_start!r}, {test_start!r}.") from exc
+    if index.tz is not None:
+        starts = [s.tz_localize(index.tz) if s.tz is None else s for s in starts]
+    if not starts[0] < starts[1]:
+        raise ConfigError(f"the validation start ({starts[0]}) must come before the test start ({starts[1]}).")
+    rows = [int(index.searchsorted(s)) for s in starts]
+    for name, start, row in zip(("validation", "test"), starts, rows, strict=True):
+        if not 0 < row < len(index):
+            raise DataValidationError(
+                f"the {name} start {start} is outside the data ({index[0]} to {index[-1]}): pick dates inside it."
+            )
+    return f"rows_{rows[0]}_{rows[1]}"
+
+
+def _row_borders(protocol: str) -> tuple[int, int]:
+    try:
+        parts = tuple(int(p) for p in protocol.split("_")[1:])
+    except ValueError:
+        parts = ()
+    if len(parts) != 2 or not 0 < parts[0] < parts[1]:
+        raise ConfigError(f"split protocol {protocol!r}: rows_A_B needs two row numbers with 0 < A < B.")
+    return parts
 
 
 def _ratios(protocol: str) -> tuple[int, int, int]:
@@ -128,6 +173,12 @@ class StandardScaler:
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float64) * self.scale_ + self.mean_
 
+    def subset(self, columns) -> StandardScaler:
+        """The scaler of some columns only (positions), e.g. the forecast targets among the inputs."""
+        scaler = StandardScaler()
+        scaler.mean_, scaler.scale_ = self.mean_[list(columns)], self.scale_[list(columns)]
+        return scaler
+
     def to_dict(self) -> dict:
         return {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
 
@@ -139,16 +190,25 @@ class StandardScaler:
         return scaler
 
 
-def protocol_for(name: str | None, split: tuple[float, float, float] | None = None) -> str:
-    """The split protocol of a registered dataset, else the user's `split` fractions, else 70/10/20."""
+def protocol_for(
+    name: str | None, split: tuple[float, float, float] | None = None, split_dates=None, index=None
+) -> str:
+    """The split protocol of a registered dataset, else the user's `split` fractions or `split_dates`
+    (validation start, test start; needs the data's `index`), else 70/10/20."""
     from titans_ts.data.registry import lookup_name
 
+    if split is not None and split_dates is not None:
+        raise ConfigError("give the split either as fractions or as dates, not both.")
     info = lookup_name(name) if name else None
     if info is not None:
-        if split is not None:
+        if split is not None or split_dates is not None:
             raise ConfigError(
                 f"{info.name} is a registered benchmark: it keeps its protocol split ({info.split}) so that "
                 "results compare with the literature. Drop the split, or load the file by its path."
             )
         return info.split
+    if split_dates is not None:
+        if index is None:  # checked before the data is read; resolved once it is
+            return "ratio_70_10_20"
+        return date_protocol(index, *split_dates)
     return ratio_protocol(*split) if split is not None else "ratio_70_10_20"

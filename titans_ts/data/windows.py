@@ -13,12 +13,14 @@ from titans_ts.data.protocol import SplitBorders, StandardScaler, split_borders
 
 
 class WindowDataset(Dataset):
-    """Every window of a (rows x channels) array: x = `lookback` rows, y = the next `horizon` rows."""
+    """Every window of a (rows x channels) array: x = `lookback` rows of every channel, y = the next
+    `horizon` rows of the `targets` channels (positions; None: all channels)."""
 
-    def __init__(self, values: np.ndarray, lookback: int, horizon: int):
+    def __init__(self, values: np.ndarray, lookback: int, horizon: int, targets=None):
         self.values = torch.as_tensor(np.asarray(values, dtype=np.float32))
         self.lookback = lookback
         self.horizon = horizon
+        self.targets = self.values if targets is None else self.values[:, list(targets)]
 
     def __len__(self) -> int:
         return max(0, len(self.values) - self.lookback - self.horizon + 1)
@@ -27,7 +29,7 @@ class WindowDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         start = index + self.lookback
-        return self.values[index:start], self.values[start : start + self.horizon]
+        return self.values[index:start], self.targets[start : start + self.horizon]
 
 
 @dataclass
@@ -59,9 +61,10 @@ class ForecastSplits:
 
 
 def make_splits(
-    frame: pd.DataFrame, lookback: int = 96, horizon: int = 96, protocol: str = "ratio_70_10_20"
+    frame: pd.DataFrame, lookback: int = 96, horizon: int = 96, protocol: str = "ratio_70_10_20", targets=None
 ) -> ForecastSplits:
-    """Split `frame` by `protocol`, fit the scaler on the training rows, and window each split."""
+    """Split `frame` by `protocol`, fit the scaler on the training rows, and window each split
+    (`targets`: positions of the columns to forecast; None: all; the others are inputs only)."""
     values = frame.to_numpy(dtype=np.float64)
     borders = split_borders(len(values), lookback, horizon, protocol)
     train_start, train_end = borders.train
@@ -69,7 +72,7 @@ def make_splits(
     scaled = scaler.transform(values)
 
     def window(bounds: tuple[int, int]) -> WindowDataset:
-        return WindowDataset(scaled[bounds[0] : bounds[1]], lookback, horizon)
+        return WindowDataset(scaled[bounds[0] : bounds[1]], lookback, horizon, targets)
 
     return ForecastSplits(
         borders=borders,

@@ -34,10 +34,15 @@ def fit_dataset(
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
     split: tuple[float, float, float] | None = None,
+    split_dates: tuple[str, str] | None = None,
+    columns: list[str] | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
 
+    split / split_dates: a user's file split by train,val,test fractions, or by the dates where validation
+    and test begin (registered benchmarks keep their protocol). columns: the columns to read as inputs
+    (default: all; the `target` columns are always inputs); `target` (among params) the ones forecast.
     params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them. Settings left out
     take the dataset's defaults (`defaults.defaults_for`: a benchmark family's validation choice, else
     the general default).
@@ -48,12 +53,14 @@ def fit_dataset(
     params = {**defaults_for(dataset), **params}
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
+    protocol_for(dataset, split, split_dates)  # so does a split a benchmark refuses
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(
         dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep, long=long
     )
-    protocol = protocol_for(dataset, split)
+    frame = select_columns(frame, columns, params.get("target"))
+    protocol = protocol_for(dataset, split, split_dates, frame.index)
     estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
     estimator.fit(frame)
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
@@ -65,6 +72,9 @@ def fit_dataset(
         "protocol": protocol,
         "lookback": lookback,
         "horizon": horizon,
+        "split_dates": list(split_dates) if split_dates else None,
+        "columns": [str(c) for c in estimator.columns_],
+        "targets": [str(c) for c in estimator.targets_],
         "variant": estimator.variant,
         "seed": estimator.seed,
         "params": estimator.get_params(),
@@ -80,6 +90,19 @@ def fit_dataset(
     _plot_last_test_window(estimator, frame, out / "forecast.png", label)
     record["out"] = str(out)
     return record
+
+
+def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
+    """The `columns` of `frame` as inputs (all when None), the `target` column(s) always among them."""
+    if columns is None:
+        return frame
+    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    wanted = list(dict.fromkeys([*columns, *targets]))
+    present = [str(c) for c in frame.columns]
+    unknown = [c for c in wanted if c not in present]
+    if unknown:
+        raise ConfigError(f"column(s) {unknown} are not in the data; its columns are {present}.")
+    return frame.set_axis(present, axis=1)[wanted]
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:
@@ -145,11 +168,7 @@ def evaluate_saved(
 
         check_table_path(windows_out)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read)
-    if list(map(str, frame.columns)) != list(map(str, estimator.columns_)):
-        raise ConfigError(
-            f"the model was trained on columns {estimator.columns_}; {dataset} has {list(frame.columns)}."
-        )
+    frame = estimator._check_columns(load_dataset(dataset, data_dir=data_dir, verify=verify, **read))
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}

@@ -31,6 +31,8 @@ class TitansForecaster(BaseEstimator):
     untrained forecasts everyone runs first: "naive" (repeat the last value) and "seasonal_naive" (repeat
     the last season; `season` steps, by default one day at the data's frequency: 24 hourly, 96 at 15 min).
     tokens: "variate" (one token per column, the default) or "patch" (channel-independent time patches).
+    target: the column (name) or columns to forecast and score; None: every column. The other columns are
+    covariates: the model reads their history as input, but does not forecast them and they are not scored.
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
     The defaults were chosen on ETTh1 validation MSE and training time: docs/forecasting.md.
@@ -61,6 +63,7 @@ class TitansForecaster(BaseEstimator):
         progress: bool = True,
         device: str = "auto",
         season: int | None = None,
+        target: str | list[str] | None = None,
     ):
         self.horizon = horizon
         self.lookback = lookback
@@ -85,6 +88,7 @@ class TitansForecaster(BaseEstimator):
         self.progress = progress
         self.device = device
         self.season = season
+        self.target = target
 
     # --- fitting -----------------------------------------------------------------------------------
 
@@ -95,8 +99,9 @@ class TitansForecaster(BaseEstimator):
 
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         frame = _as_frame(X)
-        splits = make_splits(frame, self.lookback, self.horizon, self.protocol)
-        config = self._model_config(frame.shape[1], _season(self, frame.index))
+        targets = _target_positions(self.target, frame.columns)
+        splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
+        config = self._model_config(frame.shape[1], _season(self, frame.index), targets)
         seed_everything(self.seed)
         model = build_model(config)
         loaders = splits.loaders(self.batch_size, seed=self.seed)
@@ -121,6 +126,7 @@ class TitansForecaster(BaseEstimator):
         self.model_ = model
         self.scaler_ = splits.scaler
         self.columns_ = list(frame.columns)
+        self.targets_ = [self.columns_[i] for i in targets] if targets else list(self.columns_)
         self.n_features_in_ = frame.shape[1]
         self.history_["device"] = str(device)
         self.val_metrics_ = evaluate_windows(model, loaders["val"], device)
@@ -128,7 +134,7 @@ class TitansForecaster(BaseEstimator):
         self._fit_frame = frame
         return self
 
-    def _model_config(self, channels: int, season: int = 0) -> ForecastConfig:
+    def _model_config(self, channels: int, season: int = 0, targets=None) -> ForecastConfig:
         return ForecastConfig(
             lookback=self.lookback,
             horizon=self.horizon,
@@ -144,7 +150,17 @@ class TitansForecaster(BaseEstimator):
             memory_depth=self.memory_depth,
             chunk_size=self.chunk_size,
             season=season,
+            targets=tuple(targets or ()),
         )
+
+    def _target_positions(self) -> list[int] | None:
+        """Positions of the forecast columns among the inputs (None: all columns are forecast)."""
+        targets = list(self.model_config_.targets)
+        return targets or None
+
+    def _target_scaler(self) -> StandardScaler:
+        targets = self._target_positions()
+        return self.scaler_ if targets is None else self.scaler_.subset(targets)
 
     def _set_context(self, frame: pd.DataFrame) -> None:
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
@@ -213,9 +229,9 @@ class TitansForecaster(BaseEstimator):
         """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units."""
         self._check_fitted()
         if X is None and getattr(self, "stream_forecast_", None) is not None:  # after update(): the stream's
-            values = self.scaler_.inverse_transform(self.stream_forecast_)
+            values = self._target_scaler().inverse_transform(self.stream_forecast_)
             index = _future_index(self.last_index_, self.step_, self.horizon)
-            return pd.DataFrame(values, index=index, columns=self.columns_)
+            return pd.DataFrame(values, index=index, columns=self.targets_)
         if X is None:
             context, last, step = self.context_, self.last_index_, self.step_
         else:
@@ -230,9 +246,9 @@ class TitansForecaster(BaseEstimator):
         with torch.no_grad():
             self.model_.to(device).eval()
             scaled = self.model_(context[None].to(device))[0].double().cpu().numpy()
-        values = self.scaler_.inverse_transform(scaled)
+        values = self._target_scaler().inverse_transform(scaled)
         index = _future_index(last, step, self.horizon)
-        return pd.DataFrame(values, index=index, columns=self.columns_)
+        return pd.DataFrame(values, index=index, columns=self.targets_)
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
@@ -267,10 +283,10 @@ class TitansForecaster(BaseEstimator):
         return window_table(
             np.concatenate(predictions),
             np.concatenate(targets),
-            self.scaler_,
+            self._target_scaler(),
             frame.index,
             start + self.lookback,
-            self.columns_,
+            self.targets_,
         )
 
     def _split_windows(self, X, split: str, batch_size: int):
@@ -283,7 +299,7 @@ class TitansForecaster(BaseEstimator):
             raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
         start, end = getattr(make_splits(frame, self.lookback, self.horizon, self.protocol).borders, split)
         scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
-        dataset = WindowDataset(scaled, self.lookback, self.horizon)
+        dataset = WindowDataset(scaled, self.lookback, self.horizon, self._target_positions())
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False)
         return frame, start, loader
 
@@ -307,6 +323,7 @@ class TitansForecaster(BaseEstimator):
             "model_config": self.model_config_.to_dict(),
             "scaler": self.scaler_.to_dict(),
             "columns": [str(c) for c in self.columns_],
+            "targets": [str(c) for c in self.targets_],
             "last_index": str(self.last_index_),
             "step": str(self.step_),
             "index_kind": "datetime" if isinstance(self.last_index_, pd.Timestamp) else "range",
@@ -335,6 +352,7 @@ class TitansForecaster(BaseEstimator):
         estimator.context_ = tensors["context"]
         estimator.scaler_ = StandardScaler.from_dict(config["scaler"])
         estimator.columns_ = config["columns"]
+        estimator.targets_ = config.get("targets", estimator.columns_)  # saved before covariates: all
         estimator.n_features_in_ = len(estimator.columns_)
         if config["index_kind"] == "datetime":
             estimator.last_index_, estimator.step_ = (
@@ -363,12 +381,17 @@ class TitansForecaster(BaseEstimator):
             ) from exc
 
     def _check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The fitted columns of `frame`, in the fitted order (other columns are ignored)."""
         columns = [str(c) for c in frame.columns]
-        if columns != [str(c) for c in self.columns_]:
-            if sorted(columns) == sorted(str(c) for c in self.columns_):
-                return frame[[c for c in self.columns_]]
-            raise DataValidationError(f"expected columns {self.columns_} (as in fit); got {columns}.")
-        return frame
+        if columns == [str(c) for c in self.columns_]:
+            return frame
+        missing = [c for c in self.columns_ if str(c) not in columns]
+        if missing:
+            raise DataValidationError(
+                f"the model was trained on columns {self.columns_}; the data lacks {missing} (it has {columns})."
+            )
+        frame = frame.set_axis(columns, axis=1)
+        return frame[[str(c) for c in self.columns_]]
 
 
 def _as_frame(X) -> pd.DataFrame:
@@ -384,6 +407,23 @@ def _as_frame(X) -> pd.DataFrame:
             )
         frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
     return validate_frame(frame, source="the input data")
+
+
+def _target_positions(target, columns) -> list[int] | None:
+    """Positions of the `target` column(s) among `columns`; None when every column is a target."""
+    if target is None:
+        return None
+    names = [target] if isinstance(target, str) else list(target)
+    columns = [str(c) for c in columns]
+    unknown = [t for t in names if str(t) not in columns]
+    if not names or unknown:
+        raise DataValidationError(
+            f"target column(s) {unknown or names} are not in the data; its columns are {columns}."
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"target lists a column twice: {names}.")
+    positions = [columns.index(str(t)) for t in names]
+    return None if sorted(positions) == list(range(len(columns))) and positions == sorted(positions) else positions
 
 
 def _season(estimator: TitansForecaster, index: pd.Index) -> int:

@@ -38,8 +38,14 @@ class ForecastConfig:
     chunk_size: int = 16
     einfft_blocks: int = 4
     season: int = 0  # steps per season, for variant="seasonal_naive" (0: not used)
+    targets: tuple[int, ...] = ()  # positions of the forecast channels among the inputs (empty: all)
 
     def __post_init__(self):
+        object.__setattr__(self, "targets", tuple(int(t) for t in self.targets))  # a JSON list loads back
+        if self.targets and (
+            len(set(self.targets)) != len(self.targets) or not all(0 <= t < self.channels for t in self.targets)
+        ):
+            raise ConfigError(f"targets={self.targets} must be distinct positions among channels={self.channels}.")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
         if self.tokens not in TOKENS:
@@ -60,6 +66,11 @@ class ForecastConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def forecast_targets(forecast: torch.Tensor, config: ForecastConfig) -> torch.Tensor:
+    """The target channels of a (B, horizon, channels) forecast: covariates are inputs, never outputs."""
+    return forecast[..., list(config.targets)] if config.targets else forecast
 
 
 def build_model(config: ForecastConfig) -> nn.Module:
@@ -139,7 +150,7 @@ class SimbaForecaster(nn.Module):
             out = self.head(tokens.flatten(1)).view(batch, channels, -1)  # (B*C, N*dim) -> (B, C, H)
         else:
             out = self.head(tokens)  # (B, C, H)
-        forecast = self.revin.denormalize(out.transpose(1, 2), stats)
+        forecast = forecast_targets(self.revin.denormalize(out.transpose(1, 2), stats), self.config)
         return (forecast, new_states) if return_states else forecast
 
 
@@ -166,7 +177,7 @@ class DLinear(nn.Module):
         )
         trend = F.avg_pool1d(padded, self.kernel, stride=1)
         out = self.seasonal(series - trend) + self.trend(trend)
-        return out.transpose(1, 2)
+        return forecast_targets(out.transpose(1, 2), self.config)
 
 
 class RepeatLast(nn.Module):
@@ -183,4 +194,4 @@ class RepeatLast(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lookback, period = x.shape[1], self.period
         steps = torch.arange(self.config.horizon, device=x.device)
-        return x[:, lookback - period + steps % period]
+        return forecast_targets(x[:, lookback - period + steps % period], self.config)

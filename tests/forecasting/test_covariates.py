@@ -1,0 +1,97 @@
+"""Targets and covariates: covariate columns are read as inputs; only the targets are forecast and scored."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.ts import app
+from tests.data.helpers import write_series
+from titans_ts import TitansForecaster
+from titans_ts.errors import ConfigError, DataValidationError
+
+TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, chunk_size=8, epochs=1, progress=False)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    frame = write_series(tmp_path_factory.mktemp("cov") / "mine.csv", rows=400, columns=4)
+    return frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="date"))
+
+
+@pytest.fixture(scope="module")
+def fitted(series):
+    return TitansForecaster(**TINY, target="OT").fit(series)
+
+
+def test_only_the_target_is_forecast_and_scored(fitted, series):
+    assert fitted.columns_ == ["c0", "c1", "c2", "OT"] and fitted.targets_ == ["OT"]
+    forecast = fitted.predict()
+    assert list(forecast.columns) == ["OT"] and forecast.shape == (12, 1)
+    windows = fitted.window_forecasts()
+    assert set(windows["column"]) == {"OT"}
+    scaled_error = windows["prediction_scaled"] - windows["target_scaled"]
+    assert np.isclose(np.mean(scaled_error**2), fitted.evaluate()["mse"], rtol=1e-5)
+    # the truth in original units is the OT column of the data
+    first = windows[windows["step"] == 1].iloc[0]
+    assert first["target"] == pytest.approx(series.loc[pd.Timestamp(first["time"]), "OT"])
+
+
+def test_covariates_are_inputs(fitted, series):
+    history = series.iloc[-100:]
+    # a new shape, not a new level or scale (RevIN normalises each channel's window)
+    moved = history.assign(c0=history["c0"].to_numpy()[::-1])
+    change = np.abs(fitted.predict(history).to_numpy() - fitted.predict(moved).to_numpy()).max()
+    assert change > 1e-3
+
+
+def test_naive_forecast_of_the_target_repeats_its_last_value(series):
+    naive = TitansForecaster(**{**TINY, "variant": "naive"}, target=["OT", "c1"]).fit(series)
+    forecast = naive.predict()
+    assert list(forecast.columns) == ["OT", "c1"]
+    np.testing.assert_allclose(forecast.to_numpy(), np.tile(series[["OT", "c1"]].iloc[-1].to_numpy(), (12, 1)))
+
+
+def test_targets_survive_save_and_load(fitted, series, tmp_path):
+    loaded = TitansForecaster.load(fitted.save(tmp_path / "m"))
+    assert loaded.targets_ == ["OT"]
+    pd.testing.assert_frame_equal(loaded.predict(series), fitted.predict(series))
+    assert loaded.evaluate(series) == fitted.evaluate()
+
+
+def test_columns_beyond_the_fitted_ones_are_ignored_missing_ones_refused(fitted, series):
+    pd.testing.assert_frame_equal(fitted.predict(series.assign(extra=1.0)), fitted.predict(series))
+    with pytest.raises(DataValidationError, match=r"lacks \['c1'\]"):
+        fitted.predict(series.drop(columns="c1"))
+
+
+def test_bad_targets_name_the_columns(series):
+    with pytest.raises(DataValidationError, match=r"\['nope'\] are not in the data; its columns are"):
+        TitansForecaster(**TINY, target="nope").fit(series)
+    with pytest.raises(ConfigError, match="twice"):
+        TitansForecaster(**TINY, target=["OT", "OT"]).fit(series)
+
+
+def test_cli_fit_with_target_and_columns(tmp_path):
+    write_series(tmp_path / "wide.csv", rows=400, columns=4)
+    small = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1"]
+    out = tmp_path / "model"
+    args = ["fit", "--dataset", str(tmp_path / "wide.csv"), *small, "--target", "OT", "--columns", "c0,c2"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["columns"] == ["c0", "c2", "OT"] and record["targets"] == ["OT"]
+    printed = runner.invoke(app, ["predict", "--model", str(out), "--input", str(tmp_path / "wide.csv")])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.splitlines()[0] == "date,OT"
+
+    unknown = runner.invoke(app, [*args[:-1], "c0,zz", "--out", str(tmp_path / "bad")])
+    assert unknown.exit_code == 2 and "['zz'] are not in the data" in unknown.stderr
+    assert not (tmp_path / "bad").exists()
+    target_on_predict = runner.invoke(
+        app, ["predict", "--model", str(out), "--input", str(tmp_path / "wide.csv"), "--target", "OT"]
+    )
+    assert target_on_predict.exit_code == 2 and "fitted with" in target_on_predict.stderr
