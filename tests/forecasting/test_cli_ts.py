@@ -198,3 +198,21 @@ def test_fit_dataset_fills_in_the_datasets_defaults(monkeypatch, tmp_path):
         api.fit_dataset("ETTh1", horizon=96, dropout=0.3)
     params = stopped.value.args[0]
     assert params["dim"] == 11 and params["dropout"] == 0.3 and params["protocol"] == "ett_hourly"
+
+
+def test_predict_on_stdout_is_the_same_frame_as_its_out_file(tmp_path):
+    """Nine columns: a wide table that a terminal would wrap; piped, it reads back as the --out file does."""
+    import io
+
+    write_series(tmp_path / "wide.csv", rows=300, columns=9)
+    model = str(tmp_path / "model")
+    fitted = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "wide.csv"), *SMALL, "--out", model])
+    assert fitted.exit_code == 0, fitted.output
+    predict = ["predict", "--model", model, "--input", str(tmp_path / "wide.csv")]
+    piped = runner.invoke(app, predict, env={"COLUMNS": "40"})
+    written = runner.invoke(app, [*predict, "--out", str(tmp_path / "forecast.csv")])
+    assert piped.exit_code == 0 and written.exit_code == 0, (piped.output, written.output)
+    from_pipe = pd.read_csv(io.StringIO(piped.stdout))
+    from_file = pd.read_csv(tmp_path / "forecast.csv")
+    assert from_pipe.shape == (12, 10)
+    pd.testing.assert_frame_equal(from_pipe, from_file)
