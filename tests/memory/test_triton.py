@@ -20,10 +20,10 @@ def rel_rmse(a, b):
     return ((a.double() - b).pow(2).mean().sqrt() / b.pow(2).mean().sqrt().clamp_min(1e-30)).item()
 
 
-def _outputs_and_grads(inputs, backend, max_grad_norm):
+def _outputs_and_grads(inputs, backend, max_grad_norm, chunk_size=16):
     q, k, v, theta, alpha, eta, weights, mom = inputs
     y, w_T, m_T = neural_memory(
-        q, k, v, theta, alpha, eta, weights, mom, chunk_size=16, backend=backend, max_grad_norm=max_grad_norm
+        q, k, v, theta, alpha, eta, weights, mom, chunk_size=chunk_size, backend=backend, max_grad_norm=max_grad_norm
     )
     g = torch.Generator().manual_seed(1)
     outputs = (y, *w_T, *m_T)
@@ -63,6 +63,19 @@ def test_triton_matches_reference(depth, T, D, dtype, tolerance):
     for name, a, b in zip(names, (*out, *grads), (*ref_out, *ref_grads), strict=True):
         assert a.dtype == (dtype if name in ("y", "dq", "dk", "dv", "dtheta", "dalpha", "deta") else torch.float32)
         assert rel_rmse(a, b) <= tolerance, name
+
+
+@pytest.mark.parametrize("depth, hidden", [(1, 64), (2, 128)])
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_triton_at_the_large_shapes_with_several_tiles(depth, hidden, clip):
+    """D 64 with hidden 128 and chunk 64 (several state-step tiles, several key row blocks), a partial chunk,
+    and D_in != D_out; fp32 against the float64 reference."""
+    base = memory_inputs(B=1, H=2, T=70, D=64, hidden=hidden, D_out=48, depth=depth, seed=depth)
+    kernel_inputs = _cast(base, torch.float32)
+    out, grads = _outputs_and_grads(kernel_inputs, "triton", clip, chunk_size=64)
+    ref_out, ref_grads = _outputs_and_grads(_upcast(kernel_inputs), "reference", clip, chunk_size=64)
+    for index, (a, b) in enumerate(zip((*out, *grads), (*ref_out, *ref_grads), strict=True)):
+        assert rel_rmse(a, b) <= 1e-4, index
 
 
 def test_triton_state_carries_across_calls():

@@ -48,11 +48,16 @@ def neural_memory_chunked(
     max_grad_norm: float | None = None,
     recompute: bool = False,
     compile: bool = False,
+    state_pass=None,
 ):
+    """state_pass: pass (b)'s forward, `chunk_state.state_forward` or a kernel with its interface (the
+    Triton backend's); it keeps the chunk size as given, since its kernels' tiles need it."""
     weights = tuple(weights)
-    # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
-    # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
-    chunk_size = max(1, min(chunk_size, q.shape[2]))
+    if state_pass is None:
+        # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
+        # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
+        chunk_size = max(1, min(chunk_size, q.shape[2]))
+        state_pass = state_forward
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -70,12 +75,12 @@ def neural_memory_chunked(
         if needs_grad and recompute:
             outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, depth, *inputs)
         elif needs_grad:
-            outputs = _ChunkParallelMemory.apply(chunk_size, max_grad_norm, depth, compile, *inputs)
+            outputs = _ChunkParallelMemory.apply(chunk_size, max_grad_norm, depth, compile, state_pass, *inputs)
         if needs_grad:
             y, weights_out, momentum_out = outputs[0], outputs[1 : 1 + depth], outputs[1 + depth :]
         else:
             y, weights_out, momentum_out, _ = _parallel_forward(
-                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, keep=False, compiled=compile
+                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, False, compile, state_pass
             )
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
 
@@ -119,10 +124,10 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm):
+def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, state_pass=state_forward):
     """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
     gates = gates_forward(alpha, eta)
-    state = state_forward(k, v, theta, gates, lasts, states, max_grad_norm)
+    state = state_pass(k, v, theta, gates, lasts, states, max_grad_norm)
     out = output_forward(q, state, gates)
     return gates, state, out
 
@@ -146,7 +151,19 @@ def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states
 
 
 def _parallel_forward(
-    q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, keep=True, compiled=False
+    q,
+    k,
+    v,
+    theta,
+    alpha,
+    eta,
+    weights,
+    momentum,
+    chunk_size,
+    max_grad_norm,
+    keep=True,
+    compiled=False,
+    state_pass=state_forward,
 ):
     """Returns y, the final state, and (keep=True) what the backward needs, per block of chunks."""
     states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
@@ -159,7 +176,7 @@ def _parallel_forward(
     passes = []
     for block in blocks:
         inputs = (x[block] for x in (q_c, k_c, v_c, theta_c, alpha_c, eta_c))
-        gates, state, out = forward(*inputs, states, lasts[block], max_grad_norm)
+        gates, state, out = forward(*inputs, states, lasts[block], max_grad_norm, state_pass)
         y_c[block] = out.y
         states = state.states_out
         if keep:
@@ -197,10 +214,10 @@ def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torc
 
 class _ChunkParallelMemory(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, chunk_size, max_grad_norm, depth, compiled, q, k, v, theta, alpha, eta, *state):
+    def forward(ctx, chunk_size, max_grad_norm, depth, compiled, state_pass, q, k, v, theta, alpha, eta, *state):
         weights, momentum = state[:depth], state[depth:]
         y, weights_out, momentum_out, saved = _parallel_forward(
-            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, compiled=compiled
+            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, True, compiled, state_pass
         )
         ctx.saved = saved  # intermediates, not inputs: nothing to version-check
         ctx.max_grad_norm, ctx.length, ctx.depth, ctx.compiled = max_grad_norm, q.shape[2], depth, compiled
@@ -215,7 +232,7 @@ class _ChunkParallelMemory(torch.autograd.Function):
                 saved, ctx.max_grad_norm, d_y, d_state[:depth], d_state[depth:], compiled=ctx.compiled
             )
         grads = [from_chunks(t, ctx.length) for t in d_inputs]
-        return (None, None, None, None, *grads, *d_weights, *d_momentum)
+        return (None, None, None, None, None, *grads, *d_weights, *d_momentum)
 
 
 def _forward(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm):

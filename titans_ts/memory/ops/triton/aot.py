@@ -43,48 +43,46 @@ class Resources:
         return asdict(self) | {"shared": self.shared}
 
 
-def block(n: int) -> int:
-    """The power-of-two tile the launcher uses for a dimension (at least 16: tl.dot's minimum)."""
-    return max(16, 1 << (int(n) - 1).bit_length())
+def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool = True, dot: int = 1) -> dict:
+    """The compile-time constants of each kernel for a head of `dim` (in = out), as the launcher sets them
+    (`dot` 1: bf16 operands into tl.dot, the training case)."""
+    from titans_ts.memory.ops.triton.state_pass import keys_constants, step_constants
 
-
-def shape_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool = True) -> dict:
-    """The compile-time constants of today's memory kernels for a head of `dim` (in = out)."""
     hidden = hidden if depth == 2 else dim
     return {
-        "DEPTH": depth,
-        "CLIP": clip,
-        "D_IN": dim,
-        "HID": hidden,
-        "D_OUT": dim,
-        "BT": chunk,
-        "BD_IN": block(dim),
-        "BHID": block(hidden),
-        "BD_OUT": block(dim),
+        "keys_kernel": keys_constants(dim, hidden, dim, chunk, depth, clip, dot),
+        "state_step_kernel": step_constants(dim, hidden, dim, chunk, depth, dot) | {"LAYER": 0},
+        "state_step_kernel[layer 2]": step_constants(dim, hidden, dim, chunk, depth, dot) | {"LAYER": 1},
     }
 
 
 def _kernels() -> dict:
-    from titans_ts.memory.ops.triton import kernels
+    from titans_ts.memory.ops.triton import state_forward
 
     return {
-        "memory_forward_kernel": (kernels.memory_forward_kernel, {"SAVE_STARTS": True}),
-        "memory_backward_kernel": (kernels.memory_backward_kernel, {}),
+        "keys_kernel": state_forward.keys_kernel,
+        "state_step_kernel": state_forward.state_step_kernel,
+        "state_step_kernel[layer 2]": state_forward.state_step_kernel,
     }
 
 
-KERNELS = ("memory_forward_kernel", "memory_backward_kernel")
+def kernels_for(depth: int) -> tuple[str, ...]:
+    """The kernels (and specialisations) a memory of this depth launches."""
+    return KERNELS if depth == 2 else KERNELS[:2]
+
+
+KERNELS = ("keys_kernel", "state_step_kernel", "state_step_kernel[layer 2]")
 
 
 def _signature(fn, constants: dict, pointer: str) -> dict:
-    """Triton types by parameter name: *_ptr -> pointers, T / n_chunks -> i32, other scalars -> fp32."""
+    """Triton types by parameter name: *_ptr -> pointers, n_real -> i32, other scalars -> fp32."""
     signature = {}
     for name in inspect.signature(fn.fn).parameters:
         if name in constants:
             signature[name] = "constexpr"
         elif name.endswith("_ptr"):
             signature[name] = f"*{pointer}"
-        elif name in ("T", "n_chunks"):
+        elif name == "n_real":
             signature[name] = "i32"
         else:
             signature[name] = "fp32"
@@ -103,8 +101,7 @@ def compile_resources(name: str, constants: dict, arch: int = 90, pointer: str =
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    fn, fixed = _kernels()[name]
-    constants = {**fixed, **constants}
+    fn = _kernels()[name]
     params = list(inspect.signature(fn.fn).parameters)
     source = ASTSource(
         fn=fn,
@@ -112,7 +109,10 @@ def compile_resources(name: str, constants: dict, arch: int = 90, pointer: str =
         constexprs={(params.index(k),): v for k, v in constants.items()},
     )
     started = time.perf_counter()
-    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
+    from titans_ts.memory.ops.triton.state_pass import WARPS
+
+    warps = WARPS[name.split("[")[0]]
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
     seconds = time.perf_counter() - started
     usage = _resource_usage(compiled.asm["cubin"], name)
     return Resources(
@@ -159,6 +159,33 @@ def measure(dim: int, hidden: int, chunk: int, depth: int, arch: int = 90, timeo
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+def matrix() -> list[tuple[int, int, int, int, int]]:
+    """(dim, hidden, chunk, depth, arch) of `make test-kernels`: D in {32, 64, 128}, hidden in {D, 2D, 4D}
+    at depth 2, chunk in {16, 64}, sm_90 and sm_80."""
+    import itertools
+
+    shapes = []
+    for dim, factor, chunk, arch in itertools.product((32, 64, 128), (1, 2, 4), (16, 64), (90, 80)):
+        shapes += [(dim, dim, chunk, 1, arch)] if factor == 1 else []
+        shapes.append((dim, factor * dim, chunk, 2, arch))
+    return shapes
+
+
+def resource_table() -> str:
+    """The markdown table of docs/kernels.md: every kernel over `matrix()` (python -m ... --table)."""
+    lines = [
+        "| kernel | arch | D | hidden | chunk | depth | registers | stack B | shared B | warps | compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dim, hidden, chunk, depth, arch in matrix():
+        for r in measure(dim, hidden, chunk, depth, arch):
+            lines.append(
+                f"| {r['kernel']} | sm_{arch} | {dim} | {hidden if depth == 2 else '-'} | {chunk} | {depth} | "
+                f"{r['registers']} | {r['stack']} | {r['shared']:,} | {r['num_warps']} | {r['compile_seconds']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     import argparse
 
@@ -169,12 +196,16 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=2, choices=(1, 2))
     parser.add_argument("--arch", type=int, default=90, choices=sorted(SHARED_LIMIT))
     parser.add_argument("--json", action="store_true", help="print one JSON object per kernel")
+    parser.add_argument("--table", action="store_true", help="the markdown table of the whole shape matrix")
     args = parser.parse_args()
+    if args.table:
+        print(resource_table())
+        return
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise SystemExit("Unset TRITON_INTERPRET: the interpreter's kernels cannot be compiled for a GPU.")
-    constants = shape_constants(args.dim, args.hidden, args.chunk, args.depth)
-    for name in KERNELS:
-        r = compile_resources(name, constants, args.arch)
+    constants = kernel_constants(args.dim, args.hidden, args.chunk, args.depth)
+    for name in kernels_for(args.depth):
+        r = compile_resources(name, constants[name], args.arch)
         if args.json:
             print(json.dumps(r.to_dict()), flush=True)
             continue
