@@ -68,6 +68,7 @@ class _LastOfChunk:
     """The gate quantities that the state step reads at each chunk's last token."""
 
     def __init__(self, gates: ChunkGates, lasts):
+        self.lasts = list(lasts)  # each chunk's last real token
         # (G[last, :], P[last, :]) stacked: (C, B, H, n, 2); times theta' they scale the keys' gradients.
         self.rows = torch.stack([last_rows(lasts, gates.mixed), last_rows(lasts, gates.carry)], dim=-1)
         keep = last_values(lasts, gates.keep_prod)  # A[last]

@@ -50,14 +50,15 @@ def neural_memory_chunked(
     compile: bool = False,
     state_pass=None,
 ):
-    """state_pass: pass (b)'s forward, `chunk_state.state_forward` or a kernel with its interface (the
-    Triton backend's); it keeps the chunk size as given, since its kernels' tiles need it."""
+    """state_pass: pass (b), (forward, backward) = `chunk_state`'s `state_forward, state_backward` or kernels
+    with their interfaces (the Triton backend's); given, the chunk size is kept, since the kernels' tiles
+    need it."""
     weights = tuple(weights)
     if state_pass is None:
         # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
-        state_pass = state_forward
+        state_pass = STATE_PASS
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -83,6 +84,9 @@ def neural_memory_chunked(
                 *inputs[:6], weights, momentum, chunk_size, max_grad_norm, False, compile, state_pass
             )
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
+
+
+STATE_PASS = (state_forward, state_backward)
 
 
 def to_chunks(tensor: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -125,18 +129,19 @@ def _blocks(chunks: int, size: int) -> list[slice]:
 
 
 def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, state_pass=state_forward):
-    """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
+    """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs.
+    state_pass: pass (b)'s forward."""
     gates = gates_forward(alpha, eta)
     state = state_pass(k, v, theta, gates, lasts, states, max_grad_norm)
     out = output_forward(q, state, gates)
     return gates, state, out
 
 
-def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states):
+def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states, state_pass_backward=state_backward):
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
     out_grads = output_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
-    sg = state_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
+    sg = state_pass_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
     d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
     d_alpha, d_eta = gates_backward(
         gates,
@@ -163,7 +168,7 @@ def _parallel_forward(
     max_grad_norm,
     keep=True,
     compiled=False,
-    state_pass=state_forward,
+    state_pass=STATE_PASS,
 ):
     """Returns y, the final state, and (keep=True) what the backward needs, per block of chunks."""
     states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
@@ -176,25 +181,25 @@ def _parallel_forward(
     passes = []
     for block in blocks:
         inputs = (x[block] for x in (q_c, k_c, v_c, theta_c, alpha_c, eta_c))
-        gates, state, out = forward(*inputs, states, lasts[block], max_grad_norm, state_pass)
+        gates, state, out = forward(*inputs, states, lasts[block], max_grad_norm, state_pass[0])
         y_c[block] = out.y
         states = state.states_out
         if keep:
             passes.append((gates, state, out))
-    saved = (theta_c, lasts, blocks, passes)
+    saved = (theta_c, lasts, blocks, passes, state_pass[1])
     weights, momentum = tuple(u[:, :, 0] for u in states), tuple(u[:, :, 1] for u in states)
     return from_chunks(y_c, length), weights, momentum, saved
 
 
 def _parallel_backward(saved, max_grad_norm, d_y, d_weights, d_momentum, compiled=False):
-    theta_c, lasts, blocks, passes = saved
+    theta_c, lasts, blocks, passes, state_pass_backward = saved
     d_y = to_chunks(d_y, theta_c.shape[-1])
     backward = maybe_compiled(block_backward, compiled)
     d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, (gates, state, out) in zip(reversed(blocks), reversed(passes), strict=True):
         block_grads, d_states = backward(
-            gates, state, out, theta_c[block], lasts[block], max_grad_norm, d_y[block], d_states
+            gates, state, out, theta_c[block], lasts[block], max_grad_norm, d_y[block], d_states, state_pass_backward
         )
         if d_inputs is None:
             d_inputs = [t.new_empty(len(lasts), *t.shape[1:]) for t in block_grads]

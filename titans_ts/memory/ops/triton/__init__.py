@@ -31,19 +31,20 @@ def is_available() -> bool:
 def neural_memory_triton(
     q, k, v, theta, alpha, eta, weights, momentum=None, *, chunk_size=16, max_grad_norm=None, recompute=False
 ):
-    """The chunk-parallel recurrence with pass (b), the sequential state pass, on Triton kernels; the
-    parallel passes (gates, output) and, for now, the backward run as batched PyTorch (`chunked.py`)."""
+    """The chunk-parallel recurrence with pass (b), the sequential state pass, on Triton kernels forward
+    and backward; the passes parallel over chunks (gates, outputs) run as batched PyTorch (`chunked.py`)."""
     from functools import partial
 
     from titans_ts.memory.ops.chunked import neural_memory_chunked
-    from titans_ts.memory.ops.triton.state_pass import DOT_OF_DTYPE, state_forward_triton
+    from titans_ts.memory.ops.triton.state_pass import DOT_OF_DTYPE, state_backward_triton, state_forward_triton
 
     del recompute  # the state pass saves chunk-start states; the rest is recomputed in batched form
     _check_supported(q, weights, chunk_size)
     dtypes = [w.dtype for w in weights]
     weights = tuple(w.float() for w in weights)
     momentum = None if momentum is None else tuple(m.float() for m in momentum)
-    state_pass = partial(state_forward_triton, dot=DOT_OF_DTYPE.get(q.dtype, 0))
+    dot = DOT_OF_DTYPE.get(q.dtype, 0)
+    state_pass = (partial(state_forward_triton, dot=dot), partial(state_backward_triton, dot=dot))
     y, weights_out, momentum_out = neural_memory_chunked(
         q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm,
         state_pass=state_pass,

@@ -46,32 +46,49 @@ class Resources:
 def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool = True, dot: int = 1) -> dict:
     """The compile-time constants of each kernel for a head of `dim` (in = out), as the launcher sets them
     (`dot` 1: bf16 operands into tl.dot, the training case)."""
-    from titans_ts.memory.ops.triton.state_pass import keys_constants, step_constants
+    from titans_ts.memory.ops.triton import state_pass as sp
 
     hidden = hidden if depth == 2 else dim
+    shape = (dim, hidden, dim, chunk, depth)
     return {
-        "keys_kernel": keys_constants(dim, hidden, dim, chunk, depth, clip, dot),
-        "state_step_kernel": step_constants(dim, hidden, dim, chunk, depth, dot) | {"LAYER": 0},
-        "state_step_kernel[layer 2]": step_constants(dim, hidden, dim, chunk, depth, dot) | {"LAYER": 1},
+        "keys_kernel": sp.keys_constants(*shape, clip, dot),
+        "state_step_kernel": sp.step_constants(*shape, dot) | {"LAYER": 0},
+        "state_step_kernel[layer 2]": sp.step_constants(*shape, dot) | {"LAYER": 1},
+        f"keys_backward_kernel_{depth}": sp.keys_backward_constants(*shape, clip, dot),
+        "state_backward_kernel": sp.state_backward_constants(*shape, 0, dot),
+        "state_backward_kernel[layer 2]": sp.state_backward_constants(*shape, 1, dot),
     }
 
 
 def _kernels() -> dict:
-    from titans_ts.memory.ops.triton import state_forward
+    from titans_ts.memory.ops.triton import state_backward, state_forward
 
     return {
         "keys_kernel": state_forward.keys_kernel,
         "state_step_kernel": state_forward.state_step_kernel,
         "state_step_kernel[layer 2]": state_forward.state_step_kernel,
+        "keys_backward_kernel_1": state_backward.keys_backward_kernel_1,
+        "keys_backward_kernel_2": state_backward.keys_backward_kernel_2,
+        "state_backward_kernel": state_backward.state_backward_kernel,
+        "state_backward_kernel[layer 2]": state_backward.state_backward_kernel,
     }
 
 
 def kernels_for(depth: int) -> tuple[str, ...]:
-    """The kernels (and specialisations) a memory of this depth launches."""
-    return KERNELS if depth == 2 else KERNELS[:2]
+    """The kernels (and their per-layer specialisations) a memory of this depth launches."""
+    if depth == 1:
+        return ("keys_kernel", "state_step_kernel", "keys_backward_kernel_1", "state_backward_kernel")
+    return (
+        "keys_kernel",
+        "state_step_kernel",
+        "state_step_kernel[layer 2]",
+        "keys_backward_kernel_2",
+        "state_backward_kernel",
+        "state_backward_kernel[layer 2]",
+    )
 
 
-KERNELS = ("keys_kernel", "state_step_kernel", "state_step_kernel[layer 2]")
+KERNELS = kernels_for(2)
 
 
 def _signature(fn, constants: dict, pointer: str) -> dict:
@@ -109,10 +126,9 @@ def compile_resources(name: str, constants: dict, arch: int = 90, pointer: str =
         constexprs={(params.index(k),): v for k, v in constants.items()},
     )
     started = time.perf_counter()
-    from titans_ts.memory.ops.triton.state_pass import WARPS
+    from titans_ts.memory.ops.triton.state_pass import launch_options
 
-    warps = WARPS[name.split("[")[0]]
-    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=launch_options(name.split("[")[0]))
     seconds = time.perf_counter() - started
     usage = _resource_usage(compiled.asm["cubin"], name)
     return Resources(
@@ -153,7 +169,9 @@ def measure(dim: int, hidden: int, chunk: int, depth: int, arch: int = 90, timeo
     command = [sys.executable, "-m", "titans_ts.memory.ops.triton.aot", "--json"]
     command += ["--dim", str(dim), "--hidden", str(hidden), "--chunk", str(chunk), "--depth", str(depth)]
     command += ["--arch", str(arch)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    with tempfile.TemporaryDirectory() as cache:  # a cold cache: every compile is timed, none read back
+        env["TRITON_CACHE_DIR"] = cache
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"compiling for sm_{arch} failed:\n{done.stderr[-3000:]}")
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

@@ -11,7 +11,7 @@ import torch
 
 from titans_ts.memory.ops._mlp import mlp_grads
 from titans_ts.memory.ops.chunk_gates import ChunkGates
-from titans_ts.memory.ops.chunk_state import StatePass, _LastOfChunk
+from titans_ts.memory.ops.chunk_state import StateGrads, StatePass, _LastOfChunk
 
 DOT_OF_DTYPE = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
 
@@ -41,6 +41,17 @@ def tiles(d_in: int, hidden: int, d_out: int, chunk: int, depth: int) -> dict:
 # Warps per program: the state step holds k, g_L and four state tiles at once (8 warps keep them in
 # registers at D 128: no spills, docs/kernels.md); the keys pass is lighter.
 WARPS = {"keys_kernel": 4, "state_step_kernel": 8}
+WARPS |= {"keys_backward_kernel_1": 8, "keys_backward_kernel_2": 8, "state_backward_kernel": 8}
+# Software-pipelining stages: the default (3) keeps three copies of every tile a loop loads in shared memory,
+# which the keys' backward (eight tiles per hidden step) cannot afford at D 128. 1 and 2 are what compiled
+# without spills on sm_90 and sm_80 (the register allocation moves with them: docs/kernels.md).
+STAGES = {"keys_backward_kernel_1": 1, "keys_backward_kernel_2": 2}
+
+
+def launch_options(kernel: str) -> dict:
+    """num_warps / num_stages of a kernel, for its launches and the ahead-of-time compile check."""
+    options = {"num_warps": WARPS[kernel]}
+    return options | ({"num_stages": STAGES[kernel]} if kernel in STAGES else {})
 
 
 def keys_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
@@ -49,6 +60,24 @@ def keys_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
 
 def step_constants(d_in, hidden, d_out, chunk, depth, dot) -> dict:
     return {"DEPTH": depth, **tiles(d_in, hidden, d_out, chunk, depth), "RB": min(chunk, 32), "DOT": dot}
+
+
+def keys_backward_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
+    sizes = tiles(d_in, hidden, d_out, chunk, depth)
+    constants = {"CLIP": clip, "D_IN": d_in, "D_OUT": d_out, "CHUNK": chunk, "BR": 16, "BD_IN": sizes["BD_IN"]}
+    constants |= {"BH": sizes["BH"], "DOT": dot}
+    return constants | ({"HID": hidden, "BD_OUT": sizes["BD_OUT"]} if depth == 2 else {})
+
+
+def state_backward_constants(d_in, hidden, d_out, chunk, depth, layer, dot) -> dict:
+    """Layer 0 tiles W_1's columns (all D_in rows per program); layer 1 W_2's rows (all D_out columns)."""
+    sizes = tiles(d_in, hidden, d_out, chunk, depth)
+    shape = (
+        {"N_ROWS": d_in, "N_COLS": sizes["HID"], "BR": sizes["BD_IN"], "BC": sizes["BH"]}
+        if layer == 0
+        else {"N_ROWS": hidden, "N_COLS": d_out, "BR": sizes["BH"], "BC": sizes["BD_OUT"]}
+    )
+    return {"LAYER": layer, **shape, "CHUNK": chunk, "RB": min(chunk, 32), "DOT": dot}
 
 
 def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad_norm, dot: int = 0) -> StatePass:
@@ -78,12 +107,12 @@ def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad
         n_real = lasts[c] + 1
         keys_kernel[keys_grid](
             k[c], v[c], theta[c], first[c], second[c], g_last[c], theta_out[c], norm[c], scale[c],
-            n_real, float(max_grad_norm or 0.0), **keys_args, num_warps=WARPS["keys_kernel"],
+            n_real, float(max_grad_norm or 0.0), **keys_args, **launch_options("keys_kernel"),
         )  # fmt: skip
         for layer in range(depth):  # one launch per layer: each program holds one layer's tiles
             state_step_kernel[step_grid](
                 k[c], g_last[c], theta_out[c], rows[c], mix[c], first[c], second[c], first[c + 1], second[c + 1],
-                n_real, **step_args, LAYER=layer, num_warps=WARPS["state_step_kernel"],
+                n_real, **step_args, LAYER=layer, **launch_options("state_step_kernel"),
             )  # fmt: skip
 
     starts = [buffer[:-1] for buffer in buffers]
@@ -101,4 +130,80 @@ def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad
         scale if clip else None,
         [buffer[-1] for buffer in buffers],
         last,
+    )
+
+
+def state_backward_triton(
+    sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_theta_out, d_states_T, dot: int = 0
+) -> StateGrads:
+    """`chunk_state.state_backward` on the kernels of `state_backward.py`: per chunk, last first, one
+    keys-backward launch and one state-backward launch per layer."""
+    from titans_ts.memory.ops.triton.state_backward import (
+        keys_backward_kernel_1,
+        keys_backward_kernel_2,
+        state_backward_kernel,
+    )
+
+    chunks, batch, heads, n, d_in = sp.key_inputs[0].shape
+    depth, d_out, clip = len(sp.states), sp.key_grads[-1].shape[-1], max_grad_norm is not None
+    hidden = sp.states[0].shape[-1]
+    sizes = tiles(d_in, hidden, d_out, n, depth)
+    rows, mix = sp.last.rows.contiguous(), sp.last.mix.contiguous()
+    theta, d_theta_out = theta.contiguous(), d_theta_out.contiguous()
+    states = [u.contiguous() for u in sp.states]
+    a, z, g, r = ([t.contiguous() for t in ts] for ts in (sp.key_inputs, sp.key_pre, sp.key_grads, sp.key_back))
+    d_in_keys = [[t.contiguous() for t in pair] for pair in d_key_out]  # per layer (d a_{l-1}, d g_l)
+    d_direct = [t.contiguous() for t in d_direct]
+    norm, scale = (sp.norm, sp.scale) if clip else (sp.theta, sp.theta)
+
+    d_k, d_v = torch.empty_like(a[0]), torch.empty_like(g[-1])
+    d_theta, d_scales = torch.empty_like(theta), torch.empty_like(rows)
+    d_pre = [torch.empty_like(x[0]) for x in g]  # per layer d z_l of one chunk (reused)
+    d_back = torch.empty_like(g[0][0])
+    tile_counts = [-(-sizes["HID"] // sizes["BH"])] * depth
+    d_mix = [theta.new_empty(chunks, count, batch * heads, 3) for count in tile_counts]
+    keys_grid = (n // 16, batch * heads)
+    keys_args = keys_backward_constants(d_in, hidden, d_out, n, depth, clip, dot)
+    step_args = [state_backward_constants(d_in, hidden, d_out, n, depth, layer, dot) for layer in range(depth)]
+    d_next = [d.float().contiguous() for d in d_states_T]
+    for c in range(chunks - 1, -1, -1):
+        n_real = sp.last.lasts[c] + 1
+        gates = (d_theta_out[c], rows[c], theta[c], sp.theta[c], norm[c], scale[c])
+        outputs = (d_k[c], d_v[c], d_theta[c], d_scales[c])
+        if depth == 1:
+            keys_backward_kernel_1[keys_grid](
+                a[0][c], g[0][c], states[0][c], d_next[0], *(x[c] for x in d_in_keys[0]), *gates, *outputs,
+                d_pre[0], n_real, float(max_grad_norm or 0.0), **keys_args, **launch_options("keys_backward_kernel_1"),
+            )  # fmt: skip
+        else:
+            squares = (sp.key_squares[1][0][c], sp.key_squares[0][1][c])  # |a_1|^2, |g_1|^2
+            keys_backward_kernel_2[keys_grid](
+                a[0][c], a[1][c], z[0][c], g[0][c], r[0][c], g[1][c], *squares, states[0][c], states[1][c],
+                d_next[0], d_next[1], d_in_keys[0][0][c], d_in_keys[0][1][c], d_in_keys[1][0][c],
+                d_in_keys[1][1][c], *gates, *outputs, d_pre[0], d_back, d_pre[1],
+                n_real, float(max_grad_norm or 0.0), **keys_args, **launch_options("keys_backward_kernel_2"),
+            )  # fmt: skip
+        d_now = [torch.empty_like(d) for d in d_next]
+        state_backward_kernel[(tile_counts[0], batch * heads)](
+            a[0][c], d_pre[0], a[0][c], d_pre[0], states[0][c], d_next[0], d_direct[0][c], mix[c], d_now[0],
+            d_mix[0][c], **step_args[0], **launch_options("state_backward_kernel"),
+        )  # fmt: skip
+        if depth == 2:
+            state_backward_kernel[(tile_counts[1], batch * heads)](
+                d_back, g[1][c], a[1][c], d_pre[1], states[1][c], d_next[1], d_direct[1][c], mix[c], d_now[1],
+                d_mix[1][c], **step_args[1], **launch_options("state_backward_kernel"),
+            )  # fmt: skip
+        d_next = d_now
+
+    mixes = sum(partial.sum(1) for partial in d_mix).view(chunks, batch, heads, 3)
+    return StateGrads(
+        d_k,
+        d_v,
+        d_theta,
+        d_scales[..., 0],
+        d_scales[..., 1] * sp.theta,
+        mixes[..., 0],
+        mixes[..., 1],
+        mixes[..., 2],
+        d_next,
     )
