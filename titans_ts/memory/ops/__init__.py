@@ -48,7 +48,7 @@ def neural_memory(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
     if backend == "auto":
-        backend = auto_backend(q.device)
+        backend = auto_backend(q.device, q=q, weights=weights, chunk_size=chunk_size)
     options = {}
     if backend == "reference":
         function = neural_memory_reference
@@ -74,14 +74,22 @@ def neural_memory(
 
 
 # Backends verified on each device type by running their tests there (`make test` on CPU, `make test-gpu`
-# on CUDA). The Triton kernels have passed only the interpreter so far, so "auto" does not pick them yet.
+# on CUDA), fastest first. The Triton kernels have passed the interpreter and compile for sm_90/sm_80
+# within the chip's limits, but have not yet run on a GPU: "triton" joins the CUDA list when
+# `make test-gpu` has passed on one (docs/kernels.md).
 VERIFIED_BACKENDS = {"cpu": ("chunked",), "cuda": ("chunked",)}
 
 
-def auto_backend(device: torch.device | str) -> str:
-    """The fastest backend verified on this device type ("chunked" where nothing else is)."""
-    verified = VERIFIED_BACKENDS.get(torch.device(device).type, ("chunked",))
-    return verified[0]
+def auto_backend(device: torch.device | str, q=None, weights=None, chunk_size: int | None = None) -> str:
+    """The fastest backend verified on this device type that takes these shapes ("chunked" takes all)."""
+    for backend in VERIFIED_BACKENDS.get(torch.device(device).type, ("chunked",)):
+        if backend != "triton" or q is None:
+            return backend
+        from titans_ts.memory.ops.triton import is_available, unsupported_shape
+
+        if is_available() and unsupported_shape(q, weights, chunk_size) is None:
+            return backend
+    return "chunked"
 
 
 __all__ = ["BACKENDS", "VERIFIED_BACKENDS", "auto_backend", "neural_memory"]

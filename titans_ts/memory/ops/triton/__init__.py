@@ -54,6 +54,21 @@ def neural_memory_triton(
     return y, weights_out, momentum_out
 
 
+def unsupported_shape(q, weights, chunk_size) -> str | None:
+    """Why the kernels cannot take this call's shapes, or None when they can."""
+    if len(weights) not in SUPPORTED_DEPTHS:
+        return (
+            f"backend='triton' supports memory depth {SUPPORTED_DEPTHS}; got depth {len(weights)}. "
+            "Use backend='chunked' for deeper memories."
+        )
+    if chunk_size < 16 or chunk_size > 128 or chunk_size & (chunk_size - 1):
+        return f"backend='triton' needs chunk_size a power of two in 16..128; got {chunk_size}."
+    dims = [weights[0].shape[-2], *(w.shape[-1] for w in weights)]
+    if max(dims[0], dims[-1]) > MAX_DIM or (len(dims) == 3 and dims[1] > 4 * MAX_DIM):
+        return f"backend='triton' supports head dims up to {MAX_DIM} and hidden width up to {4 * MAX_DIM}; got {dims}."
+    return None
+
+
 def _check_supported(q, weights, chunk_size) -> None:
     if not is_available():
         raise RuntimeError(
@@ -67,15 +82,6 @@ def _check_supported(q, weights, chunk_size) -> None:
             f"{'on' if _interpreted() else 'off'}: CUDA tensors need a GPU run, CPU tensors "
             "need TRITON_INTERPRET=1."
         )
-    if len(weights) not in SUPPORTED_DEPTHS:
-        raise ValueError(
-            f"backend='triton' supports memory depth {SUPPORTED_DEPTHS}; got depth {len(weights)}. "
-            "Use backend='chunked' for deeper memories."
-        )
-    if chunk_size < 16 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"backend='triton' needs chunk_size a power of two >= 16; got {chunk_size}.")
-    dims = [weights[0].shape[-2], *(w.shape[-1] for w in weights)]
-    if max(dims[0], dims[-1]) > MAX_DIM or (len(dims) == 3 and dims[1] > 4 * MAX_DIM):
-        raise ValueError(
-            f"backend='triton' supports head dims up to {MAX_DIM} and hidden width up to {4 * MAX_DIM}; got {dims}."
-        )
+    reason = unsupported_shape(q, weights, chunk_size)
+    if reason is not None:
+        raise ValueError(reason)
