@@ -120,17 +120,23 @@ def finetune(
     console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")
     table = Table(title=f"{result['dataset']}: accuracy")
     if "folds" in result:
-        table.add_column("fold")
-        table.add_column("accuracy")
-        table.add_column("sequences")
+        for column in ("fold", "accuracy", "sequences", "epochs (stop)"):
+            table.add_column(column)
         for fold in result["folds"]:
-            table.add_row(str(fold["fold"]), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]))
-        table.add_row("mean ± std", f"{result['accuracy']:.4f} ± {result['accuracy_std']:.4f}", "")
+            history = fold["history"]
+            stop = f"{history['epochs_run']} ({history['stop_reason']})"
+            table.add_row(str(fold["fold"]), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]), stop)
+        table.add_row("mean ± std", f"{result['accuracy']:.4f} ± {result['accuracy_std']:.4f}", "", "")
     else:
         table.add_column("split")
         table.add_column("accuracy")
         table.add_row("official test", f"{result['accuracy']:.4f}")
     console.print(table)
+    from titans_ts.training import stop_note
+
+    histories = [fold["history"] for fold in result.get("folds", [])] or [result["history"]]
+    for note in dict.fromkeys(filter(None, (stop_note(h, max_minutes) for h in histories))):
+        console.print(f"[bold yellow]{note}[/]", highlight=False)
     console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, model/).")
 
 

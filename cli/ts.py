@@ -241,7 +241,7 @@ def fit(
     """
     from titans_ts.forecasting.api import fit_dataset
     from titans_ts.forecasting.defaults import defaults_for, family_of
-    from titans_ts.training import resolve_device
+    from titans_ts.training import resolve_device, stop_note
 
     resolve_device(device)  # a bad --device is the one line printed, before any "Fitting..."
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
@@ -275,7 +275,15 @@ def fit(
     )
     console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
     trained = record["history"].get("trained", True)
-    epochs_note = f"Best epoch {record['history']['best_epoch']}" if trained else "Nothing to train (a naive forecast)"
+    history = record["history"]
+    epochs_note = (
+        f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
+        if trained
+        else "Nothing to train (a naive forecast)"
+    )
+    stopped = stop_note(history, max_minutes)
+    if stopped:
+        console.print(f"[bold yellow]{stopped}[/]", highlight=False)
     console.print(
         f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."

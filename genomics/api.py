@@ -69,7 +69,7 @@ def finetune(
     if chosen == "official":
         model = DNAClassifier(**params).fit(train.sequences, train.label_names())
         accuracy = model.score(test.sequences, test.label_names())
-        result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
+        result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
         model.save(out / "model")
     else:
         fold_results, first_model = [], None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,7 +153,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, sequences, y):
         from genomics.training import ClassifierModule, RandomView, make_loader
-        from titans_ts.training import make_trainer, resolve_device, seed_everything, tune_cpu_allocator
+        from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything, tune_cpu_allocator
 
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         if self.precision not in ("32-true", "bf16-mixed"):
@@ -193,17 +194,14 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             precision=self.precision,
             device=device,
         )
+        started = time.perf_counter()
         trainer.fit(module, train, val)
         best.restore(module)
         model.eval()
         self.model_ = model
         self.classes_ = np.array(data.classes, dtype=object)
-        self.history_ = {
-            "best_epoch": best.epoch,
-            "best_val_loss": best.best,
-            "epochs_run": trainer.current_epoch,
-            "device": str(device),
-        }
+        self.history_ = run_record(trainer, best, time.perf_counter() - started)
+        self.history_ |= {"best_val_loss": best.best, "device": str(device)}
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:

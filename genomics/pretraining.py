@@ -110,7 +110,7 @@ def pretrain(
     None or the same). The held-out split depends only on the corpus, `held_out` and `seed`, so a
     continued run is scored on the same windows."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.training import make_trainer, resolve_device, seed_everything, tune_cpu_allocator
+    from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything, tune_cpu_allocator
 
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     tune_cpu_allocator()
@@ -146,8 +146,10 @@ def pretrain(
         max_minutes=max_minutes,
         device=device,
     )
+    fit_started = time.perf_counter()
     trainer.fit(module, train, val)
     best.restore(module)
+    training = run_record(trainer, best, time.perf_counter() - fit_started)
     trainer.validate(module, val, verbose=False)
     val_nats = float(trainer.callback_metrics["val_loss"])
     report = {
@@ -172,6 +174,7 @@ def pretrain(
         if init is None
         else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
         "epochs_run": trainer.current_epoch,
+        "stop_reason": training["stop_reason"],
         "held_out_bits_per_base": val_nats / math.log(2),
         "seed": seed,
         "lr": lr,

@@ -10,7 +10,7 @@ import warnings
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
 
 from titans_ts.errors import ConfigError, DeviceUnavailableError
 
@@ -165,3 +165,47 @@ def make_trainer(
         precision=precision,
     )
     return trainer, best
+
+
+STOP_REASONS = ("early_stopping", "max_epochs", "time_budget", "interrupted")
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """Why `trainer.fit` returned: one of STOP_REASONS."""
+    if trainer.interrupted:
+        return "interrupted"
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None:
+        remaining = timer.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return "time_budget"
+    stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    if stopper is not None and stopper.stopped_epoch > 0:
+        return "early_stopping"
+    return "max_epochs"
+
+
+def run_record(trainer: pl.Trainer, best: BestWeights, wall_seconds: float) -> dict:
+    """How a training run went, for every result it produces: epochs and optimizer steps run, the best
+    epoch, why it stopped (`STOP_REASONS`) and the wall time of `fit`. A budget that cut training short
+    is therefore never silent."""
+    return {
+        "best_epoch": best.epoch,
+        "epochs_run": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "stop_reason": stop_reason(trainer),
+        "train_seconds": round(wall_seconds, 3),
+    }
+
+
+def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
+    """One line for a run that a budget or an interrupt stopped (None for a normal stop)."""
+    reason = record.get("stop_reason")
+    if reason == "time_budget":
+        return (
+            f"Training stopped at its time budget ({budget_minutes:g} min) after {record['epochs_run']} epochs "
+            f"({record['steps']} steps); the best epoch's weights ({record['best_epoch']}) are kept."
+        )
+    if reason == "interrupted":
+        return f"Training was interrupted after {record['epochs_run']} epochs; the best epoch's weights are kept."
+    return None

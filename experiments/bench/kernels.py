@@ -1,4 +1,4 @@
-"""Triton kernels vs the chunked PyTorch path on a CUDA GPU (issue: fused Triton kernels).
+"""The Triton backend vs the chunked PyTorch path on a CUDA GPU (docs/kernels.md).
 
 For B=4, H=8, T in {2k, 8k}, head dim D in {64, 128}, memory depth 1 and 2 (hidden 2D), chunk 64, bf16
 inputs: forward and forward+backward time of backend="triton" and backend="chunked", side by side.

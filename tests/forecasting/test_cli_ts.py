@@ -216,3 +216,16 @@ def test_predict_on_stdout_is_the_same_frame_as_its_out_file(tmp_path):
     from_file = pd.read_csv(tmp_path / "forecast.csv")
     assert from_pipe.shape == (12, 10)
     pd.testing.assert_frame_equal(from_pipe, from_file)
+
+
+def test_a_budget_stop_is_one_printed_line_and_in_metrics(tmp_path):
+    import json
+
+    write_series(tmp_path / "mine.csv", rows=300, columns=3)
+    out = tmp_path / "model"
+    args = ["fit", "--dataset", str(tmp_path / "mine.csv"), *SMALL[:-1], "30", "--max-minutes", "0.0001"]
+    result = runner.invoke(app, [*args, "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "stopped at its time budget" in result.output
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert history["stop_reason"] == "time_budget" and history["epochs_run"] < 30

@@ -94,8 +94,10 @@ class TitansForecaster(BaseEstimator):
 
     def fit(self, X, y=None):
         """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array)."""
+        import time
+
         from titans_ts.forecasting.training import ForecastModule, evaluate_windows
-        from titans_ts.training import make_trainer, resolve_device, seed_everything
+        from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything
 
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         frame = _as_frame(X)
@@ -106,7 +108,8 @@ class TitansForecaster(BaseEstimator):
         model = build_model(config)
         loaders = splits.loaders(self.batch_size, seed=self.seed)
         if config.variant in UNTRAINED:
-            self.history_ = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "trained": False}
+            self.history_ = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "steps": 0}
+            self.history_ |= {"stop_reason": "untrained", "trained": False}
         else:
             module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
             trainer, best = make_trainer(
@@ -117,9 +120,10 @@ class TitansForecaster(BaseEstimator):
                 max_minutes=self.max_minutes,
                 device=device,
             )
+            started = time.perf_counter()
             trainer.fit(module, loaders["train"], loaders["val"])
             best.restore(module)
-            self.history_ = {"best_epoch": best.epoch, "best_val_mse": best.best, "epochs_run": trainer.current_epoch}
+            self.history_ = run_record(trainer, best, time.perf_counter() - started) | {"best_val_mse": best.best}
         model.eval()
 
         self.model_config_ = config
