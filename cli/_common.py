@@ -28,11 +28,27 @@ def set_debug(debug: bool) -> None:
 
 
 class ErrorReportingGroup(TyperGroup):
-    """A TitansError becomes `error: <message>` on stderr and exit code 2 (the traceback with --debug)."""
+    """A TitansError becomes `error: <message>` on stderr and exit code 2 (the traceback with --debug).
+
+    --debug is taken anywhere on the command line (`titans-ts fit ... --debug` as well as before `fit`)."""
+
+    def main(self, args=None, *rest, **kwargs):
+        import sys
+
+        args = list(sys.argv[1:] if args is None else args)
+        if "--debug" in args:
+            args = ["--debug", *(a for a in args if a != "--debug")]
+        return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            if _state["debug"]:
+                raise
+            detail = f" ({exc})" if str(exc) else ""
+            err_console.print(f"[bold red]interrupted[/]{detail}; nothing was saved.", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         except TitansError as exc:
             if _state["debug"]:
                 raise

@@ -85,6 +85,7 @@ def finetune(
     ),
     max_minutes: float = typer.Option(None, help="Training time limit per fold."),
     out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
     device: str = DEVICE,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
@@ -108,6 +109,7 @@ def finetune(
         protocol=protocol,
         folds=folds,
         out=out,
+        overwrite=overwrite,
         labels=labels,
         pretrained=start,
         seed=seed,
@@ -138,6 +140,8 @@ def finetune(
     for note in dict.fromkeys(filter(None, (stop_note(h, max_minutes) for h in histories))):
         console.print(f"[bold yellow]{note}[/]", highlight=False)
     console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, model/).")
+    if any(h.get("stop_reason") == "interrupted" for h in histories):
+        raise typer.Exit(130)  # the shell's code for Ctrl-C, after what was finished is saved
 
 
 @app.command()

@@ -220,6 +220,7 @@ def fit(
         None, help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency)."
     ),
     out: Path = typer.Option(None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
     data_dir: Path = DATA_DIR,
     no_verify: bool = NO_VERIFY,
     fill: str = FILL,
@@ -260,6 +261,7 @@ def fit(
         horizon=horizon,
         lookback=lookback,
         out=out,
+        overwrite=overwrite,
         data_dir=data_dir,
         verify=not no_verify,
         **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),
@@ -288,6 +290,8 @@ def fit(
         f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
     )
+    if history.get("stop_reason") == "interrupted":
+        raise typer.Exit(130)  # the shell's code for Ctrl-C, after the best model so far is saved
 
 
 @app.command()

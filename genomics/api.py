@@ -20,7 +20,7 @@ from genomics.data import (
 )
 from titans_ts import __version__
 from titans_ts.errors import ConfigError
-from titans_ts.io import atomic_write_text
+from titans_ts.io import atomic_write_text, check_out_folder
 
 
 def load_labelled(source: str, labels=None):
@@ -36,7 +36,14 @@ def load_labelled(source: str, labels=None):
 
 
 def finetune(
-    dataset: str, protocol: str = "auto", folds: int = 5, out=None, data_root=None, labels=None, **params
+    dataset: str,
+    protocol: str = "auto",
+    folds: int = 5,
+    out=None,
+    data_root=None,
+    labels=None,
+    overwrite: bool = False,
+    **params,
 ) -> dict:
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
@@ -45,6 +52,9 @@ def finetune(
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
+    DNAClassifier(**params).check_params()  # so do impossible settings
+    if out is not None:  # (the default folder is named after the task, checked once it is known)
+        check_out_folder(out, overwrite)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
@@ -66,6 +76,7 @@ def finetune(
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
+    check_out_folder(out, overwrite)
     if chosen == "official":
         model = DNAClassifier(**params).fit(train.sequences, train.label_names())
         accuracy = model.score(test.sequences, test.label_names())
@@ -85,6 +96,8 @@ def finetune(
                 }
             )
             first_model = first_model or model
+            if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
+                break
         first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
         accuracies = [f["accuracy"] for f in fold_results]
         result = {

@@ -17,7 +17,7 @@ from genomics.data import make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts import __version__
 from titans_ts.errors import ConfigError
-from titans_ts.io import load_model_dir, save_model_dir
+from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED_NAME = "titans-dna-small"
@@ -121,6 +121,26 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.progress = progress
         self.device = device
 
+    def check_params(self) -> None:
+        """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""
+        problems = []
+        if self.precision not in ("32-true", "bf16-mixed"):
+            problems.append(f"precision={self.precision!r} ('bf16-mixed' or '32-true')")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                problems.append(f"{name}={value!r} (at least 1)")
+        if not (isinstance(self.patience, int) and self.patience >= 0):
+            problems.append(f"patience={self.patience!r} (0 or more epochs)")
+        if not self.lr > 0:
+            problems.append(f"lr={self.lr!r} (positive)")
+        if not 0 < self.val_fraction < 1:
+            problems.append(f"val_fraction={self.val_fraction!r} (between 0 and 1)")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            problems.append(f"max_minutes={self.max_minutes!r} (positive, or None for no budget)")
+        if problems:
+            raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
+
     def _build(self, n_classes: int):
         if self.architecture != "titans":
             from genomics.baselines import GenomicBenchmarksCNN, SmallTransformer
@@ -153,11 +173,17 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, sequences, y):
         from genomics.training import ClassifierModule, RandomView, make_loader
-        from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything, tune_cpu_allocator
+        from titans_ts.training import (
+            fit_interruptible,
+            make_trainer,
+            resolve_device,
+            run_record,
+            seed_everything,
+            tune_cpu_allocator,
+        )
 
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
-        if self.precision not in ("32-true", "bf16-mixed"):
-            raise ConfigError(f"precision={self.precision!r}: use 'bf16-mixed' (default) or '32-true'.")
+        self.check_params()
         tune_cpu_allocator()
         data = make_labelled(sequences, list(y), source="the training data")
         if len(data.classes) < 2:
@@ -195,7 +221,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             device=device,
         )
         started = time.perf_counter()
-        trainer.fit(module, train, val)
+        fit_interruptible(trainer, module, train, val, best)
         best.restore(module)
         model.eval()
         self.model_ = model
@@ -254,15 +280,18 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         """Load a classifier written by `save`. The tensors are read onto the CPU; predict moves them to
         `device` ("auto", "cpu" or "cuda"; None keeps the `device` it was saved with)."""
         tensors, config = load_model_dir(path, "titans-ts dna classifier", "DNAClassifier")
-        params = dict(config["params"])
-        if device is not None:
-            params["device"] = device
-        estimator = cls(**params)
-        if config["model_config"] is not None:
-            model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
-        else:  # a baseline architecture: rebuilt from the parameters
-            model = estimator._build(len(config["classes"]))
-        model.load_state_dict(tensors)
+        try:
+            params = dict(config["params"])
+            if device is not None:
+                params["device"] = device
+            estimator = cls(**params)
+            if config["model_config"] is not None:
+                model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
+            else:  # a baseline architecture: rebuilt from the parameters
+                model = estimator._build(len(config["classes"]))
+            model.load_state_dict(tensors)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise mismatched_model_dir(path, "DNAClassifier", exc) from None
         model.eval()
         estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)
         estimator.history_ = config["history"]

@@ -9,6 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def give_default_mode(path: Path) -> None:
+    """The mode a plainly created file would have (0666 minus the umask): temporary files start at 0600,
+    which would make a shared model folder unreadable to the rest of a team."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
@@ -19,6 +31,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        give_default_mode(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -30,6 +43,16 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+
+
+def check_out_folder(out, overwrite: bool) -> None:
+    """An output folder that already holds files is replaced only when asked (--overwrite): a second run
+    does not silently take the place of the first. Checked before any work starts."""
+    from titans_ts.errors import ConfigError
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
 
 
 def save_model_dir(path, tensors: dict, config: dict) -> Path:
@@ -48,6 +71,7 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
         path.mkdir(exist_ok=True)
         for name in (MODEL_FILE, CONFIG_FILE):
+            give_default_mode(staging / name)
             (staging / name).replace(path / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -65,7 +89,28 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     path = Path(path)
     if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).is_file():
         raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.")
-    config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    if config.get("format") != expected_format:
-        raise ConfigError(f"{path / CONFIG_FILE} is not a {what} config (format {config.get('format')!r}).")
-    return load_file(str(path / MODEL_FILE), device="cpu"), config  # callers move the model where it runs
+    damaged = f"the {what} folder is damaged: restore it from a copy, or fit the model again."
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path / CONFIG_FILE} is not valid JSON ({exc}); {damaged}") from None
+    if not isinstance(config, dict) or config.get("format") != expected_format:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ConfigError(f"{path / CONFIG_FILE} is not a {what} config (format {found!r}).")
+    try:
+        tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
+    return tensors, config
+
+
+def mismatched_model_dir(path, what: str, exc: Exception):
+    """The error for a folder whose config.json and model.safetensors do not fit together."""
+    from titans_ts.errors import ConfigError
+
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ConfigError(
+        f"{Path(path) / CONFIG_FILE} and {MODEL_FILE} do not describe the same {what} ({reason}): "
+        "restore the folder from a copy, or fit the model again."
+    )

@@ -170,6 +170,28 @@ def make_trainer(
 STOP_REASONS = ("early_stopping", "max_epochs", "time_budget", "interrupted")
 
 
+def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights) -> None:
+    """`trainer.fit`, where Ctrl-C ends training, not the process: Lightning would exit(1) and drop the best
+    weights it had; here training stops, the best weights so far stay in `best`, and the caller finishes
+    (its result says stop_reason "interrupted"). Before the first validated epoch there is nothing to keep:
+    KeyboardInterrupt is raised."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, train, val)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+    finally:
+        try:
+            signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored after an interrupt
+        except (ValueError, TypeError):  # not the main thread, or a handler Python did not install
+            pass
+    if trainer.interrupted and best.state is None:
+        raise KeyboardInterrupt("training was interrupted before its first validated epoch: nothing to keep")
+
+
 def stop_reason(trainer: pl.Trainer) -> str:
     """Why `trainer.fit` returned: one of STOP_REASONS."""
     if trainer.interrupted:

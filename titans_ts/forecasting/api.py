@@ -14,7 +14,7 @@ from titans_ts.data.registry import lookup_name
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
-from titans_ts.io import atomic_write_text
+from titans_ts.io import atomic_write_text, check_out_folder
 
 
 def dataset_label(dataset: str) -> str:
@@ -36,6 +36,7 @@ def fit_dataset(
     split: tuple[float, float, float] | None = None,
     split_dates: tuple[str, str] | None = None,
     columns: list[str] | None = None,
+    overwrite: bool = False,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -43,6 +44,7 @@ def fit_dataset(
     split / split_dates: a user's file split by train,val,test fractions, or by the dates where validation
     and test begin (registered benchmarks keep their protocol). columns: the columns to read as inputs
     (default: all; the `target` columns are always inputs); `target` (among params) the ones forecast.
+    overwrite: replace a model already saved at `out` (else that is refused before any work).
     params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them. Settings left out
     take the dataset's defaults (`defaults.defaults_for`: a benchmark family's validation choice, else
     the general default).
@@ -53,7 +55,11 @@ def fit_dataset(
     params = {**defaults_for(dataset), **params}
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
-    protocol_for(dataset, split, split_dates)  # so does a split a benchmark refuses
+    TitansForecaster(horizon=horizon, lookback=lookback, **params).check_params()  # so do impossible settings
+    protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
+    label = dataset_label(dataset)
+    out = Path(out or f"runs/{label}-{params.get('variant', 'lmm')}-h{horizon}-s{params.get('seed', 0)}")
+    check_out_folder(out, overwrite)
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(
@@ -64,8 +70,6 @@ def fit_dataset(
     estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
     estimator.fit(frame)
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
-    label = dataset_label(dataset)
-    out = Path(out or f"runs/{label}-{estimator.variant}-h{horizon}-s{estimator.seed}")
     estimator.save(out)
     record = {
         "dataset": label,

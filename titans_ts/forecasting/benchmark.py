@@ -80,6 +80,7 @@ def run_benchmark(
                         horizon=horizon,
                         lookback=lookbacks[model],
                         out=models_dir / name.removesuffix(".json"),
+                        overwrite=True,  # the run's JSON, not its model folder, marks a finished run
                         **options,
                     )
                     record.update({"model": model, **(extra or {})})

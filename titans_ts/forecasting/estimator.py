@@ -16,7 +16,7 @@ from titans_ts.data import StandardScaler, make_splits, validate_frame
 from titans_ts.data.windows import WindowDataset
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
-from titans_ts.io import load_model_dir, save_model_dir
+from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 
 
 class TitansForecaster(BaseEstimator):
@@ -97,9 +97,10 @@ class TitansForecaster(BaseEstimator):
         import time
 
         from titans_ts.forecasting.training import ForecastModule, evaluate_windows
-        from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything
+        from titans_ts.training import fit_interruptible, make_trainer, resolve_device, run_record, seed_everything
 
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
+        self.check_params()
         frame = _as_frame(X)
         targets = _target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
@@ -121,7 +122,7 @@ class TitansForecaster(BaseEstimator):
                 device=device,
             )
             started = time.perf_counter()
-            trainer.fit(module, loaders["train"], loaders["val"])
+            fit_interruptible(trainer, module, loaders["train"], loaders["val"], best)
             best.restore(module)
             self.history_ = run_record(trainer, best, time.perf_counter() - started) | {"best_val_mse": best.best}
         model.eval()
@@ -137,6 +138,26 @@ class TitansForecaster(BaseEstimator):
         self._set_context(frame)
         self._fit_frame = frame
         return self
+
+    def check_params(self) -> None:
+        """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""
+        problems = []
+        if self.variant not in UNTRAINED and not (isinstance(self.epochs, int) and self.epochs >= 1):
+            problems.append(f"epochs={self.epochs!r} (at least 1: a model needs one epoch of training)")
+        for name in ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                problems.append(f"{name}={value!r} (a positive integer)")
+        if not (isinstance(self.patience, int) and self.patience >= 0):
+            problems.append(f"patience={self.patience!r} (0 or more epochs)")
+        if not self.lr > 0:
+            problems.append(f"lr={self.lr!r} (positive)")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout={self.dropout!r} (in [0, 1))")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            problems.append(f"max_minutes={self.max_minutes!r} (positive, or None for no budget)")
+        if problems:
+            raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
 
     def _model_config(self, channels: int, season: int = 0, targets=None) -> ForecastConfig:
         return ForecastConfig(
@@ -345,6 +366,14 @@ class TitansForecaster(BaseEstimator):
         "cuda"; None keeps the `device` the model was saved with), so a model saved on a GPU loads on a CPU.
         """
         tensors, config = load_model_dir(path, "titans-ts forecaster", "forecaster")
+        try:
+            estimator = cls._from_saved(tensors, config, device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise mismatched_model_dir(path, "forecaster", exc) from None
+        return estimator
+
+    @classmethod
+    def _from_saved(cls, tensors: dict, config: dict, device) -> TitansForecaster:
         params = dict(config["params"])
         if device is not None:
             params["device"] = device

@@ -59,7 +59,10 @@ def keys_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
 
 
 def step_constants(d_in, hidden, d_out, chunk, depth, dot) -> dict:
-    return {"DEPTH": depth, **tiles(d_in, hidden, d_out, chunk, depth), "RB": min(chunk, 32), "DOT": dot}
+    sizes = tiles(d_in, hidden, d_out, chunk, depth)
+    if chunk <= 16:  # one row block: sm_80's register allocation spills at 32-wide tiles (docs/kernels.md)
+        sizes["BH"] = min(16, sizes["BH"])
+    return {"DEPTH": depth, **sizes, "RB": min(chunk, 32), "DOT": dot}
 
 
 def keys_backward_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
