@@ -221,6 +221,12 @@ def fit(
     ),
     out: Path = typer.Option(None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue a killed or interrupted run from its last checkpoint in --out."
+    ),
+    checkpoint_every: float = typer.Option(
+        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
+    ),
     data_dir: Path = DATA_DIR,
     no_verify: bool = NO_VERIFY,
     fill: str = FILL,
@@ -262,6 +268,8 @@ def fit(
         lookback=lookback,
         out=out,
         overwrite=overwrite,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
         data_dir=data_dir,
         verify=not no_verify,
         **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),

@@ -51,8 +51,14 @@ def check_out_folder(out, overwrite: bool) -> None:
     from titans_ts.errors import ConfigError
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
+    if overwrite or not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if (out / "checkpoints").is_dir():
+        raise ConfigError(
+            f"{out} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
+            "to start again."
+        )
+    raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
 
 
 def save_model_dir(path, tensors: dict, config: dict) -> Path:

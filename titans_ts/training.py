@@ -127,6 +127,13 @@ class BestWeights(pl.Callback):
         if self.state is not None:
             module.load_state_dict(self.state)
 
+    # a checkpoint carries the best weights so far, so that a resumed run keeps them
+    def state_dict(self) -> dict:
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
 
 def make_trainer(
     *,
@@ -138,23 +145,35 @@ def make_trainer(
     extra_callbacks=(),
     precision: str = "32-true",
     device="auto",
+    checkpoint_dir=None,
+    checkpoint_minutes: float | None = None,
+    loader_generator: torch.Generator | None = None,
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
     Returns (trainer, best) where `best.restore(module)` loads the best weights after `fit`.
+    checkpoint_dir: write resumable checkpoints there (`checkpointing.py`): every validated epoch, and every
+    `checkpoint_minutes`; `loader_generator`, the train loader's shuffling generator, is saved with them.
     device: "auto" | "cpu" | "cuda" (see `resolve_device`); it picks Lightning's accelerator ("gpu" or
     "cpu"). Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
     """
     accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
     best = BestWeights(monitor)
     callbacks = [EarlyStopping(monitor=monitor, patience=patience, mode="min"), best, *extra_callbacks]
+    plugins = []
+    if checkpoint_dir is not None:
+        from titans_ts.checkpointing import AtomicCheckpointIO, RngState, checkpoint_callbacks
+
+        callbacks += [RngState(loader_generator), *checkpoint_callbacks(checkpoint_dir, checkpoint_minutes)]
+        plugins.append(AtomicCheckpointIO())
     if progress:
         callbacks.append(RichProgressBar(leave=True))
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=callbacks,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint_dir is not None,
+        plugins=plugins or None,
         enable_progress_bar=progress,
         enable_model_summary=False,
         max_time={"minutes": max_minutes} if max_minutes else None,
@@ -170,7 +189,7 @@ def make_trainer(
 STOP_REASONS = ("early_stopping", "max_epochs", "time_budget", "interrupted")
 
 
-def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights) -> None:
+def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights, ckpt_path=None) -> None:
     """`trainer.fit`, where Ctrl-C ends training, not the process: Lightning would exit(1) and drop the best
     weights it had; here training stops, the best weights so far stay in `best`, and the caller finishes
     (its result says stop_reason "interrupted"). Before the first validated epoch there is nothing to keep:
@@ -179,7 +198,7 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
 
     handler = signal.getsignal(signal.SIGINT)
     try:
-        trainer.fit(module, train, val)
+        trainer.fit(module, train, val, ckpt_path=ckpt_path)
     except SystemExit:
         if not trainer.interrupted:
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def fit_dataset(
     split_dates: tuple[str, str] | None = None,
     columns: list[str] | None = None,
     overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_every: float | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -45,6 +48,8 @@ def fit_dataset(
     and test begin (registered benchmarks keep their protocol). columns: the columns to read as inputs
     (default: all; the `target` columns are always inputs); `target` (among params) the ones forecast.
     overwrite: replace a model already saved at `out` (else that is refused before any work).
+    Checkpoints go to `out/checkpoints` (every validated epoch, and every `checkpoint_every` minutes);
+    resume=True continues a killed or interrupted run from there. They are removed once the run finished.
     params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them. Settings left out
     take the dataset's defaults (`defaults.defaults_for`: a benchmark family's validation choice, else
     the general default).
@@ -59,7 +64,10 @@ def fit_dataset(
     protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     out = Path(out or f"runs/{label}-{params.get('variant', 'lmm')}-h{horizon}-s{params.get('seed', 0)}")
-    check_out_folder(out, overwrite)
+    checkpoints = out / "checkpoints"
+    if not resume:
+        check_out_folder(out, overwrite)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(
@@ -67,8 +75,11 @@ def fit_dataset(
     )
     frame = select_columns(frame, columns, params.get("target"))
     protocol = protocol_for(dataset, split, split_dates, frame.index)
-    estimator = TitansForecaster(horizon=horizon, lookback=lookback, protocol=protocol, **params)
-    estimator.fit(frame)
+    estimator = TitansForecaster(
+        horizon=horizon, lookback=lookback, protocol=protocol, checkpoint_dir=str(checkpoints),
+        checkpoint_minutes=checkpoint_every, **params,
+    )  # fmt: skip
+    estimator.fit(frame, resume=resume)
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
     estimator.save(out)
     record = {
@@ -92,6 +103,8 @@ def fit_dataset(
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
     _plot_last_test_window(estimator, frame, out / "forecast.png", label)
+    if estimator.history_.get("stop_reason") != "interrupted":  # an interrupted run can still be resumed
+        shutil.rmtree(checkpoints, ignore_errors=True)
     record["out"] = str(out)
     return record
 

@@ -33,6 +33,8 @@ class TitansForecaster(BaseEstimator):
     tokens: "variate" (one token per column, the default) or "patch" (channel-independent time patches).
     target: the column (name) or columns to forecast and score; None: every column. The other columns are
     covariates: the model reads their history as input, but does not forecast them and they are not scored.
+    checkpoint_dir: write resumable checkpoints there (every validated epoch, and every `checkpoint_minutes`);
+    `fit(X, resume=True)` continues a killed run from the newest one (titans_ts/checkpointing.py).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
     The defaults were chosen on ETTh1 validation MSE and training time: docs/forecasting.md.
@@ -64,6 +66,8 @@ class TitansForecaster(BaseEstimator):
         device: str = "auto",
         season: int | None = None,
         target: str | list[str] | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_minutes: float | None = None,
     ):
         self.horizon = horizon
         self.lookback = lookback
@@ -89,11 +93,15 @@ class TitansForecaster(BaseEstimator):
         self.device = device
         self.season = season
         self.target = target
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_minutes = checkpoint_minutes
 
     # --- fitting -----------------------------------------------------------------------------------
 
-    def fit(self, X, y=None):
-        """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array)."""
+    def fit(self, X, y=None, resume: bool = False):
+        """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array).
+
+        resume: continue from the newest checkpoint in `checkpoint_dir` (same settings and data required)."""
         import time
 
         from titans_ts.forecasting.training import ForecastModule, evaluate_windows
@@ -113,6 +121,7 @@ class TitansForecaster(BaseEstimator):
             self.history_ |= {"stop_reason": "untrained", "trained": False}
         else:
             module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
+            checkpoint = self._checkpoint_to_resume(frame, resume)
             trainer, best = make_trainer(
                 max_epochs=self.epochs,
                 monitor="val_mse",
@@ -120,9 +129,12 @@ class TitansForecaster(BaseEstimator):
                 progress=self.progress,
                 max_minutes=self.max_minutes,
                 device=device,
+                checkpoint_dir=self.checkpoint_dir,
+                checkpoint_minutes=self.checkpoint_minutes,
+                loader_generator=loaders["train"].generator,
             )
             started = time.perf_counter()
-            fit_interruptible(trainer, module, loaders["train"], loaders["val"], best)
+            fit_interruptible(trainer, module, loaders["train"], loaders["val"], best, ckpt_path=checkpoint)
             best.restore(module)
             self.history_ = run_record(trainer, best, time.perf_counter() - started) | {"best_val_mse": best.best}
         model.eval()
@@ -138,6 +150,18 @@ class TitansForecaster(BaseEstimator):
         self._set_context(frame)
         self._fit_frame = frame
         return self
+
+    def _checkpoint_to_resume(self, frame: pd.DataFrame, resume: bool):
+        if self.checkpoint_dir is None:
+            if resume:
+                raise ConfigError("resume=True needs checkpoint_dir= (where the run wrote its checkpoints).")
+            return None
+        from titans_ts.checkpointing import data_fingerprint, start_or_resume
+
+        ignored = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes")
+        settings = {k: v for k, v in self.get_params().items() if k not in ignored}
+        settings |= {"data": data_fingerprint(frame.to_numpy(dtype=np.float64)), "titans_ts": __version__}
+        return start_or_resume(self.checkpoint_dir, settings, resume)
 
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""

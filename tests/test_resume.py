@@ -1,0 +1,85 @@
+"""Training survives a kill: checkpoints each epoch, `--resume` continues to the same numbers (issue 17)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.data.helpers import write_series
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "25", "--patience", "30"]
+
+
+def _fit(csv, out, *extra):
+    return [sys.executable, "-m", "cli.ts", "fit", "--dataset", str(csv), *ARGS, "--out", str(out), *extra]
+
+
+def test_a_killed_fit_resumes_to_the_uninterrupted_runs_numbers(tmp_path):
+    csv = tmp_path / "mine.csv"
+    write_series(csv, rows=400, columns=3)
+    full = subprocess.run(_fit(csv, tmp_path / "full"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killed = subprocess.Popen(_fit(csv, tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL, "the run ended before its first checkpoint could be killed"
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.json").exists()
+
+    again = subprocess.run(_fit(csv, tmp_path / "killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--resume" in again.stderr  # not silently started over
+    resumed = subprocess.run(
+        _fit(csv, tmp_path / "killed", "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first, second = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("full", "killed"))
+    assert second["test"] == first["test"] and second["val"] == first["val"]  # bit-identical on the CPU
+    assert second["history"]["epochs_run"] == first["history"]["epochs_run"]
+    assert not (tmp_path / "killed" / "checkpoints").exists()  # a finished run leaves no checkpoints
+
+    other = subprocess.run(
+        _fit(csv, tmp_path / "x", "--seed", "3", "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert other.returncode == 2 and "nothing to resume" in other.stderr
+
+
+def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):
+    from titans_ts.checkpointing import start_or_resume
+    from titans_ts.errors import ConfigError
+
+    folder = tmp_path / "ck"
+    assert start_or_resume(folder, {"lr": 0.001, "dim": 16}, resume=False) is None
+    (folder / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"lr: 0.001 in the checkpoint, 0.01 now"):
+        start_or_resume(folder, {"lr": 0.01, "dim": 16}, resume=True)
+    assert start_or_resume(folder, {"lr": 0.001, "dim": 16}, resume=True) == folder / "last.ckpt"
+    with pytest.raises(ConfigError, match="--resume to continue"):
+        start_or_resume(folder, {"lr": 0.001, "dim": 16}, resume=False)
+
+
+def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    from titans_ts.checkpointing import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.arange(5)}, path)
+
+    def dies_half_way(obj, target):
+        Path(target).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.arange(9)}, path)
+    monkeypatch.undo()
+    assert io.load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind

@@ -1,0 +1,135 @@
+"""Checkpoints that let a killed run continue: Lightning's own mechanism, written atomically.
+
+A training run with a checkpoint folder writes `last.ckpt` after every validated epoch and, with
+`minutes`, `timed.ckpt` every that many minutes of training (Lightning's ModelCheckpoint); each holds the
+model, optimizer, scheduler, loop and callback states (early stopping, the best weights so far, the time
+budget used) and, through `RngState`, the random generators and the train loader's shuffling generator.
+Files are written to a temporary name and renamed, so a kill while writing leaves the previous checkpoint
+whole. `settings.json` beside them records what the run was started with; a resume with other settings is
+refused with the differences listed. Checkpoints are Lightning's (pickled) format and are only read by
+`resume`; a saved *model* folder never is.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from titans_ts.errors import ConfigError
+from titans_ts.io import atomic_path, atomic_write_text
+
+SETTINGS_FILE = "settings.json"
+# a resumed run writes into the folder it resumes from, which Lightning would warn about at every start
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file beside the target, then rename: never a half-written checkpoint."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        # our own checkpoints hold NumPy and Python RNG states, which weights_only loading refuses
+        return torch.load(path, map_location=map_location or "cpu", weights_only=False)
+
+
+class RngState(pl.Callback):
+    """The random generators a checkpoint must carry for a resumed run to draw what the uninterrupted one
+    would: Python's, NumPy's, torch's (CPU and CUDA) and the train loader's shuffling generator."""
+
+    def __init__(self, loader_generator: torch.Generator | None = None):
+        self.loader_generator = loader_generator
+
+    def state_dict(self) -> dict:
+        state = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        if self.loader_generator is not None:
+            state["loader"] = self.loader_generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        if self.loader_generator is not None and "loader" in state:
+            self.loader_generator.set_state(state["loader"])
+
+
+def checkpoint_callbacks(folder, minutes: float | None = None) -> list[pl.Callback]:
+    """ModelCheckpoints writing `last.ckpt` every validated epoch and `timed.ckpt` every `minutes`."""
+    folder = Path(folder)
+    callbacks = [
+        ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    ]
+    if minutes:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=folder,
+                filename="timed",
+                save_top_k=1,
+                train_time_interval=timedelta(minutes=minutes),
+                enable_version_counter=False,
+            )
+        )
+    return callbacks
+
+
+def latest_checkpoint(folder) -> Path | None:
+    """The newest checkpoint in `folder`, or None."""
+    found = [Path(folder) / name for name in CHECKPOINT_FILES if (Path(folder) / name).is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
+    """Before training: the checkpoint to resume from (None for a fresh start), after checking `settings`
+    against the ones the checkpoints were written with; a fresh start records them."""
+    folder = Path(folder)
+    settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
+    if resume:
+        checkpoint = latest_checkpoint(folder)
+        if checkpoint is None:
+            raise ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
+        saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+        differences = [
+            f"{key}: {saved.get(key)!r} in the checkpoint, {settings.get(key)!r} now"
+            for key in sorted(set(saved) | set(settings))
+            if saved.get(key) != settings.get(key)
+        ]
+        if differences:
+            raise ConfigError(
+                f"cannot resume {folder} with other settings than it was started with: " + "; ".join(differences)
+            )
+        return checkpoint
+    if latest_checkpoint(folder) is not None:
+        raise ConfigError(
+            f"{folder} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
+            "to start again."
+        )
+    atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
+    return None
+
+
+def data_fingerprint(values: np.ndarray) -> str:
+    """A short hash of the training data, so that a resume on other data is refused."""
+    import hashlib
+
+    array = np.ascontiguousarray(values)
+    return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
