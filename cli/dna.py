@@ -86,6 +86,12 @@ def finetune(
     max_minutes: float = typer.Option(None, help="Training time limit per fold."),
     out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue a killed or interrupted run from its checkpoints in --out."
+    ),
+    checkpoint_every: float = typer.Option(
+        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
+    ),
     device: str = DEVICE,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
@@ -110,6 +116,8 @@ def finetune(
         folds=folds,
         out=out,
         overwrite=overwrite,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
         labels=labels,
         pretrained=start,
         seed=seed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -43,17 +44,22 @@ def finetune(
     data_root=None,
     labels=None,
     overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_every: float | None = None,
     **params,
 ) -> dict:
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
     params: DNAClassifier's parameters, device="auto" | "cpu" | "cuda" among them.
+    Checkpoints go to `out/checkpoints`: each fold's training (every validated epoch, and every
+    `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
+    continues the unfinished one. They are removed once the run finished.
     """
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
     DNAClassifier(**params).check_params()  # so do impossible settings
-    if out is not None:  # (the default folder is named after the task, checked once it is known)
+    if out is not None and not resume:  # (the default folder is named after the task: checked once known)
         check_out_folder(out, overwrite)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
@@ -76,17 +82,36 @@ def finetune(
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
-    check_out_folder(out, overwrite)
+    checkpoints = out / "checkpoints"
+    if not resume:
+        check_out_folder(out, overwrite)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+
+    def classifier(name: str) -> tuple[DNAClassifier, bool]:
+        """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
+        from titans_ts.checkpointing import latest_checkpoint
+
+        folder = checkpoints / name
+        options = {"checkpoint_dir": str(folder), "checkpoint_minutes": checkpoint_every}
+        return DNAClassifier(**params, **options), resume and latest_checkpoint(folder) is not None
+
     if chosen == "official":
-        model = DNAClassifier(**params).fit(train.sequences, train.label_names())
+        model, again = classifier("official")
+        model.fit(train.sequences, train.label_names(), resume=again)
         accuracy = model.score(test.sequences, test.label_names())
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
         model.save(out / "model")
     else:
         fold_results, first_model = [], None
         for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
+            done = checkpoints / f"fold{index}.json"
+            if resume and done.is_file():  # finished before the run was stopped
+                fold_results.append(json.loads(done.read_text(encoding="utf-8")))
+                first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
+                continue
             fold_train, fold_test = data.subset(train_index), data.subset(test_index)
-            model = DNAClassifier(**params).fit(fold_train.sequences, fold_train.label_names())
+            model, again = classifier(f"fold{index}")
+            model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
             fold_results.append(
                 {
                     "fold": index,
@@ -95,6 +120,10 @@ def finetune(
                     "history": model.history_,
                 }
             )
+            if model.history_["stop_reason"] != "interrupted":
+                if index == 0:
+                    model.save(checkpoints / "fold0-model")
+                atomic_write_text(done, json.dumps(fold_results[-1], default=str))
             first_model = first_model or model
             if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
                 break
@@ -118,6 +147,9 @@ def finetune(
         }
     )
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=str))
+    histories = [f["history"] for f in result.get("folds", [])] or [result["history"]]
+    if all(h.get("stop_reason") != "interrupted" for h in histories):  # an interrupted run can be resumed
+        shutil.rmtree(checkpoints, ignore_errors=True)
     result["out"] = str(out)
     return result
 

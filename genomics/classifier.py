@@ -92,6 +92,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         max_minutes: float | None = None,
         progress: bool = True,
         device: str = "auto",
+        checkpoint_dir: str | None = None,
+        checkpoint_minutes: float | None = None,
     ):
         self.pretrained = pretrained
         self.architecture = architecture
@@ -120,6 +122,20 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.max_minutes = max_minutes
         self.progress = progress
         self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_minutes = checkpoint_minutes
+
+    def _checkpoint_to_resume(self, data, resume: bool):
+        if self.checkpoint_dir is None:
+            if resume:
+                raise ConfigError("resume=True needs checkpoint_dir= (where the run wrote its checkpoints).")
+            return None
+        from titans_ts.checkpointing import data_fingerprint, start_or_resume
+
+        ignored = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes")
+        settings = {k: v for k, v in self.get_params().items() if k not in ignored}
+        settings |= {"data": data_fingerprint([*data.sequences, *map(str, data.labels)]), "titans_ts": __version__}
+        return start_or_resume(self.checkpoint_dir, settings, resume)
 
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""
@@ -171,7 +187,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         model.backbone.load_state_dict(backbone)
         return model
 
-    def fit(self, sequences, y):
+    def fit(self, sequences, y, resume: bool = False):
+        """Train on sequences with labels y; `resume` continues from the newest checkpoint in checkpoint_dir
+        (written every validated epoch, and every checkpoint_minutes; same settings and data required)."""
         from genomics.training import ClassifierModule, RandomView, make_loader
         from titans_ts.training import (
             fit_interruptible,
@@ -196,6 +214,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         )
         model = self._build(len(data.classes))
         module = ClassifierModule(model, lr=self.lr, weight_decay=self.weight_decay)
+        checkpoint = self._checkpoint_to_resume(data, resume)
+        view = RandomView(self.train_crop, self.random_strand, seed=self.seed)
         train = make_loader(
             [data.sequences[i] for i in train_index],
             data.labels[train_index],
@@ -203,7 +223,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             shuffle=True,
             max_length=self.max_length,
             seed=self.seed,
-            transform=RandomView(self.train_crop, self.random_strand, seed=self.seed),
+            transform=view,
         )
         val = make_loader(
             [data.sequences[i] for i in val_index],
@@ -219,9 +239,13 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             max_minutes=self.max_minutes,
             precision=self.precision,
             device=device,
+            checkpoint_dir=self.checkpoint_dir,
+            checkpoint_minutes=self.checkpoint_minutes,
+            loader_generator=train.generator,
+            numpy_generators=(view.rng,),
         )
         started = time.perf_counter()
-        fit_interruptible(trainer, module, train, val, best)
+        fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
         best.restore(module)
         model.eval()
         self.model_ = model

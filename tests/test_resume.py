@@ -83,3 +83,41 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_whole(tmp_pat
     monkeypatch.undo()
     assert io.load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_a_killed_dna_finetune_resumes_to_the_uninterrupted_runs_numbers(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), int(rng.integers(40, 80)))) for _ in range(160)]
+    labels = ["gc" if (s.count("G") + s.count("C")) / len(s) > 0.5 else "at" for s in sequences]
+    pd.DataFrame({"seq": sequences, "label": labels}).to_csv(tmp_path / "toy.csv", index=False)
+
+    def finetune(out, *extra):
+        command = [sys.executable, "-m", "cli.dna", "finetune", str(tmp_path / "toy.csv"), "--scratch"]
+        command += ["--dim", "16", "--layers", "1", "--folds", "2", "--epochs", "8", "--precision", "32-true"]
+        return [*command, "--out", str(out), *extra]
+
+    full = subprocess.run(finetune(tmp_path / "full"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed = subprocess.Popen(
+        finetune(tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoint = tmp_path / "killed" / "checkpoints" / "fold1" / "last.ckpt"  # fold 0 done, fold 1 started
+    deadline = time.time() + 300
+    while not checkpoint.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    assert (tmp_path / "killed" / "checkpoints" / "fold0.json").exists()
+    resumed = subprocess.run(
+        finetune(tmp_path / "killed", "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first, second = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("full", "killed"))
+    assert [f["accuracy"] for f in second["folds"]] == [f["accuracy"] for f in first["folds"]]
+    assert [f["history"]["best_val_loss"] for f in second["folds"]] == [
+        f["history"]["best_val_loss"] for f in first["folds"]
+    ]
+    assert not (tmp_path / "killed" / "checkpoints").exists()

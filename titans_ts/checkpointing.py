@@ -49,8 +49,9 @@ class RngState(pl.Callback):
     """The random generators a checkpoint must carry for a resumed run to draw what the uninterrupted one
     would: Python's, NumPy's, torch's (CPU and CUDA) and the train loader's shuffling generator."""
 
-    def __init__(self, loader_generator: torch.Generator | None = None):
+    def __init__(self, loader_generator: torch.Generator | None = None, numpy_generators=()):
         self.loader_generator = loader_generator
+        self.numpy_generators = list(numpy_generators)  # e.g. a data augmentation's own generator
 
     def state_dict(self) -> dict:
         state = {
@@ -61,6 +62,7 @@ class RngState(pl.Callback):
         }
         if self.loader_generator is not None:
             state["loader"] = self.loader_generator.get_state()
+        state["numpy_generators"] = [g.bit_generator.state for g in self.numpy_generators]
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -71,6 +73,8 @@ class RngState(pl.Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
         if self.loader_generator is not None and "loader" in state:
             self.loader_generator.set_state(state["loader"])
+        for generator, saved in zip(self.numpy_generators, state.get("numpy_generators", []), strict=False):
+            generator.bit_generator.state = saved
 
 
 def checkpoint_callbacks(folder, minutes: float | None = None) -> list[pl.Callback]:
@@ -127,9 +131,13 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     return None
 
 
-def data_fingerprint(values: np.ndarray) -> str:
-    """A short hash of the training data, so that a resume on other data is refused."""
+def data_fingerprint(values) -> str:
+    """A short hash of the training data (an array, or a list of strings), so that a resume on other data
+    is refused."""
     import hashlib
 
-    array = np.ascontiguousarray(values)
-    return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    if isinstance(values, np.ndarray):
+        array = np.ascontiguousarray(values)
+        return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    text = "\n".join(map(str, values)).encode()
+    return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"

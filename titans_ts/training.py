@@ -148,12 +148,14 @@ def make_trainer(
     checkpoint_dir=None,
     checkpoint_minutes: float | None = None,
     loader_generator: torch.Generator | None = None,
+    numpy_generators=(),
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
     Returns (trainer, best) where `best.restore(module)` loads the best weights after `fit`.
     checkpoint_dir: write resumable checkpoints there (`checkpointing.py`): every validated epoch, and every
-    `checkpoint_minutes`; `loader_generator`, the train loader's shuffling generator, is saved with them.
+    `checkpoint_minutes`; `loader_generator`, the train loader's shuffling generator, and
+    `numpy_generators` (an augmentation's) are saved with them.
     device: "auto" | "cpu" | "cuda" (see `resolve_device`); it picks Lightning's accelerator ("gpu" or
     "cpu"). Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
     """
@@ -164,7 +166,8 @@ def make_trainer(
     if checkpoint_dir is not None:
         from titans_ts.checkpointing import AtomicCheckpointIO, RngState, checkpoint_callbacks
 
-        callbacks += [RngState(loader_generator), *checkpoint_callbacks(checkpoint_dir, checkpoint_minutes)]
+        rng = RngState(loader_generator, numpy_generators)
+        callbacks += [rng, *checkpoint_callbacks(checkpoint_dir, checkpoint_minutes)]
         plugins.append(AtomicCheckpointIO())
     if progress:
         callbacks.append(RichProgressBar(leave=True))
