@@ -163,6 +163,13 @@ def pretrain(
         ["enhancer_cohn", "nontata_promoters"], help="Tasks whose sequences must not leak (32-mer filter)."
     ),
     seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue a killed or interrupted run from its last checkpoint in --out."
+    ),
+    checkpoint_every: float = typer.Option(
+        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
+    ),
     device: str = DEVICE,
 ) -> None:
     """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
@@ -179,7 +186,15 @@ def pretrain(
         max_minutes=max_minutes,
         seed=seed,
         device=device,
+        overwrite=overwrite,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
     )
+    from titans_ts.training import stop_note
+
+    note = stop_note(report["training"], max_minutes)
+    if note:
+        console.print(f"[bold yellow]{note}[/]", highlight=False)
     console.print(
         f"Dropped {report['leakage_filter']['windows_dropped']} of {report['windows_total']} windows "
         f"sharing a 32-mer with {', '.join(exclude)}."

@@ -7,6 +7,7 @@ evaluation tasks are dropped before training, and the count is reported.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -102,17 +103,38 @@ def pretrain(
     progress: bool = True,
     device: str = "auto",
     init=None,
+    resume: bool = False,
+    checkpoint_every: float | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train a DNA language model; write out/{model.safetensors, config.json}; return the report.
 
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     init: a folder written by an earlier `pretrain` to continue from (its architecture; `config` must be
     None or the same). The held-out split depends only on the corpus, `held_out` and `seed`, so a
-    continued run is scored on the same windows."""
+    continued run is scored on the same windows.
+    Checkpoints go to out/checkpoints (every epoch, and every `checkpoint_every` minutes); resume=True
+    continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.training import make_trainer, resolve_device, run_record, seed_everything, tune_cpu_allocator
+    from titans_ts.checkpointing import data_fingerprint, start_or_resume
+    from titans_ts.io import check_out_folder
+    from titans_ts.training import (
+        fit_interruptible,
+        make_trainer,
+        resolve_device,
+        run_record,
+        seed_everything,
+        tune_cpu_allocator,
+    )
 
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
+    out = Path(out)
+    checkpoints = out / "checkpoints"
+    if not resume:
+        check_out_folder(out, overwrite)
+        shutil.rmtree(checkpoints, ignore_errors=True)
     tune_cpu_allocator()
     started = time.time()
     windows = corpus_windows(corpus, window)
@@ -136,6 +158,14 @@ def pretrain(
     if init is not None:
         model.load_state_dict(start_weights)
     module = LanguageModelModule(model, lr=lr)
+    settings = {
+        "corpus": data_fingerprint(windows),
+        "evaluation": data_fingerprint(list(evaluation_sequences)),
+        "config": config.to_dict(),
+        **{"window": window, "k": k, "epochs": epochs, "batch_size": batch_size, "lr": lr},
+        **{"held_out": held_out, "seed": seed, "init": str(init) if init else None, "titans_ts": __version__},
+    }
+    checkpoint = start_or_resume(checkpoints, settings, resume)
     train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True)
     val = make_loader(val_windows, None, batch_size, bucket=True)
     trainer, best = make_trainer(
@@ -145,9 +175,11 @@ def pretrain(
         progress=progress,
         max_minutes=max_minutes,
         device=device,
+        checkpoint_dir=checkpoints,
+        checkpoint_minutes=checkpoint_every,
     )
     fit_started = time.perf_counter()
-    trainer.fit(module, train, val)
+    fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
     best.restore(module)
     training = run_record(trainer, best, time.perf_counter() - fit_started)
     trainer.validate(module, val, verbose=False)
@@ -175,6 +207,7 @@ def pretrain(
         else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
         "epochs_run": trainer.current_epoch,
         "stop_reason": training["stop_reason"],
+        "training": training,
         "held_out_bits_per_base": val_nats / math.log(2),
         "seed": seed,
         "lr": lr,
@@ -183,4 +216,6 @@ def pretrain(
         "wall_seconds": time.time() - started,
     }
     save_model_dir(out, model.state_dict(), report)
+    if training["stop_reason"] != "interrupted":  # an interrupted run can still be resumed
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return report

@@ -53,11 +53,14 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
 
     train, test = data.subset(train_index), data.subset(test_index)
     started = time.time()
+    checkpoints = None  # set for the neural models
     if spec["kind"] == "kmer":
         model = KmerLogisticRegression(**spec["params"])
-    else:
-        model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False)
-    model.fit(train.sequences, train.label_names())
+        model.fit(train.sequences, train.label_names())
+    else:  # checkpointed: a fold killed part-way continues from its last epoch
+        checkpoints = out.parent / ".checkpoints" / out.stem
+        model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False, checkpoint_dir=str(checkpoints))
+        model.fit(train.sequences, train.label_names(), resume=(checkpoints / "last.ckpt").is_file())
     accuracy = model.score(test.sequences, test.label_names())
     record = {
         "task": task,
@@ -75,6 +78,10 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
         "protocol": f"stratified {config['folds']}-fold CV on the bundled official test split",
     }
     atomic_write_text(out, json.dumps(record, indent=1))
+    if checkpoints is not None:
+        import shutil
+
+        shutil.rmtree(checkpoints, ignore_errors=True)
     print(
         f"{task} {name} fold {fold}: accuracy {accuracy:.4f} ({record['wall_seconds']:.0f} s)",
         flush=True,

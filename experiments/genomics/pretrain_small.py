@@ -81,6 +81,8 @@ def run(config: dict) -> None:
             batch_size=config["batch_size"],
             lr=config["lr"],
             progress=False,
+            resume=(checkpoint / "checkpoints").is_dir(),  # a stage killed part-way continues where it was
+            overwrite=True,  # the stage's JSON in `runs`, not this folder, marks a finished stage
         )
         report |= {"stage": stage, "git_commit": git_commit()}
         atomic_write_text(checkpoint / "config.json", json.dumps(report, indent=1))

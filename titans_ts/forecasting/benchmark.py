@@ -75,12 +75,14 @@ def run_benchmark(
                     record, reused = json.loads(path.read_text()), True
                 else:
                     options = {**params, **MODELS[model], "seed": seed, "progress": False}
+                    out = models_dir / name.removesuffix(".json")
                     record = fit_dataset(
                         dataset,
                         horizon=horizon,
                         lookback=lookbacks[model],
-                        out=models_dir / name.removesuffix(".json"),
+                        out=out,
                         overwrite=True,  # the run's JSON, not its model folder, marks a finished run
+                        resume=(out / "checkpoints").is_dir(),  # a run killed part-way continues from there
                         **options,
                     )
                     record.update({"model": model, **(extra or {})})
