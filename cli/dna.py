@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app, write_table_text
+from cli._common import DEVICES, NUM_NODES, STRATEGY, console, make_app, scale_out, write_table_text
 
 DEVICE = typer.Option(
     "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
@@ -93,6 +93,9 @@ def finetune(
         None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
     ),
     device: str = DEVICE,
+    devices: int = DEVICES,
+    num_nodes: int = NUM_NODES,
+    strategy: str = STRATEGY,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune as run
@@ -124,9 +127,14 @@ def finetune(
         precision=precision,
         max_minutes=max_minutes,
         device=device,
+        **scale_out(devices, num_nodes, strategy),
         **architecture,
         **recipe,
     )
+    from titans_ts.distributed import is_main_process
+
+    if not is_main_process():  # under DDP every rank runs this command; rank 0 prints
+        return
     console.print(f"Protocol: [bold]{result['protocol']}[/] - {result['note']}")
     table = Table(title=f"{result['dataset']}: accuracy")
     if "folds" in result:

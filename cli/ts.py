@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app, write_table_text
+from cli._common import DEVICES, NUM_NODES, STRATEGY, console, make_app, scale_out, write_table_text
 
 app = make_app(
     "titans-ts",
@@ -240,12 +240,16 @@ def fit(
     split: str = SPLIT,
     split_dates: str = SPLIT_DATES,
     device: str = DEVICE,
+    devices: int = DEVICES,
+    num_nodes: int = NUM_NODES,
+    strategy: str = STRATEGY,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
 
     Writes OUT/model.safetensors, config.json, metrics.json and forecast.png. Metrics are MSE/MAE on the
     scaled data (train-rows StandardScaler) over every window of the split.
     """
+    from titans_ts.distributed import is_main_process
     from titans_ts.forecasting.api import fit_dataset
     from titans_ts.forecasting.defaults import defaults_for, family_of
     from titans_ts.training import resolve_device, stop_note
@@ -257,11 +261,13 @@ def fit(
     variant = settings["variant"]
     family = family_of(dataset)
     source = f"the {family} defaults" if family else "the general defaults"
-    console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
-    console.print(
-        "Settings (" + source + " unless given): " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-        highlight=False,
-    )
+    main = is_main_process()  # under DDP every rank runs this command; rank 0 prints and writes
+    if main:
+        console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
+        console.print(
+            "Settings (" + source + " unless given): " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+            highlight=False,
+        )
     record = fit_dataset(
         dataset,
         horizon=horizon,
@@ -281,8 +287,11 @@ def fit(
         max_minutes=max_minutes,
         device=device,
         season=season,
+        **scale_out(devices, num_nodes, strategy),
         **settings,
     )
+    if not main:
+        return
     console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
     trained = record["history"].get("trained", True)
     history = record["history"]

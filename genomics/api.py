@@ -20,6 +20,7 @@ from genomics.data import (
     stratified_folds,
 )
 from titans_ts import __version__
+from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_write_text, check_out_folder
 
@@ -59,7 +60,8 @@ def finetune(
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
     DNAClassifier(**params).check_params()  # so do impossible settings
-    if out is not None and not resume:  # (the default folder is named after the task: checked once known)
+    main = is_main_process()  # under DDP, rank 0 checks and writes files, once
+    if out is not None and not resume and main:  # (the default folder is named after the task: checked once known)
         check_out_folder(out, overwrite)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
@@ -83,7 +85,7 @@ def finetune(
         data = _pool(train, test)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     checkpoints = out / "checkpoints"
-    if not resume:
+    if not resume and main:
         check_out_folder(out, overwrite)
         shutil.rmtree(checkpoints, ignore_errors=True)
 
@@ -100,7 +102,8 @@ def finetune(
         model.fit(train.sequences, train.label_names(), resume=again)
         accuracy = model.score(test.sequences, test.label_names())
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
-        model.save(out / "model")
+        if main:
+            model.save(out / "model")
     else:
         fold_results, first_model = [], None
         for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
@@ -120,14 +123,15 @@ def finetune(
                     "history": model.history_,
                 }
             )
-            if model.history_["stop_reason"] != "interrupted":
+            if model.history_["stop_reason"] != "interrupted" and main:
                 if index == 0:
                     model.save(checkpoints / "fold0-model")
                 atomic_write_text(done, json.dumps(fold_results[-1], default=str))
             first_model = first_model or model
             if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
                 break
-        first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
+        if main:
+            first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
         accuracies = [f["accuracy"] for f in fold_results]
         result = {
             "protocol": f"stratified {folds}-fold cross-validation",
@@ -136,6 +140,8 @@ def finetune(
             "folds": fold_results,
             "saved_model": "the fold-0 model",
         }
+    if not main:
+        return {"out": str(out), "rank": rank_and_world()[0]}
     result.update(
         {
             "dataset": task_name,

@@ -94,6 +94,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         device: str = "auto",
         checkpoint_dir: str | None = None,
         checkpoint_minutes: float | None = None,
+        devices: int | str = 1,
+        num_nodes: int = 1,
+        strategy: str = "auto",
     ):
         self.pretrained = pretrained
         self.architecture = architecture
@@ -124,6 +127,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_minutes = checkpoint_minutes
+        self.devices = devices
+        self.num_nodes = num_nodes
+        self.strategy = strategy
 
     def _checkpoint_to_resume(self, data, resume: bool):
         if self.checkpoint_dir is None:
@@ -133,6 +139,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         from titans_ts.checkpointing import data_fingerprint, start_or_resume
 
         ignored = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes")
+        ignored += ("devices", "num_nodes", "strategy")
         settings = {k: v for k, v in self.get_params().items() if k not in ignored}
         settings |= {"data": data_fingerprint([*data.sequences, *map(str, data.labels)]), "titans_ts": __version__}
         return start_or_resume(self.checkpoint_dir, settings, resume)
@@ -224,12 +231,14 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             max_length=self.max_length,
             seed=self.seed,
             transform=view,
+            shard=True,
         )
         val = make_loader(
             [data.sequences[i] for i in val_index],
             data.labels[val_index],
             2 * self.batch_size,
             max_length=self.max_length,
+            shard=True,
         )
         trainer, best = make_trainer(
             max_epochs=self.epochs,
@@ -241,6 +250,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             device=device,
             checkpoint_dir=self.checkpoint_dir,
             checkpoint_minutes=self.checkpoint_minutes,
+            devices=self.devices,
+            num_nodes=self.num_nodes,
+            strategy=self.strategy,
             loader_generator=train.generator,
             numpy_generators=(view.rng,),
         )

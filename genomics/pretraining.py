@@ -166,8 +166,8 @@ def pretrain(
         **{"held_out": held_out, "seed": seed, "init": str(init) if init else None, "titans_ts": __version__},
     }
     checkpoint = start_or_resume(checkpoints, settings, resume)
-    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True)
-    val = make_loader(val_windows, None, batch_size, bucket=True)
+    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True, shard=True)
+    val = make_loader(val_windows, None, batch_size, bucket=True, shard=True)
     trainer, best = make_trainer(
         max_epochs=epochs,
         monitor="val_loss",

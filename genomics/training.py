@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from genomics.tokenizer import DNATokenizer, reverse_complement_ids
+from titans_ts.distributed import ShardedBatches, ShardedSampler
 from titans_ts.training import warmup_cosine_schedule
 
 
@@ -50,9 +51,11 @@ def make_loader(
     seed=0,
     bucket: bool = False,
     transform=None,
+    shard: bool = False,
 ) -> DataLoader:
     """Batches of (ids, labels). bucket=True groups sequences of similar length (less padding) and
-    shuffles the order of the batches. transform: applied to each sequence's ids (e.g. RandomView)."""
+    shuffles the order of the batches. transform: applied to each sequence's ids (e.g. RandomView).
+    shard=True for the loaders a Trainer reads: under DDP, each rank reads its share (`distributed.py`)."""
     tokenizer = DNATokenizer()
 
     def collate(batch):
@@ -65,12 +68,14 @@ def make_loader(
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
         if shuffle:
             np.random.default_rng(seed).shuffle(batches)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
+        return DataLoader(dataset, batch_sampler=ShardedBatches(batches) if shard else batches, collate_fn=collate)
     generator = torch.Generator().manual_seed(seed)
+    # by rank under DDP: training shards padded to equal length, evaluation sequences each counted once
+    sampler = ShardedSampler(len(dataset), shuffle=shuffle, generator=generator, pad=shuffle, shard=shard)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         drop_last=False,
         collate_fn=collate,
         generator=generator,
@@ -104,7 +109,10 @@ class ClassifierModule(pl.LightningModule):
         self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        loss, correct, count = (0.0, 0.0, 0.0) if self._val is None else self._val.tolist()
+        from titans_ts.distributed import sum_across_ranks
+
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device) if self._val is None else self._val
+        loss, correct, count = sum_across_ranks(self, sums).tolist()  # every rank's sequences, once each
         self.log("val_loss", loss / max(count, 1), prog_bar=True)
         self.log("val_acc", correct / max(count, 1), prog_bar=True)
 
@@ -139,7 +147,10 @@ class LanguageModelModule(pl.LightningModule):
         self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        total, windows = (0.0, 0.0) if self._val is None else self._val.tolist()
+        from titans_ts.distributed import sum_across_ranks
+
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device) if self._val is None else self._val
+        total, windows = sum_across_ranks(self, sums).tolist()
         self.log("val_loss", total / max(windows, 1), prog_bar=True)
 
     def configure_optimizers(self):

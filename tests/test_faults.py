@@ -89,7 +89,16 @@ def test_saved_files_follow_the_umask(fitted, tmp_path):
     """A shared model folder is readable by the team: modes come from the umask, not from mkstemp's 0600."""
     old = os.umask(0o022)
     try:
-        args = ["fit", "--dataset", str(fitted / "mine.csv"), *SMALL, "--variant", "naive", "--out", str(tmp_path / "n")]
+        args = [
+            "fit",
+            "--dataset",
+            str(fitted / "mine.csv"),
+            *SMALL,
+            "--variant",
+            "naive",
+            "--out",
+            str(tmp_path / "n"),
+        ]
         assert runner.invoke(app, args).exit_code == 0
     finally:
         os.umask(old)

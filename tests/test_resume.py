@@ -26,7 +26,9 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_runs_numbers(tmp_path):
     full = subprocess.run(_fit(csv, tmp_path / "full"), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-2000:]
 
-    killed = subprocess.Popen(_fit(csv, tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        _fit(csv, tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoint = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not checkpoint.exists() and killed.poll() is None and time.time() < deadline:

@@ -127,7 +127,10 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
             f"{folder} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
             "to start again."
         )
-    atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
+    from titans_ts.distributed import is_main_process
+
+    if is_main_process():
+        atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
     return None
 
 

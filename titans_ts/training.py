@@ -35,6 +35,8 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accele
         _logger.addFilter(_DropTrainerChatter())
 # Raised inside Lightning by the newer torch it runs on; nothing a user of ours can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# Our validation sums are reduced across ranks before they are logged (`distributed.sum_across_ranks`).
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True")
 
 
 def tune_cpu_allocator() -> bool:
@@ -149,6 +151,9 @@ def make_trainer(
     checkpoint_minutes: float | None = None,
     loader_generator: torch.Generator | None = None,
     numpy_generators=(),
+    devices=1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
@@ -157,7 +162,9 @@ def make_trainer(
     `checkpoint_minutes`; `loader_generator`, the train loader's shuffling generator, and
     `numpy_generators` (an augmentation's) are saved with them.
     device: "auto" | "cpu" | "cuda" (see `resolve_device`); it picks Lightning's accelerator ("gpu" or
-    "cpu"). Multi-device and multi-node runs come from Lightning's own flags (devices, strategy="ddp").
+    "cpu"). devices, num_nodes, strategy go straight to Lightning (e.g. devices=2, strategy="ddp": one
+    process per device; docs/scaling.md). The loaders shard themselves by rank (`distributed.py`), so
+    Lightning's own distributed sampler, which would score padded duplicates, is off.
     """
     accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
     best = BestWeights(monitor)
@@ -183,7 +190,10 @@ def make_trainer(
         num_sanity_val_steps=0,
         deterministic=False,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        use_distributed_sampler=False,
         precision=precision,
     )
     return trainer, best

@@ -43,20 +43,32 @@ class ForecastSplits:
     test: WindowDataset
     columns: list[str]
 
-    def loaders(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> dict[str, DataLoader]:
-        """Shuffled train loader; val/test in order. drop_last=False everywhere: every window counts."""
+    def loaders(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0, shard: bool = False) -> dict:
+        """Shuffled train loader; val/test in order. drop_last=False everywhere: every window counts.
+
+        shard=True (the loaders a Trainer reads): under DDP each rank reads its shard
+        (`distributed.ShardedSampler`), training shards padded to equal length, validation and test windows
+        each counted exactly once over all ranks."""
+        from titans_ts.distributed import ShardedSampler
+
         generator = torch.Generator().manual_seed(seed)
+
+        def ordered(dataset):
+            sampler = ShardedSampler(len(dataset), pad=False, shard=shard)
+            return DataLoader(dataset, batch_size, sampler=sampler, drop_last=False, num_workers=num_workers)
+
+        train_sampler = ShardedSampler(len(self.train), shuffle=True, generator=generator, shard=shard)
         return {
             "train": DataLoader(
                 self.train,
                 batch_size,
-                shuffle=True,
+                sampler=train_sampler,
                 drop_last=False,
                 num_workers=num_workers,
                 generator=generator,
             ),
-            "val": DataLoader(self.val, batch_size, shuffle=False, drop_last=False, num_workers=num_workers),
-            "test": DataLoader(self.test, batch_size, shuffle=False, drop_last=False, num_workers=num_workers),
+            "val": ordered(self.val),
+            "test": ordered(self.test),
         }
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from titans_ts import __version__
 from titans_ts.data import load_dataset, make_splits, protocol_for
 from titans_ts.data.registry import lookup_name
+from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
@@ -65,7 +66,7 @@ def fit_dataset(
     label = dataset_label(dataset)
     out = Path(out or f"runs/{label}-{params.get('variant', 'lmm')}-h{horizon}-s{params.get('seed', 0)}")
     checkpoints = out / "checkpoints"
-    if not resume:
+    if not resume and is_main_process():  # (another DDP rank starts once rank 0 has begun writing here)
         check_out_folder(out, overwrite)
         shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     tune_cpu_allocator()
@@ -80,6 +81,8 @@ def fit_dataset(
         checkpoint_minutes=checkpoint_every, **params,
     )  # fmt: skip
     estimator.fit(frame, resume=resume)
+    if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
+        return {"out": str(out), "rank": rank_and_world()[0]}
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
     estimator.save(out)
     record = {

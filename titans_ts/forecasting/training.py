@@ -39,7 +39,10 @@ class ForecastModule(pl.LightningModule):
         self._val = sums if self._val is None else self._val + sums
 
     def on_validation_epoch_end(self):
-        squared, absolute, count = (0.0, 0.0, 0.0) if self._val is None else self._val.tolist()
+        from titans_ts.distributed import sum_across_ranks
+
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device) if self._val is None else self._val
+        squared, absolute, count = sum_across_ranks(self, sums).tolist()  # every rank's windows, once each
         self.log("val_mse", squared / max(count, 1), prog_bar=True)
         self.log("val_mae", absolute / max(count, 1), prog_bar=True)
 
