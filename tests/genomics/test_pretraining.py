@@ -50,3 +50,30 @@ def test_continuing_needs_the_same_architecture(corpus, tmp_path):
     other = DNAModelConfig(dim=16, layers=1, heads=2, chunk_size=8, stem_kernel=3, stride=2, stem_kmer=2)
     with pytest.raises(ConfigError, match="different architecture"):
         pretrain([path], tmp_path / "b", config=other, init=tmp_path / "a", window=128, progress=False)
+
+
+def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    from titans_ts import training
+
+    path, _ = corpus
+    options = dict(config=TINY, window=128, batch_size=8, epochs=3, progress=False)
+    whole = pretrain([path], tmp_path / "whole", **options)
+
+    class Crash(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 2:
+                raise RuntimeError("the machine went away")
+
+    make_trainer = training.make_trainer
+    monkeypatch.setattr(training, "make_trainer", lambda **kw: make_trainer(**kw, extra_callbacks=(Crash(),)))
+    with pytest.raises(RuntimeError, match="went away"):
+        pretrain([path], tmp_path / "cut", **options)
+    monkeypatch.undo()
+    assert (tmp_path / "cut" / "checkpoints" / "last.ckpt").is_file()
+    with pytest.raises(ConfigError, match="--resume"):
+        pretrain([path], tmp_path / "cut", **options)
+    resumed = pretrain([path], tmp_path / "cut", resume=True, **options)
+    assert resumed["held_out_bits_per_base"] == whole["held_out_bits_per_base"]
+    assert resumed["training"]["epochs_run"] == 3 and not (tmp_path / "cut" / "checkpoints").exists()
