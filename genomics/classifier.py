@@ -132,17 +132,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.strategy = strategy
 
     def _checkpoint_to_resume(self, data, resume: bool):
-        if self.checkpoint_dir is None:
-            if resume:
-                raise ConfigError("resume=True needs checkpoint_dir= (where the run wrote its checkpoints).")
-            return None
-        from titans_ts.checkpointing import data_fingerprint, start_or_resume
+        from titans_ts.checkpointing import data_fingerprint, estimator_checkpoint
 
-        ignored = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes")
-        ignored += ("devices", "num_nodes", "strategy")
-        settings = {k: v for k, v in self.get_params().items() if k not in ignored}
-        settings |= {"data": data_fingerprint([*data.sequences, *map(str, data.labels)]), "titans_ts": __version__}
-        return start_or_resume(self.checkpoint_dir, settings, resume)
+        return estimator_checkpoint(self, data_fingerprint([*data.sequences, *map(str, data.labels)]), resume)
 
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""

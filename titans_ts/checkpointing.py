@@ -144,3 +144,22 @@ def data_fingerprint(values) -> str:
         return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
     text = "\n".join(map(str, values)).encode()
     return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"
+
+
+# Estimator parameters that say how a run is carried out, not what it computes: a resume may change them.
+RUN_ONLY = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes", "devices", "num_nodes")
+RUN_ONLY += ("strategy",)
+
+
+def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:
+    """`start_or_resume` for an estimator's fit: its settings are its parameters (but RUN_ONLY), the data's
+    fingerprint and the library version. None when the estimator has no checkpoint_dir."""
+    from titans_ts import __version__
+
+    if estimator.checkpoint_dir is None:
+        if resume:
+            raise ConfigError("resume=True needs checkpoint_dir= (where the run wrote its checkpoints).")
+        return None
+    settings = {k: v for k, v in estimator.get_params().items() if k not in RUN_ONLY}
+    settings |= {"data": fingerprint, "titans_ts": __version__}
+    return start_or_resume(estimator.checkpoint_dir, settings, resume)
