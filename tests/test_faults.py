@@ -115,26 +115,31 @@ def test_debug_is_taken_anywhere_on_the_command_line(tmp_path):
         assert result.exit_code == 1 and result.exception is not None  # the traceback, not "no such option"
 
 
-def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitted, tmp_path, monkeypatch):
-    """A real SIGINT to this process during the second epoch's validation, as a user's Ctrl-C."""
+def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitted, tmp_path):
+    """A real SIGINT to a real `titans-ts fit` process once its first epoch is validated, as a user's Ctrl-C."""
     import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
 
-    import lightning.pytorch as pl
-
-    from titans_ts import training
-
-    class CtrlC(pl.Callback):
-        def on_validation_end(self, trainer, module):
-            if trainer.current_epoch == 1:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    make_trainer = training.make_trainer
-    monkeypatch.setattr(training, "make_trainer", lambda **kw: make_trainer(**kw, extra_callbacks=(CtrlC(),)))
+    root = Path(__file__).resolve().parents[1]
     out = tmp_path / "m"
-    args = ["fit", "--dataset", str(fitted / "mine.csv"), *SMALL[:-1], "20", "--out", str(out)]
-    result = runner.invoke(app, args, env={"COLUMNS": "200"})
-    assert result.exit_code == 130, result.output
-    assert "interrupted" in result.output
+    command = [sys.executable, "-m", "cli.ts", "fit", "--dataset", str(fitted / "mine.csv"), *SMALL[:-1], "200"]
+    process = subprocess.Popen(
+        [*command, "--patience", "300", "--out", str(out)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "last.ckpt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, (stdout[-2000:], stderr[-2000:])
+    assert "interrupted" in stdout
     history = json.loads((out / "metrics.json").read_text())["history"]
-    assert history["stop_reason"] == "interrupted" and history["epochs_run"] <= 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+    assert history["stop_reason"] == "interrupted" and history["epochs_run"] < 200
+    assert (out / "model.safetensors").exists() and (out / "checkpoints" / "last.ckpt").exists()  # resumable

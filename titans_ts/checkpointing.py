@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_path, atomic_write_text
 
 SETTINGS_FILE = "settings.json"
-# a resumed run writes into the folder it resumes from, which Lightning would warn about at every start
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
 
 

@@ -35,6 +35,8 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accele
         _logger.addFilter(_DropTrainerChatter())
 # Raised inside Lightning by the newer torch it runs on; nothing a user of ours can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# A resumed run writes its checkpoints into the folder it resumes from; Lightning warns about that.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 # Our validation sums are reduced across ranks before they are logged (`distributed.sum_across_ranks`).
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True")
 

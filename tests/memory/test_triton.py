@@ -124,7 +124,7 @@ def test_unsupported_configurations_are_refused_clearly():
     with pytest.raises(ValueError, match="supports memory depth"):
         neural_memory(*inputs, chunk_size=16, backend="triton")
     inputs = memory_inputs(B=1, H=1, T=8, D=16, hidden=32, D_out=16, depth=2, dtype=torch.float32)
-    with pytest.raises(ValueError, match="power of two >= 16"):
+    with pytest.raises(ValueError, match="power of two in 16..128"):
         neural_memory(*inputs, chunk_size=8, backend="triton")
 
 
