@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from genomics.data import (
     stratified_folds,
 )
 from titans_ts import __version__
+from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_write_text, check_out_folder
@@ -84,10 +84,7 @@ def finetune(
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
-    checkpoints = out / "checkpoints"
-    if not resume and main:
-        check_out_folder(out, overwrite)
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints = prepare_run_folder(out, overwrite, resume)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
         """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
@@ -154,8 +151,7 @@ def finetune(
     )
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=str))
     histories = [f["history"] for f in result.get("folds", [])] or [result["history"]]
-    if all(h.get("stop_reason") != "interrupted" for h in histories):  # an interrupted run can be resumed
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
     result["out"] = str(out)
     return result
 

@@ -7,7 +7,6 @@ evaluation tasks are dropped before training, and the count is reported.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -116,8 +115,7 @@ def pretrain(
     Checkpoints go to out/checkpoints (every epoch, and every `checkpoint_every` minutes); resume=True
     continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.checkpointing import data_fingerprint, start_or_resume
-    from titans_ts.io import check_out_folder
+    from titans_ts.checkpointing import data_fingerprint, finish_run_folder, prepare_run_folder, start_or_resume
     from titans_ts.training import (
         fit_interruptible,
         make_trainer,
@@ -131,10 +129,7 @@ def pretrain(
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
     out = Path(out)
-    checkpoints = out / "checkpoints"
-    if not resume:
-        check_out_folder(out, overwrite)
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
     started = time.time()
     windows = corpus_windows(corpus, window)
@@ -216,6 +211,5 @@ def pretrain(
         "wall_seconds": time.time() - started,
     }
     save_model_dir(out, model.state_dict(), report)
-    if training["stop_reason"] != "interrupted":  # an interrupted run can still be resumed
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    finish_run_folder(checkpoints, interrupted=training["stop_reason"] == "interrupted")
     return report

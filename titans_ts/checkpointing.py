@@ -160,3 +160,28 @@ def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | No
     settings = {k: v for k, v in estimator.get_params().items() if k not in RUN_ONLY}
     settings |= {"data": fingerprint, "titans_ts": __version__}
     return start_or_resume(estimator.checkpoint_dir, settings, resume)
+
+
+def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
+    """Before a CLI-level run: its output folder checked (a saved model is replaced only with `overwrite`) and,
+    unless resuming, stale checkpoints cleared; returns the run's checkpoint folder, `out/checkpoints`.
+    Only rank 0 touches the folder: another DDP rank starts once rank 0 has begun writing there."""
+    import shutil
+
+    from titans_ts.distributed import is_main_process
+    from titans_ts.io import check_out_folder
+
+    checkpoints = Path(out) / "checkpoints"
+    if not resume and is_main_process():
+        check_out_folder(out, overwrite)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
+    return checkpoints
+
+
+def finish_run_folder(checkpoints, interrupted: bool) -> None:
+    """After the run's files are written: its checkpoints go, unless it was interrupted (then --resume
+    continues it)."""
+    import shutil
+
+    if not interrupted:
+        shutil.rmtree(checkpoints, ignore_errors=True)

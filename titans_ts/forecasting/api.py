@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from titans_ts import __version__
+from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.data import load_dataset, make_splits, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
-from titans_ts.io import atomic_write_text, check_out_folder
+from titans_ts.io import atomic_write_text
 
 
 def dataset_label(dataset: str) -> str:
@@ -65,10 +65,7 @@ def fit_dataset(
     protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     out = Path(out or f"runs/{label}-{params.get('variant', 'lmm')}-h{horizon}-s{params.get('seed', 0)}")
-    checkpoints = out / "checkpoints"
-    if not resume and is_main_process():  # (another DDP rank starts once rank 0 has begun writing here)
-        check_out_folder(out, overwrite)
-        shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
+    checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
     started = time.time()
     frame = load_dataset(
@@ -106,8 +103,7 @@ def fit_dataset(
     }
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
     _plot_last_test_window(estimator, frame, out / "forecast.png", label)
-    if estimator.history_.get("stop_reason") != "interrupted":  # an interrupted run can still be resumed
-        shutil.rmtree(checkpoints, ignore_errors=True)
+    finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
     record["out"] = str(out)
     return record
 

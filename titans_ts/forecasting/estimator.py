@@ -118,7 +118,7 @@ class TitansForecaster(BaseEstimator):
         device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         frame = _as_frame(X)
-        targets = _target_positions(self.target, frame.columns)
+        targets = _resolve_targets(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
         config = self._model_config(frame.shape[1], _season(self, frame.index), targets)
         seed_everything(self.seed)
@@ -470,7 +470,7 @@ def _as_frame(X) -> pd.DataFrame:
     return validate_frame(frame, source="the input data")
 
 
-def _target_positions(target, columns) -> list[int] | None:
+def _resolve_targets(target, columns) -> list[int] | None:
     """Positions of the `target` column(s) among `columns`; None when every column is a target."""
     if target is None:
         return None
