@@ -102,6 +102,13 @@ def _weights_used(spec: dict) -> dict | None:
 
 
 def report(config: dict) -> str:
+    """The CV table; also states the shipped model's downstream numbers in its model card (config "model_card")."""
+    if config.get("model_card"):
+        _update_model_card(config)
+    return _table(config)
+
+
+def _table(config: dict) -> str:
     lines = [
         "# GenomicBenchmarks: cross-validated accuracy on the bundled splits",
         "",
@@ -122,15 +129,9 @@ def report(config: dict) -> str:
     for name, spec in config["models"].items():
         cells, seconds = [], []
         for task in config["tasks"]:
-            records = [json.loads(p.read_text()) for p in sorted(runs_folder(config).glob(f"{task}_{name}_fold*.json"))]
-            found = [r["accuracy"] for r in records]
+            records = _records(config, task, name)
             seconds.append(f"{statistics.mean(r['wall_seconds'] for r in records):.0f}" if records else "-")
-            if len(found) == config["folds"]:
-                cells.append(f"{100 * statistics.mean(found):.1f} ± {100 * statistics.stdev(found):.1f}")
-            elif found:
-                cells.append(f"{100 * statistics.mean(found):.1f} ({len(found)}/{config['folds']} folds)")
-            else:
-                cells.append("not run yet")
+            cells.append(_accuracy_cell(config, records))
         params = ", ".join(f"{k}={v}" for k, v in spec["params"].items())
         lines.append(f"| {spec['label']} | {params} | " + " | ".join(cells) + f" | {' / '.join(seconds)} |")
     paper = config.get("paper")
@@ -152,6 +153,45 @@ def report(config: dict) -> str:
             f"{config.get('runs', 'experiments/results/runs/genomics')}/.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _records(config: dict, task: str, name: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(runs_folder(config).glob(f"{task}_{name}_fold*.json"))]
+
+
+def _accuracy_cell(config: dict, records: list[dict]) -> str:
+    found = [r["accuracy"] for r in records]
+    if len(found) == config["folds"]:
+        return f"{100 * statistics.mean(found):.1f} ± {100 * statistics.stdev(found):.1f}"
+    if found:
+        return f"{100 * statistics.mean(found):.1f} ({len(found)}/{config['folds']} folds)"
+    return "not run yet"
+
+
+CARD_START, CARD_END = "<!-- downstream: written by experiments/genomics/cv.py -->", "<!-- /downstream -->"
+
+
+def _update_model_card(config: dict) -> None:
+    """Replace the card's downstream block with the CV accuracies of the pretrained model, scratch and the baselines."""
+    from titans_ts.io import atomic_write_text
+
+    card_path = ROOT / config["model_card"]
+    card = card_path.read_text()
+    if CARD_START not in card or CARD_END not in card:
+        raise SystemExit(f"{card_path}: no downstream block ({CARD_START} ... {CARD_END}) to fill in")
+    head, rest = card.split(CARD_START, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    rows = [
+        f"  - {spec['label']}: "
+        + "; ".join(f"{task} {_accuracy_cell(config, _records(config, task, name))}" for task in config["tasks"])
+        for name, spec in config["models"].items()
+    ]
+    block = [
+        f"- Downstream, accuracy % (mean ± std over stratified {config['folds']}-fold CV on the bundled splits, "
+        f"the neural models trained with the same recipe; {config['report']}):",
+        *rows,
+    ]
+    atomic_write_text(card_path, head + CARD_START + "\n" + "\n".join(block) + "\n" + CARD_END + tail)
 
 
 def _recipe() -> str:
