@@ -254,6 +254,17 @@ def run_record(trainer: pl.Trainer, best: BestWeights, wall_seconds: float) -> d
     }
 
 
+def require_finished(record: dict, run: str) -> None:
+    """Benchmarks and experiments record only runs that ended on their own. A run that a Ctrl-C or SIGTERM
+    stopped (stop_reason "interrupted") keeps its best weights for a user, but it is not a result: this raises
+    KeyboardInterrupt so that nothing is recorded and the next start runs (or resumes) it again."""
+    if record.get("stop_reason") == "interrupted":
+        raise KeyboardInterrupt(
+            f"{run}: training was interrupted after {record.get('epochs_run')} epochs, so it is not recorded; "
+            "start again to run it (from its checkpoint where one was kept)."
+        )
+
+
 def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
     """One line for a run that a budget or an interrupt stopped (None for a normal stop)."""
     reason = record.get("stop_reason")

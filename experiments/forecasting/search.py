@@ -70,6 +70,7 @@ def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> 
     from titans_ts.data.protocol import protocol_for
     from titans_ts.forecasting.benchmark import seasonal_naive_lookback
     from titans_ts.io import atomic_write_text
+    from titans_ts.training import require_finished
 
     started = time.time()
     params = {"lookback": config["lookback"], **params}
@@ -77,6 +78,7 @@ def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> 
         params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
     estimator = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), progress=False, **params)
     estimator.fit(frame)  # early stopping and the reported number: validation only
+    require_finished(estimator.history_, path.stem)
     record = {
         "dataset": dataset,
         "horizon": horizon,

@@ -50,6 +50,7 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
     from genomics.baselines import KmerLogisticRegression
     from genomics.classifier import DNAClassifier
     from titans_ts.io import atomic_write_text
+    from titans_ts.training import require_finished
 
     train, test = data.subset(train_index), data.subset(test_index)
     started = time.time()
@@ -61,6 +62,7 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
         checkpoints = out.parent / ".checkpoints" / out.stem
         model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False, checkpoint_dir=str(checkpoints))
         model.fit(train.sequences, train.label_names(), resume=(checkpoints / "last.ckpt").is_file())
+        require_finished(model.history_, out.stem)  # a stopped fold is rerun, not recorded
     accuracy = model.score(test.sequences, test.label_names())
     record = {
         "task": task,

@@ -85,6 +85,7 @@ def _screened_out(config: dict, task: str, variant: str) -> bool:
 def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
     from genomics.classifier import DNAClassifier
     from titans_ts.io import atomic_write_text
+    from titans_ts.training import require_finished
 
     started = time.time()
     if params.get("kind") == "kmer":
@@ -94,6 +95,7 @@ def _run_one(task, variant, params, fit, score, out, seed, commit) -> None:
     else:
         model = DNAClassifier(**params, seed=seed, progress=False)
     model.fit(fit.sequences, fit.label_names())
+    require_finished(getattr(model, "history_", {}), out.stem)
     accuracy = model.score(score.sequences, score.label_names())
     record = {
         "task": task,

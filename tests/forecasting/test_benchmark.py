@@ -56,3 +56,27 @@ def test_seasonal_naive_gets_a_lookback_of_at_least_one_season(tmp_path):
     naive = json.loads((out / "ten_minutes_naive_h12_s0.json").read_text())
     assert seasonal["lookback"] == 144 and naive["lookback"] == 48
     assert seasonal["test"]["windows"] == naive["test"]["windows"]  # the same test windows either way
+
+
+def test_an_interrupted_run_is_not_recorded_and_the_next_start_runs_it(tmp_path, monkeypatch):
+    import pytest
+
+    import titans_ts.forecasting.api as api
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    fit_dataset = api.fit_dataset
+
+    def stopped_by_sigterm(*args, **kwargs):  # what Ctrl-C or SIGTERM leaves: the best weights, marked
+        record = fit_dataset(*args, **kwargs)
+        record["history"]["stop_reason"] = "interrupted"
+        return record
+
+    options = {"horizons": (12,), "models": ("dlinear",), "lookback": 48, "epochs": 1}
+    monkeypatch.setattr(api, "fit_dataset", stopped_by_sigterm)
+    with pytest.raises(KeyboardInterrupt, match="not recorded"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
+    assert not list((tmp_path / "bench").glob("*.json"))
+    monkeypatch.setattr(api, "fit_dataset", fit_dataset)
+    (record,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
+    assert record["history"]["stop_reason"] != "interrupted" and (tmp_path / "bench" / "mine_dlinear_h12_s0.json").exists()

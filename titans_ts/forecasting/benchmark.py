@@ -53,6 +53,7 @@ def run_benchmark(
     extra: fields added to each new record (e.g. the git commit of an experiment script).
     """
     from titans_ts.forecasting.api import dataset_label, fit_dataset
+    from titans_ts.training import require_finished
 
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -85,6 +86,7 @@ def run_benchmark(
                         resume=(out / "checkpoints").is_dir(),  # a run killed part-way continues from there
                         **options,
                     )
+                    require_finished(record["history"], name)
                     record.update({"model": model, **(extra or {})})
                     runs_dir.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(path, json.dumps(record, indent=1))
