@@ -73,10 +73,14 @@ def test_an_interrupted_run_is_not_recorded_and_the_next_start_runs_it(tmp_path,
         return record
 
     options = {"horizons": (12,), "models": ("dlinear",), "lookback": 48, "epochs": 1}
+    killed_before_its_first_checkpoint = tmp_path / "bench" / "models" / "mine_dlinear_h12_s0" / "checkpoints"
+    killed_before_its_first_checkpoint.mkdir(parents=True)
+    (killed_before_its_first_checkpoint / "settings.json").write_text("{}")
     monkeypatch.setattr(api, "fit_dataset", stopped_by_sigterm)
     with pytest.raises(KeyboardInterrupt, match="not recorded"):
         run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
     assert not list((tmp_path / "bench").glob("*.json"))
     monkeypatch.setattr(api, "fit_dataset", fit_dataset)
     (record,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
-    assert record["history"]["stop_reason"] != "interrupted" and (tmp_path / "bench" / "mine_dlinear_h12_s0.json").exists()
+    assert record["history"]["stop_reason"] != "interrupted"
+    assert (tmp_path / "bench" / "mine_dlinear_h12_s0.json").exists()

@@ -52,6 +52,7 @@ def run_benchmark(
     settings (`MODELS`) override them. on_run(name, record, reused) is called after each run.
     extra: fields added to each new record (e.g. the git commit of an experiment script).
     """
+    from titans_ts.checkpointing import latest_checkpoint
     from titans_ts.forecasting.api import dataset_label, fit_dataset
     from titans_ts.training import require_finished
 
@@ -83,7 +84,8 @@ def run_benchmark(
                         lookback=lookbacks[model],
                         out=out,
                         overwrite=True,  # the run's JSON, not its model folder, marks a finished run
-                        resume=(out / "checkpoints").is_dir(),  # a run killed part-way continues from there
+                        # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
+                        resume=latest_checkpoint(out / "checkpoints") is not None,
                         **options,
                     )
                     require_finished(record["history"], name)
