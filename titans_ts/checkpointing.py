@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -166,8 +167,6 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     """Before a CLI-level run: its output folder checked (a saved model is replaced only with `overwrite`) and,
     unless resuming, stale checkpoints cleared; returns the run's checkpoint folder, `out/checkpoints`.
     Only rank 0 touches the folder: another DDP rank starts once rank 0 has begun writing there."""
-    import shutil
-
     from titans_ts.distributed import is_main_process
     from titans_ts.io import check_out_folder
 
@@ -181,7 +180,5 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
 def finish_run_folder(checkpoints, interrupted: bool) -> None:
     """After the run's files are written: its checkpoints go, unless it was interrupted (then --resume
     continues it)."""
-    import shutil
-
     if not interrupted:
         shutil.rmtree(checkpoints, ignore_errors=True)

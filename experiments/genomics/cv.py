@@ -49,6 +49,7 @@ def run(config: dict) -> None:
 def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config, commit) -> None:
     from genomics.baselines import KmerLogisticRegression
     from genomics.classifier import DNAClassifier
+    from titans_ts.checkpointing import finish_run_folder, latest_checkpoint
     from titans_ts.io import atomic_write_text
     from titans_ts.training import require_finished
 
@@ -61,7 +62,7 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
     else:  # checkpointed: a fold killed part-way continues from its last epoch
         checkpoints = out.parent / ".checkpoints" / out.stem
         model = DNAClassifier(**spec["params"], seed=config["seed"], progress=False, checkpoint_dir=str(checkpoints))
-        model.fit(train.sequences, train.label_names(), resume=(checkpoints / "last.ckpt").is_file())
+        model.fit(train.sequences, train.label_names(), resume=latest_checkpoint(checkpoints) is not None)
         require_finished(model.history_, out.stem)  # a stopped fold is rerun, not recorded
     accuracy = model.score(test.sequences, test.label_names())
     record = {
@@ -81,9 +82,7 @@ def _run_fold(task, name, spec, fold, data, train_index, test_index, out, config
     }
     atomic_write_text(out, json.dumps(record, indent=1))
     if checkpoints is not None:
-        import shutil
-
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        finish_run_folder(checkpoints, interrupted=False)  # recorded, so finished
     print(
         f"{task} {name} fold {fold}: accuracy {accuracy:.4f} ({record['wall_seconds']:.0f} s)",
         flush=True,
