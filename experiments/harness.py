@@ -49,6 +49,21 @@ class Claims:
             yield not result.exists()
 
 
+def write_block(path: Path, start: str, end: str, lines: list[str]) -> None:
+    """Replace what lies between the markers `start` and `end` in a committed document (README, model card)
+    with `lines`, so the numbers there are the report's and cannot drift from it."""
+    from titans_ts.io import atomic_write_text
+
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no block ({start} ... {end}) to fill in; add the two markers where it goes")
+    head, rest = text.split(start, 1)
+    old_block, tail = rest.split(end, 1)
+    indent = old_block.rsplit("\n", 1)[-1]  # the end marker keeps its indentation (a block inside a list item)
+    indent = indent if not indent.strip() else ""
+    atomic_write_text(path, head + start + "\n" + "\n".join(lines) + "\n" + indent + end + tail)
+
+
 def config_main(doc: str, run, report) -> int:
     """`script CONFIG [--only-report] [--worker]`: run what is missing, write and print the report."""
     from titans_ts.io import atomic_write_text

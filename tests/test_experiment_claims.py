@@ -1,10 +1,11 @@
-"""The experiment scripts' workers share one run order: a run goes to exactly one worker, once."""
+"""The experiment scripts: workers share one run order (a run goes to exactly one worker, once), and the
+report compares models fairly and writes its numbers into the documents that quote them."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from harness import Claims  # noqa: E402
+from harness import Claims, write_block  # noqa: E402
 
 
 def test_a_claimed_run_is_skipped_by_other_workers_and_a_done_run_by_all(tmp_path):
@@ -48,15 +49,20 @@ def test_a_killed_workers_claim_goes_with_it(tmp_path):
         assert mine
 
 
-def test_grid_order_is_seed_major_with_the_general_check_after_each_datasets_seed_0(monkeypatch):
+def _grid_module():
     import importlib.util
-
-    from titans_ts.forecasting import defaults
 
     path = Path(__file__).resolve().parents[1] / "experiments" / "forecasting" / "grid.py"
     spec = importlib.util.spec_from_file_location("grid_under_test", path)
     grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grid)
+    return grid
+
+
+def test_grid_order_is_seed_major_with_the_general_check_after_each_datasets_seed_0(monkeypatch):
+    from titans_ts.forecasting import defaults
+
+    grid = _grid_module()
     monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 11}, "ETTm": {}, "weather": {}})
     config = {"datasets": ["ETTh1", "ETTm1"], "horizons": [96, 192], "seeds": [0, 1], "variants": ["lmm", "naive"]}
     order = list(grid._run_order({**config, "general_check": "why"}))
@@ -65,3 +71,48 @@ def test_grid_order_is_seed_major_with_the_general_check_after_each_datasets_see
     assert order[6:10] == [(0, "ETTm1", h, m) for h in (96, 192) for m in ("lmm", "naive")]  # ETTm1: general
     assert all(seed == 1 for seed, *_ in order[10:]) and len(order) == 18
     assert not any(m == "lmm-general" for *_, m in grid._run_order(config))
+
+
+def _record(model, horizon, seed, mse):
+    return {"variant": model, "model": model, "horizon": horizon, "seed": seed, "test": {"mse": mse, "mae": mse / 2}}
+
+
+def test_models_are_compared_over_the_seeds_every_model_has_at_every_horizon():
+    grid = _grid_module()
+    config = {
+        "horizons": [96, 192],
+        "seeds": [0, 1, 2],
+        "variants": ["lmm", "attention"],
+        "anchors": {"D": {"paper": "0.300 / 0.310"}},
+        "target": {"anchor": "paper", "paper_wins": 1, "note": "why"},
+    }
+    records = [
+        _record(m, h, s, mse) for m, mse in (("lmm", 0.4), ("attention", 0.5)) for h in (96, 192) for s in (0, 1)
+    ]
+    records += [_record("lmm", 96, 2, 0.1), _record("lmm", 192, 2, 0.1)]  # only ours has seed 2: not compared
+    records += [_record("attention", 96, 2, 0.1)]
+    rows = {}
+    for record in records:
+        rows.setdefault((record["model"], record["horizon"]), []).append(record)
+    seeds, averages = grid.compared(config, rows)
+    assert seeds == [0, 1]
+    assert averages["lmm"] == (0.4, 0.2) and averages["attention"] == (0.5, 0.25)
+    section = "\n".join(grid._target_section(config, {"D": rows}))
+    assert "| D | 0,1 | 0.4000 | same backbone, causal attention | 0.5000 | -0.1000 | 0.300 | +0.1000 |" in section
+    assert "ahead of every same-harness baseline on 1 of 1" in section and "paper's row" in section
+    assert "on 0 of 1 (target: at least 1)" in section
+
+
+def test_a_written_block_replaces_only_what_lies_between_its_markers(tmp_path):
+    import pytest
+
+    document = tmp_path / "README.md"
+    document.write_text("intro\n- a list item:\n\n  <!-- s -->\n  old\n  <!-- /s -->\n\nrest\n")
+    write_block(document, "<!-- s -->", "<!-- /s -->", ["  | new |", "  | table |"])
+    assert (
+        document.read_text() == "intro\n- a list item:\n\n  <!-- s -->\n  | new |\n  | table |\n  <!-- /s -->\n\nrest\n"
+    )
+    document.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no block"):
+        write_block(document, "<!-- s -->", "<!-- /s -->", ["x"])
+    assert document.read_text() == "no markers\n"

@@ -11,11 +11,12 @@ grid resumes), then the aggregated Markdown table named by the config's "report"
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import ROOT, config_main, git_commit, write_block  # noqa: E402
 
 from titans_ts.forecasting.benchmark import mean_std, summarize  # noqa: E402
 
@@ -229,9 +230,115 @@ def report_many(config: dict) -> str:
         cells += [anchors.get(column, "-") for column in config["anchor_columns"]]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += ["", config["anchor_note"]]
+    rows_by_dataset = dict(zip(config["datasets"], all_rows, strict=True))
+    if "target" in config:
+        lines += ["", *_target_section(config, rows_by_dataset)]
+    if "readme" in config:
+        write_block(ROOT / config["readme"], README_START, README_END, _readme_block(config, rows_by_dataset))
     if "general_check" in config:
-        lines += ["", *_general_check(config, dict(zip(config["datasets"], all_rows, strict=True)))]
+        lines += ["", *_general_check(config, rows_by_dataset)]
     return "\n".join(lines + _footer(config, all_rows)) + "\n"
+
+
+def _seed_averages(config: dict, rows: dict) -> dict:
+    """model -> {seed: (four-horizon average MSE, MAE)} for the seeds that model has at every horizon."""
+    averages = {}
+    for model in config["variants"]:
+        by_seed = {}
+        for horizon in config["horizons"]:
+            for record in rows.get((model, horizon), []):
+                by_seed.setdefault(record["seed"], {})[horizon] = (record["test"]["mse"], record["test"]["mae"])
+        averages[model] = {
+            seed: tuple(statistics.mean(cell[i] for cell in cells.values()) for i in (0, 1))
+            for seed, cells in by_seed.items()
+            if len(cells) == len(config["horizons"])
+        }
+    return averages
+
+
+def compared(config: dict, rows: dict) -> tuple[list[int], dict]:
+    """The seeds every model has at every horizon, and each model's (avg MSE, avg MAE) over just those
+    seeds: while the grid runs, every model is averaged over the same seeds."""
+    averages = _seed_averages(config, rows)
+    seeds = [s for s in config["seeds"] if all(s in averages[m] for m in config["variants"])]
+    return seeds, {
+        model: tuple(statistics.mean(by_seed[s][i] for s in seeds) for i in (0, 1))
+        for model, by_seed in averages.items()
+        if seeds
+    }
+
+
+def _anchor_mse(config: dict, dataset: str) -> float | None:
+    text = config["anchors"].get(dataset, {}).get(config["target"]["anchor"], "-")
+    return None if text.strip() == "-" else float(text.split("/")[0])
+
+
+def _target_section(config: dict, rows_by_dataset: dict) -> list[str]:
+    """Issue 13's target: ours ahead of every same-harness baseline on the four-horizon average MSE of every
+    dataset, and level with or ahead of the paper's row on at least `paper_wins` datasets."""
+    target = config["target"]
+    lines = [
+        "## The target, on the seeds every model has finished",
+        "",
+        target["note"],
+        "",
+        "| dataset | seeds | ours avg MSE | best baseline | its avg MSE | ours - best | "
+        f"{target['anchor']} | ours - paper |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ahead = level_with_paper = counted = 0
+    for dataset, rows in rows_by_dataset.items():
+        seeds, averages = compared(config, rows)
+        if not seeds:
+            lines.append(f"| {dataset} | - | - | - | - | - | - | - |")
+            continue
+        counted += 1
+        ours = averages["lmm"][0]
+        best = min((m for m in averages if m != "lmm"), key=lambda m: averages[m][0])
+        margin = ours - averages[best][0]
+        paper = _anchor_mse(config, dataset)
+        ahead += margin < 0
+        level_with_paper += paper is not None and round(ours, 3) <= paper
+        paper_cells = "- | -" if paper is None else f"{paper:.3f} | {ours - paper:+.4f}"
+        lines.append(
+            f"| {dataset} | {','.join(map(str, seeds))} | {ours:.4f} | {NAMES.get(best, best)} | "
+            f"{averages[best][0]:.4f} | {margin:+.4f} | {paper_cells} |"
+        )
+    lines += [
+        "",
+        f"Ours ahead of every same-harness baseline on {ahead} of {counted} datasets (target: all "
+        f"{len(rows_by_dataset)}); level with or ahead of the paper's row (at its three decimals) on "
+        f"{level_with_paper} of {counted} (target: at least {target['paper_wins']}).",
+    ]
+    return lines
+
+
+README_START = "<!-- forecasting: written by experiments/forecasting/grid.py -->"
+README_END = "<!-- /forecasting -->"
+
+
+def _readme_block(config: dict, rows_by_dataset: dict) -> list[str]:
+    """The README's table: four-horizon averages over the seeds every model has, best trained model in bold."""
+    anchor = config["target"]["anchor"] if "target" in config else config["anchor_columns"][0]
+    lines = [
+        "  | dataset | seeds | " + " | ".join(NAMES.get(v, v) for v in config["variants"]) + f" | {anchor} |",
+        "  |---|---|" + "---|" * (len(config["variants"]) + 1),
+    ]
+    for dataset, rows in rows_by_dataset.items():
+        seeds, averages = compared(config, rows)
+        best = min(averages, key=lambda m: averages[m][0]) if averages else None
+        cells = []
+        for model in config["variants"]:
+            if model not in averages:
+                cells.append("-")
+                continue
+            text = f"{averages[model][0]:.3f} / {averages[model][1]:.3f}"
+            cells.append(f"**{text}**" if model == best else text)
+        anchor_text = config["anchors"].get(dataset, {}).get(anchor, "-")
+        lines.append(
+            f"  | {dataset} | {','.join(map(str, seeds)) or '-'} | " + " | ".join(cells) + f" | {anchor_text} |"
+        )
+    return lines
 
 
 def _general_check(config: dict, rows_by_dataset: dict) -> list[str]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import ROOT, config_main, git_commit, write_block  # noqa: E402
 
 
 def runs_folder(config: dict) -> Path:
@@ -174,14 +174,6 @@ CARD_START, CARD_END = "<!-- downstream: written by experiments/genomics/cv.py -
 
 def _update_model_card(config: dict) -> None:
     """Replace the card's downstream block with the CV accuracies of the pretrained model, scratch and the baselines."""
-    from titans_ts.io import atomic_write_text
-
-    card_path = ROOT / config["model_card"]
-    card = card_path.read_text()
-    if CARD_START not in card or CARD_END not in card:
-        raise SystemExit(f"{card_path}: no downstream block ({CARD_START} ... {CARD_END}) to fill in")
-    head, rest = card.split(CARD_START, 1)
-    tail = rest.split(CARD_END, 1)[1]
     rows = [
         f"  - {spec['label']}: "
         + "; ".join(f"{task} {_accuracy_cell(config, _records(config, task, name))}" for task in config["tasks"])
@@ -192,7 +184,7 @@ def _update_model_card(config: dict) -> None:
         f"the neural models trained with the same recipe; {config['report']}):",
         *rows,
     ]
-    atomic_write_text(card_path, head + CARD_START + "\n" + "\n".join(block) + "\n" + CARD_END + tail)
+    write_block(ROOT / config["model_card"], CARD_START, CARD_END, block)
 
 
 def _recipe() -> str:
