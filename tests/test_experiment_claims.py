@@ -49,14 +49,18 @@ def test_a_killed_workers_claim_goes_with_it(tmp_path):
         assert mine
 
 
-def _grid_module():
+def _experiment_module(script: str):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "forecasting" / "grid.py"
-    spec = importlib.util.spec_from_file_location("grid_under_test", path)
-    grid = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid)
-    return grid
+    path = Path(__file__).resolve().parents[1] / "experiments" / script
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _grid_module():
+    return _experiment_module("forecasting/grid.py")
 
 
 def test_grid_order_is_seed_major_with_the_general_check_after_each_datasets_seed_0(monkeypatch):
@@ -116,3 +120,13 @@ def test_a_written_block_replaces_only_what_lies_between_its_markers(tmp_path):
     with pytest.raises(SystemExit, match="no block"):
         write_block(document, "<!-- s -->", "<!-- /s -->", ["x"])
     assert document.read_text() == "no markers\n"
+
+
+def test_the_documents_the_reports_write_into_have_their_markers():
+    root = Path(__file__).resolve().parents[1]
+    grid = _grid_module()
+    readme = (root / "README.md").read_text()
+    assert readme.count(grid.README_START) == 1 and readme.count(grid.README_END) == 1
+    cv = _experiment_module("genomics/cv.py")
+    card = (root / "genomics" / "weights" / "titans-dna-small" / "MODEL_CARD.md").read_text()
+    assert card.count(cv.CARD_START) == 1 and card.count(cv.CARD_END) == 1
