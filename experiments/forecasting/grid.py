@@ -131,25 +131,22 @@ def _records(config: dict, dataset: str) -> dict:
     return rows
 
 
-def _table(config: dict, rows: dict) -> tuple[list[str], dict]:
-    """The per-horizon table of one dataset, and each complete model's (avg MSE, avg MAE)."""
+def _table(config: dict, rows: dict) -> list[str]:
+    """The per-horizon table of one dataset."""
     summary = summarize([r for records in rows.values() for r in records], config["horizons"])
     lines = [
         "| model | " + " | ".join(f"{h} MSE | {h} MAE" for h in config["horizons"]) + " | avg MSE | avg MAE |",
         "|---|" + "---|---|" * len(config["horizons"]) + "---|---|",
     ]
-    averages = {}
     for variant in config["variants"]:
         row = summary.get(variant, {"horizons": {}, "average": None})
         cells = [
             f"{mean_std(cell['mse'])} | {mean_std(cell['mae'])}" if cell else "- | -"
             for cell in (row["horizons"].get(h) for h in config["horizons"])
         ]
-        if row["average"] is not None:
-            averages[variant] = row["average"]
         average = "- | -" if row["average"] is None else f"{row['average'][0]:.3f} | {row['average'][1]:.3f}"
         lines.append(f"| {NAMES.get(variant, variant)} | " + " | ".join(cells) + f" | {average} |")
-    return lines, averages
+    return lines
 
 
 def _footer(config: dict, rows_by_dataset: list[dict]) -> list[str]:
@@ -182,7 +179,7 @@ def report(config: dict) -> str:
         "(no RevIN), trained by the same loop.",
         "",
     ]
-    lines += _table(config, rows)[0]
+    lines += _table(config, rows)
     paper = config.get("paper")
     if paper:
         lines.append(
@@ -206,17 +203,20 @@ def report_many(config: dict) -> str:
         config["protocol_note"],
         "",
     ]
-    all_rows, summary = [], {}
+    all_rows = []
     for dataset in config["datasets"]:
         rows = _records(config, dataset)
         all_rows.append(rows)
-        table, summary[dataset] = _table(config, rows)
+        table = _table(config, rows)
         done = sum(len(records) for (model, _), records in rows.items() if model in config["variants"])
         expected = len(config["variants"]) * len(config["horizons"]) * len(config["seeds"])
         seeds_done = sorted({r["seed"] for records in rows.values() for r in records})
         lines += [f"## {dataset}", "", f"{done} of {expected} runs done (seeds {seeds_done or '-'}).", "", *table, ""]
+    rows_by_dataset = dict(zip(config["datasets"], all_rows, strict=True))
     lines += [
         "## Four-horizon averages (MSE / MAE) beside the anchors",
+        "",
+        "Each model over the same seeds: those every model has finished at every horizon (listed below).",
         "",
         "| dataset | "
         + " | ".join(NAMES.get(v, v) for v in config["variants"])
@@ -226,13 +226,13 @@ def report_many(config: dict) -> str:
         "|---|" + "---|" * (len(config["variants"]) + len(config["anchor_columns"])),
     ]
     for dataset in config["datasets"]:
-        ours = [summary[dataset].get(v) for v in config["variants"]]
+        averages = compared(config, rows_by_dataset[dataset])[1]  # the same seeds for every model
+        ours = [averages.get(v) for v in config["variants"]]
         cells = ["-" if a is None else f"{a[0]:.3f} / {a[1]:.3f}" for a in ours]
         anchors = config["anchors"].get(dataset, {})
         cells += [anchors.get(column, "-") for column in config["anchor_columns"]]
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += ["", config["anchor_note"]]
-    rows_by_dataset = dict(zip(config["datasets"], all_rows, strict=True))
     if "target" in config:
         lines += ["", *_target_section(config, rows_by_dataset)]
     if "readme" in config:
