@@ -130,3 +130,24 @@ def test_the_documents_the_reports_write_into_have_their_markers():
     cv = _experiment_module("genomics/cv.py")
     card = (root / "genomics" / "weights" / "titans-dna-small" / "MODEL_CARD.md").read_text()
     assert card.count(cv.CARD_START) == 1 and card.count(cv.CARD_END) == 1
+
+
+def test_every_committed_grid_run_ended_on_its_own_not_cut_short():
+    # Records written before stop_reason existed carry only epochs: a run cut short (a SIGTERM seen by
+    # Lightning as an interrupt) would show fewer epochs than its budget without `patience` idle epochs.
+    import json
+
+    records = sorted((Path(__file__).resolve().parents[1] / "experiments" / "results" / "runs"
+                      / "forecasting_grid").glob("*.json"))
+    assert records
+    cut_short = []
+    for path in records:
+        record = json.loads(path.read_text())
+        history, params = record["history"], record["params"]
+        if record["variant"] in ("naive", "seasonal_naive"):  # nothing to train
+            continue
+        idle_epochs = history["epochs_run"] - 1 - history["best_epoch"]
+        finished = history["epochs_run"] >= params["epochs"] or idle_epochs >= params["patience"]
+        if history.get("stop_reason") == "interrupted" or not finished:
+            cut_short.append(path.name)
+    assert not cut_short
