@@ -203,16 +203,15 @@ def report_many(config: dict) -> str:
         config["protocol_note"],
         "",
     ]
-    all_rows = []
-    for dataset in config["datasets"]:
-        rows = _records(config, dataset)
-        all_rows.append(rows)
+    rows_by_dataset = {dataset: _records(config, dataset) for dataset in config["datasets"]}
+    for dataset, rows in rows_by_dataset.items():
         table = _table(config, rows)
         done = sum(len(records) for (model, _), records in rows.items() if model in config["variants"])
         expected = len(config["variants"]) * len(config["horizons"]) * len(config["seeds"])
         seeds_done = sorted({r["seed"] for records in rows.values() for r in records})
         lines += [f"## {dataset}", "", f"{done} of {expected} runs done (seeds {seeds_done or '-'}).", "", *table, ""]
-    rows_by_dataset = dict(zip(config["datasets"], all_rows, strict=True))
+    # every model averaged over the same seeds, once per dataset, for the table, the target and the README
+    comparisons = {dataset: compared(config, rows) for dataset, rows in rows_by_dataset.items()}
     lines += [
         "## Four-horizon averages (MSE / MAE) beside the anchors",
         "",
@@ -225,8 +224,7 @@ def report_many(config: dict) -> str:
         + " |",
         "|---|" + "---|" * (len(config["variants"]) + len(config["anchor_columns"])),
     ]
-    for dataset in config["datasets"]:
-        averages = compared(config, rows_by_dataset[dataset])[1]  # the same seeds for every model
+    for dataset, (_, averages) in comparisons.items():
         ours = [averages.get(v) for v in config["variants"]]
         cells = ["-" if a is None else f"{a[0]:.3f} / {a[1]:.3f}" for a in ours]
         anchors = config["anchors"].get(dataset, {})
@@ -234,12 +232,12 @@ def report_many(config: dict) -> str:
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines += ["", config["anchor_note"]]
     if "target" in config:
-        lines += ["", *_target_section(config, rows_by_dataset)]
+        lines += ["", *_target_section(config, comparisons)]
     if "readme" in config:
-        write_block(ROOT / config["readme"], README_START, README_END, _readme_block(config, rows_by_dataset))
+        write_block(ROOT / config["readme"], README_START, README_END, _readme_block(config, comparisons))
     if "general_check" in config:
         lines += ["", *_general_check(config, rows_by_dataset)]
-    return "\n".join(lines + _footer(config, all_rows)) + "\n"
+    return "\n".join(lines + _footer(config, list(rows_by_dataset.values()))) + "\n"
 
 
 def _seed_averages(config: dict, rows: dict) -> dict:
@@ -275,9 +273,10 @@ def _anchor_mse(config: dict, dataset: str) -> float | None:
     return None if text.strip() == "-" else float(text.split("/")[0])
 
 
-def _target_section(config: dict, rows_by_dataset: dict) -> list[str]:
+def _target_section(config: dict, comparisons: dict) -> list[str]:
     """Issue 13's target: ours ahead of every same-harness baseline on the four-horizon average MSE of every
-    dataset, and level with or ahead of the paper's row on at least `paper_wins` datasets."""
+    dataset, and level with or ahead of the paper's row on at least `paper_wins` datasets. `comparisons`:
+    dataset -> `compared(config, rows)`."""
     target = config["target"]
     lines = [
         "## The target, on the seeds every model has finished",
@@ -289,8 +288,7 @@ def _target_section(config: dict, rows_by_dataset: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     ahead = level_with_paper = counted = 0
-    for dataset, rows in rows_by_dataset.items():
-        seeds, averages = compared(config, rows)
+    for dataset, (seeds, averages) in comparisons.items():
         if not seeds:
             lines.append(f"| {dataset} | - | - | - | - | - | - | - |")
             continue
@@ -309,7 +307,7 @@ def _target_section(config: dict, rows_by_dataset: dict) -> list[str]:
     lines += [
         "",
         f"Ours ahead of every same-harness baseline on {ahead} of {counted} datasets (target: all "
-        f"{len(rows_by_dataset)}); level with or ahead of the paper's row (at its three decimals) on "
+        f"{len(comparisons)}); level with or ahead of the paper's row (at its three decimals) on "
         f"{level_with_paper} of {counted} (target: at least {target['paper_wins']}).",
     ]
     return lines
@@ -319,15 +317,15 @@ README_START = "<!-- forecasting: written by experiments/forecasting/grid.py -->
 README_END = "<!-- /forecasting -->"
 
 
-def _readme_block(config: dict, rows_by_dataset: dict) -> list[str]:
-    """The README's table: four-horizon averages over the seeds every model has, the lowest MSE in bold."""
+def _readme_block(config: dict, comparisons: dict) -> list[str]:
+    """The README's table: four-horizon averages over the seeds every model has (`comparisons`: dataset ->
+    `compared(config, rows)`), the lowest MSE in bold."""
     anchor = config["target"]["anchor"] if "target" in config else config["anchor_columns"][0]
     lines = [
         "  | dataset | seeds | " + " | ".join(NAMES.get(v, v) for v in config["variants"]) + f" | {anchor} |",
         "  |---|---|" + "---|" * (len(config["variants"]) + 1),
     ]
-    for dataset, rows in rows_by_dataset.items():
-        seeds, averages = compared(config, rows)
+    for dataset, (seeds, averages) in comparisons.items():
         best = min(averages, key=lambda m: averages[m][0]) if averages else None
         cells = []
         for model in config["variants"]:
