@@ -5,8 +5,9 @@ NeuralMemory dim 128, 4 heads, depth 2, expansion 4, chunk 64 at B=8, T in {1024
 expansion 2 at T=4096; ours with every backend verified on CUDA (and `triton` when `--try-triton`), beside
 titans-pytorch 0.5.5 when it is installed.
 Op level (B=4, H=8, T=8192, D=64, chunk 64): our op at depth 1 (a matrix memory) and depth 2 (hidden 128)
-in fp32, beside fla's `chunk_gated_delta_rule` (a linear memory without momentum: the depth-1 anchor) in
-bf16 when fla is installed. Writes experiments/results/bench_memory_gpu.md and .json with the device name.
+with fp32 and bf16 inputs, forward alone and forward + backward, beside fla's `chunk_gated_delta_rule` (a
+linear memory without momentum: the depth-1 anchor) in bf16 when fla is installed. Every row is timed on
+its own: one that raises is recorded with its error and the report is still written. Writes experiments/results/bench_memory_gpu.md and .json with the device name.
 """
 
 from __future__ import annotations
@@ -61,27 +62,39 @@ def _module(impl: str, config: dict):
     )
 
 
+def measured(row: dict, step, tokens: int, time_step=None) -> dict:
+    """`row` with tokens/s of `step`, or with the error it raised: one failing implementation is a row of
+    the report, never the end of the run."""
+    time_step = time_step or _time_cuda
+    try:
+        row["tokens_per_s"] = tokens / time_step(step)
+    except Exception as error:  # a backend that fails on this GPU is a result too
+        row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+    print(row, flush=True)
+    return row
+
+
 def module_rows(impls: list[str]) -> list[dict]:
     rows = []
     for config in MODULE_CONFIGS:
         for impl in impls:
-            torch.manual_seed(0)
-            model = _module(impl, config).cuda()
-            x = torch.randn(config["batch"], config["length"], config["dim"], device="cuda")
+            row = {**config, "impl": impl}
+            try:
+                torch.manual_seed(0)
+                model = _module(impl, config).cuda()
+                x = torch.randn(config["batch"], config["length"], config["dim"], device="cuda")
+            except Exception as error:
+                rows.append({**row, "error": f"{type(error).__name__}: {str(error)[:300]}"})
+                continue
 
             def step(model=model, x=x):
                 model(x)[0].square().mean().backward()
                 model.zero_grad(set_to_none=True)
 
-            try:
-                torch.cuda.reset_peak_memory_stats()
-                seconds = _time_cuda(step)
-                row = {**config, "impl": impl, "tokens_per_s": config["batch"] * config["length"] / seconds}
+            torch.cuda.reset_peak_memory_stats()
+            rows.append(measured(row, step, config["batch"] * config["length"]))
+            if "error" not in row:
                 row["peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
-            except Exception as error:  # a backend that fails on this GPU is a result too
-                row = {**config, "impl": impl, "error": f"{type(error).__name__}: {str(error)[:200]}"}
-            print(row, flush=True)
-            rows.append(row)
             del model, x
             torch.cuda.empty_cache()
     return rows
@@ -103,30 +116,50 @@ def _op_inputs(batch, heads, length, dim, depth, dtype):
     return [t.requires_grad_() for t in leaves]
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[dict]:
+    """Our op in fp32 and bf16 inputs (fp32 state), forward alone and forward + backward; then fla."""
     from titans_ts.memory.ops import neural_memory
 
     rows = []
+    tokens = batch * length
     for depth in (1, 2):
-        for backend in backends:
-            args = _op_inputs(batch, heads, length, dim, depth, torch.float32)
+        for dtype_name, dtype in DTYPES.items():
+            for backend in backends:
+                try:
+                    args = _op_inputs(batch, heads, length, dim, depth, dtype)
+                except Exception as error:
+                    rows.append({"impl": f"titans-ts {backend}", "depth": depth, "dtype": dtype_name,
+                                 "pass": "fwd+bwd", "error": f"{type(error).__name__}: {error}"})  # fmt: skip
+                    continue
 
-            def step(args=args, backend=backend, depth=depth):
-                y, _, _ = neural_memory(*args[:6], tuple(args[6:]), chunk_size=64, backend=backend, max_grad_norm=0.5)
-                y.float().square().mean().backward()
+                def forward(args=args, backend=backend):
+                    return neural_memory(*args[:6], tuple(args[6:]), chunk_size=64, backend=backend, max_grad_norm=0.5)[0]
 
-            row = {"impl": f"titans-ts {backend}", "depth": depth, "dtype": "fp32"}
-            try:
-                row["tokens_per_s"] = batch * length / _time_cuda(step)
-            except Exception as error:
-                row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
-            print(row, flush=True)
-            rows.append(row)
+                def forward_only(forward=forward):
+                    with torch.no_grad():
+                        forward()
+
+                def train_step(forward=forward):
+                    forward().float().square().mean().backward()
+
+                for name, step in (("fwd", forward_only), ("fwd+bwd", train_step)):
+                    row = {"impl": f"titans-ts {backend}", "depth": depth, "dtype": dtype_name, "pass": name}
+                    rows.append(measured(row, step, tokens))
+                del args
+    return rows + fla_rows(batch, heads, length, dim)
+
+
+def fla_rows(batch, heads, length, dim) -> list[dict]:
+    """fla's `chunk_gated_delta_rule` in bf16: forward alone always; forward + backward as a row of its own,
+    whose error is fla's guard's reason where fla refuses its backward on this GPU and Triton."""
+    base = {"impl": "fla chunk_gated_delta_rule", "depth": 1, "dtype": "bf16"}
     try:
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-    except ImportError:
-        rows.append({"impl": "fla chunk_gated_delta_rule", "depth": 1, "error": "fla is not installed"})
-        return rows
+    except ImportError as error:
+        return [{**base, "pass": "fwd", "error": f"fla is not installed ({error})"}]
     g = torch.Generator(device="cuda").manual_seed(0)
     shape = (batch, length, heads, dim)  # fla's layout: (B, T, H, D)
     q = F.normalize(torch.randn(*shape, generator=g, device="cuda"), dim=-1).bfloat16().requires_grad_()
@@ -135,39 +168,45 @@ def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[
     log_decay = F.logsigmoid(torch.randn(batch, length, heads, generator=g, device="cuda")).requires_grad_()
     beta = torch.rand(batch, length, heads, generator=g, device="cuda").bfloat16().requires_grad_()
 
-    def fla_step():
+    def forward_only():
+        with torch.no_grad():
+            chunk_gated_delta_rule(q, k, v, log_decay, beta)
+
+    def train_step():
         out, _ = chunk_gated_delta_rule(q, k, v, log_decay, beta)
         out.float().square().mean().backward()
 
-    rows.append(
-        {
-            "impl": "fla chunk_gated_delta_rule",
-            "depth": 1,
-            "dtype": "bf16",
-            "tokens_per_s": batch * length / _time_cuda(fla_step),
-        }
-    )
-    print(rows[-1], flush=True)
-    return rows
+    return [measured({**base, "pass": name}, step, batch * length) for name, step in
+            (("fwd", forward_only), ("fwd+bwd", train_step))]  # fmt: skip
 
 
-def gpu_main(info: dict, try_triton: bool) -> dict:
+def gpu_main(info: dict, try_triton: bool, results: Path = RESULTS) -> dict:
     from titans_ts.memory.ops import VERIFIED_BACKENDS
 
     backends = list(VERIFIED_BACKENDS["cuda"]) + (["triton"] if try_triton else [])
     backends = list(dict.fromkeys(backends))
-    info = {**info, "device": torch.cuda.get_device_name()}
+    info = {**info, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"}
     started = time.time()
     impls = list(backends)
     if info.get("titans_pytorch"):
         impls.append("titans-pytorch")
-    summary = {"machine": info, "modules": module_rows(impls), "ops": op_rows(backends)}
+    summary = {"machine": info}
+    for section, rows in (("modules", lambda: module_rows(impls)), ("ops", lambda: op_rows(backends))):
+        try:
+            summary[section] = rows()
+        except Exception as error:  # a whole section that breaks still leaves the other one and a report
+            summary[section] = [{"impl": "(section)", "depth": 0, "batch": 0, "length": 0, "dim": 0, "heads": 0,
+                                 "expansion": 0, "error": f"{type(error).__name__}: {error}"}]  # fmt: skip
     summary["wall_seconds"] = time.time() - started
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_memory_gpu.json").write_text(json.dumps(summary, indent=1))
-    (RESULTS / "bench_memory_gpu.md").write_text(render_gpu(summary))
-    print((RESULTS / "bench_memory_gpu.md").read_text())
+    write_report(summary, results)
     return summary
+
+
+def write_report(summary: dict, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "bench_memory_gpu.json").write_text(json.dumps(summary, indent=1))
+    (results / "bench_memory_gpu.md").write_text(render_gpu(summary))
+    print((results / "bench_memory_gpu.md").read_text())
 
 
 def _rate(row: dict) -> str:
@@ -197,18 +236,21 @@ def render_gpu(s: dict) -> str:
         )
     lines += [
         "",
-        "## The op, B=4 H=8 T=8192 D=64, chunk 64 (forward + backward)",
+        "## The op, B=4 H=8 T=8192 D=64, chunk 64, fp32 state",
         "",
-        "| implementation | memory | inputs | tokens/s |",
-        "|---|---|---|---|",
+        "| implementation | memory | inputs | pass | tokens/s |",
+        "|---|---|---|---|---|",
     ]
     for r in s["ops"]:
-        memory = "matrix (depth 1)" if r["depth"] == 1 else "MLP depth 2, hidden 128"
-        lines.append(f"| {r['impl']} | {memory} | {r.get('dtype', '-')} | {_rate(r)} |")
+        memory = {0: "-", 1: "matrix (depth 1)"}.get(r["depth"], "MLP depth 2, hidden 128")
+        lines.append(f"| {r['impl']} | {memory} | {r.get('dtype', '-')} | {r.get('pass', '-')} | {_rate(r)} |")
     lines += [
         "",
         "fla's `chunk_gated_delta_rule` is a linear memory without momentum (our depth 1 with eta = 0), in bf16: "
-        "an anchor for what a fused chunk kernel reaches, not the same computation.",
+        "an anchor for what a fused chunk kernel reaches, not the same computation. Its forward + backward row "
+        "carries fla's own refusal where its guard rejects the backward on this GPU and Triton version (fla 0.6 on "
+        "Hopper with Triton < 3.7.1); the forward row is then the anchor. A row that says `failed` is an "
+        "implementation that raised on this machine; the run went on.",
         "",
     ]
     return "\n".join(lines)

@@ -99,7 +99,6 @@ _USABLE, _WHY_NOT = _triton_usable()
 
 
 @pytest.mark.skipif(not _USABLE, reason=_WHY_NOT or "triton usable")
-@pytest.mark.xfail(strict=False, reason="the Triton kernels have not passed their GPU checks yet (issue 12)")
 @CASES
 @DTYPES
 def test_triton_on_cuda_matches_the_float64_reference(depth, T, D, max_grad_norm, dtype):

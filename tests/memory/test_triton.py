@@ -150,17 +150,22 @@ def test_without_gpu_or_interpreter_the_error_says_what_to_do():
     assert "TRITON_INTERPRET=1" in done.stdout and "backend='chunked'" in done.stdout, done.stderr
 
 
-def test_auto_picks_triton_only_where_verified_and_for_shapes_it_takes(monkeypatch):
+def test_auto_picks_triton_on_cuda_for_the_shapes_and_dtypes_it_was_verified_on(monkeypatch):
     import titans_ts.memory.ops as ops
+    import titans_ts.memory.ops.triton as triton_ops
 
+    monkeypatch.setattr(triton_ops, "is_available", lambda: True)  # as on a machine with a GPU
     q = torch.zeros(1, 2, 40, 64)
     shallow = (torch.zeros(1, 2, 64, 64),)
     deep = (torch.zeros(1, 2, 64, 128), torch.zeros(1, 2, 128, 64), torch.zeros(1, 2, 64, 64))
-    assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64) == "chunked"  # not GPU-verified yet
-    monkeypatch.setitem(ops.VERIFIED_BACKENDS, "cuda", ("triton", "chunked"))
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64) == "triton"
+    assert ops.auto_backend("cuda", q=q.bfloat16(), weights=shallow, chunk_size=64) == "triton"
+    assert ops.auto_backend("cuda", q=q.double(), weights=shallow, chunk_size=64) == "chunked"  # not GPU-checked
     assert ops.auto_backend("cuda", q=q, weights=deep, chunk_size=64) == "chunked"  # depth 3
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=8) == "chunked"  # below tl.dot's 16
     wide = (torch.zeros(1, 2, 256, 256),)
     assert ops.auto_backend("cuda", q=torch.zeros(1, 2, 40, 256), weights=wide, chunk_size=64) == "chunked"
+    assert ops.auto_backend("cuda") == "chunked"  # no shapes to check: the backend that takes all
     assert ops.auto_backend("cpu", q=q, weights=shallow, chunk_size=64) == "chunked"
+    monkeypatch.setattr(triton_ops, "is_available", lambda: False)  # CUDA torch without triton installed
+    assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64) == "chunked"
