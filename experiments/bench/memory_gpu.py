@@ -7,7 +7,8 @@ titans-pytorch 0.5.5 when it is installed.
 Op level (B=4, H=8, T=8192, D=64, chunk 64): our op at depth 1 (a matrix memory) and depth 2 (hidden 128)
 with fp32 and bf16 inputs, forward alone and forward + backward, beside fla's `chunk_gated_delta_rule` (a
 linear memory without momentum: the depth-1 anchor) in bf16 when fla is installed. Every row is timed on
-its own: one that raises is recorded with its error and the report is still written. Writes experiments/results/bench_memory_gpu.md and .json with the device name.
+its own: one that raises is recorded with its error and the report is still written.
+Writes experiments/results/bench_memory_gpu.md and .json with the device name.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[
                     continue
 
                 def forward(args=args, backend=backend):
-                    return neural_memory(*args[:6], tuple(args[6:]), chunk_size=64, backend=backend, max_grad_norm=0.5)[0]
+                    weights = tuple(args[6:])
+                    return neural_memory(*args[:6], weights, chunk_size=64, backend=backend, max_grad_norm=0.5)[0]
 
                 def forward_only(forward=forward):
                     with torch.no_grad():
