@@ -18,11 +18,11 @@ from genomics.data import (
     read_fasta_with_labels,
     stratified_folds,
 )
-from titans_ts import __version__
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_write_text, check_out_folder
+from titans_ts.version import __version__
 
 
 def load_labelled(source: str, labels=None):

@@ -15,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from genomics.data import make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
-from titans_ts import __version__
 from titans_ts.errors import ConfigError
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
+from titans_ts.version import __version__
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED_NAME = "titans-dna-small"

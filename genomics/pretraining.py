@@ -14,9 +14,9 @@ import numpy as np
 
 from genomics.data import read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
-from titans_ts import __version__
 from titans_ts.errors import ConfigError
 from titans_ts.io import save_model_dir
+from titans_ts.version import __version__
 
 _CODES = np.full(256, 4, dtype=np.uint8)  # 4 = N or any ambiguity code: k-mers containing it are skipped
 for _i, _base in enumerate("ACGT"):

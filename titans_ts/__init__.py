@@ -1,6 +1,6 @@
 """titans-ts: the Titans neural long-term memory for time-series forecasting and genomics."""
 
-__version__ = "0.1.0"
+from titans_ts.version import __version__
 
 __all__ = ["TitansForecaster", "__version__"]
 

@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_path, atomic_write_text
+from titans_ts.version import __version__
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
@@ -152,8 +153,6 @@ RUN_ONLY += ("strategy",)
 def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:
     """`start_or_resume` for an estimator's fit: its settings are its parameters (but RUN_ONLY), the data's
     fingerprint and the library version. None when the estimator has no checkpoint_dir."""
-    from titans_ts import __version__
-
     if estimator.checkpoint_dir is None:
         if resume:
             raise ConfigError("resume=True needs checkpoint_dir= (where the run wrote its checkpoints).")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from titans_ts import __version__
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.data import load_dataset, make_splits, protocol_for
 from titans_ts.data.registry import lookup_name
@@ -17,6 +16,7 @@ from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
 from titans_ts.io import atomic_write_text
+from titans_ts.version import __version__
 
 
 def dataset_label(dataset: str) -> str:

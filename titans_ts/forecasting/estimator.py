@@ -11,12 +11,12 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from titans_ts import __version__
 from titans_ts.data import StandardScaler, make_splits, validate_frame
 from titans_ts.data.windows import WindowDataset
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
+from titans_ts.version import __version__
 
 
 class TitansForecaster(BaseEstimator):
