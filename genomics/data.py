@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from genomics.tokenizer import DNATokenizer
-from titans_ts.data.registry import bundled_data_dir
+from titans_ts.datafiles import bundled_data_dir
 from titans_ts.errors import ChecksumError, ConfigError, DatasetNotFoundError, DataValidationError
 
 GENOMIC_BENCHMARKS_HOME = Path(os.environ.get("GENOMIC_BENCHMARKS_HOME", Path.home() / ".genomic_benchmarks"))

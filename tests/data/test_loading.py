@@ -225,6 +225,33 @@ def test_repeated_or_unordered_or_off_grid_timestamps_are_errors(tmp_path):
         load_dataset(_with_dates(tmp_path, shifted), fill="ffill")
 
 
+def test_a_newest_first_file_is_put_in_time_order_with_a_warning(tmp_path):
+    from titans_ts.data.loading import TimeOrderWarning
+
+    frame = write_series(tmp_path / "oldest_first.csv", rows=120)
+    frame.iloc[::-1].to_csv(tmp_path / "newest_first.csv", index=False)
+    with pytest.warns(TimeOrderWarning, match=r"newest_first.csv: the rows run newest first.*put in time order"):
+        reversed_ = load_dataset(tmp_path / "newest_first.csv")
+    assert reversed_.index.is_monotonic_increasing and reversed_.index[0] == frame["date"].iloc[0]
+    # what the model is given (and so what it forecasts) is the same as for the file in time order
+    pd.testing.assert_frame_equal(reversed_, load_dataset(tmp_path / "oldest_first.csv"))
+    # sorted before the gap check: a newest-first file with a gap is filled like any other
+    hours = pd.date_range("2020-01-01", periods=50, freq="h").delete(range(20, 25))
+    with pytest.warns(TimeOrderWarning):
+        filled = load_dataset(_with_dates(tmp_path, hours[::-1]), fill="interpolate")
+    assert len(filled) == 50 and filled.index.is_monotonic_increasing
+
+
+def test_a_shuffled_file_is_refused_with_the_fix_named(tmp_path):
+    hours = pd.date_range("2020-01-01", periods=50, freq="h")
+    shuffled = hours[np.random.default_rng(0).permutation(len(hours))]
+    with pytest.raises(DataValidationError, match="go back in time.*Sort the rows"):
+        load_dataset(_with_dates(tmp_path, shuffled))
+    swapped = hours[[*range(10), 11, 10, *range(12, 50)]]  # two neighbours swapped: neither order holds
+    with pytest.raises(DataValidationError, match=r"go back in time: row 12 .*Sort the rows"):
+        load_dataset(_with_dates(tmp_path, swapped))
+
+
 def _long_table(path):
     """Two series, b starting 2 hours later and missing one stamp inside; a third ending early."""
     hours = pd.date_range("2021-03-01", periods=10, freq="h")

@@ -9,17 +9,24 @@ import os
 import shutil
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from titans_ts.data.long_format import pivot_long
 from titans_ts.data.registry import DatasetInfo, get_dataset_info, lookup_name
-from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError
+from titans_ts.data.timestamps import parse_dates
+from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError, TitansWarning
 from titans_ts.io import atomic_path
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
 _MAX_LISTED = 5
+
+
+class TimeOrderWarning(TitansWarning):
+    """A file's rows ran newest first; they were put in time order (oldest first)."""
 
 
 def cache_dir() -> Path:
@@ -60,8 +67,9 @@ def load_dataset(
     A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
     forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:
     gaps are an error naming the rows, unless `fill` is given, which inserts the missing timestamps and
-    fills them like missing values; duplicated or unordered timestamps are always an error. Registered
-    benchmarks load as published (their protocol counts rows).
+    fills them like missing values; a file written newest first is put in time order (a `TimeOrderWarning`
+    says so); duplicated or shuffled timestamps are always an error. Registered benchmarks load as published
+    (their protocol counts rows).
     """
     if fill is not None and fill not in FILL_METHODS:
         raise DataValidationError(f"fill={fill!r} is not supported; use one of {FILL_METHODS} or None.")
@@ -161,8 +169,6 @@ def read_series_csv(
     if raw.empty:
         raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
-        from titans_ts.data.long_format import pivot_long
-
         frame = pivot_long(raw, path, *long)
         if isinstance(frame.index, pd.DatetimeIndex):
             frame.index.name = "date"
@@ -177,7 +183,7 @@ def read_series_csv(
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
     frame = raw.drop(columns=[date_col])
-    frame.index = _parse_dates(raw[date_col], path, date_col)
+    frame.index = parse_dates(raw[date_col], path, date_col)
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
@@ -223,9 +229,19 @@ def _check_header_is_not_data(raw: pd.DataFrame, path: Path) -> None:
 
 
 def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
-    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given."""
+    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
+    A file written newest first is put in time order, with a warning saying so."""
     index = frame.index
-    if len(index) < 3 or pd.infer_freq(index) is not None:
+    if len(index) >= 2 and index.is_monotonic_decreasing and index[0] > index[-1]:
+        warnings.warn(
+            f"{path}: the rows run newest first ({index[0]} down to {index[-1]}); they were put in time order, "
+            "oldest first.",
+            TimeOrderWarning,
+            stacklevel=4,
+        )
+        frame = frame.iloc[::-1]
+        index = frame.index
+    if len(index) < 3 or (index.is_monotonic_increasing and pd.infer_freq(index) is not None):
         return frame
     steps = index.to_series().diff().iloc[1:]
     backwards = np.flatnonzero((steps <= pd.Timedelta(0)).to_numpy())
@@ -274,19 +290,6 @@ def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) ->
     if not pd.api.types.is_numeric_dtype(raw[first]):
         return first
     return None
-
-
-def _parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.DatetimeIndex:
-    """Timestamps, or an error naming the rows that are not (`also`: other accepted forms, for the message)."""
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        rows = ", ".join(f"row {i + 1} ({column.iloc[i]!r})" for i in bad[:_MAX_LISTED])
-        raise DataValidationError(
-            f"{path}: date column {name!r} has {len(bad)} value(s) that are not timestamps{also}: {rows}. "
-            "Fix or remove those rows (timestamps like 2016-07-01 00:00:00)."
-        )
-    return pd.DatetimeIndex(parsed, name="date")
 
 
 def _to_numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:

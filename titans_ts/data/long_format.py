@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from titans_ts.data.timestamps import parse_dates
 from titans_ts.errors import DataValidationError
 
 _MAX_LISTED = 5
@@ -54,9 +55,7 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
 def _times(column: pd.Series, path: Path, name: str) -> pd.Series:
     if pd.api.types.is_integer_dtype(column):
         return column  # integer steps
-    from titans_ts.data.loading import _parse_dates
-
-    return pd.Series(_parse_dates(column, path, name, also=" nor integer steps"), index=column.index)
+    return pd.Series(parse_dates(column, path, name, also=" nor integer steps"), index=column.index)
 
 
 def _common_span(wide: pd.DataFrame, path: Path) -> pd.DataFrame:

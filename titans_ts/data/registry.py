@@ -1,4 +1,4 @@
-"""The dataset registry: `datasets/registry.json`, shipped in the wheel as `titans_ts/_datasets/`."""
+"""The time-series dataset registry: `registry.json` of the bundled data folder (`titans_ts.datafiles`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from titans_ts.datafiles import bundled_data_dir
 from titans_ts.errors import DatasetNotFoundError
-
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-def bundled_data_dir() -> Path:
-    """Where the bundled data lives: inside the installed package, or `datasets/` of a source checkout."""
-    for candidate in (_PACKAGE_DIR / "_datasets", _PACKAGE_DIR.parent / "datasets"):
-        if (candidate / "registry.json").is_file():
-            return candidate
-    raise DatasetNotFoundError(
-        "The dataset registry (registry.json) is missing from this installation; reinstall titans-ts."
-    )
 
 
 @dataclass(frozen=True)
