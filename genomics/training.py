@@ -1,8 +1,8 @@
-"""Lightning glue for genomics: batches of tokenized sequences, the classifier and LM modules."""
+"""Lightning glue for genomics: batches of tokenized sequences, the classifier and LM modules
+(small `SummedMetricsModule`s: what to train on and what to sum over the validation sequences)."""
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genomics.tokenizer import DNATokenizer, reverse_complement_ids
 from titans_ts.distributed import ShardedBatches, ShardedSampler
-from titans_ts.training import warmup_cosine_schedule
+from titans_ts.training import SummedMetricsModule
 
 
 class SequenceDataset(Dataset):
@@ -82,22 +82,17 @@ def make_loader(
     )
 
 
-class ClassifierModule(pl.LightningModule):
+class ClassifierModule(SummedMetricsModule):
     """Cross-entropy fine-tuning; logs val_loss and val_acc over every validation sequence."""
 
+    n_sums = 3  # loss, correct, count
+
     def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01):
-        super().__init__()
-        self.model, self.lr, self.weight_decay = model, lr, weight_decay
-        self._val = None  # float64 sums (loss, correct, count) on the device of the batches
+        super().__init__(model, lr=lr, weight_decay=weight_decay)
 
     def training_step(self, batch, _):
         ids, labels = batch
-        loss = nn.functional.cross_entropy(self.model(ids), labels)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
-        return loss
-
-    def on_validation_epoch_start(self):
-        self._val = None
+        return self.log_train_loss(nn.functional.cross_entropy(self.model(ids), labels), len(ids))
 
     def validation_step(self, batch, _):
         # Tensors made here take the device of the batch; the sums are read once per epoch (no sync per batch).
@@ -105,55 +100,32 @@ class ClassifierModule(pl.LightningModule):
         logits = self.model(ids)
         loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
         correct = (logits.argmax(-1) == labels).sum()
-        sums = torch.stack([loss.double(), correct.double(), loss.new_tensor(labels.numel(), dtype=torch.float64)])
-        self._val = sums if self._val is None else self._val + sums
+        self.accumulate(
+            torch.stack([loss.double(), correct.double(), loss.new_tensor(labels.numel(), dtype=torch.float64)])
+        )
 
-    def on_validation_epoch_end(self):
-        from titans_ts.distributed import sum_across_ranks
-
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device) if self._val is None else self._val
-        loss, correct, count = sum_across_ranks(self, sums).tolist()  # every rank's sequences, once each
+    def log_validation(self, loss, correct, count):
         self.log("val_loss", loss / max(count, 1), prog_bar=True)
         self.log("val_acc", correct / max(count, 1), prog_bar=True)
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = warmup_cosine_schedule(optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-
-class LanguageModelModule(pl.LightningModule):
+class LanguageModelModule(SummedMetricsModule):
     """Next-nucleotide pretraining; logs val_loss (nats per base) on held-out windows."""
 
+    n_sums = 2  # loss x windows, windows
+
     def __init__(self, model: nn.Module, lr: float = 2e-3, weight_decay: float = 0.01):
-        super().__init__()
-        self.model, self.lr, self.weight_decay = model, lr, weight_decay
-        self._val = None  # float64 sums (loss x windows, windows) on the device of the batches
+        super().__init__(model, lr=lr, weight_decay=weight_decay)
 
     def training_step(self, batch, _):
         ids, _ = batch
-        loss = self.model.loss(ids)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ids))
-        return loss
-
-    def on_validation_epoch_start(self):
-        self._val = None
+        return self.log_train_loss(self.model.loss(ids), len(ids))
 
     def validation_step(self, batch, _):
         ids, _ = batch
         loss = self.model.loss(ids).double()
         windows = loss.new_tensor(len(ids))
-        sums = torch.stack([loss * windows, windows])
-        self._val = sums if self._val is None else self._val + sums
+        self.accumulate(torch.stack([loss * windows, windows]))
 
-    def on_validation_epoch_end(self):
-        from titans_ts.distributed import sum_across_ranks
-
-        sums = torch.zeros(2, dtype=torch.float64, device=self.device) if self._val is None else self._val
-        total, windows = sum_across_ranks(self, sums).tolist()
+    def log_validation(self, total, windows):
         self.log("val_loss", total / max(windows, 1), prog_bar=True)
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = warmup_cosine_schedule(optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,21 +1,18 @@
-"""Shared by both domains: process set-up for training, the device choice and the Lightning Trainer factory."""
+"""The training loop both domains run: the Lightning Trainer factory, best-weight tracking, Ctrl-C handling,
+the run record, and `train_and_restore`, which strings them together."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
+import time
 import warnings
+from collections.abc import Mapping
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
 
-from titans_ts.errors import ConfigError, DeviceUnavailableError
-
-DEVICES = ("auto", "cpu", "cuda")
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+from titans_ts.training.environment import resolve_device
 
 
 class _DropTrainerChatter(logging.Filter):
@@ -39,75 +36,6 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 # Our validation sums are reduced across ranks before they are logged (`distributed.sum_across_ranks`).
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True")
-
-
-def tune_cpu_allocator() -> bool:
-    """Serve large tensors from the heap instead of fresh mmaps (Linux/glibc only; returns success).
-
-    A training step allocates and frees many ~1 MB temporaries. glibc maps each one anew once long
-    sequences have pushed its adaptive threshold around, and every new mapping costs page faults: at
-    T = 8k the memory's elementwise ops ran 2-3x slower per call than at T = 1k. Raising the mmap
-    threshold keeps freed blocks for reuse (same effect as MALLOC_MMAP_THRESHOLD_ in the environment).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        libc = ctypes.CDLL(name)
-        # Setting the mmap threshold freezes the trim threshold at 128 kB: every step would then hand its
-        # freed activations back to the OS and fault them in again (at T=16k, 5.7 GB per step). Keep them.
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 2**31 - 1)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
-
-
-def resolve_device(device="auto") -> torch.device:
-    """The torch device for an estimator's `device` parameter: "auto" (CUDA when available), "cpu" or "cuda".
-
-    The one place both domains turn the parameter into a device. An unknown value is a ConfigError (a
-    ValueError) naming it; "cuda" on a machine or torch build without CUDA is a DeviceUnavailableError.
-    A torch.device of type cpu or cuda is accepted as it is (after the same availability check).
-    """
-    if isinstance(device, torch.device):
-        kind = device.type
-    elif isinstance(device, str) and device in DEVICES:
-        kind = device
-    else:
-        raise ConfigError(
-            f"device={device!r} is not one of {DEVICES}: use 'auto' (CUDA when available), 'cpu' or 'cuda'."
-        )
-    if kind == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda" and not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise DeviceUnavailableError(
-            f"device='cuda' was asked for, but CUDA is not available here (torch {torch.__version__}, {build}). "
-            "Use device='cpu' (CLI: --device cpu), or device='auto' to use a GPU only when there is one; "
-            "for the GPU, install a CUDA build of torch on a machine with an NVIDIA driver."
-        )
-    if kind not in ("cpu", "cuda"):
-        raise ConfigError(f"device={device!r}: only CPU and CUDA devices are supported ({DEVICES}).")
-    return device if isinstance(device, torch.device) else torch.device(kind)
-
-
-def warmup_cosine_schedule(optimizer, total_steps: int, warmup_fraction: float = 0.05):
-    """Linear warm-up over `warmup_fraction` of the steps, then cosine decay to zero (stepped per batch)."""
-    import math
-
-    total_steps = max(1, int(total_steps))
-    warmup = max(1, int(warmup_fraction * total_steps))
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (through Lightning) for a reproducible run."""
-    pl.seed_everything(seed, workers=True, verbose=False)
 
 
 class BestWeights(pl.Callback):
@@ -252,6 +180,60 @@ def run_record(trainer: pl.Trainer, best: BestWeights, wall_seconds: float) -> d
         "stop_reason": stop_reason(trainer),
         "train_seconds": round(wall_seconds, 3),
     }
+
+
+# Estimator parameters that say how to train, and the make_trainer argument each one is.
+TRAINER_SETTINGS = {
+    "epochs": "max_epochs",
+    "patience": "patience",
+    "progress": "progress",
+    "max_minutes": "max_minutes",
+    "precision": "precision",
+    "device": "device",
+    "checkpoint_dir": "checkpoint_dir",
+    "checkpoint_minutes": "checkpoint_minutes",
+    "devices": "devices",
+    "num_nodes": "num_nodes",
+    "strategy": "strategy",
+}
+
+
+def trainer_options(source, /, **overrides) -> dict:
+    """`make_trainer`'s keyword arguments from the settings an estimator holds, so no fit spells them out.
+
+    source: an estimator (its attributes are read) or a mapping of the same names; each of TRAINER_SETTINGS
+    that it has is passed on under make_trainer's name (epochs -> max_epochs, the others as they are), and
+    one it lacks keeps make_trainer's default (e.g. precision="32-true"). `overrides` are make_trainer
+    arguments that win: monitor (required), device (the resolved one), loader_generator, numpy_generators...
+
+        train_and_restore(module, train, val, checkpoint=checkpoint,
+                          **trainer_options(self, monitor="val_loss", device=device))
+    """
+    if isinstance(source, Mapping):
+        values = {name: source[name] for name in TRAINER_SETTINGS if name in source}
+    else:
+        values = {name: getattr(source, name) for name in TRAINER_SETTINGS if hasattr(source, name)}
+    return {TRAINER_SETTINGS[name]: value for name, value in values.items()} | overrides
+
+
+def train_and_restore(module, train, val, *, checkpoint=None, **options) -> dict:
+    """Train `module` and leave it holding its best weights; returns the run record.
+
+    make_trainer(**options) (early stopping and best weights on options["monitor"]; see `trainer_options`
+    for the estimator's settings), then `fit_interruptible` on the `train` / `val` loaders (Ctrl-C keeps the
+    best weights so far), resuming from the Lightning checkpoint file `checkpoint` when one is given (see
+    `checkpointing.estimator_checkpoint` / `start_or_resume`), then `best.restore(module)`.
+    Returns `run_record(...)` (best_epoch, epochs_run, steps, stop_reason, train_seconds: the wall time of
+    the fit alone) plus "best": the best value of the monitored metric. A caller that saves the record under
+    another name renames it, e.g. `record["best_val_loss"] = record.pop("best")`.
+    Nothing here draws a random number: seed, build the model and the loaders before calling it.
+    To inject a callback in a test, patch `titans_ts.training.loop.make_trainer` (the name this looks up).
+    """
+    trainer, best = make_trainer(**options)
+    started = time.perf_counter()
+    fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
+    best.restore(module)
+    return run_record(trainer, best, time.perf_counter() - started) | {"best": best.best}
 
 
 def require_finished(record: dict, run: str) -> None:
