@@ -115,7 +115,7 @@ def _unused():
     assert result.exit_code == 2 and "not available" in result.stderr
 
 
-def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
+def test_the_readmes_own_data_example_runs_as_written(tmp_path):  # run in tmp_path (tests/conftest.py)
     """The commands of README.md's "Your own data" block as written (fit capped at one epoch, for time), on a
     headerless ';' file with a gap of ten rows."""
     import json
@@ -127,7 +127,6 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("### Your own data", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [shlex.split(line, comments=True) for line in block.strip().splitlines()]
-    monkeypatch.chdir(tmp_path)
     frame = write_series(tmp_path / "full.csv", rows=800, columns=3)
     frame.drop(index=range(300, 310)).to_csv(tmp_path / "sensors.csv", header=False, sep=";", index=False)
     frame.drop(columns="date").to_csv(tmp_path / "readings.csv", header=False, index=False)  # values only
