@@ -22,6 +22,7 @@ from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.io import atomic_write_text, check_out_folder
+from titans_ts.training import check_device
 from titans_ts.version import __version__
 
 
@@ -170,7 +171,7 @@ def predict_file(model_dir, input_path, device: str | None = None):
     for each sequence of a FASTA or CSV (column seq).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
-    _check_device(device)
+    check_device(device)  # before any file is read
     model = DNAClassifier.load(model_dir, device=device)
     import pandas as pd
 
@@ -195,7 +196,7 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
     """Accuracy of a saved classifier on labelled data (a task's official test split or a file).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
-    _check_device(device)
+    check_device(device)  # before any file is read
     model = DNAClassifier.load(model_dir, device=device)
     own = load_labelled(dataset, labels)
     if own is None:
@@ -209,11 +210,3 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
     else:
         note = "your labelled file"
     return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}
-
-
-def _check_device(device) -> None:
-    """Fail before any file is read when the device is unknown or absent."""
-    if device is not None:
-        from titans_ts.training import resolve_device
-
-        resolve_device(device)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import NotFittedError
+from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import check_is_fitted
 
 from genomics.data import make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import ConfigError
+from titans_ts.estimator_base import TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
 
@@ -41,7 +39,7 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     return DNAModelConfig(**model_config), backbone
 
 
-class DNAClassifier(ClassifierMixin, BaseEstimator):
+class DNAClassifier(ClassifierMixin, TitansEstimator):
     """Fine-tunes the Titans DNA backbone (by default the shipped pretrained one) with a linear head.
 
     fit(sequences, y): sequences are strings of A/C/G/T/N (lowercase and IUPAC codes accepted); y any
@@ -62,6 +60,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit and predict run; results
     come back as CPU NumPy arrays, and a saved classifier loads on either device.
     """
+
+    _fit_call = "fit(sequences, y)"  # for the not-fitted message
 
     def __init__(
         self,
@@ -131,11 +131,6 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         self.num_nodes = num_nodes
         self.strategy = strategy
 
-    def _checkpoint_to_resume(self, data, resume: bool):
-        from titans_ts.checkpointing import data_fingerprint, estimator_checkpoint
-
-        return estimator_checkpoint(self, data_fingerprint([*data.sequences, *map(str, data.labels)]), resume)
-
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""
         problems = []
@@ -190,16 +185,9 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         """Train on sequences with labels y; `resume` continues from the newest checkpoint in checkpoint_dir
         (written every validated epoch, and every checkpoint_minutes; same settings and data required)."""
         from genomics.training import ClassifierModule, RandomView, make_loader
-        from titans_ts.training import (
-            fit_interruptible,
-            make_trainer,
-            resolve_device,
-            run_record,
-            seed_everything,
-            tune_cpu_allocator,
-        )
+        from titans_ts.training import seed_everything, train_and_restore, tune_cpu_allocator
 
-        device = resolve_device(self.device)  # before any work: a bad value or a missing GPU fails fast
+        device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         tune_cpu_allocator()
         data = make_labelled(sequences, list(y), source="the training data")
@@ -213,7 +201,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         )
         model = self._build(len(data.classes))
         module = ClassifierModule(model, lr=self.lr, weight_decay=self.weight_decay)
-        checkpoint = self._checkpoint_to_resume(data, resume)
+        checkpoint = self._checkpoint_to_resume([*data.sequences, *map(str, data.labels)], resume)
         view = RandomView(self.train_crop, self.random_strand, seed=self.seed)
         train = make_loader(
             [data.sequences[i] for i in train_index],
@@ -232,30 +220,15 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
             max_length=self.max_length,
             shard=True,
         )
-        trainer, best = make_trainer(
-            max_epochs=self.epochs,
-            monitor="val_loss",
-            patience=self.patience,
-            progress=self.progress,
-            max_minutes=self.max_minutes,
-            precision=self.precision,
-            device=device,
-            checkpoint_dir=self.checkpoint_dir,
-            checkpoint_minutes=self.checkpoint_minutes,
-            devices=self.devices,
-            num_nodes=self.num_nodes,
-            strategy=self.strategy,
-            loader_generator=train.generator,
-            numpy_generators=(view.rng,),
+        options = self._trainer_options(
+            monitor="val_loss", device=device, loader_generator=train.generator, numpy_generators=(view.rng,)
         )
-        started = time.perf_counter()
-        fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
-        best.restore(module)
+        record = train_and_restore(module, train, val, checkpoint=checkpoint, **options)
         model.eval()
         self.model_ = model
         self.classes_ = np.array(data.classes, dtype=object)
-        self.history_ = run_record(trainer, best, time.perf_counter() - started)
-        self.history_ |= {"best_val_loss": best.best, "device": str(device)}
+        best = record.pop("best")
+        self.history_ = record | {"best_val_loss": best, "device": str(device)}
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
@@ -271,9 +244,8 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
 
     def _probabilities(self, sequences, transform) -> np.ndarray:
         from genomics.training import make_loader
-        from titans_ts.training import resolve_device
 
-        device = resolve_device(self.device)
+        device = self._device()
         loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length, transform=transform)
         self.model_.to(device).eval()
         probabilities = []
@@ -309,10 +281,7 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         `device` ("auto", "cpu" or "cuda"; None keeps the `device` it was saved with)."""
         tensors, config = load_model_dir(path, "titans-ts dna classifier", "DNAClassifier")
         try:
-            params = dict(config["params"])
-            if device is not None:
-                params["device"] = device
-            estimator = cls(**params)
+            estimator = cls(**cls._saved_params(config, device))
             if config["model_config"] is not None:
                 model = DNASequenceClassifier(DNAModelConfig(**config["model_config"]), len(config["classes"]))
             else:  # a baseline architecture: rebuilt from the parameters
@@ -324,11 +293,3 @@ class DNAClassifier(ClassifierMixin, BaseEstimator):
         estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)
         estimator.history_ = config["history"]
         return estimator
-
-    def _check_fitted(self) -> None:
-        try:
-            check_is_fitted(self, "model_")
-        except NotFittedError as exc:
-            raise NotFittedError(
-                "This DNAClassifier is not fitted yet: call fit(sequences, y) first, or DNAClassifier.load(path)."
-            ) from exc

@@ -116,14 +116,7 @@ def pretrain(
     continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
     from titans_ts.checkpointing import data_fingerprint, finish_run_folder, prepare_run_folder, start_or_resume
-    from titans_ts.training import (
-        fit_interruptible,
-        make_trainer,
-        resolve_device,
-        run_record,
-        seed_everything,
-        tune_cpu_allocator,
-    )
+    from titans_ts.training import resolve_device, seed_everything, train_and_restore, tune_cpu_allocator
 
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     if not isinstance(epochs, int) or epochs < 1:
@@ -163,7 +156,11 @@ def pretrain(
     checkpoint = start_or_resume(checkpoints, settings, resume)
     train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True, shard=True)
     val = make_loader(val_windows, None, batch_size, bucket=True, shard=True)
-    trainer, best = make_trainer(
+    training = train_and_restore(
+        module,
+        train,
+        val,
+        checkpoint=checkpoint,
         max_epochs=epochs,
         monitor="val_loss",
         patience=max(1, epochs),
@@ -173,12 +170,7 @@ def pretrain(
         checkpoint_dir=checkpoints,
         checkpoint_minutes=checkpoint_every,
     )
-    fit_started = time.perf_counter()
-    fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
-    best.restore(module)
-    training = run_record(trainer, best, time.perf_counter() - fit_started)
-    trainer.validate(module, val, verbose=False)
-    val_nats = float(trainer.callback_metrics["val_loss"])
+    val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
     report = {
         "format": "titans-ts dna language model",
         "titans_ts_version": __version__,
@@ -195,12 +187,12 @@ def pretrain(
         },
         "train_windows": len(train_windows),
         "held_out_windows": len(val_windows),
-        "optimizer_steps": int(trainer.global_step),
-        "total_optimizer_steps": int(trainer.global_step) + (0 if init is None else _total_steps(start_report)),
+        "optimizer_steps": training["steps"],
+        "total_optimizer_steps": training["steps"] + (0 if init is None else _total_steps(start_report)),
         "continued_from": None
         if init is None
         else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
-        "epochs_run": trainer.current_epoch,
+        "epochs_run": training["epochs_run"],
         "stop_reason": training["stop_reason"],
         "training": training,
         "held_out_bits_per_base": val_nats / math.log(2),

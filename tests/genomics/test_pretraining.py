@@ -55,7 +55,7 @@ def test_continuing_needs_the_same_architecture(corpus, tmp_path):
 def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkeypatch):
     import lightning.pytorch as pl
 
-    from titans_ts import training
+    from titans_ts.training import loop as training  # where train_and_restore looks make_trainer up
 
     path, _ = corpus
     options = dict(config=TINY, window=128, batch_size=8, epochs=3, progress=False)

@@ -1,0 +1,71 @@
+"""What every estimator of both domains shares beyond scikit-learn's BaseEstimator: the fitted check, the
+device, the settings handed to the training loop, the checkpoint to resume from, and the parameters a saved
+model is rebuilt with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+
+class TitansEstimator(BaseEstimator):
+    """Base of TitansForecaster and DNAClassifier (put scikit-learn mixins such as ClassifierMixin first).
+
+    A subclass keeps scikit-learn's rules (`__init__` only stores parameters, learned state ends in `_`),
+    has the training settings of `titans_ts.training.TRAINER_SETTINGS` among its parameters (epochs,
+    patience, progress, max_minutes, device, checkpoint_dir, ...), keeps its network in `model_` once fitted,
+    and sets `_fit_call`, the call the not-fitted message suggests (e.g. "fit(df)"). In `fit`:
+
+        device = self._device()                       # before any work: a bad device fails fast
+        ...seed, build the model and loaders...
+        checkpoint = self._checkpoint_to_resume(values, resume)
+        record = train_and_restore(module, train, val, checkpoint=checkpoint,
+                                   **self._trainer_options(monitor="val_loss", device=device))
+
+    and in `load`: `cls(**cls._saved_params(config, device))`.
+    """
+
+    _fit_call = "fit(...)"
+
+    def _check_fitted(self) -> None:
+        """NotFittedError (naming the class and how to fit or load one) until `model_` exists."""
+        try:
+            check_is_fitted(self, "model_")
+        except NotFittedError as exc:
+            name = type(self).__name__
+            raise NotFittedError(
+                f"This {name} is not fitted yet: call {self._fit_call} first, or {name}.load(path)."
+            ) from exc
+
+    def _device(self) -> torch.device:
+        """The torch device of the `device` parameter (`titans_ts.training.resolve_device`)."""
+        from titans_ts.training import resolve_device
+
+        return resolve_device(self.device)
+
+    def _trainer_options(self, **overrides) -> dict:
+        """make_trainer's arguments from this estimator's settings (`titans_ts.training.trainer_options`)."""
+        from titans_ts.training import trainer_options
+
+        return trainer_options(self, **overrides)
+
+    def _checkpoint_to_resume(self, data, resume: bool) -> Path | None:
+        """The checkpoint `fit(..., resume=resume)` continues from (None: a fresh start, whose settings are
+        recorded in checkpoint_dir when there is one). `data`: what identifies the training data, an array or a
+        list of strings (`checkpointing.data_fingerprint`); a resume on other data or settings is refused."""
+        from titans_ts.checkpointing import data_fingerprint, estimator_checkpoint
+
+        return estimator_checkpoint(self, data_fingerprint(data), resume)
+
+    @staticmethod
+    def _saved_params(config: dict, device=None) -> dict:
+        """The parameters a saved model (its config.json) is rebuilt with; `device`, unless None, replaces the
+        saved one (a model saved on a GPU loads on a CPU)."""
+        params = dict(config["params"])
+        if device is not None:
+            params["device"] = device
+        return params
