@@ -40,3 +40,170 @@ def test_every_run_records_why_it_stopped():
     assert again.val_metrics_ == done.val_metrics_ and again.evaluate() == done.evaluate()
     early = TitansForecaster(**tiny, epochs=50, patience=1, lr=0.5).fit(frame)
     assert early.history_["stop_reason"] == "early_stopping" and early.history_["epochs_run"] < 50
+
+
+# --- the shared skeleton: trainer_options, train_and_restore, SummedMetricsModule ---------------------------
+
+
+def test_trainer_options_are_the_estimators_settings_under_make_trainers_names():
+    from genomics.classifier import DNAClassifier
+    from titans_ts import TitansForecaster
+    from titans_ts.training import trainer_options
+
+    classifier = DNAClassifier(epochs=7, patience=3, progress=False, max_minutes=2.5, precision="32-true")
+    classifier.set_params(device="cpu", checkpoint_dir="ck", checkpoint_minutes=4.0, devices=2, num_nodes=1)
+    assert trainer_options(classifier, monitor="val_loss", device="cuda") == {
+        "max_epochs": 7,
+        "patience": 3,
+        "progress": False,
+        "max_minutes": 2.5,
+        "precision": "32-true",
+        "device": "cuda",  # an override wins
+        "checkpoint_dir": "ck",
+        "checkpoint_minutes": 4.0,
+        "devices": 2,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "monitor": "val_loss",
+    }
+    forecaster = TitansForecaster(epochs=5)  # no precision parameter: make_trainer's default stays
+    options = trainer_options(forecaster, monitor="val_mse")
+    assert "precision" not in options and options["max_epochs"] == 5 and options["monitor"] == "val_mse"
+    assert trainer_options({"epochs": 2, "progress": False, "other": 1}, patience=9) == {
+        "max_epochs": 2,
+        "progress": False,
+        "patience": 9,
+    }
+
+
+def _regression_module():
+    import torch
+    from torch import nn
+
+    from titans_ts.training import SummedMetricsModule
+
+    class Regression(SummedMetricsModule):
+        train_metric, n_sums = "train_mse", 3
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return self.log_train_loss(nn.functional.mse_loss(self.model(x), y), len(x))
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            error = (self.model(x) - y).double()
+            self.accumulate(torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())]))
+
+        def log_validation(self, squared, absolute, count):
+            self.log("val_mse", squared / max(count, 1))
+            self.log("val_mae", absolute / max(count, 1))
+
+    return Regression
+
+
+def _regression_data(n=40, seed=0):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.1 * torch.randn(n, 1, generator=generator)
+    return torch.utils.data.TensorDataset(x, y)
+
+
+def _loader(dataset, batch_size, shuffle=False):
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def test_validation_metrics_are_float64_sums_over_every_example_whatever_the_batches():
+    import lightning.pytorch as pl
+    import torch
+
+    Regression = _regression_module()
+    torch.manual_seed(0)
+    module = Regression(torch.nn.Linear(3, 1))
+    data = _regression_data(23)  # batches of 5 leave a last batch of 3
+    with torch.no_grad():
+        error = (module.model(data.tensors[0]) - data.tensors[1]).double()
+    logged = []
+    for batch_size in (5, 23, 1):
+        trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer.validate(module, _loader(data, batch_size), verbose=False)
+        logged.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+    assert logged[0] == logged[1] == logged[2]  # not a mean of batch means
+    assert logged[0]["val_mse"] == float(torch.tensor(error.square().mean().item()))  # as logged (float32)
+    assert logged[0]["val_mae"] == float(torch.tensor(error.abs().mean().item()))
+    seen = []
+    module.log_validation = lambda *totals: seen.append(totals)
+    module.on_validation_epoch_start()  # an epoch without batches (a rank with none) still reports, with zeros
+    module.on_validation_epoch_end()
+    assert seen == [(0.0, 0.0, 0.0)]
+
+
+def test_the_schedule_warms_up_over_the_given_fraction():
+    import torch
+
+    from titans_ts.training import warmup_cosine_schedule
+
+    Regression = _regression_module()
+
+    class FakeTrainer:
+        estimated_stepping_batches = 100
+
+    for warmup, first in ((0.05, 1 / 5), (0.2, 1 / 20)):
+        module = Regression(torch.nn.Linear(3, 1), lr=0.1, weight_decay=0.0, warmup=warmup)
+        module.trainer = FakeTrainer()
+        configured = module.configure_optimizers()
+        optimizer, schedule = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+        assert isinstance(optimizer, torch.optim.AdamW) and configured["lr_scheduler"]["interval"] == "step"
+        assert optimizer.defaults["weight_decay"] == 0.0
+        assert optimizer.param_groups[0]["lr"] == 0.1 * first
+        reference = warmup_cosine_schedule(torch.optim.SGD([torch.zeros(1)], lr=0.1), 100, warmup)
+        for _ in range(30):
+            for stepped in (schedule, reference):
+                stepped.optimizer.step()
+                stepped.step()
+        assert optimizer.param_groups[0]["lr"] == reference.optimizer.param_groups[0]["lr"]
+
+
+def test_train_and_restore_is_the_loop_it_replaces():
+    """One call gives what make_trainer -> fit_interruptible -> best.restore -> run_record gave, and the module
+    ends holding the best epoch's weights."""
+    import time
+
+    import torch
+
+    from titans_ts.training import (
+        fit_interruptible,
+        make_trainer,
+        run_record,
+        seed_everything,
+        train_and_restore,
+    )
+
+    Regression = _regression_module()
+    data, options = _regression_data(), dict(max_epochs=4, monitor="val_mse", patience=4, progress=False)
+
+    def start():
+        seed_everything(1)
+        # lr=3 overshoots: the best epoch (2) is not the last (3), so restoring the best weights shows
+        return Regression(torch.nn.Linear(3, 1), lr=3.0), _loader(data, 8, shuffle=True), _loader(data, 16)
+
+    module, train, val = start()
+    trainer, best = make_trainer(**options, device="cpu")
+    started = time.perf_counter()
+    fit_interruptible(trainer, module, train, val, best)
+    best.restore(module)
+    by_hand = run_record(trainer, best, time.perf_counter() - started)
+
+    again, train, val = start()
+    record = train_and_restore(again, train, val, checkpoint=None, **options, device="cpu")
+    assert record.pop("best") == best.best
+    assert record.pop("train_seconds") > 0 and by_hand.pop("train_seconds") > 0
+    assert record == by_hand and record["steps"] == 4 * 5 and record["stop_reason"] == "max_epochs"
+    assert record["best_epoch"] == 2 and record["epochs_run"] == 4
+    restored, expected = again.state_dict(), module.state_dict()
+    assert restored.keys() == expected.keys() == best.state.keys()
+    assert all(torch.equal(restored[k], expected[k]) and torch.equal(restored[k], best.state[k]) for k in restored)
