@@ -41,22 +41,8 @@ class SummedMetricsModule(pl.LightningModule):
       - `log_validation(*totals)`: the epoch's totals over every rank as Python floats; `self.log` the
         metrics from them.
 
-    Example::
-
-        class Regression(SummedMetricsModule):
-            train_metric, n_sums = "train_mse", 2
-
-            def training_step(self, batch, _):
-                x, y = batch
-                return self.log_train_loss(nn.functional.mse_loss(self.model(x), y), len(x))
-
-            def validation_step(self, batch, _):
-                x, y = batch
-                error = (self.model(x) - y).double()
-                self.accumulate(torch.stack([error.square().sum(), error.new_tensor(error.numel())]))
-
-            def log_validation(self, squared, count):
-                self.log("val_mse", squared / max(count, 1), prog_bar=True)
+    Subclasses: ClassifierModule and LanguageModelModule (genomics/training.py), ForecastModule
+    (forecasting/training.py); a minimal one is `Regression` in tests/test_training.py.
     """
 
     train_metric = "train_loss"
