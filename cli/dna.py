@@ -7,11 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import DEVICES, NUM_NODES, STRATEGY, console, make_app, scale_out, write_table_text
-
-DEVICE = typer.Option(
-    "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
-)
+from cli._common import console, make_app, write_table_text
+from cli.options import DATA, DEVICE, MODEL, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
 
 app = make_app(
     "titans-dna",
@@ -55,47 +52,63 @@ def datasets() -> None:
 
 
 @app.command()
+@grouped
 def finetune(
     dataset: str = typer.Argument(..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."),
     protocol: str = typer.Option(
         "auto",
         help="official (the full train/test split; downloaded with genomic-benchmarks when not on disk), "
         "cv (stratified k-fold on the data here), or auto (official when on disk, else cv).",
+        rich_help_panel=DATA,
     ),
-    folds: int = typer.Option(5, help="Folds of the stratified cross-validation."),
+    folds: int = typer.Option(5, help="Folds of the stratified cross-validation.", rich_help_panel=DATA),
+    labels: Path = typer.Option(
+        None, help="Labels CSV (name,label) when DATASET is a FASTA file.", rich_help_panel=DATA
+    ),
+    scratch: bool = typer.Option(
+        False, "--scratch", help="Start from random weights, not the pretrained model.", rich_help_panel=MODEL
+    ),
+    pretrained: Path = typer.Option(
+        None, help="A folder written by `titans-dna pretrain` (default: shipped).", rich_help_panel=MODEL
+    ),
+    block: str = typer.Option(
+        None, help="With --scratch: the memory block, lmm, mac, mag or mal.", rich_help_panel=MODEL
+    ),
+    dim: int = typer.Option(None, help="With --scratch: model width.", rich_help_panel=MODEL),
+    layers: int = typer.Option(
+        None, help="With --scratch: memory blocks (0: the stem-only ablation).", rich_help_panel=MODEL
+    ),
+    stem_kernel: int = typer.Option(
+        None, help="With --scratch: bases the stem's convolution sees (0: none).", rich_help_panel=MODEL
+    ),
+    stride: int = typer.Option(None, help="With --scratch: bases per memory token.", rich_help_panel=MODEL),
     epochs: int = typer.Option(
-        None, help="Most fine-tuning epochs per fold (early stopping on a 10% validation split). [default: the model's]"
+        None,
+        help="Most fine-tuning epochs per fold (early stopping on a 10% validation split). \\[default: the model's]",
+        rich_help_panel=TRAINING,
     ),
-    batch_size: int = typer.Option(None, help="Sequences per batch. [default: the model's]"),
-    lr: float = typer.Option(None, help="Peak learning rate. [default: the model's]"),
+    batch_size: int = typer.Option(
+        None, help="Sequences per batch. \\[default: the model's]", rich_help_panel=TRAINING
+    ),
+    lr: float = typer.Option(None, help="Peak learning rate. \\[default: the model's]", rich_help_panel=TRAINING),
     train_crop: int = typer.Option(
-        None, help="Train on random windows of this many bases (0: whole sequences). [default: the model's]"
+        None,
+        help="Train on random windows of this many bases (0: whole sequences). \\[default: the model's]",
+        rich_help_panel=TRAINING,
     ),
-    seed: int = typer.Option(0, help="Random seed (folds and training)."),
-    scratch: bool = typer.Option(False, "--scratch", help="Start from random weights, not the pretrained model."),
-    pretrained: Path = typer.Option(None, help="A folder written by `titans-dna pretrain` (default: shipped)."),
-    block: str = typer.Option(None, help="With --scratch: the memory block, lmm, mac, mag or mal."),
-    dim: int = typer.Option(None, help="With --scratch: model width."),
-    layers: int = typer.Option(None, help="With --scratch: memory blocks (0: the stem-only ablation)."),
-    stem_kernel: int = typer.Option(None, help="With --scratch: bases the stem's convolution sees (0: none)."),
-    stride: int = typer.Option(None, help="With --scratch: bases per memory token."),
-    labels: Path = typer.Option(None, help="Labels CSV (name,label) when DATASET is a FASTA file."),
+    seed: int = typer.Option(0, help="Random seed (folds and training).", rich_help_panel=TRAINING),
     precision: str = typer.Option(
-        "bf16-mixed", help="bf16-mixed (fast on GPUs and recent CPUs) or 32-true (older CPUs, exact fp32)."
+        "bf16-mixed",
+        help="bf16-mixed (fast on GPUs and recent CPUs) or 32-true (older CPUs, exact fp32).",
+        rich_help_panel=TRAINING,
     ),
-    max_minutes: float = typer.Option(None, help="Training time limit per fold."),
-    out: Path = typer.Option(None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue a killed or interrupted run from its checkpoints in --out."
+    max_minutes: float = typer.Option(None, help="Training time limit per fold.", rich_help_panel=TRAINING),
+    out: Path = typer.Option(
+        None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>).", rich_help_panel=RUN
     ),
-    checkpoint_every: float = typer.Option(
-        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
-    ),
+    run: dict = RUN_FOLDER,
     device: str = DEVICE,
-    devices: int = DEVICES,
-    num_nodes: int = NUM_NODES,
-    strategy: str = STRATEGY,
+    scale_out: dict = SCALE_OUT,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune as run
@@ -118,16 +131,14 @@ def finetune(
         protocol=protocol,
         folds=folds,
         out=out,
-        overwrite=overwrite,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
+        **run,
         labels=labels,
         pretrained=start,
         seed=seed,
         precision=precision,
         max_minutes=max_minutes,
         device=device,
-        **scale_out(devices, num_nodes, strategy),
+        **scale_out,
         **architecture,
         **recipe,
     )
@@ -161,23 +172,22 @@ def finetune(
 
 
 @app.command()
+@grouped
 def pretrain(
-    corpus: list[Path] = typer.Option(..., "--corpus", help="FASTA or FASTA.gz files (repeat the option)."),
-    out: Path = typer.Option(Path("runs/dna-pretrain"), help="Output folder."),
-    window: int = typer.Option(1024, help="Window length in bases."),
-    epochs: int = typer.Option(1, help="Passes over the corpus."),
-    max_minutes: float = typer.Option(None, help="Stop after this many minutes."),
+    corpus: list[Path] = typer.Option(
+        ..., "--corpus", help="FASTA or FASTA.gz files (repeat the option).", rich_help_panel=DATA
+    ),
+    window: int = typer.Option(1024, help="Window length in bases.", rich_help_panel=DATA),
     exclude: list[str] = typer.Option(
-        ["enhancer_cohn", "nontata_promoters"], help="Tasks whose sequences must not leak (32-mer filter)."
+        ["enhancer_cohn", "nontata_promoters"],
+        help="Tasks whose sequences must not leak (32-mer filter).",
+        rich_help_panel=DATA,
     ),
-    seed: int = typer.Option(0, help="Random seed."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue a killed or interrupted run from its last checkpoint in --out."
-    ),
-    checkpoint_every: float = typer.Option(
-        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
-    ),
+    epochs: int = typer.Option(1, help="Passes over the corpus.", rich_help_panel=TRAINING),
+    max_minutes: float = typer.Option(None, help="Stop after this many minutes.", rich_help_panel=TRAINING),
+    seed: int = typer.Option(0, help="Random seed.", rich_help_panel=TRAINING),
+    out: Path = typer.Option(Path("runs/dna-pretrain"), help="Output folder.", rich_help_panel=RUN),
+    run: dict = RUN_FOLDER,
     device: str = DEVICE,
 ) -> None:
     """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
@@ -194,9 +204,7 @@ def pretrain(
         max_minutes=max_minutes,
         seed=seed,
         device=device,
-        overwrite=overwrite,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
+        **run,
     )
     from titans_ts.training import stop_note
 
@@ -211,6 +219,7 @@ def pretrain(
 
 
 @app.command()
+@grouped
 def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A task or a labelled CSV."),
@@ -225,6 +234,7 @@ def evaluate(
 
 
 @app.command()
+@grouped
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
     input: Path = typer.Option(..., "--input", "-i", help="FASTA, or CSV with a 'seq' column."),

@@ -7,7 +7,25 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import DEVICES, NUM_NODES, STRATEGY, console, make_app, scale_out, write_table_text
+from cli._common import console, make_app, write_table_text
+from cli.options import (
+    DATA,
+    DATA_FILE,
+    DATA_SOURCE,
+    DEVICE,
+    MODEL,
+    RUN,
+    RUN_FOLDER,
+    SCALE_OUT,
+    SPLIT,
+    TRAINING,
+    Reading,
+    grouped,
+    integers,
+    names,
+)
+from titans_ts.forecasting.benchmark import HORIZONS, MODELS
+from titans_ts.forecasting.defaults import ESTIMATOR
 
 app = make_app(
     "titans-ts",
@@ -16,170 +34,65 @@ app = make_app(
     "the evaluation protocol cuts it.",
 )
 
-DATA_DIR = typer.Option(
-    None, "--data-dir", help="Folder holding dataset files (else $TITANS_DATA_DIR, bundled, cache)."
+DATASET = typer.Option(
+    ..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path.", rich_help_panel=DATA
 )
-NO_VERIFY = typer.Option(False, "--no-verify", help="Skip the sha256 check of a registered dataset.")
-FILL = typer.Option(None, "--fill", help="Fill NaN/inf values: ffill, interpolate or zero (default: refuse).")
-DATE_COLUMN = typer.Option(None, "--date-column", help="Name of the timestamp column of your CSV (default: 'date').")
-NO_HEADER = typer.Option(
-    False, "--no-header", help="Your CSV has no header row: every row is data, columns are named x0, x1, ..."
+LOOKBACK = typer.Option(ESTIMATOR["lookback"], help="Steps of history the model sees.", rich_help_panel=DATA)
+HORIZON = typer.Option(
+    ESTIMATOR["horizon"], help="Steps to forecast (the benchmark uses 96, 192, 336, 720).", rich_help_panel=DATA
 )
-SEP = typer.Option(None, "--sep", help="The delimiter of your CSV (default: sniffed among , ; tab |).")
-ID_COL = typer.Option(None, "--id-col", help="Long format (id, time, value rows): the series id column.")
-TIME_COL = typer.Option(None, "--time-col", help="Long format: the time column (timestamps or integer steps).")
-TARGET = typer.Option(
-    None,
-    "--target",
-    help="Wide table: the column(s) to forecast and score, comma-separated [default: all]; the other columns "
-    "are covariates (read as inputs, not forecast). Long format: the value column (one panel column per id).",
-)
-COLUMNS = typer.Option(
-    None, "--columns", help="The columns to read as inputs, comma-separated [default: all numeric columns]."
-)
-SPLIT = typer.Option(
-    None, "--split", help="Your file's train,val,test fractions of the rows, e.g. 0.6,0.2,0.2 [default: 0.7,0.1,0.2]."
-)
-SPLIT_DATES = typer.Option(
-    None,
-    "--split-dates",
-    help="Your dated file split by date: where validation and test begin, e.g. 2017-06-01,2017-10-01.",
-)
+CHOSEN = " Default: the dataset's setting (`titans-ts defaults`)."
 
 
-def _split(text):
-    """--split "0.6,0.2,0.2" -> (0.6, 0.2, 0.2)."""
-    from titans_ts.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise ConfigError(f"--split takes three comma-separated fractions, e.g. 0.7,0.1,0.2; got {text!r}.")
-    return parts
+def _model(help: str):
+    return typer.Option(None, help=help + CHOSEN, rich_help_panel=MODEL)
 
 
-def _split_dates(text):
-    """--split-dates "2017-06-01,2017-10-01" -> ("2017-06-01", "2017-10-01")."""
-    from titans_ts.errors import ConfigError
-
-    if text is None:
-        return None
-    parts = tuple(p.strip() for p in text.split(","))
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(
-            f"--split-dates takes two comma-separated dates, where validation and test begin, e.g. "
-            f"2017-06-01,2017-10-01; got {text!r}."
-        )
-    return parts
+def _training(help: str, chosen: bool = True, default=None):
+    return typer.Option(default, help=help + (CHOSEN if chosen else ""), rich_help_panel=TRAINING)
 
 
-def _names(text):
-    """--columns "a, b" -> ["a", "b"]."""
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
-
-
-def _reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target: bool = False) -> dict:
-    """How to read a user's file, from the options every data-reading command shares. `--target` names
-    the value column of a long table; on a wide table only `fit` takes it (`wide_target`): a saved model
-    forecasts the targets it was fitted with."""
-    from titans_ts.errors import ConfigError
-
-    long = _long(id_col, time_col, target)
-    if long is None and target is not None and not wide_target:
-        raise ConfigError(
-            "--target here only names the value column of a long-format table (with --id-col and --time-col): "
-            "a saved model forecasts the target columns it was fitted with."
-        )
-    return {"fill": fill, "date_column": date_column, "header": not no_header, "sep": sep, "long": long}
-
-
-def _long(id_col, time_col, target):
-    """The long-format columns: all three, or None for a wide table (where --target picks targets)."""
-    from titans_ts.errors import ConfigError
-
-    given = {"--id-col": id_col, "--time-col": time_col, "--target": target}
-    if id_col is None and time_col is None:
-        return None
-    missing = [flag for flag, value in given.items() if value is None]
-    if missing:
-        needed = "a long-format table needs --id-col, --time-col and --target"
-        raise ConfigError(f"{needed}; add {', '.join(missing)}.")
-    return (id_col, time_col, target)
-
-
-DEVICE = typer.Option(
-    "auto", "--device", help="Where the model runs: auto (CUDA when available, else CPU), cpu or cuda."
-)
+EPOCHS = _training("Maximum epochs (early stopping on validation MSE may stop sooner).")
 
 
 @app.command()
 def datasets() -> None:
     """List the registered datasets, their shape and split protocol, and where each is found."""
-    from titans_ts.data import registered_datasets
-    from titans_ts.data.loading import locate
-    from titans_ts.errors import DatasetNotFoundError
+    from titans_ts.forecasting.api import list_datasets
 
     table = Table(title="Registered time-series datasets")
     for column in ("name", "rows x cols", "freq", "split", "file", "found at"):
         table.add_column(column)
-    for info in registered_datasets():
-        try:
-            where = str(locate(info, download=False))
-            where = "bundled" if info.bundled and where == str(info.bundled_path) else where
-        except DatasetNotFoundError:
-            where = "[yellow]not here[/] (supply the file; see README)"
-        table.add_row(info.name, f"{info.rows} x {info.columns}", info.freq, info.split, info.file, where)
+    for row in list_datasets():
+        where = row["found_at"] or "[yellow]not here[/] (supply the file; see README)"
+        table.add_row(row["name"], f"{row['rows']} x {row['columns']}", row["freq"], row["split"], row["file"], where)
     console.print(table)
     console.print("Your own data: pass the path of a CSV with a date column and numeric columns.")
 
 
 @app.command()
+@grouped
 def splits(
     dataset: str = typer.Argument(..., help="A registered name (ETTh1, weather, ...) or the path of a CSV."),
-    lookback: int = typer.Option(96, help="Input window length (rows)."),
-    horizon: int = typer.Option(96, help="Forecast length (rows)."),
-    data_dir: Path = DATA_DIR,
-    no_verify: bool = NO_VERIFY,
-    fill: str = FILL,
-    date_column: str = DATE_COLUMN,
-    no_header: bool = NO_HEADER,
-    sep: str = SEP,
-    id_col: str = ID_COL,
-    time_col: str = TIME_COL,
-    target: str = TARGET,
-    split: str = SPLIT,
-    split_dates: str = SPLIT_DATES,
+    lookback: int = LOOKBACK,
+    horizon: int = HORIZON,
+    source: dict = DATA_SOURCE,
+    reading: Reading = DATA_FILE,
+    split: dict = SPLIT,
 ) -> None:
     """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
     from titans_ts.data import describe_splits
 
-    summary = describe_splits(
-        dataset,
-        lookback,
-        horizon,
-        data_dir=data_dir,
-        verify=not no_verify,
-        **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),
-        split=_split(split),
-        split_dates=_split_dates(split_dates),
-    )
+    summary = describe_splits(dataset, lookback, horizon, **source, **reading.read, **split)
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
         f"protocol {summary['protocol']}, lookback {lookback}, horizon {horizon}"
     )
     for column in ("split", "rows [start, end)", "first timestamp", "last timestamp", "windows"):
         table.add_column(column)
-    for split in summary["splits"]:
+    for part in summary["splits"]:
         table.add_row(
-            split["split"],
-            f"[{split['start']}, {split['end']})",
-            split["first"],
-            split["last"],
-            str(split["windows"]),
+            part["split"], f"[{part['start']}, {part['end']})", part["first"], part["last"], str(part["windows"])
         )
     console.print(table)
     console.print(
@@ -188,61 +101,47 @@ def splits(
     )
 
 
-VARIANT_HELP = (
-    "Sequence mixer: lmm, mac, mag, mal (Titans blocks), or the baselines attention, dlinear, and the untrained "
-    "naive (repeat the last value) and seasonal_naive (repeat the last season, see --season)."
-)
-
-
-DEFAULTS_NOTE = " Default: the dataset's setting (`titans-ts defaults`)."
-
-
 @app.command()
+@grouped
 def fit(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
-    horizon: int = typer.Option(96, help="Steps to forecast (the benchmark uses 96, 192, 336, 720)."),
-    lookback: int = typer.Option(96, help="Steps of history the model sees."),
-    variant: str = typer.Option(None, help=VARIANT_HELP + DEFAULTS_NOTE),
-    tokens: str = typer.Option(None, help="variate (one token per column) or patch (time patches)." + DEFAULTS_NOTE),
-    dim: int = typer.Option(None, help="Model width." + DEFAULTS_NOTE),
-    layers: int = typer.Option(None, help="Number of SiMBA blocks." + DEFAULTS_NOTE),
-    memory_depth: int = typer.Option(None, help="Layers of the neural memory's MLP." + DEFAULTS_NOTE),
-    dropout: float = typer.Option(None, help="Dropout." + DEFAULTS_NOTE),
-    epochs: int = typer.Option(
-        None, help="Maximum epochs (early stopping on validation MSE may stop sooner)." + DEFAULTS_NOTE
+    dataset: str = DATASET,
+    horizon: int = HORIZON,
+    lookback: int = LOOKBACK,
+    source: dict = DATA_SOURCE,
+    reading: Reading = DATA_FILE,
+    columns: str = typer.Option(
+        None,
+        "--columns",
+        help="The columns to read as inputs, comma-separated \\[default: all numeric columns].",
+        rich_help_panel=DATA,
     ),
-    patience: int = typer.Option(None, help="Epochs without validation improvement before stopping." + DEFAULTS_NOTE),
-    batch_size: int = typer.Option(None, help="Windows per training batch." + DEFAULTS_NOTE),
-    lr: float = typer.Option(None, help="Peak learning rate (AdamW, warm-up then cosine)." + DEFAULTS_NOTE),
-    seed: int = typer.Option(0, help="Random seed."),
-    max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
+    split: dict = SPLIT,
+    variant: str = _model(
+        "Sequence mixer: lmm, mac, mag, mal (Titans blocks), or the baselines attention, dlinear, and the untrained "
+        "naive (repeat the last value) and seasonal_naive (repeat the last season, see --season)."
+    ),
+    tokens: str = _model("variate (one token per column) or patch (time patches)."),
+    dim: int = _model("Model width."),
+    layers: int = _model("Number of SiMBA blocks."),
+    memory_depth: int = _model("Layers of the neural memory's MLP."),
+    dropout: float = _model("Dropout."),
     season: int = typer.Option(
-        None, help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency)."
+        None,
+        help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency).",
+        rich_help_panel=MODEL,
     ),
-    out: Path = typer.Option(None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already saved in --out."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue a killed or interrupted run from its last checkpoint in --out."
+    epochs: int = EPOCHS,
+    patience: int = _training("Epochs without validation improvement before stopping."),
+    batch_size: int = _training("Windows per training batch."),
+    lr: float = _training("Peak learning rate (AdamW, warm-up then cosine)."),
+    seed: int = _training("Random seed.", chosen=False, default=ESTIMATOR["seed"]),
+    max_minutes: float = _training("Stop training after this many minutes.", chosen=False),
+    out: Path = typer.Option(
+        None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>).", rich_help_panel=RUN
     ),
-    checkpoint_every: float = typer.Option(
-        None, "--checkpoint-every", help="Also checkpoint every this many minutes (default: every epoch only)."
-    ),
-    data_dir: Path = DATA_DIR,
-    no_verify: bool = NO_VERIFY,
-    fill: str = FILL,
-    date_column: str = DATE_COLUMN,
-    no_header: bool = NO_HEADER,
-    sep: str = SEP,
-    id_col: str = ID_COL,
-    time_col: str = TIME_COL,
-    target: str = TARGET,
-    columns: str = COLUMNS,
-    split: str = SPLIT,
-    split_dates: str = SPLIT_DATES,
+    run: dict = RUN_FOLDER,
     device: str = DEVICE,
-    devices: int = DEVICES,
-    num_nodes: int = NUM_NODES,
-    strategy: str = STRATEGY,
+    scale_out: dict = SCALE_OUT,
 ) -> None:
     """Train a forecaster under the benchmark protocol; print val/test MSE and MAE; save model and plot.
 
@@ -251,58 +150,42 @@ def fit(
     """
     from titans_ts.distributed import is_main_process
     from titans_ts.forecasting.api import fit_dataset
-    from titans_ts.forecasting.defaults import defaults_for, family_of
-    from titans_ts.training import resolve_device, stop_note
+    from titans_ts.training import stop_note
 
-    resolve_device(device)  # a bad --device is the one line printed, before any "Fitting..."
-    given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
-    given.update(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr)
-    settings = {**defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
-    variant = settings["variant"]
-    family = family_of(dataset)
-    source = f"the {family} defaults" if family else "the general defaults"
     main = is_main_process()  # under DDP every rank runs this command; rank 0 prints and writes
-    if main:
-        console.print(f"Fitting [bold]{variant}[/] on [bold]{dataset}[/], lookback {lookback}, horizon {horizon}...")
-        console.print(
-            "Settings (" + source + " unless given): " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-            highlight=False,
-        )
+
+    def announce(settings) -> None:
+        params = settings.params
+        if main:
+            console.print(
+                f"Fitting [bold]{params['variant']}[/] on [bold]{dataset}[/], lookback {params['lookback']}, "
+                f"horizon {params['horizon']}..."
+            )
+            chosen = ", ".join(f"{k}={v}" for k, v in settings.chosen.items())
+            console.print(f"Settings ({settings.source} unless given): {chosen}", highlight=False)
+
+    given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
+    given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     record = fit_dataset(
-        dataset,
-        horizon=horizon,
-        lookback=lookback,
-        out=out,
-        overwrite=overwrite,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        data_dir=data_dir,
-        verify=not no_verify,
-        **_reading(fill, date_column, no_header, sep, id_col, time_col, target, wide_target=True),
-        split=_split(split),
-        split_dates=_split_dates(split_dates),
-        columns=_names(columns),
-        target=None if _long(id_col, time_col, target) else _names(target),
-        seed=seed,
-        max_minutes=max_minutes,
-        device=device,
-        season=season,
-        **scale_out(devices, num_nodes, strategy),
-        **settings,
-    )
+        dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
+        target=reading.targets, **split, **given, max_minutes=max_minutes, **run, device=device, **scale_out,
+        on_start=announce,
+    )  # fmt: skip
     if not main:
         return
-    console.print(_metrics_table(f"{record['dataset']} ({record['protocol']}), {variant}, horizon {horizon}", record))
-    trained = record["history"].get("trained", True)
     history = record["history"]
+    title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
+    console.print(_metrics_table(title, record))
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
-        if trained
+        if history.get("trained", True)
         else "Nothing to train (a naive forecast)"
     )
     stopped = stop_note(history, max_minutes)
     if stopped:
         console.print(f"[bold yellow]{stopped}[/]", highlight=False)
+    if record["replaced"]:
+        console.print(f"Replaced the model saved earlier in {record['out']}/ (--overwrite).")
     console.print(
         f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
@@ -331,32 +214,23 @@ def defaults() -> None:
     console.print(table)
 
 
+MODEL_DIR = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`.")
+
+
 @app.command()
+@grouped
 def predict(
-    model: Path = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`."),
+    model: Path = MODEL_DIR,
     input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
     out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
-    fill: str = FILL,
-    date_column: str = DATE_COLUMN,
-    no_header: bool = NO_HEADER,
-    sep: str = SEP,
-    id_col: str = ID_COL,
-    time_col: str = TIME_COL,
-    target: str = TARGET,
+    reading: Reading = DATA_FILE,
     device: str = DEVICE,
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
     from titans_ts.forecasting.api import predict_csv
 
-    forecast, written = predict_csv(
-        model,
-        input,
-        out,
-        plot,
-        device=device,
-        **_reading(fill, date_column, no_header, sep, id_col, time_col, target),
-    )
+    forecast, written = predict_csv(model, input, out, plot, device=device, **reading.for_saved_model())
     if written is None:
         write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
     else:
@@ -368,11 +242,11 @@ def predict(
 
 
 @app.command()
+@grouped
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path."),
-    data_dir: Path = DATA_DIR,
-    no_verify: bool = NO_VERIFY,
+    model: Path = MODEL_DIR,
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path.", rich_help_panel=DATA),
+    source: dict = DATA_SOURCE,
     out: Path = typer.Option(
         None,
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
@@ -382,7 +256,7 @@ def evaluate(
         None, help="Draw the test error by horizon step and a few test windows to this PNG (with --plot-columns)."
     ),
     plot_columns: str = typer.Option(
-        None, "--plot-columns", help="Comma-separated columns for --plot [default: the last target]."
+        None, "--plot-columns", help="Comma-separated columns for --plot \\[default: the last target]."
     ),
     online: bool = typer.Option(
         False,
@@ -390,13 +264,7 @@ def evaluate(
         help="Also evaluate the test split as a stream: each window forecast in time order from the memory "
         "state carried from the windows before it (memory variant lmm).",
     ),
-    fill: str = FILL,
-    date_column: str = DATE_COLUMN,
-    no_header: bool = NO_HEADER,
-    sep: str = SEP,
-    id_col: str = ID_COL,
-    time_col: str = TIME_COL,
-    target: str = TARGET,
+    reading: Reading = DATA_FILE,
     device: str = DEVICE,
 ) -> None:
     """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
@@ -404,20 +272,11 @@ def evaluate(
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved
 
-    read = _reading(fill, date_column, no_header, sep, id_col, time_col, target)
-    plot_columns = _names(plot_columns)
+    read = reading.for_saved_model()
     metrics = evaluate_saved(
-        model,
-        dataset,
-        data_dir=data_dir,
-        verify=not no_verify,
-        device=device,
-        windows_out=out,
-        plot=plot,
-        plot_columns=plot_columns,
-        online=online,
-        **read,
-    )
+        model, dataset, **source, device=device, windows_out=out, plot=plot, plot_columns=names(plot_columns),
+        online=online, **read,
+    )  # fmt: skip
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
     if online:
         m = metrics["test_online"]
@@ -436,19 +295,25 @@ def evaluate(
 
 
 @app.command()
+@grouped
 def benchmark(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path."),
-    horizons: str = typer.Option("96,192,336,720", help="Comma-separated horizons."),
-    seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them)."),
+    dataset: str = DATASET,
+    horizons: str = typer.Option(",".join(map(str, HORIZONS)), help="Comma-separated horizons.", rich_help_panel=DATA),
+    lookback: int = typer.Option(
+        ESTIMATOR["lookback"], help="Steps of history every model sees.", rich_help_panel=DATA
+    ),
+    seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them).", rich_help_panel=TRAINING),
     models: str = typer.Option(
-        "lmm,attention,attention-patch,dlinear,naive,seasonal_naive",
+        ",".join(m for m in MODELS if m != "lmm-general"),
         help="Comma-separated: lmm (ours, the dataset's defaults), lmm-general (ours, the general default), "
         "attention (variate tokens, iTransformer-like), attention-patch "
         "(patch tokens, PatchTST-like), dlinear, naive (repeat-last), seasonal_naive.",
+        rich_help_panel=MODEL,
     ),
-    lookback: int = typer.Option(96, help="Steps of history every model sees."),
-    epochs: int = typer.Option(None, help="Maximum epochs per run (early stopping on validation MSE)." + DEFAULTS_NOTE),
-    out: Path = typer.Option(None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>)."),
+    epochs: int = EPOCHS,
+    out: Path = typer.Option(
+        None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>).", rich_help_panel=RUN
+    ),
     device: str = DEVICE,
 ) -> None:
     """Run models x horizons x seeds on one dataset in one harness; print test MSE / MAE per horizon.
@@ -457,12 +322,12 @@ def benchmark(
     Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
     The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does.
     """
-    from titans_ts.forecasting.api import dataset_label
-    from titans_ts.forecasting.benchmark import mean_std, run_benchmark, summarize
+    from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
+    from titans_ts.forecasting.settings import dataset_label
 
-    horizon_list, seed_list = _int_list(horizons, "--horizons"), _int_list(seeds, "--seeds")
+    horizon_list, seed_list = integers(horizons, "--horizons"), integers(seeds, "--seeds")
     model_list = [m.strip() for m in models.split(",") if m.strip()]
-    runs_dir = out or Path("runs") / "benchmark" / dataset_label(dataset)
+    runs_dir = out or default_runs_dir(dataset)
     total = len(horizon_list) * len(seed_list) * len(model_list)
     done = []
 
@@ -472,16 +337,9 @@ def benchmark(
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
     records = run_benchmark(
-        dataset,
-        runs_dir,
-        horizons=horizon_list,
-        seeds=seed_list,
-        models=model_list,
-        lookback=lookback,
-        on_run=report,
-        device=device,
-        **({} if epochs is None else {"epochs": epochs}),
-    )
+        dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,
+        on_run=report, device=device, **({} if epochs is None else {"epochs": epochs}),
+    )  # fmt: skip
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
     for column in ["model", *(f"{h}" for h in horizon_list), "average"]:
         table.add_column(column)
@@ -491,18 +349,6 @@ def benchmark(
         table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
     console.print(table)
     console.print(f"One JSON per run in {runs_dir}/.")
-
-
-def _int_list(text: str, option: str) -> list[int]:
-    from titans_ts.errors import ConfigError
-
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated integers, e.g. 96,192; got {text!r}.") from None
-    if not values:
-        raise ConfigError(f"{option} is empty; give at least one value, e.g. 96.")
-    return values
 
 
 def _errors_table(title: str, errors) -> Table:

@@ -1,6 +1,7 @@
 """`titans-ts fit / predict / evaluate` end to end on a small CSV a user wrote."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -166,40 +167,99 @@ def test_defaults_are_looked_up_per_dataset(monkeypatch):
     assert set(defaults.FAMILY_OF.values()) == set(marks)
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_at_the_estimator(monkeypatch):
+    """api.TitansForecaster replaced by one that records its parameters and stops before any data is used."""
+    from titans_ts.forecasting import api
+
+    def fake_estimator(**params):
+        raise _Stop(params)
+
+    monkeypatch.setattr(api, "TitansForecaster", fake_estimator)
+
+
 def test_fit_uses_the_datasets_defaults_unless_given(monkeypatch, tmp_path):
-    from titans_ts.forecasting import api, defaults
-
-    seen = {}
-
-    def fake_fit(dataset, **params):
-        seen.update(params)
-        raise SystemExit(0)  # stop before any training
+    from titans_ts.forecasting import defaults
 
     monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {}, "ETTm": {"dim": 12, "layers": 3}, "weather": {}})
-    monkeypatch.setattr(api, "fit_dataset", fake_fit)
-    result = runner.invoke(app, ["fit", "--dataset", "ETTm1", "--layers", "1"])
-    assert result.exit_code == 0, result.output
+    _stop_at_the_estimator(monkeypatch)
+    result = runner.invoke(app, ["fit", "--dataset", "ETTm1", "--layers", "1"], env={"COLUMNS": "200"})
+    assert isinstance(result.exception, _Stop), result.output
+    seen = result.exception.args[0]
     assert seen["dim"] == 12 and seen["layers"] == 1 and seen["lr"] == defaults.GENERAL["lr"]
-    assert "ETTm defaults" in result.output
+    assert "ETTm defaults" in result.output and "dim=12, layers=1" in result.output
 
 
 def test_fit_dataset_fills_in_the_datasets_defaults(monkeypatch, tmp_path):
     from titans_ts.forecasting import api, defaults
 
-    class Stop(Exception):
-        pass
-
-    def fake_estimator(**params):
-        if "protocol" not in params:  # the settings check, before the data is read
-            return type("Checked", (), {"check_params": lambda self: None})()
-        raise Stop(params)
-
     monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 11}, "ETTm": {}, "weather": {}})
-    monkeypatch.setattr(api, "TitansForecaster", fake_estimator)
-    with pytest.raises(Stop) as stopped:
+    _stop_at_the_estimator(monkeypatch)
+    with pytest.raises(_Stop) as stopped:
         api.fit_dataset("ETTh1", horizon=96, dropout=0.3)
     params = stopped.value.args[0]
     assert params["dim"] == 11 and params["dropout"] == 0.3 and params["protocol"] == "ett_hourly"
+    assert set(params) == set(defaults.ESTIMATOR)  # every setting resolved, none left to the estimator
+
+
+def test_settings_are_resolved_once_and_checked_before_any_data_is_read(monkeypatch, tmp_path):
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting import settings
+    from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
+
+    resolved = settings.resolve_fit(str(tmp_path / "nowhere.csv"), dim=None, seed=3)  # None: not given
+    assert resolved.params == {**ESTIMATOR, "seed": 3} and resolved.chosen == GENERAL
+    assert resolved.source == "the general defaults" and str(resolved.out) == "runs/nowhere-lmm-h96-s3"
+    etth1 = settings.resolve_fit("ETTh1", horizon=192)
+    assert etth1.family == "ETTh" and etth1.params["protocol"] == "ett_hourly" and etth1.params["layers"] == 1
+    for bad, message in (
+        ({"horizon": 0}, "horizon=0 (a positive integer)"),
+        ({"chunk_size": -1, "lr": 0}, "chunk_size=-1"),
+        ({"device": "tpu"}, "device='tpu'"),
+        ({"dimm": 4}, "unknown setting(s) ['dimm']"),
+        ({"protocol": "ett_hourly"}, "unknown setting(s) ['protocol']"),
+        ({"split": (0.6, 0.2, 0.2)}, "registered benchmark"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            settings.resolve_fit("ETTh1", **bad)
+    calls = []
+    monkeypatch.setattr("titans_ts.training.resolve_device", lambda device: calls.append(device) or "cpu")
+    settings.resolve_fit("ETTh1")
+    assert calls == ["auto"]
+
+
+def test_fit_replaces_a_saved_model_only_with_overwrite_and_says_so(tmp_path):
+    write_series(tmp_path / "mine.csv", rows=300, columns=2)
+    args = ["fit", "--dataset", str(tmp_path / "mine.csv"), *SMALL, "--out", str(tmp_path / "model")]
+    first = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert first.exit_code == 0 and "Replaced" not in first.output, first.output
+    saved = (tmp_path / "model" / "model.safetensors").read_bytes()
+    for refused in (args, [*args, "--no-overwrite"]):
+        result = runner.invoke(app, refused)
+        assert result.exit_code == 2 and "pass --overwrite" in result.stderr, result.output
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == saved
+    again = runner.invoke(app, [*args, "--overwrite", "--seed", "1"], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert f"Replaced the model saved earlier in {tmp_path / 'model'}/" in again.output
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() != saved
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json", "forecast.png", "metrics.json", "model.safetensors"
+    ]  # fmt: skip
+
+
+def test_help_shows_the_option_groups_as_panels():
+    result = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for panel in ("Data", "Model", "Training", "Run folder", "Devices"):
+        assert f"─ {panel} ─" in result.output, panel
+    assert "--overwrite" in result.output and "--no-overwrite" in result.output
+    assert "[default: all]" in result.output  # not swallowed as rich markup
+    for command in ("splits", "predict", "evaluate"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert "─ Data ─" in shown and "--no-header" in shown and "--sep" in shown, command
 
 
 def test_predict_on_stdout_is_the_same_frame_as_its_out_file(tmp_path):

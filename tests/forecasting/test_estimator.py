@@ -127,3 +127,38 @@ def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):
         fitted.save(tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
     assert torch.isfinite(fitted.context_).all()
+
+
+def test_evaluating_the_fitted_data_reads_the_borders_of_fit_and_splits_nothing_again(fitted, series, monkeypatch):
+    from titans_ts.data import split_borders
+
+    assert fitted.borders_ == split_borders(len(series), 24, 12, fitted.protocol)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("make_splits ran again (scaler refit, frame rescaled)")
+
+    monkeypatch.setattr("titans_ts.data.windows.make_splits", refit)
+    monkeypatch.setattr("titans_ts.forecasting.estimator.make_splits", refit)
+    assert fitted.evaluate(split="val") == fitted.val_metrics_
+    assert fitted.evaluate(series, split="test") == fitted.evaluate(split="test")  # another frame: its own borders
+    assert len(fitted.window_forecasts(split="val")) == fitted.val_metrics_["windows"] * 12 * 3
+
+
+def test_the_defaults_are_written_once_and_the_config_reads_them():
+    from titans_ts.forecasting.defaults import ESTIMATOR
+    from titans_ts.forecasting.model import ForecastConfig
+
+    assert TitansForecaster().get_params() == ESTIMATOR
+    config = ForecastConfig()
+    shared = {name: getattr(config, name) for name in vars(config) if name in ESTIMATOR and name != "season"}
+    assert shared == {name: ESTIMATOR[name] for name in shared} and len(shared) == 12
+
+
+def test_impossible_settings_are_refused_by_one_check(series):
+    from titans_ts.forecasting.model import ForecastConfig
+
+    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
+            TitansForecaster(**{**TINY, **bad}).fit(series)
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
+            ForecastConfig(**bad)

@@ -75,3 +75,12 @@ def test_titans_ptf_needs_a_fixed_encoder_length(panel):
     training, _ = _datasets(panel, encoder=(16, 32))
     with pytest.raises(ConfigError, match="min_encoder_length == max_encoder_length"):
         TitansPTF.from_dataset(training)
+
+
+def test_its_defaults_are_the_estimators():
+    import inspect
+
+    from titans_ts.forecasting.defaults import ESTIMATOR
+
+    ptf = {n: p.default for n, p in inspect.signature(TitansPTF).parameters.items() if n in ESTIMATOR}
+    assert ptf == {name: ESTIMATOR[name] for name in ptf} and len(ptf) == 6

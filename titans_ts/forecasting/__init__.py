@@ -1,6 +1,16 @@
 """Forecasting with the Titans memory: layers, the SiMBA-style backbone, baselines, the estimator."""
 
-from titans_ts.forecasting.estimator import TitansForecaster
-from titans_ts.forecasting.model import VARIANTS, ForecastConfig, build_model
-
 __all__ = ["VARIANTS", "ForecastConfig", "TitansForecaster", "build_model"]
+
+
+def __getattr__(name):  # the estimator and the model pull in torch: import them on first use, so that the
+    # CLI reads defaults.py and settings.py without them
+    if name == "TitansForecaster":
+        from titans_ts.forecasting.estimator import TitansForecaster
+
+        return TitansForecaster
+    if name in ("VARIANTS", "ForecastConfig", "build_model"):
+        from titans_ts.forecasting import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'titans_ts.forecasting' has no attribute {name!r}")

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
-from titans_ts.data import load_dataset, make_splits, protocol_for
+from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.plots import plot_forecast
-from titans_ts.io import atomic_write_text
+from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
+from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text
+from titans_ts.training import check_device
 from titans_ts.version import __version__
 
-
-def dataset_label(dataset: str) -> str:
-    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+__all__ = ["dataset_label", "evaluate_saved", "fit_dataset", "list_datasets", "predict_csv", "select_columns"]
 
 
 def fit_dataset(
     dataset: str,
-    horizon: int = 96,
-    lookback: int = 96,
+    horizon: int | None = None,
+    lookback: int | None = None,
     out: str | Path | None = None,
     data_dir=None,
     verify: bool = True,
@@ -41,6 +42,7 @@ def fit_dataset(
     overwrite: bool = False,
     resume: bool = False,
     checkpoint_every: float | None = None,
+    on_start: Callable[[FitSettings], None] | None = None,
     **params,
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
@@ -48,45 +50,40 @@ def fit_dataset(
     split / split_dates: a user's file split by train,val,test fractions, or by the dates where validation
     and test begin (registered benchmarks keep their protocol). columns: the columns to read as inputs
     (default: all; the `target` columns are always inputs); `target` (among params) the ones forecast.
-    overwrite: replace a model already saved at `out` (else that is refused before any work).
+    overwrite: replace a model already saved at `out` (else that is refused before any work); the record
+    says whether one was ("replaced"). Nothing is replaced until the new model, metrics and plot are ready.
     Checkpoints go to `out/checkpoints` (every validated epoch, and every `checkpoint_every` minutes);
     resume=True continues a killed or interrupted run from there. They are removed once the run finished.
-    params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them. Settings left out
-    take the dataset's defaults (`defaults.defaults_for`: a benchmark family's validation choice, else
-    the general default).
+    params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them; horizon, lookback and
+    any left out (or None) take the dataset's defaults (`settings.resolve_fit`). on_start(settings) is
+    called once they are resolved and checked, before any data is read.
     """
-    from titans_ts.forecasting.defaults import defaults_for
-    from titans_ts.training import resolve_device, tune_cpu_allocator
+    from titans_ts.training import tune_cpu_allocator
 
-    params = {**defaults_for(dataset), **params}
-
-    resolve_device(params.get("device", "auto"))  # a bad device fails before the data is read
-    TitansForecaster(horizon=horizon, lookback=lookback, **params).check_params()  # so do impossible settings
-    protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
-    label = dataset_label(dataset)
-    out = Path(out or f"runs/{label}-{params.get('variant', 'lmm')}-h{horizon}-s{params.get('seed', 0)}")
+    settings = resolve_fit(
+        dataset, out=out, split=split, split_dates=split_dates, horizon=horizon, lookback=lookback,
+        checkpoint_minutes=checkpoint_every, **params,
+    )  # fmt: skip
+    if on_start is not None:
+        on_start(settings)
+    out = settings.out
+    replaced = not resume and any((out / name).is_file() for name in (CONFIG_FILE, MODEL_FILE))
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
     started = time.time()
-    frame = load_dataset(
-        dataset, data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep, long=long
-    )
-    frame = select_columns(frame, columns, params.get("target"))
-    protocol = protocol_for(dataset, split, split_dates, frame.index)
-    estimator = TitansForecaster(
-        horizon=horizon, lookback=lookback, protocol=protocol, checkpoint_dir=str(checkpoints),
-        checkpoint_minutes=checkpoint_every, **params,
-    )  # fmt: skip
+    read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
+    frame = select_columns(load_dataset(dataset, **read, long=long), columns, settings.params["target"])
+    params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
+    estimator = TitansForecaster(**params)
     estimator.fit(frame, resume=resume)
     if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
         return {"out": str(out), "rank": rank_and_world()[0]}
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
-    estimator.save(out)
     record = {
-        "dataset": label,
-        "protocol": protocol,
-        "lookback": lookback,
-        "horizon": horizon,
+        "dataset": settings.label,
+        "protocol": estimator.protocol,
+        "lookback": estimator.lookback,
+        "horizon": estimator.horizon,
         "split_dates": list(split_dates) if split_dates else None,
         "columns": [str(c) for c in estimator.columns_],
         "targets": [str(c) for c in estimator.targets_],
@@ -101,11 +98,31 @@ def fit_dataset(
         "titans_ts_version": __version__,
         "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
     }
-    atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
-    _plot_last_test_window(estimator, frame, out / "forecast.png", label)
+    with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
+        _plot_last_test_window(estimator, frame, plot, settings.label)
+        estimator.save(out)
+        atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
     finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
-    record["out"] = str(out)
-    return record
+    return record | {"out": str(out), "replaced": replaced}
+
+
+def list_datasets() -> list[dict]:
+    """The registered datasets: name, rows, columns, freq, split, file, and where the file is found here
+    ("bundled", a path; None when it is not here)."""
+    from titans_ts.data import registered_datasets
+    from titans_ts.data.loading import locate
+    from titans_ts.errors import DatasetNotFoundError
+
+    rows = []
+    for info in registered_datasets():
+        try:
+            where = str(locate(info, download=False))
+            where = "bundled" if info.bundled and where == str(info.bundled_path) else where
+        except DatasetNotFoundError:
+            where = None
+        rows.append({"name": info.name, "rows": info.rows, "columns": info.columns, "freq": info.freq})
+        rows[-1] |= {"split": info.split, "file": info.file, "found_at": where}
+    return rows
 
 
 def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
@@ -122,8 +139,7 @@ def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:
-    borders = make_splits(frame, estimator.lookback, estimator.horizon, estimator.protocol).borders
-    end = borders.test[1]
+    end = estimator.borders_.test[1]
     history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
     truth = frame.iloc[end - estimator.horizon : end]
     forecast = estimator.predict(history)
@@ -145,7 +161,7 @@ def predict_csv(
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
-    _check_device(device)
+    check_device(device)
     estimator = TitansForecaster.load(model_dir, device=device)
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
     forecast = estimator.predict(frame)
@@ -178,13 +194,13 @@ def evaluate_saved(
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
-    _check_device(device)
+    check_device(device)
     if windows_out is not None:
         from titans_ts.forecasting.diagnostics import check_table_path
 
         check_table_path(windows_out)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = estimator._check_columns(load_dataset(dataset, data_dir=data_dir, verify=verify, **read))
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
@@ -203,11 +219,3 @@ def evaluate_saved(
             plot_evaluation(table, by_step, plot, columns=plot_columns)
         metrics |= {"by_step": by_step, "by_column": errors_by(table, "column"), "rows": len(table)}
     return metrics
-
-
-def _check_device(device) -> None:
-    """Fail before any file is read when the device is unknown or absent."""
-    if device is not None:
-        from titans_ts.training import resolve_device
-
-        resolve_device(device)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from titans_ts.errors import ConfigError
-from titans_ts.forecasting.defaults import GENERAL
+from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
 from titans_ts.io import atomic_write_text
 
 MODELS = {  # settings not given here are the dataset's defaults (defaults.defaults_for)
@@ -36,11 +36,11 @@ def run_name(dataset_label: str, model: str, horizon: int, seed: int) -> str:
 
 def run_benchmark(
     dataset: str,
-    runs_dir: str | Path,
+    runs_dir: str | Path | None = None,
     horizons=HORIZONS,
     seeds=(0,),
     models=tuple(MODELS),
-    lookback: int = 96,
+    lookback: int = ESTIMATOR["lookback"],
     models_dir: str | Path | None = None,
     on_run: Callable[[str, dict, bool], None] | None = None,
     extra: dict | None = None,
@@ -48,18 +48,20 @@ def run_benchmark(
 ) -> list[dict]:
     """Run what is missing and return every run's record (val and test MSE/MAE, history, wall time).
 
+    runs_dir: the folder of one JSON per run (default: `default_runs_dir(dataset)`).
     params: TitansForecaster parameters shared by all models (epochs, device, ...); a model's own
     settings (`MODELS`) override them. on_run(name, record, reused) is called after each run.
     extra: fields added to each new record (e.g. the git commit of an experiment script).
     """
     from titans_ts.checkpointing import latest_checkpoint
-    from titans_ts.forecasting.api import dataset_label, fit_dataset
+    from titans_ts.forecasting.api import fit_dataset
+    from titans_ts.forecasting.settings import dataset_label
     from titans_ts.training import require_finished
 
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}.")
-    runs_dir = Path(runs_dir)
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(dataset)
     models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
     label = dataset_label(dataset)
     lookbacks = {model: lookback for model in models}
@@ -99,9 +101,16 @@ def run_benchmark(
     return records
 
 
+def default_runs_dir(dataset: str) -> Path:
+    """Where `titans-ts benchmark` keeps a dataset's runs unless told: runs/benchmark/<dataset label>."""
+    from titans_ts.forecasting.settings import dataset_label
+
+    return Path("runs") / "benchmark" / dataset_label(dataset)
+
+
 def seasonal_naive_lookback(lookback: int, index) -> int:
     """Seasonal naive repeats the last season, so it sees at least one (10-minute data: 144 steps)."""
-    from titans_ts.forecasting.estimator import season_from_index
+    from titans_ts.forecasting.time_axis import season_from_index
 
     return max(lookback, season_from_index(index) or 0)
 

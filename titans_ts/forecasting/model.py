@@ -6,14 +6,16 @@ as the attention baseline, causal softmax attention in the same code path.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from titans_ts.errors import ConfigError
+from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.layers import EinFFT, PatchTokenizer, RevIN, VariateTokenizer
+from titans_ts.forecasting.settings import positive_problems, refuse
 from titans_ts.memory import PersistentAttention, make_block
 
 VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear", "naive", "seasonal_naive")
@@ -23,19 +25,21 @@ TOKENS = ("patch", "variate")
 
 @dataclass(frozen=True)
 class ForecastConfig:
-    lookback: int = 96
-    horizon: int = 96
+    """The network's shape; the fields TitansForecaster also has take its defaults (defaults.ESTIMATOR)."""
+
+    lookback: int = ESTIMATOR["lookback"]
+    horizon: int = ESTIMATOR["horizon"]
     channels: int = 7
-    variant: str = "lmm"  # a Titans block, or a baseline: "attention", "dlinear", "naive", "seasonal_naive"
-    tokens: str = "patch"  # channel-independent time patches, or one token per variate
-    dim: int = 64
-    layers: int = 2
-    heads: int = 4
-    patch_len: int = 16
-    stride: int = 8
-    dropout: float = 0.1
-    memory_depth: int = 2
-    chunk_size: int = 16
+    variant: str = ESTIMATOR["variant"]  # a Titans block, or a baseline: "attention", "dlinear", "naive", ...
+    tokens: str = ESTIMATOR["tokens"]  # one token per variate, or channel-independent time patches
+    dim: int = ESTIMATOR["dim"]
+    layers: int = ESTIMATOR["layers"]
+    heads: int = ESTIMATOR["heads"]
+    patch_len: int = ESTIMATOR["patch_len"]
+    stride: int = ESTIMATOR["stride"]
+    dropout: float = ESTIMATOR["dropout"]
+    memory_depth: int = ESTIMATOR["memory_depth"]
+    chunk_size: int = ESTIMATOR["chunk_size"]
     einfft_blocks: int = 4
     season: int = 0  # steps per season, for variant="seasonal_naive" (0: not used)
     targets: tuple[int, ...] = ()  # positions of the forecast channels among the inputs (empty: all)
@@ -50,8 +54,8 @@ class ForecastConfig:
             raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
         if self.tokens not in TOKENS:
             raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
-        if min(self.lookback, self.horizon, self.channels, self.dim, self.layers) < 1:
-            raise ConfigError("lookback, horizon, channels, dim and layers must all be >= 1.")
+        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size")
+        refuse(positive_problems({name: getattr(self, name) for name in sizes}))
         if self.dim % self.heads or self.dim % self.einfft_blocks:
             raise ConfigError(
                 f"dim={self.dim} must be divisible by heads={self.heads} and einfft_blocks={self.einfft_blocks}."
@@ -66,6 +70,12 @@ class ForecastConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def of(cls, estimator, channels: int, season: int = 0, targets=None) -> ForecastConfig:
+        """The config of a TitansForecaster's network: its parameters of the same name, and the data's shape."""
+        shared = {f.name: getattr(estimator, f.name) for f in fields(cls) if f.name in ESTIMATOR and f.name != "season"}
+        return cls(channels=channels, season=season, targets=tuple(targets or ()), **shared)
 
 
 def forecast_targets(forecast: torch.Tensor, config: ForecastConfig) -> torch.Tensor:

@@ -10,7 +10,8 @@
 The network is `SimbaForecaster` (the same memory blocks as `TitansForecaster`, no copy): every real-valued
 encoder input of the dataset (the target, and covariates) is one variate token; the model forecasts them
 all and the target's forecast is the output, de-normalised by ptf's target normaliser. It needs a fixed
-encoder length (min_encoder_length == max_encoder_length) and one target.
+encoder length (min_encoder_length == max_encoder_length) and one target. Settings not given take
+TitansForecaster's defaults (titans_ts/forecasting/defaults.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pytorch_forecasting.metrics import MAE
 from pytorch_forecasting.models import BaseModel
 
 from titans_ts.errors import ConfigError
+from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
 
 
@@ -30,12 +32,12 @@ class TitansPTF(BaseModel):
         prediction_length: int,
         n_inputs: int,
         target_position: int,
-        variant: str = "lmm",
-        dim: int = 32,
-        layers: int = 2,
-        heads: int = 4,
-        memory_depth: int = 2,
-        dropout: float = 0.1,
+        variant: str = ESTIMATOR["variant"],
+        dim: int = ESTIMATOR["dim"],
+        layers: int = ESTIMATOR["layers"],
+        heads: int = ESTIMATOR["heads"],
+        memory_depth: int = ESTIMATOR["memory_depth"],
+        dropout: float = ESTIMATOR["dropout"],
         **kwargs,
     ):
         self.save_hyperparameters()

@@ -1,0 +1,56 @@
+"""What the forecaster accepts as data: a frame of its columns, and the target columns among them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from titans_ts.data import validate_frame
+from titans_ts.errors import ConfigError, DataValidationError
+
+
+def as_frame(X) -> pd.DataFrame:
+    """A validated DataFrame from a DataFrame or a 1-D / 2-D array (time x features: columns x0, x1, ...)."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    else:
+        array = np.asarray(X)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise DataValidationError(
+                f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}."
+            )
+        frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+    return validate_frame(frame, source="the input data")
+
+
+def target_positions(target, columns) -> list[int] | None:
+    """Positions of the `target` column(s) among `columns`; None when every column is a target."""
+    if target is None:
+        return None
+    names = [target] if isinstance(target, str) else list(target)
+    columns = [str(c) for c in columns]
+    unknown = [t for t in names if str(t) not in columns]
+    if not names or unknown:
+        raise DataValidationError(
+            f"target column(s) {unknown or names} are not in the data; its columns are {columns}."
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"target lists a column twice: {names}.")
+    positions = [columns.index(str(t)) for t in names]
+    return None if sorted(positions) == list(range(len(columns))) and positions == sorted(positions) else positions
+
+
+def fitted_columns(frame: pd.DataFrame, fitted: list) -> pd.DataFrame:
+    """The `fitted` columns of `frame`, in the fitted order (other columns are ignored)."""
+    columns = [str(c) for c in frame.columns]
+    if columns == [str(c) for c in fitted]:
+        return frame
+    missing = [c for c in fitted if str(c) not in columns]
+    if missing:
+        raise DataValidationError(
+            f"the model was trained on columns {fitted}; the data lacks {missing} (it has {columns})."
+        )
+    frame = frame.set_axis(columns, axis=1)
+    return frame[[str(c) for c in fitted]]

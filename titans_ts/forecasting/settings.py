@@ -1,0 +1,118 @@
+"""The settings of a forecasting run, resolved once, and the checks every setting passes (each rule once).
+
+`resolve_fit(dataset, **given)` turns a dataset and the options a caller gave into every setting of a run:
+the estimator's defaults (defaults.ESTIMATOR), the dataset family's choice over them (defaults_for), the
+options given over both; the device resolved, the settings checked, the split protocol named and the output
+folder chosen, all before any data is read. `fit_dataset`, `titans-ts fit` and the experiment scripts call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, family_of
+
+POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
+NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
+
+
+def positive_problems(values: dict) -> list[str]:
+    """The values that are not positive integers, as `name=value (a positive integer)`."""
+    return [f"{name}={value!r} (a positive integer)" for name, value in values.items() if not _positive(value)]
+
+
+def refuse(problems: list[str]) -> None:
+    """One ConfigError naming every impossible setting (nothing when there is none)."""
+    if problems:
+        raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int) and value >= 1
+
+
+def check(params: dict) -> None:
+    """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them).
+
+    params: TitansForecaster's parameters (every one)."""
+    from titans_ts.forecasting.model import UNTRAINED
+
+    problems = []
+    if params["variant"] not in UNTRAINED and not _positive(params["epochs"]):
+        problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
+    problems += positive_problems({name: params[name] for name in POSITIVE})
+    if not (isinstance(params["patience"], int) and params["patience"] >= 0):
+        problems.append(f"patience={params['patience']!r} (0 or more epochs)")
+    if not params["lr"] > 0:
+        problems.append(f"lr={params['lr']!r} (positive)")
+    if not 0 <= params["dropout"] < 1:
+        problems.append(f"dropout={params['dropout']!r} (in [0, 1))")
+    if params["max_minutes"] is not None and not params["max_minutes"] > 0:
+        problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
+    refuse(problems)
+
+
+def dataset_label(dataset: str) -> str:
+    """The name a run is filed under: a registered name as given, a file's stem."""
+    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Every setting of one run on a dataset (`resolve_fit`)."""
+
+    dataset: str
+    params: dict  # TitansForecaster's parameters, every one (a split by dates: see `protocol`)
+    device: object  # params["device"] resolved: the torch.device the run uses
+    family: str | None  # the benchmark family whose defaults filled in what was not given (None: general)
+    out: Path
+    split: tuple[float, float, float] | None = None
+    split_dates: tuple[str, str] | None = None
+
+    @property
+    def label(self) -> str:
+        return dataset_label(self.dataset)
+
+    @property
+    def source(self) -> str:
+        """Where the settings not given came from, in words."""
+        return f"the {self.family} defaults" if self.family else "the general defaults"
+
+    @property
+    def chosen(self) -> dict:
+        """The settings a family may choose (`titans-ts defaults`), as this run has them."""
+        return {key: self.params[key] for key in CHOSEN}
+
+    def protocol(self, index=None) -> str:
+        """The split protocol; a split by dates needs the data's time `index` to find its rows (until then
+        params["protocol"] holds the default, with which the split was checked)."""
+        from titans_ts.data import protocol_for
+
+        return protocol_for(self.dataset, self.split, self.split_dates, index)
+
+
+def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given) -> FitSettings:
+    """Every setting of a run on `dataset` from the options given (None: not given), checked.
+
+    given: TitansForecaster's parameters (but protocol and checkpoint_dir, which come from the dataset, the
+    `split` / `split_dates` and the `out` folder). Settings left out take the dataset family's defaults
+    (`defaults.defaults_for`), then the estimator's. Raises before any data is read: an unknown or impossible
+    setting, a bad device or a missing GPU, a split a registered benchmark refuses."""
+    from titans_ts.data import protocol_for
+    from titans_ts.training import resolve_device
+
+    unknown = sorted(set(given) - set(ESTIMATOR) | set(given) & set(NOT_GIVEN))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {unknown}; the settings are {sorted(set(ESTIMATOR) - set(NOT_GIVEN))} "
+            "(the protocol comes from the dataset or split=, the checkpoints go to out/checkpoints)."
+        )
+    params = {**ESTIMATOR, **defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
+    device = resolve_device(params["device"])  # a bad device fails before the data is read
+    check(params)  # so do impossible settings
+    params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
+    label = dataset_label(dataset)
+    out = Path(out or f"runs/{label}-{params['variant']}-h{params['horizon']}-s{params['seed']}")
+    return FitSettings(dataset, params, device, family_of(dataset), out, split, split_dates)

@@ -1,0 +1,82 @@
+"""Streaming: the memory keeps learning across forecasts (TitansForecaster.update / online_forecasts)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.inputs import as_frame
+from titans_ts.forecasting.time_axis import advanced
+
+
+class Streaming:
+    """TitansForecaster's streaming methods (a mixin: it uses the fitted model, scaler and context)."""
+
+    def update(self, new_rows):
+        """Append observations in time order and let the memory keep what it learns from them.
+
+        For each new row, the window of the last `lookback` rows is run through the network starting from
+        the carried memory state (memory weights and momentum of every block; see docs/forecasting.md),
+        its forecast is kept, and the state after the window becomes the carried state. `predict()` then
+        returns the forecast made at the last row. update(a); update(b) equals update(a + b).
+        """
+        self._check_fitted()
+        self._check_streamable()
+        frame = self._check_columns(as_frame(new_rows))
+        scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+        device = self._device()
+        self.model_.to(device).eval()
+        context, state = self.context_.to(device), getattr(self, "memory_state_", None)
+        with torch.no_grad():
+            for row in scaled.to(device):
+                context = torch.cat([context[1:], row[None]])
+                forecast, state = self._stream_step(context[None], state)
+        self.context_ = context.cpu()
+        self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
+        self.last_index_ = advanced(self.last_index_, frame.index)
+        return self
+
+    def online_forecasts(self, X=None, split: str = "test") -> np.ndarray:
+        """Forecasts (scaled) of every window of a split, made as a stream: in time order, each from the
+        memory state carried from the windows before it (and never from its own targets)."""
+        self._check_fitted()
+        self._check_streamable()
+        _, _, loader = self._split_windows(X, split, batch_size=1)
+        device = self._device()
+        self.model_.to(device).eval()
+        forecasts, state = [], None
+        with torch.no_grad():
+            for x, _ in loader:
+                forecast, state = self._stream_step(x.to(device), state)
+                forecasts.append(forecast[0].double().cpu().numpy())
+        return np.stack(forecasts)
+
+    def _online_metrics(self, X, split: str, batch_size: int) -> dict:
+        """`evaluate(online=True)`: MSE and MAE of `online_forecasts` over every window of the split."""
+        forecasts = self.online_forecasts(X, split)
+        _, _, loader = self._split_windows(X, split, batch_size)
+        targets = torch.cat([y for _, y in loader]).double().numpy()
+        error = forecasts - targets
+        return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
+
+    def _stream_step(self, window: torch.Tensor, state):
+        forecast, states = self.model_(window, state, return_states=True)
+        return forecast, [carried(s) for s in states]
+
+    def _check_streamable(self) -> None:
+        if self.variant != "lmm":
+            raise ConfigError(
+                f"streaming updates need the memory variant 'lmm'; this model is {self.variant!r} "
+                "(no memory, or attention beside it whose window is not carried)."
+            )
+
+
+def carried(state):
+    """What a stream carries to the next window: the memory's weights and momentum, not its conv cache
+    (a new window is a new token sequence)."""
+    if state is None:
+        return None
+    return replace(state, conv_cache=None, tokens_seen=0)
