@@ -23,8 +23,8 @@ def run(config: dict) -> None:
     import torch
 
     from titans_ts import TitansForecaster
-    from titans_ts.data import load_dataset, protocol_for
-    from titans_ts.forecasting.defaults import defaults_for
+    from titans_ts.data import load_dataset
+    from titans_ts.forecasting.settings import resolve_fit
     from titans_ts.io import atomic_write_text
 
     claims = config["_claims"]
@@ -40,14 +40,15 @@ def run(config: dict) -> None:
                         continue
                     started = time.time()
                     frame = load_dataset(dataset)
-                    params = {**defaults_for(dataset), "seed": seed, "progress": False}
-                    model = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), **params)
+                    given = {"seed": seed, "progress": False}
+                    settings = resolve_fit(dataset, horizon=horizon, **given)  # the dataset's defaults, its protocol
+                    model = TitansForecaster(**settings.params)
                     model.fit(frame)
                     record = {
                         "dataset": dataset,
                         "horizon": horizon,
                         "seed": seed,
-                        "params": params,
+                        "params": settings.chosen | given,
                         "history": model.history_,
                         "frozen": model.evaluate(split="test"),
                         "online": model.evaluate(split="test", online=True),

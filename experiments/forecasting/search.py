@@ -67,8 +67,8 @@ def run_search(config: dict) -> None:
 
 def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> None:
     from titans_ts import TitansForecaster
-    from titans_ts.data.protocol import protocol_for
     from titans_ts.forecasting.benchmark import seasonal_naive_lookback
+    from titans_ts.forecasting.settings import resolve_fit
     from titans_ts.io import atomic_write_text
     from titans_ts.training import require_finished
 
@@ -76,7 +76,8 @@ def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> 
     params = {"lookback": config["lookback"], **params}
     if params["variant"] == "seasonal_naive":  # the same rule as `titans-ts benchmark`
         params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
-    estimator = TitansForecaster(horizon=horizon, protocol=protocol_for(dataset), progress=False, **params)
+    # the config's base names every setting a family may choose (defaults.CHOSEN): no family default enters
+    estimator = TitansForecaster(**resolve_fit(dataset, horizon=horizon, progress=False, **params).params)
     estimator.fit(frame)  # early stopping and the reported number: validation only
     require_finished(estimator.history_, path.stem)
     record = {
