@@ -51,6 +51,18 @@ def test_chunked_equals_reference_in_float64(depth, T, chunk_size, recompute):
         assert rel_err(a, b) <= 1e-9, f"d/d{name}"
 
 
+@pytest.mark.parametrize("bound", [None, 0.3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_recompute_runs_the_same_passes_bit_for_bit(dtype, bound):
+    """recompute=True keeps chunk-start states and runs each chunk's passes again; on a CPU the blocks are
+    single chunks either way, so outputs and gradients are the very same numbers."""
+    inputs = memory_inputs(T=37, depth=2, dtype=dtype, requires_grad=True)
+    kept = _run_with_grads("chunked", inputs, 8, max_grad_norm=bound)
+    recomputed = _run_with_grads("chunked", inputs, 8, max_grad_norm=bound, recompute=True)
+    for a, b in zip((*kept[0], *kept[1]), (*recomputed[0], *recomputed[1]), strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("backend, recompute", [("reference", False), ("chunked", False), ("chunked", True)])
 def test_surprise_clipping_agrees_and_bounds_the_update(backend, recompute):
     inputs = memory_inputs(T=40, depth=2, max_lr=1.0, requires_grad=True)
@@ -233,9 +245,9 @@ def test_compiled_chunked_passes_equal_the_reference_in_float64():
 @pytest.mark.parametrize("T", [5, 40, 63])
 def test_chunked_passes_over_blocks_of_chunks_equal_the_reference(monkeypatch, block, depth, T):
     """The GPU layout (all chunks in one block, gathered last rows of uneven chunks) checked here on CPU."""
-    from titans_ts.memory.ops import chunked
+    from titans_ts.memory.ops.chunked import chunk
 
-    monkeypatch.setattr(chunked, "chunks_per_block", lambda device, chunks: chunks if block == "all" else block)
+    monkeypatch.setattr(chunk, "chunks_per_block", lambda device, chunks: chunks if block == "all" else block)
     inputs = memory_inputs(B=2, H=2, T=T, D=5, hidden=7, D_out=6, depth=depth, requires_grad=True, seed=T + depth)
     ref_out, ref_grads = _run_with_grads("reference", inputs, 8, max_grad_norm=0.4)
     out, grads = _run_with_grads("chunked", inputs, 8, max_grad_norm=0.4)

@@ -18,8 +18,7 @@ from torch import nn
 
 from titans_ts.memory.conv import causal_depthwise_conv
 from titans_ts.memory.ops import neural_memory
-from titans_ts.memory.ops._mlp import mlp_forward
-from titans_ts.memory.ops.compiled import maybe_compiled
+from titans_ts.memory.ops.common import maybe_compiled, mlp_forward
 
 
 @dataclass(frozen=True)

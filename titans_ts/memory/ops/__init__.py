@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops._mlp import check_arguments
 from titans_ts.memory.ops.chunked import neural_memory_chunked
+from titans_ts.memory.ops.common import check_arguments
 from titans_ts.memory.ops.reference import neural_memory_reference
 
 BACKENDS = ("reference", "chunked", "triton", "auto")

@@ -32,7 +32,7 @@ def neural_memory_triton(
     q, k, v, theta, alpha, eta, weights, momentum=None, *, chunk_size=16, max_grad_norm=None, recompute=False
 ):
     """The chunk-parallel recurrence with pass (b), the sequential state pass, on Triton kernels forward
-    and backward; the passes parallel over chunks (gates, outputs) run as batched PyTorch (`chunked.py`)."""
+    and backward; the passes parallel over chunks (gates, outputs) run as batched PyTorch (`ops/chunked`)."""
     from functools import partial
 
     from titans_ts.memory.ops.chunked import neural_memory_chunked

@@ -1,7 +1,7 @@
 """Triton kernels of pass (b) backward: the reverse walk over chunks carrying dU = (dW_l, dS_l).
 
-The maths and names are `chunk_state.state_backward`'s. For chunk c (last first), with dU' the gradient of
-the state after it, the output pass's gradients d_direct, (d a, d g) and d theta' already known:
+The maths and names are those of `chunked/state.py`'s `state_backward`. For chunk c (last first), with
+dU' the gradient of the state after it, the output pass's gradients d_direct, (d a, d g) and d theta' already known:
     keys_backward_kernel_{1,2}  grid (row blocks, B*H): per token, the state step's chain rule into the
                   keys' factors (d g_l -= c a dW' + p a dS', d a_l += c d_x + p d_x_s with d_x = -g dW'^T),
                   the gradient of theta' and of the surprise bound, then the keys' own backward (through

@@ -1,6 +1,6 @@
 """Triton kernels of pass (b), the sequential state pass, forward: two small launches per chunk.
 
-The maths and names are `chunk_state.py`'s. For chunk c, from the chunk-start state U_l = (W_l, S_l):
+The maths and names are `chunked/state.py`'s. For chunk c, from the chunk-start state U_l = (W_l, S_l):
     keys_kernel        grid (row blocks of the chunk, B*H): the keys through the memory, the last layer's
                        gradient g_L, the surprise norm ||u_i|| and theta'_i. Tokens are independent here,
                        so rows split across programs; the hidden width is walked in tiles, summing its

@@ -1,4 +1,4 @@
-"""Pass (b) forward on the Triton kernels of `state_forward.py`, with `chunk_state.state_forward`'s interface.
+"""Pass (b) forward on the Triton kernels of `state_forward.py`, with `chunked.state.state_forward`'s interface.
 
 The kernels walk the chunks (two launches each) and write every chunk-start state; the keys' factors that
 the output pass and the backward read (a_l, z_l, g_l, r_l) are then recomputed from those states for all
@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops._mlp import mlp_grads
-from titans_ts.memory.ops.chunk_gates import ChunkGates
-from titans_ts.memory.ops.chunk_state import StateGrads, StatePass, _LastOfChunk
+from titans_ts.memory.ops.chunked.gates import ChunkGates
+from titans_ts.memory.ops.chunked.state import LastOfChunk, StateGrads, StatePass
+from titans_ts.memory.ops.common import mlp_grads
 
 DOT_OF_DTYPE = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+# tl.dot's smallest tile: the floor of every tile, and the rows of a chunk that one keys program takes.
+TILE = 16
 
 
 def block(n: int) -> int:
-    """The power-of-two tile of a dimension (at least 16: tl.dot's minimum)."""
-    return max(16, 1 << (int(n) - 1).bit_length())
+    """The power-of-two tile of a dimension (at least TILE)."""
+    return max(TILE, 1 << (int(n) - 1).bit_length())
 
 
 def tiles(d_in: int, hidden: int, d_out: int, chunk: int, depth: int) -> dict:
@@ -55,19 +57,19 @@ def launch_options(kernel: str) -> dict:
 
 
 def keys_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
-    return {"DEPTH": depth, "CLIP": clip, **tiles(d_in, hidden, d_out, chunk, depth), "BR": 16, "DOT": dot}
+    return {"DEPTH": depth, "CLIP": clip, **tiles(d_in, hidden, d_out, chunk, depth), "BR": TILE, "DOT": dot}
 
 
 def step_constants(d_in, hidden, d_out, chunk, depth, dot) -> dict:
     sizes = tiles(d_in, hidden, d_out, chunk, depth)
-    if chunk <= 16:  # one row block: sm_80's register allocation spills at 32-wide tiles (docs/kernels.md)
-        sizes["BH"] = min(16, sizes["BH"])
+    if chunk <= TILE:  # one row block: sm_80's register allocation spills at 32-wide tiles (docs/kernels.md)
+        sizes["BH"] = min(TILE, sizes["BH"])
     return {"DEPTH": depth, **sizes, "RB": min(chunk, 32), "DOT": dot}
 
 
 def keys_backward_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
     sizes = tiles(d_in, hidden, d_out, chunk, depth)
-    constants = {"CLIP": clip, "D_IN": d_in, "D_OUT": d_out, "CHUNK": chunk, "BR": 16, "BD_IN": sizes["BD_IN"]}
+    constants = {"CLIP": clip, "D_IN": d_in, "D_OUT": d_out, "CHUNK": chunk, "BR": TILE, "BD_IN": sizes["BD_IN"]}
     constants |= {"BH": sizes["BH"], "DOT": dot}
     return constants | ({"HID": hidden, "BD_OUT": sizes["BD_OUT"]} if depth == 2 else {})
 
@@ -90,7 +92,7 @@ def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad
     chunks, batch, heads, n, d_in = k.shape
     d_out, depth, clip = v.shape[-1], len(states), max_grad_norm is not None
     hidden = states[0].shape[-1]
-    last = _LastOfChunk(gates, lasts)
+    last = LastOfChunk(gates, lasts)
     rows, mix = last.rows.contiguous(), last.mix.contiguous()
     k, v, theta = k.contiguous(), v.contiguous(), theta.contiguous()
     buffers = []
@@ -139,7 +141,7 @@ def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad
 def state_backward_triton(
     sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_theta_out, d_states_T, dot: int = 0
 ) -> StateGrads:
-    """`chunk_state.state_backward` on the kernels of `state_backward.py`: per chunk, last first, one
+    """`chunked.state.state_backward` on the kernels of `state_backward.py`: per chunk, last first, one
     keys-backward launch and one state-backward launch per layer."""
     from titans_ts.memory.ops.triton.state_backward import (
         keys_backward_kernel_1,
@@ -165,8 +167,8 @@ def state_backward_triton(
     d_back = torch.empty_like(g[0][0])
     tile_counts = [-(-sizes["HID"] // sizes["BH"])] * depth
     d_mix = [theta.new_empty(chunks, count, batch * heads, 3) for count in tile_counts]
-    keys_grid = (n // 16, batch * heads)
     keys_args = keys_backward_constants(d_in, hidden, d_out, n, depth, clip, dot)
+    keys_grid = (n // keys_args["BR"], batch * heads)
     step_args = [state_backward_constants(d_in, hidden, d_out, n, depth, layer, dot) for layer in range(depth)]
     d_next = [d.float().contiguous() for d in d_states_T]
     for c in range(chunks - 1, -1, -1):

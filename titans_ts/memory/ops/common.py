@@ -1,4 +1,5 @@
-"""The memory MLP on row vectors, its exact per-token gradient, and shared argument checks.
+"""What every backend shares: the memory MLP and its per-token gradient, the argument checks, the chunker,
+and the torch.compile cache.
 
 `M(x) = W_L(... gelu(x W_1) ...)`, exact GELU between layers, none after the last.
 Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the outer product
@@ -7,12 +8,14 @@ Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the out
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 Weights = tuple[torch.Tensor, ...]
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def mlp_forward(x: torch.Tensor, weights: Weights) -> tuple[torch.Tensor, list, list]:
@@ -48,10 +51,15 @@ def mlp_grads(k: torch.Tensor, v: torch.Tensor, weights: Weights) -> KeyGradient
     for layer in range(depth - 1, -1, -1):
         grads[layer] = g
         if layer > 0:
-            back[layer - 1] = g @ weights[layer].transpose(-1, -2)
+            back[layer - 1] = g @ weights[layer].mT
             # aten's fused gelu_backward: back * gelu'(z) in one op, and it is differentiable itself.
             g = torch.ops.aten.gelu_backward(back[layer - 1], pre[layer - 1])
     return KeyGradients(inputs, pre, grads, back)
+
+
+def gelu_second(z: torch.Tensor) -> torch.Tensor:
+    """gelu''(z) = phi(z) (2 - z^2) for the exact GELU (the keys' backward differentiates gelu')."""
+    return torch.exp(-0.5 * z * z) * _INV_SQRT_2PI * (2.0 - z * z)
 
 
 def surprise_norm(key_grads: KeyGradients) -> torch.Tensor:
@@ -93,3 +101,44 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size) -
         raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
+
+
+def to_chunks(tensor: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """(B, H, T, ...) -> chunk-major (C, B, H, n, ...), zero-padding a partial last chunk.
+
+    One contiguous copy: every chunk is then a dense block, so the many small ops per chunk stay fast.
+    """
+    length = tensor.shape[2]
+    pad = -length % chunk_size
+    if pad:
+        widths = [0, 0] * (tensor.dim() - 3) + [0, pad]
+        tensor = F.pad(tensor, widths)
+    batch, heads = tensor.shape[:2]
+    chunked = tensor.reshape(batch, heads, -1, chunk_size, *tensor.shape[3:])
+    return chunked.movedim(2, 0).contiguous()
+
+
+def from_chunks(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """Chunk-major (C, B, H, n, ...) -> (B, H, T, ...), dropping the padding."""
+    chunks, batch, heads, n = tensor.shape[:4]
+    whole = tensor.movedim(0, 2).reshape(batch, heads, chunks * n, *tensor.shape[4:])
+    return whole[:, :, :length]
+
+
+def last_positions(length: int, chunk_size: int) -> list[int]:
+    """Index of each chunk's last real token (the last chunk may be partial)."""
+    chunks = -(-length // chunk_size)
+    return [chunk_size - 1] * (chunks - 1) + [(length - 1) % chunk_size]
+
+
+_COMPILED: dict = {}
+
+
+def maybe_compiled(function, compiled: bool):
+    """`function` itself, or (compiled=True) its torch.compile'd version (fixed shapes), made once per process
+    and shared by every caller."""
+    if not compiled:
+        return function
+    if function not in _COMPILED:
+        _COMPILED[function] = torch.compile(function, dynamic=False)
+    return _COMPILED[function]

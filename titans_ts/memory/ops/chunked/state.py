@@ -1,6 +1,6 @@
 """Pass (b) of the chunked recurrence: the only sequential part, one short state step per chunk.
 
-Per chunk c, from the chunk-start memory (W_l, S_l) (notation of `chunk_math.py`):
+Per chunk c, from the chunk-start memory (W_l, S_l) (notation of `chunk.py`):
     keys through W:  a_0 = k, z_l = a_{l-1} W_l, a_l = gelu(z_l); g_L = 2 (z_L - v), g_l = r_l * gelu'(z_l),
                      r_l = g_{l+1} W_{l+1}^T
     surprise bound:  s = min(1, c / ||u||), theta' = theta * s
@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from titans_ts.memory.ops._mlp import mlp_grads, surprise_scale
-from titans_ts.memory.ops.chunk_gates import ChunkGates
-from titans_ts.memory.ops.chunk_math import gelu_second
+from titans_ts.memory.ops.chunked.gates import ChunkGates
+from titans_ts.memory.ops.common import gelu_second, mlp_grads, surprise_scale
 
 
 @dataclass
@@ -40,7 +39,7 @@ class StatePass:
     norm: torch.Tensor | None  # ||u|| (C, B, H, n) when bounded
     scale: torch.Tensor | None  # s
     states_out: list  # per layer (B, H, 2, d_in, d_out) after the block
-    last: _LastOfChunk  # the gate quantities at each chunk's last token (the backward reads them too)
+    last: LastOfChunk  # the gate quantities at each chunk's last token (the backward reads them too)
 
 
 def stack_chunks(tensors: list) -> torch.Tensor:
@@ -64,7 +63,7 @@ def last_values(lasts: list[int], vector: torch.Tensor) -> torch.Tensor:
     return vector.gather(-1, index.expand(-1, *vector.shape[1:3], 1))[..., 0]
 
 
-class _LastOfChunk:
+class LastOfChunk:
     """The gate quantities that the state step reads at each chunk's last token."""
 
     def __init__(self, gates: ChunkGates, lasts):
@@ -76,10 +75,6 @@ class _LastOfChunk:
         eta = last_values(lasts, gates.eta_prod)  # E[last]
         # Mix = [[A, e], [0, E]]: (C, B, H, 2, 2), acting on the stacked (W, S).
         self.mix = torch.stack([keep, mcoeff, torch.zeros_like(eta), eta], dim=-1).unflatten(-1, (2, 2))
-
-
-def _t(x):
-    return x.transpose(-1, -2)
 
 
 def scaled_keys(a, scales):
@@ -128,7 +123,7 @@ def state_step(state, mix, keys_scaled, g):
     batch_heads, d_in, d_out = shape[0] * shape[1], shape[-2], shape[-1]
     updated = torch.baddbmm(
         mix_states(state, mix).view(batch_heads, 2 * d_in, d_out),
-        _t(keys_scaled.reshape(batch_heads, -1, 2 * d_in)),
+        keys_scaled.reshape(batch_heads, -1, 2 * d_in).mT,
         g.reshape(batch_heads, -1, d_out),
         alpha=-1,
     )
@@ -136,7 +131,7 @@ def state_step(state, mix, keys_scaled, g):
 
 
 def state_forward(k, v, theta, gates: ChunkGates, lasts, states, max_grad_norm) -> StatePass:
-    last = _LastOfChunk(gates, lasts)
+    last = LastOfChunk(gates, lasts)
     saved = {name: [] for name in ("u", "a", "z", "g", "r", "sq", "theta", "norm", "scale")}
     now = list(states)
     for c in range(theta.shape[0]):
@@ -236,7 +231,7 @@ def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_t
             x = scaled_keys(a[layer], scales).view(batch_heads, -1, 2 * d_in)
             dun_rows = dun.reshape(batch_heads, 2 * d_in, d_out)
             g_flat = g[layer].reshape(batch_heads, -1, d_out)
-            d_x = -torch.bmm(g_flat, _t(dun_rows)).view(*a[layer].shape[:-1], 2, d_in)
+            d_x = -torch.bmm(g_flat, dun_rows.mT).view(*a[layer].shape[:-1], 2, d_in)
             d_g[layer].view(batch_heads, -1, d_out).baddbmm_(x, dun_rows, alpha=-1)
             d_a[layer].add_(combine_pair(d_x, scales))
             d_scales += dot_pair(d_x, a[layer])
@@ -265,14 +260,14 @@ def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_t
             d_back = torch.ops.aten.gelu_backward(d_g[layer], z[layer])
             d_pre[layer] = d_g[layer] * back[layer] * gelu_second(z[layer])
             d_g[layer + 1].add_(d_back @ weights[layer + 1])
-            d_weights[layer + 1].add_(_t(d_back) @ g[layer + 1])
+            d_weights[layer + 1].add_(d_back.mT @ g[layer + 1])
         d_pre[-1] = 2.0 * d_g[-1]
         d_v[c] = -2.0 * d_g[-1]
         for layer in range(depth - 1, -1, -1):
             if layer < depth - 1:
                 d_pre[layer] += torch.ops.aten.gelu_backward(d_a[layer + 1], z[layer])
-            d_a[layer].add_(d_pre[layer] @ _t(weights[layer]))
-            d_weights[layer].add_(_t(a[layer]) @ d_pre[layer])
+            d_a[layer].add_(d_pre[layer] @ weights[layer].mT)
+            d_weights[layer].add_(a[layer].mT @ d_pre[layer])
         d_k[c] = d_a[0]
         d_next = d_states
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops._mlp import Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
+from titans_ts.memory.ops.common import Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
 
 
 def neural_memory_reference(

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from titans_ts.memory.ops.chunk_math import cumprod_backward, decay_matrix, decay_matrix_backward
+import torch.nn.functional as F
 
 
 @dataclass
@@ -41,11 +40,31 @@ def gates_forward(alpha: torch.Tensor, eta: torch.Tensor) -> ChunkGates:
 
 def gates_backward(gates: ChunkGates, d_mixed, d_carry, d_momentum_coeff, d_eta_prod, d_keep_prod):
     """(d alpha, d eta) from the gradients of G, P, e, E and A (every argument (..., n) or (..., n, n))."""
-    d_forget = d_mixed @ gates.carry.transpose(-1, -2) + d_momentum_coeff[..., :, None] * gates.eta_prod[..., None, :]
-    d_carry = d_carry + gates.forget.transpose(-1, -2) @ d_mixed
-    d_eta_prod = d_eta_prod + (gates.forget.transpose(-1, -2) @ d_momentum_coeff[..., None])[..., 0]
+    d_forget = d_mixed @ gates.carry.mT + d_momentum_coeff[..., :, None] * gates.eta_prod[..., None, :]
+    d_carry = d_carry + gates.forget.mT @ d_mixed
+    d_eta_prod = d_eta_prod + (gates.forget.mT @ d_momentum_coeff[..., None])[..., 0]
     d_eta = decay_matrix_backward(gates.carry, d_carry) + cumprod_backward(gates.carry, gates.eta_prod, d_eta_prod)
     d_keep = decay_matrix_backward(gates.forget, d_forget) + cumprod_backward(
         gates.forget, gates.keep_prod, d_keep_prod
     )
     return -d_keep, d_eta
+
+
+def decay_matrix(rate):
+    """D[t, i] = prod_{j=i+1..t} rate_j for t >= i, else 0: (..., n) -> (..., n, n). No division."""
+    n = rate.shape[-1]
+    later = torch.ones(n, n, dtype=torch.bool, device=rate.device).triu(1)  # [i, t]: t > i
+    factors = torch.where(later, rate[..., None, :], torch.ones((), dtype=rate.dtype, device=rate.device))
+    return torch.cumprod(factors, dim=-1).mT.tril()
+
+
+def decay_matrix_backward(decay, grad):
+    """d rate from d D for D = decay_matrix(rate): d rate_j = sum_{i<j<=t} dD[t,i] D[j-1,i] D[t,j]."""
+    shifted = F.pad(decay[..., :-1, :], (0, 0, 1, 0))  # [j, i] = D[j-1, i] (0 for i >= j)
+    return (shifted * (decay.mT @ grad.tril())).sum(-1)
+
+
+def cumprod_backward(decay, rate_cumprod, grad):
+    """d rate from d E for E = cumprod(rate), given D = decay_matrix(rate): E_{j-1} (D^T dE)_j."""
+    previous = F.pad(rate_cumprod[..., :-1], (1, 0), value=1.0)
+    return previous * (decay.mT @ grad[..., None])[..., 0]

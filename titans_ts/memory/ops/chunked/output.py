@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from titans_ts.memory.ops.chunk_gates import ChunkGates
-from titans_ts.memory.ops.chunk_state import StatePass, combine_pair, dot_pair, scaled_keys
+from titans_ts.memory.ops.chunked.gates import ChunkGates
+from titans_ts.memory.ops.chunked.state import StatePass, combine_pair, dot_pair, scaled_keys
 
 
 @dataclass
@@ -24,10 +24,6 @@ class OutputPass:
     query_inputs: list  # x_0 .. x_{L-1}
     query_pre: list  # z_1 .. z_{L-1} (the last layer's is y)
     similarity: list  # x_{l-1} a_{l-1}^T per layer (C, B, H, n, n)
-
-
-def _t(x):
-    return x.transpose(-1, -2)
 
 
 def _batches(x):
@@ -46,7 +42,7 @@ def output_forward(q, sp: StatePass, gates: ChunkGates) -> OutputPass:
     x = q
     for layer in range(depth):
         query_inputs.append(x)
-        similarity = x @ _t(sp.key_inputs[layer])
+        similarity = x @ sp.key_inputs[layer].mT
         similarities.append(similarity)
         read = _batches(scaled_keys(x, gates.read))
         z = torch.baddbmm(
@@ -83,16 +79,16 @@ def output_backward(out: OutputPass, sp: StatePass, gates: ChunkGates, d_y) -> O
         rows = _state_rows(state)
         dz_b = _batches(dz)
         read = _batches(scaled_keys(x, gates.read))
-        d_direct[layer] = torch.bmm(_t(read), dz_b).view(state.shape)
-        d_g = -(_t(out.coeff * similarity) @ dz)
-        d_read_x = torch.bmm(dz_b, _t(rows)).view(*x.shape[:-1], 2, x.shape[-1])
-        d_masked = dz @ _t(g)  # minus d (C o x a^T)
+        d_direct[layer] = torch.bmm(read.mT, dz_b).view(state.shape)
+        d_g = -((out.coeff * similarity).mT @ dz)
+        d_read_x = torch.bmm(dz_b, rows.mT).view(*x.shape[:-1], 2, x.shape[-1])
+        d_masked = dz @ g.mT  # minus d (C o x a^T)
         layer_d_read = dot_pair(d_read_x, x)
         layer_d_coeff = -(d_masked * similarity)
         d_read = layer_d_read if d_read is None else d_read + layer_d_read
         d_coeff = layer_d_coeff if d_coeff is None else d_coeff + layer_d_coeff
         d_similarity = -(d_masked * out.coeff)
         dx = combine_pair(d_read_x, gates.read) + d_similarity @ a
-        d_keys[layer] = (_t(d_similarity) @ x, d_g)
+        d_keys[layer] = (d_similarity.mT @ x, d_g)
         dz = torch.ops.aten.gelu_backward(dx, out.query_pre[layer - 1]) if layer > 0 else dx
     return OutputGrads(dz, d_direct, d_keys, d_coeff, d_read)
