@@ -78,18 +78,3 @@ def make_app(name: str, help: str) -> typer.Typer:
 def not_yet(command: str, reason: str) -> None:
     err_console.print(f"[bold red]error:[/] `{command}` is not available in this version yet ({reason}).")
     raise typer.Exit(2)
-
-
-DEVICES = typer.Option(1, "--devices", help="Devices (processes) to train on, Lightning's devices (docs/scaling.md).")
-NUM_NODES = typer.Option(
-    1, "--num-nodes", help="Machines to train on (Lightning's num_nodes; launch with srun/torchrun)."
-)
-STRATEGY = typer.Option(
-    "auto", "--strategy", help="Lightning's strategy: auto (one device), ddp (one process per device), ddp_spawn..."
-)
-
-
-def scale_out(devices, num_nodes, strategy) -> dict:
-    """The estimator arguments of --devices / --num-nodes / --strategy, only where they differ from one device."""
-    given = {"devices": devices, "num_nodes": num_nodes, "strategy": strategy}
-    return {k: v for k, v in given.items() if v != {"devices": 1, "num_nodes": 1, "strategy": "auto"}[k]}

@@ -231,7 +231,7 @@ def test_settings_are_resolved_once_and_checked_before_any_data_is_read(monkeypa
     assert calls == ["auto"]
 
 
-def test_fit_replaces_a_saved_model_only_with_overwrite_and_says_so(tmp_path):
+def test_fit_replaces_a_saved_model_only_with_overwrite_and_says_so(tmp_path, monkeypatch):
     write_series(tmp_path / "mine.csv", rows=300, columns=2)
     args = ["fit", "--dataset", str(tmp_path / "mine.csv"), *SMALL, "--out", str(tmp_path / "model")]
     first = runner.invoke(app, args, env={"COLUMNS": "200"})
@@ -241,13 +241,22 @@ def test_fit_replaces_a_saved_model_only_with_overwrite_and_says_so(tmp_path):
         result = runner.invoke(app, refused)
         assert result.exit_code == 2 and "pass --overwrite" in result.stderr, result.output
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == saved
+
+    def files():
+        return {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir() if p.is_file()}
+
+    before = files()
+    with monkeypatch.context() as patched:  # a run that fails at its last step replaces nothing
+        patched.setattr("titans_ts.forecasting.api.plot_forecast", lambda *a, **k: 1 / 0)
+        failed = runner.invoke(app, [*args, "--overwrite", "--seed", "1"])
+    assert isinstance(failed.exception, ZeroDivisionError)
+    assert files() == before  # (its checkpoints stay, for --resume)
     again = runner.invoke(app, [*args, "--overwrite", "--seed", "1"], env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
     assert f"Replaced the model saved earlier in {tmp_path / 'model'}/" in again.output
     assert (tmp_path / "model" / "model.safetensors").read_bytes() != saved
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
-        "config.json", "forecast.png", "metrics.json", "model.safetensors"
-    ]  # fmt: skip
+    assert sorted(files()) == ["config.json", "forecast.png", "metrics.json", "model.safetensors"]
+    assert not (tmp_path / "model" / "checkpoints").exists()
 
 
 def test_help_shows_the_option_groups_as_panels():

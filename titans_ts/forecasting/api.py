@@ -56,7 +56,7 @@ def fit_dataset(
     resume=True continues a killed or interrupted run from there. They are removed once the run finished.
     params: TitansForecaster's parameters, device="auto" | "cpu" | "cuda" among them; horizon, lookback and
     any left out (or None) take the dataset's defaults (`settings.resolve_fit`). on_start(settings) is
-    called once they are resolved and checked, before any data is read.
+    called once they are resolved and checked and the folder is ready, before any data is read.
     """
     from titans_ts.training import tune_cpu_allocator
 
@@ -64,11 +64,11 @@ def fit_dataset(
         dataset, out=out, split=split, split_dates=split_dates, horizon=horizon, lookback=lookback,
         checkpoint_minutes=checkpoint_every, **params,
     )  # fmt: skip
-    if on_start is not None:
-        on_start(settings)
     out = settings.out
     replaced = not resume and any((out / name).is_file() for name in (CONFIG_FILE, MODEL_FILE))
-    checkpoints = prepare_run_folder(out, overwrite, resume)
+    checkpoints = prepare_run_folder(out, overwrite, resume)  # a saved model is replaced only with overwrite
+    if on_start is not None:
+        on_start(settings)
     tune_cpu_allocator()
     started = time.time()
     read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
