@@ -106,7 +106,7 @@ def finetune(
     out: Path = typer.Option(
         None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>).", rich_help_panel=RUN
     ),
-    run: dict = RUN_FOLDER,
+    run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
     scale_out: dict = SCALE_OUT,
 ) -> None:
@@ -131,7 +131,7 @@ def finetune(
         protocol=protocol,
         folds=folds,
         out=out,
-        **run,
+        **run_folder,
         labels=labels,
         pretrained=start,
         seed=seed,
@@ -187,7 +187,7 @@ def pretrain(
     max_minutes: float = typer.Option(None, help="Stop after this many minutes.", rich_help_panel=TRAINING),
     seed: int = typer.Option(0, help="Random seed.", rich_help_panel=TRAINING),
     out: Path = typer.Option(Path("runs/dna-pretrain"), help="Output folder.", rich_help_panel=RUN),
-    run: dict = RUN_FOLDER,
+    run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
 ) -> None:
     """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
@@ -204,7 +204,7 @@ def pretrain(
         max_minutes=max_minutes,
         seed=seed,
         device=device,
-        **run,
+        **run_folder,
     )
     from titans_ts.training import stop_note
 

@@ -139,7 +139,7 @@ def fit(
     out: Path = typer.Option(
         None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>).", rich_help_panel=RUN
     ),
-    run: dict = RUN_FOLDER,
+    run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
     scale_out: dict = SCALE_OUT,
 ) -> None:
@@ -168,7 +168,7 @@ def fit(
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
-        target=reading.targets, **split, **given, max_minutes=max_minutes, **run, device=device, **scale_out,
+        target=reading.targets, **split, **given, max_minutes=max_minutes, **run_folder, device=device, **scale_out,
         on_start=announce,
     )  # fmt: skip
     if not main:
