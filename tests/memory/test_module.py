@@ -180,7 +180,7 @@ def test_under_cpu_bf16_autocast_the_memory_state_stays_fp32_and_close():
 @pytest.mark.slow
 def test_compiled_module_equals_the_eager_module_in_float64():
     torch.manual_seed(0)
-    eager = NeuralMemory(16, heads=2, depth=2, chunk_size=8, persistent_tokens=2).double()
+    eager = NeuralMemory(16, heads=2, depth=2, chunk_size=8, persistent_tokens=2, compile=False).double()
     compiled = NeuralMemory(config=replace(eager.config, compile=True)).double()
     compiled.load_state_dict(eager.state_dict())
     x = torch.randn(2, 21, 16, dtype=torch.float64)
@@ -191,3 +191,50 @@ def test_compiled_module_equals_the_eager_module_in_float64():
         results.append((y, *state.weights, *(p.grad for p in memory.parameters())))
     for a, b in zip(*results, strict=True):
         assert (a - b).abs().max() <= 1e-9 * b.abs().max()
+
+
+def test_compile_auto_compiles_a_call_shape_once_its_eager_time_would_pay_for_a_compile(monkeypatch):
+    from titans_ts.memory import autocompile
+
+    monkeypatch.setitem(autocompile.AUTO_COMPILE, "after_seconds", 1e-3)
+    monkeypatch.setitem(autocompile.AUTO_COMPILE, "min_tokens", 40)
+    memory = NeuralMemory(16, heads=2, chunk_size=4)
+    assert memory.config.compile == "auto"
+    small, large = torch.randn(2, 10, 16), torch.randn(2, 30, 16)
+    choice = memory._compile
+    assert not choice.now(large)
+    for _ in range(3):
+        memory(small)  # 20 tokens a call: below min_tokens, never compiled however long the run
+        choice.record(large, 0.0)  # no time spent yet
+    assert not choice.now(small) and not choice.now(large)
+    memory(large)[0].sum().backward()  # the eager step's time now exceeds the (tiny) compile cost
+    assert choice.now(large) and not choice.now(small)
+    assert not choice.now(torch.randn(2, 31, 16))  # each shape on its own (fixed-shape compiles)
+
+
+def test_compile_auto_leaves_cuda_to_its_own_fast_path_and_the_setting_is_checked(monkeypatch):
+    from titans_ts.memory import autocompile
+
+    monkeypatch.setitem(autocompile.AUTO_COMPILE, "after_seconds", 0.0)
+    choice = autocompile.CompileChoice("auto")
+    cuda_like = torch.empty(64, 128, 16, device="meta")  # any device that is not the CPU
+    choice.record(cuda_like, 10.0)
+    assert not choice.now(cuda_like)
+    assert autocompile.CompileChoice(True).now(cuda_like) and not autocompile.CompileChoice(False).now(cuda_like)
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match='compile must be True, False or "auto"'):
+            NeuralMemory(16, compile=bad)
+
+
+def test_compile_auto_thresholds_follow_the_committed_measurement():
+    import json
+    from pathlib import Path
+
+    from titans_ts.memory.autocompile import AUTO_COMPILE
+
+    report = Path(__file__).resolve().parents[2] / "experiments" / "results" / "compile_cost.json"
+    table = json.loads(report.read_text())["table"]
+    longest_compile = max(row["compile_seconds"] for row in table)
+    assert longest_compile <= AUTO_COMPILE["after_seconds"] <= 1.5 * longest_compile + 10
+    worth_it = [row["tokens_per_call"] for row in table if row["speedup"] >= 1.2]
+    assert worth_it and AUTO_COMPILE["min_tokens"] <= min(worth_it)

@@ -10,12 +10,14 @@ memory where the last call stopped, so it keeps learning at test time across cal
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from titans_ts.memory.autocompile import CompileChoice, check_compile_setting
 from titans_ts.memory.conv import causal_depthwise_conv
 from titans_ts.memory.ops import neural_memory
 from titans_ts.memory.ops.common import maybe_compiled, mlp_forward
@@ -40,7 +42,9 @@ class MemoryConfig:
     max_grad_norm: float | None = 0.5  # bound on each token's surprise norm (inner-loop stability)
     backend: str = "auto"
     recompute: bool = False  # backward from chunk-start states only: less memory, more time
-    compile: bool = False  # torch.compile the projections and the chunked passes: faster steps, one-off compile
+    # torch.compile the projections and the chunked passes: faster steps after a one-off compile. "auto":
+    # on the CPU, each call shape once the run has spent as long eager as a compile takes (autocompile.py).
+    compile: bool | str = "auto"
 
     def __post_init__(self):
         head_dim = self.head_dim or self.dim // self.heads
@@ -52,6 +56,7 @@ class MemoryConfig:
             raise ValueError("chunk_size and conv_kernel must be >= 1 and persistent_tokens >= 0.")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm}.")
+        check_compile_setting(self.compile)
 
     @property
     def inner_dim(self) -> int:
@@ -123,6 +128,7 @@ class NeuralMemory(nn.Module):
         self.to_out_gate = nn.Linear(config.dim, width)
         self.to_out = nn.Linear(width, config.dim, bias=False)
         self._init_gates()
+        self._compile = CompileChoice(config.compile)
 
     def _init_gates(self) -> None:
         nn.init.normal_(self.to_gates.weight, std=0.02)
@@ -145,7 +151,8 @@ class NeuralMemory(nn.Module):
         if state is None and self.persistent is not None:
             prefix = self.persistent.shape[0]
             x = torch.cat([self.persistent.expand(batch, -1, -1).to(x.dtype), x], dim=1)
-        compiled = self.config.compile
+        compiled = self._compile.now(x)
+        started = time.perf_counter()
         q, k, v, conv_cache = maybe_compiled(NeuralMemory._qkv, compiled)(
             self, x, None if state is None else state.conv_cache
         )
@@ -155,12 +162,14 @@ class NeuralMemory(nn.Module):
             momentum = None
         else:
             weights, momentum = state.weights, state.momentum
-        y, weights, momentum = self._update_and_retrieve(q, k, v, theta, alpha, eta, weights, momentum)
+        y, weights, momentum = self._update_and_retrieve(q, k, v, theta, alpha, eta, weights, momentum, compiled)
         out = maybe_compiled(NeuralMemory._output, compiled)(self, y, x)[:, prefix:]
+        if not compiled:
+            self._compile.record(x, time.perf_counter() - started)
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]
         return out, MemoryState(weights, momentum, conv_cache, seen)
 
-    def _update_and_retrieve(self, q, k, v, theta, alpha, eta, weights, momentum):
+    def _update_and_retrieve(self, q, k, v, theta, alpha, eta, weights, momentum, compiled=False):
         # Under autocast (bf16 projections and MLPs, on CPU or CUDA) the test-time learning itself stays
         # in fp32: its state is carried across thousands of tokens and bf16 rounding would compound there.
         options = {
@@ -168,7 +177,7 @@ class NeuralMemory(nn.Module):
             "backend": self.config.backend,
             "max_grad_norm": self.config.max_grad_norm,
             "recompute": self.config.recompute,
-            "compile": self.config.compile,
+            "compile": compiled,
         }
         device_type = q.device.type
         if not (device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)):
