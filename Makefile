@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# --overwrite: a second `make demo` replaces the first one's model in runs/ instead of refusing to.
 demo: setup
-	$(VENV)/bin/titans-ts fit --dataset ETTh1 --horizon 96
+	$(VENV)/bin/titans-ts fit --dataset ETTh1 --horizon 96 --overwrite
 
 test: setup
 	TRITON_INTERPRET=1 $(PY) -m pytest -q -m "not aot"
