@@ -187,6 +187,11 @@ class StateGrads:
     d_eta_last: torch.Tensor  # d E[last]
     d_states: list  # gradients of the states before the block, per layer (B, H, 2, d_in, d_out)
 
+    @classmethod
+    def of(cls, d_k, d_v, d_theta, d_scales, theta, d_mix, d_states) -> StateGrads:
+        """From d (cl, pl) (C, B, H, n, 2), theta' and d (A, e, E)[last], a triple of (C, B, H)."""
+        return cls(d_k, d_v, d_theta, d_scales[..., 0], d_scales[..., 1] * theta, *d_mix, d_states)
+
 
 def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_theta_out, d_states_T) -> StateGrads:
     """Reverse pass over the block's chunks, carrying d(W, S).
@@ -271,14 +276,5 @@ def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_t
         d_k[c] = d_a[0]
         d_next = d_states
 
-    return StateGrads(
-        d_k,
-        d_v,
-        d_theta,
-        d_scales_all[..., 0],
-        d_scales_all[..., 1] * sp.theta,
-        d_mix[..., 0, 0],
-        d_mix[..., 0, 1],
-        d_mix[..., 1, 1],
-        d_next,
-    )
+    mix_entries = (d_mix[..., 0, 0], d_mix[..., 0, 1], d_mix[..., 1, 1])
+    return StateGrads.of(d_k, d_v, d_theta, d_scales_all, sp.theta, mix_entries, d_next)

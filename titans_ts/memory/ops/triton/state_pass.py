@@ -201,14 +201,4 @@ def state_backward_triton(
         d_next = d_now
 
     mixes = sum(partial.sum(1) for partial in d_mix).view(chunks, batch, heads, 3)
-    return StateGrads(
-        d_k,
-        d_v,
-        d_theta,
-        d_scales[..., 0],
-        d_scales[..., 1] * sp.theta,
-        mixes[..., 0],
-        mixes[..., 1],
-        mixes[..., 2],
-        d_next,
-    )
+    return StateGrads.of(d_k, d_v, d_theta, d_scales, sp.theta, mixes.unbind(-1), d_next)
