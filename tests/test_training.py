@@ -77,28 +77,10 @@ def test_trainer_options_are_the_estimators_settings_under_make_trainers_names()
 
 
 def _regression_module():
-    import torch
-    from torch import nn
+    """A SummedMetricsModule subclass as the domains write them: the forecaster's (MSE, float64 sums)."""
+    from titans_ts.forecasting.training import ForecastModule
 
-    from titans_ts.training import SummedMetricsModule
-
-    class Regression(SummedMetricsModule):
-        train_metric, n_sums = "train_mse", 3
-
-        def training_step(self, batch, _):
-            x, y = batch
-            return self.log_train_loss(nn.functional.mse_loss(self.model(x), y), len(x))
-
-        def validation_step(self, batch, _):
-            x, y = batch
-            error = (self.model(x) - y).double()
-            self.accumulate(torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())]))
-
-        def log_validation(self, squared, absolute, count):
-            self.log("val_mse", squared / max(count, 1))
-            self.log("val_mae", absolute / max(count, 1))
-
-    return Regression
+    return ForecastModule
 
 
 def _regression_data(n=40, seed=0):
@@ -189,7 +171,8 @@ def test_train_and_restore_is_the_loop_it_replaces():
     def start():
         seed_everything(1)
         # lr=3 overshoots: the best epoch (2) is not the last (3), so restoring the best weights shows
-        return Regression(torch.nn.Linear(3, 1), lr=3.0), _loader(data, 8, shuffle=True), _loader(data, 16)
+        module = Regression(torch.nn.Linear(3, 1), lr=3.0, weight_decay=0.01)
+        return module, _loader(data, 8, shuffle=True), _loader(data, 16)
 
     module, train, val = start()
     trainer, best = make_trainer(**options, device="cpu")

@@ -39,5 +39,20 @@ class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
 
 
+def positive_problems(values: dict) -> list[str]:
+    """The values that are not positive integers, as `name=value (a positive integer)`."""
+    return [
+        f"{name}={value!r} (a positive integer)"
+        for name, value in values.items()
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    ]
+
+
+def refuse(problems: list[str]) -> None:
+    """One ConfigError naming every impossible setting (nothing when there is none)."""
+    if problems:
+        raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
+
+
 class DeviceUnavailableError(TitansError, RuntimeError):
     """A device was asked for by name (device="cuda") but this machine or this torch build lacks it."""

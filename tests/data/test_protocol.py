@@ -96,7 +96,7 @@ def test_minimum_rows_is_tight():
 
 
 def test_bad_configuration():
-    with pytest.raises(ConfigError, match="lookback and horizon must be >= 1"):
+    with pytest.raises(ConfigError, match=r"impossible setting\(s\): lookback=0 \(a positive integer\)"):
         split_borders(1000, 0, 96)
     with pytest.raises(ConfigError, match="Unknown split protocol 'monthly'"):
         split_borders(1000, 96, 96, "monthly")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from titans_ts.data.loading import load_dataset
-from titans_ts.data.protocol import protocol_for, split_borders
+from titans_ts.data.protocol import HORIZON, LOOKBACK, protocol_for, split_borders
 
 
 def describe_splits(
-    dataset: str, lookback: int = 96, horizon: int = 96, split=None, split_dates=None, **load_options
+    dataset: str, lookback: int = LOOKBACK, horizon: int = HORIZON, split=None, split_dates=None, **load_options
 ) -> dict:
     """Rows, first/last timestamps and window counts of train/val/test for `dataset` (`split`: a user's
     train/val/test fractions, or `split_dates`: where validation and test begin, for a file)."""

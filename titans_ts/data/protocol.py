@@ -15,9 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from titans_ts.errors import ConfigError, ConstantColumnWarning, DataValidationError
+from titans_ts.errors import ConfigError, ConstantColumnWarning, DataValidationError, positive_problems, refuse
 
 SPLIT_PROTOCOLS = ("ett_hourly", "ett_15min", "ratio_70_10_20")
+# The Time-Series-Library protocol's lookback and first horizon: every default of the toolkit starts here.
+LOOKBACK = 96
+HORIZON = 96
 _ETT_ROWS_PER_MONTH = {"ett_hourly": 30 * 24, "ett_15min": 30 * 24 * 4}
 
 
@@ -38,8 +41,7 @@ class SplitBorders:
 
 def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "ratio_70_10_20") -> SplitBorders:
     """Split borders for `n_rows` rows; raises if any split is too short for one window."""
-    if lookback < 1 or horizon < 1:
-        raise ConfigError(f"lookback and horizon must be >= 1 (got lookback={lookback}, horizon={horizon}).")
+    refuse(positive_problems({"lookback": lookback, "horizon": horizon}))
     if protocol in _ETT_ROWS_PER_MONTH:
         month = _ETT_ROWS_PER_MONTH[protocol]
         train_end, val_end, test_end = 12 * month, 16 * month, 20 * month

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from titans_ts.data.protocol import SplitBorders, StandardScaler, split_borders
+from titans_ts.data.protocol import HORIZON, LOOKBACK, SplitBorders, StandardScaler, split_borders
 
 
 class WindowDataset(Dataset):
@@ -73,7 +73,11 @@ class ForecastSplits:
 
 
 def make_splits(
-    frame: pd.DataFrame, lookback: int = 96, horizon: int = 96, protocol: str = "ratio_70_10_20", targets=None
+    frame: pd.DataFrame,
+    lookback: int = LOOKBACK,
+    horizon: int = HORIZON,
+    protocol: str = "ratio_70_10_20",
+    targets=None,
 ) -> ForecastSplits:
     """Split `frame` by `protocol`, fit the scaler on the training rows, and window each split
     (`targets`: positions of the columns to forecast; None: all; the others are inputs only)."""

@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, positive_problems, refuse
 from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.layers import EinFFT, PatchTokenizer, RevIN, VariateTokenizer
-from titans_ts.forecasting.settings import positive_problems, refuse
 from titans_ts.memory import PersistentAttention, make_block
 
 VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear", "naive", "seasonal_naive")

@@ -11,26 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, positive_problems, refuse
 from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, family_of
 
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
-
-
-def positive_problems(values: dict) -> list[str]:
-    """The values that are not positive integers, as `name=value (a positive integer)`."""
-    return [f"{name}={value!r} (a positive integer)" for name, value in values.items() if not _positive(value)]
-
-
-def refuse(problems: list[str]) -> None:
-    """One ConfigError naming every impossible setting (nothing when there is none)."""
-    if problems:
-        raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
-
-
-def _positive(value) -> bool:
-    return isinstance(value, int) and value >= 1
 
 
 def check(params: dict) -> None:
@@ -40,7 +25,7 @@ def check(params: dict) -> None:
     from titans_ts.forecasting.model import UNTRAINED
 
     problems = []
-    if params["variant"] not in UNTRAINED and not _positive(params["epochs"]):
+    if params["variant"] not in UNTRAINED and positive_problems({"epochs": params["epochs"]}):
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
     if not (isinstance(params["patience"], int) and params["patience"] >= 0):

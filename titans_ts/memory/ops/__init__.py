@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from titans_ts.memory.ops.chunked import neural_memory_chunked
-from titans_ts.memory.ops.common import check_arguments
+from titans_ts.memory.ops.common import CHUNK_SIZE, check_arguments
 from titans_ts.memory.ops.reference import neural_memory_reference
 
 BACKENDS = ("reference", "chunked", "triton", "auto")
@@ -25,7 +25,7 @@ def neural_memory(
     weights: tuple[torch.Tensor, ...],
     momentum: tuple[torch.Tensor, ...] | None = None,
     *,
-    chunk_size: int = 16,
+    chunk_size: int = CHUNK_SIZE,
     backend: str = "auto",
     max_grad_norm: float | None = None,
     recompute: bool = False,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+CHUNK_SIZE = 16  # the default tokens per chunk of every backend (DESIGN.md §2)
+
 Weights = tuple[torch.Tensor, ...]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 

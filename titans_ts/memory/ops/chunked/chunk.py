@@ -42,7 +42,7 @@ import torch
 from titans_ts.memory.ops.chunked.gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunked.output import output_backward, output_forward
 from titans_ts.memory.ops.chunked.state import state_backward, state_forward
-from titans_ts.memory.ops.common import from_chunks, last_positions, maybe_compiled, to_chunks
+from titans_ts.memory.ops.common import CHUNK_SIZE, from_chunks, last_positions, maybe_compiled, to_chunks
 
 
 def neural_memory_chunked(
@@ -55,7 +55,7 @@ def neural_memory_chunked(
     weights,
     momentum=None,
     *,
-    chunk_size: int = 16,
+    chunk_size: int = CHUNK_SIZE,
     max_grad_norm: float | None = None,
     recompute: bool = False,
     compile: bool = False,

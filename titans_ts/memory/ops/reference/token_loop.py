@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops.common import Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
+from titans_ts.memory.ops.common import CHUNK_SIZE, Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
 
 
 def neural_memory_reference(
@@ -20,7 +20,7 @@ def neural_memory_reference(
     weights: Weights,
     momentum: Weights | None = None,
     *,
-    chunk_size: int = 16,
+    chunk_size: int = CHUNK_SIZE,
     max_grad_norm: float | None = None,
     recompute: bool = False,  # a memory option of the fast backends; the oracle has nothing to save
 ):

@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from titans_ts.memory.ops.common import CHUNK_SIZE
+
 SUPPORTED_DEPTHS = (1, 2)
 MAX_DIM = 128
 
@@ -29,7 +31,7 @@ def is_available() -> bool:
 
 
 def neural_memory_triton(
-    q, k, v, theta, alpha, eta, weights, momentum=None, *, chunk_size=16, max_grad_norm=None, recompute=False
+    q, k, v, theta, alpha, eta, weights, momentum=None, *, chunk_size=CHUNK_SIZE, max_grad_norm=None, recompute=False
 ):
     """The chunk-parallel recurrence with pass (b), the sequential state pass, on Triton kernels forward
     and backward; the passes parallel over chunks (gates, outputs) run as batched PyTorch (`ops/chunked`)."""
