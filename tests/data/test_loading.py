@@ -252,6 +252,20 @@ def test_a_shuffled_file_is_refused_with_the_fix_named(tmp_path):
         load_dataset(_with_dates(tmp_path, swapped))
 
 
+def test_a_dataframe_given_newest_first_is_put_in_time_order_and_a_shuffled_one_refused():
+    from titans_ts.data import validate_frame
+    from titans_ts.data.loading import TimeOrderWarning
+
+    hours = pd.date_range("2020-01-01", periods=30, freq="h")
+    frame = pd.DataFrame({"y": np.arange(30.0)}, index=hours)
+    with pytest.warns(TimeOrderWarning, match="my frame: the rows run newest first"):
+        ordered = validate_frame(frame.iloc[::-1], source="my frame")
+    pd.testing.assert_frame_equal(ordered, validate_frame(frame))
+    shuffled = frame.iloc[np.random.default_rng(0).permutation(30)]
+    with pytest.raises(DataValidationError, match="my frame: .*go back in time.*Sort the rows"):
+        validate_frame(shuffled, source="my frame")
+
+
 def _long_table(path):
     """Two series, b starting 2 hours later and missing one stamp inside; a third ending early."""
     hours = pd.date_range("2021-03-01", periods=10, freq="h")

@@ -228,29 +228,39 @@ def _check_header_is_not_data(raw: pd.DataFrame, path: Path) -> None:
         )
 
 
-def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
-    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
-    A file written newest first is put in time order, with a warning saying so."""
+def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.DataFrame:
+    """The frame oldest first: rows written newest first are reversed, with a warning saying so; timestamps
+    that go back in time otherwise (or repeat, unless `repeats`) are refused with the fix."""
     index = frame.index
     if len(index) >= 2 and index.is_monotonic_decreasing and index[0] > index[-1]:
         warnings.warn(
-            f"{path}: the rows run newest first ({index[0]} down to {index[-1]}); they were put in time order, "
+            f"{source}: the rows run newest first ({index[0]} down to {index[-1]}); they were put in time order, "
             "oldest first.",
             TimeOrderWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         frame = frame.iloc[::-1]
         index = frame.index
-    if len(index) < 3 or (index.is_monotonic_increasing and pd.infer_freq(index) is not None):
+    if index.is_monotonic_increasing and (repeats or index.is_unique):
         return frame
     steps = index.to_series().diff().iloc[1:]
-    backwards = np.flatnonzero((steps <= pd.Timedelta(0)).to_numpy())
-    if len(backwards):
-        rows = ", ".join(f"row {i + 2} ({index[i + 1]})" for i in backwards[:_MAX_LISTED])
-        raise DataValidationError(
-            f"{path}: {len(backwards)} timestamp(s) repeat or go back in time: {rows}. "
-            "Sort the rows and aggregate duplicated timestamps first."
-        )
+    out_of_order = steps < pd.Timedelta(0) if repeats else steps <= pd.Timedelta(0)
+    backwards = np.flatnonzero(out_of_order.to_numpy())
+    rows = ", ".join(f"row {i + 2} ({index[i + 1]})" for i in backwards[:_MAX_LISTED])
+    raise DataValidationError(
+        f"{source}: {len(backwards)} timestamp(s) repeat or go back in time: {rows}. "
+        "Sort the rows and aggregate duplicated timestamps first."
+    )
+
+
+def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
+    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
+    A file written newest first is put in time order, with a warning saying so."""
+    frame = _in_time_order(frame, path)
+    index = frame.index
+    if len(index) < 3 or pd.infer_freq(index) is not None:
+        return frame
+    steps = index.to_series().diff().iloc[1:]
     step = steps.mode().iloc[0]
     odd = np.flatnonzero((steps != step).to_numpy())
     grid = pd.date_range(index[0], index[-1], freq=step, name=index.name)
@@ -272,6 +282,8 @@ def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str
     """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
+    if isinstance(frame.index, pd.DatetimeIndex):  # a repeated stamp is the caller's choice (weather has one)
+        frame = _in_time_order(frame, source, repeats=True)
     frame = _to_numeric(frame, source)
     return _handle_non_finite(frame, source, fill)
 
