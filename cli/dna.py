@@ -22,27 +22,24 @@ app = make_app(
 @app.command()
 def datasets() -> None:
     """List the GenomicBenchmarks tasks (ours and the genomic-benchmarks package's) and what is here."""
-    from genomics.data import GENOMIC_BENCHMARKS_HOME, _registry, has_official_split, package_tasks
+    from genomics.data import GENOMIC_BENCHMARKS_HOME, list_tasks
 
-    registry = _registry()
+    here = {
+        "official": "full (official protocol)",
+        "bundled": "bundled test split (cross-validation)",
+        None: "[yellow]not here[/] (fetch: --protocol official)",
+    }
     table = Table(title="GenomicBenchmarks tasks")
     for column in ("task", "aliases", "classes", "official train/test", "here"):
         table.add_column(column)
-    for task in dict.fromkeys([*registry, *package_tasks()]):
-        info = registry.get(task, {})
-        if has_official_split(task):
-            here = "full (official protocol)"
-        elif info.get("bundled"):
-            here = "bundled test split (cross-validation)"
-        else:
-            here = "[yellow]not here[/] (fetch: --protocol official)"
-        sizes = info.get("official_sizes")
+    for row in list_tasks():
+        sizes = row["official_sizes"]
         table.add_row(
-            task,
-            ", ".join(info.get("aliases", [])),
-            ", ".join(info.get("classes", [])) or "-",
+            row["task"],
+            ", ".join(row["aliases"]),
+            ", ".join(row["classes"]) or "-",
             f"{sizes['train']} / {sizes['test']}" if sizes else "-",
-            here,
+            here[row["here"]],
         )
     console.print(table)
     console.print(
@@ -111,36 +108,31 @@ def finetune(
     scale_out: dict = SCALE_OUT,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
-    from genomics.api import finetune as run
-    from titans_ts.errors import ConfigError
+    from genomics.api import finetune_chosen
 
-    architecture = {"block": block, "dim": dim, "layers": layers, "stem_kernel": stem_kernel, "stride": stride}
-    architecture = {k: v for k, v in architecture.items() if v is not None}
-    if architecture and not scratch:
-        raise ConfigError(
-            f"--{next(iter(architecture)).replace('_', '-')} shapes a new model: add --scratch "
-            "(a pretrained model brings its own architecture)."
-        )
-    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    recipe = {k: v for k, v in recipe.items() if v is not None}
-    if train_crop is not None:
-        recipe["train_crop"] = train_crop or None
-    start = False if scratch else (str(pretrained) if pretrained else True)
-    result = run(
+    result = finetune_chosen(
         dataset,
         protocol=protocol,
         folds=folds,
         out=out,
         **run_folder,
         labels=labels,
-        pretrained=start,
+        scratch=scratch,
+        pretrained=pretrained,
         seed=seed,
         precision=precision,
         max_minutes=max_minutes,
         device=device,
         **scale_out,
-        **architecture,
-        **recipe,
+        block=block,
+        dim=dim,
+        layers=layers,
+        stem_kernel=stem_kernel,
+        stride=stride,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        train_crop=train_crop,
     )
     from titans_ts.distributed import is_main_process
 
@@ -191,14 +183,12 @@ def pretrain(
     device: str = DEVICE,
 ) -> None:
     """Pretrain the DNA language model (next nucleotide); report bits per base on a held-out slice."""
-    from genomics.data import load_task
-    from genomics.pretraining import pretrain as run
+    from genomics.api import pretrain as run
 
-    evaluation = [s for task in exclude for s in (load_task(task).labelled or load_task(task).train).sequences]
     report = run(
         corpus,
         out,
-        evaluation_sequences=evaluation,
+        exclude=exclude,
         window=window,
         epochs=epochs,
         max_minutes=max_minutes,
@@ -245,11 +235,9 @@ def predict(
 ) -> None:
     """Classify sequences with a saved classifier."""
     from genomics.api import predict_file
-    from titans_ts.io import atomic_write_text
 
-    frame = predict_file(model, input, device=device)
+    frame = predict_file(model, input, device=device, out=out)
     if out:
-        atomic_write_text(out, frame.to_csv(index=False))
         console.print(f"Wrote {len(frame)} predictions to {out}.")
     else:
         write_table_text(frame.to_csv(index=False))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genomics import pretraining
 from genomics.classifier import DNAClassifier
 from genomics.data import (
     LabelledSequences,
@@ -157,6 +158,61 @@ def finetune(
     return result
 
 
+def finetune_chosen(
+    dataset: str,
+    scratch: bool = False,
+    pretrained=None,
+    block: str | None = None,
+    dim: int | None = None,
+    layers: int | None = None,
+    stem_kernel: int | None = None,
+    stride: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    train_crop: int | None = None,
+    **options,
+) -> dict:
+    """`finetune` with the choices of `titans-dna finetune`, where None means not given (the classifier's default).
+
+    scratch: start from random weights, shaped by block, dim, layers, stem_kernel and stride. Otherwise the
+    model starts from `pretrained` (a folder written by `pretrain`; None: the shipped model), which brings its
+    own architecture: shaping it too is a ConfigError, raised before any work. train_crop=0: whole sequences.
+    options: the rest of `finetune`'s arguments (DNAClassifier's other parameters among them).
+    """
+    architecture = {"block": block, "dim": dim, "layers": layers, "stem_kernel": stem_kernel, "stride": stride}
+    architecture = {k: v for k, v in architecture.items() if v is not None}
+    if architecture and not scratch:
+        raise ConfigError(
+            f"--{next(iter(architecture)).replace('_', '-')} shapes a new model: add --scratch "
+            "(a pretrained model brings its own architecture)."
+        )
+    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    if train_crop is not None:
+        recipe["train_crop"] = train_crop or None
+    start = False if scratch else (str(pretrained) if pretrained else True)
+    return finetune(dataset, pretrained=start, **options, **architecture, **recipe)
+
+
+def leakage_sequences(tasks, data_root=None) -> list[str]:
+    """The evaluation sequences whose k-mers pretraining must not see: of each task, its split for
+    cross-validation when that is what is here, else its official train split."""
+    sequences = []
+    for name in tasks:
+        task = load_task(name, data_root=data_root)
+        sequences += (task.labelled or task.train).sequences
+    return sequences
+
+
+def pretrain(corpus, out, exclude=("enhancer_cohn", "nontata_promoters"), data_root=None, **options) -> dict:
+    """Pretrain the DNA language model (`genomics.pretraining.pretrain`, whose options these are) with the
+    leakage guard set from tasks: corpus windows that share a k-mer with a sequence of an `exclude` task
+    (`leakage_sequences`) are dropped. Returns the report."""
+    evaluation = leakage_sequences(exclude, data_root)
+    return pretraining.pretrain(corpus, out, evaluation_sequences=evaluation, **options)
+
+
 def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequences:
     return LabelledSequences(
         train.sequences + test.sequences,
@@ -166,9 +222,9 @@ def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequence
     )
 
 
-def predict_file(model_dir, input_path, device: str | None = None):
+def predict_file(model_dir, input_path, device: str | None = None, out=None):
     """A table: name, predicted class, then one probability column per class (`p_<class>`, classes sorted),
-    for each sequence of a FASTA or CSV (column seq).
+    for each sequence of a FASTA or CSV (column seq); written to the CSV file `out` too when given.
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
     check_device(device)  # before any file is read
@@ -189,6 +245,8 @@ def predict_file(model_dir, input_path, device: str | None = None):
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
     for column, values in zip(model.classes_, probabilities.T, strict=True):
         frame[f"p_{column}"] = values
+    if out is not None:
+        atomic_write_text(out, frame.to_csv(index=False))
     return frame
 
 

@@ -208,6 +208,20 @@ def has_official_split(task: str, data_root=None) -> bool:
     return (root / "train").is_dir() and (root / "test").is_dir()
 
 
+def list_tasks(data_root=None) -> list[dict]:
+    """Our registered tasks, then the others the genomic-benchmarks package can fetch: task, aliases,
+    classes, official_sizes ({"train", "test"} sequences, or None), and what is here: "official" (the full
+    train/test split, on disk), "bundled" (the bundled split, for cross-validation), or None."""
+    registry = _registry()
+    rows = []
+    for task in dict.fromkeys([*registry, *package_tasks()]):
+        info = registry.get(task, {})
+        here = "official" if has_official_split(task, data_root) else ("bundled" if info.get("bundled") else None)
+        rows.append({"task": task, "aliases": info.get("aliases", []), "classes": info.get("classes", [])})
+        rows[-1] |= {"official_sizes": info.get("official_sizes"), "here": here}
+    return rows
+
+
 def download_official(task: str, data_root=None) -> Path:
     """Fetch a task's official train/test split with genomic-benchmarks (online) into its cache layout.
 

@@ -143,6 +143,21 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
         assert message in result.stderr
 
 
+def test_shaping_a_pretrained_model_is_refused_by_the_library_and_the_cli():
+    from genomics.api import finetune_chosen
+    from titans_ts.errors import ConfigError
+
+    message = "--stem-kernel shapes a new model: add --scratch (a pretrained model brings its own architecture)."
+    # before any work: the task name is not even looked up
+    for pretrained in (None, "some/folder"):
+        with pytest.raises(ConfigError) as raised:
+            finetune_chosen("no_such_task", pretrained=pretrained, stem_kernel=5, stride=2)
+        assert str(raised.value) == message  # the first architecture option given is named
+    result = runner.invoke(app, ["finetune", "no_such_task", "--stride", "2", "--stem-kernel", "5"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {message}"
+
+
 def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
     folder = labelled_csv
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--out", str(folder / "ablation")]

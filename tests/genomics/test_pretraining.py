@@ -77,3 +77,18 @@ def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkey
     resumed = pretrain([path], tmp_path / "cut", resume=True, **options)
     assert resumed["held_out_bits_per_base"] == whole["held_out_bits_per_base"]
     assert resumed["training"]["epochs_run"] == 3 and not (tmp_path / "cut" / "checkpoints").exists()
+
+
+def test_pretraining_drops_what_the_excluded_tasks_hold(monkeypatch, tmp_path):
+    import genomics.data
+    from genomics import api
+    from genomics.data import load_task
+
+    monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")  # only the bundled splits
+    tasks = ["enhancer_cohn", "nontata_promoters"]
+    expected = [s for task in tasks for s in load_task(task).labelled.sequences]
+    assert api.leakage_sequences(tasks) == expected
+    seen = {}
+    monkeypatch.setattr(api.pretraining, "pretrain", lambda corpus, out, **options: seen.update(options) or {})
+    api.pretrain(["c.fa"], tmp_path / "out", exclude=tasks[:1], window=64)
+    assert seen == {"evaluation_sequences": expected[: len(load_task(tasks[0]).labelled)], "window": 64}
