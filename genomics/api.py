@@ -196,12 +196,13 @@ def finetune_chosen(
 
 
 def leakage_sequences(tasks, data_root=None) -> list[str]:
-    """The evaluation sequences whose k-mers pretraining must not see: of each task, its split for
-    cross-validation when that is what is here, else its official train split."""
+    """The evaluation sequences whose k-mers pretraining must not see (DESIGN.md §4): of each task, its
+    split for cross-validation when that is what is here, else its official train and test splits."""
     sequences = []
     for name in tasks:
         task = load_task(name, data_root=data_root)
-        sequences += (task.labelled or task.train).sequences
+        splits = [task.labelled] if task.labelled else [task.train, task.test]
+        sequences += [sequence for split in splits if split for sequence in split.sequences]
     return sequences
 
 

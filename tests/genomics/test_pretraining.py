@@ -92,3 +92,17 @@ def test_pretraining_drops_what_the_excluded_tasks_hold(monkeypatch, tmp_path):
     monkeypatch.setattr(api.pretraining, "pretrain", lambda corpus, out, **options: seen.update(options) or {})
     api.pretrain(["c.fa"], tmp_path / "out", exclude=tasks[:1], window=64)
     assert seen == {"evaluation_sequences": expected[: len(load_task(tasks[0]).labelled)], "window": 64}
+
+
+def test_with_the_official_split_on_disk_pretraining_drops_its_test_sequences_too(tmp_path):
+    from genomics import api
+
+    for split, rows in (("train", {"negative": ["AAAACCCC"], "positive": ["GGGGTTTT"]}),
+                        ("test", {"negative": ["ACACACAC"], "positive": ["TGTGTGTG"]})):  # fmt: skip
+        for label, sequences in rows.items():
+            folder = tmp_path / "human_enhancers_cohn" / split / label
+            folder.mkdir(parents=True)
+            for i, sequence in enumerate(sequences):
+                (folder / f"{i}.txt").write_text(sequence + "\n")
+    held = api.leakage_sequences(["enhancer_cohn"], data_root=tmp_path)
+    assert sorted(held) == ["AAAACCCC", "ACACACAC", "GGGGTTTT", "TGTGTGTG"]  # the test split is evaluation too
