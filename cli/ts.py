@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, make_app, write_table_text
+from cli._common import console, err_console, make_app, write_table_text
 from cli.options import (
     DATA,
     DATA_FILE,
@@ -136,6 +136,12 @@ def fit(
     lr: float = _training("Peak learning rate (AdamW, warm-up then cosine)."),
     seed: int = _training("Random seed.", chosen=False, default=ESTIMATOR["seed"]),
     max_minutes: float = _training("Stop training after this many minutes.", chosen=False),
+    fallback: str = typer.Option(
+        ESTIMATOR["fallback"],
+        help="auto: when the trained model's validation MSE is behind the best naive floor's (repeat last, "
+        "seasonal naive), forecast with that floor; off: always the model.",
+        rich_help_panel=TRAINING,
+    ),
     out: Path = typer.Option(
         None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>).", rich_help_panel=RUN
     ),
@@ -166,6 +172,7 @@ def fit(
 
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
+    given |= dict(fallback=fallback)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
         target=reading.targets, **split, **given, max_minutes=max_minutes, **run_folder, device=device, **scale_out,
@@ -176,6 +183,9 @@ def fit(
     history = record["history"]
     title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
     console.print(_metrics_table(title, record))
+    scores = {"model": record["model_val"]["mse"], **record["floors"]}
+    console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
+    console.print(_forecaster_note(record), highlight=False)
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)
@@ -231,6 +241,8 @@ def predict(
     from titans_ts.forecasting.api import predict_csv
 
     forecast, written = predict_csv(model, input, out, plot, device=device, **reading.for_saved_model())
+    used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
+    (console if written else err_console).print(_forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:
         write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
     else:
@@ -278,6 +290,7 @@ def evaluate(
         online=online, **read,
     )  # fmt: skip
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
+    console.print(_forecaster_note(metrics), highlight=False)
     if online:
         m = metrics["test_online"]
         console.print(
@@ -359,6 +372,11 @@ def _errors_table(title: str, errors) -> Table:
     for key, row in errors.iterrows():
         table.add_row(str(key), *(f"{row[c]:.4g}" for c in ("mse_scaled", "mae_scaled", "mse", "mae")))
     return table
+
+
+def _forecaster_note(record: dict) -> str:
+    """Which forecaster the numbers and forecasts are from: the model, or the floor that replaced it, and why."""
+    return f"Forecaster used: {record['forecaster_used']} ({record['fallback_reason']})."
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:

@@ -147,7 +147,7 @@ def data_fingerprint(values) -> str:
 
 # Estimator parameters that say how a run is carried out, not what it computes: a resume may change them.
 RUN_ONLY = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes", "devices", "num_nodes")
-RUN_ONLY += ("strategy",)
+RUN_ONLY += ("strategy", "fallback")  # fallback: which forecaster is used after training
 
 
 def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:

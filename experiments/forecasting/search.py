@@ -77,7 +77,8 @@ def _search_run(frame, dataset, horizon, name, params, path, commit, config) -> 
     if params["variant"] == "seasonal_naive":  # the same rule as `titans-ts benchmark`
         params["lookback"] = seasonal_naive_lookback(params["lookback"], frame.index)
     # the config's base names every setting a family may choose (defaults.CHOSEN): no family default enters
-    estimator = TitansForecaster(**resolve_fit(dataset, horizon=horizon, progress=False, **params).params)
+    settings = resolve_fit(dataset, horizon=horizon, progress=False, fallback="off", **params)  # the model itself
+    estimator = TitansForecaster(**settings.params)
     estimator.fit(frame)  # early stopping and the reported number: validation only
     require_finished(estimator.history_, path.stem)
     record = {

@@ -22,6 +22,7 @@ TINY = dict(
     batch_size=32,
     progress=False,
 )
+TINY |= dict(fallback="off")  # the model itself is tested here (floors and fallback: test_floors.py)
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,7 @@ def test_titans_dna_finetune_predict_on_cuda(tmp_path):
 
 
 FORECAST_TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, chunk_size=16, epochs=1, progress=False)
+FORECAST_TINY |= dict(fallback="off")  # the network runs on CUDA here, never a floor in its place
 
 
 def test_forecaster_fitted_on_cuda_loads_and_predicts_on_cpu(tmp_path):

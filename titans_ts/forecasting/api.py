@@ -15,6 +15,7 @@ from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
+from titans_ts.forecasting.floors import MODEL, floors_record
 from titans_ts.forecasting.plots import plot_forecast
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text
@@ -90,8 +91,10 @@ def fit_dataset(
         "variant": estimator.variant,
         "seed": estimator.seed,
         "params": estimator.get_params(),
-        "val": metrics["val"],
+        "val": metrics["val"],  # of the forecaster used: the model, or the floor that replaced it (fallback)
         "test": metrics["test"],
+        "model_val": estimator.val_metrics_,  # the model's own, beside the floors' (the same windows)
+        **floors_record(estimator),
         "history": estimator.history_,
         "device": estimator.history_["device"],
         "wall_seconds": time.time() - started,
@@ -143,7 +146,8 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
     truth = frame.iloc[end - estimator.horizon : end]
     forecast = estimator.predict(history)
-    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {estimator.variant}")
+    used = estimator.variant if estimator.forecaster_used_ == MODEL else estimator.forecaster_used_
+    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {used}")
 
 
 def predict_csv(
@@ -190,6 +194,8 @@ def evaluate_saved(
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
     return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
+    The metrics are those of the forecaster the model was saved with ("forecaster_used": the model, or the floor
+    that replaced it; "fallback_reason": why).
     online: also evaluate the test split as a stream ("test_online"; `TitansForecaster.online_forecasts`).
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
@@ -204,6 +210,7 @@ def evaluate_saved(
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
     if online:
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:

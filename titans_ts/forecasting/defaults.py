@@ -46,6 +46,8 @@ ESTIMATOR = {
     "devices": 1,
     "num_nodes": 1,
     "strategy": "auto",
+    # "auto": a trained model behind the best naive floor on validation forecasts with that floor (floors.py)
+    "fallback": "auto",
 }
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.

@@ -13,6 +13,7 @@ from titans_ts.errors import DataValidationError
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
+from titans_ts.forecasting.floors import Floors, floors_record
 from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positions
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.streaming import Streaming
@@ -21,7 +22,7 @@ from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
 
 
-class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
+class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
     """Multivariate long-horizon forecaster with the Titans memory as its sequence mixer.
 
     `fit(df)` splits `df` by `protocol` (the Time-Series-Library one: train / val / test, scaler fitted on
@@ -41,6 +42,9 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
     `fit(X, resume=True)` continues a killed run from the newest one (titans_ts/checkpointing.py).
     devices, num_nodes, strategy: Lightning's, for training on several devices or machines (e.g. devices=2,
     strategy="ddp"); `batch_size` is per device (docs/scaling.md).
+    fallback: "auto": a trained model whose validation MSE is behind the best floor (repeat last, seasonal naive:
+    `floors_`) forecasts with that floor instead; "off": always the model. `forecaster_used_` and
+    `fallback_reason_` say which and why (floors.py).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
     The defaults (defaults.ESTIMATOR) were chosen on validation MSE and training time: docs/forecasting.md.
@@ -79,10 +83,9 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
         devices: int | str = D["devices"],
         num_nodes: int = D["num_nodes"],
         strategy: str = D["strategy"],
+        fallback: str = D["fallback"],
     ):
-        arguments = dict(locals())
-        del arguments["self"]
-        vars(self).update(arguments)  # scikit-learn's rule: __init__ stores its parameters, nothing more
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})  # scikit-learn's rule: only stored
 
     # --- fitting -----------------------------------------------------------------------------------
 
@@ -108,12 +111,9 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
         else:
             module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
             checkpoint = self._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
-            options = self._trainer_options(
-                monitor="val_mse", device=device, loader_generator=loaders["train"].generator
-            )
-            self.history_ = train_and_restore(
-                module, loaders["train"], loaders["val"], checkpoint=checkpoint, **options
-            )
+            train = loaders["train"]
+            options = self._trainer_options(monitor="val_mse", device=device, loader_generator=train.generator)
+            self.history_ = train_and_restore(module, train, loaders["val"], checkpoint=checkpoint, **options)
             self.history_["best_val_mse"] = self.history_.pop("best")
         model.eval()
 
@@ -123,6 +123,7 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
         self.n_features_in_ = frame.shape[1]
         self.history_["device"] = str(device)
         self.val_metrics_ = evaluate_windows(model, splits.loaders(self.batch_size)["val"], device)  # every window
+        self._score_floors(splits, frame.index)  # the naive floors on the same windows; who forecasts
         self._set_context(frame)
         self._fit_frame = frame
         return self
@@ -165,23 +166,22 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if scaled is None:
             device = self._device()
-            with torch.no_grad():
-                self.model_.to(device).eval()
-                scaled = self.model_(context[None].to(device))[0].double().cpu().numpy()
+            with torch.no_grad():  # the model, or the floor that replaced it (fallback)
+                scaled = self._forecaster().to(device).eval()(context[None].to(device))[0].double().cpu().numpy()
         values = self._target_scaler().inverse_transform(scaled)
-        return pd.DataFrame(values, index=future_index(last, step, self.horizon), columns=self.targets_)
+        return self._said(pd.DataFrame(values, index=future_index(last, step, self.horizon), columns=self.targets_))
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
 
         online: forecast the windows as a stream with the memory state carried forward (`online_forecasts`)
-        instead of each from the trained memory."""
+        instead of each from the trained memory. The forecaster is `forecaster_used_`: the model, or its floor."""
         from titans_ts.forecasting.training import evaluate_windows
 
         if online:
             return self._online_metrics(X, split, batch_size)
         _, _, loader = self._split_windows(X, split, batch_size)
-        return evaluate_windows(self.model_, loader, self._device())
+        return evaluate_windows(self._forecaster(), loader, self._device())
 
     def score(self, X=None) -> float:
         """Negative test MSE (higher is better, as scikit-learn expects)."""
@@ -206,6 +206,7 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
             **axis_to_json(self.last_index_, self.step_),
             "history": self.history_,
             "val_metrics": self.val_metrics_,
+            **floors_record(self),
         }
         save_model_dir(Path(path), tensors, config)
         return Path(path)
@@ -238,6 +239,7 @@ class TitansForecaster(Streaming, SplitWindows, TitansEstimator):
         estimator.n_features_in_ = len(estimator.columns_)
         estimator.last_index_, estimator.step_ = axis_from_json(config)
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
+        estimator._restore_floors(config)
         estimator._fit_frame = None
         return estimator
 

@@ -22,6 +22,7 @@ def check(params: dict) -> None:
     """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them).
 
     params: TitansForecaster's parameters (every one)."""
+    from titans_ts.forecasting.floors import FALLBACKS
     from titans_ts.forecasting.model import UNTRAINED
 
     problems = []
@@ -36,6 +37,10 @@ def check(params: dict) -> None:
         problems.append(f"dropout={params['dropout']!r} (in [0, 1))")
     if params["max_minutes"] is not None and not params["max_minutes"] > 0:
         problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
+    if params["fallback"] not in FALLBACKS:
+        problems.append(
+            f"fallback={params['fallback']!r} ('auto': the best floor when the model is behind it, or 'off')"
+        )
     refuse(problems)
 
 

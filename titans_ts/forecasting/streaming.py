@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from titans_ts.errors import ConfigError
+from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.inputs import as_frame
 from titans_ts.forecasting.time_axis import advanced
 
@@ -21,7 +22,8 @@ class Streaming:
         For each new row, the window of the last `lookback` rows is run through the network starting from
         the carried memory state (memory weights and momentum of every block; see docs/forecasting.md),
         its forecast is kept, and the state after the window becomes the carried state. `predict()` then
-        returns the forecast made at the last row. update(a); update(b) equals update(a + b).
+        returns the forecast made at the last row. update(a); update(b) equals update(a + b). When a floor
+        forecasts instead of the model (`forecaster_used_`), each forecast is the floor's, and nothing is carried.
         """
         self._check_fitted()
         self._check_streamable()
@@ -63,6 +65,8 @@ class Streaming:
         return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
 
     def _stream_step(self, window: torch.Tensor, state):
+        if self.forecaster_used_ != MODEL:  # a floor replaced the model (fallback): it reads the window alone
+            return self._forecaster()(window), None
         forecast, states = self.model_(window, state, return_states=True)
         return forecast, [carried(s) for s in states]
 
