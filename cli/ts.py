@@ -211,16 +211,16 @@ def defaults() -> None:
     Both were chosen on validation MSE only (experiments/results/forecasting_search.md). Your own CSV gets
     the general default; a registered benchmark dataset gets its family's. Any option you give wins.
     """
-    from titans_ts.forecasting.defaults import BY_FAMILY, FAMILY_OF, GENERAL, defaults_for
+    from titans_ts.forecasting.defaults import GENERAL, families
 
     table = Table(title="Default settings of `titans-ts fit`")
     table.add_column("setting")
     table.add_column("general (your data)")
-    members = {family: [d for d, f in FAMILY_OF.items() if f == family] for family in BY_FAMILY}
-    for family in BY_FAMILY:
-        table.add_column(f"{family} ({', '.join(members[family])})")
+    chosen = families()
+    for family, (datasets, _) in chosen.items():
+        table.add_column(f"{family} ({', '.join(datasets)})")
     for key, value in GENERAL.items():
-        table.add_row(key, str(value), *(str(defaults_for(members[f][0])[key]) for f in BY_FAMILY))
+        table.add_row(key, str(value), *(str(settings[key]) for _, settings in chosen.values()))
     console.print(table)
 
 

@@ -79,3 +79,9 @@ def family_of(dataset: str | None) -> str | None:
 def defaults_for(dataset: str | None) -> dict:
     """The settings `fit_dataset(dataset)` uses for the keys of GENERAL that the caller leaves out."""
     return {**GENERAL, **BY_FAMILY.get(family_of(dataset), {})}
+
+
+def families() -> dict[str, tuple[list[str], dict]]:
+    """Each benchmark family's datasets and full settings (`titans-ts defaults`): {family: (datasets, settings)}."""
+    members = {family: [d for d, f in FAMILY_OF.items() if f == family] for family in BY_FAMILY}
+    return {family: (names, defaults_for(names[0])) for family, names in members.items()}
