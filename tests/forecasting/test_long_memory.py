@@ -1,0 +1,206 @@
+"""The long-memory forecaster (issue 28): the memory reads each channel's history in patches, its state
+carried across segments in training (TBPTT) and across the whole series online."""
+
+import pytest
+import torch
+from torch import nn
+
+from titans_ts.data import split_borders
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, memory_modules
+from titans_ts.forecasting.long_memory_eval import (
+    evaluate_split,
+    frozen_forecasts,
+    online_forecasts,
+    split_origins,
+)
+from titans_ts.forecasting.segments import (
+    SegmentModule,
+    epoch_offset,
+    fit_segments,
+    segment_plan,
+    window_loss,
+    window_terms,
+)
+from titans_ts.memory import NeuralMemory
+
+TINY = dict(
+    lookback=8, horizon=4, patch_len=4, dim=8, heads=2, chunk_size=4, segment_patches=8, dropout=0.0, compile=False
+)
+
+
+def model_of(seed=0, dtype=torch.float64, head_std=0.3, **changes) -> LongMemoryForecaster:
+    """A tiny model; head_std > 0: its memory path already reaches the forecast (the head's last layer
+    starts at zero)."""
+    torch.manual_seed(seed)
+    model = LongMemoryForecaster(LongMemoryConfig(**{**TINY, **changes})).to(dtype)
+    if head_std:
+        nn.init.normal_(model.head[-1].weight, std=head_std)
+    return model
+
+
+def series_of(rows, channels=3, seed=0, dtype=torch.float64):
+    return torch.randn(rows, channels, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_state_carried_across_segments_equals_one_pass():
+    model = model_of(layers=2, memory_depth=2)
+    series = series_of(4 * 32)
+    whole, whole_state = model.read(series[None])
+    streamed, streamed_state = model.read_stream(series, 0, 32)  # four segments of 8 patches, state carried
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-12)
+    for carried, one_pass in zip(streamed_state, whole_state, strict=True):
+        for a, b in zip((*carried.weights, *carried.momentum), (*one_pass.weights, *one_pass.momentum), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # the training path: detaching at TBPTT boundaries changes gradients, never values
+    plan_one, plan_all = (segment_plan(model, len(series), bptt=bptt) for bptt in (1, 3))
+    terms_one, state = [], None
+    for window in range(plan_one.n_windows):
+        terms, state = window_terms(model, series, plan_one, window, state)
+        terms_one += terms
+    terms_all, _ = window_terms(model, series, plan_all, 0)
+    torch.testing.assert_close(torch.stack([t[0] for t in terms_one]), torch.stack([t[0] for t in terms_all]))
+
+
+def test_a_truncation_boundary_cuts_the_gradient_and_a_window_keeps_it():
+    model = model_of()
+    series = series_of(5 * 32).requires_grad_(True)
+    plan = segment_plan(model, len(series), bptt=2)  # windows: segments (0, 1), (2, 3)
+
+    def gradient_on_first_patch(window, segment, of_segment):
+        """|d loss / d rows| over the first patch of `of_segment` (rows no local window of a later segment
+        reaches), for the loss of the window's `segment`-th segment. The windows run afresh each time: the
+        memory's backward frees its graph."""
+        first, state = window_terms(model, series, plan, 0)
+        terms = first if window == 0 else window_terms(model, series, plan, 1, state)[0]
+        (grad,) = torch.autograd.grad(terms[segment][0], series)
+        return grad[of_segment * 32 : of_segment * 32 + 4].abs().sum().item()
+
+    assert gradient_on_first_patch(0, 1, of_segment=0) > 0  # through the state, inside a window
+    assert gradient_on_first_patch(1, 1, of_segment=2) > 0
+    assert gradient_on_first_patch(1, 0, of_segment=1) == 0  # across the boundary: cut
+    assert gradient_on_first_patch(1, 1, of_segment=0) == 0
+
+
+def test_online_forecasts_never_read_the_future_and_do_read_the_long_past():
+    model = model_of()
+    series = series_of(200)
+    origins = split_origins((120, 200), 8, 4)  # the protocol's windows of a split with rows [120, 200)
+    online, frozen = online_forecasts(model, series, origins), frozen_forecasts(model, series, origins)
+    assert online.shape == frozen.shape == (len(origins), 4, 3)
+
+    future = series.clone()
+    cut = 150
+    future[cut:] += 5.0
+    seen = origins <= cut  # an origin t reads rows < t only
+    for forecaster, before in ((online_forecasts, online), (frozen_forecasts, frozen)):
+        after = forecaster(model, future, origins)
+        torch.testing.assert_close(after[seen], before[seen], rtol=0, atol=0)
+        assert (after[~seen] - before[~seen]).abs().amax(dim=(1, 2)).min() > 0
+
+    long_past = series.clone()
+    long_past[10] += 3.0  # 100 rows before the split: outside every lookback
+    assert (online_forecasts(model, long_past, origins) - online).abs().amax(dim=(1, 2)).min() > 0
+    torch.testing.assert_close(frozen_forecasts(model, long_past, origins), frozen, rtol=0, atol=0)
+
+
+def test_the_mlp_ablation_has_the_memorys_width_and_no_state():
+    memory, ablation = model_of(), model_of(memory="mlp")
+    lmm, mlp = memory.layers[0].mixer.memory, ablation.layers[0].mixer.net
+    assert mlp[0].in_features == mlp[-1].out_features == lmm.to_out.out_features == TINY["dim"]
+    assert mlp[0].out_features == lmm.to_out.in_features  # the hidden width is the memory's heads x head_dim
+    assert not memory_modules(ablation) and not any(isinstance(m, NeuralMemory) for m in ablation.modules())
+    series = series_of(200)
+    readouts, state = ablation.read(series[None, :64])
+    assert state is None and readouts.shape == memory.read(series[None, :64])[0].shape
+    origins = split_origins((120, 200), 8, 4)
+    torch.testing.assert_close(online_forecasts(ablation, series, origins), frozen_forecasts(ablation, series, origins))
+
+
+def test_the_state_guard_pulls_a_carried_state_back_towards_the_initial_memory():
+    series = series_of(64)
+    free = model_of()
+    _, state = free.read(series[None])
+    assert free.carry(state) is state  # off by default
+    bounded = model_of(max_state_norm=0.05, reset_mix=0.5)
+    bounded.load_state_dict(free.state_dict())
+    initial = bounded.layers[0].initial_weights()
+    guarded = bounded.carry(state)[0]
+    norm = lambda m: m.flatten(-2).norm(dim=-1)[..., None, None]  # noqa: E731  (per sequence and head)
+    for w, g, w0 in zip(state[0].weights, guarded.weights, initial, strict=True):
+        deviation, kept = w - w0, g - w0
+        assert norm(kept).max() <= 0.05 + 1e-12
+        torch.testing.assert_close(kept / norm(kept), deviation / norm(deviation))  # the same direction
+    mixed = model_of(reset_mix=0.25)
+    mixed.load_state_dict(free.state_dict())
+    for w, g, w0 in zip(state[0].weights, mixed.carry(state)[0].weights, initial, strict=True):
+        torch.testing.assert_close(g - w0, 0.75 * (w - w0))
+
+
+def test_segments_move_between_epochs_and_stay_inside_the_training_rows():
+    model = model_of()
+    span = model.config.segment_rows
+    offsets = [epoch_offset(seed=0, epoch=e, span=span) for e in range(8)]
+    assert all(0 <= o < span for o in offsets) and len(set(offsets)) > 1
+    assert offsets == [epoch_offset(0, e, span) for e in range(8)]  # the same for the same (seed, epoch)
+    counts = set()
+    for offset in range(span):
+        plan = segment_plan(model, 300, streams=2, bptt=2, offset=offset)
+        last_row = max(plan.stream_starts) + plan.n_segments * span
+        assert plan.stream_starts[1] == plan.stream_starts[0] + plan.n_segments * span and last_row <= 300
+        counts.add(plan.n_windows)
+    assert len(counts) == 1  # every epoch has as many steps
+    with pytest.raises(ConfigError, match="multiple of chunk_size"):
+        LongMemoryConfig(**{**TINY, "segment_patches": 6})
+
+
+def test_training_reads_only_training_rows_and_validates_online():
+    borders = split_borders(400, 8, 4)  # 70/10/20: train rows [0, 280)
+    val_origins = split_origins(borders.val, 8, 4)
+
+    def fitted(series):
+        model = model_of(dtype=torch.float32)
+        module = SegmentModule(model, series, borders.train[1], val_origins, streams=2, bptt=2, seed=0)
+        record = fit_segments(module, max_epochs=1, patience=1, progress=False, device="cpu")
+        return model, record
+
+    series = series_of(400, dtype=torch.float32)
+    model, record = fitted(series)
+    changed = series.clone()
+    changed[borders.train[1] :] += 10.0  # val and test rows
+    other, _ = fitted(changed)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[name], value, rtol=0, atol=0)
+    scores = evaluate_split(model, series, borders.val, "online")
+    assert scores["windows"] == borders.windows(8, 4)["val"] == len(val_origins)
+    assert scores["mse"] == pytest.approx(record["best"], rel=1e-5)
+
+
+def test_the_memory_learns_a_level_that_no_lookback_window_shows():
+    """Each channel is its own level plus noise as large: a window of 8 rows estimates the level badly, the
+    memory, reading every earlier patch, well. Trained alike, the memory's online forecasts beat the same
+    model's frozen ones (memory reset per window) and the MLP ablation."""
+    rows = 3 * 32 + 8
+
+    def levels(generator, channels):
+        return torch.randn(1, channels, generator=generator) + torch.randn(rows, channels, generator=generator)
+
+    def trained(memory):
+        options = dict(memory=memory, dim=16, memory_depth=1, chunk_size=8, max_lr=0.5)
+        model = model_of(seed=0, dtype=torch.float32, head_std=0, **options)
+        optimizer = torch.optim.Adam(model.parameters(), lr=2e-2)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(60):
+            series = levels(generator, 32)
+            terms, _ = window_terms(model, series, segment_plan(model, rows, bptt=3), 0)
+            optimizer.zero_grad()
+            window_loss(terms).backward()
+            optimizer.step()
+        return model
+
+    test = levels(torch.Generator().manual_seed(99), 512)
+    split = (48, rows)  # 45 windows per channel, each after at least 48 rows of history
+    memory, ablation = trained("lmm"), trained("mlp")
+    online = evaluate_split(memory, test, split, "online")["mse"]
+    assert online < evaluate_split(memory, test, split, "frozen")["mse"] - 0.02
+    assert online < evaluate_split(ablation, test, split, "online")["mse"] - 0.02

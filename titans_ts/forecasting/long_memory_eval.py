@@ -1,0 +1,88 @@
+"""Scoring the long-memory forecaster on the protocol's windows (issue 28), online and frozen.
+
+The windows are the benchmark protocol's: every window of a split (drop_last=False), window i of a split
+starting at row s forecasting rows s + lookback + i ... from the `lookback` rows before (its origin). The
+model forecasts at any row, not only at patch boundaries: an origin t reads the readout of the last whole
+patch of the grid (rows grid_start + k * patch_len ...) that ends at or before t, with the lag since that
+patch's end, and the local window of rows t - lookback .. t - 1.
+
+- online: the memory reads the series patch by patch from `grid_start` (row 0: train, val, the earlier
+  test rows), a segment per call with the state carried and guarded as in training; a forecast at t uses
+  only rows before t (the memory is causal, and nothing after the last origin is read at all).
+- frozen: the state reset for every window: the memory reads, from its trained initial state, only the
+  whole grid patches inside the window's lookback; the local part is the same.
+For the ablation (memory="mlp") both are the same forecasts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.long_memory import LongMemoryForecaster, readout_patches, rows_at
+
+MODES = ("online", "frozen")
+
+
+def split_origins(bounds: tuple[int, int], lookback: int, horizon: int, device=None) -> torch.Tensor:
+    """The origins of every window of a split with rows [start, end) (SplitBorders' train / val / test)."""
+    start, end = bounds
+    return torch.arange(start + lookback, end - horizon + 1, device=device)
+
+
+@torch.no_grad()
+def online_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, batch: int = 1024):
+    """(M, horizon, C) forecasts at `origins` (increasing rows of the (T, C) scaled series), each from the
+    memory state carried through every patch from grid_start up to the origin."""
+    model.eval()
+    last = int(origins.max())
+    past = series[:last]  # nothing at or after the last origin is read
+    readouts, _ = model.read_stream(past, grid_start, readout_patches(model.config, grid_start, last))
+    grid = torch.full((1,), grid_start, device=origins.device)
+    return torch.cat([model.forecast_at(past, readouts, grid, chunk[None])[0] for chunk in origins.split(batch)])
+
+
+@torch.no_grad()
+def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, batch: int = 256):
+    """(M, horizon, C) forecasts at `origins`, each from a fresh memory that reads only the whole grid
+    patches inside its lookback window (batched by the lag since the last patch)."""
+    model.eval()
+    config = model.config
+    lags = (origins - grid_start) % config.patch_len
+    forecasts = series.new_empty(len(origins), config.horizon, series.shape[1])
+    for lag in lags.unique().tolist():
+        n_patches = (config.lookback - lag) // config.patch_len
+        if n_patches < 1:
+            raise ConfigError(
+                f"frozen forecasts need a whole patch inside the lookback at every lag: lookback="
+                f"{config.lookback} must be >= 2 * patch_len - 1 = {2 * config.patch_len - 1}."
+            )
+        positions = (lags == lag).nonzero().flatten()
+        span = torch.arange(n_patches * config.patch_len, device=origins.device)
+        for chosen in positions.split(batch):
+            first_rows = origins[chosen] - lag - n_patches * config.patch_len
+            readouts, _ = model.read(rows_at(series, first_rows, span))
+            forecasts[chosen] = model.forecast_at(series, readouts, first_rows, origins[chosen, None])[:, 0]
+    return forecasts
+
+
+def error_sums(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
+    """float64 [sum of squared errors, sum of absolute errors, element count] of forecasts at origins."""
+    horizon = forecasts.shape[1]
+    targets = rows_at(series, origins, torch.arange(horizon, device=origins.device))
+    error = (forecasts - targets).double()
+    return torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())])
+
+
+def evaluate_split(model: LongMemoryForecaster, series, bounds: tuple[int, int], mode: str = "online", grid_start=0):
+    """MSE and MAE over every window of the split with rows `bounds` of the scaled (T, C) series.
+
+    mode "online": the state carried from grid_start through every earlier row; "frozen": reset per window."""
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r} is not one of {MODES}.")
+    series = torch.as_tensor(series, dtype=next(model.parameters()).dtype)
+    series = series.to(next(model.parameters()).device)
+    origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
+    forecaster = online_forecasts if mode == "online" else frozen_forecasts
+    squared, absolute, count = error_sums(forecaster(model, series, origins, grid_start), series, origins).tolist()
+    return {"mse": squared / count, "mae": absolute / count, "windows": len(origins), "mode": mode}

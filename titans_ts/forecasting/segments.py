@@ -1,0 +1,173 @@
+"""Training the long-memory forecaster the way it is used (issue 28): contiguous segments in time order,
+the memory state carried from one segment to the next, truncated back-propagation through time.
+
+An epoch cuts the training rows into `streams` contiguous streams of `n_segments` segments each
+(segment = `segment_patches` patches), starting at a random offset in [0, segment rows) drawn per epoch
+from (seed, epoch), so patch and segment boundaries move between epochs. A step is one TBPTT window: the
+next `bptt` segments of every stream, read in order with the state carried (`model.carry` between
+segments); back-propagation runs through the window's segments and stops at its start, where the state
+arriving from the previous window is detached. Every row of a segment is a forecast origin (dense
+supervision, `LongMemoryForecaster.forward`), and an origin counts in the loss when its whole window and
+horizon lie inside the training rows; the training series handed in is cut at the end of the training
+rows, so nothing of val or test is ever read.
+
+`SegmentModule` is a `SummedMetricsModule` (AdamW, warm-up + cosine, early stopping and best weights via
+`train_and_restore`) whose batches are window indices: Lightning's loop steps once per window and the
+module carries the state between steps, resetting it at each epoch's start. Validation is the online
+evaluation of the val windows (`long_memory_eval`). Limits: one process (under DDP each rank would need
+streams of its own); a run resumed from a mid-epoch checkpoint restarts the rest of that epoch from M_0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from titans_ts.errors import DataValidationError
+from titans_ts.forecasting.long_memory import LongMemoryForecaster, rows_at
+from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts
+from titans_ts.training import SummedMetricsModule, train_and_restore
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Where one epoch's segments lie: stream k's segment i starts at row start_k + i * segment_rows."""
+
+    stream_starts: tuple[int, ...]
+    n_segments: int
+    segment_rows: int
+    bptt: int  # segments per back-propagation window
+
+    @property
+    def n_windows(self) -> int:
+        return -(-self.n_segments // self.bptt)
+
+    def window_segments(self, window: int) -> range:
+        return range(window * self.bptt, min((window + 1) * self.bptt, self.n_segments))
+
+    def segment_starts(self, segment: int, device=None) -> torch.Tensor:
+        starts = torch.tensor(self.stream_starts, device=device)
+        return starts + segment * self.segment_rows
+
+
+def segment_plan(model: LongMemoryForecaster, train_rows: int, streams: int = 1, bptt: int = 1, offset: int = 0):
+    """The plan of an epoch over `train_rows` rows; n_segments leaves room for any offset < segment rows,
+    so every epoch has the same number of steps."""
+    span = model.config.segment_rows
+    if not 0 <= offset < span:
+        raise ValueError(f"offset must be in [0, {span}); got {offset}.")
+    n_segments = (train_rows - span) // (streams * span)
+    if n_segments < 1:
+        raise DataValidationError(
+            f"{train_rows} training rows hold no segment of {span} rows per stream ({streams} streams, plus "
+            f"{span} rows for the random start): lower segment_patches, patch_len or streams."
+        )
+    starts = tuple(offset + k * n_segments * span for k in range(streams))
+    return SegmentPlan(starts, n_segments, span, bptt)
+
+
+def epoch_offset(seed: int, epoch: int, span: int) -> int:
+    """The random start of an epoch's segments, in [0, span), the same for the same (seed, epoch)."""
+    generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
+    return int(torch.randint(span, (), generator=generator))
+
+
+def segment_error(model: LongMemoryForecaster, series: torch.Tensor, starts: torch.Tensor, state=None):
+    """One segment of every stream: (summed squared error over the origins that count, their element count,
+    the state after the segment). An origin counts when its window and horizon lie inside `series`."""
+    config = model.config
+    forecasts, origins, state = model(series, starts, config.segment_patches, state)
+    targets = rows_at(series, origins, torch.arange(config.horizon, device=origins.device))
+    counts = (origins >= config.lookback) & (origins + config.horizon <= series.shape[0])
+    squared = (forecasts - targets).square() * counts[..., None, None]
+    return squared.sum(), counts.sum() * config.horizon * series.shape[1], state
+
+
+def window_terms(model: LongMemoryForecaster, series: torch.Tensor, plan: SegmentPlan, window: int, state=None):
+    """One TBPTT window: its segments in order from `state` (detached: no gradient crosses into an earlier
+    window), guarded between segments. Returns [(squared error, count)] per segment and the state after."""
+    state = detached(state)
+    terms = []
+    for segment in plan.window_segments(window):
+        squared, count, state = segment_error(model, series, plan.segment_starts(segment, series.device), state)
+        terms.append((squared, count))
+        state = model.carry(state)
+    return terms, state
+
+
+def window_loss(terms) -> torch.Tensor:
+    """The mean squared error over every counted element of a window's segments."""
+    squared = sum(term[0] for term in terms)
+    count = sum(term[1] for term in terms)
+    return squared / count.clamp_min(1)
+
+
+def detached(state):
+    return None if state is None else [None if s is None else s.detach() for s in state]
+
+
+class SegmentModule(SummedMetricsModule):
+    """Lightning training of a LongMemoryForecaster on a stream (module doc). A batch is a window index.
+
+    series: (T, C) scaled rows of the channels to forecast, at least up to the end of validation;
+    train_end: the first row after the training rows; val_origins: the forecast origins of the val windows.
+    """
+
+    train_metric, n_sums = "train_mse", 3
+
+    def __init__(
+        self,
+        model: LongMemoryForecaster,
+        series: torch.Tensor,
+        train_end: int,
+        val_origins: torch.Tensor,
+        *,
+        streams: int = 1,
+        bptt: int = 1,
+        seed: int = 0,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup: float = 0.05,
+    ):
+        super().__init__(model, lr=lr, weight_decay=weight_decay, warmup=warmup)
+        self.register_buffer("series", torch.as_tensor(series, dtype=torch.float32), persistent=False)
+        self.register_buffer("val_origins", torch.as_tensor(val_origins), persistent=False)
+        self.train_end, self.streams, self.bptt, self.seed = train_end, streams, bptt, seed
+        self.n_windows = self.plan(epoch=0).n_windows
+        self.state = None
+
+    def plan(self, epoch: int) -> SegmentPlan:
+        offset = epoch_offset(self.seed, epoch, self.model.config.segment_rows)
+        return segment_plan(self.model, self.train_end, self.streams, self.bptt, offset)
+
+    def on_train_epoch_start(self):
+        self.state = None  # each epoch reads its streams from the trained initial memory
+
+    def training_step(self, window, _):
+        plan = self.plan(self.current_epoch)
+        train_rows = self.series[: self.train_end]
+        terms, state = window_terms(self.model, train_rows, plan, int(window), self.state)
+        self.state = detached(state)  # the next window starts here, without this window's graph
+        return self.log_train_loss(window_loss(terms), batch_size=len(plan.stream_starts))
+
+    def validation_step(self, _batch, _):
+        forecasts = online_forecasts(self.model, self.series, self.val_origins)
+        self.accumulate(error_sums(forecasts, self.series, self.val_origins))
+
+    def log_validation(self, squared, absolute, count):
+        self.log("val_mse", squared / max(count, 1), prog_bar=True)
+        self.log("val_mae", absolute / max(count, 1), prog_bar=True)
+
+
+def segment_loaders(module: SegmentModule) -> tuple[DataLoader, DataLoader]:
+    """(train, val): the window indices of an epoch in order, and one validation batch (the whole val split)."""
+    return DataLoader(range(module.n_windows), batch_size=None), DataLoader([0], batch_size=None)
+
+
+def fit_segments(module: SegmentModule, **trainer_options) -> dict:
+    """Train with early stopping on the online val MSE and keep the best weights: `train_and_restore`'s record.
+    trainer_options: make_trainer's (max_epochs, patience, progress, device, ...); monitor is val_mse."""
+    train, val = segment_loaders(module)
+    return train_and_restore(module, train, val, **{"monitor": "val_mse", **trainer_options})
