@@ -376,7 +376,7 @@ def _errors_table(title: str, errors) -> Table:
 
 def _forecaster_note(record: dict) -> str:
     """Which forecaster the numbers and forecasts are from: the model, or the floor that replaced it, and why."""
-    return f"Forecaster used: {record['forecaster_used']} ({record['fallback_reason']})."
+    return f"Forecaster used: {record['forecaster_used']}. Why: {record['fallback_reason']}."
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:

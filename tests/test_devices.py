@@ -364,7 +364,9 @@ def test_cli_passes_the_device_through(monkeypatch):
 
     def fake_predict(model, input, out, plot, device=None, **read):
         seen["device"] = device
-        return pd.DataFrame({"x": [1.0]}, index=pd.RangeIndex(1)), None
+        forecast = pd.DataFrame({"x": [1.0]}, index=pd.RangeIndex(1))
+        forecast.attrs.update(forecaster="model", fallback_reason="as predict_csv says which forecaster it used")
+        return forecast, None
 
     monkeypatch.setattr(api, "predict_csv", fake_predict)
     result = runner.invoke(cli.ts.app, ["predict", "--model", "m", "--input", "i.csv", "--device", "cpu"])

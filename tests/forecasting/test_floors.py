@@ -152,7 +152,7 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())  # as rich wrapped it or not
     assert "Validation MSE, the same windows: model" in output and "seasonal naive (season 7)" in output
-    assert "Forecaster used: repeat last (the model is behind the best floor" in output
+    assert "Forecaster used: repeat last. Why: the model is behind the best floor" in output
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["forecaster_used"] == "repeat last" and "behind" in metrics["fallback_reason"]
     assert set(metrics["floors"]) == {"repeat last", "seasonal naive (season 7)"}

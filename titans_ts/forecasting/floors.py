@@ -109,14 +109,14 @@ def autocorrelation_peak(values: np.ndarray, max_lag: int) -> tuple[int, float] 
 def choose(model_mse: float, floors: dict[str, float], trained: bool, fallback: str) -> tuple[str, str]:
     """(who forecasts: MODEL or a floor's name, why), from the validation MSE of the model and of each floor."""
     best = min(floors, key=floors.get)
-    scores = f"validation MSE: the model {model_mse:.4g}, the best floor ({best}) {floors[best]:.4g}"
+    scores = f"validation MSE {model_mse:.4g} against {floors[best]:.4g} for the best floor, {best}"
     if not trained:
-        return MODEL, f"the model is itself a naive forecast, nothing trained ({scores})"
+        return MODEL, f"the model is itself a naive forecast, nothing trained; {scores}"
     if model_mse <= floors[best]:
-        return MODEL, f"the model is not behind the best floor ({scores})"
+        return MODEL, f"the model is not behind the best floor: {scores}"
     if fallback == "off":
-        return MODEL, f"the model is behind the best floor, and fallback='off' keeps it ({scores})"
-    return best, f"the model is behind the best floor, so {best} forecasts instead (fallback='auto'; {scores})"
+        return MODEL, f"the model is behind the best floor, and fallback='off' keeps it: {scores}"
+    return best, f"the model is behind the best floor, so {best} forecasts instead (fallback='auto'): {scores}"
 
 
 def floors_record(estimator) -> dict:
