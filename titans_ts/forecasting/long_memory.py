@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from titans_ts.data.protocol import HORIZON, LOOKBACK
 from titans_ts.errors import ConfigError, positive_problems, refuse
+from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.memory import MemoryState, make_block
 
 MEMORIES = ("lmm", "mlp")
@@ -33,15 +35,15 @@ MEMORIES = ("lmm", "mlp")
 
 @dataclass(frozen=True)
 class LongMemoryConfig:
-    lookback: int = 96
-    horizon: int = 96
+    lookback: int = LOOKBACK
+    horizon: int = HORIZON
     patch_len: int = 16
     dim: int = 64
     layers: int = 1
     heads: int = 4
     memory: str = "lmm"  # "lmm": the neural memory; "mlp": the ablation, a position-wise MLP (no state)
     memory_depth: int = 2
-    chunk_size: int = 16  # patch tokens per chunk of the memory's parallel inner loop
+    chunk_size: int = ESTIMATOR["chunk_size"]  # patch tokens per chunk of the memory's parallel inner loop
     segment_patches: int = 32  # patches per call (a training segment); a multiple of chunk_size
     max_lr: float = 0.05  # the memory's inner learning rate bound (theta)
     forget_bias: float | None = None  # initial logit of the forget gate alpha (None: NeuralMemory's, -6)
