@@ -30,11 +30,20 @@ def test_the_report_is_written_when_a_row_and_a_whole_section_fail(tmp_path, mon
         raise RuntimeError("CUDA out of memory")
 
     rows = [
-        memory_gpu.measured({"impl": "titans-ts triton", "depth": 1, "dtype": "bf16", "pass": "fwd+bwd"},
-                            lambda: None, tokens=4 * 8192, time_step=_seconds),  # fmt: skip
+        memory_gpu.measured(
+            {"impl": "titans-ts triton", "depth": 1, "dtype": "bf16", "pass": "fwd+bwd"},
+            lambda: None,
+            tokens=4 * 8192,
+            time_step=_seconds,
+        ),  # fmt: skip
         {"impl": "fla chunk_gated_delta_rule", "depth": 1, "dtype": "bf16", "pass": "fwd", "tokens_per_s": 1e7},
-        {"impl": "fla chunk_gated_delta_rule", "depth": 1, "dtype": "bf16", "pass": "fwd+bwd",
-         "error": "RuntimeError: refused by fla's guard"},  # fmt: skip
+        {
+            "impl": "fla chunk_gated_delta_rule",
+            "depth": 1,
+            "dtype": "bf16",
+            "pass": "fwd+bwd",
+            "error": "RuntimeError: refused by fla's guard",
+        },  # fmt: skip
     ]
     monkeypatch.setattr(memory_gpu, "module_rows", broken_modules)
     monkeypatch.setattr(memory_gpu, "op_rows", lambda backends: rows)

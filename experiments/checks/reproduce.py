@@ -83,10 +83,11 @@ def main() -> int:
         saved = json.loads(args.against.read_text())
         rows = [(label, saved[label], rerun) for label, _, rerun in rows]
     same = True
+    kept = "saved" if args.against else "committed"
     for label, committed, rerun in rows:
         equal = committed == rerun
         same &= equal
-        print(f"{label}: {'saved' if args.against else 'committed'} {committed!r}, re-run {rerun!r}: {'identical' if equal else 'DIFFERS'}")
+        print(f"{label}: {kept} {committed!r}, re-run {rerun!r}: {'identical' if equal else 'DIFFERS'}")
     return 0 if same else 1
 
 
