@@ -3,7 +3,7 @@
 For NeuralMemory shapes the toolkit runs (the forecaster's few variate tokens, a DNA window, the memory
 bench's B=8 T=1024), each in a fresh process with an empty inductor cache (a user's first run):
 the eager training step, the compiled step, and the first compiled step (the compile itself).
-`titans_ts.memory.module.AUTO_COMPILE` is read off this report: the smallest call that compiling speeds
+`titans_ts.memory.autocompile.AUTO_COMPILE` is read off this report: the smallest call that compiling speeds
 up by at least a fifth, and the longest compile seen (a run compiles once it has spent that long eager).
 
     python experiments/bench/compile_cost.py     # writes experiments/results/compile_cost.{md,json}

@@ -63,6 +63,10 @@ def _module(impl: str, config: dict):
     )
 
 
+def error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error)[:300]}"
+
+
 def measured(row: dict, step, tokens: int, time_step=None) -> dict:
     """`row` with tokens/s of `step`, or with the error it raised: one failing implementation is a row of
     the report, never the end of the run."""
@@ -70,7 +74,7 @@ def measured(row: dict, step, tokens: int, time_step=None) -> dict:
     try:
         row["tokens_per_s"] = tokens / time_step(step)
     except Exception as error:  # a backend that fails on this GPU is a result too
-        row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+        row["error"] = error_text(error)
     print(row, flush=True)
     return row
 
@@ -85,7 +89,7 @@ def module_rows(impls: list[str]) -> list[dict]:
                 model = _module(impl, config).cuda()
                 x = torch.randn(config["batch"], config["length"], config["dim"], device="cuda")
             except Exception as error:
-                rows.append({**row, "error": f"{type(error).__name__}: {str(error)[:300]}"})
+                rows.append({**row, "error": error_text(error)})
                 continue
 
             def step(model=model, x=x):
@@ -133,7 +137,7 @@ def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[
                     args = _op_inputs(batch, heads, length, dim, depth, dtype)
                 except Exception as error:
                     rows.append({"impl": f"titans-ts {backend}", "depth": depth, "dtype": dtype_name,
-                                 "pass": "fwd+bwd", "error": f"{type(error).__name__}: {error}"})  # fmt: skip
+                                 "pass": "fwd+bwd", "error": error_text(error)})  # fmt: skip
                     continue
 
                 def forward(args=args, backend=backend):
@@ -158,17 +162,12 @@ def fla_rows(batch, heads, length, dim) -> list[dict]:
     """fla's `chunk_gated_delta_rule` in bf16: forward alone always; forward + backward as a row of its own,
     whose error is fla's guard's reason where fla refuses its backward on this GPU and Triton."""
     base = {"impl": "fla chunk_gated_delta_rule", "depth": 1, "dtype": "bf16"}
-    try:
+    try:  # not installed, broken against this Triton, or out of memory: a row, not the end of the section
         from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-    except ImportError as error:
-        return [{**base, "pass": "fwd", "error": f"fla is not installed ({error})"}]
-    g = torch.Generator(device="cuda").manual_seed(0)
-    shape = (batch, length, heads, dim)  # fla's layout: (B, T, H, D)
-    q = F.normalize(torch.randn(*shape, generator=g, device="cuda"), dim=-1).bfloat16().requires_grad_()
-    k = F.normalize(torch.randn(*shape, generator=g, device="cuda"), dim=-1).bfloat16().requires_grad_()
-    v = torch.randn(*shape, generator=g, device="cuda").bfloat16().requires_grad_()
-    log_decay = F.logsigmoid(torch.randn(batch, length, heads, generator=g, device="cuda")).requires_grad_()
-    beta = torch.rand(batch, length, heads, generator=g, device="cuda").bfloat16().requires_grad_()
+
+        q, k, v, log_decay, beta = _fla_inputs(batch, heads, length, dim)
+    except Exception as error:
+        return [{**base, "pass": "fwd", "error": error_text(error)}]
 
     def forward_only():
         with torch.no_grad():
@@ -180,6 +179,17 @@ def fla_rows(batch, heads, length, dim) -> list[dict]:
 
     return [measured({**base, "pass": name}, step, batch * length) for name, step in
             (("fwd", forward_only), ("fwd+bwd", train_step))]  # fmt: skip
+
+
+def _fla_inputs(batch, heads, length, dim):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    shape = (batch, length, heads, dim)  # fla's layout: (B, T, H, D)
+    q = F.normalize(torch.randn(*shape, generator=g, device="cuda"), dim=-1).bfloat16().requires_grad_()
+    k = F.normalize(torch.randn(*shape, generator=g, device="cuda"), dim=-1).bfloat16().requires_grad_()
+    v = torch.randn(*shape, generator=g, device="cuda").bfloat16().requires_grad_()
+    log_decay = F.logsigmoid(torch.randn(batch, length, heads, generator=g, device="cuda")).requires_grad_()
+    beta = torch.rand(batch, length, heads, generator=g, device="cuda").bfloat16().requires_grad_()
+    return q, k, v, log_decay, beta
 
 
 def gpu_main(info: dict, try_triton: bool, results: Path = RESULTS) -> dict:
@@ -198,7 +208,7 @@ def gpu_main(info: dict, try_triton: bool, results: Path = RESULTS) -> dict:
             summary[section] = rows()
         except Exception as error:  # a whole section that breaks still leaves the other one and a report
             summary[section] = [{"impl": "(section)", "depth": 0, "batch": 0, "length": 0, "dim": 0, "heads": 0,
-                                 "expansion": 0, "error": f"{type(error).__name__}: {error}"}]  # fmt: skip
+                                 "expansion": 0, "error": error_text(error)}]  # fmt: skip
     summary["wall_seconds"] = time.time() - started
     write_report(summary, results)
     return summary

@@ -210,6 +210,9 @@ def test_compile_auto_compiles_a_call_shape_once_its_eager_time_would_pay_for_a_
     memory(large)[0].sum().backward()  # the eager step's time now exceeds the (tiny) compile cost
     assert choice.now(large) and not choice.now(small)
     assert not choice.now(torch.randn(2, 31, 16))  # each shape on its own (fixed-shape compiles)
+    with torch.no_grad():  # a variant with its own graph earns its own compile
+        assert not choice.now(large)
+    assert not choice.now(large, stateful=True) and not choice.now(large.double())
 
 
 def test_compile_auto_leaves_cuda_to_its_own_fast_path_and_the_setting_is_checked(monkeypatch):
@@ -221,7 +224,7 @@ def test_compile_auto_leaves_cuda_to_its_own_fast_path_and_the_setting_is_checke
     choice.record(cuda_like, 10.0)
     assert not choice.now(cuda_like)
     assert autocompile.CompileChoice(True).now(cuda_like) and not autocompile.CompileChoice(False).now(cuda_like)
-    for bad in ("yes", 1, None):
+    for bad in ("yes", 1, 1.0, 0.0, None):
         with pytest.raises(ValueError, match='compile must be True, False or "auto"'):
             NeuralMemory(16, compile=bad)
 

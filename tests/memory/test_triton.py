@@ -161,6 +161,8 @@ def test_auto_picks_triton_on_cuda_for_the_shapes_and_dtypes_it_was_verified_on(
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64) == "triton"
     assert ops.auto_backend("cuda", q=q.bfloat16(), weights=shallow, chunk_size=64) == "triton"
     assert ops.auto_backend("cuda", q=q.double(), weights=shallow, chunk_size=64) == "chunked"  # not GPU-checked
+    fp64_state = tuple(w.double() for w in shallow)  # triton would keep it in fp32; chunked keeps fp64
+    assert ops.auto_backend("cuda", q=q, weights=fp64_state, chunk_size=64) == "chunked"
     assert ops.auto_backend("cuda", q=q, weights=deep, chunk_size=64) == "chunked"  # depth 3
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=8) == "chunked"  # below tl.dot's 16
     wide = (torch.zeros(1, 2, 256, 256),)

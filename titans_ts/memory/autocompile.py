@@ -21,19 +21,20 @@ AUTO_COMPILE = {
     # (48 s, a DNA window), rounded up.
     "after_seconds": 50.0,
 }
-COMPILE_SETTINGS = (True, False, "auto")
 
 
 def check_compile_setting(value) -> None:
-    if value not in COMPILE_SETTINGS or isinstance(value, int) and not isinstance(value, bool):
+    if not (value is True or value is False or value == "auto"):
         raise ValueError(f'compile must be True, False or "auto"; got {value!r}.')
 
 
 class CompileChoice:
-    """Whether a NeuralMemory call runs compiled: the setting itself, or under "auto" the ski-rental rule."""
+    """Whether a NeuralMemory call runs compiled: the setting itself, or under "auto" the ski-rental rule.
+
+    Under "auto" a call is known by everything its compiled graph depends on (shape, dtype, gradients on,
+    autocast, a state passed in), so each such variant earns its own compile with its own eager time."""
 
     def __init__(self, setting):
-        check_compile_setting(setting)
         self.setting = setting
         self.eager_seconds: dict[tuple, float] = {}
         self.compiled_shapes: set[tuple] = set()
@@ -41,16 +42,21 @@ class CompileChoice:
     def _candidate(self, x: torch.Tensor) -> bool:
         return x.device.type == "cpu" and x.shape[0] * x.shape[1] >= AUTO_COMPILE["min_tokens"]
 
-    def now(self, x: torch.Tensor) -> bool:
+    @staticmethod
+    def _key(x: torch.Tensor, stateful: bool) -> tuple:
+        autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
+        return tuple(x.shape), x.dtype, torch.is_grad_enabled(), autocast, stateful
+
+    def now(self, x: torch.Tensor, stateful: bool = False) -> bool:
         if self.setting != "auto":
             return bool(self.setting)
-        return tuple(x.shape) in self.compiled_shapes
+        return self._key(x, stateful) in self.compiled_shapes
 
-    def record(self, x: torch.Tensor, forward_seconds: float) -> None:
+    def record(self, x: torch.Tensor, forward_seconds: float, stateful: bool = False) -> None:
         """Count one eager forward; a training step (forward + backward) costs about three forwards."""
         if self.setting != "auto" or not self._candidate(x) or torch.compiler.is_compiling():
             return
-        key = tuple(x.shape)
+        key = self._key(x, stateful)
         step_seconds = forward_seconds * (3.0 if torch.is_grad_enabled() else 1.0)
         self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + step_seconds
         if self.eager_seconds[key] >= AUTO_COMPILE["after_seconds"]:

@@ -86,11 +86,11 @@ def auto_backend(device: torch.device | str, q=None, weights=None, chunk_size: i
     for backend in VERIFIED_BACKENDS.get(torch.device(device).type, ("chunked",)):
         if backend != "triton":
             return backend
-        if q is None or q.dtype not in VERIFIED_TRITON_DTYPES:
+        if q is None or any(t.dtype not in VERIFIED_TRITON_DTYPES for t in (q, *weights)):
             continue
-        from titans_ts.memory.ops.triton import is_available, unsupported_shape
+        from titans_ts.memory.ops.triton import runs_on, unsupported_shape
 
-        if is_available() and unsupported_shape(q, weights, chunk_size) is None:
+        if runs_on(q) and unsupported_shape(q, weights, chunk_size) is None:
             return backend
     return "chunked"
 

@@ -12,6 +12,7 @@ import os
 import torch
 
 from titans_ts.memory.ops.common import CHUNK_SIZE
+from titans_ts.memory.ops.triton.state_pass import TILE
 
 SUPPORTED_DEPTHS = (1, 2)
 MAX_DIM = 128
@@ -28,6 +29,11 @@ def is_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available() or _interpreted()
+
+
+def runs_on(q: torch.Tensor) -> bool:
+    """True when the kernels can run on q's device now: CUDA tensors on a GPU, CPU ones under the interpreter."""
+    return is_available() and q.is_cuda != _interpreted()
 
 
 def neural_memory_triton(
@@ -63,7 +69,7 @@ def unsupported_shape(q, weights, chunk_size) -> str | None:
             f"backend='triton' supports memory depth {SUPPORTED_DEPTHS}; got depth {len(weights)}. "
             "Use backend='chunked' for deeper memories."
         )
-    if chunk_size < 16 or chunk_size > 128 or chunk_size & (chunk_size - 1):
+    if chunk_size < TILE or chunk_size > 128 or chunk_size & (chunk_size - 1):
         return f"backend='triton' needs chunk_size a power of two in 16..128; got {chunk_size}."
     dims = [weights[0].shape[-2], *(w.shape[-1] for w in weights)]
     if max(dims[0], dims[-1]) > MAX_DIM or (len(dims) == 3 and dims[1] > 4 * MAX_DIM):
