@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from genomics.data import make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
@@ -136,10 +136,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         problems = []
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision={self.precision!r} ('bf16-mixed' or '32-true')")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                problems.append(f"{name}={value!r} (at least 1)")
+        problems += positive_problems({"epochs": self.epochs, "batch_size": self.batch_size})
         if not (isinstance(self.patience, int) and self.patience >= 0):
             problems.append(f"patience={self.patience!r} (0 or more epochs)")
         if not self.lr > 0:
@@ -148,8 +145,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             problems.append(f"val_fraction={self.val_fraction!r} (between 0 and 1)")
         if self.max_minutes is not None and not self.max_minutes > 0:
             problems.append(f"max_minutes={self.max_minutes!r} (positive, or None for no budget)")
-        if problems:
-            raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
+        refuse(problems)
 
     def _build(self, n_classes: int):
         if self.architecture != "titans":

@@ -66,6 +66,7 @@ def run_one(memory: str) -> dict:
     from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster
     from titans_ts.forecasting.long_memory_eval import evaluate_split, split_origins
     from titans_ts.forecasting.segments import SegmentModule, fit_segments
+    from titans_ts.training import require_finished
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -76,6 +77,7 @@ def run_one(memory: str) -> dict:
     val_origins = split_origins(borders.val, LOOKBACK, HORIZON)
     module = SegmentModule(model, series, borders.train[1], val_origins, seed=SEED, **TRAINING)
     record = fit_segments(module, progress=False, device="cpu", **TRAINER)
+    require_finished(record, run_path(memory).stem)  # an interrupted run is rerun, not recorded
     scores = {"online": evaluate_split(model, series, borders.val, "online")}
     if memory == "lmm":
         scores["frozen"] = evaluate_split(model, series, borders.val, "frozen")

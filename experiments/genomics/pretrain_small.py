@@ -55,15 +55,15 @@ def _start_of(stage: int, records: list[dict], config: dict) -> Path | None:
 def run(config: dict) -> None:
     import torch
 
+    from genomics.api import leakage_sequences
     from genomics.classifier import pretrained_path
-    from genomics.data import load_task
     from genomics.model import DNAModelConfig
     from genomics.pretraining import pretrain
     from titans_ts.io import atomic_write_text
 
     torch.set_num_threads(config["_claims"].threads)
     corpus = sorted((ROOT / config["corpus"]).glob("*.fa*"))
-    evaluation = [s for task in config["exclude"] for s in load_task(task).labelled.sequences]
+    evaluation = leakage_sequences(config["exclude"])
     runs = ROOT / config["runs"]
     runs.mkdir(parents=True, exist_ok=True)
     while not _stopped(records := _records(config), config):

@@ -1,5 +1,6 @@
 import gzip
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +251,15 @@ def test_a_shuffled_file_is_refused_with_the_fix_named(tmp_path):
     swapped = hours[[*range(10), 11, 10, *range(12, 50)]]  # two neighbours swapped: neither order holds
     with pytest.raises(DataValidationError, match=r"go back in time: row 12 .*Sort the rows"):
         load_dataset(_with_dates(tmp_path, swapped))
+
+
+def test_a_newest_first_file_that_is_refused_names_its_own_rows_and_is_not_said_to_be_reordered(tmp_path):
+    hours = pd.date_range("2020-01-01", periods=6, freq="h")[::-1]
+    stamps = hours.insert(1, hours[0])  # newest first, the newest stamp written twice (rows 1 and 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "put in time order" warning for a file that is then refused
+        with pytest.raises(DataValidationError, match=r"repeat or go back in time: row 2 "):
+            load_dataset(_with_dates(tmp_path, stamps))
 
 
 def test_a_dataframe_given_newest_first_is_put_in_time_order_and_a_shuffled_one_refused():

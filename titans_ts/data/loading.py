@@ -232,18 +232,20 @@ def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Dat
     """The frame oldest first: rows written newest first are reversed, with a warning saying so; timestamps
     that go back in time otherwise (or repeat, unless `repeats`) are refused with the fix."""
     index = frame.index
-    if len(index) >= 2 and index.is_monotonic_decreasing and index[0] > index[-1]:
-        warnings.warn(
-            f"{source}: the rows run newest first ({index[0]} down to {index[-1]}); they were put in time order, "
-            "oldest first.",
-            TimeOrderWarning,
-            stacklevel=5,
-        )
-        frame = frame.iloc[::-1]
-        index = frame.index
-    if index.is_monotonic_increasing and (repeats or index.is_unique):
-        return frame
-    steps = index.to_series().diff().iloc[1:]
+    newest_first = len(index) >= 2 and index.is_monotonic_decreasing and index[0] > index[-1]
+    ordered = frame.iloc[::-1] if newest_first else frame
+    if ordered.index.is_monotonic_increasing and (repeats or ordered.index.is_unique):
+        if newest_first:
+            warnings.warn(
+                f"{source}: the rows run newest first ({index[0]} down to {index[-1]}); they were put in time "
+                "order, oldest first.",
+                TimeOrderWarning,
+                stacklevel=5,
+            )
+        return ordered
+    steps = index.to_series().diff().iloc[1:]  # in the order given, so the rows named are the caller's
+    if newest_first:
+        steps = -steps
     out_of_order = steps < pd.Timedelta(0) if repeats else steps <= pd.Timedelta(0)
     backwards = np.flatnonzero(out_of_order.to_numpy())
     rows = ", ".join(f"row {i + 2} ({index[i + 1]})" for i in backwards[:_MAX_LISTED])
