@@ -3,8 +3,8 @@
 __all__ = ["VARIANTS", "ForecastConfig", "TitansForecaster", "build_model"]
 
 
-def __getattr__(name):  # the estimator and the model pull in torch: import them on first use, so that the
-    # CLI reads defaults.py and settings.py without them
+def __getattr__(name):  # import the estimator and the models on first use: a module that needs only
+    # defaults.py or settings.py does not load them (or Lightning) on the way
     if name == "TitansForecaster":
         from titans_ts.forecasting.estimator import TitansForecaster
 

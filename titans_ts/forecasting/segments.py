@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader
 from titans_ts.errors import DataValidationError
 from titans_ts.forecasting.long_memory import LongMemoryForecaster, rows_at
 from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts
-from titans_ts.training import SummedMetricsModule, train_and_restore
+from titans_ts.forecasting.training import ForecastModule
+from titans_ts.training import train_and_restore
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,13 @@ def detached(state):
     return None if state is None else [None if s is None else s.detach() for s in state]
 
 
-class SegmentModule(SummedMetricsModule):
-    """Lightning training of a LongMemoryForecaster on a stream (module doc). A batch is a window index.
+class SegmentModule(ForecastModule):
+    """Lightning training of a LongMemoryForecaster on a stream (module doc). A batch is a window index;
+    the optimizer, its defaults and the val_mse / val_mae logging are ForecastModule's.
 
     series: (T, C) scaled rows of the channels to forecast, at least up to the end of validation;
     train_end: the first row after the training rows; val_origins: the forecast origins of the val windows.
     """
-
-    train_metric, n_sums = "train_mse", 3
 
     def __init__(
         self,
@@ -127,11 +127,9 @@ class SegmentModule(SummedMetricsModule):
         streams: int = 1,
         bptt: int = 1,
         seed: int = 0,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        warmup: float = 0.05,
+        **optimizer,
     ):
-        super().__init__(model, lr=lr, weight_decay=weight_decay, warmup=warmup)
+        super().__init__(model, **optimizer)  # lr, weight_decay, warmup: ForecastModule's defaults
         self.register_buffer("series", torch.as_tensor(series, dtype=torch.float32), persistent=False)
         self.register_buffer("val_origins", torch.as_tensor(val_origins), persistent=False)
         self.train_end, self.streams, self.bptt, self.seed = train_end, streams, bptt, seed
@@ -155,10 +153,6 @@ class SegmentModule(SummedMetricsModule):
     def validation_step(self, _batch, _):
         forecasts = online_forecasts(self.model, self.series, self.val_origins)
         self.accumulate(error_sums(forecasts, self.series, self.val_origins))
-
-    def log_validation(self, squared, absolute, count):
-        self.log("val_mse", squared / max(count, 1), prog_bar=True)
-        self.log("val_mae", absolute / max(count, 1), prog_bar=True)
 
 
 def segment_loaders(module: SegmentModule) -> tuple[DataLoader, DataLoader]:

@@ -55,7 +55,6 @@ class FitSettings:
 
     dataset: str
     params: dict  # TitansForecaster's parameters, every one (a split by dates: see `protocol`)
-    device: object  # params["device"] resolved: the torch.device the run uses
     family: str | None  # the benchmark family whose defaults filled in what was not given (None: general)
     out: Path
     split: tuple[float, float, float] | None = None
@@ -100,9 +99,9 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
             "(the protocol comes from the dataset or split=, the checkpoints go to out/checkpoints)."
         )
     params = {**ESTIMATOR, **defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
-    device = resolve_device(params["device"])  # a bad device fails before the data is read
+    resolve_device(params["device"])  # a bad device or a missing GPU fails before the data is read
     check(params)  # so do impossible settings
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     out = Path(out or f"runs/{label}-{params['variant']}-h{params['horizon']}-s{params['seed']}")
-    return FitSettings(dataset, params, device, family_of(dataset), out, split, split_dates)
+    return FitSettings(dataset, params, family_of(dataset), out, split, split_dates)
