@@ -43,8 +43,9 @@ def series_of(rows, channels=3, seed=0, dtype=torch.float64):
     return torch.randn(rows, channels, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def test_state_carried_across_segments_equals_one_pass():
-    model = model_of(layers=2, memory_depth=2)
+@pytest.mark.parametrize("error_tokens", [False, True])
+def test_state_carried_across_segments_equals_one_pass(error_tokens):
+    model = model_of(layers=2, memory_depth=2, error_tokens=error_tokens)
     series = series_of(4 * 32)
     whole, whole_state = model.read(series[None])
     streamed, streamed_state = model.read_stream(series, 0, 32)  # four segments of 8 patches, state carried
@@ -82,8 +83,9 @@ def test_a_truncation_boundary_cuts_the_gradient_and_a_window_keeps_it():
     assert gradient_on_first_patch(1, 1, of_segment=0) == 0
 
 
-def test_online_forecasts_never_read_the_future_and_do_read_the_long_past():
-    model = model_of()
+@pytest.mark.parametrize("error_tokens", [False, True])
+def test_online_forecasts_never_read_the_future_and_do_read_the_long_past(error_tokens):
+    model = model_of(error_tokens=error_tokens)
     series = series_of(200)
     origins = split_origins((120, 200), 8, 4)  # the protocol's windows of a split with rows [120, 200)
     online, frozen = online_forecasts(model, series, origins), frozen_forecasts(model, series, origins)
@@ -204,3 +206,16 @@ def test_the_memory_learns_a_level_that_no_lookback_window_shows():
     online = evaluate_split(memory, test, split, "online")["mse"]
     assert online < evaluate_split(memory, test, split, "frozen")["mse"] - 0.02
     assert online < evaluate_split(ablation, test, split, "online")["mse"] - 0.02
+
+
+def test_error_tokens_hold_each_patchs_error_against_the_local_forecast_made_at_its_start():
+    model = model_of(error_tokens=True, lookback=8, patch_len=4, horizon=4)
+    series = series_of(40)
+    errors = model._patch_errors(series[None, 8:24], series[None, :8])  # patches at rows 8, 12, 16, 20
+    for k, start in enumerate(range(8, 24, 4)):
+        window = series[start - 8 : start].T  # (C, lookback)
+        mean, std = window.mean(-1, keepdim=True), torch.sqrt(window.var(-1, unbiased=False, keepdim=True) + 1e-5)
+        local = model.local_linear((window - mean) / std) * std + mean
+        torch.testing.assert_close(errors[:, k], series[start : start + 4].T - local[:, :4])
+    with pytest.raises(ConfigError, match="horizon=2 must be >= patch_len=4"):
+        LongMemoryConfig(**{**TINY, "horizon": 2, "error_tokens": True})

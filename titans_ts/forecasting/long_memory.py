@@ -52,6 +52,9 @@ class LongMemoryConfig:
     reset_mix: float = 0.0  # mix a fraction of the initial memory M_0 back into the state
     max_state_norm: float | None = None  # bound on ||W - M_0|| of each memory matrix, per sequence and head
     compile: bool | str = "auto"
+    # A patch token also holds the local forecast's error on that patch (made at the patch's start, known
+    # once the patch is read): the memory then learns, as it reads, where the local forecast goes wrong.
+    error_tokens: bool = False
 
     def __post_init__(self):
         sizes = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size")
@@ -64,6 +67,11 @@ class LongMemoryConfig:
             raise ConfigError(
                 f"segment_patches={self.segment_patches} must be a multiple of chunk_size={self.chunk_size}: "
                 "a state carried between segments then equals one pass over them."
+            )
+        if self.error_tokens and self.horizon < self.patch_len:
+            raise ConfigError(
+                f"error_tokens compare a patch with the local forecast of it: horizon={self.horizon} must be "
+                f">= patch_len={self.patch_len}."
             )
         if not 0.0 <= self.reset_mix < 1.0:
             raise ConfigError(f"reset_mix must be in [0, 1); got {self.reset_mix}.")
@@ -127,7 +135,7 @@ class LongMemoryForecaster(nn.Module):
         super().__init__()
         self.config = config
         dim, lookback, horizon = config.dim, config.lookback, config.horizon
-        self.patch_embed = nn.Linear(config.patch_len, dim)
+        self.patch_embed = nn.Linear(config.patch_len * (2 if config.error_tokens else 1), dim)
         self.layers = nn.ModuleList(MemoryLayer(config) for _ in range(config.layers))
         self.readout_norm = nn.LayerNorm(dim)
         self.lag_embed = nn.Embedding(config.patch_len, dim)
@@ -141,15 +149,20 @@ class LongMemoryForecaster(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     # -- the memory: patches -> readouts, state carried --------------------------------------------------
-    def read(self, rows: torch.Tensor, state=None):
+    def read(self, rows: torch.Tensor, state=None, before: torch.Tensor | None = None):
         """rows: (B, n * patch_len, C), whole patches in time order -> readouts (B, C, n, dim) and the state
         after the last patch (a list, one entry per layer; None for the ablation). Continuing with the state
-        equals one call on the concatenation when n is a multiple of chunk_size."""
+        equals one call on the concatenation when n is a multiple of chunk_size.
+
+        before: (B, lookback, C), the rows just before `rows` (error_tokens only: the local forecast at the
+        first patch reads them; None: the first row repeated, as at the start of a series)."""
         batch, length, channels = rows.shape
         patch_len = self.config.patch_len
         if length % patch_len:
             raise ValueError(f"read() takes whole patches: {length} rows is not a multiple of {patch_len}.")
         patches = rows.transpose(1, 2).reshape(batch * channels, length // patch_len, patch_len)
+        if self.config.error_tokens:
+            patches = torch.cat([patches, self._patch_errors(rows, before)], dim=-1)
         tokens = self.patch_embed(patches)
         states = state or [None] * len(self.layers)
         new_states = []
@@ -158,6 +171,24 @@ class LongMemoryForecaster(nn.Module):
             new_states.append(layer_state)
         readouts = self.readout_norm(tokens).view(batch, channels, length // patch_len, -1)
         return readouts, (None if self.config.memory == "mlp" else new_states)
+
+    @torch.no_grad()
+    def _patch_errors(self, rows, before):
+        """(B * C, n, patch_len): each patch minus the local forecast of it made at its first row."""
+        batch, length, channels = rows.shape
+        lookback, patch_len = self.config.lookback, self.config.patch_len
+        if before is None:
+            before = rows[:, :1].expand(batch, lookback, channels)
+        history = torch.cat([before, rows], dim=1)  # row lookback + i of history is row i of rows
+        origins = torch.arange(lookback, lookback + length, patch_len, device=rows.device)
+        steps = torch.arange(-lookback, 0, device=rows.device)
+        windows = history[:, origins[:, None] + steps].permute(0, 3, 1, 2)  # (B, C, n, lookback)
+        mean = windows.mean(dim=-1, keepdim=True)
+        std = torch.sqrt(windows.var(dim=-1, keepdim=True, unbiased=False) + 1e-5)
+        weight, bias = self.local_linear.weight[:patch_len], self.local_linear.bias[:patch_len]
+        local = nn.functional.linear((windows - mean) / std, weight, bias) * std + mean
+        actual = rows.transpose(1, 2).reshape(batch, channels, -1, patch_len)
+        return (actual - local).reshape(batch * channels, -1, patch_len)
 
     def carry(self, state):
         """The state to start the next segment from: the guard of the config applied (reset_mix, max_state_norm)."""
@@ -175,13 +206,17 @@ class LongMemoryForecaster(nn.Module):
         for first in range(0, n_patches, self.config.segment_patches):
             count = min(self.config.segment_patches, n_patches - first)
             begin = start + first * self.config.patch_len
-            segment, state = self.read(series[begin : begin + count * self.config.patch_len][None], state)
+            before = rows_at(series, torch.tensor([begin], device=series.device), self._lookback_steps(series))
+            segment, state = self.read(series[begin : begin + count * self.config.patch_len][None], state, before)
             readouts.append(segment)
             state = self.carry(state)
         if not readouts:
             channels = series.shape[1]
             return series.new_zeros(1, channels, 0, self.config.dim), state
         return torch.cat(readouts, dim=2), state
+
+    def _lookback_steps(self, series):
+        return torch.arange(-self.config.lookback, 0, device=series.device)
 
     # -- forecasts --------------------------------------------------------------------------------------
     def forecast_at(self, series, readouts, grid_start, origins):
@@ -218,7 +253,8 @@ class LongMemoryForecaster(nn.Module):
         origins (B, n * patch_len) and the state after the segment (not yet `carry`-guarded)."""
         span = n_patches * self.config.patch_len
         steps = torch.arange(span, device=segment_start.device)
-        readouts, state = self.read(rows_at(series, segment_start, steps), state)
+        before = rows_at(series, segment_start, self._lookback_steps(series))
+        readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
         return self.forecast_at(series, readouts, segment_start, origins), origins, state
 

@@ -61,7 +61,8 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
         span = torch.arange(n_patches * config.patch_len, device=origins.device)
         for chosen in positions.split(batch):
             first_rows = origins[chosen] - lag - n_patches * config.patch_len
-            readouts, _ = model.read(rows_at(series, first_rows, span))
+            before = rows_at(series, first_rows, torch.arange(-config.lookback, 0, device=origins.device))
+            readouts, _ = model.read(rows_at(series, first_rows, span), before=before)
             forecasts[chosen] = model.forecast_at(series, readouts, first_rows, origins[chosen, None])[:, 0]
     return forecasts
 

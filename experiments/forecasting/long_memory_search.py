@@ -1,0 +1,230 @@
+"""Issue 28: choosing the long-memory forecaster's settings and every model's lookback on VALIDATION only.
+
+    python experiments/forecasting/long_memory_search.py experiments/configs/long_memory_search.json [--only-report]
+    # one worker per core:  ... --worker &  ... --worker &
+
+For each dataset x horizon x seed of the config:
+- each long-memory candidate (the config's "base" settings with the candidate's "change") is trained with
+  `fit_segments` (contiguous streams in time order, state carried, truncated BPTT, early stopping on the
+  online val MSE) at each of its lookbacks, with the memory (`lmm`) and, where the candidate asks, with the
+  ablation (`mlp`, the memory replaced by a position-wise MLP of the same width); the val split is scored
+  online (the state carried through train and val rows) and frozen (the memory reset for every window);
+- each baseline (titans_ts.forecasting.benchmark.MODELS: DLinear, attention over variates, attention over
+  patches) is fitted by TitansForecaster at each of its lookbacks, the same lookback candidates;
+- repeat-last and seasonal naive are scored on the same val windows (the floors).
+No test number is computed. The series handed to the long-memory model ends at the end of validation.
+One JSON per run in the config's "runs" folder (skipped when it exists: the search resumes); the report
+(config "report") is written from those JSONs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import ROOT, config_main, git_commit  # noqa: E402
+
+FLOORS = {"repeat-last": "naive", "seasonal naive": "seasonal_naive"}
+TRAINING_KEYS = ("streams", "bptt", "lr", "weight_decay", "warmup")
+TRAINER_KEYS = ("max_epochs", "patience", "max_minutes")
+
+
+def runs_of(config: dict) -> Path:
+    return ROOT / config["runs"]
+
+
+def run_name(dataset: str, horizon: int, seed: int, model: str, lookback: int) -> str:
+    return f"{dataset}_h{horizon}_s{seed}_L{lookback}_{model.replace(' ', '-')}.json"
+
+
+def planned(config: dict):
+    """(dataset, horizon, seed, model, lookback, kind, spec) in run order: every dataset at the first
+    horizon and seed first; within a cell, the floors, the baselines, then the long-memory candidates."""
+    for seed in config["seeds"]:
+        for horizon in config["horizons"]:
+            for dataset in config["datasets"]:
+                for name in FLOORS:
+                    yield dataset, horizon, seed, name, config["lookbacks"][0], "floor", {}
+                for name, lookbacks in config["baselines"].items():
+                    for lookback in lookbacks:
+                        yield dataset, horizon, seed, name, lookback, "baseline", {}
+                for name, candidate in config["candidates"].items():
+                    for memory in candidate.get("memories", ["lmm"]):
+                        model = name if memory == "lmm" else f"{name} [mlp]"
+                        spec = {**config["base"], **candidate.get("change", {}), "memory": memory}
+                        for lookback in candidate.get("lookbacks", config["lookbacks"]):
+                            yield dataset, horizon, seed, model, lookback, "long_memory", spec
+
+
+def run_search(config: dict) -> None:
+    import torch
+
+    from titans_ts.training import tune_cpu_allocator
+
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
+    tune_cpu_allocator()
+    runs_of(config).mkdir(parents=True, exist_ok=True)
+    for dataset, horizon, seed, model, lookback, kind, spec in planned(config):
+        path = runs_of(config) / run_name(dataset, horizon, seed, model, lookback)
+        with claims.claim(path) as mine:
+            if not mine:
+                continue
+            started = time.time()
+            print(f"{path.name}: running", flush=True)
+            if kind == "long_memory":
+                record = long_memory_run(dataset, horizon, seed, lookback, spec)
+            else:
+                record = estimator_run(dataset, horizon, seed, lookback, model, kind)
+            record |= {
+                "dataset": dataset, "horizon": horizon, "seed": seed, "model": model, "kind": kind,
+                "lookback": lookback, "test": None, "git_commit": git_commit(), "config": config["_path"],
+                "threads": claims.threads, "wall_seconds": time.time() - started,
+            }  # fmt: skip
+            from titans_ts.io import atomic_write_text
+
+            atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+            print(f"{path.name}: val {json.dumps(record['val'])} ({record['wall_seconds']:.0f} s)", flush=True)
+
+
+def estimator_run(dataset, horizon, seed, lookback, model, kind) -> dict:
+    """A floor or a baseline through TitansForecaster (the grid's settings), validation only."""
+    from titans_ts import TitansForecaster
+    from titans_ts.data import load_dataset
+    from titans_ts.forecasting.benchmark import MODELS, seasonal_naive_lookback
+    from titans_ts.forecasting.settings import resolve_fit
+    from titans_ts.training import require_finished
+
+    frame = load_dataset(dataset)
+    params = {"variant": FLOORS[model]} if kind == "floor" else dict(MODELS[model])
+    if params["variant"] == "seasonal_naive":  # the benchmark's rule: at least one season of lookback
+        lookback = seasonal_naive_lookback(lookback, frame.index)
+    options = dict(horizon=horizon, lookback=lookback, seed=seed, progress=False, fallback="off", device="cpu")
+    settings = resolve_fit(dataset, **options, **params)
+    estimator = TitansForecaster(**settings.params).fit(frame)
+    require_finished(estimator.history_, f"{dataset} {model} L{lookback}")
+    return {"val": estimator.val_metrics_, "history": estimator.history_, "params": estimator.get_params()}
+
+
+def long_memory_run(dataset, horizon, seed, lookback, spec) -> dict:
+    import torch
+
+    from titans_ts.data import StandardScaler, load_dataset, protocol_for, split_borders
+    from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster
+    from titans_ts.forecasting.long_memory_eval import evaluate_split, split_origins
+    from titans_ts.forecasting.segments import SegmentModule, fit_segments
+    from titans_ts.training import require_finished, seed_everything
+
+    frame = load_dataset(dataset)
+    protocol = protocol_for(dataset)
+    borders = split_borders(len(frame), lookback, horizon, protocol)
+    values = frame.to_numpy()
+    scaler = StandardScaler().fit(values[: borders.train[1]], columns=list(frame.columns))
+    series = torch.as_tensor(scaler.transform(values[: borders.val[1]]), dtype=torch.float32)  # no test row
+    training = {key: spec[key] for key in TRAINING_KEYS if key in spec}
+    trainer = {key: spec[key] for key in TRAINER_KEYS if key in spec}
+    model_keys = {key: value for key, value in spec.items() if key not in (*TRAINING_KEYS, *TRAINER_KEYS)}
+    seed_everything(seed)
+    config = LongMemoryConfig(lookback=lookback, horizon=horizon, **model_keys)
+    model = LongMemoryForecaster(config)
+    val_origins = split_origins(borders.val, lookback, horizon)
+    module = SegmentModule(model, series, borders.train[1], val_origins, seed=seed, **training)
+    history = fit_segments(module, progress=False, device="cpu", **trainer)
+    require_finished(history, f"{dataset} long memory L{lookback}")
+    history["best_val_mse"] = history.pop("best")
+    history["stopped_by_time_cap"] = history.get("stop_reason") == "time_budget"
+    val = {"online": evaluate_split(model, series, borders.val, "online")}
+    if config.memory == "lmm":
+        val["frozen"] = evaluate_split(model, series, borders.val, "frozen")
+    return {
+        "val": val,
+        "history": history,
+        "settings": {"model": config.to_dict(), "training": training, "trainer": trainer},
+        "params_count": sum(p.numel() for p in model.parameters()),
+        "protocol": protocol,
+    }
+
+
+def val_mse(record: dict) -> float:
+    """The score a run is chosen by: a long-memory model's online val MSE (its own protocol), else val MSE."""
+    val = record["val"]
+    return val["online"]["mse"] if "online" in val else val["mse"]
+
+
+def report(config: dict) -> str:
+    records = {}
+    for path in sorted(runs_of(config).glob("*.json")):
+        record = json.loads(path.read_text())
+        records[(record["dataset"], record["horizon"], record["seed"], record["model"], record["lookback"])] = record
+    lines = [
+        "# Issue 28: long-memory settings and lookbacks, chosen on validation",
+        "",
+        f"Generated by `experiments/forecasting/long_memory_search.py {config['_path']}` from "
+        f"`{config['runs']}/*.json`; do not edit by hand.",
+        "",
+        "**Validation MSE only** (scaled data, every val window, drop_last=False; the scaler fitted on the "
+        "train rows); no test number was computed. Long-memory rows: online (the memory state carried through "
+        "the train and val rows, learning as it reads) / frozen (reset for every window); `[mlp]`: the "
+        "ablation, the memory replaced by a position-wise MLP of the same width (no state: one score). "
+        "Baselines: the grid's models and settings (titans_ts.forecasting.benchmark.MODELS) at each lookback.",
+        "",
+        f"{config.get('about', '')}",
+        "",
+        f"Long-memory base settings: `{json.dumps(config['base'])}`.",
+        "",
+    ]
+    models = list(FLOORS) + list(config["baselines"])
+    for name, candidate in config["candidates"].items():
+        models += [name if memory == "lmm" else f"{name} [mlp]" for memory in candidate.get("memories", ["lmm"])]
+    for seed in config["seeds"]:
+        for horizon in config["horizons"]:
+            for dataset in config["datasets"]:
+                lines += cell_table(records, config, dataset, horizon, seed, models)
+    done = len([k for k in records if k[0] in config["datasets"]])
+    lines += [f"{done} of {len(list(planned(config)))} planned runs done.", ""]
+    return "\n".join(lines)
+
+
+def cell_table(records, config, dataset, horizon, seed, models) -> list[str]:
+    lookbacks = config["lookbacks"]
+    lines = [
+        f"## {dataset}, horizon {horizon}, seed {seed}",
+        "",
+        "| model | " + " | ".join(f"L={lookback}" for lookback in lookbacks) + " | best | epochs (best) / stop |",
+        "|---|" + "---|" * len(lookbacks) + "---|---|",
+    ]
+    best_overall = []
+    for model in models:
+        row, scores, notes = [], {}, []
+        for lookback in lookbacks:
+            record = records.get((dataset, horizon, seed, model, lookback))
+            if record is None and model in FLOORS:  # floors ran once, at the first lookback
+                record = records.get((dataset, horizon, seed, model, lookbacks[0])) if lookback == lookbacks[0] else None
+            if record is None:
+                row.append("-")
+                continue
+            scores[lookback] = val_mse(record)
+            frozen = record["val"].get("frozen")
+            row.append(f"{scores[lookback]:.4f}" + (f" / {frozen['mse']:.4f}" if frozen else ""))
+            history = record.get("history") or {}
+            if history.get("epochs_run"):
+                cap = ", TIME CAP" if history.get("stopped_by_time_cap") else ""
+                notes.append(f"{history['epochs_run']} ({history.get('best_epoch')}){cap}")
+        best = min(scores, key=scores.get) if scores else None
+        if best is not None and model not in FLOORS:
+            best_overall.append((scores[best], model, best))
+        best_text = f"L={best}: {scores[best]:.4f}" if best is not None else "-"
+        lines.append(f"| {model} | " + " | ".join(row) + f" | {best_text} | {'; '.join(notes)} |")
+    lines.append("")
+    if best_overall:
+        ranked = sorted(best_overall)[:5]
+        lines.append("Lowest val MSE: " + ", ".join(f"{m} (L={lb}) {s:.4f}" for s, m, lb in ranked) + ".")
+        lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(config_main(__doc__, run_search, report))
