@@ -90,8 +90,9 @@ def run_search(config: dict) -> None:
             print(f"{path.name}: val {json.dumps(record['val'])} ({record['wall_seconds']:.0f} s)", flush=True)
 
 
-def estimator_run(dataset, horizon, seed, lookback, model, kind) -> dict:
-    """A floor or a baseline through TitansForecaster (the grid's settings), validation only."""
+def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = False) -> dict:
+    """A floor or a baseline through TitansForecaster (the grid's settings): validation, and the test split
+    only when `test` (the final grid, after the choices are fixed)."""
     from titans_ts import TitansForecaster
     from titans_ts.data import load_dataset
     from titans_ts.forecasting.benchmark import MODELS, seasonal_naive_lookback
@@ -106,10 +107,15 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind) -> dict:
     settings = resolve_fit(dataset, **options, **params)
     estimator = TitansForecaster(**settings.params).fit(frame)
     require_finished(estimator.history_, f"{dataset} {model} L{lookback}")
-    return {"val": estimator.val_metrics_, "history": estimator.history_, "params": estimator.get_params()}
+    record = {"val": estimator.val_metrics_, "history": estimator.history_, "params": estimator.get_params()}
+    if test:
+        record["test"] = estimator.evaluate(frame)
+    return record
 
 
-def long_memory_run(dataset, horizon, seed, lookback, spec) -> dict:
+def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
+    """Train on the train rows (the series handed to training ends with validation), score val online and
+    frozen, and the test split (online: the memory reads train, val and the earlier test rows) when `test`."""
     import torch
 
     from titans_ts.data import StandardScaler, load_dataset, protocol_for, split_borders
@@ -123,7 +129,8 @@ def long_memory_run(dataset, horizon, seed, lookback, spec) -> dict:
     borders = split_borders(len(frame), lookback, horizon, protocol)
     values = frame.to_numpy()
     scaler = StandardScaler().fit(values[: borders.train[1]], columns=list(frame.columns))
-    series = torch.as_tensor(scaler.transform(values[: borders.val[1]]), dtype=torch.float32)  # no test row
+    full = torch.as_tensor(scaler.transform(values), dtype=torch.float32)
+    series = full[: borders.val[1]]  # what training and validation see: no test row
     training = {key: spec[key] for key in TRAINING_KEYS if key in spec}
     trainer = {key: spec[key] for key in TRAINER_KEYS if key in spec}
     model_keys = {key: value for key, value in spec.items() if key not in (*TRAINING_KEYS, *TRAINER_KEYS)}
@@ -139,13 +146,18 @@ def long_memory_run(dataset, horizon, seed, lookback, spec) -> dict:
     val = {"online": evaluate_split(model, series, borders.val, "online")}
     if config.memory == "lmm":
         val["frozen"] = evaluate_split(model, series, borders.val, "frozen")
-    return {
+    record = {
         "val": val,
         "history": history,
         "settings": {"model": config.to_dict(), "training": training, "trainer": trainer},
         "params_count": sum(p.numel() for p in model.parameters()),
         "protocol": protocol,
     }
+    if test:
+        record["test"] = {"online": evaluate_split(model, full, borders.test, "online")}
+        if config.memory == "lmm":
+            record["test"]["frozen"] = evaluate_split(model, full, borders.test, "frozen")
+    return record
 
 
 def val_mse(record: dict) -> float:
@@ -201,8 +213,6 @@ def cell_table(records, config, dataset, horizon, seed, models) -> list[str]:
         row, scores, notes = [], {}, []
         for lookback in lookbacks:
             record = records.get((dataset, horizon, seed, model, lookback))
-            if record is None and model in FLOORS:  # floors ran once, at the first lookback
-                record = records.get((dataset, horizon, seed, model, lookbacks[0])) if lookback == lookbacks[0] else None
             if record is None:
                 row.append("-")
                 continue
