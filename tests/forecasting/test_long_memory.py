@@ -219,3 +219,18 @@ def test_error_tokens_hold_each_patchs_error_against_the_local_forecast_made_at_
         torch.testing.assert_close(errors[:, k], series[start : start + 4].T - local[:, :4])
     with pytest.raises(ConfigError, match="horizon=2 must be >= patch_len=4"):
         LongMemoryConfig(**{**TINY, "horizon": 2, "error_tokens": True})
+
+
+def test_a_dlinear_local_part_is_dlinear_until_the_memory_path_learns():
+    from titans_ts.forecasting.model import DLinear, ForecastConfig
+
+    model = model_of(head_std=0.0, local="dlinear", lookback=30, horizon=6)
+    dlinear = DLinear(ForecastConfig(lookback=30, horizon=6, channels=3, variant="dlinear")).double()
+    dlinear.seasonal.load_state_dict(model.local_linear.state_dict())
+    dlinear.trend.load_state_dict(model.local_trend.state_dict())
+    series = series_of(120)
+    origins = torch.tensor([[40, 77, 101]])
+    readouts, _ = model.read(series[None, 8:104])  # patches of rows 8 .. 103, so every origin has one
+    forecasts = model.forecast_at(series, readouts, torch.tensor([8]), origins)[0]
+    windows = torch.stack([series[t - 30 : t] for t in origins[0].tolist()])
+    torch.testing.assert_close(forecasts, dlinear(windows))

@@ -31,6 +31,7 @@ from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.memory import MemoryState, make_block
 
 MEMORIES = ("lmm", "mlp")
+LOCALS = ("rlinear", "dlinear")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class LongMemoryConfig:
     # A patch token also holds the local forecast's error on that patch (made at the patch's start, known
     # once the patch is read): the memory then learns, as it reads, where the local forecast goes wrong.
     error_tokens: bool = False
+    local: str = "rlinear"  # the local window's linear forecast: "rlinear" (RevIN + linear) or "dlinear"
 
     def __post_init__(self):
         sizes = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size")
@@ -68,6 +70,8 @@ class LongMemoryConfig:
                 f"segment_patches={self.segment_patches} must be a multiple of chunk_size={self.chunk_size}: "
                 "a state carried between segments then equals one pass over them."
             )
+        if self.local not in LOCALS:
+            raise ConfigError(f"local={self.local!r} is not one of {LOCALS}.")
         if self.error_tokens and self.horizon < self.patch_len:
             raise ConfigError(
                 f"error_tokens compare a patch with the local forecast of it: horizon={self.horizon} must be "
@@ -141,6 +145,7 @@ class LongMemoryForecaster(nn.Module):
         self.lag_embed = nn.Embedding(config.patch_len, dim)
         nn.init.normal_(self.lag_embed.weight, std=0.02)
         self.local_linear = nn.Linear(lookback, horizon)
+        self.local_trend = nn.Linear(lookback, horizon) if config.local == "dlinear" else None
         self.local_embed = nn.Linear(lookback, dim)
         self.head = nn.Sequential(
             nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(dim, horizon)
@@ -183,10 +188,7 @@ class LongMemoryForecaster(nn.Module):
         origins = torch.arange(lookback, lookback + length, patch_len, device=rows.device)
         steps = torch.arange(-lookback, 0, device=rows.device)
         windows = history[:, origins[:, None] + steps].permute(0, 3, 1, 2)  # (B, C, n, lookback)
-        mean = windows.mean(dim=-1, keepdim=True)
-        std = torch.sqrt(windows.var(dim=-1, keepdim=True, unbiased=False) + 1e-5)
-        weight, bias = self.local_linear.weight[:patch_len], self.local_linear.bias[:patch_len]
-        local = nn.functional.linear((windows - mean) / std, weight, bias) * std + mean
+        local = self.local_forecast(windows, *normalised(windows))[..., :patch_len]
         actual = rows.transpose(1, 2).reshape(batch, channels, -1, patch_len)
         return (actual - local).reshape(batch * channels, -1, patch_len)
 
@@ -239,12 +241,17 @@ class LongMemoryForecaster(nn.Module):
 
     def _forecast(self, readout, lag, window):
         """(N, dim), (N,), (N, lookback) -> (N, horizon), one forecast per (origin, channel)."""
-        mean = window.mean(dim=-1, keepdim=True).detach()
-        std = torch.sqrt(window.var(dim=-1, keepdim=True, unbiased=False) + 1e-5).detach()
-        normalised = (window - mean) / std
-        local = self.local_linear(normalised) * std + mean
-        context = torch.cat([readout + self.lag_embed(lag), self.local_embed(normalised)], dim=-1)
-        return local + self.head(context)
+        scaled, mean, std = normalised(window)
+        context = torch.cat([readout + self.lag_embed(lag), self.local_embed(scaled)], dim=-1)
+        return self.local_forecast(window, scaled, mean, std) + self.head(context)
+
+    def local_forecast(self, window, scaled, mean, std):
+        """(..., lookback) -> (..., horizon): the local window's linear forecast, "rlinear" (on the window
+        normalised by its own mean and std) or "dlinear" (moving-average trend and remainder, unnormalised)."""
+        if self.config.local == "rlinear":
+            return self.local_linear(scaled) * std + mean
+        trend = moving_average(window, 25)
+        return self.local_linear(window - trend) + self.local_trend(trend)
 
     def forward(self, series, segment_start, n_patches: int, state=None):
         """One segment per sequence: read n_patches from rows segment_start (B,) of the (T, C) series and
@@ -257,6 +264,22 @@ class LongMemoryForecaster(nn.Module):
         readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
         return self.forecast_at(series, readouts, segment_start, origins), origins, state
+
+
+def normalised(window):
+    """(window - mean) / std over the last axis, with the (detached) mean and std."""
+    mean = window.mean(dim=-1, keepdim=True).detach()
+    std = torch.sqrt(window.var(dim=-1, keepdim=True, unbiased=False) + 1e-5).detach()
+    return (window - mean) / std, mean, std
+
+
+def moving_average(window, kernel: int):
+    """DLinear's trend: a centred moving average over the last axis, the ends padded with the end values."""
+    half = (kernel - 1) // 2
+    shape = window.shape
+    flat = window.reshape(-1, 1, shape[-1])
+    padded = torch.cat([flat[..., :1].expand(-1, -1, half), flat, flat[..., -1:].expand(-1, -1, kernel - 1 - half)], -1)
+    return nn.functional.avg_pool1d(padded, kernel, stride=1).reshape(shape)
 
 
 def _guarded(state: MemoryState, initial: nn.ParameterList, config: LongMemoryConfig) -> MemoryState:
