@@ -130,6 +130,28 @@ def fit(
         help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency).",
         rich_help_panel=MODEL,
     ),
+    mode: str = typer.Option(
+        ESTIMATOR["mode"],
+        help="window: each forecast reads its --lookback window (the default). history: the memory reads each "
+        "column's whole history in time order, patch by patch (--patch-len rows), and keeps learning through "
+        "validation and test; a forecast adds the local window, so pair it with --lookback 336 or 720. "
+        "--variant is then lmm (the memory) or mlp (its ablation, no memory). Still being tuned (issue 28).",
+        rich_help_panel=MODEL,
+    ),
+    patch_len: int = typer.Option(
+        ESTIMATOR["patch_len"], help="Rows per patch (--tokens patch, and --mode history).", rich_help_panel=MODEL
+    ),
+    streams: int = typer.Option(
+        ESTIMATOR["streams"],
+        help="--mode history: contiguous streams of segments per training epoch, read in time order.",
+        rich_help_panel=MODEL,
+    ),
+    bptt: int = typer.Option(
+        ESTIMATOR["bptt"],
+        help="--mode history: segments per truncated back-propagation window (the state is carried through all "
+        "segments, gradients only inside a window).",
+        rich_help_panel=MODEL,
+    ),
     epochs: int = EPOCHS,
     patience: int = _training("Epochs without validation improvement before stopping."),
     batch_size: int = _training("Windows per training batch."),
@@ -163,8 +185,9 @@ def fit(
     def announce(settings) -> None:
         params = settings.params
         if main:
+            history = " (history mode)" if params["mode"] == "history" else ""
             console.print(
-                f"Fitting [bold]{params['variant']}[/] on [bold]{dataset}[/], lookback {params['lookback']}, "
+                f"Fitting [bold]{params['variant']}[/]{history} on [bold]{dataset}[/], lookback {params['lookback']}, "
                 f"horizon {params['horizon']}..."
             )
             chosen = ", ".join(f"{k}={v}" for k, v in settings.chosen.items())
@@ -172,7 +195,7 @@ def fit(
 
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
-    given |= dict(fallback=fallback)
+    given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
         target=reading.targets, **split, **given, max_minutes=max_minutes, **run_folder, device=device, **scale_out,
@@ -183,7 +206,8 @@ def fit(
     history = record["history"]
     title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
     console.print(_metrics_table(title, record))
-    scores = {"model": record["model_val"]["mse"], **record["floors"]}
+    model_score = "model (online)" if record["mode"] == "history" else "model"
+    scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
     console.print(_forecaster_note(record), highlight=False)
     epochs_note = (
@@ -274,7 +298,8 @@ def evaluate(
         False,
         "--online",
         help="Also evaluate the test split as a stream: each window forecast in time order from the memory "
-        "state carried from the windows before it (memory variant lmm).",
+        "state carried from the windows before it (memory variant lmm). A --mode history model always shows "
+        "both: frozen (the memory reset for every window) and online (the memory reading the series in time order).",
     ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
@@ -291,7 +316,9 @@ def evaluate(
     )  # fmt: skip
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
     console.print(_forecaster_note(metrics), highlight=False)
-    if online:
+    if metrics["mode"] == "history":
+        console.print(HISTORY_NOTE, highlight=False)
+    elif online:
         m = metrics["test_online"]
         console.print(
             f"Test, online (memory carried forward): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
@@ -379,13 +406,24 @@ def _forecaster_note(record: dict) -> str:
     return f"Forecaster used: {record['forecaster_used']}. Why: {record['fallback_reason']}."
 
 
+HISTORY_NOTE = (
+    "History mode: frozen resets the memory for every window; online lets it read the series from its first "
+    "row in time order (train, val, the earlier test rows), learning as it reads."
+)
+
+
 def _metrics_table(title: str, metrics: dict) -> Table:
+    """val and test; a history-mode model's frozen and online rows."""
     table = Table(title=title)
     for column in ("split", "MSE", "MAE", "windows"):
         table.add_column(column)
-    for split in ("val", "test"):
-        m = metrics[split]
-        table.add_row(split, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
+    rows = {"val": "val", "test": "test"}
+    if "val_online" in metrics:
+        rows = {"val, frozen": "val", "test, frozen": "test"}
+        rows |= {"val, online": "val_online", "test, online": "test_online"}
+    for label, key in rows.items():
+        m = metrics[key]
+        table.add_row(label, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
     return table
 
 

@@ -81,6 +81,7 @@ def fit_dataset(
         return {"out": str(out), "rank": rank_and_world()[0]}
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
     record = {
+        "mode": estimator.mode,
         "dataset": settings.label,
         "protocol": estimator.protocol,
         "lookback": estimator.lookback,
@@ -93,6 +94,7 @@ def fit_dataset(
         "params": estimator.get_params(),
         "val": metrics["val"],  # of the forecaster used: the model, or the floor that replaced it (fallback)
         "test": metrics["test"],
+        **history_scores(estimator),
         "model_val": estimator.val_metrics_,  # the model's own, beside the floors' (the same windows)
         **floors_record(estimator),
         "history": estimator.history_,
@@ -101,12 +103,28 @@ def fit_dataset(
         "titans_ts_version": __version__,
         "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
     }
+    if estimator.mode == "history":
+        record["model_val_frozen"] = estimator.val_metrics_frozen_
+        record["metric_space"] += f"; {HISTORY_SCORES}"
     with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
         _plot_last_test_window(estimator, frame, plot, settings.label)
         estimator.save(out)
         atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
     finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
     return record | {"out": str(out), "replaced": replaced}
+
+
+HISTORY_SCORES = (
+    "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "
+    "online (the memory reads the series from its first row in time order, never a row at or after an origin)"
+)
+
+
+def history_scores(estimator, frame=None) -> dict:
+    """A history-mode model's online val and test scores (its `evaluate()` ones are frozen); {} in window mode."""
+    if estimator.mode != "history":
+        return {}
+    return {f"{split}_online": estimator.evaluate(frame, split=split, online=True) for split in ("val", "test")}
 
 
 def list_datasets() -> list[dict]:
@@ -143,9 +161,11 @@ def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:
     end = estimator.borders_.test[1]
-    history = frame.iloc[end - estimator.horizon - estimator.lookback : end - estimator.horizon]
-    truth = frame.iloc[end - estimator.horizon : end]
-    forecast = estimator.predict(history)
+    origin = end - estimator.horizon
+    history = frame.iloc[origin - estimator.lookback : origin]
+    truth = frame.iloc[origin:end]
+    # history mode: the memory reads every row before the origin (the online forecast), window mode the window
+    forecast = estimator.predict(frame.iloc[:origin] if estimator.mode == "history" else history)
     used = estimator.variant if estimator.forecaster_used_ == MODEL else estimator.forecaster_used_
     plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {used}")
 
@@ -196,7 +216,8 @@ def evaluate_saved(
     return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
     The metrics are those of the forecaster the model was saved with ("forecaster_used": the model, or the floor
     that replaced it; "fallback_reason": why).
-    online: also evaluate the test split as a stream ("test_online"; `TitansForecaster.online_forecasts`).
+    online: also evaluate the test split as a stream ("test_online"; `TitansForecaster.online_forecasts`). A
+    history-mode model always gives "val_online" and "test_online" beside its frozen "val" and "test".
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
@@ -211,7 +232,8 @@ def evaluate_saved(
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
-    if online:
+    metrics |= {"mode": estimator.mode, **history_scores(estimator, frame)}
+    if online and estimator.mode != "history":
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:
         from titans_ts.forecasting.diagnostics import errors_by, write_table

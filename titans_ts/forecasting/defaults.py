@@ -48,6 +48,11 @@ ESTIMATOR = {
     "strategy": "auto",
     # "auto": a trained model behind the best naive floor on validation forecasts with that floor (floors.py)
     "fallback": "auto",
+    # "window": each forecast reads its lookback window; "history": the memory reads each channel's whole
+    # history in time order (long_memory.py, history_mode.py; its settings are being chosen in issue 28)
+    "mode": "window",
+    "streams": 2,  # history mode: contiguous streams per training epoch (segments.py)
+    "bptt": 1,  # history mode: segments per truncated back-propagation window (segments.py)
 }
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.

@@ -11,10 +11,12 @@ import torch
 from titans_ts.data import StandardScaler, make_splits
 from titans_ts.errors import DataValidationError
 from titans_ts.estimator_base import TitansEstimator
+from titans_ts.forecasting import history_mode
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
 from titans_ts.forecasting.floors import Floors, floors_record
 from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positions
+from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.streaming import Streaming
 from titans_ts.forecasting.time_axis import axis_from_json, axis_to_json, future_index, season_steps, time_axis
@@ -47,6 +49,16 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
     `fallback_reason_` say which and why (floors.py).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
+    mode: "window" (the default): each forecast reads its `lookback` window. "history": the long-memory
+    forecaster (history_mode.py, long_memory.py): the memory reads each channel's whole history in time order,
+    patch by patch (`patch_len` rows), and keeps learning as it reads (through validation, test and `update`);
+    a forecast adds the local `lookback` window (pair it with lookback=336 or 720). variant is then "lmm" (the
+    memory) or "mlp" (the ablation: a position-wise MLP of the same width, no state); `streams` and `bptt` set
+    its training (contiguous streams per epoch, segments per truncated back-propagation window), with
+    `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
+    every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
+    from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1.
+    Its settings are still being chosen on validation (issue 28); window is the default.
     The defaults (defaults.ESTIMATOR) were chosen on validation MSE and training time: docs/forecasting.md.
     """
 
@@ -84,6 +96,9 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         num_nodes: int = D["num_nodes"],
         strategy: str = D["strategy"],
         fallback: str = D["fallback"],
+        mode: str = D["mode"],
+        streams: int = D["streams"],
+        bptt: int = D["bptt"],
     ):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})  # scikit-learn's rule: only stored
 
@@ -98,6 +113,8 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
 
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
+        if self.mode == "history":
+            return history_mode.fit(self, X, device, resume)
         frame = as_frame(X)
         targets = target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
@@ -136,7 +153,11 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
 
     def _target_positions(self) -> list[int] | None:
         """Positions of the forecast columns among the inputs (None: all columns are forecast)."""
-        return list(self.model_config_.targets) or None
+        return None if self._in_history_mode() else list(self.model_config_.targets) or None
+
+    def _in_history_mode(self) -> bool:
+        """Fitted (or loaded) in mode="history": the model is the long-memory forecaster (history_mode.py)."""
+        return isinstance(getattr(self, "model_config_", None), LongMemoryConfig)
 
     def _target_scaler(self) -> StandardScaler:
         targets = self._target_positions()
@@ -151,8 +172,13 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
     # --- using a fitted model -----------------------------------------------------------------------
 
     def predict(self, X=None) -> pd.DataFrame:
-        """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units."""
+        """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units.
+
+        In mode="history": from the memory carried through the fitted data (and every `update`); a new X is
+        read from its first row by the trained initial memory."""
         self._check_fitted()
+        if self._in_history_mode():
+            return history_mode.predict(self, X)
         if X is None:
             context, last, step = self.context_, self.last_index_, self.step_
         else:
@@ -175,9 +201,14 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
 
         online: forecast the windows as a stream with the memory state carried forward (`online_forecasts`)
-        instead of each from the trained memory. The forecaster is `forecaster_used_`: the model, or its floor."""
+        instead of each from the trained memory. The forecaster is `forecaster_used_`: the model, or its floor.
+        In mode="history", online reads the series from its first row in time order (train, val, the earlier
+        rows of the split), frozen resets the memory for every window (history_mode.evaluate)."""
         from titans_ts.forecasting.training import evaluate_windows
 
+        if self._in_history_mode():
+            self._check_fitted()
+            return history_mode.evaluate(self, X, split, online, batch_size)
         if online:
             return self._online_metrics(X, split, batch_size)
         _, _, loader = self._split_windows(X, split, batch_size)
@@ -208,6 +239,9 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
             "val_metrics": self.val_metrics_,
             **floors_record(self),
         }
+        if self._in_history_mode():  # the carried memory and what predict reads beside it
+            stream_tensors, stream_config = history_mode.saved_stream(self)
+            tensors, config = tensors | stream_tensors, config | stream_config
         save_model_dir(Path(path), tensors, config)
         return Path(path)
 
@@ -228,10 +262,15 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
     @classmethod
     def _from_saved(cls, tensors: dict, config: dict, device) -> TitansForecaster:
         estimator = cls(**cls._saved_params(config, device))
-        estimator.model_config_ = ForecastConfig(**config["model_config"])
-        estimator.model_ = build_model(estimator.model_config_)
-        estimator.model_.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        estimator.model_.eval()
+        history = config.get("mode") == "history"
+        if history:
+            estimator.model_config_, estimator.model_ = history_mode.load_model(tensors, config)
+        else:
+            estimator.model_config_ = ForecastConfig(**config["model_config"])
+            estimator.model_ = build_model(estimator.model_config_)
+            weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+            estimator.model_.load_state_dict(weights)
+            estimator.model_.eval()
         estimator.context_ = tensors["context"]
         estimator.scaler_ = StandardScaler.from_dict(config["scaler"])
         estimator.columns_ = config["columns"]
@@ -241,6 +280,8 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None
+        if history:
+            history_mode.restore_stream(estimator, tensors, config)
         return estimator
 
     def _check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:

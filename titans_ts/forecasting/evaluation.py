@@ -16,9 +16,21 @@ class SplitWindows:
 
     def window_forecasts(self, X=None, split: str = "test", batch_size: int = 256) -> pd.DataFrame:
         """Every window of a split, one row per (window, step, column): origin and forecast time, the
-        prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE)."""
+        prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE).
+        In mode="history" the forecasts are the frozen ones (`evaluate()`'s default)."""
         from titans_ts.forecasting.diagnostics import window_table
 
+        frame, start, predictions, targets = self._split_predictions(X, split, batch_size)
+        origin = start + self.lookback  # of the split's first window
+        table = window_table(predictions, targets, self._target_scaler(), frame.index, origin, self.targets_)
+        return self._said(table)
+
+    def _split_predictions(self, X, split: str, batch_size: int):
+        """(frame, first row of the split, forecasts, targets): every window's, scaled, windows x horizon x columns."""
+        if self._in_history_mode():
+            from titans_ts.forecasting import history_mode
+
+            return history_mode.split_predictions(self, X, split, online=False, batch_size=batch_size)
         frame, start, loader = self._split_windows(X, split, batch_size)
         device = self._device()
         forecaster = self._forecaster().to(device).eval()  # the model, or the floor that replaced it (fallback)
@@ -27,18 +39,10 @@ class SplitWindows:
             for x, y in loader:
                 predictions.append(forecaster(x.to(device)).double().cpu().numpy())
                 targets.append(y.double().numpy())
-        table = window_table(
-            np.concatenate(predictions),
-            np.concatenate(targets),
-            self._target_scaler(),
-            frame.index,
-            start + self.lookback,
-            self.targets_,
-        )
-        return self._said(table)
+        return frame, start, np.concatenate(predictions), np.concatenate(targets)
 
-    def _split_windows(self, X, split: str, batch_size: int):
-        """(frame, first row of the split, loader over its scaled windows in order).
+    def _split_rows(self, X, split: str):
+        """(frame, borders): the data a split is cut from and the row borders of its splits.
 
         X None: the fitted data, with the split borders of `fit` (`borders_`); else X's own borders under
         the model's protocol."""
@@ -49,6 +53,11 @@ class SplitWindows:
         if frame is None:
             raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
         borders = self.borders_ if X is None else split_borders(len(frame), self.lookback, self.horizon, self.protocol)
+        return frame, borders
+
+    def _split_windows(self, X, split: str, batch_size: int):
+        """(frame, first row of the split, loader over its scaled windows in order); `_split_rows`' frame."""
+        frame, borders = self._split_rows(X, split)
         start, end = getattr(borders, split)
         scaled = self.scaler_.transform(frame.to_numpy()[start:end])  # the fitted (train-rows) scaler
         dataset = WindowDataset(scaled, self.lookback, self.horizon, self._target_positions())

@@ -139,15 +139,24 @@ class Floors:
 
         seasons, skipped = candidate_seasons(index, self.lookback, splits.train.targets.numpy())
         loader = splits.loaders(self.batch_size)["val"]  # every window, in order, as for val_metrics_
-        floors = {floor_name(s): evaluate_windows(floor_model(self.model_config_, s), loader)["mse"] for s in seasons}
+        config = self._floor_config()
+        floors = {floor_name(s): evaluate_windows(floor_model(config, s), loader)["mse"] for s in seasons}
         self.floors_, self.floor_notes_ = floors, [f"{floor_name(s)}: {w}" for s, w in seasons.items()] + skipped
-        trained = self.model_config_.variant not in UNTRAINED
+        trained = config is not self.model_config_ or config.variant not in UNTRAINED
         self.forecaster_used_, self.fallback_reason_ = choose(self.val_metrics_["mse"], floors, trained, self.fallback)
 
     def _forecaster(self) -> nn.Module:
         """What forecasts: the trained network, or the floor that replaced it (`forecaster_used_`)."""
         used = getattr(self, "forecaster_used_", MODEL)
-        return self.model_ if used == MODEL else floor_model(self.model_config_, season_of(used))
+        return self.model_ if used == MODEL else floor_model(self._floor_config(), season_of(used))
+
+    def _floor_config(self) -> ForecastConfig:
+        """The window network's config a floor is built from: the model's own; in history mode (whose model has
+        a LongMemoryConfig) one of the same lookback, horizon and columns."""
+        config = self.model_config_
+        if isinstance(config, ForecastConfig):
+            return config
+        return ForecastConfig(lookback=config.lookback, horizon=config.horizon, channels=self.n_features_in_)
 
     def _said(self, table: pd.DataFrame) -> pd.DataFrame:
         """A forecast table saying which forecaster made it and why (`table.attrs`)."""

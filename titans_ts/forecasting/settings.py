@@ -15,6 +15,8 @@ from titans_ts.errors import ConfigError, positive_problems, refuse
 from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, family_of
 
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
+MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
+HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
 
 
@@ -41,7 +43,54 @@ def check(params: dict) -> None:
         problems.append(
             f"fallback={params['fallback']!r} ('auto': the best floor when the model is behind it, or 'off')"
         )
+    problems += mode_problems(params)
     refuse(problems)
+
+
+def mode_problems(params: dict) -> list[str]:
+    """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
+    from titans_ts.forecasting.long_memory import MEMORIES, LongMemoryConfig
+    from titans_ts.forecasting.model import VARIANTS
+
+    mode, variant = params["mode"], params["variant"]
+    if mode not in MODES:
+        return [
+            f"mode={mode!r} ('window': each forecast reads its lookback window; 'history': the memory reads each "
+            "channel's whole history in time order)"
+        ]
+    if mode == "window":
+        if variant in MEMORIES and variant not in VARIANTS:
+            return [
+                f"variant={variant!r} in mode='window' (the ablation of the history-mode memory: use it with "
+                "mode='history', or a window variant such as 'lmm')"
+            ]
+        return []
+    problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
+    if variant not in MEMORIES:
+        problems.append(
+            f"variant={variant!r} in mode='history' (use variant='lmm', the memory, or 'mlp', its ablation; "
+            "the other variants are window models: mode='window')"
+        )
+    patch_len, lookback = params["patch_len"], params["lookback"]
+    if isinstance(patch_len, int) and isinstance(lookback, int) and lookback < 2 * patch_len - 1:
+        problems.append(
+            f"lookback={lookback} with patch_len={patch_len} in mode='history' (at least 2 * patch_len - 1 = "
+            f"{2 * patch_len - 1}, so that every lookback window holds a whole patch; e.g. lookback=336)"
+        )
+    segment = LongMemoryConfig.segment_patches  # patches per training segment (the config's default)
+    chunk_size = params["chunk_size"]
+    if isinstance(chunk_size, int) and chunk_size >= 1 and segment % chunk_size:
+        problems.append(
+            f"chunk_size={chunk_size} in mode='history' (it must divide the {segment} patches of a training "
+            "segment, e.g. 8 or 16)"
+        )
+    for name in HISTORY_UNSUPPORTED:
+        if params[name] != ESTIMATOR[name]:
+            problems.append(
+                f"{name}={params[name]!r}: not supported in mode='history' yet (leave it at {ESTIMATOR[name]!r}, "
+                "or use mode='window')"
+            )
+    return problems
 
 
 def dataset_label(dataset: str) -> str:
@@ -103,5 +152,6 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
     check(params)  # so do impossible settings
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
-    out = Path(out or f"runs/{label}-{params['variant']}-h{params['horizon']}-s{params['seed']}")
+    model = params["variant"] + ("-history" if params["mode"] == "history" else "")
+    out = Path(out or f"runs/{label}-{model}-h{params['horizon']}-s{params['seed']}")
     return FitSettings(dataset, params, family_of(dataset), out, split, split_dates)

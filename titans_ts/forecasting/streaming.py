@@ -24,8 +24,13 @@ class Streaming:
         its forecast is kept, and the state after the window becomes the carried state. `predict()` then
         returns the forecast made at the last row. update(a); update(b) equals update(a + b). When a floor
         forecasts instead of the model (`forecaster_used_`), each forecast is the floor's, and nothing is carried.
+        In mode="history" the memory reads every new whole patch with its carried state (history_mode.update).
         """
         self._check_fitted()
+        if self._in_history_mode():
+            from titans_ts.forecasting import history_mode
+
+            return history_mode.update(self, new_rows)
         self._check_streamable()
         frame = self._check_columns(as_frame(new_rows))
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
@@ -43,8 +48,13 @@ class Streaming:
 
     def online_forecasts(self, X=None, split: str = "test") -> np.ndarray:
         """Forecasts (scaled) of every window of a split, made as a stream: in time order, each from the
-        memory state carried from the windows before it (and never from its own targets)."""
+        memory state carried from the windows before it (and never from its own targets). In mode="history"
+        the memory reads the series from its first row in time order (`evaluate(online=True)`'s forecasts)."""
         self._check_fitted()
+        if self._in_history_mode():
+            from titans_ts.forecasting import history_mode
+
+            return history_mode.split_predictions(self, X, split, online=True)[2]
         self._check_streamable()
         _, _, loader = self._split_windows(X, split, batch_size=1)
         device = self._device()

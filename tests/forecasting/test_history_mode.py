@@ -1,0 +1,243 @@
+"""TitansForecaster(mode="history"): the long-memory forecaster behind fit / predict / evaluate / update / save
+and `titans-ts fit --mode history` (issue 28)."""
+
+import copy
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.ts import app
+from tests.data.helpers import write_series
+from titans_ts import TitansForecaster
+from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.forecasting.long_memory import LongMemoryForecaster
+from titans_ts.forecasting.long_memory_eval import online_forecasts
+
+ROWS = 700  # 70/10/20: 490 train rows, enough for two streams of 128-row segments plus a random start
+TINY = dict(
+    mode="history", lookback=16, horizon=4, patch_len=4, dim=8, heads=2, layers=1, memory_depth=1, chunk_size=8,
+    epochs=2, patience=2, streams=2, progress=False, device="cpu", fallback="off",
+)  # fmt: skip
+
+
+def frame_of(rows=ROWS, seed=0) -> pd.DataFrame:
+    """Three columns with a level that drifts slowly (what a long memory can follow) and daily cycles."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    values = np.stack(
+        [np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 12), np.linspace(-1, 1, rows)], axis=1
+    ) + 0.3 * rng.normal(size=(rows, 3))
+    return pd.DataFrame(values, columns=["a", "b", "c"], index=pd.date_range("2021-01-01", periods=rows, freq="h"))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return frame_of()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return TitansForecaster(**TINY).fit(data)
+
+
+@pytest.fixture(scope="module")
+def ablation(data):
+    return TitansForecaster(**{**TINY, "variant": "mlp"}).fit(data)
+
+
+def scaled_forecast(estimator, forecast: pd.DataFrame) -> np.ndarray:
+    return estimator.scaler_.transform(forecast.to_numpy())
+
+
+def test_fit_trains_the_long_memory_and_scores_validation_online_and_frozen(fitted, data):
+    assert isinstance(fitted.model_, LongMemoryForecaster) and fitted.model_config_.memory == "lmm"
+    assert fitted.model_config_.lookback == 16 and fitted.model_config_.patch_len == 4
+    history = fitted.history_
+    assert history["epochs_run"] == 2 and history["stop_reason"] == "max_epochs" and history["device"] == "cpu"
+    assert history["best_val_mse"] == pytest.approx(fitted.val_metrics_["mse"], rel=1e-5)  # early stopping's score
+    assert fitted.evaluate(split="val", online=True) == fitted.val_metrics_  # online: its own protocol
+    assert fitted.evaluate(split="val") == fitted.val_metrics_frozen_  # frozen: the default
+    windows = fitted.borders_.windows(16, 4)
+    assert fitted.val_metrics_["windows"] == windows["val"] and set(fitted.floors_) >= {"repeat last"}
+    test_frozen, test_online = fitted.evaluate(), fitted.evaluate(online=True)
+    assert set(test_frozen) == set(test_online) == {"mse", "mae", "windows"}
+    assert test_frozen["windows"] == test_online["windows"] == windows["test"]
+    assert test_frozen["mse"] != test_online["mse"]  # the memory carried through the series changes forecasts
+    assert fitted.evaluate(data) == test_frozen  # the same frame, passed: its own (equal) borders
+    table = fitted.window_forecasts(split="test")  # the frozen forecasts, every window
+    recomputed = ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean()
+    assert recomputed == pytest.approx(test_frozen["mse"], rel=1e-5)
+
+
+def test_predict_forecasts_after_the_data_from_the_carried_memory(fitted, data):
+    forecast = fitted.predict()
+    expected = pd.date_range(data.index[-1] + pd.Timedelta(hours=1), periods=4, freq="h")
+    assert forecast.shape == (4, 3) and (forecast.index == expected).all() and list(forecast.columns) == ["a", "b", "c"]
+    assert forecast.attrs["forecaster"] == "model"
+    # the same forecast the online evaluation makes at that row: the memory read every row before it
+    series = torch.as_tensor(fitted.scaler_.transform(data.to_numpy()), dtype=torch.float32)
+    online = online_forecasts(fitted.model_, series, torch.tensor([len(data)]))[0].double().numpy()
+    np.testing.assert_allclose(scaled_forecast(fitted, forecast), online, rtol=0, atol=1e-5)
+    # a new frame is read from its first row: the whole of `data` again gives the same forecast
+    np.testing.assert_allclose(fitted.predict(data).to_numpy(), forecast.to_numpy(), rtol=0, atol=1e-6)
+    shorter = fitted.predict(data.iloc[:-100])  # a shorter history: its own end
+    assert shorter.index[0] == data.index[-100]
+    with pytest.raises(DataValidationError, match="at least lookback=16 rows"):
+        fitted.predict(data.iloc[:10])
+
+
+def test_update_reads_on_and_in_any_pieces_equals_one_update(fitted, data):
+    more = frame_of(rows=ROWS + 300, seed=1).iloc[ROWS:]  # 300 later rows: two whole segments and a rest
+    more.index = pd.date_range(data.index[-1] + pd.Timedelta(hours=1), periods=len(more), freq="h")
+    once = copy.deepcopy(fitted).update(more)
+    pieces = copy.deepcopy(fitted)
+    for start, end in ((0, 1), (1, 7), (7, 150), (150, 151), (151, 300)):
+        pieces.update(more.iloc[start:end])
+    assert (once.predict().to_numpy() == pieces.predict().to_numpy()).all()
+    assert once.predict().index[0] == more.index[-1] + pd.Timedelta(hours=1)
+    assert not np.allclose(once.predict().to_numpy(), fitted.predict().to_numpy())
+    # fit + update reads the rows as fitting on all of them and predicting would
+    everything = pd.concat([data, more])
+    np.testing.assert_allclose(once.predict(everything).to_numpy(), once.predict().to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_save_and_load_keep_the_carried_memory(fitted, data, tmp_path):
+    streamed = copy.deepcopy(fitted).update(frame_of(rows=ROWS + 37, seed=2).iloc[ROWS:])
+    for model, folder in ((fitted, tmp_path / "fitted"), (streamed, tmp_path / "streamed")):
+        model.save(folder)
+        config = json.loads((folder / "config.json").read_text())
+        assert config["mode"] == "history" and config["params"]["mode"] == "history"
+        assert config["model_config"]["patch_len"] == 4 and config["model_config"]["memory"] == "lmm"
+        loaded = TitansForecaster.load(folder)
+        assert (loaded.predict().to_numpy() == model.predict().to_numpy()).all()
+        assert (loaded.predict().index == model.predict().index).all()
+        assert loaded.val_metrics_frozen_ == model.val_metrics_frozen_
+    loaded = TitansForecaster.load(tmp_path / "fitted")
+    assert loaded.evaluate(data, online=True) == fitted.evaluate(online=True)
+    assert loaded.evaluate(data) == fitted.evaluate()
+    more = frame_of(rows=ROWS + 37, seed=2).iloc[ROWS:]
+    assert (loaded.update(more).predict().to_numpy() == streamed.predict().to_numpy()).all()
+
+
+def test_online_evaluation_reads_the_past_and_never_the_future(fitted, data):
+    test_start, test_end = fitted.borders_.test
+    origins = np.arange(test_start + 16, test_end - 4 + 1)
+    before = fitted.online_forecasts(data, split="test")
+    assert before.shape == (len(origins), 4, 3)
+    cut = int(origins[len(origins) // 2])
+    future = data.copy()
+    future.iloc[cut:] += 5.0
+    after = fitted.online_forecasts(future, split="test")
+    seen = origins <= cut  # a forecast at origin t reads rows before t only
+    assert (after[seen] == before[seen]).all()
+    assert np.abs(after[~seen] - before[~seen]).max(axis=(1, 2)).min() > 0
+
+    long_past = data.copy()
+    long_past.iloc[100] += 3.0  # in the train split, outside every test window: only the memory saw it
+    moved = np.abs(fitted.online_forecasts(long_past, split="test") - before).max(axis=(1, 2))
+    assert moved.min() > 0
+    frozen = [fitted.window_forecasts(frame, split="test")["prediction_scaled"] for frame in (long_past, data)]
+    assert (frozen[0] == frozen[1]).all()  # frozen: each window alone
+
+
+def test_the_mlp_ablation_carries_no_state_and_its_online_score_is_its_frozen(ablation, tmp_path):
+    assert ablation.model_config_.memory == "mlp" and ablation.stream_.state is None
+    assert ablation.val_metrics_["mse"] == pytest.approx(ablation.val_metrics_frozen_["mse"], rel=1e-6)
+    assert ablation.evaluate(online=True)["mse"] == pytest.approx(ablation.evaluate()["mse"], rel=1e-6)
+    ablation.save(tmp_path / "mlp")
+    assert (TitansForecaster.load(tmp_path / "mlp").predict().to_numpy() == ablation.predict().to_numpy()).all()
+
+
+def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
+    from titans_ts.forecasting.floors import REPEAT_LAST
+
+    floored = copy.deepcopy(fitted)
+    floored.forecaster_used_ = REPEAT_LAST  # what fit chooses when the model is behind it (fallback="auto")
+    forecast = floored.predict()
+    assert forecast.attrs["forecaster"] == REPEAT_LAST
+    np.testing.assert_allclose(forecast.to_numpy(), np.repeat(data.to_numpy()[-1:], 4, axis=0), atol=1e-9)
+    assert floored.evaluate(online=True) == floored.evaluate()  # a floor reads each window alone
+    assert floored.evaluate(split="val")["mse"] == pytest.approx(floored.floors_[REPEAT_LAST])
+    later = frame_of(rows=ROWS + 5, seed=3).iloc[ROWS:]
+    np.testing.assert_allclose(floored.update(later).predict().to_numpy()[0], later.to_numpy()[-1], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"mode": "stream"}, "mode='stream' ('window'"),
+        ({"variant": "mac"}, "variant='mac' in mode='history' (use variant='lmm'"),
+        ({"mode": "window", "variant": "mlp"}, "variant='mlp' in mode='window' (the ablation of the history-mode"),
+        ({"target": "a"}, "target='a': not supported in mode='history' yet"),
+        ({"devices": 2}, "devices=2: not supported in mode='history' yet"),
+        ({"num_nodes": 2}, "num_nodes=2: not supported in mode='history' yet"),
+        ({"lookback": 6}, "lookback=6 with patch_len=4 in mode='history' (at least 2 * patch_len - 1 = 7"),
+        ({"chunk_size": 5}, "chunk_size=5 in mode='history' (it must divide the 32 patches"),
+        ({"streams": 0}, "streams=0 (a positive integer)"),
+        ({"bptt": 0}, "bptt=0 (a positive integer)"),
+    ],
+)
+def test_impossible_combinations_are_refused_before_any_work(params, message, data):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TitansForecaster(**{**TINY, **params}).fit(data)
+
+
+def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(data):
+    with pytest.raises(DataValidationError, match=r"needs at least \(streams \+ 1\) x 128 = 384 rows and has 280"):
+        TitansForecaster(**TINY).fit(data.iloc[:400])
+
+
+def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
+    runner = CliRunner()
+    write_series(tmp_path / "mine.csv", rows=500, columns=3)
+    small = ["--lookback", "16", "--horizon", "4", "--dim", "8", "--layers", "1", "--epochs", "1"]
+    history = ["--mode", "history", "--patch-len", "4", "--streams", "1", "--bptt", "2"]
+    model = tmp_path / "model"
+    fit = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, *history, "--out", str(model)])
+    assert fit.exit_code == 0, fit.output
+    assert "(history mode)" in fit.output and "test, online" in fit.output and "val, frozen" in fit.output
+    written = sorted(p.name for p in model.iterdir())
+    assert written == ["config.json", "forecast.png", "metrics.json", "model.safetensors"]
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["mode"] == "history" and metrics["params"]["streams"] == 1 and metrics["params"]["bptt"] == 2
+    assert metrics["test"]["windows"] == metrics["test_online"]["windows"] == 97
+    assert metrics["model_val"]["mse"] == pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)
+    predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    evaluated = runner.invoke(
+        app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "mine.csv"), "--online"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "test, frozen" in evaluated.output and "test, online" in evaluated.output
+    assert "History mode: frozen resets the memory" in evaluated.output
+    bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
+                              "--variant", "mag", "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert bad.exit_code == 2 and "variant='mag' in mode='history'" in bad.stderr
+
+
+def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_uninterrupted_runs_model(data, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+
+    from titans_ts.training import loop
+
+    full = TitansForecaster(**TINY, checkpoint_dir=str(tmp_path / "full")).fit(data)
+
+    class StopAtSecondEpoch(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:  # the first epoch's checkpoint is written
+                raise KeyboardInterrupt
+
+    make_trainer = loop.make_trainer
+    monkeypatch.setattr(loop, "make_trainer", lambda **o: make_trainer(**o, extra_callbacks=[StopAtSecondEpoch()]))
+    interrupted = TitansForecaster(**TINY, checkpoint_dir=str(tmp_path / "run")).fit(data)
+    assert interrupted.history_["stop_reason"] == "interrupted" and (tmp_path / "run" / "last.ckpt").exists()
+    monkeypatch.setattr(loop, "make_trainer", make_trainer)
+    resumed = TitansForecaster(**TINY, checkpoint_dir=str(tmp_path / "run")).fit(data, resume=True)
+    assert resumed.history_["epochs_run"] == full.history_["epochs_run"] == 2
+    assert resumed.val_metrics_ == full.val_metrics_
+    assert (resumed.predict().to_numpy() == full.predict().to_numpy()).all()

@@ -1,0 +1,335 @@
+"""TitansForecaster(mode="history"): the long-memory forecaster (long_memory.py) behind the estimator (issue 28).
+
+The memory reads each channel's whole history in time order, patch by patch, its state carried; a forecast
+combines the readout of the last whole patch with the local window of `lookback` rows. This module is the
+estimator's history-mode fit, predict, evaluate, update and save; estimator.py (and its mixins) dispatch here
+when the model is a LongMemoryForecaster.
+
+- fit: the protocol's split and train-rows scaler; training on the train rows only, in contiguous segments
+  with the state carried (segments.py), early stopping on the online val MSE; `val_metrics_` is that online
+  score (the memory reads train and val rows in time order), `val_metrics_frozen_` the frozen one (the memory
+  reset for every window, long_memory_eval.py). The floors are scored on the same val windows.
+- then the memory reads the whole fitted frame from its first row (the patch grid starts there), and the
+  estimator keeps a `MemoryStream`: the state after the last whole segment, the rows read since, and the
+  readout of the last whole patch. `predict()` forecasts at the end of the data from it, exactly as the
+  online evaluation forecasts at that row; `update(rows)` reads on. A segment is read in one call once it is
+  whole (`read_stream`, the state guarded by `carry` after it), the rows of an unfinished one from the state
+  before it at every update: reading in other pieces would move the memory's chunk boundaries, so
+  update(a); update(b) equals update(a + b) exactly.
+- `predict(X)` with a new frame reads X from its first row, from the trained initial memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from titans_ts.data import make_splits
+from titans_ts.errors import DataValidationError
+from titans_ts.forecasting.floors import MODEL
+from titans_ts.forecasting.inputs import as_frame
+from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, rows_at
+from titans_ts.forecasting.long_memory_eval import evaluate_split, frozen_forecasts, online_forecasts, split_origins
+from titans_ts.forecasting.time_axis import advanced, future_index, time_axis
+from titans_ts.memory import MemoryState
+
+STREAM_PREFIX = "stream."  # the saved tensors of the MemoryStream
+
+
+@dataclass(frozen=True)
+class MemoryStream:
+    """Where the memory stands after reading a series from its first row (patch k covers rows k * patch_len ...).
+
+    state: after the last whole segment, `carry`-guarded (None: nothing read yet, or the MLP ablation);
+    pending: (rows, C) scaled rows read since, fewer than a segment's;
+    before: (rows, C) the `lookback` scaled rows before `pending` (fewer at the start of the series): what a
+      segment's read may look back at (read_stream takes them from the series it is given);
+    readout: (1, C, 1, dim), the readout of the last whole patch (None before the first)."""
+
+    state: list[MemoryState] | None
+    pending: torch.Tensor
+    before: torch.Tensor
+    readout: torch.Tensor | None
+
+    @classmethod
+    def empty(cls, channels: int, device=None) -> MemoryStream:
+        nothing = torch.zeros(0, channels, device=device)
+        return cls(None, nothing, nothing, None)
+
+    def lag(self, patch_len: int) -> int:
+        """Rows read since the end of the last whole patch (segments are whole patches)."""
+        return len(self.pending) % patch_len
+
+    def to(self, device) -> MemoryStream:
+        state = None if self.state is None else [state_to(layer_state, device) for layer_state in self.state]
+        readout = None if self.readout is None else self.readout.to(device)
+        return MemoryStream(state, self.pending.to(device), self.before.to(device), readout)
+
+
+def state_to(state: MemoryState, device) -> MemoryState:
+    weights, momentum = (tuple(t.to(device) for t in tensors) for tensors in (state.weights, state.momentum))
+    cache = None if state.conv_cache is None else state.conv_cache.to(device)
+    return replace(state, weights=weights, momentum=momentum, conv_cache=cache)
+
+
+# --- the memory reading a stream ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def advance(model: LongMemoryForecaster, stream: MemoryStream, rows: torch.Tensor) -> MemoryStream:
+    """The stream after reading `rows` ((n, C) scaled, in time order, on the model's device): each segment
+    completed is read in one call from the state before it and the state carried on (`read_stream`); the
+    whole patches of the unfinished segment are read from that state for the last readout."""
+    model.eval()
+    config = model.config
+    series = torch.cat([stream.before, stream.pending, rows.to(stream.pending.dtype)])
+    start, state, readout = len(stream.before), stream.state, stream.readout  # start: the first row not in a segment
+    while len(series) - start >= config.segment_rows:
+        readouts, state = model.read_stream(series, start, config.segment_patches, state)
+        readout, start = readouts[:, :, -1:], start + config.segment_rows
+    whole = (len(series) - start) // config.patch_len
+    if whole:  # the unfinished segment, from the state before it (the state after it is not kept)
+        readouts, _ = model.read_stream(series, start, whole, state)
+        readout = readouts[:, :, -1:]
+    before = series[max(0, start - config.lookback) : start].clone()
+    return MemoryStream(state, series[start:].clone(), before, None if readout is None else readout.clone())
+
+
+@torch.no_grad()
+def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: torch.Tensor) -> torch.Tensor:
+    """(horizon, C) scaled forecast at the end of the stream: the last whole patch's readout with the lag since
+    it, and the local window `context` (the last `lookback` rows), as `forecast_at` makes it at that row."""
+    config = model.config
+    if stream.readout is None:
+        raise DataValidationError(
+            f"the memory has read no whole patch yet: forecasting needs at least patch_len={config.patch_len} rows."
+        )
+    device = context.device
+    origin = torch.tensor([[config.lookback]], device=device)  # the row after `context`
+    grid = origin[0] - config.patch_len - stream.lag(config.patch_len)  # the last patch is patch 0 of this grid
+    return model.forecast_at(context, stream.readout, grid, origin)[0, 0]
+
+
+# --- fit --------------------------------------------------------------------------------------------------
+
+
+def long_memory_config(estimator) -> LongMemoryConfig:
+    """The LongMemoryConfig of a TitansForecaster's parameters (the config's own defaults for the rest)."""
+    names = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout")
+    return LongMemoryConfig(memory=estimator.variant, **{name: getattr(estimator, name) for name in names})
+
+
+def check_training_rows(config: LongMemoryConfig, train_rows: int, streams: int) -> None:
+    """A training epoch holds at least one segment per stream, plus a segment's rows for its random start."""
+    needed = (streams + 1) * config.segment_rows
+    if train_rows < needed:
+        raise DataValidationError(
+            f"mode='history' trains on segments of {config.segment_patches} patches of patch_len={config.patch_len} "
+            f"rows ({config.segment_rows} rows); with streams={streams} the training split needs at least "
+            f"(streams + 1) x {config.segment_rows} = {needed} rows and has {train_rows}. Lower patch_len or "
+            "streams, or fit on more rows."
+        )
+
+
+def fit(estimator, X, device: torch.device, resume: bool = False):
+    """Train the long-memory forecaster on the train split of X, score val online and frozen, score the
+    floors, then read the whole of X (module doc). Returns the estimator."""
+    from titans_ts.forecasting.segments import SegmentModule, fit_segments
+    from titans_ts.training import seed_everything
+
+    config = long_memory_config(estimator)  # before the data is read: a bad combination fails fast
+    frame = as_frame(X)
+    splits = make_splits(frame, estimator.lookback, estimator.horizon, estimator.protocol)
+    borders = splits.borders
+    scaled = torch.as_tensor(splits.scaler.transform(frame.to_numpy()), dtype=torch.float32)
+    check_training_rows(config, borders.train[1], estimator.streams)
+    seed_everything(estimator.seed)
+    model = LongMemoryForecaster(config)
+    series = scaled[: borders.val[1]]  # training and validation never read a test row
+    val_origins = split_origins(borders.val, estimator.lookback, estimator.horizon)
+    optimizer = {"lr": estimator.lr, "weight_decay": estimator.weight_decay}
+    module = SegmentModule(
+        model, series, borders.train[1], val_origins, streams=estimator.streams, bptt=estimator.bptt,
+        seed=estimator.seed, **optimizer,
+    )  # fmt: skip
+    checkpoint = estimator._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
+    history = fit_segments(module, checkpoint=checkpoint, **estimator._trainer_options(device=device))
+    history["best_val_mse"] = history.pop("best")
+    model.to(device).eval()
+
+    estimator.model_config_, estimator.model_ = config, model
+    estimator.scaler_, estimator.borders_ = splits.scaler, borders
+    estimator.columns_ = list(frame.columns)
+    estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
+    estimator.n_features_in_ = frame.shape[1]
+    estimator.history_ = history | {"device": str(device)}
+    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol: early stopping's
+    estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
+    estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
+    estimator._fit_frame = frame
+    set_stream(estimator, scaled, frame.index, device)
+    return estimator
+
+
+def split_scores(model: LongMemoryForecaster, series, bounds, mode: str) -> dict:
+    """MSE, MAE and windows of a split (`evaluate_split`), the shape window mode's scores have."""
+    scores = evaluate_split(model, series, bounds, mode)
+    return {key: scores[key] for key in ("mse", "mae", "windows")}
+
+
+def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None:
+    """The memory reads every row of `scaled` (the fitted frame) from the first: what predict() continues from."""
+    model = estimator.model_.to(device)
+    stream = MemoryStream.empty(scaled.shape[1], device)
+    estimator.stream_ = advance(model, stream, scaled.to(device)).to("cpu")
+    estimator.context_ = scaled[-estimator.lookback :].clone()
+    estimator.last_index_, estimator.step_ = time_axis(index)
+
+
+# --- using a fitted model ------------------------------------------------------------------------------------
+
+
+def memory_forecasts(estimator) -> bool:
+    """The long-memory model forecasts (not a floor that replaced it: `forecaster_used_`)."""
+    return estimator.forecaster_used_ == MODEL
+
+
+def predict(estimator, X=None) -> pd.DataFrame:
+    """Forecast the horizon after the end of the fitted data (and every `update`) from the carried memory;
+    X: a new frame, read from its first row by the trained initial memory. Original units, future timestamps."""
+    device = estimator._device()
+    model = estimator.model_.to(device).eval()
+    if X is None:
+        context, stream, last, step = estimator.context_, estimator.stream_, estimator.last_index_, estimator.step_
+    else:
+        frame = estimator._check_columns(as_frame(X))
+        if len(frame) < estimator.lookback:
+            raise DataValidationError(
+                f"predict needs at least lookback={estimator.lookback} rows; got {len(frame)}. Pass a longer history."
+            )
+        scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+        context, stream = scaled[-estimator.lookback :], None
+        if memory_forecasts(estimator):
+            stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
+        last, step = time_axis(frame.index)
+    if memory_forecasts(estimator):
+        forecast = stream_forecast(model, stream.to(device), context.to(device))
+    else:  # the floor that replaced the model reads the window
+        with torch.no_grad():
+            forecast = estimator._forecaster().to(device).eval()(context[None].to(device))[0]
+    values = estimator.scaler_.inverse_transform(forecast.double().cpu().numpy())
+    index = future_index(last, step, estimator.horizon)
+    return estimator._said(pd.DataFrame(values, index=index, columns=estimator.targets_))
+
+
+def evaluate(estimator, X=None, split: str = "test", online: bool = False, batch_size: int = 256) -> dict:
+    """MSE, MAE and windows over every window of a split: frozen (the memory reset for every window), or
+    online (the memory reads the series from its first row in time order: train, val, the earlier rows of
+    the split; a forecast never reads a row at or after its origin)."""
+    from titans_ts.forecasting.training import evaluate_windows
+
+    if not memory_forecasts(estimator):  # a floor reads each window alone: online and frozen are one
+        _, _, loader = estimator._split_windows(X, split, batch_size)
+        return evaluate_windows(estimator._forecaster(), loader, estimator._device())
+    _, series, bounds = split_series(estimator, X, split)
+    return split_scores(estimator.model_, series, bounds, "online" if online else "frozen")
+
+
+def split_series(estimator, X, split: str) -> tuple[pd.DataFrame, torch.Tensor, tuple[int, int]]:
+    """(frame, its scaled rows up to the end of the split, the split's row bounds): the fitted data and
+    `borders_` (X None), else X under the model's protocol. The rows are on the device the model runs on
+    (the model moves there)."""
+    frame, borders = estimator._split_rows(X, split)
+    bounds = getattr(borders, split)
+    device = estimator._device()
+    estimator.model_.to(device)
+    values = estimator.scaler_.transform(frame.to_numpy()[: bounds[1]])
+    return frame, torch.as_tensor(values, dtype=torch.float32, device=device), bounds
+
+
+def split_predictions(estimator, X, split: str, online: bool = False, batch_size: int = 256):
+    """(frame, first row of the split, forecasts, targets): every window's scaled forecast and truth
+    (windows x horizon x columns, float64 NumPy), frozen or online (`evaluate`)."""
+    if not memory_forecasts(estimator):  # the floor that replaced the model reads each window
+        frame, start, loader = estimator._split_windows(X, split, batch_size)
+        device = estimator._device()
+        forecaster = estimator._forecaster().to(device).eval()
+        with torch.no_grad():
+            pairs = [(forecaster(x.to(device)).double().cpu(), y.double()) for x, y in loader]
+        return frame, start, torch.cat([p for p, _ in pairs]).numpy(), torch.cat([y for _, y in pairs]).numpy()
+    frame, series, bounds = split_series(estimator, X, split)
+    model = estimator.model_
+    origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
+    forecasts = (online_forecasts if online else frozen_forecasts)(model, series, origins)
+    targets = rows_at(series, origins, torch.arange(model.config.horizon, device=series.device))
+    return frame, bounds[0], forecasts.double().cpu().numpy(), targets.double().cpu().numpy()
+
+
+def update(estimator, new_rows):
+    """Append observations in time order: the memory reads every new whole patch with the carried state
+    (module doc), the local window moves on; predict() then forecasts after the last row."""
+    estimator._check_fitted()
+    frame = estimator._check_columns(as_frame(new_rows))
+    scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+    device = estimator._device()
+    model = estimator.model_.to(device)
+    estimator.stream_ = advance(model, estimator.stream_.to(device), scaled.to(device)).to("cpu")
+    estimator.context_ = torch.cat([estimator.context_, scaled])[-estimator.lookback :].clone()
+    estimator.last_index_ = advanced(estimator.last_index_, frame.index)
+    return estimator
+
+
+# --- save / load: safetensors + JSON ----------------------------------------------------------------------
+
+
+def saved_stream(estimator) -> tuple[dict, dict]:
+    """(tensors, config.json entries) of a history-mode model beyond the window model's: the stream (the
+    carried state, layer by layer, the rows read since it and the last readout) and the frozen val score."""
+    stream = estimator.stream_
+    tensors = {f"{STREAM_PREFIX}pending": stream.pending, f"{STREAM_PREFIX}before": stream.before}
+    if stream.readout is not None:
+        tensors[f"{STREAM_PREFIX}readout"] = stream.readout
+    layers = None
+    if stream.state is not None:
+        layers = []
+        for i, state in enumerate(stream.state):
+            for kind in ("weights", "momentum"):
+                for j, tensor in enumerate(getattr(state, kind)):
+                    tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] = tensor
+            if state.conv_cache is not None:
+                tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] = state.conv_cache
+            cache = state.conv_cache is not None
+            layers.append({"depth": len(state.weights), "conv_cache": cache, "tokens_seen": state.tokens_seen})
+    tensors = {name: tensor.clone() for name, tensor in tensors.items()}  # safetensors refuses shared storage
+    config = {"mode": "history", "stream": {"state_layers": layers}}
+    return tensors, config | {"val_metrics_frozen": estimator.val_metrics_frozen_}
+
+
+def load_model(tensors: dict, config: dict) -> tuple[LongMemoryConfig, LongMemoryForecaster]:
+    """The saved LongMemoryConfig and the model with its weights (evaluation mode, on the CPU)."""
+    model_config = LongMemoryConfig(**config["model_config"])
+    model = LongMemoryForecaster(model_config)
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    return model_config, model.eval()
+
+
+def restore_stream(estimator, tensors: dict, config: dict) -> None:
+    """The stream and the frozen val score of a saved history-mode model (`saved_stream`)."""
+    layers = config["stream"]["state_layers"]
+    state = None
+    if layers is not None:
+        state = []
+        for i, layer in enumerate(layers):
+            weights, momentum = (
+                tuple(tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] for j in range(layer["depth"]))
+                for kind in ("weights", "momentum")
+            )
+            cache = tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] if layer["conv_cache"] else None
+            state.append(MemoryState(weights, momentum, cache, int(layer["tokens_seen"])))
+    readout = tensors.get(f"{STREAM_PREFIX}readout")
+    pending, before = (tensors[f"{STREAM_PREFIX}{name}"] for name in ("pending", "before"))
+    estimator.stream_ = MemoryStream(state, pending, before, readout)
+    estimator.val_metrics_frozen_ = config["val_metrics_frozen"]
