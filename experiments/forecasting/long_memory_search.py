@@ -134,6 +134,8 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
     training = {key: spec[key] for key in TRAINING_KEYS if key in spec}
     trainer = {key: spec[key] for key in TRAINER_KEYS if key in spec}
     model_keys = {key: value for key, value in spec.items() if key not in (*TRAINING_KEYS, *TRAINER_KEYS)}
+    if model_keys.get("local") == "variate":  # the window model mixes the dataset's columns
+        model_keys["channels"] = frame.shape[1]
     seed_everything(seed)
     config = LongMemoryConfig(lookback=lookback, horizon=horizon, **model_keys)
     model = LongMemoryForecaster(config)

@@ -234,3 +234,22 @@ def test_a_dlinear_local_part_is_dlinear_until_the_memory_path_learns():
     forecasts = model.forecast_at(series, readouts, torch.tensor([8]), origins)[0]
     windows = torch.stack([series[t - 30 : t] for t in origins[0].tolist()])
     torch.testing.assert_close(forecasts, dlinear(windows))
+
+
+@pytest.mark.parametrize("error_tokens", [False, True])
+def test_a_variate_local_part_is_the_window_model_and_stays_causal(error_tokens):
+    variate = dict(local="variate", channels=3, local_variant="lmm", error_tokens=error_tokens)
+    model = model_of(head_std=0.0, dtype=torch.float32, **variate)  # the window model runs in float32
+    series = series_of(200, dtype=torch.float32)
+    origins = torch.tensor([[40, 77, 101]])
+    readouts, _ = model.read(series[None, 8:104])
+    forecasts = model.forecast_at(series, readouts, torch.tensor([8]), origins)[0]
+    windows = torch.stack([series[t - 8 : t] for t in origins[0].tolist()])
+    torch.testing.assert_close(forecasts, model.window_model(windows))  # the memory head starts at zero
+    nn.init.normal_(model.head[-1].weight, std=0.3)
+    origins = split_origins((120, 200), 8, 4)
+    online = online_forecasts(model, series, origins)
+    future = series.clone()
+    future[150:] += 5.0
+    seen = origins <= 150
+    torch.testing.assert_close(online_forecasts(model, future, origins)[seen], online[seen], rtol=0, atol=0)

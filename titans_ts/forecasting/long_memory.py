@@ -31,7 +31,7 @@ from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.memory import MemoryState, make_block
 
 MEMORIES = ("lmm", "mlp")
-LOCALS = ("rlinear", "dlinear")
+LOCALS = ("rlinear", "dlinear", "variate")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,13 @@ class LongMemoryConfig:
     # A patch token also holds the local forecast's error on that patch (made at the patch's start, known
     # once the patch is read): the memory then learns, as it reads, where the local forecast goes wrong.
     error_tokens: bool = False
-    local: str = "rlinear"  # the local window's linear forecast: "rlinear" (RevIN + linear) or "dlinear"
+    # The local window's forecast: "rlinear" (RevIN + linear, per channel), "dlinear" (per channel), or
+    # "variate": today's window model (forecasting/model.py, variate tokens, `local_variant` mixing them,
+    # `local_layers` blocks; it needs `channels`), so that the memory adds the long past to it.
+    local: str = "rlinear"
+    local_variant: str = "lmm"
+    local_layers: int = 2
+    channels: int = 0
 
     def __post_init__(self):
         sizes = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size")
@@ -72,6 +78,8 @@ class LongMemoryConfig:
             )
         if self.local not in LOCALS:
             raise ConfigError(f"local={self.local!r} is not one of {LOCALS}.")
+        if self.local == "variate" and self.channels < 1:
+            raise ConfigError("local='variate' mixes the channels: give channels=<number of columns>.")
         if self.error_tokens and self.horizon < self.patch_len:
             raise ConfigError(
                 f"error_tokens compare a patch with the local forecast of it: horizon={self.horizon} must be "
@@ -146,6 +154,7 @@ class LongMemoryForecaster(nn.Module):
         nn.init.normal_(self.lag_embed.weight, std=0.02)
         self.local_linear = nn.Linear(lookback, horizon)
         self.local_trend = nn.Linear(lookback, horizon) if config.local == "dlinear" else None
+        self.window_model = window_model(config) if config.local == "variate" else None
         self.local_embed = nn.Linear(lookback, dim)
         self.head = nn.Sequential(
             nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(dim, horizon)
@@ -187,10 +196,10 @@ class LongMemoryForecaster(nn.Module):
         history = torch.cat([before, rows], dim=1)  # row lookback + i of history is row i of rows
         origins = torch.arange(lookback, lookback + length, patch_len, device=rows.device)
         steps = torch.arange(-lookback, 0, device=rows.device)
-        windows = history[:, origins[:, None] + steps].permute(0, 3, 1, 2)  # (B, C, n, lookback)
-        local = self.local_forecast(windows, *normalised(windows))[..., :patch_len]
-        actual = rows.transpose(1, 2).reshape(batch, channels, -1, patch_len)
-        return (actual - local).reshape(batch * channels, -1, patch_len)
+        windows = history[:, origins[:, None] + steps]  # (B, n, lookback, C)
+        local = self.local_forecast(windows)[:, :, :patch_len]  # (B, n, patch_len, C)
+        actual = rows.view(batch, -1, patch_len, channels)
+        return (actual - local).permute(0, 3, 1, 2).reshape(batch * channels, -1, patch_len)
 
     def carry(self, state):
         """The state to start the next segment from: the guard of the config applied (reset_mix, max_state_norm)."""
@@ -233,25 +242,28 @@ class LongMemoryForecaster(nn.Module):
         batch, channels, _, dim = readouts.shape
         index = patch[:, None, :, None].expand(batch, channels, -1, dim)
         readout = readouts.gather(2, index).permute(0, 2, 1, 3)  # (B, M, C, dim)
-        steps = torch.arange(-config.lookback, 0, device=origins.device)
-        windows = rows_at(series, origins, steps).transpose(-1, -2)  # (B, M, C, lookback)
+        windows = rows_at(series, origins, torch.arange(-config.lookback, 0, device=origins.device))  # (B, M, L, C)
+        scaled, _, _ = normalised(windows.transpose(-1, -2).flatten(0, 2))  # (B * M * C, lookback)
         lag = (since_grid % config.patch_len)[..., None].expand(-1, -1, channels)
-        forecast = self._forecast(readout.flatten(0, 2), lag.flatten(), windows.flatten(0, 2))
-        return forecast.view(*origins.shape, channels, config.horizon).transpose(-1, -2)
+        context = torch.cat([readout.flatten(0, 2) + self.lag_embed(lag.flatten()), self.local_embed(scaled)], -1)
+        memory_part = self.head(context).view(*origins.shape, channels, config.horizon).transpose(-1, -2)
+        return self.local_forecast(windows) + memory_part
 
-    def _forecast(self, readout, lag, window):
-        """(N, dim), (N,), (N, lookback) -> (N, horizon), one forecast per (origin, channel)."""
-        scaled, mean, std = normalised(window)
-        context = torch.cat([readout + self.lag_embed(lag), self.local_embed(scaled)], dim=-1)
-        return self.local_forecast(window, scaled, mean, std) + self.head(context)
-
-    def local_forecast(self, window, scaled, mean, std):
-        """(..., lookback) -> (..., horizon): the local window's linear forecast, "rlinear" (on the window
-        normalised by its own mean and std) or "dlinear" (moving-average trend and remainder, unnormalised)."""
+    def local_forecast(self, windows):
+        """(..., lookback, C) -> (..., horizon, C): the local window's forecast (`LongMemoryConfig.local`):
+        "rlinear" (per channel, on the window normalised by its own mean and std), "dlinear" (per channel,
+        moving-average trend and remainder, unnormalised) or "variate" (the window model, channels mixed)."""
+        if self.window_model is not None:
+            lookback, channels = windows.shape[-2:]
+            return self.window_model(windows.reshape(-1, lookback, channels)).view(*windows.shape[:-2], -1, channels)
+        window = windows.transpose(-1, -2)
         if self.config.local == "rlinear":
-            return self.local_linear(scaled) * std + mean
-        trend = moving_average(window, 25)
-        return self.local_linear(window - trend) + self.local_trend(trend)
+            scaled, mean, std = normalised(window)
+            forecast = self.local_linear(scaled) * std + mean
+        else:
+            trend = moving_average(window, 25)
+            forecast = self.local_linear(window - trend) + self.local_trend(trend)
+        return forecast.transpose(-1, -2)
 
     def forward(self, series, segment_start, n_patches: int, state=None):
         """One segment per sequence: read n_patches from rows segment_start (B,) of the (T, C) series and
@@ -264,6 +276,18 @@ class LongMemoryForecaster(nn.Module):
         readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
         return self.forecast_at(series, readouts, segment_start, origins), origins, state
+
+
+def window_model(config: LongMemoryConfig) -> nn.Module:
+    """The local part of local="variate": today's window forecaster over variate tokens."""
+    from titans_ts.forecasting.model import ForecastConfig, build_model
+
+    shape = {name: getattr(config, name) for name in ("lookback", "horizon", "channels", "dim", "heads", "dropout")}
+    memory = {"memory_depth": config.memory_depth, "chunk_size": config.chunk_size}
+    window = ForecastConfig(
+        variant=config.local_variant, tokens="variate", layers=config.local_layers, **shape, **memory
+    )
+    return build_model(window)
 
 
 def normalised(window):
