@@ -52,11 +52,19 @@ def planned(config: dict):
                     for lookback in lookbacks:
                         yield dataset, horizon, seed, name, lookback, "baseline", {}
                 for name, candidate in config["candidates"].items():
+                    if dataset not in candidate.get("datasets", [dataset]):
+                        continue
                     for memory in candidate.get("memories", ["lmm"]):
                         model = name if memory == "lmm" else f"{name} [mlp]"
                         spec = {**config["base"], **candidate.get("change", {}), "memory": memory}
-                        for lookback in candidate.get("lookbacks", config["lookbacks"]):
+                        for lookback in lookbacks_of(candidate, dataset, config["lookbacks"]):
                             yield dataset, horizon, seed, model, lookback, "long_memory", spec
+
+
+def lookbacks_of(candidate: dict, dataset: str, default: list[int]) -> list[int]:
+    """A candidate's lookbacks: a list for every dataset, or {dataset: list} (the others: `default`)."""
+    lookbacks = candidate.get("lookbacks", default)
+    return lookbacks.get(dataset, default) if isinstance(lookbacks, dict) else lookbacks
 
 
 def run_search(config: dict) -> None:
