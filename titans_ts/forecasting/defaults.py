@@ -53,6 +53,8 @@ ESTIMATOR = {
     "mode": "window",
     "streams": 2,  # history mode: contiguous streams per training epoch (segments.py)
     "bptt": 1,  # history mode: segments per truncated back-propagation window (segments.py)
+    "quantiles": None,  # levels forecast besides the point, e.g. [0.1, 0.5, 0.9]; None: point only (quantiles.py)
+    "calibrate": "conformal",  # with quantiles: "conformal" on the validation windows (conformal.py), or "none"
 }
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.

@@ -18,13 +18,14 @@ from titans_ts.forecasting.floors import Floors, floors_record
 from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positions
 from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
+from titans_ts.forecasting.quantile_outputs import QuantileOutputs
 from titans_ts.forecasting.streaming import Streaming
 from titans_ts.forecasting.time_axis import axis_from_json, axis_to_json, future_index, season_steps, time_axis
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
 
 
-class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
+class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansEstimator):
     """Multivariate long-horizon forecaster with the Titans memory as its sequence mixer.
 
     `fit(df)` splits `df` by `protocol` (the Time-Series-Library one: train / val / test, scaler fitted on
@@ -59,6 +60,14 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
     from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1.
     Its settings are still being chosen on validation (issue 28); window is the default.
+    quantiles: levels in (0, 1) to forecast besides the point, e.g. [0.1, 0.5, 0.9] (any order; sorted), or
+    None (the default: point forecasts only, exactly as without this setting). A trained variant learns them
+    with the pinball loss through a quantile head whose levels cannot cross (quantiles.py); naive and
+    seasonal_naive (and a floor that replaced the model) get them from conformal calibration alone. `predict()`
+    then adds one column per (target, level), "OT_q0.1"; `evaluate()` adds pinball, mean_wql, crps, coverage
+    and width; `window_forecasts()` a column per level. Window mode only.
+    calibrate: with quantiles, "conformal" (the default) shifts the levels by split-conformal residual quantiles
+    of the validation windows, per horizon step and column (conformal.py); "none" keeps the head's levels.
     The defaults (defaults.ESTIMATOR) were chosen on validation MSE and training time: docs/forecasting.md.
     """
 
@@ -99,6 +108,8 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         mode: str = D["mode"],
         streams: int = D["streams"],
         bptt: int = D["bptt"],
+        quantiles: list[float] | None = D["quantiles"],
+        calibrate: str = D["calibrate"],
     ):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})  # scikit-learn's rule: only stored
 
@@ -120,7 +131,7 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
         config = ForecastConfig.of(self, frame.shape[1], season_steps(self.variant, self.season, frame.index), targets)
         seed_everything(self.seed)
-        model = build_model(config)
+        model = self._with_quantile_head(build_model(config), trained=config.variant not in UNTRAINED)
         loaders = splits.loaders(self.batch_size, seed=self.seed, shard=True)  # what the Trainer reads
         if config.variant in UNTRAINED:
             self.history_ = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "steps": 0}
@@ -129,9 +140,10 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
             module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
             checkpoint = self._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
             train = loaders["train"]
-            options = self._trainer_options(monitor="val_mse", device=device, loader_generator=train.generator)
+            monitor = "val_loss" if self._levels() else "val_mse"  # with quantiles: the pinball loss
+            options = self._trainer_options(monitor=monitor, device=device, loader_generator=train.generator)
             self.history_ = train_and_restore(module, train, loaders["val"], checkpoint=checkpoint, **options)
-            self.history_["best_val_mse"] = self.history_.pop("best")
+            self.history_[f"best_{monitor}"] = self.history_.pop("best")
         model.eval()
 
         self.model_config_, self.model_, self.scaler_, self.borders_ = config, model, splits.scaler, splits.borders
@@ -141,6 +153,7 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         self.history_["device"] = str(device)
         self.val_metrics_ = evaluate_windows(model, splits.loaders(self.batch_size)["val"], device)  # every window
         self._score_floors(splits, frame.index)  # the naive floors on the same windows; who forecasts
+        self._calibrate(splits.loaders(self.batch_size)["val"])  # with quantiles: conformal, on validation
         self._set_context(frame)
         self._fit_frame = frame
         return self
@@ -168,15 +181,19 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = time_axis(frame.index)
         self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
+        self.stream_levels_ = None
 
     # --- using a fitted model -----------------------------------------------------------------------
 
-    def predict(self, X=None) -> pd.DataFrame:
+    def predict(self, X=None, levels=None) -> pd.DataFrame:
         """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units.
 
-        In mode="history": from the memory carried through the fitted data (and every `update`); a new X is
-        read from its first row by the trained initial memory."""
+        A model fitted with `quantiles` gives the point columns (as without) followed by one column per (target,
+        level), named "<column>_q<level>" ("OT_q0.1", "OT_q0.5", "OT_q0.9"); `levels` picks some of the fitted
+        levels ([]: the point columns alone). In mode="history": from the memory carried through the fitted
+        data (and every `update`); a new X is read from its first row by the trained initial memory."""
         self._check_fitted()
+        chosen = self._chosen_levels(levels) if self._levels() or levels is not None else []
         if self._in_history_mode():
             return history_mode.predict(self, X)
         if X is None:
@@ -190,12 +207,28 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
             context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
             last, step = time_axis(frame.index)
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
+        if self._levels():
+            return self._said(
+                self._point_and_levels_frame(context, scaled, future_index(last, step, self.horizon), chosen)
+            )
         if scaled is None:
             device = self._device()
             with torch.no_grad():  # the model, or the floor that replaced it (fallback)
                 scaled = self._forecaster().to(device).eval()(context[None].to(device))[0].double().cpu().numpy()
         values = self._target_scaler().inverse_transform(scaled)
         return self._said(pd.DataFrame(values, index=future_index(last, step, self.horizon), columns=self.targets_))
+
+    def _point_and_levels_frame(self, context, streamed, index, chosen) -> pd.DataFrame:
+        """predict()'s frame with levels: from the window `context`, or the stream's forecast after update()
+        (`streamed`: its point; its raw levels are `stream_levels_`, from the same carried state)."""
+        if streamed is None:
+            scaled, levels = self._one_forecast_levels(context)
+        else:
+            raw = getattr(self, "stream_levels_", None)
+            raw = np.repeat(streamed[..., None], len(self._levels()), -1) if raw is None else raw
+            scaled, levels = streamed, self._calibrated(torch.as_tensor(raw)).numpy()
+        point = pd.DataFrame(self._target_scaler().inverse_transform(scaled), index=index, columns=self.targets_)
+        return pd.concat([point, self._level_frame(levels, index, chosen)], axis=1)
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
@@ -212,6 +245,8 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         if online:
             return self._online_metrics(X, split, batch_size)
         _, _, loader = self._split_windows(X, split, batch_size)
+        if self._levels():  # MSE and MAE of the point, and the levels' scores (quantiles.QuantileScores)
+            return self._level_metrics(loader)
         return evaluate_windows(self._forecaster(), loader, self._device())
 
     def score(self, X=None) -> float:
@@ -242,6 +277,8 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
         if self._in_history_mode():  # the carried memory and what predict reads beside it
             stream_tensors, stream_config = history_mode.saved_stream(self)
             tensors, config = tensors | stream_tensors, config | stream_config
+        level_tensors, level_config = self._saved_levels()  # nothing without quantiles
+        tensors, config = tensors | level_tensors, config | level_config
         save_model_dir(Path(path), tensors, config)
         return Path(path)
 
@@ -267,7 +304,7 @@ class TitansForecaster(Floors, Streaming, SplitWindows, TitansEstimator):
             estimator.model_config_, estimator.model_ = history_mode.load_model(tensors, config)
         else:
             estimator.model_config_ = ForecastConfig(**config["model_config"])
-            estimator.model_ = build_model(estimator.model_config_)
+            estimator.model_ = estimator._restore_levels(build_model(estimator.model_config_), tensors, config)
             weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
             estimator.model_.load_state_dict(weights)
             estimator.model_.eval()

@@ -16,14 +16,19 @@ class SplitWindows:
 
     def window_forecasts(self, X=None, split: str = "test", batch_size: int = 256) -> pd.DataFrame:
         """Every window of a split, one row per (window, step, column): origin and forecast time, the
-        prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE).
+        prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE), and
+        for a model with quantiles each level ("q0.1" in original units, "q0.1_scaled").
         In mode="history" the forecasts are the frozen ones (`evaluate()`'s default)."""
         from titans_ts.forecasting.diagnostics import window_table
 
-        frame, start, predictions, targets = self._split_predictions(X, split, batch_size)
+        if self._levels():  # a model with quantiles: a column per level too ("q0.1", and "q0.1_scaled")
+            frame, start, loader = self._split_windows(X, split, batch_size)
+            predictions, levels, targets = self._level_predictions(loader)
+        else:
+            frame, start, predictions, targets = self._split_predictions(X, split, batch_size)
         origin = start + self.lookback  # of the split's first window
         table = window_table(predictions, targets, self._target_scaler(), frame.index, origin, self.targets_)
-        return self._said(table)
+        return self._said(self._level_table_columns(table, levels) if self._levels() else table)
 
     def _split_predictions(self, X, split: str, batch_size: int):
         """(frame, first row of the split, forecasts, targets): every window's, scaled, windows x horizon x columns."""

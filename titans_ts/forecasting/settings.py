@@ -43,8 +43,32 @@ def check(params: dict) -> None:
         problems.append(
             f"fallback={params['fallback']!r} ('auto': the best floor when the model is behind it, or 'off')"
         )
-    problems += mode_problems(params)
+    problems += mode_problems(params) + quantile_problems(params)
     refuse(problems)
+
+
+def quantile_problems(params: dict) -> list[str]:
+    """What `quantiles` and `calibrate` refuse: levels outside (0, 1) or given twice, an unknown calibration, a
+    naive variant that could only get levels from calibration without it, and mode='history'."""
+    from titans_ts.forecasting.model import UNTRAINED
+    from titans_ts.forecasting.quantiles import CALIBRATIONS, level_problems
+
+    quantiles, calibrate = params["quantiles"], params["calibrate"]
+    problems = level_problems(quantiles)
+    if calibrate not in CALIBRATIONS:
+        problems.append(
+            f"calibrate={calibrate!r} ('conformal': the levels shifted by validation residual quantiles, or 'none')"
+        )
+    if quantiles is None:
+        return problems
+    if params["mode"] == "history":
+        problems.append("quantiles are not supported in mode='history' yet (use mode='window', or quantiles=None)")
+    if params["variant"] in UNTRAINED and calibrate == "none":
+        problems.append(
+            f"calibrate='none' with variant={params['variant']!r}: a naive forecast has no quantile head, its levels "
+            "come from conformal calibration only (use calibrate='conformal')"
+        )
+    return problems
 
 
 def mode_problems(params: dict) -> list[str]:

@@ -10,6 +10,7 @@ import torch
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.inputs import as_frame
+from titans_ts.forecasting.quantiles import QuantileForecaster
 from titans_ts.forecasting.time_axis import advanced
 
 
@@ -40,9 +41,11 @@ class Streaming:
         with torch.no_grad():
             for row in scaled.to(device):
                 context = torch.cat([context[1:], row[None]])
-                forecast, state = self._stream_step(context[None], state)
+                forecast, state, levels = self._stream_step(context[None], state)
         self.context_ = context.cpu()
         self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
+        # a quantile model's raw levels from the same window and carried state as the point (predict calibrates)
+        self.stream_levels_ = None if levels is None else levels[0].double().cpu().numpy()
         self.last_index_ = advanced(self.last_index_, frame.index)
         return self
 
@@ -62,7 +65,7 @@ class Streaming:
         forecasts, state = [], None
         with torch.no_grad():
             for x, _ in loader:
-                forecast, state = self._stream_step(x.to(device), state)
+                forecast, state, _ = self._stream_step(x.to(device), state)
                 forecasts.append(forecast[0].double().cpu().numpy())
         return np.stack(forecasts)
 
@@ -75,10 +78,14 @@ class Streaming:
         return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
 
     def _stream_step(self, window: torch.Tensor, state):
+        """(forecast, carried state, a quantile model's raw levels or None) of one window."""
         if self.forecaster_used_ != MODEL:  # a floor replaced the model (fallback): it reads the window alone
-            return self._forecaster()(window), None
+            return self._forecaster()(window), None, None
+        if isinstance(self.model_, QuantileForecaster):
+            forecast, levels, states = self.model_.forecast(window, state, return_states=True)
+            return forecast, [carried(s) for s in states], levels
         forecast, states = self.model_(window, state, return_states=True)
-        return forecast, [carried(s) for s in states]
+        return forecast, [carried(s) for s in states], None
 
     def _check_streamable(self) -> None:
         if self.variant != "lmm":

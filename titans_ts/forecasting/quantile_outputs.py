@@ -1,0 +1,189 @@
+"""TitansForecaster's quantile levels: the model with its quantile head, the conformal calibration on
+validation, the levels of predict / evaluate / window_forecasts, and what a saved model keeps of them.
+
+With `quantiles=None` (the default) none of this runs: the model, its training, its forecasts and its saved
+files are those of a point forecaster. `quantile_levels_` (sorted) is () then.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from titans_ts.errors import ConfigError
+from titans_ts.forecasting.conformal import calibrated, conformal_offsets
+from titans_ts.forecasting.floors import MODEL
+from titans_ts.forecasting.quantiles import (
+    QuantileForecaster,
+    QuantileScores,
+    level_label,
+    levels_of,
+    point_and_levels,
+)
+
+OFFSETS = "quantile_offsets"  # the saved tensor of the calibration: (levels, horizon, target columns)
+
+
+def level_column(column, level: float) -> str:
+    """The forecast frame's column of one (series, level): "OT_q0.1"."""
+    return f"{column}_{level_label(level)}"
+
+
+class QuantileOutputs:
+    """TitansForecaster's quantile methods (a mixin: it uses the fitted model, scaler, floors and forecaster)."""
+
+    def _levels(self) -> tuple[float, ...]:
+        return tuple(getattr(self, "quantile_levels_", ()))
+
+    def _with_quantile_head(self, model: nn.Module, trained: bool) -> nn.Module:
+        """The network to train: a trained variant with quantiles gets its head; otherwise the model as is."""
+        levels = levels_of(self.quantiles)
+        self.quantile_levels_ = levels
+        if not levels or not trained:
+            return model
+        return QuantileForecaster(model, levels, hidden=model.config.dim)
+
+    # --- calibration ---------------------------------------------------------------------------------------
+
+    def _calibrate(self, loader) -> None:
+        """Conformal offsets from the validation windows of `loader`, for the forecaster used (the model with its
+        head, or the floor that replaced it): `quantile_offsets_` (levels, horizon, columns) and `calibration_`."""
+        levels = self._levels()
+        self.quantile_offsets_, self.calibration_ = None, None
+        if not levels:
+            return
+        forecaster = self._forecaster()
+        has_head = isinstance(forecaster, QuantileForecaster)
+        record = {"method": self.calibrate, "on": "validation", "windows": len(loader.dataset), "notes": []}
+        if has_head and self.calibrate == "none":
+            self.calibration_ = record | {"source": "the quantile head, uncalibrated"}
+            return
+        if not has_head:
+            used = self.variant if self.forecaster_used_ == MODEL else self.forecaster_used_
+            record["source"] = f"conformal residual quantiles around the point forecast of {used}"
+            if self.calibrate == "none":
+                record["method"] = "conformal"
+                record["notes"].append("calibrate='none', but a point forecaster has no levels of its own")
+        else:
+            record["source"] = "the quantile head, conformalized (CQR)"
+        points, raw, truths = [], [], []
+        for point, levels_, y in self._raw_level_batches(forecaster, loader):
+            truths.append(y.float().cpu().numpy())
+            (raw if has_head else points).append((levels_ if has_head else point).float().cpu().numpy())
+        y = np.concatenate(truths)
+        given = {"levels": np.concatenate(raw)} if has_head else {"point": np.concatenate(points)}
+        offsets, notes = conformal_offsets(y, levels, **given)
+        self.quantile_offsets_ = torch.as_tensor(offsets, dtype=torch.float32)
+        self.calibration_ = record | {"notes": record["notes"] + notes}
+
+    def _raw_level_batches(self, forecaster: nn.Module, loader):
+        """(point, raw levels, truth) of every batch of `loader`, run where the estimator runs."""
+        device = self._device()
+        forecaster = forecaster.to(device).eval()
+        with torch.no_grad():
+            for x, y in loader:
+                point, levels = point_and_levels(forecaster, x.to(device), len(self._levels()))
+                yield point, levels, y.to(device)
+
+    def _calibrated(self, levels: torch.Tensor) -> torch.Tensor:
+        offsets = getattr(self, "quantile_offsets_", None)
+        return calibrated(levels, offsets, self._levels())
+
+    # --- what predict, evaluate and window_forecasts give ----------------------------------------------------
+
+    def _level_metrics(self, loader) -> dict:
+        """MSE, MAE and the quantile metrics (quantiles.QuantileScores) over every window of `loader`."""
+        scores = QuantileScores(self._levels())
+        for point, levels, y in self._raw_level_batches(self._forecaster(), loader):
+            scores.add(point, self._calibrated(levels), y)
+        return {**scores.result(), "windows": len(loader.dataset)}
+
+    def _level_predictions(self, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(points, calibrated levels, targets) of every window of `loader`, scaled, as float64 arrays."""
+        points, levels, targets = [], [], []
+        for point, raw, y in self._raw_level_batches(self._forecaster(), loader):
+            points.append(point.double().cpu().numpy())
+            levels.append(self._calibrated(raw).double().cpu().numpy())
+            targets.append(y.double().cpu().numpy())
+        return np.concatenate(points), np.concatenate(levels), np.concatenate(targets)
+
+    def _one_forecast_levels(self, context: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(point (horizon, C), calibrated levels (horizon, C, K)) of one scaled window (lookback, C)."""
+        device = self._device()
+        forecaster = self._forecaster().to(device).eval()
+        with torch.no_grad():
+            window = context.contiguous()[None].to(device)  # as a loaded model's: the same sums, bit for bit
+            point, levels = point_and_levels(forecaster, window, len(self._levels()))
+            levels = self._calibrated(levels)
+        return point[0].double().cpu().numpy(), levels[0].double().cpu().numpy()
+
+    def _chosen_levels(self, levels) -> list[int]:
+        """Positions of the asked-for `levels` among the fitted ones (None: all of them)."""
+        fitted = self._levels()
+        if levels is None:
+            return list(range(len(fitted)))
+        if not fitted:
+            raise ConfigError(
+                "this model was fitted without quantiles: refit it with quantiles=[0.1, 0.5, 0.9] "
+                "(CLI: titans-ts fit --quantiles 0.1,0.5,0.9) to forecast levels."
+            )
+        labels = [level_label(q) for q in fitted]
+        missing = [q for q in levels if level_label(q) not in labels]
+        if missing:
+            raise ConfigError(
+                f"levels {missing} were not fitted; this model forecasts {list(fitted)} (refit with quantiles= "
+                "listing every level you need)."
+            )
+        return [labels.index(level_label(q)) for q in levels]
+
+    def _level_frame(self, scaled_levels: np.ndarray, index: pd.Index, chosen: list[int]) -> pd.DataFrame:
+        """Levels (horizon, C, K), scaled -> original units, one column per (target, level): "OT_q0.1"."""
+        scaler, fitted = self._target_scaler(), self._levels()
+        columns = {}
+        for c, column in enumerate(self.targets_):
+            for k in chosen:
+                columns[level_column(column, fitted[k])] = scaler.inverse_transform(scaled_levels[..., k])[:, c]
+        return pd.DataFrame(columns, index=index)
+
+    def _level_table_columns(self, table: pd.DataFrame, levels: np.ndarray) -> pd.DataFrame:
+        """window_forecasts' table with a column per level, in original units and scaled (levels (N, H, C, K))."""
+        scaler = self._target_scaler()
+        flat = (-1, levels.shape[2])
+        for k, level in enumerate(self._levels()):
+            label = level_label(level)
+            table[label] = scaler.inverse_transform(levels[..., k].reshape(flat)).reshape(-1)
+            table[f"{label}_scaled"] = levels[..., k].reshape(-1)
+        return table
+
+    # --- persistence -------------------------------------------------------------------------------------------
+
+    def _saved_levels(self) -> tuple[dict, dict]:
+        """(tensors, config) a saved model adds for its levels; ({}, {}) without levels (files as before)."""
+        levels = self._levels()
+        if not levels:
+            return {}, {}
+        head = isinstance(self.model_, QuantileForecaster)
+        config = {
+            "quantiles": {
+                "levels": list(levels),
+                "head": {"hidden": self.model_.head.net[0].out_features} if head and self.model_.head.net else None,
+                "has_head": head,
+                "calibration": self.calibration_,
+            }
+        }
+        offsets = getattr(self, "quantile_offsets_", None)
+        return ({} if offsets is None else {OFFSETS: offsets.contiguous()}), config
+
+    def _restore_levels(self, model: nn.Module, tensors: dict, config: dict) -> nn.Module:
+        """The saved levels and calibration; returns the network to load the weights into (with its head when
+        it was saved with one). A model saved without levels (or before they existed) has none."""
+        saved = config.get("quantiles")
+        self.quantile_levels_ = tuple(saved["levels"]) if saved else ()
+        self.quantile_offsets_ = tensors.get(OFFSETS) if saved else None
+        self.calibration_ = saved["calibration"] if saved else None
+        if saved and saved["has_head"]:
+            hidden = saved["head"]["hidden"] if saved["head"] else model.config.dim
+            return QuantileForecaster(model, self.quantile_levels_, hidden=hidden)
+        return model
