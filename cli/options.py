@@ -207,3 +207,20 @@ def integers(text: str, option: str) -> list[int]:
     if not values:
         raise ConfigError(f"{option} is empty; give at least one value, e.g. 96.")
     return values
+
+
+def levels(text, option: str = "--quantiles"):
+    """--quantiles "0.1,0.5,0.9" -> [0.1, 0.5, 0.9] (None when not given); checked as the estimator checks them."""
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.quantiles import level_problems
+
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated levels in (0, 1), e.g. 0.1,0.5,0.9; got {text!r}.") from None
+    problems = level_problems(values)
+    if problems:
+        raise ConfigError(f"{option} {text}: {problems[0]}.")
+    return values

@@ -22,6 +22,7 @@ from cli.options import (
     Reading,
     grouped,
     integers,
+    levels,
     names,
 )
 from titans_ts.forecasting.benchmark import HORIZONS, MODELS
@@ -152,6 +153,20 @@ def fit(
         "segments, gradients only inside a window).",
         rich_help_panel=MODEL,
     ),
+    quantiles: str = typer.Option(
+        None,
+        "--quantiles",
+        help="Also forecast these levels, comma-separated, e.g. 0.1,0.5,0.9: trained with the pinball loss (naive "
+        "variants: from calibration alone); predict writes a column per (column, level), OT_q0.1 ... "
+        "\\[default: point forecasts only].",
+        rich_help_panel=MODEL,
+    ),
+    calibrate: str = typer.Option(
+        ESTIMATOR["calibrate"],
+        help="With --quantiles: conformal (shift the levels by the validation windows' residual quantiles, per "
+        "step and column) or none.",
+        rich_help_panel=MODEL,
+    ),
     epochs: int = EPOCHS,
     patience: int = _training("Epochs without validation improvement before stopping."),
     batch_size: int = _training("Windows per training batch."),
@@ -196,6 +211,7 @@ def fit(
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
+    given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
         target=reading.targets, **split, **given, max_minutes=max_minutes, **run_folder, device=device, **scale_out,
@@ -206,6 +222,7 @@ def fit(
     history = record["history"]
     title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
     console.print(_metrics_table(title, record))
+    _print_quantile_scores(record)
     model_score = "model (online)" if record["mode"] == "history" else "model"
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
@@ -258,13 +275,22 @@ def predict(
     input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
     out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
+    quantiles: str = typer.Option(
+        None,
+        "--quantiles",
+        help="Of a model fitted with --quantiles, the levels to write, e.g. 0.1,0.9 \\[default: all it has]; "
+        "one column per (column, level): OT_q0.1 ...",
+    ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
 ) -> None:
-    """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps)."""
+    """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps).
+
+    A model fitted with --quantiles also writes its levels: a column per (column, level), e.g. OT_q0.1."""
     from titans_ts.forecasting.api import predict_csv
 
-    forecast, written = predict_csv(model, input, out, plot, device=device, **reading.for_saved_model())
+    chosen = levels(quantiles)
+    forecast, written = predict_csv(model, input, out, plot, device=device, levels=chosen, **reading.for_saved_model())
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(_forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:
@@ -315,6 +341,7 @@ def evaluate(
         online=online, **read,
     )  # fmt: skip
     console.print(_metrics_table(f"{dataset}: {model}", metrics))
+    _print_quantile_scores(metrics)
     console.print(_forecaster_note(metrics), highlight=False)
     if metrics["mode"] == "history":
         console.print(HISTORY_NOTE, highlight=False)
@@ -410,6 +437,27 @@ HISTORY_NOTE = (
     "History mode: frozen resets the memory for every window; online lets it read the series from its first "
     "row in time order (train, val, the earlier test rows), learning as it reads."
 )
+
+
+def _print_quantile_scores(metrics: dict) -> None:
+    """A model with quantiles: the levels' scores on val and test (quantiles.QuantileScores)."""
+    if "quantiles" not in metrics:
+        return
+    table = Table(title=f"Quantiles {metrics['quantiles']} ({metrics['calibration']['method']} calibration)")
+    for column in ("split", "mean wQL", "CRPS (approx.)", "coverage (nominal)", "width"):
+        table.add_column(column)
+    for split in ("val", "test"):
+        m = metrics[split]
+        coverage = ", ".join(f"{v:.3f} ({_nominal(k)})" for k, v in m["coverage"].items()) or "-"
+        width = ", ".join(f"{v:.3f}" for v in m["width"].values()) or "-"
+        table.add_row(split, f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
+    console.print(table)
+    console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
+
+
+def _nominal(interval: str) -> str:
+    low, high = map(float, interval.split("-"))
+    return f"{round(100 * (high - low))} %"
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:

@@ -106,6 +106,7 @@ def fit_dataset(
     if estimator.mode == "history":
         record["model_val_frozen"] = estimator.val_metrics_frozen_
         record["metric_space"] += f"; {HISTORY_SCORES}"
+    record |= quantile_record(estimator)
     with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
         _plot_last_test_window(estimator, frame, plot, settings.label)
         estimator.save(out)
@@ -118,6 +119,21 @@ HISTORY_SCORES = (
     "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "
     "online (the memory reads the series from its first row in time order, never a row at or after an origin)"
 )
+
+
+QUANTILE_SCORES = (
+    "quantiles: pinball per level, mean_wql (mean over levels of 2 * sum pinball / sum |y|), crps (2 * the mean "
+    "pinball over the levels), coverage and width of each central interval, on the same windows and scaled data; "
+    "the levels are calibrated on the validation windows, so val coverage is in-sample and test coverage is not"
+)
+
+
+def quantile_record(estimator) -> dict:
+    """A model with quantiles: its levels and calibration, and what its metrics mean; {} without."""
+    levels = getattr(estimator, "quantile_levels_", ())
+    if not levels:
+        return {}
+    return {"quantiles": list(levels), "calibration": estimator.calibration_, "quantile_scores": QUANTILE_SCORES}
 
 
 def history_scores(estimator, frame=None) -> dict:
@@ -181,14 +197,17 @@ def predict_csv(
     header: bool = True,
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
+    levels: list[float] | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
 
-    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
+    levels: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
     check_device(device)
     estimator = TitansForecaster.load(model_dir, device=device)
+    estimator._chosen_levels(levels)  # levels it was not fitted with fail before the data is read
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    forecast = estimator.predict(frame)
+    forecast = estimator.predict(frame, levels=levels)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
         atomic_write_text(out_csv, forecast.to_csv(index_label=forecast.index.name or "date"))
@@ -232,7 +251,7 @@ def evaluate_saved(
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
-    metrics |= {"mode": estimator.mode, **history_scores(estimator, frame)}
+    metrics |= {"mode": estimator.mode, **history_scores(estimator, frame), **quantile_record(estimator)}
     if online and estimator.mode != "history":
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:

@@ -21,10 +21,14 @@ def plot_forecast(
     column=None,
     title: str = "",
 ) -> Path:
-    """History, forecast (and the truth, if known) of one column (default: the last, e.g. OT)."""
-    column = column if column is not None else forecast.columns[-1]
+    """History, forecast (and the truth, if known) of one column (default: the last target, e.g. OT); with a
+    forecast's level columns ("OT_q0.1", ...: a model fitted with quantiles) each central interval as a band."""
+    if column is None:
+        points = [c for c in forecast.columns if not _is_level(forecast, c)]
+        column = points[-1]
     figure, axis = plt.subplots(figsize=(10, 3.5))
     axis.plot(history.index, history[column], color="0.4", label="history")
+    draw_bands(axis, forecast.index, level_columns(forecast, column))
     if truth is not None:
         axis.plot(truth.index, truth[column], color="tab:green", label="actual")
     axis.plot(forecast.index, forecast[column], color="tab:blue", label="forecast")
@@ -33,6 +37,34 @@ def plot_forecast(
     axis.legend(loc="upper left")
     figure.autofmt_xdate()
     return _save(figure, path)
+
+
+def level_columns(frame: pd.DataFrame, column) -> dict[float, pd.Series]:
+    """{level: values} of a column's level columns in a forecast frame ("OT_q0.1" -> 0.1); {} when none."""
+    prefix = f"{column}_q"
+    found = {}
+    for name in map(str, frame.columns):
+        if name.startswith(prefix):
+            try:
+                found[float(name[len(prefix) :])] = frame[name]
+            except ValueError:
+                continue
+    return dict(sorted(found.items()))
+
+
+def _is_level(frame: pd.DataFrame, name) -> bool:
+    """A level column of some other column of the frame ("OT_q0.1" beside "OT")."""
+    head, _, level = str(name).rpartition("_q")
+    return bool(head) and head in map(str, frame.columns) and level.replace(".", "", 1).isdigit()
+
+
+def draw_bands(axis, index, levels: dict[float, pd.Series], label: bool = True) -> None:
+    """Each central interval (levels tau and 1 - tau) as a shaded band, the widest the lightest."""
+    pairs = [(low, high) for low in levels for high in levels if low < 0.5 < high and abs(low + high - 1) < 1e-9]
+    for number, (low, high) in enumerate(sorted(pairs)):  # the widest first
+        shade = 0.15 + 0.2 * number / max(1, len(pairs))
+        name = f"{round(100 * (high - low))} % interval" if label else None
+        axis.fill_between(index, levels[low], levels[high], color="tab:blue", alpha=shade, linewidth=0, label=name)
 
 
 def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=None, n_windows: int = 3) -> Path:
@@ -57,6 +89,8 @@ def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=
         axis = axes[row, 0]
         for number, window in enumerate(chosen):
             part = windows[(windows["window"] == window) & (windows["column"] == column)]
+            levels = {float(c[1:]): part[c] for c in part.columns if c[:1] == "q" and not c.endswith("_scaled")}
+            draw_bands(axis, part["time"], levels, label=number == 0)
             axis.plot(part["time"], part["target"], color="0.4", label="actual" if number == 0 else None)
             axis.plot(part["time"], part["prediction"], color="tab:blue", label="forecast" if number == 0 else None)
         axis.set_title(f"{column}: test windows {', '.join(map(str, chosen))}")
