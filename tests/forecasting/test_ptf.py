@@ -84,3 +84,32 @@ def test_its_defaults_are_the_estimators():
 
     ptf = {n: p.default for n, p in inspect.signature(TitansPTF).parameters.items() if n in ESTIMATOR}
     assert ptf == {name: ESTIMATOR[name] for name in ptf} and len(ptf) == 6
+
+
+def test_titans_ptf_learns_quantiles_with_ptfs_quantile_loss(panel):
+    from pytorch_forecasting.metrics import QuantileLoss
+
+    torch.manual_seed(0)
+    training, validation = _datasets(panel)
+    loss = QuantileLoss([0.9, 0.1, 0.5])  # any order: the output follows the loss's
+    model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2, learning_rate=1e-2, loss=loss)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    val_loader = validation.to_dataloader(train=False, batch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, training.to_dataloader(train=True, batch_size=16), val_loader)
+        quantiles = model.predict(val_loader, mode="quantiles")
+        point = model.predict(val_loader, mode="prediction")
+    assert quantiles.shape == (len(validation), 8, 3) and torch.isfinite(quantiles).all()
+    low, median, high = quantiles[..., 1], quantiles[..., 2], quantiles[..., 0]
+    assert (low <= median).all() and (median <= high).all()
+    torch.testing.assert_close(point, median)
+    with pytest.raises(ConfigError, match="needs 0.5 among its levels"):
+        TitansPTF.from_dataset(training, loss=QuantileLoss([0.1, 0.9]))

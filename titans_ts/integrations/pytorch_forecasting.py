@@ -12,6 +12,12 @@ encoder input of the dataset (the target, and covariates) is one variate token; 
 all and the target's forecast is the output, de-normalised by ptf's target normaliser. It needs a fixed
 encoder length (min_encoder_length == max_encoder_length) and one target. Settings not given take
 TitansForecaster's defaults (titans_ts/forecasting/defaults.py).
+
+Quantiles: with `loss=QuantileLoss([0.1, 0.5, 0.9])` (pytorch-forecasting's) the network is the estimator's
+`QuantileForecaster` (titans_ts/forecasting/quantiles.py: the backbone's point forecast is the median, the other
+levels softplus increments around it, so they cannot cross), trained on ptf's quantile loss; the output holds the
+levels in the loss's order, and ptf's `model.predict(loader, mode="quantiles")` returns them (batch, prediction
+length, levels), `mode="prediction"` the median. The levels need 0.5 among them (ptf's point prediction).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pytorch_forecasting.models import BaseModel
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
+from titans_ts.forecasting.quantiles import MEDIAN, QuantileForecaster, level_problems, levels_of
 
 
 class TitansPTF(BaseModel):
@@ -56,10 +63,33 @@ class TitansPTF(BaseModel):
             dropout=dropout,
         )
         self.network = SimbaForecaster(config)
+        self.levels = self._loss_levels()
+        if self.levels is not None:  # the loss's levels, in its order: positions among the sorted ones
+            sorted_levels = levels_of(self.levels)
+            self.network = QuantileForecaster(self.network, sorted_levels, hidden=dim)
+            self.level_order = [sorted_levels.index(float(q)) for q in self.levels]
+
+    def _loss_levels(self) -> list[float] | None:
+        """The levels of a quantile loss (ptf's QuantileLoss), checked; None for a point loss."""
+        from pytorch_forecasting.metrics import QuantileLoss
+
+        if not isinstance(self.loss, QuantileLoss):
+            return None
+        levels = [float(q) for q in self.loss.quantiles]
+        problems = level_problems(levels)
+        if not any(abs(q - MEDIAN) < 1e-12 for q in levels):
+            problems.append(f"QuantileLoss({levels}) needs 0.5 among its levels (ptf's point prediction is the median)")
+        if problems:
+            raise ConfigError(f"TitansPTF: {problems[0]}.")
+        return levels
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs = x["encoder_cont"]  # (batch, encoder length, real inputs), normalised by the dataset
-        forecast = self.network(inputs)[..., self.hparams.target_position]  # (batch, prediction length)
+        if self.levels is not None:  # (batch, prediction length, levels), in the loss's order
+            _, levels = self.network.forecast(inputs)
+            forecast = levels[:, :, self.hparams.target_position][..., self.level_order]
+        else:
+            forecast = self.network(inputs)[..., self.hparams.target_position]  # (batch, prediction length)
         prediction = self.transform_output(forecast, target_scale=x["target_scale"])
         return self.to_network_output(prediction=prediction)
 
