@@ -153,6 +153,20 @@ def fit(
         "segments, gradients only inside a window).",
         rich_help_panel=MODEL,
     ),
+    local_model: str = typer.Option(
+        ESTIMATOR["local_model"],
+        help="--mode history: the local window's forecast the memory adds the long past to: rlinear (the window "
+        "normalised, a linear map), dlinear (trend and remainder), or variate (the window model: one token per "
+        "column, mixed by the memory).",
+        rich_help_panel=MODEL,
+    ),
+    error_tokens: bool = typer.Option(
+        ESTIMATOR["error_tokens"],
+        "--error-tokens/--no-error-tokens",
+        help="--mode history: each patch the memory reads also holds the local forecast's error on it, so what the "
+        "memory learns as it reads is where the local forecast goes wrong.",
+        rich_help_panel=MODEL,
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",
@@ -211,6 +225,7 @@ def fit(
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
+    given |= dict(local_model=local_model, error_tokens=error_tokens)
     given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),

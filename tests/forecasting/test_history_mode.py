@@ -180,11 +180,27 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"chunk_size": 5}, "chunk_size=5 in mode='history' (it must divide the 32 patches"),
         ({"streams": 0}, "streams=0 (a positive integer)"),
         ({"bptt": 0}, "bptt=0 (a positive integer)"),
+        ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate)"),
+        ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
     ],
 )
 def test_impossible_combinations_are_refused_before_any_work(params, message, data):
     with pytest.raises(ConfigError, match=re.escape(message)):
         TitansForecaster(**{**TINY, **params}).fit(data)
+
+
+@pytest.mark.parametrize("local_model, error_tokens", [("dlinear", True), ("variate", False)])
+def test_the_local_model_and_error_tokens_reach_the_model_and_survive_save_and_load(
+    local_model, error_tokens, data, tmp_path
+):
+    estimator = TitansForecaster(**{**TINY, "local_model": local_model, "error_tokens": error_tokens}).fit(data)
+    config = estimator.model_config_
+    assert (config.local, config.error_tokens) == (local_model, error_tokens)
+    assert config.channels == 3
+    loaded = TitansForecaster.load(estimator.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.predict(), estimator.predict())
+    online = estimator.evaluate(split="test", online=True)
+    assert loaded.evaluate(data, split="test", online=True) == online
 
 
 def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(data):

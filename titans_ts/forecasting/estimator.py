@@ -55,7 +55,10 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     patch by patch (`patch_len` rows), and keeps learning as it reads (through validation, test and `update`);
     a forecast adds the local `lookback` window (pair it with lookback=336 or 720). variant is then "lmm" (the
     memory) or "mlp" (the ablation: a position-wise MLP of the same width, no state); `streams` and `bptt` set
-    its training (contiguous streams per epoch, segments per truncated back-propagation window), with
+    its training (contiguous streams per epoch, segments per truncated back-propagation window);
+    `local_model` the local window's forecast the memory adds to ("rlinear": RevIN + linear, "dlinear", or
+    "variate": the window model, variate tokens mixed by the memory); `error_tokens`: each patch token also holds
+    the local forecast's error on that patch, so the memory learns where the local forecast goes wrong; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
     from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1.
@@ -108,6 +111,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         mode: str = D["mode"],
         streams: int = D["streams"],
         bptt: int = D["bptt"],
+        local_model: str = D["local_model"],
+        error_tokens: bool = D["error_tokens"],
         quantiles: list[float] | None = D["quantiles"],
         calibrate: str = D["calibrate"],
     ):

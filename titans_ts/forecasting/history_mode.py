@@ -116,10 +116,15 @@ def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: 
 # --- fit --------------------------------------------------------------------------------------------------
 
 
-def long_memory_config(estimator) -> LongMemoryConfig:
-    """The LongMemoryConfig of a TitansForecaster's parameters (the config's own defaults for the rest)."""
+def long_memory_config(estimator, channels: int = 0) -> LongMemoryConfig:
+    """The LongMemoryConfig of a TitansForecaster's parameters (the config's own defaults for the rest);
+    channels: the data's columns (0 before the data is read: a local_model="variate" config then has 1)."""
     names = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout")
-    return LongMemoryConfig(memory=estimator.variant, **{name: getattr(estimator, name) for name in names})
+    settings = {name: getattr(estimator, name) for name in names}
+    local = {"local": estimator.local_model, "error_tokens": estimator.error_tokens, "channels": channels}
+    if estimator.local_model == "variate":
+        local["channels"] = channels or 1
+    return LongMemoryConfig(memory=estimator.variant, **settings, **local)
 
 
 def check_training_rows(config: LongMemoryConfig, train_rows: int, streams: int) -> None:
@@ -140,8 +145,9 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     from titans_ts.forecasting.segments import SegmentModule, fit_segments
     from titans_ts.training import seed_everything
 
-    config = long_memory_config(estimator)  # before the data is read: a bad combination fails fast
+    long_memory_config(estimator)  # before the data is read: a bad combination fails fast
     frame = as_frame(X)
+    config = long_memory_config(estimator, channels=frame.shape[1])
     splits = make_splits(frame, estimator.lookback, estimator.horizon, estimator.protocol)
     borders = splits.borders
     scaled = torch.as_tensor(splits.scaler.transform(frame.to_numpy()), dtype=torch.float32)

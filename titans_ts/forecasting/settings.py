@@ -73,7 +73,7 @@ def quantile_problems(params: dict) -> list[str]:
 
 def mode_problems(params: dict) -> list[str]:
     """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
-    from titans_ts.forecasting.long_memory import MEMORIES, LongMemoryConfig
+    from titans_ts.forecasting.long_memory import LOCALS, MEMORIES, LongMemoryConfig
     from titans_ts.forecasting.model import VARIANTS
 
     mode, variant = params["mode"], params["variant"]
@@ -90,6 +90,13 @@ def mode_problems(params: dict) -> list[str]:
             ]
         return []
     problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
+    if params["local_model"] not in LOCALS:
+        problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
+    if params["error_tokens"] and params["horizon"] < params["patch_len"]:
+        problems.append(
+            f"error_tokens=True with horizon={params['horizon']} < patch_len={params['patch_len']} (the error of "
+            "the local forecast on a patch needs a horizon of at least one patch)"
+        )
     if variant not in MEMORIES:
         problems.append(
             f"variant={variant!r} in mode='history' (use variant='lmm', the memory, or 'mlp', its ablation; "
