@@ -191,6 +191,20 @@ def test_save_and_load_keep_the_levels_and_the_calibration(fitted, series, tmp_p
     assert config["params"]["quantiles"] == [0.9, 0.1, 0.5] and config["quantiles"]["levels"] == LEVELS
 
 
+def test_numpy_levels_are_levels_and_save_as_a_json_list(series, tmp_path):
+    """Levels from NumPy (float32 prints 0.1 but is 0.10000000149): accepted, still a central interval and a
+    median, and saved as a list that a loaded model refits with (not the array's str)."""
+    from sklearn.base import clone
+
+    given = np.array([0.9, 0.1, 0.5], dtype=np.float32)
+    naive = TitansForecaster(**{**TINY, "variant": "naive"}, quantiles=given).fit(series)
+    assert naive.quantile_levels_ == (0.1, 0.5, 0.9)
+    assert set(naive.evaluate()["coverage"]) == {"0.1-0.9"}
+    loaded = TitansForecaster.load(naive.save(tmp_path / "model"))
+    assert loaded.get_params()["quantiles"] == [0.9, 0.1, 0.5]
+    assert clone(loaded).fit(series).quantile_levels_ == (0.1, 0.5, 0.9)
+
+
 def test_naive_levels_come_from_conformal_calibration(series):
     naive = TitansForecaster(**{**TINY, "variant": "naive"}, quantiles=[0.1, 0.9]).fit(series)
     assert "residual quantiles around the point forecast of naive" in naive.calibration_["source"]

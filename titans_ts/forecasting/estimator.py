@@ -19,6 +19,7 @@ from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positi
 from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.quantile_outputs import QuantileOutputs
+from titans_ts.forecasting.quantiles import as_level
 from titans_ts.forecasting.streaming import Streaming
 from titans_ts.forecasting.time_axis import axis_from_json, axis_to_json, future_index, season_steps, time_axis
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
@@ -265,11 +266,14 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._check_fitted()
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         tensors["context"] = self.context_.cpu().contiguous()
+        params = self.get_params()
+        if params["quantiles"] is not None:  # levels as given (a NumPy array, a tuple): a JSON list load can refit
+            params["quantiles"] = [as_level(q) for q in params["quantiles"]]
         config = {
             "format": "titans-ts forecaster",
             "titans_ts_version": __version__,
             "torch_version": torch.__version__,
-            "params": self.get_params(),
+            "params": params,
             "model_config": self.model_config_.to_dict(),
             "scaler": self.scaler_.to_dict(),
             "columns": [str(c) for c in self.columns_],

@@ -21,7 +21,9 @@ Metrics (`QuantileScores`), on the same windows and scaled data as MSE and MAE:
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +42,7 @@ def level_problems(quantiles) -> list[str]:
     levels = list(quantiles)
     if not levels:
         return [f"quantiles=[] (give at least one level in (0, 1), {example}; or None)"]
-    wrong = [q for q in levels if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1]
+    wrong = [q for q in levels if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < q < 1]
     if wrong:
         return [f"quantiles={levels!r}: {wrong} not in (0, 1) (each level is a probability strictly between 0 and 1)"]
     labels = [level_label(q) for q in levels]
@@ -52,7 +54,13 @@ def level_problems(quantiles) -> list[str]:
 
 def levels_of(quantiles) -> tuple[float, ...]:
     """The levels of a checked `quantiles` setting, sorted (any order is accepted); () when None."""
-    return () if quantiles is None else tuple(sorted(float(q) for q in quantiles))
+    return () if quantiles is None else tuple(sorted(as_level(q) for q in quantiles))
+
+
+def as_level(level) -> float:
+    """A level as a Python float; a NumPy float (float32) as it prints: 0.1, not 0.10000000149, so that 0.1 and 0.9
+    still make a central interval and 0.5 is still the median."""
+    return float(str(level)) if isinstance(level, np.floating) else float(level)
 
 
 def level_label(level: float) -> str:
