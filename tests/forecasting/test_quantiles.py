@@ -297,3 +297,14 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
     table = pd.read_csv(windows)
     assert {"q0.1", "q0.5", "q0.9", "q0.1_scaled"} <= set(table.columns)
     assert "Quantiles" in evaluate.output
+
+
+def test_the_forecast_plot_takes_every_level_label_for_a_level(tmp_path):
+    """A level below 1e-4 is labelled "q1e-05" (level_label's :g): still a level of OT, not a point column."""
+    from titans_ts.forecasting.plots import level_columns, plot_forecast
+
+    index = pd.date_range("2021", periods=4, freq="h")
+    forecast = pd.DataFrame({"OT": 1.0, "OT_q1e-05": 0.0, "OT_q0.5": 1.0, "OT_q0.99999": 2.0}, index=index)
+    history = pd.DataFrame({"OT": [1.0, 2.0]}, index=pd.date_range("2020-12-31 22:00", periods=2, freq="h"))
+    assert list(level_columns(forecast, "OT")) == [1e-05, 0.5, 0.99999]
+    assert plot_forecast(history, forecast, tmp_path / "forecast.png").is_file()  # the point column: OT

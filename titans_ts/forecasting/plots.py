@@ -44,23 +44,33 @@ def level_columns(frame: pd.DataFrame, column) -> dict[float, pd.Series]:
     prefix = f"{column}_q"
     found = {}
     for name in map(str, frame.columns):
-        if name.startswith(prefix):
-            try:
-                found[float(name[len(prefix) :])] = frame[name]
-            except ValueError:
-                continue
+        level = _level_of(name[len(prefix) :]) if name.startswith(prefix) else None
+        if level is not None:
+            found[level] = frame[name]
     return dict(sorted(found.items()))
+
+
+def _level_of(text: str) -> float | None:
+    """The level a column name ends with, as `quantiles.level_label` writes it ("0.1", "1e-05"); None if none."""
+    try:
+        level = float(text)
+    except ValueError:
+        return None
+    return level if 0 < level < 1 else None
 
 
 def _is_level(frame: pd.DataFrame, name) -> bool:
     """A level column of some other column of the frame ("OT_q0.1" beside "OT")."""
     head, _, level = str(name).rpartition("_q")
-    return bool(head) and head in map(str, frame.columns) and level.replace(".", "", 1).isdigit()
+    return bool(head) and head in map(str, frame.columns) and _level_of(level) is not None
 
 
 def draw_bands(axis, index, levels: dict[float, pd.Series], label: bool = True) -> None:
     """Each central interval (levels tau and 1 - tau) as a shaded band, the widest the lightest."""
-    pairs = [(low, high) for low in levels for high in levels if low < 0.5 < high and abs(low + high - 1) < 1e-9]
+    from titans_ts.forecasting.quantiles import central_pairs
+
+    taus = sorted(levels)
+    pairs = [(taus[low], taus[high]) for low, high in central_pairs(taus)]
     for number, (low, high) in enumerate(sorted(pairs)):  # the widest first
         shade = 0.15 + 0.2 * number / max(1, len(pairs))
         name = f"{round(100 * (high - low))} % interval" if label else None
