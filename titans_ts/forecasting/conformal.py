@@ -55,7 +55,7 @@ def conformal_offsets(y: np.ndarray, taus, point: np.ndarray | None = None, leve
             offsets[low], offsets[high] = -width, width
             done |= {low, high}
     for k, tau in enumerate(taus):
-        if k in done or abs(tau - MEDIAN) < 1e-12:
+        if k in done or k == median_index(taus):
             continue
         residuals = y - (point if levels is None else levels[..., k])
         rank = rank_above(n, tau) if tau > MEDIAN else rank_below(n, tau)

@@ -29,7 +29,7 @@ from pytorch_forecasting.models import BaseModel
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
-from titans_ts.forecasting.quantiles import MEDIAN, QuantileForecaster, level_problems, levels_of
+from titans_ts.forecasting.quantiles import QuantileForecaster, level_problems, levels_of, median_index
 
 
 class TitansPTF(BaseModel):
@@ -77,7 +77,7 @@ class TitansPTF(BaseModel):
             return None
         levels = [float(q) for q in self.loss.quantiles]
         problems = level_problems(levels)
-        if not any(abs(q - MEDIAN) < 1e-12 for q in levels):
+        if median_index(levels) is None:
             problems.append(f"QuantileLoss({levels}) needs 0.5 among its levels (ptf's point prediction is the median)")
         if problems:
             raise ConfigError(f"TitansPTF: {problems[0]}.")
