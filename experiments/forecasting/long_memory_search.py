@@ -20,6 +20,7 @@ One JSON per run in the config's "runs" folder (skipped when it exists: the sear
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -204,7 +205,8 @@ def report(config: dict) -> str:
     for seed in config["seeds"]:
         for horizon in config["horizons"]:
             for dataset in config["datasets"]:
-                lines += cell_table(records, config, dataset, horizon, seed, models)
+                here = {run[3] for run in planned(config) if run[:3] == (dataset, horizon, seed)}
+                lines += cell_table(records, config, dataset, horizon, seed, [m for m in models if m in here])
     done = len([k for k in records if k[0] in config["datasets"]])
     lines += [f"{done} of {len(list(planned(config)))} planned runs done.", ""]
     return "\n".join(lines)
@@ -239,11 +241,37 @@ def cell_table(records, config, dataset, horizon, seed, models) -> list[str]:
         best_text = f"L={best}: {scores[best]:.4f}" if best is not None else "-"
         lines.append(f"| {model} | " + " | ".join(row) + f" | {best_text} | {'; '.join(notes)} |")
     lines.append("")
+    lines += reading(records, config, dataset, horizon, seed)
     if best_overall:
         ranked = sorted(best_overall)[:5]
         lines.append("Lowest val MSE: " + ", ".join(f"{m} (L={lb}) {s:.4f}" for s, m, lb in ranked) + ".")
         lines.append("")
     return lines
+
+
+def reading(records, config, dataset, horizon, seed) -> list[str]:
+    """Per lookback of each memory candidate: online - frozen, and memory - ablation, in val MSE."""
+    carried, ablation = [], []
+    for name, candidate in config["candidates"].items():
+        for lookback in lookbacks_of(candidate, dataset, config["lookbacks"]):
+            memory = records.get((dataset, horizon, seed, name, lookback))
+            if memory is None or "frozen" not in memory["val"]:
+                continue
+            online = memory["val"]["online"]["mse"]
+            carried.append(online - memory["val"]["frozen"]["mse"])
+            mlp = records.get((dataset, horizon, seed, f"{name} [mlp]", lookback))
+            if mlp is not None:
+                ablation.append(online - mlp["val"]["online"]["mse"])
+    if not carried:
+        return []
+
+    def summary(values):
+        return f"{sum(v < 0 for v in values)} of {len(values)} below zero (median {statistics.median(values):+.4f})"
+
+    lines = [f"- online - frozen (the carried state), per memory run: {summary(carried)}."]
+    if ablation:
+        lines.append(f"- memory - its ablation (same candidate and lookback): {summary(ablation)}.")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
