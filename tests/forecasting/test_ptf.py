@@ -45,12 +45,9 @@ def _datasets(panel, encoder=(32, 32)):
     return training, validation
 
 
-def test_titans_ptf_trains_and_predicts_in_pytorch_forecasting(panel):
-    torch.manual_seed(0)
-    training, validation = _datasets(panel)
-    model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2, learning_rate=1e-2)
-    assert model.hparams.n_inputs == 2 and model.hparams.target_position == 0
-    trainer = pl.Trainer(
+def _quiet_trainer():
+    """One epoch of at most 4 batches, nothing written or shown."""
+    return pl.Trainer(
         max_epochs=1,
         limit_train_batches=4,
         logger=False,
@@ -58,6 +55,14 @@ def test_titans_ptf_trains_and_predicts_in_pytorch_forecasting(panel):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+
+
+def test_titans_ptf_trains_and_predicts_in_pytorch_forecasting(panel):
+    torch.manual_seed(0)
+    training, validation = _datasets(panel)
+    model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2, learning_rate=1e-2)
+    assert model.hparams.n_inputs == 2 and model.hparams.target_position == 0
+    trainer = _quiet_trainer()
     val_loader = validation.to_dataloader(train=False, batch_size=16)
     before = [p.detach().clone() for p in model.parameters()]
     with warnings.catch_warnings():
@@ -93,14 +98,7 @@ def test_titans_ptf_learns_quantiles_with_ptfs_quantile_loss(panel):
     training, validation = _datasets(panel)
     loss = QuantileLoss([0.9, 0.1, 0.5])  # any order: the output follows the loss's
     model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2, learning_rate=1e-2, loss=loss)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _quiet_trainer()
     val_loader = validation.to_dataloader(train=False, batch_size=16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
