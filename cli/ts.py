@@ -49,6 +49,11 @@ def _model(help: str):
     return typer.Option(None, help=help + CHOSEN, rich_help_panel=MODEL)
 
 
+def _setting(name: str, help: str, *flags: str):
+    """A model option whose default is the estimator's (defaults.ESTIMATOR), not a family's choice."""
+    return typer.Option(ESTIMATOR[name], *flags, help=help, rich_help_panel=MODEL)
+
+
 def _training(help: str, chosen: bool = True, default=None):
     return typer.Option(default, help=help + (CHOSEN if chosen else ""), rich_help_panel=TRAINING)
 
@@ -131,41 +136,33 @@ def fit(
         help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency).",
         rich_help_panel=MODEL,
     ),
-    mode: str = typer.Option(
-        ESTIMATOR["mode"],
-        help="window: each forecast reads its --lookback window (the default). history: the memory reads each "
+    mode: str = _setting(
+        "mode",
+        "window: each forecast reads its --lookback window (the default). history: the memory reads each "
         "column's whole history in time order, patch by patch (--patch-len rows), and keeps learning through "
         "validation and test; a forecast adds the local window, so pair it with --lookback 336 or 720. "
         "--variant is then lmm (the memory) or mlp (its ablation, no memory). Still being tuned (issue 28).",
-        rich_help_panel=MODEL,
     ),
-    patch_len: int = typer.Option(
-        ESTIMATOR["patch_len"], help="Rows per patch (--tokens patch, and --mode history).", rich_help_panel=MODEL
+    patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
+    streams: int = _setting(
+        "streams", "--mode history: contiguous streams of segments per training epoch, read in time order."
     ),
-    streams: int = typer.Option(
-        ESTIMATOR["streams"],
-        help="--mode history: contiguous streams of segments per training epoch, read in time order.",
-        rich_help_panel=MODEL,
-    ),
-    bptt: int = typer.Option(
-        ESTIMATOR["bptt"],
-        help="--mode history: segments per truncated back-propagation window (the state is carried through all "
+    bptt: int = _setting(
+        "bptt",
+        "--mode history: segments per truncated back-propagation window (the state is carried through all "
         "segments, gradients only inside a window).",
-        rich_help_panel=MODEL,
     ),
-    local_model: str = typer.Option(
-        ESTIMATOR["local_model"],
-        help="--mode history: the local window's forecast the memory adds the long past to: rlinear (the window "
+    local_model: str = _setting(
+        "local_model",
+        "--mode history: the local window's forecast the memory adds the long past to: rlinear (the window "
         "normalised, a linear map), dlinear (trend and remainder), or variate (the window model: one token per "
         "column, mixed by the memory).",
-        rich_help_panel=MODEL,
     ),
-    error_tokens: bool = typer.Option(
-        ESTIMATOR["error_tokens"],
-        "--error-tokens/--no-error-tokens",
-        help="--mode history: each patch the memory reads also holds the local forecast's error on it, so what the "
+    error_tokens: bool = _setting(
+        "error_tokens",
+        "--mode history: each patch the memory reads also holds the local forecast's error on it, so what the "
         "memory learns as it reads is where the local forecast goes wrong.",
-        rich_help_panel=MODEL,
+        "--error-tokens/--no-error-tokens",
     ),
     quantiles: str = typer.Option(
         None,
@@ -175,11 +172,10 @@ def fit(
         "\\[default: point forecasts only].",
         rich_help_panel=MODEL,
     ),
-    calibrate: str = typer.Option(
-        ESTIMATOR["calibrate"],
-        help="With --quantiles: conformal (shift the levels by the validation windows' residual quantiles, per "
+    calibrate: str = _setting(
+        "calibrate",
+        "With --quantiles: conformal (shift the levels by the validation windows' residual quantiles, per "
         "step and column) or none.",
-        rich_help_panel=MODEL,
     ),
     epochs: int = EPOCHS,
     patience: int = _training("Epochs without validation improvement before stopping."),
