@@ -217,7 +217,7 @@ class LongMemoryForecaster(nn.Module):
         for first in range(0, n_patches, self.config.segment_patches):
             count = min(self.config.segment_patches, n_patches - first)
             begin = start + first * self.config.patch_len
-            before = rows_at(series, torch.tensor([begin], device=series.device), self._lookback_steps(series))
+            before = self.lookback_rows(series, torch.tensor([begin], device=series.device))
             segment, state = self.read(series[begin : begin + count * self.config.patch_len][None], state, before)
             readouts.append(segment)
             state = self.carry(state)
@@ -226,8 +226,9 @@ class LongMemoryForecaster(nn.Module):
             return series.new_zeros(1, channels, 0, self.config.dim), state
         return torch.cat(readouts, dim=2), state
 
-    def _lookback_steps(self, series):
-        return torch.arange(-self.config.lookback, 0, device=series.device)
+    def lookback_rows(self, series, rows: torch.Tensor) -> torch.Tensor:
+        """The `lookback` rows of the (T, C) series before each of `rows`: (*rows.shape, lookback, C)."""
+        return rows_at(series, rows, torch.arange(-self.config.lookback, 0, device=rows.device))
 
     # -- forecasts --------------------------------------------------------------------------------------
     def forecast_at(self, series, readouts, grid_start, origins):
@@ -242,7 +243,7 @@ class LongMemoryForecaster(nn.Module):
         batch, channels, _, dim = readouts.shape
         index = patch[:, None, :, None].expand(batch, channels, -1, dim)
         readout = readouts.gather(2, index).permute(0, 2, 1, 3)  # (B, M, C, dim)
-        windows = rows_at(series, origins, torch.arange(-config.lookback, 0, device=origins.device))  # (B, M, L, C)
+        windows = self.lookback_rows(series, origins)  # (B, M, lookback, C)
         scaled, _, _ = normalised(windows.transpose(-1, -2).flatten(0, 2))  # (B * M * C, lookback)
         lag = (since_grid % config.patch_len)[..., None].expand(-1, -1, channels)
         context = torch.cat([readout.flatten(0, 2) + self.lag_embed(lag.flatten()), self.local_embed(scaled)], -1)
@@ -272,7 +273,7 @@ class LongMemoryForecaster(nn.Module):
         origins (B, n * patch_len) and the state after the segment (not yet `carry`-guarded)."""
         span = n_patches * self.config.patch_len
         steps = torch.arange(span, device=segment_start.device)
-        before = rows_at(series, segment_start, self._lookback_steps(series))
+        before = self.lookback_rows(series, segment_start)
         readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
         return self.forecast_at(series, readouts, segment_start, origins), origins, state

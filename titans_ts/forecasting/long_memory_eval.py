@@ -61,8 +61,7 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
         span = torch.arange(n_patches * config.patch_len, device=origins.device)
         for chosen in positions.split(batch):
             first_rows = origins[chosen] - lag - n_patches * config.patch_len
-            before = rows_at(series, first_rows, torch.arange(-config.lookback, 0, device=origins.device))
-            readouts, _ = model.read(rows_at(series, first_rows, span), before=before)
+            readouts, _ = model.read(rows_at(series, first_rows, span), before=model.lookback_rows(series, first_rows))
             forecasts[chosen] = model.forecast_at(series, readouts, first_rows, origins[chosen, None])[:, 0]
     return forecasts
 
