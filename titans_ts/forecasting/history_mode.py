@@ -21,7 +21,7 @@ when the model is a LongMemoryForecaster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -64,15 +64,9 @@ class MemoryStream:
         return len(self.pending) % patch_len
 
     def to(self, device) -> MemoryStream:
-        state = None if self.state is None else [state_to(layer_state, device) for layer_state in self.state]
+        state = None if self.state is None else [layer_state.to(device) for layer_state in self.state]
         readout = None if self.readout is None else self.readout.to(device)
         return MemoryStream(state, self.pending.to(device), self.before.to(device), readout)
-
-
-def state_to(state: MemoryState, device) -> MemoryState:
-    weights, momentum = (tuple(t.to(device) for t in tensors) for tensors in (state.weights, state.momentum))
-    cache = None if state.conv_cache is None else state.conv_cache.to(device)
-    return replace(state, weights=weights, momentum=momentum, conv_cache=cache)
 
 
 # --- the memory reading a stream ----------------------------------------------------------------------------

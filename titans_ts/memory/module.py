@@ -78,9 +78,16 @@ class MemoryState:
     tokens_seen: int
 
     def detach(self) -> MemoryState:
-        detach = lambda ts: tuple(t.detach() for t in ts)  # noqa: E731
-        cache = None if self.conv_cache is None else self.conv_cache.detach()
-        return replace(self, weights=detach(self.weights), momentum=detach(self.momentum), conv_cache=cache)
+        return self._map(torch.Tensor.detach)
+
+    def to(self, device) -> MemoryState:
+        return self._map(lambda t: t.to(device))
+
+    def _map(self, change) -> MemoryState:
+        """The state with `change` applied to every tensor it holds."""
+        cache = None if self.conv_cache is None else change(self.conv_cache)
+        weights, momentum = (tuple(change(t) for t in ts) for ts in (self.weights, self.momentum))
+        return replace(self, weights=weights, momentum=momentum, conv_cache=cache)
 
 
 class CausalDepthwiseConv(nn.Module):
