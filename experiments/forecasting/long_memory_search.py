@@ -50,7 +50,7 @@ def planned(config: dict):
                 for name in FLOORS:
                     yield dataset, horizon, seed, name, config["lookbacks"][0], "floor", {}
                 for name, lookbacks in config["baselines"].items():
-                    for lookback in lookbacks:
+                    for lookback in lookbacks_of({"lookbacks": lookbacks}, dataset, config["lookbacks"]):
                         yield dataset, horizon, seed, name, lookback, "baseline", {}
                 for name, candidate in config["candidates"].items():
                     if dataset not in candidate.get("datasets", [dataset]):
