@@ -301,7 +301,7 @@ def predict(
     from titans_ts.forecasting.api import predict_csv
 
     chosen = levels(quantiles)
-    forecast, written = predict_csv(model, input, out, plot, device=device, levels=chosen, **reading.for_saved_model())
+    forecast, written = predict_csv(model, input, out, plot, device=device, quantiles=chosen, **reading.for_saved_model())
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(_forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:

@@ -135,10 +135,10 @@ def test_predict_gives_the_point_and_a_column_per_series_and_level(fitted, serie
     for c in names:
         pd.testing.assert_series_equal(forecast[f"{c}_q0.5"], forecast[c], check_names=False)  # median = point
         assert (forecast[f"{c}_q0.1"] <= forecast[c]).all() and (forecast[c] <= forecast[f"{c}_q0.9"]).all()
-    assert list(fitted.predict(levels=[0.9]).columns) == names + [f"{c}_q0.9" for c in names]
-    assert list(fitted.predict(levels=[]).columns) == names
+    assert list(fitted.predict(quantiles=[0.9]).columns) == names + [f"{c}_q0.9" for c in names]
+    assert list(fitted.predict(quantiles=[]).columns) == names
     with pytest.raises(ConfigError, match=r"levels \[0.05\] were not fitted"):
-        fitted.predict(levels=[0.05])
+        fitted.predict(quantiles=[0.05])
     assert fitted.calibration_["method"] == "conformal" and fitted.quantile_offsets_.shape == (3, 8, 3)
 
 

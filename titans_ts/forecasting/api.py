@@ -197,17 +197,17 @@ def predict_csv(
     header: bool = True,
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
-    levels: list[float] | None = None,
+    quantiles: list[float] | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
-    levels: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
+    quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
     check_device(device)
     estimator = TitansForecaster.load(model_dir, device=device)
-    estimator._chosen_levels(levels)  # levels it was not fitted with fail before the data is read
+    estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    forecast = estimator.predict(frame, levels=levels)
+    forecast = estimator.predict(frame, quantiles=quantiles)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
         atomic_write_text(out_csv, forecast.to_csv(index_label=forecast.index.name or "date"))

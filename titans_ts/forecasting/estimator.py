@@ -191,15 +191,15 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
 
     # --- using a fitted model -----------------------------------------------------------------------
 
-    def predict(self, X=None, levels=None) -> pd.DataFrame:
+    def predict(self, X=None, quantiles=None) -> pd.DataFrame:
         """Forecast the `horizon` steps after the end of X (default: the fitted data), in original units.
 
         A model fitted with `quantiles` gives the point columns (as without) followed by one column per (target,
-        level), named "<column>_q<level>" ("OT_q0.1", "OT_q0.5", "OT_q0.9"); `levels` picks some of the fitted
-        levels ([]: the point columns alone). In mode="history": from the memory carried through the fitted
+        level), named "<column>_q<level>" ("OT_q0.1", "OT_q0.5", "OT_q0.9"): a wide frame, a row per step;
+        `quantiles` picks some of the fitted levels ([]: the point columns alone). In mode="history": from the memory carried through the fitted
         data (and every `update`); a new X is read from its first row by the trained initial memory."""
         self._check_fitted()
-        chosen = self._chosen_levels(levels) if self._levels() or levels is not None else []
+        chosen = self._chosen_levels(quantiles) if self._levels() or quantiles is not None else []
         if self._in_history_mode():
             return history_mode.predict(self, X)
         if X is None:
