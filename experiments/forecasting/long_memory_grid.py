@@ -47,22 +47,22 @@ def search_records(search: dict) -> dict:
 
 
 def choices(search: dict, records: dict, dataset: str) -> dict | None:
-    """model -> (search model name, lookback, mean val MSE) for a dataset whose search is complete, else None."""
+    """model -> (search model name, lookback, mean val MSE) for a dataset whose search is complete, else None.
+    A long-memory candidate is eligible for ours only at a lookback it ran at every horizon and seed of the
+    search (candidates tried at horizon 96 alone are not)."""
     runs = [run for run in planned(search) if run[0] == dataset]
     if not runs or any(run[:5] not in records for run in runs):
         return None
-
-    def mean_val(model, lookback):
-        scores = [
-            val_mse(records[(dataset, h, s, model, lookback)]) for h in search["horizons"] for s in search["seeds"]
-        ]
-        return statistics.mean(scores)
-
-    options = {}  # search model -> {lookback: mean val mse}
-    for _, _, _, model, lookback, kind, _ in runs:
-        if kind != "floor":
-            options.setdefault(model, {})[lookback] = mean_val(model, lookback)
-    best = {model: min(scores.items(), key=lambda item: item[1]) for model, scores in options.items()}
+    scores = {}  # (search model, lookback) -> val MSEs over the search's horizons and seeds
+    for run in runs:
+        if run[5] != "floor":
+            scores.setdefault((run[3], run[4]), []).append(val_mse(records[run[:5]]))
+    cells = len(search["horizons"]) * len(search["seeds"])
+    options = {}  # search model -> {lookback: mean val MSE}
+    for (model, lookback), values in scores.items():
+        if len(values) == cells:
+            options.setdefault(model, {})[lookback] = statistics.mean(values)
+    best = {model: min(by_lookback.items(), key=lambda item: item[1]) for model, by_lookback in options.items()}
     ours = min(
         ((model, *best[model]) for model in best if model not in search["baselines"] and not model.endswith("[mlp]")),
         key=lambda item: item[2],
@@ -239,40 +239,52 @@ def _acceptance(config, finals, averages, datasets, search) -> list[str]:
 
 
 def _plot(config, search, records) -> None:
-    """Val MSE against lookback per dataset at the search's horizons: ours (the chosen candidate), attention
-    over patches, DLinear."""
+    """Val MSE against lookback, a row per dataset and a column per search horizon: ours (the chosen candidate;
+    before the choice, the long-memory run with the lowest val MSE in the cell so far), attention over patches
+    and DLinear."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = [(d, h) for d in search["datasets"] for h in search["horizons"]]
-    figure, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
-    for axis, (dataset, horizon) in zip(axes[0], cells, strict=True):
+    datasets, horizons, seed = search["datasets"], search["horizons"], search["seeds"][0]
+    figure, axes = plt.subplots(
+        len(datasets), len(horizons), figsize=(4 * len(horizons), 3 * len(datasets)), squeeze=False
+    )
+    for row, dataset in enumerate(datasets):
         chosen = choices(search, records, dataset)
-        ours = chosen[OURS][0] if chosen else "base"
-        for model, label in (
-            (ours, f"ours ({ours})"),
-            ("attention-patch", "attention over patches"),
-            ("dlinear", "DLinear"),
-        ):
-            points = sorted(
-                (lookback, val_mse(records[(dataset, horizon, search["seeds"][0], model, lookback)]))
-                for lookback in search["lookbacks"]
-                if (dataset, horizon, search["seeds"][0], model, lookback) in records
-            )
-            if points:
-                axis.plot(*zip(*points, strict=True), marker="o", label=label)
-        axis.set_xscale("log")
-        axis.set_title(f"{dataset}, horizon {horizon}")
-        axis.set_xlabel("lookback")
-        axis.set_ylabel("val MSE")
-        axis.legend(fontsize=7)
+        for column, horizon in enumerate(horizons):
+            axis = axes[row][column]
+            ours = chosen[OURS][0] if chosen else _leading(search, records, dataset, horizon, seed)
+            label = f"ours ({ours})" if chosen else f"ours so far ({ours})"
+            for model, name in ((ours, label), ("attention-patch", "attention over patches"), ("dlinear", "DLinear")):
+                points = sorted(
+                    (lookback, val_mse(records[(dataset, horizon, seed, model, lookback)]))
+                    for lookback in search["lookbacks"]
+                    if (dataset, horizon, seed, model, lookback) in records
+                )
+                if points:
+                    axis.plot(*zip(*points, strict=True), marker="o", label=name)
+            axis.set_xscale("log")
+            axis.set_title(f"{dataset}, horizon {horizon}", fontsize=9)
+            axis.set_xlabel("lookback")
+            axis.set_ylabel("val MSE")
+            axis.legend(fontsize=7)
     figure.tight_layout()
     path = ROOT / config["plot"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _leading(search, records, dataset, horizon, seed) -> str | None:
+    """The long-memory candidate (not an ablation) with the lowest val MSE in a cell so far."""
+    scores = [
+        (val_mse(record), key[3])
+        for key, record in records.items()
+        if key[:3] == (dataset, horizon, seed) and record.get("kind") == "long_memory" and not key[3].endswith("[mlp]")
+    ]
+    return min(scores)[1] if scores else None
 
 
 if __name__ == "__main__":

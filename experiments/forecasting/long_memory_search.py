@@ -43,7 +43,8 @@ def run_name(dataset: str, horizon: int, seed: int, model: str, lookback: int) -
 
 def planned(config: dict):
     """(dataset, horizon, seed, model, lookback, kind, spec) in run order: every dataset at the first
-    horizon and seed first; within a cell, the floors, the baselines, then the long-memory candidates."""
+    horizon and seed first; within a cell, the floors, the baselines, then the long-memory candidates (a
+    candidate's "datasets" and "horizons", when given, limit where it runs; its "lookbacks" may be per dataset)."""
     for seed in config["seeds"]:
         for horizon in config["horizons"]:
             for dataset in config["datasets"]:
@@ -54,6 +55,8 @@ def planned(config: dict):
                         yield dataset, horizon, seed, name, lookback, "baseline", {}
                 for name, candidate in config["candidates"].items():
                     if dataset not in candidate.get("datasets", [dataset]):
+                        continue
+                    if horizon not in candidate.get("horizons", [horizon]):
                         continue
                     for memory in candidate.get("memories", ["lmm"]):
                         model = name if memory == "lmm" else f"{name} [mlp]"

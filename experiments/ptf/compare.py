@@ -6,6 +6,11 @@ One univariate series (ETTh1's OT, its protocol split: 12/4/4 months), encoder 9
 trained by the same Lightning Trainer (MAE loss, Adam, `max_epochs` with early stopping on the validation
 loss, the same batch size and learning rate), then scored on every test window: MAE and MSE in original
 units. One JSON per (model, seed) in the config's "runs" folder (skipped when present).
+
+With a "quantile_loss" section (issue 29), its models are trained again, the same way, on ptf's
+`QuantileLoss(levels)` and scored from `predict(mode="quantiles")`: pinball loss per level, mean weighted
+quantile loss, CRPS from the levels and coverage of the central interval (titans_ts' QuantileScores), in
+original units. A model the library cannot train on that loss is recorded with the error it raised.
 """
 
 from __future__ import annotations
@@ -48,13 +53,14 @@ def datasets(config: dict):
     return training, part(*borders.val), part(*borders.test)
 
 
-def build(name: str, training, config: dict):
+def build(name: str, training, config: dict, levels=None):
+    """The model on ptf's MAE, or on QuantileLoss(levels) when levels are given."""
     from pytorch_forecasting import NBeats, NHiTS
-    from pytorch_forecasting.metrics import MAE
+    from pytorch_forecasting.metrics import MAE, QuantileLoss
 
     from titans_ts.integrations.pytorch_forecasting import TitansPTF
 
-    common = {"learning_rate": config["lr"], "loss": MAE()}
+    common = {"learning_rate": config["lr"], "loss": QuantileLoss(list(levels)) if levels else MAE()}
     if name == "titans":
         return TitansPTF.from_dataset(training, **config["titans"], **common)
     if name == "nhits":
@@ -62,6 +68,16 @@ def build(name: str, training, config: dict):
     if name == "nbeats":
         return NBeats.from_dataset(training, **common)
     raise ValueError(f"unknown model {name!r}")
+
+
+def planned(config: dict):
+    """(run file stem, model, levels or None) in run order: the MAE runs, then the quantile-loss runs."""
+    quantile = config.get("quantile_loss")
+    for seed in config["seeds"]:
+        for name in config["models"]:
+            yield f"{name}_s{seed}", name, seed, None
+        for name in quantile["models"] if quantile else []:
+            yield f"{name}_quantile_s{seed}", name, seed, tuple(quantile["levels"])
 
 
 def run(config: dict) -> None:
@@ -76,43 +92,67 @@ def run(config: dict) -> None:
     runs = ROOT / config["runs"]
     runs.mkdir(parents=True, exist_ok=True)
     training, validation, test = datasets(config)
-    for seed in config["seeds"]:
-        for name in config["models"]:
-            out = runs / f"{name}_s{seed}.json"
-            with claims.claim(out) as mine:
-                if not mine:
-                    continue
-                pl.seed_everything(seed, verbose=False)
-                model = build(name, training, config)
-                trainer = pl.Trainer(
-                    max_epochs=config["max_epochs"],
-                    callbacks=[EarlyStopping("val_loss", patience=config["patience"])],
-                    gradient_clip_val=0.1,
-                    logger=False,
-                    enable_checkpointing=False,
-                    enable_progress_bar=False,
-                    enable_model_summary=False,
-                )
-                started = time.time()
-                batch = config["batch_size"]
-                trainer.fit(
-                    model,
-                    training.to_dataloader(train=True, batch_size=batch),
-                    validation.to_dataloader(train=False, batch_size=batch),
-                )
-                scores = score(model, test.to_dataloader(train=False, batch_size=batch))
-                record = {
-                    "model": name,
-                    "seed": seed,
-                    "test": scores,
-                    "epochs_run": trainer.current_epoch,
-                    "parameters": sum(p.numel() for p in model.parameters()),
-                    "wall_seconds": time.time() - started,
-                    "git_commit": git_commit(),
-                    "config": {k: v for k, v in config.items() if not k.startswith("_")},
-                }
-                atomic_write_text(out, json.dumps(record, indent=1))
-                print(f"{name} seed {seed}: test MAE {scores['mae']:.4f} MSE {scores['mse']:.4f}", flush=True)
+    batch = config["batch_size"]
+    for stem, name, seed, levels in planned(config):
+        out = runs / f"{stem}.json"
+        with claims.claim(out) as mine:
+            if not mine:
+                continue
+            pl.seed_everything(seed, verbose=False)
+            model = build(name, training, config, levels)
+            record = {"model": name, "seed": seed, "levels": levels, "git_commit": git_commit()}
+            record["config"] = {k: v for k, v in config.items() if not k.startswith("_")}
+            problem = unsupported(model, training, batch) if levels else None
+            if problem:
+                atomic_write_text(out, json.dumps(record | {"unsupported": problem}, indent=1))
+                print(f"{stem}: {problem}", flush=True)
+                continue
+            trainer = pl.Trainer(
+                max_epochs=config["max_epochs"],
+                callbacks=[EarlyStopping("val_loss", patience=config["patience"])],
+                gradient_clip_val=0.1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+            started = time.time()
+            trainer.fit(
+                model,
+                training.to_dataloader(train=True, batch_size=batch),
+                validation.to_dataloader(train=False, batch_size=batch),
+            )
+            loader = test.to_dataloader(train=False, batch_size=batch)
+            scores = quantile_scores(model, loader, levels) if levels else score(model, loader)
+            record |= {
+                "test": scores,
+                "epochs_run": trainer.current_epoch,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "wall_seconds": time.time() - started,
+            }
+            atomic_write_text(out, json.dumps(record, indent=1))
+            print(f"{stem}: test MAE {scores['mae']:.4f} MSE {scores['mse']:.4f}", flush=True)
+
+
+def unsupported(model, training, batch: int) -> str | None:
+    """The error a model's forward pass and loss raise on one training batch (None: it trains on the loss)."""
+    x, y = next(iter(training.to_dataloader(train=True, batch_size=batch)))
+    try:
+        model.loss(model(x)["prediction"], y)
+    except Exception as error:  # noqa: BLE001 - whatever the library raises is the finding
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def quantile_scores(model, loader, levels) -> dict:
+    """QuantileScores over every test window and step, original units; the point is the median level."""
+    from titans_ts.forecasting.quantiles import QuantileScores, median_index
+
+    predicted = model.predict(loader, mode="quantiles", return_y=True)
+    quantiles, y = predicted.output.double(), predicted.y[0].double()
+    scores = QuantileScores(levels)
+    scores.add(quantiles[..., median_index(levels)], quantiles, y)
+    return scores.result() | {"windows": int(y.shape[0])}
 
 
 def score(model, loader) -> dict:
@@ -153,7 +193,54 @@ def report(config: dict) -> str:
             f"{'/'.join(str(r['epochs_run']) for r in records)} | {records[0]['parameters']:,} | "
             f"{statistics.mean(r['wall_seconds'] for r in records):.0f} |"
         )
+    if config.get("quantile_loss"):
+        lines += quantile_table(config, runs)
     return "\n".join(lines) + "\n"
+
+
+def quantile_table(config: dict, runs: Path) -> list[str]:
+    import statistics
+
+    levels = config["quantile_loss"]["levels"]
+    label = "/".join(f"{q:g}" for q in levels)
+    lines = [
+        "",
+        f"## Quantile loss (issue 29): ptf's `QuantileLoss({levels})`",
+        "",
+        "The same data, Trainer and budget, each model trained on pytorch-forecasting's QuantileLoss and scored "
+        'from its own `predict(mode="quantiles")` on every test window, original units: mean weighted '
+        "quantile loss (mean over levels of 2 * sum(pinball) / sum(|y|)), CRPS from the levels, pinball loss "
+        f"per level ({label}), coverage of the central interval, MAE of the median; mean ± std over seeds. "
+        "No conformal calibration: each model's raw quantiles.",
+        "",
+        f"| model | mean wQL | CRPS | pinball {label} | coverage | median MAE | epochs | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in config["quantile_loss"]["models"]:
+        records = [json.loads(p.read_text()) for p in sorted(runs.glob(f"{name}_quantile_s*.json"))]
+        if not records:
+            lines.append(f"| {name} | not run yet | | | | | | |")
+            continue
+        refused = [r["unsupported"] for r in records if "unsupported" in r]
+        if refused:
+            lines.append(f"| {name} | cannot train on QuantileLoss here: `{refused[0]}` | | | | | | |")
+            continue
+        tests = [r["test"] for r in records]
+
+        def cell(values, digits=4):
+            spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+            return f"{statistics.mean(values):.{digits}f}{spread}"
+
+        pinball = " / ".join(f"{statistics.mean(t['pinball'][k] for t in tests):.4f}" for k in tests[0]["pinball"])
+        coverage = ", ".join(
+            f"{k}: {100 * statistics.mean(t['coverage'][k] for t in tests):.1f} %" for k in tests[0]["coverage"]
+        )
+        lines.append(
+            f"| {name} | {cell([t['mean_wql'] for t in tests])} | {cell([t['crps'] for t in tests])} | {pinball} | "
+            f"{coverage} | {cell([t['mae'] for t in tests])} | {'/'.join(str(r['epochs_run']) for r in records)} | "
+            f"{statistics.mean(r['wall_seconds'] for r in records):.0f} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":
