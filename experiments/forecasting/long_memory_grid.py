@@ -111,7 +111,7 @@ def run_grid(config: dict) -> None:
 def _final_run(config, search, path, dataset, horizon, seed, label, model, lookback) -> None:
     from titans_ts.io import atomic_write_text
 
-    started = time.time()
+    started, commit = time.time(), git_commit()
     print(f"{path.name}: running", flush=True)
     if label in (OURS, ABLATION):
         record = long_memory_run(dataset, horizon, seed, lookback, spec_of(search, model), test=True)
@@ -120,7 +120,7 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
         record = estimator_run(dataset, horizon, seed, lookback, model, kind, test=True)
     record |= {
         "dataset": dataset, "horizon": horizon, "seed": seed, "model": label, "search_model": model,
-        "lookback": lookback, "git_commit": git_commit(), "config": config["_path"],
+        "lookback": lookback, "git_commit": commit, "config": config["_path"],
         "threads": config["_claims"].threads, "wall_seconds": time.time() - started,
     }  # fmt: skip
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")

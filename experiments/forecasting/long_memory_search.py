@@ -4,15 +4,16 @@
     # one worker per core:  ... --worker &  ... --worker &
 
 For each dataset x horizon x seed of the config:
-- each long-memory candidate (the config's "base" settings with the candidate's "change") is trained with
-  `fit_segments` (contiguous streams in time order, state carried, truncated BPTT, early stopping on the
-  online val MSE) at each of its lookbacks, with the memory (`lmm`) and, where the candidate asks, with the
-  ablation (`mlp`, the memory replaced by a position-wise MLP of the same width); the val split is scored
+- each long-memory candidate (the config's "base" settings with the candidate's "change") is fitted by
+  TitansForecaster(mode="history") (contiguous streams in time order, state carried, truncated BPTT, early
+  stopping on the online val MSE) at each of its lookbacks, with the memory (`lmm`) and, where the candidate
+  asks, with the ablation (`mlp`, the memory replaced by a position-wise MLP of the same width); val is scored
   online (the state carried through train and val rows) and frozen (the memory reset for every window);
 - each baseline (titans_ts.forecasting.benchmark.MODELS: DLinear, attention over variates, attention over
   patches) is fitted by TitansForecaster at each of its lookbacks, the same lookback candidates;
 - repeat-last and seasonal naive are scored on the same val windows (the floors).
-No test number is computed. The series handed to the long-memory model ends at the end of validation.
+No test number is computed: training and the val scores read no test row (the fitted estimator's memory then
+reads the whole frame, as for a user's predict(), but nothing is scored from it here).
 One JSON per run in the config's "runs" folder (skipped when it exists: the search resumes); the report
 (config "report") is written from those JSONs only.
 """
@@ -29,8 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import ROOT, config_main, git_commit  # noqa: E402
 
 FLOORS = {"repeat-last": "naive", "seasonal naive": "seasonal_naive"}
-TRAINING_KEYS = ("streams", "bptt", "lr", "weight_decay", "warmup")
-TRAINER_KEYS = ("max_epochs", "patience", "max_minutes")
 
 
 def runs_of(config: dict) -> Path:
@@ -85,7 +84,7 @@ def run_search(config: dict) -> None:
         with claims.claim(path) as mine:
             if not mine:
                 continue
-            started = time.time()
+            started, commit = time.time(), git_commit()  # the code this run starts with
             print(f"{path.name}: running", flush=True)
             if kind == "long_memory":
                 record = long_memory_run(dataset, horizon, seed, lookback, spec)
@@ -93,7 +92,7 @@ def run_search(config: dict) -> None:
                 record = estimator_run(dataset, horizon, seed, lookback, model, kind)
             record |= {
                 "dataset": dataset, "horizon": horizon, "seed": seed, "model": model, "kind": kind,
-                "lookback": lookback, "test": None, "git_commit": git_commit(), "config": config["_path"],
+                "lookback": lookback, "test": None, "git_commit": commit, "config": config["_path"],
                 "threads": claims.threads, "wall_seconds": time.time() - started,
             }  # fmt: skip
             from titans_ts.io import atomic_write_text
@@ -125,52 +124,55 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = Fa
     return record
 
 
-def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
-    """Train on the train rows (the series handed to training ends with validation), score val online and
-    frozen, and the test split (online: the memory reads train, val and the earlier test rows) when `test`."""
-    import torch
+# The search's long-memory settings as TitansForecaster(mode="history") parameters (the rest must keep the
+# model's defaults: the estimator does not expose them).
+AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_model"}
+SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
+SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
+FIXED = {"segment_patches": 32, "max_lr": 0.05, "reset_mix": 0.0, "warmup": 0.05, "compile": False}
 
-    from titans_ts.data import StandardScaler, load_dataset, protocol_for, split_borders
-    from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster
-    from titans_ts.forecasting.long_memory_eval import evaluate_split, split_origins
-    from titans_ts.forecasting.segments import SegmentModule, fit_segments
-    from titans_ts.training import require_finished, seed_everything
+
+def history_params(spec: dict) -> dict:
+    """TitansForecaster parameters of a search spec; a setting the estimator cannot take is refused."""
+    params = {AS_ESTIMATOR.get(key, key): value for key, value in spec.items() if key in (*AS_ESTIMATOR, *SAME_NAME)}
+    other = {key: value for key, value in spec.items() if key not in (*AS_ESTIMATOR, *SAME_NAME)}
+    unknown = {key: value for key, value in other.items() if key not in FIXED}
+    # compile=False in a spec: the estimator's "auto" runs eager until a call shape has run as long as compiling
+    # it takes, so a run may compile part of the way through (the same arithmetic, other rounding).
+    changed = {key: value for key, value in other.items() if key in FIXED and value != FIXED[key] and key != "compile"}
+    if unknown or changed:
+        raise ValueError(f"TitansForecaster(mode='history') cannot take {unknown | changed}.")
+    return {"mode": "history", **params}
+
+
+def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
+    """TitansForecaster(mode="history") with the spec's settings (the user's path): trained on the train rows
+    (training and validation never read a test row), val scored online and frozen, and the test split (online:
+    the memory reads train, val and the earlier test rows) when `test`."""
+    from titans_ts import TitansForecaster
+    from titans_ts.data import load_dataset, protocol_for
+    from titans_ts.training import require_finished
 
     frame = load_dataset(dataset)
-    protocol = protocol_for(dataset)
-    borders = split_borders(len(frame), lookback, horizon, protocol)
-    values = frame.to_numpy()
-    scaler = StandardScaler().fit(values[: borders.train[1]], columns=list(frame.columns))
-    full = torch.as_tensor(scaler.transform(values), dtype=torch.float32)
-    series = full[: borders.val[1]]  # what training and validation see: no test row
-    training = {key: spec[key] for key in TRAINING_KEYS if key in spec}
-    trainer = {key: spec[key] for key in TRAINER_KEYS if key in spec}
-    model_keys = {key: value for key, value in spec.items() if key not in (*TRAINING_KEYS, *TRAINER_KEYS)}
-    if model_keys.get("local") == "variate":  # the window model mixes the dataset's columns
-        model_keys["channels"] = frame.shape[1]
-    seed_everything(seed)
-    config = LongMemoryConfig(lookback=lookback, horizon=horizon, **model_keys)
-    model = LongMemoryForecaster(config)
-    val_origins = split_origins(borders.val, lookback, horizon)
-    module = SegmentModule(model, series, borders.train[1], val_origins, seed=seed, **training)
-    history = fit_segments(module, progress=False, device="cpu", **trainer)
-    require_finished(history, f"{dataset} long memory L{lookback}")
-    history["best_val_mse"] = history.pop("best")
+    options = dict(lookback=lookback, horizon=horizon, seed=seed, protocol=protocol_for(dataset))
+    options |= dict(progress=False, fallback="off", device="cpu")
+    estimator = TitansForecaster(**history_params(spec), **options).fit(frame)
+    require_finished(estimator.history_, f"{dataset} long memory L{lookback}")
+    history = dict(estimator.history_)
     history["stopped_by_time_cap"] = history.get("stop_reason") == "time_budget"
-    val = {"online": evaluate_split(model, series, borders.val, "online")}
-    if config.memory == "lmm":
-        val["frozen"] = evaluate_split(model, series, borders.val, "frozen")
+    memory = estimator.model_config_.memory == "lmm"
+    val = {"online": estimator.val_metrics_} | ({"frozen": estimator.val_metrics_frozen_} if memory else {})
     record = {
         "val": val,
         "history": history,
-        "settings": {"model": config.to_dict(), "training": training, "trainer": trainer},
-        "params_count": sum(p.numel() for p in model.parameters()),
-        "protocol": protocol,
+        "settings": {"model": estimator.model_config_.to_dict(), "estimator": estimator.get_params()},
+        "params_count": sum(p.numel() for p in estimator.model_.parameters()),
+        "protocol": estimator.protocol,
     }
     if test:
-        record["test"] = {"online": evaluate_split(model, full, borders.test, "online")}
-        if config.memory == "lmm":
-            record["test"]["frozen"] = evaluate_split(model, full, borders.test, "frozen")
+        record["test"] = {"online": estimator.evaluate(frame, online=True)}
+        if memory:
+            record["test"]["frozen"] = estimator.evaluate(frame)
     return record
 
 
