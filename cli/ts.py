@@ -164,6 +164,12 @@ def fit(
         "memory learns as it reads is where the local forecast goes wrong.",
         "--error-tokens/--no-error-tokens",
     ),
+    local_pretrain: bool = _setting(
+        "local_pretrain",
+        "--mode history with --local-model variate: train the window model alone first (as --mode window trains "
+        "it), then keep it fixed while the memory learns to correct its forecasts.",
+        "--local-pretrain/--no-local-pretrain",
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",
@@ -221,7 +227,7 @@ def fit(
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
-    given |= dict(local_model=local_model, error_tokens=error_tokens)
+    given |= dict(local_model=local_model, error_tokens=error_tokens, local_pretrain=local_pretrain)
     given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
@@ -301,7 +307,8 @@ def predict(
     from titans_ts.forecasting.api import predict_csv
 
     chosen = levels(quantiles)
-    forecast, written = predict_csv(model, input, out, plot, device=device, quantiles=chosen, **reading.for_saved_model())
+    options = dict(device=device, quantiles=chosen, **reading.for_saved_model())
+    forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(_forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:

@@ -139,8 +139,9 @@ def test_every_committed_grid_run_ended_on_its_own_not_cut_short():
     # Lightning as an interrupt) would show fewer epochs than its budget without `patience` idle epochs.
     import json
 
-    records = sorted((Path(__file__).resolve().parents[1] / "experiments" / "results" / "runs"
-                      / "forecasting_grid").glob("*.json"))
+    records = sorted(
+        (Path(__file__).resolve().parents[1] / "experiments" / "results" / "runs" / "forecasting_grid").glob("*.json")
+    )
     assert records
     cut_short = []
     for path in records:

@@ -128,6 +128,7 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = Fa
 # model's defaults: the estimator does not expose them).
 AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_model"}
 SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
+SAME_NAME += ("local_pretrain",)
 SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
 FIXED = {"segment_patches": 32, "max_lr": 0.05, "reset_mix": 0.0, "warmup": 0.05, "compile": False}
 

@@ -182,6 +182,7 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"bptt": 0}, "bptt=0 (a positive integer)"),
         ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate)"),
         ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
+        ({"local_pretrain": True}, "local_pretrain=True with local_model='rlinear' (it trains the window model"),
     ],
 )
 def test_impossible_combinations_are_refused_before_any_work(params, message, data):
@@ -201,6 +202,28 @@ def test_the_local_model_and_error_tokens_reach_the_model_and_survive_save_and_l
     pd.testing.assert_frame_equal(loaded.predict(), estimator.predict())
     online = estimator.evaluate(split="test", online=True)
     assert loaded.evaluate(data, split="test", online=True) == online
+
+
+def test_a_pretrained_local_model_is_trained_alone_first_then_kept_fixed(data, tmp_path):
+    from titans_ts.data import make_splits
+    from titans_ts.forecasting.training import evaluate_windows
+
+    params = {**TINY, "local_model": "variate", "error_tokens": True, "local_pretrain": True}
+    estimator = TitansForecaster(**params).fit(data)
+    alone = estimator.history_["local_pretrain"]
+    assert alone["epochs_run"] >= 1 and alone["stop_reason"] in ("max_epochs", "early_stopping")
+    window = estimator.model_.window_model
+    assert not any(p.requires_grad for p in window.parameters())
+    # the segment training left it as its own training ended: its val MSE is still the best one recorded
+    splits = make_splits(data, TINY["lookback"], TINY["horizon"], estimator.protocol)
+    score = evaluate_windows(window, splits.loaders(32)["val"], torch.device("cpu"))
+    assert score["mse"] == pytest.approx(alone["best_val_mse"], rel=1e-5)
+    estimator.model_.train()  # as Lightning sets it each epoch: the fixed window model keeps dropout off
+    assert not window.training and estimator.model_.head.training
+    estimator.model_.eval()
+    loaded = TitansForecaster.load(estimator.save(tmp_path / "model"))
+    assert loaded.model_config_.local_pretrain
+    pd.testing.assert_frame_equal(loaded.predict(), estimator.predict())
 
 
 def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(data):

@@ -59,6 +59,8 @@ ESTIMATOR = {
     # model); error_tokens: a patch token also holds the local forecast's error on it (long_memory.py)
     "local_model": "rlinear",
     "error_tokens": False,
+    # history mode, local_model="variate": train the window model alone first, then keep it fixed (long_memory.py)
+    "local_pretrain": False,
 }
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.

@@ -59,7 +59,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     its training (contiguous streams per epoch, segments per truncated back-propagation window);
     `local_model` the local window's forecast the memory adds to ("rlinear": RevIN + linear, "dlinear", or
     "variate": the window model, variate tokens mixed by the memory); `error_tokens`: each patch token also holds
-    the local forecast's error on that patch, so the memory learns where the local forecast goes wrong; with
+    the local forecast's error on that patch, so the memory learns where the local forecast goes wrong;
+    `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
+    (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
     from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1.
@@ -114,6 +116,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         bptt: int = D["bptt"],
         local_model: str = D["local_model"],
         error_tokens: bool = D["error_tokens"],
+        local_pretrain: bool = D["local_pretrain"],
         quantiles: list[float] | None = D["quantiles"],
         calibrate: str = D["calibrate"],
     ):
@@ -196,8 +199,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
 
         A model fitted with `quantiles` gives the point columns (as without) followed by one column per (target,
         level), named "<column>_q<level>" ("OT_q0.1", "OT_q0.5", "OT_q0.9"): a wide frame, a row per step;
-        `quantiles` picks some of the fitted levels ([]: the point columns alone). In mode="history": from the memory carried through the fitted
-        data (and every `update`); a new X is read from its first row by the trained initial memory."""
+        `quantiles` picks some of the fitted levels ([]: the point columns alone). In mode="history": from the
+        memory carried through the fitted data (and every `update`); a new X is read from its first row by the
+        trained initial memory."""
         self._check_fitted()
         chosen = self._chosen_levels(quantiles) if self._levels() or quantiles is not None else []
         if self._in_history_mode():

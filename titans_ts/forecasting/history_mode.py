@@ -21,6 +21,7 @@ when the model is a LongMemoryForecaster.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,7 @@ def long_memory_config(estimator, channels: int = 0) -> LongMemoryConfig:
     names = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout")
     settings = {name: getattr(estimator, name) for name in names}
     local = {"local": estimator.local_model, "error_tokens": estimator.error_tokens, "channels": channels}
+    local["local_pretrain"] = estimator.local_pretrain
     if estimator.local_model == "variate":
         local["channels"] = channels or 1
     return LongMemoryConfig(memory=estimator.variant, **settings, **local)
@@ -148,6 +150,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     check_training_rows(config, borders.train[1], estimator.streams)
     seed_everything(estimator.seed)
     model = LongMemoryForecaster(config)
+    local_record = pretrain_local(estimator, model, splits, device) if config.local_pretrain else None
     series = scaled[: borders.val[1]]  # training and validation never read a test row
     val_origins = split_origins(borders.val, estimator.lookback, estimator.horizon)
     optimizer = {"lr": estimator.lr, "weight_decay": estimator.weight_decay}
@@ -156,8 +159,12 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
         seed=estimator.seed, **optimizer,
     )  # fmt: skip
     checkpoint = estimator._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
-    history = fit_segments(module, checkpoint=checkpoint, **estimator._trainer_options(device=device))
+    with warnings.catch_warnings():  # a pretrained window model is in eval mode on purpose (fixed, no dropout)
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        history = fit_segments(module, checkpoint=checkpoint, **estimator._trainer_options(device=device))
     history["best_val_mse"] = history.pop("best")
+    if local_record is not None:
+        history["local_pretrain"] = local_record
     model.to(device).eval()
 
     estimator.model_config_, estimator.model_ = config, model
@@ -172,6 +179,28 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator._fit_frame = frame
     set_stream(estimator, scaled, frame.index, device)
     return estimator
+
+
+def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch.device) -> dict:
+    """local_pretrain: train the window model alone as window mode trains it (random batches of the training
+    windows, window mode's default epochs and patience, early stopping on its val MSE, the estimator's lr,
+    weight decay and max_minutes, no checkpoints), then fix it. Returns its run record (`best_val_mse`: the
+    window model's own val score, what the memory path then has to improve on)."""
+    from titans_ts.forecasting.defaults import ESTIMATOR
+    from titans_ts.forecasting.training import ForecastModule
+    from titans_ts.training import train_and_restore, trainer_options
+
+    window = model.window_model.requires_grad_(True)
+    loaders = splits.loaders(estimator.batch_size, seed=estimator.seed)
+    module = ForecastModule(window, lr=estimator.lr, weight_decay=estimator.weight_decay)
+    options = trainer_options(
+        estimator, monitor="val_mse", device=device, loader_generator=loaders["train"].generator,
+        max_epochs=ESTIMATOR["epochs"], patience=ESTIMATOR["patience"], checkpoint_dir=None, checkpoint_minutes=None,
+    )  # fmt: skip
+    record = train_and_restore(module, loaders["train"], loaders["val"], **options)
+    record["best_val_mse"] = record.pop("best")
+    window.requires_grad_(False).eval()
+    return record
 
 
 def split_scores(model: LongMemoryForecaster, series, bounds, mode: str) -> dict:

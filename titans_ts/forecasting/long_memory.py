@@ -63,6 +63,9 @@ class LongMemoryConfig:
     local_variant: str = "lmm"
     local_layers: int = 2
     channels: int = 0
+    # local="variate" only: the window model is trained first, alone, as window mode trains it (random batches
+    # of the training windows), then frozen; the memory path then learns what it gets wrong (history_mode.py).
+    local_pretrain: bool = False
 
     def __post_init__(self):
         sizes = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size")
@@ -80,6 +83,10 @@ class LongMemoryConfig:
             raise ConfigError(f"local={self.local!r} is not one of {LOCALS}.")
         if self.local == "variate" and self.channels < 1:
             raise ConfigError("local='variate' mixes the channels: give channels=<number of columns>.")
+        if self.local_pretrain and self.local != "variate":
+            raise ConfigError(
+                f"local_pretrain trains the window model first: it needs local='variate', not {self.local!r}."
+            )
         if self.error_tokens and self.horizon < self.patch_len:
             raise ConfigError(
                 f"error_tokens compare a patch with the local forecast of it: horizon={self.horizon} must be "
@@ -155,12 +162,22 @@ class LongMemoryForecaster(nn.Module):
         self.local_linear = nn.Linear(lookback, horizon)
         self.local_trend = nn.Linear(lookback, horizon) if config.local == "dlinear" else None
         self.window_model = window_model(config) if config.local == "variate" else None
+        if config.local_pretrain:  # trained alone before the rest (history_mode.pretrain_local), then fixed
+            self.window_model.requires_grad_(False)
         self.local_embed = nn.Linear(lookback, dim)
         self.head = nn.Sequential(
             nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(dim, horizon)
         )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+
+    def train(self, mode: bool = True):
+        """As nn.Module's, except that a pretrained window model (local_pretrain) stays in eval mode: fixed,
+        without dropout, while the memory path trains around it."""
+        super().train(mode)
+        if self.config.local_pretrain:
+            self.window_model.eval()
+        return self
 
     # -- the memory: patches -> readouts, state carried --------------------------------------------------
     def read(self, rows: torch.Tensor, state=None, before: torch.Tensor | None = None):

@@ -97,6 +97,11 @@ def mode_problems(params: dict) -> list[str]:
             f"error_tokens=True with horizon={params['horizon']} < patch_len={params['patch_len']} (the error of "
             "the local forecast on a patch needs a horizon of at least one patch)"
         )
+    if params["local_pretrain"] and params["local_model"] != "variate":
+        problems.append(
+            f"local_pretrain=True with local_model={params['local_model']!r} (it trains the window model first: "
+            "local_model='variate')"
+        )
     if variant not in MEMORIES:
         problems.append(
             f"variant={variant!r} in mode='history' (use variant='lmm', the memory, or 'mlp', its ablation; "
