@@ -30,23 +30,40 @@ class Claims:
     def __init__(self, worker: bool = False):
         self.worker = worker
         self.threads = 1 if worker else 2
+        self._held = {}  # result path -> the open, locked claim file
 
     @contextlib.contextmanager
     def claim(self, result: Path):
         """Yields whether this process should produce `result` now (missing, and no other worker on it)."""
+        mine = self.hold(result)
+        try:
+            yield mine
+        finally:
+            self.release(result)
+
+    def hold(self, result: Path) -> bool:
+        """Claim `result` until `release(result)`: True when it is missing and no other worker holds it."""
         if not self.worker:
-            yield not result.exists()
-            return
+            return not result.exists()
         folder = Path(tempfile.gettempdir()) / "titans-ts-claims"
         folder.mkdir(exist_ok=True)
         key = hashlib.sha1(str(result.resolve()).encode()).hexdigest()[:16]
-        with open(folder / f"{key}.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield not result.exists()
+        handle = open(folder / f"{key}.lock", "w")  # noqa: SIM115 - held open across calls, closed by release
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        if result.exists():
+            handle.close()
+            return False
+        self._held[result] = handle
+        return True
+
+    def release(self, result: Path) -> None:
+        handle = self._held.pop(result, None)
+        if handle is not None:
+            handle.close()
 
 
 def write_block(path: Path, start: str, end: str, lines: list[str]) -> None:

@@ -71,20 +71,21 @@ def lookbacks_of(candidate: dict, dataset: str, default: list[int]) -> list[int]
 
 
 def run_search(config: dict) -> None:
+    """Run the planned runs that are missing, one at a time; the config is read again before each, so a worker
+    takes up candidates added to it while it runs (without losing the run in progress)."""
     import torch
 
+    from titans_ts.io import atomic_write_text
     from titans_ts.training import tune_cpu_allocator
 
     claims = config["_claims"]
     torch.set_num_threads(claims.threads)
     tune_cpu_allocator()
     runs_of(config).mkdir(parents=True, exist_ok=True)
-    for dataset, horizon, seed, model, lookback, kind, spec in planned(config):
-        path = runs_of(config) / run_name(dataset, horizon, seed, model, lookback)
-        with claims.claim(path) as mine:
-            if not mine:
-                continue
-            started, commit = time.time(), git_commit()  # the code this run starts with
+    while (claimed := next_run(config)) is not None:
+        (dataset, horizon, seed, model, lookback, kind, spec), path, commit = claimed
+        started = time.time()
+        try:
             print(f"{path.name}: running", flush=True)
             if kind == "long_memory":
                 record = long_memory_run(dataset, horizon, seed, lookback, spec)
@@ -95,10 +96,22 @@ def run_search(config: dict) -> None:
                 "lookback": lookback, "test": None, "git_commit": commit, "config": config["_path"],
                 "threads": claims.threads, "wall_seconds": time.time() - started,
             }  # fmt: skip
-            from titans_ts.io import atomic_write_text
-
             atomic_write_text(path, json.dumps(record, indent=1) + "\n")
             print(f"{path.name}: val {json.dumps(record['val'])} ({record['wall_seconds']:.0f} s)", flush=True)
+        finally:
+            claims.release(path)
+
+
+def next_run(config: dict):
+    """(run, result path, commit) of the first planned run of the config as it is now on disk that has no
+    result and no other worker on it, claimed for this process; None when there is none."""
+    current = {**json.loads((ROOT / config["_path"]).read_text()), "_path": config["_path"]}
+    claims = config["_claims"]
+    for run in planned(current):
+        path = runs_of(current) / run_name(*run[:5])
+        if claims.hold(path):
+            return run, path, git_commit()
+    return None
 
 
 def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = False) -> dict:
