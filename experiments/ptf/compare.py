@@ -211,7 +211,8 @@ def quantile_table(config: dict, runs: Path) -> list[str]:
         'from its own `predict(mode="quantiles")` on every test window, original units: mean weighted '
         "quantile loss (mean over levels of 2 * sum(pinball) / sum(|y|)), CRPS from the levels, pinball loss "
         f"per level ({label}), coverage of the central interval, MAE of the median; mean ± std over seeds. "
-        "No conformal calibration: each model's raw quantiles.",
+        "No conformal calibration: each model's raw quantiles. `s`: wall seconds per run, measured while other "
+        "experiments shared the two cores (not a speed comparison).",
         "",
         f"| model | mean wQL | CRPS | pinball {label} | coverage | median MAE | epochs | s |",
         "|---|---|---|---|---|---|---|---|",
