@@ -41,12 +41,13 @@ def run_name(dataset: str, horizon: int, seed: int, model: str, lookback: int) -
 
 
 def planned(config: dict):
-    """(dataset, horizon, seed, model, lookback, kind, spec) in run order: every dataset at the first
-    horizon and seed first; within a cell, the floors, the baselines, then the long-memory candidates (a
-    candidate's "datasets" and "horizons", when given, limit where it runs; its "lookbacks" may be per dataset)."""
-    for seed in config["seeds"]:
-        for horizon in config["horizons"]:
-            for dataset in config["datasets"]:
+    """(dataset, horizon, seed, model, lookback, kind, spec) in run order: a dataset at every seed and horizon
+    before the next dataset (so that its choice can be fixed and its test runs start while the next is
+    searched); within a cell, the floors, the baselines, then the long-memory candidates (a candidate's
+    "datasets" and "horizons", when given, limit where it runs; its "lookbacks" may be per dataset)."""
+    for dataset in config["datasets"]:
+        for seed in config["seeds"]:
+            for horizon in config["horizons"]:
                 for name in FLOORS:
                     yield dataset, horizon, seed, name, config["lookbacks"][0], "floor", {}
                 for name, lookbacks in config["baselines"].items():
