@@ -39,7 +39,8 @@ class Claims:
         try:
             yield mine
         finally:
-            self.release(result)
+            if mine:
+                self.release(result)
 
     def hold(self, result: Path) -> bool:
         """Claim `result` until `release(result)`: True when it is missing and no other worker holds it."""

@@ -66,7 +66,10 @@ def choices(search: dict, records: dict, dataset: str) -> dict | None:
     ours = min(
         ((model, *best[model]) for model in best if model not in search["baselines"] and not model.endswith("[mlp]")),
         key=lambda item: item[2],
+        default=None,
     )
+    if ours is None:  # no long-memory candidate ran at every horizon and seed: nothing to choose from
+        return None
     chosen = {OURS: ours}
     ablation = f"{ours[0]} [mlp]"
     chosen[ABLATION] = (ablation, ours[1], options.get(ablation, {}).get(ours[1]))

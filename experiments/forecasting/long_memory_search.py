@@ -83,7 +83,7 @@ def run_search(config: dict) -> None:
     torch.set_num_threads(claims.threads)
     tune_cpu_allocator()
     runs_of(config).mkdir(parents=True, exist_ok=True)
-    while (claimed := next_run(config)) is not None:
+    while (claimed := next_run(config)) is not None:  # next_run keeps config["_current"], the config as read
         (dataset, horizon, seed, model, lookback, kind, spec), path, commit = claimed
         started = time.time()
         try:
@@ -106,13 +106,25 @@ def run_search(config: dict) -> None:
 def next_run(config: dict):
     """(run, result path, commit) of the first planned run of the config as it is now on disk that has no
     result and no other worker on it, claimed for this process; None when there is none."""
-    current = {**json.loads((ROOT / config["_path"]).read_text()), "_path": config["_path"]}
+    current = config["_current"] = {**read_config(config["_path"]), "_path": config["_path"]}
     claims = config["_claims"]
     for run in planned(current):
         path = runs_of(current) / run_name(*run[:5])
         if claims.hold(path):
             return run, path, git_commit()
     return None
+
+
+def read_config(path: str, tries: int = 5) -> dict:
+    """The config file as it is now (a file caught while being written is read again a moment later)."""
+    for attempt in range(tries):
+        try:
+            return json.loads(Path(path).read_text())
+        except json.JSONDecodeError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = False) -> dict:
@@ -174,7 +186,8 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
     estimator = TitansForecaster(**history_params(spec), **options).fit(frame)
     require_finished(estimator.history_, f"{dataset} long memory L{lookback}")
     history = dict(estimator.history_)
-    history["stopped_by_time_cap"] = history.get("stop_reason") == "time_budget"
+    phases = [history, history.get("local_pretrain") or {}]  # local_pretrain: the window model's own run
+    history["stopped_by_time_cap"] = any(phase.get("stop_reason") == "time_budget" for phase in phases)
     memory = estimator.model_config_.memory == "lmm"
     val = {"online": estimator.val_metrics_} | ({"frozen": estimator.val_metrics_frozen_} if memory else {})
     record = {
@@ -198,6 +211,7 @@ def val_mse(record: dict) -> float:
 
 
 def report(config: dict) -> str:
+    config = {**config, **config.get("_current", {})}  # a worker's last reading of the config file
     records = {}
     for path in sorted(runs_of(config).glob("*.json")):
         record = json.loads(path.read_text())

@@ -148,8 +148,10 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     borders = splits.borders
     scaled = torch.as_tensor(splits.scaler.transform(frame.to_numpy()), dtype=torch.float32)
     check_training_rows(config, borders.train[1], estimator.streams)
+    checkpoint = estimator._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)  # before any training
     seed_everything(estimator.seed)
     model = LongMemoryForecaster(config)
+    # a resume reruns the pretrain (the same on the same device); the checkpoint's weights then replace it
     local_record = pretrain_local(estimator, model, splits, device) if config.local_pretrain else None
     series = scaled[: borders.val[1]]  # training and validation never read a test row
     val_origins = split_origins(borders.val, estimator.lookback, estimator.horizon)
@@ -158,7 +160,6 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
         model, series, borders.train[1], val_origins, streams=estimator.streams, bptt=estimator.bptt,
         seed=estimator.seed, **optimizer,
     )  # fmt: skip
-    checkpoint = estimator._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
     with warnings.catch_warnings():  # a pretrained window model is in eval mode on purpose (fixed, no dropout)
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         history = fit_segments(module, checkpoint=checkpoint, **estimator._trainer_options(device=device))
@@ -184,13 +185,17 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
 def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch.device) -> dict:
     """local_pretrain: train the window model alone as window mode trains it (random batches of the training
     windows, window mode's default epochs and patience, early stopping on its val MSE, the estimator's lr,
-    weight decay and max_minutes, no checkpoints), then fix it. Returns its run record (`best_val_mse`: the
-    window model's own val score, what the memory path then has to improve on)."""
+    weight decay and max_minutes: each phase has its own, no checkpoints), then fix it. It starts from the
+    weights the seed gives it whatever the rest of the model is, so a memory model and its ablation add to
+    the same window model. Returns its run record (`best_val_mse`: the window model's own val score, what
+    the memory path then has to improve on). A Ctrl-C here ends the fit: nothing is fitted."""
     from titans_ts.forecasting.defaults import ESTIMATOR
+    from titans_ts.forecasting.long_memory import window_model
     from titans_ts.forecasting.training import ForecastModule
-    from titans_ts.training import train_and_restore, trainer_options
+    from titans_ts.training import seed_everything, train_and_restore, trainer_options
 
-    window = model.window_model.requires_grad_(True)
+    seed_everything(estimator.seed)
+    model.window_model = window = window_model(model.config)
     loaders = splits.loaders(estimator.batch_size, seed=estimator.seed)
     module = ForecastModule(window, lr=estimator.lr, weight_decay=estimator.weight_decay)
     options = trainer_options(
@@ -198,6 +203,8 @@ def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch
         max_epochs=ESTIMATOR["epochs"], patience=ESTIMATOR["patience"], checkpoint_dir=None, checkpoint_minutes=None,
     )  # fmt: skip
     record = train_and_restore(module, loaders["train"], loaders["val"], **options)
+    if record.get("stop_reason") == "interrupted":
+        raise KeyboardInterrupt("fit interrupted while the window model was being pretrained (local_pretrain).")
     record["best_val_mse"] = record.pop("best")
     window.requires_grad_(False).eval()
     return record
