@@ -272,7 +272,8 @@ def _plot(config, search, records) -> None:
             axis.set_title(f"{dataset}, horizon {horizon}", fontsize=9)
             axis.set_xlabel("lookback")
             axis.set_ylabel("val MSE")
-            axis.legend(fontsize=7)
+            if axis.lines:
+                axis.legend(fontsize=7)
     figure.tight_layout()
     path = ROOT / config["plot"]
     path.parent.mkdir(parents=True, exist_ok=True)
