@@ -189,9 +189,42 @@ def report(config: dict) -> str:
         lines.append(f"| {label} (published) | " + " | ".join(f"{values.get(d, '-')}" for d in datasets) + " |")
     lines += ["", *[f"- {note}" for note in config.get("published_notes", [])], ""]
     lines += _acceptance(config, finals, averages, datasets, search)
+    lines += _runs_so_far(finals, models, datasets, horizons, seeds)
     lines += ["", f"Plot of val MSE against lookback: `{config['plot']}`.", ""]
     _plot(config, search, records)
     return "\n".join(lines)
+
+
+def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
+    """Every test run recorded, per dataset, horizon and seed (ours: online / frozen), complete or not."""
+    cells = [
+        (d, h, s)
+        for d in datasets
+        for h in horizons
+        for s in seeds
+        if any(s in finals.get((d, m), {}).get(h, {}) for m in models)
+    ]
+    if not cells:
+        return []
+    lines = [
+        "",
+        "## Test MSE of every run so far",
+        "",
+        "| dataset | horizon | seed | " + " | ".join(models) + " |",
+        "|---|---|---|" + "---|" * len(models),
+    ]
+    for dataset, horizon, seed in cells:
+        row = []
+        for model in models:
+            record = finals.get((dataset, model), {}).get(horizon, {}).get(seed)
+            if record is None:
+                row.append("-")
+            elif model == OURS:
+                row.append(f"{test_mse(record):.4f} / {test_mse(record, 'frozen'):.4f}")
+            else:
+                row.append(f"{test_mse(record):.4f}")
+        lines.append(f"| {dataset} | {horizon} | {seed} | " + " | ".join(row) + " |")
+    return [*lines, "", "ours: online / frozen."]
 
 
 def _seed_averages(runs: dict, horizons, seeds, mode) -> list[float]:
