@@ -293,14 +293,15 @@ def _plot(config, search, records) -> None:
             axis = axes[row][column]
             ours = chosen[OURS][0] if chosen else _leading(search, records, dataset, horizon, seed)
             label = f"ours ({ours})" if chosen else f"ours so far ({ours})"
-            for model, name in ((ours, label), ("attention-patch", "attention over patches"), ("dlinear", "DLinear")):
+            drawn = [(ours, label, "C0"), ("attention-patch", "attention over patches", "C1")]
+            for model, name, color in [*drawn, ("dlinear", "DLinear", "C2")]:
                 points = sorted(
                     (lookback, val_mse(records[(dataset, horizon, seed, model, lookback)]))
                     for lookback in search["lookbacks"]
                     if (dataset, horizon, seed, model, lookback) in records
                 )
                 if points:
-                    axis.plot(*zip(*points, strict=True), marker="o", label=name)
+                    axis.plot(*zip(*points, strict=True), marker="o", label=name, color=color)
             axis.set_xscale("log")
             axis.set_title(f"{dataset}, horizon {horizon}", fontsize=9)
             axis.set_xlabel("lookback")
