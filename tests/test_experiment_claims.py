@@ -24,6 +24,20 @@ def test_a_claimed_run_is_skipped_by_other_workers_and_a_done_run_by_all(tmp_pat
         assert mine
 
 
+def test_a_held_run_stays_claimed_until_released_and_a_refused_claim_releases_nothing(tmp_path):
+    result = tmp_path / "run.json"
+    first, second = Claims(worker=True), Claims(worker=True)
+    assert first.hold(result)  # held across calls, as a search worker holds the run it is on
+    with second.claim(result) as theirs:
+        assert not theirs
+    assert not second.hold(result)
+    second.release(result)  # it holds nothing: the first worker's claim stands
+    assert not Claims(worker=True).hold(result)
+    first.release(result)
+    assert second.hold(result)
+    second.release(result)
+
+
 def test_a_killed_workers_claim_goes_with_it(tmp_path):
     import subprocess
 
