@@ -19,7 +19,6 @@ coverage is from nominal. The choice between scores is made from this table only
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -97,8 +96,11 @@ def _check(frame, dataset, model, params, path, config) -> None:
 
 
 def coverages(point, levels, y, spread, config) -> dict:
-    """Later-half coverage of the 80 % interval, per score, calibrated on the earlier half."""
+    """Later-half coverage of the 80 % interval, per score, calibrated on the earlier half (the library's order
+    statistics and (n + 1) ranks, conformal.py)."""
     import numpy as np
+
+    from titans_ts.forecasting.conformal import order_statistic, rank_above, rank_below
 
     low_level, high_level = min(config["quantiles"]), max(config["quantiles"])
     n, horizon = len(y), config["horizon"]
@@ -116,24 +118,16 @@ def coverages(point, levels, y, spread, config) -> dict:
     for name, scale in scales.items():
         scale_all = np.ones_like(y) if scale is None else np.broadcast_to(scale, y.shape)
         if levels is not None:
-            width = quantile(base[early] / scale_all[early], math.ceil((half + 1) * nominal - 1e-9))
+            width = order_statistic(base[early] / scale_all[early], rank_above(half, nominal))
             lo, hi = low[late] - width * scale_all[late], high[late] + width * scale_all[late]
         else:  # residual quantiles around the point, each level on its own
             residual = (y[early] - point[early]) / scale_all[early]
-            below = quantile(residual, math.floor((half + 1) * low_level + 1e-9))
-            above = quantile(residual, math.ceil((half + 1) * high_level - 1e-9))
+            below = order_statistic(residual, rank_below(half, low_level))
+            above = order_statistic(residual, rank_above(half, high_level))
             lo, hi = point[late] + below * scale_all[late], point[late] + above * scale_all[late]
         truth = y[late]
         result[name] = float(((lo <= truth) & (truth <= hi)).mean())
     return result
-
-
-def quantile(scores, rank: int):
-    """The rank-th smallest (1-based, clipped) along the first axis."""
-    import numpy as np
-
-    rank = min(max(rank, 1), len(scores))
-    return np.partition(scores, rank - 1, axis=0)[rank - 1]
 
 
 def report(config: dict) -> str:

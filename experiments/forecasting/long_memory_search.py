@@ -156,17 +156,30 @@ AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_mod
 SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
 SAME_NAME += ("local_pretrain",)
 SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
-FIXED = {"segment_patches": 32, "max_lr": 0.05, "reset_mix": 0.0, "warmup": 0.05, "compile": False}
+
+
+def fixed_defaults() -> dict:
+    """What the estimator leaves at the model's and the training module's defaults (their own values)."""
+    import inspect
+    from dataclasses import fields
+
+    from titans_ts.forecasting.long_memory import LongMemoryConfig
+    from titans_ts.forecasting.training import ForecastModule
+
+    names = ("segment_patches", "max_lr", "reset_mix", "compile")
+    defaults = {f.name: f.default for f in fields(LongMemoryConfig) if f.name in names}
+    return defaults | {"warmup": inspect.signature(ForecastModule.__init__).parameters["warmup"].default}
 
 
 def history_params(spec: dict) -> dict:
     """TitansForecaster parameters of a search spec; a setting the estimator cannot take is refused."""
     params = {AS_ESTIMATOR.get(key, key): value for key, value in spec.items() if key in (*AS_ESTIMATOR, *SAME_NAME)}
     other = {key: value for key, value in spec.items() if key not in (*AS_ESTIMATOR, *SAME_NAME)}
-    unknown = {key: value for key, value in other.items() if key not in FIXED}
+    fixed = fixed_defaults()
+    unknown = {key: value for key, value in other.items() if key not in fixed}
     # compile=False in a spec: the estimator's "auto" runs eager until a call shape has run as long as compiling
     # it takes, so a run may compile part of the way through (the same arithmetic, other rounding).
-    changed = {key: value for key, value in other.items() if key in FIXED and value != FIXED[key] and key != "compile"}
+    changed = {key: value for key, value in other.items() if key in fixed and value != fixed[key] and key != "compile"}
     if unknown or changed:
         raise ValueError(f"TitansForecaster(mode='history') cannot take {unknown | changed}.")
     return {"mode": "history", **params}
