@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,18 @@ def write_block(path: Path, start: str, end: str, lines: list[str]) -> None:
     atomic_write_text(path, head + start + "\n" + "\n".join(lines) + "\n" + indent + end + tail)
 
 
+def read_config(path: str, tries: int = 5) -> dict:
+    """The config file as it is now (a file caught while being written is read again a moment later)."""
+    for attempt in range(tries):
+        try:
+            return json.loads(Path(path).read_text())
+        except json.JSONDecodeError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def config_main(doc: str, run, report) -> int:
     """`script CONFIG [--only-report] [--worker]`: run what is missing, write and print the report."""
     from titans_ts.io import atomic_write_text
@@ -95,7 +108,7 @@ def config_main(doc: str, run, report) -> int:
         help="one of several processes sharing the runs (start one per core): one thread each, runs claimed by lock",
     )
     args = parser.parse_args()
-    config = json.loads(args.config.read_text())
+    config = read_config(args.config)
     config["_path"] = str(args.config)
     config["_claims"] = Claims(args.worker)
     if not args.only_report:

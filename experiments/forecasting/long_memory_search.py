@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
 
 FLOORS = {"repeat-last": "naive", "seasonal naive": "seasonal_naive"}
 
@@ -113,18 +113,6 @@ def next_run(config: dict):
         if claims.hold(path):
             return run, path, git_commit()
     return None
-
-
-def read_config(path: str, tries: int = 5) -> dict:
-    """The config file as it is now (a file caught while being written is read again a moment later)."""
-    for attempt in range(tries):
-        try:
-            return json.loads(Path(path).read_text())
-        except json.JSONDecodeError:
-            if attempt == tries - 1:
-                raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
 
 
 def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = False) -> dict:
