@@ -27,6 +27,12 @@ def runs_dir(config: dict) -> Path:
     return ROOT / config["runs"]
 
 
+def models_dir(config: dict) -> Path:
+    """The fitted estimators (safetensors + JSON, gitignored): evaluated again without training when only the
+    calibration changes."""
+    return runs_dir(config) / "models"
+
+
 def _run_name(dataset: str, horizon: int, model: str, seed: int) -> str:
     label = Path(dataset).name.split(".")[0]
     return f"{label}_h{horizon}_{model.replace(' ', '-')}_s{seed}.json"
@@ -71,6 +77,7 @@ def _quantile_run(frame, dataset, model, params, path, commit, config) -> None:
     estimator = TitansForecaster(**(settings.params | {"protocol": settings.protocol(frame.index)}))
     estimator.fit(frame)
     require_finished(estimator.history_, path.stem)
+    estimator.save(models_dir(config) / path.stem)  # kept (not committed): a later calibration needs no refit
     record = {
         "dataset": settings.label,
         "horizon": config["horizon"],

@@ -24,6 +24,9 @@ import torch
 from titans_ts.forecasting.quantiles import MEDIAN, central_pairs, level_label, median_index
 
 
+ADAPTIVE_RATE = 0.01  # calibrate="adaptive"'s step per truth, in units of the residual std (conformal_check.md)
+
+
 def rank_above(n: int, level: float) -> int:
     """ceil((n + 1) level): the order statistic an upper level takes (a rounding hair below an integer is it)."""
     return math.ceil((n + 1) * level - 1e-9)
@@ -85,3 +88,69 @@ def calibrated(levels: torch.Tensor, offsets: torch.Tensor | None, taus) -> torc
         return levels
     shifted = levels + offsets.to(levels.device, levels.dtype).permute(1, 2, 0)
     return non_crossing(shifted, median_index(taus))
+
+
+def residual_scale(y: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(horizon, C): the std of y - point over the validation windows, the tracker's unit of step."""
+    return np.maximum((y - point).std(axis=0), 1e-6)
+
+
+class LevelTracker:
+    """calibrate="adaptive": the offsets of a stream of forecasts, made one row apart, moved by the truths.
+
+    `forecast(raw)` calibrates one window's raw levels (horizon, C, K) with the offsets as they are and keeps the
+    result; `observe(row)` reads the next row of the series (C,): for the forecast made `a` rows before, it is
+    the truth of step a, and each level's offset at (a, column) moves by step * (tau - 1[row < level]) (the
+    median never moves: it stays the point). Alternate observe(next row) and forecast(window ending there)."""
+
+    def __init__(self, offsets: np.ndarray, scale: np.ndarray, taus, rate: float = ADAPTIVE_RATE):
+        self.offsets = np.array(offsets, dtype=np.float64)  # (K, horizon, C)
+        self.taus = np.asarray(taus, dtype=np.float64)
+        self.median = median_index(taus)
+        moving = np.array([k != self.median for k in range(len(taus))], dtype=np.float64)
+        self.step = rate * moving[:, None, None] * np.asarray(scale, dtype=np.float64)[None]
+        horizon, columns = self.offsets.shape[1:]
+        self.pending = np.zeros((horizon, horizon, columns, len(taus)))  # ring: forecasts whose truths still come
+        self.made = 0
+
+    @property
+    def horizon(self) -> int:
+        return self.offsets.shape[1]
+
+    def forecast(self, raw: np.ndarray) -> np.ndarray:
+        shifted = torch.as_tensor(np.asarray(raw, dtype=np.float64) + self.offsets.transpose(1, 2, 0))
+        levels = non_crossing(shifted, self.median).numpy()
+        self.pending[self.made % self.horizon] = levels
+        self.made += 1
+        return levels
+
+    def observe(self, row: np.ndarray) -> None:
+        ages = np.arange(1, min(self.made, self.horizon) + 1)
+        if not len(ages):
+            return
+        steps = ages - 1
+        levels = self.pending[(self.made - ages) % self.horizon, steps]  # (ages, C, K): step a of the forecast a ago
+        below = (np.asarray(row, dtype=np.float64)[None, :, None] < levels).transpose(2, 0, 1)  # (K, ages, C)
+        self.offsets[:, steps] += self.step[:, steps] * (self.taus[:, None, None] - below)
+
+    def last(self) -> np.ndarray:
+        """The calibrated levels (horizon, C, K) of the latest forecast."""
+        return self.pending[(self.made - 1) % self.horizon]
+
+    def state(self) -> dict:
+        return {"offsets": self.offsets, "pending": self.pending, "made": self.made}
+
+    def restore(self, offsets: np.ndarray, pending: np.ndarray, made: int) -> LevelTracker:
+        self.offsets, self.pending, self.made = np.array(offsets, np.float64), np.array(pending, np.float64), made
+        return self
+
+
+def tracked_windows(tracker: LevelTracker, raw: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Calibrated levels (n, horizon, C, K) of n windows one row apart, in time order: before each window the
+    tracker reads the row it adds (the previous window's first truth), never a truth the window forecasts."""
+    out = np.empty(raw.shape, dtype=np.float64)
+    for i in range(len(raw)):
+        if i:
+            tracker.observe(y[i - 1, 0])
+        out[i] = tracker.forecast(raw[i])
+    return out

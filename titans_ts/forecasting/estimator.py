@@ -164,6 +164,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._score_floors(splits, frame.index)  # the naive floors on the same windows; who forecasts
         self._calibrate(splits.loaders(self.batch_size)["val"])  # with quantiles: conformal, on validation
         self._set_context(frame)
+        self._start_tracker(frame)  # calibrate="adaptive": the levels' offsets after the rows past validation
         self._fit_frame = frame
         return self
 
@@ -218,9 +219,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             last, step = time_axis(frame.index)
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():
-            return self._said(
-                self._point_and_levels_frame(context, scaled, future_index(last, step, self.horizon), chosen)
-            )
+            tracker = self._prediction_tracker(None if X is None else frame)
+            index = future_index(last, step, self.horizon)
+            return self._said(self._point_and_levels_frame(context, scaled, index, chosen, tracker))
         if scaled is None:
             device = self._device()
             with torch.no_grad():  # the model, or the floor that replaced it (fallback)
@@ -228,15 +229,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         values = self._target_scaler().inverse_transform(scaled)
         return self._said(pd.DataFrame(values, index=future_index(last, step, self.horizon), columns=self.targets_))
 
-    def _point_and_levels_frame(self, context, streamed, index, chosen) -> pd.DataFrame:
+    def _point_and_levels_frame(self, context, streamed, index, chosen, tracker=None) -> pd.DataFrame:
         """predict()'s frame with levels: from the window `context`, or the stream's forecast after update()
-        (`streamed`: its point; its raw levels are `stream_levels_`, from the same carried state)."""
+        (`streamed`: its point; its raw levels are `stream_levels_`, from the same carried state). With
+        calibrate="adaptive", `tracker` has read the data up to the forecast: its offsets shift the raw levels."""
         if streamed is None:
-            scaled, levels = self._one_forecast_levels(context)
+            scaled, levels = self._one_forecast_levels(context, tracker)
         else:
             raw = getattr(self, "stream_levels_", None)
             raw = np.repeat(streamed[..., None], len(self._levels()), -1) if raw is None else raw
-            scaled, levels = streamed, self._calibrated(torch.as_tensor(raw)).numpy()
+            scaled, levels = streamed, self._calibrated(torch.as_tensor(raw), tracker).numpy()
         point = pd.DataFrame(self._target_scaler().inverse_transform(scaled), index=index, columns=self.targets_)
         return pd.concat([point, self._level_frame(levels, index, chosen)], axis=1)
 

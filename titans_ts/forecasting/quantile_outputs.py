@@ -13,7 +13,14 @@ import torch
 from torch import nn
 
 from titans_ts.errors import ConfigError
-from titans_ts.forecasting.conformal import calibrated, conformal_offsets
+from titans_ts.forecasting.conformal import (
+    ADAPTIVE_RATE,
+    LevelTracker,
+    calibrated,
+    conformal_offsets,
+    residual_scale,
+    tracked_windows,
+)
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import (
     QuantileForecaster,
@@ -24,6 +31,7 @@ from titans_ts.forecasting.quantiles import (
 )
 
 OFFSETS = "quantile_offsets"  # the saved tensor of the calibration: (levels, horizon, target columns)
+SCALE, TRACKED, PENDING = "quantile_scale", "quantile_tracker_offsets", "quantile_tracker_pending"  # adaptive
 
 
 def level_column(column, level: float) -> str:
@@ -51,7 +59,7 @@ class QuantileOutputs:
         """Conformal offsets from the validation windows of `loader`, for the forecaster used (the model with its
         head, or the floor that replaced it): `quantile_offsets_` (levels, horizon, columns) and `calibration_`."""
         levels = self._levels()
-        self.quantile_offsets_, self.calibration_ = None, None
+        self.quantile_offsets_, self.calibration_, self.quantile_scale_, self.level_tracker_ = None, None, None, None
         if not levels:
             return
         forecaster = self._forecaster()
@@ -71,12 +79,58 @@ class QuantileOutputs:
         points, raw, truths = [], [], []
         for point, levels_, y in self._raw_level_batches(forecaster, loader):
             truths.append(y.float().cpu().numpy())
-            (raw if has_head else points).append((levels_ if has_head else point).float().cpu().numpy())
-        y = np.concatenate(truths)
-        given = {"levels": np.concatenate(raw)} if has_head else {"point": np.concatenate(points)}
+            points.append(point.float().cpu().numpy())
+            raw.append(levels_.float().cpu().numpy()) if has_head else None
+        y, point = np.concatenate(truths), np.concatenate(points)
+        given = {"levels": np.concatenate(raw)} if has_head else {"point": point}
         offsets, notes = conformal_offsets(y, levels, **given)
         self.quantile_offsets_ = torch.as_tensor(offsets, dtype=torch.float32)
+        if self.calibrate == "adaptive":  # then moved by every truth after validation (conformal.LevelTracker)
+            self.quantile_scale_ = torch.as_tensor(residual_scale(y, point), dtype=torch.float32)
+            record["rate"] = ADAPTIVE_RATE
         self.calibration_ = record | {"notes": record["notes"] + notes}
+
+    def _new_tracker(self) -> LevelTracker | None:
+        """calibrate="adaptive": a tracker at the validation offsets (None for the other calibrations)."""
+        if getattr(self, "quantile_scale_", None) is None:
+            return None
+        return LevelTracker(self.quantile_offsets_.double().numpy(), self.quantile_scale_.double().numpy(), self._levels())
+
+    def _tracker_over(self, frame: pd.DataFrame, first_origin: int) -> LevelTracker | None:
+        """An adaptive tracker after reading `frame` in time order: a forecast at every row from `first_origin`
+        (0-based, at least lookback - 1) to the last, each after the tracker has read that row's truths. Its
+        last forecast is the one predict() gives at the end of `frame`."""
+        tracker = self._new_tracker()
+        if tracker is None:
+            return None
+        scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+        windows = scaled.unfold(0, self.lookback, 1).transpose(1, 2)[first_origin - self.lookback + 1 :]
+        targets = self._target_positions()
+        rows = (scaled if targets is None else scaled[:, targets]).double().numpy()[first_origin:]
+        raw = np.concatenate([levels.double().cpu().numpy() for levels in self._raw_levels_of(windows)])
+        for i in range(len(raw)):
+            if i:
+                tracker.observe(rows[i])
+            tracker.forecast(raw[i])
+        return tracker
+
+    def _raw_levels_of(self, windows: torch.Tensor, batch_size: int = 256):
+        device = self._device()
+        forecaster = self._forecaster().to(device).eval()
+        with torch.no_grad():
+            for batch in windows.split(batch_size):
+                yield point_and_levels(forecaster, batch.contiguous().to(device), len(self._levels()))[1]
+
+    def _prediction_tracker(self, frame: pd.DataFrame | None) -> LevelTracker | None:
+        """The adaptive tracker predict() reads its levels from: the fitted one (carried by every update()), or
+        for a new X one that has read X from its first whole window. None for the other calibrations."""
+        if frame is None:
+            return getattr(self, "level_tracker_", None)
+        return self._tracker_over(frame, self.lookback - 1)
+
+    def _start_tracker(self, frame: pd.DataFrame) -> None:
+        """After fit: the adaptive tracker has read the fitted data after the validation split (the test rows)."""
+        self.level_tracker_ = self._tracker_over(frame, self.borders_.val[1] - 1)
 
     def _raw_level_batches(self, forecaster: nn.Module, loader):
         """(point, raw levels, truth) of every batch of `loader`, run where the estimator runs."""
@@ -87,8 +141,9 @@ class QuantileOutputs:
                 point, levels = point_and_levels(forecaster, x.to(device), len(self._levels()))
                 yield point, levels, y.to(device)
 
-    def _calibrated(self, levels: torch.Tensor) -> torch.Tensor:
-        offsets = getattr(self, "quantile_offsets_", None)
+    def _calibrated(self, levels: torch.Tensor, tracker: LevelTracker | None = None) -> torch.Tensor:
+        """Raw levels shifted by the validation offsets, or by where an adaptive `tracker` has moved them."""
+        offsets = getattr(self, "quantile_offsets_", None) if tracker is None else torch.as_tensor(tracker.offsets)
         return calibrated(levels, offsets, self._levels())
 
     # --- what predict, evaluate and window_forecasts give ----------------------------------------------------
@@ -96,27 +151,41 @@ class QuantileOutputs:
     def _level_metrics(self, loader) -> dict:
         """MSE, MAE and the quantile metrics (quantiles.QuantileScores) over every window of `loader`."""
         scores = QuantileScores(self._levels())
+        if self._new_tracker() is not None:
+            batches = list(self._raw_level_batches(self._forecaster(), loader))
+            tracked = self._tracked([levels for _, levels, _ in batches], [y for _, _, y in batches])
+            for (point, _, y), levels in zip(batches, tracked.split([len(y) for _, _, y in batches]), strict=True):
+                scores.add(point, levels.to(point.device), y)
+            return {**scores.result(), "windows": len(loader.dataset)}
         for point, levels, y in self._raw_level_batches(self._forecaster(), loader):
             scores.add(point, self._calibrated(levels), y)
         return {**scores.result(), "windows": len(loader.dataset)}
+
+    def _tracked(self, raw: list[torch.Tensor], truths: list[torch.Tensor]) -> torch.Tensor:
+        """Adaptive levels of a split's windows (in order, one row apart), from a tracker at the validation offsets."""
+        raw_levels = torch.cat(raw).double().cpu().numpy()
+        y = torch.cat(truths).double().cpu().numpy()
+        return torch.as_tensor(tracked_windows(self._new_tracker(), raw_levels, y))
 
     def _level_predictions(self, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(points, calibrated levels, targets) of every window of `loader`, scaled, as float64 arrays."""
         points, levels, targets = [], [], []
         for point, raw, y in self._raw_level_batches(self._forecaster(), loader):
             points.append(point.double().cpu().numpy())
-            levels.append(self._calibrated(raw).double().cpu().numpy())
+            levels.append(raw if self._new_tracker() is not None else self._calibrated(raw).double().cpu().numpy())
             targets.append(y.double().cpu().numpy())
+        if self._new_tracker() is not None:
+            levels = [self._tracked(levels, [torch.as_tensor(y) for y in targets]).numpy()]
         return np.concatenate(points), np.concatenate(levels), np.concatenate(targets)
 
-    def _one_forecast_levels(self, context: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _one_forecast_levels(self, context: torch.Tensor, tracker=None) -> tuple[np.ndarray, np.ndarray]:
         """(point (horizon, C), calibrated levels (horizon, C, K)) of one scaled window (lookback, C)."""
         device = self._device()
         forecaster = self._forecaster().to(device).eval()
         with torch.no_grad():
             window = context.contiguous()[None].to(device)  # as a loaded model's: the same sums, bit for bit
             point, levels = point_and_levels(forecaster, window, len(self._levels()))
-            levels = self._calibrated(levels)
+            levels = self._calibrated(levels, tracker)
         return point[0].double().cpu().numpy(), levels[0].double().cpu().numpy()
 
     def _chosen_levels(self, levels) -> list[int]:
@@ -174,7 +243,13 @@ class QuantileOutputs:
             }
         }
         offsets = getattr(self, "quantile_offsets_", None)
-        return ({} if offsets is None else {OFFSETS: offsets.contiguous()}), config
+        tensors = {} if offsets is None else {OFFSETS: offsets.contiguous()}
+        tracker = getattr(self, "level_tracker_", None)
+        if tracker is not None:  # adaptive: where the tracker is, so a loaded model goes on from there
+            tensors |= {SCALE: self.quantile_scale_.contiguous()}
+            tensors |= {TRACKED: torch.as_tensor(tracker.offsets), PENDING: torch.as_tensor(tracker.pending)}
+            config["quantiles"]["tracker_forecasts"] = tracker.made
+        return tensors, config
 
     def _restore_levels(self, model: nn.Module, tensors: dict, config: dict) -> nn.Module:
         """The saved levels and calibration; returns the network to load the weights into (with its head when
@@ -183,6 +258,11 @@ class QuantileOutputs:
         self.quantile_levels_ = tuple(saved["levels"]) if saved else ()
         self.quantile_offsets_ = tensors.get(OFFSETS) if saved else None
         self.calibration_ = saved["calibration"] if saved else None
+        self.quantile_scale_ = tensors.get(SCALE) if saved else None
+        self.level_tracker_ = None
+        if self.quantile_scale_ is not None:
+            made = saved["tracker_forecasts"]
+            self.level_tracker_ = self._new_tracker().restore(tensors[TRACKED].numpy(), tensors[PENDING].numpy(), made)
         if saved and saved["has_head"]:
             hidden = saved["head"]["hidden"] if saved["head"] else model.config.dim
             return QuantileForecaster(model, self.quantile_levels_, hidden=hidden)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CALIBRATIONS = ("conformal", "none")  # TitansForecaster's calibrate (conformal.py)
+CALIBRATIONS = ("conformal", "adaptive", "none")  # TitansForecaster's calibrate (conformal.py)
 MEDIAN = 0.5
 
 

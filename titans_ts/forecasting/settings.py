@@ -57,7 +57,8 @@ def quantile_problems(params: dict) -> list[str]:
     problems = level_problems(quantiles)
     if calibrate not in CALIBRATIONS:
         problems.append(
-            f"calibrate={calibrate!r} ('conformal': the levels shifted by validation residual quantiles, or 'none')"
+            f"calibrate={calibrate!r} ('conformal': the levels shifted by validation residual quantiles; 'adaptive': "
+            "those shifts then moved by every later truth, so coverage holds under drift; or 'none')"
         )
     if quantiles is None:
         return problems

@@ -1,0 +1,127 @@
+"""calibrate="adaptive": the validation offsets, then moved by every truth as it arrives (conformal.LevelTracker).
+By hand, causal (a window's levels never read its own truths), back to nominal coverage when the noise drops,
+and through evaluate, window_forecasts, predict, update and save/load."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.data.helpers import write_series
+from titans_ts import TitansForecaster
+from titans_ts.forecasting.conformal import LevelTracker, conformal_offsets, tracked_windows
+
+LEVELS = [0.1, 0.5, 0.9]
+TINY = dict(horizon=8, lookback=16, dim=16, layers=1, heads=2, chunk_size=4, epochs=1, batch_size=32, progress=False)
+TINY |= dict(fallback="off", quantiles=LEVELS)
+
+
+def test_the_tracker_moves_each_level_by_the_truths_it_sees_with_their_delay():
+    tracker = LevelTracker(np.zeros((3, 2, 1)), np.ones((2, 1)), LEVELS, rate=0.5)
+    raw = np.array([[[-1.0, 0.0, 1.0]], [[-2.0, 0.0, 2.0]]])  # (horizon 2, 1 column, 3 levels)
+    np.testing.assert_allclose(tracker.forecast(raw), raw)
+    tracker.observe(np.array([1.5]))  # step 1 of the first forecast: above every level
+    np.testing.assert_allclose(tracker.offsets[:, 0, 0], [0.05, 0.0, 0.45])  # 0.5 * (tau - 0); the median stays
+    np.testing.assert_allclose(tracker.offsets[:, 1, 0], 0.0)  # step 2 has seen no truth yet
+    second = tracker.forecast(raw)
+    np.testing.assert_allclose(second[0, 0], [-0.95, 0.0, 1.45])
+    tracker.observe(np.array([-3.0]))  # step 1 of the second forecast and step 2 of the first: below all
+    np.testing.assert_allclose(tracker.offsets[:, 0, 0], [0.05 - 0.45, 0.0, 0.45 - 0.05])
+    np.testing.assert_allclose(tracker.offsets[:, 1, 0], [-0.45, 0.0, -0.05])
+    np.testing.assert_allclose(tracker.forecast(raw)[1, 0], [-2.45, 0.0, 1.95])
+
+
+@pytest.mark.parametrize("horizon, columns", [(1, 1), (5, 3), (7, 2)])
+def test_a_tracked_level_never_reads_a_truth_it_forecasts(horizon, columns):
+    rng = np.random.default_rng(horizon)
+    n = 40
+    series = rng.normal(size=(n + horizon + 1, columns))
+    y = np.stack([series[i + 1 : i + 1 + horizon] for i in range(n)])  # window i forecasts rows i+1 .. i+horizon
+    raw = np.sort(rng.normal(size=(n, horizon, columns, 3)), -1)
+    start = rng.normal(size=(3, horizon, columns))
+
+    def levels(y):
+        return tracked_windows(LevelTracker(start, np.ones((horizon, columns)), LEVELS, rate=0.3), raw, y)
+
+    base = levels(y)
+    for i in (0, 1, horizon, n // 2):
+        changed = series.copy()
+        changed[i + 1 :] += 10.0  # every truth window i forecasts, and all after
+        later = levels(np.stack([changed[j + 1 : j + 1 + horizon] for j in range(n)]))
+        np.testing.assert_array_equal(later[: i + 1], base[: i + 1])
+        assert not np.array_equal(later[i + 1 :], base[i + 1 :])  # the next window has read row i + 1
+
+
+def test_coverage_returns_to_nominal_when_the_noise_drops_after_calibration():
+    rng = np.random.default_rng(0)
+    horizon, n = 4, 6000
+    calibration = rng.normal(size=(2000, horizon, 1))
+    y = 0.3 * rng.normal(size=(n, horizon, 1))  # calmer than validation: static intervals over-cover
+    offsets, _ = conformal_offsets(calibration, LEVELS, point=np.zeros_like(calibration))
+    raw = np.zeros((n, horizon, 1, 3))
+    static = raw + offsets.transpose(1, 2, 0)
+    tracked = tracked_windows(LevelTracker(offsets, np.ones((horizon, 1)), LEVELS, rate=0.05), raw, y)
+
+    def coverage(levels):
+        return ((levels[..., 0] <= y) & (y <= levels[..., 2]))[n // 2 :].mean()
+
+    assert coverage(static) > 0.99
+    assert abs(coverage(tracked) - 0.8) < 0.03
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    frame = write_series(tmp_path_factory.mktemp("adaptive") / "s.csv", rows=400, columns=3)
+    return frame.set_index(pd.DatetimeIndex(frame.pop("date"), name="date"))
+
+
+@pytest.fixture(scope="module")
+def fitted(series):
+    return TitansForecaster(**TINY, calibrate="adaptive").fit(series.iloc[:340])
+
+
+def test_adaptive_levels_start_at_the_conformal_ones_and_score_what_window_forecasts_shows(fitted, series):
+    static = TitansForecaster(**TINY).fit(series.iloc[:340])
+    assert fitted.calibration_["method"] == "adaptive" and fitted.calibration_["rate"] > 0
+    np.testing.assert_array_equal(fitted.quantile_offsets_.numpy(), static.quantile_offsets_.numpy())
+    tracked, conformal = fitted.window_forecasts(), static.window_forecasts()
+    first = tracked["window"] == tracked["window"].min()
+    pd.testing.assert_frame_equal(tracked[first], conformal[first], rtol=1e-5)  # no truth read yet
+    assert not np.allclose(tracked["q0.9_scaled"], conformal["q0.9_scaled"])
+    metrics = fitted.evaluate()
+    inside = (tracked["q0.1_scaled"] <= tracked["target_scaled"]) & (tracked["target_scaled"] <= tracked["q0.9_scaled"])
+    assert inside.mean() == pytest.approx(metrics["coverage"]["0.1-0.9"])
+    assert metrics["mse"] == static.evaluate()["mse"]  # the point path is the same
+
+
+def test_adaptive_levels_carry_through_update_and_save_load(fitted, series, tmp_path):
+    whole, parts = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    whole.update(series.iloc[340:370])
+    parts.update(series.iloc[340:355]).update(series.iloc[355:370])
+    pd.testing.assert_frame_equal(whole.predict(), parts.predict(), rtol=1e-5)
+    assert whole.level_tracker_.made == fitted.level_tracker_.made + 30
+    assert not np.allclose(whole.level_tracker_.offsets, fitted.level_tracker_.offsets)  # the rows moved them
+
+    loaded = TitansForecaster.load(parts.save(tmp_path / "model"))
+    for name, value in parts.level_tracker_.state().items():
+        np.testing.assert_array_equal(getattr(loaded.level_tracker_, name), value)
+    # a saved window-mode model keeps no carried memory (it streams on from the trained one): compare with that
+    reset = copy.deepcopy(parts)
+    reset.memory_state_ = reset.stream_forecast_ = reset.stream_levels_ = None
+    pd.testing.assert_frame_equal(loaded.predict(), reset.predict())
+    loaded.update(series.iloc[370:380])
+    reset.update(series.iloc[370:380])
+    pd.testing.assert_frame_equal(loaded.predict(), reset.predict(), rtol=1e-5)
+    assert loaded.evaluate(series) == parts.evaluate(series)  # a split's levels start from the validation offsets
+
+
+def test_a_new_history_is_read_from_its_first_window(fitted, series):
+    """predict(X): the tracker reads X from its first whole window, so its levels are those of X's last
+    forecast in window_forecasts-style tracking, and the fitted tracker is left as it was."""
+    made = fitted.level_tracker_.made
+    forecast = fitted.predict(series.iloc[:200])
+    tracker = fitted._tracker_over(series.iloc[:200], fitted.lookback - 1)
+    assert tracker.made == 200 - fitted.lookback + 1 and fitted.level_tracker_.made == made
+    levels = fitted._target_scaler().inverse_transform(tracker.last()[..., 2])  # no truth read since it
+    np.testing.assert_allclose(forecast[[f"{c}_q0.9" for c in series.columns]].to_numpy(), levels, rtol=1e-6)
