@@ -23,7 +23,6 @@ import torch
 
 from titans_ts.forecasting.quantiles import MEDIAN, central_pairs, level_label, median_index
 
-
 ADAPTIVE_RATE = 0.01  # calibrate="adaptive"'s step per truth, in units of the residual std (conformal_check.md)
 
 

@@ -94,7 +94,8 @@ class QuantileOutputs:
         """calibrate="adaptive": a tracker at the validation offsets (None for the other calibrations)."""
         if getattr(self, "quantile_scale_", None) is None:
             return None
-        return LevelTracker(self.quantile_offsets_.double().numpy(), self.quantile_scale_.double().numpy(), self._levels())
+        offsets, scale = self.quantile_offsets_.double().numpy(), self.quantile_scale_.double().numpy()
+        return LevelTracker(offsets, scale, self._levels())
 
     def _tracker_over(self, frame: pd.DataFrame, first_origin: int) -> LevelTracker | None:
         """An adaptive tracker after reading `frame` in time order: a forecast at every row from `first_origin`
