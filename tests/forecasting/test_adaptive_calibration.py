@@ -10,6 +10,7 @@ import pytest
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
+from titans_ts.errors import ConfigError
 from titans_ts.forecasting.conformal import LevelTracker, conformal_offsets, tracked_windows
 
 LEVELS = [0.1, 0.5, 0.9]
@@ -125,3 +126,23 @@ def test_a_new_history_is_read_from_its_first_window(fitted, series):
     assert tracker.made == 200 - fitted.lookback + 1 and fitted.level_tracker_.made == made
     levels = fitted._target_scaler().inverse_transform(tracker.last()[..., 2])  # no truth read since it
     np.testing.assert_allclose(forecast[[f"{c}_q0.9" for c in series.columns]].to_numpy(), levels, rtol=1e-6)
+
+
+def test_recalibrate_gives_what_fit_would_have_given_without_retraining(fitted, series, tmp_path):
+    static = TitansForecaster(**TINY).fit(series.iloc[:340])
+    loaded = TitansForecaster.load(static.save(tmp_path / "static"))
+    with pytest.raises(ConfigError, match="calibrate="):
+        copy.deepcopy(loaded).recalibrate(series.iloc[:340], calibrate="sometimes")
+    loaded.recalibrate(series.iloc[:340], calibrate="adaptive")
+    assert loaded.calibration_ == fitted.calibration_
+    np.testing.assert_array_equal(loaded.quantile_scale_.numpy(), fitted.quantile_scale_.numpy())
+    np.testing.assert_allclose(loaded.level_tracker_.offsets, fitted.level_tracker_.offsets, rtol=1e-6)
+    pd.testing.assert_frame_equal(loaded.predict(), fitted.predict(), rtol=1e-6)
+    mine, theirs = loaded.evaluate(series.iloc[:340]), fitted.evaluate()
+    assert mine["mse"] == theirs["mse"] and mine["coverage"] == pytest.approx(theirs["coverage"])
+    assert mine["mean_wql"] == pytest.approx(theirs["mean_wql"], rel=1e-6)
+    back = static.recalibrate(calibrate="conformal")  # the fitted data by default; conformal again: unchanged
+    np.testing.assert_array_equal(back.quantile_offsets_.numpy(), fitted.quantile_offsets_.numpy())
+    assert back.level_tracker_ is None
+    with pytest.raises(ConfigError, match="without quantiles"):
+        TitansForecaster(**{**TINY, "quantiles": None, "variant": "naive"}).fit(series).recalibrate()

@@ -73,7 +73,10 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     then adds one column per (target, level), "OT_q0.1"; `evaluate()` adds pinball, mean_wql, crps, coverage
     and width; `window_forecasts()` a column per level. Window mode only.
     calibrate: with quantiles, "conformal" (the default) shifts the levels by split-conformal residual quantiles
-    of the validation windows, per horizon step and column (conformal.py); "none" keeps the head's levels.
+    of the validation windows, per horizon step and column (conformal.py); "adaptive" starts there and moves
+    them with every later truth as it arrives, so coverage holds when the noise level drifts (evaluate tracks a
+    split's windows in time order; predict and update go on from the rows after validation); "none" keeps the
+    head's levels.
     The defaults (defaults.ESTIMATOR) were chosen on validation MSE and training time: docs/forecasting.md.
     """
 
@@ -164,7 +167,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._score_floors(splits, frame.index)  # the naive floors on the same windows; who forecasts
         self._calibrate(splits.loaders(self.batch_size)["val"])  # with quantiles: conformal, on validation
         self._set_context(frame)
-        self._start_tracker(frame)  # calibrate="adaptive": the levels' offsets after the rows past validation
+        self._start_tracker(frame, self.borders_)  # calibrate="adaptive": the levels' offsets after the rows past validation
         self._fit_frame = frame
         return self
 

@@ -129,9 +129,24 @@ class QuantileOutputs:
             return getattr(self, "level_tracker_", None)
         return self._tracker_over(frame, self.lookback - 1)
 
-    def _start_tracker(self, frame: pd.DataFrame) -> None:
-        """After fit: the adaptive tracker has read the fitted data after the validation split (the test rows)."""
-        self.level_tracker_ = self._tracker_over(frame, self.borders_.val[1] - 1)
+    def recalibrate(self, X=None, calibrate: str | None = None):
+        """Calibrate the levels again, without retraining: on the validation windows of X (default: the fitted
+        data; a loaded model needs X), with `calibrate` ("conformal", "adaptive" or "none"; default: the model's
+        own). What fit would have given with that setting, from the same trained network."""
+        self._check_fitted()
+        if not self._levels():
+            self._chosen_levels([])  # the error a model without levels gives
+        if calibrate is not None:
+            self.set_params(calibrate=calibrate)
+            self.check_params()
+        frame, borders = self._split_rows(X, "val")
+        self._calibrate(self._split_windows(X, "val", self.batch_size)[2])
+        self._start_tracker(frame, borders)
+        return self
+
+    def _start_tracker(self, frame: pd.DataFrame, borders) -> None:
+        """After calibration: the adaptive tracker has read the data after the validation split (the test rows)."""
+        self.level_tracker_ = self._tracker_over(frame, borders.val[1] - 1)
 
     def _raw_level_batches(self, forecaster: nn.Module, loader):
         """(point, raw levels, truth) of every batch of `loader`, run where the estimator runs."""
