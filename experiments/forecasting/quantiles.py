@@ -33,9 +33,11 @@ def models_dir(config: dict) -> Path:
     return runs_dir(config) / "models"
 
 
-def _run_name(dataset: str, horizon: int, model: str, seed: int) -> str:
+def _run_name(dataset: str, horizon: int, model: str, seed: int, calibration: str = "conformal") -> str:
+    """One run's file; conformal (the first round's) has no suffix."""
     label = Path(dataset).name.split(".")[0]
-    return f"{label}_h{horizon}_{model.replace(' ', '-')}_s{seed}.json"
+    suffix = "" if calibration == "conformal" else f"_{calibration}"
+    return f"{label}_h{horizon}_{model.replace(' ', '-')}_s{seed}{suffix}.json"
 
 
 def run_quantiles(config: dict) -> None:
@@ -52,15 +54,16 @@ def run_quantiles(config: dict) -> None:
     commit = git_commit()
     for dataset in config["datasets"]:
         frame = None
-        for model, params in config["models"].items():
-            path = folder / _run_name(dataset, config["horizon"], model, config["seed"])
-            with claims.claim(path) as mine:
-                if mine:
-                    frame = load_dataset(dataset) if frame is None else frame
-                    _quantile_run(frame, dataset, model, params, path, commit, config)
+        for calibration in config["calibrations"]:
+            for model, params in config["models"].items():
+                path = folder / _run_name(dataset, config["horizon"], model, config["seed"], calibration)
+                with claims.claim(path) as mine:
+                    if mine:
+                        frame = load_dataset(dataset) if frame is None else frame
+                        _quantile_run(frame, dataset, model, params, calibration, path, commit, config)
 
 
-def _quantile_run(frame, dataset, model, params, path, commit, config) -> None:
+def _quantile_run(frame, dataset, model, params, calibration, path, commit, config) -> None:
     from titans_ts import TitansForecaster
     from titans_ts.forecasting.benchmark import seasonal_naive_lookback
     from titans_ts.forecasting.settings import resolve_fit
@@ -71,15 +74,24 @@ def _quantile_run(frame, dataset, model, params, path, commit, config) -> None:
     params = {**config.get("params", {}), **params}
     if params.get("variant") == "seasonal_naive":  # the same rule as `titans-ts benchmark`
         params["lookback"] = seasonal_naive_lookback(params.get("lookback", 96), frame.index)
-    given = dict(horizon=config["horizon"], seed=config["seed"], quantiles=config["quantiles"])
-    given |= dict(calibrate=config["calibrate"], progress=False, fallback="off")
-    settings = resolve_fit(dataset, **given, **params)  # the dataset's defaults for what is not given
-    estimator = TitansForecaster(**(settings.params | {"protocol": settings.protocol(frame.index)}))
-    estimator.fit(frame)
-    require_finished(estimator.history_, path.stem)
-    estimator.save(models_dir(config) / path.stem)  # kept (not committed): a later calibration needs no refit
+    first = config["calibrations"][0]
+    trained = models_dir(config) / _run_name(dataset, config["horizon"], model, config["seed"], first).removesuffix(
+        ".json"
+    )
+    if calibration != first and (trained / "config.json").exists():  # the same network, calibrated again
+        estimator = TitansForecaster.load(trained).recalibrate(frame, calibrate=calibration)
+        source = f"{trained.relative_to(ROOT)} (fitted with calibrate={first!r}), recalibrated"
+    else:
+        given = dict(horizon=config["horizon"], seed=config["seed"], quantiles=config["quantiles"])
+        given |= dict(calibrate=calibration, progress=False, fallback="off")
+        settings = resolve_fit(dataset, **given, **params)  # the dataset's defaults for what is not given
+        estimator = TitansForecaster(**(settings.params | {"protocol": settings.protocol(frame.index)}))
+        estimator.fit(frame)
+        require_finished(estimator.history_, path.stem)
+        estimator.save(models_dir(config) / path.stem)  # kept (not committed): a later calibration needs no refit
+        source = "fitted"
     record = {
-        "dataset": settings.label,
+        "dataset": Path(dataset).name.split(".")[0],
         "horizon": config["horizon"],
         "seed": config["seed"],
         "model": model,
@@ -87,8 +99,9 @@ def _quantile_run(frame, dataset, model, params, path, commit, config) -> None:
         "params": estimator.get_params(),
         "quantiles": list(estimator.quantile_levels_),
         "calibration": estimator.calibration_,
-        "val": estimator.evaluate(split="val"),  # calibrated on these windows: in-sample coverage
-        "test": estimator.evaluate(split="test"),
+        "source": source,
+        "val": estimator.evaluate(frame, split="val"),  # calibrated on these windows: in-sample coverage
+        "test": estimator.evaluate(frame, split="test"),
         "history": estimator.history_,
         "git_commit": commit,
         "config": config.get("_path", ""),
@@ -101,13 +114,15 @@ def _quantile_run(frame, dataset, model, params, path, commit, config) -> None:
 
 
 def _records(config: dict) -> dict:
-    """(dataset label, model) -> record, for the config's datasets, models, horizon and seed."""
+    """(dataset label, model, calibration) -> record, for the config's datasets, models, calibrations."""
     found = {}
     for dataset in config["datasets"]:
-        for model in config["models"]:
-            path = runs_dir(config) / _run_name(dataset, config["horizon"], model, config["seed"])
-            if path.exists():
-                found[(Path(dataset).name.split(".")[0], model)] = json.loads(path.read_text())
+        for calibration in config["calibrations"]:
+            for model in config["models"]:
+                name = _run_name(dataset, config["horizon"], model, config["seed"], calibration)
+                path = runs_dir(config) / name
+                if path.exists():
+                    found[(Path(dataset).name.split(".")[0], model, calibration)] = json.loads(path.read_text())
     return found
 
 
@@ -121,36 +136,66 @@ def report(config: dict) -> str:
     interval = _interval(config)
     low, high = map(float, interval.split("-"))
     nominal = round(100 * (high - low))
+    chosen = config["chosen"]
     lines = [
         "# Probabilistic forecasts: calibrated quantiles (issue 29)",
         "",
         f"Generated by `experiments/forecasting/quantiles.py {config.get('_path', '')}`; do not edit by hand.",
         "",
-        f"Horizon {config['horizon']}, seed {config['seed']}, quantiles {config['quantiles']}, calibration "
-        f"`{config['calibrate']}` on the validation windows (split conformal, per horizon step and column, with the "
-        "(n + 1) correction). Each model with its dataset's defaults (`titans-ts defaults`), fallback off. Test "
-        "metrics on the scaled data (train-rows StandardScaler) over every test window: coverage of the "
-        f"{interval} interval (nominal {nominal} %), its mean width, the mean weighted quantile loss (mean over "
-        "levels of 2 * sum pinball / sum |y|) and the CRPS approximated by the levels. Validation coverage is "
-        "in-sample (the calibration used those windows).",
+        f"Horizon {config['horizon']}, seed {config['seed']}, quantiles {config['quantiles']}. Each model with its "
+        "dataset's defaults (`titans-ts defaults`), fallback off, under each calibration: `conformal` (split "
+        "conformal on the validation windows, per horizon step and column, with the (n + 1) correction) and "
+        "`adaptive` (those offsets, then moved by every truth as it arrives, `conformal.LevelTracker`; a split's "
+        "windows are tracked in time order from the validation offsets). The adaptive runs recalibrate the "
+        "conformal run's saved network when there is one (`recalibrate`, no retraining), else fit again with the "
+        f"same settings and seed. **{chosen}** is the calibration chosen on validation halves only "
+        "([conformal_check.md](conformal_check.md)). Test metrics on the scaled data (train-rows StandardScaler) "
+        f"over every test window: coverage of the {interval} interval (nominal {nominal} %), its mean width, the "
+        "mean weighted quantile loss (mean over levels of 2 * sum pinball / sum |y|) and the CRPS approximated by "
+        "the levels. Validation coverage is in-sample for conformal (the calibration used those windows).",
         "",
-        f"| dataset | model | test coverage {interval} | val coverage | width | mean wQL | CRPS | MSE | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| dataset | model | calibration | test coverage {interval} | val coverage | width | mean wQL | CRPS | MSE "
+        "| wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (dataset, model), record in records.items():
+    for (dataset, model, calibration), record in records.items():
         test, val = record["test"], record["val"]
         lines.append(
-            f"| {dataset} | {model} | {test['coverage'][interval]:.3f} | {val['coverage'][interval]:.3f} | "
-            f"{test['width'][interval]:.3f} | {test['mean_wql']:.4f} | {test['crps']:.4f} | {test['mse']:.4f} | "
-            f"{record['wall_seconds']:.0f} |"
+            f"| {dataset} | {model} | {calibration} | {test['coverage'][interval]:.3f} | "
+            f"{val['coverage'][interval]:.3f} | {test['width'][interval]:.3f} | {test['mean_wql']:.4f} | "
+            f"{test['crps']:.4f} | {test['mse']:.4f} | {record['wall_seconds']:.0f} |"
         )
-    total = len(config["datasets"]) * len(config["models"])
-    lines += ["", f"{len(records)} of {total} runs done."]
-    if records:
+    total = len(config["datasets"]) * len(config["models"]) * len(config["calibrations"])
+    lines += ["", f"{len(records)} of {total} runs done.", ""]
+    lines += _acceptance(records, config, interval, chosen)
+    if any(key[2] == chosen for key in records):
         plot = ROOT / config["plot"]
-        _plot(records, config, interval, nominal, plot)
-        lines += ["", f"![coverage and mean wQL per dataset]({Path(config['plot']).name})"]
+        _plot({k[:2]: r for k, r in records.items() if k[2] == chosen}, config, interval, nominal, plot)
+        lines += ["", f"![coverage and mean wQL per dataset, {chosen}]({Path(config['plot']).name})"]
     return "\n".join(lines) + "\n"
+
+
+def _acceptance(records: dict, config: dict, interval: str, chosen: str) -> list[str]:
+    """Issue 29's criteria, counted from the records of the chosen calibration."""
+    model, floor = list(config["models"])
+    low, high = config["coverage_band"]
+    lines = [f"With {chosen} calibration (issue 29's criteria):"]
+    datasets = [Path(d).name.split(".")[0] for d in config["datasets"]]
+    within, ahead, done = 0, 0, 0
+    for dataset in datasets:
+        ours, theirs = records.get((dataset, model, chosen)), records.get((dataset, floor, chosen))
+        if ours is None or theirs is None:
+            continue
+        done += 1
+        coverage = ours["test"]["coverage"][interval]
+        within += low <= coverage <= high
+        ahead += ours["test"]["mean_wql"] < theirs["test"]["mean_wql"]
+    lines += [
+        f"- test coverage of the {interval} interval within {low:.0%}-{high:.0%}: {within} of {done} datasets run "
+        f"(of {len(datasets)});",
+        f"- mean wQL below {floor}'s: {ahead} of {done} datasets run.",
+    ]
+    return lines
 
 
 def _plot(records: dict, config: dict, interval: str, nominal: int, path: Path) -> None:
@@ -162,7 +207,7 @@ def _plot(records: dict, config: dict, interval: str, nominal: int, path: Path) 
 
     from titans_ts.io import atomic_path
 
-    datasets = list(dict.fromkeys(d for d, _ in records))
+    datasets = list(dict.fromkeys(d for d, _ in records))  # records: (dataset, model) -> record
     models = list(config["models"])
     figure, (coverage, wql) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / len(models)
@@ -172,7 +217,7 @@ def _plot(records: dict, config: dict, interval: str, nominal: int, path: Path) 
         coverage.bar(x, [r["test"]["coverage"][interval] if r else np.nan for r in cells], width, label=model)
         wql.bar(x, [r["test"]["mean_wql"] if r else np.nan for r in cells], width, label=model)
     coverage.axhline(nominal / 100, color="0.3", linestyle="--", linewidth=1, label=f"nominal {nominal} %")
-    coverage.set_title(f"test coverage of the {interval} interval")
+    coverage.set_title(f"test coverage of the {interval} interval ({config['chosen']})")
     wql.set_title("test mean weighted quantile loss (lower is better)")
     for axis in (coverage, wql):
         axis.set_xticks(np.arange(len(datasets)), datasets)
