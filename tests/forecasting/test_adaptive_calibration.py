@@ -94,6 +94,8 @@ def test_adaptive_levels_start_at_the_conformal_ones_and_score_what_window_forec
     inside = (tracked["q0.1_scaled"] <= tracked["target_scaled"]) & (tracked["target_scaled"] <= tracked["q0.9_scaled"])
     assert inside.mean() == pytest.approx(metrics["coverage"]["0.1-0.9"])
     assert metrics["mse"] == static.evaluate()["mse"]  # the point path is the same
+    small = fitted.evaluate(batch_size=7)  # the tracker goes on across batch boundaries
+    assert small["coverage"] == metrics["coverage"] and small["mean_wql"] == pytest.approx(metrics["mean_wql"])
 
 
 def test_adaptive_levels_carry_through_update_and_save_load(fitted, series, tmp_path):

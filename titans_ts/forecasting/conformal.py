@@ -144,12 +144,14 @@ class LevelTracker:
         return self
 
 
-def tracked_windows(tracker: LevelTracker, raw: np.ndarray, y: np.ndarray) -> np.ndarray:
+def tracked_windows(tracker: LevelTracker, raw: np.ndarray, y: np.ndarray, before: np.ndarray | None = None):
     """Calibrated levels (n, horizon, C, K) of n windows one row apart, in time order: before each window the
-    tracker reads the row it adds (the previous window's first truth), never a truth the window forecasts."""
+    tracker reads the row it adds (the previous window's first truth; `before`, that of the window before raw[0],
+    when the stream goes on from one), never a truth the window forecasts."""
     out = np.empty(raw.shape, dtype=np.float64)
     for i in range(len(raw)):
-        if i:
-            tracker.observe(y[i - 1, 0])
+        previous = y[i - 1, 0] if i else before
+        if previous is not None:
+            tracker.observe(previous)
         out[i] = tracker.forecast(raw[i])
     return out

@@ -167,7 +167,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._score_floors(splits, frame.index)  # the naive floors on the same windows; who forecasts
         self._calibrate(splits.loaders(self.batch_size)["val"])  # with quantiles: conformal, on validation
         self._set_context(frame)
-        self._start_tracker(frame, self.borders_)  # calibrate="adaptive": the levels' offsets after the rows past validation
+        self._start_tracker(frame, self.borders_)  # calibrate="adaptive": moved by the rows after validation
         self._fit_frame = frame
         return self
 

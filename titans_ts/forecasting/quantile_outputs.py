@@ -107,12 +107,12 @@ class QuantileOutputs:
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
         windows = scaled.unfold(0, self.lookback, 1).transpose(1, 2)[first_origin - self.lookback + 1 :]
         targets = self._target_positions()
-        rows = (scaled if targets is None else scaled[:, targets]).double().numpy()[first_origin:]
-        raw = np.concatenate([levels.double().cpu().numpy() for levels in self._raw_levels_of(windows)])
-        for i in range(len(raw)):
-            if i:
-                tracker.observe(rows[i])
-            tracker.forecast(raw[i])
+        rows = iter((scaled if targets is None else scaled[:, targets]).double().numpy()[first_origin + 1 :])
+        for levels in self._raw_levels_of(windows):  # batch by batch: a long history never sits in memory whole
+            for raw in levels.double().cpu().numpy():
+                if tracker.made:
+                    tracker.observe(next(rows))
+                tracker.forecast(raw)
         return tracker
 
     def _raw_levels_of(self, windows: torch.Tensor, batch_size: int = 256):
@@ -167,31 +167,30 @@ class QuantileOutputs:
     def _level_metrics(self, loader) -> dict:
         """MSE, MAE and the quantile metrics (quantiles.QuantileScores) over every window of `loader`."""
         scores = QuantileScores(self._levels())
-        if self._new_tracker() is not None:
-            batches = list(self._raw_level_batches(self._forecaster(), loader))
-            tracked = self._tracked([levels for _, levels, _ in batches], [y for _, _, y in batches])
-            for (point, _, y), levels in zip(batches, tracked.split([len(y) for _, _, y in batches]), strict=True):
-                scores.add(point, levels.to(point.device), y)
-            return {**scores.result(), "windows": len(loader.dataset)}
-        for point, levels, y in self._raw_level_batches(self._forecaster(), loader):
-            scores.add(point, self._calibrated(levels), y)
+        for point, levels, y in self._calibrated_batches(loader):
+            scores.add(point, levels, y)
         return {**scores.result(), "windows": len(loader.dataset)}
 
-    def _tracked(self, raw: list[torch.Tensor], truths: list[torch.Tensor]) -> torch.Tensor:
-        """Adaptive levels of a split's windows (in order, one row apart), from a tracker at the validation offsets."""
-        raw_levels = torch.cat(raw).double().cpu().numpy()
-        y = torch.cat(truths).double().cpu().numpy()
-        return torch.as_tensor(tracked_windows(self._new_tracker(), raw_levels, y))
+    def _calibrated_batches(self, loader):
+        """(point, calibrated levels, truth) of every batch of `loader`, its windows one row apart in time order:
+        adaptive levels are tracked through them from the validation offsets, the others shifted by those."""
+        tracker, before = self._new_tracker(), None
+        for point, raw, y in self._raw_level_batches(self._forecaster(), loader):
+            if tracker is None:
+                yield point, self._calibrated(raw), y
+                continue
+            truths = y.double().cpu().numpy()
+            levels = tracked_windows(tracker, raw.double().cpu().numpy(), truths, before)
+            before = truths[-1, 0]
+            yield point, torch.as_tensor(levels, device=point.device), y
 
     def _level_predictions(self, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(points, calibrated levels, targets) of every window of `loader`, scaled, as float64 arrays."""
         points, levels, targets = [], [], []
-        for point, raw, y in self._raw_level_batches(self._forecaster(), loader):
+        for point, calibrated_levels, y in self._calibrated_batches(loader):
             points.append(point.double().cpu().numpy())
-            levels.append(raw if self._new_tracker() is not None else self._calibrated(raw).double().cpu().numpy())
+            levels.append(calibrated_levels.double().cpu().numpy())
             targets.append(y.double().cpu().numpy())
-        if self._new_tracker() is not None:
-            levels = [self._tracked(levels, [torch.as_tensor(y) for y in targets]).numpy()]
         return np.concatenate(points), np.concatenate(levels), np.concatenate(targets)
 
     def _one_forecast_levels(self, context: torch.Tensor, tracker=None) -> tuple[np.ndarray, np.ndarray]:
