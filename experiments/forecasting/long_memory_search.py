@@ -173,10 +173,8 @@ def history_params(spec: dict) -> dict:
     return {"mode": "history", **params}
 
 
-def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
-    """TitansForecaster(mode="history") with the spec's settings (the user's path): trained on the train rows
-    (training and validation never read a test row), val scored online and frozen, and the test split (online:
-    the memory reads train, val and the earlier test rows) when `test`."""
+def fit_long_memory(dataset, horizon, seed, lookback, spec):
+    """(fitted TitansForecaster(mode="history") with the spec's settings, the dataset's frame)."""
     from titans_ts import TitansForecaster
     from titans_ts.data import load_dataset, protocol_for
     from titans_ts.training import require_finished
@@ -186,6 +184,14 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
     options |= dict(progress=False, fallback="off", device="cpu")
     estimator = TitansForecaster(**history_params(spec), **options).fit(frame)
     require_finished(estimator.history_, f"{dataset} long memory L{lookback}")
+    return estimator, frame
+
+
+def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
+    """TitansForecaster(mode="history") with the spec's settings (the user's path): trained on the train rows
+    (training and validation never read a test row), val scored online and frozen, and the test split (online:
+    the memory reads train, val and the earlier test rows) when `test`."""
+    estimator, frame = fit_long_memory(dataset, horizon, seed, lookback, spec)
     history = dict(estimator.history_)
     phases = [history, history.get("local_pretrain") or {}]  # local_pretrain: the window model's own run
     history["stopped_by_time_cap"] = any(phase.get("stop_reason") == "time_budget" for phase in phases)
