@@ -180,9 +180,9 @@ def fit(
     ),
     calibrate: str = _setting(
         "calibrate",
-        "With --quantiles: conformal (shift the levels by the validation windows' residual quantiles, per "
-        "step and column), adaptive (those shifts, then moved by every later truth so coverage holds when the "
-        "noise level drifts) or none.",
+        "With --quantiles: adaptive (the levels shifted by the validation windows' residual quantiles per step "
+        "and column, then moved by every later truth, so coverage holds when the noise level drifts), conformal "
+        "(the validation shifts alone) or none.",
     ),
     epochs: int = EPOCHS,
     patience: int = _training("Epochs without validation improvement before stopping."),

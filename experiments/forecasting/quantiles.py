@@ -181,7 +181,8 @@ def _acceptance(records: dict, config: dict, interval: str, chosen: str) -> list
     low, high = config["coverage_band"]
     lines = [f"With {chosen} calibration (issue 29's criteria):"]
     datasets = [Path(d).name.split(".")[0] for d in config["datasets"]]
-    within, ahead, done = 0, 0, 0
+    first = config["calibrations"][0]
+    within, ahead, ahead_of_first, done = 0, 0, 0, 0
     for dataset in datasets:
         ours, theirs = records.get((dataset, model, chosen)), records.get((dataset, floor, chosen))
         if ours is None or theirs is None:
@@ -190,10 +191,13 @@ def _acceptance(records: dict, config: dict, interval: str, chosen: str) -> list
         coverage = ours["test"]["coverage"][interval]
         within += low <= coverage <= high
         ahead += ours["test"]["mean_wql"] < theirs["test"]["mean_wql"]
+        split = records.get((dataset, floor, first))
+        ahead_of_first += split is not None and ours["test"]["mean_wql"] < split["test"]["mean_wql"]
     lines += [
         f"- test coverage of the {interval} interval within {low:.0%}-{high:.0%}: {within} of {done} datasets run "
         f"(of {len(datasets)});",
-        f"- mean wQL below {floor}'s: {ahead} of {done} datasets run.",
+        f"- mean wQL below {floor}'s with the same calibration: {ahead} of {done} datasets run;",
+        f"- mean wQL below {floor}'s with {first} calibration: {ahead_of_first} of {done} datasets run.",
     ]
     return lines
 

@@ -83,7 +83,7 @@ def fitted(series):
 
 
 def test_adaptive_levels_start_at_the_conformal_ones_and_score_what_window_forecasts_shows(fitted, series):
-    static = TitansForecaster(**TINY).fit(series.iloc[:340])
+    static = TitansForecaster(**TINY, calibrate="conformal").fit(series.iloc[:340])
     assert fitted.calibration_["method"] == "adaptive" and fitted.calibration_["rate"] > 0
     np.testing.assert_array_equal(fitted.quantile_offsets_.numpy(), static.quantile_offsets_.numpy())
     tracked, conformal = fitted.window_forecasts(), static.window_forecasts()
@@ -131,7 +131,7 @@ def test_a_new_history_is_read_from_its_first_window(fitted, series):
 
 
 def test_recalibrate_gives_what_fit_would_have_given_without_retraining(fitted, series, tmp_path):
-    static = TitansForecaster(**TINY).fit(series.iloc[:340])
+    static = TitansForecaster(**TINY, calibrate="conformal").fit(series.iloc[:340])
     loaded = TitansForecaster.load(static.save(tmp_path / "static"))
     with pytest.raises(ConfigError, match="calibrate="):
         copy.deepcopy(loaded).recalibrate(series.iloc[:340], calibrate="sometimes")

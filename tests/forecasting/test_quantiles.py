@@ -17,7 +17,7 @@ from titans_ts.forecasting.conformal import calibrated, conformal_offsets, non_c
 from titans_ts.forecasting.quantiles import QuantileHead, QuantileScores, ordered, pinball, quantile_loss
 
 TINY = dict(horizon=8, lookback=16, dim=16, layers=1, heads=2, chunk_size=4, epochs=1, batch_size=32, progress=False)
-TINY |= dict(fallback="off")  # the model's own levels here (a floor's: test_floor_levels_are_conformal)
+TINY |= dict(fallback="off", calibrate="conformal")  # the model's own levels here (a floor's: test_floor_levels_are_conformal)
 LEVELS = [0.1, 0.5, 0.9]
 
 
@@ -238,7 +238,7 @@ def test_quantiles_off_is_the_point_path_unchanged(series, tmp_path):
     metrics = point.evaluate()
     assert set(metrics) == {"mse", "mae", "windows"}
     assert list(point.predict().columns) == list(series.columns)
-    again = TitansForecaster(**TINY, calibrate="none").fit(series)  # calibrate means nothing without levels
+    again = TitansForecaster(**{**TINY, "calibrate": "none"}).fit(series)  # calibrate means nothing without levels
     pd.testing.assert_frame_equal(again.predict(), point.predict())
     point.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -272,8 +272,9 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
         env={"COLUMNS": "200"},
     )
     assert fit.exit_code == 0, fit.output
-    assert "Quantiles [0.1, 0.5, 0.9] (conformal calibration)" in fit.output and "80 %" in fit.output
+    assert "Quantiles [0.1, 0.5, 0.9] (adaptive calibration)" in fit.output and "80 %" in fit.output  # the default
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["calibration"]["method"] == "adaptive" and metrics["calibration"]["rate"] == 0.01
     assert metrics["quantiles"] == LEVELS and "0.1-0.9" in metrics["test"]["coverage"]
     assert {"pinball", "mean_wql", "crps"} <= set(metrics["test"])
     out = tmp_path / "forecast.csv"

@@ -54,7 +54,7 @@ ESTIMATOR = {
     "streams": 2,  # history mode: contiguous streams per training epoch (segments.py)
     "bptt": 1,  # history mode: segments per truncated back-propagation window (segments.py)
     "quantiles": None,  # levels forecast besides the point, e.g. [0.1, 0.5, 0.9]; None: point only (quantiles.py)
-    "calibrate": "conformal",  # with quantiles: "conformal" on validation (conformal.py), "adaptive", or "none"
+    "calibrate": "adaptive",  # with quantiles: "adaptive" (chosen on validation), "conformal" or "none" (conformal.py)
     # history mode: the local window's forecast the memory adds to ("rlinear", "dlinear", "variate": the window
     # model); error_tokens: a patch token also holds the local forecast's error on it (long_memory.py)
     "local_model": "rlinear",
