@@ -72,11 +72,12 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     seasonal_naive (and a floor that replaced the model) get them from conformal calibration alone. `predict()`
     then adds one column per (target, level), "OT_q0.1"; `evaluate()` adds pinball, mean_wql, crps, coverage
     and width; `window_forecasts()` a column per level. Window mode only.
-    calibrate: with quantiles, "conformal" (the default) shifts the levels by split-conformal residual quantiles
-    of the validation windows, per horizon step and column (conformal.py); "adaptive" starts there and moves
-    them with every later truth as it arrives, so coverage holds when the noise level drifts (evaluate tracks a
-    split's windows in time order; predict and update go on from the rows after validation); "none" keeps the
-    head's levels.
+    calibrate: with quantiles, "conformal" shifts the levels by split-conformal residual quantiles of the
+    validation windows, per horizon step and column (conformal.py); "adaptive" (the default, chosen on
+    validation) starts there and moves them with every later truth as it arrives, so coverage holds when the
+    noise level drifts (evaluate tracks a split's windows in time order; predict and update go on from the rows
+    after validation); "none" keeps the head's levels. `recalibrate(X, calibrate=...)` changes it without
+    retraining.
     The defaults (defaults.ESTIMATOR) were chosen on validation MSE and training time: docs/forecasting.md.
     """
 
