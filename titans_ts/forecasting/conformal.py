@@ -12,6 +12,15 @@ The (n + 1) ranks are the finite-sample correction: for exchangeable windows a c
 its nominal share (overlapping windows of one series are not quite exchangeable; the coverage on test says
 how close it comes). Level 0.5 is never moved: it stays the point forecast. After the shift the levels are kept
 from crossing (`non_crossing`). The result is one offset per (level, step, column), added to the raw levels.
+
+calibrate="adaptive" (the default) starts from those offsets and moves them as the truths arrive
+(`LevelTracker`): online quantile tracking (the "P" part of Angelopoulos, Candes & Tibshirani's conformal PID
+control, 2023), with the delayed feedback of a multi-step forecast (step h of a forecast is seen h rows after it
+was made). Each level's offset per (step, column) takes a step rate * scale * (tau - 1[y < level]) for every
+truth it sees, so that over a long stream the share of truths below a level tends to its tau (coverage moves back
+to nominal when the noise level changes after validation), as long as the level is not held by the
+non-crossing clamp. `scale` is the validation residuals' std per (step, column); `ADAPTIVE_RATE` was chosen on
+validation halves (experiments/results/conformal_check.md).
 """
 
 from __future__ import annotations
@@ -109,7 +118,8 @@ class LevelTracker:
         moving = np.array([k != self.median for k in range(len(taus))], dtype=np.float64)
         self.step = rate * moving[:, None, None] * np.asarray(scale, dtype=np.float64)[None]
         horizon, columns = self.offsets.shape[1:]
-        self.pending = np.zeros((horizon, horizon, columns, len(taus)))  # ring: forecasts whose truths still come
+        # ring of the last `horizon` forecasts, whose truths still come (float32: horizon^2 * C * K values)
+        self.pending = np.zeros((horizon, horizon, columns, len(taus)), dtype=np.float32)
         self.made = 0
 
     @property
@@ -122,6 +132,12 @@ class LevelTracker:
         self.pending[self.made % self.horizon] = levels
         self.made += 1
         return levels
+
+    def advance(self, row: np.ndarray | None, raw: np.ndarray) -> np.ndarray:
+        """observe(row) (None: nothing new to read), then forecast(raw): one step of a stream."""
+        if row is not None:
+            self.observe(row)
+        return self.forecast(raw)
 
     def observe(self, row: np.ndarray) -> None:
         ages = np.arange(1, min(self.made, self.horizon) + 1)
@@ -140,7 +156,7 @@ class LevelTracker:
         return {"offsets": self.offsets, "pending": self.pending, "made": self.made}
 
     def restore(self, offsets: np.ndarray, pending: np.ndarray, made: int) -> LevelTracker:
-        self.offsets, self.pending, self.made = np.array(offsets, np.float64), np.array(pending, np.float64), made
+        self.offsets, self.pending, self.made = np.array(offsets, np.float64), np.array(pending, np.float32), made
         return self
 
 
@@ -150,8 +166,5 @@ def tracked_windows(tracker: LevelTracker, raw: np.ndarray, y: np.ndarray, befor
     when the stream goes on from one), never a truth the window forecasts."""
     out = np.empty(raw.shape, dtype=np.float64)
     for i in range(len(raw)):
-        previous = y[i - 1, 0] if i else before
-        if previous is not None:
-            tracker.observe(previous)
-        out[i] = tracker.forecast(raw[i])
+        out[i] = tracker.advance(y[i - 1, 0] if i else before, raw[i])
     return out

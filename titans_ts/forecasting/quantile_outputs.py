@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from titans_ts.errors import ConfigError
+from titans_ts.data import split_borders
+from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.conformal import (
     ADAPTIVE_RATE,
     LevelTracker,
@@ -80,7 +81,8 @@ class QuantileOutputs:
         for point, levels_, y in self._raw_level_batches(forecaster, loader):
             truths.append(y.float().cpu().numpy())
             points.append(point.float().cpu().numpy())
-            raw.append(levels_.float().cpu().numpy()) if has_head else None
+            if has_head:
+                raw.append(levels_.float().cpu().numpy())
         y, point = np.concatenate(truths), np.concatenate(points)
         given = {"levels": np.concatenate(raw)} if has_head else {"point": point}
         offsets, notes = conformal_offsets(y, levels, **given)
@@ -95,7 +97,7 @@ class QuantileOutputs:
         if getattr(self, "quantile_scale_", None) is None:
             return None
         offsets, scale = self.quantile_offsets_.double().numpy(), self.quantile_scale_.double().numpy()
-        return LevelTracker(offsets, scale, self._levels())
+        return LevelTracker(offsets, scale, self._levels(), rate=self.calibration_.get("rate", ADAPTIVE_RATE))
 
     def _tracker_over(self, frame: pd.DataFrame, first_origin: int) -> LevelTracker | None:
         """An adaptive tracker after reading `frame` in time order: a forecast at every row from `first_origin`
@@ -110,9 +112,7 @@ class QuantileOutputs:
         rows = iter((scaled if targets is None else scaled[:, targets]).double().numpy()[first_origin + 1 :])
         for levels in self._raw_levels_of(windows):  # batch by batch: a long history never sits in memory whole
             for raw in levels.double().cpu().numpy():
-                if tracker.made:
-                    tracker.observe(next(rows))
-                tracker.forecast(raw)
+                tracker.advance(next(rows) if tracker.made else None, raw)
         return tracker
 
     def _raw_levels_of(self, windows: torch.Tensor, batch_size: int = 256):
@@ -124,23 +124,37 @@ class QuantileOutputs:
 
     def _prediction_tracker(self, frame: pd.DataFrame | None) -> LevelTracker | None:
         """The adaptive tracker predict() reads its levels from: the fitted one (carried by every update()), or
-        for a new X one that has read X from its first whole window. None for the other calibrations."""
+        for a new X one that has read X as fit reads its data (the rows after X's validation split under the
+        model's protocol; from its first whole window when X is too short to split). None for the other
+        calibrations."""
         if frame is None:
             return getattr(self, "level_tracker_", None)
-        return self._tracker_over(frame, self.lookback - 1)
+        try:
+            first_origin = split_borders(len(frame), self.lookback, self.horizon, self.protocol).val[1] - 1
+        except (DataValidationError, ConfigError):
+            first_origin = self.lookback - 1
+        return self._tracker_over(frame, first_origin)
 
     def recalibrate(self, X=None, calibrate: str | None = None):
         """Calibrate the levels again, without retraining: on the validation windows of X (default: the fitted
         data; a loaded model needs X), with `calibrate` ("conformal", "adaptive" or "none"; default: the model's
-        own). What fit would have given with that setting, from the same trained network."""
+        own). What fit would have given with that setting, from the same trained network; like fit, it puts the
+        model at the end of X (predict continues from there, a stream restarts from the trained memory)."""
+        from titans_ts.forecasting.settings import check
+
         self._check_fitted()
         if not self._levels():
-            self._chosen_levels([])  # the error a model without levels gives
+            raise ConfigError(
+                "this model was fitted without quantiles, so it has no levels to calibrate: refit it with "
+                "quantiles=[0.1, 0.5, 0.9] (CLI: titans-ts fit --quantiles 0.1,0.5,0.9)."
+            )
         if calibrate is not None:
+            check({**self.get_params(), "calibrate": calibrate})  # refused before anything changes
             self.set_params(calibrate=calibrate)
-            self.check_params()
         frame, borders = self._split_rows(X, "val")
         self._calibrate(self._split_windows(X, "val", self.batch_size)[2])
+        self.borders_, self._fit_frame = borders, frame
+        self._set_context(frame)
         self._start_tracker(frame, borders)
         return self
 

@@ -44,9 +44,9 @@ class Streaming:
                 context = torch.cat([context[1:], row[None]])
                 forecast, state, levels = self._stream_step(context[None], state)
                 if tracker is not None:  # calibrate="adaptive": the row is a truth of the forecasts before it
-                    tracker.observe((row if targets is None else row[targets]).double().cpu().numpy())
+                    truth = (row if targets is None else row[targets]).double().cpu().numpy()
                     raw = forecast[..., None].expand(*forecast.shape, tracker.taus.size) if levels is None else levels
-                    tracker.forecast(raw[0].double().cpu().numpy())
+                    tracker.advance(truth, raw[0].double().cpu().numpy())
         self.context_ = context.cpu()
         self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
         # a quantile model's raw levels from the same window and carried state as the point (predict calibrates)
