@@ -12,6 +12,7 @@ or the last N months before the validation split, or the split's first row; and 
 Val MSE over every window and over the earlier and later half of the windows. If the memory drifts with the
 length it has read, a shorter carry scores better, and more so in the later half.
 One JSON per (dataset, horizon) in the config's "runs"; the fitted models are kept (gitignored) in its "models".
+The protocol's online score is checked against the estimator's own (the same forecasts by two paths).
 """
 
 from __future__ import annotations
@@ -128,8 +129,23 @@ def report(config: dict) -> str:
             start = record["grid_starts"].get(name, "-")
             mse = " | ".join(f"{scores[half]:.4f}" for half in ("all", "earlier", "later"))
             lines.append(f"| {name} | {start} | {mse} |")
-        lines.append("")
+        lines += ["", _reading(record["val_mse"]), ""]
     return "\n".join(lines) + "\n"
+
+
+def _reading(scores: dict) -> str:
+    """What the table says, counted from it: the best start, and how the protocol's carry compares."""
+    online = {name: value for name, value in scores.items() if name != "frozen"}
+    best = min(online, key=lambda name: online[name]["all"])
+    protocol, frozen = scores["from the first row"], scores["frozen"]
+    later = {name: value["later"] for name, value in online.items()}
+    return (
+        f"Reading: the lowest val MSE starts {best} ({online[best]['all']:.4f}); the protocol's carry (from the "
+        f"first row) is {protocol['all'] - online[best]['all']:+.4f} from it, and in the later half "
+        f"{protocol['later'] - min(later.values()):+.4f} from the best start there; online from the first row "
+        f"minus frozen: {protocol['all'] - frozen['all']:+.4f} ({protocol['later'] - frozen['later']:+.4f} in the "
+        "later half)."
+    )
 
 
 if __name__ == "__main__":
