@@ -173,6 +173,8 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"mode": "stream"}, "mode='stream' ('window'"),
         ({"variant": "mac"}, "variant='mac' in mode='history' (use variant='lmm'"),
         ({"mode": "window", "variant": "mlp"}, "variant='mlp' in mode='window' (the ablation of the history-mode"),
+        ({"mode": "window", "variant": "lmm", "streams": 4}, "streams=4 is a mode='history' setting (window mode"),
+        ({"mode": "window", "variant": "lmm", "error_tokens": True}, "error_tokens=True is a mode='history' setting"),
         ({"target": "a"}, "target='a': not supported in mode='history' yet"),
         ({"devices": 2}, "devices=2: not supported in mode='history' yet"),
         ({"num_nodes": 2}, "num_nodes=2: not supported in mode='history' yet"),

@@ -64,7 +64,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
-    from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1.
+    from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1;
+    the history-mode settings (streams, bptt, local_model, error_tokens, local_pretrain) are refused in window mode.
     Its settings are still being chosen on validation (issue 28); window is the default.
     quantiles: levels in (0, 1) to forecast besides the point, e.g. [0.1, 0.5, 0.9] (any order; sorted), or
     None (the default: point forecasts only, exactly as without this setting). A trained variant learns them

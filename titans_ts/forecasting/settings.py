@@ -17,6 +17,7 @@ from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, fami
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
+HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")  # mean nothing in window mode
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
 
 
@@ -84,12 +85,18 @@ def mode_problems(params: dict) -> list[str]:
             "channel's whole history in time order)"
         ]
     if mode == "window":
+        problems = [
+            f"{name}={params[name]!r} is a mode='history' setting (window mode would ignore it: add "
+            f"mode='history', or leave it at {ESTIMATOR[name]!r})"
+            for name in HISTORY_ONLY
+            if params[name] != ESTIMATOR[name]
+        ]
         if variant in MEMORIES and variant not in VARIANTS:
-            return [
+            problems.append(
                 f"variant={variant!r} in mode='window' (the ablation of the history-mode memory: use it with "
                 "mode='history', or a window variant such as 'lmm')"
-            ]
-        return []
+            )
+        return problems
     problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
     if params["local_model"] not in LOCALS:
         problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
