@@ -25,6 +25,7 @@ from cli.options import (
     levels,
     names,
 )
+from cli.ts_tables import HISTORY_NOTE, errors_table, forecaster_note, metrics_table, print_quantile_scores
 from titans_ts.forecasting.benchmark import HORIZONS, MODELS
 from titans_ts.forecasting.defaults import ESTIMATOR
 
@@ -239,12 +240,12 @@ def fit(
         return
     history = record["history"]
     title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
-    console.print(_metrics_table(title, record))
-    _print_quantile_scores(record)
+    console.print(metrics_table(title, record))
+    print_quantile_scores(record)
     model_score = "model (online)" if record["mode"] == "history" else "model"
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
-    console.print(_forecaster_note(record), highlight=False)
+    console.print(forecaster_note(record), highlight=False)
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)
@@ -311,7 +312,7 @@ def predict(
     options = dict(device=device, quantiles=chosen, **reading.for_saved_model())
     forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
-    (console if written else err_console).print(_forecaster_note(used), highlight=False)  # stdout may be the CSV
+    (console if written else err_console).print(forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:
         write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
     else:
@@ -359,9 +360,9 @@ def evaluate(
         model, dataset, **source, device=device, windows_out=out, plot=plot, plot_columns=names(plot_columns),
         online=online, **read,
     )  # fmt: skip
-    console.print(_metrics_table(f"{dataset}: {model}", metrics))
-    _print_quantile_scores(metrics)
-    console.print(_forecaster_note(metrics), highlight=False)
+    console.print(metrics_table(f"{dataset}: {model}", metrics))
+    print_quantile_scores(metrics)
+    console.print(forecaster_note(metrics), highlight=False)
     if metrics["mode"] == "history":
         console.print(HISTORY_NOTE, highlight=False)
     elif online:
@@ -370,10 +371,10 @@ def evaluate(
             f"Test, online (memory carried forward): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
         )
     if "by_step" in metrics:
-        console.print(_errors_table("Test errors by column", metrics["by_column"]))
+        console.print(errors_table("Test errors by column", metrics["by_column"]))
         by_step = metrics["by_step"]
         shown = sorted({1, *(len(by_step) * q // 4 for q in (1, 2, 3)), len(by_step)} - {0})
-        console.print(_errors_table("Test errors by horizon step (some steps)", by_step.loc[shown]))
+        console.print(errors_table("Test errors by horizon step (some steps)", by_step.loc[shown]))
     if out is not None:
         console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}.")
     if plot is not None:
@@ -435,63 +436,6 @@ def benchmark(
         table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
     console.print(table)
     console.print(f"One JSON per run in {runs_dir}/.")
-
-
-def _errors_table(title: str, errors) -> Table:
-    table = Table(title=title)
-    table.add_column(errors.index.name)
-    for column in ("MSE (scaled)", "MAE (scaled)", "MSE", "MAE"):
-        table.add_column(column)
-    for key, row in errors.iterrows():
-        table.add_row(str(key), *(f"{row[c]:.4g}" for c in ("mse_scaled", "mae_scaled", "mse", "mae")))
-    return table
-
-
-def _forecaster_note(record: dict) -> str:
-    """Which forecaster the numbers and forecasts are from: the model, or the floor that replaced it, and why."""
-    return f"Forecaster used: {record['forecaster_used']}. Why: {record['fallback_reason']}."
-
-
-HISTORY_NOTE = (
-    "History mode: frozen resets the memory for every window; online lets it read the series from its first "
-    "row in time order (train, val, the earlier test rows), learning as it reads."
-)
-
-
-def _print_quantile_scores(metrics: dict) -> None:
-    """A model with quantiles: the levels' scores on val and test (quantiles.QuantileScores)."""
-    if "quantiles" not in metrics:
-        return
-    table = Table(title=f"Quantiles {metrics['quantiles']} ({metrics['calibration']['method']} calibration)")
-    for column in ("split", "mean wQL", "CRPS (approx.)", "coverage (nominal)", "width"):
-        table.add_column(column)
-    for split in ("val", "test"):
-        m = metrics[split]
-        coverage = ", ".join(f"{v:.3f} ({_nominal(k)})" for k, v in m["coverage"].items()) or "-"
-        width = ", ".join(f"{v:.3f}" for v in m["width"].values()) or "-"
-        table.add_row(split, f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
-    console.print(table)
-    console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
-
-
-def _nominal(interval: str) -> str:
-    low, high = map(float, interval.split("-"))
-    return f"{round(100 * (high - low))} %"
-
-
-def _metrics_table(title: str, metrics: dict) -> Table:
-    """val and test; a history-mode model's frozen and online rows."""
-    table = Table(title=title)
-    for column in ("split", "MSE", "MAE", "windows"):
-        table.add_column(column)
-    rows = {"val": "val", "test": "test"}
-    if "val_online" in metrics:
-        rows = {"val, frozen": "val", "test, frozen": "test"}
-        rows |= {"val, online": "val_online", "test, online": "test_online"}
-    for label, key in rows.items():
-        m = metrics[key]
-        table.add_row(label, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
-    return table
 
 
 def main() -> None:

@@ -1,0 +1,64 @@
+"""`titans-ts`'s tables and notes: metrics, per-group errors, the quantile scores, which forecaster was used."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from cli._common import console
+
+
+def errors_table(title: str, errors) -> Table:
+    table = Table(title=title)
+    table.add_column(errors.index.name)
+    for column in ("MSE (scaled)", "MAE (scaled)", "MSE", "MAE"):
+        table.add_column(column)
+    for key, row in errors.iterrows():
+        table.add_row(str(key), *(f"{row[c]:.4g}" for c in ("mse_scaled", "mae_scaled", "mse", "mae")))
+    return table
+
+
+def forecaster_note(record: dict) -> str:
+    """Which forecaster the numbers and forecasts are from: the model, or the floor that replaced it, and why."""
+    return f"Forecaster used: {record['forecaster_used']}. Why: {record['fallback_reason']}."
+
+
+HISTORY_NOTE = (
+    "History mode: frozen resets the memory for every window; online lets it read the series from its first "
+    "row in time order (train, val, the earlier test rows), learning as it reads."
+)
+
+
+def print_quantile_scores(metrics: dict) -> None:
+    """A model with quantiles: the levels' scores on val and test (quantiles.QuantileScores)."""
+    if "quantiles" not in metrics:
+        return
+    table = Table(title=f"Quantiles {metrics['quantiles']} ({metrics['calibration']['method']} calibration)")
+    for column in ("split", "mean wQL", "CRPS (approx.)", "coverage (nominal)", "width"):
+        table.add_column(column)
+    for split in ("val", "test"):
+        m = metrics[split]
+        coverage = ", ".join(f"{v:.3f} ({_nominal(k)})" for k, v in m["coverage"].items()) or "-"
+        width = ", ".join(f"{v:.3f}" for v in m["width"].values()) or "-"
+        table.add_row(split, f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
+    console.print(table)
+    console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
+
+
+def _nominal(interval: str) -> str:
+    low, high = map(float, interval.split("-"))
+    return f"{round(100 * (high - low))} %"
+
+
+def metrics_table(title: str, metrics: dict) -> Table:
+    """val and test; a history-mode model's frozen and online rows."""
+    table = Table(title=title)
+    for column in ("split", "MSE", "MAE", "windows"):
+        table.add_column(column)
+    rows = {"val": "val", "test": "test"}
+    if "val_online" in metrics:
+        rows = {"val, frozen": "val", "test, frozen": "test"}
+        rows |= {"val, online": "val_online", "test, online": "test_online"}
+    for label, key in rows.items():
+        m = metrics[key]
+        table.add_row(label, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
+    return table
