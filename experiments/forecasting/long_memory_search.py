@@ -173,14 +173,15 @@ def history_params(spec: dict) -> dict:
     return {"mode": "history", **params}
 
 
-def fit_long_memory(dataset, horizon, seed, lookback, spec):
-    """(fitted TitansForecaster(mode="history") with the spec's settings, the dataset's frame)."""
+def fit_long_memory(dataset, horizon, seed, lookback, spec, frame=None, protocol=None):
+    """(fitted TitansForecaster(mode="history") with the spec's settings, the frame it was fitted on): the
+    dataset's whole frame and protocol, unless `frame` (e.g. its first months) and `protocol` are given."""
     from titans_ts import TitansForecaster
     from titans_ts.data import load_dataset, protocol_for
     from titans_ts.training import require_finished
 
-    frame = load_dataset(dataset)
-    options = dict(lookback=lookback, horizon=horizon, seed=seed, protocol=protocol_for(dataset))
+    frame = load_dataset(dataset) if frame is None else frame
+    options = dict(lookback=lookback, horizon=horizon, seed=seed, protocol=protocol or protocol_for(dataset))
     options |= dict(progress=False, fallback="off", device="cpu")
     estimator = TitansForecaster(**history_params(spec), **options).fit(frame)
     require_finished(estimator.history_, f"{dataset} long memory L{lookback}")
