@@ -80,6 +80,35 @@ def choices(search: dict, records: dict, dataset: str) -> dict | None:
     return chosen
 
 
+def run_for_ours(config: dict, check) -> None:
+    """A validation check of ours (carry_check, nested_check): for each dataset of `config` whose search has
+    chosen ours, at each of the config's horizons, check(config, search, path, dataset, horizon, model,
+    lookback) once per result file "<dataset>_h<horizon>_s<seed>.json" in the config's "runs" (claimed by one
+    worker, skipped when it exists)."""
+    import torch
+
+    from titans_ts.training import tune_cpu_allocator
+
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
+    tune_cpu_allocator()
+    search = search_of(config)
+    records = search_records(search)
+    folder = ROOT / config["runs"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for dataset in config["datasets"]:
+        chosen = choices(search, records, dataset)
+        if chosen is None:
+            print(f"{dataset}: the search has not chosen ours yet; skipped", flush=True)
+            continue
+        model, lookback, _ = chosen[OURS]
+        for horizon in config["horizons"]:
+            path = folder / f"{dataset}_h{horizon}_s{config['seed']}.json"
+            with claims.claim(path) as mine:
+                if mine:
+                    check(config, search, path, dataset, horizon, model, lookback)
+
+
 def spec_of(search: dict, model: str) -> dict:
     """The long-memory settings of a search candidate (`name` or `name [mlp]`)."""
     name = model.removesuffix(" [mlp]")

@@ -23,33 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, config_main, git_commit  # noqa: E402
-from long_memory_grid import OURS, choices, search_of, search_records, spec_of  # noqa: E402
+from long_memory_grid import run_for_ours, spec_of  # noqa: E402
 from long_memory_search import fit_long_memory, run_name  # noqa: E402
 
 
 def run_check(config: dict) -> None:
-    import torch
-
-    from titans_ts.training import tune_cpu_allocator
-
-    claims = config["_claims"]
-    torch.set_num_threads(claims.threads)
-    tune_cpu_allocator()
-    search = search_of(config)
-    records = search_records(search)
-    folder = ROOT / config["runs"]
-    folder.mkdir(parents=True, exist_ok=True)
-    for dataset in config["datasets"]:
-        chosen = choices(search, records, dataset)
-        if chosen is None:
-            print(f"{dataset}: the search has not chosen ours yet; skipped", flush=True)
-            continue
-        model, lookback, _ = chosen[OURS]
-        for horizon in config["horizons"]:
-            path = folder / f"{dataset}_h{horizon}_s{config['seed']}.json"
-            with claims.claim(path) as mine:
-                if mine:
-                    _check(config, search, path, dataset, horizon, model, lookback)
+    run_for_ours(config, _check)
 
 
 def _check(config, search, path, dataset, horizon, model, lookback) -> None:
