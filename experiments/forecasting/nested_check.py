@@ -103,15 +103,15 @@ def report(config: dict) -> str:
         after = r["months_after"]["online"] - r["months_after"]["frozen"]
         lines.append(
             f"- {r['dataset']} h{r['horizon']}: online - frozen {own:+.4f} on its validation months, {after:+.4f} on "
-            f"the months after ({_verdict(own, after)})."
+            f"the months after ({_verdict(own, after, r['own_val']['frozen'], r['months_after']['frozen'])})."
         )
     return "\n".join(lines) + "\n"
 
 
-def _verdict(own: float, after: float, level: float = 0.001) -> str:
-    """Whether the sign of online - frozen holds; a difference under `level` is no verdict."""
-    if abs(own) < level or abs(after) < level:
-        return f"level within {level} on one of them: no verdict to carry"
+def _verdict(own: float, after: float, own_frozen: float, after_frozen: float, level: float = 0.001) -> str:
+    """Whether the sign of online - frozen holds; a difference under `level` of the frozen MSE is no verdict."""
+    if abs(own) < level * own_frozen or abs(after) < level * after_frozen:
+        return f"level (within {level:.1%} of frozen) on one of them: no verdict to carry"
     return "the verdict carries over" if own * after > 0 else "the verdict flips"
 
 
