@@ -171,6 +171,11 @@ def fit(
         "it), then keep it fixed while the memory learns to correct its forecasts.",
         "--local-pretrain/--no-local-pretrain",
     ),
+    online_from: str = _setting(
+        "online_from",
+        "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
+        "split (the first row of the split it forecasts; after fit, the rows after validation).",
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",
@@ -230,6 +235,7 @@ def fit(
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
     given |= dict(local_model=local_model, error_tokens=error_tokens, local_pretrain=local_pretrain)
+    given |= dict(online_from=online_from)
     given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
@@ -294,6 +300,11 @@ def predict(
     input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
     out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
+    online_from: str = _setting(
+        "online_from",
+        "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
+        "split (the first row of the split it forecasts; after fit, the rows after validation).",
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",

@@ -142,7 +142,7 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = Fa
 # model's defaults: the estimator does not expose them).
 AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_model"}
 SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
-SAME_NAME += ("local_pretrain",)
+SAME_NAME += ("local_pretrain", "online_from")
 SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
 
 

@@ -43,6 +43,7 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     frame = load_dataset(dataset).iloc[:end]
     protocol = f"rows_{train_end}_{val_end}"
     estimator, _ = fit_long_memory(dataset, horizon, config["seed"], lookback, spec_of(search, model), frame, protocol)
+    estimator.save(ROOT / config["models"] / path.stem)
     search_record = json.loads(
         (ROOT / search["runs"] / run_name(dataset, horizon, config["seed"], model, lookback)).read_text()
     )
@@ -59,6 +60,7 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
             "online": estimator.evaluate(frame, split="test", online=True)["mse"],
             "frozen": estimator.evaluate(frame, split="test")["mse"],
         },
+        "months_after_by_start": _by_start(estimator, frame, train_end, val_end),
         "search_val": {mode: search_record["val"][mode]["mse"] for mode in ("online", "frozen")},
         "history": estimator.history_,
         "test": None,
@@ -68,6 +70,26 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     }
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     print(f"{path.name}: {json.dumps({k: record[k] for k in ('own_val', 'months_after', 'search_val')})}", flush=True)
+
+
+def _by_start(estimator, frame, train_end: int, val_end: int) -> dict:
+    """Online MSE on the months after, with the memory starting to read at the first row (the protocol), at
+    its validation split, or at the months after themselves: which of the rows it read helps or hurts."""
+    import torch
+
+    from titans_ts.forecasting.history_mode import split_series
+    from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts, split_origins
+
+    network = estimator.model_.eval()
+    _, series, bounds = split_series(estimator, frame, "test")
+    origins = split_origins(bounds, network.config.lookback, network.config.horizon, series.device)
+    starts = {"the first row": 0, "its validation split": train_end, "the months after": bounds[0]}
+    scores = {}
+    with torch.no_grad():
+        for name, start in starts.items():
+            squared, _, count = error_sums(online_forecasts(network, series, origins, start), series, origins).tolist()
+            scores[name] = squared / count
+    return scores
 
 
 def report(config: dict) -> str:
@@ -101,9 +123,11 @@ def report(config: dict) -> str:
     for r in records:
         own = r["own_val"]["online"] - r["own_val"]["frozen"]
         after = r["months_after"]["online"] - r["months_after"]["frozen"]
+        starts = ", ".join(f"from {k} {v:.4f}" for k, v in r.get("months_after_by_start", {}).items())
         lines.append(
             f"- {r['dataset']} h{r['horizon']}: online - frozen {own:+.4f} on its validation months, {after:+.4f} on "
             f"the months after ({_verdict(own, after, r['own_val']['frozen'], r['months_after']['frozen'])})."
+            + (f" Online on the months after with the memory reading from {starts}." if starts else "")
         )
     return "\n".join(lines) + "\n"
 

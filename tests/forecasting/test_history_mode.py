@@ -145,6 +145,40 @@ def test_online_evaluation_reads_the_past_and_never_the_future(fitted, data):
     assert (frozen[0] == frozen[1]).all()  # frozen: each window alone
 
 
+def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitted, data):
+    """online_from="split": the memory starts at the forecast split's first row (the same trained network);
+    a change before it moves nothing, a change inside it moves the later forecasts; after fit, predict() is
+    the forecast of a memory that read the rows from the test split's first row, i.e. predict(those rows)."""
+    split = copy.deepcopy(fitted).set_params(online_from="split")
+    test_start, test_end = fitted.borders_.test
+    from titans_ts.forecasting.long_memory_eval import split_origins
+
+    series = torch.as_tensor(fitted.scaler_.transform(data.to_numpy()[:test_end]), dtype=torch.float32)
+    origins = split_origins((test_start, test_end), 16, 4)
+    expected = online_forecasts(fitted.model_, series, origins, grid_start=test_start).double().numpy()
+    np.testing.assert_array_equal(split.online_forecasts(data, split="test"), expected)
+    assert not np.array_equal(expected, fitted.online_forecasts(data, split="test"))  # "start" read more
+
+    before_split = data.copy()
+    before_split.iloc[test_start - 50 : test_start] += 3.0  # rows the "start" memory reads, "split" does not
+    np.testing.assert_array_equal(split.online_forecasts(before_split, split="test"), expected)
+    inside = data.copy()
+    inside.iloc[test_start + 2] += 3.0  # in the first window's lookback: the memory reads it
+    assert not np.array_equal(split.online_forecasts(inside, split="test"), expected)
+    squared = (expected - _targets(series, origins)) ** 2
+    assert split.evaluate(online=True)["mse"] == pytest.approx(float(np.mean(squared)))
+
+    refit = TitansForecaster(**{**TINY, "online_from": "split"}).fit(data)  # the same training: same network
+    torch.testing.assert_close(refit.model_.state_dict(), fitted.model_.state_dict())
+    pd.testing.assert_frame_equal(refit.predict(), refit.predict(data.iloc[test_start:]))
+
+
+def _targets(series, origins):
+    from titans_ts.forecasting.long_memory import rows_at
+
+    return rows_at(series, origins, torch.arange(4)).double().numpy()
+
+
 def test_the_mlp_ablation_carries_no_state_and_its_online_score_is_its_frozen(ablation, tmp_path):
     assert ablation.model_config_.memory == "mlp" and ablation.stream_.state is None
     assert ablation.val_metrics_["mse"] == pytest.approx(ablation.val_metrics_frozen_["mse"], rel=1e-6)
@@ -175,6 +209,7 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"mode": "window", "variant": "mlp"}, "variant='mlp' in mode='window' (the ablation of the history-mode"),
         ({"mode": "window", "variant": "lmm", "streams": 4}, "streams=4 is a mode='history' setting (window mode"),
         ({"mode": "window", "variant": "lmm", "error_tokens": True}, "error_tokens=True is a mode='history' setting"),
+        ({"online_from": "yesterday"}, "online_from='yesterday' ('start': the memory reads the series from its"),
         ({"target": "a"}, "target='a': not supported in mode='history' yet"),
         ({"devices": 2}, "devices=2: not supported in mode='history' yet"),
         ({"num_nodes": 2}, "num_nodes=2: not supported in mode='history' yet"),

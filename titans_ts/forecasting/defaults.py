@@ -61,6 +61,9 @@ ESTIMATOR = {
     "error_tokens": False,
     # history mode, local_model="variate": train the window model alone first, then keep it fixed (long_memory.py)
     "local_pretrain": False,
+    # history mode: where an online forecast's memory starts reading: "start" (the series' first row) or "split"
+    # (the first row of the split it forecasts; after fit, the rows after validation): history_mode.py
+    "online_from": "start",
 }
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.

@@ -60,6 +60,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     `local_model` the local window's forecast the memory adds to ("rlinear": RevIN + linear, "dlinear", or
     "variate": the window model, variate tokens mixed by the memory); `error_tokens`: each patch token also holds
     the local forecast's error on that patch, so the memory learns where the local forecast goes wrong;
+    `online_from`: where an online forecast's memory starts reading, "start" (the series' first row: train, val,
+    the earlier rows of the split) or "split" (the first row of the split it forecasts; after fit, predict and
+    update read the rows after validation), training unchanged (experiments/results/nested_check.md);
     `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
@@ -122,6 +125,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         local_model: str = D["local_model"],
         error_tokens: bool = D["error_tokens"],
         local_pretrain: bool = D["local_pretrain"],
+        online_from: str = D["online_from"],
         quantiles: list[float] | None = D["quantiles"],
         calibrate: str = D["calibrate"],
     ):

@@ -178,8 +178,15 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
-    set_stream(estimator, scaled, frame.index, device)
+    set_stream(estimator, scaled[online_start(estimator, borders.test) :], frame.index, device)
     return estimator
+
+
+def online_start(estimator, bounds: tuple[int, int]) -> int:
+    """The row an online forecast's memory starts reading at, for the split with rows `bounds`: the series'
+    first row (online_from="start"), or the split's first row ("split": on validation, nested_check.md found
+    the memory forecasting the months after better the less of the earlier rows it had read)."""
+    return bounds[0] if getattr(estimator, "online_from", "start") == "split" else 0
 
 
 def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch.device) -> dict:
@@ -210,14 +217,15 @@ def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch
     return record
 
 
-def split_scores(model: LongMemoryForecaster, series, bounds, mode: str) -> dict:
+def split_scores(model: LongMemoryForecaster, series, bounds, mode: str, grid_start: int = 0) -> dict:
     """MSE, MAE and windows of a split (`evaluate_split`), the shape window mode's scores have."""
-    scores = evaluate_split(model, series, bounds, mode)
+    scores = evaluate_split(model, series, bounds, mode, grid_start)
     return {key: scores[key] for key in ("mse", "mae", "windows")}
 
 
 def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None:
-    """The memory reads every row of `scaled` (the fitted frame) from the first: what predict() continues from."""
+    """The memory reads every row of `scaled` (the fitted frame's rows from `online_start`) from the first: what
+    predict() continues from."""
     model = estimator.model_.to(device)
     stream = MemoryStream.empty(scaled.shape[1], device)
     estimator.stream_ = advance(model, stream, scaled.to(device)).to("cpu")
@@ -263,15 +271,17 @@ def predict(estimator, X=None) -> pd.DataFrame:
 
 def evaluate(estimator, X=None, split: str = "test", online: bool = False, batch_size: int = 256) -> dict:
     """MSE, MAE and windows over every window of a split: frozen (the memory reset for every window), or
-    online (the memory reads the series from its first row in time order: train, val, the earlier rows of
-    the split; a forecast never reads a row at or after its origin)."""
+    online (the memory reads the series in time order from `online_start`: the first row, so train, val and
+    the earlier rows of the split, or the split's first row; a forecast never reads a row at or after its
+    origin)."""
     from titans_ts.forecasting.training import evaluate_windows
 
     if not memory_forecasts(estimator):  # a floor reads each window alone: online and frozen are one
         _, _, loader = estimator._split_windows(X, split, batch_size)
         return evaluate_windows(estimator._forecaster(), loader, estimator._device())
     _, series, bounds = split_series(estimator, X, split)
-    return split_scores(estimator.model_, series, bounds, "online" if online else "frozen")
+    mode = "online" if online else "frozen"
+    return split_scores(estimator.model_, series, bounds, mode, online_start(estimator, bounds))
 
 
 def split_series(estimator, X, split: str) -> tuple[pd.DataFrame, torch.Tensor, tuple[int, int]]:
@@ -299,7 +309,10 @@ def split_predictions(estimator, X, split: str, online: bool = False, batch_size
     frame, series, bounds = split_series(estimator, X, split)
     model = estimator.model_
     origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
-    forecasts = (online_forecasts if online else frozen_forecasts)(model, series, origins)
+    if online:
+        forecasts = online_forecasts(model, series, origins, online_start(estimator, bounds))
+    else:
+        forecasts = frozen_forecasts(model, series, origins)
     targets = rows_at(series, origins, torch.arange(model.config.horizon, device=series.device))
     return frame, bounds[0], forecasts.double().cpu().numpy(), targets.double().cpu().numpy()
 

@@ -17,7 +17,8 @@ from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, fami
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
-HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")  # mean nothing in window mode
+HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain", "online_from")  # window: no meaning
+ONLINE_FROM = ("start", "split")  # history mode: where an online forecast's memory starts reading
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
 
 
@@ -98,6 +99,11 @@ def mode_problems(params: dict) -> list[str]:
             )
         return problems
     problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
+    if params["online_from"] not in ONLINE_FROM:
+        problems.append(
+            f"online_from={params['online_from']!r} ('start': the memory reads the series from its first row; "
+            "'split': from the first row of the split it forecasts)"
+        )
     if params["local_model"] not in LOCALS:
         problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
     if params["error_tokens"] and params["horizon"] < params["patch_len"]:
