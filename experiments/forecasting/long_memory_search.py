@@ -209,6 +209,10 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
         record["test"] = {"online": estimator.evaluate(frame, online=True)}
         if memory:
             record["test"]["frozen"] = estimator.evaluate(frame)
+            if estimator.online_from == "start":  # the same network, its memory starting at the test split
+                split = estimator.set_params(online_from="split").evaluate(frame, online=True)
+                record["test"]["online_from_split"] = split
+                estimator.set_params(online_from="start")
     return record
 
 
