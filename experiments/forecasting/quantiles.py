@@ -75,9 +75,7 @@ def _quantile_run(frame, dataset, model, params, calibration, path, commit, conf
     if params.get("variant") == "seasonal_naive":  # the same rule as `titans-ts benchmark`
         params["lookback"] = seasonal_naive_lookback(params.get("lookback", 96), frame.index)
     first = config["calibrations"][0]
-    trained = models_dir(config) / _run_name(dataset, config["horizon"], model, config["seed"], first).removesuffix(
-        ".json"
-    )
+    trained = models_dir(config) / Path(_run_name(dataset, config["horizon"], model, config["seed"], first)).stem
     if calibration != first and (trained / "config.json").exists():  # the same network, calibrated again
         estimator = TitansForecaster.load(trained).recalibrate(frame, calibrate=calibration)
         source = f"{trained.relative_to(ROOT)} (fitted with calibrate={first!r}), recalibrated"

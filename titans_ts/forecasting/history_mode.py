@@ -186,7 +186,7 @@ def online_start(estimator, bounds: tuple[int, int]) -> int:
     """The row an online forecast's memory starts reading at, for the split with rows `bounds`: the series'
     first row (online_from="start"), or the split's first row ("split": on validation, nested_check.md found
     the memory forecasting the months after better the less of the earlier rows it had read)."""
-    return bounds[0] if getattr(estimator, "online_from", "start") == "split" else 0
+    return bounds[0] if estimator.online_from == "split" else 0
 
 
 def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch.device) -> dict:

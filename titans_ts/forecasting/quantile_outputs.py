@@ -116,11 +116,10 @@ class QuantileOutputs:
         return tracker
 
     def _raw_levels_of(self, windows: torch.Tensor, batch_size: int = 256):
-        device = self._device()
-        forecaster = self._forecaster().to(device).eval()
-        with torch.no_grad():
-            for batch in windows.split(batch_size):
-                yield point_and_levels(forecaster, batch.contiguous().to(device), len(self._levels()))[1]
+        """The raw levels of `windows` (n, lookback, C), batch by batch (`_raw_level_batches` without truths)."""
+        batches = ((batch.contiguous(), torch.empty(0)) for batch in windows.split(batch_size))
+        for _, levels, _ in self._raw_level_batches(self._forecaster(), batches):
+            yield levels
 
     def _prediction_tracker(self, frame: pd.DataFrame | None) -> LevelTracker | None:
         """The adaptive tracker predict() reads its levels from: the fitted one (carried by every update()), or
@@ -163,7 +162,7 @@ class QuantileOutputs:
         self.level_tracker_ = self._tracker_over(frame, borders.val[1] - 1)
 
     def _raw_level_batches(self, forecaster: nn.Module, loader):
-        """(point, raw levels, truth) of every batch of `loader`, run where the estimator runs."""
+        """(point, raw levels, truth) of every (window, truth) batch of `loader`, run where the estimator runs."""
         device = self._device()
         forecaster = forecaster.to(device).eval()
         with torch.no_grad():
