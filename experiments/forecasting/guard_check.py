@@ -119,16 +119,19 @@ def report(config: dict) -> str:
         pick = chosen_mix(r)
         for label, key in (("own val", "own_val"), ("after", "months_after")):
             cells = [f"{r[key]['online'][m]:.4f}" + ("*" if m == pick else "") for m in mixes]
-            lines.append(f"| {r['dataset']} | {r['horizon']} | {label} | " + " | ".join(cells) + f" | {r[key]['frozen']:.4f} |")
+            row = f"| {r['dataset']} | {r['horizon']} | {label} | " + " | ".join(cells)
+            lines.append(row + f" | {r[key]['frozen']:.4f} |")
     lines.append("")
     wins = 0
     for r in records:
         pick = chosen_mix(r)
-        after, frozen, unguarded = r["months_after"]["online"][pick], r["months_after"]["frozen"], r["months_after"]["online"]["0.0"]
+        after, frozen = r["months_after"]["online"][pick], r["months_after"]["frozen"]
+        unguarded = r["months_after"]["online"]["0.0"]
         wins += after < frozen
         lines.append(
             f"- {r['dataset']} h{r['horizon']}: chosen reset_mix {pick}; months after online {after:.4f} against "
-            f"frozen {frozen:.4f} ({after - frozen:+.4f}) and unguarded online {unguarded:.4f} ({after - unguarded:+.4f})."
+            f"frozen {frozen:.4f} ({after - frozen:+.4f}) and unguarded online {unguarded:.4f} "
+            f"({after - unguarded:+.4f})."
         )
     if records:
         lines.append(f"- With the rule's choice, online beats frozen on the months after in {wins} of {len(records)}.")
