@@ -224,3 +224,15 @@ def levels(text, option: str = "--quantiles"):
     if problems:
         raise ConfigError(f"{option} {text}: {problems[0]}.")
     return values
+
+
+def fraction_or_auto(text: str, option: str):
+    """--online-reset-mix "0.2" -> 0.2, "auto" -> "auto"; the estimator checks the range."""
+    from titans_ts.errors import ConfigError
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{option} takes a number in [0, 1), e.g. 0.2, or auto; got {text!r}.") from None

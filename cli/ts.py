@@ -20,12 +20,20 @@ from cli.options import (
     SPLIT,
     TRAINING,
     Reading,
+    fraction_or_auto,
     grouped,
     integers,
     levels,
     names,
 )
-from cli.ts_tables import HISTORY_NOTE, errors_table, forecaster_note, metrics_table, print_quantile_scores
+from cli.ts_tables import (
+    HISTORY_NOTE,
+    errors_table,
+    forecaster_note,
+    metrics_table,
+    print_quantile_scores,
+    reset_mix_note,
+)
 from titans_ts.forecasting.benchmark import HORIZONS, MODELS
 from titans_ts.forecasting.defaults import ESTIMATOR
 
@@ -176,6 +184,12 @@ def fit(
         "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
         "split (the first row of the split it forecasts; after fit, the rows after validation).",
     ),
+    online_reset_mix: str = typer.Option(
+        str(ESTIMATOR["online_reset_mix"]),
+        help="--mode history: after every segment an online forecast reads, mix this fraction of the trained "
+        "memory back into the state (0: none), or auto: the value with the lowest online validation MSE.",
+        rich_help_panel=MODEL,
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",
@@ -235,7 +249,7 @@ def fit(
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
     given |= dict(local_model=local_model, error_tokens=error_tokens, local_pretrain=local_pretrain)
-    given |= dict(online_from=online_from)
+    given |= dict(online_from=online_from, online_reset_mix=fraction_or_auto(online_reset_mix, "--online-reset-mix"))
     given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
@@ -252,6 +266,8 @@ def fit(
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
     console.print(forecaster_note(record), highlight=False)
+    if reset_mix_note(history):
+        console.print(reset_mix_note(history), highlight=False)
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)

@@ -22,6 +22,15 @@ def forecaster_note(record: dict) -> str:
     return f"Forecaster used: {record['forecaster_used']}. Why: {record['fallback_reason']}."
 
 
+def reset_mix_note(history: dict) -> str | None:
+    """History mode with online_reset_mix="auto": the value chosen and the validation scores it was chosen by."""
+    choice = history.get("online_reset_mix") or {}
+    if not choice.get("val_mse"):
+        return None
+    scores = ", ".join(f"{mix} {mse:.4f}" for mix, mse in choice["val_mse"].items())
+    return f"Online reset mix {choice['chosen']}, chosen on online validation MSE ({scores})."
+
+
 HISTORY_NOTE = (
     "History mode: frozen resets the memory for every window; online lets it read the series from its first "
     "row in time order (train, val, the earlier test rows), learning as it reads."

@@ -33,6 +33,12 @@ OURS, ABLATION = "ours", "ours [mlp]"
 # ours with online_from="split" (the memory starts reading at the test split): a trial chosen on nested_check.md,
 # the same training as ours (the same network), scored online from the split and frozen
 OURS_SPLIT = "ours online from split"
+# ours with online_reset_mix="auto" (the pull towards the trained memory chosen on validation): a trial chosen on
+# guard_check.md, the same training as ours, scored online with the chosen pull and frozen
+OURS_MIX = "ours online reset mix auto"
+# each trial: the field of ours' test record that scored it with ours' network, and its change to ours' spec
+TRIALS = {OURS_SPLIT: ("online_from_split", {"online_from": "split"})}
+TRIALS[OURS_MIX] = ("online_reset_mix_auto", {"online_reset_mix": "auto"})
 
 
 def search_of(config: dict) -> dict:
@@ -73,7 +79,7 @@ def choices(search: dict, records: dict, dataset: str) -> dict | None:
     )
     if ours is None:  # no long-memory candidate ran at every horizon and seed: nothing to choose from
         return None
-    chosen = {OURS: ours, OURS_SPLIT: ours}
+    chosen = {OURS: ours} | {trial: ours for trial in TRIALS}
     ablation = f"{ours[0]} [mlp]"
     chosen[ABLATION] = (ablation, ours[1], options.get(ablation, {}).get(ours[1]))
     for baseline in search["baselines"]:
@@ -149,10 +155,10 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
     started, commit = time.time(), git_commit()
     print(f"{path.name}: running", flush=True)
     ours = runs_of(config) / run_name(dataset, horizon, seed, OURS, lookback)
-    if label == OURS_SPLIT and ours.exists() and "online_from_split" in json.loads(ours.read_text())["test"]:
-        record = _from_ours(json.loads(ours.read_text()))  # ours' run scored it too: the same network
-    elif label in (OURS, OURS_SPLIT, ABLATION):
-        spec = spec_of(search, model) | ({"online_from": "split"} if label == OURS_SPLIT else {})
+    if label in TRIALS and ours.exists() and TRIALS[label][0] in json.loads(ours.read_text())["test"]:
+        record = _from_ours(json.loads(ours.read_text()), TRIALS[label][0])  # ours' run scored it: the same network
+    elif label in (OURS, *TRIALS, ABLATION):
+        spec = spec_of(search, model) | TRIALS.get(label, (None, {}))[1]
         record = long_memory_run(dataset, horizon, seed, lookback, spec, test=True)
     else:
         kind = "floor" if label in FLOORS else "baseline"
@@ -166,12 +172,12 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
     print(f"{path.name}: test {json.dumps(record['test'])} ({record['wall_seconds']:.0f} s)", flush=True)
 
 
-def _from_ours(record: dict) -> dict:
-    """The "ours online from split" record of a cell from ours' own run, which scored that network online from
-    the test split as well (no second training)."""
+def _from_ours(record: dict, field: str) -> dict:
+    """A trial's record of a cell from ours' own run, which scored that network that way too (`field` of its
+    test record; no second training)."""
     test = record["test"]
     kept = {key: record[key] for key in ("val", "history", "settings", "params_count", "protocol")}
-    return kept | {"test": {"online": test["online_from_split"], "frozen": test["frozen"]}, "from_run": OURS}
+    return kept | {"test": {"online": test[field], "frozen": test["frozen"]}, "from_run": OURS}
 
 
 def test_mse(record: dict, mode: str = "online") -> float:
@@ -190,7 +196,7 @@ def report(config: dict) -> str:
         ] = record
     datasets, horizons, seeds = config["datasets"], config["horizons"], config["seeds"]
     chosen = {dataset: choices(search, records, dataset) for dataset in datasets}
-    models = [OURS, OURS_SPLIT, ABLATION, *search["baselines"], *FLOORS]
+    models = [OURS, *TRIALS, ABLATION, *search["baselines"], *FLOORS]
     lines = [
         "# Issue 28: the long-memory forecaster against the baselines (test, settings chosen on validation)",
         "",
@@ -263,12 +269,13 @@ def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
             record = finals.get((dataset, model), {}).get(horizon, {}).get(seed)
             if record is None:
                 row.append("-")
-            elif model in (OURS, OURS_SPLIT):
+            elif model in (OURS, *TRIALS):
                 row.append(f"{test_mse(record):.4f} / {test_mse(record, 'frozen'):.4f}")
             else:
                 row.append(f"{test_mse(record):.4f}")
         lines.append(f"| {dataset} | {horizon} | {seed} | " + " | ".join(row) + " |")
-    return [*lines, "", "ours: online / frozen (online from the series' first row; from the test split's first row)."]
+    note = "ours and its trials: online / frozen (ours online from the series' first row; the trials as named)."
+    return [*lines, "", note]
 
 
 def _seed_averages(runs: dict, horizons, seeds, mode) -> list[float]:
@@ -299,15 +306,16 @@ def _acceptance(config, finals, averages, datasets, search) -> list[str]:
             counted += 1
             online_wins += statistics.mean(p[0] for p in pairs) < statistics.mean(p[1] for p in pairs)
     lines.append(f"- online below frozen at horizon 96: {online_wins} of {counted} datasets with runs (target 4 of 5).")
-    split_wins, split_counted = 0, 0
-    for dataset in datasets:
-        runs = finals.get((dataset, OURS_SPLIT), {}).get(96, {})
-        if runs:
-            split_counted += 1
-            split_wins += statistics.mean(test_mse(r) for r in runs.values()) < statistics.mean(
-                test_mse(r, "frozen") for r in runs.values()
-            )
-    lines.append(f"- the same, online from the split (trial): {split_wins} of {split_counted} datasets with runs.")
+    for trial in TRIALS:
+        trial_wins, trial_counted = 0, 0
+        for dataset in datasets:
+            runs = finals.get((dataset, trial), {}).get(96, {})
+            if runs:
+                trial_counted += 1
+                trial_wins += statistics.mean(test_mse(r) for r in runs.values()) < statistics.mean(
+                    test_mse(r, "frozen") for r in runs.values()
+                )
+        lines.append(f"- the same, {trial} (trial): {trial_wins} of {trial_counted} datasets with runs.")
     ours = {d: averages.get((d, OURS, "online")) for d in datasets}
     complete = [d for d in datasets if ours[d] is not None]
 

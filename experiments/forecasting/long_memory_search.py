@@ -142,7 +142,7 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = Fa
 # model's defaults: the estimator does not expose them).
 AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_model"}
 SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
-SAME_NAME += ("local_pretrain", "online_from")
+SAME_NAME += ("local_pretrain", "online_from", "online_reset_mix")
 SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
 
 
@@ -209,11 +209,25 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
         record["test"] = {"online": estimator.evaluate(frame, online=True)}
         if memory:
             record["test"]["frozen"] = estimator.evaluate(frame)
-            if estimator.online_from == "start":  # the same network, its memory starting at the test split
+            if estimator.online_from == "start" and estimator.online_reset_mix == 0.0:  # the trials, same network
                 split = estimator.set_params(online_from="split").evaluate(frame, online=True)
                 record["test"]["online_from_split"] = split
                 estimator.set_params(online_from="start")
+                record["test"]["online_reset_mix_auto"] = _with_reset_mix_auto(estimator, frame)
     return record
+
+
+def _with_reset_mix_auto(estimator, frame) -> dict:
+    """The test split online with online_reset_mix="auto" (chosen on the online val MSE, as fit chooses it) for
+    a network fitted with 0.0 (the same training); the network is left as it was."""
+    from titans_ts.forecasting.history_mode import set_online_reset_mix, split_series
+
+    _, series, bounds = split_series(estimator, frame, "val")
+    choice = set_online_reset_mix("auto", estimator.model_, series, bounds)
+    try:
+        return estimator.evaluate(frame, online=True) | {"online_reset_mix": choice}
+    finally:
+        set_online_reset_mix(0.0, estimator.model_, series, bounds)
 
 
 def val_mse(record: dict) -> float:

@@ -16,7 +16,7 @@ from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.long_memory import LongMemoryForecaster
-from titans_ts.forecasting.long_memory_eval import online_forecasts
+from titans_ts.forecasting.long_memory_eval import online_forecasts, split_origins
 
 ROWS = 700  # 70/10/20: 490 train rows, enough for two streams of 128-row segments plus a random start
 TINY = dict(
@@ -151,7 +151,6 @@ def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitte
     the forecast of a memory that read the rows from the test split's first row, i.e. predict(those rows)."""
     split = copy.deepcopy(fitted).set_params(online_from="split")
     test_start, test_end = fitted.borders_.test
-    from titans_ts.forecasting.long_memory_eval import split_origins
 
     series = torch.as_tensor(fitted.scaler_.transform(data.to_numpy()[:test_end]), dtype=torch.float32)
     origins = split_origins((test_start, test_end), 16, 4)
@@ -171,6 +170,42 @@ def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitte
     refit = TitansForecaster(**{**TINY, "online_from": "split"}).fit(data)  # the same training: same network
     torch.testing.assert_close(refit.model_.state_dict(), fitted.model_.state_dict())
     pd.testing.assert_frame_equal(refit.predict(), refit.predict(data.iloc[test_start:]))
+
+
+def test_online_reset_mix_auto_is_chosen_on_validation_and_changes_only_online_forecasts(fitted, data, tmp_path):
+    """online_reset_mix="auto": the same training (the same network); the candidate with the lowest online val
+    MSE is set on the model (its val_metrics_ is that score, 0.0's is the default's); online forecasts are the
+    evaluator's with that reset_mix, frozen ones unchanged; save/load keeps it."""
+    from dataclasses import replace
+
+    from titans_ts.forecasting.defaults import ONLINE_RESET_MIXES
+
+    auto = TitansForecaster(**{**TINY, "online_reset_mix": "auto"}).fit(data)
+    torch.testing.assert_close(auto.model_.state_dict(), fitted.model_.state_dict())
+    choice = auto.history_["online_reset_mix"]
+    scores = choice["val_mse"]
+    assert list(scores) == [str(mix) for mix in ONLINE_RESET_MIXES]
+    assert len(set(scores.values())) == len(scores)  # the pull moves the online forecasts
+    assert choice["chosen"] == float(min(scores, key=scores.get)) == auto.model_config_.reset_mix
+    assert auto.val_metrics_["mse"] == pytest.approx(scores[str(choice["chosen"])])
+    assert scores["0.0"] == pytest.approx(fitted.val_metrics_["mse"])
+    assert auto.val_metrics_frozen_ == fitted.val_metrics_frozen_
+    assert auto.evaluate(data)["mse"] == fitted.evaluate(data)["mse"]  # frozen: the window's patches only
+
+    test_start, test_end = auto.borders_.test
+    series = torch.as_tensor(auto.scaler_.transform(data.to_numpy()[:test_end]), dtype=torch.float32)
+    origins = split_origins((test_start, test_end), 16, 4)
+    by_hand = copy.deepcopy(fitted.model_)
+    by_hand.config = replace(by_hand.config, reset_mix=choice["chosen"])
+    expected = online_forecasts(by_hand, series, origins).double().numpy()
+    np.testing.assert_array_equal(auto.online_forecasts(data, split="test"), expected)
+
+    auto.save(tmp_path / "auto")
+    loaded = TitansForecaster.load(tmp_path / "auto")
+    assert loaded.model_config_.reset_mix == choice["chosen"]
+    pd.testing.assert_frame_equal(loaded.predict(), auto.predict())
+    fixed = TitansForecaster(**{**TINY, "online_reset_mix": 0.3}).fit(data)
+    assert fixed.model_config_.reset_mix == 0.3 and fixed.history_["online_reset_mix"] == {"chosen": 0.3, "val_mse": {}}
 
 
 def _targets(series, origins):
@@ -220,6 +255,9 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate)"),
         ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
         ({"local_pretrain": True}, "local_pretrain=True with local_model='rlinear' (it trains the window model"),
+        ({"online_reset_mix": 1.0}, "online_reset_mix=1.0 (the fraction of the trained memory mixed back"),
+        ({"online_reset_mix": "often"}, "online_reset_mix='often' (the fraction of the trained memory"),
+        ({"mode": "window", "variant": "lmm", "online_reset_mix": "auto"}, "online_reset_mix='auto' is a mode='hi"),
     ],
 )
 def test_impossible_combinations_are_refused_before_any_work(params, message, data):
@@ -272,7 +310,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     runner = CliRunner()
     write_series(tmp_path / "mine.csv", rows=500, columns=3)
     small = ["--lookback", "16", "--horizon", "4", "--dim", "8", "--layers", "1", "--epochs", "1"]
-    history = ["--mode", "history", "--patch-len", "4", "--streams", "1", "--bptt", "2"]
+    history = ["--mode", "history", "--patch-len", "4", "--streams", "1", "--bptt", "2", "--online-reset-mix", "auto"]
     model = tmp_path / "model"
     fit = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, *history, "--out", str(model)])
     assert fit.exit_code == 0, fit.output
@@ -282,7 +320,10 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["mode"] == "history" and metrics["params"]["streams"] == 1 and metrics["params"]["bptt"] == 2
     assert metrics["test"]["windows"] == metrics["test_online"]["windows"] == 97
-    assert metrics["model_val"]["mse"] == pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)
+    choice = metrics["history"]["online_reset_mix"]  # "auto": chosen on the online val MSE
+    assert f"Online reset mix {choice['chosen']}, chosen on online validation MSE" in fit.output
+    assert metrics["model_val"]["mse"] == pytest.approx(choice["val_mse"][str(choice["chosen"])])
+    assert choice["val_mse"]["0.0"] == pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)
     predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
     assert predicted.exit_code == 0, predicted.output
     evaluated = runner.invoke(
@@ -294,6 +335,9 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
                               "--variant", "mag", "--out", str(tmp_path / "bad")])  # fmt: skip
     assert bad.exit_code == 2 and "variant='mag' in mode='history'" in bad.stderr
+    bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
+                              "--online-reset-mix", "often", "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert bad.exit_code == 2 and "--online-reset-mix takes a number in [0, 1), e.g. 0.2, or auto" in bad.stderr
 
 
 def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_uninterrupted_runs_model(data, tmp_path, monkeypatch):

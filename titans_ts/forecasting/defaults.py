@@ -64,7 +64,13 @@ ESTIMATOR = {
     # history mode: where an online forecast's memory starts reading: "start" (the series' first row) or "split"
     # (the first row of the split it forecasts; after fit, the rows after validation): history_mode.py
     "online_from": "start",
+    # history mode: the fraction of the trained memory M_0 mixed back into the state after every segment an
+    # online forecast reads (0: none; "auto": chosen on validation among ONLINE_RESET_MIXES): history_mode.py
+    "online_reset_mix": 0.0,
 }
+
+# online_reset_mix="auto" takes the one with the lowest online val MSE (experiments/results/guard_check.md)
+ONLINE_RESET_MIXES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 
 # The settings a benchmark family may choose differently (and `titans-ts defaults` shows), in this order.
 CHOSEN = ("variant", "tokens", "dim", "layers", "dropout", "lr", "memory_depth", "chunk_size", "epochs")

@@ -63,12 +63,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     `online_from`: where an online forecast's memory starts reading, "start" (the series' first row: train, val,
     the earlier rows of the split) or "split" (the first row of the split it forecasts; after fit, predict and
     update read the rows after validation), training unchanged (experiments/results/nested_check.md);
+    `online_reset_mix`: after every segment an online forecast reads, mix this fraction of the trained memory
+    back into the state, so that it forgets old rows at a set rate (0: none; "auto": the candidate with the
+    lowest online val MSE, chosen at fit: `history_["online_reset_mix"]` holds it and the scores), training
+    unchanged (experiments/results/guard_check.md);
     `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
     from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1;
-    the history-mode settings (streams, bptt, local_model, error_tokens, local_pretrain) are refused in window mode.
+    the history-mode settings (streams ... online_reset_mix) are refused in window mode.
     Its settings are still being chosen on validation (issue 28); window is the default.
     quantiles: levels in (0, 1) to forecast besides the point, e.g. [0.1, 0.5, 0.9] (any order; sorted), or
     None (the default: point forecasts only, exactly as without this setting). A trained variant learns them
@@ -126,6 +130,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         error_tokens: bool = D["error_tokens"],
         local_pretrain: bool = D["local_pretrain"],
         online_from: str = D["online_from"],
+        online_reset_mix: float | str = D["online_reset_mix"],
         quantiles: list[float] | None = D["quantiles"],
         calibrate: str = D["calibrate"],
     ):

@@ -22,7 +22,7 @@ when the model is a LongMemoryForecaster.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -167,8 +167,9 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     if local_record is not None:
         history["local_pretrain"] = local_record
     model.to(device).eval()
+    history["online_reset_mix"] = set_online_reset_mix(estimator.online_reset_mix, model, series, borders.val)
 
-    estimator.model_config_, estimator.model_ = config, model
+    estimator.model_config_, estimator.model_ = model.config, model
     estimator.scaler_, estimator.borders_ = splits.scaler, borders
     estimator.columns_ = list(frame.columns)
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
@@ -180,6 +181,26 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator._fit_frame = frame
     set_stream(estimator, scaled[online_start(estimator, borders.test) :], frame.index, device)
     return estimator
+
+
+def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds) -> dict:
+    """Set the trained model's reset_mix, the pull towards the trained memory after every segment an online
+    forecast reads (training is done: forecasting only). value "auto": the candidate (defaults.
+    ONLINE_RESET_MIXES) with the lowest online MSE on the split with rows `bounds` (validation); on validation
+    months that no choice read, that choice forecast better than no pull on 4 of 4 runs (guard_check.md).
+    Returns {"chosen": the value, "val_mse": {candidate: online MSE} ("auto" with a memory; else empty)}."""
+    from titans_ts.forecasting.defaults import ONLINE_RESET_MIXES
+
+    scores = {}
+    if value == "auto" and model.config.memory == "lmm":  # the ablation carries no state: nothing to pull
+        with torch.no_grad():
+            for mix in ONLINE_RESET_MIXES:
+                model.config = replace(model.config, reset_mix=mix)
+                scores[str(mix)] = split_scores(model, series, bounds, "online")["mse"]
+        value = float(min(scores, key=scores.get))
+    chosen = 0.0 if value == "auto" else float(value)
+    model.config = replace(model.config, reset_mix=chosen)
+    return {"chosen": chosen, "val_mse": scores}
 
 
 def online_start(estimator, bounds: tuple[int, int]) -> int:

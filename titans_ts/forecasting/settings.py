@@ -17,7 +17,7 @@ from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, fami
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
-HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain", "online_from")  # window: no meaning
+HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain", "online_from", "online_reset_mix")
 ONLINE_FROM = ("start", "split")  # history mode: where an online forecast's memory starts reading
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
 
@@ -74,6 +74,17 @@ def quantile_problems(params: dict) -> list[str]:
     return problems
 
 
+def online_reset_mix_problems(value) -> list[str]:
+    """online_reset_mix: a fraction in [0, 1), or "auto" (chosen on validation)."""
+    fraction = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+    if fraction or value == "auto":
+        return []
+    return [
+        f"online_reset_mix={value!r} (the fraction of the trained memory mixed back into the state after every "
+        "segment an online forecast reads: a number in [0, 1), e.g. 0.2, or 'auto' to choose it on validation)"
+    ]
+
+
 def mode_problems(params: dict) -> list[str]:
     """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
     from titans_ts.forecasting.long_memory import LOCALS, MEMORIES, LongMemoryConfig
@@ -104,6 +115,7 @@ def mode_problems(params: dict) -> list[str]:
             f"online_from={params['online_from']!r} ('start': the memory reads the series from its first row; "
             "'split': from the first row of the split it forecasts)"
         )
+    problems += online_reset_mix_problems(params["online_reset_mix"])
     if params["local_model"] not in LOCALS:
         problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
     if params["error_tokens"] and params["horizon"] < params["patch_len"]:
