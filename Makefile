@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-kernels test-gpu bench bench-gpu lint clean
+.PHONY: setup demo test test-kernels test-gpu bench bench-gpu gpu-session lint clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ test-gpu:
 # Ours vs titans-pytorch (module) and fla (op) on the GPU, when those are installed there.
 bench-gpu:
 	PYTHONPATH=. $(GPU_PYTHON) experiments/bench/memory_throughput.py --device cuda
+
+# Every GPU figure of issue 26 in one device call (about 8 minutes): test-gpu, bench-gpu, the ETTh1 fit and the
+# DNA finetune on CUDA, timed; logs and reports under $OUT (experiments/bench/gpu_session.sh).
+gpu-session:
+	GPU_PYTHON=$(GPU_PYTHON) bash experiments/bench/gpu_session.sh
 
 # titans-pytorch is installed for the comparison only; it is not a dependency of titans-ts.
 bench: setup

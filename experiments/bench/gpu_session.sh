@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 26's GPU figures in one device call (about 8 minutes; the device tool gives 10 a command, 15 a session):
+#     bash experiments/bench/gpu_session.sh            # on the GPU machine, from the checkout's root
+# Every step writes under $OUT (default: gpu_session/), and a failing step is recorded and the next one runs:
+#   device.txt      nvidia-smi, torch, triton
+#   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load on CUDA)
+#   bench.log       make bench-gpu (writes bench_memory_gpu.md / .json, copied here)
+#   fit_etth1.log   titans-ts fit --dataset ETTh1 --horizon 96 --device cuda, wall time (target <= 20 s, test MSE
+#                   within 0.003 of the CPU run's 0.3795), and its metrics.json
+#   dna.log         titans-dna finetune enhancer_cohn --device cuda, wall time (target <= 90 s)
+#   summary.txt     each step's exit code and wall seconds
+# The data is the checkout's bundled datasets/ (it travels with the working tree).
+set -u
+OUT=${OUT:-gpu_session}
+mkdir -p "$OUT"
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TITANS_CACHE_DIR=/tmp/titans-cache
+PYTHON=${GPU_PYTHON:-python3}
+
+step() {  # step NAME TIMEOUT COMMAND...: run, log to $OUT/NAME.log, record the exit code and the wall time
+    local name=$1 limit=$2
+    shift 2
+    local started=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local code=$?
+    echo "$name rc=$code wall_s=$((SECONDS - started))" | tee -a "$OUT/summary.txt"
+}
+
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    "$PYTHON" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+} >"$OUT/device.txt" 2>&1
+
+step test_gpu 150 make test-gpu GPU_PYTHON="$PYTHON"
+step bench 200 make bench-gpu GPU_PYTHON="$PYTHON"
+cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
+step fit_etth1 90 "$PYTHON" -c "from cli.ts import main; main()" \
+    fit --dataset ETTh1 --horizon 96 --device cuda --out /tmp/gpu_etth1 --overwrite
+cp /tmp/gpu_etth1/metrics.json "$OUT/fit_etth1_metrics.json" 2>/dev/null
+step dna 150 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda
+cat "$OUT/summary.txt"
