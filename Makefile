@@ -47,6 +47,7 @@ gpu-session:
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt "titans-pytorch==0.5.5"
 	$(PY) experiments/bench/memory_throughput.py
+	$(PY) experiments/bench/memory_flops.py
 	$(PY) experiments/bench/kernels.py
 
 lint: setup
