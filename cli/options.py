@@ -230,6 +230,8 @@ def fraction_or_auto(text: str, option: str):
     """--online-reset-mix "0.2" -> 0.2, "auto" -> "auto"; the estimator checks the range."""
     from titans_ts.errors import ConfigError
 
+    if isinstance(text, (int, float)):  # the default, as the estimator's
+        return float(text)
     if text.strip().lower() == "auto":
         return "auto"
     try:

@@ -184,11 +184,10 @@ def fit(
         "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
         "split (the first row of the split it forecasts; after fit, the rows after validation).",
     ),
-    online_reset_mix: str = typer.Option(
-        str(ESTIMATOR["online_reset_mix"]),
-        help="--mode history: after every segment an online forecast reads, mix this fraction of the trained "
-        "memory back into the state (0: none), or auto: the value with the lowest online validation MSE.",
-        rich_help_panel=MODEL,
+    online_reset_mix: str = _setting(
+        "online_reset_mix",
+        "--mode history: after every segment an online forecast reads, mix this fraction of the trained memory "
+        "back into the state (0: none), or auto: the value with the lowest online validation MSE.",
     ),
     quantiles: str = typer.Option(
         None,
