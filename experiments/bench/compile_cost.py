@@ -92,6 +92,11 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def render(summary: dict) -> str:
+    from titans_ts.memory.autocompile import AUTO_COMPILE
+
+    buys = [r["tokens_per_call"] / r["eager_ms"] * r["compile_seconds"] * 1e3 for r in summary["table"]]
+    ratios = [AUTO_COMPILE["after_tokens"] / b for b in buys]
+    worst = max(1 + max(r, 1 / r) for r in ratios)
     lines = [
         "# The cost and gain of `compile=True` on the CPU",
         "",
@@ -113,10 +118,15 @@ def render(summary: dict) -> str:
     lines += [
         "",
         'What `compile="auto"` (the default) does with this: on the CPU, a NeuralMemory compiles a call shape '
-        "of at least `AUTO_COMPILE['min_tokens']` tokens once it has spent `AUTO_COMPILE['after_seconds']` "
-        "in eager steps at that shape (the longest compile above, rounded up). A run then pays at most about "
-        "twice what the better choice in hindsight would have cost (the ski-rental rule), short runs (tests, "
-        "a demo) never compile, and long ones get the compiled speed without a flag.",
+        f"of at least {AUTO_COMPILE['min_tokens']} tokens once it has run {AUTO_COMPILE['after_tokens']:,} tokens "
+        "of eager training steps at that shape (a forward without gradients counts a third). What a compile's "
+        "time buys in eager steps (eager tokens/s x compile s) is "
+        + ", ".join(f"{b / 1e6:.1f}M" for b in buys)
+        + f" tokens for the calls above, so the threshold is {min(ratios):.2f}-{max(ratios):.2f} times it. A run "
+        f"then pays at most about {worst:.1f} times what the better choice in hindsight would have cost (the "
+        "ski-rental rule: 1 + the larger of that ratio and its inverse), short runs (tests, a demo) never compile, "
+        "long ones get the compiled speed without a flag, and the switch comes at the same step on every run of "
+        "the same job (a count, not the clock: compiled and eager steps round differently).",
         "",
     ]
     return "\n".join(lines)
@@ -125,9 +135,13 @@ def render(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the saved .json")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.render_only:
+        (RESULTS / "compile_cost.md").write_text(render(json.loads((RESULTS / "compile_cost.json").read_text())))
         return
     import platform
 

@@ -255,9 +255,9 @@ def render(s: dict) -> str:
         "",
         "| implementation | tokens/s | ratio to titans-pytorch |",
         "|---|---|---|",
-        f'| titans-ts `chunked`, eager (the default `compile="auto"` until a shape has run 50 s) '
+        f'| titans-ts `chunked`, eager (the default `compile="auto"` until a shape has run 2M tokens of steps) '
         f"| {s['ours_tokens_per_s']:.0f} | {ratio_text} |",
-        f'| titans-ts `chunked`, compiled (`compile=True`, and `"auto"` after those 50 s; first step '
+        f'| titans-ts `chunked`, compiled (`compile=True`, and `"auto"` after those; first step '
         f"{s['compile_first_step_seconds']:.0f} s: the compile, or its reuse from the on-disk inductor cache) | "
         f"{s['compiled_tokens_per_s']:.0f} | "
         f"{compiled_ratio_text} |",

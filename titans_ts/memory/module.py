@@ -10,7 +10,6 @@ memory where the last call stopped, so it keeps learning at test time across cal
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -159,7 +158,6 @@ class NeuralMemory(nn.Module):
             prefix = self.persistent.shape[0]
             x = torch.cat([self.persistent.expand(batch, -1, -1).to(x.dtype), x], dim=1)
         compiled = self._compile.now(x, stateful=state is not None)
-        started = time.perf_counter()
         q, k, v, conv_cache = maybe_compiled(NeuralMemory._qkv, compiled)(
             self, x, None if state is None else state.conv_cache
         )
@@ -172,7 +170,7 @@ class NeuralMemory(nn.Module):
         y, weights, momentum = self._update_and_retrieve(q, k, v, theta, alpha, eta, weights, momentum, compiled)
         out = maybe_compiled(NeuralMemory._output, compiled)(self, y, x)[:, prefix:]
         if not compiled:
-            self._compile.record(x, time.perf_counter() - started, stateful=state is not None)
+            self._compile.record(x, stateful=state is not None)
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]
         return out, MemoryState(weights, momentum, conv_cache, seen)
 
