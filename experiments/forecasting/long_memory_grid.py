@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
 from long_memory_search import FLOORS, estimator_run, long_memory_run, planned, run_name, runs_of, val_mse  # noqa: E402
 
 OURS, ABLATION = "ours", "ours [mlp]"
@@ -134,19 +134,28 @@ def run_grid(config: dict) -> None:
     torch.set_num_threads(claims.threads)
     tune_cpu_allocator()
     search = search_of(config)
-    records = search_records(search)
     runs_of(config).mkdir(parents=True, exist_ok=True)
+    while _grid_pass(config, search):  # again while a pass ran something: a dataset may have become ready
+        pass
+
+
+def _grid_pass(config: dict, search: dict) -> bool:
+    """One pass over the grid, seed by seed; a dataset runs once its selection is "done" in the config file as
+    it reads now (a worker picks up a dataset set to done while it runs). Returns whether it ran anything."""
+    ran = False
     for seed in config["seeds"]:
         for horizon in config["horizons"]:
             for dataset in config["datasets"]:
-                chosen = choices(search, records, dataset)
-                if chosen is None or config["selection"].get(dataset) != "done":
+                if read_config(ROOT / config["_path"])["selection"].get(dataset) != "done":
                     continue
-                for label, (model, lookback, _) in chosen.items():
+                chosen = choices(search, search_records(search), dataset)
+                for label, (model, lookback, _) in (chosen or {}).items():
                     path = runs_of(config) / run_name(dataset, horizon, seed, label, lookback)
-                    with claims.claim(path) as mine:
+                    with config["_claims"].claim(path) as mine:
                         if mine:
                             _final_run(config, search, path, dataset, horizon, seed, label, model, lookback)
+                            ran = True
+    return ran
 
 
 def _final_run(config, search, path, dataset, horizon, seed, label, model, lookback) -> None:
