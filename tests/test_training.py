@@ -190,3 +190,24 @@ def test_train_and_restore_is_the_loop_it_replaces():
     restored, expected = again.state_dict(), module.state_dict()
     assert restored.keys() == expected.keys() == best.state.keys()
     assert all(torch.equal(restored[k], expected[k]) and torch.equal(restored[k], best.state[k]) for k in restored)
+
+
+def test_adamw_is_fused_on_cuda_and_torchs_default_elsewhere():
+    """On CUDA one fused kernel updates every parameter (a small model's step is launch-bound there); on the CPU
+    the optimizer is torch's default, so CPU results are unchanged."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from titans_ts.training.module import fused_on_cuda
+
+    def params(*devices):
+        return [SimpleNamespace(device=torch.device(d)) for d in devices]
+
+    assert fused_on_cuda(params("cuda:0", "cuda:0")) == {"fused": True}
+    assert fused_on_cuda(params("cpu", "cpu")) == {} and fused_on_cuda(params("cuda:0", "cpu")) == {}
+    assert fused_on_cuda([]) == {}
+    module = _regression_module()(torch.nn.Linear(3, 1))
+    module.trainer = SimpleNamespace(estimated_stepping_batches=10)
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.AdamW) and not optimizer.defaults["fused"]
