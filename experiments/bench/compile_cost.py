@@ -4,9 +4,11 @@ For NeuralMemory shapes the toolkit runs (the forecaster's few variate tokens, a
 bench's B=8 T=1024), each in a fresh process with an empty inductor cache (a user's first run):
 the eager training step, the compiled step, and the first compiled step (the compile itself).
 `titans_ts.memory.autocompile.AUTO_COMPILE` is read off this report: the smallest call that compiling speeds
-up by at least a fifth, and the longest compile seen (a run compiles once it has spent that long eager).
+up by at least a fifth, and the eager tokens a compile's time buys (a run compiles a call shape once it has
+run that many tokens eager; one count for every call, within 2x of what each measured call buys).
 
     python experiments/bench/compile_cost.py     # writes experiments/results/compile_cost.{md,json}
+    python experiments/bench/compile_cost.py --render-only   # the .md again from the .json
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 26's GPU figures in one device call (about 8 minutes; the device tool gives 10 a command, 15 a session):
+# Issue 26's GPU figures in one device call (at most 8 minutes; the device tool gives 10 a command, 15 a session):
 #     bash experiments/bench/gpu_session.sh            # on the GPU machine, from the checkout's root
 # Every step writes under $OUT (default: gpu_session/), and a failing step is recorded and the next one runs:
 #   device.txt      nvidia-smi, torch, triton
@@ -13,6 +13,8 @@
 set -u
 OUT=${OUT:-gpu_session}
 mkdir -p "$OUT"
+: >"$OUT/summary.txt"
+failed=0
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TITANS_CACHE_DIR=/tmp/titans-cache
 PYTHON=${GPU_PYTHON:-python3}
 
@@ -23,6 +25,7 @@ step() {  # step NAME TIMEOUT COMMAND...: run, log to $OUT/NAME.log, record the 
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
     local code=$?
     echo "$name rc=$code wall_s=$((SECONDS - started))" | tee -a "$OUT/summary.txt"
+    [ "$code" -eq 0 ] || failed=1
 }
 
 {
@@ -30,11 +33,12 @@ step() {  # step NAME TIMEOUT COMMAND...: run, log to $OUT/NAME.log, record the 
     "$PYTHON" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 } >"$OUT/device.txt" 2>&1
 
-step test_gpu 150 make test-gpu GPU_PYTHON="$PYTHON"
-step bench 200 make bench-gpu GPU_PYTHON="$PYTHON"
+step test_gpu 120 make test-gpu GPU_PYTHON="$PYTHON"
+step bench 180 make bench-gpu GPU_PYTHON="$PYTHON"
 cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
-step fit_etth1 90 "$PYTHON" -c "from cli.ts import main; main()" \
+step fit_etth1 60 "$PYTHON" -c "from cli.ts import main; main()" \
     fit --dataset ETTh1 --horizon 96 --device cuda --out /tmp/gpu_etth1 --overwrite
 cp /tmp/gpu_etth1/metrics.json "$OUT/fit_etth1_metrics.json" 2>/dev/null
-step dna 150 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda
+step dna 120 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda
 cat "$OUT/summary.txt"
+exit "$failed"

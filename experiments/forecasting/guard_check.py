@@ -83,12 +83,12 @@ def _online_by_mix(estimator, frame, split: str, mixes: list[float]) -> dict:
     scores = {}
     try:
         for mix in mixes:
-            object.__setattr__(network, "config", dataclasses.replace(trained, reset_mix=mix))
+            network.config = dataclasses.replace(trained, reset_mix=mix)
             with torch.no_grad():
                 squared, _, count = error_sums(online_forecasts(network, series, origins, 0), series, origins).tolist()
             scores[str(mix)] = squared / count
     finally:
-        object.__setattr__(network, "config", trained)
+        network.config = trained
     return scores
 
 

@@ -146,7 +146,7 @@ def _grid_pass(config: dict, search: dict) -> bool:
     for seed in config["seeds"]:
         for horizon in config["horizons"]:
             for dataset in config["datasets"]:
-                if read_config(ROOT / config["_path"])["selection"].get(dataset) != "done":
+                if read_config(config["_path"])["selection"].get(dataset) != "done":
                     continue
                 chosen = choices(search, search_records(search), dataset)
                 for label, (model, lookback, _) in (chosen or {}).items():
@@ -186,6 +186,9 @@ def _from_ours(record: dict, field: str) -> dict:
     test record; no second training)."""
     test = record["test"]
     kept = {key: record[key] for key in ("val", "history", "settings", "params_count", "protocol")}
+    choice = test[field].get("online_reset_mix")
+    if choice:  # the val score of the chosen pull, as a run fitted with it records
+        kept["val"] = kept["val"] | {"online": {"mse": choice["val_mse"][str(choice["chosen"])]}}
     return kept | {"test": {"online": test[field], "frozen": test["frozen"]}, "from_run": OURS}
 
 

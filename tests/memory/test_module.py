@@ -214,6 +214,7 @@ def test_compile_auto_compiles_a_call_shape_once_its_eager_work_would_pay_for_a_
     with torch.no_grad():
         for _ in range(2):
             memory(large)  # 60 tokens without gradients: 20 each, towards the no-grad variant's own count
+        assert choice.eager_tokens[choice._key(large, stateful=False)] == pytest.approx(40.0)
     for _ in range(2):
         memory(large)[0].sum().backward()  # 60 tokens a training step: 120 of 150
     assert not choice.now(small) and not choice.now(large)

@@ -65,8 +65,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     update read the rows after validation), training unchanged (experiments/results/nested_check.md);
     `online_reset_mix`: after every segment an online forecast reads, mix this fraction of the trained memory
     back into the state, so that it forgets old rows at a set rate (0: none; "auto": the candidate with the
-    lowest online val MSE, chosen at fit: `history_["online_reset_mix"]` holds it and the scores), training
-    unchanged (experiments/results/guard_check.md);
+    lowest online val MSE, the memory reading as `online_from` says), set at fit: `history_["online_reset_mix"]`
+    holds the value and the scores, and a new value needs a new fit; training unchanged
+    (experiments/results/guard_check.md);
     `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for

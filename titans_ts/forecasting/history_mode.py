@@ -167,7 +167,8 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     if local_record is not None:
         history["local_pretrain"] = local_record
     model.to(device).eval()
-    history["online_reset_mix"] = set_online_reset_mix(estimator.online_reset_mix, model, series, borders.val)
+    start = online_start(estimator, borders.val)  # "auto" scores the candidates as online forecasts are made
+    history["online_reset_mix"] = set_online_reset_mix(estimator.online_reset_mix, model, series, borders.val, start)
 
     estimator.model_config_, estimator.model_ = model.config, model
     estimator.scaler_, estimator.borders_ = splits.scaler, borders
@@ -175,7 +176,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
     estimator.n_features_in_ = frame.shape[1]
     estimator.history_ = history | {"device": str(device)}
-    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol: early stopping's
+    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol, from row 0
     estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
@@ -183,20 +184,25 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     return estimator
 
 
-def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds) -> dict:
+def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds, grid_start: int = 0) -> dict:
     """Set the trained model's reset_mix, the pull towards the trained memory after every segment an online
     forecast reads (training is done: forecasting only). value "auto": the candidate (defaults.
-    ONLINE_RESET_MIXES) with the lowest online MSE on the split with rows `bounds` (validation); on validation
-    months that no choice read, that choice forecast better than no pull on 4 of 4 runs (guard_check.md).
+    ONLINE_RESET_MIXES) with the lowest online MSE on the split with rows `bounds` (validation), the memory
+    reading from `grid_start`; on validation months that no choice read, that choice forecast better than no
+    pull on 4 of 4 runs (guard_check.md). If scoring fails, the model keeps the setting it had.
     Returns {"chosen": the value, "val_mse": {candidate: online MSE} ("auto" with a memory; else empty)}."""
     from titans_ts.forecasting.defaults import ONLINE_RESET_MIXES
 
     scores = {}
     if value == "auto" and model.config.memory == "lmm":  # the ablation carries no state: nothing to pull
-        with torch.no_grad():
-            for mix in ONLINE_RESET_MIXES:
-                model.config = replace(model.config, reset_mix=mix)
-                scores[str(mix)] = split_scores(model, series, bounds, "online")["mse"]
+        before = model.config
+        try:
+            with torch.no_grad():
+                for mix in ONLINE_RESET_MIXES:
+                    model.config = replace(before, reset_mix=mix)
+                    scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start)["mse"]
+        finally:
+            model.config = before
         value = float(min(scores, key=scores.get))
     chosen = 0.0 if value == "auto" else float(value)
     model.config = replace(model.config, reset_mix=chosen)
