@@ -265,8 +265,9 @@ def fit(
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
     console.print(forecaster_note(record), highlight=False)
-    if reset_mix_note(history):
-        console.print(reset_mix_note(history), highlight=False)
+    chosen_mix = reset_mix_note(history)
+    if chosen_mix:
+        console.print(chosen_mix, highlight=False)
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)

@@ -15,7 +15,6 @@ One JSON per nested_check run (it needs nested_check's saved models: run nested_
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -71,25 +70,10 @@ def _check(config: dict, nested: dict, source: dict, path: Path) -> None:
 def _online_by_mix(estimator, frame, split: str, mixes: list[float]) -> dict:
     """Online MSE on `split` (the memory reading from the first row) for each reset_mix, applied at forecast
     time only: {str(mix): mse}."""
-    import torch
+    from titans_ts.forecasting.history_mode import online_mse_by_reset_mix, split_series
 
-    from titans_ts.forecasting.history_mode import split_series
-    from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts, split_origins
-
-    network = estimator.model_.eval()
-    trained = network.config
     _, series, bounds = split_series(estimator, frame, split)
-    origins = split_origins(bounds, trained.lookback, trained.horizon, series.device)
-    scores = {}
-    try:
-        for mix in mixes:
-            network.config = dataclasses.replace(trained, reset_mix=mix)
-            with torch.no_grad():
-                squared, _, count = error_sums(online_forecasts(network, series, origins, 0), series, origins).tolist()
-            scores[str(mix)] = squared / count
-    finally:
-        network.config = trained
-    return scores
+    return online_mse_by_reset_mix(estimator.model_.eval(), series, bounds, mixes)
 
 
 def chosen_mix(record: dict) -> str:

@@ -75,21 +75,12 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
 def _by_start(estimator, frame, train_end: int, val_end: int) -> dict:
     """Online MSE on the months after, with the memory starting to read at the first row (the protocol), at
     its validation split, or at the months after themselves: which of the rows it read helps or hurts."""
-    import torch
-
-    from titans_ts.forecasting.history_mode import split_series
-    from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts, split_origins
+    from titans_ts.forecasting.history_mode import split_scores, split_series
 
     network = estimator.model_.eval()
     _, series, bounds = split_series(estimator, frame, "test")
-    origins = split_origins(bounds, network.config.lookback, network.config.horizon, series.device)
     starts = {"the first row": 0, "its validation split": train_end, "the months after": bounds[0]}
-    scores = {}
-    with torch.no_grad():
-        for name, start in starts.items():
-            squared, _, count = error_sums(online_forecasts(network, series, origins, start), series, origins).tolist()
-            scores[name] = squared / count
-    return scores
+    return {name: split_scores(network, series, bounds, "online", start)["mse"] for name, start in starts.items()}
 
 
 def report(config: dict) -> str:

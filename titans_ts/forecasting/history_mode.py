@@ -196,18 +196,25 @@ def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds, gri
 
     scores = {}
     if value == "auto" and model.config.memory == "lmm":  # the ablation carries no state: nothing to pull
-        before = model.config
-        try:
-            with torch.no_grad():
-                for mix in ONLINE_RESET_MIXES:
-                    model.config = replace(before, reset_mix=mix)
-                    scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start)["mse"]
-        finally:
-            model.config = before
+        scores = online_mse_by_reset_mix(model, series, bounds, ONLINE_RESET_MIXES, grid_start)
         value = float(min(scores, key=scores.get))
     chosen = 0.0 if value == "auto" else float(value)
     model.config = replace(model.config, reset_mix=chosen)
     return {"chosen": chosen, "val_mse": scores}
+
+
+def online_mse_by_reset_mix(model: LongMemoryForecaster, series, bounds, mixes, grid_start: int = 0) -> dict:
+    """{str(mix): online MSE on the split with rows `bounds`, the memory reading from `grid_start`} with each
+    reset_mix applied at forecast time; the model keeps the setting it had, whatever happens."""
+    before = model.config
+    scores = {}
+    try:
+        for mix in mixes:
+            model.config = replace(before, reset_mix=mix)
+            scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start)["mse"]
+    finally:
+        model.config = before
+    return scores
 
 
 def online_start(estimator, bounds: tuple[int, int]) -> int:
