@@ -189,6 +189,12 @@ def fit(
         "--mode history: after every segment an online forecast reads, mix this fraction of the trained memory "
         "back into the state (0: none), or auto: the value with the lowest online validation MSE.",
     ),
+    online_blend: float = _setting(
+        "online_blend",
+        "--mode history: the weight of the carried memory's forecast in every online forecast (predict, the "
+        "online test score), the rest the same network's forecast with the memory reset for the window; 1: the "
+        "carried memory alone, 0.5: the two averaged.",
+    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",
@@ -249,6 +255,7 @@ def fit(
     given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
     given |= dict(local_model=local_model, error_tokens=error_tokens, local_pretrain=local_pretrain)
     given |= dict(online_from=online_from, online_reset_mix=fraction_or_auto(online_reset_mix, "--online-reset-mix"))
+    given |= dict(online_blend=online_blend)
     given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
@@ -316,11 +323,6 @@ def predict(
     input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
     out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
-    online_from: str = _setting(
-        "online_from",
-        "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
-        "split (the first row of the split it forecasts; after fit, the rows after validation).",
-    ),
     quantiles: str = typer.Option(
         None,
         "--quantiles",

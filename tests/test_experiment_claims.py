@@ -168,3 +168,28 @@ def test_every_committed_grid_run_ended_on_its_own_not_cut_short():
         if history.get("stop_reason") == "interrupted" or not finished:
             cut_short.append(path.name)
     assert not cut_short
+
+
+def test_the_gate_check_weight_reads_only_truths_known_before_each_origin():
+    """gate_check.py: w_t is the least-squares mix over forecast values of rows before t; a truth at or after t
+    changes no weight up to t, and a perfect online forecaster gets all the weight once a truth is known."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from gate_check import gate_weights
+
+    rng = np.random.default_rng(0)
+    origins = np.arange(50, 130)
+    targets = rng.normal(size=(len(origins), 6, 2))
+    online, frozen = targets + 0.1 * rng.normal(size=targets.shape), targets + rng.normal(size=targets.shape)
+    for half_life in (None, 12.0):
+        weights = gate_weights(online, frozen, targets, origins, half_life)
+        assert weights[0] == 0.5 and 0.8 < weights[-1] <= 1.0  # nothing known yet; then the better one
+        cut = 40  # change every truth of rows >= origins[cut]: forecasts at origins <= origins[cut] keep theirs
+        changed = targets.copy()
+        rows = origins[:, None] + np.arange(6)
+        changed[rows >= origins[cut]] += 3.0
+        moved = gate_weights(online, frozen, changed, origins, half_life)
+        assert (moved[: cut + 1] == weights[: cut + 1]).all() and (moved[cut + 1 :] != weights[cut + 1 :]).any()
+        perfect = gate_weights(targets, frozen, targets, origins, half_life)
+        assert (perfect[1:] == 1.0).all()

@@ -39,6 +39,10 @@ OURS_MIX = "ours online reset mix auto"
 # each trial: the field of ours' test record that scored it with ours' network, and its change to ours' spec
 TRIALS = {OURS_SPLIT: ("online_from_split", {"online_from": "split"})}
 TRIALS[OURS_MIX] = ("online_reset_mix_auto", {"online_reset_mix": "auto"})
+# ours with online_blend=0.5 (every online forecast the mean of the carried and the reset memory's): a trial
+# chosen on gate_check.md (no test row), the same training as ours, scored online so blended and frozen
+OURS_BLEND = "ours online blend 0.5"
+TRIALS[OURS_BLEND] = ("online_blend_half", {"online_blend": 0.5})
 
 
 def search_of(config: dict) -> dict:
@@ -168,7 +172,8 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
         record = _from_ours(json.loads(ours.read_text()), TRIALS[label][0])  # ours' run scored it: the same network
     elif label in (OURS, *TRIALS, ABLATION):
         spec = spec_of(search, model) | TRIALS.get(label, (None, {}))[1]
-        record = long_memory_run(dataset, horizon, seed, lookback, spec, test=True)
+        keep = runs_of(config) / "models" / path.stem if label == OURS else None  # gitignored
+        record = long_memory_run(dataset, horizon, seed, lookback, spec, test=True, keep=keep)
     else:
         kind = "floor" if label in FLOORS else "baseline"
         record = estimator_run(dataset, horizon, seed, lookback, model, kind, test=True)

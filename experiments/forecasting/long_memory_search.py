@@ -142,7 +142,7 @@ def estimator_run(dataset, horizon, seed, lookback, model, kind, test: bool = Fa
 # model's defaults: the estimator does not expose them).
 AS_ESTIMATOR = {"memory": "variant", "max_epochs": "epochs", "local": "local_model"}
 SAME_NAME = ("patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout", "error_tokens")
-SAME_NAME += ("local_pretrain", "online_from", "online_reset_mix")
+SAME_NAME += ("local_pretrain", "online_from", "online_reset_mix", "online_blend")
 SAME_NAME += ("streams", "bptt", "lr", "weight_decay", "patience", "max_minutes")
 
 
@@ -188,11 +188,14 @@ def fit_long_memory(dataset, horizon, seed, lookback, spec, frame=None, protocol
     return estimator, frame
 
 
-def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) -> dict:
+def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False, keep=None) -> dict:
     """TitansForecaster(mode="history") with the spec's settings (the user's path): trained on the train rows
     (training and validation never read a test row), val scored online and frozen, and the test split (online:
-    the memory reads train, val and the earlier test rows) when `test`."""
+    the memory reads train, val and the earlier test rows) when `test`. keep: a folder to save the fitted
+    estimator to (a later check can score it again without training)."""
     estimator, frame = fit_long_memory(dataset, horizon, seed, lookback, spec)
+    if keep is not None:
+        estimator.save(keep)
     history = dict(estimator.history_)
     phases = [history, history.get("local_pretrain") or {}]  # local_pretrain: the window model's own run
     history["stopped_by_time_cap"] = any(phase.get("stop_reason") == "time_budget" for phase in phases)
@@ -209,11 +212,14 @@ def long_memory_run(dataset, horizon, seed, lookback, spec, test: bool = False) 
         record["test"] = {"online": estimator.evaluate(frame, online=True)}
         if memory:
             record["test"]["frozen"] = estimator.evaluate(frame)
-            if estimator.online_from == "start" and estimator.online_reset_mix == 0.0:  # the trials, same network
+            plain = estimator.online_from == "start" and estimator.online_reset_mix == 0.0
+            if plain and estimator.online_blend == 1.0:  # the trials, same network
                 split = estimator.set_params(online_from="split").evaluate(frame, online=True)
                 record["test"]["online_from_split"] = split
                 estimator.set_params(online_from="start")
                 record["test"]["online_reset_mix_auto"] = _with_reset_mix_auto(estimator, frame)
+                record["test"]["online_blend_half"] = estimator.set_params(online_blend=0.5).evaluate(frame, online=True)
+                estimator.set_params(online_blend=1.0)
     return record
 
 

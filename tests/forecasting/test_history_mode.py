@@ -16,7 +16,7 @@ from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.long_memory import LongMemoryForecaster
-from titans_ts.forecasting.long_memory_eval import online_forecasts, split_origins
+from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
 
 ROWS = 700  # 70/10/20: 490 train rows, enough for two streams of 128-row segments plus a random start
 TINY = dict(
@@ -172,6 +172,48 @@ def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitte
     pd.testing.assert_frame_equal(refit.predict(), refit.predict(data.iloc[test_start:]))
 
 
+def test_online_blend_averages_the_carried_and_the_reset_memory_at_every_row(data):
+    """online_blend=0.5: every online forecast (evaluate, online_forecasts, predict, update) is the mean of the
+    carried memory's forecast and the frozen one at that row, error tokens included (the frozen part reads the
+    lookback rows before its first patch, which predict keeps); frozen scores and training are unchanged, and
+    no forecast reads a row at or after its origin."""
+    plain = TitansForecaster(**{**TINY, "error_tokens": True}).fit(data)
+    blend = copy.deepcopy(plain).set_params(online_blend=0.5)
+    model = plain.model_
+    test_start, test_end = plain.borders_.test
+    series = torch.as_tensor(plain.scaler_.transform(data.to_numpy()), dtype=torch.float32)
+    origins = split_origins((test_start, test_end), 16, 4)
+    online, frozen = online_forecasts(model, series, origins), frozen_forecasts(model, series, origins)
+    expected = (0.5 * online + 0.5 * frozen).double()
+    np.testing.assert_allclose(blend.online_forecasts(data, split="test"), expected.numpy(), rtol=0, atol=1e-6)
+    squared = (expected.numpy() - _targets(series[:test_end], origins)) ** 2
+    assert blend.evaluate(online=True)["mse"] == pytest.approx(float(np.mean(squared)))
+    assert blend.evaluate() == plain.evaluate() and blend.evaluate(online=True) != plain.evaluate(online=True)
+
+    def mixed_at_end(rows: torch.Tensor) -> np.ndarray:
+        end = torch.tensor([len(rows)])
+        return (0.5 * online_forecasts(model, rows, end) + 0.5 * frozen_forecasts(model, rows, end))[0].numpy()
+
+    np.testing.assert_allclose(scaled_forecast(blend, blend.predict()), mixed_at_end(series), rtol=0, atol=1e-5)
+    more = frame_of(rows=ROWS + 43, seed=3).iloc[ROWS:]
+    more.index = pd.date_range(data.index[-1] + pd.Timedelta(hours=1), periods=len(more), freq="h")
+    once, pieces = copy.deepcopy(blend).update(more), copy.deepcopy(blend)
+    for start, end in ((0, 5), (5, 6), (6, 43)):
+        pieces.update(more.iloc[start:end])
+    assert (once.predict().to_numpy() == pieces.predict().to_numpy()).all()
+    everything = torch.as_tensor(plain.scaler_.transform(pd.concat([data, more]).to_numpy()), dtype=torch.float32)
+    np.testing.assert_allclose(scaled_forecast(once, once.predict()), mixed_at_end(everything), rtol=0, atol=1e-5)
+
+    cut = int(origins[len(origins) // 2])
+    future = data.copy()
+    future.iloc[cut:] += 5.0
+    changed = blend.online_forecasts(future, split="test")
+    seen = origins.numpy() <= cut
+    assert (changed[seen] == blend.online_forecasts(data, split="test")[seen]).all()
+    refit = TitansForecaster(**{**TINY, "error_tokens": True, "online_blend": 0.5}).fit(data)
+    torch.testing.assert_close(refit.model_.state_dict(), model.state_dict())  # training unchanged
+
+
 def test_online_reset_mix_auto_is_chosen_on_validation_and_changes_only_online_forecasts(fitted, data, tmp_path):
     """online_reset_mix="auto": the same training (the same network); the candidate with the lowest online val
     MSE is set on the model (its val_metrics_ is that score, 0.0's is the default's); online forecasts are the
@@ -256,6 +298,9 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
         ({"local_pretrain": True}, "local_pretrain=True with local_model='rlinear' (it trains the window model"),
         ({"online_reset_mix": 1.0}, "online_reset_mix=1.0 (the fraction of the trained memory mixed back"),
+        ({"online_blend": 0.0}, "online_blend=0.0 (the weight of the carried memory's forecast in an online"),
+        ({"online_blend": "half"}, "online_blend='half' (the weight of the carried memory's forecast"),
+        ({"mode": "window", "variant": "lmm", "online_blend": 0.5}, "online_blend=0.5 is a mode='history' setting"),
         ({"online_reset_mix": "often"}, "online_reset_mix='often' (the fraction of the trained memory"),
         ({"mode": "window", "variant": "lmm", "online_reset_mix": "auto"}, "online_reset_mix='auto' is a mode='hi"),
     ],
@@ -311,6 +356,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     write_series(tmp_path / "mine.csv", rows=500, columns=3)
     small = ["--lookback", "16", "--horizon", "4", "--dim", "8", "--layers", "1", "--epochs", "1"]
     history = ["--mode", "history", "--patch-len", "4", "--streams", "1", "--bptt", "2", "--online-reset-mix", "auto"]
+    history += ["--online-blend", "0.5"]
     model = tmp_path / "model"
     fit = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, *history, "--out", str(model)])
     assert fit.exit_code == 0, fit.output
@@ -320,6 +366,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["mode"] == "history" and metrics["params"]["streams"] == 1 and metrics["params"]["bptt"] == 2
     assert metrics["test"]["windows"] == metrics["test_online"]["windows"] == 97
+    assert metrics["params"]["online_blend"] == 0.5
     choice = metrics["history"]["online_reset_mix"]  # "auto": chosen on the online val MSE
     assert f"Online reset mix {choice['chosen']}, chosen on online validation MSE" in fit.output
     assert metrics["model_val"]["mse"] == pytest.approx(choice["val_mse"][str(choice["chosen"])])

@@ -67,6 +67,10 @@ ESTIMATOR = {
     # history mode: the fraction of the trained memory M_0 mixed back into the state after every segment an
     # online forecast reads (0: none; "auto": chosen on validation among ONLINE_RESET_MIXES): history_mode.py
     "online_reset_mix": 0.0,
+    # history mode: the weight of the carried memory's forecast in an online forecast, the rest the frozen
+    # forecast of the same network (the memory reset for the window); 1: the carried memory alone
+    # (experiments/results/gate_check.md): history_mode.py
+    "online_blend": 1.0,
 }
 
 # online_reset_mix="auto" takes the one with the lowest online val MSE (experiments/results/guard_check.md)

@@ -68,12 +68,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     lowest online val MSE, the memory reading as `online_from` says), set at fit: `history_["online_reset_mix"]`
     holds the value and the scores, and a new value needs a new fit; training unchanged
     (experiments/results/guard_check.md);
+    `online_blend`: the weight of the carried memory's forecast in every online forecast (`predict`, `update`,
+    `evaluate(online=True)`), the rest the frozen forecast of the same network at that row (1: the carried
+    memory alone; 0.5: the two readings averaged, which beat frozen on the months after validation in 5 of 6
+    runs where the carried memory alone did in 2: experiments/results/gate_check.md); training unchanged;
     `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X
     from its first row. Not supported in mode="history" yet: `target` (covariates), devices > 1, num_nodes > 1;
-    the history-mode settings (streams ... online_reset_mix) are refused in window mode.
+    the history-mode settings (streams ... online_blend) are refused in window mode.
     Its settings are still being chosen on validation (issue 28); window is the default.
     quantiles: levels in (0, 1) to forecast besides the point, e.g. [0.1, 0.5, 0.9] (any order; sorted), or
     None (the default: point forecasts only, exactly as without this setting). A trained variant learns them
@@ -132,6 +136,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         local_pretrain: bool = D["local_pretrain"],
         online_from: str = D["online_from"],
         online_reset_mix: float | str = D["online_reset_mix"],
+        online_blend: float = D["online_blend"],
         quantiles: list[float] | None = D["quantiles"],
         calibrate: str = D["calibrate"],
     ):

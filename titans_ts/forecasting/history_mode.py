@@ -33,7 +33,7 @@ from titans_ts.errors import DataValidationError
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.inputs import as_frame
 from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, rows_at
-from titans_ts.forecasting.long_memory_eval import evaluate_split, frozen_forecasts, online_forecasts, split_origins
+from titans_ts.forecasting.long_memory_eval import blended_forecasts, evaluate_split, frozen_forecasts, split_origins
 from titans_ts.forecasting.time_axis import advanced, future_index, time_axis
 from titans_ts.memory import MemoryState
 
@@ -94,18 +94,25 @@ def advance(model: LongMemoryForecaster, stream: MemoryStream, rows: torch.Tenso
 
 
 @torch.no_grad()
-def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: torch.Tensor) -> torch.Tensor:
+def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: torch.Tensor, blend: float = 1.0):
     """(horizon, C) scaled forecast at the end of the stream: the last whole patch's readout with the lag since
-    it, and the local window `context` (the last `lookback` rows), as `forecast_at` makes it at that row."""
+    it, and the local window of `lookback` rows, as `forecast_at` makes it at that row. context: the last rows
+    (up to 2 x lookback: a blend's frozen forecast reads the lookback rows before its first patch too).
+    blend < 1: mixed with the frozen forecast at that row, its patches on the stream's grid (online_blend)."""
     config = model.config
     if stream.readout is None:
         raise DataValidationError(
             f"the memory has read no whole patch yet: forecasting needs at least patch_len={config.patch_len} rows."
         )
     device = context.device
-    origin = torch.tensor([[config.lookback]], device=device)  # the row after `context`
-    grid = origin[0] - config.patch_len - stream.lag(config.patch_len)  # the last patch is patch 0 of this grid
-    return model.forecast_at(context, stream.readout, grid, origin)[0, 0]
+    origin = torch.tensor([[len(context)]], device=device)  # the row after `context`
+    lag = stream.lag(config.patch_len)
+    grid = origin[0] - config.patch_len - lag  # the last patch is patch 0 of this grid
+    forecast = model.forecast_at(context, stream.readout, grid, origin)[0, 0]
+    if blend == 1.0:
+        return forecast
+    frozen = frozen_forecasts(model, context, origin[0], grid_start=len(context) - lag)[0]
+    return blend * forecast + (1.0 - blend) * frozen
 
 
 # --- fit --------------------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
     estimator.n_features_in_ = frame.shape[1]
     estimator.history_ = history | {"device": str(device)}
-    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol, from row 0
+    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol: row 0, no blend
     estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
@@ -252,9 +259,9 @@ def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch
     return record
 
 
-def split_scores(model: LongMemoryForecaster, series, bounds, mode: str, grid_start: int = 0) -> dict:
+def split_scores(model: LongMemoryForecaster, series, bounds, mode: str, grid_start: int = 0, blend=1.0) -> dict:
     """MSE, MAE and windows of a split (`evaluate_split`), the shape window mode's scores have."""
-    scores = evaluate_split(model, series, bounds, mode, grid_start)
+    scores = evaluate_split(model, series, bounds, mode, grid_start, blend)
     return {key: scores[key] for key in ("mse", "mae", "windows")}
 
 
@@ -264,8 +271,14 @@ def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None
     model = estimator.model_.to(device)
     stream = MemoryStream.empty(scaled.shape[1], device)
     estimator.stream_ = advance(model, stream, scaled.to(device)).to("cpu")
-    estimator.context_ = scaled[-estimator.lookback :].clone()
+    estimator.context_ = scaled[-context_rows(estimator) :].clone()
     estimator.last_index_, estimator.step_ = time_axis(index)
+
+
+def context_rows(estimator) -> int:
+    """The rows kept for predict(): the local window's `lookback`, and the `lookback` before them, which the
+    frozen forecast of an online_blend reads before its first patch."""
+    return 2 * estimator.lookback
 
 
 # --- using a fitted model ------------------------------------------------------------------------------------
@@ -290,15 +303,16 @@ def predict(estimator, X=None) -> pd.DataFrame:
                 f"predict needs at least lookback={estimator.lookback} rows; got {len(frame)}. Pass a longer history."
             )
         scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
-        context, stream = scaled[-estimator.lookback :], None
+        context, stream = scaled[-context_rows(estimator) :], None
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
         last, step = time_axis(frame.index)
     if memory_forecasts(estimator):
-        forecast = stream_forecast(model, stream.to(device), context.to(device))
+        forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)
     else:  # the floor that replaced the model reads the window
         with torch.no_grad():
-            forecast = estimator._forecaster().to(device).eval()(context[None].to(device))[0]
+            window = context[-estimator.lookback :]
+            forecast = estimator._forecaster().to(device).eval()(window[None].to(device))[0]
     values = estimator.scaler_.inverse_transform(forecast.double().cpu().numpy())
     index = future_index(last, step, estimator.horizon)
     return estimator._said(pd.DataFrame(values, index=index, columns=estimator.targets_))
@@ -316,7 +330,8 @@ def evaluate(estimator, X=None, split: str = "test", online: bool = False, batch
         return evaluate_windows(estimator._forecaster(), loader, estimator._device())
     _, series, bounds = split_series(estimator, X, split)
     mode = "online" if online else "frozen"
-    return split_scores(estimator.model_, series, bounds, mode, online_start(estimator, bounds))
+    start, blend = online_start(estimator, bounds), estimator.online_blend
+    return split_scores(estimator.model_, series, bounds, mode, start, blend)
 
 
 def split_series(estimator, X, split: str) -> tuple[pd.DataFrame, torch.Tensor, tuple[int, int]]:
@@ -345,7 +360,7 @@ def split_predictions(estimator, X, split: str, online: bool = False, batch_size
     model = estimator.model_
     origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
     if online:
-        forecasts = online_forecasts(model, series, origins, online_start(estimator, bounds))
+        forecasts = blended_forecasts(model, series, origins, online_start(estimator, bounds), estimator.online_blend)
     else:
         forecasts = frozen_forecasts(model, series, origins)
     targets = rows_at(series, origins, torch.arange(model.config.horizon, device=series.device))
@@ -361,7 +376,7 @@ def update(estimator, new_rows):
     device = estimator._device()
     model = estimator.model_.to(device)
     estimator.stream_ = advance(model, estimator.stream_.to(device), scaled.to(device)).to("cpu")
-    estimator.context_ = torch.cat([estimator.context_, scaled])[-estimator.lookback :].clone()
+    estimator.context_ = torch.cat([estimator.context_, scaled])[-context_rows(estimator) :].clone()
     estimator.last_index_ = advanced(estimator.last_index_, frame.index)
     return estimator
 

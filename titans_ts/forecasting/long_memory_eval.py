@@ -11,7 +11,9 @@ patch's end, and the local window of rows t - lookback .. t - 1.
   only rows before t (the memory is causal, and nothing after the last origin is read at all).
 - frozen: the state reset for every window: the memory reads, from its trained initial state, only the
   whole grid patches inside the window's lookback; the local part is the same.
-For the ablation (memory="mlp") both are the same forecasts.
+- online with a blend w < 1 (online_blend): w x the online forecast + (1 - w) x the frozen one, the frozen
+  window's patches on the online patch grid.
+For the ablation (memory="mlp") all are the same forecasts.
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
     return forecasts
 
 
+def blended_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, blend: float = 1.0):
+    """(M, horizon, C): `blend` x the online forecasts + (1 - blend) x the frozen ones on the same patch grid."""
+    online = online_forecasts(model, series, origins, grid_start)
+    if blend == 1.0:
+        return online
+    return blend * online + (1.0 - blend) * frozen_forecasts(model, series, origins, grid_start)
+
+
 def error_sums(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
     """float64 [sum of squared errors, sum of absolute errors, element count] of forecasts at origins."""
     horizon = forecasts.shape[1]
@@ -74,15 +84,21 @@ def error_sums(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Ten
     return torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())])
 
 
-def evaluate_split(model: LongMemoryForecaster, series, bounds: tuple[int, int], mode: str = "online", grid_start=0):
+def evaluate_split(
+    model: LongMemoryForecaster, series, bounds: tuple[int, int], mode: str = "online", grid_start=0, blend=1.0
+):
     """MSE and MAE over every window of the split with rows `bounds` of the scaled (T, C) series.
 
-    mode "online": the state carried from grid_start through every earlier row; "frozen": reset per window."""
+    mode "online": the state carried from grid_start through every earlier row (mixed with the frozen forecast
+    when blend < 1); "frozen": reset per window."""
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not one of {MODES}.")
     series = torch.as_tensor(series, dtype=next(model.parameters()).dtype)
     series = series.to(next(model.parameters()).device)
     origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
-    forecaster = online_forecasts if mode == "online" else frozen_forecasts
-    squared, absolute, count = error_sums(forecaster(model, series, origins, grid_start), series, origins).tolist()
+    if mode == "online":
+        forecasts = blended_forecasts(model, series, origins, grid_start, blend)
+    else:
+        forecasts = frozen_forecasts(model, series, origins, grid_start)
+    squared, absolute, count = error_sums(forecasts, series, origins).tolist()
     return {"mse": squared / count, "mae": absolute / count, "windows": len(origins), "mode": mode}

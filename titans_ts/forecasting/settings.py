@@ -17,7 +17,8 @@ from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, fami
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
-HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain", "online_from", "online_reset_mix")
+HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")
+HISTORY_ONLY += ("online_from", "online_reset_mix", "online_blend")
 ONLINE_FROM = ("start", "split")  # history mode: where an online forecast's memory starts reading
 NOT_GIVEN = ("protocol", "checkpoint_dir")  # what a run takes from its dataset (or split) and its folder
 
@@ -85,6 +86,16 @@ def online_reset_mix_problems(value) -> list[str]:
     ]
 
 
+def online_blend_problems(value) -> list[str]:
+    """online_blend: a weight in (0, 1]."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+        return []
+    return [
+        f"online_blend={value!r} (the weight of the carried memory's forecast in an online forecast, the rest the "
+        "frozen forecast of the same network: a number in (0, 1], e.g. 0.5; 1 is the carried memory alone)"
+    ]
+
+
 def mode_problems(params: dict) -> list[str]:
     """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
     from titans_ts.forecasting.long_memory import LOCALS, MEMORIES, LongMemoryConfig
@@ -116,6 +127,7 @@ def mode_problems(params: dict) -> list[str]:
             "'split': from the first row of the split it forecasts)"
         )
     problems += online_reset_mix_problems(params["online_reset_mix"])
+    problems += online_blend_problems(params["online_blend"])
     if params["local_model"] not in LOCALS:
         problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
     if params["error_tokens"] and params["horizon"] < params["patch_len"]:
