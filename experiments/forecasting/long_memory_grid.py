@@ -194,6 +194,8 @@ def _from_ours(record: dict, field: str) -> dict:
     choice = test[field].get("online_reset_mix")
     if choice:  # the val score of the chosen pull, as a run fitted with it records
         kept["val"] = kept["val"] | {"online": {"mse": choice["val_mse"][str(choice["chosen"])]}}
+    if "val_online" in test[field]:  # the blend's val score, as a run fitted with it records
+        kept["val"] = kept["val"] | {"online": test[field]["val_online"]}
     return kept | {"test": {"online": test[field], "frozen": test["frozen"]}, "from_run": OURS}
 
 

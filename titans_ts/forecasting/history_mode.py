@@ -7,8 +7,9 @@ when the model is a LongMemoryForecaster.
 
 - fit: the protocol's split and train-rows scaler; training on the train rows only, in contiguous segments
   with the state carried (segments.py), early stopping on the online val MSE; `val_metrics_` is that online
-  score (the memory reads train and val rows in time order), `val_metrics_frozen_` the frozen one (the memory
-  reset for every window, long_memory_eval.py). The floors are scored on the same val windows.
+  score (the memory reads train and val rows in time order; mixed with the frozen forecasts by online_blend),
+  `val_metrics_frozen_` the frozen one (the memory reset for every window, long_memory_eval.py). The floors
+  are scored on the same val windows.
 - then the memory reads the whole fitted frame from its first row (the patch grid starts there), and the
   estimator keeps a `MemoryStream`: the state after the last whole segment, the rows read since, and the
   readout of the last whole patch. `predict()` forecasts at the end of the data from it, exactly as the
@@ -183,7 +184,8 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
     estimator.n_features_in_ = frame.shape[1]
     estimator.history_ = history | {"device": str(device)}
-    estimator.val_metrics_ = split_scores(model, series, borders.val, "online")  # its own protocol: row 0, no blend
+    # its own protocol (from row 0), with the blend the forecasts will have: what the floors are compared with
+    estimator.val_metrics_ = split_scores(model, series, borders.val, "online", blend=estimator.online_blend)
     estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
