@@ -185,6 +185,13 @@ def report(config: dict) -> str:
             f"- On the months after, below frozen: the rule's gate in {wins['gate']} of {n}, ungated online in "
             f"{wins['online']} of {n}, the fixed average in {wins['average']} of {n}."
         )
+        beaten = sum(r["months_after"]["average"] < r["months_after"][chosen_gate(r, config)] for r in records)
+        lines.append(
+            f"- The fixed average beat the rule's gate on the months after in {beaten} of {n}. What went into the "
+            "estimator is the simpler of the two: `online_blend=0.5`, every online forecast the mean of the two "
+            "readings (chosen on these validation months; no test row read). Much of its gain is what averaging two "
+            "different forecasts gives; the carried memory is what makes them different."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -169,7 +169,7 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
     print(f"{path.name}: running", flush=True)
     ours = runs_of(config) / run_name(dataset, horizon, seed, OURS, lookback)
     if label in TRIALS and ours.exists() and TRIALS[label][0] in json.loads(ours.read_text())["test"]:
-        record = _from_ours(json.loads(ours.read_text()), TRIALS[label][0])  # ours' run scored it: the same network
+        record = _from_ours(json.loads(ours.read_text()), *TRIALS[label])  # ours' run scored it: the same network
     elif label in (OURS, *TRIALS, ABLATION):
         spec = spec_of(search, model) | TRIALS.get(label, (None, {}))[1]
         keep = runs_of(config) / "models" / path.stem if label == OURS else None  # gitignored
@@ -186,11 +186,13 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
     print(f"{path.name}: test {json.dumps(record['test'])} ({record['wall_seconds']:.0f} s)", flush=True)
 
 
-def _from_ours(record: dict, field: str) -> dict:
+def _from_ours(record: dict, field: str, change: dict) -> dict:
     """A trial's record of a cell from ours' own run, which scored that network that way too (`field` of its
-    test record; no second training)."""
+    test record; no second training); its estimator settings are ours' with the trial's `change`."""
     test = record["test"]
-    kept = {key: record[key] for key in ("val", "history", "settings", "params_count", "protocol")}
+    kept = {key: record[key] for key in ("val", "history", "params_count", "protocol")}
+    settings = record["settings"]
+    kept["settings"] = settings | {"estimator": settings["estimator"] | change}
     choice = test[field].get("online_reset_mix")
     if choice:  # the val score of the chosen pull, as a run fitted with it records
         kept["val"] = kept["val"] | {"online": {"mse": choice["val_mse"][str(choice["chosen"])]}}

@@ -195,6 +195,10 @@ def test_online_blend_averages_the_carried_and_the_reset_memory_at_every_row(dat
         return (0.5 * online_forecasts(model, rows, end) + 0.5 * frozen_forecasts(model, rows, end))[0].numpy()
 
     np.testing.assert_allclose(scaled_forecast(blend, blend.predict()), mixed_at_end(series), rtol=0, atol=1e-5)
+    old = copy.deepcopy(blend)
+    old.context_ = old.context_[-16:]  # what a model saved before online_blend existed kept
+    with pytest.raises(DataValidationError, match="needs the last 2 x lookback = 32 rows, and this model keeps 16"):
+        old.predict()
     more = frame_of(rows=ROWS + 43, seed=3).iloc[ROWS:]
     more.index = pd.date_range(data.index[-1] + pd.Timedelta(hours=1), periods=len(more), freq="h")
     once, pieces = copy.deepcopy(blend).update(more), copy.deepcopy(blend)
@@ -371,9 +375,9 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert metrics["params"]["online_blend"] == 0.5
     choice = metrics["history"]["online_reset_mix"]  # "auto": chosen on the online val MSE
     assert f"Online reset mix {choice['chosen']}, chosen on online validation MSE" in fit.output
-    assert choice["val_mse"]["0.0"] == pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)
-    # the floors are compared with the forecasts the model makes: the chosen pull, blended half and half
-    assert metrics["model_val"]["mse"] != pytest.approx(choice["val_mse"][str(choice["chosen"])])
+    assert choice["val_mse"]["0.0"] != pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)  # unblended
+    # the pull is chosen, and the floors compared, on the forecasts the model makes: blended half and half
+    assert metrics["model_val"]["mse"] == pytest.approx(choice["val_mse"][str(choice["chosen"])])
     predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
     assert predicted.exit_code == 0, predicted.output
     evaluated = runner.invoke(

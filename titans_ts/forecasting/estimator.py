@@ -72,6 +72,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     `evaluate(online=True)`), the rest the frozen forecast of the same network at that row (1: the carried
     memory alone; 0.5: the two readings averaged, which beat frozen on the months after validation in 5 of 6
     runs where the carried memory alone did in 2: experiments/results/gate_check.md); training unchanged;
+    `val_metrics_` and the floors' fallback use the value given to fit (a new value there needs a new fit);
     `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for

@@ -112,6 +112,13 @@ def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: 
     forecast = model.forecast_at(context, stream.readout, grid, origin)[0, 0]
     if blend == 1.0:
         return forecast
+    read_more = stream.state is not None or len(stream.before) + len(stream.pending) > len(context)
+    if config.error_tokens and len(context) < 2 * config.lookback and read_more:
+        raise DataValidationError(
+            f"online_blend={blend} with error tokens needs the last 2 x lookback = {2 * config.lookback} rows, and "
+            f"this model keeps {len(context)} (saved before online_blend existed): update it with at least "
+            f"{2 * config.lookback - len(context)} more rows, pass the history to predict(X), or fit it again."
+        )
     frozen = frozen_forecasts(model, context, origin[0], grid_start=len(context) - lag)[0]
     return blend * forecast + (1.0 - blend) * frozen
 
@@ -176,7 +183,8 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
         history["local_pretrain"] = local_record
     model.to(device).eval()
     start = online_start(estimator, borders.val)  # "auto" scores the candidates as online forecasts are made
-    history["online_reset_mix"] = set_online_reset_mix(estimator.online_reset_mix, model, series, borders.val, start)
+    reset_mix, blend = estimator.online_reset_mix, estimator.online_blend
+    history["online_reset_mix"] = set_online_reset_mix(reset_mix, model, series, borders.val, start, blend)
 
     estimator.model_config_, estimator.model_ = model.config, model
     estimator.scaler_, estimator.borders_ = splits.scaler, borders
@@ -193,34 +201,35 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     return estimator
 
 
-def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds, grid_start: int = 0) -> dict:
+def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds, grid_start: int = 0, blend=1.0) -> dict:
     """Set the trained model's reset_mix, the pull towards the trained memory after every segment an online
     forecast reads (training is done: forecasting only). value "auto": the candidate (defaults.
     ONLINE_RESET_MIXES) with the lowest online MSE on the split with rows `bounds` (validation), the memory
-    reading from `grid_start`; on validation months that no choice read, that choice forecast better than no
-    pull on ETTh1 and ETTh2 in 4 of 4 runs, and beat frozen in 4 of 6 with ETTm1 (guard_check.md). If scoring
-    fails, the model keeps the setting it had.
+    reading from `grid_start`, each online forecast blended as `blend` says; on validation months that no
+    choice read, that choice forecast better than no pull on ETTh1 and ETTh2 in 4 of 4 runs, and beat frozen
+    in 4 of 6 with ETTm1 (guard_check.md). If scoring fails, the model keeps the setting it had.
     Returns {"chosen": the value, "val_mse": {candidate: online MSE} ("auto" with a memory; else empty)}."""
     from titans_ts.forecasting.defaults import ONLINE_RESET_MIXES
 
     scores = {}
     if value == "auto" and model.config.memory == "lmm":  # the ablation carries no state: nothing to pull
-        scores = online_mse_by_reset_mix(model, series, bounds, ONLINE_RESET_MIXES, grid_start)
+        scores = online_mse_by_reset_mix(model, series, bounds, ONLINE_RESET_MIXES, grid_start, blend)
         value = float(min(scores, key=scores.get))
     chosen = 0.0 if value == "auto" else float(value)
     model.config = replace(model.config, reset_mix=chosen)
     return {"chosen": chosen, "val_mse": scores}
 
 
-def online_mse_by_reset_mix(model: LongMemoryForecaster, series, bounds, mixes, grid_start: int = 0) -> dict:
+def online_mse_by_reset_mix(model: LongMemoryForecaster, series, bounds, mixes, grid_start: int = 0, blend=1.0) -> dict:
     """{str(mix): online MSE on the split with rows `bounds`, the memory reading from `grid_start`} with each
-    reset_mix applied at forecast time; the model keeps the setting it had, whatever happens."""
+    reset_mix applied at forecast time (online forecasts blended by `blend`); the model keeps the setting it
+    had, whatever happens."""
     before = model.config
     scores = {}
     try:
         for mix in mixes:
             model.config = replace(before, reset_mix=mix)
-            scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start)["mse"]
+            scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start, blend)["mse"]
     finally:
         model.config = before
     return scores
