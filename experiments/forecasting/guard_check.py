@@ -21,25 +21,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, config_main, git_commit  # noqa: E402
+from nested_check import run_on_saved_models  # noqa: E402
 
 
 def run_check(config: dict) -> None:
-    import torch
-
-    from titans_ts.training import tune_cpu_allocator
-
-    claims = config["_claims"]
-    torch.set_num_threads(claims.threads)
-    tune_cpu_allocator()
-    nested = read_config(ROOT / config["nested"])
-    folder = ROOT / config["runs"]
-    folder.mkdir(parents=True, exist_ok=True)
-    for source in sorted((ROOT / nested["runs"]).glob("*.json")):
-        path = folder / source.name
-        with claims.claim(path) as mine:
-            if mine:
-                _check(config, nested, json.loads(source.read_text()), path)
+    run_on_saved_models(config, _check)
 
 
 def _check(config: dict, nested: dict, source: dict, path: Path) -> None:

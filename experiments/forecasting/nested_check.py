@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
 from long_memory_grid import run_for_ours, spec_of  # noqa: E402
 from long_memory_search import fit_long_memory, run_name  # noqa: E402
 
@@ -70,6 +70,27 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     }
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     print(f"{path.name}: {json.dumps({k: record[k] for k in ('own_val', 'months_after', 'search_val')})}", flush=True)
+
+
+def run_on_saved_models(config: dict, check) -> None:
+    """For the checks that score nested_check's saved models again (guard_check, gate_check): check(config,
+    nested_check's config, a nested_check record, the result path of the same name in config["runs"]) once
+    per nested_check run, claimed by one worker and skipped when its result exists."""
+    import torch
+
+    from titans_ts.training import tune_cpu_allocator
+
+    claims = config["_claims"]
+    torch.set_num_threads(claims.threads)
+    tune_cpu_allocator()
+    nested = read_config(ROOT / config["nested"])
+    folder = ROOT / config["runs"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted((ROOT / nested["runs"]).glob("*.json")):
+        path = folder / source.name
+        with claims.claim(path) as mine:
+            if mine:
+                check(config, nested, json.loads(source.read_text()), path)
 
 
 def _by_start(estimator, frame, train_end: int, val_end: int) -> dict:
