@@ -291,12 +291,22 @@ def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
             if record is None:
                 row.append("-")
             elif model in (OURS, *TRIALS):
-                row.append(f"{test_mse(record):.4f} / {test_mse(record, 'frozen'):.4f}")
+                row.append(f"{test_mse(record):.4f} / {test_mse(record, 'frozen'):.4f}" + _capped(record))
             else:
-                row.append(f"{test_mse(record):.4f}")
+                row.append(f"{test_mse(record):.4f}" + _capped(record))
         lines.append(f"| {dataset} | {horizon} | {seed} | " + " | ".join(row) + " |")
     note = "ours and its trials: online / frozen (ours online from the series' first row; the trials as named)."
-    return [*lines, "", note]
+    cap = "(cap, N ep): training stopped by the run's time cap (max_minutes) after N epochs; the best epoch is kept."
+    return [*lines, "", note, cap]
+
+
+def _capped(record: dict) -> str:
+    """' (cap, N ep)' for a run whose training (or its window model's pretraining) the time cap stopped."""
+    history = record.get("history") or {}
+    phases = [history, history.get("local_pretrain") or {}]
+    if history.get("stopped_by_time_cap") or any(phase.get("stop_reason") == "time_budget" for phase in phases):
+        return f" (cap, {history.get('epochs_run')} ep)"
+    return ""
 
 
 def _seed_averages(runs: dict, horizons, seeds, mode) -> list[float]:
