@@ -106,6 +106,24 @@ def test_online_forecasts_never_read_the_future_and_do_read_the_long_past(error_
     torch.testing.assert_close(frozen_forecasts(model, long_past, origins), frozen, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("local, grid_start, dtype", [("rlinear", 0, torch.float64), ("variate", 3, torch.float32)])
+def test_frozen_forecasts_share_each_patchs_error_tokens_and_equal_every_window_read_alone(local, grid_start, dtype):
+    """The error tokens of a patch are computed once for every window that reads it (grid_patch_errors); each
+    forecast equals a fresh memory reading that window's patches alone, error tokens from the rows before."""
+    model = model_of(dtype=dtype, error_tokens=True, lookback=16, local=local, channels=3)
+    series = series_of(200, dtype=dtype)
+    origins = split_origins((120, 200), 16, 4)
+    frozen = frozen_forecasts(model, series, origins, grid_start=grid_start, batch=7)
+    for i, origin in enumerate(origins.tolist()):
+        lag = (origin - grid_start) % 4
+        n_patches = (16 - lag) // 4
+        first = torch.tensor([origin - lag - 4 * n_patches])
+        rows = series[int(first) : origin - lag][None]
+        readouts, _ = model.read(rows, before=model.lookback_rows(series, first))  # its own error tokens
+        alone = model.forecast_at(series, readouts, first, torch.tensor([[origin]]))[0, 0]
+        torch.testing.assert_close(frozen[i], alone, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
+
+
 def test_the_mlp_ablation_has_the_memorys_width_and_no_state():
     memory, ablation = model_of(), model_of(memory="mlp")
     lmm, mlp = memory.layers[0].mixer.memory, ablation.layers[0].mixer.net

@@ -180,20 +180,22 @@ class LongMemoryForecaster(nn.Module):
         return self
 
     # -- the memory: patches -> readouts, state carried --------------------------------------------------
-    def read(self, rows: torch.Tensor, state=None, before: torch.Tensor | None = None):
+    def read(self, rows: torch.Tensor, state=None, before: torch.Tensor | None = None, errors=None):
         """rows: (B, n * patch_len, C), whole patches in time order -> readouts (B, C, n, dim) and the state
         after the last patch (a list, one entry per layer; None for the ablation). Continuing with the state
         equals one call on the concatenation when n is a multiple of chunk_size.
 
         before: (B, lookback, C), the rows just before `rows` (error_tokens only: the local forecast at the
-        first patch reads them; None: the first row repeated, as at the start of a series)."""
+        first patch reads them; None: the first row repeated, as at the start of a series).
+        errors: (B * C, n, patch_len), the patches' error tokens when already computed (`grid_patch_errors`)."""
         batch, length, channels = rows.shape
         patch_len = self.config.patch_len
         if length % patch_len:
             raise ValueError(f"read() takes whole patches: {length} rows is not a multiple of {patch_len}.")
         patches = rows.transpose(1, 2).reshape(batch * channels, length // patch_len, patch_len)
         if self.config.error_tokens:
-            patches = torch.cat([patches, self._patch_errors(rows, before)], dim=-1)
+            errors = self._patch_errors(rows, before) if errors is None else errors
+            patches = torch.cat([patches, errors], dim=-1)
         tokens = self.patch_embed(patches)
         states = state or [None] * len(self.layers)
         new_states = []
@@ -217,6 +219,20 @@ class LongMemoryForecaster(nn.Module):
         local = self.local_forecast(windows)[:, :, :patch_len]  # (B, n, patch_len, C)
         actual = rows.view(batch, -1, patch_len, channels)
         return (actual - local).permute(0, 3, 1, 2).reshape(batch * channels, -1, patch_len)
+
+    @torch.no_grad()
+    def grid_patch_errors(self, series: torch.Tensor, first_row: int, n_patches: int, batch: int = 512):
+        """(C, n_patches, patch_len): the error tokens of the patches of the (T, C) series from row `first_row`,
+        each from the rows before it, as every read of that patch makes them: computed once for the reads
+        that share them (frozen forecasts read each patch in many windows)."""
+        patch_len = self.config.patch_len
+        parts = [series.new_zeros(series.shape[1], 0, patch_len)]
+        for first in range(0, n_patches, batch):
+            begin = first_row + first * patch_len
+            rows = series[begin : begin + min(batch, n_patches - first) * patch_len]
+            before = self.lookback_rows(series, torch.tensor([begin], device=series.device))
+            parts.append(self._patch_errors(rows[None], before))
+        return torch.cat(parts, dim=1)
 
     def carry(self, state):
         """The state to start the next segment from: the guard of the config applied (reset_mix, max_state_norm)."""

@@ -50,8 +50,15 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
     patches inside its lookback window (batched by the lag since the last patch)."""
     model.eval()
     config = model.config
-    lags = (origins - grid_start) % config.patch_len
+    patch_len = config.patch_len
+    lags = (origins - grid_start) % patch_len
     forecasts = series.new_empty(len(origins), config.horizon, series.shape[1])
+    if not len(origins):
+        return forecasts
+    if config.error_tokens:  # each patch's error tokens once, for every window that reads it
+        lowest = max(0, int(origins.min()) - config.lookback)  # no window's first patch starts before it
+        first_row = lowest + (grid_start - lowest) % patch_len
+        errors = model.grid_patch_errors(series, first_row, (int(origins.max()) - first_row) // patch_len)
     for lag in lags.unique().tolist():
         n_patches = (config.lookback - lag) // config.patch_len
         if n_patches < 1:
@@ -60,10 +67,16 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
                 f"{config.lookback} must be >= 2 * patch_len - 1 = {2 * config.patch_len - 1}."
             )
         positions = (lags == lag).nonzero().flatten()
-        span = torch.arange(n_patches * config.patch_len, device=origins.device)
+        span = torch.arange(n_patches * patch_len, device=origins.device)
         for chosen in positions.split(batch):
-            first_rows = origins[chosen] - lag - n_patches * config.patch_len
-            readouts, _ = model.read(rows_at(series, first_rows, span), before=model.lookback_rows(series, first_rows))
+            first_rows = origins[chosen] - lag - n_patches * patch_len
+            window_errors = None
+            if config.error_tokens:  # (C, windows, n_patches, patch_len) -> (windows * C, n_patches, patch_len)
+                index = (first_rows - first_row) // patch_len
+                window_errors = errors[:, index[:, None] + torch.arange(n_patches, device=origins.device)]
+                window_errors = window_errors.transpose(0, 1).reshape(-1, n_patches, patch_len)
+            before = model.lookback_rows(series, first_rows)
+            readouts, _ = model.read(rows_at(series, first_rows, span), before=before, errors=window_errors)
             forecasts[chosen] = model.forecast_at(series, readouts, first_rows, origins[chosen, None])[:, 0]
     return forecasts
 
