@@ -11,7 +11,7 @@ import torch
 from titans_ts.data import StandardScaler, make_splits
 from titans_ts.errors import DataValidationError
 from titans_ts.estimator_base import TitansEstimator
-from titans_ts.forecasting import history_mode
+from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
 from titans_ts.forecasting.floors import Floors, floors_record
@@ -311,7 +311,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             **floors_record(self),
         }
         if self._in_history_mode():  # the carried memory and what predict reads beside it
-            stream_tensors, stream_config = history_mode.saved_stream(self)
+            stream_tensors, stream_config = history_stream.saved_stream(self)
             tensors, config = tensors | stream_tensors, config | stream_config
         level_tensors, level_config = self._saved_levels()  # nothing without quantiles
         tensors, config = tensors | level_tensors, config | level_config
@@ -354,7 +354,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator._restore_floors(config)
         estimator._fit_frame = None
         if history:
-            history_mode.restore_stream(estimator, tensors, config)
+            history_stream.restore_stream(estimator, tensors, config)
         return estimator
 
     def _check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:

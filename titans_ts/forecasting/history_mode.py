@@ -2,8 +2,8 @@
 
 The memory reads each channel's whole history in time order, patch by patch, its state carried; a forecast
 combines the readout of the last whole patch with the local window of `lookback` rows. This module is the
-estimator's history-mode fit, predict, evaluate, update and save; estimator.py (and its mixins) dispatch here
-when the model is a LongMemoryForecaster.
+estimator's history-mode fit, predict, evaluate, update and load; estimator.py (and its mixins) dispatch here
+when the model is a LongMemoryForecaster. The stream the memory keeps, and its save, are history_stream.py.
 
 - fit: the protocol's split and train-rows scaler; training on the train rows only, in contiguous segments
   with the state carried (segments.py), early stopping on the online val MSE; `val_metrics_` is that online
@@ -11,19 +11,16 @@ when the model is a LongMemoryForecaster.
   `val_metrics_frozen_` the frozen one (the memory reset for every window, long_memory_eval.py). The floors
   are scored on the same val windows.
 - then the memory reads the whole fitted frame from its first row (the patch grid starts there), and the
-  estimator keeps a `MemoryStream`: the state after the last whole segment, the rows read since, and the
-  readout of the last whole patch. `predict()` forecasts at the end of the data from it, exactly as the
-  online evaluation forecasts at that row; `update(rows)` reads on. A segment is read in one call once it is
-  whole (`read_stream`, the state guarded by `carry` after it), the rows of an unfinished one from the state
-  before it at every update: reading in other pieces would move the memory's chunk boundaries, so
-  update(a); update(b) equals update(a + b) exactly.
+  estimator keeps a `MemoryStream` (history_stream.py). `predict()` forecasts at the end of the data from it,
+  exactly as the online evaluation forecasts at that row; `update(rows)` reads on, and update(a); update(b)
+  equals update(a + b) exactly.
 - `predict(X)` with a new frame reads X from its first row, from the trained initial memory.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -32,96 +29,11 @@ import torch
 from titans_ts.data import make_splits
 from titans_ts.errors import DataValidationError
 from titans_ts.forecasting.floors import MODEL
+from titans_ts.forecasting.history_stream import MemoryStream, advance, stream_forecast
 from titans_ts.forecasting.inputs import as_frame
 from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, rows_at
 from titans_ts.forecasting.long_memory_eval import blended_forecasts, evaluate_split, frozen_forecasts, split_origins
 from titans_ts.forecasting.time_axis import advanced, future_index, time_axis
-from titans_ts.memory import MemoryState
-
-STREAM_PREFIX = "stream."  # the saved tensors of the MemoryStream
-
-
-@dataclass(frozen=True)
-class MemoryStream:
-    """Where the memory stands after reading a series from its first row (patch k covers rows k * patch_len ...).
-
-    state: after the last whole segment, `carry`-guarded (None: nothing read yet, or the MLP ablation);
-    pending: (rows, C) scaled rows read since, fewer than a segment's;
-    before: (rows, C) the `lookback` scaled rows before `pending` (fewer at the start of the series): what a
-      segment's read may look back at (read_stream takes them from the series it is given);
-    readout: (1, C, 1, dim), the readout of the last whole patch (None before the first)."""
-
-    state: list[MemoryState] | None
-    pending: torch.Tensor
-    before: torch.Tensor
-    readout: torch.Tensor | None
-
-    @classmethod
-    def empty(cls, channels: int, device=None) -> MemoryStream:
-        nothing = torch.zeros(0, channels, device=device)
-        return cls(None, nothing, nothing, None)
-
-    def lag(self, patch_len: int) -> int:
-        """Rows read since the end of the last whole patch (segments are whole patches)."""
-        return len(self.pending) % patch_len
-
-    def to(self, device) -> MemoryStream:
-        state = None if self.state is None else [layer_state.to(device) for layer_state in self.state]
-        readout = None if self.readout is None else self.readout.to(device)
-        return MemoryStream(state, self.pending.to(device), self.before.to(device), readout)
-
-
-# --- the memory reading a stream ----------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def advance(model: LongMemoryForecaster, stream: MemoryStream, rows: torch.Tensor) -> MemoryStream:
-    """The stream after reading `rows` ((n, C) scaled, in time order, on the model's device): each segment
-    completed is read in one call from the state before it and the state carried on (`read_stream`); the
-    whole patches of the unfinished segment are read from that state for the last readout."""
-    model.eval()
-    config = model.config
-    series = torch.cat([stream.before, stream.pending, rows.to(stream.pending.dtype)])
-    start, state, readout = len(stream.before), stream.state, stream.readout  # start: the first row not in a segment
-    while len(series) - start >= config.segment_rows:
-        readouts, state = model.read_stream(series, start, config.segment_patches, state)
-        readout, start = readouts[:, :, -1:], start + config.segment_rows
-    whole = (len(series) - start) // config.patch_len
-    if whole:  # the unfinished segment, from the state before it (the state after it is not kept)
-        readouts, _ = model.read_stream(series, start, whole, state)
-        readout = readouts[:, :, -1:]
-    before = series[max(0, start - config.lookback) : start].clone()
-    return MemoryStream(state, series[start:].clone(), before, None if readout is None else readout.clone())
-
-
-@torch.no_grad()
-def stream_forecast(model: LongMemoryForecaster, stream: MemoryStream, context: torch.Tensor, blend: float = 1.0):
-    """(horizon, C) scaled forecast at the end of the stream: the last whole patch's readout with the lag since
-    it, and the local window of `lookback` rows, as `forecast_at` makes it at that row. context: the last rows
-    (up to 2 x lookback: a blend's frozen forecast reads the lookback rows before its first patch too).
-    blend < 1: mixed with the frozen forecast at that row, its patches on the stream's grid (online_blend)."""
-    config = model.config
-    if stream.readout is None:
-        raise DataValidationError(
-            f"the memory has read no whole patch yet: forecasting needs at least patch_len={config.patch_len} rows."
-        )
-    device = context.device
-    origin = torch.tensor([[len(context)]], device=device)  # the row after `context`
-    lag = stream.lag(config.patch_len)
-    grid = origin[0] - config.patch_len - lag  # the last patch is patch 0 of this grid
-    forecast = model.forecast_at(context, stream.readout, grid, origin)[0, 0]
-    if blend == 1.0:
-        return forecast
-    read_more = stream.state is not None or len(stream.before) + len(stream.pending) > len(context)
-    if config.error_tokens and len(context) < 2 * config.lookback and read_more:
-        raise DataValidationError(
-            f"online_blend={blend} with error tokens needs the last 2 x lookback = {2 * config.lookback} rows, and "
-            f"this model keeps {len(context)} (saved before online_blend existed): update it with at least "
-            f"{2 * config.lookback - len(context)} more rows, pass the history to predict(X), or fit it again."
-        )
-    frozen = frozen_forecasts(model, context, origin[0], grid_start=len(context) - lag)[0]
-    return blend * forecast + (1.0 - blend) * frozen
-
 
 # --- fit --------------------------------------------------------------------------------------------------
 
@@ -392,30 +304,7 @@ def update(estimator, new_rows):
     return estimator
 
 
-# --- save / load: safetensors + JSON ----------------------------------------------------------------------
-
-
-def saved_stream(estimator) -> tuple[dict, dict]:
-    """(tensors, config.json entries) of a history-mode model beyond the window model's: the stream (the
-    carried state, layer by layer, the rows read since it and the last readout) and the frozen val score."""
-    stream = estimator.stream_
-    tensors = {f"{STREAM_PREFIX}pending": stream.pending, f"{STREAM_PREFIX}before": stream.before}
-    if stream.readout is not None:
-        tensors[f"{STREAM_PREFIX}readout"] = stream.readout
-    layers = None
-    if stream.state is not None:
-        layers = []
-        for i, state in enumerate(stream.state):
-            for kind in ("weights", "momentum"):
-                for j, tensor in enumerate(getattr(state, kind)):
-                    tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] = tensor
-            if state.conv_cache is not None:
-                tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] = state.conv_cache
-            cache = state.conv_cache is not None
-            layers.append({"depth": len(state.weights), "conv_cache": cache, "tokens_seen": state.tokens_seen})
-    tensors = {name: tensor.clone() for name, tensor in tensors.items()}  # safetensors refuses shared storage
-    config = {"mode": "history", "stream": {"state_layers": layers}}
-    return tensors, config | {"val_metrics_frozen": estimator.val_metrics_frozen_}
+# --- load: safetensors + JSON (the stream's save and load: history_stream.py) ----------------------------
 
 
 def load_model(tensors: dict, config: dict) -> tuple[LongMemoryConfig, LongMemoryForecaster]:
@@ -424,22 +313,3 @@ def load_model(tensors: dict, config: dict) -> tuple[LongMemoryConfig, LongMemor
     model = LongMemoryForecaster(model_config)
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     return model_config, model.eval()
-
-
-def restore_stream(estimator, tensors: dict, config: dict) -> None:
-    """The stream and the frozen val score of a saved history-mode model (`saved_stream`)."""
-    layers = config["stream"]["state_layers"]
-    state = None
-    if layers is not None:
-        state = []
-        for i, layer in enumerate(layers):
-            weights, momentum = (
-                tuple(tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] for j in range(layer["depth"]))
-                for kind in ("weights", "momentum")
-            )
-            cache = tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] if layer["conv_cache"] else None
-            state.append(MemoryState(weights, momentum, cache, int(layer["tokens_seen"])))
-    readout = tensors.get(f"{STREAM_PREFIX}readout")
-    pending, before = (tensors[f"{STREAM_PREFIX}{name}"] for name in ("pending", "before"))
-    estimator.stream_ = MemoryStream(state, pending, before, readout)
-    estimator.val_metrics_frozen_ = config["val_metrics_frozen"]
