@@ -7,7 +7,7 @@ from torch import nn
 
 from titans_ts.data import split_borders
 from titans_ts.errors import ConfigError
-from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, memory_modules
+from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, memory_modules, rows_at
 from titans_ts.forecasting.long_memory_eval import (
     evaluate_split,
     frozen_forecasts,
@@ -113,15 +113,17 @@ def test_frozen_forecasts_share_each_patchs_error_tokens_and_equal_every_window_
     model = model_of(dtype=dtype, error_tokens=True, lookback=16, local=local, channels=3)
     series = series_of(200, dtype=dtype)
     origins = split_origins((120, 200), 16, 4)
-    frozen = frozen_forecasts(model, series, origins, grid_start=grid_start, batch=7)
-    for i, origin in enumerate(origins.tolist()):
-        lag = (origin - grid_start) % 4
-        n_patches = (16 - lag) // 4
-        first = torch.tensor([origin - lag - 4 * n_patches])
-        rows = series[int(first) : origin - lag][None]
-        readouts, _ = model.read(rows, before=model.lookback_rows(series, first))  # its own error tokens
-        alone = model.forecast_at(series, readouts, first, torch.tensor([[origin]]))[0, 0]
-        torch.testing.assert_close(frozen[i], alone, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
+    early = torch.tensor([9, 10, 15])  # before a whole lookback: rows before the series repeat its first
+    for chosen in (origins, early):
+        frozen = frozen_forecasts(model, series, chosen, grid_start=grid_start, batch=7)
+        for i, origin in enumerate(chosen.tolist()):
+            lag = (origin - grid_start) % 4
+            n_patches = (16 - lag) // 4
+            first = torch.tensor([origin - lag - 4 * n_patches])
+            rows = rows_at(series, first, torch.arange(4 * n_patches))
+            readouts, _ = model.read(rows, before=model.lookback_rows(series, first))  # its own error tokens
+            alone = model.forecast_at(series, readouts, first, torch.tensor([[origin]]))[0, 0]
+            torch.testing.assert_close(frozen[i], alone, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
 
 
 def test_the_mlp_ablation_has_the_memorys_width_and_no_state():

@@ -55,8 +55,11 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
     forecasts = series.new_empty(len(origins), config.horizon, series.shape[1])
     if not len(origins):
         return forecasts
-    if config.error_tokens:  # each patch's error tokens once, for every window that reads it
-        lowest = max(0, int(origins.min()) - config.lookback)  # no window's first patch starts before it
+    # each patch's error tokens once, for every window that reads it; an origin before `lookback` or after the
+    # series reads rows outside it (clamped, as `rows_at` does): then each window makes its own
+    shared = config.error_tokens and config.lookback <= int(origins.min()) and int(origins.max()) <= len(series)
+    if shared:
+        lowest = int(origins.min()) - config.lookback  # no window's first patch starts before it
         first_row = lowest + (grid_start - lowest) % patch_len
         errors = model.grid_patch_errors(series, first_row, (int(origins.max()) - first_row) // patch_len)
     for lag in lags.unique().tolist():
@@ -70,12 +73,13 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
         span = torch.arange(n_patches * patch_len, device=origins.device)
         for chosen in positions.split(batch):
             first_rows = origins[chosen] - lag - n_patches * patch_len
-            window_errors = None
-            if config.error_tokens:  # (C, windows, n_patches, patch_len) -> (windows * C, n_patches, patch_len)
+            before, window_errors = None, None
+            if shared:  # (C, windows, n_patches, patch_len) -> (windows * C, n_patches, patch_len)
                 index = (first_rows - first_row) // patch_len
                 window_errors = errors[:, index[:, None] + torch.arange(n_patches, device=origins.device)]
                 window_errors = window_errors.transpose(0, 1).reshape(-1, n_patches, patch_len)
-            before = model.lookback_rows(series, first_rows)
+            elif config.error_tokens:
+                before = model.lookback_rows(series, first_rows)
             readouts, _ = model.read(rows_at(series, first_rows, span), before=before, errors=window_errors)
             forecasts[chosen] = model.forecast_at(series, readouts, first_rows, origins[chosen, None])[:, 0]
     return forecasts
