@@ -28,6 +28,7 @@ from cli.options import (
 )
 from cli.ts_tables import (
     HISTORY_NOTE,
+    blend_note,
     errors_table,
     forecaster_note,
     metrics_table,
@@ -272,9 +273,9 @@ def fit(
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")
     console.print(forecaster_note(record), highlight=False)
-    chosen_mix = reset_mix_note(history)
-    if chosen_mix:
-        console.print(chosen_mix, highlight=False)
+    for note in (reset_mix_note(history), blend_note(record["params"].get("online_blend", 1.0))):
+        if note:
+            console.print(note, highlight=False)
     epochs_note = (
         f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)
@@ -394,6 +395,9 @@ def evaluate(
     console.print(forecaster_note(metrics), highlight=False)
     if metrics["mode"] == "history":
         console.print(HISTORY_NOTE, highlight=False)
+        blended = blend_note(metrics["online_blend"])
+        if blended:
+            console.print(blended, highlight=False)
     elif online:
         m = metrics["test_online"]
         console.print(

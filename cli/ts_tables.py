@@ -31,6 +31,16 @@ def reset_mix_note(history: dict) -> str | None:
     return f"Online reset mix {choice['chosen']}, chosen on online validation MSE ({scores})."
 
 
+def blend_note(blend: float) -> str | None:
+    """History mode with online_blend < 1: what an online forecast is made of."""
+    if blend >= 1:
+        return None
+    return (
+        f"Online forecasts are blended (online_blend={blend}): {blend} x the carried memory's + {1 - blend:g} x the "
+        "frozen one at the same row."
+    )
+
+
 HISTORY_NOTE = (
     "History mode: frozen resets the memory for every window; online lets it read the series from its first "
     "row in time order (train, val, the earlier test rows), learning as it reads."

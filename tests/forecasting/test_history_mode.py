@@ -373,6 +373,8 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert metrics["mode"] == "history" and metrics["params"]["streams"] == 1 and metrics["params"]["bptt"] == 2
     assert metrics["test"]["windows"] == metrics["test_online"]["windows"] == 97
     assert metrics["params"]["online_blend"] == 0.5
+    blended = "Online forecasts are blended (online_blend=0.5):"
+    assert blended in fit.output
     choice = metrics["history"]["online_reset_mix"]  # "auto": chosen on the online val MSE
     assert f"Online reset mix {choice['chosen']}, chosen on online validation MSE" in fit.output
     assert choice["val_mse"]["0.0"] != pytest.approx(metrics["history"]["best_val_mse"], rel=1e-5)  # unblended
@@ -385,7 +387,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "test, frozen" in evaluated.output and "test, online" in evaluated.output
-    assert "History mode: frozen resets the memory" in evaluated.output
+    assert "History mode: frozen resets the memory" in evaluated.output and blended in evaluated.output
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
                               "--variant", "mag", "--out", str(tmp_path / "bad")])  # fmt: skip
     assert bad.exit_code == 2 and "variant='mag' in mode='history'" in bad.stderr

@@ -252,6 +252,8 @@ def evaluate_saved(
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
     metrics |= {"mode": estimator.mode, **history_scores(estimator, frame), **quantile_record(estimator)}
+    if estimator.mode == "history":
+        metrics["online_blend"] = estimator.online_blend
     if online and estimator.mode != "history":
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:
