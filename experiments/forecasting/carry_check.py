@@ -41,7 +41,7 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     from titans_ts.io import atomic_write_text
 
     started = time.time()
-    estimator, frame = fit_long_memory(dataset, horizon, config["seed"], lookback, spec_of(search, model))
+    estimator, frame = fit_long_memory(dataset, horizon, config["seed"], lookback, spec_of(search, model, dataset))
     estimator.save(ROOT / config["models"] / path.stem)
     network = estimator.model_.eval()
     _, series, bounds = split_series(estimator, frame, "val")

@@ -27,7 +27,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
-from long_memory_search import FLOORS, estimator_run, long_memory_run, planned, run_name, runs_of, val_mse  # noqa: E402
+from long_memory_search import (  # noqa: E402
+    FLOORS,
+    base_of,
+    estimator_run,
+    long_memory_run,
+    planned,
+    run_name,
+    runs_of,
+    val_mse,
+)
 
 OURS, ABLATION = "ours", "ours [mlp]"
 # ours with online_from="split" (the memory starts reading at the test split): a trial chosen on nested_check.md,
@@ -122,11 +131,11 @@ def run_for_ours(config: dict, check) -> None:
                     check(config, search, path, dataset, horizon, model, lookback)
 
 
-def spec_of(search: dict, model: str) -> dict:
-    """The long-memory settings of a search candidate (`name` or `name [mlp]`)."""
+def spec_of(search: dict, model: str, dataset: str) -> dict:
+    """The long-memory settings of a search candidate (`name` or `name [mlp]`) on `dataset`."""
     name = model.removesuffix(" [mlp]")
     memory = "mlp" if model.endswith(" [mlp]") else "lmm"
-    return {**search["base"], **search["candidates"][name].get("change", {}), "memory": memory}
+    return {**base_of(search, dataset), **search["candidates"][name].get("change", {}), "memory": memory}
 
 
 def run_grid(config: dict) -> None:
@@ -171,7 +180,7 @@ def _final_run(config, search, path, dataset, horizon, seed, label, model, lookb
     if label in TRIALS and ours.exists() and TRIALS[label][0] in json.loads(ours.read_text())["test"]:
         record = _from_ours(json.loads(ours.read_text()), *TRIALS[label])  # ours' run scored it: the same network
     elif label in (OURS, *TRIALS, ABLATION):
-        spec = spec_of(search, model) | TRIALS.get(label, (None, {}))[1]
+        spec = spec_of(search, model, dataset) | TRIALS.get(label, (None, {}))[1]
         keep = runs_of(config) / "models" / path.stem if label == OURS else None  # gitignored
         record = long_memory_run(dataset, horizon, seed, lookback, spec, test=True, keep=keep)
     else:

@@ -60,9 +60,14 @@ def planned(config: dict):
                         continue
                     for memory in candidate.get("memories", ["lmm"]):
                         model = name if memory == "lmm" else f"{name} [mlp]"
-                        spec = {**config["base"], **candidate.get("change", {}), "memory": memory}
+                        spec = {**base_of(config, dataset), **candidate.get("change", {}), "memory": memory}
                         for lookback in lookbacks_of(candidate, dataset, config["lookbacks"]):
                             yield dataset, horizon, seed, model, lookback, "long_memory", spec
+
+
+def base_of(config: dict, dataset: str) -> dict:
+    """The long-memory base settings on `dataset`: "base", with the dataset's "base_by_dataset" entry over it."""
+    return {**config["base"], **config.get("base_by_dataset", {}).get(dataset, {})}
 
 
 def lookbacks_of(candidate: dict, dataset: str, default: list[int]) -> list[int]:

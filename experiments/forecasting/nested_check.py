@@ -42,7 +42,8 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     end = val_end + config["val_months"] * month  # the protocol's validation split ends here: no test row
     frame = load_dataset(dataset).iloc[:end]
     protocol = f"rows_{train_end}_{val_end}"
-    estimator, _ = fit_long_memory(dataset, horizon, config["seed"], lookback, spec_of(search, model), frame, protocol)
+    spec = spec_of(search, model, dataset)
+    estimator, _ = fit_long_memory(dataset, horizon, config["seed"], lookback, spec, frame, protocol)
     estimator.save(ROOT / config["models"] / path.stem)
     search_record = json.loads(
         (ROOT / search["runs"] / run_name(dataset, horizon, config["seed"], model, lookback)).read_text()
