@@ -34,8 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, config_main, git_commit  # noqa: E402
 from nested_check import run_on_saved_models  # noqa: E402
 
-ROWS_PER_DAY = {"ETTh1": 24, "ETTh2": 24, "ETTm1": 96, "ETTm2": 96, "weather": 144}
-
 
 def run_check(config: dict) -> None:
     run_on_saved_models(config, _check)
@@ -78,6 +76,7 @@ def _check(config: dict, nested: dict, source: dict, path: Path) -> None:
     from titans_ts.forecasting.history_mode import split_series
     from titans_ts.forecasting.long_memory import rows_at
     from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
+    from titans_ts.forecasting.time_axis import season_from_index
     from titans_ts.io import atomic_write_text
 
     started = time.time()
@@ -102,7 +101,7 @@ def _check(config: dict, nested: dict, source: dict, path: Path) -> None:
     record = {key: {"online": mse(online, key), "frozen": mse(frozen, key), "average": mse((online + frozen) / 2, key)}
               for key in parts}  # fmt: skip
     for half_life in config["half_life_days"]:
-        rows = None if half_life is None else half_life * ROWS_PER_DAY[source["dataset"]]
+        rows = None if half_life is None else half_life * season_from_index(frame.index)  # a day in rows
         weights = gate_weights(online, frozen, targets, origins, rows)
         gated = frozen - weights[:, None, None] * (frozen - online)
         for key in parts:

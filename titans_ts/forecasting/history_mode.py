@@ -32,7 +32,13 @@ from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.history_stream import MemoryStream, advance, stream_forecast
 from titans_ts.forecasting.inputs import as_frame
 from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, rows_at
-from titans_ts.forecasting.long_memory_eval import blended_forecasts, evaluate_split, frozen_forecasts, split_origins
+from titans_ts.forecasting.long_memory_eval import (
+    blended_forecasts,
+    evaluate_split,
+    frozen_forecasts,
+    split_frozen_forecasts,
+    split_origins,
+)
 from titans_ts.forecasting.time_axis import advanced, future_index, time_axis
 
 # --- fit --------------------------------------------------------------------------------------------------
@@ -105,8 +111,11 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.n_features_in_ = frame.shape[1]
     estimator.history_ = history | {"device": str(device)}
     # its own protocol (from row 0), with the blend the forecasts will have: what the floors are compared with
-    estimator.val_metrics_ = split_scores(model, series, borders.val, "online", blend=estimator.online_blend)
-    estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen")
+    frozen = split_frozen_forecasts(model, series, borders.val)  # made once for both scores
+    estimator.val_metrics_ = split_scores(
+        model, series, borders.val, "online", blend=estimator.online_blend, frozen=frozen
+    )
+    estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen", frozen=frozen)
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
     set_stream(estimator, scaled[online_start(estimator, borders.test) :], frame.index, device)
@@ -137,11 +146,12 @@ def online_mse_by_reset_mix(model: LongMemoryForecaster, series, bounds, mixes, 
     reset_mix applied at forecast time (online forecasts blended by `blend`); the model keeps the setting it
     had, whatever happens."""
     before = model.config
-    scores = {}
+    scores = {}  # the pull changes the carried state only: the frozen forecasts a blend mixes in are made once
+    frozen = split_frozen_forecasts(model, series, bounds, grid_start) if blend < 1 else None
     try:
         for mix in mixes:
             model.config = replace(before, reset_mix=mix)
-            scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start, blend)["mse"]
+            scores[str(mix)] = split_scores(model, series, bounds, "online", grid_start, blend, frozen)["mse"]
     finally:
         model.config = before
     return scores
@@ -182,9 +192,9 @@ def pretrain_local(estimator, model: LongMemoryForecaster, splits, device: torch
     return record
 
 
-def split_scores(model: LongMemoryForecaster, series, bounds, mode: str, grid_start: int = 0, blend=1.0) -> dict:
+def split_scores(model: LongMemoryForecaster, series, bounds, mode: str, grid_start=0, blend=1.0, frozen=None) -> dict:
     """MSE, MAE and windows of a split (`evaluate_split`), the shape window mode's scores have."""
-    scores = evaluate_split(model, series, bounds, mode, grid_start, blend)
+    scores = evaluate_split(model, series, bounds, mode, grid_start, blend, frozen)
     return {key: scores[key] for key in ("mse", "mae", "windows")}
 
 

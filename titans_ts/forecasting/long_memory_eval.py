@@ -85,12 +85,14 @@ def frozen_forecasts(model: LongMemoryForecaster, series, origins, grid_start: i
     return forecasts
 
 
-def blended_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, blend: float = 1.0):
-    """(M, horizon, C): `blend` x the online forecasts + (1 - blend) x the frozen ones on the same patch grid."""
+def blended_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, blend=1.0, frozen=None):
+    """(M, horizon, C): `blend` x the online forecasts + (1 - blend) x the frozen ones on the same patch grid
+    (`frozen`: those, when already made)."""
     online = online_forecasts(model, series, origins, grid_start)
     if blend == 1.0:
         return online
-    return blend * online + (1.0 - blend) * frozen_forecasts(model, series, origins, grid_start)
+    frozen = frozen_forecasts(model, series, origins, grid_start) if frozen is None else frozen
+    return blend * online + (1.0 - blend) * frozen
 
 
 def error_sums(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Tensor) -> torch.Tensor:
@@ -101,21 +103,36 @@ def error_sums(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Ten
     return torch.stack([error.square().sum(), error.abs().sum(), error.new_tensor(error.numel())])
 
 
+def split_frozen_forecasts(model: LongMemoryForecaster, series, bounds: tuple[int, int], grid_start=0):
+    """The frozen forecasts of every window of the split with rows `bounds` (what `evaluate_split` scores in
+    mode "frozen", and mixes in with a blend): made once for the scores that share them."""
+    series = _on_model(model, series)
+    return frozen_forecasts(
+        model, series, split_origins(bounds, model.config.lookback, model.config.horizon, series.device), grid_start
+    )
+
+
+def _on_model(model: LongMemoryForecaster, series) -> torch.Tensor:
+    """The (T, C) series as a tensor of the model's dtype, on its device."""
+    parameter = next(model.parameters())
+    return torch.as_tensor(series, dtype=parameter.dtype).to(parameter.device)
+
+
 def evaluate_split(
-    model: LongMemoryForecaster, series, bounds: tuple[int, int], mode: str = "online", grid_start=0, blend=1.0
+    model: LongMemoryForecaster, series, bounds: tuple[int, int], mode="online", grid_start=0, blend=1.0, frozen=None
 ):
     """MSE and MAE over every window of the split with rows `bounds` of the scaled (T, C) series.
 
     mode "online": the state carried from grid_start through every earlier row (mixed with the frozen forecast
-    when blend < 1); "frozen": reset per window."""
+    when blend < 1); "frozen": reset per window. frozen: the split's frozen forecasts on grid_start's patch grid
+    when already made (`split_frozen_forecasts`), not made again."""
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not one of {MODES}.")
-    series = torch.as_tensor(series, dtype=next(model.parameters()).dtype)
-    series = series.to(next(model.parameters()).device)
+    series = _on_model(model, series)
     origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
     if mode == "online":
-        forecasts = blended_forecasts(model, series, origins, grid_start, blend)
+        forecasts = blended_forecasts(model, series, origins, grid_start, blend, frozen)
     else:
-        forecasts = frozen_forecasts(model, series, origins, grid_start)
+        forecasts = frozen_forecasts(model, series, origins, grid_start) if frozen is None else frozen
     squared, absolute, count = error_sums(forecasts, series, origins).tolist()
     return {"mse": squared / count, "mae": absolute / count, "windows": len(origins), "mode": mode}
