@@ -193,3 +193,34 @@ def test_the_gate_check_weight_reads_only_truths_known_before_each_origin():
         assert (moved[: cut + 1] == weights[: cut + 1]).all() and (moved[cut + 1 :] != weights[cut + 1 :]).any()
         perfect = gate_weights(targets, frozen, targets, origins, half_life)
         assert (perfect[1:] == 1.0).all()
+
+
+def test_the_restart_check_reads_each_patch_from_a_memory_started_one_to_two_periods_before_it():
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "forecasting"))
+    from restart_check import restarted_forecasts, restarted_readouts
+    from test_long_memory import model_of, series_of
+
+    from titans_ts.forecasting.long_memory_eval import online_forecasts
+
+    model, series = model_of(error_tokens=True).eval(), series_of(200)
+    period, n_patches = 5, 40
+    with torch.no_grad():
+        readouts = restarted_readouts(model, series, 0, n_patches, period)
+        for patch in (0, 4, 5, 9, 10, 23, 39):  # its memory started at max(0, (patch // period - 1) * period)
+            start = max(0, (patch // period - 1) * period)
+            alone, _ = model.read_stream(series, start * 4, patch - start + 1)
+            torch.testing.assert_close(readouts[:, :, patch], alone[:, :, -1], rtol=0, atol=1e-10)
+            if start:  # a memory that read from one patch later is another one
+                later, _ = model.read_stream(series, (start + 1) * 4, patch - start)
+                assert not torch.allclose(readouts[:, :, patch], later[:, :, -1], rtol=0, atol=1e-6)
+    origins = torch.arange(12, 150)
+    assert torch.equal(restarted_forecasts(model, series, origins, 10**6), online_forecasts(model, series, origins))
+    forecasts = restarted_forecasts(model, series, origins, period)
+    changed = series.clone()
+    changed[90:] += 3.0  # a forecast at an origin <= 90 reads only rows before it
+    moved = restarted_forecasts(model, changed, origins, period)
+    at = int((origins <= 90).sum())
+    assert torch.equal(moved[:at], forecasts[:at]) and not torch.equal(moved[at:], forecasts[at:])
