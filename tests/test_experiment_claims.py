@@ -1,6 +1,7 @@
 """The experiment scripts: workers share one run order (a run goes to exactly one worker, once), and the
 report compares models fairly and writes its numbers into the documents that quote them."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -224,3 +225,31 @@ def test_the_restart_check_reads_each_patch_from_a_memory_started_one_to_two_per
     moved = restarted_forecasts(model, changed, origins, period)
     at = int((origins <= 90).sum())
     assert torch.equal(moved[:at], forecasts[:at]) and not torch.equal(moved[at:], forecasts[at:])
+
+
+def test_trials_added_after_ours_ran_share_one_training_of_ours_again(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    import long_memory_grid as grid
+
+    trained = []
+
+    def fake_run(dataset, horizon, seed, lookback, spec, test=False, keep=None):
+        trained.append((dataset, horizon, seed, lookback, spec.get("memory"), keep))
+        scored = {"mse": 0.5 + len(trained), "val_online": {"mse": 0.7}}
+        fields = {field: scored for field, _ in grid.TRIALS.values()}
+        test = {"online": {"mse": 0.4}, "frozen": {"mse": 0.3}} | fields
+        kept = {"val": {"online": {"mse": 0.6}}, "history": {}, "params_count": 1, "protocol": "p"}
+        return kept | {"settings": {"estimator": {}}, "test": test}
+
+    monkeypatch.setattr(grid, "long_memory_run", fake_run)
+    monkeypatch.setattr(grid, "spec_of", lambda search, model, dataset: {"memory": "lmm"})
+    config = {"runs": str(tmp_path), "_path": "c.json", "_claims": Claims()}
+    ours = tmp_path / grid.run_name("ETTh1", 96, 0, grid.OURS, 336)
+    ours.write_text(json.dumps({"test": {"online": {"mse": 0.4}, "frozen": {"mse": 0.3}}}))  # before the trials
+    for label in grid.TRIALS:
+        path = tmp_path / grid.run_name("ETTh1", 96, 0, label, 336)
+        grid._final_run(config, {}, path, "ETTh1", 96, 0, label, "variate + error tokens", 336)
+        record = json.loads(path.read_text())
+        assert record["test"]["online"]["mse"] == 1.5 and record["test"]["frozen"]["mse"] == 0.3
+        assert record["from_run"] == "ours, trained again for the trials" and record["trained_at_commit"]
+    assert len(trained) == 1 and trained[0][-1].name.endswith("-again")  # one training, its model kept
