@@ -183,7 +183,8 @@ def fit(
     online_from: str = _setting(
         "online_from",
         "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
-        "split (the first row of the split it forecasts; after fit, the rows after validation).",
+        "split (the first row of the split it forecasts, --lookback rows before its first forecast; after fit, "
+        "from --lookback rows before the end of validation).",
     ),
     online_reset_mix: str = _setting(
         "online_reset_mix",

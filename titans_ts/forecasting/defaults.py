@@ -62,7 +62,8 @@ ESTIMATOR = {
     # history mode, local_model="variate": train the window model alone first, then keep it fixed (long_memory.py)
     "local_pretrain": False,
     # history mode: where an online forecast's memory starts reading: "start" (the series' first row) or "split"
-    # (the first row of the split it forecasts; after fit, the rows after validation): history_mode.py
+    # (the first row of the split it forecasts, `lookback` rows before its first origin; after fit, from
+    # `lookback` rows before the end of validation): history_mode.py
     "online_from": "start",
     # history mode: the fraction of the trained memory M_0 mixed back into the state after every segment an
     # online forecast reads (0: none; "auto": chosen on validation among ONLINE_RESET_MIXES): history_mode.py

@@ -159,8 +159,9 @@ def online_mse_by_reset_mix(model: LongMemoryForecaster, series, bounds, mixes, 
 
 def online_start(estimator, bounds: tuple[int, int]) -> int:
     """The row an online forecast's memory starts reading at, for the split with rows `bounds`: the series'
-    first row (online_from="start"), or the split's first row ("split": on validation, nested_check.md found
-    the memory forecasting the months after better the less of the earlier rows it had read)."""
+    first row (online_from="start"), or the split's first row ("split"; a split's rows begin `lookback` rows
+    before its first origin, data/protocol.py). nested_check.md found, on validation, the memory forecasting
+    the months after better the less of the earlier rows it had read."""
     return bounds[0] if estimator.online_from == "split" else 0
 
 
