@@ -49,6 +49,14 @@ DATASET = typer.Option(
     ..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path.", rich_help_panel=DATA
 )
 LOOKBACK = typer.Option(ESTIMATOR["lookback"], help="Steps of history the model sees.", rich_help_panel=DATA)
+FIT_LOOKBACK = typer.Option(
+    None,
+    "--lookback",
+    help=f"Steps of history the model sees \\[default: {ESTIMATOR['lookback']}; with --mode history on a benchmark "
+    "dataset, its searched lookback (`titans-ts defaults`)].",
+    show_default=False,
+    rich_help_panel=DATA,
+)
 HORIZON = typer.Option(
     ESTIMATOR["horizon"], help="Steps to forecast (the benchmark uses 96, 192, 336, 720).", rich_help_panel=DATA
 )
@@ -62,6 +70,15 @@ def _model(help: str):
 def _setting(name: str, help: str, *flags: str):
     """A model option whose default is the estimator's (defaults.ESTIMATOR), not a family's choice."""
     return typer.Option(ESTIMATOR[name], *flags, help=help, rich_help_panel=MODEL)
+
+
+def _searched(name: str, help: str, *flags: str):
+    """A history-mode option the long-memory search chose per benchmark dataset: not given, the dataset's
+    choice with --mode history (`titans-ts defaults`), else the estimator's default."""
+    default = ESTIMATOR[name]
+    help += f" \\[default: {str(default).lower() if isinstance(default, bool) else default}; with --mode history on a "
+    help += "benchmark dataset, its searched setting (`titans-ts defaults`)]."
+    return typer.Option(None, *flags, help=help, show_default=False, rich_help_panel=MODEL)
 
 
 def _training(help: str, chosen: bool = True, default=None):
@@ -122,7 +139,7 @@ def splits(
 def fit(
     dataset: str = DATASET,
     horizon: int = HORIZON,
-    lookback: int = LOOKBACK,
+    lookback: int = FIT_LOOKBACK,
     source: dict = DATA_SOURCE,
     reading: Reading = DATA_FILE,
     columns: str = typer.Option(
@@ -150,7 +167,8 @@ def fit(
         "mode",
         "window: each forecast reads its --lookback window (the default). history: the memory reads each "
         "column's whole history in time order, patch by patch (--patch-len rows), and keeps learning through "
-        "validation and test; a forecast adds the local window, so pair it with --lookback 336 or 720. "
+        "validation and test; a forecast adds the local window. On a benchmark dataset the long-memory search's "
+        "settings are the defaults (`titans-ts defaults`); on your data pair it with --lookback 336 or 720. "
         "--variant is then lmm (the memory) or mlp (its ablation, no memory). Still being tuned (issue 28).",
     ),
     patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
@@ -162,22 +180,22 @@ def fit(
         "--mode history: segments per truncated back-propagation window (the state is carried through all "
         "segments, gradients only inside a window).",
     ),
-    local_model: str = _setting(
+    local_model: str = _searched(
         "local_model",
         "--mode history: the local window's forecast the memory adds the long past to: rlinear (the window "
         "normalised, a linear map), dlinear (trend and remainder), or variate (the window model: one token per "
-        "column, mixed by the memory).",
+        "column, mixed by the memory)",
     ),
-    error_tokens: bool = _setting(
+    error_tokens: bool = _searched(
         "error_tokens",
         "--mode history: each patch the memory reads also holds the local forecast's error on it, so what the "
-        "memory learns as it reads is where the local forecast goes wrong.",
+        "memory learns as it reads is where the local forecast goes wrong",
         "--error-tokens/--no-error-tokens",
     ),
-    local_pretrain: bool = _setting(
+    local_pretrain: bool = _searched(
         "local_pretrain",
         "--mode history with --local-model variate: train the window model alone first (as --mode window trains "
-        "it), then keep it fixed while the memory learns to correct its forecasts.",
+        "it), then keep it fixed while the memory learns to correct its forecasts",
         "--local-pretrain/--no-local-pretrain",
     ),
     online_from: str = _setting(
@@ -297,12 +315,15 @@ def fit(
 
 @app.command()
 def defaults() -> None:
-    """Show the settings `titans-ts fit` uses: the general default and each benchmark family's choice.
+    """Show the settings `titans-ts fit` uses: the general default and each benchmark family's choice, and
+    with --mode history each benchmark dataset's.
 
-    Both were chosen on validation MSE only (experiments/results/forecasting_search.md). Your own CSV gets
-    the general default; a registered benchmark dataset gets its family's. Any option you give wins.
+    All were chosen on validation MSE only (experiments/results/forecasting_search.md; for --mode history,
+    experiments/results/long_memory_search.md). Your own CSV gets the general default; a registered benchmark
+    dataset gets its family's, and with --mode history the long-memory search's choice for it where its search
+    is complete. Any option you give wins.
     """
-    from titans_ts.forecasting.defaults import GENERAL, families
+    from titans_ts.forecasting.defaults import GENERAL, HISTORY_BASE, HISTORY_BY_DATASET, defaults_for, families
 
     table = Table(title="Default settings of `titans-ts fit`")
     table.add_column("setting")
@@ -313,6 +334,15 @@ def defaults() -> None:
     for key, value in GENERAL.items():
         table.add_row(key, str(value), *(str(settings[key]) for _, settings in chosen.values()))
     console.print(table)
+    history = Table(title="With --mode history (the long-memory search's choice; other datasets: the table above)")
+    history.add_column("setting")
+    for dataset in HISTORY_BY_DATASET:
+        history.add_column(dataset)
+    settings = {dataset: defaults_for(dataset, "history") for dataset in HISTORY_BY_DATASET}
+    keys = dict.fromkeys([*HISTORY_BASE, *(key for choice in HISTORY_BY_DATASET.values() for key in choice)])
+    for key in keys:
+        history.add_row(key, *(str(settings[dataset].get(key, ESTIMATOR[key])) for dataset in HISTORY_BY_DATASET))
+    console.print(history)
 
 
 MODEL_DIR = typer.Option(..., "--model", "-m", help="A folder written by `titans-ts fit`.")

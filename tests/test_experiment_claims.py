@@ -253,3 +253,24 @@ def test_trials_added_after_ours_ran_share_one_training_of_ours_again(tmp_path, 
         assert record["test"]["online"]["mse"] == 1.5 and record["test"]["frozen"]["mse"] == 0.3
         assert record["from_run"] == "ours, trained again for the trials" and record["trained_at_commit"]
     assert len(trained) == 1 and trained[0][-1].name.endswith("-again")  # one training, its model kept
+
+
+def test_history_mode_defaults_are_the_long_memory_searchs_choice_where_it_is_complete():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from long_memory_grid import OURS, choices, search_of, search_records, spec_of
+    from long_memory_search import history_params
+
+    from titans_ts.forecasting.defaults import ESTIMATOR, HISTORY_BY_DATASET, defaults_for
+
+    search = search_of({"search": "experiments/configs/long_memory_search.json"})
+    records = search_records(search)
+    for dataset in search["datasets"]:
+        chosen = choices(search, records, dataset)
+        if chosen is None:
+            assert dataset not in HISTORY_BY_DATASET, f"{dataset}: its search is not complete, nothing is chosen yet"
+            continue
+        model, lookback, _ = chosen[OURS]
+        expected = {**history_params(spec_of(search, model, dataset)), "lookback": lookback}
+        settings = {**ESTIMATOR, **defaults_for(dataset, "history"), "mode": "history"}
+        wrong = {key: (settings[key], value) for key, value in expected.items() if settings[key] != value}
+        assert not wrong, f"defaults.HISTORY_BY_DATASET / HISTORY_BASE for {dataset} (have, searched): {wrong}"

@@ -142,12 +142,18 @@ def test_the_general_default_is_the_estimators_and_every_unset_cli_option_takes_
 
     from cli.ts import fit
     from titans_ts import TitansForecaster
-    from titans_ts.forecasting.defaults import GENERAL
+    from titans_ts.forecasting.defaults import GENERAL, HISTORY_BY_DATASET, defaults_for
 
     estimator = TitansForecaster().get_params()
     assert {key: estimator[key] for key in GENERAL} == GENERAL
+    searched = {  # what --mode history on some benchmark dataset sets otherwise than the estimator's default
+        key
+        for dataset in HISTORY_BY_DATASET
+        for key, value in defaults_for(dataset, "history").items()
+        if value != estimator[key]
+    }
     for name, parameter in inspect.signature(fit).parameters.items():
-        if name in GENERAL:
+        if name in GENERAL or name in searched:
             assert parameter.default.default is None, f"--{name} would hide the dataset's default"
         elif name in estimator:
             assert parameter.default.default == estimator[name], name
@@ -165,6 +171,39 @@ def test_defaults_are_looked_up_per_dataset(monkeypatch):
     assert defaults.defaults_for("/somewhere/mine.csv") == defaults.GENERAL
     assert defaults.defaults_for(None) == defaults.GENERAL
     assert set(defaults.FAMILY_OF.values()) == set(marks)
+
+
+def test_history_mode_on_a_searched_dataset_takes_the_searchs_choice_unless_given(monkeypatch):
+    """Not the numbers (test_experiment_claims checks them against the search): the lookup and its order."""
+    from titans_ts.forecasting import defaults, settings
+
+    monkeypatch.setattr(defaults, "HISTORY_BASE", {"dim": 21, "epochs": 7})
+    monkeypatch.setattr(defaults, "HISTORY_BY_DATASET", {"ETTm2": {"lookback": 48, "error_tokens": True}})
+    window = defaults.defaults_for("ETTm2")
+    assert defaults.defaults_for("ettm2", "history") == window | {
+        "dim": 21,
+        "epochs": 7,
+        "lookback": 48,
+        "error_tokens": True,
+    }
+    assert defaults.defaults_for("ETTm1", "history") == defaults.defaults_for("ETTm1")  # no choice: the family's
+    assert defaults.defaults_for("/somewhere/mine.csv", "history") == defaults.GENERAL
+    resolved = settings.resolve_fit("ETTm2", mode="history", epochs=3)
+    assert resolved.params["lookback"] == 48 and resolved.params["error_tokens"] and resolved.params["dim"] == 21
+    assert resolved.params["epochs"] == 3  # given wins
+    assert resolved.source == "the long-memory search's choice for ETTm2"
+    assert resolved.chosen["lookback"] == 48 and resolved.chosen["epochs"] == 3
+    windowed = settings.resolve_fit("ETTm2")
+    assert windowed.params["lookback"] == 96 and not windowed.params["error_tokens"] and windowed.params["dim"] != 21
+    assert settings.resolve_fit("ETTm2", mode="history", lookback=720, error_tokens=False).params["lookback"] == 720
+    _stop_at_the_estimator(monkeypatch)
+    result = runner.invoke(app, ["fit", "--dataset", "ETTm2", "--mode", "history"], env={"COLUMNS": "200"})
+    assert isinstance(result.exception, _Stop), result.output
+    seen = result.exception.args[0]
+    assert seen["lookback"] == 48 and seen["error_tokens"] and seen["mode"] == "history"
+    assert "long-memory search's choice for ETTm2" in result.output and "lookback 48" in result.output
+    shown = runner.invoke(app, ["defaults"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "With --mode history" in shown.output and "48" in shown.output
 
 
 class _Stop(Exception):

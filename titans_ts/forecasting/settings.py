@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from titans_ts.errors import ConfigError, positive_problems, refuse
-from titans_ts.forecasting.defaults import CHOSEN, ESTIMATOR, defaults_for, family_of
+from titans_ts.forecasting.defaults import (
+    CHOSEN,
+    ESTIMATOR,
+    HISTORY_BASE,
+    defaults_for,
+    family_of,
+    history_choice,
+    registered_name,
+)
 
 POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
@@ -188,14 +196,23 @@ class FitSettings:
         return dataset_label(self.dataset)
 
     @property
+    def history_choice(self) -> dict | None:
+        """The long-memory search's choice that filled in what was not given (mode="history"), else None."""
+        return history_choice(self.dataset) if self.params["mode"] == "history" else None
+
+    @property
     def source(self) -> str:
         """Where the settings not given came from, in words."""
+        if self.history_choice is not None:
+            return f"the long-memory search's choice for {registered_name(self.dataset)}"
         return f"the {self.family} defaults" if self.family else "the general defaults"
 
     @property
     def chosen(self) -> dict:
-        """The settings a family may choose (`titans-ts defaults`), as this run has them."""
-        return {key: self.params[key] for key in CHOSEN}
+        """The settings a family may choose (`titans-ts defaults`), and in history mode the search's, as this run
+        has them."""
+        keys = [*CHOSEN, *HISTORY_BASE, *(self.history_choice or {})] if self.history_choice else CHOSEN
+        return {key: self.params[key] for key in dict.fromkeys(keys)}
 
     def protocol(self, index=None) -> str:
         """The split protocol; a split by dates needs the data's time `index` to find its rows (until then
@@ -210,7 +227,8 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
 
     given: TitansForecaster's parameters (but protocol and checkpoint_dir, which come from the dataset, the
     `split` / `split_dates` and the `out` folder). Settings left out take the dataset family's defaults
-    (`defaults.defaults_for`), then the estimator's. Raises before any data is read: an unknown or impossible
+    (`defaults.defaults_for`; with mode="history" on a dataset the long-memory search chose for, its choice),
+    then the estimator's. Raises before any data is read: an unknown or impossible
     setting, a bad device or a missing GPU, a split a registered benchmark refuses."""
     from titans_ts.data import protocol_for
     from titans_ts.training import resolve_device
@@ -221,7 +239,8 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
             f"unknown setting(s) {unknown}; the settings are {sorted(set(ESTIMATOR) - set(NOT_GIVEN))} "
             "(the protocol comes from the dataset or split=, the checkpoints go to out/checkpoints)."
         )
-    params = {**ESTIMATOR, **defaults_for(dataset), **{k: v for k, v in given.items() if v is not None}}
+    given = {k: v for k, v in given.items() if v is not None}
+    params = {**ESTIMATOR, **defaults_for(dataset, given.get("mode", ESTIMATOR["mode"])), **given}
     resolve_device(params["device"])  # a bad device or a missing GPU fails before the data is read
     check(params)  # so do impossible settings
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
