@@ -272,7 +272,14 @@ def report(config: dict) -> str:
             f"{made[m][0]}, L={made[m][1]}" for m in models[: -len(FLOORS)]
         ]  # fmt: skip
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {config['selection'].get(dataset, 'pending')} |")
+    planned = {dataset: len(made) * len(horizons) * len(seeds) for dataset, made in chosen.items() if made}
+    done = {dataset: sum(len(by_seed) for (d, _), runs in finals.items() if d == dataset for by_seed in runs.values())
+            for dataset in planned}  # fmt: skip
     lines += [
+        "",
+        "Runs done of those planned (datasets with a complete search): "
+        + ", ".join(f"{dataset} {done[dataset]} of {planned[dataset]}" for dataset in planned)
+        + ".",
         "",
         f"## Four-horizon average test MSE (horizons {horizons}), mean ± std over seeds {seeds}",
         "",
