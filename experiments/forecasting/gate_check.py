@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, config_main, git_commit  # noqa: E402
-from nested_check import run_on_saved_models  # noqa: E402
+from nested_check import SavedRun, run_on_saved_models  # noqa: E402
 
 
 def run_check(config: dict) -> None:
@@ -68,48 +68,25 @@ def gate_weights(online, frozen, targets, origins, half_life_rows: float | None)
 
 
 def _check(config: dict, nested: dict, source: dict, path: Path) -> None:
-    import numpy as np
-    import torch
-
-    from titans_ts.data import load_dataset
-    from titans_ts.forecasting import TitansForecaster
-    from titans_ts.forecasting.history_mode import split_series
-    from titans_ts.forecasting.long_memory import rows_at
-    from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
     from titans_ts.forecasting.time_axis import season_from_index
     from titans_ts.io import atomic_write_text
 
     started = time.time()
-    estimator = TitansForecaster.load(ROOT / nested["models"] / path.stem)
-    frame = load_dataset(source["dataset"]).iloc[: source["rows"]]
-    _, series, after_bounds = split_series(estimator, frame, "test")  # rows up to the end of the months after
-    _, _, val_bounds = split_series(estimator, frame, "val")
-    model = estimator.model_.eval()
-    lookback, horizon = model.config.lookback, model.config.horizon
-    val_origins = split_origins(val_bounds, lookback, horizon)
-    after_origins = split_origins(after_bounds, lookback, horizon)
-    origins = torch.cat([val_origins, after_origins])
-    online = online_forecasts(model, series, origins).double().numpy()
-    frozen = frozen_forecasts(model, series, origins).double().numpy()
-    targets = rows_at(series, origins, torch.arange(horizon)).double().numpy()
-    origins = origins.numpy()
-    parts = {"own_val": slice(0, len(val_origins)), "months_after": slice(len(val_origins), None)}
-
-    def mse(forecasts, part):
-        return float(np.mean((forecasts[parts[part]] - targets[parts[part]]) ** 2))
-
-    record = {key: {"online": mse(online, key), "frozen": mse(frozen, key), "average": mse((online + frozen) / 2, key)}
-              for key in parts}  # fmt: skip
+    run = SavedRun(nested, source, path.stem)
+    online, frozen = run.online(), run.frozen()
+    origins = run.origins.numpy()
+    record = {key: {"online": run.mse(online, key), "frozen": run.mse(frozen, key),
+                    "average": run.mse((online + frozen) / 2, key)} for key in run.parts}  # fmt: skip
     for half_life in config["half_life_days"]:
-        rows = None if half_life is None else half_life * season_from_index(frame.index)  # a day in rows
-        weights = gate_weights(online, frozen, targets, origins, rows)
+        rows = None if half_life is None else half_life * season_from_index(run.frame.index)  # a day in rows
+        weights = gate_weights(online, frozen, run.targets, origins, rows)
         gated = frozen - weights[:, None, None] * (frozen - online)
-        for key in parts:
-            record[key][f"gate {half_life}"] = mse(gated, key)
-            record[key][f"mean w {half_life}"] = float(weights[parts[key]].mean())
+        for key, part in run.parts.items():
+            record[key][f"gate {half_life}"] = run.mse(gated, key)
+            record[key][f"mean w {half_life}"] = float(weights[part].mean())
     record |= {
         "dataset": source["dataset"], "horizon": source["horizon"], "model": source["model"],
-        "lookback": source["lookback"], "windows": {key: len(range(len(origins))[parts[key]]) for key in parts},
+        "lookback": source["lookback"], "windows": run.windows(),
         "git_commit": git_commit(), "config": config.get("_path", ""), "wall_seconds": time.time() - started,
     }  # fmt: skip
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")

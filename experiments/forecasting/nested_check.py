@@ -94,6 +94,49 @@ def run_on_saved_models(config: dict, check) -> None:
                 check(config, nested, json.loads(source.read_text()), path)
 
 
+class SavedRun:
+    """A nested_check run's saved model, scored again on its own validation months and the months after (no
+    test row): every window origin of both in time order, their truths, and the two readings' forecasts."""
+
+    def __init__(self, nested: dict, source: dict, name: str):
+        import torch
+
+        from titans_ts.data import load_dataset
+        from titans_ts.forecasting import TitansForecaster
+        from titans_ts.forecasting.history_mode import split_series
+        from titans_ts.forecasting.long_memory import rows_at
+        from titans_ts.forecasting.long_memory_eval import split_origins
+
+        estimator = TitansForecaster.load(ROOT / nested["models"] / name)
+        self.frame = load_dataset(source["dataset"]).iloc[: source["rows"]]
+        _, self.series, after_bounds = split_series(estimator, self.frame, "test")  # up to the months after's end
+        _, _, val_bounds = split_series(estimator, self.frame, "val")
+        self.model = estimator.model_.eval()
+        lookback, horizon = self.model.config.lookback, self.model.config.horizon
+        val_origins = split_origins(val_bounds, lookback, horizon)
+        self.origins = torch.cat([val_origins, split_origins(after_bounds, lookback, horizon)])
+        self.parts = {"own_val": slice(0, len(val_origins)), "months_after": slice(len(val_origins), None)}
+        self.targets = rows_at(self.series, self.origins, torch.arange(horizon)).double().numpy()
+
+    def online(self):
+        from titans_ts.forecasting.long_memory_eval import online_forecasts
+
+        return online_forecasts(self.model, self.series, self.origins).double().numpy()
+
+    def frozen(self):
+        from titans_ts.forecasting.long_memory_eval import frozen_forecasts
+
+        return frozen_forecasts(self.model, self.series, self.origins).double().numpy()
+
+    def mse(self, forecasts, part: str) -> float:
+        import numpy as np
+
+        return float(np.mean((forecasts[self.parts[part]] - self.targets[self.parts[part]]) ** 2))
+
+    def windows(self) -> dict:
+        return {key: len(range(len(self.origins))[part]) for key, part in self.parts.items()}
+
+
 def _by_start(estimator, frame, train_end: int, val_end: int) -> dict:
     """Online MSE on the months after, with the memory starting to read at the first row (the protocol), at
     its validation split, or at the months after themselves: which of the rows it read helps or hurts."""

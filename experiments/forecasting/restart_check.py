@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, config_main, git_commit  # noqa: E402
-from nested_check import run_on_saved_models  # noqa: E402
+from nested_check import SavedRun, run_on_saved_models  # noqa: E402
 
 
 def run_check(config: dict) -> None:
@@ -68,47 +68,25 @@ def restarted_forecasts(model, series, origins, period: int, grid_start: int = 0
 
 
 def _check(config: dict, nested: dict, source: dict, path: Path) -> None:
-    import numpy as np
-    import torch
-
-    from titans_ts.data import load_dataset
-    from titans_ts.forecasting import TitansForecaster
-    from titans_ts.forecasting.history_mode import split_series
-    from titans_ts.forecasting.long_memory import rows_at
-    from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
     from titans_ts.forecasting.time_axis import season_from_index
     from titans_ts.io import atomic_write_text
 
     started = time.time()
-    estimator = TitansForecaster.load(ROOT / nested["models"] / path.stem)
-    frame = load_dataset(source["dataset"]).iloc[: source["rows"]]
-    _, series, after_bounds = split_series(estimator, frame, "test")  # rows up to the end of the months after
-    _, _, val_bounds = split_series(estimator, frame, "val")
-    model = estimator.model_.eval()
-    lookback, horizon, patch_len = model.config.lookback, model.config.horizon, model.config.patch_len
-    val_origins = split_origins(val_bounds, lookback, horizon)
-    origins = torch.cat([val_origins, split_origins(after_bounds, lookback, horizon)])
-    targets = rows_at(series, origins, torch.arange(horizon)).double().numpy()
-    frozen = frozen_forecasts(model, series, origins).double().numpy()
-    online = online_forecasts(model, series, origins).double().numpy()
+    run = SavedRun(nested, source, path.stem)
+    online, frozen = run.online(), run.frozen()
     forecasts = {"online": online, "frozen": frozen, "online blend": (online + frozen) / 2}
-    day = season_from_index(frame.index)
+    day = season_from_index(run.frame.index)
     periods = {}
     for days in config["period_days"]:
-        period = max(1, round(days * day / patch_len))
+        period = max(1, round(days * day / run.model.config.patch_len))
         periods[str(days)] = period
-        restarted = restarted_forecasts(model, series, origins, period).double().numpy()
+        restarted = restarted_forecasts(run.model, run.series, run.origins, period).double().numpy()
         forecasts[f"restart {days}"] = restarted
         forecasts[f"restart {days} blend"] = (restarted + frozen) / 2
-    parts = {"own_val": slice(0, len(val_origins)), "months_after": slice(len(val_origins), None)}
-    record = {
-        key: {name: float(np.mean((f[part] - targets[part]) ** 2)) for name, f in forecasts.items()}
-        for key, part in parts.items()
-    }
+    record = {key: {name: run.mse(f, key) for name, f in forecasts.items()} for key in run.parts}
     record |= {
         "dataset": source["dataset"], "horizon": source["horizon"], "model": source["model"],
-        "lookback": source["lookback"], "period_patches": periods,
-        "windows": {key: len(range(len(origins))[part]) for key, part in parts.items()},
+        "lookback": source["lookback"], "period_patches": periods, "windows": run.windows(),
         "git_commit": git_commit(), "config": config.get("_path", ""), "wall_seconds": time.time() - started,
     }  # fmt: skip
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
