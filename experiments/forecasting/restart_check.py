@@ -51,20 +51,15 @@ def restarted_readouts(model, series, grid_start: int, n_patches: int, period: i
     return torch.cat(parts, dim=2)
 
 
-def restarted_forecasts(model, series, origins, period: int, grid_start: int = 0, batch: int = 1024):
-    """(M, horizon, C) forecasts at increasing `origins`, each from the restarted readouts: rows before the
-    origin only (each readout's memory reads only patches that end at or before it)."""
-    import torch
+def restarted_forecasts(model, series, origins, period: int, grid_start: int = 0):
+    """(M, horizon, C) forecasts at increasing `origins`, as `online_forecasts` makes them but from the
+    restarted readouts (each readout's memory reads only patches that end at or before it)."""
+    from titans_ts.forecasting.long_memory_eval import online_forecasts
 
-    from titans_ts.forecasting.long_memory import readout_patches
+    def read(past, start, n_patches):
+        return restarted_readouts(model, past, start, n_patches, period)
 
-    model.eval()
-    last = int(origins.max())
-    past = series[:last]  # nothing at or after the last origin is read
-    with torch.no_grad():
-        readouts = restarted_readouts(model, past, grid_start, readout_patches(model.config, grid_start, last), period)
-        grid = torch.full((1,), grid_start, device=origins.device)
-        return torch.cat([model.forecast_at(past, readouts, grid, chunk[None])[0] for chunk in origins.split(batch)])
+    return online_forecasts(model, series, origins, grid_start, read=read)
 
 
 def _check(config: dict, nested: dict, source: dict, path: Path) -> None:

@@ -33,13 +33,16 @@ def split_origins(bounds: tuple[int, int], lookback: int, horizon: int, device=N
 
 
 @torch.no_grad()
-def online_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, batch: int = 1024):
+def online_forecasts(model: LongMemoryForecaster, series, origins, grid_start: int = 0, batch: int = 1024, read=None):
     """(M, horizon, C) forecasts at `origins` (increasing rows of the (T, C) scaled series), each from the
-    memory state carried through every patch from grid_start up to the origin."""
+    memory state carried through every patch from grid_start up to the origin. read(past, grid_start,
+    n_patches) -> readouts (1, C, n_patches, dim): another way of reading the grid's patches (None: one
+    carried stream, `read_stream`); each readout must read only patches that end at or before it."""
     model.eval()
     last = int(origins.max())
     past = series[:last]  # nothing at or after the last origin is read
-    readouts, _ = model.read_stream(past, grid_start, readout_patches(model.config, grid_start, last))
+    n_patches = readout_patches(model.config, grid_start, last)
+    readouts = model.read_stream(past, grid_start, n_patches)[0] if read is None else read(past, grid_start, n_patches)
     grid = torch.full((1,), grid_start, device=origins.device)
     return torch.cat([model.forecast_at(past, readouts, grid, chunk[None])[0] for chunk in origins.split(batch)])
 
