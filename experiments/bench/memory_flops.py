@@ -66,6 +66,18 @@ def matmul_ceiling(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def target_lines(ours_per_token: float, theirs_tokens_per_s: float, ceiling: float, target: float = 2.0) -> list:
+    """What issue 26's CPU target (`target` x titans-pytorch's tokens/s) asks of ours' FLOP rate."""
+    needed = target * theirs_tokens_per_s * ours_per_token / 1e9
+    head = (
+        f"At {target:g}x titans-pytorch's tokens/s (issue 26's CPU target), ours' {ours_per_token / 1e3:.0f} kFLOP "
+        f"per token would have to run at {needed:.0f} GFLOP/s, {needed / ceiling:.2f}x that large product's rate"
+    )
+    if needed > ceiling:
+        return [f"{head}: beyond it, so the target needs less arithmetic per token, not a faster rate."]
+    return [f"{head}: within it, so the target is a question of the rate reached on the memory's small products."]
+
+
 def main() -> None:
     bench = json.loads((RESULTS / "bench_memory.json").read_text())
     rates = {"chunked-compile": bench["compiled_tokens_per_s"], "titans-pytorch": bench["titans_pytorch_tokens_per_s"]}
@@ -105,6 +117,8 @@ def main() -> None:
         "of r against titans-pytorch therefore means about "
         f"{ours / theirs:.2f} r times its FLOP rate. For reference, a 2048 x 2048 fp32 matrix product with the "
         f"bench's 2 threads reached {ceiling:.0f} GFLOP/s here (best of 10, measured in this run).",
+        "",
+        *target_lines(ours / (BATCH * LENGTH), rates["titans-pytorch"], ceiling),
         "",
         "By operator (GFLOP, forward + backward):",
         "",
