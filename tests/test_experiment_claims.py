@@ -196,6 +196,38 @@ def test_the_gate_check_weight_reads_only_truths_known_before_each_origin():
         assert (perfect[1:] == 1.0).all()
 
 
+def test_the_residual_memory_check_corrects_each_origin_from_truths_that_end_before_it():
+    """residual_memory_check.py: the correction at origin t reads no row at or after t; each depth learns
+    (the corrections move once a truth is known, and fit a constant error); theta 0 is the forecaster alone."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from residual_memory_check import corrections, fit_linear
+
+    torch.manual_seed(0)
+    config = {"lookback": 24, "horizon": 6, "key_len": 8, "hidden": 16}
+    series = torch.randn(200, 3).cumsum(0) * 0.1
+    origins = torch.arange(24, 195)
+    base = fit_linear(series, origins[:100], 24, 6, ridge=1e-3)
+    settings = [(0.0, 0.0, 0.0), (0.1, 0.9, 0.01), (0.3, 0.0, 0.0)]
+    cut = 150
+    changed = series.clone()
+    changed[cut:] += torch.randn(50, 3)
+    for depth in (0, 1, 2):
+        before = list(corrections(series, base, origins, 60, config, depth, settings))
+        after = list(corrections(changed, base, origins, 60, config, depth, settings))
+        for (origin, correction, _), (_, moved, _) in zip(before, after, strict=True):
+            assert torch.equal(correction, moved) == (origin <= cut), (depth, origin)
+        assert all(c[0].abs().max() == 0 for _, c, _ in before)  # theta 0: the forecaster alone
+        assert before[0][1][1:].abs().max() > 0  # the others learned from the origins before 60
+    # A forecaster that is always 1 below the truth: the depth-0 memory (online bias) learns the 1.
+    flat, low = torch.zeros(200, 3), torch.zeros(25, 6)
+    low[-1] = -1.0  # the bias row of the linear map
+    streamed = list(corrections(flat, low, origins, 24, config, 0, [(0.3, 0.0, 0.0)]))
+    assert all(torch.equal(error, torch.ones(3, 6)) for _, _, error in streamed)
+    assert streamed[5][1].abs().max() == 0 and (streamed[-1][1] - 1).abs().max() < 1e-3
+
+
 def test_the_restart_check_reads_each_patch_from_a_memory_started_one_to_two_periods_before_it():
     import torch
 

@@ -113,7 +113,7 @@ class OnlineMemory:
         import torch.nn.functional as F
 
         if self.depth == 0:
-            return self.weights[0].expand(-1, key.shape[0], -1), None
+            return self.weights[0].expand(-1, key.shape[0], -1).clone(), None  # not a view of what learns
         if self.depth == 1:
             return key @ self.weights[0], None
         hidden = key @ self.weights[0]
@@ -138,29 +138,37 @@ class OnlineMemory:
             weight.mul_(1 - self.alpha).add_(momentum)
 
 
-def memory_pass(series, base, origins, first_eval: int, halfway: int, config: dict, depth: int, settings):
-    """Squared-error sums (G, 2) over the two validation halves (and their counts) for G settings at one depth;
-    the memory learns from `origins[0]` on."""
+def corrections(series, base, origins, first_eval: int, config: dict, depth: int, settings):
+    """Yields (origin, correction (G, C, H), truth less the forecast (C, H)) at each origin >= first_eval, in
+    order. The memory learns from origins[0] on; a correction at origin t comes from the pairs of the origins
+    s <= t - horizon only, whose truths end before t."""
     import torch
 
     lookback, horizon, key_len = config["lookback"], config["horizon"], config["key_len"]
     memory = OnlineMemory(depth, settings, key_len, horizon, config["hidden"])
-    sums = torch.zeros(len(settings), 2, dtype=torch.float64)
-    keys, values = {}, {}
+    keys, errors = {}, {}
     for start in range(0, len(origins), BLOCK):
         block = origins[start : start + BLOCK]
         x, y = windows(series, block, lookback, horizon)
         forecast = torch.cat([x, torch.ones_like(x[..., :1])], -1) @ base
         block_keys = torch.nn.functional.normalize(x[..., -key_len:], dim=-1)
         for i, origin in enumerate(block.tolist()):
-            keys[origin], values[origin] = block_keys[i], y[i] - forecast[i]
+            keys[origin], errors[origin] = block_keys[i], y[i] - forecast[i]
             learned = origin - horizon
             if learned in keys:
-                memory.learn(keys.pop(learned), values.pop(learned))
+                memory.learn(keys.pop(learned), errors.pop(learned))
             if origin >= first_eval:
-                correction, _ = memory.read(block_keys[i])
-                error = (correction - values[origin]).square().mean((-1, -2))
-                sums[:, int(origin >= halfway)] += torch.nan_to_num(error.double(), nan=float("inf"))
+                yield origin, memory.read(block_keys[i])[0], errors[origin]
+
+
+def memory_pass(series, base, origins, first_eval: int, halfway: int, config: dict, depth: int, settings):
+    """Squared-error sums (G, 2) over the two validation halves, for G settings at one depth."""
+    import torch
+
+    sums = torch.zeros(len(settings), 2, dtype=torch.float64)
+    for origin, correction, error in corrections(series, base, origins, first_eval, config, depth, settings):
+        squared = (correction - error).square().mean((-1, -2))
+        sums[:, int(origin >= halfway)] += torch.nan_to_num(squared.double(), nan=float("inf"))
     return sums
 
 
