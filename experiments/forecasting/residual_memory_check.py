@@ -1,6 +1,7 @@
 """Issue 28: a memory that learns at test time from the forecasts' own errors. Validation only, no test row.
 
-    python experiments/forecasting/residual_memory_check.py experiments/configs/residual_memory_check.json [--only-report]
+    python experiments/forecasting/residual_memory_check.py \
+        experiments/configs/residual_memory_check.json [--only-report]
 
 The history-mode model's memory learns, as it reads, an association the outer training chose; on the test
 months it drifts (nested_check.md, restart_check.md) and its ablation does as well. Online forecasting methods
@@ -249,8 +250,8 @@ def report(config: dict) -> str:
         "checks). Frozen: the linear forecaster alone. Each depth's row: its setting with the lowest first-half "
         "MSE (depth 0: an online bias per horizon step; 1: linear; 2: MLP), then the overall choice.",
         "",
-        "| dataset | horizon | frozen (1st / 2nd) | depth 0 | depth 1 | depth 2 | overall choice | 2nd: choice < frozen "
-        "| 2nd: memory < bias |",
+        "| dataset | horizon | frozen (1st / 2nd) | depth 0 | depth 1 | depth 2 | overall choice "
+        "| 2nd: choice < frozen | 2nd: memory < bias |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     beats_frozen = beats_bias = cells = 0
@@ -268,9 +269,7 @@ def report(config: dict) -> str:
         learned = memory["second"] < per_depth[0]["second"]
         beats_frozen += ahead
         beats_bias += learned
-        depth_cells = [
-            f"{row['first']:.4f} / {row['second']:.4f} ({describe(row)})" for row in per_depth.values()
-        ]
+        depth_cells = [f"{row['first']:.4f} / {row['second']:.4f} ({describe(row)})" for row in per_depth.values()]
         lines.append(
             f"| {dataset} | {horizon} | {frozen['first']:.4f} / {frozen['second']:.4f} | "
             + " | ".join(depth_cells)
