@@ -255,6 +255,7 @@ def report(config: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     beats_frozen = beats_bias = cells = 0
+    ahead_at = {horizon: [] for horizon in config["horizons"]}
     for dataset, horizon in itertools.product(config["datasets"], config["horizons"]):
         path = result_path(config, dataset, horizon)
         if not path.exists():
@@ -268,6 +269,7 @@ def report(config: dict) -> str:
         ahead = overall["second"] < frozen["second"]
         learned = memory["second"] < per_depth[0]["second"]
         beats_frozen += ahead
+        ahead_at[horizon].append(ahead)
         beats_bias += learned
         depth_cells = [f"{row['first']:.4f} / {row['second']:.4f} ({describe(row)})" for row in per_depth.values()]
         lines.append(
@@ -282,6 +284,9 @@ def report(config: dict) -> str:
         f"Second half: the overall choice below frozen in {beats_frozen} of {cells} cells; the best depth-1/2 "
         f"choice below the depth-0 (online bias) choice in {beats_bias} of {cells}. The rule (config, fixed "
         f"before the runs) asks for at least {needed:.0%} of the cells in each.",
+        "By horizon, the overall choice below frozen on the second half: "
+        + ", ".join(f"h{h} {sum(a)} of {len(a)}" for h, a in ahead_at.items())
+        + ".",
     ]
     if cells == len(config["datasets"]) * len(config["horizons"]):
         passed = beats_frozen >= needed * cells and beats_bias >= needed * cells
