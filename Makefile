@@ -52,6 +52,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check titans_ts genomics cli tests experiments
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
