@@ -144,6 +144,8 @@ def test_the_documents_the_reports_write_into_have_their_markers():
     grid = _grid_module()
     readme = (root / "README.md").read_text()
     assert readme.count(grid.README_START) == 1 and readme.count(grid.README_END) == 1
+    long_memory = _experiment_module("forecasting/long_memory_grid.py")
+    assert readme.count(long_memory.README_START) == 1 and readme.count(long_memory.README_END) == 1
     cv = _experiment_module("genomics/cv.py")
     card = (root / "genomics" / "weights" / "titans-dna-small" / "MODEL_CARD.md").read_text()
     assert card.count(cv.CARD_START) == 1 and card.count(cv.CARD_END) == 1

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, config_main, git_commit, read_config  # noqa: E402
+from harness import ROOT, config_main, git_commit, read_config, write_block  # noqa: E402
 from long_memory_search import (  # noqa: E402
     FLOORS,
     base_of,
@@ -286,6 +286,7 @@ def report(config: dict) -> str:
         "| model | " + " | ".join(datasets) + " |",
         "|---|" + "---|" * len(datasets),
     ]
+    table_start = len(lines) - 2
     averages = {}
     for model in models:
         for mode in ("online", "frozen") if model == OURS else ("online",):
@@ -298,12 +299,28 @@ def report(config: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(row) + " |")
     for label, values in config["published"].items():
         lines.append(f"| {label} (published) | " + " | ".join(f"{values.get(d, '-')}" for d in datasets) + " |")
+    table = lines[table_start:]
     lines += ["", *[f"- {note}" for note in config.get("published_notes", [])], ""]
-    lines += _acceptance(config, finals, averages, datasets, search)
+    acceptance = _acceptance(config, finals, averages, datasets, search)
+    lines += acceptance
+    if "readme" in config:
+        write_block(ROOT / config["readme"], README_START, README_END, _readme_block(table, acceptance))
     lines += _runs_so_far(finals, models, datasets, horizons, seeds)
     lines += ["", f"Plot of val MSE against lookback: `{config['plot']}`.", ""]
     _plot(config, search, records)
     return "\n".join(lines)
+
+
+README_START = "<!-- long memory: written by experiments/forecasting/long_memory_grid.py -->"
+README_END = "<!-- /long memory -->"
+
+
+def _readme_block(table: list[str], acceptance: list[str]) -> list[str]:
+    """The README's copy: the four-horizon averages of ours, its ablation, the baselines and the published
+    rows (not the trials or floors), and the acceptance counts of ours (not of the trials)."""
+    kept = [row for row in table if not row.startswith(tuple(f"| {m} |" for m in (*TRIALS, *FLOORS)))]
+    counts = [line for line in acceptance[2:] if "(trial)" not in line]
+    return ["  " + row for row in kept] + [""] + ["  " + line for line in counts]
 
 
 def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
