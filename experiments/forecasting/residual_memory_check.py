@@ -16,7 +16,9 @@ now known: key = the last `key_len` centred rows of its window (unit norm), valu
 error over its horizon; then it forecasts a correction for origin t from t's key. The update is the
 paper's, one token per step (chunk size 1) with the columns as its batch: S = eta S - theta grad,
 M = (1 - alpha) M + S, for a memory of depth 0 (a learned bias per horizon step: online mean correction, the
-comparator), 1 (linear) or 2 (MLP). It learns from the first training origin ("train") or from the first
+comparator), 1 (linear) or 2 (MLP). Depths 1-2 are the memory MLP of `titans_ts.memory` with its per-token
+gradient; the step is written here because one memory is shared by the columns, which the core op (one memory
+per batch row and head) does not express. It learns from the first training origin ("train") or from the first
 validation origin ("val").
 
 Every setting runs on the whole validation split; the validation origins are cut in two halves by time. The
@@ -110,32 +112,26 @@ class OnlineMemory:
         self.momentum = [torch.zeros(shape) for shape in shapes]
 
     def read(self, key):
-        """(G, C, H) for key (C, K); with depth 2 also the hidden pre-activation."""
-        import torch.nn.functional as F
+        """(G, C, H) for key (C, K): the memory MLP of `titans_ts.memory` (depth 0: the bias)."""
+        from titans_ts.memory.ops.common import mlp_forward
 
         if self.depth == 0:
-            return self.weights[0].expand(-1, key.shape[0], -1).clone(), None  # not a view of what learns
-        if self.depth == 1:
-            return key @ self.weights[0], None
-        hidden = key @ self.weights[0]
-        return F.gelu(hidden) @ self.weights[1], hidden
+            return self.weights[0].expand(-1, key.shape[0], -1).clone()  # not a view of what learns
+        return mlp_forward(key, self.weights)[0]
 
     def learn(self, key, value) -> None:
-        """One step on the loss 1/2 mean_columns |M(key) - value|^2."""
-        import torch
+        """One step on the loss 1/2 mean_columns |M(key) - value|^2, with the core's per-token gradient (of
+        |M(k) - v|^2, hence the 1 / (2 C))."""
+        from titans_ts.memory.ops.common import mlp_grads
 
-        out, hidden = self.read(key)
-        error = (out - value) / key.shape[0]  # (G, C, H)
+        scale = 1.0 / (2 * key.shape[0])
         if self.depth == 0:
-            grads = [error.sum(1, keepdim=True)]
-        elif self.depth == 1:
-            grads = [key.T @ error]
+            grads = [2 * (self.read(key) - value).sum(1, keepdim=True)]
         else:
-            activated = torch.nn.functional.gelu(hidden)
-            d_hidden = torch.ops.aten.gelu_backward(error @ self.weights[1].mT, hidden)
-            grads = [key.T @ d_hidden, activated.mT @ error]
+            factors = mlp_grads(key, value, self.weights)
+            grads = [a.mT @ g for a, g in zip(factors.inputs, factors.grads, strict=True)]
         for weight, momentum, grad in zip(self.weights, self.momentum, grads, strict=True):
-            momentum.mul_(self.eta).sub_(self.theta * grad)
+            momentum.mul_(self.eta).sub_(self.theta * scale * grad)
             weight.mul_(1 - self.alpha).add_(momentum)
 
 
@@ -159,7 +155,7 @@ def corrections(series, base, origins, first_eval: int, config: dict, depth: int
             if learned in keys:
                 memory.learn(keys.pop(learned), errors.pop(learned))
             if origin >= first_eval:
-                yield origin, memory.read(block_keys[i])[0], errors[origin]
+                yield origin, memory.read(block_keys[i]), errors[origin]
 
 
 def memory_pass(series, base, origins, first_eval: int, halfway: int, config: dict, depth: int, settings):
