@@ -283,10 +283,9 @@ def report(config: dict) -> str:
         "",
         f"## Four-horizon average test MSE (horizons {horizons}), mean ± std over seeds {seeds}",
         "",
-        "| model | " + " | ".join(datasets) + " |",
-        "|---|" + "---|" * len(datasets),
     ]
-    table_start = len(lines) - 2
+    header = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    rows = []  # (model, or None for a published row; the table row)
     averages = {}
     for model in models:
         for mode in ("online", "frozen") if model == OURS else ("online",):
@@ -296,15 +295,19 @@ def report(config: dict) -> str:
                 averages[(dataset, model, mode)] = statistics.mean(per_seed) if per_seed else None
                 row.append(_mean_std(per_seed))
             name = f"{model}, {mode}" if model == OURS else model
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
+            rows.append((model, f"| {name} | " + " | ".join(row) + " |"))
     for label, values in config["published"].items():
-        lines.append(f"| {label} (published) | " + " | ".join(f"{values.get(d, '-')}" for d in datasets) + " |")
-    table = lines[table_start:]
+        rows.append((None, f"| {label} (published) | " + " | ".join(f"{values.get(d, '-')}" for d in datasets) + " |"))
+    lines += header + [row for _, row in rows]
     lines += ["", *[f"- {note}" for note in config.get("published_notes", [])], ""]
     acceptance = _acceptance(config, finals, averages, datasets, search)
-    lines += acceptance
+    lines += ["## Acceptance counts (issue 28)", "", *(line for _, line in acceptance)]
     if "readme" in config:
-        write_block(ROOT / config["readme"], README_START, README_END, _readme_block(table, acceptance))
+        # the README's copy: ours, its ablation, the baselines and the published rows; ours' counts only
+        table = header + [row for model, row in rows if model not in (*TRIALS, *FLOORS)]
+        counts = [line for model, line in acceptance if model == OURS]
+        block = ["  " + line for line in table] + [""] + ["  " + line for line in counts]
+        write_block(ROOT / config["readme"], README_START, README_END, block)
     lines += _runs_so_far(finals, models, datasets, horizons, seeds)
     lines += ["", f"Plot of val MSE against lookback: `{config['plot']}`.", ""]
     _plot(config, search, records)
@@ -313,14 +316,6 @@ def report(config: dict) -> str:
 
 README_START = "<!-- long memory: written by experiments/forecasting/long_memory_grid.py -->"
 README_END = "<!-- /long memory -->"
-
-
-def _readme_block(table: list[str], acceptance: list[str]) -> list[str]:
-    """The README's copy: the four-horizon averages of ours, its ablation, the baselines and the published
-    rows (not the trials or floors), and the acceptance counts of ours (not of the trials)."""
-    kept = [row for row in table if not row.startswith(tuple(f"| {m} |" for m in (*TRIALS, *FLOORS)))]
-    counts = [line for line in acceptance[2:] if "(trial)" not in line]
-    return ["  " + row for row in kept] + [""] + ["  " + line for line in counts]
 
 
 def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
@@ -384,8 +379,9 @@ def _mean_std(values) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def _acceptance(config, finals, averages, datasets, search) -> list[str]:
-    lines = ["## Acceptance counts (issue 28)", ""]
+def _acceptance(config, finals, averages, datasets, search) -> list[tuple[str, str]]:
+    """The report's acceptance lines, each with the model it counts (ours or a trial)."""
+    lines = []
     online_wins, counted = 0, 0
     for dataset in datasets:
         runs = finals.get((dataset, OURS), {}).get(96, {})
@@ -393,7 +389,9 @@ def _acceptance(config, finals, averages, datasets, search) -> list[str]:
         if pairs:
             counted += 1
             online_wins += statistics.mean(p[0] for p in pairs) < statistics.mean(p[1] for p in pairs)
-    lines.append(f"- online below frozen at horizon 96: {online_wins} of {counted} datasets with runs (target 4 of 5).")
+    lines.append(
+        (OURS, f"- online below frozen at horizon 96: {online_wins} of {counted} datasets with runs (target 4 of 5).")
+    )
     for trial in TRIALS:
         trial_wins, trial_counted = 0, 0
         for dataset in datasets:
@@ -403,21 +401,27 @@ def _acceptance(config, finals, averages, datasets, search) -> list[str]:
                 trial_wins += statistics.mean(test_mse(r) for r in runs.values()) < statistics.mean(
                     test_mse(r, "frozen") for r in runs.values()
                 )
-        lines.append(f"- the same, {trial} (trial): {trial_wins} of {trial_counted} datasets with runs.")
+        lines.append((trial, f"- the same, {trial} (trial): {trial_wins} of {trial_counted} datasets with runs."))
     ours = {d: averages.get((d, OURS, "online")) for d in datasets}
     complete, ahead, ablation, beyond = _standing(config, averages, datasets, search, OURS)
-    lines.append(f"- ours ahead of every same-harness baseline: {len(ahead)} of {len(complete)} (target 4 of 5).")
-    lines.append(f"- the ablation behind ours: {len(ablation)} of {len(complete)} (target 4 of 5).")
-    lines.append(f"- ours ahead of the Titans paper's row: {len(beyond)} of {len(complete)} (target 3 of 5).")
+    n = len(complete)
+    lines.append((OURS, f"- ours ahead of every same-harness baseline: {len(ahead)} of {n} (target 4 of 5)."))
+    lines.append((OURS, f"- the ablation behind ours: {len(ablation)} of {n} (target 4 of 5)."))
+    lines.append((OURS, f"- ours ahead of the Titans paper's row: {len(beyond)} of {n} (target 3 of 5)."))
     searched = config["published"].get("searched lookback (TFB, best of PDF/FITS/xPatch/PatchTST)", {})
     gaps = [f"{d} {ours[d] - searched[d]:+.4f}" for d in complete if d in searched]
-    lines.append("- ours minus the searched-lookback row: " + (", ".join(gaps) or "no complete dataset yet") + ".")
+    lines.append(
+        (OURS, "- ours minus the searched-lookback row: " + (", ".join(gaps) or "no complete dataset yet") + ".")
+    )
     for trial in TRIALS:  # for information: a trial does not replace ours (its choice was not made on the test split)
         complete, ahead, ablation, beyond = _standing(config, averages, datasets, search, trial)
         n = len(complete)
         lines.append(
-            f"- {trial} (trial), four-horizon averages: ahead of every baseline {len(ahead)} of {n}, the ablation "
-            f"behind it {len(ablation)} of {n}, ahead of the paper {len(beyond)} of {n}."
+            (
+                trial,
+                f"- {trial} (trial), four-horizon averages: ahead of every baseline {len(ahead)} of {n}, the "
+                f"ablation behind it {len(ablation)} of {n}, ahead of the paper {len(beyond)} of {n}.",
+            )
         )
     return lines
 
