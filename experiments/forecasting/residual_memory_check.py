@@ -43,17 +43,16 @@ BLOCK = 1024  # origins whose windows are built at once
 
 
 def scaled_series(dataset: str, lookback: int, horizon: int):
-    """The train-scaled series (T, C) float32 and the split borders of the dataset's protocol."""
+    """The train-scaled series (T, C) float32 and the split borders of the dataset's protocol (the estimator's
+    own split and scaler, `make_splits`)."""
     import torch
 
-    from titans_ts.data import load_dataset
-    from titans_ts.data.protocol import StandardScaler, protocol_for, split_borders
+    from titans_ts.data import load_dataset, protocol_for
+    from titans_ts.data.windows import make_splits
 
     frame = load_dataset(dataset)
-    borders = split_borders(len(frame), lookback, horizon, protocol_for(dataset))
-    values = frame.to_numpy()
-    scaler = StandardScaler().fit(values[: borders.train[1]])
-    return torch.tensor(scaler.transform(values), dtype=torch.float32), borders
+    splits = make_splits(frame, lookback, horizon, protocol_for(dataset))
+    return torch.tensor(splits.scaler.transform(frame.to_numpy()), dtype=torch.float32), splits.borders
 
 
 def windows(series, origins, lookback: int, horizon: int):
