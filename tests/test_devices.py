@@ -4,6 +4,8 @@
   step makes on the CPU while its inputs are elsewhere (the `torch.tensor(error.numel())` that crashed
   forecasting validation on CUDA) raises there, as it does on CUDA.
 - A static scan: no tensor factory without `device=` in a training/validation step or a forward.
+- No host-device synchronisation inside a step (issue 26): the real steps, the memory's hand-written backward
+  included, run on the CPU under a guard that records every call that would make the host wait for a GPU.
 - The `device` parameter: scikit-learn conventions, validation, the typed error when CUDA is missing, the
   Trainer's accelerator, `--device` on the CLIs, and a model saved for CUDA loading on the CPU.
 """
@@ -11,11 +13,14 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import json
+import sys
 import textwrap
 import warnings
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -227,6 +232,186 @@ def test_the_scan_flags_the_old_validation_step():
     assert bare_factories(old) == ["<source>:6 validation_step: torch.tensor(...)"]
     fixed = old.replace("torch.tensor(error.numel())", "torch.tensor(error.numel(), device=error.device)")
     assert bare_factories(fixed) == []
+
+
+# --- (c) no host-device synchronisation inside a step -------------------------------------------------------
+
+SYNCING = {
+    torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu, torch.Tensor.__bool__,
+    torch.Tensor.__int__, torch.Tensor.__float__, torch.Tensor.__index__, torch.nonzero, torch.Tensor.nonzero,
+    torch.masked_select, torch.Tensor.masked_select, torch.unique, torch.Tensor.unique, torch.argwhere,
+}  # fmt: skip
+REPEATS = {torch.repeat_interleave, torch.Tensor.repeat_interleave}  # with tensor repeats, no output_size
+FROM_HOST = {torch.tensor, torch.as_tensor}
+PROJECT = (str(ROOT / "titans_ts"), str(ROOT / "genomics"))
+
+
+class HostSyncs:
+    """Records the calls that make the host wait for a CUDA device, as `name at file:line` of the project's
+    innermost frame: a tensor read back as a Python value (item, tolist, bool, int, ...), a result whose size
+    depends on the data (nonzero, unique, a boolean mask), and a tensor made from Python data (a copy from
+    pageable host memory, which waits for the GPU). On the CPU none of them costs anything, so CI sees them
+    only this way; on CUDA each one stalls the step and breaks CUDA-graph capture.
+
+    A custom autograd Function's backward runs outside the caller's torch-function mode, so the guard enters
+    its mode again around each one (the memory's hand-written backward is where a step spends most of its ops).
+    """
+
+    def __init__(self):
+        self.calls = []
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        original, calls = torch.autograd.function.BackwardCFunction.apply, self.calls
+
+        def apply(node, *args):
+            with _SyncRecorder(calls):
+                return original(node, *args)
+
+        self._stack.enter_context(patch.object(torch.autograd.function.BackwardCFunction, "apply", apply))
+        self._stack.enter_context(_SyncRecorder(calls))
+        return self
+
+    def __exit__(self, *exc):
+        return self._stack.__exit__(*exc)
+
+
+class _SyncRecorder(torch.overrides.TorchFunctionMode):
+    def __init__(self, calls: list):
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in SYNCING or (func in FROM_HOST and args and not isinstance(args[0], torch.Tensor)):
+            self.calls.append(f"{func.__name__} at {_project_frame()}")
+        elif func is torch.Tensor.__getitem__ and _boolean_mask(args[1]):
+            self.calls.append(f"boolean-mask indexing at {_project_frame()}")
+        elif func in REPEATS and "output_size" not in kwargs and _tensor_repeats(args, kwargs):
+            self.calls.append(f"{func.__name__} at {_project_frame()}")
+        return func(*args, **kwargs)
+
+
+def _boolean_mask(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(part, torch.Tensor) and part.dtype == torch.bool for part in parts)
+
+
+def _tensor_repeats(args, kwargs) -> bool:
+    repeats = kwargs.get("repeats", args[1] if len(args) > 1 else args[0])  # repeat_interleave(repeats) alone
+    return isinstance(repeats, torch.Tensor)
+
+
+def _project_frame() -> str:
+    frame = sys._getframe(2)
+    while frame is not None and not frame.f_code.co_filename.startswith(PROJECT):
+        frame = frame.f_back
+    if frame is None:
+        return "<outside the project>"
+    return f"{Path(frame.f_code.co_filename).relative_to(ROOT)}:{frame.f_lineno}"
+
+
+def host_syncs_of_steps(module, batch) -> list[str]:
+    """The host syncs of a training step with its backward and a validation step, the real recurrence included."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
+        module.train()
+        with HostSyncs() as syncs:
+            module.training_step(batch, 0).backward()
+            module.eval()
+            module.on_validation_epoch_start()
+            with torch.no_grad():
+                module.validation_step(batch, 0)
+    return syncs.calls
+
+
+def test_the_sync_guard_sees_what_waits_for_the_device():
+    x = torch.arange(4.0)
+    with HostSyncs() as syncs:
+        x + 1, x.new_full((1,), 3.0), torch.full((2,), 1, device=x.device), x[x.new_ones(4, dtype=torch.long)]
+    assert syncs.calls == []
+    with HostSyncs() as syncs:
+        x.sum().item(), bool(x.any()), int(x[0]), x[x > 1], x.nonzero(), torch.tensor([1, 2], device=x.device)
+        x.repeat_interleave(2), x.repeat_interleave(x.long()), x.repeat_interleave(x.long(), output_size=6)
+    names = [call.split(" at ")[0] for call in syncs.calls]
+    assert names == ["item", "__bool__", "__int__", "boolean-mask indexing", "nonzero", "tensor", "repeat_interleave"]
+
+    class Reads(torch.autograd.Function):  # a hand-written backward that reads a value back
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * grad.sum().item()
+
+    x = torch.ones(3, requires_grad=True)
+    with HostSyncs() as syncs:
+        Reads.apply(x).sum().backward()
+    assert [call.split(" at ")[0] for call in syncs.calls] == ["item"]
+
+
+@pytest.mark.parametrize(
+    "variant, tokens", [("lmm", "variate"), ("mac", "patch"), ("mag", "variate"), ("mal", "patch")]
+)
+def test_forecast_steps_never_wait_for_the_device(variant, tokens):
+    from titans_ts.forecasting.model import ForecastConfig, build_model
+    from titans_ts.forecasting.training import ForecastModule
+
+    config = ForecastConfig(
+        lookback=24, horizon=12, channels=3, variant=variant, tokens=tokens, dim=16, layers=1, heads=2,
+        patch_len=8, stride=4, chunk_size=2,
+    )  # fmt: skip
+    # chunk 2: several chunks per sequence (the 3 variate tokens end in a partial one)
+    module = ForecastModule(build_model(config))
+    assert host_syncs_of_steps(module, (torch.randn(4, 24, 3), torch.randn(4, 12, 3))) == []
+
+
+@pytest.mark.parametrize("architecture", ["titans", "cnn", "transformer"])
+def test_dna_classifier_steps_never_wait_for_the_device(architecture):
+    from genomics.classifier import DNAClassifier
+    from genomics.training import ClassifierModule
+
+    model = DNAClassifier(architecture=architecture, pretrained=False, dim=16, layers=1, heads=2)._build(2)
+    batch = (torch.randint(7, 12, (3, 40)), torch.tensor([0, 1, 0]))
+    assert host_syncs_of_steps(ClassifierModule(model), batch) == []
+
+
+def test_dna_language_model_steps_never_wait_for_the_device():
+    from genomics.model import DNALanguageModel, DNAModelConfig
+    from genomics.training import LanguageModelModule
+
+    module = LanguageModelModule(DNALanguageModel(DNAModelConfig(dim=16, layers=1, heads=2, chunk_size=8)))
+    assert host_syncs_of_steps(module, (torch.randint(7, 12, (3, 43)), torch.full((3,), -1))) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"error_tokens": True, "local": "variate", "channels": 3},
+        {"local": "dlinear", "reset_mix": 0.1, "max_state_norm": 2.0},
+    ],
+    ids=["plain", "variate-error-tokens", "dlinear-guarded"],
+)
+def test_history_mode_training_steps_never_wait_for_the_device(changes):
+    """The segment steps (issue 28's carried-state training). Its validation, the whole split read online once
+    an epoch, sizes its reads by the last origin and checks the origins: a few read-backs an epoch, left."""
+    from tests.forecasting.test_long_memory import model_of, series_of
+    from titans_ts.data.protocol import split_borders
+    from titans_ts.forecasting.long_memory_eval import split_origins
+    from titans_ts.forecasting.segments import SegmentModule
+
+    borders = split_borders(400, 8, 4)
+    series, origins = series_of(400, dtype=torch.float32), split_origins(borders.val, 8, 4)
+    model = model_of(dtype=torch.float32, **changes)
+    module = SegmentModule(model, series, borders.train[1], origins, streams=2, bptt=2, seed=0).train()
+    module.on_train_epoch_start()
+    with warnings.catch_warnings(), HostSyncs() as syncs:
+        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
+        module.training_step(0, 0).backward()
+        module.training_step(1, 1).backward()  # from the state carried out of window 0
+    assert syncs.calls == []
 
 
 # --- the device parameter ---------------------------------------------------------------------------------

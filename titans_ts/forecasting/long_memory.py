@@ -230,7 +230,7 @@ class LongMemoryForecaster(nn.Module):
         for first in range(0, n_patches, batch):
             begin = first_row + first * patch_len
             rows = series[begin : begin + min(batch, n_patches - first) * patch_len]
-            before = self.lookback_rows(series, torch.tensor([begin], device=series.device))
+            before = self.lookback_rows(series, torch.full((1,), begin, device=series.device))
             parts.append(self._patch_errors(rows[None], before))
         return torch.cat(parts, dim=1)
 
@@ -250,7 +250,7 @@ class LongMemoryForecaster(nn.Module):
         for first in range(0, n_patches, self.config.segment_patches):
             count = min(self.config.segment_patches, n_patches - first)
             begin = start + first * self.config.patch_len
-            before = self.lookback_rows(series, torch.tensor([begin], device=series.device))
+            before = self.lookback_rows(series, torch.full((1,), begin, device=series.device))
             segment, state = self.read(series[begin : begin + count * self.config.patch_len][None], state, before)
             readouts.append(segment)
             state = self.carry(state)
@@ -268,11 +268,17 @@ class LongMemoryForecaster(nn.Module):
         """Forecasts (B, M, horizon, C) at `origins` (B, M) (rows of the (T, C) series), each from the readout
         of the last patch ending at or before it, readouts (B, C, n, dim) of patches k = 0..n-1 covering rows
         grid_start + k * patch_len ... (grid_start: (B,)), and the local window of `lookback` rows before it."""
+        patch = (origins - grid_start[:, None]) // self.config.patch_len - 1
+        if patch.numel() and (patch.min() < 0 or patch.max() >= readouts.shape[2]):
+            raise ValueError("an origin has no readout: every origin needs a read patch ending at or before it.")
+        return self._forecast_from(series, readouts, grid_start, origins)
+
+    def _forecast_from(self, series, readouts, grid_start, origins):
+        """`forecast_at` without its check of the origins (reading it back would wait for a GPU): for origins
+        that have their readouts by construction (`forward`)."""
         config = self.config
         since_grid = origins - grid_start[:, None]
         patch = since_grid // config.patch_len - 1
-        if patch.numel() and (patch.min() < 0 or patch.max() >= readouts.shape[2]):
-            raise ValueError("an origin has no readout: every origin needs a read patch ending at or before it.")
         batch, channels, _, dim = readouts.shape
         index = patch[:, None, :, None].expand(batch, channels, -1, dim)
         readout = readouts.gather(2, index).permute(0, 2, 1, 3)  # (B, M, C, dim)
@@ -309,7 +315,7 @@ class LongMemoryForecaster(nn.Module):
         before = self.lookback_rows(series, segment_start)
         readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
-        return self.forecast_at(series, readouts, segment_start, origins), origins, state
+        return self._forecast_from(series, readouts, segment_start, origins), origins, state
 
 
 def window_model(config: LongMemoryConfig) -> nn.Module:

@@ -49,8 +49,13 @@ class SegmentPlan:
         return range(window * self.bptt, min((window + 1) * self.bptt, self.n_segments))
 
     def segment_starts(self, segment: int, device=None) -> torch.Tensor:
-        starts = torch.tensor(self.stream_starts, device=device)
-        return starts + segment * self.segment_rows
+        """Every stream's start row of `segment`, made on the device (not copied from the host: a copy would wait
+        for the GPU at every segment); the streams lie end to end, as `segment_plan` lays them."""
+        first, streams = self.stream_starts[0], len(self.stream_starts)
+        stream_rows = self.n_segments * self.segment_rows
+        if self.stream_starts != tuple(first + k * stream_rows for k in range(streams)):
+            raise ValueError(f"the streams must lie end to end, {stream_rows} rows apart; got {self.stream_starts}.")
+        return torch.arange(streams, device=device) * stream_rows + (first + segment * self.segment_rows)
 
 
 def segment_plan(model: LongMemoryForecaster, train_rows: int, streams: int = 1, bptt: int = 1, offset: int = 0):
@@ -133,7 +138,8 @@ class SegmentModule(ForecastModule):
         self.register_buffer("series", torch.as_tensor(series, dtype=torch.float32), persistent=False)
         self.register_buffer("val_origins", torch.as_tensor(val_origins), persistent=False)
         self.train_end, self.streams, self.bptt, self.seed = train_end, streams, bptt, seed
-        self.n_windows = self.plan(epoch=0).n_windows
+        self.epoch_plan = self.plan(epoch=0)
+        self.n_windows = self.epoch_plan.n_windows
         self.state = None
 
     def plan(self, epoch: int) -> SegmentPlan:
@@ -142,9 +148,10 @@ class SegmentModule(ForecastModule):
 
     def on_train_epoch_start(self):
         self.state = None  # each epoch reads its streams from the trained initial memory
+        self.epoch_plan = self.plan(self.current_epoch)  # its random start drawn once, not in every step
 
     def training_step(self, window, _):
-        plan = self.plan(self.current_epoch)
+        plan = self.epoch_plan
         train_rows = self.series[: self.train_end]
         terms, state = window_terms(self.model, train_rows, plan, int(window), self.state)
         self.state = detached(state)  # the next window starts here, without this window's graph

@@ -133,6 +133,21 @@ def last_positions(length: int, chunk_size: int) -> list[int]:
     return [chunk_size - 1] * (chunks - 1) + [(length - 1) % chunk_size]
 
 
+def last_runs(lasts: list[int]) -> list[tuple[slice, int]]:
+    """`lasts` as runs of chunks that share their last position: [(chunks, position), ...].
+
+    Code that picks each chunk's last token slices by these runs (at most two: the full chunks and a partial
+    last one) instead of indexing with a tensor made from `lasts`: that tensor would be a host-to-device copy,
+    which on CUDA waits for the GPU, in every step.
+    """
+    runs, start = [], 0
+    for end in range(1, len(lasts) + 1):
+        if end == len(lasts) or lasts[end] != lasts[start]:
+            runs.append((slice(start, end), lasts[start]))
+            start = end
+    return runs
+
+
 _COMPILED: dict = {}
 
 

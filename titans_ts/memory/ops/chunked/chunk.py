@@ -42,7 +42,7 @@ import torch
 from titans_ts.memory.ops.chunked.gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunked.output import output_backward, output_forward
 from titans_ts.memory.ops.chunked.state import state_backward, state_forward
-from titans_ts.memory.ops.common import CHUNK_SIZE, from_chunks, last_positions, maybe_compiled, to_chunks
+from titans_ts.memory.ops.common import CHUNK_SIZE, from_chunks, last_positions, last_runs, maybe_compiled, to_chunks
 
 
 def neural_memory_chunked(
@@ -207,12 +207,11 @@ def _backward(saved: _Saved, inputs, max_grad_norm, d_y, d_weights, d_momentum, 
 
 
 def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """target[c, ..., lasts[c], ...] += values[c] along `dim` (-1 for vectors, -2 for matrix rows)."""
-    index = torch.tensor(lasts, device=target.device).view(-1, *([1] * (target.dim() - 1)))
-    shape = list(target.shape)
-    shape[dim] = 1
-    index = index.expand(shape)
-    return target.scatter_add(dim, index, values.unsqueeze(dim))
+    """target[c, ..., lasts[c], ...] += values[c] along `dim` (-1 for vectors, -2 for matrix rows), out of place."""
+    out = target.clone()
+    for chunks, last in last_runs(lasts):
+        out[chunks].select(dim, last).add_(values[chunks])
+    return out
 
 
 class _ChunkedMemory(torch.autograd.Function):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
-from titans_ts.memory.ops.common import gelu_second, mlp_grads, surprise_scale
+from titans_ts.memory.ops.common import gelu_second, last_runs, mlp_grads, surprise_scale
 
 
 @dataclass
@@ -49,18 +49,17 @@ def stack_chunks(tensors: list) -> torch.Tensor:
 
 def last_rows(lasts: list[int], matrix: torch.Tensor) -> torch.Tensor:
     """Row `lasts[c]` of chunk c's (n, n) matrix: (C, B, H, n, n) -> (C, B, H, n)."""
-    if len(set(lasts)) == 1:
-        return matrix[..., lasts[0], :]
-    index = torch.tensor(lasts, device=matrix.device).view(-1, 1, 1, 1, 1)
-    return matrix.gather(-2, index.expand(-1, *matrix.shape[1:3], 1, matrix.shape[-1]))[..., 0, :]
+    return _by_runs(lasts, lambda chunks, last: matrix[chunks, ..., last, :])
 
 
 def last_values(lasts: list[int], vector: torch.Tensor) -> torch.Tensor:
     """Entry `lasts[c]` of chunk c's (n,) vector: (C, B, H, n) -> (C, B, H)."""
-    if len(set(lasts)) == 1:
-        return vector[..., lasts[0]]
-    index = torch.tensor(lasts, device=vector.device).view(-1, 1, 1, 1)
-    return vector.gather(-1, index.expand(-1, *vector.shape[1:3], 1))[..., 0]
+    return _by_runs(lasts, lambda chunks, last: vector[chunks, ..., last])
+
+
+def _by_runs(lasts, pick) -> torch.Tensor:
+    parts = [pick(chunks, last) for chunks, last in last_runs(lasts)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class LastOfChunk:
