@@ -3,7 +3,7 @@
 #     bash experiments/bench/gpu_session.sh            # on the GPU machine, from the checkout's root
 # Every step writes under $OUT (default: gpu_session/), and a failing step is recorded and the next one runs:
 #   device.txt      nvidia-smi, torch, triton
-#   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load on CUDA)
+#   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load, steps without host syncs)
 #   bench.log       make bench-gpu (writes bench_memory_gpu.md / .json, copied here)
 #   fit_etth1.log   titans-ts fit --dataset ETTh1 --horizon 96 --device cuda, wall time (target <= 20 s, test MSE
 #                   within 0.003 of the CPU run's 0.3795), and its metrics.json
