@@ -45,17 +45,19 @@ class SegmentPlan:
     def n_windows(self) -> int:
         return -(-self.n_segments // self.bptt)
 
+    def __post_init__(self):
+        stream_rows = self.n_segments * self.segment_rows
+        if self.stream_starts != tuple(self.stream_starts[0] + k * stream_rows for k in range(len(self.stream_starts))):
+            raise ValueError(f"the streams must lie end to end, {stream_rows} rows apart; got {self.stream_starts}.")
+
     def window_segments(self, window: int) -> range:
         return range(window * self.bptt, min((window + 1) * self.bptt, self.n_segments))
 
     def segment_starts(self, segment: int, device=None) -> torch.Tensor:
         """Every stream's start row of `segment`, made on the device (not copied from the host: a copy would wait
         for the GPU at every segment); the streams lie end to end, as `segment_plan` lays them."""
-        first, streams = self.stream_starts[0], len(self.stream_starts)
-        stream_rows = self.n_segments * self.segment_rows
-        if self.stream_starts != tuple(first + k * stream_rows for k in range(streams)):
-            raise ValueError(f"the streams must lie end to end, {stream_rows} rows apart; got {self.stream_starts}.")
-        return torch.arange(streams, device=device) * stream_rows + (first + segment * self.segment_rows)
+        first = self.stream_starts[0] + segment * self.segment_rows
+        return torch.arange(len(self.stream_starts), device=device) * (self.n_segments * self.segment_rows) + first
 
 
 def segment_plan(model: LongMemoryForecaster, train_rows: int, streams: int = 1, bptt: int = 1, offset: int = 0):
