@@ -38,7 +38,7 @@ test-gpu:
 bench-gpu:
 	PYTHONPATH=. $(GPU_PYTHON) experiments/bench/memory_throughput.py --device cuda
 
-# Every GPU figure of issue 26 in one device call (about 8 minutes): test-gpu, bench-gpu, the ETTh1 fit and the
+# Every GPU figure of issue 26 in one device call (at most 9 minutes): test-gpu, bench-gpu, the ETTh1 fit and the
 # DNA finetune on CUDA, timed; logs and reports under $OUT (experiments/bench/gpu_session.sh).
 gpu-session:
 	GPU_PYTHON=$(GPU_PYTHON) bash experiments/bench/gpu_session.sh
