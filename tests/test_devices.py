@@ -60,24 +60,31 @@ def _on_meta(module: torch.nn.Module) -> torch.nn.Module:
     return module.to("meta")
 
 
-def _run_steps(module, batch):
-    """on_validation_epoch_start, a training step with its backward, two validation steps: all on meta."""
+def run_steps(module, batch, validation_steps: int = 1):
+    """A training step with its backward, then on_validation_epoch_start and `validation_steps` validation steps.
+    Returns the training loss. (Shared by the meta, host-sync and CUDA checks.)"""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
         module.train()
         loss = module.training_step(batch, 0)
-        assert loss.device.type == "meta"
         loss.backward()
         module.eval()
         module.on_validation_epoch_start()
-        try:
-            with torch.no_grad():
-                module.validation_step(batch, 0)
-                module.validation_step(batch, 1)
-        except RuntimeError as exc:
-            if "device" in str(exc):
-                pytest.fail(f"validation_step made a tensor on another device than its batch: {exc}")
-            raise
+        with torch.no_grad():
+            for index in range(validation_steps):
+                module.validation_step(batch, index)
+    return loss
+
+
+def _run_steps(module, batch):
+    """run_steps with two validation steps, all on meta."""
+    try:
+        loss = run_steps(module, batch, validation_steps=2)
+    except RuntimeError as exc:
+        if "device" in str(exc):
+            pytest.fail(f"a step made a tensor on another device than its batch: {exc}")
+        raise
+    assert loss.device.type == "meta"
     # the epoch's sums live where the batches are (read once per epoch, not synced per batch)
     assert module._val.device.type == "meta" and module._val.dtype == torch.float64
 
@@ -312,16 +319,9 @@ def _project_frame() -> str:
 
 
 def host_syncs_of_steps(module, batch) -> list[str]:
-    """The host syncs of a training step with its backward and a validation step, the real recurrence included."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
-        module.train()
-        with HostSyncs() as syncs:
-            module.training_step(batch, 0).backward()
-            module.eval()
-            module.on_validation_epoch_start()
-            with torch.no_grad():
-                module.validation_step(batch, 0)
+    """The host syncs of `run_steps`, the real recurrence included."""
+    with HostSyncs() as syncs:
+        run_steps(module, batch)
     return syncs.calls
 
 

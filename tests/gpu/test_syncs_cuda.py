@@ -14,26 +14,17 @@ DEVICE = "cuda"
 
 
 def _steps_without_syncs(module, batch):
+    from tests.test_devices import run_steps
+
     module = module.to(DEVICE)
     batch = tuple(part.to(DEVICE) for part in batch)
-
-    def steps():
-        module.train()
-        module.training_step(batch, 0).backward()
-        module.eval()
-        module.on_validation_epoch_start()
-        with torch.no_grad():
-            module.validation_step(batch, 0)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
-        steps()  # warm-up
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            steps()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+    run_steps(module, batch)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        run_steps(module, batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 @pytest.mark.parametrize("variant, tokens", [("lmm", "variate"), ("mac", "patch")])

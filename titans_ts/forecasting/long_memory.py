@@ -264,21 +264,17 @@ class LongMemoryForecaster(nn.Module):
         return rows_at(series, rows, torch.arange(-self.config.lookback, 0, device=rows.device))
 
     # -- forecasts --------------------------------------------------------------------------------------
-    def forecast_at(self, series, readouts, grid_start, origins):
+    def forecast_at(self, series, readouts, grid_start, origins, check: bool = True):
         """Forecasts (B, M, horizon, C) at `origins` (B, M) (rows of the (T, C) series), each from the readout
         of the last patch ending at or before it, readouts (B, C, n, dim) of patches k = 0..n-1 covering rows
-        grid_start + k * patch_len ... (grid_start: (B,)), and the local window of `lookback` rows before it."""
-        patch = (origins - grid_start[:, None]) // self.config.patch_len - 1
-        if patch.numel() and (patch.min() < 0 or patch.max() >= readouts.shape[2]):
-            raise ValueError("an origin has no readout: every origin needs a read patch ending at or before it.")
-        return self._forecast_from(series, readouts, grid_start, origins)
-
-    def _forecast_from(self, series, readouts, grid_start, origins):
-        """`forecast_at` without its check of the origins (reading it back would wait for a GPU): for origins
-        that have their readouts by construction (`forward`)."""
+        grid_start + k * patch_len ... (grid_start: (B,)), and the local window of `lookback` rows before it.
+        check=False skips the check that every origin has its readout, for origins that have one by
+        construction (`forward`): reading the check back would make a training step wait for the GPU."""
         config = self.config
         since_grid = origins - grid_start[:, None]
         patch = since_grid // config.patch_len - 1
+        if check and patch.numel() and (patch.min() < 0 or patch.max() >= readouts.shape[2]):
+            raise ValueError("an origin has no readout: every origin needs a read patch ending at or before it.")
         batch, channels, _, dim = readouts.shape
         index = patch[:, None, :, None].expand(batch, channels, -1, dim)
         readout = readouts.gather(2, index).permute(0, 2, 1, 3)  # (B, M, C, dim)
@@ -315,7 +311,7 @@ class LongMemoryForecaster(nn.Module):
         before = self.lookback_rows(series, segment_start)
         readouts, state = self.read(rows_at(series, segment_start, steps), state, before)
         origins = segment_start[:, None] + self.config.patch_len + steps
-        return self._forecast_from(series, readouts, segment_start, origins), origins, state
+        return self.forecast_at(series, readouts, segment_start, origins, check=False), origins, state
 
 
 def window_model(config: LongMemoryConfig) -> nn.Module:
