@@ -211,3 +211,22 @@ def test_adamw_is_fused_on_cuda_and_torchs_default_elsewhere():
     module.trainer = SimpleNamespace(estimated_stepping_batches=10)
     optimizer = module.configure_optimizers()["optimizer"]
     assert isinstance(optimizer, torch.optim.AdamW) and not optimizer.defaults["fused"]
+
+
+def test_the_training_loss_is_read_back_as_the_mean_since_the_last_read():
+    import warnings
+
+    import torch
+
+    from titans_ts.training.module import SummedMetricsModule
+
+    module = SummedMetricsModule(torch.nn.Linear(1, 1))
+    assert module.read_train_loss() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a Trainer attached only warns
+        for loss in (1.0, 2.0, 6.0):
+            module.log_train_loss(torch.tensor(loss), batch_size=4)
+        assert module.read_train_loss() == 3.0
+        assert module.read_train_loss() is None
+        module.log_train_loss(torch.tensor(5.0), batch_size=4)
+    assert module.read_train_loss() == 5.0

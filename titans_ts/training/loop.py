@@ -38,6 +38,34 @@ warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and i
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True")
 
 
+class LossProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, showing the training loss as the mean over the steps since its last
+    refresh, read from the module (`SummedMetricsModule.read_train_loss`) at most every `interval` seconds
+    and at each epoch's end: a read-back a few times a second instead of one per step."""
+
+    interval = 0.5  # seconds
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._read_at, self._shown = time.monotonic(), None
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        if time.monotonic() - self._read_at >= self.interval:
+            self._read(pl_module)
+        return metrics if self._shown is None else {pl_module.train_metric: self._shown, **metrics}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._read(pl_module)
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def _read(self, pl_module) -> None:
+        read = getattr(pl_module, "read_train_loss", None)
+        value = read() if read is not None else None
+        self._shown = self._shown if value is None else value
+        self._read_at = time.monotonic()
+
+
 class BestWeights(pl.Callback):
     """Keeps an in-memory copy of the weights at the best value of a monitored metric (lower is better).
 
@@ -107,7 +135,7 @@ def make_trainer(
         callbacks += [rng, *checkpoint_callbacks(checkpoint_dir, checkpoint_minutes)]
         plugins.append(AtomicCheckpointIO())
     if progress:
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(LossProgressBar(leave=True))
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=callbacks,

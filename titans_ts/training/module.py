@@ -60,11 +60,29 @@ class SummedMetricsModule(pl.LightningModule):
         super().__init__()
         self.model, self.lr, self.weight_decay, self.warmup = model, lr, weight_decay, warmup
         self._val = None  # the epoch's float64 sums so far, on the device of the batches
+        self._train_sum, self._train_steps = None, 0  # the step losses since the progress bar last read them
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """Log a training step's loss (per step, in the progress bar) and return it."""
-        self.log(self.train_metric, loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size)
+        """Log a training step's loss and return it, reading nothing back.
+
+        Lightning turns every progress-bar metric into a Python number after every batch, which on CUDA
+        makes the host wait for the step to finish before it may queue the next. So the loss is logged
+        without `prog_bar`, and added to a sum on its device that the progress bar reads a few times a
+        second (`read_train_loss`).
+        """
+        detached = loss.detach()
+        self._train_sum = detached if self._train_sum is None else self._train_sum + detached
+        self._train_steps += 1
+        self.log(self.train_metric, loss, on_step=True, on_epoch=False, batch_size=batch_size)
         return loss
+
+    def read_train_loss(self) -> float | None:
+        """The mean training loss over the steps since the last call (one read-back), None if none ran."""
+        if self._train_sum is None:
+            return None
+        mean = float(self._train_sum) / self._train_steps
+        self._train_sum, self._train_steps = None, 0
+        return mean
 
     def accumulate(self, sums: torch.Tensor) -> None:
         """Add one validation batch's float64 sums to the epoch's (on the batch's device: no sync)."""
