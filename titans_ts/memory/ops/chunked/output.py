@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
 from titans_ts.memory.ops.chunked.state import StatePass, combine_pair, dot_pair, scaled_keys
+from titans_ts.memory.ops.common import negated_bmm
 
 
 @dataclass
@@ -80,14 +81,14 @@ def output_backward(out: OutputPass, sp: StatePass, gates: ChunkGates, d_y) -> O
         dz_b = _batches(dz)
         read = _batches(scaled_keys(x, gates.read))
         d_direct[layer] = torch.bmm(read.mT, dz_b).view(state.shape)
-        d_g = -((out.coeff * similarity).mT @ dz)
+        d_g = negated_bmm(_batches(out.coeff * similarity).mT, dz_b).view(g.shape)
         d_read_x = torch.bmm(dz_b, rows.mT).view(*x.shape[:-1], 2, x.shape[-1])
-        d_masked = dz @ g.mT  # minus d (C o x a^T)
+        d_masked = negated_bmm(dz_b, _batches(g).mT).view(similarity.shape)  # d (C o x a^T)
         layer_d_read = dot_pair(d_read_x, x)
-        layer_d_coeff = -(d_masked * similarity)
+        layer_d_coeff = d_masked * similarity
         d_read = layer_d_read if d_read is None else d_read + layer_d_read
         d_coeff = layer_d_coeff if d_coeff is None else d_coeff + layer_d_coeff
-        d_similarity = -(d_masked * out.coeff)
+        d_similarity = d_masked * out.coeff
         dx = combine_pair(d_read_x, gates.read) + d_similarity @ a
         d_keys[layer] = (d_similarity.mT @ x, d_g)
         dz = torch.ops.aten.gelu_backward(dx, out.query_pre[layer - 1]) if layer > 0 else dx

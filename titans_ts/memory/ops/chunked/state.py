@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
-from titans_ts.memory.ops.common import gelu_second, last_runs, mlp_grads, surprise_scale
+from titans_ts.memory.ops.common import gelu_second, last_runs, mlp_grads, negated_bmm, surprise_scale
 
 
 @dataclass
@@ -235,7 +235,7 @@ def state_backward(sp: StatePass, theta, max_grad_norm, d_direct, d_key_out, d_t
             x = scaled_keys(a[layer], scales).view(batch_heads, -1, 2 * d_in)
             dun_rows = dun.reshape(batch_heads, 2 * d_in, d_out)
             g_flat = g[layer].reshape(batch_heads, -1, d_out)
-            d_x = -torch.bmm(g_flat, dun_rows.mT).view(*a[layer].shape[:-1], 2, d_in)
+            d_x = negated_bmm(g_flat, dun_rows.mT).view(*a[layer].shape[:-1], 2, d_in)
             d_g[layer].view(batch_heads, -1, d_out).baddbmm_(x, dun_rows, alpha=-1)
             d_a[layer].add_(combine_pair(d_x, scales))
             d_scales += dot_pair(d_x, a[layer])
