@@ -38,8 +38,9 @@ test-gpu:
 bench-gpu:
 	PYTHONPATH=. $(GPU_PYTHON) experiments/bench/memory_throughput.py --device cuda
 
-# Every GPU figure of issue 26 in one device call (at most 9 minutes): test-gpu, bench-gpu, the ETTh1 fit and the
-# DNA finetune on CUDA, timed; logs and reports under $OUT (experiments/bench/gpu_session.sh).
+# Every GPU figure of issue 26: test-gpu, bench-gpu, the ETTh1 fit (eager and with CUDA graphs) and the DNA
+# finetune on CUDA, timed; logs and reports under $OUT. On the device tool, run experiments/bench/gpu_session.sh
+# in two calls as its header says (each under 10 minutes).
 gpu-session:
 	GPU_PYTHON=$(GPU_PYTHON) bash experiments/bench/gpu_session.sh
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Issue 26's GPU figures in one device call (at most 9 minutes: the steps' caps add up to 540 s; the device tool
-# gives 10 a command, 15 a session):
-#     bash experiments/bench/gpu_session.sh            # on the GPU machine, from the checkout's root
+# Issue 26's GPU figures, in two device calls (the device tool gives 10 minutes a command, 15 a session; the
+# steps' caps add up to 330 s and 270 s):
+#     bash experiments/bench/gpu_session.sh test_gpu bench                      # on the GPU machine, from the
+#     bash experiments/bench/gpu_session.sh fit_etth1 fit_etth1_graphs dna      # checkout's root
+# With no arguments every step runs (make gpu-session), one after the other.
 # Every step writes under $OUT (default: gpu_session/), and a failing step is recorded and the next one runs:
 #   device.txt      nvidia-smi, torch, triton
 #   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load, steps without host syncs)
 #   bench.log       make bench-gpu (writes bench_memory_gpu.md / .json, copied here)
 #   fit_etth1.log   titans-ts fit --dataset ETTh1 --horizon 96 --device cuda, wall time (target <= 20 s, test MSE
 #                   within 0.003 of the CPU run's 0.3795), and its metrics.json
+#   fit_etth1_graphs.log  the same with its training steps replayed as CUDA graphs (TITANS_TS_CUDA_GRAPHS=1)
 #   dna.log         titans-dna finetune enhancer_cohn --device cuda, wall time (target <= 90 s)
 #   summary.txt     each step's exit code and wall seconds
 # The data is the checkout's bundled datasets/ (it travels with the working tree).
@@ -34,12 +37,30 @@ step() {  # step NAME TIMEOUT COMMAND...: run, log to $OUT/NAME.log, record the 
     "$PYTHON" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 } >"$OUT/device.txt" 2>&1
 
-step test_gpu 180 make test-gpu GPU_PYTHON="$PYTHON"
-step bench 180 make bench-gpu GPU_PYTHON="$PYTHON"
-cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
-step fit_etth1 60 "$PYTHON" -c "from cli.ts import main; main()" \
-    fit --dataset ETTh1 --horizon 96 --device cuda --out /tmp/gpu_etth1 --overwrite
-cp /tmp/gpu_etth1/metrics.json "$OUT/fit_etth1_metrics.json" 2>/dev/null
-step dna 120 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda
+run_step() {
+    case $1 in
+    test_gpu) step test_gpu 180 make test-gpu GPU_PYTHON="$PYTHON" ;;
+    bench)
+        step bench 150 make bench-gpu GPU_PYTHON="$PYTHON"
+        cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
+        ;;
+    fit_etth1 | fit_etth1_graphs)
+        local graphs=0
+        [ "$1" = fit_etth1_graphs ] && graphs=1
+        step "$1" 90 env TITANS_TS_CUDA_GRAPHS=$graphs "$PYTHON" -c "from cli.ts import main; main()" \
+            fit --dataset ETTh1 --horizon 96 --device cuda --out "/tmp/gpu_$1" --overwrite
+        cp "/tmp/gpu_$1/metrics.json" "$OUT/$1_metrics.json" 2>/dev/null
+        ;;
+    dna) step dna 120 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda ;;
+    *)
+        echo "unknown step $1 (test_gpu, bench, fit_etth1, fit_etth1_graphs, dna)" | tee -a "$OUT/summary.txt"
+        failed=1
+        ;;
+    esac
+}
+
+for name in "${@:-test_gpu bench fit_etth1 fit_etth1_graphs dna}"; do
+    for one in $name; do run_step "$one"; done
+done
 cat "$OUT/summary.txt"
 exit "$failed"

@@ -4,6 +4,7 @@ factory and loop (`train_and_restore`, `trainer_options`), and the base training
 
   environment.py  tune_cpu_allocator, resolve_device, check_device, seed_everything
   loop.py         make_trainer, BestWeights, fit_interruptible, run_record, stop reasons, train_and_restore
+  graphs.py       CUDA-graph capture of training steps (make_trainer's cuda_graphs)
   module.py       warmup_cosine_schedule, SummedMetricsModule
 """
 

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
 
 from titans_ts.training.environment import resolve_device
+from titans_ts.training.graphs import CudaGraphSteps, cuda_graphs_requested
 
 
 class _DropTrainerChatter(logging.Filter):
@@ -112,6 +113,7 @@ def make_trainer(
     devices=1,
     num_nodes: int = 1,
     strategy: str = "auto",
+    cuda_graphs: bool | None = None,
 ):
     """A Lightning Trainer with early stopping on `monitor` (validation only) and best-weight tracking.
 
@@ -123,6 +125,8 @@ def make_trainer(
     "cpu"). devices, num_nodes, strategy go straight to Lightning (e.g. devices=2, strategy="ddp": one
     process per device; docs/scaling.md). The loaders shard themselves by rank (`distributed.py`), so
     Lightning's own distributed sampler, which would score padded duplicates, is off.
+    cuda_graphs: replay the training steps as CUDA graphs where they can be captured (`graphs.py`); None reads
+    the environment switch TITANS_TS_CUDA_GRAPHS (off unless "1").
     """
     accelerator = "gpu" if resolve_device(device).type == "cuda" else "cpu"
     best = BestWeights(monitor)
@@ -136,6 +140,8 @@ def make_trainer(
         plugins.append(AtomicCheckpointIO())
     if progress:
         callbacks.append(LossProgressBar(leave=True))
+    if cuda_graphs_requested(cuda_graphs):
+        callbacks.append(CudaGraphSteps())
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=callbacks,
