@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Issue 26's GPU figures, in two device calls (the device tool gives 10 minutes a command, 15 a session; the
-# steps' caps add up to 330 s and 270 s):
-#     bash experiments/bench/gpu_session.sh test_gpu bench                      # on the GPU machine, from the
+# steps' caps add up to 390 s and 300 s):
+#     bash experiments/bench/gpu_session.sh test_gpu bench profile              # on the GPU machine, from the
 #     bash experiments/bench/gpu_session.sh fit_etth1 fit_etth1_graphs dna      # checkout's root
 # With no arguments every step runs (make gpu-session), one after the other.
 # Every step writes under $OUT (default: gpu_session/), and a failing step is recorded and the next one runs:
 #   device.txt      nvidia-smi, torch, triton
 #   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load, steps without host syncs)
 #   bench.log       make bench-gpu (writes bench_memory_gpu.md / .json, copied here)
+#   profile.log     experiments/bench/step_profile.py: a forecaster step eager and as CUDA graphs (writes
+#                   step_profile_gpu.md / .json, copied here)
 #   fit_etth1.log   titans-ts fit --dataset ETTh1 --horizon 96 --device cuda, wall time (target <= 20 s, test MSE
 #                   within 0.003 of the CPU run's 0.3795), and its metrics.json
 #   fit_etth1_graphs.log  the same with its training steps replayed as CUDA graphs (TITANS_TS_CUDA_GRAPHS=1)
@@ -44,6 +46,10 @@ run_step() {
         step bench 150 make bench-gpu GPU_PYTHON="$PYTHON"
         cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
         ;;
+    profile)
+        step profile 60 "$PYTHON" experiments/bench/step_profile.py --device cuda
+        cp experiments/results/step_profile_gpu.md experiments/results/step_profile_gpu.json "$OUT/" 2>/dev/null
+        ;;
     fit_etth1 | fit_etth1_graphs)
         local graphs=0
         [ "$1" = fit_etth1_graphs ] && graphs=1
@@ -53,13 +59,13 @@ run_step() {
         ;;
     dna) step dna 120 "$PYTHON" -c "from cli.dna import main; main()" finetune enhancer_cohn --device cuda ;;
     *)
-        echo "unknown step $1 (test_gpu, bench, fit_etth1, fit_etth1_graphs, dna)" | tee -a "$OUT/summary.txt"
+        echo "unknown step $1 (test_gpu, bench, profile, fit_etth1, fit_etth1_graphs, dna)" | tee -a "$OUT/summary.txt"
         failed=1
         ;;
     esac
 }
 
-for name in "${@:-test_gpu bench fit_etth1 fit_etth1_graphs dna}"; do
+for name in "${@:-test_gpu bench profile fit_etth1 fit_etth1_graphs dna}"; do
     for one in $name; do run_step "$one"; done
 done
 cat "$OUT/summary.txt"
