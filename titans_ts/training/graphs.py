@@ -10,10 +10,10 @@ calls with more than one argument (a carried state) and methods other than `forw
 `forecast`, the language model's `loss`). A capture that fails warns and leaves training eager.
 
 Requires what every captured step needs: no host-device synchronisation inside the step (checked on the CPU
-by tests/test_devices.py, on CUDA by tests/gpu/test_syncs_cuda.py), parameters that stay the same tensors (the
-optimizer and `BestWeights.restore` update them in place), fp32 or bf16 (under bf16-mixed the capture runs
-with autocast's weight cache off, which a graph cannot hold) and one process (DDP's gradient hooks would need
-their own warm-up). `CudaGraphSteps` checks those and
+by tests/test_devices.py, on CUDA by tests/gpu/test_syncs_cuda.py), a forward without effects outside its
+tensors, parameters that stay the same tensors (the optimizer and `BestWeights.restore` update them in place),
+fp32 or bf16 (under bf16-mixed the capture runs with autocast's weight cache off, which a graph cannot hold)
+and one process (DDP's gradient hooks would need their own warm-up). `CudaGraphSteps` checks what it can and
 installs it. Off by default until a GPU session has measured it: `make_trainer(cuda_graphs=True)`, or the
 environment variable TITANS_TS_CUDA_GRAPHS=1 for every fit.
 """
