@@ -308,3 +308,18 @@ def test_history_mode_defaults_are_the_long_memory_searchs_choice_where_it_is_co
         settings = {**ESTIMATOR, **defaults_for(dataset, "history"), "mode": "history"}
         wrong = {key: (settings[key], value) for key, value in expected.items() if settings[key] != value}
         assert not wrong, f"defaults.HISTORY_BY_DATASET / HISTORY_BASE for {dataset} (have, searched): {wrong}"
+
+
+def test_the_long_memory_counts_take_only_datasets_where_every_model_has_its_average():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from long_memory_grid import ABLATION, OURS, _standing
+
+    search = {"baselines": ["dlinear", "attention"]}
+    config = {"published": {"Titans paper, L=96": {"a": 0.5, "b": 0.5, "c": 0.1}}}
+    averages = {
+        **{("a", m, "online"): v for m, v in ((OURS, 0.3), (ABLATION, 0.4), ("dlinear", 0.35), ("attention", 0.31))},
+        **{("b", m, "online"): v for m, v in ((OURS, 0.3), (ABLATION, 0.2), ("dlinear", 0.35), ("attention", 0.29))},
+        **{("c", m, "online"): v for m, v in ((OURS, 0.3), (ABLATION, 0.4), ("dlinear", 0.35))},  # attention: not yet
+    }
+    complete, ahead, ablation, beyond = _standing(config, averages, ["a", "b", "c"], search, OURS)
+    assert complete == ["a", "b"] and ahead == ["a"] and ablation == ["a"] and beyond == ["a", "b"]
