@@ -5,7 +5,8 @@ NeuralMemory dim 128, 4 heads, depth 2, expansion 4, chunk 64 at B=8, T in {1024
 expansion 2 at T=4096; ours with every backend verified on CUDA (and `triton` when `--try-triton`), beside
 titans-pytorch 0.5.5 when it is installed.
 Op level (B=4, H=8, T=8192, D=64, chunk 64): our op at depth 1 (a matrix memory) and depth 2 (hidden 128)
-with fp32 and bf16 inputs, forward alone and forward + backward, beside fla's `chunk_gated_delta_rule` (a
+with fp32 and bf16 inputs, forward alone and forward + backward (with `triton`, also `triton+output-kernel`:
+the output pass's forward on its kernel), beside fla's `chunk_gated_delta_rule` (a
 linear memory without momentum: the depth-1 anchor) in bf16 when fla is installed. Every row is timed on
 its own: one that raises is recorded with its error and the report is still written.
 Writes experiments/results/bench_memory_gpu.md and .json with the device name.
@@ -122,6 +123,9 @@ def _op_inputs(batch, heads, length, dim, depth, dtype):
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# The op with pass (c)'s forward on its Triton kernel too (`neural_memory_triton(fused_output=True)`): timed
+# beside `triton` so that a GPU session can tell whether it should become the backend's default.
+FUSED_OUTPUT = "triton+output-kernel"
 
 
 def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[dict]:
@@ -142,6 +146,11 @@ def op_rows(backends: list[str], batch=4, heads=8, length=8192, dim=64) -> list[
 
                 def forward(args=args, backend=backend):
                     weights = tuple(args[6:])
+                    if backend == FUSED_OUTPUT:
+                        from titans_ts.memory.ops.triton import neural_memory_triton
+
+                        options = {"chunk_size": 64, "max_grad_norm": 0.5, "fused_output": True}
+                        return neural_memory_triton(*args[:6], weights, **options)[0]
                     return neural_memory(*args[:6], weights, chunk_size=64, backend=backend, max_grad_norm=0.5)[0]
 
                 def forward_only(forward=forward):
@@ -203,7 +212,8 @@ def gpu_main(info: dict, try_triton: bool, results: Path = RESULTS) -> dict:
     if info.get("titans_pytorch"):
         impls.append("titans-pytorch")
     summary = {"machine": info}
-    for section, rows in (("modules", lambda: module_rows(impls)), ("ops", lambda: op_rows(backends))):
+    op_backends = backends + ([FUSED_OUTPUT] if "triton" in backends else [])
+    for section, rows in (("modules", lambda: module_rows(impls)), ("ops", lambda: op_rows(op_backends))):
         try:
             summary[section] = rows()
         except Exception as error:  # a whole section that breaks still leaves the other one and a report

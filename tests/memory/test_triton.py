@@ -171,3 +171,34 @@ def test_auto_picks_triton_on_cuda_for_the_shapes_and_dtypes_it_was_verified_on(
     assert ops.auto_backend("cpu", q=q, weights=shallow, chunk_size=64) == "chunked"
     monkeypatch.setattr(triton_ops, "is_available", lambda: False)  # CUDA torch without triton installed
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64) == "chunked"
+
+
+@pytest.mark.parametrize(
+    "depth, T, D, hidden, D_out, chunk, dtype, tolerance",
+    [
+        (1, 17, 16, 16, 16, 16, torch.float32, 1e-4),
+        (2, 70, 64, 128, 48, 64, torch.float32, 1e-4),  # several D_out tiles and D_in steps, a partial chunk
+        (2, 40, 20, 40, 12, 16, torch.float32, 1e-4),  # dims that are not powers of two
+        (2, 64, 32, 64, 32, 32, torch.float16, 5e-3),
+    ],
+)
+def test_the_output_pass_kernel_matches_the_reference_gradients_included(
+    depth, T, D, hidden, D_out, chunk, dtype, tolerance
+):
+    """Pass (c)'s forward on its kernel (`fused_output=True`): outputs, final states and every gradient (its
+    backward reads the tensors the kernel wrote) against the float64 reference."""
+    from titans_ts.memory.ops.triton import neural_memory_triton
+
+    base = memory_inputs(B=2, H=2, T=T, D=D, hidden=hidden, D_out=D_out, depth=depth, seed=T + depth)
+    kernel_inputs = _cast(base, dtype)
+    q, k, v, theta, alpha, eta, weights, mom = kernel_inputs
+    out = neural_memory_triton(
+        q, k, v, theta, alpha, eta, weights, mom, chunk_size=chunk, max_grad_norm=0.5, fused_output=True
+    )
+    g = torch.Generator().manual_seed(1)
+    outputs = (out[0], *out[1], *out[2])
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in outputs)
+    grads = torch.autograd.grad(loss, [q, k, v, theta, alpha, eta, *weights, *mom])
+    ref_out, ref_grads = _outputs_and_grads(_upcast(kernel_inputs), "reference", 0.5, chunk_size=chunk)
+    for index, (a, b) in enumerate(zip((*outputs, *grads), (*ref_out, *ref_grads), strict=True)):
+        assert rel_rmse(a, b) <= tolerance, index

@@ -60,16 +60,19 @@ def neural_memory_chunked(
     recompute: bool = False,
     compile: bool = False,
     state_pass=None,
+    output_pass=None,
 ):
     """state_pass: pass (b), (forward, backward) = `state`'s `state_forward, state_backward` or kernels
     with their interfaces (the Triton backend's); given, the chunk size is kept, since the kernels' tiles
-    need it."""
+    need it. output_pass: pass (c)'s forward, `output`'s `output_forward` or a kernel with its interface (its
+    backward is always `output_backward`)."""
     weights = tuple(weights)
     if state_pass is None:
         # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
         state_pass = STATE_PASS
+    output_pass = output_pass or output_forward
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -84,11 +87,12 @@ def neural_memory_chunked(
             y = q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
             return y.to(out_dtype), weights, momentum
         if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-            outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, depth, recompute, compile, state_pass, *inputs)
+            passes = (*state_pass, output_pass)
+            outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, depth, recompute, compile, passes, *inputs)
             y, weights_out, momentum_out = outputs[0], outputs[1 : 1 + depth], outputs[1 + depth :]
         else:
             y, weights_out, momentum_out, _ = _forward(
-                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, None, compile, state_pass
+                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, None, compile, (*state_pass, output_pass)
             )
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
 
@@ -110,12 +114,14 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, state_pass=state_forward):
+def block_forward(
+    q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, state_pass=state_forward, output_pass=output_forward
+):
     """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs.
-    state_pass: pass (b)'s forward."""
+    state_pass, output_pass: the forwards of passes (b) and (c)."""
     gates = gates_forward(alpha, eta)
     state = state_pass(k, v, theta, gates, lasts, states, max_grad_norm)
-    out = output_forward(q, state, gates)
+    out = output_pass(q, state, gates)
     return gates, state, out
 
 
@@ -146,7 +152,7 @@ class _Saved:
     blocks: list[slice]
     kept: list  # per block: its passes (gates, state, out), or (recompute) only its start states
     theta: torch.Tensor | None  # chunk-major theta (None under recompute: the inputs are saved instead)
-    state_pass: tuple
+    passes: tuple  # (state forward, state backward, output forward)
 
 
 def _forward(
@@ -162,7 +168,7 @@ def _forward(
     max_grad_norm,
     save=None,
     compiled=False,
-    state_pass=STATE_PASS,
+    passes=(*STATE_PASS, output_forward),
 ):
     """Returns y, the final state and what the backward needs: nothing (save=None), every block's passes
     ("passes"), or (recompute, "starts") each chunk's start state."""
@@ -173,14 +179,16 @@ def _forward(
     y_c = inputs[0].new_empty(*inputs[0].shape[:-1], weights[-1].shape[-1])
     blocks = _blocks(len(lasts), 1 if save == "starts" else chunks_per_block(q.device, len(lasts)))
     forward = maybe_compiled(block_forward, compiled)
+    state_fwd, _, output_fwd = passes
     kept = []
     for block in blocks:
-        gates, state, out = forward(*(x[block] for x in inputs), states, lasts[block], max_grad_norm, state_pass[0])
+        block_inputs = (x[block] for x in inputs)
+        gates, state, out = forward(*block_inputs, states, lasts[block], max_grad_norm, state_fwd, output_fwd)
         y_c[block] = out.y
         if save is not None:
             kept.append((gates, state, out) if save == "passes" else states)
         states = state.states_out
-    saved = _Saved(chunk_size, lasts, blocks, kept, inputs[3] if save == "passes" else None, state_pass)
+    saved = _Saved(chunk_size, lasts, blocks, kept, inputs[3] if save == "passes" else None, passes)
     weights, momentum = tuple(u[:, :, 0] for u in states), tuple(u[:, :, 1] for u in states)
     return from_chunks(y_c, length), weights, momentum, saved
 
@@ -190,15 +198,14 @@ def _backward(saved: _Saved, inputs, max_grad_norm, d_y, d_weights, d_momentum, 
     d_y = to_chunks(d_y, saved.chunk_size)
     forward, backward = maybe_compiled(block_forward, compiled), maybe_compiled(block_backward, compiled)
     theta = saved.theta if inputs is None else inputs[3]
+    state_fwd, state_bwd, output_fwd = saved.passes
     d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, kept in zip(reversed(saved.blocks), reversed(saved.kept), strict=True):
         lasts = saved.lasts[block]
         if inputs is not None:  # kept is the block's start state
-            kept = forward(*(x[block] for x in inputs), kept, lasts, max_grad_norm, saved.state_pass[0])
-        block_grads, d_states = backward(
-            *kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, saved.state_pass[1]
-        )
+            kept = forward(*(x[block] for x in inputs), kept, lasts, max_grad_norm, state_fwd, output_fwd)
+        block_grads, d_states = backward(*kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, state_bwd)
         if d_inputs is None:
             d_inputs = [t.new_empty(len(saved.lasts), *t.shape[1:]) for t in block_grads]
         for full, grad in zip(d_inputs, block_grads, strict=True):
@@ -216,13 +223,11 @@ def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torc
 
 class _ChunkedMemory(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx, chunk_size, max_grad_norm, depth, recompute, compiled, state_pass, q, k, v, theta, alpha, eta, *state
-    ):
+    def forward(ctx, chunk_size, max_grad_norm, depth, recompute, compiled, passes, q, k, v, theta, alpha, eta, *state):
         weights, momentum = state[:depth], state[depth:]
         save = "starts" if recompute else "passes"
         y, weights_out, momentum_out, saved = _forward(
-            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, save, compiled, state_pass
+            q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, save, compiled, passes
         )
         ctx.saved = saved  # intermediates, not inputs: nothing to version-check
         if recompute:

@@ -47,10 +47,13 @@ def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool =
     """The compile-time constants of each kernel for a head of `dim` (in = out), as the launcher sets them
     (`dot` 1: bf16 operands into tl.dot, the training case)."""
     from titans_ts.memory.ops.triton import state_pass as sp
+    from titans_ts.memory.ops.triton.output_pass import output_constants
 
     hidden = hidden if depth == 2 else dim
     shape = (dim, hidden, dim, chunk, depth)
     return {
+        "output_layer_kernel": output_constants(dim, hidden, chunk, depth == 1, dot),
+        "output_layer_kernel[layer 2]": output_constants(hidden, dim, chunk, True, dot),
         "keys_kernel": sp.keys_constants(*shape, clip, dot),
         "state_step_kernel": sp.step_constants(*shape, dot) | {"LAYER": 0},
         "state_step_kernel[layer 2]": sp.step_constants(*shape, dot) | {"LAYER": 1},
@@ -61,9 +64,11 @@ def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool =
 
 
 def _kernels() -> dict:
-    from titans_ts.memory.ops.triton import state_backward, state_forward
+    from titans_ts.memory.ops.triton import output_forward, state_backward, state_forward
 
     return {
+        "output_layer_kernel": output_forward.output_layer_kernel,
+        "output_layer_kernel[layer 2]": output_forward.output_layer_kernel,
         "keys_kernel": state_forward.keys_kernel,
         "state_step_kernel": state_forward.state_step_kernel,
         "state_step_kernel[layer 2]": state_forward.state_step_kernel,
@@ -77,7 +82,13 @@ def _kernels() -> dict:
 def kernels_for(depth: int) -> tuple[str, ...]:
     """The kernels (and their per-layer specialisations) a memory of this depth launches."""
     if depth == 1:
-        return ("keys_kernel", "state_step_kernel", "keys_backward_kernel_1", "state_backward_kernel")
+        return (
+            "keys_kernel",
+            "state_step_kernel",
+            "keys_backward_kernel_1",
+            "state_backward_kernel",
+            "output_layer_kernel",
+        )
     return (
         "keys_kernel",
         "state_step_kernel",
@@ -85,6 +96,8 @@ def kernels_for(depth: int) -> tuple[str, ...]:
         "keys_backward_kernel_2",
         "state_backward_kernel",
         "state_backward_kernel[layer 2]",
+        "output_layer_kernel",
+        "output_layer_kernel[layer 2]",
     )
 
 
