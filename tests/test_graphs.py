@@ -103,7 +103,7 @@ def _forecaster():
 
 def test_a_fit_with_graphs_requested_trains_through_them_and_ends_as_without(monkeypatch):
     """Through the environment switch, make_trainer and the callback (its device check widened to the CPU):
-    every full training batch after the first replays, the ragged last one does not, the forward is restored
+    every full training batch replays (the first once captured), the ragged last one does not, the forward is restored
     after fit, and the fit equals one without graphs (the fake capture computes the same step)."""
     frame = _series()
     plain = _forecaster().fit(frame)
