@@ -414,12 +414,26 @@ def test_history_mode_training_steps_never_wait_for_the_device(changes):
     assert syncs.calls == []
 
 
+def two_column_series(length: int) -> pd.DataFrame:
+    """A sine and a cosine column: a tiny series to fit (shared with tests/test_graphs.py)."""
+    steps = np.arange(length)
+    return pd.DataFrame({"a": np.sin(steps / 5.0), "b": np.cos(steps / 7.0)})
+
+
+def tiny_forecaster(progress: bool = False):
+    """A TitansForecaster small enough for a fit of a few seconds, 2 epochs, the floor fallback off."""
+    from titans_ts.forecasting import TitansForecaster
+
+    return TitansForecaster(
+        horizon=8, lookback=32, epochs=2, dim=16, layers=1, heads=2, batch_size=32, progress=progress, fallback="off"
+    )
+
+
 def test_a_fit_reads_the_loss_back_at_the_bars_refreshes_not_every_step(monkeypatch):
     """Lightning turns every progress-bar metric into a Python number after every batch (on CUDA: the host
     waits for each step before queuing the next); the training loss stays out of that, and our bar reads its
     mean at each refresh. With the bar's clock stopped (one read at each epoch's end) and AdamW fused, as it is
     on CUDA (the CPU one reads its step counters back), a fit with three times the steps reads back as often."""
-    from titans_ts.forecasting import TitansForecaster
     from titans_ts.training import loop
     from titans_ts.training import module as training_module
 
@@ -427,14 +441,9 @@ def test_a_fit_reads_the_loss_back_at_the_bars_refreshes_not_every_step(monkeypa
     monkeypatch.setattr(training_module, "fused_on_cuda", lambda parameters: {"fused": True})
     counts = []
     for length in (500, 1500):
-        steps = np.arange(length)
-        frame = pd.DataFrame({"a": np.sin(steps / 5.0), "b": np.cos(steps / 7.0)})
-        forecaster = TitansForecaster(
-            horizon=8, lookback=32, epochs=2, dim=16, layers=1, heads=2, batch_size=32, progress=True, fallback="off"
-        )
         with warnings.catch_warnings(), HostSyncs() as syncs:
             warnings.simplefilter("ignore")
-            forecaster.fit(frame)
+            tiny_forecaster(progress=True).fit(two_column_series(length))
         counts.append(len(syncs.calls))
     assert counts[0] == counts[1], counts
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from tests.test_devices import tiny_forecaster, two_column_series
 from titans_ts.training import graphs, loop
 from titans_ts.training.graphs import CudaGraphSteps, GraphedForward
 
@@ -88,30 +88,17 @@ def test_calls_with_a_carried_state_run_eagerly():
     assert capture.captured == []
 
 
-def _series(length: int = 700) -> pd.DataFrame:
-    steps = np.arange(length)
-    return pd.DataFrame({"a": np.sin(steps / 5.0), "b": np.cos(steps / 7.0)})
-
-
-def _forecaster():
-    from titans_ts.forecasting import TitansForecaster
-
-    return TitansForecaster(
-        horizon=8, lookback=32, epochs=2, dim=16, layers=1, heads=2, batch_size=32, progress=False, fallback="off"
-    )
-
-
 def test_a_fit_with_graphs_requested_trains_through_them_and_ends_as_without(monkeypatch):
     """Through the environment switch, make_trainer and the callback (its device check widened to the CPU):
     every full training batch replays (the first once captured), the ragged last one does not, the forward is restored
     after fit, and the fit equals one without graphs (the fake capture computes the same step)."""
-    frame = _series()
-    plain = _forecaster().fit(frame)
+    frame = two_column_series(700)
+    plain = tiny_forecaster().fit(frame)
     capture = FakeCapture()
     monkeypatch.setenv(graphs.ENVIRONMENT_SWITCH, "1")
     monkeypatch.setattr(CudaGraphSteps, "DEVICE_TYPES", ("cpu",))
     monkeypatch.setattr(loop, "CudaGraphSteps", lambda: CudaGraphSteps(capture))
-    graphed = _forecaster().fit(frame)
+    graphed = tiny_forecaster().fit(frame)
     assert capture.captured == [(32, 32, 2)]
     steps, epochs = graphed.history_["steps"], graphed.history_["epochs_run"]
     # every batch but each epoch's ragged last one (the first: captured, then replayed)

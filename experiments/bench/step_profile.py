@@ -8,15 +8,13 @@ For each: the median wall time of a step (host and device, synchronised once per
 one profiled step: the kernels launched, and the host's and the device's busy time (torch.profiler).
 Writes experiments/results/step_profile_gpu.md and .json with the device name.
 
-    PYTHONPATH=. python experiments/bench/step_profile.py [--device cuda] [--steps 50]
+    PYTHONPATH=. python experiments/bench/step_profile.py [--steps 50]      # needs a CUDA GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -25,18 +23,17 @@ from torch import nn
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
 
 
-def _setup(device: str, graphed: bool):
+def _setup(graphed: bool):
     from titans_ts.forecasting.model import ForecastConfig, build_model
     from titans_ts.training.graphs import GraphedForward
 
     torch.manual_seed(0)
-    model = build_model(ForecastConfig(lookback=96, horizon=96, channels=7)).to(device).train()
+    model = build_model(ForecastConfig(lookback=96, horizon=96, channels=7)).cuda().train()
     forward = GraphedForward(model) if graphed else None
     if forward is not None:
         forward.install()
-    fused = {"fused": True} if device == "cuda" else {}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **fused)
-    x, y = torch.randn(32, 96, 7, device=device), torch.randn(32, 96, 7, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    x, y = torch.randn(32, 96, 7, device="cuda"), torch.randn(32, 96, 7, device="cuda")
 
     def step():
         loss = nn.functional.mse_loss(model(x), y)
@@ -47,28 +44,16 @@ def _setup(device: str, graphed: bool):
     return step, forward
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+def _measure(graphed: bool, steps: int) -> dict:
+    from memory_gpu import _time_cuda  # beside this script: the median of synchronised steps after warm-ups
 
-
-def _measure(device: str, graphed: bool, steps: int) -> dict:
-    step, forward = _setup(device, graphed)
-    for _ in range(3):  # capture (graphed), Triton compiles, cuBLAS handles
-        step()
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    step, forward = _setup(graphed)
+    seconds = _time_cuda(step, repeats=steps)  # its warm-ups capture the graph (graphed) and compile Triton
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         step()
-        _sync(device)
+        torch.cuda.synchronize()
     events = prof.key_averages()
     kernels = sum(e.count for e in events if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
     device_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
@@ -76,7 +61,7 @@ def _measure(device: str, graphed: bool, steps: int) -> dict:
     return {
         "capture_failed": None if forward is None else forward.failure,
         "replays": None if forward is None else forward.replays,
-        "step_ms": 1000 * statistics.median(times),
+        "step_ms": 1000 * seconds,
         "kernels": kernels,
         "device_busy_ms": device_us / 1000,
         "top_kernels": [(e.key[:60], e.count, round(getattr(e, "self_device_time_total", 0) / 1000, 3)) for e in top],
@@ -85,14 +70,15 @@ def _measure(device: str, graphed: bool, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
-    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    if not torch.cuda.is_available():
+        raise SystemExit("step_profile.py profiles a CUDA step: torch.cuda.is_available() is False here.")
+    name = torch.cuda.get_device_name()
     rows = {}
     for mode in ("eager", "graphed"):
         try:
-            rows[mode] = _measure(args.device, mode == "graphed", args.steps)
+            rows[mode] = _measure(mode == "graphed", args.steps)
         except Exception as error:  # noqa: BLE001 - a failing row is recorded, the report is still written
             rows[mode] = {"error": f"{type(error).__name__}: {error}"}
     record = {"device": name, "torch": torch.__version__, "steps": args.steps, "rows": rows}
@@ -120,10 +106,9 @@ def main() -> None:
         if "top_kernels" in row:
             lines += ["", f"{mode}, the device's busiest ops (name, calls, ms):", ""]
             lines += [f"- `{key}` x{count}: {ms}" for key, count, ms in row["top_kernels"]]
-    suffix = "gpu" if args.device == "cuda" else args.device
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"step_profile_{suffix}.json").write_text(json.dumps(record, indent=1))
-    (RESULTS / f"step_profile_{suffix}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "step_profile_gpu.json").write_text(json.dumps(record, indent=1))
+    (RESULTS / "step_profile_gpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

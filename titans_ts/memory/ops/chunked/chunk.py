@@ -72,7 +72,7 @@ def neural_memory_chunked(
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
         state_pass = STATE_PASS
-    output_pass = output_pass or output_forward
+    passes = (*state_pass, output_pass or output_forward)  # (state forward, state backward, output forward)
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -87,12 +87,11 @@ def neural_memory_chunked(
             y = q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
             return y.to(out_dtype), weights, momentum
         if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-            passes = (*state_pass, output_pass)
             outputs = _ChunkedMemory.apply(chunk_size, max_grad_norm, depth, recompute, compile, passes, *inputs)
             y, weights_out, momentum_out = outputs[0], outputs[1 : 1 + depth], outputs[1 + depth :]
         else:
             y, weights_out, momentum_out, _ = _forward(
-                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, None, compile, (*state_pass, output_pass)
+                *inputs[:6], weights, momentum, chunk_size, max_grad_norm, None, compile, passes
             )
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
 
@@ -166,12 +165,13 @@ def _forward(
     momentum,
     chunk_size,
     max_grad_norm,
-    save=None,
-    compiled=False,
-    passes=(*STATE_PASS, output_forward),
+    save,
+    compiled,
+    passes,
 ):
     """Returns y, the final state and what the backward needs: nothing (save=None), every block's passes
-    ("passes"), or (recompute, "starts") each chunk's start state."""
+    ("passes"), or (recompute, "starts") each chunk's start state. passes: (state forward, state backward,
+    output forward)."""
     states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
     length = q.shape[2]
     lasts = last_positions(length, chunk_size)

@@ -36,8 +36,13 @@ def _state_rows(state):
     return state.reshape(-1, state.shape[-3] * state.shape[-2], state.shape[-1])
 
 
+def coefficients(gates: ChunkGates, sp: StatePass) -> torch.Tensor:
+    """C = G * theta'[i] (C, B, H, n, n): how token i's surprise reaches token t's memory."""
+    return gates.mixed * sp.theta[..., None, :]
+
+
 def output_forward(q, sp: StatePass, gates: ChunkGates) -> OutputPass:
-    coeff = gates.mixed * sp.theta[..., None, :]
+    coeff = coefficients(gates, sp)
     depth = len(sp.states)
     query_inputs, query_pre, similarities = [], [], []
     x = q

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
-from titans_ts.memory.ops.chunked.output import OutputPass
+from titans_ts.memory.ops.chunked.output import OutputPass, coefficients
 from titans_ts.memory.ops.chunked.state import StatePass
 from titans_ts.memory.ops.triton.state_pass import block, launch_options
 
@@ -32,7 +32,7 @@ def output_forward_triton(q, sp: StatePass, gates: ChunkGates, dot: int = 0) -> 
     """Chunk-major q (C, B, H, n, d_in), fp32; the state pass's saved factors and states; the block's gates."""
     from titans_ts.memory.ops.triton.output_forward import output_layer_kernel
 
-    coeff = gates.mixed * sp.theta[..., None, :]
+    coeff = coefficients(gates, sp)
     coeff_c, read = coeff.contiguous(), gates.read.contiguous()
     depth, n = len(sp.states), q.shape[-2]
     programs = q.shape[0] * q.shape[1] * q.shape[2]
