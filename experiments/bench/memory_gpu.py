@@ -6,7 +6,7 @@ expansion 2 at T=4096; ours with every backend verified on CUDA (and `triton` wh
 titans-pytorch 0.5.5 when it is installed.
 Op level (B=4, H=8, T=8192, D=64, chunk 64): our op at depth 1 (a matrix memory) and depth 2 (hidden 128)
 with fp32 and bf16 inputs, forward alone and forward + backward (with `triton`, also `triton+output-kernel`:
-the output pass's forward on its kernel), beside fla's `chunk_gated_delta_rule` (a
+the output pass on its kernels, forward and backward), beside fla's `chunk_gated_delta_rule` (a
 linear memory without momentum: the depth-1 anchor) in bf16 when fla is installed. Every row is timed on
 its own: one that raises is recorded with its error and the report is still written.
 Writes experiments/results/bench_memory_gpu.md and .json with the device name.
@@ -123,8 +123,8 @@ def _op_inputs(batch, heads, length, dim, depth, dtype):
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-# The op with pass (c)'s forward on its Triton kernel too (`neural_memory_triton(fused_output=True)`): timed
-# beside `triton` so that a GPU session can tell whether it should become the backend's default.
+# The op with pass (c) on its Triton kernels too, forward and backward (`neural_memory_triton(fused_output=True)`):
+# timed beside `triton` so that a GPU session can tell whether it should become the backend's default.
 FUSED_OUTPUT = "triton+output-kernel"
 
 

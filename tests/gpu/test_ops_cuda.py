@@ -18,6 +18,7 @@ pytestmark = pytest.mark.gpu
 
 TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 3e-2}
 CHUNK = 16  # the Triton kernels need a power of two >= 16
+FUSED_OUTPUT = "triton+output-kernels"  # neural_memory_triton(fused_output=True): pass (c) on its kernels too
 
 
 def rel_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -43,9 +44,15 @@ def _rounded_reference_leaves(leaves):
 
 def _outputs_and_grads(leaves, backend, max_grad_norm):
     q, k, v, theta, alpha, eta, weights, mom = leaves
-    y, w_T, m_T = neural_memory(
-        q, k, v, theta, alpha, eta, weights, mom, chunk_size=CHUNK, backend=backend, max_grad_norm=max_grad_norm
-    )
+    if backend == FUSED_OUTPUT:
+        from titans_ts.memory.ops.triton import neural_memory_triton
+
+        options = {"chunk_size": CHUNK, "max_grad_norm": max_grad_norm, "fused_output": True}
+        y, w_T, m_T = neural_memory_triton(q, k, v, theta, alpha, eta, weights, mom, **options)
+    else:
+        y, w_T, m_T = neural_memory(
+            q, k, v, theta, alpha, eta, weights, mom, chunk_size=CHUNK, backend=backend, max_grad_norm=max_grad_norm
+        )
     outputs = (y, *w_T, *m_T)
     g = torch.Generator().manual_seed(1)  # the same cotangents for every backend
     cotangents = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.device, o.dtype) for o in outputs]
@@ -103,3 +110,10 @@ _USABLE, _WHY_NOT = _triton_usable()
 @DTYPES
 def test_triton_on_cuda_matches_the_float64_reference(depth, T, D, max_grad_norm, dtype):
     _compare("triton", depth, T, D, dtype, max_grad_norm)
+
+
+@pytest.mark.skipif(not _USABLE, reason=_WHY_NOT or "triton usable")
+@CASES
+@DTYPES
+def test_triton_with_the_output_pass_kernels_on_cuda_matches_the_float64_reference(depth, T, D, max_grad_norm, dtype):
+    _compare(FUSED_OUTPUT, depth, T, D, dtype, max_grad_norm)

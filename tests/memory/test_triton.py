@@ -185,8 +185,8 @@ def test_auto_picks_triton_on_cuda_for_the_shapes_and_dtypes_it_was_verified_on(
 def test_the_output_pass_kernel_matches_the_reference_gradients_included(
     depth, T, D, hidden, D_out, chunk, dtype, tolerance
 ):
-    """Pass (c)'s forward on its kernel (`fused_output=True`): outputs, final states and every gradient (its
-    backward reads the tensors the kernel wrote) against the float64 reference."""
+    """Pass (c) on its kernels, forward and backward (`fused_output=True`): outputs, final states and every
+    gradient against the float64 reference (the backward's sums over tiles of D_in and D_out included)."""
     from titans_ts.memory.ops.triton import neural_memory_triton
 
     base = memory_inputs(B=2, H=2, T=T, D=D, hidden=hidden, D_out=D_out, depth=depth, seed=T + depth)

@@ -64,15 +64,15 @@ def neural_memory_chunked(
 ):
     """state_pass: pass (b), (forward, backward) = `state`'s `state_forward, state_backward` or kernels
     with their interfaces (the Triton backend's); given, the chunk size is kept, since the kernels' tiles
-    need it. output_pass: pass (c)'s forward, `output`'s `output_forward` or a kernel with its interface (its
-    backward is always `output_backward`)."""
+    need it. output_pass: pass (c), (forward, backward) = `output`'s `output_forward, output_backward` or
+    kernels with their interfaces."""
     weights = tuple(weights)
     if state_pass is None:
         # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
         state_pass = STATE_PASS
-    passes = (*state_pass, output_pass or output_forward)  # (state forward, state backward, output forward)
+    passes = (*state_pass, *(output_pass or OUTPUT_PASS))  # (state fwd, state bwd, output fwd, output bwd)
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -97,6 +97,7 @@ def neural_memory_chunked(
 
 
 STATE_PASS = (state_forward, state_backward)
+OUTPUT_PASS = (output_forward, output_backward)
 
 
 def chunks_per_block(device: torch.device, chunks: int) -> int:
@@ -124,9 +125,20 @@ def block_forward(
     return gates, state, out
 
 
-def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states, state_pass_backward=state_backward):
+def block_backward(
+    gates,
+    state,
+    out,
+    theta,
+    lasts,
+    max_grad_norm,
+    d_y,
+    d_states,
+    state_pass_backward=state_backward,
+    output_pass_backward=output_backward,
+):
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
-    out_grads = output_backward(out, state, gates, d_y)
+    out_grads = output_pass_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
     sg = state_pass_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
     d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
@@ -151,7 +163,7 @@ class _Saved:
     blocks: list[slice]
     kept: list  # per block: its passes (gates, state, out), or (recompute) only its start states
     theta: torch.Tensor | None  # chunk-major theta (None under recompute: the inputs are saved instead)
-    passes: tuple  # (state forward, state backward, output forward)
+    passes: tuple  # (state forward, state backward, output forward, output backward)
 
 
 def _forward(
@@ -171,7 +183,7 @@ def _forward(
 ):
     """Returns y, the final state and what the backward needs: nothing (save=None), every block's passes
     ("passes"), or (recompute, "starts") each chunk's start state. passes: (state forward, state backward,
-    output forward)."""
+    output forward, output backward)."""
     states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
     length = q.shape[2]
     lasts = last_positions(length, chunk_size)
@@ -179,7 +191,7 @@ def _forward(
     y_c = inputs[0].new_empty(*inputs[0].shape[:-1], weights[-1].shape[-1])
     blocks = _blocks(len(lasts), 1 if save == "starts" else chunks_per_block(q.device, len(lasts)))
     forward = maybe_compiled(block_forward, compiled)
-    state_fwd, _, output_fwd = passes
+    state_fwd, _, output_fwd, _ = passes
     kept = []
     for block in blocks:
         block_inputs = (x[block] for x in inputs)
@@ -198,14 +210,16 @@ def _backward(saved: _Saved, inputs, max_grad_norm, d_y, d_weights, d_momentum, 
     d_y = to_chunks(d_y, saved.chunk_size)
     forward, backward = maybe_compiled(block_forward, compiled), maybe_compiled(block_backward, compiled)
     theta = saved.theta if inputs is None else inputs[3]
-    state_fwd, state_bwd, output_fwd = saved.passes
+    state_fwd, state_bwd, output_fwd, output_bwd = saved.passes
     d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, kept in zip(reversed(saved.blocks), reversed(saved.kept), strict=True):
         lasts = saved.lasts[block]
         if inputs is not None:  # kept is the block's start state
             kept = forward(*(x[block] for x in inputs), kept, lasts, max_grad_norm, state_fwd, output_fwd)
-        block_grads, d_states = backward(*kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, state_bwd)
+        block_grads, d_states = backward(
+            *kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, state_bwd, output_bwd
+        )
         if d_inputs is None:
             d_inputs = [t.new_empty(len(saved.lasts), *t.shape[1:]) for t in block_grads]
         for full, grad in zip(d_inputs, block_grads, strict=True):

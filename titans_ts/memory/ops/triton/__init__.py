@@ -2,8 +2,8 @@
 
 Runs on CUDA tensors with a GPU, or on CPU tensors under the Triton interpreter (`TRITON_INTERPRET=1`
 set before triton is imported; slow, for tests). State and accumulation are fp32 whatever the input
-dtype. Kernels: `state_forward.py`, `state_backward.py` (pass (b)), `output_forward.py` (pass (c) forward,
-opt-in); glue: `state_pass.py`, `output_pass.py`; docs/kernels.md.
+dtype. Kernels: `state_forward.py`, `state_backward.py` (pass (b)), `output_forward.py`, `output_backward.py`
+(pass (c), opt-in); glue: `state_pass.py`, `output_pass.py`; docs/kernels.md.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def neural_memory_triton(
 ):
     """The chunk-parallel recurrence with pass (b), the sequential state pass, on Triton kernels forward
     and backward; the passes parallel over chunks (gates, outputs) run as batched PyTorch (`ops/chunked`).
-    fused_output: pass (c)'s forward on its kernel too (`output_forward.py`); off until a GPU has timed it."""
+    fused_output: pass (c) on its kernels too (`output_forward.py`, `output_backward.py`); off until a GPU has
+    timed it."""
     from functools import partial
 
     from titans_ts.memory.ops.chunked import neural_memory_chunked
@@ -69,9 +70,9 @@ def neural_memory_triton(
     state_pass = (partial(state_forward_triton, dot=dot), partial(state_backward_triton, dot=dot))
     output_pass = None
     if fused_output:
-        from titans_ts.memory.ops.triton.output_pass import output_forward_triton
+        from titans_ts.memory.ops.triton.output_pass import output_backward_triton, output_forward_triton
 
-        output_pass = partial(output_forward_triton, dot=dot)
+        output_pass = (partial(output_forward_triton, dot=dot), partial(output_backward_triton, dot=dot))
     y, weights_out, momentum_out = neural_memory_chunked(
         q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm,
         state_pass=state_pass, output_pass=output_pass,

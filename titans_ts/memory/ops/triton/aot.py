@@ -47,13 +47,17 @@ def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool =
     """The compile-time constants of each kernel for a head of `dim` (in = out), as the launcher sets them
     (`dot` 1: bf16 operands into tl.dot, the training case)."""
     from titans_ts.memory.ops.triton import state_pass as sp
-    from titans_ts.memory.ops.triton.output_pass import output_constants
+    from titans_ts.memory.ops.triton.output_pass import input_side_constants, output_constants, output_side_constants
 
     hidden = hidden if depth == 2 else dim
     shape = (dim, hidden, dim, chunk, depth)
     return {
         "output_layer_kernel": output_constants(dim, hidden, chunk, depth == 1, dot),
         "output_layer_kernel[layer 2]": output_constants(hidden, dim, chunk, True, dot),
+        "input_side_kernel": input_side_constants(dim, hidden, chunk, True, depth == 2, dot),
+        "input_side_kernel[layer 2]": input_side_constants(hidden, dim, chunk, False, False, dot),
+        "output_side_kernel": output_side_constants(dim, hidden, chunk, dot),
+        "output_side_kernel[layer 2]": output_side_constants(hidden, dim, chunk, dot),
         "keys_kernel": sp.keys_constants(*shape, clip, dot),
         "state_step_kernel": sp.step_constants(*shape, dot) | {"LAYER": 0},
         "state_step_kernel[layer 2]": sp.step_constants(*shape, dot) | {"LAYER": 1},
@@ -64,11 +68,15 @@ def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool =
 
 
 def _kernels() -> dict:
-    from titans_ts.memory.ops.triton import output_forward, state_backward, state_forward
+    from titans_ts.memory.ops.triton import output_backward, output_forward, state_backward, state_forward
 
     return {
         "output_layer_kernel": output_forward.output_layer_kernel,
         "output_layer_kernel[layer 2]": output_forward.output_layer_kernel,
+        "input_side_kernel": output_backward.input_side_kernel,
+        "input_side_kernel[layer 2]": output_backward.input_side_kernel,
+        "output_side_kernel": output_backward.output_side_kernel,
+        "output_side_kernel[layer 2]": output_backward.output_side_kernel,
         "keys_kernel": state_forward.keys_kernel,
         "state_step_kernel": state_forward.state_step_kernel,
         "state_step_kernel[layer 2]": state_forward.state_step_kernel,
@@ -88,6 +96,8 @@ def kernels_for(depth: int) -> tuple[str, ...]:
             "keys_backward_kernel_1",
             "state_backward_kernel",
             "output_layer_kernel",
+            "input_side_kernel",
+            "output_side_kernel",
         )
     return (
         "keys_kernel",
@@ -98,6 +108,10 @@ def kernels_for(depth: int) -> tuple[str, ...]:
         "state_backward_kernel[layer 2]",
         "output_layer_kernel",
         "output_layer_kernel[layer 2]",
+        "input_side_kernel",
+        "input_side_kernel[layer 2]",
+        "output_side_kernel",
+        "output_side_kernel[layer 2]",
     )
 
 

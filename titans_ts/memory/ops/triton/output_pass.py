@@ -1,12 +1,12 @@
-"""Pass (c) forward on the Triton kernel of `output_forward.py`, with `chunked.output.output_forward`'s interface
-(its backward stays `chunked.output.output_backward`, which reads the same saved tensors)."""
+"""Pass (c) on the Triton kernels of `output_forward.py` and `output_backward.py`, with the interfaces of
+`chunked.output.output_forward` and `output_backward` (the same saved tensors and gradients)."""
 
 from __future__ import annotations
 
 import torch
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
-from titans_ts.memory.ops.chunked.output import OutputPass, coefficients
+from titans_ts.memory.ops.chunked.output import OutputGrads, OutputPass, coefficients
 from titans_ts.memory.ops.chunked.state import StatePass
 from titans_ts.memory.ops.triton.state_pass import block, launch_options
 
@@ -24,6 +24,34 @@ def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) ->
         "BK": min(TILE_IN, block(d_in)),
         "BD": min(TILE_OUT, block(d_out)),
         "LAST": last,
+        "DOT": dot,
+    }
+
+
+def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, accumulate: bool, dot: int) -> dict:
+    tile_in = min(TILE_IN, block(d_in))
+    return {
+        "D_IN": d_in,
+        "D_OUT": d_out,
+        "CHUNK": chunk,
+        "TILES": -(-d_in // tile_in),
+        "BN": block(chunk),
+        "BK": tile_in,
+        "BD": min(TILE_OUT, block(d_out)),
+        "FIRST": first,
+        "ACCUMULATE": accumulate,
+        "DOT": dot,
+    }
+
+
+def output_side_constants(d_in: int, d_out: int, chunk: int, dot: int) -> dict:
+    return {
+        "D_IN": d_in,
+        "D_OUT": d_out,
+        "CHUNK": chunk,
+        "BN": block(chunk),
+        "BK": min(TILE_IN, block(d_in)),
+        "BD": min(TILE_OUT, block(d_out)),
         "DOT": dot,
     }
 
@@ -66,3 +94,39 @@ def output_forward_triton(q, sp: StatePass, gates: ChunkGates, dot: int = 0) -> 
             query_pre.append(z)
             x = activation
     return OutputPass(z, coeff, query_inputs, query_pre, similarities)
+
+
+def output_backward_triton(out: OutputPass, sp: StatePass, gates: ChunkGates, d_y, dot: int = 0) -> OutputGrads:
+    """`chunked.output.output_backward` on the kernels: the layers in reverse, two launches each."""
+    from titans_ts.memory.ops.triton.output_backward import input_side_kernel, output_side_kernel
+
+    depth, n = len(sp.states), d_y.shape[-2]
+    programs = d_y.shape[0] * d_y.shape[1] * d_y.shape[2]
+    coeff, read = out.coeff.contiguous(), gates.read.contiguous()
+    d_coeff = torch.empty_like(coeff)
+    d_direct, d_keys, d_read = [None] * depth, [None] * depth, None
+    dz = d_y.contiguous()
+    for layer in range(depth - 1, -1, -1):
+        x, a = out.query_inputs[layer].contiguous(), sp.key_inputs[layer].contiguous()
+        state, similarity = sp.states[layer].contiguous(), out.similarity[layer].contiguous()
+        d_in, d_out = state.shape[-2:]
+        first = layer == 0
+        pre = x if first else out.query_pre[layer - 1].contiguous()  # unread when first
+        constants = input_side_constants(d_in, d_out, n, first, layer < depth - 1, dot)
+        dx, d_a = torch.empty_like(x), torch.empty_like(a)
+        read_shares = x.new_empty(*x.shape[:-2], constants["TILES"], n, 2)
+        input_side_kernel[(constants["TILES"], programs)](
+            dz, x, a, sp.key_grads[layer].contiguous(), state, coeff, similarity, read, pre,
+            dx, d_a, read_shares, d_coeff,
+            **constants, **launch_options("input_side_kernel"),
+        )  # fmt: skip
+        d_g, d_state = torch.empty_like(dz), torch.empty_like(state)
+        constants = output_side_constants(d_in, d_out, n, dot)
+        output_side_kernel[(-(-d_out // constants["BD"]), programs)](
+            dz, x, coeff, similarity, read, d_g, d_state, **constants, **launch_options("output_side_kernel")
+        )
+        d_direct[layer], d_keys[layer] = d_state, (d_a, d_g)
+        layer_d_read = read_shares.sum(-3)
+        d_read = layer_d_read if d_read is None else d_read + layer_d_read
+        dz = dx
+    return OutputGrads(dz, d_direct, d_keys, d_coeff, d_read)
