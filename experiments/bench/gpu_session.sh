@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 26's GPU figures, in two device calls (the device tool gives 10 minutes a command, 15 a session; the
-# steps' caps add up to 390 s and 300 s):
+# steps' caps add up to 420 s and 300 s):
 #     bash experiments/bench/gpu_session.sh test_gpu bench profile              # on the GPU machine, from the
 #     bash experiments/bench/gpu_session.sh fit_etth1 fit_etth1_graphs dna      # checkout's root
 # With no arguments every step runs (make gpu-session), one after the other.
@@ -8,8 +8,8 @@
 #   device.txt      nvidia-smi, torch, triton
 #   test_gpu.log    make test-gpu (tests/gpu: backends, NeuralMemory, CLIs, save/load, steps without host syncs)
 #   bench.log       make bench-gpu (writes bench_memory_gpu.md / .json, copied here)
-#   profile.log     experiments/bench/step_profile.py: a forecaster step eager and as CUDA graphs (writes
-#                   step_profile_gpu.md / .json, copied here)
+#   profile.log     experiments/bench/step_profile.py: a forecaster step eager and as CUDA graphs, and the op's
+#                   step split by pass (writes step_profile_gpu.md / .json, copied here)
 #   fit_etth1.log   titans-ts fit --dataset ETTh1 --horizon 96 --device cuda, wall time (target <= 20 s, test MSE
 #                   within 0.003 of the CPU run's 0.3795), and its metrics.json
 #   fit_etth1_graphs.log  the same with its training steps replayed as CUDA graphs (TITANS_TS_CUDA_GRAPHS=1)
@@ -47,7 +47,7 @@ run_step() {
         cp experiments/results/bench_memory_gpu.md experiments/results/bench_memory_gpu.json "$OUT/" 2>/dev/null
         ;;
     profile)
-        step profile 60 "$PYTHON" experiments/bench/step_profile.py --device cuda
+        step profile 90 "$PYTHON" experiments/bench/step_profile.py
         cp experiments/results/step_profile_gpu.md experiments/results/step_profile_gpu.json "$OUT/" 2>/dev/null
         ;;
     fit_etth1 | fit_etth1_graphs)
