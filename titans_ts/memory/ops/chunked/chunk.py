@@ -35,7 +35,9 @@ y comes back in q's dtype, the state in its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -43,6 +45,18 @@ from titans_ts.memory.ops.chunked.gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunked.output import output_backward, output_forward
 from titans_ts.memory.ops.chunked.state import state_backward, state_forward
 from titans_ts.memory.ops.common import CHUNK_SIZE, from_chunks, last_positions, last_runs, maybe_compiled, to_chunks
+
+
+class Passes(NamedTuple):
+    """The functions of the three passes, forward and backward: PyTorch's (`gates`, `state`, `output`) or
+    kernels with the same interfaces."""
+
+    gates_forward: Callable = gates_forward
+    gates_backward: Callable = gates_backward
+    state_forward: Callable = state_forward
+    state_backward: Callable = state_backward
+    output_forward: Callable = output_forward
+    output_backward: Callable = output_backward
 
 
 def neural_memory_chunked(
@@ -59,20 +73,16 @@ def neural_memory_chunked(
     max_grad_norm: float | None = None,
     recompute: bool = False,
     compile: bool = False,
-    state_pass=None,
-    output_pass=None,
+    passes: Passes | None = None,
 ):
-    """state_pass: pass (b), (forward, backward) = `state`'s `state_forward, state_backward` or kernels
-    with their interfaces (the Triton backend's); given, the chunk size is kept, since the kernels' tiles
-    need it. output_pass: pass (c), (forward, backward) = `output`'s `output_forward, output_backward` or
-    kernels with their interfaces."""
+    """passes: the three passes' functions, PyTorch's by default, or kernels with their interfaces (the Triton
+    backend's); given, the chunk size is kept, since the kernels' tiles need it."""
     weights = tuple(weights)
-    if state_pass is None:
+    if passes is None:
         # A sequence shorter than a chunk is one chunk of its own length: the same tokens share the same
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
-        state_pass = STATE_PASS
-    passes = (*state_pass, *(output_pass or OUTPUT_PASS))  # (state fwd, state bwd, output fwd, output bwd)
+        passes = Passes()
     state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
     weights = tuple(w.to(state_dtype) for w in weights)
     momentum = (
@@ -96,10 +106,6 @@ def neural_memory_chunked(
     return y.to(out_dtype), tuple(weights_out), tuple(momentum_out)
 
 
-STATE_PASS = (state_forward, state_backward)
-OUTPUT_PASS = (output_forward, output_backward)
-
-
 def chunks_per_block(device: torch.device, chunks: int) -> int:
     """How many chunks the parallel passes take at once.
 
@@ -114,35 +120,23 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def block_forward(
-    q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, state_pass=state_forward, output_pass=output_forward
-):
-    """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs.
-    state_pass, output_pass: the forwards of passes (b) and (c)."""
-    gates = gates_forward(alpha, eta)
-    state = state_pass(k, v, theta, gates, lasts, states, max_grad_norm)
-    out = output_pass(q, state, gates)
+def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, passes=None):
+    """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
+    passes = passes or Passes()
+    gates = passes.gates_forward(alpha, eta)
+    state = passes.state_forward(k, v, theta, gates, lasts, states, max_grad_norm)
+    out = passes.output_forward(q, state, gates)
     return gates, state, out
 
 
-def block_backward(
-    gates,
-    state,
-    out,
-    theta,
-    lasts,
-    max_grad_norm,
-    d_y,
-    d_states,
-    state_pass_backward=state_backward,
-    output_pass_backward=output_backward,
-):
+def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states, passes=None):
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
-    out_grads = output_pass_backward(out, state, gates, d_y)
+    passes = passes or Passes()
+    out_grads = passes.output_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
-    sg = state_pass_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
+    sg = passes.state_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
     d_coeff = _add_at(lasts, out_grads.d_coeff, sg.d_coeff_last, dim=-2).tril()
-    d_alpha, d_eta = gates_backward(
+    d_alpha, d_eta = passes.gates_backward(
         gates,
         d_coeff * state.theta[..., None, :],
         _add_at(lasts, torch.zeros_like(gates.carry), sg.d_carry_last, dim=-2),
@@ -163,7 +157,7 @@ class _Saved:
     blocks: list[slice]
     kept: list  # per block: its passes (gates, state, out), or (recompute) only its start states
     theta: torch.Tensor | None  # chunk-major theta (None under recompute: the inputs are saved instead)
-    passes: tuple  # (state forward, state backward, output forward, output backward)
+    passes: Passes
 
 
 def _forward(
@@ -182,8 +176,7 @@ def _forward(
     passes,
 ):
     """Returns y, the final state and what the backward needs: nothing (save=None), every block's passes
-    ("passes"), or (recompute, "starts") each chunk's start state. passes: (state forward, state backward,
-    output forward, output backward)."""
+    ("passes"), or (recompute, "starts") each chunk's start state."""
     states = [torch.stack([w, s], dim=2) for w, s in zip(weights, momentum, strict=True)]
     length = q.shape[2]
     lasts = last_positions(length, chunk_size)
@@ -191,11 +184,10 @@ def _forward(
     y_c = inputs[0].new_empty(*inputs[0].shape[:-1], weights[-1].shape[-1])
     blocks = _blocks(len(lasts), 1 if save == "starts" else chunks_per_block(q.device, len(lasts)))
     forward = maybe_compiled(block_forward, compiled)
-    state_fwd, _, output_fwd, _ = passes
     kept = []
     for block in blocks:
         block_inputs = (x[block] for x in inputs)
-        gates, state, out = forward(*block_inputs, states, lasts[block], max_grad_norm, state_fwd, output_fwd)
+        gates, state, out = forward(*block_inputs, states, lasts[block], max_grad_norm, passes)
         y_c[block] = out.y
         if save is not None:
             kept.append((gates, state, out) if save == "passes" else states)
@@ -210,16 +202,13 @@ def _backward(saved: _Saved, inputs, max_grad_norm, d_y, d_weights, d_momentum, 
     d_y = to_chunks(d_y, saved.chunk_size)
     forward, backward = maybe_compiled(block_forward, compiled), maybe_compiled(block_backward, compiled)
     theta = saved.theta if inputs is None else inputs[3]
-    state_fwd, state_bwd, output_fwd, output_bwd = saved.passes
     d_states = [torch.stack([dw, ds], dim=2) for dw, ds in zip(d_weights, d_momentum, strict=True)]
     d_inputs = None
     for block, kept in zip(reversed(saved.blocks), reversed(saved.kept), strict=True):
         lasts = saved.lasts[block]
         if inputs is not None:  # kept is the block's start state
-            kept = forward(*(x[block] for x in inputs), kept, lasts, max_grad_norm, state_fwd, output_fwd)
-        block_grads, d_states = backward(
-            *kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, state_bwd, output_bwd
-        )
+            kept = forward(*(x[block] for x in inputs), kept, lasts, max_grad_norm, saved.passes)
+        block_grads, d_states = backward(*kept, theta[block], lasts, max_grad_norm, d_y[block], d_states, saved.passes)
         if d_inputs is None:
             d_inputs = [t.new_empty(len(saved.lasts), *t.shape[1:]) for t in block_grads]
         for full, grad in zip(d_inputs, block_grads, strict=True):

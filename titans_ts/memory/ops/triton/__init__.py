@@ -2,8 +2,8 @@
 
 Runs on CUDA tensors with a GPU, or on CPU tensors under the Triton interpreter (`TRITON_INTERPRET=1`
 set before triton is imported; slow, for tests). State and accumulation are fp32 whatever the input
-dtype. Kernels: `state_forward.py`, `state_backward.py` (pass (b)), `output_forward.py`, `output_backward.py`
-(pass (c), opt-in); glue: `state_pass.py`, `output_pass.py`; docs/kernels.md.
+dtype. Kernels: `state_forward.py`, `state_backward.py` (pass (b)); opt-in: `output_forward.py`,
+`output_backward.py` (pass (c)); glue: `state_pass.py`, `output_pass.py`; docs/kernels.md.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def neural_memory_triton(
     from functools import partial
 
     from titans_ts.memory.ops.chunked import neural_memory_chunked
+    from titans_ts.memory.ops.chunked.chunk import Passes
     from titans_ts.memory.ops.triton.state_pass import DOT_OF_DTYPE, state_backward_triton, state_forward_triton
 
     del recompute  # the state pass saves chunk-start states; the rest is recomputed in batched form
@@ -67,15 +68,19 @@ def neural_memory_triton(
     weights = tuple(w.float() for w in weights)
     momentum = None if momentum is None else tuple(m.float() for m in momentum)
     dot = DOT_OF_DTYPE.get(q.dtype, 0)
-    state_pass = (partial(state_forward_triton, dot=dot), partial(state_backward_triton, dot=dot))
-    output_pass = None
+    passes = Passes(
+        state_forward=partial(state_forward_triton, dot=dot), state_backward=partial(state_backward_triton, dot=dot)
+    )
     if fused_output:
         from titans_ts.memory.ops.triton.output_pass import output_backward_triton, output_forward_triton
 
-        output_pass = (partial(output_forward_triton, dot=dot), partial(output_backward_triton, dot=dot))
+        passes = passes._replace(
+            output_forward=partial(output_forward_triton, dot=dot),
+            output_backward=partial(output_backward_triton, dot=dot),
+        )
     y, weights_out, momentum_out = neural_memory_chunked(
         q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm,
-        state_pass=state_pass, output_pass=output_pass,
+        passes=passes,
     )  # fmt: skip
     weights_out = tuple(w.to(dtype) for w, dtype in zip(weights_out, dtypes, strict=True))
     momentum_out = tuple(m.to(dtype) for m, dtype in zip(momentum_out, dtypes, strict=True))

@@ -186,16 +186,19 @@ def _resource_usage(cubin: bytes, name: str) -> dict:
     return {key: int(value) for key, value in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", line)}
 
 
-def measure(dim: int, hidden: int, chunk: int, depth: int, arch: int = 90, timeout: float = 900) -> list[dict]:
+def measure(
+    dim: int, hidden: int, chunk: int, depth: int, arch: int = 90, timeout: float = 900, dot: int = 1
+) -> list[dict]:
     """`compile_resources` of every kernel for one shape, in a fresh process without the interpreter
-    (a process that imported triton with TRITON_INTERPRET=1, as the test suite does, cannot compile)."""
+    (a process that imported triton with TRITON_INTERPRET=1, as the test suite does, cannot compile).
+    dot: the operands' type in tl.dot, 1 for bf16 inputs (training under autocast), 0 for fp32 ("ieee")."""
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     command = [sys.executable, "-m", "titans_ts.memory.ops.triton.aot", "--json"]
     command += ["--dim", str(dim), "--hidden", str(hidden), "--chunk", str(chunk), "--depth", str(depth)]
-    command += ["--arch", str(arch)]
+    command += ["--arch", str(arch), "--dot", str(dot)]
     with tempfile.TemporaryDirectory() as cache:  # a cold cache: every compile is timed, none read back
         env["TRITON_CACHE_DIR"] = cache
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -216,14 +219,14 @@ def matrix() -> list[tuple[int, int, int, int, int]]:
     return shapes
 
 
-def resource_table() -> str:
-    """The markdown table of docs/kernels.md: every kernel over `matrix()` (python -m ... --table)."""
+def resource_table(dot: int = 1) -> str:
+    """The markdown table of docs/kernels.md: every kernel over `matrix()` (python -m ... --table [--dot 0])."""
     lines = [
         "| kernel | arch | D | hidden | chunk | depth | registers | stack B | shared B | warps | compile s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dim, hidden, chunk, depth, arch in matrix():
-        for r in measure(dim, hidden, chunk, depth, arch):
+        for r in measure(dim, hidden, chunk, depth, arch, dot=dot):
             lines.append(
                 f"| {r['kernel']} | sm_{arch} | {dim} | {hidden if depth == 2 else '-'} | {chunk} | {depth} | "
                 f"{r['registers']} | {r['stack']} | {r['shared']:,} | {r['num_warps']} | {r['compile_seconds']:.1f} |"
@@ -240,15 +243,16 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2, choices=(1, 2))
     parser.add_argument("--arch", type=int, default=90, choices=sorted(SHARED_LIMIT))
+    parser.add_argument("--dot", type=int, default=1, choices=(0, 1), help="tl.dot operands: 1 bf16, 0 fp32 (ieee)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per kernel")
     parser.add_argument("--table", action="store_true", help="the markdown table of the whole shape matrix")
     args = parser.parse_args()
     if args.table:
-        print(resource_table())
+        print(resource_table(args.dot))
         return
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise SystemExit("Unset TRITON_INTERPRET: the interpreter's kernels cannot be compiled for a GPU.")
-    constants = kernel_constants(args.dim, args.hidden, args.chunk, args.depth)
+    constants = kernel_constants(args.dim, args.hidden, args.chunk, args.depth, dot=args.dot)
     for name in kernels_for(args.depth):
         r = compile_resources(name, constants[name], args.arch)
         if args.json:

@@ -45,8 +45,9 @@ def tiles(d_in: int, hidden: int, d_out: int, chunk: int, depth: int) -> dict:
 WARPS = {"keys_kernel": 4, "state_step_kernel": 8}
 WARPS |= {"keys_backward_kernel_1": 8, "keys_backward_kernel_2": 8, "state_backward_kernel": 8}
 WARPS["output_layer_kernel"] = 4  # pass (c) forward (`output_pass.py`): 32-wide tiles of z
-# pass (c) backward: the input side holds d_masked (n x n) and two n x 32 sums besides the loaded tiles
-WARPS |= {"input_side_kernel": 8, "output_side_kernel": 4}
+# pass (c) backward: the input side holds d_masked (n x n) and two n x 32 sums besides the loaded tiles;
+# the output side at 4 warps left an 8-byte stack on sm_90 at chunk 16
+WARPS |= {"input_side_kernel": 8, "output_side_kernel": 8}
 # Software-pipelining stages: the default (3) keeps three copies of every tile a loop loads in shared memory,
 # which the keys' backward (eight tiles per hidden step) cannot afford at D 128. 1 and 2 are what compiled
 # without spills on sm_90 and sm_80 (the register allocation moves with them: docs/kernels.md).
