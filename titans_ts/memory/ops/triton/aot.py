@@ -47,15 +47,22 @@ def kernel_constants(dim: int, hidden: int, chunk: int, depth: int, clip: bool =
     """The compile-time constants of each kernel for a head of `dim` (in = out), as the launcher sets them
     (`dot` 1: bf16 operands into tl.dot, the training case)."""
     from titans_ts.memory.ops.triton import state_pass as sp
-    from titans_ts.memory.ops.triton.output_pass import input_side_constants, output_constants, output_side_constants
+    from titans_ts.memory.ops.triton.output_pass import (
+        input_side_constants,
+        output_constants,
+        output_side_constants,
+        similarity_grads_constants,
+    )
 
     hidden = hidden if depth == 2 else dim
     shape = (dim, hidden, dim, chunk, depth)
     return {
         "output_layer_kernel": output_constants(dim, hidden, chunk, depth == 1, dot),
         "output_layer_kernel[layer 2]": output_constants(hidden, dim, chunk, True, dot),
-        "input_side_kernel": input_side_constants(dim, hidden, chunk, True, depth == 2, dot),
-        "input_side_kernel[layer 2]": input_side_constants(hidden, dim, chunk, False, False, dot),
+        "similarity_grads_kernel": similarity_grads_constants(hidden, chunk, depth == 2, dot),
+        "similarity_grads_kernel[layer 2]": similarity_grads_constants(dim, chunk, False, dot),
+        "input_side_kernel": input_side_constants(dim, hidden, chunk, True, dot),
+        "input_side_kernel[layer 2]": input_side_constants(hidden, dim, chunk, False, dot),
         "output_side_kernel": output_side_constants(dim, hidden, chunk, dot),
         "output_side_kernel[layer 2]": output_side_constants(hidden, dim, chunk, dot),
         "keys_kernel": sp.keys_constants(*shape, clip, dot),
@@ -73,6 +80,8 @@ def _kernels() -> dict:
     return {
         "output_layer_kernel": output_forward.output_layer_kernel,
         "output_layer_kernel[layer 2]": output_forward.output_layer_kernel,
+        "similarity_grads_kernel": output_backward.similarity_grads_kernel,
+        "similarity_grads_kernel[layer 2]": output_backward.similarity_grads_kernel,
         "input_side_kernel": output_backward.input_side_kernel,
         "input_side_kernel[layer 2]": output_backward.input_side_kernel,
         "output_side_kernel": output_backward.output_side_kernel,
@@ -96,6 +105,7 @@ def kernels_for(depth: int) -> tuple[str, ...]:
             "keys_backward_kernel_1",
             "state_backward_kernel",
             "output_layer_kernel",
+            "similarity_grads_kernel",
             "input_side_kernel",
             "output_side_kernel",
         )
@@ -108,6 +118,8 @@ def kernels_for(depth: int) -> tuple[str, ...]:
         "state_backward_kernel[layer 2]",
         "output_layer_kernel",
         "output_layer_kernel[layer 2]",
+        "similarity_grads_kernel",
+        "similarity_grads_kernel[layer 2]",
         "input_side_kernel",
         "input_side_kernel[layer 2]",
         "output_side_kernel",

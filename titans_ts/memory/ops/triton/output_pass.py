@@ -8,11 +8,17 @@ import torch
 from titans_ts.memory.ops.chunked.gates import ChunkGates
 from titans_ts.memory.ops.chunked.output import OutputGrads, OutputPass, coefficients
 from titans_ts.memory.ops.chunked.state import StatePass
-from titans_ts.memory.ops.triton.state_pass import block, launch_options
+from titans_ts.memory.ops.triton.state_pass import TILE, block, launch_options
 
 # A program's tile of D_out and step over D_in: 32 x 32, so that its accumulators (x a^T: n x n, x W and x S:
 # n x 32) and the loaded tiles stay in registers at n = 64 (the AOT test reads the spills).
 TILE_OUT, TILE_IN = 32, 32
+
+
+def input_tile(chunk: int, dot: int) -> int:
+    """The step over D_in: 32, or 16 with fp32 operands (the FMA products of 32-wide tiles spilled 112-264
+    bytes at chunk 64) and at chunk 16 (the input side spilled 8 bytes at D 128 with hidden 256 on sm_90)."""
+    return TILE if dot == 0 or chunk <= TILE else TILE_IN
 
 
 def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) -> dict:
@@ -21,15 +27,26 @@ def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) ->
         "D_OUT": d_out,
         "CHUNK": chunk,
         "BN": block(chunk),
-        "BK": min(TILE_IN, block(d_in)),
+        "BK": min(input_tile(chunk, dot), block(d_in)),
         "BD": min(TILE_OUT, block(d_out)),
         "LAST": last,
         "DOT": dot,
     }
 
 
-def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, accumulate: bool, dot: int) -> dict:
-    tile_in = min(TILE_IN, block(d_in))
+def similarity_grads_constants(d_out: int, chunk: int, accumulate: bool, dot: int) -> dict:
+    return {
+        "D_OUT": d_out,
+        "CHUNK": chunk,
+        "BN": block(chunk),
+        "BD": min(TILE_OUT, block(d_out)),
+        "ACCUMULATE": accumulate,
+        "DOT": dot,
+    }
+
+
+def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, dot: int) -> dict:
+    tile_in = min(input_tile(chunk, dot), block(d_in))
     return {
         "D_IN": d_in,
         "D_OUT": d_out,
@@ -39,7 +56,6 @@ def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, accumul
         "BK": tile_in,
         "BD": min(TILE_OUT, block(d_out)),
         "FIRST": first,
-        "ACCUMULATE": accumulate,
         "DOT": dot,
     }
 
@@ -97,13 +113,17 @@ def output_forward_triton(q, sp: StatePass, gates: ChunkGates, dot: int = 0) -> 
 
 
 def output_backward_triton(out: OutputPass, sp: StatePass, gates: ChunkGates, d_y, dot: int = 0) -> OutputGrads:
-    """`chunked.output.output_backward` on the kernels: the layers in reverse, two launches each."""
-    from titans_ts.memory.ops.triton.output_backward import input_side_kernel, output_side_kernel
+    """`chunked.output.output_backward` on the kernels: the layers in reverse, three launches each."""
+    from titans_ts.memory.ops.triton.output_backward import (
+        input_side_kernel,
+        output_side_kernel,
+        similarity_grads_kernel,
+    )
 
     depth, n = len(sp.states), d_y.shape[-2]
     programs = d_y.shape[0] * d_y.shape[1] * d_y.shape[2]
     coeff, read = out.coeff.contiguous(), gates.read.contiguous()
-    d_coeff = torch.empty_like(coeff)
+    d_coeff, d_similarity = torch.empty_like(coeff), torch.empty_like(coeff)
     d_direct, d_keys, d_read = [None] * depth, [None] * depth, None
     dz = d_y.contiguous()
     for layer in range(depth - 1, -1, -1):
@@ -112,12 +132,16 @@ def output_backward_triton(out: OutputPass, sp: StatePass, gates: ChunkGates, d_
         d_in, d_out = state.shape[-2:]
         first = layer == 0
         pre = x if first else out.query_pre[layer - 1].contiguous()  # unread when first
-        constants = input_side_constants(d_in, d_out, n, first, layer < depth - 1, dot)
+        constants = similarity_grads_constants(d_out, n, layer < depth - 1, dot)
+        similarity_grads_kernel[(programs,)](
+            dz, sp.key_grads[layer].contiguous(), coeff, similarity, d_similarity, d_coeff,
+            **constants, **launch_options("similarity_grads_kernel"),
+        )  # fmt: skip
+        constants = input_side_constants(d_in, d_out, n, first, dot)
         dx, d_a = torch.empty_like(x), torch.empty_like(a)
         read_shares = x.new_empty(*x.shape[:-2], constants["TILES"], n, 2)
         input_side_kernel[(constants["TILES"], programs)](
-            dz, x, a, sp.key_grads[layer].contiguous(), state, coeff, similarity, read, pre,
-            dx, d_a, read_shares, d_coeff,
+            dz, x, a, state, d_similarity, read, pre, dx, d_a, read_shares,
             **constants, **launch_options("input_side_kernel"),
         )  # fmt: skip
         d_g, d_state = torch.empty_like(dz), torch.empty_like(state)

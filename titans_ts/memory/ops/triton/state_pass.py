@@ -44,10 +44,10 @@ def tiles(d_in: int, hidden: int, d_out: int, chunk: int, depth: int) -> dict:
 # registers at D 128: no spills, docs/kernels.md); the keys pass is lighter.
 WARPS = {"keys_kernel": 4, "state_step_kernel": 8}
 WARPS |= {"keys_backward_kernel_1": 8, "keys_backward_kernel_2": 8, "state_backward_kernel": 8}
-WARPS["output_layer_kernel"] = 4  # pass (c) forward (`output_pass.py`): 32-wide tiles of z
-# pass (c) backward: the input side holds d_masked (n x n) and two n x 32 sums besides the loaded tiles;
-# the output side at 4 warps left an 8-byte stack on sm_90 at chunk 16
-WARPS |= {"input_side_kernel": 8, "output_side_kernel": 8}
+WARPS["output_layer_kernel"] = 8  # pass (c) forward (`output_pass.py`); at 4, fp32 operands spilled 160-264 bytes
+# pass (c) backward: the input side holds two n x 32 sums besides the loaded tiles; the output side at 4 warps
+# left an 8-byte stack on sm_90 at chunk 16
+WARPS |= {"similarity_grads_kernel": 8, "input_side_kernel": 8, "output_side_kernel": 8}
 # Software-pipelining stages: the default (3) keeps three copies of every tile a loop loads in shared memory,
 # which the keys' backward (eight tiles per hidden step) cannot afford at D 128. 1 and 2 are what compiled
 # without spills on sm_90 and sm_80 (the register allocation moves with them: docs/kernels.md).
@@ -66,7 +66,7 @@ def keys_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
 
 def step_constants(d_in, hidden, d_out, chunk, depth, dot) -> dict:
     sizes = tiles(d_in, hidden, d_out, chunk, depth)
-    if chunk <= TILE:  # one row block: sm_80's register allocation spills at 32-wide tiles (docs/kernels.md)
+    if chunk <= TILE or dot == 0:  # sm_80 spills at 32-wide tiles with one row block, and fp32 operands at D 128
         sizes["BH"] = min(TILE, sizes["BH"])
     return {"DEPTH": depth, **sizes, "RB": min(chunk, 32), "DOT": dot}
 
@@ -74,7 +74,7 @@ def step_constants(d_in, hidden, d_out, chunk, depth, dot) -> dict:
 def keys_backward_constants(d_in, hidden, d_out, chunk, depth, clip, dot) -> dict:
     sizes = tiles(d_in, hidden, d_out, chunk, depth)
     constants = {"CLIP": clip, "D_IN": d_in, "D_OUT": d_out, "CHUNK": chunk, "BR": TILE, "BD_IN": sizes["BD_IN"]}
-    constants |= {"BH": sizes["BH"], "DOT": dot}
+    constants |= {"BH": min(TILE, sizes["BH"]) if dot == 0 else sizes["BH"], "DOT": dot}  # fp32 spilled at 32
     return constants | ({"HID": hidden, "BD_OUT": sizes["BD_OUT"]} if depth == 2 else {})
 
 
