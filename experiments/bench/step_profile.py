@@ -63,7 +63,7 @@ def _op_setup(depth: int, fused_output: bool):
 
 # Our kernels by the pass they belong to (the rest: PyTorch's ops, the parallel passes among them).
 STATE_KERNELS = ("keys_kernel", "state_step_kernel", "keys_backward_kernel", "state_backward_kernel")
-OUTPUT_KERNELS = ("output_layer_kernel", "input_side_kernel", "output_side_kernel")
+OUTPUT_KERNELS = ("output_layer_kernel", "similarity_grads_kernel", "input_side_kernel", "output_side_kernel")
 
 
 def _measure(setup, steps: int) -> dict:
