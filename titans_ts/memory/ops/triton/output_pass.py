@@ -15,10 +15,13 @@ from titans_ts.memory.ops.triton.state_pass import TILE, block, launch_options
 TILE_OUT, TILE_IN = 32, 32
 
 
-def input_tile(chunk: int, dot: int) -> int:
+def input_tile(chunk: int, dot: int, kernel: str) -> int:
     """The step over D_in: 32, or 16 with fp32 operands (the FMA products of 32-wide tiles spilled 112-264
-    bytes at chunk 64) and at chunk 16 (the input side spilled 8 bytes at D 128 with hidden 256 on sm_90)."""
-    return TILE if dot == 0 or chunk <= TILE else TILE_IN
+    bytes at chunk 64), and 16 in the input side at chunk 16 (8 bytes on sm_90 at D 128, hidden 256; the forward
+    spilled 8 bytes there at 16). The register allocation moves with each of these (docs/kernels.md)."""
+    if dot == 0 or (kernel == "input_side_kernel" and chunk <= TILE):
+        return TILE
+    return TILE_IN
 
 
 def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) -> dict:
@@ -27,7 +30,7 @@ def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) ->
         "D_OUT": d_out,
         "CHUNK": chunk,
         "BN": block(chunk),
-        "BK": min(input_tile(chunk, dot), block(d_in)),
+        "BK": min(input_tile(chunk, dot, "output_layer_kernel"), block(d_in)),
         "BD": min(TILE_OUT, block(d_out)),
         "LAST": last,
         "DOT": dot,
@@ -46,7 +49,7 @@ def similarity_grads_constants(d_out: int, chunk: int, accumulate: bool, dot: in
 
 
 def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, dot: int) -> dict:
-    tile_in = min(input_tile(chunk, dot), block(d_in))
+    tile_in = min(input_tile(chunk, dot, "input_side_kernel"), block(d_in))
     return {
         "D_IN": d_in,
         "D_OUT": d_out,
