@@ -24,55 +24,35 @@ def input_tile(chunk: int, dot: int, kernel: str) -> int:
     return TILE_IN
 
 
-def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) -> dict:
+def _layer_tiles(d_in: int, d_out: int, chunk: int, tile_in: int) -> dict:
+    """A layer's sizes and tiles: its chunk's rows (BN), the step over D_in (BK) and the tile of D_out (BD)."""
     return {
         "D_IN": d_in,
         "D_OUT": d_out,
         "CHUNK": chunk,
         "BN": block(chunk),
-        "BK": min(input_tile(chunk, dot, "output_layer_kernel"), block(d_in)),
+        "BK": min(tile_in, block(d_in)),
         "BD": min(TILE_OUT, block(d_out)),
-        "LAST": last,
-        "DOT": dot,
     }
+
+
+def output_constants(d_in: int, d_out: int, chunk: int, last: bool, dot: int) -> dict:
+    tile_in = input_tile(chunk, dot, "output_layer_kernel")
+    return _layer_tiles(d_in, d_out, chunk, tile_in) | {"LAST": last, "DOT": dot}
 
 
 def similarity_grads_constants(d_out: int, chunk: int, accumulate: bool, dot: int) -> dict:
-    return {
-        "D_OUT": d_out,
-        "CHUNK": chunk,
-        "BN": block(chunk),
-        "BD": min(TILE_OUT, block(d_out)),
-        "ACCUMULATE": accumulate,
-        "DOT": dot,
-    }
+    tiles = {"D_OUT": d_out, "CHUNK": chunk, "BN": block(chunk), "BD": min(TILE_OUT, block(d_out))}
+    return tiles | {"ACCUMULATE": accumulate, "DOT": dot}
 
 
 def input_side_constants(d_in: int, d_out: int, chunk: int, first: bool, dot: int) -> dict:
-    tile_in = min(input_tile(chunk, dot, "input_side_kernel"), block(d_in))
-    return {
-        "D_IN": d_in,
-        "D_OUT": d_out,
-        "CHUNK": chunk,
-        "TILES": -(-d_in // tile_in),
-        "BN": block(chunk),
-        "BK": tile_in,
-        "BD": min(TILE_OUT, block(d_out)),
-        "FIRST": first,
-        "DOT": dot,
-    }
+    sizes = _layer_tiles(d_in, d_out, chunk, input_tile(chunk, dot, "input_side_kernel"))
+    return sizes | {"TILES": -(-d_in // sizes["BK"]), "FIRST": first, "DOT": dot}
 
 
 def output_side_constants(d_in: int, d_out: int, chunk: int, dot: int) -> dict:
-    return {
-        "D_IN": d_in,
-        "D_OUT": d_out,
-        "CHUNK": chunk,
-        "BN": block(chunk),
-        "BK": min(TILE_IN, block(d_in)),
-        "BD": min(TILE_OUT, block(d_out)),
-        "DOT": dot,
-    }
+    return _layer_tiles(d_in, d_out, chunk, TILE_IN) | {"DOT": dot}
 
 
 def output_forward_triton(q, sp: StatePass, gates: ChunkGates, dot: int = 0) -> OutputPass:
