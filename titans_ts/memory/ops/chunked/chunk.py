@@ -120,18 +120,16 @@ def _blocks(chunks: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, chunks)) for start in range(0, chunks, size)]
 
 
-def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, passes=None):
+def block_forward(q, k, v, theta, alpha, eta, states, lasts, max_grad_norm, passes: Passes):
     """The three forward passes over one block of chunks (chunk-major inputs); returns what the backward needs."""
-    passes = passes or Passes()
     gates = passes.gates_forward(alpha, eta)
     state = passes.state_forward(k, v, theta, gates, lasts, states, max_grad_norm)
     out = passes.output_forward(q, state, gates)
     return gates, state, out
 
 
-def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states, passes=None):
+def block_backward(gates, state, out, theta, lasts, max_grad_norm, d_y, d_states, passes: Passes):
     """The passes in reverse over one block: output gradients, the reverse state loop, the gates."""
-    passes = passes or Passes()
     out_grads = passes.output_backward(out, state, gates, d_y)
     d_theta_out = (out_grads.d_coeff * gates.mixed).sum(-2)
     sg = passes.state_backward(state, theta, max_grad_norm, out_grads.d_direct, out_grads.d_keys, d_theta_out, d_states)
