@@ -14,15 +14,17 @@ from genomics.classifier import DNAClassifier
 from genomics.data import (
     LabelledSequences,
     load_task,
+    make_labelled,
     read_csv,
     read_fasta,
     read_fasta_with_labels,
+    read_table,
     stratified_folds,
 )
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError
-from titans_ts.io import atomic_write_text, check_out_folder
+from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.io import atomic_write_text, check_out_file, check_out_folder
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -70,6 +72,11 @@ def finetune(
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
     own = load_labelled(dataset, labels)
     if own is not None:
+        if len(own.classes) < 2:
+            raise DataValidationError(
+                f"{own.source}: every sequence has the label {own.classes[0]!r}; a classifier needs at least two "
+                "classes. Check the label column (or --labels)."
+            )
         task_name, data, train, test = Path(dataset).name, own, None, None
         available = "cv"
         note = f"your data ({len(own)} sequences): stratified {folds}-fold cross-validation"
@@ -229,19 +236,23 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
     check_device(device)  # before any file is read
+    check_out_file(out, [input_path])
     model = DNAClassifier.load(model_dir, device=device)
     import pandas as pd
 
     path = Path(input_path)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
-        frame = pd.read_csv(path)
+        frame = read_table(
+            path, "a 'seq' column of sequences", dtype={"seq": str}, keep_default_na=False, na_values=[""]
+        )
         if "seq" not in frame.columns:
             raise ConfigError(f"{path}: needs a 'seq' column; columns are {list(frame.columns)}.")
         names = [str(n) for n in (frame["name"] if "name" in frame.columns else frame.index)]
-        sequences = frame["seq"].astype(str).tolist()
+        sequences = ["" if pd.isna(s) else s for s in frame["seq"].tolist()]  # an empty cell: an empty sequence
     else:
         records = read_fasta(path)
         names, sequences = [n for n, _ in records], [s for _, s in records]
+    make_labelled(sequences, [0] * len(sequences), source=str(path))  # names the file in any error
     probabilities = model.predict_proba(sequences)
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
     for column, values in zip(model.classes_, probabilities.T, strict=True):
@@ -268,4 +279,10 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
         )
     else:
         note = "your labelled file"
+    unknown = [label for label in own.classes if label not in set(model.classes_.tolist())]
+    if unknown:
+        raise DataValidationError(
+            f"{own.source}: label(s) {unknown} are not among the model's classes {model.classes_.tolist()}: "
+            "evaluate on data labelled as the model's training data was."
+        )
     return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}

@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from genomics.data import make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
-from titans_ts.errors import ConfigError, positive_problems, refuse
+from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
@@ -188,7 +188,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         tune_cpu_allocator()
         data = make_labelled(sequences, list(y), source="the training data")
         if len(data.classes) < 2:
-            raise ConfigError(f"need at least two classes to classify; got {data.classes}.")
+            raise DataValidationError(
+                f"y holds one class only ({data.classes}); a classifier needs at least two: check the labels."
+            )
         seed_everything(self.seed)
         index = np.arange(len(data))
         stratify = data.labels if min(data.class_counts().values()) >= 2 else None

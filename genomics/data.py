@@ -83,15 +83,13 @@ def _sort_key(label):
 def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
     """A CSV (or .csv.gz) with a sequence column and a label column."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+    expected = f"a {sequence_column!r} column of sequences and a {label_column!r} column of labels"
+    frame = read_table(path, expected, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
     missing = [c for c in (sequence_column, label_column) if c not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"{path}: no column(s) {missing}; columns are {list(frame.columns)}. "
-            "Name them with sequence_column= / label_column=."
+            f"{path}: no column(s) {missing}; columns are {list(frame.columns)}. Name the columns "
+            f"{sequence_column!r} and {label_column!r} (from Python: sequence_column= / label_column=)."
         )
     sequences = ["" if isinstance(s, float) else s for s in frame[sequence_column].tolist()]
     return make_labelled(sequences, frame[label_column].tolist(), source=str(path))
@@ -102,7 +100,7 @@ def read_fasta(path) -> list[tuple[str, str]]:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     records, name, parts = [], None, []
-    with opener(path, "rt") as stream:
+    with _opened(path, opener) as stream:
         for number, line in enumerate(stream, start=1):
             line = line.strip()
             if not line:
@@ -124,11 +122,34 @@ def read_fasta(path) -> list[tuple[str, str]]:
     return records
 
 
+def _opened(path: Path, opener=open):
+    """The file opened for reading text, or a DataValidationError naming it (missing, a folder, unreadable)."""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise DataValidationError(f"{path} {what}: check the path.")
+    try:
+        return opener(path, "rt")
+    except OSError as exc:
+        raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def read_table(path, what: str, **options) -> pd.DataFrame:
+    """A CSV read with pandas, or a DataValidationError that names the file and what it should hold."""
+    path = Path(path)
+    _opened(path).close()
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path} is empty: expected {what}.") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as CSV ({exc}); expected {what}.") from None
+
+
 def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
     """FASTA sequences with labels: a CSV of (name, label), a {name: label} dict, or a list in file order."""
     records = read_fasta(fasta)
     if isinstance(labels, (str, os.PathLike)):
-        table = pd.read_csv(labels)
+        table = read_table(labels, "two columns, record name and label")
         if table.shape[1] < 2:
             raise DataValidationError(f"{labels}: expected two columns, record name and label.")
         labels = dict(zip(table.iloc[:, 0].astype(str), table.iloc[:, 1], strict=True))

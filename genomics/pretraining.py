@@ -14,7 +14,7 @@ import numpy as np
 
 from genomics.data import read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -58,17 +58,20 @@ def shares_kmer(window: str, forbidden: np.ndarray, k: int = 32) -> bool:
     return bool((forbidden[position] == codes).any())
 
 
+MIN_WINDOW = 64  # bases: a shorter tail of a record is dropped
+
+
 def corpus_windows(paths, window: int = 1024) -> list[str]:
-    """Non-overlapping windows of every FASTA record; a tail shorter than 64 bases is dropped."""
+    """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases is dropped."""
     windows = []
     for path in paths:
         for _, sequence in read_fasta(path):
             for start in range(0, len(sequence), window):
                 piece = sequence[start : start + window]
-                if len(piece) >= 64:
+                if len(piece) >= MIN_WINDOW:
                     windows.append(piece.upper())
     if not windows:
-        raise ConfigError(f"no sequence windows of at least 64 bases in {list(map(str, paths))}.")
+        raise ConfigError(f"no sequence windows of at least {MIN_WINDOW} bases in {list(map(str, paths))}.")
     return windows
 
 
@@ -121,6 +124,11 @@ def pretrain(
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
+    if not isinstance(window, int) or window < MIN_WINDOW:
+        raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
+    for path in corpus:  # before the run folder is made
+        if not Path(path).is_file():
+            raise DataValidationError(f"corpus file {path} does not exist: check the --corpus path.")
     out = Path(out)
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()

@@ -25,6 +25,7 @@ def give_default_mode(path: Path) -> None:
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
     target = Path(target)
+    check_out_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -51,6 +52,8 @@ def check_out_folder(out, overwrite: bool) -> None:
     from titans_ts.errors import ConfigError
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
     if overwrite or not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if (out / "checkpoints").is_dir():
@@ -59,6 +62,23 @@ def check_out_folder(out, overwrite: bool) -> None:
             "to start again."
         )
     raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
+
+
+def check_out_file(out, inputs=()) -> None:
+    """A file to be written: not a folder, and not one of the files it is made from (writing there would
+    replace the user's data). Checked before any work starts; an existing output file is replaced."""
+    from titans_ts.errors import ConfigError
+
+    if out is None:
+        return
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder: give a file path for the output, e.g. {out / 'out.csv'}.")
+    for source in inputs:
+        if source is not None and out.exists() and Path(source).exists() and os.path.samefile(out, source):
+            raise ConfigError(
+                f"{out} is the input file itself: writing there would replace your data; choose another --out."
+            )
 
 
 def save_model_dir(path, tensors: dict, config: dict) -> Path:
@@ -102,7 +122,9 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
         raise ConfigError(f"{path / CONFIG_FILE} is not valid JSON ({exc}); {damaged}") from None
     if not isinstance(config, dict) or config.get("format") != expected_format:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ConfigError(f"{path / CONFIG_FILE} is not a {what} config (format {found!r}).")
+        raise ConfigError(
+            f"{path / CONFIG_FILE} is not a {what} config (format {found!r}): give a folder a {what} was saved to."
+        )
     try:
         tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files

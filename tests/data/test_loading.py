@@ -175,7 +175,7 @@ def test_missing_file_path(tmp_path):
 
 def test_empty_and_unreadable_files(tmp_path):
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(DataValidationError, match="cannot be read as CSV"):
+    with pytest.raises(DataValidationError, match="empty.csv is empty: expected a date column"):
         load_dataset(tmp_path / "empty.csv")
     (tmp_path / "header.csv").write_text("date,a\n")
     with pytest.raises(DataValidationError, match="no data rows"):

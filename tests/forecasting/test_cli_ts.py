@@ -130,11 +130,24 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
             "the data lacks ['c1']",
         )
     )
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("kept")
+    mine = folder / "mine.csv"
+    original = mine.read_text()
+    model = ["--model", str(folder / "model")]
+    cases += [  # outputs that would replace the input, write into a folder's place, or make a folder of a file
+        (["predict", *model, "--input", str(mine), "--out", str(mine)], "the input file itself"),
+        (["predict", *model, "--input", str(mine), "--out", str(tmp_path / "folder")], "is a folder"),
+        (["evaluate", *model, "--dataset", str(mine), "--out", str(mine)], "the input file itself"),
+        (["fit", "--dataset", str(mine), *SMALL, "--out", str(tmp_path / "a_file"), "--overwrite"], "is a file"),
+    ]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
-        assert message in result.stderr and "Traceback" not in result.output
+        assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
     assert not (tmp_path / "model").exists()
+    assert mine.read_text() == original and (tmp_path / "a_file").read_text() == "kept"
+    assert not any((tmp_path / "folder").iterdir())
 
 
 def test_the_general_default_is_the_estimators_and_every_unset_cli_option_takes_the_datasets():

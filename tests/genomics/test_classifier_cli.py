@@ -143,6 +143,46 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
         assert message in result.stderr
 
 
+def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
+    """Missing, empty or unreadable files, an output path that is a folder or the input itself, labels the
+    model does not know, one class only, a window too short: exit 2, the file named, nothing written."""
+    sequences, labels = _toy(30)
+    DNAClassifier(**TINY).fit(sequences, labels).save(tmp_path / "model")
+    model = str(tmp_path / "model")
+    (tmp_path / "ok.fa").write_text(">a\nACGTACGT\n>b\nGGCCGGCC\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "blank.csv").write_text("name,seq\na,ACGT\nb,\n")
+    pd.DataFrame({"seq": sequences, "label": [i % 2 for i in range(30)]}).to_csv(tmp_path / "ints.csv", index=False)
+    pd.DataFrame({"seq": sequences, "label": "enh"}).to_csv(tmp_path / "one.csv", index=False)
+    (tmp_path / "folder").mkdir()
+    original = (tmp_path / "ok.fa").read_text()
+    missing = str(tmp_path / "none.fa")
+    cases = [
+        (["predict", "-m", model, "-i", missing], "none.fa does not exist"),
+        (["predict", "-m", model, "-i", str(tmp_path / "empty.csv")], "empty.csv is empty"),
+        (["predict", "-m", model, "-i", str(tmp_path / "blank.csv")], "blank.csv, sequence 1: empty sequence"),
+        (["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "folder")], "is a folder"),
+        (
+            ["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "ok.fa")],
+            "input file itself",
+        ),
+        (["evaluate", "-m", model, "-d", str(tmp_path / "ok.fa"), "--labels", str(tmp_path / "no.csv")], "no.csv"),
+        (["evaluate", "-m", model, "-d", str(tmp_path / "ints.csv")], "not among the model's classes"),
+        (["finetune", str(tmp_path / "one.csv"), "--scratch", "--out", str(tmp_path / "run1")], "at least two"),
+        (["pretrain", "--corpus", missing, "--out", str(tmp_path / "run2")], "does not exist"),
+        (
+            ["pretrain", "--corpus", str(tmp_path / "ok.fa"), "--window", "0", "--out", str(tmp_path / "run3")],
+            "window=0",
+        ),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
+    assert (tmp_path / "ok.fa").read_text() == original and not any((tmp_path / "folder").iterdir())
+    assert not any((tmp_path / f"run{i}").exists() for i in (1, 2, 3))
+
+
 def test_shaping_a_pretrained_model_is_refused_by_the_library_and_the_cli():
     from genomics.api import finetune_chosen
     from titans_ts.errors import ConfigError

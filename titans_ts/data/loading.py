@@ -160,7 +160,11 @@ def read_series_csv(
         sep = sep or _sniff_delimiter(path)
         try:
             raw = pd.read_csv(path, sep=sep, header=0 if header else None)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        except pd.errors.EmptyDataError:
+            raise DataValidationError(
+                f"{path} is empty: expected a date column and one column per series, a row per time step."
+            ) from None
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         if header:
             _check_header_is_not_data(raw, path)
