@@ -62,6 +62,15 @@ class Claims:
         self._held[result] = handle
         return True
 
+    def in_progress(self, result: Path) -> bool:
+        """Whether another worker is producing `result` now (it is missing and its claim is held)."""
+        if result.exists() or result in self._held:
+            return False
+        if not self.hold(result):
+            return True
+        self.release(result)
+        return False
+
     def release(self, result: Path) -> None:
         handle = self._held.pop(result, None)
         if handle is not None:

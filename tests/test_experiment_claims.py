@@ -323,3 +323,16 @@ def test_the_long_memory_counts_take_only_datasets_where_every_model_has_its_ave
     }
     complete, ahead, ablation, beyond = _standing(config, averages, ["a", "b", "c"], search, OURS)
     assert complete == ["a", "b"] and ahead == ["a"] and ablation == ["a"] and beyond == ["a", "b"]
+
+
+def test_a_run_another_worker_is_making_is_in_progress_until_it_is_done(tmp_path):
+    """What lets a trial wait for ours' run (which scores it) instead of training ours a second time."""
+    result = tmp_path / "ours.json"
+    first, second = Claims(worker=True), Claims(worker=True)
+    assert not second.in_progress(result)  # nobody on it
+    assert first.hold(result)
+    assert second.in_progress(result) and not first.in_progress(result)
+    assert second.in_progress(result)  # asking claims nothing
+    result.write_text("{}")
+    first.release(result)
+    assert not second.in_progress(result)  # done

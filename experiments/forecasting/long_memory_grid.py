@@ -164,6 +164,9 @@ def _grid_pass(config: dict, search: dict) -> bool:
                 chosen = choices(search, search_records(search), dataset)
                 for label, (model, lookback, _) in (chosen or {}).items():
                     path = runs_of(config) / run_name(dataset, horizon, seed, label, lookback)
+                    ours = runs_of(config) / run_name(dataset, horizon, seed, OURS, lookback)
+                    if label in TRIALS and config["_claims"].in_progress(ours):
+                        continue  # ours' run, which scores the trial too, is being made: not a second training
                     with config["_claims"].claim(path) as mine:
                         if mine:
                             _final_run(config, search, path, dataset, horizon, seed, label, model, lookback)
