@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from titans_ts.errors import TitansError
+from titans_ts.errors import TitansError, TitansWarning
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,6 +41,18 @@ class ErrorReportingGroup(TyperGroup):
         return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx):
+        import warnings
+
+        default_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            """The library's own warnings as one line, `warning: <message>`, without the source location."""
+            if issubclass(category, TitansWarning) and not _state["debug"]:
+                err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            else:
+                default_show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
@@ -54,6 +66,8 @@ class ErrorReportingGroup(TyperGroup):
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        finally:
+            warnings.showwarning = default_show
 
 
 def make_app(name: str, help: str) -> typer.Typer:

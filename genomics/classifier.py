@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data import make_labelled
+from genomics.data import as_list, class_array, make_labelled
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
-from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
+from titans_ts.errors import ConfigError, DataValidationError, is_real, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
@@ -139,12 +140,16 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         problems += positive_problems({"epochs": self.epochs, "batch_size": self.batch_size})
         if not (isinstance(self.patience, int) and self.patience >= 0):
             problems.append(f"patience={self.patience!r} (0 or more epochs)")
-        if not self.lr > 0:
+        if not (is_real(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (positive)")
-        if not 0 < self.val_fraction < 1:
+        if not (is_real(self.val_fraction) and 0 < self.val_fraction < 1):
             problems.append(f"val_fraction={self.val_fraction!r} (between 0 and 1)")
-        if self.max_minutes is not None and not self.max_minutes > 0:
+        if self.max_minutes is not None and not (is_real(self.max_minutes) and self.max_minutes > 0):
             problems.append(f"max_minutes={self.max_minutes!r} (positive, or None for no budget)")
+        if self.max_length is not None:  # None: whole sequences
+            problems += positive_problems({"max_length": self.max_length})
+        if self.train_crop not in (None, 0):  # None or 0: no crop
+            problems += positive_problems({"train_crop": self.train_crop})
         refuse(problems)
 
     def _build(self, n_classes: int):
@@ -186,14 +191,17 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         tune_cpu_allocator()
-        data = make_labelled(sequences, list(y), source="the training data")
+        data = make_labelled(sequences, y, source="the training data")
         if len(data.classes) < 2:
             raise DataValidationError(
                 f"y holds one class only ({data.classes}); a classifier needs at least two: check the labels."
             )
         seed_everything(self.seed)
         index = np.arange(len(data))
-        stratify = data.labels if min(data.class_counts().values()) >= 2 else None
+        held_out = math.ceil(self.val_fraction * len(data))  # as train_test_split counts it
+        # stratified when every class has two sequences and each side has room for one of each
+        stratifiable = min(held_out, len(data) - held_out) >= len(data.classes)
+        stratify = data.labels if stratifiable and min(data.class_counts().values()) >= 2 else None
         train_index, val_index = train_test_split(
             index, test_size=self.val_fraction, random_state=self.seed, stratify=stratify
         )
@@ -224,7 +232,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         record = train_and_restore(module, train, val, checkpoint=checkpoint, **options)
         model.eval()
         self.model_ = model
-        self.classes_ = np.array(data.classes, dtype=object)
+        self.classes_ = class_array(data.classes)
         best = record.pop("best")
         self.history_ = record | {"best_val_loss": best, "device": str(device)}
         return self
@@ -233,7 +241,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         from genomics.tokenizer import reverse_complement_ids
 
         self._check_fitted()
-        sequences = list(sequences)
+        sequences = as_list(sequences, "sequences", "the input sequences")
         make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
         probabilities = self._probabilities(sequences, None)
         if self.strand_average:
@@ -258,7 +266,11 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         probabilities = self.predict_proba(sequences)
         return self.classes_[probabilities.argmax(axis=1)]
 
-    # score: ClassifierMixin's accuracy
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (ClassifierMixin's), once y is checked against the fitted classes."""
+        self._check_fitted()
+        make_labelled(X, y, source="the scored data", classes=list(self.classes_))
+        return super().score(list(X), list(y), sample_weight)
 
     def save(self, path) -> Path:
         """Write path/model.safetensors and path/config.json (all or nothing; no pickle)."""
@@ -288,6 +300,6 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise mismatched_model_dir(path, "DNAClassifier", exc) from None
         model.eval()
-        estimator.model_, estimator.classes_ = model, np.array(config["classes"], dtype=object)
+        estimator.model_, estimator.classes_ = model, class_array(config["classes"])
         estimator.history_ = config["history"]
         return estimator

@@ -51,8 +51,7 @@ class LabelledSequences:
 
 def make_labelled(sequences, labels, source: str = "the data", classes=None) -> LabelledSequences:
     """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes."""
-    sequences = list(sequences)
-    labels = list(labels)
+    sequences, labels = as_list(sequences, "sequences", source), as_list(labels, "labels", source)
     if len(sequences) != len(labels):
         raise DataValidationError(f"{source}: {len(sequences)} sequences but {len(labels)} labels.")
     if not sequences:
@@ -60,11 +59,14 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
     tokenizer = DNATokenizer()
     for i, sequence in enumerate(sequences):
         tokenizer.encode(sequence, name=f"{source}, sequence {i}")
-    if any(label is None or (isinstance(label, float) and np.isnan(label)) for label in labels):
-        row = next(
-            i for i, label in enumerate(labels) if label is None or (isinstance(label, float) and np.isnan(label))
-        )
-        raise DataValidationError(f"{source}: sequence {row} has no label.")
+    for row, label in enumerate(labels):
+        if np.ndim(label) != 0:
+            raise DataValidationError(
+                f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
+                "sequence (a 1-D list, not one-hot rows)."
+            )
+        if pd.isna(label):
+            raise DataValidationError(f"{source}: sequence {row} has no label.")
     classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
     lookup = {label: i for i, label in enumerate(classes)}
     unknown = [label for label in labels if label not in lookup]
@@ -73,6 +75,24 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
     return LabelledSequences(
         [s.upper() for s in sequences], np.array([lookup[label] for label in labels]), classes, source
     )
+
+
+def as_list(values, what: str, source: str) -> list:
+    """A list of the given sequences or labels; one string or None is a mistake, not a list of letters."""
+    if values is None or isinstance(values, (str, bytes)):
+        got = "None" if values is None else "one string"
+        raise DataValidationError(f"{source}: expected a list of {what}; got {got} (wrap one sequence in a list).")
+    try:
+        return list(values)
+    except TypeError:
+        raise DataValidationError(f"{source}: expected a list of {what}; got {type(values).__name__}.") from None
+
+
+def class_array(classes: list) -> np.ndarray:
+    """The sorted classes as `classes_`: numbers as a numeric array (so that sklearn's metrics read the
+    predictions as class labels), anything else as objects."""
+    numeric = all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool) for c in classes)
+    return np.array(classes) if numeric else np.array(classes, dtype=object)
 
 
 def _sort_key(label):

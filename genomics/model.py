@@ -65,6 +65,8 @@ class DNAModelConfig:
             raise ConfigError(f"stem_pool={self.stem_pool!r}: use 'mean' or 'max'.")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling={self.pooling!r} is not one of {POOLINGS}.")
+        if not (isinstance(self.heads, int) and self.heads >= 1):
+            raise ConfigError(f"heads={self.heads!r}: at least 1 attention head.")
         if self.dim % self.heads:
             raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads}.")
 

@@ -146,3 +146,12 @@ def test_the_readmes_own_data_example_runs_as_written(tmp_path):  # run in tmp_p
     plant = json.loads((tmp_path / "runs" / "plant-lmm-h24-s0" / "metrics.json").read_text())
     assert plant["columns"] == ["c0", "OT"] and plant["targets"] == ["OT"]
     assert plant["protocol"].startswith("rows_") and plant["test"]["windows"] > 0
+
+
+def test_the_librarys_warnings_are_one_line_without_a_source_location(tmp_path):
+    frame = write_series(tmp_path / "oldest_first.csv", rows=1000)
+    frame.iloc[::-1].to_csv(tmp_path / "newest_first.csv", index=False)
+    result = runner.invoke(ts_app, ["splits", str(tmp_path / "newest_first.csv")])
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.stderr and "newest first" in result.stderr
+    assert "TimeOrderWarning" not in result.stderr and ".py:" not in result.stderr

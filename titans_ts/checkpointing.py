@@ -105,6 +105,8 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     """Before training: the checkpoint to resume from (None for a fresh start), after checking `settings`
     against the ones the checkpoints were written with; a fresh start records them."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"checkpoint_dir {folder} is a file: checkpoints go into a folder; choose another path.")
     settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
     if resume:
         checkpoint = latest_checkpoint(folder)

@@ -48,6 +48,14 @@ def positive_problems(values: dict) -> list[str]:
     ]
 
 
+def is_real(value) -> bool:
+    """A real number (int or float, numpy's too), not a bool, a string or None: what a rate or a fraction needs
+    before it is compared."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def refuse(problems: list[str]) -> None:
     """One ConfigError naming every impossible setting (nothing when there is none)."""
     if problems:

@@ -52,6 +52,7 @@ def check_out_folder(out, overwrite: bool) -> None:
     from titans_ts.errors import ConfigError
 
     out = Path(out)
+    _check_parents(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
     if overwrite or not out.exists() or (out.is_dir() and not any(out.iterdir())):
@@ -64,6 +65,17 @@ def check_out_folder(out, overwrite: bool) -> None:
     raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
 
 
+def _check_parents(path: Path) -> None:
+    """The nearest existing folder above `path` must be a folder: a file there cannot hold anything."""
+    from titans_ts.errors import ConfigError
+
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{parent} is a file, so {path} cannot be written: choose another path.")
+            return
+
+
 def check_out_file(out, inputs=()) -> None:
     """A file to be written: not a folder, and not one of the files it is made from (writing there would
     replace the user's data). Checked before any work starts; an existing output file is replaced."""
@@ -72,6 +84,7 @@ def check_out_file(out, inputs=()) -> None:
     if out is None:
         return
     out = Path(out)
+    _check_parents(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a folder: give a file path for the output, e.g. {out / 'out.csv'}.")
     for source in inputs:
@@ -88,7 +101,16 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
 
     from safetensors.torch import save_file
 
+    from titans_ts.errors import ConfigError
+
     path = Path(path)
+    _check_parents(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{path} is a file: a model is saved as a folder (config.json, model.safetensors); choose another path."
+        )
+    if str(path) in ("", "."):
+        raise ConfigError("save(path) needs a folder path for the model, e.g. 'runs/my-model'.")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

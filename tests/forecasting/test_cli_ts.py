@@ -139,6 +139,7 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["predict", *model, "--input", str(mine), "--out", str(mine)], "the input file itself"),
         (["predict", *model, "--input", str(mine), "--out", str(tmp_path / "folder")], "is a folder"),
         (["evaluate", *model, "--dataset", str(mine), "--out", str(mine)], "the input file itself"),
+        (["predict", *model, "--input", str(mine), "--plot", str(tmp_path / "plot.txt")], "name the file .png"),
         (["fit", "--dataset", str(mine), *SMALL, "--out", str(tmp_path / "a_file"), "--overwrite"], "is a file"),
     ]
     for args, message in cases:

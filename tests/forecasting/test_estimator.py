@@ -117,6 +117,20 @@ def test_bad_inputs(fitted, series, tmp_path):
         TitansForecaster.load(tmp_path)
     with pytest.raises(ConfigError, match="split must be"):
         fitted.evaluate(split="holdout")
+    with pytest.raises(ConfigError, match=r"batch_size=0 \(a positive integer\)"):
+        fitted.evaluate(batch_size=0)
+    with pytest.raises(DataValidationError, match=r"got 'ETTh1'.*load_dataset"):
+        TitansForecaster(**TINY).fit("ETTh1")
+    with pytest.raises(ConfigError, match=r"lr='fast' \(positive\); dropout=None"):
+        TitansForecaster(**{**TINY, "lr": "fast", "dropout": None}).fit(series)
+    (tmp_path / "a_file").write_text("kept")
+    with pytest.raises(ConfigError, match="a_file is a file: a model is saved as a folder"):
+        fitted.save(tmp_path / "a_file")
+    with pytest.raises(ConfigError, match="a_file is a file, so"):
+        fitted.save(tmp_path / "a_file" / "model")
+    with pytest.raises(ConfigError, match="checkpoint_dir .*a_file is a file"):
+        TitansForecaster(**{**TINY, "checkpoint_dir": tmp_path / "a_file"}).fit(series)
+    assert (tmp_path / "a_file").read_text() == "kept"
 
 
 def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):

@@ -40,6 +40,19 @@ def test_update_in_two_parts_equals_one_update(fitted, series):
     assert whole.predict().index[0] == series.index[270]  # the forecast starts after the last row seen
 
 
+def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
+    import copy
+
+    from titans_ts.errors import DataValidationError
+
+    model = copy.deepcopy(fitted)
+    before = model.predict()
+    for rows in (series.iloc[230:250], series.iloc[239:240]):  # overlapping the fitted rows, or its last one
+        with pytest.raises(DataValidationError, match="not after the last row already read"):
+            model.update(rows)
+    pd.testing.assert_frame_equal(model.predict(), before)
+
+
 def test_the_carried_memory_changes_forecasts_but_starts_from_the_trained_one(fitted, series):
     import copy
 

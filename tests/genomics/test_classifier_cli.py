@@ -50,12 +50,49 @@ def test_unknown_precision_is_a_clear_error():
         DNAClassifier(**TINY, precision="16-mixed").fit(*_toy())
 
 
-def test_integer_labels_and_three_classes():
+def test_integer_labels_and_three_classes(tmp_path):
     sequences, _ = _toy(90)
     labels = [i % 3 for i in range(90)]
     model = DNAClassifier(**TINY).fit(sequences, labels)
-    assert list(model.classes_) == [0, 1, 2]
+    assert list(model.classes_) == [0, 1, 2] and model.classes_.dtype.kind == "i"
     assert model.predict_proba(sequences).shape == (90, 3)
+    assert 0 <= model.score(sequences, labels) <= 1  # sklearn reads integer predictions as class labels
+    model.save(tmp_path / "clf")
+    assert DNAClassifier.load(tmp_path / "clf").score(sequences, np.array(labels)) == model.score(sequences, labels)
+
+
+def test_bad_arguments_to_the_estimator_are_named():
+    from titans_ts.errors import ConfigError, DataValidationError
+
+    sequences, labels = _toy(30)
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    cases = [
+        (lambda: model.predict("ACGTACGT"), DataValidationError, "got one string"),
+        (lambda: model.score(sequences, ["other"] * 30), DataValidationError, "'other' is not one of the classes"),
+        (lambda: model.score(sequences[:5], labels), DataValidationError, "5 sequences but 30 labels"),
+        (lambda: DNAClassifier(**TINY).fit(sequences, None), DataValidationError, "got None"),
+        (lambda: DNAClassifier(**TINY).fit("ACGT", [0]), DataValidationError, "got one string"),
+        (
+            lambda: DNAClassifier(**TINY).fit(sequences, np.eye(2)[[i % 2 for i in range(30)]]),
+            DataValidationError,
+            "one-hot",
+        ),
+        (
+            lambda: DNAClassifier(**TINY).fit(sequences, np.r_[np.nan, np.ones(29)]),
+            DataValidationError,
+            "sequence 0 has no label",
+        ),
+        (lambda: DNAClassifier(**{**TINY, "lr": "fast"}).fit(sequences, labels), ConfigError, "lr='fast' (positive)"),
+        (lambda: DNAClassifier(**{**TINY, "max_length": 0}).fit(sequences, labels), ConfigError, "max_length=0"),
+        (lambda: DNAClassifier(**{**TINY, "train_crop": -5}).fit(sequences, labels), ConfigError, "train_crop=-5"),
+        (lambda: DNAClassifier(**{**TINY, "heads": 0}).fit(sequences, labels), ConfigError, "heads=0"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error) as raised:
+            call()
+        assert message in str(raised.value), (message, str(raised.value))
+    # too few sequences to stratify the validation split by class: it is drawn unstratified
+    DNAClassifier(**TINY).fit(sequences[:12], [i % 3 for i in range(12)])
 
 
 @pytest.mark.skipif(not (pretrained_path() / "model.safetensors").exists(), reason="no shipped weights yet")

@@ -159,6 +159,20 @@ def test_bad_configuration_is_refused():
         NeuralMemory(16)(torch.randn(2, 5, 8))
     with pytest.raises(ValueError, match="unknown block 'mamba'"):
         make_block("mamba", 16)
+    with pytest.raises(ValueError, match="heads must be an integer >= 1; got 0"):
+        NeuralMemory(16, heads=0)
+    memory = NeuralMemory(16, heads=2, depth=2)
+    with pytest.raises(TypeError, match="as a torch.Tensor .* got ndarray"):
+        memory(torch.randn(2, 5, 16).numpy())
+    with pytest.raises(TypeError, match="floating-point x; got torch.int64"):
+        memory(torch.ones(2, 5, 16, dtype=torch.long))
+    _, state = memory(torch.randn(2, 5, 16))
+    shallow = NeuralMemory(16, heads=2, depth=1)
+    for other, x in ((shallow, torch.randn(2, 5, 16)), (memory, torch.randn(3, 5, 16))):  # depth, batch
+        with pytest.raises(ValueError, match="the state does not fit this memory and batch"):
+            other(x, state)
+    with pytest.raises(TypeError, match="state must be the MemoryState"):
+        memory(torch.randn(2, 5, 16), tuple(state.weights))
 
 
 def test_under_cpu_bf16_autocast_the_memory_state_stays_fp32_and_close():

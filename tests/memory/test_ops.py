@@ -180,6 +180,12 @@ def test_bad_arguments_are_named():
         neural_memory(q, k, v, theta, alpha, eta, weights, backend="cuda")
     with pytest.raises(ValueError, match="momentum must have exactly the shapes"):
         neural_memory(q, k, v, theta, alpha, eta, weights, mom[:1])
+    with pytest.raises(TypeError, match="k must be floating point; got torch.int64"):
+        neural_memory(q, k.long(), v, theta, alpha, eta, weights)
+    with pytest.raises(TypeError, match=r"weights\[0\] must be a torch.Tensor; got ndarray"):
+        neural_memory(q, k, v, theta, alpha, eta, (weights[0].numpy(), *weights[1:]))
+    with pytest.raises(ValueError, match="max_grad_norm must be positive or None; got -1.0"):
+        neural_memory(q, k, v, theta, alpha, eta, weights, max_grad_norm=-1.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

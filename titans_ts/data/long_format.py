@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.timestamps import parse_dates
-from titans_ts.errors import DataValidationError
+from titans_ts.errors import DataValidationError, TitansWarning
 
 _MAX_LISTED = 5
 
 
-class PanelSpanWarning(UserWarning):
+class PanelSpanWarning(TitansWarning):
     """Rows outside the span shared by every series were dropped from a long-format table."""
 
 

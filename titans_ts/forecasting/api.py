@@ -16,7 +16,7 @@ from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
-from titans_ts.forecasting.plots import plot_forecast
+from titans_ts.forecasting.plots import check_plot_path, plot_forecast
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
 from titans_ts.training import check_device
@@ -206,6 +206,7 @@ def predict_csv(
     check_device(device)
     check_out_file(out_csv, [input_csv])
     check_out_file(plot, [input_csv])
+    check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
     frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
@@ -249,6 +250,7 @@ def evaluate_saved(
         check_table_path(windows_out)
     for out in (windows_out, plot):
         check_out_file(out, [dataset])
+    check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from titans_ts.data import StandardScaler, make_splits
-from titans_ts.errors import DataValidationError
+from titans_ts.errors import DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
@@ -272,6 +272,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         rows of the split), frozen resets the memory for every window (history_mode.evaluate)."""
         from titans_ts.forecasting.training import evaluate_windows
 
+        refuse(positive_problems({"batch_size": batch_size}))
         if self._in_history_mode():
             self._check_fitted()
             return history_mode.evaluate(self, X, split, online, batch_size)

@@ -39,7 +39,7 @@ from titans_ts.forecasting.long_memory_eval import (
     split_frozen_forecasts,
     split_origins,
 )
-from titans_ts.forecasting.time_axis import advanced, future_index, time_axis
+from titans_ts.forecasting.time_axis import advanced, check_follows, future_index, time_axis
 
 # --- fit --------------------------------------------------------------------------------------------------
 
@@ -306,6 +306,7 @@ def update(estimator, new_rows):
     (module doc), the local window moves on; predict() then forecasts after the last row."""
     estimator._check_fitted()
     frame = estimator._check_columns(as_frame(new_rows))
+    check_follows(estimator.last_index_, frame.index)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
     device = estimator._device()
     model = estimator.model_.to(device)

@@ -13,6 +13,14 @@ import pandas as pd  # noqa: E402
 from titans_ts.io import atomic_path  # noqa: E402
 
 
+def check_plot_path(path) -> None:
+    """Fail before any work when a plot's file name does not end in .png (the format written)."""
+    from titans_ts.errors import ConfigError
+
+    if path is not None and Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"{path}: plots are written as PNG; name the file .png (e.g. {Path(path).stem}.png).")
+
+
 def plot_forecast(
     history: pd.DataFrame,
     forecast: pd.DataFrame,

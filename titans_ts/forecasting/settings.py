@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from titans_ts.errors import ConfigError, positive_problems, refuse
+from titans_ts.errors import ConfigError, is_real, positive_problems, refuse
 from titans_ts.forecasting.defaults import (
     CHOSEN,
     ESTIMATOR,
@@ -44,11 +44,11 @@ def check(params: dict) -> None:
     problems += positive_problems({name: params[name] for name in POSITIVE})
     if not (isinstance(params["patience"], int) and params["patience"] >= 0):
         problems.append(f"patience={params['patience']!r} (0 or more epochs)")
-    if not params["lr"] > 0:
+    if not (is_real(params["lr"]) and params["lr"] > 0):
         problems.append(f"lr={params['lr']!r} (positive)")
-    if not 0 <= params["dropout"] < 1:
+    if not (is_real(params["dropout"]) and 0 <= params["dropout"] < 1):
         problems.append(f"dropout={params['dropout']!r} (in [0, 1))")
-    if params["max_minutes"] is not None and not params["max_minutes"] > 0:
+    if params["max_minutes"] is not None and not (is_real(params["max_minutes"]) and params["max_minutes"] > 0):
         problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
     if params["fallback"] not in FALLBACKS:
         problems.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, DataValidationError
 
 
 def time_axis(index: pd.Index):
@@ -27,6 +27,16 @@ def advanced(last, rows: pd.Index):
     if not len(rows):
         return last
     return rows[-1] if isinstance(last, pd.Timestamp) else last + len(rows)
+
+
+def check_follows(last, rows: pd.Index) -> None:
+    """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
+    read them twice and the forecasts' timestamps would run backwards. Checked before anything is read."""
+    if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and rows[0] <= last:
+        raise DataValidationError(
+            f"the new rows start at {rows[0]}, not after the last row already read ({last}): give only the rows "
+            "that came after it, in time order."
+        )
 
 
 def season_from_index(index: pd.Index) -> int | None:

@@ -46,6 +46,8 @@ class MemoryConfig:
     compile: bool | str = "auto"
 
     def __post_init__(self):
+        if not (isinstance(self.heads, int) and self.heads >= 1):
+            raise ValueError(f"heads must be an integer >= 1; got {self.heads!r}.")
         head_dim = self.head_dim or self.dim // self.heads
         if self.dim < 1 or self.heads < 1 or head_dim < 1:
             raise ValueError(f"dim={self.dim} and heads={self.heads} give head_dim={head_dim}; need >= 1.")
@@ -150,8 +152,7 @@ class NeuralMemory(nn.Module):
         Calls continued with the returned state equal one call on the concatenation when each call
         before the last covers a whole number of chunks (persistent tokens count in the first call).
         """
-        if x.dim() != 3 or x.shape[-1] != self.config.dim:
-            raise ValueError(f"expected x of shape (batch, time, {self.config.dim}); got {tuple(x.shape)}.")
+        self._check_input(x, state)
         batch = x.shape[0]
         prefix = 0
         if state is None and self.persistent is not None:
@@ -173,6 +174,27 @@ class NeuralMemory(nn.Module):
             self._compile.record(x, stateful=state is not None)
         seen = (0 if state is None else state.tokens_seen) + x.shape[1]
         return out, MemoryState(weights, momentum, conv_cache, seen)
+
+    def _check_input(self, x, state: MemoryState | None) -> None:
+        """x a floating tensor (B, T, dim); a state of this memory's depth and widths, for this batch."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected x as a torch.Tensor (batch, time, {self.config.dim}); got {type(x).__name__}.")
+        if x.dim() != 3 or x.shape[-1] != self.config.dim:
+            raise ValueError(f"expected x of shape (batch, time, {self.config.dim}); got {tuple(x.shape)}.")
+        if not x.is_floating_point():
+            raise TypeError(f"expected a floating-point x; got {x.dtype} (convert it, e.g. x.float()).")
+        if state is None:
+            return
+        if not isinstance(state, MemoryState):
+            raise TypeError(f"state must be the MemoryState a previous call returned; got {type(state).__name__}.")
+        expected = [(x.shape[0], *w.shape) for w in self.initial_weights]
+        given = [tuple(w.shape) for w in state.weights]
+        if given != expected:
+            raise ValueError(
+                f"the state does not fit this memory and batch: its weights are {given}, this memory's for a batch "
+                f"of {x.shape[0]} are {expected} (depth {self.config.depth}). Pass the state this memory returned "
+                "for the same batch."
+            )
 
     def _update_and_retrieve(self, q, k, v, theta, alpha, eta, weights, momentum, compiled=False):
         # Under autocast (bf16 projections and MLPs, on CPU or CUDA) the test-time learning itself stays

@@ -44,7 +44,7 @@ def neural_memory(
     Feed weights_T / momentum_T back in to continue a sequence (exact on chunk boundaries).
     """
     weights, momentum = tuple(weights), None if momentum is None else tuple(momentum)
-    check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size)
+    check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
     if backend == "auto":

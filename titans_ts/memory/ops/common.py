@@ -80,7 +80,17 @@ def surprise_scale(norm: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
     return torch.clamp(max_grad_norm / norm, max=1.0)
 
 
-def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size) -> None:
+def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm=None) -> None:
+    named = {"q": q, "k": k, "v": v, "theta": theta, "alpha": alpha, "eta": eta}
+    named |= {f"weights[{i}]": w for i, w in enumerate(weights)}
+    named |= {f"momentum[{i}]": m for i, m in enumerate(momentum or ())}
+    for name, tensor in named.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}.")
+        if not tensor.is_floating_point():
+            raise TypeError(f"{name} must be floating point; got {tensor.dtype} (convert it, e.g. .float()).")
+    if max_grad_norm is not None and not (isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0):
+        raise ValueError(f"max_grad_norm must be positive or None; got {max_grad_norm!r}.")
     if q.dim() != 4 or k.shape != q.shape:
         raise ValueError(f"q and k must both be (B, H, T, D_in); got {tuple(q.shape)} and {tuple(k.shape)}.")
     batch, heads, length, _ = q.shape
