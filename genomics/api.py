@@ -253,7 +253,7 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
         records = read_fasta(path)
         names, sequences = [n for n, _ in records], [s for _, s in records]
     make_labelled(sequences, [0] * len(sequences), source=str(path))  # names the file in any error
-    probabilities = model.predict_proba(sequences)
+    probabilities = model._checked_probabilities(sequences)
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
     for column, values in zip(model.classes_, probabilities.T, strict=True):
         frame[f"p_{column}"] = values

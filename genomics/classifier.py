@@ -238,11 +238,15 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
-        from genomics.tokenizer import reverse_complement_ids
-
         self._check_fitted()
         sequences = as_list(sequences, "sequences", "the input sequences")
         make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
+        return self._checked_probabilities(sequences)
+
+    def _checked_probabilities(self, sequences: list) -> np.ndarray:
+        """predict_proba of sequences already validated (a caller that knows their file names it in errors)."""
+        from genomics.tokenizer import reverse_complement_ids
+
         probabilities = self._probabilities(sequences, None)
         if self.strand_average:
             probabilities = (probabilities + self._probabilities(sequences, reverse_complement_ids)) / 2

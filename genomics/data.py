@@ -142,11 +142,17 @@ def read_fasta(path) -> list[tuple[str, str]]:
     return records
 
 
-def _opened(path: Path, opener=open):
-    """The file opened for reading text, or a DataValidationError naming it (missing, a folder, unreadable)."""
+def check_readable(path) -> None:
+    """A DataValidationError naming `path` when it is missing or a folder: checked before any work."""
+    path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise DataValidationError(f"{path} {what}: check the path.")
+
+
+def _opened(path: Path, opener=open):
+    """The file opened for reading text, or a DataValidationError naming it (missing, a folder, unreadable)."""
+    check_readable(path)
     try:
         return opener(path, "rt")
     except OSError as exc:
@@ -155,8 +161,7 @@ def _opened(path: Path, opener=open):
 
 def read_table(path, what: str, **options) -> pd.DataFrame:
     """A CSV read with pandas, or a DataValidationError that names the file and what it should hold."""
-    path = Path(path)
-    _opened(path).close()
+    check_readable(path)
     try:
         return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError:

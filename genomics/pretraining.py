@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genomics.data import read_fasta
+from genomics.data import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -127,8 +127,7 @@ def pretrain(
     if not isinstance(window, int) or window < MIN_WINDOW:
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made
-        if not Path(path).is_file():
-            raise DataValidationError(f"corpus file {path} does not exist: check the --corpus path.")
+        check_readable(path)
     out = Path(out)
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
