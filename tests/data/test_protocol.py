@@ -93,6 +93,8 @@ def test_minimum_rows_is_tight():
     split_borders(need, 96, 96)
     with pytest.raises(DataValidationError):
         split_borders(need - 1, 96, 96)
+    with pytest.raises(DataValidationError, match=r"lookback is longer than the training split \(700 rows\)"):
+        split_borders(1000, 2000, 96)
 
 
 def test_bad_configuration():

@@ -166,6 +166,10 @@ def test_bad_configuration_is_refused():
         memory(torch.randn(2, 5, 16).numpy())
     with pytest.raises(TypeError, match="floating-point x; got torch.int64"):
         memory(torch.ones(2, 5, 16, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"x is torch.float64 but this memory's parameters are torch.float32"):
+        memory(torch.randn(2, 5, 16, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision stays allowed
+        assert memory(torch.randn(2, 5, 16, dtype=torch.bfloat16))[0].shape == (2, 5, 16)
     _, state = memory(torch.randn(2, 5, 16))
     shallow = NeuralMemory(16, heads=2, depth=1)
     for other, x in ((shallow, torch.randn(2, 5, 16)), (memory, torch.randn(3, 5, 16))):  # depth, batch

@@ -73,9 +73,13 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
     if borders.val[0] < 0 or min(counts.values()) < 1:
         need = minimum_rows(lookback, horizon) if protocol == "ratio_70_10_20" else None
         hint = f" At least {need} rows are needed" if need else " Shorten lookback or horizon"
+        if borders.val[0] < 0:
+            found = f"the lookback is longer than the training split ({train_end} rows)"
+        else:
+            found = f"windows per split: {counts}"
         raise DataValidationError(
             f"The series ({n_rows} rows) is too short for lookback={lookback} + horizon={horizon} under "
-            f"the {protocol} protocol (windows per split: {counts}).{hint}."
+            f"the {protocol} protocol ({found}).{hint}."
         )
     return borders
 

@@ -183,6 +183,13 @@ class NeuralMemory(nn.Module):
             raise ValueError(f"expected x of shape (batch, time, {self.config.dim}); got {tuple(x.shape)}.")
         if not x.is_floating_point():
             raise TypeError(f"expected a floating-point x; got {x.dtype} (convert it, e.g. x.float()).")
+        own = self.initial_weights[0].dtype
+        autocast = x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type)
+        if x.dtype != own and not autocast:
+            raise TypeError(
+                f"x is {x.dtype} but this memory's parameters are {own}: convert one to the other (x.to({own}) or "
+                f"memory.to({x.dtype})), or run it under torch.autocast for mixed precision."
+            )
         if state is None:
             return
         if not isinstance(state, MemoryState):
