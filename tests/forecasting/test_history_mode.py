@@ -417,3 +417,21 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_uninterrupted_run
     assert resumed.history_["epochs_run"] == full.history_["epochs_run"] == 2
     assert resumed.val_metrics_ == full.val_metrics_
     assert (resumed.predict().to_numpy() == full.predict().to_numpy()).all()
+
+
+def test_behind_repeat_last_on_a_random_walk_it_forecasts_with_repeat_last():
+    """fallback="auto" in history mode: the online val score is compared with the floors on the same val
+    windows, and a model behind them forecasts, evaluates and streams with the best floor."""
+    rng = np.random.default_rng(0)
+    index = pd.date_range("2021-01-01", periods=ROWS, freq="h")
+    walk = pd.DataFrame(rng.normal(size=(ROWS, 2)).cumsum(axis=0), index=index, columns=["a", "b"])
+    fallen = TitansForecaster(**{**TINY, "fallback": "auto"}).fit(walk)
+    naive = TitansForecaster(variant="naive", lookback=16, horizon=4, progress=False).fit(walk)
+    assert fallen.floors_["repeat last"] == pytest.approx(naive.val_metrics_["mse"], rel=1e-12)
+    assert fallen.val_metrics_["mse"] > fallen.floors_["repeat last"]
+    assert fallen.forecaster_used_ == "repeat last" and "behind the best floor" in fallen.fallback_reason_
+    forecast = fallen.predict()
+    assert forecast.attrs["forecaster"] == "repeat last"
+    np.testing.assert_allclose(forecast.to_numpy(), naive.predict().to_numpy())
+    for online in (False, True):
+        assert fallen.evaluate(online=online) == naive.evaluate()

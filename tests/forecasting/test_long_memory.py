@@ -84,6 +84,33 @@ def test_a_truncation_boundary_cuts_the_gradient_and_a_window_keeps_it():
 
 
 @pytest.mark.parametrize("error_tokens", [False, True])
+def test_nothing_before_a_truncation_boundary_gets_a_gradient_but_the_local_windows_rows(error_tokens):
+    """Every row before the second window (its first segment starts at row 64), not only a segment's first
+    patch, is cut off from that window's losses (the conv's cache and the error tokens' rows included), but
+    the lookback rows its first forecast reads (origin 68 reads rows 60-67)."""
+    model = model_of(error_tokens=error_tokens)
+    series = series_of(5 * 32).requires_grad_(True)
+    plan = segment_plan(model, len(series), bptt=2)
+    for segment in (0, 1):
+        _, state = window_terms(model, series, plan, 0)
+        terms, _ = window_terms(model, series, plan, 1, state)
+        (grad,) = torch.autograd.grad(terms[segment][0], series)
+        reached = (grad.abs().sum(dim=1) > 0).nonzero().flatten()
+        # segment 0: its first forecast's lookback; segment 1: through the state, back to the window's first row
+        assert reached.min().item() == {0: 60, 1: 64}[segment]
+
+
+def test_a_stream_of_any_length_equals_one_pass_over_it():
+    """A partial last segment (and chunk) read through read_stream equals one read of the same rows."""
+    model = model_of(layers=2)
+    series = series_of(4 * 32)
+    for n_patches in (5, 9, 30):
+        streamed, _ = model.read_stream(series, 0, n_patches)
+        whole, _ = model.read(series[None, : 4 * n_patches])
+        torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("error_tokens", [False, True])
 def test_online_forecasts_never_read_the_future_and_do_read_the_long_past(error_tokens):
     model = model_of(error_tokens=error_tokens)
     series = series_of(200)
@@ -104,6 +131,26 @@ def test_online_forecasts_never_read_the_future_and_do_read_the_long_past(error_
     long_past[10] += 3.0  # 100 rows before the split: outside every lookback
     assert (online_forecasts(model, long_past, origins) - online).abs().amax(dim=(1, 2)).min() > 0
     torch.testing.assert_close(frozen_forecasts(model, long_past, origins), frozen, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("grid_start", [0, 3])
+def test_online_forecasts_are_causal_at_any_cut_and_do_not_depend_on_how_far_the_stream_reads(grid_start):
+    """Cuts on, just after and between the patch grid's borders; each forecast made alone (the stream read only
+    up to its own origin) equals the same forecast made among all the split's."""
+    model = model_of(error_tokens=True)
+    series = series_of(200)
+    origins = split_origins((120, 200), 8, 4)
+    before = online_forecasts(model, series, origins, grid_start=grid_start)
+    for cut in (148, 150, 151):
+        future = series.clone()
+        future[cut:] -= 2.0
+        after = online_forecasts(model, future, origins, grid_start=grid_start)
+        seen = origins <= cut
+        torch.testing.assert_close(after[seen], before[seen], rtol=0, atol=0)
+        assert (after[~seen] - before[~seen]).abs().amax(dim=(1, 2)).min() > 0
+    for i in (0, 1, 7, 30, len(origins) - 1):
+        alone = online_forecasts(model, series, origins[i : i + 1], grid_start=grid_start)[0]
+        torch.testing.assert_close(alone, before[i], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("local, grid_start, dtype", [("rlinear", 0, torch.float64), ("variate", 3, torch.float32)])
@@ -132,6 +179,12 @@ def test_the_mlp_ablation_has_the_memorys_width_and_no_state():
     assert mlp[0].in_features == mlp[-1].out_features == lmm.to_out.out_features == TINY["dim"]
     assert mlp[0].out_features == lmm.to_out.in_features  # the hidden width is the memory's heads x head_dim
     assert not memory_modules(ablation) and not any(isinstance(m, NeuralMemory) for m in ablation.modules())
+
+    def outside_the_mixers(model):
+        return {name: tuple(p.shape) for name, p in model.state_dict().items() if ".mixer." not in name}
+
+    assert outside_the_mixers(ablation) == outside_the_mixers(memory)  # otherwise the very same model
+    assert len(outside_the_mixers(memory)) < len(memory.state_dict())
     series = series_of(200)
     readouts, state = ablation.read(series[None, :64])
     assert state is None and readouts.shape == memory.read(series[None, :64])[0].shape
@@ -196,6 +249,30 @@ def test_training_reads_only_training_rows_and_validates_online():
     scores = evaluate_split(model, series, borders.val, "online")
     assert scores["windows"] == borders.windows(8, 4)["val"] == len(val_origins)
     assert scores["mse"] == pytest.approx(record["best"], rel=1e-5)
+
+
+def test_a_training_step_continues_the_state_the_last_one_left_and_streams_keep_their_own():
+    """SegmentModule's steps of an epoch: each window's loss is that of the chain of windows with the state
+    carried (not a fresh memory), and each stream of the batch reads as if it were alone."""
+    model = model_of()
+    series = series_of(400)
+    module = SegmentModule(model, series.float(), 280, split_origins((280, 340), 8, 4), streams=2, bptt=1, seed=3)
+    module.series = series  # float64, as the model
+    module.log_train_loss = lambda loss, **_: loss
+    module.on_train_epoch_start()
+    plan, state = module.epoch_plan, None
+    assert plan.n_windows > 2
+    for window in range(plan.n_windows):
+        terms, state = window_terms(model, series[:280], plan, window, state)
+        state = [s.detach() for s in state]
+        torch.testing.assert_close(module.training_step(window, 0), window_loss(terms), rtol=0, atol=1e-12)
+    fresh = window_loss(window_terms(model, series[:280], plan, plan.n_windows - 1)[0])
+    assert abs(fresh.item() - window_loss(terms).item()) > 1e-6  # so a step that forgot the state would fail
+    starts = torch.tensor(plan.stream_starts)
+    together, _, _ = model(series, starts, 8)
+    for k in range(len(starts)):
+        alone, _, _ = model(series, starts[k : k + 1], 8)
+        torch.testing.assert_close(together[k], alone[0], rtol=0, atol=1e-12)
 
 
 def test_the_memory_learns_a_level_that_no_lookback_window_shows():
