@@ -14,7 +14,7 @@ def as_frame(X) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         frame = X
     else:
-        if isinstance(X, (str, bytes)) or (hasattr(X, "__fspath__")):
+        if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
             raise DataValidationError(
                 f"expected a DataFrame or a 2-D array; got {X!r}. For a benchmark name or a file, read it first: "
                 "titans_ts.data.load_dataset(...)."

@@ -49,7 +49,7 @@ class MemoryConfig:
         if not (isinstance(self.heads, int) and self.heads >= 1):
             raise ValueError(f"heads must be an integer >= 1; got {self.heads!r}.")
         head_dim = self.head_dim or self.dim // self.heads
-        if self.dim < 1 or self.heads < 1 or head_dim < 1:
+        if self.dim < 1 or head_dim < 1:
             raise ValueError(f"dim={self.dim} and heads={self.heads} give head_dim={head_dim}; need >= 1.")
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1 (1 is a matrix memory); got {self.depth}.")
@@ -67,6 +67,10 @@ class MemoryConfig:
     def layer_dims(self) -> list[int]:
         hidden = max(1, round(self.expansion * self.inner_dim))
         return [self.inner_dim] + [hidden] * (self.depth - 1) + [self.inner_dim]
+
+
+def _autocast_on(device_type: str) -> bool:
+    return device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)
 
 
 @dataclass
@@ -184,8 +188,7 @@ class NeuralMemory(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"expected a floating-point x; got {x.dtype} (convert it, e.g. x.float()).")
         own = self.initial_weights[0].dtype
-        autocast = x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type)
-        if x.dtype != own and not autocast:
+        if x.dtype != own and not _autocast_on(x.device.type):
             raise TypeError(
                 f"x is {x.dtype} but this memory's parameters are {own}: convert one to the other (x.to({own}) or "
                 f"memory.to({x.dtype})), or run it under torch.autocast for mixed precision."
@@ -214,7 +217,7 @@ class NeuralMemory(nn.Module):
             "compile": compiled,
         }
         device_type = q.device.type
-        if not (device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type)):
+        if not _autocast_on(device_type):
             return neural_memory(q, k, v, theta, alpha, eta, weights, momentum, **options)
         inputs = [t.float() for t in (q, k, v, theta, alpha, eta)]
         weights = tuple(w.float() for w in weights)
