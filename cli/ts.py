@@ -169,7 +169,8 @@ def fit(
         "column's whole history in time order, patch by patch (--patch-len rows), and keeps learning through "
         "validation and test; a forecast adds the local window. On a benchmark dataset the long-memory search's "
         "settings are the defaults (`titans-ts defaults`); on your data pair it with --lookback 336 or 720. "
-        "--variant is then lmm (the memory) or mlp (its ablation, no memory). Still being tuned (issue 28).",
+        "--variant is then lmm (the memory) or mlp (its ablation, no memory). Under test (issue 28): behind the "
+        "baselines so far.",
     ),
     patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
     streams: int = _setting(

@@ -278,11 +278,16 @@ def report(config: dict) -> str:
     planned = {dataset: len(made) * len(horizons) * len(seeds) for dataset, made in chosen.items() if made}
     done = {dataset: sum(len(by_seed) for (d, _), runs in finals.items() if d == dataset for by_seed in runs.values())
             for dataset in planned}  # fmt: skip
-    lines += [
-        "",
+    progress = (
         "Runs done of those planned (datasets with a complete search): "
         + ", ".join(f"{dataset} {done[dataset]} of {planned[dataset]}" for dataset in planned)
-        + ".",
+        + ". Seeds with ours' four horizons: "
+        + "; ".join(f"{d} {_complete_seeds(finals.get((d, OURS), {}), horizons, seeds)}" for d in planned)
+        + "."
+    )
+    lines += [
+        "",
+        progress,
         "",
         f"## Four-horizon average test MSE (horizons {horizons}), mean ± std over seeds {seeds}",
         "",
@@ -309,7 +314,7 @@ def report(config: dict) -> str:
         # the README's copy: ours, its ablation, the baselines and the published rows; ours' counts only
         table = header + [row for model, row in rows if model not in (*TRIALS, *FLOORS)]
         counts = [line for model, line in acceptance if model == OURS]
-        block = ["  " + line for line in table] + [""] + ["  " + line for line in counts]
+        block = ["  " + progress, ""] + ["  " + line for line in table] + [""] + ["  " + line for line in counts]
         write_block(ROOT / config["readme"], README_START, README_END, block)
     lines += _runs_so_far(finals, models, datasets, horizons, seeds)
     lines += ["", f"Plot of val MSE against lookback: `{config['plot']}`.", ""]
@@ -372,6 +377,11 @@ def _seed_averages(runs: dict, horizons, seeds, mode) -> list[float]:
         if all(cells):
             out.append(statistics.mean(test_mse(cell, mode) for cell in cells))
     return out
+
+
+def _complete_seeds(runs: dict, horizons, seeds) -> str:
+    complete = [str(seed) for seed in seeds if all(runs.get(h, {}).get(seed) for h in horizons)]
+    return ", ".join(complete) if complete else "none"
 
 
 def _mean_std(values) -> str:
