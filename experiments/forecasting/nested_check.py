@@ -11,6 +11,10 @@ months: the dataset is cut at the end of the protocol's validation split, so no 
 beats frozen on its validation months but not on the months after, validation's verdict does not carry over
 and the choice between online and frozen needs another guard.
 One JSON per (dataset, horizon) in the config's "runs".
+
+The same check of a change to ours' settings (config "change", e.g. {"streams": 1}): ours fitted with it, and
+the report sets it beside the unchanged runs of another nested_check config (config "compare"), counting the runs
+where the change's online MSE on the months after is the lower.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
     end = val_end + config["val_months"] * month  # the protocol's validation split ends here: no test row
     frame = load_dataset(dataset).iloc[:end]
     protocol = f"rows_{train_end}_{val_end}"
-    spec = spec_of(search, model, dataset)
+    spec = spec_of(search, model, dataset) | config.get("change", {})
     estimator, _ = fit_long_memory(dataset, horizon, config["seed"], lookback, spec, frame, protocol)
     estimator.save(ROOT / config["models"] / path.stem)
     search_record = json.loads(
@@ -54,6 +58,7 @@ def _check(config, search, path, dataset, horizon, model, lookback) -> None:
         "seed": config["seed"],
         "model": model,
         "lookback": lookback,
+        "change": config.get("change", {}),
         "protocol": protocol,
         "rows": end,
         "own_val": {"online": estimator.val_metrics_["mse"], "frozen": estimator.val_metrics_frozen_["mse"]},
@@ -163,6 +168,10 @@ def report(config: dict) -> str:
         f"{config['seed']}. Beside it, the search's own run (trained on 12 months, scored on the same validation "
         "months). Val MSE.",
         "",
+    ]
+    if config.get("change"):
+        lines += [f"Ours here with a change to its settings: `{json.dumps(config['change'])}`. {config['about']}", ""]
+    lines += [
         "| dataset | horizon | model | lookback | its val: online | frozen | months after: online | frozen | "
         "search (12 months): online | frozen | epochs |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -185,7 +194,43 @@ def report(config: dict) -> str:
             f"the months after ({_verdict(own, after, r['own_val']['frozen'], r['months_after']['frozen'])})."
             + (f" Online on the months after with the memory reading from {starts}." if starts else "")
         )
+    if "compare" in config:
+        lines += ["", *_comparison(config, records)]
     return "\n".join(lines) + "\n"
+
+
+def _comparison(config: dict, records: list[dict]) -> list[str]:
+    """The changed runs beside the unchanged ones of config["compare"] (same dataset, horizon and seed)."""
+    base = read_config(ROOT / config["compare"])
+    label = ", ".join(f"{key} {value}" for key, value in config["change"].items())
+    lines = [
+        f"## With {label}, beside the same runs without it (`{config['compare']}`)",
+        "",
+        "| dataset | horizon | its val: online, without / with | months after: online, without / with | "
+        "months after: frozen, without / with | epochs, without / with |",
+        "|---|---|---|---|---|---|",
+    ]
+    lower = 0
+    compared = 0
+    for r in records:
+        path = ROOT / base["runs"] / f"{r['dataset']}_h{r['horizon']}_s{r['seed']}.json"
+        if not path.exists():
+            continue
+        b = json.loads(path.read_text())
+        compared += 1
+        lower += r["months_after"]["online"] < b["months_after"]["online"]
+        pairs = [(b[part][mode], r[part][mode]) for part, mode in [("own_val", "online"), *_AFTER]]
+        epochs = f"{b['history'].get('epochs_run', '-')} / {r['history'].get('epochs_run', '-')}"
+        lines.append(
+            f"| {r['dataset']} | {r['horizon']} | "
+            + " | ".join(f"{x:.4f} / {y:.4f}" for x, y in pairs)
+            + f" | {epochs} |"
+        )
+    lines += ["", f"With {label}, online on the months after is the lower in {lower} of {compared} runs."]
+    return lines
+
+
+_AFTER = [("months_after", "online"), ("months_after", "frozen")]
 
 
 def _verdict(own: float, after: float, own_frozen: float, after_frozen: float, level: float = 0.001) -> str:
