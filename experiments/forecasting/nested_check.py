@@ -227,6 +227,10 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
             + f" | {epochs} |"
         )
     lines += ["", f"With {label}, online on the months after is the lower in {lower} of {compared} runs."]
+    if "rule_min_lower" in config:
+        need, planned = config["rule_min_lower"], len(config["datasets"]) * len(config["horizons"])
+        verdict = "met" if lower >= need else "not met" if lower + planned - compared < need else "open"
+        lines.append(f"The rule (config) asks for at least {need} of {planned}: {verdict}.")
     return lines
 
 
