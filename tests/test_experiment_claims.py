@@ -336,3 +336,29 @@ def test_a_run_another_worker_is_making_is_in_progress_until_it_is_done(tmp_path
     result.write_text("{}")
     first.release(result)
     assert not second.in_progress(result)  # done
+
+
+def test_a_changed_setting_is_compared_run_by_run_with_the_unchanged_runs_and_the_rule_says_met_only_when_it_is(
+    tmp_path,
+):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from nested_check import _comparison
+
+    def record(dataset, horizon, online):
+        after = {"online": online, "frozen": 0.5}
+        return {"dataset": dataset, "horizon": horizon, "seed": 0, "own_val": after, "months_after": after,
+                "history": {"epochs_run": 3}}  # fmt: skip
+
+    base_runs = tmp_path / "base"
+    base_runs.mkdir()
+    for dataset, online in (("A", 0.40), ("B", 0.40)):
+        (base_runs / f"{dataset}_h96_s0.json").write_text(json.dumps(record(dataset, 96, online)))
+    (tmp_path / "base.json").write_text(json.dumps({"runs": str(base_runs)}))
+    config = {"compare": str(tmp_path / "base.json"), "change": {"streams": 1}, "rule_min_lower": 2,
+              "datasets": ["A", "B", "C"], "horizons": [96]}  # fmt: skip
+    changed = [record("A", 96, 0.39), record("B", 96, 0.41), record("C", 96, 0.1)]  # C: no unchanged run to compare
+    lines = _comparison(config, changed)
+    assert "lower in 1 of 2 runs" in lines[-2] and lines[-1].endswith("at least 2 of 3: open.")
+    assert sum(line.startswith("| A |") or line.startswith("| B |") for line in lines) == 2
+    assert _comparison({**config, "rule_min_lower": 1}, changed)[-1].endswith(": met.")
+    assert _comparison({**config, "rule_min_lower": 3}, changed)[-1].endswith(": not met.")
