@@ -15,6 +15,7 @@ from cli.ts import app
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
 from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.forecasting.history_mode import split_predictions
 from titans_ts.forecasting.long_memory import LongMemoryForecaster
 from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
 
@@ -170,6 +171,13 @@ def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitte
     refit = TitansForecaster(**{**TINY, "online_from": "split"}).fit(data)  # the same training: same network
     torch.testing.assert_close(refit.model_.state_dict(), fitted.model_.state_dict())
     pd.testing.assert_frame_equal(refit.predict(), refit.predict(data.iloc[test_start:]))
+    # fit's validation scores (what the floors are compared with) are evaluate()'s, on the same patch grid: the
+    # val split starts off the series' grid here, so reading from row 0 or its grid would differ
+    assert refit.borders_.val[0] % TINY["patch_len"] != 0
+    assert refit.val_metrics_ == refit.evaluate(split="val", online=True) != fitted.val_metrics_
+    assert refit.val_metrics_frozen_ == refit.evaluate(split="val") != fitted.val_metrics_frozen_
+    _, _, frozen, targets = split_predictions(refit, None, "val")
+    assert float(np.mean((frozen - targets) ** 2)) == pytest.approx(refit.val_metrics_frozen_["mse"])
 
 
 def test_online_blend_averages_the_carried_and_the_reset_memory_at_every_row(data):

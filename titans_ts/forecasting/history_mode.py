@@ -110,12 +110,13 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
     estimator.n_features_in_ = frame.shape[1]
     estimator.history_ = history | {"device": str(device)}
-    # its own protocol (from row 0), with the blend the forecasts will have: what the floors are compared with
-    frozen = split_frozen_forecasts(model, series, borders.val)  # made once for both scores
+    # as evaluate() scores the split (reading from `start`, with the blend the forecasts will have): what the
+    # floors are compared with
+    frozen = split_frozen_forecasts(model, series, borders.val, start)  # made once for both scores
     estimator.val_metrics_ = split_scores(
-        model, series, borders.val, "online", blend=estimator.online_blend, frozen=frozen
+        model, series, borders.val, "online", start, blend=estimator.online_blend, frozen=frozen
     )
-    estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen", frozen=frozen)
+    estimator.val_metrics_frozen_ = split_scores(model, series, borders.val, "frozen", start, frozen=frozen)
     estimator._score_floors(splits, frame.index)  # on the same val windows, against the online score
     estimator._fit_frame = frame
     set_stream(estimator, scaled[online_start(estimator, borders.test) :], frame.index, device)
@@ -293,10 +294,11 @@ def split_predictions(estimator, X, split: str, online: bool = False, batch_size
     frame, series, bounds = split_series(estimator, X, split)
     model = estimator.model_
     origins = split_origins(bounds, model.config.lookback, model.config.horizon, series.device)
+    start = online_start(estimator, bounds)  # the patch grid evaluate() scores on, frozen forecasts too
     if online:
-        forecasts = blended_forecasts(model, series, origins, online_start(estimator, bounds), estimator.online_blend)
+        forecasts = blended_forecasts(model, series, origins, start, estimator.online_blend)
     else:
-        forecasts = frozen_forecasts(model, series, origins)
+        forecasts = frozen_forecasts(model, series, origins, start)
     targets = rows_at(series, origins, torch.arange(model.config.horizon, device=series.device))
     return frame, bounds[0], forecasts.double().cpu().numpy(), targets.double().cpu().numpy()
 
