@@ -356,9 +356,10 @@ def test_a_changed_setting_is_compared_run_by_run_with_the_unchanged_runs_and_th
     (tmp_path / "base.json").write_text(json.dumps({"runs": str(base_runs)}))
     config = {"compare": str(tmp_path / "base.json"), "change": {"streams": 1}, "rule_min_lower": 2,
               "datasets": ["A", "B", "C"], "horizons": [96]}  # fmt: skip
-    changed = [record("A", 96, 0.39), record("B", 96, 0.41), record("C", 96, 0.1)]  # C: no unchanged run to compare
+    changed = [record("A", 96, 0.39), record("B", 96, 0.6), record("C", 96, 0.1)]  # C: no unchanged run to compare
     lines = _comparison(config, changed)
     assert "lower in 1 of 2 runs" in lines[-2] and lines[-1].endswith("at least 2 of 3: open.")
+    assert "frozen on the months after: 2 of 2 without it, 1 with it." in lines[-2]
     assert sum(line.startswith("| A |") or line.startswith("| B |") for line in lines) == 2
     assert _comparison({**config, "rule_min_lower": 1}, changed)[-1].endswith(": met.")
     assert _comparison({**config, "rule_min_lower": 3}, changed)[-1].endswith(": not met.")

@@ -210,8 +210,8 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
         "months after: frozen, without / with | epochs, without / with |",
         "|---|---|---|---|---|---|",
     ]
-    lower = 0
-    compared = 0
+    lower = compared = 0
+    below_frozen = [0, 0]  # runs with online below frozen on the months after: without, with the change
     for r in records:
         path = ROOT / base["runs"] / f"{r['dataset']}_h{r['horizon']}_s{r['seed']}.json"
         if not path.exists():
@@ -219,6 +219,8 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
         b = json.loads(path.read_text())
         compared += 1
         lower += r["months_after"]["online"] < b["months_after"]["online"]
+        for i, run in enumerate((b, r)):
+            below_frozen[i] += run["months_after"]["online"] < run["months_after"]["frozen"]
         pairs = [(b[part][mode], r[part][mode]) for part, mode in [("own_val", "online"), *_AFTER]]
         epochs = f"{b['history'].get('epochs_run', '-')} / {r['history'].get('epochs_run', '-')}"
         lines.append(
@@ -226,7 +228,11 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
             + " | ".join(f"{x:.4f} / {y:.4f}" for x, y in pairs)
             + f" | {epochs} |"
         )
-    lines += ["", f"With {label}, online on the months after is the lower in {lower} of {compared} runs."]
+    lines += [
+        "",
+        f"With {label}, online on the months after is the lower in {lower} of {compared} runs. Online below frozen on "
+        f"the months after: {below_frozen[0]} of {compared} without it, {below_frozen[1]} with it.",
+    ]
     if "rule_min_lower" in config:
         need, planned = config["rule_min_lower"], len(config["datasets"]) * len(config["horizons"])
         verdict = "met" if lower >= need else "not met" if lower + planned - compared < need else "open"
