@@ -221,7 +221,8 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
         lower += r["months_after"]["online"] < b["months_after"]["online"]
         for i, run in enumerate((b, r)):
             below_frozen[i] += run["months_after"]["online"] < run["months_after"]["frozen"]
-        pairs = [(b[part][mode], r[part][mode]) for part, mode in [("own_val", "online"), *_AFTER]]
+        cells = [("own_val", "online"), ("months_after", "online"), ("months_after", "frozen")]
+        pairs = [(b[part][mode], r[part][mode]) for part, mode in cells]
         epochs = f"{b['history'].get('epochs_run', '-')} / {r['history'].get('epochs_run', '-')}"
         lines.append(
             f"| {r['dataset']} | {r['horizon']} | "
@@ -238,9 +239,6 @@ def _comparison(config: dict, records: list[dict]) -> list[str]:
         verdict = "met" if lower >= need else "not met" if lower + planned - compared < need else "open"
         lines.append(f"The rule (config) asks for at least {need} of {planned}: {verdict}.")
     return lines
-
-
-_AFTER = [("months_after", "online"), ("months_after", "frozen")]
 
 
 def _verdict(own: float, after: float, own_frozen: float, after_frozen: float, level: float = 0.001) -> str:
