@@ -174,7 +174,9 @@ def fit(
     ),
     patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
     streams: int = _setting(
-        "streams", "--mode history: contiguous streams of segments per training epoch, read in time order."
+        "streams",
+        "--mode history: contiguous streams of segments per training epoch, read in time order, each from the "
+        "trained initial memory (1: training sees states as old as the whole training split; docs/forecasting.md).",
     ),
     bptt: int = _setting(
         "bptt",
