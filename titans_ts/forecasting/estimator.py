@@ -63,6 +63,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     `online_from`: where an online forecast's memory starts reading, "start" (the series' first row: train, val,
     the earlier rows of the split) or "split" (the first row of the split it forecasts; after fit, predict and
     update read the rows after validation), training unchanged (experiments/results/nested_check.md);
+    `val_metrics_` and the floors' fallback use the value given to fit;
     `online_reset_mix`: after every segment an online forecast reads, mix this fraction of the trained memory
     back into the state, so that it forgets old rows at a set rate (0: none; "auto": the candidate with the
     lowest online val MSE, the memory reading as `online_from` says), set at fit: `history_["online_reset_mix"]`

@@ -6,10 +6,11 @@ estimator's history-mode fit, predict, evaluate, update and load; estimator.py (
 when the model is a LongMemoryForecaster. The stream the memory keeps, and its save, are history_stream.py.
 
 - fit: the protocol's split and train-rows scaler; training on the train rows only, in contiguous segments
-  with the state carried (segments.py), early stopping on the online val MSE; `val_metrics_` is that online
-  score (the memory reads train and val rows in time order; mixed with the frozen forecasts by online_blend),
+  with the state carried (segments.py), early stopping on the online val MSE (the memory reading from row 0);
+  `val_metrics_` is the online score as evaluate() makes it (the memory reading from `online_start`: row 0, or
+  the val split's first row with online_from="split"; mixed with the frozen forecasts by online_blend),
   `val_metrics_frozen_` the frozen one (the memory reset for every window, long_memory_eval.py). The floors
-  are scored on the same val windows.
+  are scored on the same val windows, against `val_metrics_`.
 - then the memory reads the whole fitted frame from its first row (the patch grid starts there), and the
   estimator keeps a `MemoryStream` (history_stream.py). `predict()` forecasts at the end of the data from it,
   exactly as the online evaluation forecasts at that row; `update(rows)` reads on, and update(a); update(b)
