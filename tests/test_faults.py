@@ -146,3 +146,19 @@ def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitte
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history["stop_reason"] == "interrupted" and history["epochs_run"] < 200
     assert (out / "model.safetensors").exists() and (out / "checkpoints" / "last.ckpt").exists()  # resumable
+
+
+def test_a_ctrl_c_while_the_progress_bar_starts_still_stops_it_cleanly():
+    """Lightning's rich progress makes its refresh thread, renders, then starts the thread, and its stop joins
+    the thread: a Ctrl-C in between once left a never-started thread whose join raised RuntimeError over the
+    KeyboardInterrupt (exit 1 and a traceback instead of the saved best model and exit 130)."""
+    from lightning.pytorch.callbacks.progress.rich_progress import CustomProgress
+    from rich.live import _RefreshThread
+
+    from titans_ts.training.loop import LossProgressBar
+
+    bar = LossProgressBar()
+    bar.progress = CustomProgress(auto_refresh=True)
+    bar.progress.live._refresh_thread = _RefreshThread(bar.progress.live, 10)  # made; the Ctrl-C came before start()
+    bar._stop_progress()  # joining the never-started thread raised here
+    assert bar.progress.live._refresh_thread is None and bar._progress_stopped

@@ -66,6 +66,16 @@ class LossProgressBar(RichProgressBar):
         self._shown = self._shown if value is None else value
         self._read_at = time.monotonic()
 
+    def _stop_progress(self) -> None:
+        # Lightning's progress makes its refresh thread, renders, then starts the thread, and its stop joins it:
+        # a Ctrl-C in between (seen under load) left a thread that was never started, whose join raised
+        # RuntimeError over the KeyboardInterrupt, so the run ended with a traceback instead of saving its best
+        live = getattr(self.progress, "live", None)
+        thread = getattr(live, "_refresh_thread", None)
+        if thread is not None and thread.ident is None:  # made, never started
+            live._refresh_thread = None
+        super()._stop_progress()
+
 
 class BestWeights(pl.Callback):
     """Keeps an in-memory copy of the weights at the best value of a monitored metric (lower is better).
