@@ -160,5 +160,6 @@ def test_a_ctrl_c_while_the_progress_bar_starts_still_stops_it_cleanly():
     bar = LossProgressBar()
     bar.progress = CustomProgress(auto_refresh=True)
     bar.progress.live._refresh_thread = _RefreshThread(bar.progress.live, 10)  # made; the Ctrl-C came before start()
+    thread = bar.progress.live._refresh_thread
     bar._stop_progress()  # joining the never-started thread raised here
-    assert bar.progress.live._refresh_thread is None and bar._progress_stopped
+    assert bar.progress.live._refresh_thread is None and bar._progress_stopped and thread.done.is_set()

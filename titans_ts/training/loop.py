@@ -72,7 +72,8 @@ class LossProgressBar(RichProgressBar):
         # RuntimeError over the KeyboardInterrupt, so the run ended with a traceback instead of saving its best
         live = getattr(self.progress, "live", None)
         thread = getattr(live, "_refresh_thread", None)
-        if thread is not None and thread.ident is None:  # made, never started
+        if thread is not None and thread.ident is None:  # made, not (or not yet) running
+            thread.stop()  # should it still start, it ends at once
             live._refresh_thread = None
         super()._stop_progress()
 
