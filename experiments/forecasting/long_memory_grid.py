@@ -369,19 +369,19 @@ def _capped(record: dict) -> str:
     return ""
 
 
+def _complete(runs: dict, horizons, seeds) -> list:
+    """The seeds of `runs` (horizon -> seed -> record) that have every horizon."""
+    return [seed for seed in seeds if all(runs.get(h, {}).get(seed) for h in horizons)]
+
+
 def _seed_averages(runs: dict, horizons, seeds, mode) -> list[float]:
     """The four-horizon average of each seed that has every horizon."""
-    out = []
-    for seed in seeds:
-        cells = [runs.get(h, {}).get(seed) for h in horizons]
-        if all(cells):
-            out.append(statistics.mean(test_mse(cell, mode) for cell in cells))
-    return out
+    complete = _complete(runs, horizons, seeds)
+    return [statistics.mean(test_mse(runs[h][seed], mode) for h in horizons) for seed in complete]
 
 
 def _complete_seeds(runs: dict, horizons, seeds) -> str:
-    complete = [str(seed) for seed in seeds if all(runs.get(h, {}).get(seed) for h in horizons)]
-    return ", ".join(complete) if complete else "none"
+    return ", ".join(map(str, _complete(runs, horizons, seeds))) or "none"
 
 
 def _mean_std(values) -> str:
