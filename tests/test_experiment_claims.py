@@ -312,7 +312,7 @@ def test_history_mode_defaults_are_the_long_memory_searchs_choice_where_it_is_co
 
 def test_the_long_memory_counts_take_only_datasets_where_every_model_has_its_average():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
-    from long_memory_grid import ABLATION, OURS, _standing
+    from long_memory_grid import ABLATION, OURS, _margins, _standing
 
     search = {"baselines": ["dlinear", "attention"]}
     config = {"published": {"Titans paper, L=96": {"a": 0.5, "b": 0.5, "c": 0.1}}}
@@ -323,6 +323,11 @@ def test_the_long_memory_counts_take_only_datasets_where_every_model_has_its_ave
     }
     complete, ahead, ablation, beyond = _standing(config, averages, ["a", "b", "c"], search, OURS)
     assert complete == ["a", "b"] and ahead == ["a"] and ablation == ["a"] and beyond == ["a", "b"]
+    assert _margins(config, averages, complete, search) == [
+        "- ours minus the best same-harness baseline: a -0.0100 (attention), b +0.0100 (attention).",
+        "- ours minus the ablation: a -0.1000, b +0.1000.",
+        "- ours minus the Titans paper's row: a -0.2000, b -0.2000.",
+    ]
 
 
 def test_a_run_another_worker_is_making_is_in_progress_until_it_is_done(tmp_path):

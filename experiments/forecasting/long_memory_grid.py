@@ -426,6 +426,7 @@ def _acceptance(config, finals, averages, datasets, search) -> list[tuple[str, s
     lines.append(
         (OURS, "- ours minus the searched-lookback row: " + (", ".join(gaps) or "no complete dataset yet") + ".")
     )
+    lines += [(OURS, line) for line in _margins(config, averages, complete, search)]
     for trial in TRIALS:  # for information: a trial does not replace ours (its choice was not made on the test split)
         complete, ahead, ablation, beyond = _standing(config, averages, datasets, search, trial)
         n = len(complete)
@@ -438,6 +439,24 @@ def _acceptance(config, finals, averages, datasets, search) -> list[tuple[str, s
             )
         )
     return lines
+
+
+def _margins(config, averages, complete, search) -> list[str]:
+    """How far each target is, per dataset where every model has its average (ours online minus the other; a
+    minus sign: ours is ahead): the best same-harness baseline (named), the ablation, the Titans paper's row."""
+    if not complete:
+        return []
+    ours = {d: averages[(d, OURS, "online")] for d in complete}
+    best = {d: min(search["baselines"], key=lambda b: averages[(d, b, "online")]) for d in complete}
+    paper = config["published"].get("Titans paper, L=96", {})
+    rows = {
+        "the best same-harness baseline": [
+            f"{d} {ours[d] - averages[(d, best[d], 'online')]:+.4f} ({best[d]})" for d in complete
+        ],
+        "the ablation": [f"{d} {ours[d] - averages[(d, ABLATION, 'online')]:+.4f}" for d in complete],
+        "the Titans paper's row": [f"{d} {ours[d] - paper[d]:+.4f}" for d in complete if d in paper],
+    }
+    return [f"- ours minus {name}: {', '.join(gaps)}." for name, gaps in rows.items() if gaps]
 
 
 def _standing(config, averages, datasets, search, model) -> tuple[list, list, list, list]:
