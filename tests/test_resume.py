@@ -123,3 +123,31 @@ def test_a_killed_dna_finetune_resumes_to_the_uninterrupted_runs_numbers(tmp_pat
         f["history"]["best_val_loss"] for f in first["folds"]
     ]
     assert not (tmp_path / "killed" / "checkpoints").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_leaves_nothing_to_resume_and_a_new_start_takes_its_folder(
+    tmp_path,
+):
+    """Ctrl-C before the first epoch ends leaves only out/checkpoints/settings.json: the next start neither asks
+    for --resume (which would answer "nothing to resume") nor for --overwrite."""
+    from titans_ts.checkpointing import prepare_run_folder, start_or_resume
+    from titans_ts.errors import ConfigError
+
+    out = tmp_path / "stopped"
+    checkpoints = prepare_run_folder(out, overwrite=False, resume=False)
+    start_or_resume(checkpoints, {"seed": 0}, resume=False)  # what a run records as it starts
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["settings.json"]
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        start_or_resume(checkpoints, {"seed": 0}, resume=True)
+    assert prepare_run_folder(out, overwrite=False, resume=False) == checkpoints and not checkpoints.exists()
+
+    for left, message in (("checkpoints/last.ckpt", "--resume"), ("checkpoints/fold0.json", "--resume")):
+        start_or_resume(checkpoints, {"seed": 0}, resume=False)
+        (out / left).write_text("{}")  # a checkpoint, a finished fold: resumable, kept
+        with pytest.raises(ConfigError, match=message):
+            prepare_run_folder(out, overwrite=False, resume=False)
+        assert (out / left).exists()
+        (out / left).unlink()
+    (out / "model.safetensors").write_text("")  # anything beside the settings: a model is never replaced unasked
+    with pytest.raises(ConfigError, match="already holds a model"):
+        prepare_run_folder(out, overwrite=False, resume=False)

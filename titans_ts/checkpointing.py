@@ -25,10 +25,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from titans_ts.errors import ConfigError
-from titans_ts.io import atomic_path, atomic_write_text
+from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text
 from titans_ts.version import __version__
 
-SETTINGS_FILE = "settings.json"
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
 
 

@@ -44,6 +44,7 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+SETTINGS_FILE = "settings.json"  # what a run records in out/checkpoints as it starts (checkpointing.py)
 
 
 def check_out_folder(out, overwrite: bool) -> None:
@@ -55,14 +56,28 @@ def check_out_folder(out, overwrite: bool) -> None:
     _check_parents(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
-    if overwrite or not out.exists() or (out.is_dir() and not any(out.iterdir())):
+    if overwrite or not out.exists() or _started_only(out):
         return
-    if (out / "checkpoints").is_dir():
+    if any(path.name != SETTINGS_FILE for path in _files(out / "checkpoints")):
         raise ConfigError(
             f"{out} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
             "to start again."
         )
     raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
+
+
+def _started_only(out: Path) -> bool:
+    """Whether `out` holds nothing a user could want back: no file at all, or only the settings a run records
+    in out/checkpoints as it starts (a run stopped before its first checkpoint leaves just those: nothing to
+    resume, so a new start may take the folder)."""
+    checkpoints = out / "checkpoints"
+    return all(path.name == SETTINGS_FILE and checkpoints in path.parents for path in _files(out))
+
+
+def _files(folder: Path):
+    """The files below `folder`, lazily (a caller's any/all stops at the first that decides)."""
+    if folder.is_dir():
+        yield from (path for path in folder.rglob("*") if path.is_file() or path.is_symlink())
 
 
 def _check_parents(path: Path) -> None:
