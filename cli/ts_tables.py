@@ -69,12 +69,18 @@ def _nominal(interval: str) -> str:
 
 
 def metrics_table(title: str, metrics: dict) -> Table:
-    """val and test; a history-mode model's frozen and online rows."""
+    """val and test; a history-mode model's frozen and online rows. Where a floor forecasts in the model's place
+    (fallback), the title says the scores are the floor's, and a history-mode model's rows are one pair."""
+    from titans_ts.forecasting.floors import MODEL
+
+    used = metrics.get("forecaster_used", MODEL)
+    if used != MODEL:
+        title += f": the scores of {used}, which forecasts in the model's place"
     table = Table(title=title)
     for column in ("split", "MSE", "MAE", "windows"):
         table.add_column(column)
     rows = {"val": "val", "test": "test"}
-    if "val_online" in metrics:
+    if "val_online" in metrics and used == MODEL:
         rows = {"val, frozen": "val", "test, frozen": "test"}
         rows |= {"val, online": "val_online", "test, online": "test_online"}
     for label, key in rows.items():

@@ -153,6 +153,7 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     output = " ".join(result.output.split())  # as rich wrapped it or not
     assert "Validation MSE, the same windows: model" in output and "seasonal naive (season 7)" in output
     assert "Forecaster used: repeat last. Why: the model is behind the best floor" in output
+    assert "the scores of repeat last, which forecasts in the model's place" in output  # the table's title
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["forecaster_used"] == "repeat last" and "behind" in metrics["fallback_reason"]
     assert set(metrics["floors"]) == {"repeat last", "seasonal naive (season 7)"}
@@ -168,6 +169,7 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     assert shown.exit_code == 0 and "Forecaster used: repeat last" in shown.stderr
     shown = runner.invoke(app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "daily.csv")])
     assert shown.exit_code == 0 and "Forecaster used: repeat last" in shown.output
+    assert "the scores of repeat last" in " ".join(shown.output.split())
 
     # a model saved before floors existed: its network forecasts, as it did then
     config = json.loads((model / "config.json").read_text())
