@@ -337,14 +337,20 @@ def defaults() -> None:
     for key, value in GENERAL.items():
         table.add_row(key, str(value), *(str(settings[key]) for _, settings in chosen.values()))
     console.print(table)
-    history = Table(title="With --mode history (the long-memory search's choice; other datasets: the table above)")
+    history = Table(
+        title="With --mode history: your data (and a dataset the long-memory search did not cover) gets the first "
+        "column, each benchmark dataset the search's choice for it"
+    )
     history.add_column("setting")
+    history.add_column("your data")
     for dataset in HISTORY_BY_DATASET:
         history.add_column(dataset)
-    settings = {dataset: defaults_for(dataset, "history") for dataset in HISTORY_BY_DATASET}
-    keys = dict.fromkeys([*HISTORY_BASE, *(key for choice in HISTORY_BY_DATASET.values() for key in choice)])
-    for key in keys:
-        history.add_row(key, *(str(settings[dataset].get(key, ESTIMATOR[key])) for dataset in HISTORY_BY_DATASET))
+    columns = [None, *HISTORY_BY_DATASET]
+    settings = {dataset: ESTIMATOR | defaults_for(dataset, "history") for dataset in columns}
+    keys = ["lookback", "local_model", "error_tokens", "local_pretrain", *HISTORY_BASE]
+    keys += [key for choice in HISTORY_BY_DATASET.values() for key in choice]
+    for key in dict.fromkeys(keys):
+        history.add_row(key, *(str(settings[dataset][key]) for dataset in columns))
     console.print(history)
 
 

@@ -216,8 +216,11 @@ def test_history_mode_on_a_searched_dataset_takes_the_searchs_choice_unless_give
     seen = result.exception.args[0]
     assert seen["lookback"] == 48 and seen["error_tokens"] and seen["mode"] == "history"
     assert "long-memory search's choice for ETTm2" in result.output and "lookback 48" in result.output
+    assert "local_model=rlinear, error_tokens=True" in result.output and " tokens=" not in result.output
     shown = runner.invoke(app, ["defaults"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "With --mode history" in shown.output and "48" in shown.output
+    local = next(line for line in shown.output.splitlines() if "local_model" in line)
+    assert local.split()[3] == "rlinear"  # your data's history-mode local model, beside each dataset's choice
 
 
 class _Stop(Exception):

@@ -297,6 +297,7 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
     [
         ({"mode": "stream"}, "mode='stream' ('window'"),
         ({"variant": "mac"}, "variant='mac' in mode='history' (use variant='lmm'"),
+        ({"tokens": "patch"}, "tokens='patch' in mode='history' (history mode reads each column in patches"),
         ({"mode": "window", "variant": "mlp"}, "variant='mlp' in mode='window' (the ablation of the history-mode"),
         ({"mode": "window", "variant": "lmm", "streams": 4}, "streams=4 is a mode='history' setting (window mode"),
         ({"mode": "window", "variant": "lmm", "error_tokens": True}, "error_tokens=True is a mode='history' setting"),

@@ -148,6 +148,12 @@ def mode_problems(params: dict) -> list[str]:
             f"local_pretrain=True with local_model={params['local_model']!r} (it trains the window model first: "
             "local_model='variate')"
         )
+    if params["tokens"] != ESTIMATOR["tokens"]:
+        problems.append(
+            f"tokens={params['tokens']!r} in mode='history' (history mode reads each column in patches of patch_len "
+            f"rows along time, and its local window model, local_model='variate', reads variate tokens: leave "
+            f"tokens at {ESTIMATOR['tokens']!r}, or use mode='window')"
+        )
     if variant not in MEMORIES:
         problems.append(
             f"variant={variant!r} in mode='history' (use variant='lmm', the memory, or 'mlp', its ablation; "
@@ -209,9 +215,12 @@ class FitSettings:
 
     @property
     def chosen(self) -> dict:
-        """The settings a family may choose (`titans-ts defaults`), and in history mode the search's, as this run
-        has them."""
-        keys = [*CHOSEN, *HISTORY_BASE, *(self.history_choice or {})] if self.history_choice else CHOSEN
+        """The settings a family may choose (`titans-ts defaults`), and in history mode its own and the search's
+        (tokens aside: history mode reads patches), as this run has them."""
+        if self.params["mode"] != "history":
+            return {key: self.params[key] for key in CHOSEN}
+        keys = [key for key in CHOSEN if key != "tokens"] + ["lookback", "local_model", "error_tokens"]
+        keys += ["local_pretrain", *HISTORY_BASE, *(self.history_choice or {})]
         return {key: self.params[key] for key in dict.fromkeys(keys)}
 
     def protocol(self, index=None) -> str:
