@@ -77,7 +77,9 @@ def test_bad_targets_name_the_columns(series):
 
 
 def test_cli_fit_with_target_and_columns(tmp_path):
-    write_series(tmp_path / "wide.csv", rows=400, columns=4)
+    frame = write_series(tmp_path / "wide.csv", rows=400, columns=4)
+    frame.insert(2, "site", "north")  # a text column: --columns reads around it, at fit and with the saved model
+    frame.to_csv(tmp_path / "wide.csv", index=False)
     small = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1"]
     out = tmp_path / "model"
     args = ["fit", "--dataset", str(tmp_path / "wide.csv"), *small, "--target", "OT", "--columns", "c0,c2"]
@@ -88,6 +90,11 @@ def test_cli_fit_with_target_and_columns(tmp_path):
     printed = runner.invoke(app, ["predict", "--model", str(out), "--input", str(tmp_path / "wide.csv")])
     assert printed.exit_code == 0, printed.output
     assert printed.stdout.splitlines()[0] == "date,OT"
+    evaluated = runner.invoke(app, ["evaluate", "--model", str(out), "--dataset", str(tmp_path / "wide.csv")])
+    assert evaluated.exit_code == 0, evaluated.output
+    everything = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "all")])  # no --columns: the text too
+    assert everything.exit_code == 2 and "non-numeric column(s) 'site'" in everything.stderr
+    assert "--columns" in " ".join(everything.stderr.split())
 
     unknown = runner.invoke(app, [*args[:-1], "c0,zz", "--out", str(tmp_path / "bad")])
     assert unknown.exit_code == 2 and "['zz'] are not in the data" in unknown.stderr

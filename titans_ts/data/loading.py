@@ -45,6 +45,7 @@ def load_dataset(
     header: bool = True,
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Load a time series as a float DataFrame indexed by timestamp (the date column becomes the index).
 
@@ -63,6 +64,8 @@ def load_dataset(
     sep: the delimiter; None sniffs it from the file (",", ";", tab or "|").
     long: (id column, time column, value column) of a long-format table (one row per series and time),
       made into one column per series (see `titans_ts.data.long_format` for unequal lengths and gaps).
+    columns: read only these value columns (the others, e.g. a text column, are neither read nor checked); a name
+      the file lacks is left out here and reported by the caller, who knows what it was for.
 
     A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
     forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:
@@ -81,14 +84,14 @@ def load_dataset(
         if verify and info is not None:
             verify_checksum(path, info)
         return read_series_csv(
-            path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long
+            path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long, columns=columns
         )
 
     info = get_dataset_info(str(name_or_path))
     path = locate(info, data_dir=data_dir, download=download)
     if verify is None or verify:
         verify_checksum(path, info)
-    return read_series_csv(path, date_column=date_column, fill=fill)
+    return read_series_csv(path, date_column=date_column, fill=fill, columns=columns)
 
 
 def locate(info: DatasetInfo, data_dir=None, download: bool = True) -> Path:
@@ -149,11 +152,13 @@ def read_series_csv(
     sep: str | None = None,
     regular: bool = False,
     long: tuple[str, str, str] | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Read and validate a CSV of timestamps + numeric columns; see `load_dataset`.
 
     regular: require evenly spaced timestamps (gaps filled only when `fill` is given).
-    long: (id, time, value) columns of a long-format table, pivoted to one column per series."""
+    long: (id, time, value) columns of a long-format table, pivoted to one column per series.
+    columns: the value columns to keep (the series of a long table); None: all."""
     if path.suffix == ".parquet":
         raw = _read_parquet(path)
     else:
@@ -179,18 +184,28 @@ def read_series_csv(
             frame = _evenly_spaced(frame, path, fill)
         else:
             frame.index.name = "step"
-        return validate_frame(frame, source=str(path), fill=fill)
+        return validate_frame(_kept(frame, columns), source=str(path), fill=fill)
     date_col = _pick_date_column(raw, path, date_column)
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
         frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)
-        return validate_frame(frame, source=str(path), fill=fill)
+        return validate_frame(_kept(frame, columns), source=str(path), fill=fill)
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
-    frame = raw.drop(columns=[date_col])
+    frame = _kept(raw.drop(columns=[date_col]), columns)
     frame.index = parse_dates(raw[date_col], path, date_col)
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
+
+
+def _kept(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """The `columns` of `frame` that it has (all when None), in the frame's order; the caller reports a missing one
+    (with none of them here, the frame is left whole, so that its check names the columns the file has)."""
+    if columns is None:
+        return frame
+    wanted = {str(name) for name in columns}
+    kept = [column for column in frame.columns if str(column) in wanted]
+    return frame[kept] if kept else frame
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -327,7 +342,8 @@ def _to_numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if problems:
         raise DataValidationError(
             f"{path}: non-numeric column(s) {', '.join(problems[:_MAX_LISTED])}. Every column but the date "
-            "must hold numbers: drop or encode those columns first."
+            "must hold numbers: drop or encode those columns first, or read only the numeric ones (CLI: --columns "
+            "a,b; fit_dataset(columns=[...]))."
         )
     return pd.DataFrame(columns, index=frame.index)
 

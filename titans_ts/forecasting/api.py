@@ -73,7 +73,8 @@ def fit_dataset(
     tune_cpu_allocator()
     started = time.time()
     read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
-    frame = select_columns(load_dataset(dataset, **read, long=long), columns, settings.params["target"])
+    wanted = None if columns is None else [*columns, *_targets(settings.params["target"])]
+    frame = select_columns(load_dataset(dataset, **read, long=long, columns=wanted), columns, settings.params["target"])
     params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
     estimator = TitansForecaster(**params)
     estimator.fit(frame, resume=resume)
@@ -166,13 +167,21 @@ def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
     """The `columns` of `frame` as inputs (all when None), the `target` column(s) always among them."""
     if columns is None:
         return frame
-    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
-    wanted = list(dict.fromkeys([*columns, *targets]))
+    wanted = list(dict.fromkeys([*columns, *_targets(target)]))
     present = [str(c) for c in frame.columns]
     unknown = [c for c in wanted if c not in present]
     if unknown:
         raise ConfigError(f"column(s) {unknown} are not in the data; its columns are {present}.")
     return frame.set_axis(present, axis=1)[wanted]
+
+
+def _saved_columns(estimator: TitansForecaster) -> list[str]:
+    """The columns a saved model reads: a file's other columns (e.g. text) are not read, as at fit."""
+    return [str(column) for column in estimator.columns_]
+
+
+def _targets(target) -> list[str]:
+    return [] if target is None else [target] if isinstance(target, str) else list(target)
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:
@@ -209,7 +218,8 @@ def predict_csv(
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
-    frame = load_dataset(Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long)
+    read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
+    frame = load_dataset(Path(input_csv), **read, columns=_saved_columns(estimator))
     forecast = estimator.predict(frame, quantiles=quantiles)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
@@ -252,7 +262,7 @@ def evaluate_saved(
         check_out_file(out, [dataset])
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read)
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=_saved_columns(estimator))
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
