@@ -30,8 +30,9 @@ def datasets() -> None:
         None: "[yellow]not here[/] (fetch: --protocol official)",
     }
     table = Table(title="GenomicBenchmarks tasks")
-    for column in ("task", "aliases", "classes", "official train/test", "here"):
-        table.add_column(column)
+    table.add_column("task", no_wrap=True)  # the name finetune takes: never cut, whatever the width
+    for column in ("aliases", "classes", "official train/test", "here"):
+        table.add_column(column, overflow="fold")
     for row in list_tasks():
         sizes = row["official_sizes"]
         table.add_row(

@@ -114,15 +114,17 @@ DATA_FILE = Group(  # how a file is read
     DATA,
     _reading,
     ("fill", str, None, "--fill", "Fill NaN/inf values: ffill, interpolate or zero (default: refuse)."),
-    ("date_column", str, None, "--date-column", "Name of the timestamp column of your CSV (default: 'date')."),
+    ("date_column", str, None, "--date-column", "Name of the timestamp column of your CSV \\[default: a column "
+     "named date, datetime, timestamp or time, else a first column that is not numeric; none: the rows are steps "
+     "0, 1, 2, ...]."),
     ("header", bool, True, "--header/--no-header", "Your CSV has a header row (--no-header: every row is data, "
      "columns are named x0, x1, ...)."),
     ("sep", str, None, "--sep", "The delimiter of your CSV (default: sniffed among , ; tab |)."),
     ("id_col", str, None, "--id-col", "Long format (id, time, value rows): the series id column."),
     ("time_col", str, None, "--time-col", "Long format: the time column (timestamps or integer steps)."),
-    ("target", str, None, "--target", "Wide table: the column(s) to forecast and score, comma-separated "
-     "\\[default: all]; the other columns are covariates (read as inputs, not forecast). Long format: the value "
-     "column (one panel column per id)."),
+    ("target", str, None, "--target", "Wide table, at fit: the column(s) to forecast and score, comma-separated "
+     "\\[default: all]; the other columns are covariates (read as inputs, not forecast); predict and evaluate "
+     "use the saved model's. Long format: the value column (one panel column per id)."),
 )  # fmt: skip
 SPLIT = Group(  # a user's own split
     DATA,

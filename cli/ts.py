@@ -94,8 +94,9 @@ def datasets() -> None:
     from titans_ts.forecasting.api import list_datasets
 
     table = Table(title="Registered time-series datasets")
-    for column in ("name", "rows x cols", "freq", "split", "file", "found at"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)  # the name fit takes: never cut, whatever the width
+    for column in ("rows x cols", "freq", "split", "file", "found at"):
+        table.add_column(column, overflow="fold")
     for row in list_datasets():
         where = row["found_at"] or "[yellow]not here[/] (supply the file; see README)"
         table.add_row(row["name"], f"{row['rows']} x {row['columns']}", row["freq"], row["split"], row["file"], where)
@@ -258,7 +259,7 @@ def fit(
     """
     from titans_ts.distributed import is_main_process
     from titans_ts.forecasting.api import fit_dataset
-    from titans_ts.training import stop_note
+    from titans_ts.training import epoch_number, stop_note
 
     main = is_main_process()  # under DDP every rank runs this command; rank 0 prints and writes
 
@@ -299,7 +300,7 @@ def fit(
         if note:
             console.print(note, highlight=False)
     epochs_note = (
-        f"Best epoch {history['best_epoch']} of {history['epochs_run']} run ({history['stop_reason']})"
+        f"Best epoch {epoch_number(history['best_epoch'])} of {history['epochs_run']} run ({history['stop_reason']})"
         if history.get("trained", True)
         else "Nothing to train (a naive forecast)"
     )

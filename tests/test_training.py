@@ -230,3 +230,12 @@ def test_the_training_loss_is_read_back_as_the_mean_since_the_last_read():
         assert module.read_train_loss() is None
         module.log_train_loss(torch.tensor(5.0), batch_size=4)
     assert module.read_train_loss() == 5.0
+
+
+def test_epochs_are_said_as_people_count_them():
+    """Records keep Lightning's count from 0; what is printed counts from 1 (a one-epoch run: best epoch 1 of 1)."""
+    from titans_ts.training import epoch_number, stop_note
+
+    assert epoch_number(0) == 1 and epoch_number(None) == "-"
+    record = {"stop_reason": "time_budget", "epochs_run": 3, "steps": 30, "best_epoch": 1}
+    assert "after 3 epochs (30 steps); the best epoch's weights (epoch 2) are kept" in stop_note(record, 5)

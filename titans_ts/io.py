@@ -150,6 +150,8 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     from titans_ts.errors import ConfigError
 
     path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: give the folder a saved {what} was written to (its --out).")
     if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).is_file():
         raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.")
     damaged = f"the {what} folder is damaged: restore it from a copy, or fit the model again."

@@ -142,10 +142,13 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["predict", *model, "--input", str(mine), "--plot", str(tmp_path / "plot.txt")], "name the file .png"),
         (["fit", "--dataset", str(mine), *SMALL, "--out", str(tmp_path / "a_file"), "--overwrite"], "is a file"),
     ]
+    unknown = ["fit", "--dataset", str(mine), *SMALL, "--variant", "lstm", "--tokens", "words"]
+    cases.append((unknown, "variant='lstm' (one of lmm, mac, mag, mal, attention, dlinear"))
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
+    assert "Fitting" not in result.stdout  # refused before the run is announced
     assert not (tmp_path / "model").exists()
     assert mine.read_text() == original and (tmp_path / "a_file").read_text() == "kept"
     assert not any((tmp_path / "folder").iterdir())

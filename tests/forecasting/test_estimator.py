@@ -115,6 +115,8 @@ def test_bad_inputs(fitted, series, tmp_path):
         TitansForecaster(**TINY).fit(series.assign(site="north"))
     with pytest.raises(ConfigError, match="not a saved forecaster"):
         TitansForecaster.load(tmp_path)
+    with pytest.raises(ConfigError, match="nowhere does not exist: give the folder a saved forecaster"):
+        TitansForecaster.load(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="split must be"):
         fitted.evaluate(split="holdout")
     with pytest.raises(ConfigError, match=r"batch_size=0 \(a positive integer\)"):

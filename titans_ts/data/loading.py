@@ -192,7 +192,15 @@ def read_series_csv(
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
     frame = _kept(raw.drop(columns=[date_col]), columns)
-    frame.index = parse_dates(raw[date_col], path, date_col)
+    try:
+        frame.index = parse_dates(raw[date_col], path, date_col)
+    except DataValidationError as exc:
+        if date_column is not None or str(date_col).strip().lower() in DATE_NAMES:
+            raise
+        raise DataValidationError(
+            f"{exc} It was taken for the date column because it is the first column and not numeric: name the "
+            "timestamp column with date_column= (CLI: --date-column), or remove this column from the file."
+        ) from None
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
@@ -309,6 +317,9 @@ def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str
     return _handle_non_finite(frame, source, fill)
 
 
+DATE_NAMES = ("date", "datetime", "timestamp", "time")  # a column so named holds the timestamps
+
+
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
     """The timestamp column: the one named, else date/datetime/timestamp/time, else a non-numeric first
     column; None when every column is numeric (an undated series, indexed by step)."""
@@ -317,7 +328,7 @@ def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) ->
             raise DataValidationError(f"{path}: no column named {date_column!r}; columns are {list(raw.columns)[:10]}.")
         return date_column
     for column in raw.columns:
-        if str(column).strip().lower() in ("date", "datetime", "timestamp", "time"):
+        if str(column).strip().lower() in DATE_NAMES:
             return column
     first = raw.columns[0]
     if not pd.api.types.is_numeric_dtype(raw[first]):

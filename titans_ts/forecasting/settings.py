@@ -107,7 +107,7 @@ def online_blend_problems(value) -> list[str]:
 def mode_problems(params: dict) -> list[str]:
     """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
     from titans_ts.forecasting.long_memory import LOCALS, MEMORIES, LongMemoryConfig
-    from titans_ts.forecasting.model import VARIANTS
+    from titans_ts.forecasting.model import TOKENS, VARIANTS
 
     mode, variant = params["mode"], params["variant"]
     if mode not in MODES:
@@ -127,6 +127,10 @@ def mode_problems(params: dict) -> list[str]:
                 f"variant={variant!r} in mode='window' (the ablation of the history-mode memory: use it with "
                 "mode='history', or a window variant such as 'lmm')"
             )
+        elif variant not in VARIANTS:
+            problems.append(f"variant={variant!r} (one of {', '.join(VARIANTS)})")
+        if params["tokens"] not in TOKENS:
+            problems.append(f"tokens={params['tokens']!r} (one of {', '.join(TOKENS)})")
         return problems
     problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
     if params["online_from"] not in ONLINE_FROM:

@@ -292,13 +292,19 @@ def require_finished(record: dict, run: str) -> None:
         )
 
 
+def epoch_number(epoch: int | None) -> int | str:
+    """An epoch as people count it, from 1 (records keep Lightning's count from 0); "-" for none."""
+    return "-" if epoch is None else epoch + 1
+
+
 def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
     """One line for a run that a budget or an interrupt stopped (None for a normal stop)."""
     reason = record.get("stop_reason")
     if reason == "time_budget":
         return (
             f"Training stopped at its time budget ({budget_minutes:g} min) after {record['epochs_run']} epochs "
-            f"({record['steps']} steps); the best epoch's weights ({record['best_epoch']}) are kept."
+            f"({record['steps']} steps); the best epoch's weights (epoch {epoch_number(record['best_epoch'])}) "
+            "are kept."
         )
     if reason == "interrupted":
         return f"Training was interrupted after {record['epochs_run']} epochs; the best epoch's weights are kept."
