@@ -130,8 +130,15 @@ def test_unparseable_dates_name_the_rows(tmp_path):
     frame["date"] = frame["date"].astype(str)
     frame.loc[4, "date"] = "yesterday"
     frame.to_csv(tmp_path / "x.csv", index=False)
-    with pytest.raises(DataValidationError, match=r"not timestamps: row 5 \('yesterday'\)"):
+    with pytest.raises(DataValidationError, match=r"not timestamps: row 5 \('yesterday'\)") as named:
         load_dataset(tmp_path / "x.csv")
+    assert "--date-column" not in str(named.value)  # a column named date: its bad rows are the problem
+    frame.loc[4, "date"] = "2016-07-01 06:00:00"  # (the timestamp it had)
+    frame.insert(0, "site", "north")  # a text first column, no column named date: taken for the dates
+    frame.rename(columns={"date": "when"}).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataValidationError, match="taken for the date column because it is the first column"):
+        load_dataset(tmp_path / "x.csv")
+    assert load_dataset(tmp_path / "x.csv", date_column="when", columns=["c0", "OT"]).shape == (10, 2)
 
 
 def test_non_numeric_column_is_named(tmp_path):
