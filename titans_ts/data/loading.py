@@ -23,6 +23,7 @@ from titans_ts.io import atomic_path
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
 _MAX_LISTED = 5
+DATE_NAMES = ("date", "datetime", "timestamp", "time")  # a column so named holds the timestamps
 
 
 class TimeOrderWarning(TitansWarning):
@@ -315,9 +316,6 @@ def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str
         frame = _in_time_order(frame, source, repeats=True)
     frame = _to_numeric(frame, source)
     return _handle_non_finite(frame, source, fill)
-
-
-DATE_NAMES = ("date", "datetime", "timestamp", "time")  # a column so named holds the timestamps
 
 
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
