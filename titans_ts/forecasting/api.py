@@ -16,6 +16,7 @@ from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
+from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, plot_forecast
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
@@ -73,8 +74,9 @@ def fit_dataset(
     tune_cpu_allocator()
     started = time.time()
     read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
-    wanted = None if columns is None else [*columns, *_targets(settings.params["target"])]
-    frame = select_columns(load_dataset(dataset, **read, long=long, columns=wanted), columns, settings.params["target"])
+    target = settings.params["target"]
+    frame = load_dataset(dataset, **read, long=long, columns=input_columns(columns, target))
+    frame = select_columns(frame, columns, target)
     params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
     estimator = TitansForecaster(**params)
     estimator.fit(frame, resume=resume)
@@ -165,9 +167,9 @@ def list_datasets() -> list[dict]:
 
 def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
     """The `columns` of `frame` as inputs (all when None), the `target` column(s) always among them."""
-    if columns is None:
+    wanted = input_columns(columns, target)
+    if wanted is None:
         return frame
-    wanted = list(dict.fromkeys([*columns, *_targets(target)]))
     present = [str(c) for c in frame.columns]
     unknown = [c for c in wanted if c not in present]
     if unknown:
@@ -180,8 +182,9 @@ def _saved_columns(estimator: TitansForecaster) -> list[str]:
     return [str(column) for column in estimator.columns_]
 
 
-def _targets(target) -> list[str]:
-    return [] if target is None else [target] if isinstance(target, str) else list(target)
+def input_columns(columns, target=None) -> list | None:
+    """The columns read as inputs: `columns` and the `target` column(s), once each; None (all) without columns."""
+    return None if columns is None else list(dict.fromkeys([*columns, *target_names(target)]))
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:

@@ -30,11 +30,16 @@ def as_frame(X) -> pd.DataFrame:
     return validate_frame(frame, source="the input data")
 
 
+def target_names(target) -> list:
+    """The `target` parameter (None, a column name, or a list of them) as a list of names."""
+    return [] if target is None else [target] if isinstance(target, str) else list(target)
+
+
 def target_positions(target, columns) -> list[int] | None:
     """Positions of the `target` column(s) among `columns`; None when every column is a target."""
     if target is None:
         return None
-    names = [target] if isinstance(target, str) else list(target)
+    names = target_names(target)
     columns = [str(c) for c in columns]
     unknown = [t for t in names if str(t) not in columns]
     if not names or unknown:
