@@ -377,7 +377,7 @@ def predict(
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps).
 
     A model fitted with --quantiles also writes its levels: a column per (column, level), e.g. OT_q0.1."""
-    from titans_ts.forecasting.api import predict_csv
+    from titans_ts.forecasting.api import forecast_csv, predict_csv
 
     chosen = levels(quantiles)
     options = dict(device=device, quantiles=chosen, **reading.for_saved_model())
@@ -385,7 +385,7 @@ def predict(
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(forecaster_note(used), highlight=False)  # stdout may be the CSV
     if written is None:
-        write_table_text(forecast.to_csv(index_label=forecast.index.name or "date"))
+        write_table_text(forecast_csv(forecast))
     else:
         console.print(
             f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."

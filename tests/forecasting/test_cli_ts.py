@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -57,6 +58,13 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     assert (pd.DatetimeIndex(forecast["date"]) == expected).all()
     assert list(forecast.columns[1:]) == list(history.columns[1:])
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    from titans_ts.forecasting import TitansForecaster
+
+    model = TitansForecaster.load(folder / "model")
+    expected = model.predict(pd.read_csv(folder / "mine.csv", index_col="date", parse_dates=True))
+    np.testing.assert_allclose(forecast.iloc[:, 1:].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    digits = [len(re.sub(r"[-.]|e.*|^0\.0*", "", cell)) for cell in out.read_text().splitlines()[1].split(",")[1:]]
+    assert max(digits) <= 7  # float32's precision, not float32 rounding printed as float64 digits
 
 
 def test_predict_to_stdout_is_csv_a_pipe_can_read_however_narrow_the_terminal(trained):

@@ -226,10 +226,16 @@ def predict_csv(
     forecast = estimator.predict(frame, quantiles=quantiles)
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
-        atomic_write_text(out_csv, forecast.to_csv(index_label=forecast.index.name or "date"))
+        atomic_write_text(out_csv, forecast_csv(forecast))
     if plot:
         plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
     return forecast, out_csv
+
+
+def forecast_csv(forecast: pd.DataFrame) -> str:
+    """A forecast as CSV text, its dates first; values to 7 significant digits, what the float32 network
+    computes (more digits would print float32 rounding as if it were information)."""
+    return forecast.to_csv(index_label=forecast.index.name or "date", float_format="%.7g")
 
 
 def evaluate_saved(
