@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,8 +176,14 @@ def test_the_defaults_are_written_once_and_the_config_reads_them():
 def test_impossible_settings_are_refused_by_one_check(series):
     from titans_ts.forecasting.model import ForecastConfig
 
-    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}):
+    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}, {"patch_len": 0}, {"stride": 0}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
             TitansForecaster(**{**TINY, **bad}).fit(series)
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
             ForecastConfig(**bad)
+    too_long = {"tokens": "patch", "lookback": TINY["lookback"], "patch_len": TINY["lookback"] + 1}
+    message = "patch_len=25 with lookback=24 and tokens='patch' (a patch is at most the lookback)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TitansForecaster(**{**TINY, **too_long}).fit(series)
+    with pytest.raises(ConfigError, match="is longer than lookback"):
+        ForecastConfig(**too_long)

@@ -53,8 +53,10 @@ class ForecastConfig:
             raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
         if self.tokens not in TOKENS:
             raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
-        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size")
+        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size", "patch_len", "stride")
         refuse(positive_problems({name: getattr(self, name) for name in sizes}))
+        if self.tokens == "patch" and self.patch_len > self.lookback:
+            raise ConfigError(f"patch_len={self.patch_len} is longer than lookback={self.lookback} (tokens='patch').")
         if self.dim % self.heads or self.dim % self.einfft_blocks:
             raise ConfigError(
                 f"dim={self.dim} must be divisible by heads={self.heads} and einfft_blocks={self.einfft_blocks}."

@@ -22,7 +22,7 @@ from titans_ts.forecasting.defaults import (
     registered_name,
 )
 
-POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
+POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size", "patch_len", "stride")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
 HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")
@@ -131,6 +131,7 @@ def mode_problems(params: dict) -> list[str]:
             problems.append(f"variant={variant!r} (one of {', '.join(VARIANTS)})")
         if params["tokens"] not in TOKENS:
             problems.append(f"tokens={params['tokens']!r} (one of {', '.join(TOKENS)})")
+        problems += patch_problems(params)
         return problems
     problems = positive_problems({"streams": params["streams"], "bptt": params["bptt"]})
     if params["online_from"] not in ONLINE_FROM:
@@ -167,7 +168,8 @@ def mode_problems(params: dict) -> list[str]:
     if isinstance(patch_len, int) and isinstance(lookback, int) and lookback < 2 * patch_len - 1:
         problems.append(
             f"lookback={lookback} with patch_len={patch_len} in mode='history' (at least 2 * patch_len - 1 = "
-            f"{2 * patch_len - 1}, so that every lookback window holds a whole patch; e.g. lookback=336)"
+            f"{2 * patch_len - 1}, so that every lookback window holds a whole patch: a longer lookback or a shorter "
+            "patch_len)"
         )
     segment = LongMemoryConfig.segment_patches  # patches per training segment (the config's default)
     chunk_size = params["chunk_size"]
@@ -183,6 +185,16 @@ def mode_problems(params: dict) -> list[str]:
                 "or use mode='window')"
             )
     return problems
+
+
+def patch_problems(params: dict) -> list[str]:
+    """Window mode's patch tokens: a patch within the lookback window."""
+    patch_len, lookback = params["patch_len"], params["lookback"]
+    if params["tokens"] != "patch" or not all(isinstance(v, int) and v >= 1 for v in (patch_len, lookback)):
+        return []
+    if patch_len <= lookback:
+        return []
+    return [f"patch_len={patch_len} with lookback={lookback} and tokens='patch' (a patch is at most the lookback)"]
 
 
 def dataset_label(dataset: str) -> str:
