@@ -176,7 +176,7 @@ def test_the_defaults_are_written_once_and_the_config_reads_them():
 def test_impossible_settings_are_refused_by_one_check(series):
     from titans_ts.forecasting.model import ForecastConfig
 
-    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}, {"patch_len": 0}, {"stride": 0}):
+    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}, {"patch_len": 0}, {"stride": 0}, {"memory_depth": 0}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
             TitansForecaster(**{**TINY, **bad}).fit(series)
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
@@ -187,3 +187,6 @@ def test_impossible_settings_are_refused_by_one_check(series):
         TitansForecaster(**{**TINY, **too_long}).fit(series)
     with pytest.raises(ConfigError, match="is longer than lookback"):
         ForecastConfig(**too_long)
+    message = "dim=30 with heads=2 (dim must be divisible by heads and by the 4 EinFFT blocks: e.g. dim=32)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TitansForecaster(**{**TINY, "dim": 30, "heads": 2}).fit(series)  # refused before any work, not by the model

@@ -53,7 +53,8 @@ class ForecastConfig:
             raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
         if self.tokens not in TOKENS:
             raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
-        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size", "patch_len", "stride")
+        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "memory_depth", "chunk_size", "patch_len")
+        sizes += ("stride",)
         refuse(positive_problems({name: getattr(self, name) for name in sizes}))
         if self.tokens == "patch" and self.patch_len > self.lookback:
             raise ConfigError(f"patch_len={self.patch_len} is longer than lookback={self.lookback} (tokens='patch').")

@@ -8,6 +8,7 @@ folder chosen, all before any data is read. `fit_dataset`, `titans-ts fit` and t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from titans_ts.forecasting.defaults import (
     registered_name,
 )
 
-POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size", "patch_len", "stride")
+POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "memory_depth", "chunk_size", "patch_len")
+POSITIVE += ("stride",)
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
 HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")
@@ -42,6 +44,7 @@ def check(params: dict) -> None:
     if params["variant"] not in UNTRAINED and positive_problems({"epochs": params["epochs"]}):
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
+    problems += width_problems(params)
     if not (isinstance(params["patience"], int) and params["patience"] >= 0):
         problems.append(f"patience={params['patience']!r} (0 or more epochs)")
     if not (is_real(params["lr"]) and params["lr"] > 0):
@@ -56,6 +59,21 @@ def check(params: dict) -> None:
         )
     problems += mode_problems(params) + quantile_problems(params)
     refuse(problems)
+
+
+def width_problems(params: dict) -> list[str]:
+    """dim splits evenly into the attention heads (and, in window mode, the EinFFT blocks)."""
+    from titans_ts.forecasting.model import ForecastConfig
+
+    dim, heads = params["dim"], params["heads"]
+    if positive_problems({"dim": dim, "heads": heads}):
+        return []  # said already
+    blocks = ForecastConfig.einfft_blocks if params["mode"] == "window" else 1
+    if dim % heads == 0 and dim % blocks == 0:
+        return []
+    step = math.lcm(heads, blocks)
+    also = f" and by the {blocks} EinFFT blocks" if blocks > 1 else ""
+    return [f"dim={dim} with heads={heads} (dim must be divisible by heads{also}: e.g. dim={-(-dim // step) * step})"]
 
 
 def quantile_problems(params: dict) -> list[str]:
