@@ -24,15 +24,12 @@ def datasets() -> None:
     """List the GenomicBenchmarks tasks (ours and the genomic-benchmarks package's) and what is here."""
     from genomics.data import GENOMIC_BENCHMARKS_HOME, list_tasks
 
-    here = {
-        "official": "full (official protocol)",
-        "bundled": "bundled test split (cross-validation)",
-        None: "[yellow]not here[/] (fetch: --protocol official)",
-    }
+    here = {"official": "full", "bundled": "test split", None: "[yellow]no[/]"}
     table = Table(title="GenomicBenchmarks tasks")
     table.add_column("task", no_wrap=True)  # the name finetune takes: never cut, whatever the width
-    for column in ("aliases", "classes", "official train/test", "here"):
-        table.add_column(column, overflow="fold")
+    for column in ("aliases", "classes", "train / test"):
+        table.add_column(column, overflow="fold")  # names a user types: folded, never cut
+    table.add_column("here", no_wrap=True)
     for row in list_tasks():
         sizes = row["official_sizes"]
         table.add_row(
@@ -43,6 +40,10 @@ def datasets() -> None:
             here[row["here"]],
         )
     console.print(table)
+    console.print(
+        "here: full (the official train and test splits, `--protocol official`), test split (bundled: the default "
+        "protocol cross-validates on it) or no."
+    )
     console.print(
         f"Full data: `titans-dna finetune TASK --protocol official` downloads it (online, genomic-benchmarks) "
         f"into {GENOMIC_BENCHMARKS_HOME}/<task>/{{train,test}}/; offline, put it there yourself."

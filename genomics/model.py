@@ -50,10 +50,11 @@ class DNAModelConfig:
     def __post_init__(self):
         if self.block not in BLOCKS:
             raise ConfigError(f"block={self.block!r} is not one of {BLOCKS}.")
-        if self.layers < 0 or self.stem_kernel < 0 or self.stride < 1:
-            raise ConfigError(
-                f"layers={self.layers} and stem_kernel={self.stem_kernel} must be >= 0, stride={self.stride} >= 1."
-            )
+        least = {"layers": 0, "stem_kernel": 0, "stride": 1}
+        values = {name: getattr(self, name) for name in least}
+        wrong = [f"{name}={values[name]} ({low} or more)" for name, low in least.items() if values[name] < low]
+        if wrong:
+            raise ConfigError(f"impossible setting(s): {'; '.join(wrong)}.")
         if not 0 <= self.stem_kmer <= 8:
             raise ConfigError(f"stem_kmer={self.stem_kmer}: use 0 (none) to 8 (a table of 4^k rows).")
         if self.stem_levels < 1 or self.stride % 2 ** (self.stem_levels - 1):

@@ -251,7 +251,10 @@ def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
 
 def test_cli_datasets_lists_tasks():
     result = runner.invoke(app, ["datasets"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0 and "human_enhancers_cohn" in result.output and "cross-validation" in result.output
+    assert result.exit_code == 0 and "human_enhancers_cohn" in result.output and "enhancer_cohn, cohn" in result.output
+    assert "test split (bundled: the default protocol cross-validates on it)" in " ".join(result.output.split())
+    narrow = runner.invoke(app, ["datasets"], env={"COLUMNS": "80"})
+    assert "human_ensembl_regulatory" in narrow.output and "…" not in narrow.output  # names folded, never cut
 
 
 @pytest.mark.parametrize("architecture", ["cnn", "transformer"])

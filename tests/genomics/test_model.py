@@ -109,8 +109,10 @@ def test_gradients_reach_the_stem():
 def test_bad_architecture_is_a_clear_error():
     from titans_ts.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="stride"):
+    with pytest.raises(ConfigError, match=r"stride=0 \(1 or more\)\.$"):
         DNAModelConfig(stride=0)
+    with pytest.raises(ConfigError, match=r": layers=-1 \(0 or more\)\.$"):  # only what is wrong is named
+        DNAModelConfig(layers=-1)
     with pytest.raises(ConfigError, match="block"):
         DNAModelConfig(block="rnn")
     with pytest.raises(ConfigError, match="stem_levels"):
