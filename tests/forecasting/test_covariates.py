@@ -69,6 +69,14 @@ def test_columns_beyond_the_fitted_ones_are_ignored_missing_ones_refused(fitted,
         fitted.predict(series.drop(columns="c1"))
 
 
+def test_an_array_of_the_fitted_width_is_read_by_position(fitted, series):
+    from_array = fitted.predict(series.to_numpy())  # a model fitted on a DataFrame, as scikit-learn reads arrays
+    np.testing.assert_array_equal(from_array.to_numpy(), fitted.predict(series).to_numpy())
+    assert fitted.evaluate(series.to_numpy()) == fitted.evaluate(series)
+    with pytest.raises(DataValidationError, match=r"trained on columns \['c0', 'c1', 'c2', 'OT'\]; the data lacks"):
+        fitted.predict(series.to_numpy()[:, :3])  # another width: no position to read it by
+
+
 def test_bad_targets_name_the_columns(series):
     with pytest.raises(DataValidationError, match=r"\['nope'\] are not in the data; its columns are"):
         TitansForecaster(**TINY, target="nope").fit(series)

@@ -232,7 +232,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         if X is None:
             context, last, step = self.context_, self.last_index_, self.step_
         else:
-            frame = self._check_columns(as_frame(X))
+            frame = self._fitted_frame(X)
             if len(frame) < self.lookback:
                 raise DataValidationError(
                     f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
@@ -359,6 +359,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             history_stream.restore_stream(estimator, tensors, config)
         return estimator
 
-    def _check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The fitted columns of `frame`, in the fitted order (other columns are ignored)."""
-        return fitted_columns(frame, self.columns_)
+    def _fitted_frame(self, X) -> pd.DataFrame:
+        """X's fitted columns, validated, in the fitted order (other columns are ignored; an array of the fitted
+        width is read by position)."""
+        return fitted_columns(as_frame(X, names=self.columns_), self.columns_)

@@ -8,7 +8,6 @@ import torch
 
 from titans_ts.data import WindowDataset, split_borders
 from titans_ts.errors import ConfigError
-from titans_ts.forecasting.inputs import as_frame
 
 
 class SplitWindows:
@@ -54,7 +53,7 @@ class SplitWindows:
         self._check_fitted()
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
-        frame = self._fit_frame if X is None else self._check_columns(as_frame(X))
+        frame = self._fit_frame if X is None else self._fitted_frame(X)
         if frame is None:
             raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
         borders = self.borders_ if X is None else split_borders(len(frame), self.lookback, self.horizon, self.protocol)

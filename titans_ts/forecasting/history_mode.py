@@ -233,7 +233,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
     if X is None:
         context, stream, last, step = estimator.context_, estimator.stream_, estimator.last_index_, estimator.step_
     else:
-        frame = estimator._check_columns(as_frame(X))
+        frame = estimator._fitted_frame(X)
         if len(frame) < estimator.lookback:
             raise DataValidationError(
                 f"predict needs at least lookback={estimator.lookback} rows; got {len(frame)}. Pass a longer history."
@@ -308,7 +308,7 @@ def update(estimator, new_rows):
     """Append observations in time order: the memory reads every new whole patch with the carried state
     (module doc), the local window moves on; predict() then forecasts after the last row."""
     estimator._check_fitted()
-    frame = estimator._check_columns(as_frame(new_rows))
+    frame = estimator._fitted_frame(new_rows)
     check_follows(estimator.last_index_, frame.index)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
     device = estimator._device()

@@ -9,8 +9,11 @@ from titans_ts.data import validate_frame
 from titans_ts.errors import ConfigError, DataValidationError
 
 
-def as_frame(X) -> pd.DataFrame:
-    """A validated DataFrame from a DataFrame or a 1-D / 2-D array (time x features: columns x0, x1, ...)."""
+def as_frame(X, names: list | None = None) -> pd.DataFrame:
+    """A validated DataFrame from a DataFrame or a 1-D / 2-D array (time x features: columns x0, x1, ...).
+
+    names: a fitted model's columns; an array with as many columns takes them, by position (as scikit-learn
+    reads an array given to a model fitted on a DataFrame)."""
     if isinstance(X, pd.DataFrame):
         frame = X
     else:
@@ -26,7 +29,9 @@ def as_frame(X) -> pd.DataFrame:
             raise DataValidationError(
                 f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}."
             )
-        frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+        width = array.shape[1]
+        positional = names is not None and len(names) == width
+        frame = pd.DataFrame(array, columns=[str(c) for c in names] if positional else [f"x{i}" for i in range(width)])
     return validate_frame(frame, source="the input data")
 
 

@@ -9,7 +9,6 @@ import torch
 
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.floors import MODEL
-from titans_ts.forecasting.inputs import as_frame
 from titans_ts.forecasting.quantiles import QuantileForecaster
 from titans_ts.forecasting.time_axis import advanced, check_follows
 
@@ -33,7 +32,7 @@ class Streaming:
 
             return history_mode.update(self, new_rows)
         self._check_streamable()
-        frame = self._check_columns(as_frame(new_rows))
+        frame = self._fitted_frame(new_rows)
         check_follows(self.last_index_, frame.index)
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
         device = self._device()
