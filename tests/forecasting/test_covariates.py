@@ -75,6 +75,10 @@ def test_an_array_of_the_fitted_width_is_read_by_position(fitted, series):
     assert fitted.evaluate(series.to_numpy()) == fitted.evaluate(series)
     with pytest.raises(DataValidationError, match=r"trained on columns \['c0', 'c1', 'c2', 'OT'\]; the data lacks"):
         fitted.predict(series.to_numpy()[:, :3])  # another width: no position to read it by
+    before = fitted.predict()
+    with pytest.raises(DataValidationError, match="give the new rows with their timestamps"):
+        fitted.update(series.to_numpy()[-5:])  # undated rows after dated ones: nothing to check or date
+    pd.testing.assert_frame_equal(fitted.predict(), before)  # refused before anything was read
 
 
 def test_bad_targets_name_the_columns(series):

@@ -31,7 +31,13 @@ def advanced(last, rows: pd.Index):
 
 def check_follows(last, rows: pd.Index) -> None:
     """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
-    read them twice and the forecasts' timestamps would run backwards. Checked before anything is read."""
+    read them twice and the forecasts' timestamps would run backwards. Checked before anything is read.
+    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones."""
+    if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
+        raise DataValidationError(
+            f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
+            "by time), so that they can be checked to come after it and the forecasts dated."
+        )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and rows[0] <= last:
         raise DataValidationError(
             f"the new rows start at {rows[0]}, not after the last row already read ({last}): give only the rows "
