@@ -21,8 +21,9 @@ def test_trainer_start_prints_no_lightning_chatter(capsys, caplog):
         assert "GPU available" not in text and "Automatic Mixed Precision" not in text
 
 
-def test_every_run_records_why_it_stopped():
-    """A budget that cuts training short is in the result (and a normal stop says which kind it was)."""
+def test_every_run_records_why_it_stopped(capfd, caplog):
+    """A budget that cuts training short is in the result (and a normal stop says which kind it was), and
+    only there: progress=False prints nothing (Lightning said "`Trainer.fit` stopped: ..." at every end)."""
     import numpy as np
     import pandas as pd
 
@@ -34,8 +35,11 @@ def test_every_run_records_why_it_stopped():
     budget = TitansForecaster(**tiny, epochs=100, max_minutes=0.0001).fit(frame)
     assert budget.history_["stop_reason"] == "time_budget" and budget.history_["epochs_run"] < 100
     assert budget.history_["steps"] >= 1 and budget.history_["train_seconds"] > 0
-    done = TitansForecaster(**tiny, epochs=1).fit(frame)
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        done = TitansForecaster(**tiny, epochs=1).fit(frame)
     assert done.history_["stop_reason"] == "max_epochs" and done.history_["epochs_run"] == 1
+    assert capfd.readouterr() == ("", "") and "stopped" not in caplog.text
     again = TitansForecaster(**tiny, epochs=1).fit(frame)  # same seed, same machine: the same numbers
     assert again.val_metrics_ == done.val_metrics_ and again.evaluate() == done.evaluate()
     early = TitansForecaster(**tiny, epochs=50, patience=1, lr=0.5).fit(frame)

@@ -17,10 +17,12 @@ from titans_ts.training.graphs import CudaGraphSteps, cuda_graphs_requested
 
 
 class _DropTrainerChatter(logging.Filter):
-    """Lightning logs a cloud-service tip and a hardware summary at every Trainer start; a 5-fold CLI run
-    would print them five times between its progress bars."""
+    """Lightning logs a cloud-service tip and a hardware summary at every Trainer start, and why it stopped at
+    every end; a 5-fold CLI run would print them five times between its progress bars, and progress=False
+    would not be quiet. Why training stopped is in the estimator's history_ (stop_reason)."""
 
     CHATTER = ("litlogger", "gpu available", "tpu available", "using bfloat16", "loading `train_dataloader`")
+    CHATTER += ("`trainer.fit` stopped",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage().lower()
