@@ -109,7 +109,7 @@ def autocorrelation_peak(values: np.ndarray, max_lag: int) -> tuple[int, float] 
 def choose(model_mse: float, floors: dict[str, float], trained: bool, fallback: str) -> tuple[str, str]:
     """(who forecasts: MODEL or a floor's name, why), from the validation MSE of the model and of each floor."""
     best = min(floors, key=floors.get)
-    scores = f"validation MSE {model_mse:.4g} against {floors[best]:.4g} for the best floor, {best}"
+    scores = f"validation MSE {model_mse:#.4g} against {floors[best]:#.4g} for the best floor, {best}"
     if not trained:
         return MODEL, f"the model is itself a naive forecast, nothing trained; {scores}"
     if model_mse <= floors[best]:
