@@ -170,8 +170,8 @@ def fit(
         "column's whole history in time order, patch by patch (--patch-len rows), and keeps learning through "
         "validation and test; a forecast adds the local window. On a benchmark dataset the long-memory search's "
         "settings are the defaults (`titans-ts defaults`); on your data pair it with --lookback 336 or 720. "
-        "--variant is then lmm (the memory) or mlp (its ablation, no memory). Under test (issue 28): behind the "
-        "baselines so far.",
+        "--variant is then lmm (the memory) or mlp (its ablation, no memory). On the benchmark grid (issue 28) it "
+        "is behind the baselines.",
     ),
     patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
     streams: int = _setting(
