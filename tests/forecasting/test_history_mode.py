@@ -310,6 +310,7 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"streams": 0}, "streams=0 (a positive integer)"),
         ({"bptt": 0}, "bptt=0 (a positive integer)"),
         ({"dim": 9}, "dim=9 with heads=2 (dim must be divisible by heads: e.g. dim=10)"),
+        ({"dim": 6, "local_model": "variate"}, "dim=6 with heads=2 (dim must be divisible by heads and by the 4 EinFF"),
         ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate)"),
         ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
         ({"local_pretrain": True}, "local_pretrain=True with local_model='rlinear' (it trains the window model"),

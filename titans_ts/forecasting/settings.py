@@ -62,13 +62,15 @@ def check(params: dict) -> None:
 
 
 def width_problems(params: dict) -> list[str]:
-    """dim splits evenly into the attention heads (and, in window mode, the EinFFT blocks)."""
+    """dim splits evenly into the attention heads (and the EinFFT blocks of a window model: window mode's, or
+    history mode's local_model='variate')."""
     from titans_ts.forecasting.model import ForecastConfig
 
     dim, heads = params["dim"], params["heads"]
     if positive_problems({"dim": dim, "heads": heads}):
         return []  # said already
-    blocks = ForecastConfig.einfft_blocks if params["mode"] == "window" else 1
+    window_model = params["mode"] == "window" or params["local_model"] == "variate"
+    blocks = ForecastConfig.einfft_blocks if window_model else 1
     if dim % heads == 0 and dim % blocks == 0:
         return []
     step = math.lcm(heads, blocks)
