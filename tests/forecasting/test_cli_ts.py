@@ -202,11 +202,11 @@ def test_history_mode_on_a_searched_dataset_takes_the_searchs_choice_unless_give
     """Not the numbers (test_experiment_claims checks them against the search): the lookup and its order."""
     from titans_ts.forecasting import defaults, settings
 
-    monkeypatch.setattr(defaults, "HISTORY_BASE", {"dim": 21, "epochs": 7})
+    monkeypatch.setattr(defaults, "HISTORY_BASE", {"dim": 40, "epochs": 7})
     monkeypatch.setattr(defaults, "HISTORY_BY_DATASET", {"ETTm2": {"lookback": 48, "error_tokens": True}})
     window = defaults.defaults_for("ETTm2")
     assert defaults.defaults_for("ettm2", "history") == window | {
-        "dim": 21,
+        "dim": 40,
         "epochs": 7,
         "lookback": 48,
         "error_tokens": True,
@@ -214,12 +214,12 @@ def test_history_mode_on_a_searched_dataset_takes_the_searchs_choice_unless_give
     assert defaults.defaults_for("ETTm1", "history") == defaults.defaults_for("ETTm1")  # no choice: the family's
     assert defaults.defaults_for("/somewhere/mine.csv", "history") == defaults.GENERAL
     resolved = settings.resolve_fit("ETTm2", mode="history", epochs=3)
-    assert resolved.params["lookback"] == 48 and resolved.params["error_tokens"] and resolved.params["dim"] == 21
+    assert resolved.params["lookback"] == 48 and resolved.params["error_tokens"] and resolved.params["dim"] == 40
     assert resolved.params["epochs"] == 3  # given wins
     assert resolved.source == "the long-memory search's choice for ETTm2"
     assert resolved.chosen["lookback"] == 48 and resolved.chosen["epochs"] == 3
     windowed = settings.resolve_fit("ETTm2")
-    assert windowed.params["lookback"] == 96 and not windowed.params["error_tokens"] and windowed.params["dim"] != 21
+    assert windowed.params["lookback"] == 96 and not windowed.params["error_tokens"] and windowed.params["dim"] != 40
     assert settings.resolve_fit("ETTm2", mode="history", lookback=720, error_tokens=False).params["lookback"] == 720
     _stop_at_the_estimator(monkeypatch)
     result = runner.invoke(app, ["fit", "--dataset", "ETTm2", "--mode", "history"], env={"COLUMNS": "200"})
@@ -263,12 +263,12 @@ def test_fit_uses_the_datasets_defaults_unless_given(monkeypatch, tmp_path):
 def test_fit_dataset_fills_in_the_datasets_defaults(monkeypatch, tmp_path):
     from titans_ts.forecasting import api, defaults
 
-    monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 11}, "ETTm": {}, "weather": {}})
+    monkeypatch.setattr(defaults, "BY_FAMILY", {"ETTh": {"dim": 44}, "ETTm": {}, "weather": {}})
     _stop_at_the_estimator(monkeypatch)
     with pytest.raises(_Stop) as stopped:
         api.fit_dataset("ETTh1", horizon=96, dropout=0.3)
     params = stopped.value.args[0]
-    assert params["dim"] == 11 and params["dropout"] == 0.3 and params["protocol"] == "ett_hourly"
+    assert params["dim"] == 44 and params["dropout"] == 0.3 and params["protocol"] == "ett_hourly"
     assert set(params) == set(defaults.ESTIMATOR)  # every setting resolved, none left to the estimator
 
 
