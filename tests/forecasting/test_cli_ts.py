@@ -129,13 +129,13 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
             ["predict", "--model", str(tmp_path), "--input", str(folder / "mine.csv")],
             "not a saved forecaster",
         ),
-        (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "trained on columns"),
+        (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "has no column(s) ['c0', 'c1']"),
     ]
     write_series(tmp_path / "other.csv", rows=100, columns=2)
     cases.append(
         (
             ["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
-            "the data lacks ['c1']",
+            "has no column(s) ['c1']",
         )
     )
     (tmp_path / "folder").mkdir()

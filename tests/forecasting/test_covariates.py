@@ -109,7 +109,8 @@ def test_cli_fit_with_target_and_columns(tmp_path):
     assert "--columns" in " ".join(everything.stderr.split())
 
     unknown = runner.invoke(app, [*args[:-1], "c0,zz", "--out", str(tmp_path / "bad")])
-    assert unknown.exit_code == 2 and "['zz'] are not in the data" in unknown.stderr
+    assert unknown.exit_code == 2 and "has no column(s) ['zz']" in unknown.stderr
+    assert "its columns are ['c0', 'site', 'c1', 'c2', 'OT']" in " ".join(unknown.stderr.split())  # the file's
     assert not (tmp_path / "bad").exists()
     target_on_predict = runner.invoke(
         app, ["predict", "--model", str(out), "--input", str(tmp_path / "wide.csv"), "--target", "OT"]

@@ -23,6 +23,7 @@ from titans_ts.io import atomic_path
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
 _MAX_LISTED = 5
+_MAX_COLUMNS_LISTED = 30  # a wide file's columns, named in an error
 DATE_NAMES = ("date", "datetime", "timestamp", "time")  # a column so named holds the timestamps
 
 
@@ -185,14 +186,14 @@ def read_series_csv(
             frame = _evenly_spaced(frame, path, fill)
         else:
             frame.index.name = "step"
-        return validate_frame(_kept(frame, columns), source=str(path), fill=fill)
+        return validate_frame(_kept(frame, columns, path), source=str(path), fill=fill)
     date_col = _pick_date_column(raw, path, date_column)
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
         frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)
-        return validate_frame(_kept(frame, columns), source=str(path), fill=fill)
+        return validate_frame(_kept(frame, columns, path), source=str(path), fill=fill)
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
-    frame = _kept(raw.drop(columns=[date_col]), columns)
+    frame = _kept(raw.drop(columns=[date_col]), columns, path)
     try:
         frame.index = parse_dates(raw[date_col], path, date_col)
     except DataValidationError as exc:
@@ -207,14 +208,20 @@ def read_series_csv(
     return validate_frame(frame, source=str(path), fill=fill)
 
 
-def _kept(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    """The `columns` of `frame` that it has (all when None), in the frame's order; the caller reports a missing one
-    (with none of them here, the frame is left whole, so that its check names the columns the file has)."""
+def _kept(frame: pd.DataFrame, columns, path) -> pd.DataFrame:
+    """The `columns` of `frame` (all when None), in the frame's order; one missing is an error naming the
+    columns the file has (a check after this read would see only the ones kept)."""
     if columns is None:
         return frame
+    present = [str(column) for column in frame.columns]
+    missing = [str(name) for name in columns if str(name) not in present]
+    if missing:
+        raise DataValidationError(
+            f"{path}: has no column(s) {missing}, of the columns {[str(c) for c in columns]} to read; its columns "
+            f"are {present[:_MAX_COLUMNS_LISTED]}{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}."
+        )
     wanted = {str(name) for name in columns}
-    kept = [column for column in frame.columns if str(column) in wanted]
-    return frame[kept] if kept else frame
+    return frame[[column for column in frame.columns if str(column) in wanted]]
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
