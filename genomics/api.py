@@ -79,7 +79,7 @@ def finetune(
             )
         task_name, data, train, test = Path(dataset).name, own, None, None
         available = "cv"
-        note = f"your data ({len(own)} sequences): stratified {folds}-fold cross-validation"
+        note = f"your data ({len(own)} sequences, {len(own.classes)} classes)"
     else:
         task = load_task(dataset, data_root=data_root, download=protocol == "official")
         task_name, available, note = task.name, task.protocol, task.note

@@ -118,6 +118,8 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     )
     assert result.exit_code == 0, result.output
     assert "cross-validation" in result.output and "mean ± std" in result.output
+    printed = " ".join(result.output.split())
+    assert "Protocol: stratified 2-fold cross-validation - your data (" in printed and printed.count("-fold") == 1
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
     assert len(metrics["folds"]) == 2 and 0 <= metrics["accuracy"] <= 1
     predicted = runner.invoke(
