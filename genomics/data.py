@@ -57,9 +57,9 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
     if not sequences:
         raise DataValidationError(f"{source}: no sequences.")
     tokenizer = DNATokenizer()
-    for i, sequence in enumerate(sequences):
+    for i, sequence in enumerate(sequences, 1):  # counted from 1 in errors, as a reader of the file counts
         tokenizer.encode(sequence, name=f"{source}, sequence {i}")
-    for row, label in enumerate(labels):
+    for row, label in enumerate(labels, 1):
         if np.ndim(label) != 0:
             raise DataValidationError(
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "

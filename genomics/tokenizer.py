@@ -41,7 +41,8 @@ class DNATokenizer:
     pad_id = PAD_ID
 
     def encode(self, sequence: str, add_special_tokens: bool = False, name: str | None = None) -> np.ndarray:
-        """ids of one sequence; `name` (e.g. 'sequence 12') makes errors point at the input."""
+        """ids of one sequence; `name` (e.g. 'sequence 12') makes errors point at the input. Sequences and
+        positions in errors count from 1, as a reader of the file counts them."""
         where = f"{name}: " if name else ""
         if not isinstance(sequence, str):
             raise SequenceError(f"{where}expected a string of nucleotides; got {type(sequence).__name__}.")
@@ -51,7 +52,7 @@ class DNATokenizer:
         if len(raw) != len(sequence):  # a non-ASCII character
             position = next(i for i, ch in enumerate(sequence) if ord(ch) > 127)
             raise SequenceError(
-                f"{where}character {sequence[position]!r} at position {position} is not a "
+                f"{where}character {sequence[position]!r} at position {position + 1} is not a "
                 "nucleotide code (A, C, G, T, N or an IUPAC ambiguity code)."
             )
         ids = _LOOKUP[raw]
@@ -59,7 +60,7 @@ class DNATokenizer:
         if len(bad):
             position = int(bad[0])
             raise SequenceError(
-                f"{where}character {sequence[position]!r} at position {position} is not a "
+                f"{where}character {sequence[position]!r} at position {position + 1} is not a "
                 f"nucleotide code (A, C, G, T, N or an IUPAC ambiguity code); {len(bad)} such "
                 "character(s) in all."
             )
@@ -76,7 +77,7 @@ class DNATokenizer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut.
         transform (ids -> ids), if given, is applied to each encoded sequence first (augmentation)."""
-        encoded = [self.encode(s, add_special_tokens, name=f"sequence {i}") for i, s in enumerate(sequences)]
+        encoded = [self.encode(s, add_special_tokens, name=f"sequence {i}") for i, s in enumerate(sequences, 1)]
         if transform is not None:
             encoded = [transform(ids) for ids in encoded]
         if max_length is not None:

@@ -39,7 +39,7 @@ def test_estimator_conventions_and_round_trip(tmp_path):
     model.save(tmp_path / "clf")
     loaded = DNAClassifier.load(tmp_path / "clf")
     np.testing.assert_array_equal(loaded.predict_proba(sequences), probabilities)
-    with pytest.raises(SequenceError, match="position 2"):
+    with pytest.raises(SequenceError, match="position 3"):
         model.predict(["ACXT"])
 
 
@@ -80,7 +80,7 @@ def test_bad_arguments_to_the_estimator_are_named():
         (
             lambda: DNAClassifier(**TINY).fit(sequences, np.r_[np.nan, np.ones(29)]),
             DataValidationError,
-            "sequence 0 has no label",
+            "sequence 1 has no label",
         ),
         (lambda: DNAClassifier(**{**TINY, "lr": "fast"}).fit(sequences, labels), ConfigError, "lr='fast' (positive)"),
         (lambda: DNAClassifier(**{**TINY, "max_length": 0}).fit(sequences, labels), ConfigError, "max_length=0"),
@@ -199,7 +199,7 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
     cases = [
         (["predict", "-m", model, "-i", missing], "none.fa does not exist"),
         (["predict", "-m", model, "-i", str(tmp_path / "empty.csv")], "empty.csv is empty"),
-        (["predict", "-m", model, "-i", str(tmp_path / "blank.csv")], "blank.csv, sequence 1: empty sequence"),
+        (["predict", "-m", model, "-i", str(tmp_path / "blank.csv")], "blank.csv, sequence 2: empty sequence"),
         (["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "folder")], "is a folder"),
         (
             ["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "ok.fa")],

@@ -107,10 +107,10 @@ def test_csv_with_variable_lengths_and_string_or_integer_labels(tmp_path):
 
 def test_bad_sequences_and_labels_are_named(tmp_path):
     pd.DataFrame({"seq": ["ACGT", "ACXT"], "label": [0, 1]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(SequenceError, match=r"sequence 1: character 'X' at position 2"):
+    with pytest.raises(SequenceError, match=r"sequence 2: character 'X' at position 3"):
         read_csv(tmp_path / "bad.csv")
     pd.DataFrame({"seq": ["ACGT", ""], "label": [0, 1]}).to_csv(tmp_path / "empty.csv", index=False)
-    with pytest.raises(SequenceError, match="sequence 1: empty sequence"):
+    with pytest.raises(SequenceError, match="sequence 2: empty sequence"):
         read_csv(tmp_path / "empty.csv")
     pd.DataFrame({"sequence": ["ACGT"], "y": [0]}).to_csv(tmp_path / "cols.csv", index=False)
     with pytest.raises(DataValidationError, match=r"no column\(s\) \['seq', 'label'\]"):

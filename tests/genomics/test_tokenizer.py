@@ -22,7 +22,7 @@ def test_iupac_ambiguity_codes_map_to_n():
 
 
 @pytest.mark.parametrize(
-    "sequence, position, char", [("ACGXT", 3, "X"), ("AC GT", 2, " "), ("ACGTé", 4, "é"), ("-ACG", 0, "-")]
+    "sequence, position, char", [("ACGXT", 4, "X"), ("AC GT", 3, " "), ("ACGTé", 5, "é"), ("-ACG", 1, "-")]
 )
 def test_other_characters_name_their_position(sequence, position, char):
     with pytest.raises(SequenceError, match=f"character {char!r} at position {position}"):
@@ -30,7 +30,7 @@ def test_other_characters_name_their_position(sequence, position, char):
 
 
 def test_empty_sequence_is_an_error():
-    with pytest.raises(SequenceError, match="sequence 1: empty sequence"):
+    with pytest.raises(SequenceError, match="sequence 2: empty sequence"):
         tok.batch_encode(["ACGT", ""])
 
 
