@@ -441,9 +441,11 @@ def evaluate(
             console.print(blended, highlight=False)
     elif online:
         m = metrics["test_online"]
-        console.print(
-            f"Test, online (memory carried forward): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
-        )
+        from titans_ts.forecasting.floors import MODEL as THE_MODEL
+
+        used = metrics.get("forecaster_used", THE_MODEL)
+        how = "memory carried forward" if used == THE_MODEL else f"{used}, in the model's place: nothing carried"
+        console.print(f"Test, online ({how}): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows.")
     if "by_step" in metrics:
         console.print(errors_table("Test errors by column", metrics["by_column"]))
         by_step = metrics["by_step"]

@@ -172,6 +172,9 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     shown = runner.invoke(app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "daily.csv")])
     assert shown.exit_code == 0 and "Forecaster used: repeat last" in shown.output
     assert "the scores of repeat last" in " ".join(shown.output.split())
+    evaluate = ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "daily.csv")]
+    online = runner.invoke(app, [*evaluate, "--online"])
+    assert "Test, online (repeat last, in the model's place: nothing carried)" in " ".join(online.output.split())
 
     # a model saved before floors existed: its network forecasts, as it did then
     config = json.loads((model / "config.json").read_text())
