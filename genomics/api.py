@@ -247,7 +247,8 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
         )
         if "seq" not in frame.columns:
             raise ConfigError(f"{path}: needs a 'seq' column; columns are {list(frame.columns)}.")
-        names = [str(n) for n in (frame["name"] if "name" in frame.columns else frame.index)]
+        numbered = [str(i) for i in range(1, len(frame) + 1)]  # counted from 1, as its errors count sequences
+        names = [str(n) for n in frame["name"]] if "name" in frame.columns else numbered
         sequences = ["" if pd.isna(s) else s for s in frame["seq"].tolist()]  # an empty cell: an empty sequence
     else:
         records = read_fasta(path)

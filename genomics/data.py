@@ -128,7 +128,7 @@ def read_fasta(path) -> list[tuple[str, str]]:
             if line.startswith(">"):
                 if name is not None:
                     records.append((name, "".join(parts)))
-                name, parts = line[1:].split()[0] if len(line) > 1 else f"record{len(records)}", []
+                name, parts = line[1:].split()[0] if len(line) > 1 else f"record{len(records) + 1}", []
             elif name is None:
                 raise DataValidationError(
                     f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file?"

@@ -137,9 +137,9 @@ def test_a_split_by_dates():
         date_protocol(index, "soon", "later")
     with pytest.raises(ConfigError, match="indexed by step"):
         date_protocol(pd.RangeIndex(1000), "2017-01-20", "2017-02-01")
-    with pytest.raises(DataValidationError, match="too short.*or give the test split more rows"):
+    with pytest.raises(DataValidationError, match="too short.*so that the test split has more"):
         split_borders(1000, 24, 12, "rows_456_995")  # 5 test rows: the split the dates chose, not the series
-    with pytest.raises(DataValidationError, match=r"too short.*or give the train split more rows \(split="):
+    with pytest.raises(DataValidationError, match="too short.*or split the rows so that the train split has more"):
         split_borders(1000, 24, 12, "rows_30_500")
     with pytest.raises(ConfigError, match="either as fractions or as dates"):
         from titans_ts.data import protocol_for

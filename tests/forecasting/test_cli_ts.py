@@ -62,9 +62,24 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
 
     model = TitansForecaster.load(folder / "model")
     expected = model.predict(pd.read_csv(folder / "mine.csv", index_col="date", parse_dates=True))
-    np.testing.assert_allclose(forecast.iloc[:, 1:].to_numpy(), expected.to_numpy(), rtol=1e-6)
-    digits = [len(re.sub(r"[-.]|e.*|^0\.0*", "", cell)) for cell in out.read_text().splitlines()[1].split(",")[1:]]
-    assert max(digits) <= 7  # float32's precision, not float32 rounding printed as float64 digits
+    scales = model.scaler_.scale_
+    np.testing.assert_allclose(forecast.iloc[:, 1:].to_numpy(), expected.to_numpy(), rtol=0, atol=scales.max() * 1e-6)
+    first = out.read_text().splitlines()[1].split(",")[1:]
+    decimals = [len(cell.split(".")[1]) if "." in cell else 0 for cell in first]
+    assert max(decimals) <= 7 - np.floor(np.log10(scales.min()))  # float32's precision, not float64 digits
+
+
+def test_forecast_decimals_follow_each_columns_scale_not_its_size():
+    from types import SimpleNamespace
+
+    from titans_ts.forecasting.api import _computed_decimals
+
+    scaler = SimpleNamespace(scale_=np.array([1.0, 1000.0, 0.01]))
+    model = SimpleNamespace(columns_=["a", "big", "a_b"], targets_=["a", "big", "a_b"], scaler_=scaler)
+    columns = ["a", "big", "a_b", "a_q0.1", "a_b_q0.9"]
+    assert _computed_decimals(model, columns) == {"a": 7, "big": 4, "a_b": 9, "a_q0.1": 7, "a_b_q0.9": 9}
+    around_a_million = pd.DataFrame({"a": [1000123.4561234567]}).round(_computed_decimals(model, ["a"]))
+    assert around_a_million.to_csv(index=False).splitlines()[1] == "1000123.4561235"  # a mean keeps its decimals
 
 
 def test_predict_to_stdout_is_csv_a_pipe_can_read_however_narrow_the_terminal(trained):

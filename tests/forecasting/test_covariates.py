@@ -81,6 +81,16 @@ def test_an_array_of_the_fitted_width_is_read_by_position(fitted, series):
     pd.testing.assert_frame_equal(fitted.predict(), before)  # refused before anything was read
 
 
+def test_a_series_keeps_its_dates_and_name(series):
+    model = TitansForecaster(**TINY).fit(series["OT"])
+    assert model.columns_ == ["OT"] and isinstance(model.predict().index, pd.DatetimeIndex)
+    pd.testing.assert_frame_equal(model.predict(series["OT"].rename("other")), model.predict(series[["OT"]]))
+    before = model.predict()
+    with pytest.raises(DataValidationError, match="not after the last row already read"):
+        model.update(series["OT"].iloc[-3:])  # dated: checked like a frame's rows
+    pd.testing.assert_frame_equal(model.predict(), before)
+
+
 def test_bad_targets_name_the_columns(series):
     with pytest.raises(DataValidationError, match=r"\['nope'\] are not in the data; its columns are"):
         TitansForecaster(**TINY, target="nope").fit(series)

@@ -176,11 +176,18 @@ def test_the_defaults_are_written_once_and_the_config_reads_them():
 def test_impossible_settings_are_refused_by_one_check(series):
     from titans_ts.forecasting.model import ForecastConfig
 
-    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}, {"patch_len": 0}, {"stride": 0}, {"memory_depth": 0}):
+    patch = {"tokens": "patch"}
+    for bad in ({"horizon": 0}, {"chunk_size": 0}, {"heads": 0}, {"memory_depth": 0}, {"patch_len": 0, **patch}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
             TitansForecaster(**{**TINY, **bad}).fit(series)
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=0 \\(a positive integer\\)"):
             ForecastConfig(**bad)
+    with pytest.raises(ConfigError, match=r"stride=0 \(a positive integer\)"):
+        ForecastConfig(stride=0, **patch)
+    for unused in ({"variant": "attention", "memory_depth": 0}, {"patch_len": 0, "stride": 0}):  # variate tokens
+        ForecastConfig(**unused)  # settings a model does not use are not checked, as before
+        TitansForecaster(**{**TINY, **unused}).check_params()
+    ForecastConfig(variant="dlinear", tokens="patch", lookback=8)  # DLinear reads no patches
     too_long = {"tokens": "patch", "lookback": TINY["lookback"], "patch_len": TINY["lookback"] + 1}
     message = "patch_len=25 with lookback=24 and tokens='patch' (a patch is at most the lookback)"
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -67,7 +67,7 @@ def load_dataset(
     long: (id column, time column, value column) of a long-format table (one row per series and time),
       made into one column per series (see `titans_ts.data.long_format` for unequal lengths and gaps).
     columns: read only these value columns (the others, e.g. a text column, are neither read nor checked); a name
-      the file lacks is left out here and reported by the caller, who knows what it was for.
+      the file lacks is a DataValidationError naming the file's columns.
 
     A file without a timestamp column (every column numeric) is a series indexed by step 0, 1, 2, ...;
     forecasts continue the steps. A user's file must have evenly spaced, strictly increasing timestamps:

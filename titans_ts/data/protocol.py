@@ -75,8 +75,7 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
         hint = f" At least {need} rows are needed" if need else " Shorten lookback or horizon"
         empty = [name for name, count in counts.items() if count < 1]
         if not need and protocol.startswith(("rows_", "ratio_")) and empty:  # a split the user chose
-            where = "split= / split_dates=; CLI --split / --split-dates"
-            hint += f", or give the {' and '.join(empty)} split more rows ({where})"
+            hint += f", or split the rows so that the {' and '.join(empty)} split has more of them"
         if borders.val[0] < 0:
             found = f"the lookback is longer than the training split ({train_end} rows)"
         else:

@@ -212,6 +212,7 @@ def predict_csv(
     quantiles: list[float] | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
+    The forecast's values are rounded to what the float32 network computes (`_computed_decimals`).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
@@ -224,6 +225,7 @@ def predict_csv(
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
     frame = load_dataset(Path(input_csv), **read, columns=_saved_columns(estimator))
     forecast = estimator.predict(frame, quantiles=quantiles)
+    forecast = forecast.round(_computed_decimals(estimator, forecast.columns))
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
         atomic_write_text(out_csv, forecast_csv(forecast))
@@ -233,9 +235,24 @@ def predict_csv(
 
 
 def forecast_csv(forecast: pd.DataFrame) -> str:
-    """A forecast as CSV text, its dates first; values to 7 significant digits, what the float32 network
-    computes (more digits would print float32 rounding as if it were information)."""
-    return forecast.to_csv(index_label=forecast.index.name or "date", float_format="%.7g")
+    """A forecast as CSV text, its dates first."""
+    return forecast.to_csv(index_label=forecast.index.name or "date")
+
+
+def _computed_decimals(estimator: TitansForecaster, columns) -> dict:
+    """Decimals per forecast column (a target, or a target's level: OT_q0.1) that the float32 network computes:
+    it forecasts scaled values to about 1e-7, so a column of scale s is known to about s * 1e-7, whatever its
+    mean (more digits would print float32 rounding as if it were information)."""
+    import math
+
+    positions = {str(c): i for i, c in enumerate(estimator.columns_)}
+    scales = {str(t): float(estimator.scaler_.scale_[positions[str(t)]]) for t in estimator.targets_}
+    decimals = {}
+    for column in columns:
+        target = max((t for t in scales if column == t or column.startswith(f"{t}_q")), key=len, default=None)
+        if target is not None:
+            decimals[column] = max(0, math.ceil(7 - math.log10(scales[target])))
+    return decimals
 
 
 def evaluate_saved(

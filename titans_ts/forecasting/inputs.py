@@ -10,12 +10,16 @@ from titans_ts.errors import ConfigError, DataValidationError
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
-    """A validated DataFrame from a DataFrame or a 1-D / 2-D array (time x features: columns x0, x1, ...).
+    """A validated DataFrame from a DataFrame, a Series (one column, named by its name) or a 1-D / 2-D array
+    (time x features: columns x0, x1, ...).
 
     names: a fitted model's columns; an array with as many columns takes them, by position (as scikit-learn
     reads an array given to a model fitted on a DataFrame)."""
     if isinstance(X, pd.DataFrame):
         frame = X
+    elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's
+        name = names[0] if names is not None and len(names) == 1 else "x0" if X.name is None else X.name
+        frame = X.to_frame(name=str(name))
     else:
         if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
             raise DataValidationError(

@@ -19,6 +19,8 @@ from titans_ts.memory import PersistentAttention, make_block
 
 VARIANTS = ("lmm", "mac", "mag", "mal", "attention", "dlinear", "naive", "seasonal_naive")
 UNTRAINED = ("naive", "seasonal_naive")  # the forecasts everyone runs first: nothing to fit
+MEMORY_VARIANTS = ("lmm", "mac", "mag", "mal")  # the Titans blocks: a neural memory of memory_depth layers
+TOKENIZED = (*MEMORY_VARIANTS, "attention")  # the SiMBA backbone, which reads tokens (variates or patches)
 TOKENS = ("patch", "variate")
 
 
@@ -53,10 +55,12 @@ class ForecastConfig:
             raise ConfigError(f"variant={self.variant!r} is not one of {VARIANTS}.")
         if self.tokens not in TOKENS:
             raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
-        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "memory_depth", "chunk_size", "patch_len")
-        sizes += ("stride",)
+        sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size")
+        sizes += ("memory_depth",) if self.variant in MEMORY_VARIANTS else ()
+        patches = self.tokens == "patch" and self.variant in TOKENIZED
+        sizes += ("patch_len", "stride") if patches else ()
         refuse(positive_problems({name: getattr(self, name) for name in sizes}))
-        if self.tokens == "patch" and self.patch_len > self.lookback:
+        if patches and self.patch_len > self.lookback:
             raise ConfigError(f"patch_len={self.patch_len} is longer than lookback={self.lookback} (tokens='patch').")
         if self.dim % self.heads or self.dim % self.einfft_blocks:
             raise ConfigError(

@@ -23,8 +23,7 @@ from titans_ts.forecasting.defaults import (
     registered_name,
 )
 
-POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "memory_depth", "chunk_size", "patch_len")
-POSITIVE += ("stride",)
+POSITIVE = ("horizon", "lookback", "batch_size", "dim", "layers", "heads", "chunk_size")
 MODES = ("window", "history")  # TitansForecaster's mode (history: history_mode.py)
 HISTORY_UNSUPPORTED = ("target", "devices", "num_nodes")  # covariates and training on several devices
 HISTORY_ONLY = ("streams", "bptt", "local_model", "error_tokens", "local_pretrain")
@@ -44,7 +43,7 @@ def check(params: dict) -> None:
     if params["variant"] not in UNTRAINED and positive_problems({"epochs": params["epochs"]}):
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
-    problems += width_problems(params)
+    problems += used_sizes_problems(params) + width_problems(params)
     if not (isinstance(params["patience"], int) and params["patience"] >= 0):
         problems.append(f"patience={params['patience']!r} (0 or more epochs)")
     if not (is_real(params["lr"]) and params["lr"] > 0):
@@ -207,10 +206,25 @@ def mode_problems(params: dict) -> list[str]:
     return problems
 
 
+def used_sizes_problems(params: dict) -> list[str]:
+    """The sizes a run uses, positive: the memory's depth (a Titans block, or history mode), the patch length (patch
+    tokens of the SiMBA backbone, or history mode) and window mode's patch stride."""
+    from titans_ts.forecasting.model import MEMORY_VARIANTS, TOKENIZED
+
+    history = params["mode"] == "history"
+    patches = params["tokens"] == "patch" and params["variant"] in TOKENIZED
+    used = ["memory_depth"] if history or params["variant"] in MEMORY_VARIANTS else []
+    used += ["patch_len"] if history else ["patch_len", "stride"] if patches else []
+    return positive_problems({name: params[name] for name in used})
+
+
 def patch_problems(params: dict) -> list[str]:
     """Window mode's patch tokens: a patch within the lookback window."""
+    from titans_ts.forecasting.model import TOKENIZED
+
     patch_len, lookback = params["patch_len"], params["lookback"]
-    if params["tokens"] != "patch" or not all(isinstance(v, int) and v >= 1 for v in (patch_len, lookback)):
+    patches = params["tokens"] == "patch" and params["variant"] in TOKENIZED
+    if not patches or not all(isinstance(v, int) and v >= 1 for v in (patch_len, lookback)):
         return []
     if patch_len <= lookback:
         return []
