@@ -32,6 +32,7 @@ from cli.ts_tables import (
     errors_table,
     forecaster_note,
     metrics_table,
+    online_note,
     print_quantile_scores,
     reset_mix_note,
 )
@@ -440,12 +441,7 @@ def evaluate(
         if blended:
             console.print(blended, highlight=False)
     elif online:
-        m = metrics["test_online"]
-        from titans_ts.forecasting.floors import MODEL as THE_MODEL
-
-        used = metrics.get("forecaster_used", THE_MODEL)
-        how = "memory carried forward" if used == THE_MODEL else f"{used}, in the model's place: nothing carried"
-        console.print(f"Test, online ({how}): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows.")
+        console.print(online_note(metrics))
     if "by_step" in metrics:
         console.print(errors_table("Test errors by column", metrics["by_column"]))
         by_step = metrics["by_step"]

@@ -68,6 +68,16 @@ def _nominal(interval: str) -> str:
     return f"{round(100 * (high - low))} %"
 
 
+def online_note(metrics: dict) -> str:
+    """A window-mode model's online test score (evaluate --online), and who made it: where a floor forecasts in
+    the model's place, nothing is carried."""
+    from titans_ts.forecasting.floors import MODEL
+
+    used, m = metrics.get("forecaster_used", MODEL), metrics["test_online"]
+    how = "memory carried forward" if used == MODEL else f"{used}, in the model's place: nothing carried"
+    return f"Test, online ({how}): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
+
+
 def metrics_table(title: str, metrics: dict) -> Table:
     """val and test; a history-mode model's frozen and online rows. Where a floor forecasts in the model's place
     (fallback), the title says the scores are the floor's, and a history-mode model's rows are one pair."""

@@ -75,10 +75,11 @@ def test_forecast_decimals_follow_each_columns_scale_not_its_size():
     from titans_ts.forecasting.api import _computed_decimals
 
     scaler = SimpleNamespace(scale_=np.array([1.0, 1000.0, 0.01]))
-    model = SimpleNamespace(columns_=["a", "big", "a_b"], targets_=["a", "big", "a_b"], scaler_=scaler)
-    columns = ["a", "big", "a_b", "a_q0.1", "a_b_q0.9"]
-    assert _computed_decimals(model, columns) == {"a": 7, "big": 4, "a_b": 9, "a_q0.1": 7, "a_b_q0.9": 9}
-    around_a_million = pd.DataFrame({"a": [1000123.4561234567]}).round(_computed_decimals(model, ["a"]))
+    model = SimpleNamespace(targets_=["a", "big", "a_b"], _target_scaler=lambda: scaler)
+    forecast = pd.DataFrame(columns=["a", "big", "a_b", "a_q0.1", "a_b_q0.9"], dtype=float)
+    assert _computed_decimals(model, forecast) == {"a": 7, "big": 4, "a_b": 9, "a_q0.1": 7, "a_b_q0.9": 9}
+    around_a_million = pd.DataFrame({"a": [1000123.4561234567]})
+    around_a_million = around_a_million.round(_computed_decimals(model, around_a_million))
     assert around_a_million.to_csv(index=False).splitlines()[1] == "1000123.4561235"  # a mean keeps its decimals
 
 

@@ -17,7 +17,7 @@ from titans_ts.errors import ConfigError
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
 from titans_ts.forecasting.inputs import target_names
-from titans_ts.forecasting.plots import check_plot_path, plot_forecast
+from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
 from titans_ts.training import check_device
@@ -177,11 +177,6 @@ def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
     return frame.set_axis(present, axis=1)[wanted]
 
 
-def _saved_columns(estimator: TitansForecaster) -> list[str]:
-    """The columns a saved model reads: a file's other columns (e.g. text) are not read, as at fit."""
-    return [str(column) for column in estimator.columns_]
-
-
 def input_columns(columns, target=None) -> list | None:
     """The columns read as inputs: `columns` and the `target` column(s), once each; None (all) without columns."""
     return None if columns is None else list(dict.fromkeys([*columns, *target_names(target)]))
@@ -223,9 +218,9 @@ def predict_csv(
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    frame = load_dataset(Path(input_csv), **read, columns=_saved_columns(estimator))
+    frame = load_dataset(Path(input_csv), **read, columns=estimator.columns_)  # a file's other columns unread
     forecast = estimator.predict(frame, quantiles=quantiles)
-    forecast = forecast.round(_computed_decimals(estimator, forecast.columns))
+    forecast = forecast.round(_computed_decimals(estimator, forecast))
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None:
         atomic_write_text(out_csv, forecast_csv(forecast))
@@ -239,19 +234,17 @@ def forecast_csv(forecast: pd.DataFrame) -> str:
     return forecast.to_csv(index_label=forecast.index.name or "date")
 
 
-def _computed_decimals(estimator: TitansForecaster, columns) -> dict:
-    """Decimals per forecast column (a target, or a target's level: OT_q0.1) that the float32 network computes:
-    it forecasts scaled values to about 1e-7, so a column of scale s is known to about s * 1e-7, whatever its
-    mean (more digits would print float32 rounding as if it were information)."""
+def _computed_decimals(estimator: TitansForecaster, forecast: pd.DataFrame) -> dict:
+    """Decimals per forecast column (a target, and its levels: OT_q0.1) that the float32 network computes: it
+    forecasts scaled values to about 1e-7, so a column of scale s is known to about s * 1e-7, whatever its mean
+    (more digits would print float32 rounding as if it were information)."""
     import math
 
-    positions = {str(c): i for i, c in enumerate(estimator.columns_)}
-    scales = {str(t): float(estimator.scaler_.scale_[positions[str(t)]]) for t in estimator.targets_}
     decimals = {}
-    for column in columns:
-        target = max((t for t in scales if column == t or column.startswith(f"{t}_q")), key=len, default=None)
-        if target is not None:
-            decimals[column] = max(0, math.ceil(7 - math.log10(scales[target])))
+    for target, scale in zip(estimator.targets_, estimator._target_scaler().scale_, strict=True):
+        places = max(0, math.ceil(7 - math.log10(scale)))
+        names = [target, *(levels.name for levels in level_columns(forecast, target).values())]
+        decimals |= {name: places for name in names if name in forecast.columns}
     return decimals
 
 
@@ -288,7 +281,7 @@ def evaluate_saved(
         check_out_file(out, [dataset])
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=_saved_columns(estimator))
+    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=estimator.columns_)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
