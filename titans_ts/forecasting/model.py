@@ -6,6 +6,7 @@ as the attention baseline, causal softmax attention in the same code path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -22,6 +23,28 @@ UNTRAINED = ("naive", "seasonal_naive")  # the forecasts everyone runs first: no
 MEMORY_VARIANTS = ("lmm", "mac", "mag", "mal")  # the Titans blocks: a neural memory of memory_depth layers
 TOKENIZED = (*MEMORY_VARIANTS, "attention")  # the SiMBA backbone, which reads tokens (variates or patches)
 TOKENS = ("patch", "variate")
+
+
+def reads_patches(variant: str, tokens: str) -> bool:
+    """Whether a window model cuts its lookback into patches: patch tokens of the SiMBA backbone."""
+    return tokens == "patch" and variant in TOKENIZED
+
+
+def width_problems(dim, heads, blocks: int = 1) -> list[str]:
+    """dim split evenly into the attention heads and, for a window model, its EinFFT blocks (nothing to say
+    when dim or heads is not a positive integer: that is said where sizes are checked)."""
+    if positive_problems({"dim": dim, "heads": heads}) or (dim % heads == 0 and dim % blocks == 0):
+        return []
+    step = math.lcm(heads, blocks)
+    also = f" and by the {blocks} EinFFT blocks" if blocks > 1 else ""
+    return [f"dim={dim} with heads={heads} (dim must be divisible by heads{also}: e.g. dim={-(-dim // step) * step})"]
+
+
+def used_sizes(variant: str, tokens: str) -> tuple[str, ...]:
+    """The sizes a window model uses beyond its backbone's: memory_depth for a Titans block, patch_len and
+    stride for patch tokens (the others are not checked, so that a model that ignores them takes any value)."""
+    memory = ("memory_depth",) if variant in MEMORY_VARIANTS else ()
+    return memory + (("patch_len", "stride") if reads_patches(variant, tokens) else ())
 
 
 @dataclass(frozen=True)
@@ -56,16 +79,11 @@ class ForecastConfig:
         if self.tokens not in TOKENS:
             raise ConfigError(f"tokens={self.tokens!r} is not one of {TOKENS}.")
         sizes = ("lookback", "horizon", "channels", "dim", "layers", "heads", "chunk_size")
-        sizes += ("memory_depth",) if self.variant in MEMORY_VARIANTS else ()
-        patches = self.tokens == "patch" and self.variant in TOKENIZED
-        sizes += ("patch_len", "stride") if patches else ()
+        sizes += used_sizes(self.variant, self.tokens)
         refuse(positive_problems({name: getattr(self, name) for name in sizes}))
-        if patches and self.patch_len > self.lookback:
+        if reads_patches(self.variant, self.tokens) and self.patch_len > self.lookback:
             raise ConfigError(f"patch_len={self.patch_len} is longer than lookback={self.lookback} (tokens='patch').")
-        if self.dim % self.heads or self.dim % self.einfft_blocks:
-            raise ConfigError(
-                f"dim={self.dim} must be divisible by heads={self.heads} and einfft_blocks={self.einfft_blocks}."
-            )
+        refuse(width_problems(self.dim, self.heads, self.einfft_blocks))
 
         if self.variant == "seasonal_naive" and not 1 <= self.season <= self.lookback:
             raise ConfigError(

@@ -8,7 +8,6 @@ folder chosen, all before any data is read. `fit_dataset`, `titans-ts fit` and t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def check(params: dict) -> None:
     if params["variant"] not in UNTRAINED and positive_problems({"epochs": params["epochs"]}):
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
-    problems += used_sizes_problems(params) + width_problems(params)
+    problems += used_sizes_problems(params) + window_width_problems(params)
     if not (isinstance(params["patience"], int) and params["patience"] >= 0):
         problems.append(f"patience={params['patience']!r} (0 or more epochs)")
     if not (is_real(params["lr"]) and params["lr"] > 0):
@@ -60,21 +59,13 @@ def check(params: dict) -> None:
     refuse(problems)
 
 
-def width_problems(params: dict) -> list[str]:
-    """dim splits evenly into the attention heads (and the EinFFT blocks of a window model: window mode's, or
-    history mode's local_model='variate')."""
-    from titans_ts.forecasting.model import ForecastConfig
+def window_width_problems(params: dict) -> list[str]:
+    """dim split evenly (`model.width_problems`): by the heads, and the EinFFT blocks of a window model (window
+    mode's, or history mode's local_model='variate')."""
+    from titans_ts.forecasting.model import ForecastConfig, width_problems
 
-    dim, heads = params["dim"], params["heads"]
-    if positive_problems({"dim": dim, "heads": heads}):
-        return []  # said already
     window_model = params["mode"] == "window" or params["local_model"] == "variate"
-    blocks = ForecastConfig.einfft_blocks if window_model else 1
-    if dim % heads == 0 and dim % blocks == 0:
-        return []
-    step = math.lcm(heads, blocks)
-    also = f" and by the {blocks} EinFFT blocks" if blocks > 1 else ""
-    return [f"dim={dim} with heads={heads} (dim must be divisible by heads{also}: e.g. dim={-(-dim // step) * step})"]
+    return width_problems(params["dim"], params["heads"], ForecastConfig.einfft_blocks if window_model else 1)
 
 
 def quantile_problems(params: dict) -> list[str]:
@@ -207,23 +198,21 @@ def mode_problems(params: dict) -> list[str]:
 
 
 def used_sizes_problems(params: dict) -> list[str]:
-    """The sizes a run uses, positive: the memory's depth (a Titans block, or history mode), the patch length (patch
-    tokens of the SiMBA backbone, or history mode) and window mode's patch stride."""
-    from titans_ts.forecasting.model import MEMORY_VARIANTS, TOKENIZED
+    """The sizes a run uses, positive: history mode's memory depth and patch length, a window model's
+    (`model.used_sizes`)."""
+    from titans_ts.forecasting.model import used_sizes
 
     history = params["mode"] == "history"
-    patches = params["tokens"] == "patch" and params["variant"] in TOKENIZED
-    used = ["memory_depth"] if history or params["variant"] in MEMORY_VARIANTS else []
-    used += ["patch_len"] if history else ["patch_len", "stride"] if patches else []
+    used = ("memory_depth", "patch_len") if history else used_sizes(params["variant"], params["tokens"])
     return positive_problems({name: params[name] for name in used})
 
 
 def patch_problems(params: dict) -> list[str]:
     """Window mode's patch tokens: a patch within the lookback window."""
-    from titans_ts.forecasting.model import TOKENIZED
+    from titans_ts.forecasting.model import reads_patches
 
     patch_len, lookback = params["patch_len"], params["lookback"]
-    patches = params["tokens"] == "patch" and params["variant"] in TOKENIZED
+    patches = reads_patches(params["variant"], params["tokens"])
     if not patches or not all(isinstance(v, int) and v >= 1 for v in (patch_len, lookback)):
         return []
     if patch_len <= lookback:
