@@ -368,3 +368,37 @@ def test_a_changed_setting_is_compared_run_by_run_with_the_unchanged_runs_and_th
     assert sum(line.startswith("| A |") or line.startswith("| B |") for line in lines) == 2
     assert _comparison({**config, "rule_min_lower": 1}, changed)[-1].endswith(": met.")
     assert _comparison({**config, "rule_min_lower": 3}, changed)[-1].endswith(": not met.")
+
+
+def test_the_cycle_memory_check_forecasts_each_origin_from_the_rows_before_it():
+    """cycle_memory_check.py: the forecast at origin t reads no row at or after t; theta 0 is the fixed table;
+    a memory that reads a cycle other than its starting table learns it."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    from cycle_memory_check import forecasts, phase_table, without_cycle
+    from residual_memory_check import fit_linear
+
+    torch.manual_seed(0)
+    period, lookback, horizon = 6, 12, 4
+    cycle = torch.randn(period, 2)
+    series = cycle[torch.arange(300) % period] + 0.1 * torch.randn(300, 2)
+    table = phase_table(series, 150, period)
+    torch.testing.assert_close(table.T, cycle, atol=0.05, rtol=0)
+    weights = fit_linear(without_cycle(series, table), torch.arange(lookback, 150 - horizon), lookback, horizon, 1e-3)
+    settings = [(0.0, 0.0, 0.0), (0.1, 0.9, 0.001), (0.3, 0.0, 0.0)]
+    cut = 220
+    changed = series.clone()
+    changed[cut:] += torch.randn(300 - cut, 2)
+    before = list(forecasts(series, weights, table, settings, 0, 150, 290, lookback, horizon))
+    after = list(forecasts(changed, weights, table, settings, 0, 150, 290, lookback, horizon))
+    assert [origin for origin, _, _ in before] == list(range(150, 290))
+    for (origin, forecast, _), (_, moved, _) in zip(before, after, strict=True):
+        assert torch.equal(forecast, moved) == (origin <= cut), origin
+    fixed = list(forecasts(series, weights, table, settings[:1], 150, 150, 290, lookback, horizon))
+    assert all(torch.equal(a[1][0], b[1][0]) for a, b in zip(before, fixed, strict=True))  # theta 0: no learning
+    # A cycle twice the table's: the learning memory's forecasts approach it, the fixed table's do not.
+    doubled = 2 * cycle[torch.arange(300) % period]
+    streamed = list(forecasts(doubled, weights, table, settings, 0, 150, 290, lookback, horizon))
+    errors = torch.stack([(forecast - truth).square().mean((-1, -2)) for _, forecast, truth in streamed[-20:]])
+    assert errors[:, 2].max() < 0.01 < errors[:, 0].min()

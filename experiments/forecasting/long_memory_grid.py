@@ -337,9 +337,12 @@ def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
     ]
     if not cells:
         return []
+    complete = len(cells) == len(datasets) * len(horizons) * len(seeds) and all(
+        s in finals.get((d, m), {}).get(h, {}) for d, h, s in cells for m in models
+    )
     lines = [
         "",
-        "## Test MSE of every run so far",
+        "## Test MSE of every run" + ("" if complete else " so far"),
         "",
         "| dataset | horizon | seed | " + " | ".join(models) + " |",
         "|---|---|---|" + "---|" * len(models),
