@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from titans_ts.errors import TitansError, TitansWarning
+from titans_ts.errors import ConfigError, TitansError, TitansWarning
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +25,34 @@ _state = {"debug": False}
 
 def set_debug(debug: bool) -> None:
     _state["debug"] = debug
+
+
+def as_options(message: str, command) -> str:
+    """A settings error in the words the user typed: `online_blend=2.0` becomes `--online-blend 2.0` and
+    `mode='history'` `--mode history` wherever the command has that option (the settings check is shared with
+    the Python API, which names parameters)."""
+    import re
+
+    if command is None:
+        return message
+    flags = {}
+    for param in command.params:
+        long = [opt for opt in param.opts if opt.startswith("--")]
+        if long and param.name:
+            flags[param.name] = (long[0], getattr(param, "is_flag", False), param.secondary_opts)
+
+    def rewrite(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2).strip("'\"")
+        if name not in flags:
+            return match.group(0)
+        flag, is_flag, negative = flags[name]
+        if not is_flag:
+            return f"{flag} {value}"
+        if value == "True":
+            return flag
+        return negative[0] if value == "False" and negative else match.group(0)
+
+    return re.sub(r"\b([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]+)", rewrite, message)
 
 
 class ErrorReportingGroup(TyperGroup):
@@ -64,7 +92,10 @@ class ErrorReportingGroup(TyperGroup):
         except TitansError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = str(exc)
+            if isinstance(exc, ConfigError) and ctx.invoked_subcommand:
+                message = as_options(message, self.get_command(ctx, ctx.invoked_subcommand))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         finally:
             warnings.showwarning = default_show

@@ -142,7 +142,7 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     folder, _ = trained
     cases = [
         (["fit", "--dataset", "ETTh9", *SMALL], "Unknown dataset 'ETTh9'"),
-        (["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--variant", "mamba"], "variant='mamba'"),
+        (["fit", "--dataset", str(folder / "mine.csv"), *SMALL, "--variant", "mamba"], "--variant mamba"),
         (
             ["predict", "--model", str(tmp_path), "--input", str(folder / "mine.csv")],
             "not a saved forecaster",
@@ -169,7 +169,10 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["fit", "--dataset", str(mine), *SMALL, "--out", str(tmp_path / "a_file"), "--overwrite"], "is a file"),
     ]
     unknown = ["fit", "--dataset", str(mine), *SMALL, "--variant", "lstm", "--tokens", "words"]
-    cases.append((unknown, "variant='lstm' (one of lmm, mac, mag, mal, attention, dlinear"))
+    cases.append((unknown, "--variant lstm (one of lmm, mac, mag, mal, attention, dlinear"))
+    # the settings check is shared with the Python API; the CLI names the options the user typed
+    blend = ["fit", "--dataset", str(mine), *SMALL, "--online-blend", "0.5"]
+    cases.append((blend, "--online-blend 0.5 is a --mode history setting (window mode would ignore it: add --mode"))
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)

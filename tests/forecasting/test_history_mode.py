@@ -401,7 +401,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert "History mode: frozen resets the memory" in evaluated.output and blended in evaluated.output
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
                               "--variant", "mag", "--out", str(tmp_path / "bad")])  # fmt: skip
-    assert bad.exit_code == 2 and "variant='mag' in mode='history'" in bad.stderr
+    assert bad.exit_code == 2 and "--variant mag in --mode history" in bad.stderr
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
                               "--online-reset-mix", "often", "--out", str(tmp_path / "bad")])  # fmt: skip
     assert bad.exit_code == 2 and "--online-reset-mix takes a number in [0, 1), e.g. 0.2, or auto" in bad.stderr

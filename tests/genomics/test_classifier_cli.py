@@ -211,7 +211,7 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
         (["pretrain", "--corpus", missing, "--out", str(tmp_path / "run2")], "does not exist"),
         (
             ["pretrain", "--corpus", str(tmp_path / "ok.fa"), "--window", "0", "--out", str(tmp_path / "run3")],
-            "window=0",
+            "--window 0",
         ),
     ]
     for args, message in cases:
