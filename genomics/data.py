@@ -19,7 +19,7 @@ import pandas as pd
 
 from genomics.tokenizer import DNATokenizer
 from titans_ts.datafiles import bundled_data_dir
-from titans_ts.errors import ChecksumError, ConfigError, DatasetNotFoundError, DataValidationError
+from titans_ts.errors import ChecksumError, ConfigError, DatasetNotFoundError, DataValidationError, UracilWarning
 
 GENOMIC_BENCHMARKS_HOME = Path(os.environ.get("GENOMIC_BENCHMARKS_HOME", Path.home() / ".genomic_benchmarks"))
 
@@ -49,6 +49,27 @@ class LabelledSequences:
         return {str(c): int(n) for c, n in zip(self.classes, counts, strict=True)}
 
 
+_URACIL_WARNED: set[int] = set()  # hashes of the sequences holding U already warned about in this process
+
+
+def warn_uracil(sequences: list[str], source: str) -> None:
+    """RNA written as RNA loses a quarter of its bases to N in a DNA model: say so, once per sequence (a CV run
+    checks each fold's sequences again, and Lightning's warning filters undo Python's own once-only rule)."""
+    import warnings
+
+    holding = [i for i, sequence in enumerate(sequences, 1) if "U" in sequence or "u" in sequence]
+    new = {hash(sequences[i - 1]) for i in holding} - _URACIL_WARNED
+    if new:
+        _URACIL_WARNED.update(new)
+        warnings.warn(
+            f"{source}: {len(holding)} of {len(sequences)} sequence(s) hold U (uracil, an RNA base; the first is "
+            f"sequence {holding[0]}), which a DNA model reads as N (unknown): if they are RNA, write each U as T "
+            "first (sequence.replace('U', 'T')).",
+            UracilWarning,
+            stacklevel=3,
+        )
+
+
 def make_labelled(sequences, labels, source: str = "the data", classes=None) -> LabelledSequences:
     """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes."""
     sequences, labels = as_list(sequences, "sequences", source), as_list(labels, "labels", source)
@@ -59,6 +80,7 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
     tokenizer = DNATokenizer()
     for i, sequence in enumerate(sequences, 1):  # counted from 1 in errors, as a reader of the file counts
         tokenizer.encode(sequence, name=f"{source}, sequence {i}")
+    warn_uracil(sequences, source)
     for row, label in enumerate(labels, 1):
         if np.ndim(label) != 0:
             raise DataValidationError(

@@ -2,7 +2,8 @@
 
 [CLS]=0, [SEP]=1, [BOS]=2, [MASK]=3, [PAD]=4, [RESERVED]=5, [UNK]=6, A=7, C=8, G=9, T=10, N=11.
 Lowercase is accepted (soft-masked repeats in reference genomes are lowercase); the other IUPAC
-ambiguity codes (R, Y, S, W, K, M, B, D, H, V) map to N; anything else is an error naming the position.
+ambiguity codes (R, Y, S, W, K, M, B, D, H, V) and U map to N (reading data warns about U: RNA should be
+written with T); anything else is an error naming the position.
 """
 
 from __future__ import annotations

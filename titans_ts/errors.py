@@ -35,6 +35,10 @@ class ConstantColumnWarning(TitansWarning):
     """A column is constant over the training rows; it is centred but not rescaled."""
 
 
+class UracilWarning(TitansWarning):
+    """A DNA sequence holds U (uracil, an RNA base), which the DNA tokenizer reads as N (unknown)."""
+
+
 class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
 

@@ -145,3 +145,23 @@ def test_stratified_folds_and_a_class_with_a_single_sample():
 def test_genomic_benchmarks_dir_missing(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         read_genomic_benchmarks_dir(tmp_path, "train")
+
+
+def test_rna_sequences_are_warned_about_once_each(monkeypatch):
+    """U (uracil) is read as N by the DNA tokenizer: a warning names the source, how many and the first; the same
+    sequences checked again (a CV fold) are not warned about twice, new ones are."""
+    import warnings
+
+    import genomics.data as data
+    from titans_ts.errors import UracilWarning
+
+    monkeypatch.setattr(data, "_URACIL_WARNED", set())
+    sequences = ["ACGT", "ACGU", "acgu", "GGCC"]
+    with pytest.warns(UracilWarning, match=r"my.csv: 2 of 4 sequence\(s\) hold U .*the first is sequence 2"):
+        data.make_labelled(sequences, ["a", "b", "a", "b"], source="my.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UracilWarning)
+        data.make_labelled(sequences[1:3], ["a", "b"], source="the training data")  # a fold of the same
+        data.make_labelled(["ACGT", "GGCC"], ["a", "b"])  # no U
+    with pytest.warns(UracilWarning, match="1 of 1"):
+        data.make_labelled(["UUUA"], ["a"], classes=["a", "b"])
