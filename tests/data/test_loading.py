@@ -208,6 +208,25 @@ def test_the_delimiter_is_sniffed_or_given(tmp_path, sep):
         np.testing.assert_allclose(loaded.to_numpy(), frame.drop(columns="date").to_numpy())
 
 
+def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written(tmp_path):
+    """31/01/2020 is day first and 0,5 is a half: format='mixed' read day-first dates month first wherever the day
+    was 12 or less (the file seemed to go back in time), and decimal commas were refused as text."""
+    hours = pd.date_range("2020-01-01", periods=24 * 40, freq="h")
+    values = np.random.default_rng(0).standard_normal((len(hours), 2))
+    frame = pd.DataFrame({"date": hours.strftime("%d/%m/%Y %H:%M"), "load": values[:, 0], "temp": values[:, 1]})
+    frame.to_csv(tmp_path / "eu.csv", sep=";", decimal=",", index=False)
+    loaded = load_dataset(tmp_path / "eu.csv")
+    assert loaded.index.equals(pd.DatetimeIndex(hours, name="date"))
+    np.testing.assert_allclose(loaded.to_numpy(), values)
+    month_first = frame.assign(date=hours.strftime("%m/%d/%Y %H:%M"))  # US dates still read month first
+    month_first.to_csv(tmp_path / "us.csv", index=False)
+    assert load_dataset(tmp_path / "us.csv").index.equals(pd.DatetimeIndex(hours, name="date"))
+    shuffled = frame.sample(frac=1.0, random_state=0)  # out of order either way: still refused, rows named
+    shuffled.to_csv(tmp_path / "shuffled.csv", sep=";", decimal=",", index=False)
+    with pytest.raises(DataValidationError, match="Sort the rows"):
+        load_dataset(tmp_path / "shuffled.csv")
+
+
 def _with_dates(tmp_path, dates):
     frame = pd.DataFrame({"date": dates, "a": np.arange(len(dates), dtype=float)})
     frame.to_csv(tmp_path / "t.csv", index=False)

@@ -173,6 +173,8 @@ def read_series_csv(
             ) from None
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+        if sep != "," and _decimal_commas(raw):  # 1,5 for 1.5, as in European CSV files: read it so
+            raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",")
         if header:
             _check_header_is_not_data(raw, path)
         else:
@@ -249,6 +251,20 @@ def _sniff_delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except (csv.Error, OSError):
         return ","
+
+
+def _decimal_commas(raw: pd.DataFrame) -> bool:
+    """Whether a text column holds numbers written with a decimal comma (every value, some with a comma)."""
+    import re
+
+    number = re.compile(r"\s*[+-]?\d+(,\d+)?([eE][+-]?\d+)?\s*")
+    for name in raw.columns:
+        if pd.api.types.is_numeric_dtype(raw[name]):
+            continue
+        values = raw[name].dropna().astype(str).head(1000)
+        if len(values) and values.str.contains(",").any() and all(number.fullmatch(v) for v in values):
+            return True
+    return False
 
 
 def _check_header_is_not_data(raw: pd.DataFrame, path: Path) -> None:

@@ -15,7 +15,7 @@ _MAX_LISTED = 5
 
 def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.DatetimeIndex:
     """Timestamps, or an error naming the rows that are not (`also`: other accepted forms, for the message)."""
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    parsed = _one_reading(column)
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         rows = ", ".join(f"row {i + 1} ({column.iloc[i]!r})" for i in bad[:_MAX_LISTED])
@@ -24,3 +24,16 @@ def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.
             "Fix or remove those rows (timestamps like 2016-07-01 00:00:00)."
         )
     return pd.DatetimeIndex(parsed, name="date")
+
+
+def _one_reading(column: pd.Series) -> pd.Series:
+    """The timestamps, day-first where only that reads the file in time order.
+
+    format="mixed" parses each value alone, preferring month first: day-first dates (31/01/2020 01:00) were read
+    day-first only where the day exceeds 12, and the file seemed to jump back and forth in time."""
+    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    if parsed.isna().any() or parsed.is_monotonic_increasing or parsed.is_monotonic_decreasing:
+        return parsed
+    day_first = pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=True)
+    in_order = day_first.is_monotonic_increasing or day_first.is_monotonic_decreasing
+    return day_first if in_order and day_first.notna().all() else parsed
