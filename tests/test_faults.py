@@ -62,9 +62,9 @@ def test_a_damaged_model_folder_is_one_line_and_exit_2(fitted, tmp_path, damage,
 
 def test_impossible_settings_are_refused_before_any_work(tmp_path):
     for bad, message in (
-        (["--epochs", "0"], "epochs=0"),
-        (["--lr", "-1"], "lr=-1"),
-        (["--max-minutes", "0"], "max_minutes=0"),
+        (["--epochs", "0"], "--epochs 0"),
+        (["--lr", "-1"], "--lr -1"),
+        (["--max-minutes", "0"], "--max-minutes 0"),
     ):
         out = tmp_path / "never"
         args = ["fit", "--dataset", str(tmp_path / "absent.csv"), "--lookback", "24", "--horizon", "12", *bad]
