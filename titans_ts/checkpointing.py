@@ -100,6 +100,19 @@ def latest_checkpoint(folder) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
+def _difference(key: str, saved, now) -> str:
+    """One setting a resume would change, in words (the data's fingerprint is `count:hash`)."""
+    if key == "data" and isinstance(saved, str) and isinstance(now, str):
+        size, size_now = (
+            f"shape {part}" if part.startswith("(") else f"{part} items"
+            for part in (saved.split(":")[0], now.split(":")[0])
+        )
+        if size == size_now:
+            return f"the data: other values of the same size ({size})"
+        return f"the data: {size} in the checkpoint, {size_now} now (another file or other rows)"
+    return f"{key}: {saved!r} in the checkpoint, {now!r} now"
+
+
 def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     """Before training: the checkpoint to resume from (None for a fresh start), after checking `settings`
     against the ones the checkpoints were written with; a fresh start records them."""
@@ -113,7 +126,7 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
             raise ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
         differences = [
-            f"{key}: {saved.get(key)!r} in the checkpoint, {settings.get(key)!r} now"
+            _difference(key, saved.get(key), settings.get(key))
             for key in sorted(set(saved) | set(settings))
             if saved.get(key) != settings.get(key)
         ]
@@ -124,8 +137,8 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
         return checkpoint
     if latest_checkpoint(folder) is not None:
         raise ConfigError(
-            f"{folder} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
-            "to start again."
+            f"{folder} holds the checkpoints of an unfinished run: continue it with fit(..., resume=True) (CLI: "
+            "--resume), or start again with another checkpoint_dir (CLI: --overwrite)."
         )
     from titans_ts.distributed import is_main_process
 

@@ -64,8 +64,11 @@ class TitansEstimator(BaseEstimator):
     @staticmethod
     def _saved_params(config: dict, device=None) -> dict:
         """The parameters a saved model (its config.json) is rebuilt with; `device`, unless None, replaces the
-        saved one (a model saved on a GPU loads on a CPU)."""
+        saved one (a model saved on a GPU loads on a CPU). `checkpoint_dir` is the saving run's folder, not the
+        model's: a loaded model that is fitted again checkpoints where its new caller says, or nowhere."""
         params = dict(config["params"])
+        if "checkpoint_dir" in params:
+            params["checkpoint_dir"] = None
         if device is not None:
             params["device"] = device
         return params

@@ -292,3 +292,19 @@ def test_strand_average_makes_predictions_strand_symmetric():
     one_strand = clone(model).set_params(strand_average=False)
     one_strand.model_, one_strand.classes_ = model.model_, model.classes_
     assert not np.allclose(one_strand.predict_proba(other_strand), one_strand.predict_proba(sequences), atol=1e-6)
+
+
+def test_a_loaded_model_is_not_tied_to_the_run_folder_that_saved_it(tmp_path):
+    """The saving run's checkpoint_dir is not the model's: a loaded model fits again (twice) without writing
+    into, or being refused by, the old run's checkpoints."""
+    from sklearn.base import clone
+
+    sequences, labels = _toy(30)
+    run = tmp_path / "run" / "checkpoints"
+    DNAClassifier(**TINY, checkpoint_dir=str(run)).fit(sequences, labels).save(tmp_path / "model")
+    before = sorted(p.name for p in run.rglob("*"))
+    loaded = DNAClassifier.load(tmp_path / "model")
+    assert loaded.checkpoint_dir is None
+    for _ in range(2):
+        clone(loaded).fit(sequences, labels)
+    assert sorted(p.name for p in run.rglob("*")) == before
