@@ -40,6 +40,20 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     return DNAModelConfig(**model_config), backbone
 
 
+# What shapes the Titans backbone; a pretrained one brings its own (the head's pooling is the classifier's).
+ARCHITECTURE_PARAMS = (
+    "block",
+    "dim",
+    "layers",
+    "heads",
+    "stem_kernel",
+    "stride",
+    "stem_kmer",
+    "stem_pool",
+    "stem_levels",
+)
+
+
 class DNAClassifier(ClassifierMixin, TitansEstimator):
     """Fine-tunes the Titans DNA backbone (by default the shipped pretrained one) with a linear head.
 
@@ -151,6 +165,22 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         if self.train_crop not in (None, 0):  # None or 0: no crop
             problems += positive_problems({"train_crop": self.train_crop})
         refuse(problems)
+        shaped = self._shaped_architecture()
+        if shaped and self.architecture == "titans" and self.pretrained not in (False, None):
+            given = ", ".join(f"{name}={value!r}" for name, value in shaped.items())
+            raise ConfigError(
+                f"{given}: shapes a new model, but pretrained={self.pretrained!r} brings its own architecture; "
+                "pass pretrained=False to train that shape from scratch, or leave those at their defaults."
+            )
+
+    def _shaped_architecture(self) -> dict:
+        """The architecture parameters set away from their defaults (a pretrained backbone would ignore them)."""
+        import inspect
+
+        defaults = inspect.signature(DNAClassifier.__init__).parameters
+        return {
+            name: getattr(self, name) for name in ARCHITECTURE_PARAMS if getattr(self, name) != defaults[name].default
+        }
 
     def _build(self, n_classes: int):
         if self.architecture != "titans":

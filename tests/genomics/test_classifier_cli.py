@@ -235,6 +235,14 @@ def test_shaping_a_pretrained_model_is_refused_by_the_library_and_the_cli():
     result = runner.invoke(app, ["finetune", "no_such_task", "--stride", "2", "--stem-kernel", "5"])
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"error: {message}"
+    # the estimator too: a shape given beside a pretrained backbone was ignored without a word
+    sequences, labels = _toy(20)
+    for params in ({"dim": 32, "layers": 1}, {"pretrained": "some/folder", "stride": 4}):
+        with pytest.raises(ConfigError, match=r"shapes a new model, but pretrained=.*pass pretrained=False"):
+            DNAClassifier(**params, epochs=1).fit(sequences, labels)
+    with pytest.raises(ConfigError, match=r"^dim=32, layers=1: shapes"):
+        DNAClassifier(dim=32, layers=1).check_params()
+    DNAClassifier(architecture="transformer", dim=32, layers=1, heads=2).check_params()  # baselines: from scratch
 
 
 def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
