@@ -149,7 +149,10 @@ def finetune(
             history = fold["history"]
             stop = f"{history['epochs_run']} ({history['stop_reason']})"
             table.add_row(str(fold["fold"]), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]), stop)
-        table.add_row("mean ± std", f"{result['accuracy']:.4f} ± {result['accuracy_std']:.4f}", "", "")
+        mean, std = result["accuracy"], result["accuracy_std"]
+        shown = "-" if mean is None else f"{mean:.4f}" + ("" if std is None else f" ± {std:.4f}")
+        finished = "mean ± std" if result["complete"] else "finished folds"
+        table.add_row(finished, shown, "", "")
     else:
         table.add_column("split")
         table.add_column("accuracy")
@@ -160,7 +163,8 @@ def finetune(
     histories = [fold["history"] for fold in result.get("folds", [])] or [result["history"]]
     for note in dict.fromkeys(filter(None, (stop_note(h, max_minutes) for h in histories))):
         console.print(f"[bold yellow]{note}[/]", highlight=False)
-    console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, model/).")
+    model = "model/: the fold-0 model" if "folds" in result else "model/"
+    console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, {model}).")
     if any(h.get("stop_reason") == "interrupted" for h in histories):
         raise typer.Exit(130)  # the shell's code for Ctrl-C, after what was finished is saved
 

@@ -138,11 +138,15 @@ def finetune(
                 break
         if main:
             first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
-        accuracies = [f["accuracy"] for f in fold_results]
+        finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
+        protocol = f"stratified {folds}-fold cross-validation"
+        if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
+            protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
         result = {
-            "protocol": f"stratified {folds}-fold cross-validation",
-            "accuracy": statistics.mean(accuracies),
-            "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "protocol": protocol,
+            "complete": len(finished) == folds,
+            "accuracy": statistics.mean(finished) if finished else None,
+            "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
             "folds": fold_results,
             "saved_model": "the fold-0 model",
         }

@@ -316,3 +316,26 @@ def test_a_loaded_model_is_not_tied_to_the_run_folder_that_saved_it(tmp_path):
     for _ in range(2):
         clone(loaded).fit(sequences, labels)
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
+    """Ctrl-C during fold 2 of 2: the result is not reported as the k-fold score (no std of one fold), metrics.json
+    says it is incomplete, and the CLI exits 130 with the finished folds' mean labelled as such."""
+    folder = labelled_csv
+    real_fit = DNAClassifier.fit
+
+    def fit_interrupted_in_fold1(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        if str(self.checkpoint_dir).endswith("fold1"):
+            self.history_["stop_reason"] = "interrupted"
+        return self
+
+    monkeypatch.setattr(DNAClassifier, "fit", fit_interrupted_in_fold1)
+    args = ["finetune", str(folder / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--folds", "2", "--out", str(folder / "stopped")], env={"COLUMNS": "200"})
+    assert result.exit_code == 130, result.output
+    assert "interrupted with 1 of 2 folds finished (--resume finishes it)" in result.output
+    assert "finished folds" in result.output and "mean ± std" not in result.output
+    metrics = json.loads((folder / "stopped" / "metrics.json").read_text())
+    assert metrics["complete"] is False and metrics["accuracy_std"] is None
+    assert metrics["accuracy"] == metrics["folds"][0]["accuracy"]
