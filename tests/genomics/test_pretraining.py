@@ -106,3 +106,12 @@ def test_with_the_official_split_on_disk_pretraining_drops_its_test_sequences_to
                 (folder / f"{i}.txt").write_text(sequence + "\n")
     held = api.leakage_sequences(["enhancer_cohn"], data_root=tmp_path)
     assert sorted(held) == ["AAAACCCC", "ACACACAC", "GGGGTTTT", "TGTGTGTG"]  # the test split is evaluation too
+
+
+def test_a_corpus_of_one_window_is_refused_before_any_folder_is_made(tmp_path):
+    """One window is the held-out one and leaves none to train on: an error, not a saved untrained model with
+    an infinite held-out score."""
+    (tmp_path / "one.fa").write_text(">r\n" + "ACGT" * 50 + "\n")
+    with pytest.raises(ConfigError, match=r"1 window\(s\) of up to 1024 bases .* needs at least 2"):
+        pretrain([tmp_path / "one.fa"], tmp_path / "out", config=TINY, progress=False)
+    assert not (tmp_path / "out").exists()
