@@ -144,8 +144,9 @@ def pretrain(
     if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
         filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
         raise ConfigError(
-            f"{len(kept)} window(s) of up to {window} bases in {list(map(str, corpus))}{filtered}: pretraining needs at "
-            "least 2, one held out for the score and one to train on. Give a longer corpus or a shorter --window."
+            f"{len(kept)} window(s) of up to {window} bases in {list(map(str, corpus))}{filtered}: pretraining "
+            "needs at least 2, one held out for the score and one to train on. Give a longer corpus or a shorter "
+            "--window."
         )
 
     seed_everything(seed)
