@@ -27,6 +27,10 @@ def set_debug(debug: bool) -> None:
     _state["debug"] = debug
 
 
+# Settings whose CLI spelling is another option, not `--name value`.
+SPELLED_OTHERWISE = {"pass pretrained=False": "pass --scratch"}
+
+
 def as_options(message: str, command) -> str:
     """A settings error in the words the user typed: `online_blend=2.0` becomes `--online-blend 2.0` and
     `mode='history'` `--mode history` wherever the command has that option (the settings check is shared with
@@ -35,6 +39,8 @@ def as_options(message: str, command) -> str:
 
     if command is None:
         return message
+    for python, option in SPELLED_OTHERWISE.items():
+        message = message.replace(python, option)
     flags = {}
     for param in command.params:
         long = [opt for opt in param.opts if opt.startswith("--")]

@@ -191,6 +191,10 @@ def finetune_chosen(
     own architecture: shaping it too is a ConfigError, raised before any work. train_crop=0: whole sequences.
     options: the rest of `finetune`'s arguments (DNAClassifier's other parameters among them).
     """
+    if scratch and pretrained:
+        raise ConfigError(
+            f"--scratch starts from random weights and --pretrained {pretrained} from that model's: give one of them."
+        )
     architecture = {"block": block, "dim": dim, "layers": layers, "stem_kernel": stem_kernel, "stride": stride}
     architecture = {k: v for k, v in architecture.items() if v is not None}
     if architecture and not scratch:

@@ -348,7 +348,8 @@ def load_task(name: str, data_root=None, verify: bool = True, download: bool = F
         raise DatasetNotFoundError(
             f"{task}: not bundled and not found at {root}. Fetch it (online) with "
             f"`titans-dna finetune {task} --protocol official`, "
-            f"or put it in {root}/{{train,test}}/<class>/*.txt, or pass data_root=."
+            f"or put it in {root}/{{train,test}}/<class>/*.txt, or point data_root= (CLI: the "
+            "GENOMIC_BENCHMARKS_HOME environment variable) at the folder that holds it."
         )
     path = bundled_data_dir() / "genomics" / info["bundled"]
     if verify:

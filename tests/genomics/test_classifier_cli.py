@@ -175,6 +175,9 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
             "not a saved DNAClassifier",
         ),
         (["finetune", "enhancer_cohn", "--stride", "2"], "add --scratch"),
+        (["finetune", "enhancer_cohn", "--scratch", "--pretrained", str(tmp_path)], "give one of them"),
+        # a folder that is not a language model: the advice is the CLI's option, not pretrained=False
+        (["finetune", "enhancer_cohn", "--pretrained", str(tmp_path)], "or pass --scratch to start from scratch"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)

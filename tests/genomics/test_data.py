@@ -33,8 +33,9 @@ def test_aliases_and_unknown_names():
 
 
 def test_unbundled_task_says_where_to_put_it(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match=r"human_enhancers_ensembl --protocol official"):
+    with pytest.raises(DatasetNotFoundError, match=r"human_enhancers_ensembl --protocol official") as raised:
         load_task("enhancer_ensembl", data_root=tmp_path)
+    assert "data_root= (CLI: the GENOMIC_BENCHMARKS_HOME environment variable)" in str(raised.value)
 
 
 def _fake_download(calls):
