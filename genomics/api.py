@@ -32,12 +32,16 @@ from titans_ts.version import __version__
 def load_labelled(source: str, labels=None):
     """A task name (bundled / genomic-benchmarks), a CSV (seq,label), or a FASTA with a labels CSV."""
     path = Path(source)
-    if path.suffix in (".fa", ".fasta", ".fna", ".gz") and "csv" not in path.name:
+    if path.suffix == ".csv" or path.name.endswith(".csv.gz"):
+        if labels is not None:
+            raise ConfigError(f"{source} is a CSV, whose label column is read: --labels goes with a FASTA file.")
+        return read_csv(path)
+    if path.suffix in (".fa", ".fasta", ".fna", ".gz") or path.is_file():  # any other file is FASTA, as in predict
         if labels is None:
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
-    if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
-        return read_csv(path)
+    if labels is not None:
+        raise ConfigError(f"--labels goes with a FASTA file; {source} is not a file here (a task brings its labels).")
     return None
 
 

@@ -153,7 +153,8 @@ def read_fasta(path) -> list[tuple[str, str]]:
                 name, parts = line[1:].split()[0] if len(line) > 1 else f"record{len(records) + 1}", []
             elif name is None:
                 raise DataValidationError(
-                    f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file?"
+                    f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file? (A "
+                    "table of sequences is read from a comma-separated .csv with a seq column.)"
                 )
             else:
                 parts.append(line)

@@ -163,6 +163,8 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
     monkeypatch.setattr(genomic_benchmarks.loc2seq, "download_dataset", offline)  # no network in tests
     monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")
     (tmp_path / "s.fa").write_text(">a\nACGT\n")
+    (tmp_path / "t.tsv").write_text("seq\tlabel\nACGT\ta\n")
+    (tmp_path / "l.csv").write_text("name,label\na,x\n")
     cases = [
         (["finetune", "enhancer_con"], "Did you mean"),
         (["finetune", str(tmp_path / "s.fa")], "pass its labels"),
@@ -176,6 +178,9 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
         ),
         (["finetune", "enhancer_cohn", "--stride", "2"], "add --scratch"),
         (["finetune", "enhancer_cohn", "--scratch", "--pretrained", str(tmp_path)], "give one of them"),
+        (["finetune", "enhancer_cohn", "--labels", str(tmp_path / "l.csv")], "--labels goes with a FASTA file"),
+        (["finetune", str(labelled_csv / "toy.csv"), "--labels", str(tmp_path / "l.csv")], "is a CSV, whose label"),
+        (["finetune", str(tmp_path / "t.tsv"), "--labels", str(tmp_path / "l.csv")], "a comma-separated .csv"),
         # a folder that is not a language model: the advice is the CLI's option, not pretrained=False
         (["finetune", "enhancer_cohn", "--pretrained", str(tmp_path)], "or pass --scratch to start from scratch"),
     ]
