@@ -240,13 +240,13 @@ def predict(
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""
-    from genomics.api import predict_file
+    from genomics.api import predict_file, probability_csv
 
     frame = predict_file(model, input, device=device, out=out)
     if out:
         console.print(f"Wrote {len(frame)} predictions to {out}.")
     else:
-        write_table_text(frame.to_csv(index=False))
+        write_table_text(probability_csv(frame))
 
 
 def main() -> None:

@@ -271,8 +271,13 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
     for column, values in zip(model.classes_, probabilities.T, strict=True):
         frame[f"p_{column}"] = values
     if out is not None:
-        atomic_write_text(out, frame.to_csv(index=False))
+        atomic_write_text(out, probability_csv(frame))
     return frame
+
+
+def probability_csv(frame) -> str:
+    """The prediction table as CSV, probabilities to the 7 significant digits the float32 network computes."""
+    return frame.to_csv(index=False, float_format="%.7g")
 
 
 def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device: str | None = None) -> dict:

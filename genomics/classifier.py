@@ -294,7 +294,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             for ids, _ in loader:
                 logits = self.model_(ids.to(device))
                 probabilities.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
-        return np.concatenate(probabilities)
+        probabilities = np.concatenate(probabilities)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)  # rows sum to 1 in float64 too
 
     def predict(self, sequences) -> np.ndarray:
         probabilities = self.predict_proba(sequences)

@@ -153,7 +153,9 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     if not path.exists():
         raise ConfigError(f"{path} does not exist: give the folder a saved {what} was written to (its --out).")
     if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).is_file():
-        raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.")
+        inside = path / "model"  # a run folder of titans-dna finetune keeps its model there
+        hint = f" A run's model is in {inside}: give that folder." if (inside / CONFIG_FILE).is_file() else ""
+        raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.{hint}")
     damaged = f"the {what} folder is damaged: restore it from a copy, or fit the model again."
     try:
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))

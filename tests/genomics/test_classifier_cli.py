@@ -137,6 +137,11 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     assert predicted.exit_code == 0, predicted.output
     written = pd.read_csv(folder / "pred.csv")
     assert len(written) == 40 and list(written.columns) == ["name", "class", "p_at_rich", "p_gc_rich"]
+    digits = (folder / "pred.csv").read_text().splitlines()[1].split(",")[2].lstrip("0.").replace("e", "")
+    assert len(digits.split("-")[0]) <= 7  # the float32 network's digits, not float64's 17
+    np.testing.assert_allclose(written[["p_at_rich", "p_gc_rich"]].sum(axis=1), 1.0, atol=1e-6)
+    whole = runner.invoke(app, ["predict", "--model", str(folder / "run"), "--input", str(folder / "toy.csv")])
+    assert whole.exit_code == 2 and "give that folder" in " ".join(whole.stderr.split())  # the run, not its model
     piped = runner.invoke(
         app,
         ["predict", "--model", str(folder / "run" / "model"), "--input", str(folder / "toy.csv")],
