@@ -200,13 +200,31 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
         table = read_table(labels, "two columns, record name and label")
         if table.shape[1] < 2:
             raise DataValidationError(f"{labels}: expected two columns, record name and label.")
-        labels = dict(zip(table.iloc[:, 0].astype(str), table.iloc[:, 1], strict=True))
+        labels = _labels_by_name(table, labels)
     if isinstance(labels, dict):
         missing = [name for name, _ in records if name not in labels]
         if missing:
-            raise DataValidationError(f"{fasta}: no label for record {missing[0]!r} ({len(missing)} unlabelled).")
+            known = ", ".join(repr(name) for name in list(labels)[:3])
+            raise DataValidationError(
+                f"{fasta}: no label for record {missing[0]!r} ({len(missing)} unlabelled). A record's name is its "
+                f"header's first word; the labels name e.g. {known} (the labels file's first row is its header)."
+            )
         labels = [labels[name] for name, _ in records]
     return make_labelled([s for _, s in records], labels, source=str(fasta))
+
+
+def _labels_by_name(table: pd.DataFrame, source) -> dict:
+    """{name: label} of a (name, label) table; a name given two different labels is an error."""
+    names, values = table.iloc[:, 0].astype(str), table.iloc[:, 1]
+    labels, first_row = {}, {}
+    for row, (name, label) in enumerate(zip(names, values, strict=True), 2):  # row 1 is the header
+        if name in labels and labels[name] != label:
+            raise DataValidationError(
+                f"{source}: record {name!r} has two labels, {labels[name]!r} (row {first_row[name]}) and {label!r} "
+                f"(row {row}); give each name one label."
+            )
+        labels[name], first_row[name] = label, first_row.get(name, row)
+    return labels
 
 
 def read_genomic_benchmarks_dir(root, split: str) -> LabelledSequences:

@@ -126,8 +126,14 @@ def test_fasta_with_labels(tmp_path):
     data = read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
     assert data.sequences == ["ACGTAC", "GGNN"] and [data.classes[i] for i in data.labels] == ["pos", "neg"]
     assert data.label_names() == ["pos", "neg"]
-    with pytest.raises(DataValidationError, match="no label for record 'two'"):
+    with pytest.raises(DataValidationError, match="no label for record 'two'.*the labels name e.g. 'one'"):
         read_fasta_with_labels(tmp_path / "s.fa", {"one": "pos"})
+    repeated = pd.DataFrame({"name": ["two", "one", "two"], "label": ["neg", "pos", "neg"]})
+    repeated.to_csv(tmp_path / "repeated.csv", index=False)  # the same label twice: fine
+    assert read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "repeated.csv").label_names() == ["pos", "neg"]
+    repeated.assign(label=["neg", "pos", "pos"]).to_csv(tmp_path / "conflict.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"'two' has two labels, 'neg' \(row 2\) and 'pos' \(row 4\)"):
+        read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "conflict.csv")
 
 
 def test_stratified_folds_and_a_class_with_a_single_sample():
