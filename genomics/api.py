@@ -18,7 +18,7 @@ from genomics.data import (
     read_csv,
     read_fasta,
     read_fasta_with_labels,
-    read_table,
+    read_sequence_table,
     stratified_folds,
 )
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
@@ -254,14 +254,15 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
 
     path = Path(input_path)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
-        frame = read_table(
-            path, "a 'seq' column of sequences", dtype={"seq": str}, keep_default_na=False, na_values=[""]
-        )
-        if "seq" not in frame.columns:
-            raise ConfigError(f"{path}: needs a 'seq' column; columns are {list(frame.columns)}.")
+        frame, column = read_sequence_table(path, "a 'seq' column of sequences")
+        if column not in frame.columns:
+            raise ConfigError(
+                f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}. Name the column of "
+                "sequences seq."
+            )
         numbered = [str(i) for i in range(1, len(frame) + 1)]  # counted from 1, as its errors count sequences
         names = [str(n) for n in frame["name"]] if "name" in frame.columns else numbered
-        sequences = ["" if pd.isna(s) else s for s in frame["seq"].tolist()]  # an empty cell: an empty sequence
+        sequences = ["" if pd.isna(s) else s for s in frame[column].tolist()]  # an empty cell: an empty sequence
     else:
         records = read_fasta(path)
         names, sequences = [n for n, _ in records], [s for _, s in records]

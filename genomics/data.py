@@ -122,16 +122,40 @@ def _sort_key(label):
     return (0, float(label), "") if isinstance(label, (int, float, np.integer, np.floating)) else (1, 0.0, str(label))
 
 
+# The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
+SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
+LABEL_NAMES = ("label", "labels", "class", "target", "y")
+
+
+def find_column(columns, wanted: str, default: str, names: tuple) -> str:
+    """`wanted` when the file has it; for the default, else the first column that goes by one of `names`."""
+    if wanted in columns or wanted != default:
+        return wanted
+    return next((c for c in columns if str(c).strip().lower() in names), wanted)
+
+
+def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[pd.DataFrame, str]:
+    """A CSV of sequences, its sequence column read as text (an empty cell is an empty sequence), and that
+    column's name (`find_column`)."""
+    header = read_table(path, what, nrows=0).columns
+    sequence_column = find_column(header, sequence_column, "seq", SEQUENCE_NAMES)
+    frame = read_table(path, what, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
+    return frame, sequence_column
+
+
 def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
-    """A CSV (or .csv.gz) with a sequence column and a label column."""
+    """A CSV (or .csv.gz) with a sequence column and a label column (by default 'seq' and 'label', or a column
+    named sequence / class / ... when those are absent: SEQUENCE_NAMES, LABEL_NAMES)."""
     path = Path(path)
     expected = f"a {sequence_column!r} column of sequences and a {label_column!r} column of labels"
-    frame = read_table(path, expected, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
+    frame, sequence_column = read_sequence_table(path, expected, sequence_column)
+    label_column = find_column(frame.columns, label_column, "label", LABEL_NAMES)
     missing = [c for c in (sequence_column, label_column) if c not in frame.columns]
     if missing:
         raise DataValidationError(
             f"{path}: no column(s) {missing}; columns are {list(frame.columns)}. Name the columns "
-            f"{sequence_column!r} and {label_column!r} (from Python: sequence_column= / label_column=)."
+            f"{sequence_column!r} (or sequence) and {label_column!r} (or class) (from Python: sequence_column= / "
+            "label_column=)."
         )
     sequences = ["" if isinstance(s, float) else s for s in frame[sequence_column].tolist()]
     return make_labelled(sequences, frame[label_column].tolist(), source=str(path))

@@ -104,6 +104,13 @@ def test_csv_with_variable_lengths_and_string_or_integer_labels(tmp_path):
     pd.DataFrame({"seq": ["ACGT", "A", "GG"], "label": [10, 2, 2]}).to_csv(tmp_path / "i.csv", index=False)
     ints = read_csv(tmp_path / "i.csv")
     assert ints.classes == [2, 10] and ints.labels.tolist() == [1, 0, 0]  # numeric order, not "10" < "2"
+    # a file headed Sequence,Class reads the same (the columns' usual other names, any case)
+    pd.DataFrame({"Sequence": ["ACGT", "A"], "class": [10, 2]}).to_csv(tmp_path / "named.csv", index=False)
+    named = read_csv(tmp_path / "named.csv")
+    assert named.sequences == ["ACGT", "A"] and named.classes == [2, 10]
+    pd.DataFrame({"dna_seq": ["ACGT"], "label": ["a"]}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"no column\(s\) \['seq'\].*'seq' \(or sequence\)"):
+        read_csv(tmp_path / "other.csv")
 
 
 def test_bad_sequences_and_labels_are_named(tmp_path):
@@ -113,7 +120,7 @@ def test_bad_sequences_and_labels_are_named(tmp_path):
     pd.DataFrame({"seq": ["ACGT", ""], "label": [0, 1]}).to_csv(tmp_path / "empty.csv", index=False)
     with pytest.raises(SequenceError, match="sequence 2: empty sequence"):
         read_csv(tmp_path / "empty.csv")
-    pd.DataFrame({"sequence": ["ACGT"], "y": [0]}).to_csv(tmp_path / "cols.csv", index=False)
+    pd.DataFrame({"sequences_": ["ACGT"], "ys": [0]}).to_csv(tmp_path / "cols.csv", index=False)
     with pytest.raises(DataValidationError, match=r"no column\(s\) \['seq', 'label'\]"):
         read_csv(tmp_path / "cols.csv")
     with pytest.raises(DataValidationError, match="2 sequences but 1 labels"):
