@@ -178,7 +178,7 @@ def pretrain(
     window: int = typer.Option(1024, help="Window length in bases.", rich_help_panel=DATA),
     exclude: list[str] = typer.Option(
         ["enhancer_cohn", "nontata_promoters"],
-        help="Tasks whose sequences must not leak (32-mer filter).",
+        help="Tasks, or your own CSV / FASTA files, whose sequences must not leak (32-mer filter; repeat the option).",
         rich_help_panel=DATA,
     ),
     epochs: int = typer.Option(1, help="Passes over the corpus.", rich_help_panel=TRAINING),

@@ -216,9 +216,20 @@ def finetune_chosen(
 
 def leakage_sequences(tasks, data_root=None) -> list[str]:
     """The evaluation sequences whose k-mers pretraining must not see (DESIGN.md §4): of each task, its
-    split for cross-validation when that is what is here, else its official train and test splits."""
+    split for cross-validation when that is what is here, else its official train and test splits; a file (a
+    CSV with a seq column, or FASTA) gives all its sequences."""
     sequences = []
     for name in tasks:
+        path = Path(name)
+        if path.is_file():  # the user's own evaluation data
+            if path.suffix == ".csv" or path.name.endswith(".csv.gz"):
+                frame, column = read_sequence_table(path, "a 'seq' column of sequences")
+                if column not in frame.columns:
+                    raise ConfigError(f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}.")
+                sequences += [s for s in frame[column] if isinstance(s, str)]
+            else:
+                sequences += [sequence for _, sequence in read_fasta(path)]
+            continue
         task = load_task(name, data_root=data_root)
         splits = [task.labelled] if task.labelled else [task.train, task.test]
         sequences += [sequence for split in splits if split for sequence in split.sequences]

@@ -106,6 +106,10 @@ def test_with_the_official_split_on_disk_pretraining_drops_its_test_sequences_to
                 (folder / f"{i}.txt").write_text(sequence + "\n")
     held = api.leakage_sequences(["enhancer_cohn"], data_root=tmp_path)
     assert sorted(held) == ["AAAACCCC", "ACACACAC", "GGGGTTTT", "TGTGTGTG"]  # the test split is evaluation too
+    (tmp_path / "mine.csv").write_text("Sequence,label\nCCCCGGGG,a\n")  # the user's own evaluation files
+    (tmp_path / "mine.fa").write_text(">x\nTTTTAAAA\n")
+    own = api.leakage_sequences([str(tmp_path / "mine.csv"), str(tmp_path / "mine.fa")], data_root=tmp_path)
+    assert own == ["CCCCGGGG", "TTTTAAAA"]
 
 
 def test_a_corpus_of_one_window_is_refused_before_any_folder_is_made(tmp_path):
