@@ -271,13 +271,13 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
                 f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}. Name the column of "
                 "sequences seq."
             )
-        numbered = [str(i) for i in range(1, len(frame) + 1)]  # counted from 1, as its errors count sequences
-        names = [str(n) for n in frame["name"]] if "name" in frame.columns else numbered
+        given = [str(n) for n in frame["name"]] if "name" in frame.columns else None
         sequences = ["" if pd.isna(s) else s for s in frame[column].tolist()]  # an empty cell: an empty sequence
     else:
         records = read_fasta(path)
-        names, sequences = [n for n, _ in records], [s for _, s in records]
-    make_labelled(sequences, [0] * len(sequences), source=str(path))  # names the file in any error
+        given, sequences = [n for n, _ in records], [s for _, s in records]
+    make_labelled(sequences, [0] * len(sequences), source=str(path), names=given)  # names file and record in errors
+    names = given or [str(i) for i in range(1, len(sequences) + 1)]  # counted from 1, as errors count sequences
     probabilities = model._checked_probabilities(sequences)
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
     for column, values in zip(model.classes_, probabilities.T, strict=True):

@@ -70,8 +70,9 @@ def warn_uracil(sequences: list[str], source: str) -> None:
         )
 
 
-def make_labelled(sequences, labels, source: str = "the data", classes=None) -> LabelledSequences:
-    """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes."""
+def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None) -> LabelledSequences:
+    """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes. `names`
+    (a FASTA file's record names) are shown beside the sequence's number in errors."""
     sequences, labels = as_list(sequences, "sequences", source), as_list(labels, "labels", source)
     if len(sequences) != len(labels):
         raise DataValidationError(f"{source}: {len(sequences)} sequences but {len(labels)} labels.")
@@ -79,7 +80,8 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None) -> 
         raise DataValidationError(f"{source}: no sequences.")
     tokenizer = DNATokenizer()
     for i, sequence in enumerate(sequences, 1):  # counted from 1 in errors, as a reader of the file counts
-        tokenizer.encode(sequence, name=f"{source}, sequence {i}")
+        named = f" ({names[i - 1]!r})" if names is not None else ""
+        tokenizer.encode(sequence, name=f"{source}, sequence {i}{named}")
     warn_uracil(sequences, source)
     for row, label in enumerate(labels, 1):
         if np.ndim(label) != 0:
@@ -180,8 +182,8 @@ def read_fasta(path) -> list[tuple[str, str]]:
                     f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file? (A "
                     "table of sequences is read from a comma-separated .csv with a seq column.)"
                 )
-            else:
-                parts.append(line)
+            else:  # spaces inside a line are layout (blocks of 10 bases), as other FASTA readers take them
+                parts.append("".join(line.split()))
     if name is not None:
         records.append((name, "".join(parts)))
     if not records:
@@ -234,7 +236,7 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
                 f"header's first word; the labels name e.g. {known} (the labels file's first row is its header)."
             )
         labels = [labels[name] for name, _ in records]
-    return make_labelled([s for _, s in records], labels, source=str(fasta))
+    return make_labelled([s for _, s in records], labels, source=str(fasta), names=[n for n, _ in records])
 
 
 def _labels_by_name(table: pd.DataFrame, source) -> dict:

@@ -212,7 +212,7 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
     cases = [
         (["predict", "-m", model, "-i", missing], "none.fa does not exist"),
         (["predict", "-m", model, "-i", str(tmp_path / "empty.csv")], "empty.csv is empty"),
-        (["predict", "-m", model, "-i", str(tmp_path / "blank.csv")], "blank.csv, sequence 2: empty sequence"),
+        (["predict", "-m", model, "-i", str(tmp_path / "blank.csv")], "blank.csv, sequence 2 ('b'): empty sequence"),
         (["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "folder")], "is a folder"),
         (
             ["predict", "-m", model, "-i", str(tmp_path / "ok.fa"), "--out", str(tmp_path / "ok.fa")],

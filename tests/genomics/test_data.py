@@ -8,6 +8,7 @@ from genomics.data import (
     load_task,
     make_labelled,
     read_csv,
+    read_fasta,
     read_fasta_with_labels,
     read_genomic_benchmarks_dir,
     resolve_task,
@@ -135,6 +136,11 @@ def test_fasta_with_labels(tmp_path):
     assert data.label_names() == ["pos", "neg"]
     with pytest.raises(DataValidationError, match="no label for record 'two'.*the labels name e.g. 'one'"):
         read_fasta_with_labels(tmp_path / "s.fa", {"one": "pos"})
+    # spaces inside a sequence line are layout; a bad character is named by record as well as by number
+    (tmp_path / "blocks.fa").write_text(">one\nACGTACGTAC GTACG\n>two\nAC-GT\n")
+    with pytest.raises(SequenceError, match=r"blocks.fa, sequence 2 \('two'\): character '-' at position 3"):
+        read_fasta_with_labels(tmp_path / "blocks.fa", ["a", "b"])
+    assert read_fasta(tmp_path / "blocks.fa")[0] == ("one", "ACGTACGTACGTACG")
     repeated = pd.DataFrame({"name": ["two", "one", "two"], "label": ["neg", "pos", "neg"]})
     repeated.to_csv(tmp_path / "repeated.csv", index=False)  # the same label twice: fine
     assert read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "repeated.csv").label_names() == ["pos", "neg"]
