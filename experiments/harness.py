@@ -104,6 +104,31 @@ def read_config(path: str, tries: int = 5) -> dict:
     raise AssertionError("unreachable")
 
 
+def cell_path(config: dict, dataset: str, horizon: int) -> Path:
+    """Where a (dataset, horizon) cell of a validation check keeps its result."""
+    return ROOT / config["runs"] / f"{dataset}_h{horizon}.json"
+
+
+def run_cells(config: dict, run_cell) -> None:
+    """Each (dataset, horizon) cell of config not yet done: `run_cell(dataset, horizon, config["memory"])`'s
+    record with its provenance, one JSON file per cell, claimed so that workers share the cells."""
+    import itertools
+
+    from titans_ts.io import atomic_write_text
+
+    for dataset, horizon in itertools.product(config["datasets"], config["horizons"]):
+        path = cell_path(config, dataset, horizon)
+        with config["_claims"].claim(path) as mine:
+            if not mine:
+                continue
+            print(f"{path.name}: running", flush=True)
+            started = time.time()
+            record = run_cell(dataset, horizon, config["memory"])
+            record |= {"git_commit": git_commit(), "wall_seconds": time.time() - started}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(record, indent=1))
+
+
 def config_main(doc: str, run, report) -> int:
     """`script CONFIG [--only-report] [--worker]`: run what is missing, write and print the report."""
     from titans_ts.io import atomic_write_text

@@ -35,12 +35,11 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, config_main, git_commit  # noqa: E402
+from harness import cell_path, config_main, run_cells  # noqa: E402
 from residual_memory_check import fit_linear, scaled_series  # noqa: E402
 
 
@@ -159,24 +158,8 @@ def run_cell(dataset: str, horizon: int, config: dict) -> dict:
     }
 
 
-def result_path(config: dict, dataset: str, horizon: int) -> Path:
-    return ROOT / config["runs"] / f"{dataset}_h{horizon}.json"
-
-
 def run_check(config: dict) -> None:
-    from titans_ts.io import atomic_write_text
-
-    for dataset, horizon in itertools.product(config["datasets"], config["horizons"]):
-        path = result_path(config, dataset, horizon)
-        with config["_claims"].claim(path) as mine:
-            if not mine:
-                continue
-            print(f"{path.name}: running", flush=True)
-            started = time.time()
-            record = run_cell(dataset, horizon, config["memory"])
-            record |= {"git_commit": git_commit(), "wall_seconds": time.time() - started}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(record, indent=1))
+    run_cells(config, run_cell)
 
 
 def describe(row: dict) -> str:
@@ -207,7 +190,7 @@ def report(config: dict) -> str:
     ]
     online_wins = overall_wins = fixed_wins = cells = 0
     for dataset, horizon in itertools.product(config["datasets"], config["horizons"]):
-        path = result_path(config, dataset, horizon)
+        path = cell_path(config, dataset, horizon)
         if not path.exists():
             continue
         record = json.loads(path.read_text())
