@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import cell_path, config_main, run_cells  # noqa: E402
-from residual_memory_check import fit_linear, scaled_series  # noqa: E402
+from residual_memory_check import fit_linear, half_sums, scaled_series  # noqa: E402
 
 
 def phase_table(series, end: int, period: int):
@@ -102,15 +102,8 @@ def forecasts(series, weights, table, settings, start: int, first_eval: int, ori
 
 def squared_errors(series, weights, table, settings, start, first_eval, origins_end, halfway, lookback, horizon):
     """Squared-error sums (G, 2) over the two validation halves."""
-    import torch
-
-    sums = torch.zeros(len(settings), 2, dtype=torch.float64)
-    for origin, forecast, truth in forecasts(
-        series, weights, table, settings, start, first_eval, origins_end, lookback, horizon
-    ):
-        squared = (forecast - truth).square().mean((-1, -2))
-        sums[:, int(origin >= halfway)] += torch.nan_to_num(squared.double(), nan=float("inf"))
-    return sums
+    pairs = forecasts(series, weights, table, settings, start, first_eval, origins_end, lookback, horizon)
+    return half_sums(pairs, halfway, len(settings))
 
 
 def run_cell(dataset: str, horizon: int, config: dict) -> dict:

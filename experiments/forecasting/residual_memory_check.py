@@ -158,11 +158,18 @@ def corrections(series, base, origins, first_eval: int, config: dict, depth: int
 
 def memory_pass(series, base, origins, first_eval: int, halfway: int, config: dict, depth: int, settings):
     """Squared-error sums (G, 2) over the two validation halves, for G settings at one depth."""
+    pairs = corrections(series, base, origins, first_eval, config, depth, settings)
+    return half_sums(pairs, halfway, len(settings))
+
+
+def half_sums(pairs, halfway: int, count: int):
+    """Squared-error sums (G, 2) of (origin, estimate (G, C, H), target (C, H)) over the origins before and from
+    `halfway` (a NaN, a diverged setting, counts as inf)."""
     import torch
 
-    sums = torch.zeros(len(settings), 2, dtype=torch.float64)
-    for origin, correction, error in corrections(series, base, origins, first_eval, config, depth, settings):
-        squared = (correction - error).square().mean((-1, -2))
+    sums = torch.zeros(count, 2, dtype=torch.float64)
+    for origin, estimate, target in pairs:
+        squared = (estimate - target).square().mean((-1, -2))
         sums[:, int(origin >= halfway)] += torch.nan_to_num(squared.double(), nan=float("inf"))
     return sums
 
