@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli._common import console, make_app, write_table_text
@@ -24,25 +25,25 @@ def datasets() -> None:
     """List the GenomicBenchmarks tasks (ours and the genomic-benchmarks package's) and what is here."""
     from genomics.data import GENOMIC_BENCHMARKS_HOME, list_tasks
 
-    here = {"official": "full", "bundled": "test split", None: "[yellow]no[/]"}
-    table = Table(title="GenomicBenchmarks tasks")
+    here = {"official": "full", "bundled": "test", None: "[yellow]no[/]"}
+    table = Table(title="GenomicBenchmarks tasks", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("task", no_wrap=True)  # the name finetune takes: never cut, whatever the width
-    for column in ("aliases", "classes", "train / test"):
+    for column in ("aliases", "classes", "train\ntest"):
         table.add_column(column, overflow="fold")  # names a user types: folded, never cut
     table.add_column("here", no_wrap=True)
     for row in list_tasks():
         sizes = row["official_sizes"]
         table.add_row(
             row["task"],
-            ", ".join(row["aliases"]),
-            ", ".join(row["classes"]) or "-",
-            f"{sizes['train']} / {sizes['test']}" if sizes else "-",
+            "\n".join(row["aliases"]),  # one a line: a narrow column, names never split
+            "\n".join(row["classes"]) or "-",
+            f"{sizes['train']}\n{sizes['test']}" if sizes else "-",
             here[row["here"]],
         )
     console.print(table)
     console.print(
-        "here: full (the official train and test splits, `--protocol official`), test split (bundled: the default "
-        "protocol cross-validates on it) or no."
+        "here: full (the official train and test splits, `--protocol official`), test (the bundled test split: "
+        "the default protocol cross-validates on it) or no."
     )
     console.print(
         f"Full data: `titans-dna finetune TASK --protocol official` downloads it (online, genomic-benchmarks) "
