@@ -61,6 +61,32 @@ def test_predict_continues_the_time_axis_in_original_units(fitted, series):
     assert abs(forecast.iloc[0] - series.iloc[-1]).max() < 5 * series.diff().abs().max().max()
 
 
+@pytest.mark.parametrize(
+    "freq, on_calendar, season",
+    [
+        ("MS", lambda t: t.day == 1, 12),  # month starts: not 31 days apart
+        ("ME", lambda t: t.is_month_end, 12),
+        ("QS", lambda t: t.day == 1 and t.month in (1, 4, 7, 10), 4),
+        ("B", lambda t: t.weekday() < 5, 5),  # business days: no weekend
+    ],
+)
+def test_forecasts_of_calendar_data_are_dated_on_its_calendar(freq, on_calendar, season, tmp_path):
+    """Monthly, quarterly or business-day data: the forecast's dates follow the calendar (the next month
+    starts, the next business days), also after save and load, and the floors know its season."""
+    dates = pd.date_range("1990-01-01", periods=500, freq=freq)
+    frame = pd.DataFrame(
+        {"y": np.sin(np.arange(500) * 2 * np.pi / season) + np.arange(500) * 0.01},
+        index=pd.DatetimeIndex(list(dates), name="date"),
+    )  # no freq attribute on the index, as when read from a file
+    model = TitansForecaster(**{**TINY, "epochs": 1, "fallback": "auto"}).fit(frame)
+    dated = model.predict().index
+    assert dated.equals(pd.DatetimeIndex(list(pd.date_range(dates[-1], periods=13, freq=freq)[1:]), name="date"))
+    assert all(on_calendar(t) for t in dated) and dated[0] > dates[-1]
+    model.save(tmp_path / "m")
+    assert TitansForecaster.load(tmp_path / "m").predict().index.equals(dated)
+    assert any(f"season {season}" in note for note in model.floor_notes_), model.floor_notes_
+
+
 def test_evaluate_counts_every_window(fitted):
     test = fitted.evaluate(split="test")
     # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows

@@ -23,7 +23,7 @@ import pandas as pd
 from torch import nn
 
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
-from titans_ts.forecasting.time_axis import time_axis
+from titans_ts.forecasting.time_axis import calendar_seasons, time_axis
 
 MODEL, REPEAT_LAST = "model", "repeat last"
 FALLBACKS = ("auto", "off")
@@ -59,6 +59,7 @@ def candidate_seasons(index: pd.Index, lookback: int, train: np.ndarray) -> tupl
     target values (rows x columns), whose autocorrelation peak is the other season."""
     offered = [(1, "the last value")]
     _, step = time_axis(index)
+    offered += calendar_seasons(step)  # business days: a week; months and quarters: a year
     if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0):
         calendar = [(p // step, name) for name, p in CALENDAR if p > step and p % step == pd.Timedelta(0)]
         offered += calendar[:2]  # sub-daily: a day and a week; daily: a week and a year
