@@ -227,6 +227,19 @@ def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written
         load_dataset(tmp_path / "shuffled.csv")
 
 
+def test_timestamps_across_a_daylight_saving_change_are_read_as_utc(tmp_path):
+    """Offsets +01:00 then +02:00 (Berlin in March): one evenly spaced axis in UTC, said by a warning (pandas
+    refused the mixed offsets with a traceback)."""
+    from titans_ts.data.timestamps import TimeZoneWarning
+
+    local = pd.date_range("2020-03-28", periods=72, freq="h", tz="Europe/Berlin")
+    path = _with_dates(tmp_path, local)
+    with pytest.warns(TimeZoneWarning, match="read as UTC"):
+        loaded = load_dataset(path)
+    assert loaded.index.equals(pd.DatetimeIndex(local.tz_convert("UTC"), name="date"))
+    assert (loaded.index.to_series().diff().iloc[1:] == pd.Timedelta(hours=1)).all()
+
+
 def _with_dates(tmp_path, dates):
     frame = pd.DataFrame({"date": dates, "a": np.arange(len(dates), dtype=float)})
     frame.to_csv(tmp_path / "t.csv", index=False)

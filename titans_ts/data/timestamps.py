@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from titans_ts.errors import DataValidationError
+from titans_ts.errors import DataValidationError, TitansWarning
 
 _MAX_LISTED = 5
+
+
+class TimeZoneWarning(TitansWarning):
+    """Timestamps with changing UTC offsets were read as UTC."""
 
 
 def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.DatetimeIndex:
@@ -31,7 +35,18 @@ def _one_reading(column: pd.Series) -> pd.Series:
 
     format="mixed" parses each value alone, preferring month first: day-first dates (31/01/2020 01:00) were read
     day-first only where the day exceeds 12, and the file seemed to jump back and forth in time."""
-    parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    try:
+        parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+    except ValueError:  # UTC offsets that change (daylight saving): one axis only in UTC, where steps are even
+        import warnings
+
+        parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
+        warnings.warn(
+            "the timestamps' UTC offsets change (daylight saving time): they are read as UTC, where the steps "
+            "stay even, and the forecasts are dated in UTC.",
+            TimeZoneWarning,
+            stacklevel=4,
+        )
     if parsed.isna().any() or parsed.is_monotonic_increasing or parsed.is_monotonic_decreasing:
         return parsed
     day_first = pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=True)
