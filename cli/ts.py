@@ -364,7 +364,9 @@ MODEL_DIR = typer.Option(..., "--model", "-m", help="A folder written by `titans
 def predict(
     model: Path = MODEL_DIR,
     input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
-    out: Path = typer.Option(None, help="Where to write the forecast CSV (default: print it)."),
+    out: Path = typer.Option(
+        None, help="Where to write the forecast: a .csv or .parquet file (default: print it as CSV)."
+    ),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
     quantiles: str = typer.Option(
         None,

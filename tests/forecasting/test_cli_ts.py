@@ -67,6 +67,13 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     first = out.read_text().splitlines()[1].split(",")[1:]
     decimals = [len(cell.split(".")[1]) if "." in cell else 0 for cell in first]
     assert max(decimals) <= 7 - np.floor(np.log10(scales.min()))  # float32's precision, not float64 digits
+    parquet = folder / "forecast.parquet"  # the format follows the name, as evaluate --out's does
+    args = ["predict", "--model", str(folder / "model"), "--input", str(folder / "mine.csv"), "--out"]
+    assert runner.invoke(app, [*args, str(parquet)]).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), forecast, check_dtype=False)
+    refused = runner.invoke(app, [*args, str(folder / "forecast.xlsx")])
+    assert refused.exit_code == 2 and "use a .csv or .parquet file name" in refused.stderr
+    assert not (folder / "forecast.xlsx").exists()
 
 
 def test_forecast_decimals_follow_each_columns_scale_not_its_size():

@@ -14,6 +14,7 @@ from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError
+from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
 from titans_ts.forecasting.inputs import target_names
@@ -213,6 +214,8 @@ def predict_csv(
     quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
     check_device(device)
     check_out_file(out_csv, [input_csv])
+    if out_csv is not None:
+        check_table_path(out_csv)  # .csv or .parquet: the format follows the name
     check_out_file(plot, [input_csv])
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
@@ -222,7 +225,9 @@ def predict_csv(
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     out_csv = Path(out_csv) if out_csv else None
-    if out_csv is not None:
+    if out_csv is not None and out_csv.suffix == ".parquet":
+        write_table(forecast.rename_axis(forecast.index.name or "date").reset_index(), out_csv)
+    elif out_csv is not None:
         atomic_write_text(out_csv, forecast_csv(forecast))
     if plot:
         plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
@@ -274,8 +279,6 @@ def evaluate_saved(
     read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
     check_device(device)
     if windows_out is not None:
-        from titans_ts.forecasting.diagnostics import check_table_path
-
         check_table_path(windows_out)
     for out in (windows_out, plot):
         check_out_file(out, [dataset])
@@ -292,7 +295,7 @@ def evaluate_saved(
     if online and estimator.mode != "history":
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:
-        from titans_ts.forecasting.diagnostics import errors_by, write_table
+        from titans_ts.forecasting.diagnostics import errors_by
 
         table = estimator.window_forecasts(frame, split="test")
         by_step = errors_by(table, "step")
