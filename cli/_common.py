@@ -49,7 +49,7 @@ def as_options(message: str, command) -> str:
 
     def rewrite(match: re.Match) -> str:
         name, value = match.group(1), match.group(2).strip("'\"")
-        if name not in flags:
+        if name not in flags or value.startswith(("[", "{")):  # a Python list or dict stays as the API spells it
             return match.group(0)
         flag, is_flag, negative = flags[name]
         if not is_flag:

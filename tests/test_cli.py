@@ -155,3 +155,22 @@ def test_the_librarys_warnings_are_one_line_without_a_source_location(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: " in result.stderr and "newest first" in result.stderr
     assert "TimeOrderWarning" not in result.stderr and ".py:" not in result.stderr
+
+
+def test_settings_errors_are_spelled_as_the_cli_options_where_the_command_has_them():
+    """name=value becomes --name value for an option of the command; a flag becomes --flag / --no-flag; a Python
+    list, a name the command lacks and pretrained=False (CLI: --scratch) are spelled as they must be."""
+    import typer
+
+    from cli._common import as_options
+
+    command = typer.main.get_command(ts_app).commands["fit"]
+    message = (
+        "online_blend=2.0 is a mode='history' setting; error_tokens=True and error_tokens=False; heads=4; "
+        "quantiles=[0.1, 0.9]; pass pretrained=False"
+    )
+    assert as_options(message, command) == (
+        "--online-blend 2.0 is a --mode history setting; --error-tokens and --no-error-tokens; heads=4; "
+        "quantiles=[0.1, 0.9]; pass --scratch"
+    )
+    assert as_options(message, None) == message

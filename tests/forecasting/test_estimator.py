@@ -44,6 +44,25 @@ def test_predict_before_fit_raises_not_fitted():
         TitansForecaster().predict()
 
 
+def test_a_setting_that_shapes_the_model_changed_after_fit_is_refused_until_refit(series, tmp_path):
+    """set_params(horizon=...) after fit failed deep inside predict ('Shape of passed values'), lookback inside
+    evaluate, and target or variant were ignored: now a ConfigError names them. How it runs or was trained may
+    change (device, progress, epochs), and setting it back or fitting again works."""
+    model = TitansForecaster(**{**TINY, "epochs": 1}).fit(series)
+    model.set_params(progress=True, epochs=5, lr=0.01).predict()  # how it runs or trains: fine
+    for change in ({"horizon": 6}, {"lookback": 48}, {"variant": "mac"}, {"target": "c0"}):
+        model.set_params(**change)
+        for call in (model.predict, model.evaluate, lambda: model.save(tmp_path / "m")):
+            with pytest.raises(ConfigError, match=f"settings changed since fit \\({next(iter(change))}: .*Fit again"):
+                call()
+        model.set_params(**{k: model.fitted_params_[k] for k in change})
+    assert len(model.predict()) == 12
+    assert len(model.set_params(horizon=6).fit(series).predict()) == 6
+    loaded = model.save(tmp_path / "m") and TitansForecaster.load(tmp_path / "m")
+    with pytest.raises(ConfigError, match="horizon: 6 at fit, 3 now"):
+        loaded.set_params(horizon=3).predict()
+
+
 def test_clone_of_a_fitted_forecaster_is_unfitted(fitted):
     copy = clone(fitted)
     assert copy.get_params() == fitted.get_params()

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from titans_ts.checkpointing import RUN_ONLY
 from titans_ts.data import StandardScaler, make_splits
-from titans_ts.errors import DataValidationError, positive_problems, refuse
+from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
@@ -24,6 +25,19 @@ from titans_ts.forecasting.streaming import Streaming
 from titans_ts.forecasting.time_axis import axis_from_json, axis_to_json, future_index, season_steps, time_axis
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
+
+# What may change between fit and predict: how it runs (RUN_ONLY), how it was trained (the next fit's business),
+# the split protocol evaluate reads, and how an online forecast reads the carried memory (docs/forecasting.md).
+TRAINING_ONLY = ("epochs", "patience", "lr", "weight_decay", "seed", "batch_size", "dropout", "bptt", "streams")
+CHANGEABLE_AFTER_FIT = (*RUN_ONLY, *TRAINING_ONLY, "local_pretrain", "protocol", "online_blend", "online_from")
+
+
+def _same(a, b) -> bool:
+    """Equal settings, arrays too (quantiles=np.array([0.1, 0.9]))."""
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return np.array_equal(np.asarray(a), np.asarray(b))
 
 
 class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansEstimator):
@@ -156,7 +170,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         if self.mode == "history":
-            return history_mode.fit(self, X, device, resume)
+            history_mode.fit(self, X, device, resume)
+            self.fitted_params_ = self.get_params()
+            return self
         frame = as_frame(X)
         targets = target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
@@ -188,6 +204,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._set_context(frame)
         self._start_tracker(frame, self.borders_)  # calibrate="adaptive": moved by the rows after validation
         self._fit_frame = frame
+        self.fitted_params_ = self.get_params()
         return self
 
     def check_params(self) -> None:
@@ -263,6 +280,21 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             scaled, levels = streamed, self._calibrated(torch.as_tensor(raw), tracker).numpy()
         point = pd.DataFrame(self._target_scaler().inverse_transform(scaled), index=index, columns=self.targets_)
         return pd.concat([point, self._level_frame(levels, index, chosen)], axis=1)
+
+    def _check_fitted(self) -> None:
+        """NotFittedError before fit; a ConfigError when a setting that shapes the fitted model has changed since
+        (set_params(horizon=12) after a fit at 24 made predict fail deep inside, or was ignored)."""
+        super()._check_fitted()
+        fitted = getattr(self, "fitted_params_", None)
+        if fitted is None:
+            return
+        now = self.get_params()
+        changed = [k for k in now if k not in CHANGEABLE_AFTER_FIT and k in fitted and not _same(now[k], fitted[k])]
+        if changed:
+            said = ", ".join(f"{k}: {fitted[k]!r} at fit, {now[k]!r} now" for k in changed)
+            raise ConfigError(
+                f"settings changed since fit ({said}): they shape the fitted model. Fit again, or set them back."
+            )
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
@@ -355,6 +387,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None
+        estimator.fitted_params_ = estimator.get_params()
         if history:
             history_stream.restore_stream(estimator, tensors, config)
         return estimator
