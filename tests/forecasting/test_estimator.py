@@ -149,6 +149,9 @@ def test_arrays_are_accepted(series):
     model = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(series.to_numpy())
     forecast = model.predict()
     assert isinstance(forecast.index, pd.RangeIndex) and forecast.index[0] == 500
+    from titans_ts.forecasting.api import forecast_csv
+
+    assert forecast_csv(forecast).startswith("step,")  # step numbers, not headed 'date'
 
 
 def test_bad_inputs(fitted, series, tmp_path):

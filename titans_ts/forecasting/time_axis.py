@@ -49,7 +49,7 @@ def future_index(last, step, horizon: int) -> pd.Index:
     next month starts, business days, ...), or the next integers."""
     if isinstance(last, pd.Timestamp):
         return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name="date")
-    return pd.RangeIndex(last + 1, last + 1 + horizon)
+    return pd.RangeIndex(last + 1, last + 1 + horizon, name="step")
 
 
 def advanced(last, rows: pd.Index):
