@@ -50,6 +50,11 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
     for rows in (series.iloc[230:250], series.iloc[239:240]):  # overlapping the fitted rows, or its last one
         with pytest.raises(DataValidationError, match="not after the last row already read"):
             model.update(rows)
+    half_hour = series.iloc[240:250].set_axis(series.index[240:250] + pd.Timedelta(minutes=30))
+    daily = series.iloc[240:250].set_axis(pd.date_range(series.index[240], periods=10, freq="D", name="date"))
+    for rows, at in ((series.iloc[250:260], 1), (half_hour, 1), (daily, 2)):  # a gap, off the grid, another step
+        with pytest.raises(DataValidationError, match=f"new row {at} is at .*where the series' next step is"):
+            model.update(rows)
     pd.testing.assert_frame_equal(model.predict(), before)
 
 

@@ -309,7 +309,7 @@ def update(estimator, new_rows):
     (module doc), the local window moves on; predict() then forecasts after the last row."""
     estimator._check_fitted()
     frame = estimator._fitted_frame(new_rows)
-    check_follows(estimator.last_index_, frame.index)
+    check_follows(estimator.last_index_, frame.index, estimator.step_)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
     device = estimator._device()
     model = estimator.model_.to(device)

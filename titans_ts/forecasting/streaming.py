@@ -33,7 +33,7 @@ class Streaming:
             return history_mode.update(self, new_rows)
         self._check_streamable()
         frame = self._fitted_frame(new_rows)
-        check_follows(self.last_index_, frame.index)
+        check_follows(self.last_index_, frame.index, self.step_)
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
         device = self._device()
         self.model_.to(device).eval()

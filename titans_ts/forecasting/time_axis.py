@@ -59,10 +59,12 @@ def advanced(last, rows: pd.Index):
     return rows[-1] if isinstance(last, pd.Timestamp) else last + len(rows)
 
 
-def check_follows(last, rows: pd.Index) -> None:
+def check_follows(last, rows: pd.Index, step=None) -> None:
     """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
-    read them twice and the forecasts' timestamps would run backwards. Checked before anything is read.
-    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones."""
+    read them twice and the forecasts' timestamps would run backwards; with the series' `step`, also rows that
+    leave a gap after `last` or do not follow its grid (a memory reads rows as consecutive steps). Checked
+    before anything is read. Rows without timestamps (an array) cannot be checked, nor dated: refused after
+    dated ones."""
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
@@ -73,6 +75,15 @@ def check_follows(last, rows: pd.Index) -> None:
             f"the new rows start at {rows[0]}, not after the last row already read ({last}): give only the rows "
             "that came after it, in time order."
         )
+    if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
+        expected = future_index(last, step, len(rows))
+        if not rows.equals(expected):
+            at = next(i for i, (got, want) in enumerate(zip(rows, expected, strict=True)) if got != want)
+            raise DataValidationError(
+                f"new row {at + 1} is at {rows[at]}, where the series' next step is {expected[at]} (a step of "
+                f"{getattr(step, 'freqstr', step)} after {last}): give the rows that follow it without gaps, at "
+                "the series' step (fill or resample them first)."
+            )
 
 
 def season_from_index(index: pd.Index) -> int | None:
