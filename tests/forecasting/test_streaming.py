@@ -52,10 +52,30 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
             model.update(rows)
     half_hour = series.iloc[240:250].set_axis(series.index[240:250] + pd.Timedelta(minutes=30))
     daily = series.iloc[240:250].set_axis(pd.date_range(series.index[240], periods=10, freq="D", name="date"))
-    for rows, at in ((series.iloc[250:260], 1), (half_hour, 1), (daily, 2)):  # a gap, off the grid, another step
-        with pytest.raises(DataValidationError, match=f"new row {at} is at .*where the series' next step is"):
+    for rows, message in ((half_hour, "new row 1 is at .* off the series' grid"), (daily, "1 days 00:00:00 apart")):
+        with pytest.raises(DataValidationError, match=message):  # off the grid, or at another step
             model.update(rows)
     pd.testing.assert_frame_equal(model.predict(), before)
+    copy.deepcopy(fitted).update(series.iloc[245:250])  # a gap of whole steps (a missing reading) passes
+
+
+def test_the_grid_check_passes_holidays_other_zones_and_daylight_saving():
+    """Rows that follow the series: business days with holidays (Mondays after Fridays), the same instants in
+    another zone, a daily series' midnights across a daylight-saving change; not a row between two steps."""
+    from titans_ts.errors import DataValidationError
+    from titans_ts.forecasting.time_axis import check_follows, future_index, time_axis
+
+    holidays = pd.bdate_range("2020-01-01", periods=400).delete([50, 120, 250])
+    last, step = time_axis(holidays[:380])
+    assert isinstance(step, pd.offsets.BusinessDay)  # no weekend row in the data: business days, not 1 day
+    check_follows(last, holidays[380:], step)
+    assert all(t.dayofweek < 5 for t in future_index(last, step, 10))
+    hours = pd.date_range("2021-03-20", periods=300, freq="h", tz="UTC")
+    check_follows(hours[289], hours[290:].tz_convert("+02:00"), time_axis(hours[:290])[1])
+    days = pd.date_range("2021-03-20", periods=30, freq="D", tz="Europe/Berlin")
+    check_follows(days[4], days[5:], time_axis(days[:5])[1])
+    with pytest.raises(DataValidationError, match="off the series' grid"):
+        check_follows(days[4], days[5:] + pd.Timedelta(hours=6), time_axis(days[:5])[1])
 
 
 def test_the_carried_memory_changes_forecasts_but_starts_from_the_trained_one(fitted, series):

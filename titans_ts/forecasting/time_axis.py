@@ -16,9 +16,20 @@ def time_axis(index: pd.Index):
         calendar = calendar_frequency(recent)
         if calendar is not None:
             return index[-1], calendar
-        spacing = pd.Series(recent).diff().dropna()
-        return index[-1], spacing.mode().iloc[0]
+        spacing = pd.Series(recent).diff().dropna().mode().iloc[0]
+        if spacing == pd.Timedelta(days=1) and len(recent) >= 10 and (recent.dayofweek < 5).all():
+            return index[-1], pd.offsets.BusinessDay()  # business days with holidays, which infer_freq refuses
+        return index[-1], spacing
     return len(index) - 1, 1
+
+
+# The frequencies whose steps differ in length and that a forecast must follow on the calendar (business hours,
+# weeks and days stay a Timedelta step: their seasons are the floors' CALENDAR table's).
+CALENDAR_OFFSETS = (
+    pd.offsets.MonthBegin, pd.offsets.MonthEnd, pd.offsets.BusinessMonthBegin, pd.offsets.BusinessMonthEnd,
+    pd.offsets.QuarterBegin, pd.offsets.QuarterEnd, pd.offsets.BQuarterBegin, pd.offsets.BQuarterEnd,
+    pd.offsets.YearBegin, pd.offsets.YearEnd, pd.offsets.BYearBegin, pd.offsets.BYearEnd, pd.offsets.BusinessDay,
+)  # fmt: skip
 
 
 def calendar_frequency(index: pd.DatetimeIndex):
@@ -30,7 +41,7 @@ def calendar_frequency(index: pd.DatetimeIndex):
     if freq is None:
         return None
     offset = to_offset(freq)
-    return None if isinstance(offset, (pd.offsets.Tick, pd.offsets.Day, pd.offsets.Week)) else offset
+    return offset if isinstance(offset, CALENDAR_OFFSETS) else None
 
 
 def calendar_seasons(step) -> list[tuple[int, str]]:
@@ -76,18 +87,39 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
             "that came after it, in time order."
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
-        expected = future_index(last, step, len(rows))
-        if not rows.equals(expected):
-            at = next(i for i, (got, want) in enumerate(zip(rows, expected, strict=True)) if got != want)
+        _check_on_grid(last, rows, step)
+
+
+def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
+    """Refuse rows off the series' grid (a whole number of steps from `last`, on the wall clock: a daily series
+    keeps its midnights across daylight saving) or at another step. Gaps of whole steps pass, as in fit's own
+    rows (a holiday, a missing reading). A Timedelta step of 28 days or more (a calendar step that a model saved
+    before calendar steps kept as a most common gap) is not checked."""
+    wall = rows.tz_localize(None) if rows.tz is not None else rows
+    origin = last.tz_localize(None) if last.tz is not None else last
+    name = getattr(step, "freqstr", step)
+    if isinstance(step, pd.DateOffset):
+        off = [i for i, t in enumerate(wall) if not step.is_on_offset(t)]
+    elif step < pd.Timedelta(days=28):
+        off = [i for i, t in enumerate(wall) if (t - origin) % step != pd.Timedelta(0)]
+        spacing = pd.Series(wall).diff().dropna()
+        if not off and len(spacing) and spacing.mode().iloc[0] != step:
             raise DataValidationError(
-                f"new row {at + 1} is at {rows[at]}, where the series' next step is {expected[at]} (a step of "
-                f"{getattr(step, 'freqstr', step)} after {last}): give the rows that follow it without gaps, at "
-                "the series' step (fill or resample them first)."
+                f"the new rows are {spacing.mode().iloc[0]} apart, the series {name}: give rows at the series' "
+                "step (resample them first)."
             )
+    else:
+        off = []
+    if off:
+        raise DataValidationError(
+            f"new row {off[0] + 1} is at {rows[off[0]]}, off the series' grid (steps of {name} from {last}): give "
+            "rows at the series' step (resample them first)."
+        )
 
 
 def season_from_index(index: pd.Index) -> int | None:
-    """One day in steps of a regular sub-daily DatetimeIndex (7 for daily data); None when there is none."""
+    """One day in steps of a regular sub-daily DatetimeIndex (7 for daily data; a week of business days, a year of
+    months or quarters: `calendar_seasons`); None when there is none."""
     _, step = time_axis(index)
     if calendar_seasons(step):
         return calendar_seasons(step)[0][0]
@@ -113,8 +145,8 @@ def season_steps(variant: str, season: int | None, index: pd.Index) -> int:
     if found is not None:
         return found
     raise ConfigError(
-        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily dates): "
-        "pass season=<steps per season> (CLI --season)."
+        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily, daily, "
+        "business-day, monthly or quarterly dates): pass season=<steps per season> (CLI --season)."
     )
 
 
