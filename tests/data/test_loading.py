@@ -221,6 +221,16 @@ def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written
     month_first = frame.assign(date=hours.strftime("%m/%d/%Y %H:%M"))  # US dates still read month first
     month_first.to_csv(tmp_path / "us.csv", index=False)
     assert load_dataset(tmp_path / "us.csv").index.equals(pd.DatetimeIndex(hours, name="date"))
+    monthly = pd.DataFrame({"date": pd.date_range("2018-01-01", periods=36, freq="MS").strftime("%d/%m/%Y")})
+    monthly.assign(y=np.arange(36.0)).to_csv(tmp_path / "monthly.csv", sep=";", index=False)  # in order either way
+    assert load_dataset(tmp_path / "monthly.csv").index[1] == pd.Timestamp("2018-02-01")  # the evenly spaced one
+    thousands = "date\tsales\n" + "".join(f"2020-01-{d:02d}\t{v}\n" for d, v in enumerate(["999", "1,234"], 1))
+    (tmp_path / "us.tsv").write_text(thousands)  # 1,234 may be a thousand: refused, not read as 1.234
+    with pytest.raises(DataValidationError, match="non-numeric column"):
+        load_dataset(tmp_path / "us.tsv")
+    frame.to_csv(tmp_path / "bare.csv", sep=";", decimal=",", index=False, header=False)
+    with pytest.raises(DataValidationError, match="looks like data"):  # a headerless file keeps its first row
+        load_dataset(tmp_path / "bare.csv", sep=";")
     shuffled = frame.sample(frac=1.0, random_state=0)  # out of order either way: still refused, rows named
     shuffled.to_csv(tmp_path / "shuffled.csv", sep=";", decimal=",", index=False)
     with pytest.raises(DataValidationError, match="Sort the rows"):

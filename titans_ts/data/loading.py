@@ -173,10 +173,11 @@ def read_series_csv(
             ) from None
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
-        if sep != "," and _decimal_commas(raw):  # 1,5 for 1.5, as in European CSV files: read it so
+        decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
+        if decimal == ",":
             raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",")
         if header:
-            _check_header_is_not_data(raw, path)
+            _check_header_is_not_data(raw, path, decimal)
         else:
             raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     if raw.empty:
@@ -254,23 +255,25 @@ def _sniff_delimiter(path: Path) -> str:
 
 
 def _decimal_commas(raw: pd.DataFrame) -> bool:
-    """Whether a text column holds numbers written with a decimal comma (every value, some with a comma)."""
+    """Whether a text column holds numbers written with a decimal comma: every value a number with at most one
+    comma, and some comma not followed by exactly three digits (1,234 alone may be a thousands separator)."""
     import re
 
     number = re.compile(r"\s*[+-]?\d+(,\d+)?([eE][+-]?\d+)?\s*")
+    decimal = re.compile(r",(\d{1,2}|\d{4,})([eE]|\s*$)")
     for name in raw.columns:
         if pd.api.types.is_numeric_dtype(raw[name]):
             continue
         values = raw[name].dropna().astype(str).head(1000)
-        if len(values) and values.str.contains(",").any() and all(number.fullmatch(v) for v in values):
+        if len(values) and all(number.fullmatch(v) for v in values) and any(decimal.search(v) for v in values):
             return True
     return False
 
 
-def _check_header_is_not_data(raw: pd.DataFrame, path: Path) -> None:
+def _check_header_is_not_data(raw: pd.DataFrame, path: Path, decimal: str = ".") -> None:
     """A header row made only of numbers (and maybe one timestamp) is the first row of a headerless file."""
     names = [str(c) for c in raw.columns]
-    numeric = pd.to_numeric(pd.Series(names), errors="coerce").notna()
+    numeric = pd.to_numeric(pd.Series([n.replace(decimal, ".") for n in names]), errors="coerce").notna()
     stamps = pd.to_datetime(pd.Series(names), errors="coerce", format="mixed").notna() & ~numeric
     if len(names) >= 2 and numeric.sum() >= 1 and (numeric | stamps).all():
         raise DataValidationError(

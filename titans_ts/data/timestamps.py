@@ -31,24 +31,46 @@ def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.
 
 
 def _one_reading(column: pd.Series) -> pd.Series:
-    """The timestamps, day-first where only that reads the file in time order.
+    """The timestamps, day-first where only that reads the file in time order, or evenly spaced.
 
     format="mixed" parses each value alone, preferring month first: day-first dates (31/01/2020 01:00) were read
-    day-first only where the day exceeds 12, and the file seemed to jump back and forth in time."""
-    try:
-        parsed = pd.to_datetime(column, errors="coerce", format="mixed")
-    except ValueError:  # UTC offsets that change (daylight saving): one axis only in UTC, where steps are even
-        import warnings
-
-        parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
-        warnings.warn(
-            "the timestamps' UTC offsets change (daylight saving time): they are read as UTC, where the steps "
-            "stay even, and the forecasts are dated in UTC.",
-            TimeZoneWarning,
-            stacklevel=4,
-        )
-    if parsed.isna().any() or parsed.is_monotonic_increasing or parsed.is_monotonic_decreasing:
+    day-first only where the day exceeds 12, and the file seemed to jump back and forth in time; monthly
+    01/02/2018 read month first is in order too, but a day apart and then a year."""
+    parsed = _parsed(column, day_first=False)
+    if parsed.isna().any() or (_in_order(parsed) and _evenly_spaced(parsed)):
         return parsed
-    day_first = pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=True)
-    in_order = day_first.is_monotonic_increasing or day_first.is_monotonic_decreasing
-    return day_first if in_order and day_first.notna().all() else parsed
+    day_first = _parsed(column, day_first=True)
+    if day_first.notna().all() and _in_order(day_first) and (not _in_order(parsed) or _evenly_spaced(day_first)):
+        return day_first
+    return parsed
+
+
+def _in_order(parsed: pd.Series) -> bool:
+    return parsed.is_monotonic_increasing or parsed.is_monotonic_decreasing
+
+
+def _evenly_spaced(parsed: pd.Series) -> bool:
+    """One step apart, or a calendar frequency pandas names (months, business days)."""
+    if len(parsed) < 3:
+        return True
+    index = pd.DatetimeIndex(parsed.sort_values())
+    return index.to_series().diff().iloc[1:].nunique() == 1 or pd.infer_freq(index) is not None
+
+
+def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
+    """pd.to_datetime of the column, each value on its own; timestamps whose UTC offsets differ (daylight saving)
+    in UTC, with a warning (pandas refuses mixed offsets)."""
+    import warnings
+
+    try:
+        return pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first)
+    except ValueError as exc:
+        if "timezone" not in str(exc).lower() and "tz" not in str(exc).lower():
+            raise DataValidationError(f"the date column cannot be read as timestamps ({exc}).") from None
+    warnings.warn(
+        "the timestamps' UTC offsets differ (daylight saving time, or some without one): they are read as UTC, "
+        "where the steps stay even, and the forecasts are dated in UTC.",
+        TimeZoneWarning,
+        stacklevel=5,
+    )
+    return pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first, utc=True)
