@@ -41,6 +41,11 @@ def as_options(message: str, command) -> str:
         return message
     for python, option in SPELLED_OTHERWISE.items():
         message = message.replace(python, option)
+    parts = message.split("; ")  # the settings check joins its problems so; a part that speaks CLI stays as is
+    if len(parts) > 1:
+        return "; ".join(as_options(part, command) for part in parts)
+    if "CLI" in message:
+        return message
     flags = {}
     for param in command.params:
         long = [opt for opt in param.opts if opt.startswith("--")]
@@ -58,7 +63,8 @@ def as_options(message: str, command) -> str:
             return flag
         return negative[0] if value == "False" and negative else match.group(0)
 
-    return re.sub(r"\b([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]+)", rewrite, message)
+    # a name at the start, after a space or an opening bracket: not inside a path (runs/lr=0.01/model)
+    return re.sub(r"(?<![^\s(])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;()]+)", rewrite, message)
 
 
 class ErrorReportingGroup(TyperGroup):

@@ -244,7 +244,7 @@ def _labels_by_name(table: pd.DataFrame, source) -> dict:
     names, values = table.iloc[:, 0].astype(str), table.iloc[:, 1]
     labels, first_row = {}, {}
     for row, (name, label) in enumerate(zip(names, values, strict=True), 2):  # row 1 is the header
-        if name in labels and labels[name] != label:
+        if name in labels and labels[name] != label and not (pd.isna(labels[name]) and pd.isna(label)):
             raise DataValidationError(
                 f"{source}: record {name!r} has two labels, {labels[name]!r} (row {first_row[name]}) and {label!r} "
                 f"(row {row}); give each name one label."

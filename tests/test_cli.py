@@ -174,3 +174,5 @@ def test_settings_errors_are_spelled_as_the_cli_options_where_the_command_has_th
         "quantiles=[0.1, 0.9]; pass --scratch"
     )
     assert as_options(message, None) == message
+    for kept in ("runs/lr=0.01/model is a file", "continue with fit(..., resume=True) (CLI: --resume)"):
+        assert as_options(kept, command) == kept  # a path, or text that already speaks CLI

@@ -72,7 +72,7 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     assert runner.invoke(app, [*args, str(parquet)]).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), forecast, check_dtype=False)
     refused = runner.invoke(app, [*args, str(folder / "forecast.xlsx")])
-    assert refused.exit_code == 2 and "use a .csv or .parquet file name" in refused.stderr
+    assert refused.exit_code == 2 and "choose a .csv or .parquet name" in refused.stderr
     assert not (folder / "forecast.xlsx").exists()
 
 

@@ -194,6 +194,10 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {used}")
 
 
+# Suffixes a user would expect in their own format; every other name (none, .txt, .CSV, .csv.gz) gets CSV text.
+OTHER_TABLE_FORMATS = (".xlsx", ".xls", ".json", ".feather", ".h5", ".hdf", ".pkl", ".pickle", ".orc")
+
+
 def predict_csv(
     model_dir,
     input_csv,
@@ -214,8 +218,11 @@ def predict_csv(
     quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
     check_device(device)
     check_out_file(out_csv, [input_csv])
-    if out_csv is not None:
-        check_table_path(out_csv)  # .csv or .parquet: the format follows the name
+    if out_csv is not None and Path(out_csv).suffix.lower() in OTHER_TABLE_FORMATS:
+        raise ConfigError(f"{out_csv}: the forecast is written as CSV, or as parquet to a .parquet name; not as "
+                          f"{Path(out_csv).suffix}: choose a .csv or .parquet name.")  # fmt: skip
+    if out_csv is not None and Path(out_csv).suffix == ".parquet":
+        check_table_path(out_csv)  # pyarrow present
     check_out_file(plot, [input_csv])
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)

@@ -150,7 +150,8 @@ class QuantileOutputs:
         if calibrate is not None:
             check({**self.get_params(), "calibrate": calibrate})  # refused before anything changes
             self.set_params(calibrate=calibrate)
-            self.fitted_params_["calibrate"] = calibrate  # recalibrated: the fitted model's setting now
+            if hasattr(self, "fitted_params_"):  # recalibrating makes it the fitted model's setting
+                self.fitted_params_["calibrate"] = calibrate
         frame, borders = self._split_rows(X, "val")
         self._calibrate(self._split_windows(X, "val", self.batch_size)[2])
         self.borders_, self._fit_frame = borders, frame
