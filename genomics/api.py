@@ -18,7 +18,7 @@ from genomics.data import (
     read_csv,
     read_fasta,
     read_fasta_with_labels,
-    read_sequence_table,
+    read_unlabelled_csv,
     stratified_folds,
 )
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
@@ -223,10 +223,7 @@ def leakage_sequences(tasks, data_root=None) -> list[str]:
         path = Path(name)
         if path.is_file():  # the user's own evaluation data
             if path.suffix == ".csv" or path.name.endswith(".csv.gz"):
-                frame, column = read_sequence_table(path, "a 'seq' column of sequences")
-                if column not in frame.columns:
-                    raise ConfigError(f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}.")
-                sequences += [s for s in frame[column] if isinstance(s, str)]
+                sequences += read_unlabelled_csv(path)[0]
             else:
                 sequences += [sequence for _, sequence in read_fasta(path)]
             continue
@@ -265,14 +262,7 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
 
     path = Path(input_path)
     if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
-        frame, column = read_sequence_table(path, "a 'seq' column of sequences")
-        if column not in frame.columns:
-            raise ConfigError(
-                f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}. Name the column of "
-                "sequences seq."
-            )
-        given = [str(n) for n in frame["name"]] if "name" in frame.columns else None
-        sequences = ["" if pd.isna(s) else s for s in frame[column].tolist()]  # an empty cell: an empty sequence
+        sequences, given = read_unlabelled_csv(path)
     else:
         records = read_fasta(path)
         given, sequences = [n for n, _ in records], [s for _, s in records]

@@ -145,6 +145,19 @@ def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[
     return frame, sequence_column
 
 
+def read_unlabelled_csv(path) -> tuple[list[str], list[str] | None]:
+    """The sequences of a CSV with a seq (or sequence) column, and its name column's values (None without one);
+    an empty cell is an empty sequence."""
+    frame, column = read_sequence_table(path, "a 'seq' column of sequences")
+    if column not in frame.columns:
+        raise ConfigError(
+            f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}. Name the column of "
+            "sequences seq."
+        )
+    names = [str(n) for n in frame["name"]] if "name" in frame.columns else None
+    return ["" if pd.isna(s) else s for s in frame[column].tolist()], names
+
+
 def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
     """A CSV (or .csv.gz) with a sequence column and a label column (by default 'seq' and 'label', or a column
     named sequence / class / ... when those are absent: SEQUENCE_NAMES, LABEL_NAMES)."""
