@@ -13,6 +13,7 @@ from genomics import pretraining
 from genomics.classifier import DNAClassifier
 from genomics.data import (
     LabelledSequences,
+    is_csv,
     load_task,
     make_labelled,
     read_csv,
@@ -32,7 +33,7 @@ from titans_ts.version import __version__
 def load_labelled(source: str, labels=None):
     """A task name (bundled / genomic-benchmarks), a CSV (seq,label), or a FASTA with a labels CSV."""
     path = Path(source)
-    if path.suffix == ".csv" or path.name.endswith(".csv.gz"):
+    if is_csv(path):
         if labels is not None:
             raise ConfigError(f"{source} is a CSV, whose label column is read: --labels goes with a FASTA file.")
         return read_csv(path)
@@ -222,7 +223,7 @@ def leakage_sequences(tasks, data_root=None) -> list[str]:
     for name in tasks:
         path = Path(name)
         if path.is_file():  # the user's own evaluation data
-            if path.suffix == ".csv" or path.name.endswith(".csv.gz"):
+            if is_csv(path):
                 sequences += read_unlabelled_csv(path)[0]
             else:
                 sequences += [sequence for _, sequence in read_fasta(path)]
@@ -261,7 +262,7 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
     import pandas as pd
 
     path = Path(input_path)
-    if path.suffix in (".csv",) or path.name.endswith(".csv.gz"):
+    if is_csv(path):
         sequences, given = read_unlabelled_csv(path)
     else:
         records = read_fasta(path)

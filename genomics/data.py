@@ -145,6 +145,11 @@ def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[
     return frame, sequence_column
 
 
+def is_csv(path: Path) -> bool:
+    """A table of sequences (.csv or .csv.gz); any other file is read as FASTA."""
+    return path.suffix == ".csv" or path.name.endswith(".csv.gz")
+
+
 def read_unlabelled_csv(path) -> tuple[list[str], list[str] | None]:
     """The sequences of a CSV with a seq (or sequence) column, and its name column's values (None without one);
     an empty cell is an empty sequence."""

@@ -37,10 +37,10 @@ def _one_reading(column: pd.Series) -> pd.Series:
     day-first only where the day exceeds 12, and the file seemed to jump back and forth in time; monthly
     01/02/2018 read month first is in order too, but a day apart and then a year."""
     parsed = _parsed(column, day_first=False)
-    if parsed.isna().any() or (_in_order(parsed) and _evenly_spaced(parsed)):
+    if parsed.isna().any() or (_in_order(parsed) and _regular(parsed)):
         return parsed
     day_first = _parsed(column, day_first=True)
-    if day_first.notna().all() and _in_order(day_first) and (not _in_order(parsed) or _evenly_spaced(day_first)):
+    if day_first.notna().all() and _in_order(day_first) and (not _in_order(parsed) or _regular(day_first)):
         return day_first
     return parsed
 
@@ -49,7 +49,7 @@ def _in_order(parsed: pd.Series) -> bool:
     return parsed.is_monotonic_increasing or parsed.is_monotonic_decreasing
 
 
-def _evenly_spaced(parsed: pd.Series) -> bool:
+def _regular(parsed: pd.Series) -> bool:
     """One step apart, or a calendar frequency pandas names (months, business days)."""
     if len(parsed) < 3:
         return True

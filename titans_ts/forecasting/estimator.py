@@ -164,15 +164,20 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array).
 
         resume: continue from the newest checkpoint in `checkpoint_dir` (same settings and data required)."""
-        from titans_ts.forecasting.training import ForecastModule, evaluate_windows
-        from titans_ts.training import seed_everything, train_and_restore
-
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         if self.mode == "history":
             history_mode.fit(self, X, device, resume)
-            self.fitted_params_ = self.get_params()
-            return self
+        else:
+            self._fit_window(X, device, resume)
+        self.fitted_params_ = self.get_params()  # what predict, evaluate and save check against (_check_fitted)
+        return self
+
+    def _fit_window(self, X, device, resume: bool) -> None:
+        """fit in mode="window": the window model trained on the train split, stopped early on validation."""
+        from titans_ts.forecasting.training import ForecastModule, evaluate_windows
+        from titans_ts.training import seed_everything, train_and_restore
+
         frame = as_frame(X)
         targets = target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
@@ -204,8 +209,6 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._set_context(frame)
         self._start_tracker(frame, self.borders_)  # calibrate="adaptive": moved by the rows after validation
         self._fit_frame = frame
-        self.fitted_params_ = self.get_params()
-        return self
 
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""

@@ -72,10 +72,9 @@ def advanced(last, rows: pd.Index):
 
 def check_follows(last, rows: pd.Index, step=None) -> None:
     """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
-    read them twice and the forecasts' timestamps would run backwards; with the series' `step`, also rows that
-    leave a gap after `last` or do not follow its grid (a memory reads rows as consecutive steps). Checked
-    before anything is read. Rows without timestamps (an array) cannot be checked, nor dated: refused after
-    dated ones."""
+    read them twice and the forecasts' timestamps would run backwards; with the series' `step`, also rows off
+    its grid or at another step (`_check_on_grid`; gaps of whole steps pass). Checked before anything is read.
+    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones."""
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
@@ -121,8 +120,9 @@ def season_from_index(index: pd.Index) -> int | None:
     """One day in steps of a regular sub-daily DatetimeIndex (7 for daily data; a week of business days, a year of
     months or quarters: `calendar_seasons`); None when there is none."""
     _, step = time_axis(index)
-    if calendar_seasons(step):
-        return calendar_seasons(step)[0][0]
+    calendar = calendar_seasons(step)
+    if calendar:
+        return calendar[0][0]
     if isinstance(step, pd.Timedelta) and step > pd.Timedelta(0):
         day = pd.Timedelta(days=1)
         if step == day:
