@@ -139,6 +139,10 @@ def test_predict_gives_the_point_and_a_column_per_series_and_level(fitted, serie
         assert (forecast[f"{c}_q0.1"] <= forecast[c]).all() and (forecast[c] <= forecast[f"{c}_q0.9"]).all()
     assert list(fitted.predict(quantiles=[0.9]).columns) == names + [f"{c}_q0.9" for c in names]
     assert list(fitted.predict(quantiles=[]).columns) == names
+    pd.testing.assert_frame_equal(fitted.predict(quantiles=0.9), fitted.predict(quantiles=[0.9]))  # one level
+    for not_levels in ("0.9", [0.9, "high"]):
+        with pytest.raises(ConfigError, match=r"are not levels; give fitted levels as numbers"):
+            fitted.predict(quantiles=not_levels)
     with pytest.raises(ConfigError, match=r"levels \[0.05\] were not fitted"):
         fitted.predict(quantiles=[0.05])
     assert fitted.calibration_["method"] == "conformal" and fitted.quantile_offsets_.shape == (3, 8, 3)

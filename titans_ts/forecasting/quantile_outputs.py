@@ -7,6 +7,8 @@ files are those of a point forecaster. `quantile_levels_` (sorted) is () then.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 import torch
@@ -227,6 +229,15 @@ class QuantileOutputs:
             raise ConfigError(
                 "this model was fitted without quantiles: refit it with quantiles=[0.1, 0.5, 0.9] "
                 "(CLI: titans-ts fit --quantiles 0.1,0.5,0.9) to forecast levels."
+            )
+        if isinstance(levels, numbers.Real) and not isinstance(levels, bool):
+            levels = [levels]  # predict(quantiles=0.9): the one level
+        wrong = [levels] if isinstance(levels, str | bytes) or not hasattr(levels, "__iter__") else None
+        wrong = wrong or [q for q in levels if isinstance(q, bool) or not isinstance(q, numbers.Real)]
+        if wrong:
+            raise ConfigError(
+                f"quantiles={levels!r}: {wrong} are not levels; give fitted levels as numbers, e.g. "
+                f"quantiles={list(fitted)} or quantiles={fitted[0]}."
             )
         labels = [level_label(q) for q in fitted]
         missing = [q for q in levels if level_label(q) not in labels]
