@@ -104,6 +104,17 @@ def test_forecasts_of_calendar_data_are_dated_on_its_calendar(freq, on_calendar,
     model.save(tmp_path / "m")
     assert TitansForecaster.load(tmp_path / "m").predict().index.equals(dated)
     assert any(f"season {season}" in note for note in model.floor_notes_), model.floor_notes_
+    with_a_gap = frame.drop(frame.index[-20])  # the latest rows read as 2 steps apart: dated on the calendar
+    assert model.predict(with_a_gap).index.equals(dated)
+
+
+def test_predict_refuses_rows_at_another_step_than_the_model_was_fitted_at(fitted, series):
+    """An hourly model given daily rows would date its forecast a day apart and read days as hours."""
+    daily = series.iloc[-48:].set_index(pd.date_range("2030-01-01", periods=48, freq="D", name="date"))
+    with pytest.raises(DataValidationError, match="the rows are 1 day apart; the model was fitted on rows 1 hour"):
+        fitted.predict(daily)
+    hours_with_a_gap = series.iloc[-48:].drop(series.index[-30])  # a missing reading: still hourly
+    assert fitted.predict(hours_with_a_gap).index[0] == series.index[-1] + pd.Timedelta(hours=1)
 
 
 def test_evaluate_counts_every_window(fitted):

@@ -90,6 +90,8 @@ def test_predict_forecasts_after_the_data_from_the_carried_memory(fitted, data):
     assert shorter.index[0] == data.index[-100]
     with pytest.raises(DataValidationError, match="at least lookback=16 rows"):
         fitted.predict(data.iloc[:10])
+    with pytest.raises(DataValidationError, match="the rows are 1 day apart; the model was fitted on rows 1 hour"):
+        fitted.predict(data.set_axis(pd.date_range("2021-01-01", periods=len(data), freq="D")))
 
 
 def test_update_reads_on_and_in_any_pieces_equals_one_update(fitted, data):

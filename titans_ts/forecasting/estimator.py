@@ -22,7 +22,14 @@ from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.quantile_outputs import QuantileOutputs
 from titans_ts.forecasting.quantiles import as_level
 from titans_ts.forecasting.streaming import Streaming
-from titans_ts.forecasting.time_axis import axis_from_json, axis_to_json, future_index, season_steps, time_axis
+from titans_ts.forecasting.time_axis import (
+    axis_at_step,
+    axis_from_json,
+    axis_to_json,
+    future_index,
+    season_steps,
+    time_axis,
+)
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
 
@@ -258,7 +265,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                     f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
                 )
             context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
-            last, step = time_axis(frame.index)
+            last, step = axis_at_step(frame.index, self.step_)
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():
             tracker = self._prediction_tracker(None if X is None else frame)

@@ -40,7 +40,7 @@ from titans_ts.forecasting.long_memory_eval import (
     split_frozen_forecasts,
     split_origins,
 )
-from titans_ts.forecasting.time_axis import advanced, check_follows, future_index, time_axis
+from titans_ts.forecasting.time_axis import advanced, axis_at_step, check_follows, future_index, time_axis
 
 # --- fit --------------------------------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
         context, stream = scaled[-context_rows(estimator) :], None
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
-        last, step = time_axis(frame.index)
+        last, step = axis_at_step(frame.index, estimator.step_)
     if memory_forecasts(estimator):
         forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)
     else:  # the floor that replaced the model reads the window

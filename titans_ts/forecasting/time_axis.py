@@ -32,6 +32,49 @@ CALENDAR_OFFSETS = (
 )  # fmt: skip
 
 
+def axis_at_step(index: pd.Index, fitted_step):
+    """`time_axis` of rows to forecast from, refused when they are dated at another step than the model was
+    fitted at (a daily file for an hourly model: its forecast would be dated a day apart and read a window of
+    days as hours). Steps within a tenth of each other match: a month is 28 to 31 days, and a short stretch
+    of monthly rows may read as 31 days."""
+    last, step = time_axis(index)
+    if isinstance(last, pd.Timestamp) and not isinstance(fitted_step, int):
+        lengths = sorted((_nominal_length(step), _nominal_length(fitted_step)))
+        if lengths[1] > 1.1 * lengths[0]:
+            raise DataValidationError(
+                f"the rows are {_step_name(step)} apart; the model was fitted on rows {_step_name(fitted_step)} "
+                "apart: give rows at the model's step (resample them first), or fit a model at this step."
+            )
+        if isinstance(fitted_step, pd.DateOffset) and not isinstance(step, pd.DateOffset):
+            return last, fitted_step  # rows with a gap (31 days apart): the forecast dated on the model's calendar
+    return last, step
+
+
+def _nominal_length(step) -> pd.Timedelta:
+    """A step's usual length: a Timedelta as it is, a business day one day, a month or a quarter its mean."""
+    if isinstance(step, pd.offsets.BusinessDay):
+        return pd.Timedelta(days=1)
+    if isinstance(step, pd.DateOffset):
+        start = pd.Timestamp("2001-01-01")
+        return (start + 12 * step - start) / 12
+    return pd.Timedelta(step)
+
+
+def _step_name(step) -> str:
+    """A step in words: "1 hour", "15 minutes", "1 business day", "1 month"."""
+    if isinstance(step, pd.offsets.BusinessDay):
+        return "1 business day"
+    if isinstance(step, pd.DateOffset):
+        days = _nominal_length(step).days
+        return "1 month" if days < 60 else "1 quarter" if days < 180 else "1 year"
+    step = pd.Timedelta(step)
+    for unit in ("day", "hour", "minute", "second"):
+        count = step / pd.Timedelta(**{f"{unit}s": 1})
+        if count >= 1 and count == int(count):
+            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
+    return str(step)
+
+
 def calendar_frequency(index: pd.DatetimeIndex):
     """The index's frequency when it is a calendar one, whose steps differ in length (a month is 28 to 31
     days, a business day 1 or 3), else None: such steps are not one Timedelta apart."""
