@@ -39,6 +39,10 @@ class UracilWarning(TitansWarning):
     """A DNA sequence holds U (uracil, an RNA base), which the DNA tokenizer reads as N (unknown)."""
 
 
+class UnknownBasesWarning(TitansWarning):
+    """A DNA sequence holds no A, C, G or T (all N or other ambiguity codes): its prediction rests on no bases."""
+
+
 class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
 

@@ -58,6 +58,9 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     assert (pd.DatetimeIndex(forecast["date"]) == expected).all()
     assert list(forecast.columns[1:]) == list(history.columns[1:])
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    (folder / "stamped.csv").write_text((folder / "mine.csv").read_text().replace("date,", "timestamp,", 1))
+    stamped = runner.invoke(app, ["predict", "--model", str(folder / "model"), "--input", str(folder / "stamped.csv")])
+    assert stamped.exit_code == 0 and stamped.stdout.startswith("timestamp,"), stamped.output  # the input's name
     from titans_ts.forecasting import TitansForecaster
 
     model = TitansForecaster.load(folder / "model")

@@ -117,6 +117,14 @@ def test_predict_refuses_rows_at_another_step_than_the_model_was_fitted_at(fitte
     assert fitted.predict(hours_with_a_gap).index[0] == series.index[-1] + pd.Timedelta(hours=1)
 
 
+def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
+    model = TitansForecaster(**{**TINY, "epochs": 1}).fit(series.rename_axis("time_utc"))
+    assert model.predict().index.name == "time_utc" and model.predict(series).index.name == "date"
+    model.save(tmp_path / "m")
+    assert TitansForecaster.load(tmp_path / "m").predict().index.name == "time_utc"
+    assert model.predict(series.reset_index(drop=True)).index.name == "step"  # undated rows: numbered steps
+
+
 def test_evaluate_counts_every_window(fitted):
     test = fitted.evaluate(split="test")
     # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows

@@ -184,11 +184,9 @@ def read_series_csv(
         raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
         frame = pivot_long(raw, path, *long)
+        frame.index.name = str(long[1])  # the time column's name, dated or not
         if isinstance(frame.index, pd.DatetimeIndex):
-            frame.index.name = "date"
             frame = _evenly_spaced(frame, path, fill)
-        else:
-            frame.index.name = "step"
         return validate_frame(_kept(frame, columns, path), source=str(path), fill=fill)
     date_col = _pick_date_column(raw, path, date_column)
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...

@@ -27,7 +27,7 @@ def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.
             f"{path}: date column {name!r} has {len(bad)} value(s) that are not timestamps{also}: {rows}. "
             "Fix or remove those rows (timestamps like 2016-07-01 00:00:00)."
         )
-    return pd.DatetimeIndex(parsed, name="date")
+    return pd.DatetimeIndex(parsed, name=str(name))
 
 
 def _one_reading(column: pd.Series) -> pd.Series:

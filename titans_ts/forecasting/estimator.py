@@ -239,6 +239,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
         self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = time_axis(frame.index)
+        self.index_name_ = frame.index.name  # the forecasts' index is named as the data's
         self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
         self.stream_levels_ = None
 
@@ -257,7 +258,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         if self._in_history_mode():
             return history_mode.predict(self, X)
         if X is None:
-            context, last, step = self.context_, self.last_index_, self.step_
+            context, last, step, name = self.context_, self.last_index_, self.step_, self.index_name_
         else:
             frame = self._fitted_frame(X)
             if len(frame) < self.lookback:
@@ -266,17 +267,20 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                 )
             context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
             last, step = axis_at_step(frame.index, self.step_)
+            name = frame.index.name
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():
             tracker = self._prediction_tracker(None if X is None else frame)
-            index = future_index(last, step, self.horizon)
+            index = future_index(last, step, self.horizon, name)
             return self._said(self._point_and_levels_frame(context, scaled, index, chosen, tracker))
         if scaled is None:
             device = self._device()
             with torch.no_grad():  # the model, or the floor that replaced it (fallback)
                 scaled = self._forecaster().to(device).eval()(context[None].to(device))[0].double().cpu().numpy()
         values = self._target_scaler().inverse_transform(scaled)
-        return self._said(pd.DataFrame(values, index=future_index(last, step, self.horizon), columns=self.targets_))
+        return self._said(
+            pd.DataFrame(values, index=future_index(last, step, self.horizon, name), columns=self.targets_)
+        )
 
     def _point_and_levels_frame(self, context, streamed, index, chosen, tracker=None) -> pd.DataFrame:
         """predict()'s frame with levels: from the window `context`, or the stream's forecast after update()
@@ -349,7 +353,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "scaler": self.scaler_.to_dict(),
             "columns": [str(c) for c in self.columns_],
             "targets": [str(c) for c in self.targets_],
-            **axis_to_json(self.last_index_, self.step_),
+            **axis_to_json(self.last_index_, self.step_, self.index_name_),
             "history": self.history_,
             "val_metrics": self.val_metrics_,
             **floors_record(self),
@@ -394,6 +398,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.targets_ = config.get("targets", estimator.columns_)  # saved before covariates: all
         estimator.n_features_in_ = len(estimator.columns_)
         estimator.last_index_, estimator.step_ = axis_from_json(config)
+        estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None

@@ -209,6 +209,7 @@ def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None
     estimator.stream_ = advance(model, stream, scaled.to(device)).to("cpu")
     estimator.context_ = scaled[-context_rows(estimator) :].clone()
     estimator.last_index_, estimator.step_ = time_axis(index)
+    estimator.index_name_ = index.name
 
 
 def context_rows(estimator) -> int:
@@ -232,6 +233,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
     model = estimator.model_.to(device).eval()
     if X is None:
         context, stream, last, step = estimator.context_, estimator.stream_, estimator.last_index_, estimator.step_
+        name = estimator.index_name_
     else:
         frame = estimator._fitted_frame(X)
         if len(frame) < estimator.lookback:
@@ -243,6 +245,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
         last, step = axis_at_step(frame.index, estimator.step_)
+        name = frame.index.name
     if memory_forecasts(estimator):
         forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)
     else:  # the floor that replaced the model reads the window
@@ -250,7 +253,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
             window = context[-estimator.lookback :]
             forecast = estimator._forecaster().to(device).eval()(window[None].to(device))[0]
     values = estimator.scaler_.inverse_transform(forecast.double().cpu().numpy())
-    index = future_index(last, step, estimator.horizon)
+    index = future_index(last, step, estimator.horizon, name)
     return estimator._said(pd.DataFrame(values, index=index, columns=estimator.targets_))
 
 

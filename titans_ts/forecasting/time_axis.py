@@ -98,12 +98,13 @@ def calendar_seasons(step) -> list[tuple[int, str]]:
     return []
 
 
-def future_index(last, step, horizon: int) -> pd.Index:
+def future_index(last, step, horizon: int, name=None) -> pd.Index:
     """The `horizon` index values after `last`: timestamps one step apart (on the calendar for a DateOffset: the
-    next month starts, business days, ...), or the next integers."""
+    next month starts, business days, ...), or the next integers; named `name` (the data's time column), else
+    "date" or "step"."""
     if isinstance(last, pd.Timestamp):
-        return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name="date")
-    return pd.RangeIndex(last + 1, last + 1 + horizon, name="step")
+        return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date")
+    return pd.RangeIndex(last + 1, last + 1 + horizon, name=name or "step")
 
 
 def advanced(last, rows: pd.Index):
@@ -193,12 +194,13 @@ def season_steps(variant: str, season: int | None, index: pd.Index) -> int:
     )
 
 
-def axis_to_json(last, step) -> dict:
-    """The time axis as a saved model's config.json holds it."""
+def axis_to_json(last, step, name=None) -> dict:
+    """The time axis as a saved model's config.json holds it (`name`: the time column's, None when unnamed)."""
     kind = "datetime" if isinstance(last, pd.Timestamp) else "range"
+    named = {"index_name": None if name is None else str(name)}
     if isinstance(step, pd.DateOffset):  # a calendar frequency, by its pandas alias (MS, QS-JAN, B, ...)
-        return {"last_index": str(last), "step": step.freqstr, "index_kind": kind, "step_kind": "calendar"}
-    return {"last_index": str(last), "step": str(step), "index_kind": kind}
+        return {"last_index": str(last), "step": step.freqstr, "index_kind": kind, "step_kind": "calendar"} | named
+    return {"last_index": str(last), "step": str(step), "index_kind": kind} | named
 
 
 def axis_from_json(config: dict):
