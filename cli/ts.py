@@ -391,7 +391,7 @@ def predict(
         write_table_text(forecast_csv(forecast))
     else:
         console.print(
-            f"Wrote {len(forecast)} forecast rows ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."
+            f"Wrote the forecast of {len(forecast)} steps ({forecast.index[0]} .. {forecast.index[-1]}) to {written}."
         )
     if plot:
         console.print(f"Plot: {plot}")

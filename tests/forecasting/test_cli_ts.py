@@ -1,5 +1,6 @@
 """`titans-ts fit / predict / evaluate` end to end on a small CSV a user wrote."""
 
+import io
 import json
 import re
 
@@ -371,8 +372,6 @@ def test_help_shows_the_option_groups_as_panels():
 
 def test_predict_on_stdout_is_the_same_frame_as_its_out_file(tmp_path):
     """Nine columns: a wide table that a terminal would wrap; piped, it reads back as the --out file does."""
-    import io
-
     write_series(tmp_path / "wide.csv", rows=300, columns=9)
     model = str(tmp_path / "model")
     fitted = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "wide.csv"), *SMALL, "--out", model])
@@ -398,3 +397,39 @@ def test_a_budget_stop_is_one_printed_line_and_in_metrics(tmp_path):
     assert "stopped at its time budget" in result.output
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history["stop_reason"] == "time_budget" and history["epochs_run"] < 30
+
+
+def test_a_model_fitted_on_a_long_table_reads_and_writes_long_tables(tmp_path):
+    """predict and evaluate read the file as the fit did, without the long options again; the forecast is a
+    row per (id, time) with the value column, as the input was."""
+    series = write_series(tmp_path / "wide.csv", rows=300, columns=2).melt("date", var_name="sensor", value_name="y")
+    series.rename(columns={"date": "ts"}).to_csv(tmp_path / "long.csv", index=False)
+    long = ["--id-col", "sensor", "--time-col", "ts", "--target", "y"]
+    model = str(tmp_path / "model")
+    fitted = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "long.csv"), *long, *SMALL, "--out", model])
+    assert fitted.exit_code == 0, fitted.output
+    predicted = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "long.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    forecast = pd.read_csv(io.StringIO(predicted.stdout), parse_dates=["ts"])
+    assert list(forecast.columns) == ["sensor", "ts", "y"] and len(forecast) == 12 * 2
+    wide = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "long.csv"), *long])
+    assert wide.stdout == predicted.stdout  # the options given again: the same
+    ids = sorted(series["sensor"].unique())
+    assert sorted(forecast["sensor"].unique()) == ids and forecast["ts"].min() > series["date"].max()
+    evaluated = runner.invoke(app, ["evaluate", "--model", model, "--dataset", str(tmp_path / "long.csv")])
+    assert evaluated.exit_code == 0 and "test" in evaluated.stdout, evaluated.output
+
+
+def test_a_long_forecast_keeps_each_level_beside_its_value():
+    from titans_ts.forecasting.api import forecast_table
+
+    index = pd.date_range("2020-01-01", periods=2, freq="h", name="ts")
+    forecast = pd.DataFrame(
+        {"a": [1.0, 2.0], "a_q": [0.0, 0.0], "a_q0.1": [0.5, 1.5], "a_q0.9": [1.5, 2.5], "b": [3.0, 4.0]}, index
+    )  # "a_q" is a series of its own (its name only starts like a level's)
+    forecast.attrs["long_format"] = ["id", "ts", "y"]
+    table = forecast_table(forecast)
+    assert list(table.columns) == ["id", "ts", "y", "y_q0.1", "y_q0.9"]
+    assert table["id"].tolist() == ["a", "a", "a_q", "a_q", "b", "b"]
+    assert table.loc[table["id"] == "a", "y_q0.9"].tolist() == [1.5, 2.5]
+    assert table.loc[table["id"] == "b", "y_q0.1"].isna().all()

@@ -19,6 +19,7 @@ from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
 from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
+from titans_ts.forecasting.quantiles import level_label
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
 from titans_ts.training import check_device
@@ -81,6 +82,7 @@ def fit_dataset(
     params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
     estimator = TitansForecaster(**params)
     estimator.fit(frame, resume=resume)
+    estimator.long_format_ = list(long) if long else None  # predict and evaluate read such files the same way
     if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
         return {"out": str(out), "rank": rank_and_world()[0]}
     metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
@@ -215,7 +217,9 @@ def predict_csv(
     The forecast's values are rounded to what the float32 network computes (`_computed_decimals`).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
-    quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1"."""
+    quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1".
+    long: the (id, time, value) columns of a long table; a model fitted on one reads the file with its columns
+    unless told otherwise, and writes the forecast long as well (`forecast_table`)."""
     check_device(device)
     check_out_file(out_csv, [input_csv])
     if out_csv is not None and Path(out_csv).suffix.lower() in OTHER_TABLE_FORMATS:
@@ -227,13 +231,15 @@ def predict_csv(
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
+    long = long or estimator.long_format_
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
     frame = load_dataset(Path(input_csv), **read, columns=estimator.columns_)  # a file's other columns unread
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
+    forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
     out_csv = Path(out_csv) if out_csv else None
     if out_csv is not None and out_csv.suffix == ".parquet":
-        write_table(forecast.rename_axis(forecast.index.name or "date").reset_index(), out_csv)
+        write_table(forecast_table(forecast), out_csv)
     elif out_csv is not None:
         atomic_write_text(out_csv, forecast_csv(forecast))
     if plot:
@@ -242,8 +248,26 @@ def predict_csv(
 
 
 def forecast_csv(forecast: pd.DataFrame) -> str:
-    """A forecast as CSV text, its dates first."""
-    return forecast.to_csv(index_label=forecast.index.name or "date")
+    """A forecast as CSV text (`forecast_table`)."""
+    return forecast_table(forecast).to_csv(index=False)
+
+
+def forecast_table(forecast: pd.DataFrame) -> pd.DataFrame:
+    """A forecast as a file holds it: its dates first, then a column per series (and level: OT_q0.1); read
+    from a long table (`attrs["long_format"]`: id, time, value), long as well: a row per (id, time), the value
+    and its levels (y, y_q0.1, ...) beside them."""
+    wide = forecast.rename_axis(forecast.index.name or "date").reset_index()
+    if not forecast.attrs.get("long_format"):
+        return wide
+    id_col, time_col, value = forecast.attrs["long_format"]
+    levels = {column: level_columns(forecast, column) for column in forecast.columns}
+    level_names = {series.name for found in levels.values() for series in found.values()}
+    parts = []
+    for column in (c for c in forecast.columns if c not in level_names):  # the series, each an id of the table
+        part = {id_col: str(column), time_col: forecast.index, value: forecast[column].to_numpy()}
+        part |= {f"{value}_{level_label(q)}": series.to_numpy() for q, series in levels[column].items()}
+        parts.append(pd.DataFrame(part))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _computed_decimals(estimator: TitansForecaster, forecast: pd.DataFrame) -> dict:
@@ -283,7 +307,8 @@ def evaluate_saved(
     history-mode model always gives "val_online" and "test_online" beside its frozen "val" and "test".
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
-    read: how to read a user's file (fill, date_column, header, sep), as `load_dataset` takes them."""
+    read: how to read a user's file (fill, date_column, header, sep, long), as `load_dataset` takes them; a
+    model fitted on a long table reads the file as one with the same columns unless `long` says otherwise."""
     check_device(device)
     if windows_out is not None:
         check_table_path(windows_out)
@@ -291,6 +316,7 @@ def evaluate_saved(
         check_out_file(out, [dataset])
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
+    read["long"] = read.get("long") or estimator.long_format_
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=estimator.columns_)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)

@@ -178,6 +178,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         else:
             self._fit_window(X, device, resume)
         self.fitted_params_ = self.get_params()  # what predict, evaluate and save check against (_check_fitted)
+        self.long_format_ = None  # (id, time, value) columns when the data came from a long table (api.fit_dataset)
         return self
 
     def _fit_window(self, X, device, resume: bool) -> None:
@@ -354,6 +355,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "columns": [str(c) for c in self.columns_],
             "targets": [str(c) for c in self.targets_],
             **axis_to_json(self.last_index_, self.step_, self.index_name_),
+            "long_format": getattr(self, "long_format_", None),
             "history": self.history_,
             "val_metrics": self.val_metrics_,
             **floors_record(self),
@@ -399,6 +401,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.n_features_in_ = len(estimator.columns_)
         estimator.last_index_, estimator.step_ = axis_from_json(config)
         estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
+        estimator.long_format_ = config.get("long_format")
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None
