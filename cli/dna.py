@@ -238,12 +238,13 @@ def predict(
     out: Path = typer.Option(
         None, help="Write name, class and one p_<class> probability column per class as CSV (default: stdout)."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite/--no-overwrite", help="Replace the --out file if it exists."),
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""
     from genomics.api import predict_file, probability_csv
 
-    frame = predict_file(model, input, device=device, out=out)
+    frame = predict_file(model, input, device=device, out=out, overwrite=overwrite)
     if out:
         console.print(f"Wrote {len(frame)} predictions to {out}.")
     else:

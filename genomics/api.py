@@ -21,6 +21,7 @@ from genomics.data import (
     read_fasta_with_labels,
     read_unlabelled_csv,
     stratified_folds,
+    warn_unknown_only,
 )
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
@@ -251,14 +252,21 @@ def _pool(train: LabelledSequences, test: LabelledSequences) -> LabelledSequence
     )
 
 
-def predict_file(model_dir, input_path, device: str | None = None, out=None):
+def predict_file(
+    model_dir, input_path, device: str | None = None, out=None, overwrite: bool = False, progress: bool = True
+):
     """A table: name, predicted class, then one probability column per class (`p_<class>`, classes sorted),
-    for each sequence of a FASTA or CSV (column seq); written to the CSV file `out` too when given.
+    for each sequence of a FASTA or CSV (column seq); written to the CSV file `out` too when given (an
+    existing file only with overwrite=True). A sequence with no A, C, G or T is predicted, with a warning.
 
-    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with)."""
+    device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
+    progress: a progress bar on stderr when the work is long and stderr a terminal, whatever the model was
+    saved with."""
     check_device(device)  # before any file is read
     check_out_file(out, [input_path])
-    model = DNAClassifier.load(model_dir, device=device)
+    if out is not None and not overwrite and Path(out).exists():
+        raise ConfigError(f"{out} already exists: pass overwrite=True to replace it, or choose another output file.")
+    model = DNAClassifier.load(model_dir, device=device).set_params(progress=progress)
     import pandas as pd
 
     path = Path(input_path)
@@ -268,6 +276,7 @@ def predict_file(model_dir, input_path, device: str | None = None, out=None):
         records = read_fasta(path)
         given, sequences = [n for n, _ in records], [s for _, s in records]
     make_labelled(sequences, [0] * len(sequences), source=str(path), names=given)  # names file and record in errors
+    warn_unknown_only(sequences, str(path), given)
     names = given or [str(i) for i in range(1, len(sequences) + 1)]  # counted from 1, as errors count sequences
     probabilities = model._checked_probabilities(sequences)
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})

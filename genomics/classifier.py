@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data import as_list, class_array, make_labelled
+from genomics.data import as_list, class_array, make_labelled, warn_unknown_only
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import ConfigError, DataValidationError, is_real, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
@@ -20,6 +21,7 @@ from titans_ts.version import __version__
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"
 PRETRAINED_NAME = "titans-dna-small"
+PROGRESS_BASES = 100_000  # a prediction reading fewer bases (both strands counted) is over before a bar would help
 
 
 def pretrained_path(name: str = PRETRAINED_NAME) -> Path:
@@ -38,6 +40,26 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
         backbone = {("stem." + k if k.startswith("embed.") else k): v for k, v in backbone.items()}
     model_config = {**NO_STEM, **model_config}
     return DNAModelConfig(**model_config), backbone
+
+
+@contextlib.contextmanager
+def prediction_progress(sequences: int, bases: int, enabled: bool):
+    """Yields `advance(bases_read)`, which moves a progress bar on stderr: shown only for long work
+    (PROGRESS_BASES), on a terminal, by the main process, and when `enabled` (the estimator's `progress`)."""
+    from rich import progress
+    from rich.console import Console
+
+    from titans_ts.distributed import is_main_process
+
+    console = Console(stderr=True)
+    if not (enabled and bases >= PROGRESS_BASES and console.is_terminal and is_main_process()):
+        yield lambda _: None
+        return
+    columns = (progress.TextColumn("{task.description}"), progress.BarColumn(), progress.TaskProgressColumn())
+    columns += (progress.TimeElapsedColumn(), progress.TimeRemainingColumn())
+    with progress.Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"predicting {sequences} sequence(s)", total=bases)
+        yield lambda read: bar.advance(task, read)
 
 
 # What shapes the Titans backbone; a pretrained one brings its own (the head's pooling is the classifier's).
@@ -237,7 +259,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         )
         model = self._build(len(data.classes))
         module = ClassifierModule(model, lr=self.lr, weight_decay=self.weight_decay)
-        checkpoint = self._checkpoint_to_resume([*data.sequences, *map(str, data.labels)], resume)
+        labelled = [f"{label}\t{sequence}" for sequence, label in zip(data.sequences, data.labels, strict=True)]
+        checkpoint = self._checkpoint_to_resume(labelled, resume)  # one item a sequence: a refusal counts them
         view = RandomView(self.train_crop, self.random_strand, seed=self.seed)
         train = make_loader(
             [data.sequences[i] for i in train_index],
@@ -271,18 +294,23 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self._check_fitted()
         sequences = as_list(sequences, "sequences", "the input sequences")
         make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
+        warn_unknown_only(sequences, "the input sequences")
         return self._checked_probabilities(sequences)
 
     def _checked_probabilities(self, sequences: list) -> np.ndarray:
         """predict_proba of sequences already validated (a caller that knows their file names it in errors)."""
         from genomics.tokenizer import reverse_complement_ids
 
-        probabilities = self._probabilities(sequences, None)
-        if self.strand_average:
-            probabilities = (probabilities + self._probabilities(sequences, reverse_complement_ids)) / 2
+        strands = 2 if self.strand_average else 1
+        bases = strands * sum(min(len(s), self.max_length or len(s)) for s in sequences)
+        with prediction_progress(len(sequences), bases, self.progress) as advance:
+            probabilities = self._probabilities(sequences, None, advance)
+            if self.strand_average:
+                probabilities = (probabilities + self._probabilities(sequences, reverse_complement_ids, advance)) / 2
         return probabilities
 
-    def _probabilities(self, sequences, transform) -> np.ndarray:
+    def _probabilities(self, sequences, transform, advance) -> np.ndarray:
+        from genomics.tokenizer import PAD_ID
         from genomics.training import make_loader
 
         device = self._device()
@@ -294,6 +322,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             for ids, _ in loader:
                 logits = self.model_(ids.to(device))
                 probabilities.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
+                advance(int((ids != PAD_ID).sum()))
         probabilities = np.concatenate(probabilities)
         return probabilities / probabilities.sum(axis=1, keepdims=True)  # rows sum to 1 in float64 too
 

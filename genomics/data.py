@@ -19,7 +19,14 @@ import pandas as pd
 
 from genomics.tokenizer import DNATokenizer
 from titans_ts.datafiles import bundled_data_dir
-from titans_ts.errors import ChecksumError, ConfigError, DatasetNotFoundError, DataValidationError, UracilWarning
+from titans_ts.errors import (
+    ChecksumError,
+    ConfigError,
+    DatasetNotFoundError,
+    DataValidationError,
+    UnknownBasesWarning,
+    UracilWarning,
+)
 
 GENOMIC_BENCHMARKS_HOME = Path(os.environ.get("GENOMIC_BENCHMARKS_HOME", Path.home() / ".genomic_benchmarks"))
 
@@ -68,6 +75,22 @@ def warn_uracil(sequences: list[str], source: str) -> None:
             UracilWarning,
             stacklevel=3,
         )
+
+
+def warn_unknown_only(sequences: list[str], source: str, names=None) -> None:
+    """A sequence of only N (or other ambiguity codes) still gets a prediction, though one that rests on no
+    bases: each such sequence is named in a warning of its own, once."""
+    import warnings
+
+    for i, sequence in enumerate(sequences, 1):
+        if set(sequence.upper()).isdisjoint("ACGT"):
+            named = f" ({names[i - 1]!r})" if names is not None else ""
+            warnings.warn(
+                f"{source}, sequence {i}{named} holds no A, C, G or T (only N or other unknown bases): its "
+                "prediction rests on no sequence information; do not read it as evidence of its class.",
+                UnknownBasesWarning,
+                stacklevel=3,
+            )
 
 
 def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None) -> LabelledSequences:

@@ -354,3 +354,85 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     metrics = json.loads((folder / "stopped" / "metrics.json").read_text())
     assert metrics["complete"] is False and metrics["accuracy_std"] is None
     assert metrics["accuracy"] == metrics["folds"][0]["accuracy"]
+
+
+def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys, tmp_path):
+    """Reading many bases (both strands counted) shows a progress bar on stderr, but not on a pipe, with
+    progress=False or for short work; the predictions are the same either way. predict_file (the CLI's)
+    shows it whatever the model was saved with."""
+    import genomics.classifier
+    from genomics.api import predict_file
+
+    sequences, labels = _toy(30)
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    quiet = model.predict_proba(sequences)
+    bases = 2 * sum(map(len, sequences))
+    monkeypatch.setattr(genomics.classifier, "PROGRESS_BASES", bases)  # this input counts as long
+    model.set_params(progress=True)
+    capsys.readouterr()
+    np.testing.assert_array_equal(model.predict_proba(sequences), quiet)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here
+    monkeypatch.setenv("FORCE_COLOR", "1")  # now it is
+    np.testing.assert_array_equal(model.predict_proba(sequences), quiet)
+    shown = capsys.readouterr().err
+    assert "predicting 30 sequence(s)" in shown and "100%" in shown
+    monkeypatch.setattr(genomics.classifier, "PROGRESS_BASES", bases + 1)
+    model.predict_proba(sequences)
+    model.set_params(progress=False)
+    monkeypatch.setattr(genomics.classifier, "PROGRESS_BASES", bases)
+    model.predict_proba(sequences)
+    assert capsys.readouterr().err == ""
+    model.save(tmp_path / "model")  # with progress=False
+    pd.DataFrame({"seq": sequences}).to_csv(tmp_path / "in.csv", index=False)
+    frame = predict_file(tmp_path / "model", tmp_path / "in.csv")
+    np.testing.assert_array_equal(frame[["p_at_rich", "p_gc_rich"]].to_numpy(), quiet)
+    assert "predicting 30 sequence(s)" in capsys.readouterr().err
+
+
+def test_a_sequence_without_a_c_g_or_t_is_predicted_with_a_warning_naming_it(tmp_path):
+    from io import StringIO
+
+    from genomics.api import predict_file
+    from titans_ts.errors import UnknownBasesWarning
+
+    sequences, labels = _toy(30)
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    model.save(tmp_path / "model")
+    (tmp_path / "in.fa").write_text(">ok\nACGTACGGA\n>gap\nNNNNNNNN\n>codes\nRYKMnn\n>mostly_n\nNNNA\n")
+    with pytest.warns(UnknownBasesWarning) as caught:
+        frame = predict_file(tmp_path / "model", tmp_path / "in.fa")
+    messages = [str(w.message) for w in caught if w.category is UnknownBasesWarning]
+    assert len(messages) == 2 and "in.fa, sequence 2 ('gap') holds no A, C, G or T" in messages[0]
+    assert "sequence 3 ('codes')" in messages[1]
+    assert frame["name"].tolist() == ["ok", "gap", "codes", "mostly_n"]  # still predicted
+    with pytest.warns(UnknownBasesWarning, match=r"^the input sequences, sequence 2 holds no A, C, G or T"):
+        model.predict(["ACGT", "nnnn"])
+    result = runner.invoke(app, ["predict", "-m", str(tmp_path / "model"), "-i", str(tmp_path / "in.fa")])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stderr.split())
+    assert shown.count("warning:") == 2 and "sequence 2 ('gap') holds no A, C, G or T" in shown
+    assert len(pd.read_csv(StringIO(result.stdout))) == 4
+
+
+def test_predict_replaces_an_existing_out_file_only_with_overwrite(tmp_path):
+    """Refused before any work (the model is not even read), naming the file and --overwrite; nothing
+    is touched; with --overwrite the file is replaced whole."""
+    from genomics.api import predict_file
+    from titans_ts.errors import ConfigError
+
+    sequences, labels = _toy(30)
+    DNAClassifier(**TINY).fit(sequences, labels).save(tmp_path / "model")
+    (tmp_path / "in.fa").write_text(">a\nACGTACGT\n")
+    out = tmp_path / "pred.csv"
+    out.write_text("keep me\n")
+    args = ["predict", "-i", str(tmp_path / "in.fa"), "--out", str(out)]
+    refused = runner.invoke(app, [*args, "-m", str(tmp_path / "no-such-model")])
+    assert refused.exit_code == 2
+    assert f"{out} already exists: pass --overwrite to replace it" in " ".join(refused.stderr.split())
+    with pytest.raises(ConfigError, match="already exists: pass overwrite=True to replace it"):
+        predict_file(tmp_path / "model", tmp_path / "in.fa", out=out)
+    assert out.read_text() == "keep me\n"
+    replaced = runner.invoke(app, [*args, "-m", str(tmp_path / "model"), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert pd.read_csv(out)["name"].tolist() == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "model", "pred.csv"]  # no temporary file

@@ -83,6 +83,17 @@ def test_the_shared_estimator_checks(tmp_path):
     assert "device" not in settings and settings["epochs"] == 1
 
 
+def test_a_refused_resume_counts_the_training_sequences(tmp_path):
+    """The data's fingerprint holds one item a labelled sequence: 30 sequences are 30 items, not 60."""
+    sequences, labels = _toy()
+    folder = str(tmp_path / "ck")
+    DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences, labels)
+    with pytest.raises(ConfigError, match=r"the data: 30 items in the checkpoint, 20 items now"):
+        DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences[:20], labels[:20], resume=True)
+    with pytest.raises(ConfigError, match=r"the data: other values of the same size \(30 items\)"):
+        DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences, [1 - y for y in labels], resume=True)
+
+
 def test_a_fit_records_its_run_as_before_and_a_loaded_model_takes_the_device(tmp_path):
     sequences, labels = _toy()
     model = DNAClassifier(**TINY, precision="32-true").fit(sequences, labels)
