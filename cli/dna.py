@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from cli._common import console, make_app, write_table_text
-from cli.options import DATA, DEVICE, MODEL, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
+from cli.options import DATA, DEVICE, MODEL, REPLACE_FILES, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
 
 app = make_app(
     "titans-dna",
@@ -238,7 +238,7 @@ def predict(
     out: Path = typer.Option(
         None, help="Write name, class and one p_<class> probability column per class as CSV (default: stdout)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite/--no-overwrite", help="Replace the --out file if it exists."),
+    overwrite: bool = REPLACE_FILES,
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""

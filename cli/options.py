@@ -145,6 +145,9 @@ RUN_FOLDER = Group(  # what a training command does with its --out folder
     ("checkpoint_every", float, None, "--checkpoint-every", "Also checkpoint every this many minutes (default: "
      "every epoch only)."),
 )  # fmt: skip
+REPLACE_FILES = typer.Option(
+    False, "--overwrite/--no-overwrite", help="Replace the output files (--out, --plot) if they exist (else refused)."
+)
 DEVICE = Group(
     DEVICES_PANEL,
     lambda device: device,

@@ -14,6 +14,7 @@ from cli.options import (
     DATA_SOURCE,
     DEVICE,
     MODEL,
+    REPLACE_FILES,
     RUN,
     RUN_FOLDER,
     SCALE_OUT,
@@ -376,6 +377,7 @@ def predict(
     ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
+    overwrite: bool = REPLACE_FILES,
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps).
 
@@ -383,7 +385,7 @@ def predict(
     from titans_ts.forecasting.api import forecast_csv, predict_csv
 
     chosen = levels(quantiles)
-    options = dict(device=device, quantiles=chosen, **reading.for_saved_model())
+    options = dict(device=device, quantiles=chosen, overwrite=overwrite, **reading.for_saved_model())
     forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(forecaster_note(used), highlight=False)  # stdout may be the CSV
@@ -423,6 +425,7 @@ def evaluate(
     ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
+    overwrite: bool = REPLACE_FILES,
 ) -> None:
     """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
 
@@ -432,7 +435,7 @@ def evaluate(
     read = reading.for_saved_model()
     metrics = evaluate_saved(
         model, dataset, **source, device=device, windows_out=out, plot=plot, plot_columns=names(plot_columns),
-        online=online, **read,
+        online=online, overwrite=overwrite, **read,
     )  # fmt: skip
     console.print(metrics_table(f"{dataset}: {model}", metrics))
     print_quantile_scores(metrics)

@@ -263,9 +263,7 @@ def predict_file(
     progress: a progress bar on stderr when the work is long and stderr a terminal, whatever the model was
     saved with."""
     check_device(device)  # before any file is read
-    check_out_file(out, [input_path])
-    if out is not None and not overwrite and Path(out).exists():
-        raise ConfigError(f"{out} already exists: pass overwrite=True to replace it, or choose another output file.")
+    check_out_file(out, [input_path], overwrite)
     model = DNAClassifier.load(model_dir, device=device).set_params(progress=progress)
     import pandas as pd
 

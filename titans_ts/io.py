@@ -91,9 +91,10 @@ def _check_parents(path: Path) -> None:
             return
 
 
-def check_out_file(out, inputs=()) -> None:
+def check_out_file(out, inputs=(), overwrite: bool = True) -> None:
     """A file to be written: not a folder, and not one of the files it is made from (writing there would
-    replace the user's data). Checked before any work starts; an existing output file is replaced."""
+    replace the user's data); an existing file only with `overwrite` (a command's earlier output is not
+    silently replaced). Checked before any work starts."""
     from titans_ts.errors import ConfigError
 
     if out is None:
@@ -107,6 +108,8 @@ def check_out_file(out, inputs=()) -> None:
             raise ConfigError(
                 f"{out} is the input file itself: writing there would replace your data; choose another --out."
             )
+    if not overwrite and out.exists():
+        raise ConfigError(f"{out} already exists: pass overwrite=True to replace it, or choose another output file.")
 
 
 def save_model_dir(path, tensors: dict, config: dict) -> Path:

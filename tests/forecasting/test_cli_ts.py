@@ -140,6 +140,9 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     assert pd.read_parquet(folder / "windows.parquet")["prediction"].to_numpy() == pytest.approx(
         table["prediction"].to_numpy(), rel=1e-6
     )
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "windows.csv already exists: pass --overwrite" in " ".join(again.stderr.split())
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0 and pd.read_csv(out).equals(table)
     bad = runner.invoke(app, [*args[:-1], str(folder / "windows.txt")])
     assert bad.exit_code == 2 and ".csv or .parquet" in bad.stderr
     plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--plot-columns", "c0,OT"])

@@ -212,6 +212,7 @@ def predict_csv(
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
     quantiles: list[float] | None = None,
+    overwrite: bool = False,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
     The forecast's values are rounded to what the float32 network computes (`_computed_decimals`).
@@ -219,15 +220,16 @@ def predict_csv(
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1".
     long: the (id, time, value) columns of a long table; a model fitted on one reads the file with its columns
-    unless told otherwise, and writes the forecast long as well (`forecast_table`)."""
+    unless told otherwise, and writes the forecast long as well (`forecast_table`).
+    overwrite: replace an existing out_csv or plot (else refused before any work)."""
     check_device(device)
-    check_out_file(out_csv, [input_csv])
+    check_out_file(out_csv, [input_csv], overwrite)
     if out_csv is not None and Path(out_csv).suffix.lower() in OTHER_TABLE_FORMATS:
         raise ConfigError(f"{out_csv}: the forecast is written as CSV, or as parquet to a .parquet name; not as "
                           f"{Path(out_csv).suffix}: choose a .csv or .parquet name.")  # fmt: skip
     if out_csv is not None and Path(out_csv).suffix == ".parquet":
         check_table_path(out_csv)  # pyarrow present
-    check_out_file(plot, [input_csv])
+    check_out_file(plot, [input_csv], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
@@ -294,6 +296,7 @@ def evaluate_saved(
     plot=None,
     plot_columns=None,
     online: bool = False,
+    overwrite: bool = False,
     **read,
 ) -> dict:
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
@@ -308,12 +311,13 @@ def evaluate_saved(
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep, long), as `load_dataset` takes them; a
-    model fitted on a long table reads the file as one with the same columns unless `long` says otherwise."""
+    model fitted on a long table reads the file as one with the same columns unless `long` says otherwise.
+    overwrite: replace an existing windows_out or plot (else refused before any work)."""
     check_device(device)
     if windows_out is not None:
         check_table_path(windows_out)
     for out in (windows_out, plot):
-        check_out_file(out, [dataset])
+        check_out_file(out, [dataset], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     read["long"] = read.get("long") or estimator.long_format_
