@@ -229,8 +229,11 @@ def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written
     with pytest.raises(DataValidationError, match="non-numeric column"):
         load_dataset(tmp_path / "us.tsv")
     frame.to_csv(tmp_path / "bare.csv", sep=";", decimal=",", index=False, header=False)
-    with pytest.raises(DataValidationError, match="looks like data"):  # a headerless file keeps its first row
-        load_dataset(tmp_path / "bare.csv", sep=";")
+    for sep in (";", None):  # sniffed as ;-separated, though its decimal commas split every line alike too
+        with pytest.raises(DataValidationError, match="looks like data"):  # a headerless file keeps its first row
+            load_dataset(tmp_path / "bare.csv", sep=sep)
+    bare = load_dataset(tmp_path / "bare.csv", header=False)
+    assert bare.index.equals(pd.DatetimeIndex(hours, name="date")) and np.allclose(bare.to_numpy(), values)
     shuffled = frame.sample(frac=1.0, random_state=0)  # out of order either way: still refused, rows named
     shuffled.to_csv(tmp_path / "shuffled.csv", sep=";", decimal=",", index=False)
     with pytest.raises(DataValidationError, match="Sort the rows"):

@@ -197,6 +197,7 @@ def read_series_csv(
     frame = _kept(raw.drop(columns=[date_col]), columns, path)
     try:
         frame.index = parse_dates(raw[date_col], path, date_col)
+        frame.index.name = date_col if header else "date"  # forecasts' time column: the file's name for it
     except DataValidationError as exc:
         if date_column is not None or str(date_col).strip().lower() in DATE_NAMES:
             raise
@@ -240,15 +241,25 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _sniff_delimiter(path: Path) -> str:
-    """The delimiter of a text table: the first of , ; tab | that splits the first lines consistently."""
+    """The delimiter of a text table: ; tab or | where one splits every first line into the same number of
+    fields (a ;-table's decimal commas would split its lines consistently too), else the first of , ; tab |
+    that the csv sniffer finds."""
     import csv
 
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
             sample = "".join(stream.readline() for _ in range(20))
+    except OSError:
+        return ","
+    lines = [line for line in sample.splitlines() if line.strip()]
+    for sep in (";", "\t", "|"):
+        fields = {len(line.split(sep)) for line in lines}
+        if len(fields) == 1 and fields.pop() >= 2:
+            return sep
+    try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except (csv.Error, OSError):
+    except csv.Error:
         return ","
 
 
