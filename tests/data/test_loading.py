@@ -373,3 +373,29 @@ def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataValidationError, match="cannot be read as parquet"):
         load_dataset(tmp_path / "bad.parquet")
+
+
+@pytest.mark.parametrize(
+    "dates, step",
+    [
+        (pd.bdate_range("2020-01-01", periods=120), "1 business day"),  # weekends are not gaps
+        (pd.date_range("2000-01-01", periods=60, freq="MS"), "1 month"),  # 28 to 31 days apart
+        (pd.date_range("2000-01-31", periods=60, freq="ME"), "1 month"),
+        (pd.date_range("2000-02-01", periods=40, freq="QS-FEB"), "1 quarter"),
+        (pd.date_range("1950-12-31", periods=40, freq="YE"), "1 year"),
+    ],
+)
+def test_calendar_data_with_a_missing_row_is_filled_on_its_calendar(tmp_path, dates, step):
+    """A holiday in business-day data, a missing month: the gap is named on the data's calendar and --fill
+    inserts only the calendar's missing rows (filling business days invented weekends, and monthly data could
+    not be filled at all)."""
+    values = np.arange(len(dates), dtype=float)
+    kept = np.delete(np.arange(len(dates)), [7, 8])  # rows 8 and 9 missing
+    pd.DataFrame({"date": dates[kept], "y": values[kept]}).to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(
+        DataValidationError, match=rf"the usual step is {step}, but 1 step\(s\) differ, e\.g\. rows 7-8"
+    ):
+        load_dataset(tmp_path / "gap.csv")
+    filled = load_dataset(tmp_path / "gap.csv", fill="interpolate")
+    assert filled.index.equals(pd.DatetimeIndex(dates, name="date"))
+    np.testing.assert_allclose(filled["y"].to_numpy(), values)  # a straight line, interpolated back

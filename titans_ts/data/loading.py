@@ -320,27 +320,54 @@ def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Dat
 
 def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
     """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
-    A file written newest first is put in time order, with a warning saying so."""
+    The step may be a calendar one (business days, months, quarters, years: `_calendar_grid`), whose gaps are
+    the calendar's missing days or months. A file written newest first is put in time order, with a warning
+    saying so."""
     frame = _in_time_order(frame, path)
     index = frame.index
     if len(index) < 3 or pd.infer_freq(index) is not None:
         return frame
-    steps = index.to_series().diff().iloc[1:]
-    step = steps.mode().iloc[0]
-    odd = np.flatnonzero((steps != step).to_numpy())
-    grid = pd.date_range(index[0], index[-1], freq=step, name=index.name)
-    if fill is not None and index.isin(grid).all():
+    step = index.to_series().diff().iloc[1:].mode().iloc[0]
+    grid, step_name = _calendar_grid(index, step)
+    if grid is None:
+        grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), str(step)
+    on_grid = index.isin(grid).all()
+    if fill is not None and on_grid:
         return frame.reindex(grid)  # the missing timestamps become NaN rows, filled by validate_frame
+    positions = grid.get_indexer(index)
+    odd = np.flatnonzero(np.diff(positions) != 1) if on_grid else np.flatnonzero(index.to_series().diff()[1:] != step)
     rows = ", ".join(f"rows {i + 1}-{i + 2} ({index[i]} -> {index[i + 1]})" for i in odd[:_MAX_LISTED])
     advice = (
         f"Pass fill= one of {FILL_METHODS} (CLI: --fill) to insert the missing timestamps and fill them."
-        if index.isin(grid).all()
+        if on_grid
         else "Some timestamps are off that grid: resample the data to one step first."
     )
     raise DataValidationError(
-        f"{path}: timestamps are not evenly spaced: the usual step is {step}, but {len(odd)} step(s) differ, "
+        f"{path}: timestamps are not evenly spaced: the usual step is {step_name}, but {len(odd)} step(s) differ, "
         f"e.g. {rows}. {advice}"
     )
+
+
+def _calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
+    """(every timestamp of the calendar the index is on, its step in words), or (None, None): business days
+    (weekdays only, one day apart most often, weekends skipped), or month, quarter or year starts or ends
+    (anchored at the first timestamp's month), when every timestamp is on it."""
+    first, last, name = index[0], index[-1], index.name
+    if step == pd.Timedelta(days=1) and (index.dayofweek < 5).all() and len(index) >= 10:
+        return pd.bdate_range(first, last, name=name), "1 business day"
+    month = first.strftime("%b").upper()
+    candidates = {
+        (28, 31): ("1 month", ["MS", "ME", "BMS", "BME"]),
+        (89, 92): ("1 quarter", [f"QS-{month}", f"QE-{month}", f"BQS-{month}", f"BQE-{month}"]),
+        (365, 366): ("1 year", [f"YS-{month}", f"YE-{month}", f"BYS-{month}", f"BYE-{month}"]),
+    }
+    for (low, high), (words, frequencies) in candidates.items():
+        if pd.Timedelta(days=low) <= step <= pd.Timedelta(days=high):
+            for freq in frequencies:
+                grid = pd.date_range(first, last, freq=freq, name=name)
+                if len(grid) and grid[0] == first and index.isin(grid).all():
+                    return grid, words
+    return None, None
 
 
 def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None) -> pd.DataFrame:
