@@ -163,7 +163,8 @@ def fit(
     dropout: float = _model("Dropout."),
     season: int = typer.Option(
         None,
-        help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency).",
+        help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency, a week for "
+        "daily data; weekly or undated data: the training split's autocorrelation peak).",
         rich_help_panel=MODEL,
     ),
     mode: str = _setting(

@@ -55,10 +55,21 @@ def test_the_season_is_one_day_at_the_data_frequency(freq, season):
     assert fitted.model_config_.season == season
 
 
+@pytest.mark.parametrize("dated", [False, True])
+def test_without_a_calendar_season_the_season_is_the_autocorrelation_peak(dated):
+    """Undated rows, or weekly dates (no day or year in whole steps): the training split's autocorrelation
+    finds the period (it used to be refused, asking for season=)."""
+    frame = _periodic(period=13, freq="W", noise=0.05)
+    frame = frame if dated else frame.reset_index(drop=True)
+    fitted = TitansForecaster(variant="seasonal_naive", **FAST).fit(frame)
+    assert fitted.model_config_.season == 13
+
+
 def test_season_errors_say_how_to_fix_them():
-    frame = _periodic().reset_index(drop=True)  # no dates: the season cannot be inferred
-    with pytest.raises(ConfigError, match="season=<steps per season>"):
-        TitansForecaster(variant="seasonal_naive", **FAST).fit(frame)
+    walk = pd.DataFrame({"y": np.cumsum(np.random.default_rng(0).normal(size=600))})  # undated, no season
+    with pytest.raises(ConfigError, match=r"no peak within the lookback \(48 steps\): pass season=<steps per"):
+        TitansForecaster(variant="seasonal_naive", **FAST).fit(walk)
+    frame = _periodic().reset_index(drop=True)
     assert TitansForecaster(variant="seasonal_naive", season=24, **FAST).fit(frame).evaluate()["mse"] < 1e-10
     with pytest.raises(ConfigError, match="1 <= season <= lookback"):
         TitansForecaster(variant="seasonal_naive", season=96, **FAST).fit(_periodic())  # lookback 48

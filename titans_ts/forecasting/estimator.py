@@ -15,7 +15,7 @@ from titans_ts.estimator_base import TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
-from titans_ts.forecasting.floors import Floors, floors_record
+from titans_ts.forecasting.floors import Floors, floors_record, season_steps
 from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positions
 from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
@@ -27,7 +27,6 @@ from titans_ts.forecasting.time_axis import (
     axis_from_json,
     axis_to_json,
     future_index,
-    season_steps,
     time_axis,
 )
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
@@ -59,7 +58,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
 
     variant: "lmm", "mac", "mag", "mal" (Titans blocks) or the baselines "attention", "dlinear", and the
     untrained forecasts everyone runs first: "naive" (repeat the last value) and "seasonal_naive" (repeat
-    the last season; `season` steps, by default one day at the data's frequency: 24 hourly, 96 at 15 min).
+    the last season; `season` steps, by default one day at the data's frequency: 24 hourly, 96 at 15 min;
+    weekly or undated data: the training split's autocorrelation peak).
     tokens: "variate" (one token per column, the default) or "patch" (channel-independent time patches).
     target: the column (name) or columns to forecast and score; None: every column. The other columns are
     covariates: the model reads their history as input, but does not forecast them and they are not scored.
@@ -189,7 +189,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         frame = as_frame(X)
         targets = target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
-        config = ForecastConfig.of(self, frame.shape[1], season_steps(self.variant, self.season, frame.index), targets)
+        season = season_steps(self.variant, self.season, frame.index, splits.train.targets.numpy(), self.lookback)
+        config = ForecastConfig.of(self, frame.shape[1], season, targets)
         seed_everything(self.seed)
         model = self._with_quantile_head(build_model(config), trained=config.variant not in UNTRAINED)
         loaders = splits.loaders(self.batch_size, seed=self.seed, shard=True)  # what the Trainer reads

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from titans_ts.errors import ConfigError
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
-from titans_ts.forecasting.time_axis import calendar_seasons, time_axis
+from titans_ts.forecasting.time_axis import calendar_seasons, season_from_index, time_axis
 
 MODEL, REPEAT_LAST = "model", "repeat last"
 FALLBACKS = ("auto", "off")
@@ -50,6 +51,30 @@ def floor_model(config: ForecastConfig, season: int) -> nn.Module:
     """The floor that repeats the last `season` steps of each window (1: its last value), for a model's config."""
     naive = season == 1
     return build_model(replace(config, variant="naive" if naive else "seasonal_naive", season=0 if naive else season))
+
+
+def season_steps(variant: str, season: int | None, index: pd.Index, train: np.ndarray, lookback: int) -> int:
+    """Steps per season for variant="seasonal_naive": `season` when given, else one day at the data's
+    frequency (hourly 24, 15-minute 96, 10-minute 144; a week for daily data, a year for monthly), else (weekly
+    or undated data) the peak of the training split's autocorrelation `train` (rows x columns) within the
+    lookback. 0 for other variants."""
+    if variant != "seasonal_naive":
+        return 0
+    if season is not None:
+        if not isinstance(season, int) or season < 1:
+            raise ConfigError(f"season must be a positive number of steps; got {season!r}.")
+        return season
+    found = season_from_index(index)
+    if found is not None:
+        return found
+    peak = autocorrelation_peak(train, lookback)
+    if peak is not None:
+        return peak[0]
+    raise ConfigError(
+        "seasonal_naive found no season: the data's time index has no regular sub-daily, daily, business-day, "
+        f"monthly or quarterly dates, and the training split's autocorrelation no peak within the lookback "
+        f"({lookback} steps): pass season=<steps per season> (CLI --season), or a longer lookback."
+    )
 
 
 def candidate_seasons(index: pd.Index, lookback: int, train: np.ndarray) -> tuple[dict[int, str], list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import DataValidationError
 
 
 def time_axis(index: pd.Index):
@@ -174,24 +174,6 @@ def season_from_index(index: pd.Index) -> int | None:
         if day % step == pd.Timedelta(0):
             return int(day / step)
     return None
-
-
-def season_steps(variant: str, season: int | None, index: pd.Index) -> int:
-    """Steps per season for variant="seasonal_naive": `season` when given, else one day at the data's
-    frequency (hourly 24, 15-minute 96, 10-minute 144; weekly for daily data). 0 for other variants."""
-    if variant != "seasonal_naive":
-        return 0
-    if season is not None:
-        if not isinstance(season, int) or season < 1:
-            raise ConfigError(f"season must be a positive number of steps; got {season!r}.")
-        return season
-    found = season_from_index(index)
-    if found is not None:
-        return found
-    raise ConfigError(
-        "seasonal_naive could not tell the season from the data's time index (no regular sub-daily, daily, "
-        "business-day, monthly or quarterly dates): pass season=<steps per season> (CLI --season)."
-    )
 
 
 def axis_to_json(last, step, name=None) -> dict:
