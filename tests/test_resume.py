@@ -160,3 +160,13 @@ def test_a_run_stopped_before_its_first_checkpoint_leaves_nothing_to_resume_and_
     (out / "model.safetensors").write_text("")  # anything beside the settings: a model is never replaced unasked
     with pytest.raises(ConfigError, match="already holds a model"):
         prepare_run_folder(out, overwrite=False, resume=False)
+
+
+def test_a_resume_of_a_finished_run_says_it_finished(tmp_path):
+    """A finished run keeps no checkpoints; --resume there says the run finished, not only that none is left."""
+    from titans_ts.checkpointing import start_or_resume
+    from titans_ts.errors import ConfigError
+
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"the run in .* finished .* Start it again with --overwrite"):
+        start_or_resume(tmp_path / "checkpoints", {"seed": 0}, resume=True)

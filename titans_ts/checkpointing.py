@@ -122,6 +122,11 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
     if resume:
         checkpoint = latest_checkpoint(folder)
+        if checkpoint is None and folder.name == "checkpoints" and (folder.parent / "metrics.json").is_file():
+            raise ConfigError(
+                f"nothing to resume: the run in {folder.parent} finished (its metrics.json is there, and a "
+                "finished run keeps no checkpoints). Start it again with --overwrite, or give another --out."
+            )
         if checkpoint is None:
             raise ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
