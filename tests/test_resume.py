@@ -170,3 +170,22 @@ def test_a_resume_of_a_finished_run_says_it_finished(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(ConfigError, match=r"the run in .* finished .* Start it again with --overwrite"):
         start_or_resume(tmp_path / "checkpoints", {"seed": 0}, resume=True)
+
+
+def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_path, monkeypatch):
+    """Nothing to resume and nothing kept: the settings the run recorded as it started go too."""
+    from tests.data.helpers import write_series
+    from titans_ts import TitansForecaster
+    from titans_ts.forecasting.training import ForecastModule
+
+    frame = write_series(tmp_path / "mine.csv", rows=300, columns=2).set_index("date")
+
+    def interrupted(self, batch, batch_index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ForecastModule, "training_step", interrupted)
+    checkpoints = tmp_path / "out" / "checkpoints"
+    model = TitansForecaster(horizon=12, lookback=24, dim=16, layers=1, epochs=2, progress=False)
+    with pytest.raises(KeyboardInterrupt, match="before its first validated epoch"):
+        model.set_params(checkpoint_dir=str(checkpoints)).fit(frame)
+    assert not checkpoints.exists()

@@ -100,6 +100,16 @@ def latest_checkpoint(folder) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
+def forget_unstarted(folder) -> None:
+    """After a run stopped before its first checkpoint: the settings it recorded as it started go too, and the
+    folder when nothing else is in it (a stopped run leaves nothing behind but what --resume continues)."""
+    folder = Path(folder)
+    if latest_checkpoint(folder) is None:
+        (folder / SETTINGS_FILE).unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def _difference(key: str, saved, now) -> str:
     """One setting a resume would change, in words (the data's fingerprint is `count:hash`)."""
     if key == "data" and isinstance(saved, str) and isinstance(now, str):

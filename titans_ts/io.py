@@ -68,7 +68,7 @@ def check_out_folder(out, overwrite: bool) -> None:
 
 def _started_only(out: Path) -> bool:
     """Whether `out` holds nothing a user could want back: no file at all, or only the settings a run records
-    in out/checkpoints as it starts (a run stopped before its first checkpoint leaves just those: nothing to
+    in out/checkpoints as it starts (a run killed before its first checkpoint leaves just those: nothing to
     resume, so a new start may take the folder)."""
     checkpoints = out / "checkpoints"
     return all(path.name == SETTINGS_FILE and checkpoints in path.parents for path in _files(out))

@@ -198,6 +198,11 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
         except (ValueError, TypeError):  # not the main thread, or a handler Python did not install
             pass
     if trainer.interrupted and best.state is None:
+        from titans_ts.checkpointing import forget_unstarted
+
+        for callback in trainer.checkpoint_callbacks:
+            if callback.dirpath is not None:
+                forget_unstarted(callback.dirpath)
         raise KeyboardInterrupt("training was interrupted before its first validated epoch: nothing to keep")
 
 
