@@ -132,6 +132,8 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
         "window", "origin", "time", "step", "column", "prediction", "target", "prediction_scaled", "target_scaled"
     ]  # fmt: skip
     assert len(table) == 89 * 12 * 3  # one row per (window, step, column)
+    written = pd.read_csv(out, dtype=str)  # float32 forecasts to the digits computed, not 17
+    assert written["prediction_scaled"].str.split(".").str[1].str.len().max() <= 7
     reported = json.loads((folder / "model" / "metrics.json").read_text())["test"]["mse"]
     recomputed = ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean()
     assert recomputed == pytest.approx(reported, rel=1e-5)

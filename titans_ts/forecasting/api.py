@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -276,14 +277,34 @@ def _computed_decimals(estimator: TitansForecaster, forecast: pd.DataFrame) -> d
     """Decimals per forecast column (a target, and its levels: OT_q0.1) that the float32 network computes: it
     forecasts scaled values to about 1e-7, so a column of scale s is known to about s * 1e-7, whatever its mean
     (more digits would print float32 rounding as if it were information)."""
-    import math
-
     decimals = {}
-    for target, scale in zip(estimator.targets_, estimator._target_scaler().scale_, strict=True):
-        places = max(0, math.ceil(7 - math.log10(scale)))
+    for target, places in _decimals_per_target(estimator).items():
         names = [target, *(levels.name for levels in level_columns(forecast, target).values())]
         decimals |= {name: places for name in names if name in forecast.columns}
     return decimals
+
+
+def _decimals_per_target(estimator: TitansForecaster) -> dict:
+    import math
+
+    scales = estimator._target_scaler().scale_
+    return {target: max(0, math.ceil(7 - math.log10(s))) for target, s in zip(estimator.targets_, scales, strict=True)}
+
+
+def _rounded_windows(estimator: TitansForecaster, table: pd.DataFrame) -> pd.DataFrame:
+    """`window_forecasts`' table with its forecasts (the point and any levels) to the decimals the float32
+    network computes (`_computed_decimals`), the scaled ones (float32) to 7: 0.7739, not 0.77389997243881226."""
+    import numpy as np
+
+    table = table.copy()
+    places = table["column"].map(_decimals_per_target(estimator)).to_numpy(dtype=float)
+    table["target_scaled"] = table["target_scaled"].round(7)
+    forecasts = [name for name in table.columns if name == "prediction" or re.fullmatch(r"q[0-9.e-]+", name)]
+    for name in forecasts:
+        table[name] = np.round(table[name].to_numpy() * 10.0**places) / 10.0**places
+        if f"{name}_scaled" in table.columns:
+            table[f"{name}_scaled"] = table[f"{name}_scaled"].round(7)
+    return table
 
 
 def evaluate_saved(
@@ -337,7 +358,7 @@ def evaluate_saved(
         table = estimator.window_forecasts(frame, split="test")
         by_step = errors_by(table, "step")
         if windows_out is not None:
-            write_table(table, windows_out)
+            write_table(_rounded_windows(estimator, table), windows_out)
         if plot is not None:
             from titans_ts.forecasting.plots import plot_evaluation
 
