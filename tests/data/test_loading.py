@@ -399,3 +399,27 @@ def test_calendar_data_with_a_missing_row_is_filled_on_its_calendar(tmp_path, da
     filled = load_dataset(tmp_path / "gap.csv", fill="interpolate")
     assert filled.index.equals(pd.DatetimeIndex(dates, name="date"))
     np.testing.assert_allclose(filled["y"].to_numpy(), values)  # a straight line, interpolated back
+
+
+def test_whole_number_times_are_unix_time_or_steps_and_pandas_row_numbers_are_not_a_series(tmp_path):
+    """pd.to_datetime read whole numbers as nanoseconds after 1970: epoch seconds and step numbers became
+    1970-01-01 00:00:01.67; and the row numbers df.to_csv writes by default became a series to forecast."""
+    hours = pd.date_range("2023-01-01", periods=50, freq="h")
+    values = np.arange(50.0)
+    seconds = (hours - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    for name, stamps in (("epoch_s.csv", seconds), ("epoch_ms.csv", seconds * 1000)):
+        pd.DataFrame({"timestamp": stamps, "y": values}).to_csv(tmp_path / name, index=False)
+        assert load_dataset(tmp_path / name).index.equals(pd.DatetimeIndex(hours, name="timestamp"))
+    pd.DataFrame({"time": np.arange(50) + 7, "y": values}).to_csv(tmp_path / "steps.csv", index=False)
+    steps = load_dataset(tmp_path / "steps.csv")
+    assert steps.index.equals(pd.RangeIndex(7, 57, name="time")) and list(steps.columns) == ["y"]
+    pd.DataFrame({"time": np.arange(50) * 2, "y": values}).to_csv(tmp_path / "skips.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"do not count up by one \(rows 1-2: 0 -> 2\)"):
+        load_dataset(tmp_path / "skips.csv")
+    pd.DataFrame({"time": values / 2, "y": values}).to_csv(tmp_path / "halves.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"'time' holds numbers that are neither timestamps nor whole"):
+        load_dataset(tmp_path / "halves.csv")
+    pd.DataFrame({"a": values, "b": values}).to_csv(tmp_path / "numbered.csv")  # pandas' default: index=True
+    assert list(load_dataset(tmp_path / "numbered.csv").columns) == ["a", "b"]
+    pd.DataFrame({"a": values}, index=hours).to_csv(tmp_path / "dated.csv")  # an unnamed DatetimeIndex
+    assert load_dataset(tmp_path / "dated.csv").index.equals(pd.DatetimeIndex(hours, name="date"))

@@ -123,6 +123,8 @@ def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
     model.save(tmp_path / "m")
     assert TitansForecaster.load(tmp_path / "m").predict().index.name == "time_utc"
     assert model.predict(series.reset_index(drop=True)).index.name == "step"  # undated rows: numbered steps
+    numbered = series.set_axis(pd.RangeIndex(7, 7 + len(series), name="time"))  # a file's step numbers
+    assert model.predict(numbered).index.equals(pd.RangeIndex(7 + len(series), 19 + len(series), name="time"))
 
 
 def test_evaluate_counts_every_window(fitted):

@@ -17,7 +17,7 @@ import pandas as pd
 
 from titans_ts.data.long_format import pivot_long
 from titans_ts.data.registry import DatasetInfo, get_dataset_info, lookup_name
-from titans_ts.data.timestamps import parse_dates
+from titans_ts.data.timestamps import numeric_times, parse_dates
 from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError, TitansWarning
 from titans_ts.io import atomic_path
 
@@ -178,6 +178,7 @@ def read_series_csv(
             raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",")
         if header:
             _check_header_is_not_data(raw, path, decimal)
+            raw = _without_row_numbers(raw)
         else:
             raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     if raw.empty:
@@ -196,8 +197,10 @@ def read_series_csv(
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
     frame = _kept(raw.drop(columns=[date_col]), columns, path)
     try:
-        frame.index = parse_dates(raw[date_col], path, date_col)
-        frame.index.name = date_col if header else "date"  # forecasts' time column: the file's name for it
+        if pd.api.types.is_numeric_dtype(raw[date_col]):  # a column named time or date, or the one named
+            frame.index = numeric_times(raw[date_col], path, date_col)  # Unix time, or step numbers
+        else:
+            frame.index = parse_dates(raw[date_col], path, date_col)
     except DataValidationError as exc:
         if date_column is not None or str(date_col).strip().lower() in DATE_NAMES:
             raise
@@ -205,9 +208,24 @@ def read_series_csv(
             f"{exc} It was taken for the date column because it is the first column and not numeric: name the "
             "timestamp column with date_column= (CLI: --date-column), or remove this column from the file."
         ) from None
+    if isinstance(frame.index, pd.RangeIndex):  # steps
+        return validate_frame(frame, source=str(path), fill=fill)
+    named = header and not str(date_col).startswith("Unnamed: ")  # pandas' name for an empty header cell
+    frame.index.name = date_col if named else "date"  # forecasts' time column: the file's name for it
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
+
+
+def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
+    """The table without the unnamed first column of row numbers 0, 1, 2, ... that pandas' `to_csv` writes by
+    default (a series of row numbers is not data to forecast)."""
+    first = raw.columns[0]
+    numbers = raw[first]
+    if str(first) == "Unnamed: 0" and pd.api.types.is_integer_dtype(numbers) and raw.shape[1] > 1:
+        if (numbers.to_numpy() == np.arange(len(raw))).all():
+            return raw.drop(columns=[first])
+    return raw
 
 
 def _kept(frame: pd.DataFrame, columns, path) -> pd.DataFrame:

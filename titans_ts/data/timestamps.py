@@ -30,6 +30,35 @@ def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.
     return pd.DatetimeIndex(parsed, name=str(name))
 
 
+UNIX_TIME = (("s", 1e8, 1e10), ("ms", 1e11, 1e13))  # whole numbers in these ranges: 1973-2286 in s or ms
+
+
+def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
+    """A time column of numbers: Unix time (whole seconds or milliseconds from 1973 on) as timestamps, other
+    consecutive whole numbers as steps (a RangeIndex from the first); anything else is refused (pd.to_datetime
+    would read any number as nanoseconds after 1970)."""
+    values = column.to_numpy(dtype=float)
+    fractional = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+    if len(fractional):
+        i = fractional[0]
+        raise DataValidationError(
+            f"{path}: the time column {name!r} holds numbers that are neither timestamps nor whole-number steps "
+            f"(row {i + 1}: {column.iloc[i]}): name the timestamp column with date_column= (CLI: --date-column)."
+        )
+    whole = values.astype(np.int64)
+    for unit, low, high in UNIX_TIME:
+        if low <= whole.min() and whole.max() < high:
+            return pd.DatetimeIndex(pd.to_datetime(whole, unit=unit), name=str(name))
+    jumps = np.flatnonzero(np.diff(whole) != 1)
+    if len(jumps):
+        i = jumps[0]
+        raise DataValidationError(
+            f"{path}: the time column {name!r} holds whole numbers, read as steps, but they do not count up by "
+            f"one (rows {i + 1}-{i + 2}: {whole[i]} -> {whole[i + 1]}): give consecutive steps, or timestamps."
+        )
+    return pd.RangeIndex(whole[0], whole[-1] + 1, name=str(name))
+
+
 def _one_reading(column: pd.Series) -> pd.Series:
     """The timestamps, day-first where only that reads the file in time order, or evenly spaced.
 

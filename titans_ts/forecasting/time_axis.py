@@ -10,7 +10,7 @@ from titans_ts.errors import DataValidationError
 def time_axis(index: pd.Index):
     """(last index value, step) for a DatetimeIndex: a Timestamp and its calendar frequency (a pandas DateOffset:
     months, quarters, years, business days) where it has one, else its most common spacing (a Timedelta);
-    ints for any other index."""
+    ints for any other index (the last step's number: a RangeIndex's own, else the row count's)."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
         recent = index[-min(len(index), 500) :]
         calendar = calendar_frequency(recent)
@@ -20,6 +20,8 @@ def time_axis(index: pd.Index):
         if spacing == pd.Timedelta(days=1) and len(recent) >= 10 and (recent.dayofweek < 5).all():
             return index[-1], pd.offsets.BusinessDay()  # business days with holidays, which infer_freq refuses
         return index[-1], spacing
+    if isinstance(index, pd.RangeIndex) and len(index) and index.step == 1:
+        return int(index[-1]), 1  # steps numbered from where the data's numbering starts
     return len(index) - 1, 1
 
 
