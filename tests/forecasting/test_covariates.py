@@ -73,7 +73,7 @@ def test_an_array_of_the_fitted_width_is_read_by_position(fitted, series):
     from_array = fitted.predict(series.to_numpy())  # a model fitted on a DataFrame, as scikit-learn reads arrays
     np.testing.assert_array_equal(from_array.to_numpy(), fitted.predict(series).to_numpy())
     assert fitted.evaluate(series.to_numpy()) == fitted.evaluate(series)
-    with pytest.raises(DataValidationError, match=r"trained on columns \['c0', 'c1', 'c2', 'OT'\]; the data lacks"):
+    with pytest.raises(DataValidationError, match=r"fitted on 4 column\(s\) \['c0', 'c1', 'c2', 'OT'\]; this array"):
         fitted.predict(series.to_numpy()[:, :3])  # another width: no position to read it by
     before = fitted.predict()
     with pytest.raises(DataValidationError, match="give the new rows with their timestamps"):

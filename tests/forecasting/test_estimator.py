@@ -127,6 +127,17 @@ def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
     assert model.predict(numbered).index.equals(pd.RangeIndex(7 + len(series), 19 + len(series), name="time"))
 
 
+def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):
+    """df.reset_index() (a datetime column) or a text column named date: the dates, not a series of numbers
+    forecast beside the others; an array is read by position, so another width is other columns."""
+    expected = fitted.predict(series)
+    pd.testing.assert_frame_equal(fitted.predict(series.reset_index()), expected)
+    as_text = series.reset_index().assign(date=lambda f: f["date"].astype(str))
+    pd.testing.assert_frame_equal(fitted.predict(as_text), expected)
+    with pytest.raises(DataValidationError, match=r"fitted on 3 column\(s\) .*; this array has 4"):
+        fitted.predict(np.zeros((48, 4)))
+
+
 def test_evaluate_counts_every_window(fitted):
     test = fitted.evaluate(split="test")
     # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data import validate_frame
+from titans_ts.data.loading import DATE_NAMES
+from titans_ts.data.timestamps import parse_dates
 from titans_ts.errors import ConfigError, DataValidationError
 
 
@@ -16,7 +18,7 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
     names: a fitted model's columns; an array with as many columns takes them, by position (as scikit-learn
     reads an array given to a model fitted on a DataFrame)."""
     if isinstance(X, pd.DataFrame):
-        frame = X
+        frame = _dated_by_its_column(X)
     elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's
         name = names[0] if names is not None and len(names) == 1 else "x0" if X.name is None else X.name
         frame = X.to_frame(name=str(name))
@@ -34,9 +36,29 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
                 f"expected a DataFrame or a 2-D array (time x features); got shape {array.shape}."
             )
         width = array.shape[1]
-        positional = names is not None and len(names) == width
-        frame = pd.DataFrame(array, columns=[str(c) for c in names] if positional else [f"x{i}" for i in range(width)])
+        if names is not None and len(names) != width:  # by position, another width is other columns
+            raise DataValidationError(
+                f"the model was fitted on {len(names)} column(s) {[str(c) for c in names][:10]}; this array has "
+                f"{width}: give those columns, in that order (or a DataFrame with them by name)."
+            )
+        frame = pd.DataFrame(array, columns=[str(c) for c in names] if names else [f"x{i}" for i in range(width)])
     return validate_frame(frame, source="the input data")
+
+
+def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame whose timestamps are a column (df.reset_index(), or read without index_col), not its index,
+    indexed by that column: a datetime column, or a text one named date, datetime, timestamp or time. (Read as a
+    value, a date was forecast as a number, and the forecast numbered by step.)"""
+    if isinstance(frame.index, pd.DatetimeIndex):
+        return frame
+    dated = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    text = [c for c in frame.columns if c not in dated and not pd.api.types.is_numeric_dtype(frame[c])]
+    named = [c for c in text if str(c).strip().lower() in DATE_NAMES]
+    if len(dated) + len(named) != 1:
+        return frame  # none, or several: validate_frame names a non-numeric column
+    column = (dated or named)[0]
+    times = frame[column] if dated else parse_dates(frame[column], "the input data", str(column))
+    return frame.drop(columns=[column]).set_axis(pd.DatetimeIndex(times, name=str(column)), axis=0)
 
 
 def target_names(target) -> list:
