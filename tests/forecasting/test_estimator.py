@@ -1,4 +1,5 @@
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,20 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
     pd.testing.assert_frame_equal(fitted.predict(as_text), expected)
     with pytest.raises(DataValidationError, match=r"fitted on 3 column\(s\) .*; this array has 4"):
         fitted.predict(np.zeros((48, 4)))
+
+
+def test_fit_says_when_a_frame_has_gaps_it_reads_as_consecutive_steps(series):
+    """A file's gaps are refused as it is read (load_dataset, unless fill=); a DataFrame's were read silently."""
+    from titans_ts.forecasting.time_axis import TimeGapWarning
+
+    naive = dict(TINY, variant="naive")
+    with pytest.warns(TimeGapWarning, match=r"1 step\(s\) other than the usual 1 hour .*Fill the gaps first"):
+        TitansForecaster(**naive).fit(series.drop(series.index[100:150]))
+    days = pd.date_range("2020-01-01", periods=400, freq="D", tz="Europe/Berlin")  # 23 and 25 hours: still days
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimeGapWarning)
+        TitansForecaster(**naive).fit(pd.DataFrame({"y": np.arange(400.0)}, index=days))
+        TitansForecaster(**naive).fit(series)
 
 
 def test_evaluate_counts_every_window(fitted):

@@ -338,7 +338,7 @@ def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Dat
 
 def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
     """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
-    The step may be a calendar one (business days, months, quarters, years: `_calendar_grid`), whose gaps are
+    The step may be a calendar one (business days, months, quarters, years: `calendar_grid`), whose gaps are
     the calendar's missing days or months. A file written newest first is put in time order, with a warning
     saying so."""
     frame = _in_time_order(frame, path)
@@ -346,7 +346,7 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
     if len(index) < 3 or pd.infer_freq(index) is not None:
         return frame
     step = index.to_series().diff().iloc[1:].mode().iloc[0]
-    grid, step_name = _calendar_grid(index, step)
+    grid, step_name = calendar_grid(index, step)
     if grid is None:
         grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), str(step)
     on_grid = index.isin(grid).all()
@@ -366,7 +366,7 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
     )
 
 
-def _calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
+def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
     """(every timestamp of the calendar the index is on, its step in words), or (None, None): business days
     (weekdays only, one day apart most often, weekends skipped), or month, quarter or year starts or ends
     (anchored at the first timestamp's month), when every timestamp is on it."""

@@ -28,6 +28,7 @@ from titans_ts.forecasting.time_axis import (
     axis_to_json,
     future_index,
     time_axis,
+    warn_if_gaps,
 )
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
@@ -187,6 +188,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         from titans_ts.training import seed_everything, train_and_restore
 
         frame = as_frame(X)
+        warn_if_gaps(frame.index)
         targets = target_positions(self.target, frame.columns)
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
         season = season_steps(self.variant, self.season, frame.index, splits.train.targets.numpy(), self.lookback)

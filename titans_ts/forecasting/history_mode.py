@@ -40,7 +40,14 @@ from titans_ts.forecasting.long_memory_eval import (
     split_frozen_forecasts,
     split_origins,
 )
-from titans_ts.forecasting.time_axis import advanced, axis_at_step, check_follows, future_index, time_axis
+from titans_ts.forecasting.time_axis import (
+    advanced,
+    axis_at_step,
+    check_follows,
+    future_index,
+    time_axis,
+    warn_if_gaps,
+)
 
 # --- fit --------------------------------------------------------------------------------------------------
 
@@ -77,6 +84,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
 
     long_memory_config(estimator)  # before the data is read: a bad combination fails fast
     frame = as_frame(X)
+    warn_if_gaps(frame.index)
     config = long_memory_config(estimator, channels=frame.shape[1])
     splits = make_splits(frame, estimator.lookback, estimator.horizon, estimator.protocol)
     borders = splits.borders

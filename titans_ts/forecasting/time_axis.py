@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from titans_ts.errors import DataValidationError
+from titans_ts.errors import DataValidationError, TitansWarning
+
+
+class TimeGapWarning(TitansWarning):
+    """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
 
 
 def time_axis(index: pd.Index):
@@ -75,6 +80,34 @@ def _step_name(step) -> str:
         if count >= 1 and count == int(count):
             return f"{int(count)} {unit}{'s' if count != 1 else ''}"
     return str(step)
+
+
+def warn_if_gaps(index: pd.Index) -> None:
+    """fit reads a frame's rows as consecutive steps: say so where its timestamps skip steps or leave the grid
+    (a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
+    import warnings
+
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return
+    from titans_ts.data.loading import calendar_grid
+
+    index = index.tz_localize(None) if index.tz is not None else index  # the wall clock: days across DST
+    spacing = (index[1:] - index[:-1]).to_series().mode().iloc[0]
+    grid, step_name = calendar_grid(index, spacing)
+    if grid is None:
+        grid, step_name = pd.date_range(index[0], index[-1], freq=spacing), _step_name(spacing)
+    positions = grid.get_indexer(index)
+    odd = np.flatnonzero((positions[1:] < 0) | (np.diff(positions) != 1)) + 1
+    if len(odd):
+        i = odd[0]
+        warnings.warn(
+            f"the timestamps have {len(odd)} step(s) other than the usual {step_name} (e.g. {index[i - 1]} "
+            f"-> {index[i]}): fit reads the rows as consecutive steps, so a window across a gap reads it as if "
+            "it were not there. Fill the gaps first (df.asfreq(step) then df.interpolate() or df.ffill(), or "
+            "load_dataset(path, fill='interpolate')).",
+            TimeGapWarning,
+            stacklevel=4,
+        )
 
 
 def calendar_frequency(index: pd.DatetimeIndex):
