@@ -108,7 +108,14 @@ DATA_SOURCE = Group(  # where a dataset is found: load_dataset's data_dir and ve
     DATA,
     lambda data_dir, verify: {"data_dir": data_dir, "verify": verify},
     ("data_dir", Path, None, "--data-dir", "Folder holding dataset files (else $TITANS_DATA_DIR, bundled, cache)."),
-    ("verify", bool, True, "--verify/--no-verify", "Check the sha256 of a registered dataset."),
+    (
+        "verify",
+        bool,
+        None,
+        "--verify/--no-verify",
+        "Check the sha256 of a registered dataset \\[default: of one "
+        "given by name; a file given by path, your data, only with --verify].",
+    ),
 )
 DATA_FILE = Group(  # how a file is read
     DATA,

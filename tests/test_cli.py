@@ -30,10 +30,14 @@ def test_splits_prints_the_protocol_windows():
 
 
 def test_splits_on_a_users_csv(tmp_path):
-    write_series(tmp_path / "mine.csv", rows=500)
-    result = runner.invoke(ts_app, ["splits", str(tmp_path / "mine.csv"), "--lookback", "24", "--horizon", "12"])
-    assert result.exit_code == 0, result.output
-    assert "ratio_70_10_20" in result.output
+    """Also a file named like a benchmark's (weather.csv): given by path it is the user's, not a corrupt copy."""
+    for name in ("mine.csv", "weather.csv"):
+        write_series(tmp_path / name, rows=500)
+        result = runner.invoke(ts_app, ["splits", str(tmp_path / name), "--lookback", "24", "--horizon", "12"])
+        assert result.exit_code == 0, result.output
+        assert "ratio_70_10_20" in result.output
+    checked = runner.invoke(ts_app, ["splits", str(tmp_path / "weather.csv"), "--verify"])
+    assert checked.exit_code == 2 and "does not match the registered weather file" in checked.stderr
 
 
 def test_a_users_split_and_the_benchmarks_keep_theirs(tmp_path):
