@@ -152,6 +152,8 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     assert (folder / "eval.png").read_bytes()[:4] == b"\x89PNG"
     unknown = runner.invoke(app, [*args[:5], "--plot", str(folder / "x.png"), "--plot-columns", "nope"])
     assert unknown.exit_code == 2 and "no column(s) ['nope']" in unknown.stderr and not (folder / "x.png").exists()
+    with_out = [*args[:-1], str(folder / "w2.csv"), "--plot", str(folder / "x.png"), "--plot-columns", "nope"]
+    assert runner.invoke(app, with_out).exit_code == 2 and not (folder / "w2.csv").exists()  # checked first
 
 
 def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):

@@ -345,6 +345,11 @@ def evaluate_saved(
         check_out_file(out, [dataset], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
+    unknown = sorted(set(map(str, plot_columns or [])) - set(map(str, estimator.targets_)))
+    if unknown:  # before anything is computed or written
+        raise ConfigError(
+            f"no column(s) {unknown} to plot; the model forecasts {[str(t) for t in estimator.targets_]}."
+        )
     read["long"] = read.get("long") or estimator.long_format_
     frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=estimator.columns_)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
