@@ -154,7 +154,7 @@ def test_nan_and_inf_are_refused_with_rows_and_columns(tmp_path, bad_value):
     frame = write_series(tmp_path / "x.csv", rows=10)
     frame.loc[3, "c1"] = bad_value
     frame.to_csv(tmp_path / "x.csv", index=False)
-    with pytest.raises(DataValidationError, match=r"\['c1'\]: row 4 column 'c1'.*fill="):
+    with pytest.raises(DataValidationError, match=r"\['c1'\]: at 2016-07-01 05:00:00 column 'c1'.*fill="):
         load_dataset(tmp_path / "x.csv")
 
 
@@ -344,7 +344,7 @@ def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
 
     hours = _long_table(tmp_path / "long.csv")
     with pytest.warns(PanelSpanWarning, match="'b' starts last, 'c' ends first.*dropped 3"):
-        with pytest.raises(DataValidationError, match="missing.*'b'"):  # b has no value at hour 5
+        with pytest.raises(DataValidationError, match=rf"missing.*at {hours[5]} column 'b'"):  # by time, not row
             load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"))
     with pytest.warns(PanelSpanWarning):
         panel = load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"), fill="interpolate")

@@ -137,6 +137,10 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
     pd.testing.assert_frame_equal(fitted.predict(as_text), expected)
     with pytest.raises(DataValidationError, match=r"fitted on 3 column\(s\) .*; this array has 4"):
         fitted.predict(np.zeros((48, 4)))
+    holed = series.copy()
+    holed.iloc[5, 1] = np.nan  # a DataFrame's fix is pandas', not a file's --fill
+    with pytest.raises(DataValidationError, match=r"at .* column 'c1'. Fill them first \(df.interpolate\(\)"):
+        fitted.predict(holed)
 
 
 def test_fit_says_when_a_frame_has_gaps_it_reads_as_consecutive_steps(series):

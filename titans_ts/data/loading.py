@@ -388,14 +388,17 @@ def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
     return None, None
 
 
-def validate_frame(frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None) -> pd.DataFrame:
-    """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns."""
+def validate_frame(
+    frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None, in_memory: bool = False
+) -> pd.DataFrame:
+    """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns (and saying
+    how to fix a file, or with `in_memory` a DataFrame)."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
     if isinstance(frame.index, pd.DatetimeIndex):  # a repeated stamp is the caller's choice (weather has one)
         frame = _in_time_order(frame, source, repeats=True)
-    frame = _to_numeric(frame, source)
-    return _handle_non_finite(frame, source, fill)
+    frame = _to_numeric(frame, source, in_memory)
+    return _handle_non_finite(frame, source, fill, in_memory)
 
 
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
@@ -414,7 +417,7 @@ def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) ->
     return None
 
 
-def _to_numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFrame:
     problems = []
     columns = {}
     for name in frame.columns:
@@ -429,29 +432,39 @@ def _to_numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             column = converted
         columns[name] = column.astype("float64")
     if problems:
+        fix = (
+            "pass only the numeric ones (df[[...]]), or drop or encode those first (df.drop(columns=[...]))"
+            if in_memory
+            else "drop or encode those columns first, or read only the numeric ones (CLI: --columns a,b; "
+            "load_dataset(path, columns=[...]))"
+        )
         raise DataValidationError(
             f"{path}: non-numeric column(s) {', '.join(problems[:_MAX_LISTED])}. Every column but the date "
-            "must hold numbers: drop or encode those columns first, or read only the numeric ones (CLI: --columns "
-            "a,b; fit_dataset(columns=[...]))."
+            f"must hold numbers: {fix}."
         )
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
+def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None, in_memory: bool) -> pd.DataFrame:
     values = frame.to_numpy()
     bad = ~np.isfinite(values)
     if not bad.any():
         return frame
     if fill is None:
         rows, cols = np.nonzero(bad)
+        dated = isinstance(frame.index, pd.DatetimeIndex)  # named by time: a long table's rows are not the file's
         where = ", ".join(
-            f"row {r + 1} column {frame.columns[c]!r}"
+            f"{'at ' + str(frame.index[r]) if dated else f'row {r + 1}'} column {frame.columns[c]!r}"
             for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED], strict=True)
         )
         bad_columns = [str(frame.columns[c]) for c in np.flatnonzero(bad.any(axis=0))]
+        fix = (
+            "Fill them first (df.interpolate(), df.ffill() or df.fillna(0)), or drop those rows"
+            if in_memory
+            else f"Clean the file, or pass fill= one of {FILL_METHODS} (CLI: --fill)"
+        )
         raise DataValidationError(
-            f"{path}: {int(bad.sum())} missing or infinite value(s) in column(s) {bad_columns}: {where}. "
-            f"Clean the file, or pass fill= one of {FILL_METHODS} (CLI: --fill)."
+            f"{path}: {int(bad.sum())} missing or infinite value(s) in column(s) {bad_columns}: {where}. {fix}."
         )
     frame = frame.replace([np.inf, -np.inf], np.nan)
     if fill == "zero":

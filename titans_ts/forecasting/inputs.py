@@ -42,7 +42,7 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
                 f"{width}: give those columns, in that order (or a DataFrame with them by name)."
             )
         frame = pd.DataFrame(array, columns=[str(c) for c in names] if names else [f"x{i}" for i in range(width)])
-    return validate_frame(frame, source="the input data")
+    return validate_frame(frame, source="the input data", in_memory=True)
 
 
 def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
