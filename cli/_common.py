@@ -57,6 +57,8 @@ def as_options(message: str, command) -> str:
         if name not in flags or value.startswith(("[", "{")):  # a Python list or dict stays as the API spells it
             return match.group(0)
         flag, is_flag, negative = flags[name]
+        if value == "None":  # the option's default: leaving it out
+            return f"without {flag}"
         if not is_flag:
             return f"{flag} {value}"
         if value == "True":

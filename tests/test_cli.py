@@ -171,11 +171,11 @@ def test_settings_errors_are_spelled_as_the_cli_options_where_the_command_has_th
     command = typer.main.get_command(ts_app).commands["fit"]
     message = (
         "online_blend=2.0 is a mode='history' setting; error_tokens=True and error_tokens=False; heads=4; "
-        "quantiles=[0.1, 0.9]; pass pretrained=False"
+        "quantiles=[0.1, 0.9]; pass pretrained=False; (use mode='window', or quantiles=None)"
     )
     assert as_options(message, command) == (
         "--online-blend 2.0 is a --mode history setting; --error-tokens and --no-error-tokens; heads=4; "
-        "quantiles=[0.1, 0.9]; pass --scratch"
+        "quantiles=[0.1, 0.9]; pass --scratch; (use --mode window, or without --quantiles)"
     )
     assert as_options(message, None) == message
     for kept in ("runs/lr=0.01/model is a file", "continue with fit(..., resume=True) (CLI: --resume)"):
