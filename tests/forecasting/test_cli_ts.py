@@ -171,7 +171,8 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     cases.append(
         (
             ["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],
-            "has no column(s) ['c1']",
+            "has no column(s) ['c1'] (of the columns to read, ['c0', 'c1', 'OT']); its columns are ['c0', 'OT']. "
+            "The model was fitted on the columns ['c0', 'c1', 'OT']: give data with them.",
         )
     )
     (tmp_path / "folder").mkdir()

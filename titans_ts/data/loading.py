@@ -235,10 +235,11 @@ def _kept(frame: pd.DataFrame, columns, path) -> pd.DataFrame:
         return frame
     present = [str(column) for column in frame.columns]
     missing = [str(name) for name in columns if str(name) not in present]
+    of = "" if len(missing) == len(columns) else f" (of the columns to read, {[str(c) for c in columns]})"
     if missing:
         raise DataValidationError(
-            f"{path}: has no column(s) {missing}, of the columns {[str(c) for c in columns]} to read; its columns "
-            f"are {present[:_MAX_COLUMNS_LISTED]}{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}."
+            f"{path}: has no column(s) {missing}{of}; its columns are {present[:_MAX_COLUMNS_LISTED]}"
+            f"{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}."
         )
     wanted = {str(name) for name in columns}
     return frame[[column for column in frame.columns if str(column) in wanted]]

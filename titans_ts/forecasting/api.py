@@ -240,7 +240,7 @@ def predict_csv(
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
     long = long or estimator.long_format_
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    frame = load_dataset(Path(input_csv), **read, columns=estimator.columns_)  # a file's other columns unread
+    frame = _read_for(estimator, Path(input_csv), **read)
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
@@ -252,6 +252,20 @@ def predict_csv(
     if plot:
         plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
     return forecast, out_csv
+
+
+def _read_for(estimator: TitansForecaster, source, **read) -> pd.DataFrame:
+    """The columns a saved model was fitted on, read from a dataset or file (its other columns unread)."""
+    from titans_ts.errors import DataValidationError
+
+    try:
+        return load_dataset(source, **read, columns=estimator.columns_)
+    except DataValidationError as exc:
+        if "has no column(s)" not in str(exc):
+            raise
+        raise DataValidationError(
+            f"{exc} The model was fitted on the columns {[str(c) for c in estimator.columns_]}: give data with them."
+        ) from None
 
 
 def forecast_csv(forecast: pd.DataFrame) -> str:
@@ -351,7 +365,7 @@ def evaluate_saved(
             f"no column(s) {unknown} to plot; the model forecasts {[str(t) for t in estimator.targets_]}."
         )
     read["long"] = read.get("long") or estimator.long_format_
-    frame = load_dataset(dataset, data_dir=data_dir, verify=verify, **read, columns=estimator.columns_)
+    frame = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
