@@ -175,7 +175,8 @@ def read_series_csv(
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
         if decimal == ",":
-            raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",")
+            thousands = "." if _thousands_dots(raw) else None  # 1.000,50
+            raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",", thousands=thousands)
         if header:
             _check_header_is_not_data(raw, path, decimal)
             raw = _without_row_numbers(raw)
@@ -282,12 +283,25 @@ def _sniff_delimiter(path: Path) -> str:
         return ","
 
 
-def _decimal_commas(raw: pd.DataFrame) -> bool:
-    """Whether a text column holds numbers written with a decimal comma: every value a number with at most one
-    comma, and some comma not followed by exactly three digits (1,234 alone may be a thousands separator)."""
+_EUROPEAN_NUMBER = r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?\s*"  # 1.000,50: dots group thousands
+
+
+def _thousands_dots(raw: pd.DataFrame) -> bool:
+    """Whether some text value groups thousands with dots (1.000,50), in a file of decimal commas."""
     import re
 
-    number = re.compile(r"\s*[+-]?\d+(,\d+)?([eE][+-]?\d+)?\s*")
+    grouped = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})+(,\d+)?\s*")
+    texts = [raw[name].dropna().astype(str).head(1000) for name in raw.columns]
+    return any(grouped.fullmatch(v) for values in texts for v in values)
+
+
+def _decimal_commas(raw: pd.DataFrame) -> bool:
+    """Whether a text column holds numbers written with a decimal comma: every value a number with at most one
+    comma (and dots grouping thousands, 1.000,50), and some comma not followed by exactly three digits (1,234
+    alone may be a thousands separator)."""
+    import re
+
+    number = re.compile(_EUROPEAN_NUMBER)
     decimal = re.compile(r",(\d{1,2}|\d{4,})([eE]|\s*$)")
     for name in raw.columns:
         if pd.api.types.is_numeric_dtype(raw[name]):
