@@ -111,7 +111,7 @@ def date_protocol(index, val_start, test_start) -> str:
             "fractions of the rows instead (--split 0.7,0.1,0.2)."
         )
     try:
-        starts = [pd.Timestamp(val_start), pd.Timestamp(test_start)]
+        starts = _read_alike([val_start, test_start])
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"split dates must be dates such as 2017-06-01; got {val_start!r}, {test_start!r}.") from exc
     if index.tz is not None:
@@ -125,6 +125,20 @@ def date_protocol(index, val_start, test_start) -> str:
                 f"the {name} start {start} is outside the data ({index[0]} to {index[-1]}): pick dates inside it."
             )
     return f"rows_{rows[0]}_{rows[1]}"
+
+
+def _read_alike(dates: list) -> list:
+    """Timestamps, both read day first when one can only be (13/01/2023): pandas reads each on its own, so
+    10/01/2023,13/01/2023 was October 1 and January 13."""
+    import re
+
+    import pandas as pd
+
+    day_first = any(
+        (found := re.match(r"\s*(\d{1,2})[./-](\d{1,2})[./-]\d{2,4}", str(d))) and int(found.group(1)) > 12
+        for d in dates
+    )
+    return [pd.to_datetime(d, dayfirst=day_first) if isinstance(d, str) else pd.Timestamp(d) for d in dates]
 
 
 def _row_borders(protocol: str) -> tuple[int, int]:
