@@ -231,6 +231,9 @@ def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written
     sales = pd.DataFrame({"date": hours[:4].strftime("%d.%m.%Y %H:%M"), "sales": ["900,00", "1.000,50", "2,5", "0"]})
     sales.to_csv(tmp_path / "sales.csv", sep=";", index=False)  # dots grouping thousands beside decimal commas
     assert load_dataset(tmp_path / "sales.csv")["sales"].tolist() == [900.0, 1000.5, 2.5, 0.0]
+    logger = frame.assign(Time=hours.strftime("%H:%M"), date=hours.strftime("%d.%m.%Y"))[["date", "Time", "load"]]
+    logger.to_csv(tmp_path / "logger.csv", sep=";", decimal=",", index=False)  # the time of day in a column of its own
+    assert load_dataset(tmp_path / "logger.csv").index.equals(pd.DatetimeIndex(hours, name="date"))
     frame.to_csv(tmp_path / "bare.csv", sep=";", decimal=",", index=False, header=False)
     for sep in (";", None):  # sniffed as ;-separated, though its decimal commas split every line alike too
         with pytest.raises(DataValidationError, match="looks like data"):  # a headerless file keeps its first row

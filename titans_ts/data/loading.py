@@ -194,6 +194,7 @@ def read_series_csv(
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
         frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)
         return validate_frame(_kept(frame, columns, path), source=str(path), fill=fill)
+    raw = _with_time_of_day(raw, date_col)
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
     frame = _kept(raw.drop(columns=[date_col]), columns, path)
@@ -216,6 +217,20 @@ def read_series_csv(
     if regular:
         frame = _evenly_spaced(frame, path, fill)
     return validate_frame(frame, source=str(path), fill=fill)
+
+
+def _with_time_of_day(raw: pd.DataFrame, date_col) -> pd.DataFrame:
+    """A text date column with a time-of-day column beside it (Date;Time;..., as data loggers write), made one
+    timestamp column: read alone, the dates repeat."""
+    if pd.api.types.is_numeric_dtype(raw[date_col]):
+        return raw
+    for column in raw.columns:
+        if column == date_col or str(column).strip().lower() not in ("time", "hour", "time of day"):
+            continue
+        clock = raw[column].astype(str).str.strip()
+        if clock.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?").all():
+            return raw.assign(**{date_col: raw[date_col].astype(str).str.strip() + " " + clock}).drop(columns=[column])
+    return raw
 
 
 def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
