@@ -12,6 +12,7 @@ refused with the differences listed. Checkpoints are Lightning's (pickled) forma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -103,10 +104,12 @@ def latest_checkpoint(folder) -> Path | None:
 def forget_unstarted(folder) -> None:
     """After a run stopped before its first checkpoint: the settings it recorded as it started go too, and the
     folder when nothing else is in it (a stopped run leaves nothing behind but what --resume continues)."""
+    from titans_ts.distributed import is_main_process
+
     folder = Path(folder)
-    if latest_checkpoint(folder) is None:
+    if is_main_process() and latest_checkpoint(folder) is None:  # rank 0 wrote them
         (folder / SETTINGS_FILE).unlink(missing_ok=True)
-        if folder.is_dir() and not any(folder.iterdir()):
+        with contextlib.suppress(OSError):  # not empty: kept
             folder.rmdir()
 
 

@@ -231,9 +231,18 @@ def test_a_european_csv_with_day_first_dates_and_decimal_commas_reads_as_written
     sales = pd.DataFrame({"date": hours[:4].strftime("%d.%m.%Y %H:%M"), "sales": ["900,00", "1.000,50", "2,5", "0"]})
     sales.to_csv(tmp_path / "sales.csv", sep=";", index=False)  # dots grouping thousands beside decimal commas
     assert load_dataset(tmp_path / "sales.csv")["sales"].tolist() == [900.0, 1000.5, 2.5, 0.0]
+    days = pd.date_range("2020-01-01", periods=4, freq="D").strftime("%d.%m.%Y")
+    sales.assign(date=days).to_csv(tmp_path / "daily.csv", sep=";", index=False)
+    assert load_dataset(tmp_path / "daily.csv").index[1] == pd.Timestamp("2020-01-02")  # 02.01.2020 is no number
     logger = frame.assign(Time=hours.strftime("%H:%M"), date=hours.strftime("%d.%m.%Y"))[["date", "Time", "load"]]
     logger.to_csv(tmp_path / "logger.csv", sep=";", decimal=",", index=False)  # the time of day in a column of its own
     assert load_dataset(tmp_path / "logger.csv").index.equals(pd.DatetimeIndex(hours, name="date"))
+    stamped = frame.assign(
+        date=hours.strftime("%Y-%m-%d %H:%M"), hour=(hours + pd.Timedelta(hours=1)).strftime("%H:%M")
+    )
+    stamped.to_csv(tmp_path / "stamped.csv", index=False)  # the timestamps have their time: hour is a value
+    with pytest.raises(DataValidationError, match="non-numeric column.*'hour'"):
+        load_dataset(tmp_path / "stamped.csv")
     frame.to_csv(tmp_path / "bare.csv", sep=";", decimal=",", index=False, header=False)
     for sep in (";", None):  # sniffed as ;-separated, though its decimal commas split every line alike too
         with pytest.raises(DataValidationError, match="looks like data"):  # a headerless file keeps its first row
@@ -385,6 +394,7 @@ def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
     "dates, step",
     [
         (pd.bdate_range("2020-01-01", periods=120), "1 business day"),  # weekends are not gaps
+        (pd.bdate_range("2020-01-01 16:00", periods=120, normalize=False), "1 business day"),  # each at the close
         (pd.date_range("2000-01-01", periods=60, freq="MS"), "1 month"),  # 28 to 31 days apart
         (pd.date_range("2000-01-31", periods=60, freq="ME"), "1 month"),
         (pd.date_range("2000-02-01", periods=40, freq="QS-FEB"), "1 quarter"),
@@ -413,9 +423,12 @@ def test_whole_number_times_are_unix_time_or_steps_and_pandas_row_numbers_are_no
     hours = pd.date_range("2023-01-01", periods=50, freq="h")
     values = np.arange(50.0)
     seconds = (hours - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
-    for name, stamps in (("epoch_s.csv", seconds), ("epoch_ms.csv", seconds * 1000)):
+    for name, stamps in (("epoch_s.csv", seconds), ("epoch_ms.csv", seconds * 1000), ("epoch_ns.csv", seconds * 10**9)):
         pd.DataFrame({"timestamp": stamps, "y": values}).to_csv(tmp_path / name, index=False)
         assert load_dataset(tmp_path / name).index.equals(pd.DatetimeIndex(hours, name="timestamp"))
+    days = pd.date_range("2023-01-01", periods=50, freq="D")
+    pd.DataFrame({"date": days.strftime("%Y%m%d").astype(int), "y": values}).to_csv(tmp_path / "ymd.csv", index=False)
+    assert load_dataset(tmp_path / "ymd.csv").index.equals(pd.DatetimeIndex(days, name="date"))  # 20230101
     pd.DataFrame({"time": np.arange(50) + 7, "y": values}).to_csv(tmp_path / "steps.csv", index=False)
     steps = load_dataset(tmp_path / "steps.csv")
     assert steps.index.equals(pd.RangeIndex(7, 57, name="time")) and list(steps.columns) == ["y"]

@@ -130,6 +130,7 @@ def test_a_split_by_dates():
     assert borders.train == (0, 456) and borders.val == (456 - 24, 751) and borders.test == (751 - 24, 1000)
     assert index[borders.val[0] + 24] == pd.Timestamp("2017-01-20")
     assert date_protocol(index, "20/01/2017", "01/02/2017 06:30") == protocol  # day first, as 20/01 must be
+    assert date_protocol(index, "20/01/2017", "2017-02-01 06:30") == protocol  # an ISO date as written
     with pytest.raises(ConfigError, match="must come before"):
         date_protocol(index, "2017-02-01", "2017-01-20")
     with pytest.raises(DataValidationError, match="test start 2018-01-01 00:00:00 is outside the data"):

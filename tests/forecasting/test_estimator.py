@@ -126,6 +126,8 @@ def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
     assert model.predict(series.reset_index(drop=True)).index.name == "step"  # undated rows: numbered steps
     numbered = series.set_axis(pd.RangeIndex(7, 7 + len(series), name="time"))  # a file's step numbers
     assert model.predict(numbered).index.equals(pd.RangeIndex(7 + len(series), 19 + len(series), name="time"))
+    years = series.set_axis(pd.Index(np.arange(7, 7 + len(series)), name="time"))  # df.set_index("year")
+    assert model.predict(years).index.equals(model.predict(numbered).index)
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):
@@ -151,9 +153,12 @@ def test_fit_says_when_a_frame_has_gaps_it_reads_as_consecutive_steps(series):
     with pytest.warns(TimeGapWarning, match=r"1 step\(s\) other than the usual 1 hour .*Fill the gaps first"):
         TitansForecaster(**naive).fit(series.drop(series.index[100:150]))
     days = pd.date_range("2020-01-01", periods=400, freq="D", tz="Europe/Berlin")  # 23 and 25 hours: still days
+    hours = pd.date_range("2020-03-01", periods=400, freq="h", tz="Europe/Berlin")  # 02:00 skipped: still hourly
+    twice = pd.DatetimeIndex(sorted(list(series.index[:200]) * 2))  # most stamps repeat: no step to judge by
     with warnings.catch_warnings():
         warnings.simplefilter("error", TimeGapWarning)
-        TitansForecaster(**naive).fit(pd.DataFrame({"y": np.arange(400.0)}, index=days))
+        for index in (days, hours, twice):
+            TitansForecaster(**naive).fit(pd.DataFrame({"y": np.arange(400.0)}, index=index))
         TitansForecaster(**naive).fit(series)
 
 

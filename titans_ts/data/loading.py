@@ -175,8 +175,7 @@ def read_series_csv(
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
         if decimal == ",":
-            thousands = "." if _thousands_dots(raw) else None  # 1.000,50
-            raw = pd.read_csv(path, sep=sep, header=0 if header else None, decimal=",", thousands=thousands)
+            raw = _with_thousands_read(pd.read_csv(path, sep=sep, header=0 if header else None, decimal=","))
         if header:
             _check_header_is_not_data(raw, path, decimal)
             raw = _without_row_numbers(raw)
@@ -222,8 +221,8 @@ def read_series_csv(
 def _with_time_of_day(raw: pd.DataFrame, date_col) -> pd.DataFrame:
     """A text date column with a time-of-day column beside it (Date;Time;..., as data loggers write), made one
     timestamp column: read alone, the dates repeat."""
-    if pd.api.types.is_numeric_dtype(raw[date_col]):
-        return raw
+    if pd.api.types.is_numeric_dtype(raw[date_col]) or raw[date_col].astype(str).str.contains(":").any():
+        return raw  # numbers, or timestamps with their time of day
     for column in raw.columns:
         if column == date_col or str(column).strip().lower() not in ("time", "hour", "time of day"):
             continue
@@ -301,13 +300,18 @@ def _sniff_delimiter(path: Path) -> str:
 _EUROPEAN_NUMBER = r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?\s*"  # 1.000,50: dots group thousands
 
 
-def _thousands_dots(raw: pd.DataFrame) -> bool:
-    """Whether some text value groups thousands with dots (1.000,50), in a file of decimal commas."""
-    import re
-
-    grouped = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})+(,\d+)?\s*")
-    texts = [raw[name].dropna().astype(str).head(1000) for name in raw.columns]
-    return any(grouped.fullmatch(v) for values in texts for v in values)
+def _with_thousands_read(raw: pd.DataFrame) -> pd.DataFrame:
+    """Text columns of decimal-comma numbers whose thousands are grouped by dots (1.000,50) as numbers; only such
+    columns (pandas' thousands="." would read a date 01.01.2023 as the number 1012023)."""
+    grouped = r"\s*[+-]?\d{1,3}(\.\d{3})+(,\d+)?\s*"
+    for name in raw.columns:
+        values = raw[name].dropna().astype(str)
+        if pd.api.types.is_numeric_dtype(raw[name]) or not len(values):
+            continue
+        if values.str.fullmatch(_EUROPEAN_NUMBER).all() and values.str.fullmatch(grouped).any():
+            text = raw[name].astype("string").str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            raw[name] = pd.to_numeric(text)
+    return raw
 
 
 def _decimal_commas(raw: pd.DataFrame) -> bool:
@@ -375,15 +379,16 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
     index = frame.index
     if len(index) < 3 or pd.infer_freq(index) is not None:
         return frame
-    step = index.to_series().diff().iloc[1:].mode().iloc[0]
-    grid, step_name = calendar_grid(index, step)
-    if grid is None:
-        grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), str(step)
+    found = regular_grid(index)
+    if found is None:
+        raise DataValidationError(
+            f"{path}: timestamps are not evenly spaced, and no one step or calendar (business days, months, "
+            "quarters, years) fits them: resample the data to one step first."
+        )
+    grid, step_name, odd = found
     on_grid = index.isin(grid).all()
     if fill is not None and on_grid:
         return frame.reindex(grid)  # the missing timestamps become NaN rows, filled by validate_frame
-    positions = grid.get_indexer(index)
-    odd = np.flatnonzero(np.diff(positions) != 1) if on_grid else np.flatnonzero(index.to_series().diff()[1:] != step)
     rows = ", ".join(f"rows {i + 1}-{i + 2} ({index[i]} -> {index[i + 1]})" for i in odd[:_MAX_LISTED])
     advice = (
         f"Pass fill= one of {FILL_METHODS} (CLI: --fill) to insert the missing timestamps and fill them."
@@ -396,13 +401,39 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
     )
 
 
+def regular_grid(index: pd.DatetimeIndex):
+    """(grid, its step in words, odd) of a dated index: the evenly spaced timestamps it belongs on (its most
+    common step, or the calendar it is on: `calendar_grid`), and the positions i where index[i] -> index[i + 1]
+    is not one step of that grid (a gap, or a stamp off it). None when no grid can be told: most stamps repeat,
+    or they are about a month apart off every calendar (the 15th of each month)."""
+    step = index.to_series().diff().iloc[1:].mode().iloc[0]
+    if step <= pd.Timedelta(0):
+        return None
+    grid, step_name = calendar_grid(index, step)
+    if grid is None:
+        if step >= pd.Timedelta(days=28):
+            return None
+        grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), in_words(step)
+    positions = grid.get_indexer(index)
+    return grid, step_name, np.flatnonzero((positions[1:] < 0) | (np.diff(positions) != 1))
+
+
+def in_words(step: pd.Timedelta) -> str:
+    """A Timedelta step in words: "1 hour", "15 minutes", "2 days"."""
+    for unit in ("day", "hour", "minute", "second"):
+        count = step / pd.Timedelta(**{f"{unit}s": 1})
+        if count >= 1 and count == int(count):
+            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
+    return str(step)
+
+
 def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
     """(every timestamp of the calendar the index is on, its step in words), or (None, None): business days
     (weekdays only, one day apart most often, weekends skipped), or month, quarter or year starts or ends
     (anchored at the first timestamp's month), when every timestamp is on it."""
     first, last, name = index[0], index[-1], index.name
     if step == pd.Timedelta(days=1) and (index.dayofweek < 5).all() and len(index) >= 10:
-        return pd.bdate_range(first, last, name=name), "1 business day"
+        return pd.bdate_range(first, last, name=name, normalize=False), "1 business day"
     month = first.strftime("%b").upper()
     candidates = {
         (28, 31): ("1 month", ["MS", "ME", "BMS", "BME"]),

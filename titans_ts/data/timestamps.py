@@ -30,13 +30,13 @@ def parse_dates(column: pd.Series, path: Path, name: str, also: str = "") -> pd.
     return pd.DatetimeIndex(parsed, name=str(name))
 
 
-UNIX_TIME = (("s", 1e8, 1e10), ("ms", 1e11, 1e13))  # whole numbers in these ranges: 1973-2286 in s or ms
+UNIX_TIME = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e17, 1e19))  # 1973-2286
 
 
 def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
-    """A time column of numbers: Unix time (whole seconds or milliseconds from 1973 on) as timestamps, other
-    consecutive whole numbers as steps (a RangeIndex from the first); anything else is refused (pd.to_datetime
-    would read any number as nanoseconds after 1970)."""
+    """A time column of numbers: dates written as numbers (20230115), Unix time (whole seconds, milli-, micro- or
+    nanoseconds from 1973 on) as timestamps, other consecutive whole numbers as steps (a RangeIndex from the
+    first); anything else is refused (pd.to_datetime would read any number as nanoseconds after 1970)."""
     values = column.to_numpy(dtype=float)
     fractional = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
     if len(fractional):
@@ -45,7 +45,11 @@ def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
             f"{path}: the time column {name!r} holds numbers that are neither timestamps nor whole-number steps "
             f"(row {i + 1}: {column.iloc[i]}): name the timestamp column with date_column= (CLI: --date-column)."
         )
-    whole = values.astype(np.int64)
+    whole = column.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(column) else values.astype(np.int64)
+    if whole.min() >= 1000_01_01 and whole.max() <= 9999_12_31:  # 20230115: a date written as a number
+        dates = pd.to_datetime(pd.Series(whole).astype(str), format="%Y%m%d", errors="coerce")
+        if dates.notna().all():
+            return pd.DatetimeIndex(dates, name=str(name))
     for unit, low, high in UNIX_TIME:
         if low <= whole.min() and whole.max() < high:
             return pd.DatetimeIndex(pd.to_datetime(whole, unit=unit), name=str(name))
@@ -64,7 +68,13 @@ def _one_reading(column: pd.Series) -> pd.Series:
 
     format="mixed" parses each value alone, preferring month first: day-first dates (31/01/2020 01:00) were read
     day-first only where the day exceeds 12, and the file seemed to jump back and forth in time; monthly
-    01/02/2018 read month first is in order too, but a day apart and then a year."""
+    01/02/2018 read month first is in order too, but a day apart and then a year. Dates written with dots
+    (01.02.2018) are day first wherever that reading is in order: no one writes months first so."""
+    dotted = column.astype(str).str.match(r"\s*\d{1,2}\.\d{1,2}\.\d{2,4}").all()
+    if dotted:
+        day_first = _parsed(column, day_first=True)
+        if day_first.notna().all() and _in_order(day_first):
+            return day_first
     parsed = _parsed(column, day_first=False)
     if parsed.isna().any() or (_in_order(parsed) and _regular(parsed)):
         return parsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from titans_ts.data.loading import in_words, regular_grid
 from titans_ts.errors import DataValidationError, TitansWarning
 
 
@@ -15,7 +16,8 @@ class TimeGapWarning(TitansWarning):
 def time_axis(index: pd.Index):
     """(last index value, step) for a DatetimeIndex: a Timestamp and its calendar frequency (a pandas DateOffset:
     months, quarters, years, business days) where it has one, else its most common spacing (a Timedelta);
-    ints for any other index (the last step's number: a RangeIndex's own, else the row count's)."""
+    ints for any other index (the last step's number: that of an index of consecutive whole numbers, else the
+    row count's)."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
         recent = index[-min(len(index), 500) :]
         calendar = calendar_frequency(recent)
@@ -25,8 +27,8 @@ def time_axis(index: pd.Index):
         if spacing == pd.Timedelta(days=1) and len(recent) >= 10 and (recent.dayofweek < 5).all():
             return index[-1], pd.offsets.BusinessDay()  # business days with holidays, which infer_freq refuses
         return index[-1], spacing
-    if isinstance(index, pd.RangeIndex) and len(index) and index.step == 1:
-        return int(index[-1]), 1  # steps numbered from where the data's numbering starts
+    if pd.api.types.is_integer_dtype(index) and len(index) and (np.diff(np.asarray(index)) == 1).all():
+        return int(index[-1]), 1  # steps numbered from where the data's numbering starts (df.set_index("year"))
     return len(index) - 1, 1
 
 
@@ -74,32 +76,25 @@ def _step_name(step) -> str:
     if isinstance(step, pd.DateOffset):
         days = _nominal_length(step).days
         return "1 month" if days < 60 else "1 quarter" if days < 180 else "1 year"
-    step = pd.Timedelta(step)
-    for unit in ("day", "hour", "minute", "second"):
-        count = step / pd.Timedelta(**{f"{unit}s": 1})
-        if count >= 1 and count == int(count):
-            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
-    return str(step)
+    return in_words(pd.Timedelta(step))
 
 
 def warn_if_gaps(index: pd.Index) -> None:
     """fit reads a frame's rows as consecutive steps: say so where its timestamps skip steps or leave the grid
-    (a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
+    (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
     import warnings
 
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
         return
-    from titans_ts.data.loading import calendar_grid
-
-    index = index.tz_localize(None) if index.tz is not None else index  # the wall clock: days across DST
-    spacing = (index[1:] - index[:-1]).to_series().mode().iloc[0]
-    grid, step_name = calendar_grid(index, spacing)
-    if grid is None:
-        grid, step_name = pd.date_range(index[0], index[-1], freq=spacing), _step_name(spacing)
-    positions = grid.get_indexer(index)
-    odd = np.flatnonzero((positions[1:] < 0) | (np.diff(positions) != 1)) + 1
+    wall = index.tz_localize(None) if index.tz is not None else index
+    if (wall[1:] - wall[:-1]).to_series().mode().iloc[0] >= pd.Timedelta(days=1):
+        index = wall  # days and longer on the wall clock (23 and 25 hours across daylight saving); hours in UTC
+    found = regular_grid(index)
+    if found is None:
+        return
+    _, step_name, odd = found
     if len(odd):
-        i = odd[0]
+        i = odd[0] + 1
         warnings.warn(
             f"the timestamps have {len(odd)} step(s) other than the usual {step_name} (e.g. {index[i - 1]} "
             f"-> {index[i]}): fit reads the rows as consecutive steps, so a window across a gap reads it as if "
