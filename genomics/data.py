@@ -79,18 +79,21 @@ def warn_uracil(sequences: list[str], source: str) -> None:
 
 def warn_unknown_only(sequences: list[str], source: str, names=None) -> None:
     """A sequence of only N (or other ambiguity codes) still gets a prediction, though one that rests on no
-    bases: each such sequence is named in a warning of its own, once."""
+    bases: one warning names such sequences (the first few of many)."""
     import warnings
 
-    for i, sequence in enumerate(sequences, 1):
-        if set(sequence.upper()).isdisjoint("ACGT"):
-            named = f" ({names[i - 1]!r})" if names is not None else ""
-            warnings.warn(
-                f"{source}, sequence {i}{named} holds no A, C, G or T (only N or other unknown bases): its "
-                "prediction rests on no sequence information; do not read it as evidence of its class.",
-                UnknownBasesWarning,
-                stacklevel=3,
-            )
+    unknown = [i for i, sequence in enumerate(sequences, 1) if set(sequence.upper()).isdisjoint("ACGT")]
+    if not unknown:
+        return
+    listed = ", ".join(f"{i}" + (f" ({names[i - 1]!r})" if names is not None else "") for i in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    warnings.warn(
+        f"{source}, sequence{'s' if len(unknown) > 1 else ''} {listed}{more} hold{'s' if len(unknown) == 1 else ''} "
+        "no A, C, G or T (only N or other unknown bases): the prediction rests on no sequence information; do not "
+        "read it as evidence of a class.",
+        UnknownBasesWarning,
+        stacklevel=3,
+    )
 
 
 def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None) -> LabelledSequences:
