@@ -153,7 +153,9 @@ RUN_FOLDER = Group(  # what a training command does with its --out folder
      "every epoch only)."),
 )  # fmt: skip
 REPLACE_FILES = typer.Option(
-    False, "--overwrite/--no-overwrite", help="Replace the output files (--out, --plot) if they exist (else refused)."
+    False,
+    "--overwrite/--no-overwrite",
+    help="Replace the command's output files (--out, and --plot where it has one) if they exist (else refused).",
 )
 DEVICE = Group(
     DEVICES_PANEL,

@@ -23,6 +23,10 @@ class DataValidationError(TitansError, ValueError):
     """A table cannot be used as it is: bad dates, non-numeric or non-finite values, too few rows."""
 
 
+class MissingColumnsError(DataValidationError):
+    """A table lacks columns it was asked for."""
+
+
 class ConfigError(TitansError, ValueError):
     """An argument or a configuration value is out of range or inconsistent."""
 
@@ -33,6 +37,10 @@ class TitansWarning(UserWarning):
 
 class ConstantColumnWarning(TitansWarning):
     """A column is constant over the training rows; it is centred but not rescaled."""
+
+
+class TimeGapWarning(TitansWarning):
+    """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
 
 
 class UracilWarning(TitansWarning):

@@ -147,7 +147,7 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
 
 def test_fit_says_when_a_frame_has_gaps_it_reads_as_consecutive_steps(series):
     """A file's gaps are refused as it is read (load_dataset, unless fill=); a DataFrame's were read silently."""
-    from titans_ts.forecasting.time_axis import TimeGapWarning
+    from titans_ts.errors import TimeGapWarning
 
     naive = dict(TINY, variant="naive")
     with pytest.warns(TimeGapWarning, match=r"1 step\(s\) other than the usual 1 hour .*Fill the gaps first"):

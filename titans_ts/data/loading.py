@@ -18,7 +18,13 @@ import pandas as pd
 from titans_ts.data.long_format import pivot_long
 from titans_ts.data.registry import DatasetInfo, get_dataset_info, lookup_name
 from titans_ts.data.timestamps import numeric_times, parse_dates
-from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError, TitansWarning
+from titans_ts.errors import (
+    ChecksumError,
+    DatasetNotFoundError,
+    DataValidationError,
+    MissingColumnsError,
+    TitansWarning,
+)
 from titans_ts.io import atomic_path
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
@@ -59,7 +65,10 @@ def load_dataset(
     verify: check the file's sha256 against the registry. Default: on for registered datasets, off for
       explicit paths (pass True to check a path whose file name is registered, e.g. `.../traffic.csv`).
     download: allow the download step (off: raise `DatasetNotFoundError` instead).
-    date_column: the column holding timestamps (default: `date`, else the first column).
+    date_column: the column holding timestamps (default: one named date, datetime, timestamp or time, else a
+      first column that is not numeric; a `Time` column of times of day beside a date-only one joins it). Whole
+      numbers there are dates (20230115), Unix time (s, ms, us or ns) or steps counting up by one. The unnamed
+      column of row numbers that pandas' to_csv writes is dropped.
     fill: what to do with NaN / inf values: None raises, or one of "ffill", "interpolate", "zero".
     header: False for a file without a header row: the columns are named x0, x1, ... (a first row that
       looks like data in a file read with header=True is an error, never a silently lost row).
@@ -252,7 +261,7 @@ def _kept(frame: pd.DataFrame, columns, path) -> pd.DataFrame:
     missing = [str(name) for name in columns if str(name) not in present]
     of = "" if len(missing) == len(columns) else f" (of the columns to read, {[str(c) for c in columns]})"
     if missing:
-        raise DataValidationError(
+        raise MissingColumnsError(
             f"{path}: has no column(s) {missing}{of}; its columns are {present[:_MAX_COLUMNS_LISTED]}"
             f"{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}."
         )

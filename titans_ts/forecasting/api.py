@@ -15,7 +15,7 @@ from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, MissingColumnsError, TimeGapWarning
 from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
@@ -23,7 +23,6 @@ from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.quantiles import level_label
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
-from titans_ts.forecasting.time_axis import TimeGapWarning
 from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
 from titans_ts.training import check_device
 from titans_ts.version import __version__
@@ -54,6 +53,8 @@ def fit_dataset(
 ) -> dict:
     """Fit on a dataset under its protocol, evaluate val and test, write the model, metrics and a plot.
 
+    long: the (id, time, value) columns of a long table, made one column per id; the saved model records them,
+    so that predict and evaluate read such files alike and write long forecasts.
     split / split_dates: a user's file split by train,val,test fractions, or by the dates where validation
     and test begin (registered benchmarks keep their protocol). columns: the columns to read as inputs
     (default: all; the `target` columns are always inputs); `target` (among params) the ones forecast.
@@ -256,14 +257,10 @@ def predict_csv(
 
 def _read_for(estimator: TitansForecaster, source, **read) -> pd.DataFrame:
     """The columns a saved model was fitted on, read from a dataset or file (its other columns unread)."""
-    from titans_ts.errors import DataValidationError
-
     try:
         return load_dataset(source, **read, columns=estimator.columns_)
-    except DataValidationError as exc:
-        if "has no column(s)" not in str(exc):
-            raise
-        raise DataValidationError(
+    except MissingColumnsError as exc:
+        raise MissingColumnsError(
             f"{exc} The model was fitted on the columns {[str(c) for c in estimator.columns_]}: give data with them."
         ) from None
 

@@ -12,11 +12,12 @@ from titans_ts.errors import ConfigError, DataValidationError
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
-    """A validated DataFrame from a DataFrame, a Series (one column, named by its name) or a 1-D / 2-D array
-    (time x features: columns x0, x1, ...).
+    """A validated DataFrame from a DataFrame (indexed by its timestamps, or by a date column it holds:
+    `_dated_by_its_column`), a Series (one column, named by its name) or a 1-D / 2-D array (time x features:
+    columns x0, x1, ...).
 
-    names: a fitted model's columns; an array with as many columns takes them, by position (as scikit-learn
-    reads an array given to a model fitted on a DataFrame)."""
+    names: a fitted model's columns; an array takes them by position (as scikit-learn reads an array given to a
+    model fitted on a DataFrame), so an array of another width is refused."""
     if isinstance(X, pd.DataFrame):
         frame = _dated_by_its_column(X)
     elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's

@@ -6,11 +6,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.loading import in_words, regular_grid
-from titans_ts.errors import DataValidationError, TitansWarning
-
-
-class TimeGapWarning(TitansWarning):
-    """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
+from titans_ts.errors import DataValidationError, TimeGapWarning
 
 
 def time_axis(index: pd.Index):
