@@ -123,7 +123,7 @@ DATA_FILE = Group(  # how a file is read
     ("fill", str, None, "--fill", "Fill NaN/inf values: ffill, interpolate or zero (default: refuse)."),
     ("date_column", str, None, "--date-column", "Name of the timestamp column of your CSV \\[default: a column "
      "named date, datetime, timestamp or time, else a first column that is not numeric; without one, the rows are "
-     "steps 0, 1, 2, ...]. Whole numbers there are Unix time (seconds or milliseconds) or step numbers."),
+     "steps 0, 1, 2, ...]. Whole numbers there are dates (20230115), Unix time or step numbers."),
     ("header", bool, True, "--header/--no-header", "Your CSV has a header row (--no-header: every row is data, "
      "columns are named x0, x1, ...)."),
     ("sep", str, None, "--sep", "The delimiter of your CSV (default: sniffed among , ; tab |)."),

@@ -399,6 +399,7 @@ def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
         (pd.date_range("2000-01-31", periods=60, freq="ME"), "1 month"),
         (pd.date_range("2000-02-01", periods=40, freq="QS-FEB"), "1 quarter"),
         (pd.date_range("1950-12-31", periods=40, freq="YE"), "1 year"),
+        (pd.date_range("2020-01-01", periods=40, freq="28D"), "28 days"),  # four-weekly: a fixed step
     ],
 )
 def test_calendar_data_with_a_missing_row_is_filled_on_its_calendar(tmp_path, dates, step):
@@ -427,8 +428,14 @@ def test_whole_number_times_are_unix_time_or_steps_and_pandas_row_numbers_are_no
         pd.DataFrame({"timestamp": stamps, "y": values}).to_csv(tmp_path / name, index=False)
         assert load_dataset(tmp_path / name).index.equals(pd.DatetimeIndex(hours, name="timestamp"))
     days = pd.date_range("2023-01-01", periods=50, freq="D")
-    pd.DataFrame({"date": days.strftime("%Y%m%d").astype(int), "y": values}).to_csv(tmp_path / "ymd.csv", index=False)
-    assert load_dataset(tmp_path / "ymd.csv").index.equals(pd.DatetimeIndex(days, name="date"))  # 20230101
+    for written, stamps in (
+        ("%Y%m%d", days),
+        ("%Y%m%d%H", hours),
+        ("%Y%m", pd.date_range("2020", periods=50, freq="MS")),
+    ):
+        as_number = pd.DataFrame({"date": stamps.strftime(written).astype(np.int64), "y": values})
+        as_number.to_csv(tmp_path / "number.csv", index=False)  # 20230101, 2023010100, 202001: dates
+        assert load_dataset(tmp_path / "number.csv").index.equals(pd.DatetimeIndex(stamps, name="date"))
     pd.DataFrame({"time": np.arange(50) + 7, "y": values}).to_csv(tmp_path / "steps.csv", index=False)
     steps = load_dataset(tmp_path / "steps.csv")
     assert steps.index.equals(pd.RangeIndex(7, 57, name="time")) and list(steps.columns) == ["y"]

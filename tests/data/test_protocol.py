@@ -131,6 +131,7 @@ def test_a_split_by_dates():
     assert index[borders.val[0] + 24] == pd.Timestamp("2017-01-20")
     assert date_protocol(index, "20/01/2017", "01/02/2017 06:30") == protocol  # day first, as 20/01 must be
     assert date_protocol(index, "20/01/2017", "2017-02-01 06:30") == protocol  # an ISO date as written
+    assert date_protocol(index, "20.01.2017", "01.02.2017 06:30") == protocol  # dotted: day first, as files are
     with pytest.raises(ConfigError, match="must come before"):
         date_protocol(index, "2017-02-01", "2017-01-20")
     with pytest.raises(DataValidationError, match="test start 2018-01-01 00:00:00 is outside the data"):

@@ -415,14 +415,17 @@ def regular_grid(index: pd.DatetimeIndex):
     common step, or the calendar it is on: `calendar_grid`), and the positions i where index[i] -> index[i + 1]
     is not one step of that grid (a gap, or a stamp off it). None when no grid can be told: most stamps repeat,
     or they are about a month apart off every calendar (the 15th of each month)."""
-    step = index.to_series().diff().iloc[1:].mode().iloc[0]
+    steps = index.to_series().diff().iloc[1:]
+    step = steps.mode().iloc[0]
     if step <= pd.Timedelta(0):
         return None
     grid, step_name = calendar_grid(index, step)
     if grid is None:
-        if step >= pd.Timedelta(days=28):
-            return None
         grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), in_words(step)
+        if step >= pd.Timedelta(days=28) and not index.isin(grid).all():
+            return None  # 28 to 31 days apart, off every calendar: months on the 15th
+        if not index.isin(grid).all():  # off the grid: the steps that are not one step long
+            return grid, step_name, np.flatnonzero((steps != step).to_numpy())
     positions = grid.get_indexer(index)
     return grid, step_name, np.flatnonzero((positions[1:] < 0) | (np.diff(positions) != 1))
 

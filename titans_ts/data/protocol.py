@@ -128,14 +128,15 @@ def date_protocol(index, val_start, test_start) -> str:
 
 
 def _read_alike(dates: list) -> list:
-    """Timestamps, the dd/mm ones all read day first when one can only be (13/01/2023): pandas reads each on
-    its own, so 10/01/2023,13/01/2023 was October 1 and January 13. ISO dates (2023-02-10) read as written."""
+    """Timestamps, the dd/mm ones all read day first when one can only be (13/01/2023) or is written with dots
+    (01.02.2023, as the loader reads such files): pandas reads each on its own, so 10/01/2023,13/01/2023 was
+    October 1 and January 13. ISO dates (2023-02-10) read as written."""
     import re
 
     import pandas as pd
 
-    numeric = [re.match(r"\s*(\d{1,2})[./-](\d{1,2})[./-]\d{2,4}", str(d)) for d in dates]  # not ISO
-    day_first = any(found and int(found.group(1)) > 12 for found in numeric)
+    numeric = [re.match(r"\s*(\d{1,2})([./-])(\d{1,2})[./-]\d{2,4}", str(d)) for d in dates]  # not ISO
+    day_first = any(found and (int(found.group(1)) > 12 or found.group(2) == ".") for found in numeric)
     return [pd.to_datetime(d, dayfirst=day_first and bool(found)) for d, found in zip(dates, numeric, strict=True)]
 
 

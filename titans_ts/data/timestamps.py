@@ -34,7 +34,8 @@ UNIX_TIME = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e
 
 
 def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
-    """A time column of numbers: dates written as numbers (20230115), Unix time (whole seconds, milli-, micro- or
+    """A time column of numbers: dates written as numbers (202301, 20230115, 2023011520, 202301152030) where every
+    value is one, Unix time (whole seconds, milli-, micro- or
     nanoseconds from 1973 on) as timestamps, other consecutive whole numbers as steps (a RangeIndex from the
     first); anything else is refused (pd.to_datetime would read any number as nanoseconds after 1970)."""
     values = column.to_numpy(dtype=float)
@@ -46,8 +47,10 @@ def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
             f"(row {i + 1}: {column.iloc[i]}): name the timestamp column with date_column= (CLI: --date-column)."
         )
     whole = column.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(column) else values.astype(np.int64)
-    if whole.min() >= 1000_01_01 and whole.max() <= 9999_12_31:  # 20230115: a date written as a number
-        dates = pd.to_datetime(pd.Series(whole).astype(str), format="%Y%m%d", errors="coerce")
+    digits = {len(str(abs(v))) for v in (whole.min(), whole.max())}
+    written = {6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M"}  # 202301, 20230115, 2023011520, ...
+    if len(digits) == 1 and digits <= set(written):
+        dates = pd.to_datetime(pd.Series(whole).astype(str), format=written[digits.pop()], errors="coerce")
         if dates.notna().all():
             return pd.DatetimeIndex(dates, name=str(name))
     for unit, low, high in UNIX_TIME:

@@ -85,6 +85,15 @@ def warn_if_gaps(index: pd.Index) -> None:
     wall = index.tz_localize(None) if index.tz is not None else index
     if (wall[1:] - wall[:-1]).to_series().mode().iloc[0] >= pd.Timedelta(days=1):
         index = wall  # days and longer on the wall clock (23 and 25 hours across daylight saving); hours in UTC
+    if not index.is_unique:
+        warnings.warn(
+            f"{int(index.duplicated().sum())} row(s) share a timestamp with an earlier one (e.g. "
+            f"{index[index.duplicated()][0]}): fit reads every row as the next step. A long table (a row per series "
+            "and time) is read with load_dataset(path, long=(id, time, value)); else aggregate them first.",
+            TimeGapWarning,
+            stacklevel=4,
+        )
+        return
     found = regular_grid(index)
     if found is None:
         return
