@@ -1,5 +1,6 @@
 """Timestamp columns parsed into a DatetimeIndex, shared by the wide (`loading`) and long (`long_format`)
-readers."""
+readers, and the grid of evenly spaced timestamps (or calendar) a series is checked on, by the loader and by
+the forecaster's fit (`regular_grid`)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,63 @@ def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
             f"one (rows {i + 1}-{i + 2}: {whole[i]} -> {whole[i + 1]}): give consecutive steps, or timestamps."
         )
     return pd.RangeIndex(whole[0], whole[-1] + 1, name=str(name))
+
+
+def regular_grid(index: pd.DatetimeIndex):
+    """(grid, its step in words, odd) of a dated index: the evenly spaced timestamps it belongs on (its most
+    common step, or the calendar it is on: `calendar_grid`), and the positions i where index[i] -> index[i + 1]
+    is not one step of that grid (a gap, or a stamp off it). None when no grid can be told: most stamps repeat,
+    or they are about a month apart off every calendar (the 15th of each month)."""
+    steps = index.to_series().diff().iloc[1:]
+    step = steps.mode().iloc[0]
+    if step <= pd.Timedelta(0):
+        return None
+    grid, step_name = calendar_grid(index, step)
+    if grid is None:
+        grid, step_name = pd.date_range(index[0], index[-1], freq=step, name=index.name), in_words(step)
+        if step >= pd.Timedelta(days=28) and not index.isin(grid).all():
+            return None  # 28 to 31 days apart, off every calendar: months on the 15th
+        if not index.isin(grid).all():  # off the grid: the steps that are not one step long
+            return grid, step_name, np.flatnonzero((steps != step).to_numpy())
+    positions = grid.get_indexer(index)
+    return grid, step_name, np.flatnonzero((positions[1:] < 0) | (np.diff(positions) != 1))
+
+
+def in_words(step: pd.Timedelta) -> str:
+    """A Timedelta step in words: "1 hour", "15 minutes", "2 days"."""
+    for unit in ("day", "hour", "minute", "second"):
+        count = step / pd.Timedelta(**{f"{unit}s": 1})
+        if count >= 1 and count == int(count):
+            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
+    return str(step)
+
+
+def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
+    """(every timestamp of the calendar the index is on, its step in words), or (None, None): business days
+    (weekdays only, one day apart most often, weekends skipped), or month, quarter or year starts or ends
+    (anchored at the first timestamp's month), when every timestamp is on it."""
+    first, last, name = index[0], index[-1], index.name
+    if business_days(index, step):
+        return pd.bdate_range(first, last, name=name, normalize=False), "1 business day"
+    month = first.strftime("%b").upper()
+    candidates = {
+        (28, 31): ("1 month", ["MS", "ME", "BMS", "BME"]),
+        (89, 92): ("1 quarter", [f"QS-{month}", f"QE-{month}", f"BQS-{month}", f"BQE-{month}"]),
+        (365, 366): ("1 year", [f"YS-{month}", f"YE-{month}", f"BYS-{month}", f"BYE-{month}"]),
+    }
+    for (low, high), (words, frequencies) in candidates.items():
+        if pd.Timedelta(days=low) <= step <= pd.Timedelta(days=high):
+            for freq in frequencies:
+                grid = pd.date_range(first, last, freq=freq, name=name)
+                if len(grid) and grid[0] == first and index.isin(grid).all():
+                    return grid, words
+    return None, None
+
+
+def business_days(index: pd.DatetimeIndex, step: pd.Timedelta) -> bool:
+    """Whether timestamps most often a day apart are business days: ten or more, none on a weekend (holidays
+    make pandas infer no frequency for them)."""
+    return step == pd.Timedelta(days=1) and len(index) >= 10 and bool((index.dayofweek < 5).all())
 
 
 def _one_reading(column: pd.Series) -> pd.Series:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from titans_ts.data.loading import in_words, regular_grid
+from titans_ts.data.timestamps import business_days, in_words, regular_grid
 from titans_ts.errors import DataValidationError, TimeGapWarning
 
 
@@ -20,8 +20,8 @@ def time_axis(index: pd.Index):
         if calendar is not None:
             return index[-1], calendar
         spacing = pd.Series(recent).diff().dropna().mode().iloc[0]
-        if spacing == pd.Timedelta(days=1) and len(recent) >= 10 and (recent.dayofweek < 5).all():
-            return index[-1], pd.offsets.BusinessDay()  # business days with holidays, which infer_freq refuses
+        if business_days(recent, spacing):
+            return index[-1], pd.offsets.BusinessDay()
         return index[-1], spacing
     if pd.api.types.is_integer_dtype(index) and len(index) and (np.diff(np.asarray(index)) == 1).all():
         return int(index[-1]), 1  # steps numbered from where the data's numbering starts (df.set_index("year"))
