@@ -268,6 +268,19 @@ def test_timestamps_across_a_daylight_saving_change_are_read_as_utc(tmp_path):
     assert (loaded.index.to_series().diff().iloc[1:] == pd.Timedelta(hours=1)).all()
 
 
+def test_daily_timestamps_across_a_daylight_saving_change_are_read_on_the_wall_clock(tmp_path):
+    """Midnight each day in Berlin is 23 hours apart in UTC across the March change: the file was refused as
+    uneven; on the wall clock the days are even, and the forecast is dated so."""
+    from titans_ts.data.timestamps import TimeZoneWarning
+
+    local = pd.date_range("2020-03-20", periods=20, freq="D", tz="Europe/Berlin")
+    path = _with_dates(tmp_path, local)
+    with pytest.warns(TimeZoneWarning, match="wall clock"):
+        loaded = load_dataset(path)
+    assert loaded.index.equals(pd.DatetimeIndex(local.tz_localize(None), name="date"))
+    np.testing.assert_array_equal(loaded["a"].to_numpy(), np.arange(20.0))
+
+
 def _with_dates(tmp_path, dates):
     frame = pd.DataFrame({"date": dates, "a": np.arange(len(dates), dtype=float)})
     frame.to_csv(tmp_path / "t.csv", index=False)

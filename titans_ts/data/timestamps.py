@@ -167,10 +167,26 @@ def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
     except ValueError as exc:
         if "timezone" not in str(exc).lower() and "tz" not in str(exc).lower():
             raise DataValidationError(f"the date column cannot be read as timestamps ({exc}).") from None
+    in_utc = pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first, utc=True)
+    wall_clock = pd.to_datetime(
+        column.astype(str).str.replace(_OFFSET, r"\1", regex=True), errors="coerce", format="mixed", dayfirst=day_first
+    )
+    if not _regular(in_utc) and wall_clock.notna().all() and _regular(wall_clock):
+        # a day apart on the wall clock (midnight each day) is 23 or 25 hours in UTC across the change
+        warnings.warn(
+            "the timestamps' UTC offsets differ (daylight saving time): they are read on the wall clock, where the "
+            "steps stay even, and the forecasts are dated in local time without an offset.",
+            TimeZoneWarning,
+            stacklevel=5,
+        )
+        return wall_clock
     warnings.warn(
         "the timestamps' UTC offsets differ (daylight saving time, or some without one): they are read as UTC, "
         "where the steps stay even, and the forecasts are dated in UTC.",
         TimeZoneWarning,
         stacklevel=5,
     )
-    return pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first, utc=True)
+    return in_utc
+
+
+_OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}:?\d{2})\s*$"  # 00:00:00+02:00 -> 00:00:00
