@@ -43,6 +43,10 @@ class TimeGapWarning(TitansWarning):
     """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
 
 
+class UndatedRowsWarning(TitansWarning):
+    """Rows without timestamps given to a model fitted on dated rows: the forecast is numbered by step."""
+
+
 class UracilWarning(TitansWarning):
     """A DNA sequence holds U (uracil, an RNA base), which the DNA tokenizer reads as N (unknown)."""
 

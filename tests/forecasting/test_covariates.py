@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cli.ts import app
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, UndatedRowsWarning
 
 TINY = dict(horizon=12, lookback=24, dim=16, layers=1, heads=2, chunk_size=8, epochs=1, progress=False)
 TINY |= dict(fallback="off")  # the model itself is tested here, never a floor in its place
@@ -70,7 +70,8 @@ def test_columns_beyond_the_fitted_ones_are_ignored_missing_ones_refused(fitted,
 
 
 def test_an_array_of_the_fitted_width_is_read_by_position(fitted, series):
-    from_array = fitted.predict(series.to_numpy())  # a model fitted on a DataFrame, as scikit-learn reads arrays
+    with pytest.warns(UndatedRowsWarning, match="numbered by step"):  # the array has no dates to give it
+        from_array = fitted.predict(series.to_numpy())  # a model fitted on a DataFrame, as scikit-learn reads arrays
     np.testing.assert_array_equal(from_array.to_numpy(), fitted.predict(series).to_numpy())
     assert fitted.evaluate(series.to_numpy()) == fitted.evaluate(series)
     with pytest.raises(DataValidationError, match=r"fitted on 4 column\(s\) \['c0', 'c1', 'c2', 'OT'\]; this array"):

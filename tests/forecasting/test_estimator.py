@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, UndatedRowsWarning
 
 TINY = dict(
     horizon=12,
@@ -123,11 +123,13 @@ def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
     assert model.predict().index.name == "time_utc" and model.predict(series).index.name == "date"
     model.save(tmp_path / "m")
     assert TitansForecaster.load(tmp_path / "m").predict().index.name == "time_utc"
-    assert model.predict(series.reset_index(drop=True)).index.name == "step"  # undated rows: numbered steps
+    with pytest.warns(UndatedRowsWarning, match="no timestamps, but the model was fitted on rows 1 hour apart"):
+        assert model.predict(series.reset_index(drop=True)).index.name == "step"  # undated rows: numbered steps
     numbered = series.set_axis(pd.RangeIndex(7, 7 + len(series), name="time"))  # a file's step numbers
-    assert model.predict(numbered).index.equals(pd.RangeIndex(7 + len(series), 19 + len(series), name="time"))
     years = series.set_axis(pd.Index(np.arange(7, 7 + len(series)), name="time"))  # df.set_index("year")
-    assert model.predict(years).index.equals(model.predict(numbered).index)
+    with pytest.warns(UndatedRowsWarning):
+        assert model.predict(numbered).index.equals(pd.RangeIndex(7 + len(series), 19 + len(series), name="time"))
+        assert model.predict(years).index.equals(model.predict(numbered).index)
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.timestamps import business_days, in_words, regular_grid
-from titans_ts.errors import DataValidationError, TimeGapWarning
+from titans_ts.errors import DataValidationError, TimeGapWarning, UndatedRowsWarning
 
 
 def time_axis(index: pd.Index):
@@ -43,6 +43,16 @@ def axis_at_step(index: pd.Index, fitted_step):
     days as hours). Steps within a tenth of each other match: a month is 28 to 31 days, and a short stretch
     of monthly rows may read as 31 days."""
     last, step = time_axis(index)
+    if not isinstance(last, pd.Timestamp) and not isinstance(fitted_step, int):
+        import warnings
+
+        warnings.warn(
+            f"the rows have no timestamps, but the model was fitted on rows {_step_name(fitted_step)} apart: the "
+            "forecast is numbered by step. To date it, give the rows' timestamps (a DataFrame with a DatetimeIndex, "
+            "or a file with its time column; name it with --date-column if it is not found).",
+            UndatedRowsWarning,
+            stacklevel=3,
+        )
     if isinstance(last, pd.Timestamp) and not isinstance(fitted_step, int):
         lengths = sorted((_nominal_length(step), _nominal_length(fitted_step)))
         if lengths[1] > 1.1 * lengths[0]:
