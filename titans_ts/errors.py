@@ -27,6 +27,10 @@ class MissingColumnsError(DataValidationError):
     """A table lacks columns it was asked for."""
 
 
+class LongColumnsError(MissingColumnsError):
+    """A table read as a long one lacks its id, time or value column."""
+
+
 class ConfigError(TitansError, ValueError):
     """An argument or a configuration value is out of range or inconsistent."""
 

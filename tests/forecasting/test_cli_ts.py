@@ -426,6 +426,17 @@ def test_a_model_fitted_on_a_long_table_reads_and_writes_long_tables(tmp_path):
     assert sorted(forecast["sensor"].unique()) == ids and forecast["ts"].min() > series["date"].max()
     evaluated = runner.invoke(app, ["evaluate", "--model", model, "--dataset", str(tmp_path / "long.csv")])
     assert evaluated.exit_code == 0 and "test" in evaluated.stdout, evaluated.output
+    pivoted = series.pivot(index="date", columns="sensor", values="y").rename_axis(columns=None)
+    pivoted.to_csv(tmp_path / "pivoted.csv")  # the same series, a column each: read wide, written wide
+    from_wide = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "pivoted.csv")])
+    assert from_wide.exit_code == 0, from_wide.output
+    wide_forecast = pd.read_csv(io.StringIO(from_wide.stdout), parse_dates=["date"])
+    assert list(wide_forecast.columns) == ["date", *ids] and len(wide_forecast) == 12
+    np.testing.assert_allclose(wide_forecast[ids[0]], forecast.loc[forecast["sensor"] == ids[0], "y"], atol=1e-4)
+    pivoted.rename(columns={ids[0]: "other"}).to_csv(tmp_path / "neither.csv")
+    neither = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "neither.csv")])
+    assert neither.exit_code != 0 and "for the long format" in neither.output
+    assert "Nor is it a wide table with the columns the model was fitted on" in neither.output
 
 
 def test_a_long_forecast_keeps_each_level_beside_its_value():

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.timestamps import parse_dates
-from titans_ts.errors import DataValidationError, TitansWarning
+from titans_ts.errors import DataValidationError, LongColumnsError, TitansWarning
 
 _MAX_LISTED = 5
 
@@ -31,7 +31,7 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
     """The wide panel (columns = ids as strings, index = the time column) of a long table; rules 1-3."""
     missing = [c for c in (id_col, time_col, target) if c not in raw.columns]
     if missing:
-        raise DataValidationError(
+        raise LongColumnsError(
             f"{path}: no column(s) {missing} for the long format; columns are {list(raw.columns)[:10]}. "
             "Name them with id_col=, time_col=, target= (CLI: --id-col, --time-col, --target)."
         )

@@ -15,7 +15,7 @@ from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError, MissingColumnsError, TimeGapWarning
+from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
 from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import MODEL, floors_record
@@ -226,7 +226,8 @@ def predict_csv(
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     quantiles: of a model fitted with quantiles, the levels to write (None: all it has), a column each: "OT_q0.1".
     long: the (id, time, value) columns of a long table; a model fitted on one reads the file with its columns
-    unless told otherwise, and writes the forecast long as well (`forecast_table`).
+    unless told otherwise, and writes the forecast long as well (`forecast_table`); a wide file (a column per
+    series, without the long table's columns) is read and written wide.
     overwrite: replace an existing out_csv or plot (else refused before any work)."""
     check_device(device)
     check_out_file(out_csv, [input_csv], overwrite)
@@ -239,9 +240,8 @@ def predict_csv(
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
-    long = long or estimator.long_format_
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    frame = _read_for(estimator, Path(input_csv), **read)
+    frame, long = _read_for(estimator, Path(input_csv), **read)
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
@@ -255,13 +255,26 @@ def predict_csv(
     return forecast, out_csv
 
 
-def _read_for(estimator: TitansForecaster, source, **read) -> pd.DataFrame:
-    """The columns a saved model was fitted on, read from a dataset or file (its other columns unread)."""
+def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[pd.DataFrame, list | None]:
+    """The columns a saved model was fitted on, read from a dataset or file (its other columns unread), and the
+    long table's columns it was read by (None: wide). A model fitted on a long table reads the file as one with
+    the same columns, unless `long` names others or the file is wide (with the fitted columns instead)."""
+    fitted = [str(c) for c in estimator.columns_]
+    as_fitted = long or estimator.long_format_
     try:
-        return load_dataset(source, **read, columns=estimator.columns_)
+        return load_dataset(source, **read, long=as_fitted, columns=fitted), as_fitted
+    except LongColumnsError as exc:
+        if long:
+            raise
+        long_error = exc
     except MissingColumnsError as exc:
+        raise MissingColumnsError(f"{exc} The model was fitted on the columns {fitted}: give data with them.") from None
+    try:
+        return load_dataset(source, **read, columns=fitted), None
+    except MissingColumnsError:
         raise MissingColumnsError(
-            f"{exc} The model was fitted on the columns {[str(c) for c in estimator.columns_]}: give data with them."
+            f"{long_error} Nor is it a wide table with the columns the model was fitted on, {fitted}: give the "
+            "long table's columns, or name others with --id-col, --time-col, --target (long=)."
         ) from None
 
 
@@ -361,8 +374,7 @@ def evaluate_saved(
         raise ConfigError(
             f"no column(s) {unknown} to plot; the model forecasts {[str(t) for t in estimator.targets_]}."
         )
-    read["long"] = read.get("long") or estimator.long_format_
-    frame = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
+    frame, _ = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
