@@ -381,6 +381,23 @@ def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
     assert panel.loc[hours[5], "b"] == pytest.approx(105.0)  # interpolated between 104 and 106
 
 
+def test_long_format_whole_number_times_are_dates_or_unix_time_as_in_a_wide_file(tmp_path):
+    """Epoch seconds in a long table's time column were kept as steps (the forecast numbered 1.6 billion on)."""
+    hours = pd.date_range("2023-01-01", periods=6, freq="h")
+    epoch = np.asarray((hours - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1))
+    table = pd.DataFrame({"id": ["a"] * 6 + ["b"] * 6, "ts": np.tile(epoch, 2), "y": np.arange(12.0)})
+    table.to_csv(tmp_path / "unix.csv", index=False)
+    panel = load_dataset(tmp_path / "unix.csv", long=("id", "ts", "y"))
+    assert panel.index.equals(pd.DatetimeIndex(hours, name="ts")) and panel["b"].tolist() == [6.0, 7, 8, 9, 10, 11]
+    table.assign(ts=np.tile([20230101, 20230102, 20230103, 20230104, 20230105, 20230106], 2)).to_csv(
+        tmp_path / "written.csv", index=False
+    )
+    written = load_dataset(tmp_path / "written.csv", long=("id", "ts", "y"))
+    assert written.index[0] == pd.Timestamp("2023-01-01") and written.index[-1] == pd.Timestamp("2023-01-06")
+    table.assign(ts=np.tile(np.arange(10, 16), 2)).to_csv(tmp_path / "steps.csv", index=False)
+    assert load_dataset(tmp_path / "steps.csv", long=("id", "ts", "y")).index.tolist() == list(range(10, 16))
+
+
 def test_long_format_errors_name_the_problem(tmp_path):
     _long_table(tmp_path / "long.csv")
     with pytest.raises(DataValidationError, match=r"no column\(s\) \['value'\].*--target"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from titans_ts.data.timestamps import parse_dates
+from titans_ts.data.timestamps import numeric_times, parse_dates
 from titans_ts.errors import DataValidationError, LongColumnsError, TitansWarning
 
 _MAX_LISTED = 5
@@ -53,8 +53,17 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
 
 
 def _times(column: pd.Series, path: Path, name: str) -> pd.Series:
+    """Timestamps, or integer steps; whole numbers that are dates (20230115) or Unix time are timestamps, read
+    as a wide file's are (`numeric_times`, on the times every id shares)."""
     if pd.api.types.is_integer_dtype(column):
-        return column  # integer steps
+        shared = pd.Series(np.unique(column.to_numpy()))
+        try:
+            times = numeric_times(shared, path, name)
+        except DataValidationError:
+            return column  # steps that skip (each id's own numbering)
+        if not isinstance(times, pd.DatetimeIndex):
+            return column
+        return column.map(dict(zip(shared.tolist(), times, strict=True)))
     return pd.Series(parse_dates(column, path, name, also=" nor integer steps"), index=column.index)
 
 
