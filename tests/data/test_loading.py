@@ -430,6 +430,8 @@ def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
         (pd.date_range("2000-02-01", periods=40, freq="QS-FEB"), "1 quarter"),
         (pd.date_range("1950-12-31", periods=40, freq="YE"), "1 year"),
         (pd.date_range("2020-01-01", periods=40, freq="28D"), "28 days"),  # four-weekly: a fixed step
+        (pd.date_range("2000-01-01", periods=60, freq="MS") + pd.Timedelta(days=14), "1 month"),  # on the 15th
+        (pd.date_range("2000-02-01", periods=40, freq="QS-FEB") + pd.Timedelta(days=9, hours=6), "1 quarter"),
     ],
 )
 def test_calendar_data_with_a_missing_row_is_filled_on_its_calendar(tmp_path, dates, step):

@@ -88,12 +88,13 @@ def test_predict_continues_the_time_axis_in_original_units(fitted, series):
         ("ME", lambda t: t.is_month_end, 12),
         ("QS", lambda t: t.day == 1 and t.month in (1, 4, 7, 10), 4),
         ("B", lambda t: t.weekday() < 5, 5),  # business days: no weekend
+        (pd.DateOffset(months=1), lambda t: t.day == 15, 12),  # the 15th of each month: no pandas frequency
     ],
 )
 def test_forecasts_of_calendar_data_are_dated_on_its_calendar(freq, on_calendar, season, tmp_path):
     """Monthly, quarterly or business-day data: the forecast's dates follow the calendar (the next month
     starts, the next business days), also after save and load, and the floors know its season."""
-    dates = pd.date_range("1990-01-01", periods=500, freq=freq)
+    dates = pd.date_range("1990-01-15" if isinstance(freq, pd.DateOffset) else "1990-01-01", periods=500, freq=freq)
     frame = pd.DataFrame(
         {"y": np.sin(np.arange(500) * 2 * np.pi / season) + np.arange(500) * 0.01},
         index=pd.DatetimeIndex(list(dates), name="date"),

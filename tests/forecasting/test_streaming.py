@@ -52,7 +52,10 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
             model.update(rows)
     half_hour = series.iloc[240:250].set_axis(series.index[240:250] + pd.Timedelta(minutes=30))
     daily = series.iloc[240:250].set_axis(pd.date_range(series.index[240], periods=10, freq="D", name="date"))
-    for rows, message in ((half_hour, "new row 1 is at .* off the series' grid"), (daily, "1 days 00:00:00 apart")):
+    for rows, message in (
+        (half_hour, "new row 1 is at .* off the series' grid"),
+        (daily, "1 day apart, the series 1 hour"),
+    ):
         with pytest.raises(DataValidationError, match=message):  # off the grid, or at another step
             model.update(rows)
     pd.testing.assert_frame_equal(model.predict(), before)

@@ -115,7 +115,25 @@ def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
                 grid = pd.date_range(first, last, freq=freq, name=name)
                 if len(grid) and grid[0] == first and index.isin(grid).all():
                     return grid, words
+            step_in_months = months_on_a_day(index)
+            if step_in_months is not None:
+                count = (last.year - first.year) * 12 + last.month - first.month
+                grid = pd.DatetimeIndex([first + step_in_months * i for i in range(count // step_in_months.months + 1)])
+                return grid.rename(name), words
     return None, None
+
+
+def months_on_a_day(index: pd.DatetimeIndex) -> pd.DateOffset | None:
+    """DateOffset(months=k), k = 1, 3 or 12, when every timestamp is on one day of the month up to the 28th (so
+    that every month has it: the 15th) at one time of day, most often k months apart; else None. Month, quarter
+    and year starts and ends have pandas frequencies of their own (`calendar_grid`)."""
+    if len(index) < 3 or index[0].day > 28 or len(set(index.day)) > 1 or len(set(index.time)) > 1:
+        return None
+    months = np.diff(np.asarray(index.year) * 12 + np.asarray(index.month))
+    usual = int(pd.Series(months).mode().iloc[0])
+    if usual not in (1, 3, 12) or (months <= 0).any() or (months % usual).any():
+        return None
+    return pd.DateOffset(months=usual)
 
 
 def business_days(index: pd.DatetimeIndex, step: pd.Timedelta) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from titans_ts.data.timestamps import business_days, in_words, regular_grid
+from titans_ts.data.timestamps import business_days, in_words, months_on_a_day, regular_grid
 from titans_ts.errors import DataValidationError, TimeGapWarning, UndatedRowsWarning
 
 
@@ -19,6 +19,9 @@ def time_axis(index: pd.Index):
         calendar = calendar_frequency(recent)
         if calendar is not None:
             return index[-1], calendar
+        on_a_day = months_on_a_day(recent)  # monthly on the 15th: no pandas frequency, 28 to 31 days apart
+        if on_a_day is not None:
+            return index[-1], on_a_day
         spacing = pd.Series(recent).diff().dropna().mode().iloc[0]
         if business_days(recent, spacing):
             return index[-1], pd.offsets.BusinessDay()
@@ -185,16 +188,20 @@ def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
     before calendar steps kept as a most common gap) is not checked."""
     wall = rows.tz_localize(None) if rows.tz is not None else rows
     origin = last.tz_localize(None) if last.tz is not None else last
-    name = getattr(step, "freqstr", step)
-    if isinstance(step, pd.DateOffset):
+    name = _step_name(step)
+    if type(step) is pd.DateOffset:  # months on a day: that day and time, a whole number of steps from last
+        months = (wall.year - origin.year) * 12 + wall.month - origin.month
+        same = (wall.day == origin.day) & (wall.time == origin.time()) & (months % step.months == 0)
+        off = list(np.flatnonzero(~np.asarray(same)))
+    elif isinstance(step, pd.DateOffset):
         off = [i for i, t in enumerate(wall) if not step.is_on_offset(t)]
     elif step < pd.Timedelta(days=28):
         off = [i for i, t in enumerate(wall) if (t - origin) % step != pd.Timedelta(0)]
         spacing = pd.Series(wall).diff().dropna()
         if not off and len(spacing) and spacing.mode().iloc[0] != step:
             raise DataValidationError(
-                f"the new rows are {spacing.mode().iloc[0]} apart, the series {name}: give rows at the series' "
-                "step (resample them first)."
+                f"the new rows are {_step_name(spacing.mode().iloc[0])} apart, the series {name}: give rows at the "
+                "series' step (resample them first)."
             )
     else:
         off = []
@@ -225,6 +232,8 @@ def axis_to_json(last, step, name=None) -> dict:
     """The time axis as a saved model's config.json holds it (`name`: the time column's, None when unnamed)."""
     kind = "datetime" if isinstance(last, pd.Timestamp) else "range"
     named = {"index_name": None if name is None else str(name)}
+    if type(step) is pd.DateOffset:  # months on a day of the month (`months_on_a_day`), by their count
+        return {"last_index": str(last), "step": str(step.months), "index_kind": kind, "step_kind": "months"} | named
     if isinstance(step, pd.DateOffset):  # a calendar frequency, by its pandas alias (MS, QS-JAN, B, ...)
         return {"last_index": str(last), "step": step.freqstr, "index_kind": kind, "step_kind": "calendar"} | named
     return {"last_index": str(last), "step": str(step), "index_kind": kind} | named
@@ -232,6 +241,8 @@ def axis_to_json(last, step, name=None) -> dict:
 
 def axis_from_json(config: dict):
     """(last index value, step) back from `axis_to_json`'s fields."""
+    if config["index_kind"] == "datetime" and config.get("step_kind") == "months":
+        return pd.Timestamp(config["last_index"]), pd.DateOffset(months=int(config["step"]))
     if config["index_kind"] == "datetime" and config.get("step_kind") == "calendar":
         from pandas.tseries.frequencies import to_offset
 
