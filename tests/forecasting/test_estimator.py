@@ -57,6 +57,12 @@ def test_a_setting_that_shapes_the_model_changed_after_fit_is_refused_until_refi
             with pytest.raises(ConfigError, match=f"settings changed since fit \\({next(iter(change))}: .*Fit again"):
                 call()
         model.set_params(**{k: model.fitted_params_[k] for k in change})
+    flipped = "off" if model.fallback == "auto" else "auto"  # was accepted, saved and ignored
+    with pytest.raises(ConfigError, match=r"fallback: .* now\).*who forecasts, chosen and calibrated at fit"):
+        model.set_params(fallback=flipped).predict()
+    with pytest.raises(ConfigError, match=r"calibrate: or recalibrate\(X, calibrate=...\), without retraining"):
+        model.set_params(fallback=model.fitted_params_["fallback"], calibrate="conformal").predict()
+    model.set_params(calibrate=model.fitted_params_["calibrate"])
     assert len(model.predict()) == 12
     assert len(model.set_params(horizon=6).fit(series).predict()) == 6
     loaded = model.save(tmp_path / "m") and TitansForecaster.load(tmp_path / "m")

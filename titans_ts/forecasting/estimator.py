@@ -37,6 +37,7 @@ from titans_ts.version import __version__
 # the split protocol evaluate reads, and how an online forecast reads the carried memory (docs/forecasting.md).
 TRAINING_ONLY = ("epochs", "patience", "lr", "weight_decay", "seed", "batch_size", "dropout", "bptt", "streams")
 CHANGEABLE_AFTER_FIT = (*RUN_ONLY, *TRAINING_ONLY, "local_pretrain", "protocol", "online_blend", "online_from")
+CHANGEABLE_AFTER_FIT = tuple(k for k in CHANGEABLE_AFTER_FIT if k != "fallback")  # who forecasts: chosen at fit
 
 
 def _same(a, b) -> bool:
@@ -70,7 +71,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     strategy="ddp"); `batch_size` is per device (docs/scaling.md).
     fallback: "auto": a trained model whose validation MSE is behind the best floor (repeat last, seasonal naive:
     `floors_`) forecasts with that floor instead; "off": always the model. `forecaster_used_` and
-    `fallback_reason_` say which and why (floors.py).
+    `fallback_reason_` say which and why (floors.py); chosen at fit (a new value needs a new fit).
     device: "auto" (CUDA when available, else CPU), "cpu" or "cuda": where fit, predict and evaluate run;
     results always come back as CPU NumPy/pandas, and a saved model loads on either device.
     mode: "window" (the default): each forecast reads its `lookback` window. "history": the long-memory
@@ -310,8 +311,11 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         changed = [k for k in now if k not in CHANGEABLE_AFTER_FIT and k in fitted and not _same(now[k], fitted[k])]
         if changed:
             said = ", ".join(f"{k}: {fitted[k]!r} at fit, {now[k]!r} now" for k in changed)
+            why = " (fallback: who forecasts, chosen and calibrated at fit)" if "fallback" in changed else ""
+            how = " (calibrate: or recalibrate(X, calibrate=...), without retraining)" if "calibrate" in changed else ""
             raise ConfigError(
-                f"settings changed since fit ({said}): they shape the fitted model. Fit again, or set them back."
+                f"settings changed since fit ({said}): they shape the fitted model{why}. Fit again{how}, or set "
+                "them back."
             )
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
