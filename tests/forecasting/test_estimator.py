@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError, UndatedRowsWarning
+from titans_ts.errors import ConfigError, DataValidationError, TimeGapWarning, UndatedRowsWarning
 
 TINY = dict(
     horizon=12,
@@ -116,13 +116,25 @@ def test_forecasts_of_calendar_data_are_dated_on_its_calendar(freq, on_calendar,
     assert model.predict(with_a_gap).index.equals(dated)
 
 
+def test_a_period_index_is_dated_by_its_periods_starts():
+    """df.to_period("M") or pd.period_range: the periods were read as step numbers, the season from the
+    autocorrelation, and a dated model's predict said the rows had no timestamps."""
+    months = pd.period_range("1990-01", periods=300, freq="M", name="month")
+    frame = pd.DataFrame({"y": np.sin(np.arange(300) * 2 * np.pi / 12)}, index=months)
+    model = TitansForecaster(variant="seasonal_naive", horizon=6, lookback=24, progress=False).fit(frame)
+    assert model.predict().index.equals(pd.date_range("2015-01-01", periods=6, freq="MS", name="month"))
+    assert model.model_config_.season == 12  # a year of months (by the calendar, not the autocorrelation)
+    assert model.predict(frame.iloc[:-12]).index[0] == pd.Timestamp("2014-01-01")
+
+
 def test_predict_refuses_rows_at_another_step_than_the_model_was_fitted_at(fitted, series):
     """An hourly model given daily rows would date its forecast a day apart and read days as hours."""
     daily = series.iloc[-48:].set_index(pd.date_range("2030-01-01", periods=48, freq="D", name="date"))
     with pytest.raises(DataValidationError, match="the rows are 1 day apart; the model was fitted on rows 1 hour"):
         fitted.predict(daily)
-    hours_with_a_gap = series.iloc[-48:].drop(series.index[-30])  # a missing reading: still hourly
-    assert fitted.predict(hours_with_a_gap).index[0] == series.index[-1] + pd.Timedelta(hours=1)
+    hours_with_a_gap = series.iloc[-48:].drop(series.index[-10])  # a missing reading in the window: still hourly
+    with pytest.warns(TimeGapWarning, match="predict reads the rows as consecutive steps"):  # as fit says
+        assert fitted.predict(hours_with_a_gap).index[0] == series.index[-1] + pd.Timedelta(hours=1)
 
 
 def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):

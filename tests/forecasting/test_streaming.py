@@ -7,7 +7,7 @@ import torch
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, TimeGapWarning
 
 TINY = dict(horizon=8, lookback=16, dim=16, layers=2, heads=2, chunk_size=4, epochs=1, batch_size=32, progress=False)
 TINY |= dict(fallback="off")  # the memory itself streams here, never a floor in its place
@@ -58,10 +58,14 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
     ):
         with pytest.raises(DataValidationError, match=message):  # off the grid, or at another step
             model.update(rows)
+    with pytest.raises(DataValidationError, match=r"rows are in UTC: give them as the model read its rows"):
+        model.update(series.iloc[240:250].tz_localize("UTC"))  # compared with naive stamps: a TypeError
     pd.testing.assert_frame_equal(model.predict(), before)
-    copy.deepcopy(fitted).update(series.iloc[245:250])  # a gap of whole steps (a missing reading) passes
+    with pytest.warns(TimeGapWarning, match=r"skip steps of 1 hour \(e\.g\. .* 01:00:00 -> .* 07:00:00\)"):
+        copy.deepcopy(fitted).update(series.iloc[245:250])  # a gap of whole steps (a missing reading) passes, said
 
 
+@pytest.mark.filterwarnings("error")  # none of them said to skip a step either
 def test_the_grid_check_passes_holidays_other_zones_and_daylight_saving():
     """Rows that follow the series: business days with holidays (Mondays after Fridays), the same instants in
     another zone, a daily series' midnights across a daylight-saving change; not a row between two steps."""

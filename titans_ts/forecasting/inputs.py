@@ -12,7 +12,7 @@ from titans_ts.errors import ConfigError, DataValidationError
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
-    """A validated DataFrame from a DataFrame (indexed by its timestamps, or by a date column it holds:
+    """A validated DataFrame from a DataFrame (indexed by its timestamps or periods, or by a date column it holds:
     `_dated_by_its_column`), a Series (one column, named by its name) or a 1-D / 2-D array (time x features:
     columns x0, x1, ...).
 
@@ -43,6 +43,8 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
                 f"{width}: give those columns, in that order (or a DataFrame with them by name)."
             )
         frame = pd.DataFrame(array, columns=[str(c) for c in names] if names else [f"x{i}" for i in range(width)])
+    if isinstance(frame.index, pd.PeriodIndex):  # months as periods (1990-01): dated by their starts
+        frame = frame.set_axis(frame.index.to_timestamp(), axis=0)
     return validate_frame(frame, source="the input data", in_memory=True)
 
 

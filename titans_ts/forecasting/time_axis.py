@@ -88,9 +88,9 @@ def _step_name(step) -> str:
     return in_words(pd.Timedelta(step))
 
 
-def warn_if_gaps(index: pd.Index) -> None:
-    """fit reads a frame's rows as consecutive steps: say so where its timestamps skip steps or leave the grid
-    (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
+def warn_if_gaps(index: pd.Index, by: str = "fit") -> None:
+    """fit (or `by`: predict) reads a frame's rows as consecutive steps: say so where its timestamps skip steps
+    or leave the grid (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
     import warnings
 
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
@@ -115,7 +115,7 @@ def warn_if_gaps(index: pd.Index) -> None:
         i = odd[0] + 1
         warnings.warn(
             f"the timestamps have {len(odd)} step(s) other than the usual {step_name} (e.g. {index[i - 1]} "
-            f"-> {index[i]}): fit reads the rows as consecutive steps, so a window across a gap reads it as if "
+            f"-> {index[i]}): {by} reads the rows as consecutive steps, so a window across a gap reads it as if "
             "it were not there. Fill the gaps first (df.asfreq(step) then df.interpolate() or df.ffill(), or "
             "load_dataset(path, fill='interpolate')).",
             TimeGapWarning,
@@ -172,6 +172,12 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
             "by time), so that they can be checked to come after it and the forecasts dated."
         )
+    if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and (last.tz is None) != (rows.tz is None):
+        raise DataValidationError(
+            f"the model has read rows up to {last} ({'no time zone' if last.tz is None else last.tz}); the new rows "
+            f"are {'without a time zone' if rows.tz is None else f'in {rows.tz}'}: give them as the model read its "
+            "rows (df.tz_localize(...) or df.tz_localize(None))."
+        )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and rows[0] <= last:
         raise DataValidationError(
             f"the new rows start at {rows[0]}, not after the last row already read ({last}): give only the rows "
@@ -179,6 +185,28 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
         _check_on_grid(last, rows, step)
+        _warn_if_skipped(last, rows, step)
+
+
+def _warn_if_skipped(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
+    """Rows on the grid that skip steps (after `last`, or between each other) are read as the next steps, as
+    fit reads its own: say so (a TimeGapWarning, as fit's)."""
+    import warnings
+
+    wall = rows.tz_convert(last.tz).tz_localize(None) if rows.tz is not None else rows  # on last's wall clock
+    origin = last.tz_localize(None) if last.tz is not None else last
+    expected = future_index(origin, step, len(wall))
+    skips = np.flatnonzero(wall != expected)
+    if len(skips):
+        i = skips[0]
+        before = last if i == 0 else rows[i - 1]
+        warnings.warn(
+            f"the new rows skip steps of {_step_name(step)} (e.g. {before} -> {rows[i]}): they are read as the next "
+            "steps, so the model reads across the gap as if it were not there. Give the missing rows (filled: "
+            "df.asfreq(step) then df.interpolate()) to keep the series' time.",
+            TimeGapWarning,
+            stacklevel=4,
+        )
 
 
 def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
