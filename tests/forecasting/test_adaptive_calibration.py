@@ -164,5 +164,8 @@ def test_recalibrate_gives_what_fit_would_have_given_without_retraining(fitted, 
     back = static.recalibrate(calibrate="conformal")  # the fitted data by default; conformal again: unchanged
     np.testing.assert_array_equal(back.quantile_offsets_.numpy(), fitted.quantile_offsets_.numpy())
     assert back.level_tracker_ is None
+    back.update(series.iloc[340:345])  # a stream: recalibrating restarts it at the end of X, said
+    with pytest.warns(UserWarning, match=r"update\(\) had read rows up to .*restarts at the end of X"):
+        assert back.recalibrate(series.iloc[:340]).predict().index[0] == series.index[340]
     with pytest.raises(ConfigError, match="without quantiles"):
         TitansForecaster(**{**TINY, "quantiles": None, "variant": "naive"}).fit(series).recalibrate()

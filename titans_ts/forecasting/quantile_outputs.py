@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from titans_ts.data import split_borders
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, TitansWarning
 from titans_ts.forecasting.conformal import (
     ADAPTIVE_RATE,
     LevelTracker,
@@ -156,9 +156,20 @@ class QuantileOutputs:
                 self.fitted_params_["calibrate"] = calibrate
         frame, borders = self._split_rows(X, "val")
         self._calibrate(self._split_windows(X, "val", self.batch_size)[2])
+        streamed_to = self.last_index_ if getattr(self, "stream_forecast_", None) is not None else None
         self.borders_, self._fit_frame = borders, frame
         self._set_context(frame)
         self._start_tracker(frame, borders)
+        if streamed_to is not None and streamed_to != self.last_index_:
+            import warnings
+
+            warnings.warn(
+                f"update() had read rows up to {streamed_to}; recalibrate, as fit, restarts at the end of X "
+                f"({self.last_index_}) from the trained memory: give those rows to update() again, or pass X "
+                "with them.",
+                TitansWarning,
+                stacklevel=2,
+            )
         return self
 
     def _start_tracker(self, frame: pd.DataFrame, borders) -> None:
