@@ -114,3 +114,14 @@ def test_only_the_memory_variant_streams(series):
     model = TitansForecaster(**{**TINY, "variant": "attention"}).fit(series.iloc[:240])
     with pytest.raises(ConfigError, match="'lmm'"):
         model.update(series.iloc[240:250])
+    with pytest.raises(ConfigError, match=r"'lmm'.*Evaluate it without online"):
+        model.evaluate(series, online=True)
+
+
+def test_an_update_with_no_rows_changes_nothing(fitted, series):
+    """A poll that found no new rows: the model as it was (it was refused as a table with 0 rows)."""
+    import copy
+
+    model = copy.deepcopy(fitted)
+    pd.testing.assert_frame_equal(model.update(series.iloc[240:240]).predict(), fitted.predict())
+    assert model.update(np.empty((0, series.shape[1]))).last_index_ == fitted.last_index_

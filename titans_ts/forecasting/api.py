@@ -374,6 +374,8 @@ def evaluate_saved(
         raise ConfigError(
             f"no column(s) {unknown} to plot; the model forecasts {[str(t) for t in estimator.targets_]}."
         )
+    if online and estimator.mode != "history":
+        estimator._check_streamable()  # before any work
     frame, _ = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
     if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)

@@ -27,11 +27,14 @@ class Streaming:
         In mode="history" the memory reads every new whole patch with its carried state (history_mode.update).
         """
         self._check_fitted()
+        nothing_new = hasattr(new_rows, "__len__") and len(new_rows) == 0  # a poll that found no rows
         if self._in_history_mode():
             from titans_ts.forecasting import history_mode
 
-            return history_mode.update(self, new_rows)
+            return self if nothing_new else history_mode.update(self, new_rows)
         self._check_streamable()
+        if nothing_new:
+            return self
         frame = self._fitted_frame(new_rows)
         check_follows(self.last_index_, frame.index, self.step_)
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
@@ -95,8 +98,10 @@ class Streaming:
     def _check_streamable(self) -> None:
         if self.variant != "lmm":
             raise ConfigError(
-                f"streaming updates need the memory variant 'lmm'; this model is {self.variant!r} "
-                "(no memory, or attention beside it whose window is not carried)."
+                f"update() and online evaluation carry the memory's state from one forecast to the next: they need "
+                f"the memory variant 'lmm'; this model is {self.variant!r} (no memory, or attention beside it whose "
+                "window is not carried). Evaluate it without online (CLI: without --online); for new rows, "
+                "predict(X) with them."
             )
 
 
