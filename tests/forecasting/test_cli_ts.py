@@ -192,6 +192,12 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     # the settings check is shared with the Python API; the CLI names the options the user typed
     blend = ["fit", "--dataset", str(mine), *SMALL, "--online-blend", "0.5"]
     cases.append((blend, "--online-blend 0.5 is a --mode history setting (window mode would ignore it: add --mode"))
+    ignored = [  # options the chosen model would ignore: accepted with exit 0 and no effect before
+        (["--season", "12"], "--season 12 would be ignored (only seasonal naive repeats a season; the floors find"),
+        (["--patch-len", "4"], "--patch-len 4 would be ignored (only patch tokens are cut into patches): add --tokens"),
+        (["--calibrate", "conformal"], "--calibrate conformal would be ignored (it calibrates quantile levels): add"),
+    ]
+    cases += [(["fit", "--dataset", str(mine), *SMALL, *option], message) for option, message in ignored]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)

@@ -140,6 +140,8 @@ def test_predict_gives_the_point_and_a_column_per_series_and_level(fitted, serie
     assert list(fitted.predict(quantiles=[0.9]).columns) == names + [f"{c}_q0.9" for c in names]
     assert list(fitted.predict(quantiles=[]).columns) == names
     pd.testing.assert_frame_equal(fitted.predict(quantiles=0.9), fitted.predict(quantiles=[0.9]))  # one level
+    low_to_high = [f"{c}_q{q}" for c in names for q in (0.1, 0.9)]  # in the fitted order, however asked
+    assert list(fitted.predict(quantiles=[0.9, 0.1, 0.9]).columns) == names + low_to_high
     for not_levels in ("0.9", [0.9, "high"]):
         with pytest.raises(ConfigError, match=r"are not levels; give fitted levels as numbers"):
             fitted.predict(quantiles=not_levels)
@@ -317,3 +319,23 @@ def test_the_forecast_plot_takes_every_level_label_for_a_level(tmp_path):
     history = pd.DataFrame({"OT": [1.0, 2.0]}, index=pd.date_range("2020-12-31 22:00", periods=2, freq="h"))
     assert list(level_columns(forecast, "OT")) == [1e-05, 0.5, 0.99999]
     assert plot_forecast(history, forecast, tmp_path / "forecast.png").is_file()  # the point column: OT
+
+
+def test_the_plots_name_a_floor_that_forecast_in_the_models_place(tmp_path, monkeypatch):
+    """predict --plot and evaluate --plot did not say that a floor (fallback) made the forecasts they show."""
+    from titans_ts.forecasting import plots
+
+    titles = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: titles.extend(a.get_title() for a in figure.axes))
+    index = pd.date_range("2021", periods=2, freq="h")
+    forecast = pd.DataFrame({"OT": [1.0, 2.0]}, index=index)
+    history = pd.DataFrame({"OT": [1.0, 2.0]}, index=index - pd.Timedelta(hours=2))
+    forecast.attrs["forecaster"] = "repeat last"
+    plots.plot_forecast(history, forecast, tmp_path / "f.png")
+    forecast.attrs["forecaster"] = "model"
+    plots.plot_forecast(history, forecast, tmp_path / "f.png")
+    assert titles == ["OT: 2-step forecast, by repeat last in the model's place", "OT: 2-step forecast"]
+    windows = pd.DataFrame({"window": 0, "column": "OT", "time": index, "target": [1.0, 2.0], "prediction": [1.0, 1.0]})
+    by_step = pd.DataFrame({"mse_scaled": [0.0, 1.0], "mae_scaled": [0.0, 1.0]}, index=[1, 2])
+    plots.plot_evaluation(windows, by_step, tmp_path / "e.png", forecaster="repeat last")
+    assert titles[2] == "test error by horizon step, repeat last"

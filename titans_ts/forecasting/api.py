@@ -18,7 +18,7 @@ from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
 from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
-from titans_ts.forecasting.floors import MODEL, floors_record
+from titans_ts.forecasting.floors import floors_record
 from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.quantiles import level_label
@@ -198,8 +198,8 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     truth = frame.iloc[origin:end]
     # history mode: the memory reads every row before the origin (the online forecast), window mode the window
     forecast = estimator.predict(frame.iloc[:origin] if estimator.mode == "history" else history)
-    used = estimator.variant if estimator.forecaster_used_ == MODEL else estimator.forecaster_used_
-    plot_forecast(history, forecast, path, truth=truth, title=f"{label}: last test window, {used}")
+    title = f"{label}: last test window, {estimator._forecaster_name()}"
+    plot_forecast(history, forecast, path, truth=truth, title=title)
 
 
 # Suffixes a user would expect in their own format; every other name (none, .txt, .CSV, .csv.gz) gets CSV text.
@@ -396,6 +396,7 @@ def evaluate_saved(
         if plot is not None:
             from titans_ts.forecasting.plots import plot_evaluation
 
-            plot_evaluation(table, by_step, plot, columns=plot_columns)
+            used = estimator._forecaster_name()
+            plot_evaluation(table, by_step, plot, columns=plot_columns, forecaster=used)
         metrics |= {"by_step": by_step, "by_column": errors_by(table, "column"), "rows": len(table)}
     return metrics

@@ -184,6 +184,10 @@ class Floors:
             return config
         return ForecastConfig(lookback=config.lookback, horizon=config.horizon, channels=self.n_features_in_)
 
+    def _forecaster_name(self) -> str:
+        """Who forecasts, in a title or a note: the variant, or the floor that replaced it."""
+        return self.variant if self.forecaster_used_ == MODEL else self.forecaster_used_
+
     def _said(self, table: pd.DataFrame) -> pd.DataFrame:
         """A forecast table saying which forecaster made it and why (`table.attrs`)."""
         table.attrs.update(forecaster=self.forecaster_used_, fallback_reason=self.fallback_reason_)

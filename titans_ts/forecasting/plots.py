@@ -41,7 +41,9 @@ def plot_forecast(
         axis.plot(truth.index, truth[column], color="tab:green", label="actual")
     axis.plot(forecast.index, forecast[column], color="tab:blue", label="forecast")
     axis.axvline(history.index[-1], color="0.7", linestyle="--", linewidth=1)
-    axis.set_title(title or f"{column}: {len(forecast)}-step forecast")
+    by = forecast.attrs.get("forecaster")  # a floor that replaced the model (fallback) is named
+    in_place = f", by {by} in the model's place" if by not in (None, "model") else ""
+    axis.set_title(title or f"{column}: {len(forecast)}-step forecast{in_place}")
     axis.legend(loc="upper left")
     figure.autofmt_xdate()
     return _save(figure, path)
@@ -85,10 +87,12 @@ def draw_bands(axis, index, levels: dict[float, pd.Series], label: bool = True) 
         axis.fill_between(index, levels[low], levels[high], color="tab:blue", alpha=shade, linewidth=0, label=name)
 
 
-def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=None, n_windows: int = 3) -> Path:
+def plot_evaluation(
+    windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=None, n_windows: int = 3, forecaster: str = ""
+) -> Path:
     """Test error by horizon step (scaled MSE and MAE), and a few test windows of chosen columns
     (default: the last column; evaluate_saved checks given ones before any work), forecast against truth in
-    original units. `windows`: `window_table`."""
+    original units. `windows`: `window_table`; `forecaster`: who forecast them, for the title."""
     columns = list(columns) if columns else [windows["column"].iloc[-1]]
     chosen = sorted(set(windows["window"]))
     chosen = [chosen[round(i * (len(chosen) - 1) / max(1, n_windows - 1))] for i in range(min(n_windows, len(chosen)))]
@@ -97,7 +101,7 @@ def plot_evaluation(windows: pd.DataFrame, by_step: pd.DataFrame, path, columns=
     axis.plot(by_step.index, by_step["mse_scaled"], label="MSE (scaled)")
     axis.plot(by_step.index, by_step["mae_scaled"], label="MAE (scaled)")
     axis.set_xlabel("horizon step")
-    axis.set_title("test error by horizon step")
+    axis.set_title(f"test error by horizon step{f', {forecaster}' if forecaster else ''}")
     axis.legend(loc="upper left")
     for row, column in enumerate(map(str, columns), start=1):
         axis = axes[row, 0]

@@ -24,7 +24,6 @@ from titans_ts.forecasting.conformal import (
     residual_scale,
     tracked_windows,
 )
-from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import (
     QuantileForecaster,
     QuantileScores,
@@ -72,8 +71,7 @@ class QuantileOutputs:
             self.calibration_ = record | {"source": "the quantile head, uncalibrated"}
             return
         if not has_head:
-            used = self.variant if self.forecaster_used_ == MODEL else self.forecaster_used_
-            record["source"] = f"conformal residual quantiles around the point forecast of {used}"
+            record["source"] = f"conformal residual quantiles around the point forecast of {self._forecaster_name()}"
             if self.calibrate == "none":
                 record["method"] = "conformal"
                 record["notes"].append("calibrate='none', but a point forecaster has no levels of its own")
@@ -232,7 +230,8 @@ class QuantileOutputs:
         return point[0].double().cpu().numpy(), levels[0].double().cpu().numpy()
 
     def _chosen_levels(self, levels) -> list[int]:
-        """Positions of the asked-for `levels` among the fitted ones (None: all of them)."""
+        """Positions of the asked-for `levels` among the fitted ones (None: all of them), in the fitted order
+        (ascending: the columns of quantiles=[0.9, 0.1] read low to high, as the fitted levels do)."""
         fitted = self._levels()
         if levels is None:
             return list(range(len(fitted)))
@@ -257,7 +256,7 @@ class QuantileOutputs:
                 f"levels {missing} were not fitted; this model forecasts {list(fitted)} (refit with quantiles= "
                 "listing every level you need)."
             )
-        return [labels.index(level_label(q)) for q in levels]
+        return sorted({labels.index(level_label(q)) for q in levels})  # in the fitted (ascending) order, once each
 
     def _level_frame(self, scaled_levels: np.ndarray, index: pd.Index, chosen: list[int]) -> pd.DataFrame:
         """Levels (horizon, C, K), scaled -> original units, one column per (target, level): "OT_q0.1"."""

@@ -207,6 +207,29 @@ def used_sizes_problems(params: dict) -> list[str]:
     return positive_problems({name: params[name] for name in used})
 
 
+def ignored_problems(params: dict, given) -> list[str]:
+    """Settings a run's caller gave (`given`, not at their defaults) that its model would ignore: a season for a
+    variant other than seasonal_naive, a window model's patch length or stride without patch tokens, a
+    calibration without quantiles (as history-only settings are refused in window mode). Only what was given:
+    the estimator takes any value of a setting its model ignores, so one dict of settings serves many models."""
+    from titans_ts.forecasting.model import VARIANTS, reads_patches
+
+    unused = {}  # name: (why it would be ignored, what uses it)
+    window = params["mode"] == "window"
+    if params["variant"] != "seasonal_naive":
+        unused["season"] = ("only seasonal naive repeats a season; the floors find their own", "variant=seasonal_naive")
+    if window and params["variant"] in VARIANTS and not reads_patches(params["variant"], params["tokens"]):
+        patches = ("only patch tokens are cut into patches", "tokens=patch (or mode=history)")
+        unused |= dict.fromkeys(("patch_len", "stride"), patches)
+    if params["quantiles"] is None:
+        unused["calibrate"] = ("it calibrates quantile levels", "quantiles=0.1,0.5,0.9")
+    return [
+        f"{name}={params[name]!r} would be ignored ({why}): add {used}, or leave it out"
+        for name, (why, used) in unused.items()
+        if name in given and params[name] != ESTIMATOR[name]
+    ]
+
+
 def patch_problems(params: dict) -> list[str]:
     """Window mode's patch tokens: a patch within the lookback window."""
     from titans_ts.forecasting.model import reads_patches
@@ -291,6 +314,7 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
     params = {**ESTIMATOR, **defaults_for(dataset, given.get("mode", ESTIMATOR["mode"])), **given}
     resolve_device(params["device"])  # a bad device or a missing GPU fails before the data is read
     check(params)  # so do impossible settings
+    refuse(ignored_problems(params, given))  # and options the model would ignore
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     model = params["variant"] + ("-history" if params["mode"] == "history" else "")
