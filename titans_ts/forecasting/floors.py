@@ -33,6 +33,7 @@ CALENDAR = (
     ("one week", pd.Timedelta(weeks=1)),
     ("one year", pd.Timedelta(days=365)),
 )
+FEW_WINDOWS = 20  # validation windows below which the choice is said to rest on few
 PEAK_RISE = 0.1  # an autocorrelation peak rises at least this far above the lowest value at shorter lags
 PEAK_TIE = 0.02  # peaks this close to the highest are its equals: the shortest of them is the season
 COLUMN_CHUNK = 32  # columns per FFT in `autocorrelation_peak` (bounds its memory on wide data)
@@ -132,10 +133,15 @@ def autocorrelation_peak(values: np.ndarray, max_lag: int) -> tuple[int, float] 
     return best, float(acf[best])
 
 
-def choose(model_mse: float, floors: dict[str, float], trained: bool, fallback: str) -> tuple[str, str]:
-    """(who forecasts: MODEL or a floor's name, why), from the validation MSE of the model and of each floor."""
+def choose(
+    model_mse: float, floors: dict[str, float], trained: bool, fallback: str, windows: int | None = None
+) -> tuple[str, str]:
+    """(who forecasts: MODEL or a floor's name, why), from the validation MSE of the model and of each floor
+    (over `windows` validation windows: few are said to be few)."""
     best = min(floors, key=floors.get)
     scores = f"validation MSE {model_mse:#.4g} against {floors[best]:#.4g} for the best floor, {best}"
+    if windows is not None and windows < FEW_WINDOWS:
+        scores += f" (on only {windows} validation window{'s' if windows != 1 else ''}: few to decide on)"
     if not trained:
         return MODEL, f"the model is itself a naive forecast, nothing trained; {scores}"
     if model_mse <= floors[best]:
@@ -169,7 +175,8 @@ class Floors:
         floors = {floor_name(s): evaluate_windows(floor_model(config, s), loader)["mse"] for s in seasons}
         self.floors_, self.floor_notes_ = floors, [f"{floor_name(s)}: {w}" for s, w in seasons.items()] + skipped
         trained = config is not self.model_config_ or config.variant not in UNTRAINED
-        self.forecaster_used_, self.fallback_reason_ = choose(self.val_metrics_["mse"], floors, trained, self.fallback)
+        scored = (self.val_metrics_["mse"], floors, trained, self.fallback, len(loader.dataset))
+        self.forecaster_used_, self.fallback_reason_ = choose(*scored)
 
     def _forecaster(self) -> nn.Module:
         """What forecasts: the trained network, or the floor that replaced it (`forecaster_used_`)."""
