@@ -28,6 +28,11 @@ def reset_mix_note(history: dict) -> str | None:
     if not choice.get("val_mse"):
         return None
     scores = ", ".join(f"{mix} {mse:.4f}" for mix, mse in choice["val_mse"].items())
+    if len(set(choice["val_mse"].values())) == 1:  # e.g. online_from="split" on a split shorter than a segment
+        return (
+            f"Online reset mix {choice['chosen']}: every candidate scored the same online validation MSE ({scores}): "
+            "no validation forecast read past a whole segment, after which the pull applies; nothing chose it."
+        )
     return f"Online reset mix {choice['chosen']}, chosen on online validation MSE ({scores})."
 
 

@@ -458,3 +458,12 @@ def test_a_long_forecast_keeps_each_level_beside_its_value():
     assert table["id"].tolist() == ["a", "a", "a_q", "a_q", "b", "b"]
     assert table.loc[table["id"] == "a", "y_q0.9"].tolist() == [1.5, 2.5]
     assert table.loc[table["id"] == "b", "y_q0.1"].isna().all()
+
+
+def test_a_reset_mix_that_every_candidate_ties_on_is_not_called_chosen():
+    from cli.ts_tables import reset_mix_note
+
+    tied = {"online_reset_mix": {"chosen": 0.0, "val_mse": {"0.0": 0.6226, "0.2": 0.6226}}}
+    assert "every candidate scored the same" in reset_mix_note(tied) and "chosen on" not in reset_mix_note(tied)
+    ranked = {"online_reset_mix": {"chosen": 0.2, "val_mse": {"0.0": 0.7, "0.2": 0.6}}}
+    assert reset_mix_note(ranked) == "Online reset mix 0.2, chosen on online validation MSE (0.0 0.7000, 0.2 0.6000)."
