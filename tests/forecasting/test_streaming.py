@@ -81,6 +81,8 @@ def test_the_grid_check_passes_holidays_other_zones_and_daylight_saving():
     check_follows(hours[289], hours[290:].tz_convert("+02:00"), time_axis(hours[:290])[1])
     days = pd.date_range("2021-03-20", periods=30, freq="D", tz="Europe/Berlin")
     check_follows(days[4], days[5:], time_axis(days[:5])[1])
+    local_hours = pd.date_range("2021-03-27", periods=72, freq="h", tz="Europe/Berlin")  # 02:00 on the 28th skipped
+    check_follows(local_hours[9], local_hours[10:], time_axis(local_hours[:10])[1])
     with pytest.raises(DataValidationError, match="off the series' grid"):
         check_follows(days[4], days[5:] + pd.Timedelta(hours=6), time_axis(days[:5])[1])
 

@@ -193,10 +193,12 @@ def _warn_if_skipped(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
     fit reads its own: say so (a TimeGapWarning, as fit's)."""
     import warnings
 
-    wall = rows.tz_convert(last.tz).tz_localize(None) if rows.tz is not None else rows  # on last's wall clock
-    origin = last.tz_localize(None) if last.tz is not None else last
-    expected = future_index(origin, step, len(wall))
-    skips = np.flatnonzero(wall != expected)
+    if isinstance(step, pd.Timedelta) and step < pd.Timedelta(days=1):
+        given, expected = rows, future_index(last, step, len(rows))  # hours in absolute time (daylight saving)
+    else:
+        origin, given = _on_wall_clock(last, rows)  # days and calendar steps on the wall clock
+        expected = future_index(origin, step, len(rows))
+    skips = np.flatnonzero(given != expected)
     if len(skips):
         i = skips[0]
         before = last if i == 0 else rows[i - 1]
@@ -209,13 +211,20 @@ def _warn_if_skipped(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
         )
 
 
+def _on_wall_clock(last: pd.Timestamp, rows: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
+    """`last` and `rows` as the clock in last's time zone reads them (naive: a daily series keeps its midnights
+    across daylight saving)."""
+    if last.tz is None:
+        return last, rows
+    return last.tz_localize(None), rows.tz_convert(last.tz).tz_localize(None)
+
+
 def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
     """Refuse rows off the series' grid (a whole number of steps from `last`, on the wall clock: a daily series
     keeps its midnights across daylight saving) or at another step. Gaps of whole steps pass, as in fit's own
     rows (a holiday, a missing reading). A Timedelta step of 28 days or more (a calendar step that a model saved
     before calendar steps kept as a most common gap) is not checked."""
-    wall = rows.tz_localize(None) if rows.tz is not None else rows
-    origin = last.tz_localize(None) if last.tz is not None else last
+    origin, wall = _on_wall_clock(last, rows)
     name = _step_name(step)
     if type(step) is pd.DateOffset:  # months on a day: that day and time, a whole number of steps from last
         months = (wall.year - origin.year) * 12 + wall.month - origin.month
