@@ -54,7 +54,11 @@ def datasets() -> None:
 @app.command()
 @grouped
 def finetune(
-    dataset: str = typer.Argument(..., help="A task (enhancer_cohn, nontata_promoters, ...) or a CSV seq,label."),
+    dataset: str = typer.Argument(
+        ...,
+        help="A task (enhancer_cohn, nontata_promoters, ...), a CSV or tab-separated .tsv with seq and label "
+        "columns, or a FASTA file (with --labels).",
+    ),
     protocol: str = typer.Option(
         "auto",
         help="official (the full train/test split; downloaded with genomic-benchmarks when not on disk), "
@@ -63,7 +67,9 @@ def finetune(
     ),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation.", rich_help_panel=DATA),
     labels: Path = typer.Option(
-        None, help="Labels CSV (name,label) when DATASET is a FASTA file.", rich_help_panel=DATA
+        None,
+        help="When DATASET is a FASTA file: a CSV or TSV with a name (or id) and a label (or class) column.",
+        rich_help_panel=DATA,
     ),
     scratch: bool = typer.Option(
         False, "--scratch", help="Start from random weights, not the pretrained model.", rich_help_panel=MODEL
@@ -219,11 +225,11 @@ def pretrain(
 @grouped
 def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A task or a labelled CSV."),
-    labels: Path = typer.Option(None, help="Labels CSV when DATASET is FASTA."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A task, a labelled CSV or TSV, or FASTA (--labels)."),
+    labels: Path = typer.Option(None, help="When DATASET is FASTA: a CSV or TSV with name and label columns."),
     device: str = DEVICE,
 ) -> None:
-    """Accuracy of a saved classifier on labelled data."""
+    """Accuracy of a saved classifier on labelled data, saying whether the model trained on that data."""
     from genomics.api import evaluate_saved
 
     result = evaluate_saved(model, dataset, labels=labels, device=device)
@@ -234,7 +240,7 @@ def evaluate(
 @grouped
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
-    input: Path = typer.Option(..., "--input", "-i", help="FASTA, or CSV with a 'seq' column."),
+    input: Path = typer.Option(..., "--input", "-i", help="FASTA, or a CSV or TSV with a 'seq' column."),
     out: Path = typer.Option(
         None, help="Write name, class and one p_<class> probability column per class as CSV (default: stdout)."
     ),

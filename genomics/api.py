@@ -14,13 +14,16 @@ from genomics.classifier import DNAClassifier
 from genomics.data import (
     LabelledSequences,
     is_csv,
+    is_gzipped,
     load_task,
     make_labelled,
     read_csv,
     read_fasta,
     read_fasta_with_labels,
     read_unlabelled_csv,
+    separator,
     stratified_folds,
+    warn_duplicate_names,
     warn_unknown_only,
 )
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
@@ -36,10 +39,13 @@ def load_labelled(source: str, labels=None):
     path = Path(source)
     if is_csv(path):
         if labels is not None:
-            raise ConfigError(f"{source} is a CSV, whose label column is read: --labels goes with a FASTA file.")
+            kind = "CSV" if separator(path) == "," else "tab-separated table"
+            raise ConfigError(f"{source} is a {kind}, whose label column is read: --labels goes with a FASTA file.")
         return read_csv(path)
-    if path.suffix in (".fa", ".fasta", ".fna", ".gz") or path.is_file():  # any other file is FASTA, as in predict
+    # any other file is FASTA, as in predict
+    if path.suffix.lower() in (".fa", ".fasta", ".fna", ".gz") or path.is_file():
         if labels is None:
+            is_gzipped(path)  # a binary file (a workbook, ...) is named as such, not called FASTA
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
     if labels is not None:
@@ -98,7 +104,10 @@ def finetune(
         )
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
+    trained_on = training_record(task_name, chosen, train if data is None else data)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
+    if resume and main:
+        check_unfinished(out)
     checkpoints = prepare_run_folder(out, overwrite, resume)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
@@ -115,7 +124,7 @@ def finetune(
         accuracy = model.score(test.sequences, test.label_names())
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
         if main:
-            model.save(out / "model")
+            save_with_record(model, out / "model", trained_on)
     else:
         fold_results, first_model = [], None
         for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
@@ -137,13 +146,13 @@ def finetune(
             )
             if model.history_["stop_reason"] != "interrupted" and main:
                 if index == 0:
-                    model.save(checkpoints / "fold0-model")
+                    save_with_record(model, checkpoints / "fold0-model", trained_on)
                 atomic_write_text(done, json.dumps(fold_results[-1], default=str))
             first_model = first_model or model
             if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
                 break
-        if main:
-            first_model.save(out / "model")  # only once every fold has finished: a failed run leaves no model
+        if main:  # only once every fold has finished: a failed run leaves no model
+            save_with_record(first_model, out / "model", trained_on)
         finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
         protocol = f"stratified {folds}-fold cross-validation"
         if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
@@ -173,6 +182,31 @@ def finetune(
     finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
     result["out"] = str(out)
     return result
+
+
+def training_record(dataset: str, protocol: str, data: LabelledSequences) -> dict:
+    """What a fine-tuned model records about its data, so that `evaluate` can tell whether a score is held out:
+    the task (or file name), the protocol, and a fingerprint of the sequences its folds (or its split) drew from."""
+    from titans_ts.checkpointing import data_fingerprint
+
+    return {"dataset": dataset, "protocol": protocol, "sequences": data_fingerprint(data.sequences)}
+
+
+def save_with_record(model: DNAClassifier, folder: Path, trained_on: dict) -> None:
+    """Save `model` with `trained_on` (training_record) in its history (a copy: the run's own records keep theirs)."""
+    model.history_ = {**model.history_, "trained_on": trained_on}
+    model.save(folder)
+
+
+def check_unfinished(out: Path) -> None:
+    """A ConfigError when `out` holds a finished run: resuming it would train again and replace its model."""
+    checkpoints = out / "checkpoints"
+    left = checkpoints.is_dir() and any(checkpoints.iterdir())
+    if (out / "metrics.json").is_file() and not left:
+        raise ConfigError(
+            f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
+            "checkpoints). Train it again with --overwrite, or give another --out."
+        )
 
 
 def finetune_chosen(
@@ -275,6 +309,7 @@ def predict_file(
         given, sequences = [n for n, _ in records], [s for _, s in records]
     make_labelled(sequences, [0] * len(sequences), source=str(path), names=given)  # names file and record in errors
     warn_unknown_only(sequences, str(path), given)
+    warn_duplicate_names(given, str(path))
     names = given or [str(i) for i in range(1, len(sequences) + 1)]  # counted from 1, as errors count sequences
     probabilities = model._checked_probabilities(sequences)
     frame = pd.DataFrame({"name": names, "class": [str(c) for c in model.classes_[probabilities.argmax(axis=1)]]})
@@ -297,16 +332,13 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
     check_device(device)  # before any file is read
     model = DNAClassifier.load(model_dir, device=device)
     own = load_labelled(dataset, labels)
+    trained_on = model.history_.get("trained_on") or {}  # {} for a model saved by fit itself, or an older one
     if own is None:
         task = load_task(dataset, data_root=data_root)
         own = task.test if task.protocol == "official" else task.labelled
-        note = (
-            "official test split"
-            if task.protocol == "official"
-            else ("the bundled split, which the CV folds also trained on: not a held-out score")
-        )
+        note = task_split_note(task, trained_on)
     else:
-        note = "your labelled file"
+        note = file_note(own, trained_on)
     unknown = [label for label in own.classes if label not in set(model.classes_.tolist())]
     if unknown:
         raise DataValidationError(
@@ -314,3 +346,29 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
             "evaluate on data labelled as the model's training data was."
         )
     return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}
+
+
+def task_split_note(task, trained_on: dict) -> str:
+    """Which split of a task is scored and whether the model trained on it. The bundled split is the official test
+    split: a model fine-tuned on the task by CV saw it (alone, or pooled with the train split), one fine-tuned by
+    the official protocol did not."""
+    split = "official test split" if task.protocol == "official" else "the bundled split"
+    fine_tuned_on = trained_on.get("dataset")
+    if fine_tuned_on == task.name:
+        if trained_on.get("protocol") == "official":
+            return f"{split}: held out, the model was fine-tuned on the official train split"
+        return f"{split}, which the CV folds also trained on: not a held-out score"
+    if fine_tuned_on is not None:
+        return f"{split}; the model was fine-tuned on {fine_tuned_on}, not on this task"
+    if task.protocol == "official":
+        return split
+    return f"{split}: a held-out score only if the model did not train on it"
+
+
+def file_note(data: LabelledSequences, trained_on: dict) -> str:
+    """Whether the model trained on a labelled file: known when it holds the very sequences it was fine-tuned on."""
+    from titans_ts.checkpointing import data_fingerprint
+
+    if trained_on.get("sequences") == data_fingerprint(data.sequences):
+        return "your labelled file, the data this model was fine-tuned on: not a held-out score"
+    return "your labelled file: a held-out score only if the model did not train on it"

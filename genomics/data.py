@@ -24,6 +24,7 @@ from titans_ts.errors import (
     ConfigError,
     DatasetNotFoundError,
     DataValidationError,
+    DuplicateNamesWarning,
     UnknownBasesWarning,
     UracilWarning,
 )
@@ -96,6 +97,24 @@ def warn_unknown_only(sequences: list[str], source: str, names=None) -> None:
     )
 
 
+def warn_duplicate_names(names, source: str) -> None:
+    """One warning naming the record names given to more than one sequence (the first few of many)."""
+    import warnings
+    from collections import Counter
+
+    repeated = [name for name, count in Counter(names or []).items() if count > 1]
+    if not repeated:
+        return
+    more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+    listed = ", ".join(repr(name) for name in repeated[:5]) + more
+    warnings.warn(
+        f"{source}: {len(repeated)} name(s) belong to more than one sequence ({listed}); their predictions keep the "
+        "input's order, but the name column does not tell them apart: give each record its own name.",
+        DuplicateNamesWarning,
+        stacklevel=3,
+    )
+
+
 def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None) -> LabelledSequences:
     """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes. `names`
     (a FASTA file's record names) are shown beside the sequence's number in errors."""
@@ -115,16 +134,27 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
                 "sequence (a 1-D list, not one-hot rows)."
             )
-        if pd.isna(label):
-            raise DataValidationError(f"{source}: sequence {row} has no label.")
+        if label is None or pd.isna(label):
+            named = f" ({names[row - 1]!r})" if names is not None else ""
+            raise DataValidationError(
+                f"{source}: sequence {row}{named} has no label (an empty cell, NA, N/A, NaN, null or None): give it "
+                "one, or leave the sequence out."
+            )
     classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
     lookup = {label: i for i, label in enumerate(classes)}
     unknown = [label for label in labels if label not in lookup]
     if unknown:
-        raise DataValidationError(f"{source}: label {unknown[0]!r} is not one of the classes {classes}.")
+        raise DataValidationError(
+            f"{source}: label {plain(unknown[0])!r} is not one of the classes {[plain(c) for c in classes]}."
+        )
     return LabelledSequences(
         [s.upper() for s in sequences], np.array([lookup[label] for label in labels]), classes, source
     )
+
+
+def plain(value):
+    """A numpy scalar as the Python value it holds (np.int64(0) as 0), so that messages show what the file holds."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def as_list(values, what: str, source: str) -> list:
@@ -162,18 +192,59 @@ def find_column(columns, wanted: str, default: str, names: tuple) -> str:
     return next((c for c in columns if str(c).strip().lower() in names), wanted)
 
 
+# The cells read as no label: pandas' default missing-value strings (R's write.csv writes NA), exact case, so
+# that a class named "none" stays a class.
+MISSING_LABELS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"]
+    + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
+
+def read_labels(cells) -> list:
+    """Label cells read as text, as classes: surrounding whitespace stripped ("positive " is "positive"), a
+    missing-value cell (MISSING_LABELS) None, and numbers as numbers when every label is one."""
+    stripped = [str(cell).strip() for cell in cells]
+    labels = [None if cell in MISSING_LABELS else cell for cell in stripped]
+    present = [label for label in labels if label is not None]
+    try:
+        numbers = pd.to_numeric(pd.Series(present, dtype=object)).tolist()
+    except (ValueError, TypeError):
+        return labels
+    numbered = iter(numbers)
+    return [None if label is None else next(numbered) for label in labels]
+
+
 def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[pd.DataFrame, str]:
     """A CSV of sequences, its sequence column read as text (an empty cell is an empty sequence), and that
-    column's name (`find_column`)."""
+    column's name (`find_column`). Every cell is read as text: "NA" is a sequence (N, A), not a missing one."""
     header = read_table(path, what, nrows=0).columns
     sequence_column = find_column(header, sequence_column, "seq", SEQUENCE_NAMES)
-    frame = read_table(path, what, dtype={sequence_column: str}, keep_default_na=False, na_values=[""])
+    frame = read_table(path, what, dtype=str, keep_default_na=False)
     return frame, sequence_column
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+
+
 def is_csv(path: Path) -> bool:
-    """A table of sequences (.csv or .csv.gz); any other file is read as FASTA."""
-    return path.suffix == ".csv" or path.name.endswith(".csv.gz")
+    """A table of sequences: .csv, .tsv or .tab (any case, gzipped or not), or a .txt file that does not start as
+    FASTA does; any other file is read as FASTA."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    if name.endswith(TABLE_SUFFIXES):
+        return True
+    return name.endswith(".txt") and Path(path).is_file() and not _first_line(Path(path)).startswith(">")
+
+
+def _first_line(path: Path) -> str:
+    """The first line of a text file (decompressed), or '' for an empty one."""
+    with _opened(path) as stream:
+        return next((line for _, line in _numbered_lines(stream, path)), "")
+
+
+def separator(path: Path) -> str:
+    """A table's column separator: a tab when its header line holds tabs and no comma, else a comma."""
+    header = _first_line(path)
+    return "\t" if "\t" in header and "," not in header else ","
 
 
 def read_unlabelled_csv(path) -> tuple[list[str], list[str] | None]:
@@ -186,7 +257,7 @@ def read_unlabelled_csv(path) -> tuple[list[str], list[str] | None]:
             "sequences seq."
         )
     names = [str(n) for n in frame["name"]] if "name" in frame.columns else None
-    return ["" if pd.isna(s) else s for s in frame[column].tolist()], names
+    return frame[column].tolist(), names
 
 
 def read_csv(path, sequence_column: str = "seq", label_column: str = "label") -> LabelledSequences:
@@ -200,20 +271,19 @@ def read_csv(path, sequence_column: str = "seq", label_column: str = "label") ->
     if missing:
         raise DataValidationError(
             f"{path}: no column(s) {missing}; columns are {list(frame.columns)}. Name the columns "
-            f"{sequence_column!r} (or sequence) and {label_column!r} (or class) (from Python: sequence_column= / "
-            "label_column=)."
+            f"{sequence_column!r} (or sequence) and {label_column!r} (or class), or from Python name yours: "
+            "genomics.data.read_csv(path, sequence_column=..., label_column=...)."
         )
-    sequences = ["" if isinstance(s, float) else s for s in frame[sequence_column].tolist()]
-    return make_labelled(sequences, frame[label_column].tolist(), source=str(path))
+    labels = read_labels(frame[label_column])
+    return make_labelled(frame[sequence_column].tolist(), labels, source=str(path))
 
 
 def read_fasta(path) -> list[tuple[str, str]]:
-    """(name, sequence) records of a FASTA or FASTA.gz file."""
+    """(name, sequence) records of a FASTA file, gzipped or not (told by its first bytes, not its name)."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     records, name, parts = [], None, []
-    with _opened(path, opener) as stream:
-        for number, line in enumerate(stream, start=1):
+    with _opened(path) as stream:
+        for number, line in _numbered_lines(stream, path):
             line = line.strip()
             if not line:
                 continue
@@ -221,10 +291,15 @@ def read_fasta(path) -> list[tuple[str, str]]:
                 if name is not None:
                     records.append((name, "".join(parts)))
                 name, parts = line[1:].split()[0] if len(line) > 1 else f"record{len(records) + 1}", []
+            elif name is None and number == 1 and line.startswith("@"):
+                raise DataValidationError(
+                    f"{path}: line 1 starts with '@': this looks like FASTQ, which is not read. Convert it to FASTA "
+                    "first (e.g. seqtk seq -a reads.fq > reads.fa)."
+                )
             elif name is None:
                 raise DataValidationError(
                     f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file? (A "
-                    "table of sequences is read from a comma-separated .csv with a seq column.)"
+                    "table of sequences is read from a comma-separated .csv or tab-separated .tsv with a seq column.)"
                 )
             else:  # spaces inside a line are layout (blocks of 10 bases), as other FASTA readers take them
                 parts.append("".join(line.split()))
@@ -235,6 +310,19 @@ def read_fasta(path) -> list[tuple[str, str]]:
     return records
 
 
+def _numbered_lines(stream, path: Path):
+    """(line number, line) of a text stream; bytes that are not UTF-8 are an error naming the line."""
+    number = 0
+    try:
+        for number, line in enumerate(stream, start=1):
+            yield number, line
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1]
+        raise DataValidationError(
+            f"{path}, line {number + 1}: not UTF-8 text ({exc.reason}, byte {byte!r}): save the file as UTF-8."
+        ) from None
+
+
 def check_readable(path) -> None:
     """A DataValidationError naming `path` when it is missing or a folder: checked before any work."""
     path = Path(path)
@@ -243,20 +331,64 @@ def check_readable(path) -> None:
         raise DataValidationError(f"{path} {what}: check the path.")
 
 
-def _opened(path: Path, opener=open):
-    """The file opened for reading text, or a DataValidationError naming it (missing, a folder, unreadable)."""
+GZIP_MAGIC = b"\x1f\x8b"
+# The first bytes of files users export by mistake, and what to call them in the error.
+BINARY_KINDS = (
+    (b"PK\x03\x04", "a zip archive, such as an Excel .xlsx workbook"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls or other Office file"),
+    (b"%PDF", "a PDF document"),
+    (b"BAM\x01", "a BAM alignment file"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+
+
+def is_gzipped(path) -> bool:
+    """Whether a text file is gzip-compressed, told by its first bytes (its name may say otherwise); a
+    DataValidationError naming the file when it is missing, unreadable or not text (`check_text`)."""
+    path = Path(path)
     check_readable(path)
     try:
-        return opener(path, "rt")
+        with open(path, "rb") as stream:
+            gzipped = stream.read(2) == GZIP_MAGIC
+        with (gzip.open if gzipped else open)(path, "rb") as stream:
+            start = stream.read(4096)
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise DataValidationError(
+            f"{path}: starts as gzip but cannot be decompressed ({exc}); it may be cut short: download it again."
+        ) from None
+    except OSError as exc:
+        raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    check_text(start, path)
+    return gzipped
+
+
+def check_text(start: bytes, path) -> None:
+    """A DataValidationError naming `path` when its (decompressed) first bytes are not text."""
+    kind = next((what for magic, what in BINARY_KINDS if start.startswith(magic)), None)
+    if kind is None and b"\x00" in start:
+        kind = "binary data"
+    if kind is not None:
+        raise DataValidationError(
+            f"{path}: not a text FASTA/CSV file (it looks like {kind}): export it as CSV or FASTA (UTF-8 text)."
+        )
+
+
+def _opened(path: Path):
+    """The file opened for reading text (decompressed when gzipped), or a DataValidationError naming it."""
+    opener = gzip.open if is_gzipped(path) else open
+    try:
+        return opener(path, "rt", encoding="utf-8-sig")
     except OSError as exc:
         raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 def read_table(path, what: str, **options) -> pd.DataFrame:
     """A CSV read with pandas, or a DataValidationError that names the file and what it should hold."""
-    check_readable(path)
+    compression = "gzip" if is_gzipped(path) else None
     try:
-        return pd.read_csv(path, **options)
+        return pd.read_csv(path, compression=compression, sep=separator(path), **options)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} is empty: expected {what}.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -267,10 +399,7 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
     """FASTA sequences with labels: a CSV of (name, label), a {name: label} dict, or a list in file order."""
     records = read_fasta(fasta)
     if isinstance(labels, (str, os.PathLike)):
-        table = read_table(labels, "two columns, record name and label")
-        if table.shape[1] < 2:
-            raise DataValidationError(f"{labels}: expected two columns, record name and label.")
-        labels = _labels_by_name(table, labels)
+        labels = read_labels_file(labels)
     if isinstance(labels, dict):
         missing = [name for name, _ in records if name not in labels]
         if missing:
@@ -283,18 +412,45 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
     return make_labelled([s for _, s in records], labels, source=str(fasta), names=[n for n, _ in records])
 
 
-def _labels_by_name(table: pd.DataFrame, source) -> dict:
-    """{name: label} of a (name, label) table; a name given two different labels is an error."""
-    names, values = table.iloc[:, 0].astype(str), table.iloc[:, 1]
-    labels, first_row = {}, {}
-    for row, (name, label) in enumerate(zip(names, values, strict=True), 2):  # row 1 is the header
-        if name in labels and labels[name] != label and not (pd.isna(labels[name]) and pd.isna(label)):
+# The names a labels file's column of record names goes by (any case); its labels go by LABEL_NAMES.
+NAME_NAMES = ("name", "names", "id", "ids", "record", "header")
+
+
+def read_labels_file(path) -> dict:
+    """{record name: label} of a labels CSV, its columns found by their header names (`label_columns`)."""
+    table = read_table(path, "a header row, then record names and labels", dtype=str, keep_default_na=False)
+    name_column, label_column = label_columns(list(table.columns), path)
+    names = [name.strip() for name in table[name_column]]
+    return _labels_by_name(names, read_labels(table[label_column]), path)
+
+
+def label_columns(columns: list, source) -> tuple:
+    """The (record name, label) columns of a labels file: by header name (NAME_NAMES, LABEL_NAMES, any case),
+    or by position in a two-column file whose header names neither."""
+    name_column = next((c for c in columns if str(c).strip().lower() in NAME_NAMES), None)
+    label_column = next((c for c in columns if str(c).strip().lower() in LABEL_NAMES), None)
+    if name_column is not None and label_column is not None:
+        return name_column, label_column
+    if len(columns) == 2 and name_column is None and label_column is None:
+        return columns[0], columns[1]
+    raise DataValidationError(
+        f"{source}: cannot tell which column holds the record names and which the labels; its columns are "
+        f"{[str(c) for c in columns]}. Head the column of names 'name' (or id) and the column of labels 'label' "
+        "(or class, target)."
+    )
+
+
+def _labels_by_name(names: list, labels: list, source) -> dict:
+    """{name: label} of the rows of a labels file; a name given two different labels is an error."""
+    by_name, first_row = {}, {}
+    for row, (name, label) in enumerate(zip(names, labels, strict=True), 2):  # row 1 is the header
+        if name in by_name and by_name[name] != label:
             raise DataValidationError(
-                f"{source}: record {name!r} has two labels, {labels[name]!r} (row {first_row[name]}) and {label!r} "
-                f"(row {row}); give each name one label."
+                f"{source}: record {name!r} has two labels, {by_name[name]!r} (row {first_row[name]}) and "
+                f"{label!r} (row {row}); give each name one label."
             )
-        labels[name], first_row[name] = label, first_row.get(name, row)
-    return labels
+        by_name[name], first_row[name] = label, first_row.get(name, row)
+    return by_name
 
 
 def read_genomic_benchmarks_dir(root, split: str) -> LabelledSequences:

@@ -69,7 +69,11 @@ class DNAModelConfig:
         if not (isinstance(self.heads, int) and self.heads >= 1):
             raise ConfigError(f"heads={self.heads!r}: at least 1 attention head.")
         if self.dim % self.heads:
-            raise ConfigError(f"dim={self.dim} must be divisible by heads={self.heads}.")
+            smaller = self.dim - self.dim % self.heads or self.heads
+            raise ConfigError(
+                f"dim={self.dim} must be a multiple of heads={self.heads} (the memory's heads; titans-dna keeps the "
+                f"default {self.heads}): use e.g. dim={smaller} or dim={smaller + self.heads}."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -63,7 +63,7 @@ class DNATokenizer:
             raise SequenceError(
                 f"{where}character {sequence[position]!r} at position {position + 1} is not a "
                 f"nucleotide code (A, C, G, T, N or an IUPAC ambiguity code); {len(bad)} such "
-                "character(s) in all."
+                f"character(s) in all.{_gap_hint(sequence, bad)}"
             )
         if add_special_tokens:
             ids = np.concatenate([[CLS_ID], ids, [SEP_ID]])
@@ -91,3 +91,10 @@ class DNATokenizer:
 
     def decode(self, ids) -> str:
         return "".join(_ID_TO_TOKEN.get(int(i), "[UNK]") for i in ids if int(i) != PAD_ID)
+
+
+def _gap_hint(sequence: str, bad: np.ndarray) -> str:
+    """Advice when the unreadable characters are alignment gaps ('-' or '.'): the model reads unaligned DNA."""
+    if {sequence[i] for i in bad} <= set("-."):
+        return " They are alignment gaps: remove them (sequence.replace('-', '')) to read the unaligned sequence."
+    return ""

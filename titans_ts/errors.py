@@ -59,6 +59,10 @@ class UnknownBasesWarning(TitansWarning):
     """A DNA sequence holds no A, C, G or T (all N or other ambiguity codes): its prediction rests on no bases."""
 
 
+class DuplicateNamesWarning(TitansWarning):
+    """Two or more input sequences share a name: their rows of a prediction table cannot be told apart by it."""
+
+
 class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
 

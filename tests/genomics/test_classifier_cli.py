@@ -169,10 +169,13 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
     monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")
     (tmp_path / "s.fa").write_text(">a\nACGT\n")
     (tmp_path / "t.tsv").write_text("seq\tlabel\nACGT\ta\n")
+    (tmp_path / "t.fa").write_text("seq\tlabel\nACGT\ta\n")  # a table in a file named as FASTA
     (tmp_path / "l.csv").write_text("name,label\na,x\n")
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00")
     cases = [
         (["finetune", "enhancer_con"], "Did you mean"),
         (["finetune", str(tmp_path / "s.fa")], "pass its labels"),
+        (["finetune", str(tmp_path / "book.xlsx")], "book.xlsx: not a text FASTA/CSV file (it looks like a zip"),
         (
             ["finetune", "enhancer_cohn", "--protocol", "official"],
             "could not download the official split",
@@ -185,7 +188,8 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
         (["finetune", "enhancer_cohn", "--scratch", "--pretrained", str(tmp_path)], "give one of them"),
         (["finetune", "enhancer_cohn", "--labels", str(tmp_path / "l.csv")], "--labels goes with a FASTA file"),
         (["finetune", str(labelled_csv / "toy.csv"), "--labels", str(tmp_path / "l.csv")], "is a CSV, whose label"),
-        (["finetune", str(tmp_path / "t.tsv"), "--labels", str(tmp_path / "l.csv")], "a comma-separated .csv"),
+        (["finetune", str(tmp_path / "t.fa"), "--labels", str(tmp_path / "l.csv")], "a comma-separated .csv"),
+        (["finetune", str(tmp_path / "t.tsv"), "--labels", str(tmp_path / "l.csv")], "is a tab-separated table, whose"),
         # a folder that is not a language model: the advice is the CLI's option, not pretrained=False
         (["finetune", "enhancer_cohn", "--pretrained", str(tmp_path)], "or pass --scratch to start from scratch"),
     ]
@@ -435,3 +439,60 @@ def test_predict_replaces_an_existing_out_file_only_with_overwrite(tmp_path):
     assert replaced.exit_code == 0, replaced.output
     assert pd.read_csv(out)["name"].tolist() == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "model", "pred.csv"]  # no temporary file
+
+
+def test_resuming_a_finished_run_is_refused_and_replaces_nothing(labelled_csv, tmp_path):
+    """--resume on a run that finished (its model and metrics.json written, its checkpoints gone) would train
+    again and replace them: it is refused in one line, as pretrain refuses it."""
+    args = ["finetune", str(labelled_csv / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
+    args += ["--folds", "2", "--out", str(tmp_path / "done")]
+    assert runner.invoke(app, args).exit_code == 0
+    saved = {p: p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()}
+    result = runner.invoke(app, [*args, "--resume", "--seed", "1"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "nothing to resume: the run in" in message and "finished" in message and "--overwrite" in message
+    assert {p: p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()} == saved
+
+
+def test_evaluate_says_whether_the_score_is_held_out(labelled_csv, tmp_path):
+    """A fine-tuned model records the data it was fine-tuned on; evaluate calls a score held out only when the
+    model did not train on the data, and names the caveat when it cannot know."""
+    from types import SimpleNamespace
+
+    from genomics.api import task_split_note
+
+    args = ["finetune", str(labelled_csv / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
+    assert runner.invoke(app, [*args, "--folds", "2", "--out", str(tmp_path / "run")]).exit_code == 0
+    model = str(tmp_path / "run" / "model")
+    trained_on = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["history"]["trained_on"]
+    assert trained_on["dataset"] == "toy.csv" and trained_on["protocol"] == "cv"
+    seen = runner.invoke(app, ["evaluate", "-m", model, "-d", str(labelled_csv / "toy.csv")], env={"COLUMNS": "300"})
+    assert seen.exit_code == 0, seen.output
+    assert "(your labelled file, the data this model was fine-tuned on: not a held-out score)" in seen.output
+    sequences, labels = _toy(20, seed=1)
+    pd.DataFrame({"seq": sequences, "label": labels}).to_csv(tmp_path / "other.csv", index=False)
+    other = runner.invoke(app, ["evaluate", "-m", model, "-d", str(tmp_path / "other.csv")], env={"COLUMNS": "300"})
+    assert "(your labelled file: a held-out score only if the model did not train on it)" in other.output
+    bundled = SimpleNamespace(name="human_enhancers_cohn", protocol="cv")
+    official = SimpleNamespace(name="human_enhancers_cohn", protocol="official")
+    cohn_cv = {"dataset": "human_enhancers_cohn", "protocol": "cv"}
+    assert task_split_note(bundled, trained_on) == (
+        "the bundled split; the model was fine-tuned on toy.csv, not on this task"
+    )
+    assert "which the CV folds also trained on: not a held-out score" in task_split_note(bundled, cohn_cv)
+    assert "which the CV folds also trained on" in task_split_note(official, cohn_cv)  # pooled train and test
+    assert "held out" in task_split_note(bundled, cohn_cv | {"protocol": "official"})
+    assert task_split_note(bundled, {}) == "the bundled split: a held-out score only if the model did not train on it"
+    assert task_split_note(official, {}) == "official test split"
+
+
+def test_predict_warns_once_about_records_that_share_a_name(tmp_path):
+    sequences, labels = _toy(20)
+    DNAClassifier(**TINY).fit(sequences, labels).save(tmp_path / "model")
+    (tmp_path / "dup.fa").write_text(">a\nACGTAC\n>b\nGGCCGG\n>a\nTTTTAA\n>b\nACACAC\n>c\nGGGGGG\n")
+    result = runner.invoke(app, ["predict", "-m", str(tmp_path / "model"), "-i", str(tmp_path / "dup.fa")])
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert warning.count("warning:") == 1 and "2 name(s) belong to more than one sequence ('a', 'b')" in warning
+    assert result.stdout.splitlines()[1].startswith("a,") and len(result.stdout.splitlines()) == 6

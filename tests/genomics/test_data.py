@@ -185,3 +185,129 @@ def test_rna_sequences_are_warned_about_once_each(monkeypatch):
         data.make_labelled(["ACGT", "GGCC"], ["a", "b"])  # no U
     with pytest.warns(UracilWarning, match="1 of 1"):
         data.make_labelled(["UUUA"], ["a"], classes=["a", "b"])
+
+
+@pytest.mark.parametrize("missing", ["NA", "N/A", "NaN", "null", "None", ""])
+def test_a_missing_label_is_an_error_in_both_readers(tmp_path, missing):
+    """R's write.csv writes a missing label as NA: it is no label (not a class "NA"), in a sequence CSV as in a
+    FASTA's labels file, and a sequence called NA (bases N, A) is still a sequence."""
+    (tmp_path / "s.csv").write_text(f"seq,label\nNA,0\nACGT,{missing}\nGGCC,1\n")
+    with pytest.raises(DataValidationError, match="sequence 2 has no label"):
+        read_csv(tmp_path / "s.csv")
+    (tmp_path / "s.fa").write_text(">a\nNA\n>b\nACGT\n>c\nGGCC\n")
+    (tmp_path / "labels.csv").write_text(f"name,label\na,0\nb,{missing}\nc,1\n")
+    with pytest.raises(DataValidationError, match=r"sequence 2 \('b'\) has no label"):
+        read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
+    (tmp_path / "ints.csv").write_text("seq,label\nNA,0\nACGT,1\nGGCC,1\n")
+    data = read_csv(tmp_path / "ints.csv")
+    assert data.classes == [0, 1] and data.sequences[0] == "NA"  # integer labels stay integers
+    assert read_csv(tmp_path / "ints.csv").classes == read_fasta_with_labels(tmp_path / "s.fa", [0, 1, 1]).classes
+
+
+def test_labels_are_stripped_of_surrounding_whitespace_in_both_readers(tmp_path):
+    (tmp_path / "s.csv").write_text('seq,label\nACGT,positive\nGGCC,"positive "\nAAAA, negative\n')
+    assert read_csv(tmp_path / "s.csv").label_names() == ["positive", "positive", "negative"]
+    (tmp_path / "i.csv").write_text("seq,label\nACGT, 2 \nGGCC,10\n")
+    assert read_csv(tmp_path / "i.csv").classes == [2, 10]  # numbers, in numeric order
+    (tmp_path / "s.fa").write_text(">a\nACGT\n>b\nGGCC\n>c\nAAAA\n")
+    (tmp_path / "labels.csv").write_text('name,label\na,positive\n b ,"positive "\nc,negative \n')
+    data = read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv")
+    assert data.classes == ["negative", "positive"] and data.label_names() == ["positive", "positive", "negative"]
+
+
+def test_a_labels_file_is_read_by_its_header_names(tmp_path):
+    """The name and label columns are found by their headers; by position only in a two-column file whose header
+    names neither; otherwise refused, naming the columns."""
+    (tmp_path / "s.fa").write_text(">one\nACGT\n>two\nGGCC\n")
+    tables = {
+        "batch.csv": "name,batch,label\none,b1,pos\ntwo,b1,neg\n",
+        "swapped.csv": "label,name\npos,one\nneg,two\n",
+        "aliases.csv": "Class,ID\npos,one\nneg,two\n",
+        "unnamed.csv": "record_name,kind\none,pos\ntwo,neg\n",
+    }
+    for file, text in tables.items():
+        (tmp_path / file).write_text(text)
+        assert read_fasta_with_labels(tmp_path / "s.fa", tmp_path / file).label_names() == ["pos", "neg"], file
+    (tmp_path / "three.csv").write_text("name,batch,kind\none,b1,pos\ntwo,b1,neg\n")
+    with pytest.raises(DataValidationError, match=r"three.csv: cannot tell .*\['name', 'batch', 'kind'\]"):
+        read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "three.csv")
+
+
+def test_gzip_is_told_by_its_first_bytes_and_binary_files_are_named(tmp_path):
+    """A gzipped FASTA or CSV without .gz, and a plain file named .gz, read as what they hold; a workbook or
+    other binary file is one clear error naming the file, not a UnicodeDecodeError."""
+    import gzip
+
+    fasta, table = ">a\nACGT\n>b\nGGCC\n", "seq,label\nACGT,x\nGGCC,y\n"
+    (tmp_path / "zipped.fa").write_bytes(gzip.compress(fasta.encode()))
+    (tmp_path / "plain.fa.gz").write_text(fasta)
+    (tmp_path / "zipped.csv").write_bytes(gzip.compress(table.encode()))
+    (tmp_path / "plain.csv.gz").write_text(table)
+    for file in ("zipped.fa", "plain.fa.gz"):
+        assert read_fasta(tmp_path / file) == [("a", "ACGT"), ("b", "GGCC")]
+    for file in ("zipped.csv", "plain.csv.gz"):
+        assert read_csv(tmp_path / file).label_names() == ["x", "y"]
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    (tmp_path / "blob.fa").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "latin.fa").write_bytes(b">caf\xe9\nACGT\n")
+    cases = [
+        (read_fasta, "book.xlsx", r"book.xlsx: not a text FASTA/CSV file \(it looks like a zip archive.*xlsx"),
+        (read_csv, "book.xlsx", r"not a text FASTA/CSV file \(it looks like a zip archive"),
+        (read_fasta, "blob.fa", r"blob.fa: not a text FASTA/CSV file \(it looks like binary data\): export it"),
+        (read_fasta, "latin.fa", r"latin.fa, line 1: not UTF-8 text .*save the file as UTF-8"),
+    ]
+    for read, file, message in cases:
+        with pytest.raises(DataValidationError, match=message):
+            read(tmp_path / file)
+
+
+def test_tables_are_told_by_suffix_in_any_case_and_tab_separated_ones_are_read():
+    """TRAIN.CSV, train.Csv.GZ, train.tsv and a .txt table are tables, not FASTA; tab-separated tables and labels
+    files are read with their separator."""
+    import gzip
+
+    from genomics.data import is_csv
+
+    folder = Path.cwd()
+    tab, comma = "seq\tlabel\nACGT\tx\nGGCC\ty\n", "seq,label\nACGT,x\nGGCC,y\n"
+    (folder / "TRAIN.CSV").write_text(comma)
+    (folder / "train.Csv.GZ").write_bytes(gzip.compress(comma.encode()))
+    (folder / "train.tsv").write_text(tab)
+    (folder / "train.txt").write_text(tab)
+    (folder / "reads.txt").write_text(">a\nACGT\n")
+    for file in ("TRAIN.CSV", "train.Csv.GZ", "train.tsv", "train.txt"):
+        assert is_csv(folder / file), file
+        assert read_csv(folder / file).label_names() == ["x", "y"], file
+    assert not is_csv(folder / "reads.txt") and not is_csv(folder / "reads.FA")
+    (folder / "s.fa").write_text(">a\nACGT\n>b\nGGCC\n")
+    (folder / "labels.tsv").write_text("name\tlabel\na\tx\nb\ty\n")
+    assert read_fasta_with_labels(folder / "s.fa", folder / "labels.tsv").label_names() == ["x", "y"]
+
+
+def test_small_input_mistakes_get_messages_that_say_what_to_do(tmp_path):
+    """Plain class values (not np.int64(0)); the read_csv function named for column names; FASTQ named as such;
+    alignment gaps named as such."""
+    with pytest.raises(DataValidationError) as raised:
+        make_labelled(["ACGT"], [np.int64(5)], classes=list(np.array([0, 1])))
+    assert str(raised.value).endswith("label 5 is not one of the classes [0, 1].")
+    pd.DataFrame({"dna_seq": ["ACGT"], "label": ["a"]}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"genomics.data.read_csv\(path, sequence_column=\.\.\."):
+        read_csv(tmp_path / "other.csv")
+    (tmp_path / "reads.fq").write_text("@read1\nACGT\n+\nIIII\n")
+    with pytest.raises(DataValidationError, match=r"reads.fq: line 1 starts with '@': .*FASTQ.*Convert it to FASTA"):
+        read_fasta(tmp_path / "reads.fq")
+    with pytest.raises(SequenceError, match=r"alignment gaps: remove them"):
+        make_labelled(["AC--GT"], ["a"])
+    with pytest.raises(SequenceError) as raised:
+        make_labelled(["AC-XGT"], ["a"])
+    assert "gaps" not in str(raised.value)  # other characters too: not only gaps
+
+
+def test_a_model_width_the_heads_do_not_divide_names_the_widths_that_work():
+    from genomics.model import DNAModelConfig
+    from titans_ts.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"dim=6 must be a multiple of heads=4 .*use e.g. dim=4 or dim=8\.$"):
+        DNAModelConfig(dim=6)
+    with pytest.raises(ConfigError, match=r"use e.g. dim=4 or dim=8\.$"):
+        DNAModelConfig(dim=3)
