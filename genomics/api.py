@@ -106,8 +106,6 @@ def finetune(
         data = _pool(train, test)
     trained_on = training_record(task_name, chosen, train if data is None else data)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
-    if resume and main:
-        check_unfinished(out)
     checkpoints = prepare_run_folder(out, overwrite, resume)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
@@ -196,17 +194,6 @@ def save_with_record(model: DNAClassifier, folder: Path, trained_on: dict) -> No
     """Save `model` with `trained_on` (training_record) in its history (a copy: the run's own records keep theirs)."""
     model.history_ = {**model.history_, "trained_on": trained_on}
     model.save(folder)
-
-
-def check_unfinished(out: Path) -> None:
-    """A ConfigError when `out` holds a finished run: resuming it would train again and replace its model."""
-    checkpoints = out / "checkpoints"
-    left = checkpoints.is_dir() and any(checkpoints.iterdir())
-    if (out / "metrics.json").is_file() and not left:
-        raise ConfigError(
-            f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
-            "checkpoints). Train it again with --overwrite, or give another --out."
-        )
 
 
 def finetune_chosen(

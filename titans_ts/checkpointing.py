@@ -135,11 +135,8 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
     if resume:
         checkpoint = latest_checkpoint(folder)
-        if checkpoint is None and folder.name == "checkpoints" and (folder.parent / "metrics.json").is_file():
-            raise ConfigError(
-                f"nothing to resume: the run in {folder.parent} finished (its metrics.json is there, and a "
-                "finished run keeps no checkpoints). Start it again with --overwrite, or give another --out."
-            )
+        if checkpoint is None and folder.name == "checkpoints":
+            refuse_finished(folder.parent)
         if checkpoint is None:
             raise ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
@@ -202,10 +199,24 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     from titans_ts.io import check_out_folder
 
     checkpoints = Path(out) / "checkpoints"
+    if resume and is_main_process():
+        refuse_finished(out)
     if not resume and is_main_process():
         check_out_folder(out, overwrite)
         shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
+
+
+def refuse_finished(out) -> None:
+    """A ConfigError when the run folder `out` holds a finished run (its metrics.json, no checkpoint left in
+    out/checkpoints or its subfolders): resuming it would train again and replace its model."""
+    out = Path(out)
+    left = (out / "checkpoints").is_dir() and any(path.is_file() for path in (out / "checkpoints").rglob("*"))
+    if (out / "metrics.json").is_file() and not left:
+        raise ConfigError(
+            f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
+            "checkpoints). Start it again with --overwrite, or give another --out."
+        )
 
 
 def finish_run_folder(checkpoints, interrupted: bool) -> None:
