@@ -201,18 +201,23 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     checkpoints = Path(out) / "checkpoints"
     if resume and is_main_process():
         refuse_finished(out)
+        if not _holds_files(checkpoints):  # titans-dna's folds would each start afresh, without a word
+            raise ConfigError(f"nothing to resume: no checkpoint in {checkpoints}. Start the run without --resume.")
     if not resume and is_main_process():
         check_out_folder(out, overwrite)
         shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
 
 
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
+
+
 def refuse_finished(out) -> None:
     """A ConfigError when the run folder `out` holds a finished run (its metrics.json, no checkpoint left in
     out/checkpoints or its subfolders): resuming it would train again and replace its model."""
     out = Path(out)
-    left = (out / "checkpoints").is_dir() and any(path.is_file() for path in (out / "checkpoints").rglob("*"))
-    if (out / "metrics.json").is_file() and not left:
+    if (out / "metrics.json").is_file() and not _holds_files(out / "checkpoints"):
         raise ConfigError(
             f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
             "checkpoints). Start it again with --overwrite, or give another --out."

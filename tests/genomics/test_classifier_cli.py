@@ -453,6 +453,9 @@ def test_resuming_a_finished_run_is_refused_and_replaces_nothing(labelled_csv, t
     message = " ".join(result.stderr.split())
     assert "nothing to resume: the run in" in message and "finished" in message and "--overwrite" in message
     assert {p: p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()} == saved
+    never = runner.invoke(app, [*args[:-1], str(tmp_path / "never"), "--resume"])  # no run there: each fold
+    assert never.exit_code == 2 and "nothing to resume: no checkpoint in" in " ".join(never.stderr.split())
+    assert not (tmp_path / "never").exists()  # started afresh without a word before
 
 
 def test_evaluate_says_whether_the_score_is_held_out(labelled_csv, tmp_path):
