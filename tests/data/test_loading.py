@@ -439,6 +439,8 @@ def test_calendar_data_with_a_missing_row_is_filled_on_its_calendar(tmp_path, da
     inserts only the calendar's missing rows (filling business days invented weekends, and monthly data could
     not be filled at all)."""
     values = np.arange(len(dates), dtype=float)
+    pd.DataFrame({"date": dates, "y": values}).to_csv(tmp_path / "whole.csv", index=False)
+    assert load_dataset(tmp_path / "whole.csv").index.equals(pd.DatetimeIndex(dates, name="date"))  # no gap: as is
     kept = np.delete(np.arange(len(dates)), [7, 8])  # rows 8 and 9 missing
     pd.DataFrame({"date": dates[kept], "y": values[kept]}).to_csv(tmp_path / "gap.csv", index=False)
     with pytest.raises(

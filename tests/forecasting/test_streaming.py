@@ -81,6 +81,10 @@ def test_the_grid_check_passes_holidays_other_zones_and_daylight_saving():
     check_follows(hours[289], hours[290:].tz_convert("+02:00"), time_axis(hours[:290])[1])
     days = pd.date_range("2021-03-20", periods=30, freq="D", tz="Europe/Berlin")
     check_follows(days[4], days[5:], time_axis(days[:5])[1])
+    saved = pd.Timestamp(str(days[4]))  # as a loaded model has it: a fixed offset, +01:00, not Berlin's zone
+    check_follows(saved, days[5:], time_axis(days[:5])[1])
+    thirtieths = pd.DatetimeIndex(["2016-09-30", "2016-10-30", "2016-11-30"])  # a model saved with 31 days
+    check_follows(pd.Timestamp("2016-08-30"), thirtieths, pd.Timedelta(days=31))
     local_hours = pd.date_range("2021-03-27", periods=72, freq="h", tz="Europe/Berlin")  # 02:00 on the 28th skipped
     check_follows(local_hours[9], local_hours[10:], time_axis(local_hours[:10])[1])
     with pytest.raises(DataValidationError, match="off the series' grid"):

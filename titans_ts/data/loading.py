@@ -396,6 +396,8 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
             "quarters, years) fits them: resample the data to one step first."
         )
     grid, step_name, odd = found
+    if not len(odd):  # on a calendar pandas names no frequency for (the 15th of each month)
+        return frame
     on_grid = index.isin(grid).all()
     if fill is not None and on_grid:
         return frame.reindex(grid)  # the missing timestamps become NaN rows, filled by validate_frame

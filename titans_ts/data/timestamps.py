@@ -71,7 +71,7 @@ def regular_grid(index: pd.DatetimeIndex):
     """(grid, its step in words, odd) of a dated index: the evenly spaced timestamps it belongs on (its most
     common step, or the calendar it is on: `calendar_grid`), and the positions i where index[i] -> index[i + 1]
     is not one step of that grid (a gap, or a stamp off it). None when no grid can be told: most stamps repeat,
-    or they are about a month apart off every calendar (the 15th of each month)."""
+    or they are about a month apart off every calendar (some on the 15th, some on the 20th)."""
     steps = index.to_series().diff().iloc[1:]
     step = steps.mode().iloc[0]
     if step <= pd.Timedelta(0):
@@ -117,9 +117,8 @@ def calendar_grid(index: pd.DatetimeIndex, step: pd.Timedelta):
                     return grid, words
             step_in_months = months_on_a_day(index)
             if step_in_months is not None:
-                count = (last.year - first.year) * 12 + last.month - first.month
-                grid = pd.DatetimeIndex([first + step_in_months * i for i in range(count // step_in_months.months + 1)])
-                return grid.rename(name), words
+                count = (month_number(last) - month_number(first)) // step_in_months.months + 1
+                return pd.DatetimeIndex([first + step_in_months * i for i in range(count)], name=name), words
     return None, None
 
 
@@ -129,11 +128,16 @@ def months_on_a_day(index: pd.DatetimeIndex) -> pd.DateOffset | None:
     and year starts and ends have pandas frequencies of their own (`calendar_grid`)."""
     if len(index) < 3 or index[0].day > 28 or len(set(index.day)) > 1 or len(set(index.time)) > 1:
         return None
-    months = np.diff(np.asarray(index.year) * 12 + np.asarray(index.month))
+    months = np.diff(np.asarray(month_number(index)))
     usual = int(pd.Series(months).mode().iloc[0])
     if usual not in (1, 3, 12) or (months <= 0).any() or (months % usual).any():
         return None
     return pd.DateOffset(months=usual)
+
+
+def month_number(stamps):
+    """Months since year 0 of a Timestamp or of each timestamp of an index (differences count months)."""
+    return stamps.year * 12 + stamps.month
 
 
 def business_days(index: pd.DatetimeIndex, step: pd.Timedelta) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from titans_ts.data.timestamps import business_days, in_words, months_on_a_day, regular_grid
+from titans_ts.data.timestamps import business_days, in_words, month_number, months_on_a_day, regular_grid
 from titans_ts.errors import DataValidationError, TimeGapWarning, UndatedRowsWarning
 
 
@@ -185,19 +185,57 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
         _check_on_grid(last, rows, step)
-        _warn_if_skipped(last, rows, step)
 
 
-def _warn_if_skipped(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
+def _on_wall_clock(last: pd.Timestamp, rows: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
+    """`last` and `rows` as the clock in the rows' time zone reads them (naive: a daily series keeps its
+    midnights across daylight saving; a loaded model's `last` has a fixed UTC offset, the rows their zone)."""
+    if rows.tz is None:
+        return last, rows
+    return last.tz_convert(rows.tz).tz_localize(None), rows.tz_localize(None)
+
+
+def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
+    """Refuse rows off the series' grid (a whole number of steps from `last`, on the wall clock: a daily series
+    keeps its midnights across daylight saving) or at another step. Gaps of whole steps pass, as in fit's own
+    rows (a holiday, a missing reading), said by a TimeGapWarning as fit says them. A Timedelta step of 28 days
+    or more (a calendar step that a model saved before calendar steps kept as a most common gap) is not checked."""
+    if isinstance(step, pd.Timedelta) and step >= pd.Timedelta(days=28):
+        return
+    origin, wall = _on_wall_clock(last, rows)
+    name = _step_name(step)
+    if type(step) is pd.DateOffset:  # months on a day: that day and time, a whole number of steps from last
+        months = month_number(wall) - month_number(origin)
+        same = (wall.day == origin.day) & (wall.time == origin.time()) & (months % step.months == 0)
+        off = list(np.flatnonzero(~np.asarray(same)))
+    elif isinstance(step, pd.DateOffset):
+        off = [i for i, t in enumerate(wall) if not step.is_on_offset(t)]
+    else:
+        off = [i for i, t in enumerate(wall) if (t - origin) % step != pd.Timedelta(0)]
+        spacing = pd.Series(wall).diff().dropna()
+        if not off and len(spacing) and spacing.mode().iloc[0] != step:
+            raise DataValidationError(
+                f"the new rows are {_step_name(spacing.mode().iloc[0])} apart, the series {name}: give rows at the "
+                "series' step (resample them first)."
+            )
+    if off:
+        raise DataValidationError(
+            f"new row {off[0] + 1} is at {rows[off[0]]}, off the series' grid (steps of {name} from {last}): give "
+            "rows at the series' step (resample them first)."
+        )
+    _warn_if_skipped(last, rows, step, origin, wall)
+
+
+def _warn_if_skipped(last, rows: pd.DatetimeIndex, step, origin, wall) -> None:
     """Rows on the grid that skip steps (after `last`, or between each other) are read as the next steps, as
-    fit reads its own: say so (a TimeGapWarning, as fit's)."""
+    fit reads its own: say so (a TimeGapWarning, as fit's). Hours are counted in absolute time (daylight
+    saving skips no step), days and calendar steps on the wall clock (`origin`, `wall`)."""
     import warnings
 
     if isinstance(step, pd.Timedelta) and step < pd.Timedelta(days=1):
-        given, expected = rows, future_index(last, step, len(rows))  # hours in absolute time (daylight saving)
+        given, expected = rows, future_index(last, step, len(rows))
     else:
-        origin, given = _on_wall_clock(last, rows)  # days and calendar steps on the wall clock
-        expected = future_index(origin, step, len(rows))
+        given, expected = wall, future_index(origin, step, len(rows))
     skips = np.flatnonzero(given != expected)
     if len(skips):
         i = skips[0]
@@ -207,45 +245,7 @@ def _warn_if_skipped(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
             "steps, so the model reads across the gap as if it were not there. Give the missing rows (filled: "
             "df.asfreq(step) then df.interpolate()) to keep the series' time.",
             TimeGapWarning,
-            stacklevel=4,
-        )
-
-
-def _on_wall_clock(last: pd.Timestamp, rows: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
-    """`last` and `rows` as the clock in last's time zone reads them (naive: a daily series keeps its midnights
-    across daylight saving)."""
-    if last.tz is None:
-        return last, rows
-    return last.tz_localize(None), rows.tz_convert(last.tz).tz_localize(None)
-
-
-def _check_on_grid(last: pd.Timestamp, rows: pd.DatetimeIndex, step) -> None:
-    """Refuse rows off the series' grid (a whole number of steps from `last`, on the wall clock: a daily series
-    keeps its midnights across daylight saving) or at another step. Gaps of whole steps pass, as in fit's own
-    rows (a holiday, a missing reading). A Timedelta step of 28 days or more (a calendar step that a model saved
-    before calendar steps kept as a most common gap) is not checked."""
-    origin, wall = _on_wall_clock(last, rows)
-    name = _step_name(step)
-    if type(step) is pd.DateOffset:  # months on a day: that day and time, a whole number of steps from last
-        months = (wall.year - origin.year) * 12 + wall.month - origin.month
-        same = (wall.day == origin.day) & (wall.time == origin.time()) & (months % step.months == 0)
-        off = list(np.flatnonzero(~np.asarray(same)))
-    elif isinstance(step, pd.DateOffset):
-        off = [i for i, t in enumerate(wall) if not step.is_on_offset(t)]
-    elif step < pd.Timedelta(days=28):
-        off = [i for i, t in enumerate(wall) if (t - origin) % step != pd.Timedelta(0)]
-        spacing = pd.Series(wall).diff().dropna()
-        if not off and len(spacing) and spacing.mode().iloc[0] != step:
-            raise DataValidationError(
-                f"the new rows are {_step_name(spacing.mode().iloc[0])} apart, the series {name}: give rows at the "
-                "series' step (resample them first)."
-            )
-    else:
-        off = []
-    if off:
-        raise DataValidationError(
-            f"new row {off[0] + 1} is at {rows[off[0]]}, off the series' grid (steps of {name} from {last}): give "
-            "rows at the series' step (resample them first)."
+            stacklevel=5,
         )
 
 
