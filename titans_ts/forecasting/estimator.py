@@ -272,7 +272,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                 )
             context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
             last, step = axis_at_step(frame.index, self.step_)
-            warn_if_gaps(frame.index[-self.lookback :], by="predict")  # the window it reads
+            warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3)  # the window it reads
             name = frame.index.name
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():

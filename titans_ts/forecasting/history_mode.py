@@ -253,7 +253,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
         last, step = axis_at_step(frame.index, estimator.step_)
-        warn_if_gaps(frame.index, by="predict")  # the memory reads every row
+        warn_if_gaps(frame.index[-estimator.lookback :], by="predict")  # the window of the forecast
         name = frame.index.name
     if memory_forecasts(estimator):
         forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)

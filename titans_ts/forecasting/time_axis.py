@@ -88,9 +88,10 @@ def _step_name(step) -> str:
     return in_words(pd.Timedelta(step))
 
 
-def warn_if_gaps(index: pd.Index, by: str = "fit") -> None:
+def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4) -> None:
     """fit (or `by`: predict) reads a frame's rows as consecutive steps: say so where its timestamps skip steps
-    or leave the grid (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=)."""
+    or leave the grid (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=).
+    `stacklevel`: the user's call, counted from the warning (4: three calls down, as fit's)."""
     import warnings
 
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
@@ -101,10 +102,10 @@ def warn_if_gaps(index: pd.Index, by: str = "fit") -> None:
     if not index.is_unique:
         warnings.warn(
             f"{int(index.duplicated().sum())} row(s) share a timestamp with an earlier one (e.g. "
-            f"{index[index.duplicated()][0]}): fit reads every row as the next step. A long table (a row per series "
+            f"{index[index.duplicated()][0]}): {by} reads every row as the next step. A long table (a row per series "
             "and time) is read with load_dataset(path, long=(id, time, value)); else aggregate them first.",
             TimeGapWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
         return
     found = regular_grid(index)
@@ -119,7 +120,7 @@ def warn_if_gaps(index: pd.Index, by: str = "fit") -> None:
             "it were not there. Fill the gaps first (df.asfreq(step) then df.interpolate() or df.ffill(), or "
             "load_dataset(path, fill='interpolate')).",
             TimeGapWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 
