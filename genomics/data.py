@@ -232,17 +232,20 @@ def is_csv(path: Path) -> bool:
     name = Path(path).name.lower().removesuffix(".gz")
     if name.endswith(TABLE_SUFFIXES):
         return True
-    return name.endswith(".txt") and Path(path).is_file() and not _first_line(Path(path)).startswith(">")
+    return name.endswith(".txt") and Path(path).is_file() and not _first_line(Path(path)).startswith((">", ";"))
 
 
 def _first_line(path: Path) -> str:
-    """The first line of a text file (decompressed), or '' for an empty one."""
+    """The first line of a text file that is not blank (decompressed), or '' for an empty one."""
     with _opened(path) as stream:
-        return next((line for _, line in _numbered_lines(stream, path)), "")
+        return next((line for _, line in _numbered_lines(stream, path) if line.strip()), "")
 
 
 def separator(path: Path) -> str:
-    """A table's column separator: a tab when its header line holds tabs and no comma, else a comma."""
+    """A table's column separator: a tab when its header line holds tabs and no comma, else a comma (for a
+    table pandas decompresses, by its name: labels.tsv.bz2)."""
+    if Path(path).suffix.lower() in PANDAS_COMPRESSIONS:
+        return "\t" if Path(path).stem.lower().endswith((".tsv", ".tab")) else ","
     header = _first_line(path)
     return "\t" if "\t" in header and "," not in header else ","
 
@@ -285,7 +288,7 @@ def read_fasta(path) -> list[tuple[str, str]]:
     with _opened(path) as stream:
         for number, line in _numbered_lines(stream, path):
             line = line.strip()
-            if not line:
+            if not line or line.startswith(";"):  # ';' starts a comment line in old FASTA files
                 continue
             if line.startswith(">"):
                 if name is not None:
@@ -312,15 +315,26 @@ def read_fasta(path) -> list[tuple[str, str]]:
 
 def _numbered_lines(stream, path: Path):
     """(line number, line) of a text stream; bytes that are not UTF-8 are an error naming the line."""
-    number = 0
     try:
-        for number, line in enumerate(stream, start=1):
-            yield number, line
+        yield from enumerate(stream, start=1)
     except UnicodeDecodeError as exc:
         byte = exc.object[exc.start : exc.start + 1]
         raise DataValidationError(
-            f"{path}, line {number + 1}: not UTF-8 text ({exc.reason}, byte {byte!r}): save the file as UTF-8."
+            f"{path}, line {_first_undecodable_line(path)}: not UTF-8 text ({exc.reason}, byte {byte!r}): save the "
+            "file as UTF-8."
         ) from None
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The number of the first line that is not UTF-8 (text is decoded in blocks, so the error's own position
+    says where a block ended, not which line)."""
+    with (gzip.open if is_gzipped(path) else open)(path, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 def check_readable(path) -> None:
@@ -332,6 +346,7 @@ def check_readable(path) -> None:
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+PANDAS_COMPRESSIONS = (".bz2", ".xz", ".zst")  # tables read_table leaves to pandas (by their suffix)
 # The first bytes of files users export by mistake, and what to call them in the error.
 BINARY_KINDS = (
     (b"PK\x03\x04", "a zip archive, such as an Excel .xlsx workbook"),
@@ -360,7 +375,8 @@ def is_gzipped(path) -> bool:
         ) from None
     except OSError as exc:
         raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    check_text(start, path)
+    if path.suffix.lower() not in PANDAS_COMPRESSIONS:  # a table pandas decompresses itself is not checked here
+        check_text(start, path)
     return gzipped
 
 
@@ -386,7 +402,8 @@ def _opened(path: Path):
 
 def read_table(path, what: str, **options) -> pd.DataFrame:
     """A CSV read with pandas, or a DataValidationError that names the file and what it should hold."""
-    compression = "gzip" if is_gzipped(path) else None
+    pandas_decompresses = Path(path).suffix.lower() in PANDAS_COMPRESSIONS
+    compression = "gzip" if is_gzipped(path) else "infer" if pandas_decompresses else None
     try:
         return pd.read_csv(path, compression=compression, sep=separator(path), **options)
     except pd.errors.EmptyDataError:
@@ -425,14 +442,15 @@ def read_labels_file(path) -> dict:
 
 
 def label_columns(columns: list, source) -> tuple:
-    """The (record name, label) columns of a labels file: by header name (NAME_NAMES, LABEL_NAMES, any case),
-    or by position in a two-column file whose header names neither."""
+    """The (record name, label) columns of a labels file: by header name (NAME_NAMES, LABEL_NAMES, any case); in
+    a two-column file the one named tells the other, and with neither named they are in that order."""
     name_column = next((c for c in columns if str(c).strip().lower() in NAME_NAMES), None)
     label_column = next((c for c in columns if str(c).strip().lower() in LABEL_NAMES), None)
     if name_column is not None and label_column is not None:
         return name_column, label_column
-    if len(columns) == 2 and name_column is None and label_column is None:
-        return columns[0], columns[1]
+    if len(columns) == 2:  # the one column its header names tells the other (seq_id,label); none named: in order
+        first, second = columns
+        return (second, first) if label_column == first or name_column == second else (first, second)
     raise DataValidationError(
         f"{source}: cannot tell which column holds the record names and which the labels; its columns are "
         f"{[str(c) for c in columns]}. Head the column of names 'name' (or id) and the column of labels 'label' "

@@ -71,8 +71,8 @@ class DNAModelConfig:
         if self.dim % self.heads:
             smaller = self.dim - self.dim % self.heads or self.heads
             raise ConfigError(
-                f"dim={self.dim} must be a multiple of heads={self.heads} (the memory's heads; titans-dna keeps the "
-                f"default {self.heads}): use e.g. dim={smaller} or dim={smaller + self.heads}."
+                f"dim={self.dim} must be a multiple of heads={self.heads} (the memory's heads; titans-dna uses "
+                f"{DNAModelConfig.heads}): use e.g. dim={smaller} or dim={smaller + self.heads}."
             )
 
     def to_dict(self) -> dict:

@@ -95,6 +95,8 @@ class DNATokenizer:
 
 def _gap_hint(sequence: str, bad: np.ndarray) -> str:
     """Advice when the unreadable characters are alignment gaps ('-' or '.'): the model reads unaligned DNA."""
-    if {sequence[i] for i in bad} <= set("-."):
-        return " They are alignment gaps: remove them (sequence.replace('-', '')) to read the unaligned sequence."
+    gaps = {sequence[i] for i in bad}
+    if gaps <= set("-."):
+        removed = "".join(f".replace({gap!r}, '')" for gap in sorted(gaps))
+        return f" They are alignment gaps: remove them (sequence{removed}) to read the unaligned sequence."
     return ""

@@ -216,14 +216,17 @@ def test_labels_are_stripped_of_surrounding_whitespace_in_both_readers(tmp_path)
 
 
 def test_a_labels_file_is_read_by_its_header_names(tmp_path):
-    """The name and label columns are found by their headers; by position only in a two-column file whose header
-    names neither; otherwise refused, naming the columns."""
+    """The name and label columns are found by their headers (in a two-column file, the one named tells the other;
+    neither named: in order); otherwise refused, naming the columns."""
     (tmp_path / "s.fa").write_text(">one\nACGT\n>two\nGGCC\n")
     tables = {
         "batch.csv": "name,batch,label\none,b1,pos\ntwo,b1,neg\n",
         "swapped.csv": "label,name\npos,one\nneg,two\n",
         "aliases.csv": "Class,ID\npos,one\nneg,two\n",
         "unnamed.csv": "record_name,kind\none,pos\ntwo,neg\n",
+        "seq_id.csv": "seq_id,label\none,pos\ntwo,neg\n",  # one header named: the other column is the other
+        "cls.csv": "id,cls\none,pos\ntwo,neg\n",
+        "first_named.csv": "label,seq_id\npos,one\nneg,two\n",
     }
     for file, text in tables.items():
         (tmp_path / file).write_text(text)
@@ -250,11 +253,13 @@ def test_gzip_is_told_by_its_first_bytes_and_binary_files_are_named(tmp_path):
     (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04" + bytes(range(256)))
     (tmp_path / "blob.fa").write_bytes(b"\x00\x01\x02binary")
     (tmp_path / "latin.fa").write_bytes(b">caf\xe9\nACGT\n")
+    (tmp_path / "late.fa").write_bytes(b">a\n" + b"ACGT\n" * 2000 + b">caf\xe9\nACGT\n")  # past the first block
     cases = [
         (read_fasta, "book.xlsx", r"book.xlsx: not a text FASTA/CSV file \(it looks like a zip archive.*xlsx"),
         (read_csv, "book.xlsx", r"not a text FASTA/CSV file \(it looks like a zip archive"),
         (read_fasta, "blob.fa", r"blob.fa: not a text FASTA/CSV file \(it looks like binary data\): export it"),
         (read_fasta, "latin.fa", r"latin.fa, line 1: not UTF-8 text .*save the file as UTF-8"),
+        (read_fasta, "late.fa", r"late.fa, line 2002: not UTF-8 text"),
     ]
     for read, file, message in cases:
         with pytest.raises(DataValidationError, match=message):
@@ -311,3 +316,23 @@ def test_a_model_width_the_heads_do_not_divide_names_the_widths_that_work():
         DNAModelConfig(dim=6)
     with pytest.raises(ConfigError, match=r"use e.g. dim=4 or dim=8\.$"):
         DNAModelConfig(dim=3)
+
+
+def test_a_txt_fasta_may_start_with_a_blank_line_or_a_comment(tmp_path):
+    """is_csv looked at the first raw line only: a .txt FASTA starting with a blank line was read as a table."""
+    from genomics.data import is_csv
+
+    (tmp_path / "blank.txt").write_text("\n>r1\nACGT\n")
+    (tmp_path / "comment.txt").write_text("; from the lab\n>r1\nACGT\n")
+    (tmp_path / "table.txt").write_text("\nseq,label\nACGT,a\n")
+    assert not is_csv(tmp_path / "blank.txt") and not is_csv(tmp_path / "comment.txt")
+    assert is_csv(tmp_path / "table.txt")
+    assert read_fasta(tmp_path / "comment.txt") == read_fasta(tmp_path / "blank.txt") == [("r1", "ACGT")]
+
+
+def test_a_table_pandas_decompresses_itself_still_reads(tmp_path):
+    """A .csv.bz2 loaded before gzip was told by its bytes; then it was called binary data."""
+    import bz2
+
+    (tmp_path / "t.csv.bz2").write_bytes(bz2.compress(b"seq,label\nACGT,x\nGGCC,y\n"))
+    assert read_csv(tmp_path / "t.csv.bz2").label_names() == ["x", "y"]
