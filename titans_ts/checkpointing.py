@@ -138,7 +138,7 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
         if checkpoint is None and folder.name == "checkpoints":
             refuse_finished(folder.parent)
         if checkpoint is None:
-            raise ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
+            raise nothing_to_resume(folder)
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
         differences = [
             _difference(key, saved.get(key), settings.get(key))
@@ -202,11 +202,15 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     if resume and is_main_process():
         refuse_finished(out)
         if not _holds_files(checkpoints):  # titans-dna's folds would each start afresh, without a word
-            raise ConfigError(f"nothing to resume: no checkpoint in {checkpoints}. Start the run without --resume.")
+            raise nothing_to_resume(checkpoints)
     if not resume and is_main_process():
         check_out_folder(out, overwrite)
         shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
+
+
+def nothing_to_resume(folder) -> ConfigError:
+    return ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
 
 
 def _holds_files(folder: Path) -> bool:

@@ -84,10 +84,10 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def refuse(problems: list[str]) -> None:
-    """One ConfigError naming every impossible setting (nothing when there is none)."""
+def refuse(problems: list[str], what: str = "impossible setting(s)") -> None:
+    """One ConfigError naming every impossible setting (or `what` they are; nothing when there is none)."""
     if problems:
-        raise ConfigError("impossible setting(s): " + "; ".join(problems) + ".")
+        raise ConfigError(f"{what}: " + "; ".join(problems) + ".")
 
 
 class DeviceUnavailableError(TitansError, RuntimeError):

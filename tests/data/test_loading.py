@@ -279,6 +279,10 @@ def test_daily_timestamps_across_a_daylight_saving_change_are_read_on_the_wall_c
         loaded = load_dataset(path)
     assert loaded.index.equals(pd.DatetimeIndex(local.tz_localize(None), name="date"))
     np.testing.assert_array_equal(loaded["a"].to_numpy(), np.arange(20.0))
+    path = _with_dates(tmp_path, local.delete(12))  # a missing day: a gap on the wall clock, filled there
+    with pytest.warns(TimeZoneWarning, match="wall clock"):
+        filled = load_dataset(path, fill="interpolate")
+    assert filled.index.equals(pd.DatetimeIndex(local.tz_localize(None), name="date"))
 
 
 def _with_dates(tmp_path, dates):

@@ -179,6 +179,12 @@ def _regular(parsed: pd.Series) -> bool:
     return index.to_series().diff().iloc[1:].nunique() == 1 or pd.infer_freq(index) is not None
 
 
+def _days_apart(parsed: pd.Series) -> bool:
+    """Most often a day or more apart (daily, business-day, weekly, monthly data)."""
+    steps = parsed.sort_values().diff().dropna()
+    return len(steps) > 0 and steps.mode().iloc[0] >= pd.Timedelta(days=1)
+
+
 def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
     """pd.to_datetime of the column, each value on its own; timestamps whose UTC offsets differ (daylight saving)
     in UTC, with a warning (pandas refuses mixed offsets)."""
@@ -193,8 +199,9 @@ def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
     wall_clock = pd.to_datetime(
         column.astype(str).str.replace(_OFFSET, r"\1", regex=True), errors="coerce", format="mixed", dayfirst=day_first
     )
-    if not _regular(in_utc) and wall_clock.notna().all() and _regular(wall_clock):
-        # a day apart on the wall clock (midnight each day) is 23 or 25 hours in UTC across the change
+    if not _regular(in_utc) and wall_clock.notna().all() and _days_apart(wall_clock):
+        # a day apart on the wall clock (midnight each day) is 23 or 25 hours in UTC across the change; gaps, if
+        # any, are then found on the wall clock's grid
         warnings.warn(
             "the timestamps' UTC offsets differ (daylight saving time): they are read on the wall clock, where the "
             "steps stay even, and the forecasts are dated in local time without an offset.",

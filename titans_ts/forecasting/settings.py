@@ -212,7 +212,7 @@ def ignored_problems(params: dict, given) -> list[str]:
     variant other than seasonal_naive, a window model's patch length or stride without patch tokens, a
     calibration without quantiles (as history-only settings are refused in window mode). Only what was given:
     the estimator takes any value of a setting its model ignores, so one dict of settings serves many models."""
-    from titans_ts.forecasting.model import VARIANTS, reads_patches
+    from titans_ts.forecasting.model import UNTRAINED, VARIANTS, reads_patches
 
     unused = {}  # name: (why it would be ignored, what uses it)
     window = params["mode"] == "window"
@@ -220,6 +220,8 @@ def ignored_problems(params: dict, given) -> list[str]:
         unused["season"] = ("only seasonal naive repeats a season; the floors find their own", "variant=seasonal_naive")
     if window and params["variant"] in VARIANTS and not reads_patches(params["variant"], params["tokens"]):
         patches = ("only patch tokens are cut into patches", "tokens=patch (or mode=history)")
+        if params["variant"] in UNTRAINED:
+            patches = ("a naive forecast reads no patches", "a trained variant with tokens=patch")
         unused |= dict.fromkeys(("patch_len", "stride"), patches)
     if params["quantiles"] is None:
         unused["calibrate"] = ("it calibrates quantile levels", "quantiles=0.1,0.5,0.9")
@@ -314,7 +316,7 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
     params = {**ESTIMATOR, **defaults_for(dataset, given.get("mode", ESTIMATOR["mode"])), **given}
     resolve_device(params["device"])  # a bad device or a missing GPU fails before the data is read
     check(params)  # so do impossible settings
-    refuse(ignored_problems(params, given))  # and options the model would ignore
+    refuse(ignored_problems(params, given), "setting(s) the model would ignore")  # and options it would ignore
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     model = params["variant"] + ("-history" if params["mode"] == "history" else "")
