@@ -444,8 +444,11 @@ def read_labels_file(path) -> dict:
 def label_columns(columns: list, source) -> tuple:
     """The (record name, label) columns of a labels file: by header name (NAME_NAMES, LABEL_NAMES, any case); in
     a two-column file the one named tells the other, and with neither named they are in that order."""
-    name_column = next((c for c in columns if str(c).strip().lower() in NAME_NAMES), None)
-    label_column = next((c for c in columns if str(c).strip().lower() in LABEL_NAMES), None)
+
+    def named(aliases):  # the first alias any column has (name before id), not the first such column
+        return next((c for alias in aliases for c in columns if str(c).strip().lower() == alias), None)
+
+    name_column, label_column = named(NAME_NAMES), named(LABEL_NAMES)
     if name_column is not None and label_column is not None:
         return name_column, label_column
     if len(columns) == 2:  # the one column its header names tells the other (seq_id,label); none named: in order

@@ -227,6 +227,7 @@ def test_a_labels_file_is_read_by_its_header_names(tmp_path):
         "seq_id.csv": "seq_id,label\none,pos\ntwo,neg\n",  # one header named: the other column is the other
         "cls.csv": "id,cls\none,pos\ntwo,neg\n",
         "first_named.csv": "label,seq_id\npos,one\nneg,two\n",
+        "id_and_name.csv": "id,name,label\n1,one,pos\n2,two,neg\n",  # the name, not a running id
     }
     for file, text in tables.items():
         (tmp_path / file).write_text(text)
