@@ -25,6 +25,14 @@ def test_benchmark_runs_every_model_horizon_and_seed_then_resumes(tmp_path):
     assert first["model"] == "dlinear" and first["seed"] == 0 and first["test"]["windows"] == 69
     again = runner.invoke(app, args)  # everything exists: read, not re-run
     assert again.exit_code == 0 and again.output.count("from an earlier run") == 12
+    # runs asked for otherwise (another lookback, or another file of the same name) were reused under the new
+    # settings' title; they are refused, naming what changed
+    other = runner.invoke(app, [*args[:-5], "24", "--epochs", "1", "--out", str(out)])
+    assert other.exit_code == 2 and "lookback: 48 then, 24 now" in " ".join(other.stderr.split())
+    (tmp_path / "elsewhere").mkdir()
+    write_series(tmp_path / "elsewhere" / "mine.csv", rows=400, columns=2)
+    moved = runner.invoke(app, [*args[:2], str(tmp_path / "elsewhere" / "mine.csv"), *args[3:]])
+    assert moved.exit_code == 2 and "was run with other settings or data (data: " in " ".join(moved.stderr.split())
 
 
 def test_summary_averages_over_seeds_then_horizons_and_only_when_complete():

@@ -70,37 +70,74 @@ def run_benchmark(
         from titans_ts.data import load_dataset
 
         lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, load_dataset(dataset).index)
-    records = []
+    data, plan = data_identity(dataset), []
     for seed in seeds:  # seed 0 of every model and horizon first
         for horizon in horizons:
             for model in models:
+                # fallback off: the benchmark reports each model itself, never a floor in its place
+                options = {**params, **MODELS[model], "seed": seed, "progress": False, "fallback": "off"}
                 name = run_name(label, model, horizon, seed)
-                path = runs_dir / name
-                if path.exists():
-                    record, reused = json.loads(path.read_text()), True
-                else:
-                    # fallback off: the benchmark reports each model itself, never a floor in its place
-                    options = {**params, **MODELS[model], "seed": seed, "progress": False, "fallback": "off"}
-                    out = models_dir / name.removesuffix(".json")
-                    record = fit_dataset(
-                        dataset,
-                        horizon=horizon,
-                        lookback=lookbacks[model],
-                        out=out,
-                        overwrite=True,  # the run's JSON, not its model folder, marks a finished run
-                        # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
-                        resume=latest_checkpoint(out / "checkpoints") is not None,
-                        **options,
-                    )
-                    require_finished(record["history"], name)
-                    record.update({"model": model, **(extra or {})})
-                    runs_dir.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(path, json.dumps(record, indent=1))
-                    reused = False
-                records.append(record)
-                if on_run is not None:
-                    on_run(name, record, reused)
+                plan.append((name, model, horizon, options, asked(data, horizon, lookbacks[model], options)))
+    done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
+    for name, *_, request in plan:  # every reused run checked before any runs
+        if name in done:
+            check_same_request(runs_dir / name, done[name].get("request"), request)
+    records = []
+    for name, model, horizon, options, request in plan:
+        record, reused = done.get(name), name in done
+        if not reused:
+            out = models_dir / name.removesuffix(".json")
+            record = fit_dataset(
+                dataset,
+                horizon=horizon,
+                lookback=request["lookback"],
+                out=out,
+                overwrite=True,  # the run's JSON, not its model folder, marks a finished run
+                # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
+                resume=latest_checkpoint(out / "checkpoints") is not None,
+                **options,
+            )
+            require_finished(record["history"], name)
+            record.update({"model": model, "request": request, **(extra or {})})
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(runs_dir / name, json.dumps(record, indent=1))
+        records.append(record)
+        if on_run is not None:
+            on_run(name, record, reused)
     return records
+
+
+def data_identity(dataset: str) -> str:
+    """A registered dataset's name, or a file's content hash: a run reused from runs_dir read the same data."""
+    import hashlib
+
+    path = Path(dataset)
+    if not path.is_file():
+        return dataset
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name} sha256:{digest.hexdigest()[:16]}"
+
+
+def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:
+    """What a run is asked for (its data and every setting but how it runs), as its JSON keeps it."""
+    settings = {k: v for k, v in options.items() if k not in ("progress", "device")}
+    return json.loads(json.dumps({"data": data, "horizon": horizon, "lookback": lookback, **settings}, default=str))
+
+
+def check_same_request(path: Path, before: dict | None, now: dict) -> None:
+    """A run's JSON is reused only when it was asked for the same (a JSON written before requests were kept
+    is reused as it is)."""
+    if before is None or before == now:
+        return
+    changed = [f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
+               if before.get(k) != now.get(k)]  # fmt: skip
+    raise ConfigError(
+        f"{path} was run with other settings or data ({'; '.join(changed)}): give another --out (runs_dir=), or "
+        "remove its runs to run them again."
+    )
 
 
 def default_runs_dir(dataset: str) -> Path:
