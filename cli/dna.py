@@ -219,6 +219,8 @@ def pretrain(
         f"sharing a 32-mer with {', '.join(exclude)}."
     )
     console.print(f"Held-out: {report['held_out_bits_per_base']:.3f} bits per base. Saved to {out}/.")
+    if report["training"].get("stop_reason") == "interrupted":
+        raise typer.Exit(130)  # the shell's code for Ctrl-C, as finetune and titans-ts fit exit, after the save
 
 
 @app.command()

@@ -48,7 +48,13 @@ def test_summary_averages_over_seeds_then_horizons_and_only_when_complete():
 def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
     write_series(tmp_path / "mine.csv", rows=400, columns=3)
     base = ["benchmark", "--dataset", str(tmp_path / "mine.csv"), "--out", str(tmp_path / "b")]
-    for extra, message in ((["--horizons", "12,x"], "comma-separated integers"), (["--models", "lstm"], "unknown")):
+    cases = [(["--horizons", "12,x"], "comma-separated integers"), (["--models", "lstm"], "unknown")]
+    cases += [  # a value twice: a run twice, or a spread of one run's copies
+        (["--seeds", "a"], "e.g. 0,1,2"),
+        (["--seeds", "0,0"], "--seeds gives [0] more than once"),
+        (["--models", "naive,naive"], "names a model more than once"),
+    ]
+    for extra, message in cases:
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1

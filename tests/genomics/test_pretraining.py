@@ -119,3 +119,19 @@ def test_a_corpus_of_one_window_is_refused_before_any_folder_is_made(tmp_path):
     with pytest.raises(ConfigError, match=r"1 window\(s\) of up to 1024 bases .* needs at least 2"):
         pretrain([tmp_path / "one.fa"], tmp_path / "out", config=TINY, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_pretraining_exits_130_after_saving(tmp_path, monkeypatch):
+    """Ctrl-C: the weights so far are saved and said, and the exit code is the shell's 130, as finetune's and
+    titans-ts fit's (it was 0: a script could not tell it from a finished run)."""
+    from typer.testing import CliRunner
+
+    import genomics.api
+    from cli.dna import app
+
+    training = {"stop_reason": "interrupted", "epochs_run": 2}
+    report = {"training": training, "leakage_filter": {"windows_dropped": 0}, "windows_total": 9}
+    monkeypatch.setattr(genomics.api, "pretrain", lambda *a, **k: report | {"held_out_bits_per_base": 1.9})
+    (tmp_path / "c.fa").write_text(">a\nACGT\n")
+    result = CliRunner().invoke(app, ["pretrain", "--corpus", str(tmp_path / "c.fa"), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 130 and "interrupted after 2 epochs" in result.output
