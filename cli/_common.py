@@ -100,8 +100,9 @@ class ErrorReportingGroup(TyperGroup):
         except KeyboardInterrupt as exc:
             if _state["debug"]:
                 raise
-            detail = f" ({exc})" if str(exc) else ""
-            err_console.print(f"[bold red]interrupted[/]{detail}; nothing was saved.", highlight=False, soft_wrap=True)
+            # a run that says what it kept (require_finished: its checkpoint) is not told that nothing was saved
+            said = f": {exc}" if str(exc) else "; nothing was saved."
+            err_console.print(f"[bold red]interrupted[/]{said}", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
         except TitansError as exc:
             if _state["debug"]:

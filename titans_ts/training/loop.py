@@ -294,8 +294,9 @@ def require_finished(record: dict, run: str) -> None:
     KeyboardInterrupt so that nothing is recorded and the next start runs (or resumes) it again."""
     if record.get("stop_reason") == "interrupted":
         raise KeyboardInterrupt(
-            f"{run}: training was interrupted after {record.get('epochs_run')} epochs, so it is not recorded; "
-            "start again to run it (from its checkpoint where one was kept)."
+            f"{run}: training was interrupted after {record.get('epochs_run')} epochs, so it is not recorded as a "
+            "result (its model folder is kept, marked interrupted); start again to run it (from its checkpoint "
+            "where one was kept)."
         )
 
 
