@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -186,6 +187,11 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             problems += positive_problems({"max_length": self.max_length})
         if self.train_crop not in (None, 0):  # None or 0: no crop
             problems += positive_problems({"train_crop": self.train_crop})
+        if not (self.pretrained is None or isinstance(self.pretrained, (bool, str, os.PathLike))):
+            problems.append(
+                f"pretrained={self.pretrained!r} (True: the shipped weights; a folder written by titans-dna "
+                "pretrain; or False: from scratch)"
+            )
         refuse(problems)
         shaped = self._shaped_architecture()
         if shaped and self.architecture == "titans" and self.pretrained not in (False, None):

@@ -83,6 +83,11 @@ def test_bad_arguments_to_the_estimator_are_named():
             "sequence 1 has no label",
         ),
         (lambda: DNAClassifier(**{**TINY, "lr": "fast"}).fit(sequences, labels), ConfigError, "lr='fast' (positive)"),
+        (
+            lambda: DNAClassifier(**{**TINY, "pretrained": 1}).fit(sequences, labels),  # was a raw TypeError
+            ConfigError,
+            "pretrained=1 (True: the shipped weights; a folder written by titans-dna pretrain; or False",
+        ),
         (lambda: DNAClassifier(**{**TINY, "max_length": 0}).fit(sequences, labels), ConfigError, "max_length=0"),
         (lambda: DNAClassifier(**{**TINY, "train_crop": -5}).fit(sequences, labels), ConfigError, "train_crop=-5"),
         (lambda: DNAClassifier(**{**TINY, "heads": 0}).fit(sequences, labels), ConfigError, "heads=0"),
