@@ -302,8 +302,8 @@ def read_fasta(path) -> list[tuple[str, str]]:
             elif name is None:
                 raise DataValidationError(
                     f"{path}: line {number} holds sequence before any '>' header; is this a FASTA file? (finetune "
-                    "and predict also read a table of sequences, a .csv or .tsv with a seq column; pretrain reads "
-                    "FASTA only.)"
+                    "and predict also read a table of sequences, a comma-separated .csv or tab-separated .tsv with a "
+                    "seq column; pretrain reads FASTA only.)"
                 )
             else:  # spaces inside a line are layout (blocks of 10 bases), as other FASTA readers take them
                 parts.append("".join(line.split()))

@@ -157,7 +157,7 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
         raise ConfigError(f"{path} does not exist: give the folder a saved {what} was written to (its --out).")
     if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).is_file():
         inside = path / "model"  # a run folder of titans-dna finetune keeps its model there
-        hint = f" A run's model is in {inside}: give that folder." if (inside / CONFIG_FILE).is_file() else ""
+        hint = f" A run's model is in {inside}: give that folder." if _format_of(inside) == expected_format else ""
         raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.{hint}")
     damaged = f"the {what} folder is damaged: restore it from a copy, or fit the model again."
     try:
@@ -175,6 +175,17 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
     return tensors, config
+
+
+def _format_of(folder: Path) -> str | None:
+    """The format a saved model folder's config names, or None (no folder, no config, not JSON)."""
+    import json
+
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("format") if isinstance(config, dict) else None
 
 
 def mismatched_model_dir(path, what: str, exc: Exception):

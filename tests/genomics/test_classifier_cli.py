@@ -147,6 +147,12 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     np.testing.assert_allclose(written[["p_at_rich", "p_gc_rich"]].sum(axis=1), 1.0, atol=1e-6)
     whole = runner.invoke(app, ["predict", "--model", str(folder / "run"), "--input", str(folder / "toy.csv")])
     assert whole.exit_code == 2 and "give that folder" in " ".join(whole.stderr.split())  # the run, not its model
+    from genomics.classifier import load_backbone_weights
+    from titans_ts.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:  # a fine-tuned model is not a pretrained one: no such advice
+        load_backbone_weights(folder / "run")
+    assert "give that folder" not in str(refused.value)
     piped = runner.invoke(
         app,
         ["predict", "--model", str(folder / "run" / "model"), "--input", str(folder / "toy.csv")],
