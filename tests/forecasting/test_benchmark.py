@@ -53,11 +53,13 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
         (["--seeds", "a"], "e.g. 0,1,2"),
         (["--seeds", "0,0"], "--seeds gives [0] more than once"),
         (["--models", "naive,naive"], "names a model more than once"),
+        (["--models", "naive,dlinear", "--epochs", "0"], "--epochs 0 (at least 1"),  # before naive is written
     ]
     for extra, message in cases:
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2, result.output
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "b").exists()
 
 
 def test_seasonal_naive_gets_a_lookback_of_at_least_one_season(tmp_path):

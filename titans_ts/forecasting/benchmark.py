@@ -56,7 +56,7 @@ def run_benchmark(
     """
     from titans_ts.checkpointing import latest_checkpoint
     from titans_ts.forecasting.api import fit_dataset
-    from titans_ts.forecasting.settings import dataset_label
+    from titans_ts.forecasting.settings import dataset_label, resolve_fit
     from titans_ts.training import require_finished
 
     unknown = [m for m in models if m not in MODELS]
@@ -79,9 +79,11 @@ def run_benchmark(
                 name = run_name(label, model, horizon, seed)
                 plan.append((name, model, horizon, options, asked(data, horizon, lookbacks[model], options)))
     done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
-    for name, *_, request in plan:  # every reused run checked before any runs
+    for name, _, horizon, options, request in plan:  # every run checked before any runs
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
+        else:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
+            resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **options)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
