@@ -476,6 +476,7 @@ def benchmark(
         rich_help_panel=MODEL,
     ),
     epochs: int = EPOCHS,
+    max_minutes: float = _training("Stop each run's training after this many minutes (said per run).", chosen=False),
     out: Path = typer.Option(
         None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>).", rich_help_panel=RUN
     ),
@@ -502,11 +503,15 @@ def benchmark(
     def report(name, record, reused):
         done.append(name)
         state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
+        history = record.get("history") or {}
+        if history.get("stop_reason") == "time_budget":  # a capped run is never silent
+            state += f", stopped by its time cap after {history.get('epochs_run')} epochs"
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
     records = run_benchmark(
         dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,
         on_run=report, device=device, **({} if epochs is None else {"epochs": epochs}),
+        **({} if max_minutes is None else {"max_minutes": max_minutes}),
     )  # fmt: skip
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
     for column in ["model", *(f"{h}" for h in horizon_list), "average"]:
