@@ -86,15 +86,21 @@ def warn_unknown_only(sequences: list[str], source: str, names=None) -> None:
     unknown = [i for i, sequence in enumerate(sequences, 1) if set(sequence.upper()).isdisjoint("ACGT")]
     if not unknown:
         return
-    listed = ", ".join(f"{i}" + (f" ({names[i - 1]!r})" if names is not None else "") for i in unknown[:5])
-    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    listed = first_few([f"{i}" + (f" ({names[i - 1]!r})" if names is not None else "") for i in unknown])
     warnings.warn(
-        f"{source}, sequence{'s' if len(unknown) > 1 else ''} {listed}{more} hold{'s' if len(unknown) == 1 else ''} "
+        f"{source}, sequence{'s' if len(unknown) > 1 else ''} {listed} hold{'s' if len(unknown) == 1 else ''} "
         "no A, C, G or T (only N or other unknown bases): the prediction rests on no sequence information; do not "
         "read it as evidence of a class.",
         UnknownBasesWarning,
         stacklevel=3,
     )
+
+
+def first_few(items, limit: int = 5) -> str:
+    """Items joined for a message, the first `limit` of many and how many more."""
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def warn_duplicate_names(names, source: str) -> None:
@@ -105,11 +111,10 @@ def warn_duplicate_names(names, source: str) -> None:
     repeated = [name for name, count in Counter(names or []).items() if count > 1]
     if not repeated:
         return
-    more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
-    listed = ", ".join(repr(name) for name in repeated[:5]) + more
     warnings.warn(
-        f"{source}: {len(repeated)} name(s) belong to more than one sequence ({listed}); their predictions keep the "
-        "input's order, but the name column does not tell them apart: give each record its own name.",
+        f"{source}: {len(repeated)} name(s) belong to more than one sequence ({first_few(map(repr, repeated))}); "
+        "their predictions keep the input's order, but the name column does not tell them apart: give each record "
+        "its own name.",
         DuplicateNamesWarning,
         stacklevel=3,
     )
