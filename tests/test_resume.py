@@ -164,12 +164,12 @@ def test_a_run_stopped_before_its_first_checkpoint_leaves_nothing_to_resume_and_
 
 def test_a_resume_of_a_finished_run_says_it_finished(tmp_path):
     """A finished run keeps no checkpoints; --resume there says the run finished, not only that none is left."""
-    from titans_ts.checkpointing import start_or_resume
+    from titans_ts.checkpointing import prepare_run_folder
     from titans_ts.errors import ConfigError
 
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(ConfigError, match=r"the run in .* finished .* Start it again with --overwrite"):
-        start_or_resume(tmp_path / "checkpoints", {"seed": 0}, resume=True)
+        prepare_run_folder(tmp_path, overwrite=False, resume=True)  # the run folder, checked once, before its run
 
 
 def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_path, monkeypatch):

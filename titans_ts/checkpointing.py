@@ -134,9 +134,7 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
         raise ConfigError(f"checkpoint_dir {folder} is a file: checkpoints go into a folder; choose another path.")
     settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
     if resume:
-        checkpoint = latest_checkpoint(folder)
-        if checkpoint is None and folder.name == "checkpoints":
-            refuse_finished(folder.parent)
+        checkpoint = latest_checkpoint(folder)  # a finished run folder is refused before (prepare_run_folder)
         if checkpoint is None:
             raise nothing_to_resume(folder)
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
