@@ -211,7 +211,7 @@ def dates(text):
 
 
 def integers(text: str, option: str, example: str = "96,192") -> list[int]:
-    """--horizons "96,192" -> [96, 192]; a value given twice is refused (a run twice, a fake spread of one)."""
+    """--horizons "96,192" -> [96, 192]."""
     from titans_ts.errors import ConfigError
 
     try:
@@ -220,9 +220,6 @@ def integers(text: str, option: str, example: str = "96,192") -> list[int]:
         raise ConfigError(f"{option} takes comma-separated integers, e.g. {example}; got {text!r}.") from None
     if not values:
         raise ConfigError(f"{option} is empty; give at least one value, e.g. {example.split(',')[0]}.")
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise ConfigError(f"{option} gives {repeated} more than once; give each value once, e.g. {example}.")
     return values
 
 

@@ -488,14 +488,11 @@ def benchmark(
     Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
     The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does.
     """
-    from titans_ts.errors import ConfigError
     from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
     from titans_ts.forecasting.settings import dataset_label
 
     horizon_list, seed_list = integers(horizons, "--horizons"), integers(seeds, "--seeds", example="0,1,2")
     model_list = [m.strip() for m in models.split(",") if m.strip()]
-    if len(set(model_list)) < len(model_list):
-        raise ConfigError(f"--models {models} names a model more than once; name each once.")
     runs_dir = out or default_runs_dir(dataset)
     total = len(horizon_list) * len(seed_list) * len(model_list)
     done = []

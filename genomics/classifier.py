@@ -13,7 +13,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data import as_list, class_array, make_labelled, warn_unknown_only
+from genomics.data import as_list, class_array, make_labelled, plain, warn_unknown_only
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import ConfigError, DataValidationError, is_real, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
@@ -350,7 +350,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             "titans_ts_version": __version__,
             "params": self.get_params(),
             "model_config": self.model_.config.to_dict() if hasattr(self.model_, "config") else None,
-            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "classes": [plain(c) for c in self.classes_],
             "history": self.history_,
         }
         return save_model_dir(path, self.model_.state_dict(), config)

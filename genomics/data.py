@@ -222,10 +222,8 @@ def read_labels(cells) -> list:
 def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[pd.DataFrame, str]:
     """A CSV of sequences, its sequence column read as text (an empty cell is an empty sequence), and that
     column's name (`find_column`). Every cell is read as text: "NA" is a sequence (N, A), not a missing one."""
-    header = read_table(path, what, nrows=0).columns
-    sequence_column = find_column(header, sequence_column, "seq", SEQUENCE_NAMES)
-    frame = read_table(path, what, dtype=str, keep_default_na=False)
-    return frame, sequence_column
+    frame = read_table(path, what, dtype=str, keep_default_na=False)  # one read: every column is text
+    return frame, find_column(frame.columns, sequence_column, "seq", SEQUENCE_NAMES)
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")

@@ -212,7 +212,9 @@ def nothing_to_resume(folder) -> ConfigError:
 
 
 def _holds_files(folder: Path) -> bool:
-    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
+    from titans_ts.io import files_below
+
+    return any(files_below(folder))
 
 
 def refuse_finished(out) -> None:

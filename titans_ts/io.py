@@ -58,7 +58,7 @@ def check_out_folder(out, overwrite: bool) -> None:
         raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
     if overwrite or not out.exists() or _started_only(out):
         return
-    if any(path.name != SETTINGS_FILE for path in _files(out / "checkpoints")):
+    if any(path.name != SETTINGS_FILE for path in files_below(out / "checkpoints")):
         raise ConfigError(
             f"{out} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
             "to start again."
@@ -71,10 +71,10 @@ def _started_only(out: Path) -> bool:
     in out/checkpoints as it starts (a run killed before its first checkpoint leaves just those: nothing to
     resume, so a new start may take the folder)."""
     checkpoints = out / "checkpoints"
-    return all(path.name == SETTINGS_FILE and checkpoints in path.parents for path in _files(out))
+    return all(path.name == SETTINGS_FILE and checkpoints in path.parents for path in files_below(out))
 
 
-def _files(folder: Path):
+def files_below(folder: Path):
     """The files below `folder`, lazily (a caller's any/all stops at the first that decides)."""
     if folder.is_dir():
         yield from (path for path in folder.rglob("*") if path.is_file() or path.is_symlink())

@@ -54,8 +54,8 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
     cases = [(["--horizons", "12,x"], "comma-separated integers"), (["--models", "lstm"], "unknown")]
     cases += [  # a value twice: a run twice, or a spread of one run's copies
         (["--seeds", "a"], "e.g. 0,1,2"),
-        (["--seeds", "0,0"], "--seeds gives [0] more than once"),
-        (["--models", "naive,naive"], "names a model more than once"),
+        (["--seeds", "0,0"], "seeds=[0, 0] gives [0] more than once"),
+        (["--models", "naive,naive"], "models=['naive', 'naive'] gives ['naive'] more than once"),
         (["--models", "naive,dlinear", "--epochs", "0"], "--epochs 0 (at least 1"),  # before naive is written
     ]
     for extra, message in cases:

@@ -62,6 +62,10 @@ def run_benchmark(
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}.")
+    for name, values in (("horizons", horizons), ("seeds", seeds), ("models", models)):
+        repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+        if repeated:  # the same run twice (trained and recorded twice), or a spread of one run's copies
+            raise ConfigError(f"{name}={list(values)} gives {repeated} more than once; give each once.")
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(dataset)
     models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
     label = dataset_label(dataset)
@@ -111,16 +115,10 @@ def run_benchmark(
 
 def data_identity(dataset: str) -> str:
     """A registered dataset's name, or a file's content hash: a run reused from runs_dir read the same data."""
-    import hashlib
+    from titans_ts.data.loading import file_sha256
 
     path = Path(dataset)
-    if not path.is_file():
-        return dataset
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.name} sha256:{digest.hexdigest()[:16]}"
+    return f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
 
 
 def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:

@@ -36,8 +36,9 @@ from titans_ts.version import __version__
 # What may change between fit and predict: how it runs (RUN_ONLY), how it was trained (the next fit's business),
 # the split protocol evaluate reads, and how an online forecast reads the carried memory (docs/forecasting.md).
 TRAINING_ONLY = ("epochs", "patience", "lr", "weight_decay", "seed", "batch_size", "dropout", "bptt", "streams")
-CHANGEABLE_AFTER_FIT = (*RUN_ONLY, *TRAINING_ONLY, "local_pretrain", "protocol", "online_blend", "online_from")
-CHANGEABLE_AFTER_FIT = tuple(k for k in CHANGEABLE_AFTER_FIT if k != "fallback")  # who forecasts: chosen at fit
+# (but fallback: who forecasts is chosen, and calibrated, at fit)
+CHANGEABLE_AFTER_FIT = (*(k for k in RUN_ONLY if k != "fallback"), *TRAINING_ONLY, "local_pretrain", "protocol")
+CHANGEABLE_AFTER_FIT += ("online_blend", "online_from")
 
 
 def _same(a, b) -> bool:
