@@ -116,6 +116,13 @@ class ErrorReportingGroup(TyperGroup):
             warnings.showwarning = default_show
 
 
+def exit_if_interrupted(*histories: dict) -> None:
+    """After a run's results are printed and saved: the shell's code for Ctrl-C (130) if any part of it was
+    interrupted, so that a script can tell it from a finished run."""
+    if any(history.get("stop_reason") == "interrupted" for history in histories):
+        raise typer.Exit(130)
+
+
 def make_app(name: str, help: str) -> typer.Typer:
     app = typer.Typer(
         name=name,

@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli._common import console, make_app, write_table_text
+from cli._common import console, exit_if_interrupted, make_app, write_table_text
 from cli.options import DATA, DEVICE, MODEL, REPLACE_FILES, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
 
 app = make_app(
@@ -172,8 +172,7 @@ def finetune(
         console.print(f"[bold yellow]{note}[/]", highlight=False)
     model = "model/: the fold-0 model" if "folds" in result else "model/"
     console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, {model}).")
-    if any(h.get("stop_reason") == "interrupted" for h in histories):
-        raise typer.Exit(130)  # the shell's code for Ctrl-C, after what was finished is saved
+    exit_if_interrupted(*histories)
 
 
 @app.command()
@@ -219,8 +218,7 @@ def pretrain(
         f"sharing a 32-mer with {', '.join(exclude)}."
     )
     console.print(f"Held-out: {report['held_out_bits_per_base']:.3f} bits per base. Saved to {out}/.")
-    if report["training"].get("stop_reason") == "interrupted":
-        raise typer.Exit(130)  # the shell's code for Ctrl-C, as finetune and titans-ts fit exit, after the save
+    exit_if_interrupted(report["training"])
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli._common import console, err_console, make_app, write_table_text
+from cli._common import console, err_console, exit_if_interrupted, make_app, write_table_text
 from cli.options import (
     DATA,
     DATA_FILE,
@@ -316,8 +316,7 @@ def fit(
         f"{epochs_note}; {record['wall_seconds']:.0f} s on {record['device']}. "
         f"Saved to {record['out']}/ (model.safetensors, config.json, metrics.json, forecast.png)."
     )
-    if history.get("stop_reason") == "interrupted":
-        raise typer.Exit(130)  # the shell's code for Ctrl-C, after the best model so far is saved
+    exit_if_interrupted(history)
 
 
 @app.command()
