@@ -62,6 +62,12 @@ FIT_LOOKBACK = typer.Option(
 HORIZON = typer.Option(
     ESTIMATOR["horizon"], help="Steps to forecast (the benchmark uses 96, 192, 336, 720).", rich_help_panel=DATA
 )
+COLUMNS = typer.Option(
+    None,
+    "--columns",
+    help="The columns to read as inputs, comma-separated \\[default: all numeric columns].",
+    rich_help_panel=DATA,
+)
 CHOSEN = " Default: the dataset's setting (`titans-ts defaults`)."
 
 
@@ -145,12 +151,7 @@ def fit(
     lookback: int = FIT_LOOKBACK,
     source: dict = DATA_SOURCE,
     reading: Reading = DATA_FILE,
-    columns: str = typer.Option(
-        None,
-        "--columns",
-        help="The columns to read as inputs, comma-separated \\[default: all numeric columns].",
-        rich_help_panel=DATA,
-    ),
+    columns: str = COLUMNS,
     split: dict = SPLIT,
     variant: str = _model(
         "Sequence mixer: lmm, mac, mag, mal (Titans blocks), or the baselines attention, dlinear, and the untrained "
@@ -466,6 +467,10 @@ def benchmark(
     lookback: int = typer.Option(
         ESTIMATOR["lookback"], help="Steps of history every model sees.", rich_help_panel=DATA
     ),
+    source: dict = DATA_SOURCE,
+    reading: Reading = DATA_FILE,
+    columns: str = COLUMNS,
+    split: dict = SPLIT,
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them).", rich_help_panel=TRAINING),
     models: str = typer.Option(
         ",".join(m for m in MODELS if m != "lmm-general"),
@@ -485,7 +490,8 @@ def benchmark(
 
     Resumable: a run whose JSON exists in OUT is read, not repeated. Seed 0 of every model runs first.
     Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
-    The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does.
+    The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does. Your own
+    file is read and split with fit's data options (--sep, --date-column, --fill, --target, --split, ...).
     """
     from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
     from titans_ts.forecasting.settings import dataset_label
@@ -506,7 +512,8 @@ def benchmark(
 
     records = run_benchmark(
         dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,
-        on_run=report, device=device, **({} if epochs is None else {"epochs": epochs}),
+        on_run=report, device=device, data={**source, **reading.read, "columns": names(columns), **split},
+        target=reading.targets, **({} if epochs is None else {"epochs": epochs}),
         **({} if max_minutes is None else {"max_minutes": max_minutes}),
     )  # fmt: skip
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from typer.testing import CliRunner
 
 from cli.ts import app
@@ -103,3 +105,36 @@ def test_an_interrupted_run_is_not_recorded_and_the_next_start_runs_it(tmp_path,
     (record,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
     assert record["history"]["stop_reason"] != "interrupted"
     assert (tmp_path / "bench" / "mine_dlinear_h12_s0.json").exists()
+
+
+def test_a_users_file_is_read_and_split_as_fit_reads_it(tmp_path):
+    """benchmark had none of fit's data options: a file fit reads (its separator, a NaN to fill, a date column of
+    another name, a split, target columns) could not be benchmarked."""
+    frame = write_series(tmp_path / "mine.csv", rows=400, columns=3, sep=";")
+    frame.iloc[7, 2] = np.nan
+    frame.rename(columns={"date": "when"}).to_csv(tmp_path / "mine.csv", sep=";", index=False)
+    out = tmp_path / "bench"
+    args = ["benchmark", "--dataset", str(tmp_path / "mine.csv"), "--horizons", "12", "--lookback", "48"]
+    args += ["--models", "naive,seasonal_naive,dlinear", "--epochs", "1", "--out", str(out)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "--fill" in refused.output
+    data = ["--fill", "ffill", "--date-column", "when", "--target", "OT", "--split", "0.6,0.2,0.2"]
+    result = runner.invoke(app, [*args, *data])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "mine_dlinear_h12_s0.json").read_text())
+    assert run["request"]["data"]["split"] == [0.6, 0.2, 0.2] and run["request"]["target"] == ["OT"]
+    assert run["test"]["windows"] == 80 - 12 + 1 and run["columns"] == ["c0", "c1", "OT"]  # 20 % of 400 rows
+    seasonal = json.loads((out / "mine_seasonal_naive_h12_s0.json").read_text())
+    assert seasonal["lookback"] == 48  # hourly rows dated by "when": a day's season fits in the lookback
+    other = runner.invoke(app, [*args, *data[:-1], "0.7,0.1,0.2"])  # another split: not the runs kept
+    assert other.exit_code == 2 and "split" in other.stderr
+
+
+def test_an_unknown_data_option_is_refused():
+    import pytest
+
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    with pytest.raises(ConfigError, match="unknown data option"):
+        run_benchmark("ETTh1", data={"seperator": ";"})

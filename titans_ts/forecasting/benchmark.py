@@ -29,6 +29,8 @@ MODELS = {  # settings not given here are the dataset's defaults (defaults.defau
     "seasonal_naive": {"variant": "seasonal_naive"},
 }
 HORIZONS = (96, 192, 336, 720)
+UNSAID = {"header": True}  # the data options' defaults that are not None
+DATA_OPTIONS = ("data_dir", "verify", "fill", "date_column", "header", "sep", "long", "columns", "split", "split_dates")
 
 
 def run_name(dataset_label: str, model: str, horizon: int, seed: int) -> str:
@@ -45,11 +47,14 @@ def run_benchmark(
     models_dir: str | Path | None = None,
     on_run: Callable[[str, dict, bool], None] | None = None,
     extra: dict | None = None,
+    data: dict | None = None,
     **params,
 ) -> list[dict]:
     """Run what is missing and return every run's record (val and test MSE/MAE, history, wall time).
 
     runs_dir: the folder of one JSON per run (default: `default_runs_dir(dataset)`).
+    data: how a user's file is read and split, as `fit_dataset` takes it (data_dir, verify, fill, date_column,
+    header, sep, long, columns, split, split_dates); every model reads it alike.
     params: TitansForecaster parameters shared by all models (epochs, device, ...); a model's own
     settings (`MODELS`) override them. on_run(name, record, reused) is called after each run.
     extra: fields added to each new record (e.g. the git commit of an experiment script).
@@ -68,26 +73,28 @@ def run_benchmark(
             raise ConfigError(f"{name}={list(values)} gives {repeated} more than once; give each once.")
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(dataset)
     models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
-    label = dataset_label(dataset)
+    label, data = dataset_label(dataset), dict(data or {})
+    unknown = sorted(set(data) - set(DATA_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown data option(s) {unknown}; they are {list(DATA_OPTIONS)}.")
     lookbacks = {model: lookback for model in models}
     if "seasonal_naive" in models:
-        from titans_ts.data import load_dataset
-
-        lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, load_dataset(dataset).index)
-    data, plan = data_identity(dataset), []
+        lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, read_index(dataset, data, params))
+    identity, plan = data_identity(dataset, data), []
     for seed in seeds:  # seed 0 of every model and horizon first
         for horizon in horizons:
             for model in models:
                 # fallback off: the benchmark reports each model itself, never a floor in its place
                 options = {**params, **MODELS[model], "seed": seed, "progress": False, "fallback": "off"}
                 name = run_name(label, model, horizon, seed)
-                plan.append((name, model, horizon, options, asked(data, horizon, lookbacks[model], options)))
+                plan.append((name, model, horizon, options, asked(identity, horizon, lookbacks[model], options)))
     done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
     for name, _, horizon, options, request in plan:  # every run checked before any runs
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
         else:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
-            resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **options)
+            split = {k: data.get(k) for k in ("split", "split_dates")}
+            resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
@@ -101,6 +108,7 @@ def run_benchmark(
                 overwrite=True,  # the run's JSON, not its model folder, marks a finished run
                 # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
                 resume=latest_checkpoint(out / "checkpoints") is not None,
+                **data,
                 **options,
             )
             require_finished(record["history"], name)
@@ -113,12 +121,24 @@ def run_benchmark(
     return records
 
 
-def data_identity(dataset: str) -> str:
-    """A registered dataset's name, or a file's content hash: a run reused from runs_dir read the same data."""
+def data_identity(dataset: str, data: dict | None = None) -> str | dict:
+    """A registered dataset's name, or a file's content hash, with how it was read and split (the options
+    that change what the models see): a run reused from runs_dir read the same data."""
     from titans_ts.data.loading import file_sha256
 
     path = Path(dataset)
-    return f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
+    name = f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
+    read = {k: v for k, v in (data or {}).items() if k not in ("data_dir", "verify") and v != UNSAID.get(k)}
+    return {"file": name, **read} if read else name  # a run with none of them keeps the name alone, as before
+
+
+def read_index(dataset: str, data: dict, params: dict):
+    """The time index of the data as the runs read it (seasonal naive's season comes from its step)."""
+    from titans_ts.data import load_dataset
+    from titans_ts.forecasting.api import input_columns
+
+    read = {k: v for k, v in data.items() if k not in ("split", "split_dates", "columns")}
+    return load_dataset(dataset, **read, columns=input_columns(data.get("columns"), params.get("target"))).index
 
 
 def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:
