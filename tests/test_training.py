@@ -243,3 +243,11 @@ def test_epochs_are_said_as_people_count_them():
     assert epoch_number(0) == 1 and epoch_number(None) == "-"
     record = {"stop_reason": "time_budget", "epochs_run": 3, "steps": 30, "best_epoch": 1}
     assert "after 3 epochs (30 steps); the best epoch's weights (epoch 2) are kept" in stop_note(record, 5)
+    from types import SimpleNamespace
+
+    from titans_ts.training.loop import LossProgressBar
+
+    bar = LossProgressBar()  # the progress bar too: Lightning's read "Epoch 0/9" for the first of 10
+    bar._trainer = SimpleNamespace(max_epochs=10)
+    assert bar._get_train_description(0).strip() == "Epoch 1/10"
+    assert bar._get_train_description(9).strip() == "Epoch 10/10"
