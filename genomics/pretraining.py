@@ -14,6 +14,7 @@ import numpy as np
 
 from genomics.data import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
+from genomics.tokenizer import check_bases
 from titans_ts.errors import ConfigError
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
@@ -62,10 +63,13 @@ MIN_WINDOW = 64  # bases: a shorter tail of a record is dropped
 
 
 def corpus_windows(paths, window: int = 1024) -> list[str]:
-    """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases is dropped."""
+    """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases is dropped. A
+    character that is not a nucleotide code is an error naming its file, record and position, before any work."""
     windows = []
     for path in paths:
-        for _, sequence in read_fasta(path):
+        for name, sequence in read_fasta(path):
+            if sequence:  # an empty record gives no window
+                check_bases(sequence, f"{path}: record {name!r}")
             for start in range(0, len(sequence), window):
                 piece = sequence[start : start + window]
                 if len(piece) >= MIN_WINDOW:

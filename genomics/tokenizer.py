@@ -25,6 +25,7 @@ for _base, _id in NUCLEOTIDES.items():
     _LOOKUP[ord(_base)] = _LOOKUP[ord(_base.lower())] = _id
 for _code in IUPAC_AMBIGUOUS:
     _LOOKUP[ord(_code)] = _LOOKUP[ord(_code.lower())] = NUCLEOTIDES["N"]
+_READABLE = _LOOKUP >= 0
 _ID_TO_TOKEN = {v: k for k, v in {**SPECIAL_TOKENS, **NUCLEOTIDES}.items()}
 _COMPLEMENT = np.arange(VOCAB_SIZE)
 _COMPLEMENT[[7, 8, 9, 10]] = [10, 9, 8, 7]  # A<->T, C<->G; N and special tokens stay
@@ -44,27 +45,7 @@ class DNATokenizer:
     def encode(self, sequence: str, add_special_tokens: bool = False, name: str | None = None) -> np.ndarray:
         """ids of one sequence; `name` (e.g. 'sequence 12') makes errors point at the input. Sequences and
         positions in errors count from 1, as a reader of the file counts them."""
-        where = f"{name}: " if name else ""
-        if not isinstance(sequence, str):
-            raise SequenceError(f"{where}expected a string of nucleotides; got {type(sequence).__name__}.")
-        if not sequence:
-            raise SequenceError(f"{where}empty sequence; every sequence needs at least one nucleotide.")
-        raw = np.frombuffer(sequence.encode("utf-8", errors="replace"), dtype=np.uint8)
-        if len(raw) != len(sequence):  # a non-ASCII character
-            position = next(i for i, ch in enumerate(sequence) if ord(ch) > 127)
-            raise SequenceError(
-                f"{where}character {sequence[position]!r} at position {position + 1} is not a "
-                "nucleotide code (A, C, G, T, N or an IUPAC ambiguity code)."
-            )
-        ids = _LOOKUP[raw]
-        bad = np.flatnonzero(ids < 0)
-        if len(bad):
-            position = int(bad[0])
-            raise SequenceError(
-                f"{where}character {sequence[position]!r} at position {position + 1} is not a "
-                f"nucleotide code (A, C, G, T, N or an IUPAC ambiguity code); {len(bad)} such "
-                f"character(s) in all.{_gap_hint(sequence, bad)}"
-            )
+        ids = _LOOKUP[check_bases(sequence, name)]
         if add_special_tokens:
             ids = np.concatenate([[CLS_ID], ids, [SEP_ID]])
         return ids
@@ -91,6 +72,32 @@ class DNATokenizer:
 
     def decode(self, ids) -> str:
         return "".join(_ID_TO_TOKEN.get(int(i), "[UNK]") for i in ids if int(i) != PAD_ID)
+
+
+def check_bases(sequence: str, name: str | None = None) -> np.ndarray:
+    """The sequence's bytes, or a SequenceError naming the first character that is not a nucleotide code (its
+    position counted from 1) and `name` (e.g. 'sequence 12'), where the input is."""
+    where = f"{name}: " if name else ""
+    if not isinstance(sequence, str):
+        raise SequenceError(f"{where}expected a string of nucleotides; got {type(sequence).__name__}.")
+    if not sequence:
+        raise SequenceError(f"{where}empty sequence; every sequence needs at least one nucleotide.")
+    raw = np.frombuffer(sequence.encode("utf-8", errors="replace"), dtype=np.uint8)
+    if len(raw) != len(sequence):  # a non-ASCII character
+        position = next(i for i, ch in enumerate(sequence) if ord(ch) > 127)
+        raise SequenceError(
+            f"{where}character {sequence[position]!r} at position {position + 1} is not a "
+            "nucleotide code (A, C, G, T, N or an IUPAC ambiguity code)."
+        )
+    bad = np.flatnonzero(~_READABLE[raw])  # a byte per base, not eight: a chromosome is checked whole
+    if len(bad):
+        position = int(bad[0])
+        raise SequenceError(
+            f"{where}character {sequence[position]!r} at position {position + 1} is not a "
+            f"nucleotide code (A, C, G, T, N or an IUPAC ambiguity code); {len(bad)} such "
+            f"character(s) in all.{_gap_hint(sequence, bad)}"
+        )
+    return raw
 
 
 def _gap_hint(sequence: str, bad: np.ndarray) -> str:

@@ -135,3 +135,15 @@ def test_an_interrupted_pretraining_exits_130_after_saving(tmp_path, monkeypatch
     (tmp_path / "c.fa").write_text(">a\nACGT\n")
     result = CliRunner().invoke(app, ["pretrain", "--corpus", str(tmp_path / "c.fa"), "--out", str(tmp_path / "p")])
     assert result.exit_code == 130 and "interrupted after 2 epochs" in result.output
+
+
+def test_a_character_that_is_not_dna_is_named_by_file_record_and_position_before_any_work(tmp_path):
+    """It was found while training ("sequence 1: character 'Z' at position 23", a shuffled window's count) and
+    left a run folder behind."""
+    from titans_ts.errors import SequenceError
+
+    bases = "ACGT" * 50
+    (tmp_path / "c.fa").write_text(f">first\n{bases}\n>empty\n>second\n{bases[:150]}\n{bases[150:160]}Z{bases[161:]}\n")
+    with pytest.raises(SequenceError, match=r"c\.fa: record 'second': character 'Z' at position 161 is not"):
+        pretrain([tmp_path / "c.fa"], tmp_path / "run", config=TINY, window=64, progress=False)
+    assert not (tmp_path / "run").exists()
