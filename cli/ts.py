@@ -409,7 +409,8 @@ def evaluate(
     out: Path = typer.Option(
         None,
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
-        "(window, step, column) with origin, time, prediction and target in original units and scaled.",
+        "(window, step, column) with origin, time, prediction and target in original units and scaled (a --mode "
+        "history model's frozen forecasts).",
     ),
     plot: Path = typer.Option(
         None, help="Draw the test error by horizon step and a few test windows to this PNG (with --plot-columns)."
@@ -449,12 +450,14 @@ def evaluate(
     elif online:
         console.print(online_note(metrics))
     if "by_step" in metrics:
-        console.print(errors_table("Test errors by column", metrics["by_column"]))
+        frozen = ", frozen" if metrics["mode"] == "history" else ""  # the windows' forecasts are the frozen ones
+        console.print(errors_table(f"Test errors by column{frozen}", metrics["by_column"]))
         by_step = metrics["by_step"]
         shown = sorted({1, *(len(by_step) * q // 4 for q in (1, 2, 3)), len(by_step)} - {0})
-        console.print(errors_table("Test errors by horizon step (some steps)", by_step.loc[shown]))
+        console.print(errors_table(f"Test errors by horizon step{frozen} (some steps)", by_step.loc[shown]))
     if out is not None:
-        console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}.")
+        which = " (the frozen forecasts: the memory reset for every window)" if metrics["mode"] == "history" else ""
+        console.print(f"Wrote {metrics['rows']} rows (window x step x column){which} to {out}.")
     if plot is not None:
         console.print(f"Plot: {plot}")
 

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-
 from typer.testing import CliRunner
 
 from cli.ts import app

@@ -396,9 +396,11 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
     assert predicted.exit_code == 0, predicted.output
     evaluated = runner.invoke(
-        app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "mine.csv"), "--online"]
-    )
+        app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "mine.csv"), "--online", "--out",
+              str(tmp_path / "windows.csv")]
+    )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
+    assert "(the frozen forecasts: the memory reset for every window)" in " ".join(evaluated.output.split())
     assert "test, frozen" in evaluated.output and "test, online" in evaluated.output
     assert "History mode: frozen resets the memory" in evaluated.output and blended in evaluated.output
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
