@@ -14,7 +14,6 @@ from genomics.classifier import DNAClassifier
 from genomics.data import (
     LabelledSequences,
     is_csv,
-    is_gzipped,
     load_task,
     make_labelled,
     read_csv,
@@ -22,6 +21,7 @@ from genomics.data import (
     read_fasta_with_labels,
     read_unlabelled_csv,
     separator,
+    sniff,
     stratified_folds,
     warn_duplicate_names,
     warn_unknown_only,
@@ -45,7 +45,7 @@ def load_labelled(source: str, labels=None):
     # any other file is FASTA, as in predict
     if path.suffix.lower() in (".fa", ".fasta", ".fna", ".gz") or path.is_file():
         if labels is None:
-            is_gzipped(path)  # a binary file (a workbook, ...) is named as such, not called FASTA
+            sniff(path)  # a binary file (a workbook, ...) is named as such, not called FASTA
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
     if labels is not None:

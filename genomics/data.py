@@ -5,10 +5,12 @@ Classes are always sorted by name, so class index i means the same thing in ever
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import functools
 import gzip
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -235,21 +237,15 @@ def is_csv(path: Path) -> bool:
     name = Path(path).name.lower().removesuffix(".gz")
     if name.endswith(TABLE_SUFFIXES):
         return True
-    return name.endswith(".txt") and Path(path).is_file() and not _first_line(Path(path)).startswith((">", ";"))
+    return name.endswith(".txt") and Path(path).is_file() and not sniff(path).first_line.startswith((">", ";"))
 
 
-def _first_line(path: Path) -> str:
-    """The first line of a text file that is not blank (decompressed), or '' for an empty one."""
-    with _opened(path) as stream:
-        return next((line for _, line in _numbered_lines(stream, path) if line.strip()), "")
-
-
-def separator(path: Path) -> str:
+def separator(path: Path, start: FileStart | None = None) -> str:
     """A table's column separator: a tab when its header line holds tabs and no comma, else a comma (for a
-    table pandas decompresses, by its name: labels.tsv.bz2)."""
+    table pandas decompresses, by its name: labels.tsv.bz2). `start`: the file's start when sniffed already."""
     if Path(path).suffix.lower() in PANDAS_COMPRESSIONS:
         return "\t" if Path(path).stem.lower().endswith((".tsv", ".tab")) else ","
-    header = _first_line(path)
+    header = (start or sniff(path)).first_line
     return "\t" if "\t" in header and "," not in header else ","
 
 
@@ -287,9 +283,10 @@ def read_csv(path, sequence_column: str = "seq", label_column: str = "label") ->
 def read_fasta(path) -> list[tuple[str, str]]:
     """(name, sequence) records of a FASTA file, gzipped or not (told by its first bytes, not its name)."""
     path = Path(path)
+    start = sniff(path)
     records, name, parts = [], None, []
-    with _opened(path) as stream:
-        for number, line in _numbered_lines(stream, path):
+    with _opened(start) as stream:
+        for number, line in _numbered_lines(stream, start):
             line = line.strip()
             if not line or line.startswith(";"):  # ';' starts a comment line in old FASTA files
                 continue
@@ -317,22 +314,26 @@ def read_fasta(path) -> list[tuple[str, str]]:
     return records
 
 
-def _numbered_lines(stream, path: Path):
-    """(line number, line) of a text stream; bytes that are not UTF-8 are an error naming the line."""
+def _numbered_lines(stream, start: FileStart):
+    """(line number, line) of the text stream of a file; bytes that are not UTF-8 are an error naming the line."""
     try:
         yield from enumerate(stream, start=1)
     except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start : exc.start + 1]
-        raise DataValidationError(
-            f"{path}, line {_first_undecodable_line(path)}: not UTF-8 text ({exc.reason}, byte {byte!r}): save the "
-            "file as UTF-8."
-        ) from None
+        raise _not_utf8(start.path, _first_undecodable_line(start), exc) from None
 
 
-def _first_undecodable_line(path: Path) -> int:
+def _not_utf8(path: Path, line: int, exc: UnicodeDecodeError) -> DataValidationError:
+    """The error for bytes that are not UTF-8, naming the file and the line that holds them."""
+    byte = exc.object[exc.start : exc.start + 1]
+    return DataValidationError(
+        f"{path}, line {line}: not UTF-8 text ({exc.reason}, byte {byte!r}): save the file as UTF-8."
+    )
+
+
+def _first_undecodable_line(start: FileStart) -> int:
     """The number of the first line that is not UTF-8 (text is decoded in blocks, so the error's own position
     says where a block ended, not which line)."""
-    with (gzip.open if is_gzipped(path) else open)(path, "rb") as stream:
+    with (gzip.open if start.gzipped else open)(start.path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
             try:
                 line.decode("utf-8")
@@ -363,16 +364,43 @@ BINARY_KINDS = (
 )
 
 
-def is_gzipped(path) -> bool:
-    """Whether a text file is gzip-compressed, told by its first bytes (its name may say otherwise); a
-    DataValidationError naming the file when it is missing, unreadable or not text (`check_text`)."""
+SNIFF_BYTES = 4096  # how much of a file's (decompressed) start is read: text or binary, and its first line
+
+
+@dataclass(frozen=True)
+class FileStart:
+    """A user's file as its first bytes tell it, read once (`sniff`) before it is parsed."""
+
+    path: Path
+    gzipped: bool  # told by its first bytes: its name may say otherwise
+    head: bytes  # the first SNIFF_BYTES, decompressed
+
+    @property
+    def first_line(self) -> str:
+        """The first line that is not blank, or '' for an empty file; bytes that are not UTF-8 are an error
+        naming the line."""
+        try:  # not final: a character that SNIFF_BYTES cut in two is left out, not an error
+            text = codecs.getincrementaldecoder("utf-8-sig")().decode(self.head)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.path, exc.object[: exc.start].count(b"\n") + 1, exc) from None
+        # lines as reading the file as text splits them (at \n, \r\n or \r), not at every break splitlines knows
+        line = next((line for line in io.StringIO(text, newline=None) if line.strip()), "")
+        if len(self.head) == SNIFF_BYTES and not line.endswith("\n"):  # it may run on past the head: read it whole
+            with _opened(self) as stream:
+                return next((line for _, line in _numbered_lines(stream, self) if line.strip()), "")
+        return line
+
+
+def sniff(path) -> FileStart:
+    """A file's start, from one read of its first bytes; a DataValidationError naming the file when it is
+    missing, unreadable or not text (`check_text`)."""
     path = Path(path)
     check_readable(path)
     try:
         with open(path, "rb") as stream:
             gzipped = stream.read(2) == GZIP_MAGIC
-        with (gzip.open if gzipped else open)(path, "rb") as stream:
-            start = stream.read(4096)
+            stream.seek(0)
+            head = (gzip.GzipFile(fileobj=stream) if gzipped else stream).read(SNIFF_BYTES)
     except (EOFError, gzip.BadGzipFile) as exc:
         raise DataValidationError(
             f"{path}: starts as gzip but cannot be decompressed ({exc}); it may be cut short: download it again."
@@ -380,14 +408,14 @@ def is_gzipped(path) -> bool:
     except OSError as exc:
         raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if path.suffix.lower() not in PANDAS_COMPRESSIONS:  # a table pandas decompresses itself is not checked here
-        check_text(start, path)
-    return gzipped
+        check_text(head, path)
+    return FileStart(path, gzipped, head)
 
 
-def check_text(start: bytes, path) -> None:
+def check_text(head: bytes, path) -> None:
     """A DataValidationError naming `path` when its (decompressed) first bytes are not text."""
-    kind = next((what for magic, what in BINARY_KINDS if start.startswith(magic)), None)
-    if kind is None and b"\x00" in start:
+    kind = next((what for magic, what in BINARY_KINDS if head.startswith(magic)), None)
+    if kind is None and b"\x00" in head:
         kind = "binary data"
     if kind is not None:
         raise DataValidationError(
@@ -395,21 +423,22 @@ def check_text(start: bytes, path) -> None:
         )
 
 
-def _opened(path: Path):
+def _opened(start: FileStart):
     """The file opened for reading text (decompressed when gzipped), or a DataValidationError naming it."""
-    opener = gzip.open if is_gzipped(path) else open
+    opener = gzip.open if start.gzipped else open
     try:
-        return opener(path, "rt", encoding="utf-8-sig")
+        return opener(start.path, "rt", encoding="utf-8-sig")
     except OSError as exc:
-        raise DataValidationError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        raise DataValidationError(f"{start.path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 def read_table(path, what: str, **options) -> pd.DataFrame:
     """A CSV read with pandas, or a DataValidationError that names the file and what it should hold."""
-    pandas_decompresses = Path(path).suffix.lower() in PANDAS_COMPRESSIONS
-    compression = "gzip" if is_gzipped(path) else "infer" if pandas_decompresses else None
+    start = sniff(path)
+    pandas_decompresses = start.path.suffix.lower() in PANDAS_COMPRESSIONS
+    compression = "gzip" if start.gzipped else "infer" if pandas_decompresses else None
     try:
-        return pd.read_csv(path, compression=compression, sep=separator(path), **options)
+        return pd.read_csv(path, compression=compression, sep=separator(path, start), **options)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} is empty: expected {what}.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:

@@ -337,3 +337,18 @@ def test_a_table_pandas_decompresses_itself_still_reads(tmp_path):
 
     (tmp_path / "t.csv.bz2").write_bytes(bz2.compress(b"seq,label\nACGT,x\nGGCC,y\n"))
     assert read_csv(tmp_path / "t.csv.bz2").label_names() == ["x", "y"]
+
+
+def test_a_table_is_told_from_the_start_of_its_file_even_past_the_bytes_sniffed(tmp_path):
+    """FASTA or table, the separator and the UTF-8 check come from the file's first bytes, read once; a first
+    line that starts past those bytes is still found, and a table that is not UTF-8 is named with its line."""
+    from genomics.data import SNIFF_BYTES, is_csv
+
+    blank = "\n" * (SNIFF_BYTES + 1)
+    (tmp_path / "reads.txt").write_text(blank + ">r1\nACGT\n")
+    (tmp_path / "table.txt").write_text(blank + "seq\tlabel\nACGT\tx\nGGCC\ty\n")
+    (tmp_path / "latin.csv").write_bytes(b"seq,label\nACGT,caf\xe9\n")
+    assert not is_csv(tmp_path / "reads.txt") and is_csv(tmp_path / "table.txt")
+    assert read_csv(tmp_path / "table.txt").label_names() == ["x", "y"]
+    with pytest.raises(DataValidationError, match=r"latin.csv, line 2: not UTF-8 text .*save the file as UTF-8"):
+        read_csv(tmp_path / "latin.csv")
