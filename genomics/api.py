@@ -233,7 +233,8 @@ def finetune_chosen(
     recipe = {k: v for k, v in recipe.items() if v is not None}
     if train_crop is not None:
         recipe["train_crop"] = train_crop or None
-    start = False if scratch else (str(pretrained) if pretrained else True)
+    # a folder by its absolute path: the saved model's setting still finds it when refitted from another folder
+    start = False if scratch else (str(Path(pretrained).resolve()) if pretrained else True)
     return finetune(dataset, pretrained=start, **options, **architecture, **recipe)
 
 

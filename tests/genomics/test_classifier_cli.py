@@ -1,6 +1,7 @@
 """DNAClassifier conventions and `titans-dna` end to end on tiny data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -248,6 +249,17 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
         assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
     assert (tmp_path / "ok.fa").read_text() == original and not any((tmp_path / "folder").iterdir())
     assert not any((tmp_path / f"run{i}").exists() for i in (1, 2, 3))
+
+
+def test_a_pretrained_folder_given_by_a_relative_path_is_saved_by_its_absolute_one(monkeypatch, tmp_path):
+    """--pretrained runs/lm was kept as given: the saved model, refitted from another folder, could not find it."""
+    import genomics.api as api
+
+    asked = {}
+    monkeypatch.setattr(api, "finetune", lambda dataset, **options: asked.update(options))
+    monkeypatch.chdir(tmp_path)
+    api.finetune_chosen("enhancer_cohn", pretrained=Path("runs/lm"))
+    assert asked["pretrained"] == str(tmp_path.resolve() / "runs" / "lm")
 
 
 def test_shaping_a_pretrained_model_is_refused_by_the_library_and_the_cli():
