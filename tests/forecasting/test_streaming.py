@@ -83,6 +83,11 @@ def test_the_grid_check_passes_holidays_other_zones_and_daylight_saving():
     check_follows(days[4], days[5:], time_axis(days[:5])[1])
     saved = pd.Timestamp(str(days[4]))  # as a loaded model has it: a fixed offset, +01:00, not Berlin's zone
     check_follows(saved, days[5:], time_axis(days[:5])[1])
+    # a daily file inside one UTC offset loads with it, one across a change on the wall clock: either follows
+    check_follows(saved, days[5:].tz_localize(None), time_axis(days[:5])[1])
+    check_follows(days[4].tz_localize(None), days[5:], time_axis(days[:5])[1])
+    with pytest.raises(DataValidationError, match="off the series' grid"):
+        check_follows(saved, days[5:].tz_localize(None) + pd.Timedelta(hours=6), time_axis(days[:5])[1])
     thirtieths = pd.DatetimeIndex(["2016-09-30", "2016-10-30", "2016-11-30"])  # a model saved with 31 days
     check_follows(pd.Timestamp("2016-08-30"), thirtieths, pd.Timedelta(days=31))
     local_hours = pd.date_range("2021-03-27", periods=72, freq="h", tz="Europe/Berlin")  # 02:00 on the 28th skipped

@@ -174,6 +174,9 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
             "by time), so that they can be checked to come after it and the forecasts dated."
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and (last.tz is None) != (rows.tz is None):
+        if step is not None and _on_days(step):  # daily data is read on the wall clock, zone or none: compare so
+            last, rows = last.tz_localize(None), rows.tz_localize(None)
+            return check_follows(last, rows, step)
         raise DataValidationError(
             f"the model has read rows up to {last} ({'no time zone' if last.tz is None else last.tz}); the new rows "
             f"are {'without a time zone' if rows.tz is None else f'in {rows.tz}'}: give them as the model read its "
@@ -186,6 +189,11 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
         _check_on_grid(last, rows, step)
+
+
+def _on_days(step) -> bool:
+    """Whether a series' step is a day or longer (a calendar step, or a Timedelta of a day or more)."""
+    return isinstance(step, pd.DateOffset) or pd.Timedelta(step) >= pd.Timedelta(days=1)
 
 
 def _on_wall_clock(last: pd.Timestamp, rows: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
