@@ -109,7 +109,10 @@ def datasets() -> None:
         where = row["found_at"] or "[yellow]not here[/] (supply the file; see README)"
         table.add_row(row["name"], f"{row['rows']} x {row['columns']}", row["freq"], row["split"], row["file"], where)
     console.print(table)
-    console.print("Your own data: pass the path of a CSV with a date column and numeric columns.")
+    console.print(
+        "Your own data: pass the path of a CSV, TSV or parquet file of numeric columns (with a time column, or "
+        "without one: its rows are steps 0, 1, 2, ...)."
+    )
 
 
 @app.command()
@@ -250,7 +253,7 @@ def fit(
         rich_help_panel=TRAINING,
     ),
     out: Path = typer.Option(
-        None, help="Output folder (default: runs/<dataset>-<variant>-h<H>-s<seed>).", rich_help_panel=RUN
+        None, help="Output folder (default: runs/<dataset>-<variant>[-history]-h<H>-s<seed>).", rich_help_panel=RUN
     ),
     run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
@@ -365,7 +368,12 @@ MODEL_DIR = typer.Option(..., "--model", "-m", help="A folder written by `titans
 @grouped
 def predict(
     model: Path = MODEL_DIR,
-    input: Path = typer.Option(..., "--input", "-i", help="CSV with a date column and the training columns."),
+    input: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="A CSV, TSV or parquet file with the model's columns (and a time column, else its rows are steps).",
+    ),
     out: Path = typer.Option(
         None, help="Where to write the forecast: a .csv or .parquet file (default: print it as CSV)."
     ),

@@ -216,17 +216,17 @@ def quantile_table(config: dict, runs: Path) -> list[str]:
         "No conformal calibration: each model's raw quantiles. `s`: wall seconds per run, measured while other "
         "experiments shared the two cores (not a speed comparison).",
         "",
-        f"| model | mean wQL | CRPS | pinball {label} | coverage | median MAE | epochs | s |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | mean wQL | CRPS | pinball {label} | coverage | median MAE | epochs | parameters | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in config["quantile_loss"]["models"]:
         records = [json.loads(p.read_text()) for p in sorted(runs.glob(f"{name}_quantile_s*.json"))]
         if not records:
-            lines.append(f"| {name} | not run yet | | | | | | |")
+            lines.append(f"| {name} | not run yet | | | | | | | |")
             continue
         refused = [r["unsupported"] for r in records if "unsupported" in r]
         if refused:
-            lines.append(f"| {name} | cannot train on QuantileLoss here: `{refused[0]}` | | | | | | |")
+            lines.append(f"| {name} | cannot train on QuantileLoss here: `{refused[0]}` | | | | | | | |")
             continue
         tests = [r["test"] for r in records]
 
@@ -241,7 +241,7 @@ def quantile_table(config: dict, runs: Path) -> list[str]:
         lines.append(
             f"| {name} | {cell([t['mean_wql'] for t in tests])} | {cell([t['crps'] for t in tests])} | {pinball} | "
             f"{coverage} | {cell([t['mae'] for t in tests])} | {'/'.join(str(r['epochs_run']) for r in records)} | "
-            f"{statistics.mean(r['wall_seconds'] for r in records):.0f} |"
+            f"{records[0]['parameters']:,} | {statistics.mean(r['wall_seconds'] for r in records):.0f} |"
         )
     return lines
 

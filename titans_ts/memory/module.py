@@ -42,7 +42,7 @@ class MemoryConfig:
     backend: str = "auto"
     recompute: bool = False  # backward from chunk-start states only: less memory, more time
     # torch.compile the projections and the chunked passes: faster steps after a one-off compile. "auto":
-    # on the CPU, each call shape once the run has spent as long eager as a compile takes (autocompile.py).
+    # on the CPU, each call shape once the run has done enough eager tokens at it to pay a compile (autocompile.py).
     compile: bool | str = "auto"
 
     def __post_init__(self):
