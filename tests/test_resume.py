@@ -172,6 +172,28 @@ def test_a_resume_of_a_finished_run_says_it_finished(tmp_path):
         prepare_run_folder(tmp_path, overwrite=False, resume=True)  # the run folder, checked once, before its run
 
 
+def test_every_ddp_rank_refuses_a_run_folder_alike_and_only_rank_0_clears_it(tmp_path, monkeypatch):
+    """The refusals ran on rank 0 alone: ranks that torchrun or srun started beside it went on to wait for it."""
+    from titans_ts.checkpointing import prepare_run_folder
+    from titans_ts.errors import ConfigError
+
+    monkeypatch.setenv("RANK", "1")
+    (tmp_path / "finished" / "metrics.json").parent.mkdir()
+    (tmp_path / "finished" / "metrics.json").write_text("{}")
+    for out, resume, message in (
+        (tmp_path / "finished", True, "finished"),
+        (tmp_path / "never_run", True, "nothing to resume"),
+        (tmp_path / "finished", False, "already holds a model"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            prepare_run_folder(out, overwrite=False, resume=resume)
+    stale = tmp_path / "finished" / "checkpoints" / "last.ckpt"
+    stale.parent.mkdir()
+    stale.write_text("")
+    prepare_run_folder(tmp_path / "finished", overwrite=True, resume=False)
+    assert stale.exists()  # rank 0 clears it
+
+
 def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_path, monkeypatch):
     """Nothing to resume and nothing kept: the settings the run recorded as it started go too."""
     from tests.data.helpers import write_series

@@ -192,18 +192,20 @@ def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | No
 def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     """Before a CLI-level run: its output folder checked (a saved model is replaced only with `overwrite`) and,
     unless resuming, stale checkpoints cleared; returns the run's checkpoint folder, `out/checkpoints`.
-    Only rank 0 touches the folder: another DDP rank starts once rank 0 has begun writing there."""
+    Every DDP rank checks (a refusal on rank 0 alone left ranks started together by torchrun or srun waiting
+    for it); only rank 0 clears, and another rank finds at most the settings rank 0 records as it starts."""
     from titans_ts.distributed import is_main_process
     from titans_ts.io import check_out_folder
 
     checkpoints = Path(out) / "checkpoints"
-    if resume and is_main_process():
+    if resume:
         refuse_finished(out)
         if not _holds_files(checkpoints):  # titans-dna's folds would each start afresh, without a word
             raise nothing_to_resume(checkpoints)
-    if not resume and is_main_process():
+    else:
         check_out_folder(out, overwrite)
-        shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
+        if is_main_process():
+            shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
 
 
