@@ -29,7 +29,7 @@ from genomics.data import (
 from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
-from titans_ts.io import atomic_write_text, check_out_file, check_out_folder
+from titans_ts.io import atomic_write_text, check_out_file, check_out_folder, json_value
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -145,7 +145,7 @@ def finetune(
             if model.history_["stop_reason"] != "interrupted" and main:
                 if index == 0:
                     save_with_record(model, checkpoints / "fold0-model", trained_on)
-                atomic_write_text(done, json.dumps(fold_results[-1], default=str))
+                atomic_write_text(done, json.dumps(fold_results[-1], default=json_value))
             first_model = first_model or model
             if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
                 break
@@ -175,7 +175,7 @@ def finetune(
             "titans_ts_version": __version__,
         }
     )
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=str))
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=json_value))
     histories = [f["history"] for f in result.get("folds", [])] or [result["history"]]
     finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
     result["out"] = str(out)

@@ -15,7 +15,15 @@ from sklearn.model_selection import train_test_split
 
 from genomics.data import as_list, class_array, make_labelled, plain, warn_unknown_only
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
-from titans_ts.errors import ConfigError, DataValidationError, is_real, positive_problems, refuse
+from titans_ts.errors import (
+    ConfigError,
+    DataValidationError,
+    is_integer,
+    is_real,
+    positive_problems,
+    refuse,
+    seed_problems,
+)
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
@@ -100,6 +108,13 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     """
 
     _fit_call = "fit(sequences, y)"  # for the not-fitted message
+    # how it trains and predicts; the others (pretrained, architecture, block, dim, layers, heads, the stem's,
+    # pooling) shape the fitted network, so that changing them after fit is refused until it is fitted again
+    _changeable_after_fit = (
+        "epochs", "batch_size", "lr", "weight_decay", "patience", "val_fraction", "max_length", "train_crop",
+        "random_strand", "strand_average", "precision", "seed", "max_minutes", "progress", "device",
+        "checkpoint_dir", "checkpoint_minutes", "devices", "num_nodes", "strategy",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -175,8 +190,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision={self.precision!r} ('bf16-mixed' or '32-true')")
         problems += positive_problems({"epochs": self.epochs, "batch_size": self.batch_size})
-        if not (isinstance(self.patience, int) and self.patience >= 0):
+        if not (is_integer(self.patience) and self.patience >= 0):
             problems.append(f"patience={self.patience!r} (0 or more epochs)")
+        problems += seed_problems(self.seed)
         if not (is_real(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (positive)")
         if not (is_real(self.val_fraction) and 0 < self.val_fraction < 1):
@@ -292,6 +308,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         model.eval()
         self.model_ = model
         self.classes_ = class_array(data.classes)
+        self.fitted_params_ = self.get_params()  # what predict and save check against (_check_fitted)
         best = record.pop("best")
         self.history_ = record | {"best_val_loss": best, "device": str(device)}
         return self
@@ -371,5 +388,5 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             raise mismatched_model_dir(path, "DNAClassifier", exc) from None
         model.eval()
         estimator.model_, estimator.classes_ = model, class_array(config["classes"])
-        estimator.history_ = config["history"]
+        estimator.history_, estimator.fitted_params_ = config["history"], estimator.get_params()
         return estimator

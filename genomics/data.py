@@ -169,6 +169,11 @@ def as_list(values, what: str, source: str) -> list:
     if values is None or isinstance(values, (str, bytes)):
         got = "None" if values is None else "one string"
         raise DataValidationError(f"{source}: expected a list of {what}; got {got} (wrap one sequence in a list).")
+    if isinstance(values, pd.DataFrame):  # a list of a frame is its column names
+        raise DataValidationError(
+            f"{source}: expected a list of {what}; got a DataFrame of columns {list(values.columns)}: give the "
+            f"column of {what} (a Series, e.g. df[{values.columns[0]!r}])."
+        )
     try:
         return list(values)
     except TypeError:
@@ -177,7 +182,10 @@ def as_list(values, what: str, source: str) -> list:
 
 def class_array(classes: list) -> np.ndarray:
     """The sorted classes as `classes_`: numbers as a numeric array (so that sklearn's metrics read the
-    predictions as class labels), anything else as objects."""
+    predictions as class labels), True/False as booleans (as objects sklearn called them "unknown" targets),
+    anything else as objects."""
+    if all(isinstance(c, (bool, np.bool_)) for c in classes):
+        return np.array(classes, dtype=bool)
     numeric = all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool) for c in classes)
     return np.array(classes) if numeric else np.array(classes, dtype=object)
 

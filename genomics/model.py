@@ -18,7 +18,7 @@ from torch import nn
 
 from genomics.stem import ConvStem
 from genomics.tokenizer import PAD_ID, VOCAB_SIZE
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, is_integer
 from titans_ts.memory import make_block
 
 BLOCKS = ("lmm", "mac", "mag", "mal")
@@ -66,7 +66,7 @@ class DNAModelConfig:
             raise ConfigError(f"stem_pool={self.stem_pool!r}: use 'mean' or 'max'.")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling={self.pooling!r} is not one of {POOLINGS}.")
-        if not (isinstance(self.heads, int) and self.heads >= 1):
+        if not (is_integer(self.heads) and self.heads >= 1):
             raise ConfigError(f"heads={self.heads!r}: at least 1 attention head.")
         if self.dim % self.heads:
             smaller = self.dim - self.dim % self.heads or self.heads

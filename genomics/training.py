@@ -56,7 +56,7 @@ def make_loader(
     """Batches of (ids, labels). bucket=True groups sequences of similar length (less padding) and
     shuffles the order of the batches. transform: applied to each sequence's ids (e.g. RandomView).
     shard=True for the loaders a Trainer reads: under DDP, each rank reads its share (`distributed.py`)."""
-    tokenizer = DNATokenizer()
+    tokenizer, batch_size = DNATokenizer(), int(batch_size)  # numpy integers too: DataLoader wants an int
 
     def collate(batch):
         ids, _ = tokenizer.batch_encode([s for s, _ in batch], max_length=max_length, transform=transform)
@@ -69,7 +69,7 @@ def make_loader(
         if shuffle:
             np.random.default_rng(seed).shuffle(batches)
         return DataLoader(dataset, batch_sampler=ShardedBatches(batches) if shard else batches, collate_fn=collate)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(int(seed))
     # by rank under DDP: training shards padded to equal length, evaluation sequences each counted once
     sampler = ShardedSampler(len(dataset), shuffle=shuffle, generator=generator, pad=shuffle, shard=shard)
     return DataLoader(

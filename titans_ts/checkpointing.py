@@ -26,7 +26,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from titans_ts.errors import ConfigError
-from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text
+from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text, json_value
 from titans_ts.version import __version__
 
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
@@ -132,7 +132,7 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"checkpoint_dir {folder} is a file: checkpoints go into a folder; choose another path.")
-    settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
+    settings = json.loads(json.dumps(settings, default=json_value))  # as the file will hold them
     if resume:
         checkpoint = latest_checkpoint(folder)  # a finished run folder is refused before (prepare_run_folder)
         if checkpoint is None:

@@ -72,8 +72,22 @@ def positive_problems(values: dict) -> list[str]:
     return [
         f"{name}={value!r} (a positive integer)"
         for name, value in values.items()
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        if not (is_integer(value) and value >= 1)
     ]
+
+
+def seed_problems(seed) -> list[str]:
+    """The seed, unless a whole number that seeds every generator (0 to 2**32 - 1)."""
+    if is_integer(seed) and 0 <= seed < 2**32:
+        return []
+    return [f"seed={seed!r} (a whole number from 0 to 2**32 - 1: every run is seeded, so that it can be repeated)"]
+
+
+def is_integer(value) -> bool:
+    """A whole number (int, numpy's too), not a bool: what a size or a count needs."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_real(value) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
@@ -30,9 +31,12 @@ class TitansEstimator(BaseEstimator):
     """
 
     _fit_call = "fit(...)"
+    _changeable_after_fit: tuple[str, ...] = ()  # the settings that do not shape a fitted model
 
     def _check_fitted(self) -> None:
-        """NotFittedError (naming the class and how to fit or load one) until `model_` exists."""
+        """NotFittedError (naming the class and how to fit or load one) until `model_` exists; a ConfigError
+        when a setting that shapes the fitted model changed since (`fitted_params_`, recorded by fit and load:
+        set_params(horizon=12) after a fit at 24 made predict fail deep inside, or was ignored and saved)."""
         try:
             check_is_fitted(self, "model_")
         except NotFittedError as exc:
@@ -40,6 +44,29 @@ class TitansEstimator(BaseEstimator):
             raise NotFittedError(
                 f"This {name} is not fitted yet: call {self._fit_call} first, or {name}.load(path)."
             ) from exc
+        fitted = getattr(self, "fitted_params_", None)
+        if fitted is None:
+            return
+        now, fitted = self._comparable(self.get_params()), self._comparable(dict(fitted))
+        shaping = [k for k in now if k not in self._changeable_after_fit and k in fitted]
+        changed = [k for k in shaping if not _same(now[k], fitted[k])]
+        if changed:
+            from titans_ts.errors import ConfigError
+
+            said = ", ".join(f"{k}: {fitted[k]!r} at fit, {now[k]!r} now" for k in changed)
+            why, how = self._why_changed(changed)
+            raise ConfigError(
+                f"settings changed since fit ({said}): they shape the fitted model{why}. Fit again{how}, or set "
+                "them back."
+            )
+
+    def _comparable(self, params: dict) -> dict:
+        """`params` as _check_fitted compares them (a subclass may put equal values alike)."""
+        return params
+
+    def _why_changed(self, changed: list[str]) -> tuple[str, str]:
+        """What the refusal of `changed` settings adds after "they shape the fitted model" and "Fit again"."""
+        return "", ""
 
     def _device(self) -> torch.device:
         """The torch device of the `device` parameter (`titans_ts.training.resolve_device`)."""
@@ -72,3 +99,11 @@ class TitansEstimator(BaseEstimator):
         if device is not None:
             params["device"] = device
         return params
+
+
+def _same(a, b) -> bool:
+    """Equal settings, arrays too (quantiles=np.array([0.1, 0.9]))."""
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return np.array_equal(np.asarray(a), np.asarray(b))

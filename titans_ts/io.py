@@ -38,6 +38,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def json_value(value):
+    """What a JSON file holds for a value json does not know: a NumPy scalar as its Python value (np.int64(16)
+    as 16, not "16", which a saved model then failed to load as), anything else as its text."""
+    import numpy as np
+
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -134,7 +142,7 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
     try:
         # on the CPU: the file is the same whichever device the model ran on, and loads on any
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / MODEL_FILE))
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=json_value), encoding="utf-8")
         path.mkdir(exist_ok=True)
         for name in (MODEL_FILE, CONFIG_FILE):
             give_default_mode(staging / name)

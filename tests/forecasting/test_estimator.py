@@ -324,3 +324,32 @@ def test_impossible_settings_are_refused_by_one_check(series):
     message = "dim=30 with heads=2 (dim must be divisible by heads and by the 4 EinFFT blocks: e.g. dim=32)"
     with pytest.raises(ConfigError, match=re.escape(message)):
         TitansForecaster(**{**TINY, "dim": 30, "heads": 2}).fit(series)  # refused before any work, not by the model
+
+
+def test_what_scikit_learn_users_pass_works_as_python_values_do(series, tmp_path):
+    """NumPy integers (a GridSearchCV grid of np.arange) were refused as "not a positive integer"; an integer
+    column name as target failed ('int' object is not iterable); integer column names came back as strings
+    after load; score(X, y) was a TypeError though fit(X, y=None) takes y."""
+    import json
+
+    numbered = series.set_axis([0, 1, 2], axis=1)
+    numpy_ints = dict(horizon=np.int64(12), lookback=np.int64(24), epochs=np.int64(1), seed=np.int64(3))
+    model = TitansForecaster(**{**TINY, **numpy_ints}, target=0).fit(numbered)
+    assert list(model.predict().columns) == [0]
+    loaded = TitansForecaster.load(model.save(tmp_path / "m"))
+    pd.testing.assert_frame_equal(loaded.predict(), model.predict())  # the column is 0, not "0"
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["params"]["horizon"] == 12 and config["targets"] == [0]  # numbers, not "12" and "0"
+    assert model.score(numbered, numbered[0]) == -model.evaluate()["mse"]
+    for seed in (None, -1, 2**32):
+        with pytest.raises(ConfigError, match=rf"seed={seed!r} \(a whole number from 0 to 2\*\*32 - 1"):
+            TitansForecaster(**TINY, seed=seed).fit(series)  # it failed inside the data loader
+    with pytest.raises(DataValidationError, match=r"column name\(s\) \['c0'\] appear more than once"):
+        TitansForecaster(**TINY).fit(series.set_axis(["c0", "c0", "OT"], axis=1))  # pandas' TypeError
+
+
+def test_the_same_quantile_levels_in_another_order_are_the_same_setting(series):
+    model = TitansForecaster(**{**TINY, "epochs": 1}, quantiles=[0.9, 0.1, 0.5]).fit(series)
+    assert len(model.set_params(quantiles=np.array([0.1, 0.5, 0.9])).predict()) == 12  # was "changed since fit"
+    with pytest.raises(ConfigError, match="quantiles: "):
+        model.set_params(quantiles=[0.1, 0.9]).predict()

@@ -522,3 +522,32 @@ def test_predict_warns_once_about_records_that_share_a_name(tmp_path):
     warning = " ".join(result.stderr.split())
     assert warning.count("warning:") == 1 and "2 name(s) belong to more than one sequence ('a', 'b')" in warning
     assert result.stdout.splitlines()[1].startswith("a,") and len(result.stdout.splitlines()) == 6
+
+
+def test_what_scikit_learn_users_pass_works_and_a_fitted_shape_stays_fixed(tmp_path):
+    """Boolean labels made classes_ an object array that sklearn's metrics called "unknown" (score raised,
+    cross_val_score gave NaN); NumPy integers were refused, or saved as "16" that load could not read;
+    set_params(pooling=...) after fit was ignored by predict and saved; a DataFrame was read as its column
+    names; seed=None failed inside the loader."""
+    from sklearn.model_selection import cross_val_score
+
+    from titans_ts.errors import ConfigError, DataValidationError
+
+    sequences, labels = _toy()
+    rich = [label == "gc_rich" for label in labels]
+    numpy_ints = {"dim": np.int64(16), "epochs": np.int64(1), "batch_size": np.int64(16), "seed": np.int64(1)}
+    model = DNAClassifier(**{**TINY, **numpy_ints}, precision="32-true").fit(sequences, rich)
+    assert model.classes_.dtype == bool and 0 <= model.score(sequences, rich) <= 1
+    loaded = DNAClassifier.load(model.save(tmp_path / "m"))
+    assert loaded.classes_.dtype == bool and (loaded.predict(sequences) == model.predict(sequences)).all()
+    scores = cross_val_score(DNAClassifier(**TINY, precision="32-true"), sequences, np.array(rich), cv=2)
+    assert not np.isnan(scores).any()
+    model.set_params(pooling="mean_max")
+    for call in (lambda: model.predict(sequences), lambda: model.save(tmp_path / "other")):
+        with pytest.raises(ConfigError, match=r"settings changed since fit \(pooling: 'mean' at fit, 'mean_max' now\)"):
+            call()
+    model.set_params(pooling="mean", batch_size=8).predict(sequences)  # how it predicts may change
+    with pytest.raises(DataValidationError, match=r"got a DataFrame of columns \['seq'\]: give the column of"):
+        model.predict(pd.DataFrame({"seq": sequences}))
+    with pytest.raises(ConfigError, match=r"seed=None \(a whole number"):
+        DNAClassifier(**TINY, seed=None).fit(sequences, labels)

@@ -420,6 +420,12 @@ def validate_frame(
     how to fix a file, or with `in_memory` a DataFrame)."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
+    repeated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
+    if repeated:  # df[name] would be a frame, and which column is which unknown
+        raise DataValidationError(
+            f"{source}: column name(s) {repeated} appear more than once: give each column its own name "
+            "(df.columns = [...])."
+        )
     if isinstance(frame.index, pd.DatetimeIndex):  # a repeated stamp is the caller's choice (weather has one)
         frame = _in_time_order(frame, source, repeats=True)
     frame = _to_numeric(frame, source, in_memory)

@@ -51,7 +51,7 @@ class ForecastSplits:
         each counted exactly once over all ranks."""
         from titans_ts.distributed import ShardedSampler
 
-        generator = torch.Generator().manual_seed(seed)
+        batch_size, generator = int(batch_size), torch.Generator().manual_seed(int(seed))  # numpy integers too
 
         def ordered(dataset):
             sampler = ShardedSampler(len(dataset), pad=False, shard=shard)

@@ -23,7 +23,7 @@ from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.quantiles import level_label
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
-from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file
+from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file, json_value
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -122,7 +122,7 @@ def fit_dataset(
     with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
         _plot_last_test_window(estimator, frame, plot, settings.label)
         estimator.save(out)
-        atomic_write_text(out / "metrics.json", json.dumps(record, indent=1))
+        atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
     finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
     return record | {"out": str(out), "replaced": replaced}
 

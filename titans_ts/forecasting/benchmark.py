@@ -17,7 +17,7 @@ from pathlib import Path
 
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
-from titans_ts.io import atomic_write_text
+from titans_ts.io import atomic_write_text, json_value
 
 MODELS = {  # settings not given here are the dataset's defaults (defaults.defaults_for)
     "lmm": {"variant": "lmm"},
@@ -114,7 +114,7 @@ def run_benchmark(
             require_finished(record["history"], name)
             record.update({"model": model, "request": request, **(extra or {})})
             runs_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(runs_dir / name, json.dumps(record, indent=1))
+            atomic_write_text(runs_dir / name, json.dumps(record, indent=1, default=json_value))
         records.append(record)
         if on_run is not None:
             on_run(name, record, reused)
@@ -144,7 +144,8 @@ def read_index(dataset: str, data: dict, params: dict):
 def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:
     """What a run is asked for (its data and every setting but how it runs), as its JSON keeps it."""
     settings = {k: v for k, v in options.items() if k not in ("progress", "device")}
-    return json.loads(json.dumps({"data": data, "horizon": horizon, "lookback": lookback, **settings}, default=str))
+    request = {"data": data, "horizon": horizon, "lookback": lookback, **settings}
+    return json.loads(json.dumps(request, default=json_value))
 
 
 def check_same_request(path: Path, before: dict | None, now: dict) -> None:

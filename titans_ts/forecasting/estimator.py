@@ -10,17 +10,17 @@ import torch
 
 from titans_ts.checkpointing import RUN_ONLY
 from titans_ts.data import StandardScaler, make_splits
-from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
+from titans_ts.errors import DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
 from titans_ts.forecasting.floors import Floors, floors_record, season_steps
-from titans_ts.forecasting.inputs import as_frame, fitted_columns, target_positions
+from titans_ts.forecasting.inputs import as_frame, fitted_columns, saved_label, target_positions
 from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.quantile_outputs import QuantileOutputs
-from titans_ts.forecasting.quantiles import as_level
+from titans_ts.forecasting.quantiles import as_level, level_problems, levels_of
 from titans_ts.forecasting.streaming import Streaming
 from titans_ts.forecasting.time_axis import (
     axis_at_step,
@@ -39,14 +39,6 @@ TRAINING_ONLY = ("epochs", "patience", "lr", "weight_decay", "seed", "batch_size
 # (but fallback: who forecasts is chosen, and calibrated, at fit)
 CHANGEABLE_AFTER_FIT = (*(k for k in RUN_ONLY if k != "fallback"), *TRAINING_ONLY, "local_pretrain", "protocol")
 CHANGEABLE_AFTER_FIT += ("online_blend", "online_from")
-
-
-def _same(a, b) -> bool:
-    """Equal settings, arrays too (quantiles=np.array([0.1, 0.9]))."""
-    try:
-        return bool(a == b)
-    except (ValueError, TypeError):
-        return np.array_equal(np.asarray(a), np.asarray(b))
 
 
 class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansEstimator):
@@ -121,6 +113,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     """
 
     _fit_call = "fit(df)"
+    _changeable_after_fit = CHANGEABLE_AFTER_FIT
 
     def __init__(
         self,
@@ -302,23 +295,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         point = pd.DataFrame(self._target_scaler().inverse_transform(scaled), index=index, columns=self.targets_)
         return pd.concat([point, self._level_frame(levels, index, chosen)], axis=1)
 
-    def _check_fitted(self) -> None:
-        """NotFittedError before fit; a ConfigError when a setting that shapes the fitted model has changed since
-        (set_params(horizon=12) after a fit at 24 made predict fail deep inside, or was ignored)."""
-        super()._check_fitted()
-        fitted = getattr(self, "fitted_params_", None)
-        if fitted is None:
-            return
-        now = self.get_params()
-        changed = [k for k in now if k not in CHANGEABLE_AFTER_FIT and k in fitted and not _same(now[k], fitted[k])]
-        if changed:
-            said = ", ".join(f"{k}: {fitted[k]!r} at fit, {now[k]!r} now" for k in changed)
-            why = " (fallback: who forecasts, chosen and calibrated at fit)" if "fallback" in changed else ""
-            how = " (calibrate: or recalibrate(X, calibrate=...), without retraining)" if "calibrate" in changed else ""
-            raise ConfigError(
-                f"settings changed since fit ({said}): they shape the fitted model{why}. Fit again{how}, or set "
-                "them back."
-            )
+    def _comparable(self, params: dict) -> dict:
+        # levels are sorted at fit: the same levels in another order are the same setting
+        if params.get("quantiles") is not None and not level_problems(params["quantiles"]):
+            params["quantiles"] = list(levels_of(params["quantiles"]))
+        return params
+
+    def _why_changed(self, changed: list[str]) -> tuple[str, str]:
+        why = " (fallback: who forecasts, chosen and calibrated at fit)" if "fallback" in changed else ""
+        how = " (calibrate: or recalibrate(X, calibrate=...), without retraining)" if "calibrate" in changed else ""
+        return why, how
 
     def evaluate(self, X=None, split: str = "test", batch_size: int = 256, online: bool = False) -> dict:
         """MSE and MAE on the scaled data over every window of a split (the protocol of `fit`).
@@ -340,8 +326,9 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             return self._level_metrics(loader)
         return evaluate_windows(self._forecaster(), loader, self._device())
 
-    def score(self, X=None) -> float:
-        """Negative test MSE (higher is better, as scikit-learn expects)."""
+    def score(self, X=None, y=None) -> float:
+        """Negative test MSE (higher is better, as scikit-learn expects); y is ignored, as in fit (the targets
+        are columns of X)."""
         return -self.evaluate(X)["mse"]
 
     # --- persistence: safetensors + JSON, never pickle -------------------------------------------------
@@ -361,8 +348,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "params": params,
             "model_config": self.model_config_.to_dict(),
             "scaler": self.scaler_.to_dict(),
-            "columns": [str(c) for c in self.columns_],
-            "targets": [str(c) for c in self.targets_],
+            "columns": [saved_label(c) for c in self.columns_],
+            "targets": [saved_label(c) for c in self.targets_],
             **axis_to_json(self.last_index_, self.step_, self.index_name_),
             "long_format": getattr(self, "long_format_", None),
             "history": self.history_,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, is_integer
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.time_axis import calendar_seasons, season_from_index, time_axis
 
@@ -62,7 +62,7 @@ def season_steps(variant: str, season: int | None, index: pd.Index, train: np.nd
     if variant != "seasonal_naive":
         return 0
     if season is not None:
-        if not isinstance(season, int) or season < 1:
+        if not is_integer(season) or season < 1:
             raise ConfigError(f"season must be a positive number of steps; got {season!r}.")
         return season
     found = season_from_index(index)

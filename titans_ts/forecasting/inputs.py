@@ -65,8 +65,9 @@ def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_names(target) -> list:
-    """The `target` parameter (None, a column name, or a list of them) as a list of names."""
-    return [] if target is None else [target] if isinstance(target, str) else list(target)
+    """The `target` parameter (None, a column name, or a list of them) as a list of names (a name may be a
+    number: a frame's column 0)."""
+    return [] if target is None else [target] if np.ndim(target) == 0 else list(target)
 
 
 def target_positions(target, columns) -> list[int] | None:
@@ -84,6 +85,14 @@ def target_positions(target, columns) -> list[int] | None:
         raise ConfigError(f"target lists a column twice: {names}.")
     positions = [columns.index(str(t)) for t in names]
     return None if sorted(positions) == list(range(len(columns))) and positions == sorted(positions) else positions
+
+
+def saved_label(label):
+    """A column label as config.json keeps it: a string or a number as it is (a frame's column 0 stays 0 after
+    load), anything else (a tuple of a MultiIndex, a Timestamp) as its text."""
+    if isinstance(label, np.generic):
+        label = label.item()
+    return label if isinstance(label, (str, int, float)) and not isinstance(label, bool) else str(label)
 
 
 def fitted_columns(frame: pd.DataFrame, fitted: list) -> pd.DataFrame:

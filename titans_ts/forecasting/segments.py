@@ -78,7 +78,7 @@ def segment_plan(model: LongMemoryForecaster, train_rows: int, streams: int = 1,
 
 def epoch_offset(seed: int, epoch: int, span: int) -> int:
     """The random start of an epoch's segments, in [0, span), the same for the same (seed, epoch)."""
-    generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
+    generator = torch.Generator().manual_seed(int(1_000_003 * seed + epoch))
     return int(torch.randint(span, (), generator=generator))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from titans_ts.errors import ConfigError, is_real, positive_problems, refuse
+from titans_ts.errors import ConfigError, is_integer, is_real, positive_problems, refuse, seed_problems
 from titans_ts.forecasting.defaults import (
     CHOSEN,
     ESTIMATOR,
@@ -43,8 +43,9 @@ def check(params: dict) -> None:
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
     problems += used_sizes_problems(params) + window_width_problems(params)
-    if not (isinstance(params["patience"], int) and params["patience"] >= 0):
+    if not (is_integer(params["patience"]) and params["patience"] >= 0):
         problems.append(f"patience={params['patience']!r} (0 or more epochs)")
+    problems += seed_problems(params["seed"])
     if not (is_real(params["lr"]) and params["lr"] > 0):
         problems.append(f"lr={params['lr']!r} (positive)")
     if not (is_real(params["dropout"]) and 0 <= params["dropout"] < 1):
@@ -175,7 +176,7 @@ def mode_problems(params: dict) -> list[str]:
             "the other variants are window models: mode='window')"
         )
     patch_len, lookback = params["patch_len"], params["lookback"]
-    if isinstance(patch_len, int) and isinstance(lookback, int) and lookback < 2 * patch_len - 1:
+    if is_integer(patch_len) and is_integer(lookback) and lookback < 2 * patch_len - 1:
         problems.append(
             f"lookback={lookback} with patch_len={patch_len} in mode='history' (at least 2 * patch_len - 1 = "
             f"{2 * patch_len - 1}, so that every lookback window holds a whole patch: a longer lookback or a shorter "
@@ -183,7 +184,7 @@ def mode_problems(params: dict) -> list[str]:
         )
     segment = LongMemoryConfig.segment_patches  # patches per training segment (the config's default)
     chunk_size = params["chunk_size"]
-    if isinstance(chunk_size, int) and chunk_size >= 1 and segment % chunk_size:
+    if is_integer(chunk_size) and chunk_size >= 1 and segment % chunk_size:
         problems.append(
             f"chunk_size={chunk_size} in mode='history' (it must divide the {segment} patches of a training "
             "segment, e.g. 8 or 16)"
@@ -238,7 +239,7 @@ def patch_problems(params: dict) -> list[str]:
 
     patch_len, lookback = params["patch_len"], params["lookback"]
     patches = reads_patches(params["variant"], params["tokens"])
-    if not patches or not all(isinstance(v, int) and v >= 1 for v in (patch_len, lookback)):
+    if not patches or not all(is_integer(v) and v >= 1 for v in (patch_len, lookback)):
         return []
     if patch_len <= lookback:
         return []

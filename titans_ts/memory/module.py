@@ -10,6 +10,7 @@ memory where the last call stopped, so it keeps learning at test time across cal
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -46,7 +47,7 @@ class MemoryConfig:
     compile: bool | str = "auto"
 
     def __post_init__(self):
-        if not (isinstance(self.heads, int) and self.heads >= 1):
+        if not (isinstance(self.heads, numbers.Integral) and self.heads >= 1):  # numpy integers too
             raise ValueError(f"heads must be an integer >= 1; got {self.heads!r}.")
         head_dim = self.head_dim or self.dim // self.heads
         if self.dim < 1 or head_dim < 1:

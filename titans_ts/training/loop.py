@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Mapping
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
 
@@ -271,7 +272,8 @@ def trainer_options(source, /, **overrides) -> dict:
         values = {name: source[name] for name in TRAINER_SETTINGS if name in source}
     else:
         values = {name: getattr(source, name) for name in TRAINER_SETTINGS if hasattr(source, name)}
-    return {TRAINER_SETTINGS[name]: value for name, value in values.items()} | overrides
+    values = {name: value.item() if isinstance(value, np.generic) else value for name, value in values.items()}
+    return {TRAINER_SETTINGS[name]: value for name, value in values.items()} | overrides  # Lightning wants ints
 
 
 def train_and_restore(module, train, val, *, checkpoint=None, **options) -> dict:

@@ -9,6 +9,7 @@ Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the out
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -116,7 +117,7 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, m
             )
     if momentum is not None and [m.shape for m in momentum] != [w.shape for w in weights]:
         raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    if not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
 
 
