@@ -177,6 +177,85 @@ def test_bad_configuration_is_refused():
             other(x, state)
     with pytest.raises(TypeError, match="state must be the MemoryState"):
         memory(torch.randn(2, 5, 16), tuple(state.weights))
+    for options, message in (  # accepted, then failing at the first forward, or never (a memory of width 1)
+        ({"backend": "bogus"}, "backend must be one of"),
+        ({"chunk_size": 2.5}, "chunk_size and conv_kernel must be integers"),
+        ({"max_grad_norm": float("nan")}, "max_grad_norm must be a positive number"),
+        ({"max_lr": 0}, "max_lr must be a positive number"),
+        ({"expansion": -1}, "expansion must be a positive number"),
+        ({"heads": 3}, "dim=16 is not a multiple of heads=3"),  # a 15-wide memory, unsaid
+    ):
+        with pytest.raises(ValueError, match=message):
+            NeuralMemory(16, **{"heads": 2, **options})
+    for kind in BLOCKS:  # the attention ran first in MAC and MAG: torch's own errors
+        block = _block(kind)
+        for x, error, message in (
+            (torch.randn(2, 5, 8), ValueError, r"expected x of shape \(batch, time, 16\)"),
+            (torch.randn(5, 16), ValueError, r"expected x of shape \(batch, time, 16\)"),
+            (torch.randn(2, 5, 16, dtype=torch.float64), TypeError, "x is torch.float64 but this memory's"),
+        ):
+            with pytest.raises(error, match=message):
+                block(x)
+
+
+@pytest.mark.parametrize("kind", BLOCKS)
+def test_empty_batches_and_sequences_give_empty_outputs(kind):
+    """B = 0 crashed the chunked path and every attention block, T = 0 MAC, MAG and MAL (reshapes with -1)."""
+    for backend in ("reference", "chunked"):
+        block = _block(kind, backend=backend, compile=False)
+        for shape in ((0, 5, 16), (2, 0, 16)):
+            assert block(torch.randn(*shape))[0].shape == shape
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+def test_a_graph_through_the_memory_can_be_walked_twice_and_checked(backend):
+    """The chunked backward freed what it kept on the first pass: retain_graph (truncated back-propagation
+    with a loss per call), gradcheck and a second torch.autograd.grad failed with an AttributeError."""
+    memory = _seeded(0, lambda: NeuralMemory(8, heads=2, depth=2, chunk_size=4, backend=backend, compile=False))
+    memory = memory.double()
+    x = torch.randn(1, 8, 8, dtype=torch.float64, requires_grad=True)
+    first, state = memory(x[:, :4])
+    second, _ = memory(x[:, 4:], state)
+    first.pow(2).sum().backward(retain_graph=True)
+    second.pow(2).sum().backward()
+    reference = _seeded(0, lambda: NeuralMemory(8, heads=2, depth=2, chunk_size=4, backend="reference"))
+    reference = reference.double()
+    x_ref = x.detach().clone().requires_grad_()
+    first_ref, state_ref = reference(x_ref[:, :4])
+    (first_ref.pow(2).sum() + reference(x_ref[:, 4:], state_ref)[0].pow(2).sum()).backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-12)
+    small = torch.randn(1, 7, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: memory(t)[0], (small,), eps=1e-6, atol=1e-6)
+    loss = memory(small)[0].sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()  # freed, and said so (not an AttributeError)
+
+
+def test_the_chunked_op_refuses_what_it_cannot_differentiate_right():
+    """An input changed in place after the forward silently changed the chunked gradients; gradients of
+    gradients were an AttributeError."""
+    from titans_ts.memory.ops import neural_memory
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 4, 4, requires_grad=True) for _ in range(3))
+    theta, alpha, eta = (torch.rand(1, 1, 4) for _ in range(3))
+    weights = (torch.randn(1, 1, 4, 4), torch.randn(1, 1, 4, 4))
+    y, *_ = neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=4, backend="chunked")
+    with torch.no_grad():
+        k.mul_(2)
+    with pytest.raises(RuntimeError, match="inplace"):
+        y.sum().backward()
+    y, *_ = neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=4, backend="chunked")
+    with pytest.raises(RuntimeError, match="cannot be differentiated again"):
+        torch.autograd.grad(y.sum(), q, create_graph=True)  # a gradient penalty would have been constant
+
+
+def test_a_mac_block_in_bf16_reads_its_memory_across_segments():
+    """The chunked path keeps the state in fp32: retrieving it with bf16 queries (MAC's second segment) failed."""
+    block = _seeded(0, lambda: _block("mac", compile=False)).to(torch.bfloat16)
+    y, _ = block(torch.randn(1, 20, 16, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()
 
 
 def test_under_cpu_bf16_autocast_the_memory_state_stays_fp32_and_close():

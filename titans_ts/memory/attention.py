@@ -48,7 +48,7 @@ class PersistentAttention(nn.Module):
         q = self._split(self.to_q(x))
         k, v = (self._split(t) for t in self.to_kv(keys_in).chunk(2, dim=-1))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.to_out(out.transpose(1, 2).reshape(batch, length, -1))
+        return self.to_out(out.transpose(1, 2).flatten(2))  # (B, T, dim), an empty batch or sequence too
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:
         batch, length, dim = t.shape

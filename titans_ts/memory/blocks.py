@@ -47,6 +47,9 @@ class MACBlock(nn.Module):
         self.to_out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x, state: MemoryState | None = None):
+        self.memory._check_input(x, state)  # before the attention: its errors would not say what is wrong
+        if x.shape[1] == 0:
+            return self.to_out(x), state
         outputs = []
         for start in range(0, x.shape[1], self.segment_len):
             segment = x[:, start : start + self.segment_len]
@@ -61,7 +64,7 @@ class MACBlock(nn.Module):
         config = self.memory.config
         queries = self.to_query(segment).view(batch, length, config.heads, config.inner_dim).transpose(1, 2)
         read = self.memory.retrieve(nn.functional.normalize(queries, dim=-1), state)
-        return self.from_memory(read.transpose(1, 2).reshape(batch, length, -1))
+        return self.from_memory(read.transpose(1, 2).flatten(2))
 
 
 class MAGBlock(nn.Module):
@@ -74,6 +77,7 @@ class MAGBlock(nn.Module):
         self.to_out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x, state: MemoryState | None = None):
+        self.memory._check_input(x, state)  # before the attention: its errors would not say what is wrong
         y = self.attention(x)
         read, state = self.memory(x, state)
         return self.to_out(self.attention_norm(y) * torch.sigmoid(self.memory_norm(read))), state

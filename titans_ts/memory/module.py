@@ -19,7 +19,7 @@ from torch import nn
 
 from titans_ts.memory.autocompile import CompileChoice, check_compile_setting
 from titans_ts.memory.conv import causal_depthwise_conv
-from titans_ts.memory.ops import neural_memory
+from titans_ts.memory.ops import BACKENDS, neural_memory
 from titans_ts.memory.ops.common import maybe_compiled, mlp_forward
 
 
@@ -52,12 +52,26 @@ class MemoryConfig:
         head_dim = self.head_dim or self.dim // self.heads
         if self.dim < 1 or head_dim < 1:
             raise ValueError(f"dim={self.dim} and heads={self.heads} give head_dim={head_dim}; need >= 1.")
+        if self.head_dim is None and self.dim % self.heads:  # the memory would be narrower than dim, unsaid
+            raise ValueError(
+                f"dim={self.dim} is not a multiple of heads={self.heads}: choose a dim that heads divide, or give "
+                "head_dim explicitly."
+            )
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1 (1 is a matrix memory); got {self.depth}.")
-        if self.chunk_size < 1 or self.conv_kernel < 1 or self.persistent_tokens < 0:
-            raise ValueError("chunk_size and conv_kernel must be >= 1 and persistent_tokens >= 0.")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be positive or None; got {self.max_grad_norm}.")
+        whole = (self.chunk_size, self.conv_kernel, self.persistent_tokens)
+        if not all(isinstance(n, numbers.Integral) for n in whole) or min(whole[:2]) < 1 or whole[2] < 0:
+            raise ValueError(
+                f"chunk_size and conv_kernel must be integers >= 1 and persistent_tokens >= 0; got {whole}."
+            )
+        positive = {"expansion": self.expansion, "max_lr": self.max_lr}
+        if self.max_grad_norm is not None:  # None: the surprise is not bounded
+            positive["max_grad_norm"] = self.max_grad_norm
+        for name, value in positive.items():  # NaN fails "> 0" too
+            if not (isinstance(value, numbers.Real) and value > 0):
+                raise ValueError(f"{name} must be a positive number; got {value!r}.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}.")
         check_compile_setting(self.compile)
 
     @property
@@ -229,10 +243,10 @@ class NeuralMemory(nn.Module):
     def retrieve(self, queries: torch.Tensor, state: MemoryState | None) -> torch.Tensor:
         """Read the memory without updating it: M*(q) per head for q: (B, H, T, head_dim)."""
         if state is None:
-            weights = tuple(w.expand(queries.shape[0], -1, -1, -1).to(queries.dtype) for w in self.initial_weights)
+            weights = tuple(w.expand(queries.shape[0], -1, -1, -1) for w in self.initial_weights)
         else:
-            weights = state.weights
-        return mlp_forward(queries, weights)[0]
+            weights = state.weights  # kept in at least fp32 by the chunked path, whatever the queries' dtype
+        return mlp_forward(queries, tuple(w.to(queries.dtype) for w in weights))[0]
 
     def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """theta (learning rate), alpha (forgetting), eta (momentum decay), each (B, H, T)."""

@@ -49,6 +49,8 @@ def neural_memory(
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
     if backend == "auto":
         backend = auto_backend(q.device, q=q, weights=weights, chunk_size=chunk_size)
+    if q.shape[0] == 0:  # an empty batch: nothing to compute, and the chunked passes' shapes need a batch
+        backend = "reference"
     options = {}
     if backend == "reference":
         function = neural_memory_reference

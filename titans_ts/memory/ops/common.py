@@ -81,6 +81,11 @@ def surprise_scale(norm: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
     return torch.clamp(max_grad_norm / norm, max=1.0)
 
 
+def _is_number(value) -> bool:
+    """A real number (numpy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm=None) -> None:
     named = {"q": q, "k": k, "v": v, "theta": theta, "alpha": alpha, "eta": eta}
     named |= {f"weights[{i}]": w for i, w in enumerate(weights)}
@@ -90,7 +95,7 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, m
             raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}.")
         if not tensor.is_floating_point():
             raise TypeError(f"{name} must be floating point; got {tensor.dtype} (convert it, e.g. .float()).")
-    if max_grad_norm is not None and not (isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0):
+    if max_grad_norm is not None and not (_is_number(max_grad_norm) and max_grad_norm > 0):  # NaN is not
         raise ValueError(f"max_grad_norm must be positive or None; got {max_grad_norm!r}.")
     if q.dim() != 4 or k.shape != q.shape:
         raise ValueError(f"q and k must both be (B, H, T, D_in); got {tuple(q.shape)} and {tuple(k.shape)}.")

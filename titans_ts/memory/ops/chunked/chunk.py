@@ -222,6 +222,41 @@ def _add_at(lasts, target: torch.Tensor, values: torch.Tensor, dim: int) -> torc
     return out
 
 
+def _tensors_out(record, tensors: list):
+    """`record` (what the passes keep: their dataclasses, lists and tuples of tensors) with each tensor replaced
+    by its place in `tensors`, where it is appended, so that autograd keeps them (`save_for_backward`)."""
+    if isinstance(record, torch.Tensor):
+        tensors.append(record)
+        return _Place(len(tensors) - 1)
+    return _rebuilt(record, lambda part: _tensors_out(part, tensors))
+
+
+def _tensors_in(record, tensors):
+    """`_tensors_out` undone: each place replaced by its tensor."""
+    if isinstance(record, _Place):
+        return tensors[record.index]
+    return _rebuilt(record, lambda part: _tensors_in(part, tensors))
+
+
+class _Place(NamedTuple):
+    index: int
+
+
+def _rebuilt(record, each):
+    """A copy of `record` with `each` applied to its parts: the items of a list or tuple, the fields of one of
+    the passes' records (a dataclass or a plain object of this package); anything else as it is."""
+    if isinstance(record, list):
+        return [each(part) for part in record]
+    if isinstance(record, tuple) and not isinstance(record, _Place):
+        parts = [each(part) for part in record]
+        return type(record)(*parts) if hasattr(record, "_fields") else tuple(parts)
+    if not callable(record) and type(record).__module__.startswith("titans_ts.memory") and hasattr(record, "__dict__"):
+        copy = object.__new__(type(record))
+        copy.__dict__.update({name: each(part) for name, part in vars(record).items()})
+        return copy
+    return record
+
+
 class _ChunkedMemory(torch.autograd.Function):
     @staticmethod
     def forward(ctx, chunk_size, max_grad_norm, depth, recompute, compiled, passes, q, k, v, theta, alpha, eta, *state):
@@ -230,17 +265,24 @@ class _ChunkedMemory(torch.autograd.Function):
         y, weights_out, momentum_out, saved = _forward(
             q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm, save, compiled, passes
         )
-        ctx.saved = saved  # intermediates, not inputs: nothing to version-check
-        if recompute:
-            ctx.save_for_backward(q, k, v, theta, alpha, eta)
+        # through save_for_backward, not on ctx: a second backward (retain_graph, gradcheck) finds them, one
+        # without retain_graph is told so, and an input changed in place since is an error, not a wrong gradient
+        tensors = [q, k, v, theta, alpha, eta] if recompute else []
+        ctx.inputs, ctx.saved = len(tensors), _tensors_out(saved, tensors)
+        ctx.save_for_backward(*tensors)
         ctx.max_grad_norm, ctx.length, ctx.depth, ctx.compiled = max_grad_norm, q.shape[2], depth, compiled
         return (y, *weights_out, *momentum_out)
 
     @staticmethod
     def backward(ctx, d_y, *d_state):
-        saved, depth = ctx.saved, ctx.depth
-        del ctx.saved
-        inputs = [to_chunks(t, saved.chunk_size) for t in ctx.saved_tensors] or None
+        if torch.is_grad_enabled():  # create_graph=True: these gradients would be constants, silently
+            raise RuntimeError(
+                "the chunked memory's backward is written by hand and cannot be differentiated again "
+                "(create_graph=True): use backend='reference' for gradients of gradients."
+            )
+        tensors, depth = ctx.saved_tensors, ctx.depth
+        saved = _tensors_in(ctx.saved, tensors)
+        inputs = [to_chunks(t, saved.chunk_size) for t in tensors[: ctx.inputs]] or None
         with torch.autocast(d_y.device.type, enabled=False):
             d_inputs, d_weights, d_momentum = _backward(
                 saved, inputs, ctx.max_grad_norm, d_y, d_state[:depth], d_state[depth:], compiled=ctx.compiled
