@@ -263,7 +263,7 @@ def render(s: dict) -> str:
         f"{compiled_ratio_text} |",
     ]
     if theirs:
-        lines.append(f"| titans-pytorch 0.5.5 (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")
+        lines.append(f"| titans-pytorch {m['titans_pytorch']} (chunk_size 64, batch_size 64) | {theirs:.0f} | 1.00x |")
     lines += [
         f"| titans-ts `reference` (T=128, token by token) | {s['reference_tokens_per_s']:.0f} | "
         f"{'%.2fx' % (s['reference_tokens_per_s'] / theirs) if theirs else 'n/a'} |",

@@ -177,7 +177,10 @@ def report(config: dict) -> str:
         "is read.",
         "",
     ]
-    for metric, title in (("coverage", "Coverage of the 80 % interval"), ("mean_wql", "Mean weighted quantile loss")):
+    nominal = round(max(config["quantiles"]) - min(config["quantiles"]), 6)  # the central interval's coverage
+    titles = (("coverage", f"Coverage of the {100 * nominal:g} % interval"),)
+    titles += (("mean_wql", "Mean weighted quantile loss"),)
+    for metric, title in titles:
         lines += [f"{title}, later half:", "", "| dataset | model | windows | " + " | ".join(names) + " |"]
         lines.append("|---|---|---|" + "---|" * len(names))
         for record in records:
@@ -186,11 +189,11 @@ def report(config: dict) -> str:
             row = f"| {record['dataset']} | {record['model']} | {record['windows']} | "
             lines.append(row + " | ".join(cells) + " |")
         lines.append("")
-    gap, wql = {}, {}  # score -> per row |coverage - 0.8| and mean wQL, over every row that has the score
+    gap, wql = {}, {}  # score -> per row |coverage - nominal| and mean wQL, over every row that has the score
     for record in records:
         for name in names:
             if name in record["later_half"]:
-                gap.setdefault(name, []).append(abs(record["later_half"][name]["coverage"] - 0.8))
+                gap.setdefault(name, []).append(abs(record["later_half"][name]["coverage"] - nominal))
                 wql.setdefault(name, []).append(record["later_half"][name]["mean_wql"])
     mean_gap = {name: sum(v) / len(v) for name, v in gap.items()}
     mean_wql = {name: sum(v) / len(v) for name, v in wql.items()}
@@ -203,7 +206,7 @@ def report(config: dict) -> str:
         chosen = min(mean_gap, key=mean_gap.get)
         why = f"no score is within {tolerance} of nominal on average: the closest"
     lines += [
-        "Per score, over every row that has it: mean |coverage - 0.80| and mean wQL:",
+        f"Per score, over every row that has it: mean |coverage - {nominal:.2f}| and mean wQL:",
         "",
         *(f"- {name}: {mean_gap[name]:.4f}, {mean_wql[name]:.4f} ({len(gap[name])} rows)" for name in mean_gap),
         "",

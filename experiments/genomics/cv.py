@@ -20,7 +20,7 @@ from harness import ROOT, config_main, git_commit, write_block  # noqa: E402
 
 
 def runs_folder(config: dict) -> Path:
-    return ROOT / config.get("runs", "experiments/results/runs/genomics")
+    return ROOT / config["runs"]
 
 
 def run(config: dict) -> None:
@@ -151,7 +151,7 @@ def _table(config: dict) -> str:
         lines += [
             "",
             f"{len(walls)} fold runs, {sum(walls) / 60:.0f} minutes in all on a 2-core CPU; per-run JSON in "
-            f"{config.get('runs', 'experiments/results/runs/genomics')}/.",
+            f"{config['runs']}/.",
         ]
     return "\n".join(lines) + "\n"
 
