@@ -19,6 +19,11 @@ def test_trainer_start_prints_no_lightning_chatter(capsys, caplog):
     shown = capsys.readouterr()
     for text in (shown.out, shown.err, caplog.text):
         assert "GPU available" not in text and "Automatic Mixed Precision" not in text
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    with caplog.at_level(logging.INFO):  # what Lightning says on Ctrl-C, before our line that says what was kept
+        rank_zero_info("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
+    assert "KeyboardInterrupt" not in caplog.text + capsys.readouterr().err
 
 
 def test_every_run_records_why_it_stopped(capfd, caplog):

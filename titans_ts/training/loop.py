@@ -24,6 +24,7 @@ class _DropTrainerChatter(logging.Filter):
 
     CHATTER = ("litlogger", "gpu available", "tpu available", "using bfloat16", "loading `train_dataloader`")
     CHATTER += ("`trainer.fit` stopped",)
+    CHATTER += ("detected keyboardinterrupt",)  # our own line says what an interrupted run kept
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage().lower()
