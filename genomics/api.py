@@ -76,8 +76,8 @@ def finetune(
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
     DNAClassifier(**params).check_params()  # so do impossible settings
-    main = is_main_process()  # under DDP, rank 0 checks and writes files, once
-    if out is not None and not resume and main:  # (the default folder is named after the task: checked once known)
+    main = is_main_process()  # under DDP, rank 0 writes files, once
+    if out is not None and not resume:  # every rank, as prepare_run_folder (the default folder: checked once known)
         check_out_folder(out, overwrite)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):

@@ -15,7 +15,7 @@ import numpy as np
 from genomics.data import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from genomics.tokenizer import check_bases
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, is_integer
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -126,9 +126,9 @@ def pretrain(
     from titans_ts.training import resolve_device, seed_everything, train_and_restore, tune_cpu_allocator
 
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
-    if not isinstance(epochs, int) or epochs < 1:
+    if not is_integer(epochs) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
-    if not isinstance(window, int) or window < MIN_WINDOW:
+    if not is_integer(window) or window < MIN_WINDOW:
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made
         check_readable(path)

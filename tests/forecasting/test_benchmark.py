@@ -129,11 +129,15 @@ def test_a_users_file_is_read_and_split_as_fit_reads_it(tmp_path):
     assert other.exit_code == 2 and "split" in other.stderr
 
 
-def test_an_unknown_data_option_is_refused():
+def test_an_unknown_data_option_is_refused_and_a_setting_not_given_is_one_given_as_none(tmp_path):
     import pytest
 
     from titans_ts.errors import ConfigError
-    from titans_ts.forecasting.benchmark import run_benchmark
+    from titans_ts.forecasting.benchmark import check_same_request, run_benchmark
 
     with pytest.raises(ConfigError, match="unknown data option"):
         run_benchmark("ETTh1", data={"seperator": ";"})
+    before = {"data": "mine.csv sha256:0", "horizon": 12, "variant": "naive"}  # a run kept before target was asked
+    check_same_request(tmp_path / "run.json", before, {**before, "target": None})  # reused, not refused
+    with pytest.raises(ConfigError, match=r"target: None then, \['OT'\] now"):
+        check_same_request(tmp_path / "run.json", before, {**before, "target": ["OT"]})

@@ -129,7 +129,7 @@ def data_identity(dataset: str, data: dict | None = None) -> str | dict:
     path = Path(dataset)
     name = f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
     read = {k: v for k, v in (data or {}).items() if k not in ("data_dir", "verify") and v != UNSAID.get(k)}
-    return {"file": name, **read} if read else name  # a run with none of them keeps the name alone, as before
+    return {"source": name, **read} if read else name  # a run with none of them keeps the name alone, as before
 
 
 def read_index(dataset: str, data: dict, params: dict):
@@ -141,7 +141,7 @@ def read_index(dataset: str, data: dict, params: dict):
     return load_dataset(dataset, **read, columns=input_columns(data.get("columns"), params.get("target"))).index
 
 
-def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:
+def asked(data: str | dict, horizon: int, lookback: int, options: dict) -> dict:
     """What a run is asked for (its data and every setting but how it runs), as its JSON keeps it."""
     settings = {k: v for k, v in options.items() if k not in ("progress", "device")}
     request = {"data": data, "horizon": horizon, "lookback": lookback, **settings}
@@ -151,7 +151,10 @@ def asked(data: str, horizon: int, lookback: int, options: dict) -> dict:
 def check_same_request(path: Path, before: dict | None, now: dict) -> None:
     """A run's JSON is reused only when it was asked for the same (a JSON written before requests were kept
     is reused as it is)."""
-    if before is None or before == now:
+    if before is None:
+        return
+    before, now = ({k: v for k, v in asked.items() if v is not None} for asked in (before, now))  # None: not given
+    if before == now:
         return
     changed = [f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
                if before.get(k) != now.get(k)]  # fmt: skip

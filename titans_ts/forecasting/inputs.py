@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -67,7 +69,9 @@ def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
 def target_names(target) -> list:
     """The `target` parameter (None, a column name, or a list of them) as a list of names (a name may be a
     number: a frame's column 0)."""
-    return [] if target is None else [target] if np.ndim(target) == 0 else list(target)
+    if target is None:
+        return []
+    return [target] if isinstance(target, str) or not isinstance(target, Iterable) else list(target)
 
 
 def target_positions(target, columns) -> list[int] | None:

@@ -96,7 +96,7 @@ def quantile_problems(params: dict) -> list[str]:
 
 def online_reset_mix_problems(value) -> list[str]:
     """online_reset_mix: a fraction in [0, 1), or "auto" (chosen on validation)."""
-    fraction = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+    fraction = is_real(value) and 0 <= value < 1
     if fraction or value == "auto":
         return []
     return [
@@ -107,7 +107,7 @@ def online_reset_mix_problems(value) -> list[str]:
 
 def online_blend_problems(value) -> list[str]:
     """online_blend: a weight in (0, 1]."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+    if is_real(value) and 0 < value <= 1:
         return []
     return [
         f"online_blend={value!r} (the weight of the carried memory's forecast in an online forecast, the rest the "

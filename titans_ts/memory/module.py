@@ -10,7 +10,6 @@ memory where the last call stopped, so it keeps learning at test time across cal
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -20,7 +19,7 @@ from torch import nn
 from titans_ts.memory.autocompile import CompileChoice, check_compile_setting
 from titans_ts.memory.conv import causal_depthwise_conv
 from titans_ts.memory.ops import BACKENDS, neural_memory
-from titans_ts.memory.ops.common import maybe_compiled, mlp_forward
+from titans_ts.memory.ops.common import is_number, is_whole, maybe_compiled, mlp_forward
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class MemoryConfig:
     compile: bool | str = "auto"
 
     def __post_init__(self):
-        if not (isinstance(self.heads, numbers.Integral) and self.heads >= 1):  # numpy integers too
+        if not (is_whole(self.heads) and self.heads >= 1):
             raise ValueError(f"heads must be an integer >= 1; got {self.heads!r}.")
         head_dim = self.head_dim or self.dim // self.heads
         if self.dim < 1 or head_dim < 1:
@@ -60,7 +59,7 @@ class MemoryConfig:
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1 (1 is a matrix memory); got {self.depth}.")
         whole = (self.chunk_size, self.conv_kernel, self.persistent_tokens)
-        if not all(isinstance(n, numbers.Integral) for n in whole) or min(whole[:2]) < 1 or whole[2] < 0:
+        if not all(is_whole(n) for n in whole) or min(whole[:2]) < 1 or whole[2] < 0:
             raise ValueError(
                 f"chunk_size and conv_kernel must be integers >= 1 and persistent_tokens >= 0; got {whole}."
             )
@@ -68,7 +67,7 @@ class MemoryConfig:
         if self.max_grad_norm is not None:  # None: the surprise is not bounded
             positive["max_grad_norm"] = self.max_grad_norm
         for name, value in positive.items():  # NaN fails "> 0" too
-            if not (isinstance(value, numbers.Real) and value > 0):
+            if not (is_number(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number; got {value!r}.")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}.")

@@ -81,9 +81,15 @@ def surprise_scale(norm: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
     return torch.clamp(max_grad_norm / norm, max=1.0)
 
 
-def _is_number(value) -> bool:
-    """A real number (numpy's too), not a bool."""
+def is_number(value) -> bool:
+    """A real number (numpy's too), not a bool. (The memory imports nothing else of the project: the shared
+    layer's errors.is_real and is_integer are written again here.)"""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_whole(value) -> bool:
+    """A whole number (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm=None) -> None:
@@ -95,7 +101,7 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, m
             raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}.")
         if not tensor.is_floating_point():
             raise TypeError(f"{name} must be floating point; got {tensor.dtype} (convert it, e.g. .float()).")
-    if max_grad_norm is not None and not (_is_number(max_grad_norm) and max_grad_norm > 0):  # NaN is not
+    if max_grad_norm is not None and not (is_number(max_grad_norm) and max_grad_norm > 0):  # NaN is not
         raise ValueError(f"max_grad_norm must be positive or None; got {max_grad_norm!r}.")
     if q.dim() != 4 or k.shape != q.shape:
         raise ValueError(f"q and k must both be (B, H, T, D_in); got {tuple(q.shape)} and {tuple(k.shape)}.")
@@ -122,7 +128,7 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, m
             )
     if momentum is not None and [m.shape for m in momentum] != [w.shape for w in weights]:
         raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
-    if not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
+    if not is_whole(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
 
 

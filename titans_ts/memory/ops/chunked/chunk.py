@@ -271,7 +271,8 @@ class _ChunkedMemory(torch.autograd.Function):
         ctx.inputs, ctx.saved = len(tensors), _tensors_out(saved, tensors)
         ctx.save_for_backward(*tensors)
         ctx.max_grad_norm, ctx.length, ctx.depth, ctx.compiled = max_grad_norm, q.shape[2], depth, compiled
-        return (y, *weights_out, *momentum_out)
+        # copies: the returned state is the caller's to change in place; what the backward keeps is checked
+        return (y, *(w.clone() for w in weights_out), *(m.clone() for m in momentum_out))
 
     @staticmethod
     def backward(ctx, d_y, *d_state):
