@@ -259,6 +259,12 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     def fit(self, sequences, y, resume: bool = False):
         """Train on sequences with labels y; `resume` continues from the newest checkpoint in checkpoint_dir
         (written every validated epoch, and every checkpoint_minutes; same settings and data required)."""
+        from titans_ts.training import kept_random_state
+
+        with kept_random_state():  # seeded for the fit; the caller's generators as they were after it
+            return self._fit(sequences, y, resume)
+
+    def _fit(self, sequences, y, resume: bool):
         from genomics.training import ClassifierModule, RandomView, make_loader
         from titans_ts.training import seed_everything, train_and_restore, tune_cpu_allocator
 

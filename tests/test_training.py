@@ -256,3 +256,26 @@ def test_epochs_are_said_as_people_count_them():
     bar._trainer = SimpleNamespace(max_epochs=10)
     assert bar._get_train_description(0).strip() == "Epoch 1/10"
     assert bar._get_train_description(9).strip() == "Epoch 10/10"
+
+
+def test_a_fit_leaves_the_callers_random_generators_as_they_were():
+    """Each fit seeds every generator for its own run; a script's own draws after it went on from that seed."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from tests.forecasting.test_estimator import TINY
+    from titans_ts import TitansForecaster
+
+    frame = np.random.default_rng(0).normal(size=(200, 2)).cumsum(axis=0)
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    for seed in (5, 6):
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        expected = draws()
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        TitansForecaster(**{**TINY, "epochs": 1}).fit(frame)
+        assert draws() == expected

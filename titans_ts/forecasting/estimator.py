@@ -167,12 +167,15 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array).
 
         resume: continue from the newest checkpoint in `checkpoint_dir` (same settings and data required)."""
+        from titans_ts.training import kept_random_state
+
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
-        if self.mode == "history":
-            history_mode.fit(self, X, device, resume)
-        else:
-            self._fit_window(X, device, resume)
+        with kept_random_state():  # seeded for the fit; the caller's generators as they were after it
+            if self.mode == "history":
+                history_mode.fit(self, X, device, resume)
+            else:
+                self._fit_window(X, device, resume)
         self.fitted_params_ = self.get_params()  # what predict, evaluate and save check against (_check_fitted)
         self.long_format_ = None  # (id, time, value) columns when the data came from a long table (api.fit_dataset)
         return self

@@ -2,7 +2,7 @@
 factory and loop (`train_and_restore`, `trainer_options`), and the base training module
 (`SummedMetricsModule`). Import every name from here: `from titans_ts.training import X`.
 
-  environment.py  tune_cpu_allocator, resolve_device, check_device, seed_everything
+  environment.py  tune_cpu_allocator, resolve_device, check_device, seed_everything, kept_random_state
   loop.py         make_trainer, BestWeights, fit_interruptible, run_record, stop reasons, train_and_restore
   graphs.py       CUDA-graph capture of training steps (make_trainer's cuda_graphs)
   module.py       warmup_cosine_schedule, SummedMetricsModule
@@ -15,6 +15,7 @@ import lightning.pytorch as pl  # noqa: F401  (tests reach Lightning as titans_t
 from titans_ts.training.environment import (
     DEVICES,
     check_device,
+    kept_random_state,
     resolve_device,
     seed_everything,
     tune_cpu_allocator,
@@ -44,6 +45,7 @@ __all__ = [
     "check_device",
     "epoch_number",
     "fit_interruptible",
+    "kept_random_state",
     "make_trainer",
     "require_finished",
     "resolve_device",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
@@ -75,3 +76,29 @@ def check_device(device) -> None:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (through Lightning) for a reproducible run."""
     pl.seed_everything(seed, workers=True, verbose=False)
+
+
+@contextlib.contextmanager
+def kept_random_state():
+    """The caller's random generators (Python's, NumPy's, torch's, and Lightning's seed variables) as they were
+    once the block ends: a fit seeds them all for its own run, and a script's own draws after it went on from
+    the fit's seed."""
+    import os
+    import random
+
+    import numpy as np
+
+    python, numpy = random.getstate(), np.random.get_state()
+    variables = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
