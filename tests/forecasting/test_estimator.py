@@ -81,7 +81,7 @@ def test_predict_continues_the_time_axis_in_original_units(fitted, series):
     forecast = fitted.predict()
     assert list(forecast.columns) == list(series.columns)
     expected = pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
-    assert (forecast.index == expected).all()
+    assert (forecast.index == expected).all() and forecast.index.freq == "h"  # asfreq and resample read it
     assert np.isfinite(forecast.to_numpy()).all()
     # original units: the forecast sits near the end of the series, not near 0 as scaled values would
     assert abs(forecast.iloc[0] - series.iloc[-1]).max() < 5 * series.diff().abs().max().max()

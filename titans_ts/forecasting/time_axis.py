@@ -150,9 +150,9 @@ def calendar_seasons(step) -> list[tuple[int, str]]:
 def future_index(last, step, horizon: int, name=None) -> pd.Index:
     """The `horizon` index values after `last`: timestamps one step apart (on the calendar for a DateOffset: the
     next month starts, business days, ...), or the next integers; named `name` (the data's time column), else
-    "date" or "step"."""
+    "date" or "step"; with its frequency where pandas can name it (df.asfreq, resample and plots read it)."""
     if isinstance(last, pd.Timestamp):
-        return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date")
+        return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date", freq="infer")
     return pd.RangeIndex(last + 1, last + 1 + horizon, name=name or "step")
 
 
