@@ -158,6 +158,10 @@ def _one_reading(column: pd.Series) -> pd.Series:
         day_first = _parsed(column, day_first=True)
         if day_first.notna().all() and _in_order(day_first):
             return day_first
+    if _one_format(column, day_first=False) is None:  # a first field over 12 somewhere: read month first, the
+        day_first = _one_format(column, day_first=True)  # file jumps in time; day first, is it in order?
+        if day_first is not None and _in_order(day_first):
+            return day_first  # what the readings below choose, without reading every value alone (35x slower)
     parsed = _parsed(column, day_first=False)
     if parsed.isna().any() or (_in_order(parsed) and _regular(parsed)):
         return parsed
@@ -191,7 +195,7 @@ def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
     import warnings
 
     try:
-        return pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first)
+        return _in_one_format(column, day_first)
     except ValueError as exc:
         if "timezone" not in str(exc).lower() and "tz" not in str(exc).lower():
             raise DataValidationError(f"the date column cannot be read as timestamps ({exc}).") from None
@@ -216,6 +220,27 @@ def _parsed(column: pd.Series, day_first: bool) -> pd.Series:
         stacklevel=5,
     )
     return in_utc
+
+
+def _in_one_format(column: pd.Series, day_first: bool) -> pd.Series:
+    """pd.to_datetime in the one format pandas infers from the first value (about 35x faster than reading each
+    value alone), or format="mixed" where some value does not follow it."""
+    parsed = _one_format(column, day_first)
+    return pd.to_datetime(column, errors="coerce", format="mixed", dayfirst=day_first) if parsed is None else parsed
+
+
+def _one_format(column: pd.Series, day_first: bool) -> pd.Series | None:
+    """The column read in the one format pandas infers from its first value, or None when some value does not
+    follow it (or their UTC offsets differ: `_parsed` reads those)."""
+    import warnings
+
+    with warnings.catch_warnings():  # "could not infer format": pandas then reads each value alone itself
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            parsed = pd.to_datetime(column, errors="coerce", dayfirst=day_first)
+        except ValueError:
+            return None
+    return None if (parsed.isna() & column.notna()).any() else parsed
 
 
 _OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}:?\d{2})\s*$"  # 00:00:00+02:00 -> 00:00:00
