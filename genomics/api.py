@@ -26,7 +26,6 @@ from genomics.data import (
     warn_duplicate_names,
     warn_unknown_only,
 )
-from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.io import atomic_write_text, check_out_file, check_out_folder, json_value
@@ -72,6 +71,7 @@ def finetune(
     `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
     continues the unfinished one. They are removed once the run finished.
     """
+    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder  # Lightning: training only
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read

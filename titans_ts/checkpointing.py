@@ -26,6 +26,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from titans_ts.errors import ConfigError
+from titans_ts.estimator_base import RUN_ONLY
 from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text, json_value
 from titans_ts.version import __version__
 
@@ -170,11 +171,6 @@ def data_fingerprint(values) -> str:
         return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
     text = "\n".join(map(str, values)).encode()
     return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"
-
-
-# Estimator parameters that say how a run is carried out, not what it computes: a resume may change them.
-RUN_ONLY = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes", "devices", "num_nodes")
-RUN_ONLY += ("strategy", "fallback")  # fallback: which forecaster is used after training
 
 
 def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:

@@ -12,6 +12,10 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+# Estimator parameters that say how a run is carried out, not what it computes: a resume may change them.
+RUN_ONLY = ("progress", "device", "checkpoint_dir", "checkpoint_minutes", "max_minutes", "devices", "num_nodes")
+RUN_ONLY += ("strategy", "fallback")  # fallback: which forecaster is used after training
+
 
 class TitansEstimator(BaseEstimator):
     """Base of TitansForecaster and DNAClassifier (put scikit-learn mixins such as ClassifierMixin first).

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from titans_ts.checkpointing import finish_run_folder, prepare_run_folder
 from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
@@ -66,6 +65,7 @@ def fit_dataset(
     any left out (or None) take the dataset's defaults (`settings.resolve_fit`). on_start(settings) is
     called once they are resolved and checked and the folder is ready, before any data is read.
     """
+    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder  # Lightning: training only
     from titans_ts.training import tune_cpu_allocator
 
     settings = resolve_fit(

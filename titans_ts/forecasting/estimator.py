@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from titans_ts.checkpointing import RUN_ONLY
 from titans_ts.data import StandardScaler, make_splits
 from titans_ts.errors import DataValidationError, positive_problems, refuse
-from titans_ts.estimator_base import TitansEstimator
+from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows

@@ -6,55 +6,48 @@ factory and loop (`train_and_restore`, `trainer_options`), and the base training
   loop.py         make_trainer, BestWeights, fit_interruptible, run_record, stop reasons, train_and_restore
   graphs.py       CUDA-graph capture of training steps (make_trainer's cuda_graphs)
   module.py       warmup_cosine_schedule, SummedMetricsModule
+
+Each name is imported from its module when first asked for: loading and predicting with a saved model
+reach `resolve_device` here without importing Lightning (seconds of start-up for a CLI command).
 """
 
 from __future__ import annotations
 
-import lightning.pytorch as pl  # noqa: F401  (tests reach Lightning as titans_ts.training.pl)
+import importlib
 
-from titans_ts.training.environment import (
-    DEVICES,
-    check_device,
-    kept_random_state,
-    resolve_device,
-    seed_everything,
-    tune_cpu_allocator,
-)
-from titans_ts.training.loop import (
-    STOP_REASONS,
-    TRAINER_SETTINGS,
-    BestWeights,
-    epoch_number,
-    fit_interruptible,
-    make_trainer,
-    require_finished,
-    run_record,
-    stop_note,
-    stop_reason,
-    train_and_restore,
-    trainer_options,
-)
-from titans_ts.training.module import SummedMetricsModule, warmup_cosine_schedule
+_MODULE_OF = {
+    **dict.fromkeys(
+        ("DEVICES", "check_device", "kept_random_state", "resolve_device", "seed_everything", "tune_cpu_allocator"),
+        "environment",
+    ),
+    **dict.fromkeys(
+        (
+            "STOP_REASONS",
+            "TRAINER_SETTINGS",
+            "BestWeights",
+            "epoch_number",
+            "fit_interruptible",
+            "make_trainer",
+            "require_finished",
+            "run_record",
+            "stop_note",
+            "stop_reason",
+            "train_and_restore",
+            "trainer_options",
+        ),
+        "loop",
+    ),
+    **dict.fromkeys(("SummedMetricsModule", "warmup_cosine_schedule"), "module"),
+}
 
-__all__ = [
-    "DEVICES",
-    "STOP_REASONS",
-    "TRAINER_SETTINGS",
-    "BestWeights",
-    "SummedMetricsModule",
-    "check_device",
-    "epoch_number",
-    "fit_interruptible",
-    "kept_random_state",
-    "make_trainer",
-    "require_finished",
-    "resolve_device",
-    "run_record",
-    "seed_everything",
-    "stop_note",
-    "stop_reason",
-    "train_and_restore",
-    "trainer_options",
-    "tune_cpu_allocator",
-    "warmup_cosine_schedule",
-]
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name == "pl":  # tests reach Lightning as titans_ts.training.pl
+        return importlib.import_module("lightning.pytorch")
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value

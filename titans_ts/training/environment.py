@@ -7,7 +7,6 @@ import ctypes
 import ctypes.util
 import sys
 
-import lightning.pytorch as pl
 import torch
 
 from titans_ts.errors import ConfigError, DeviceUnavailableError
@@ -75,6 +74,8 @@ def check_device(device) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (through Lightning) for a reproducible run."""
+    import lightning.pytorch as pl  # here: predicting never imports Lightning (seconds of start-up)
+
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
