@@ -140,7 +140,8 @@ def test_dna_language_model_steps_keep_every_tensor_on_the_batch_device():
 
 def test_validation_metrics_are_the_exact_sums_over_every_window():
     """The device-side sums give what the CPU loop gave: sum of squares / count over all elements."""
-    from titans_ts.forecasting.training import ForecastModule, evaluate_windows
+    from titans_ts.forecasting.evaluation import evaluate_windows
+    from titans_ts.forecasting.training import ForecastModule
 
     class Zero(torch.nn.Module):
         def __init__(self):

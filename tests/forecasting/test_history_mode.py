@@ -345,7 +345,7 @@ def test_the_local_model_and_error_tokens_reach_the_model_and_survive_save_and_l
 
 def test_a_pretrained_local_model_is_trained_alone_first_then_kept_fixed(data, tmp_path):
     from titans_ts.data import make_splits
-    from titans_ts.forecasting.training import evaluate_windows
+    from titans_ts.forecasting.evaluation import evaluate_windows
 
     params = {**TINY, "local_model": "variate", "error_tokens": True, "local_pretrain": True}
     estimator = TitansForecaster(**params).fit(data)

@@ -181,7 +181,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
 
     def _fit_window(self, X, device, resume: bool) -> None:
         """fit in mode="window": the window model trained on the train split, stopped early on validation."""
-        from titans_ts.forecasting.training import ForecastModule, evaluate_windows
+        from titans_ts.forecasting.evaluation import evaluate_windows
+        from titans_ts.forecasting.training import ForecastModule
         from titans_ts.training import seed_everything, train_and_restore
 
         frame = as_frame(X)
@@ -315,7 +316,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         instead of each from the trained memory. The forecaster is `forecaster_used_`: the model, or its floor.
         In mode="history", online reads the series from its first row in time order (train, val, the earlier
         rows of the split), frozen resets the memory for every window (history_mode.evaluate)."""
-        from titans_ts.forecasting.training import evaluate_windows
+        from titans_ts.forecasting.evaluation import evaluate_windows
 
         refuse(positive_problems({"batch_size": batch_size}))
         if self._in_history_mode():

@@ -1,10 +1,13 @@
-"""The windows of a split, for evaluation: in order, scaled by the fitted scaler, every one of them."""
+"""The windows of a split, for evaluation: in order, scaled by the fitted scaler, every one of them; and their
+exact MSE and MAE (`evaluate_windows`, which needs no Lightning: evaluating a saved model does not import it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
 from titans_ts.data import WindowDataset, split_borders
 from titans_ts.errors import ConfigError
@@ -67,3 +70,25 @@ class SplitWindows:
         dataset = WindowDataset(scaled, self.lookback, self.horizon, self._target_positions())
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False)
         return frame, start, loader
+
+
+@torch.no_grad()
+def evaluate_windows(model: nn.Module, loader: DataLoader, device=None) -> dict:
+    """MSE and MAE over every window of a loader (sums over all elements, not a mean of batch means).
+
+    device: where to run (the model is moved there); None keeps the model where it is. The batches follow
+    the model; the sums stay on its device and come back to the CPU once, as Python floats.
+    """
+    if device is not None:
+        model.to(device)
+    else:  # where the model is (a parameter-free model, e.g. the naive forecasts, runs on the CPU)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.eval()
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    count = 0
+    for x, y in loader:
+        error = (model(x.to(device)) - y.to(device)).double()
+        sums += torch.stack([error.square().sum(), error.abs().sum()])
+        count += error.numel()
+    squared, absolute = sums.tolist()
+    return {"mse": squared / count, "mae": absolute / count, "windows": len(loader.dataset)}

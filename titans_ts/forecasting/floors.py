@@ -167,7 +167,7 @@ class Floors:
     def _score_floors(self, splits, index: pd.Index) -> None:
         """Score every floor on the validation windows the model was scored on (`val_metrics_`); choose who
         forecasts (`forecaster_used_`, `fallback_reason_`)."""
-        from titans_ts.forecasting.training import evaluate_windows
+        from titans_ts.forecasting.evaluation import evaluate_windows
 
         seasons, skipped = candidate_seasons(index, self.lookback, splits.train.targets.numpy())
         loader = splits.loaders(self.batch_size)["val"]  # every window, in order, as for val_metrics_

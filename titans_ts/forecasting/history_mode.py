@@ -271,7 +271,7 @@ def evaluate(estimator, X=None, split: str = "test", online: bool = False, batch
     online (the memory reads the series in time order from `online_start`: the first row, so train, val and
     the earlier rows of the split, or the split's first row; a forecast never reads a row at or after its
     origin)."""
-    from titans_ts.forecasting.training import evaluate_windows
+    from titans_ts.forecasting.evaluation import evaluate_windows
 
     if not memory_forecasts(estimator):  # a floor reads each window alone: online and frozen are one
         _, _, loader = estimator._split_windows(X, split, batch_size)

@@ -180,7 +180,7 @@ def point_and_levels(forecaster: nn.Module, x: torch.Tensor, n_levels: int):
 
 class QuantileScores:
     """Float64 sums over batches of (point, levels, truth), on their device: MSE, MAE and the level metrics
-    (module docstring), each over every element, as `training.evaluate_windows` sums MSE and MAE."""
+    (module docstring), each over every element, as `evaluation.evaluate_windows` sums MSE and MAE."""
 
     def __init__(self, levels):
         self.levels, self.pairs = tuple(levels), central_pairs(levels)

@@ -1,10 +1,10 @@
-"""Lightning glue for forecasting: the LightningModule, and exact metrics over every window."""
+"""Lightning glue for forecasting: the LightningModule (its exact metrics over every window: evaluation.py's
+`evaluate_windows` sums them alike)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from titans_ts.forecasting.defaults import ESTIMATOR
 from titans_ts.forecasting.quantiles import median_index, pinball, quantile_loss
@@ -54,25 +54,3 @@ class ForecastModule(SummedMetricsModule):
         if pinball_sum:  # quantile_loss over every validation element (with the point's MSE when it is trained)
             loss = pinball_sum[0] + (squared if median_index(self.levels) is None else 0.0)
             self.log("val_loss", loss / max(count, 1), prog_bar=True)
-
-
-@torch.no_grad()
-def evaluate_windows(model: nn.Module, loader: DataLoader, device=None) -> dict:
-    """MSE and MAE over every window of a loader (sums over all elements, not a mean of batch means).
-
-    device: where to run (the model is moved there); None keeps the model where it is. The batches follow
-    the model; the sums stay on its device and come back to the CPU once, as Python floats.
-    """
-    if device is not None:
-        model.to(device)
-    else:  # where the model is (a parameter-free model, e.g. the naive forecasts, runs on the CPU)
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    model.eval()
-    sums = torch.zeros(2, dtype=torch.float64, device=device)
-    count = 0
-    for x, y in loader:
-        error = (model(x.to(device)) - y.to(device)).double()
-        sums += torch.stack([error.square().sum(), error.abs().sum()])
-        count += error.numel()
-    squared, absolute = sums.tolist()
-    return {"mse": squared / count, "mae": absolute / count, "windows": len(loader.dataset)}
