@@ -1,32 +1,29 @@
-"""Time-series data: the dataset registry, loading and validation, the benchmark protocol, windows."""
+"""Time-series data: the dataset registry, loading and validation, the benchmark protocol, windows.
 
-from titans_ts.data.describe import describe_splits
-from titans_ts.data.loading import load_dataset, validate_frame
-from titans_ts.data.protocol import (
-    SplitBorders,
-    StandardScaler,
-    date_protocol,
-    protocol_for,
-    ratio_protocol,
-    split_borders,
-)
-from titans_ts.data.registry import DatasetInfo, get_dataset_info, registered_datasets
-from titans_ts.data.windows import ForecastSplits, WindowDataset, make_splits
+Each name is imported from its module when first asked for: a module that needs only the protocol's
+constants (forecasting/defaults.py, and through it `titans-ts --help`) does not load pandas' readers or torch.
+"""
 
-__all__ = [
-    "DatasetInfo",
-    "ForecastSplits",
-    "SplitBorders",
-    "StandardScaler",
-    "WindowDataset",
-    "describe_splits",
-    "get_dataset_info",
-    "load_dataset",
-    "make_splits",
-    "date_protocol",
-    "protocol_for",
-    "ratio_protocol",
-    "registered_datasets",
-    "split_borders",
-    "validate_frame",
-]
+import importlib
+
+_MODULE_OF = {
+    "describe_splits": "describe",
+    "load_dataset": "loading",
+    "validate_frame": "loading",
+    **dict.fromkeys(
+        ("SplitBorders", "StandardScaler", "date_protocol", "protocol_for", "ratio_protocol", "split_borders"),
+        "protocol",
+    ),
+    **dict.fromkeys(("DatasetInfo", "get_dataset_info", "registered_datasets"), "registry"),
+    **dict.fromkeys(("ForecastSplits", "WindowDataset", "make_splits"), "windows"),
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
