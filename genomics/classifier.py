@@ -339,16 +339,15 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return probabilities
 
     def _probabilities(self, sequences, transform, advance) -> np.ndarray:
-        from genomics.tokenizer import PAD_ID
-        from genomics.training import make_loader
+        from genomics.tokenizer import PAD_ID, DNATokenizer
 
-        device = self._device()
-        loader = make_loader(sequences, None, 2 * self.batch_size, max_length=self.max_length, transform=transform)
+        device, tokenizer, batch = self._device(), DNATokenizer(), 2 * int(self.batch_size)
         self.model_.to(device).eval()
         probabilities = []
         bf16 = self.precision == "bf16-mixed"
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            for ids, _ in loader:
+            for start in range(0, len(sequences), batch):  # in order, as make_loader batches them: no Lightning
+                ids, _ = tokenizer.batch_encode(sequences[start : start + batch], self.max_length, transform=transform)
                 logits = self.model_(ids.to(device))
                 probabilities.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
                 advance(int((ids != PAD_ID).sum()))
