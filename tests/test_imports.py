@@ -289,3 +289,34 @@ def test_the_checker_finds_cycles_and_own_init_imports(tmp_path):
     assert own_init_imports(imports) == [
         "pkg.c:4 takes VERSION from pkg/__init__.py, the package it is in: import it from the module that defines it"
     ]
+
+
+def test_predicting_and_help_import_no_lightning_and_help_no_torch(tmp_path):
+    """Lightning's import was seconds of every titans-ts / titans-dna predict and evaluate, torch's of --help."""
+    import subprocess
+
+    import numpy as np
+    import pandas as pd
+
+    from genomics.classifier import DNAClassifier
+    from titans_ts import TitansForecaster
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["a", "b"])
+    TitansForecaster(horizon=6, lookback=12, dim=8, layers=1, heads=2, epochs=1, progress=False).fit(frame).save(
+        tmp_path / "forecaster"
+    )
+    sequences = ["ACGTACGTAC" * 5, "GGCCGGCCAA" * 5] * 5
+    classifier = DNAClassifier(pretrained=False, dim=8, layers=1, heads=2, epochs=1, progress=False)
+    classifier.set_params(precision="32-true").fit(sequences, [0, 1] * 5).save(tmp_path / "classifier")
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys, cli.ts, cli.dna; assert 'torch' not in sys.modules, 'help imports torch';"
+        "from titans_ts.forecasting.api import evaluate_saved; from titans_ts import TitansForecaster;"
+        "from genomics.classifier import DNAClassifier; import pandas as pd, numpy as np;"
+        f"m = TitansForecaster.load({str(tmp_path / 'forecaster')!r}); m.predict();"
+        "m.evaluate(pd.DataFrame(np.random.default_rng(1).normal(size=(200, 2)), columns=['a', 'b']));"
+        f"DNAClassifier.load({str(tmp_path / 'classifier')!r}).predict(['ACGTACGTAC' * 5]);"
+        "print(sorted(k for k in sys.modules if k.startswith('lightning')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
