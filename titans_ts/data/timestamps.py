@@ -158,11 +158,12 @@ def _one_reading(column: pd.Series) -> pd.Series:
         day_first = _parsed(column, day_first=True)
         if day_first.notna().all() and _in_order(day_first):
             return day_first
-    if _one_format(column, day_first=False) is None:  # a first field over 12 somewhere: read month first, the
-        day_first = _one_format(column, day_first=True)  # file jumps in time; day first, is it in order?
+    month_first = _one_format(column, day_first=False)
+    if month_first is None:  # a first field over 12 somewhere: read month first, the file jumps in time
+        day_first = _one_format(column, day_first=True)
         if day_first is not None and _in_order(day_first):
             return day_first  # what the readings below choose, without reading every value alone (35x slower)
-    parsed = _parsed(column, day_first=False)
+    parsed = _parsed(column, day_first=False) if month_first is None else month_first
     if parsed.isna().any() or (_in_order(parsed) and _regular(parsed)):
         return parsed
     day_first = _parsed(column, day_first=True)
