@@ -24,7 +24,7 @@ from titans_ts.errors import (
     refuse,
     seed_problems,
 )
-from titans_ts.estimator_base import TitansEstimator
+from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
 from titans_ts.version import __version__
 
@@ -110,11 +110,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     _fit_call = "fit(sequences, y)"  # for the not-fitted message
     # how it trains and predicts; the others (pretrained, architecture, block, dim, layers, heads, the stem's,
     # pooling) shape the fitted network, so that changing them after fit is refused until it is fitted again
-    _changeable_after_fit = (
-        "epochs", "batch_size", "lr", "weight_decay", "patience", "val_fraction", "max_length", "train_crop",
-        "random_strand", "strand_average", "precision", "seed", "max_minutes", "progress", "device",
-        "checkpoint_dir", "checkpoint_minutes", "devices", "num_nodes", "strategy",
-    )  # fmt: skip
+    _changeable_after_fit = (*RUN_ONLY, "epochs", "batch_size", "lr", "weight_decay", "patience", "val_fraction")
+    _changeable_after_fit += ("max_length", "train_crop", "random_strand", "strand_average", "precision", "seed")
 
     def __init__(
         self,
