@@ -524,9 +524,7 @@ def benchmark(
     records = run_benchmark(
         dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,
         on_run=report, device=device, data={**source, **reading.read, "columns": names(columns), **split},
-        **({} if reading.targets is None else {"target": reading.targets}),
-        **({} if epochs is None else {"epochs": epochs}),
-        **({} if max_minutes is None else {"max_minutes": max_minutes}),
+        target=reading.targets, epochs=epochs, max_minutes=max_minutes,
     )  # fmt: skip
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
     for column in ["model", *(f"{h}" for h in horizon_list), "average"]:

@@ -28,7 +28,7 @@ from genomics.data import (
 )
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
-from titans_ts.io import atomic_write_text, check_out_file, check_out_folder, json_value
+from titans_ts.io import atomic_write_text, check_out_file, data_fingerprint, json_value
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -71,14 +71,14 @@ def finetune(
     `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
     continues the unfinished one. They are removed once the run finished.
     """
-    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder  # Lightning: training only
+    from titans_ts.checkpointing import check_run_folder, finish_run_folder, prepare_run_folder  # training only
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
     DNAClassifier(**params).check_params()  # so do impossible settings
     main = is_main_process()  # under DDP, rank 0 writes files, once
-    if out is not None and not resume:  # every rank, as prepare_run_folder (the default folder: checked once known)
-        check_out_folder(out, overwrite)
+    if out is not None:  # before any data is read (the default folder is named after the task: checked once known)
+        check_run_folder(out, overwrite, resume)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
@@ -185,7 +185,6 @@ def finetune(
 def training_record(dataset: str, protocol: str, data: LabelledSequences) -> dict:
     """What a fine-tuned model records about its data, so that `evaluate` can tell whether a score is held out:
     the task (or file name), the protocol, and a fingerprint of the sequences its folds (or its split) drew from."""
-    from titans_ts.checkpointing import data_fingerprint
 
     return {"dataset": dataset, "protocol": protocol, "sequences": data_fingerprint(data.sequences)}
 
@@ -355,8 +354,6 @@ def task_split_note(task, trained_on: dict) -> str:
 
 def file_note(data: LabelledSequences, trained_on: dict) -> str:
     """Whether the model trained on a labelled file: known when it holds the very sequences it was fine-tuned on."""
-    from titans_ts.checkpointing import data_fingerprint
-
-    if trained_on.get("sequences") == data_fingerprint(data.sequences):
+    if "sequences" in trained_on and trained_on["sequences"] == data_fingerprint(data.sequences):
         return "your labelled file, the data this model was fine-tuned on: not a held-out score"
     return "your labelled file: a held-out score only if the model did not train on it"

@@ -13,7 +13,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data import as_list, class_array, make_labelled, plain, warn_unknown_only
+from genomics.data import as_list, class_array, make_labelled, warn_unknown_only
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import (
     ConfigError,
@@ -25,7 +25,7 @@ from titans_ts.errors import (
     seed_problems,
 )
 from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
-from titans_ts.io import load_model_dir, mismatched_model_dir, save_model_dir
+from titans_ts.io import load_model_dir, mismatched_model_dir, plain, save_model_dir
 from titans_ts.version import __version__
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights"

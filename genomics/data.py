@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genomics.tokenizer import DNATokenizer
+from genomics.tokenizer import check_bases
 from titans_ts.datafiles import bundled_data_dir
 from titans_ts.errors import (
     ChecksumError,
@@ -30,6 +30,7 @@ from titans_ts.errors import (
     UnknownBasesWarning,
     UracilWarning,
 )
+from titans_ts.io import plain
 
 GENOMIC_BENCHMARKS_HOME = Path(os.environ.get("GENOMIC_BENCHMARKS_HOME", Path.home() / ".genomic_benchmarks"))
 
@@ -130,10 +131,9 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
         raise DataValidationError(f"{source}: {len(sequences)} sequences but {len(labels)} labels.")
     if not sequences:
         raise DataValidationError(f"{source}: no sequences.")
-    tokenizer = DNATokenizer()
     for i, sequence in enumerate(sequences, 1):  # counted from 1 in errors, as a reader of the file counts
         named = f" ({names[i - 1]!r})" if names is not None else ""
-        tokenizer.encode(sequence, name=f"{source}, sequence {i}{named}")
+        check_bases(sequence, f"{source}, sequence {i}{named}")
     warn_uracil(sequences, source)
     for row, label in enumerate(labels, 1):
         if np.ndim(label) != 0:
@@ -157,11 +157,6 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
     return LabelledSequences(
         [s.upper() for s in sequences], np.array([lookup[label] for label in labels]), classes, source
     )
-
-
-def plain(value):
-    """A numpy scalar as the Python value it holds (np.int64(0) as 0), so that messages show what the file holds."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def as_list(values, what: str, source: str) -> list:

@@ -122,7 +122,8 @@ def pretrain(
     Checkpoints go to out/checkpoints (every epoch, and every `checkpoint_every` minutes); resume=True
     continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.checkpointing import data_fingerprint, finish_run_folder, prepare_run_folder, start_or_resume
+    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder, start_or_resume
+    from titans_ts.io import data_fingerprint
     from titans_ts.training import resolve_device, seed_everything, train_and_restore, tune_cpu_allocator
 
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast

@@ -308,14 +308,16 @@ def test_predicting_and_help_import_no_lightning_and_help_no_torch(tmp_path):
     sequences = ["ACGTACGTAC" * 5, "GGCCGGCCAA" * 5] * 5
     classifier = DNAClassifier(pretrained=False, dim=8, layers=1, heads=2, epochs=1, progress=False)
     classifier.set_params(precision="32-true").fit(sequences, [0, 1] * 5).save(tmp_path / "classifier")
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    pd.DataFrame({"seq": sequences, "label": [0, 1] * 5}).to_csv(tmp_path / "labelled.csv", index=False)
     root = Path(__file__).resolve().parents[1]
     script = (
         "import sys, cli.ts, cli.dna; assert 'torch' not in sys.modules, 'help imports torch';"
-        "from titans_ts.forecasting.api import evaluate_saved; from titans_ts import TitansForecaster;"
-        "from genomics.classifier import DNAClassifier; import pandas as pd, numpy as np;"
-        f"m = TitansForecaster.load({str(tmp_path / 'forecaster')!r}); m.predict();"
-        "m.evaluate(pd.DataFrame(np.random.default_rng(1).normal(size=(200, 2)), columns=['a', 'b']));"
-        f"DNAClassifier.load({str(tmp_path / 'classifier')!r}).predict(['ACGTACGTAC' * 5]);"
+        "from titans_ts.forecasting import api; import genomics.api as dna;"
+        f"api.predict_csv({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
+        f"api.evaluate_saved({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
+        f"dna.predict_file({str(tmp_path / 'classifier')!r}, {str(tmp_path / 'labelled.csv')!r});"
+        f"dna.evaluate_saved({str(tmp_path / 'classifier')!r}, {str(tmp_path / 'labelled.csv')!r});"
         "print(sorted(k for k in sys.modules if k.startswith('lightning')))"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True)

@@ -192,6 +192,11 @@ def test_every_ddp_rank_refuses_a_run_folder_alike_and_only_rank_0_clears_it(tmp
     stale.write_text("")
     prepare_run_folder(tmp_path / "finished", overwrite=True, resume=False)
     assert stale.exists()  # rank 0 clears it
+    started = tmp_path / "started" / "checkpoints" / "settings.json"  # killed before its first checkpoint
+    started.parent.mkdir(parents=True)
+    started.write_text("{}")
+    with pytest.raises(ConfigError, match="nothing to resume"):  # one rule with a new start, which takes it
+        prepare_run_folder(tmp_path / "started", overwrite=False, resume=True)
 
 
 def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_path, monkeypatch):

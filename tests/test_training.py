@@ -270,12 +270,23 @@ def test_a_fit_leaves_the_callers_random_generators_as_they_were():
 
     frame = np.random.default_rng(0).normal(size=(200, 2)).cumsum(axis=0)
 
-    def draws():
-        return random.random(), float(np.random.rand()), float(torch.rand(1))
+    import os
 
-    for seed in (5, 6):
+    from genomics.classifier import DNAClassifier
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1)), os.environ.get("PL_GLOBAL_SEED")
+
+    sequences = ["ACGTACGTAC" * 5, "GGCCGGCCAA" * 5] * 5
+    fits = (
+        lambda: TitansForecaster(**{**TINY, "epochs": 1}).fit(frame),
+        lambda: DNAClassifier(pretrained=False, dim=8, layers=1, heads=2, epochs=1, progress=False).fit(
+            sequences, [0, 1] * 5
+        ),
+    )
+    for seed, fit in zip((5, 6), fits, strict=True):
         random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
         expected = draws()
         random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
-        TitansForecaster(**{**TINY, "epochs": 1}).fit(frame)
+        fit()
         assert draws() == expected

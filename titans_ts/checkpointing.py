@@ -161,18 +161,6 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     return None
 
 
-def data_fingerprint(values) -> str:
-    """A short hash of the training data (an array, or a list of strings), so that a resume on other data
-    is refused."""
-    import hashlib
-
-    if isinstance(values, np.ndarray):
-        array = np.ascontiguousarray(values)
-        return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
-    text = "\n".join(map(str, values)).encode()
-    return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"
-
-
 def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:
     """`start_or_resume` for an estimator's fit: its settings are its parameters (but RUN_ONLY), the data's
     fingerprint and the library version. None when the estimator has no checkpoint_dir."""
@@ -191,39 +179,36 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     Every DDP rank checks (a refusal on rank 0 alone left ranks started together by torchrun or srun waiting
     for it); only rank 0 clears, and another rank finds at most the settings rank 0 records as it starts."""
     from titans_ts.distributed import is_main_process
-    from titans_ts.io import check_out_folder
 
+    check_run_folder(out, overwrite, resume)
     checkpoints = Path(out) / "checkpoints"
-    if resume:
-        refuse_finished(out)
-        if not _holds_files(checkpoints):  # titans-dna's folds would each start afresh, without a word
-            raise nothing_to_resume(checkpoints)
-    else:
-        check_out_folder(out, overwrite)
-        if is_main_process():
-            shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
+    if not resume and is_main_process():
+        shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
 
 
-def nothing_to_resume(folder) -> ConfigError:
-    return ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
+def check_run_folder(out, overwrite: bool, resume: bool) -> None:
+    """`prepare_run_folder`'s refusals alone, without touching the folder (a caller checks them before any
+    data is read): a saved model replaced only with `overwrite`; a resume only of a run that left something
+    to resume (a finished run keeps no checkpoints: its metrics.json says it finished)."""
+    from titans_ts.io import check_out_folder, holds_checkpoints
 
-
-def _holds_files(folder: Path) -> bool:
-    from titans_ts.io import files_below
-
-    return any(files_below(folder))
-
-
-def refuse_finished(out) -> None:
-    """A ConfigError when the run folder `out` holds a finished run (its metrics.json, no checkpoint left in
-    out/checkpoints or its subfolders): resuming it would train again and replace its model."""
     out = Path(out)
-    if (out / "metrics.json").is_file() and not _holds_files(out / "checkpoints"):
+    if not resume:
+        check_out_folder(out, overwrite)
+    elif holds_checkpoints(out / "checkpoints"):
+        return
+    elif (out / "metrics.json").is_file():
         raise ConfigError(
             f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
             "checkpoints). Start it again with --overwrite, or give another --out."
         )
+    else:  # titans-dna's folds would each start afresh, without a word
+        raise nothing_to_resume(out / "checkpoints")
+
+
+def nothing_to_resume(folder) -> ConfigError:
+    return ConfigError(f"nothing to resume: no checkpoint in {folder}. Start the run without --resume.")
 
 
 def finish_run_folder(checkpoints, interrupted: bool) -> None:

@@ -87,8 +87,9 @@ class TitansEstimator(BaseEstimator):
     def _checkpoint_to_resume(self, data, resume: bool) -> Path | None:
         """The checkpoint `fit(..., resume=resume)` continues from (None: a fresh start, whose settings are
         recorded in checkpoint_dir when there is one). `data`: what identifies the training data, an array or a
-        list of strings (`checkpointing.data_fingerprint`); a resume on other data or settings is refused."""
-        from titans_ts.checkpointing import data_fingerprint, estimator_checkpoint
+        list of strings (`io.data_fingerprint`); a resume on other data or settings is refused."""
+        from titans_ts.checkpointing import estimator_checkpoint
+        from titans_ts.io import data_fingerprint
 
         return estimator_checkpoint(self, data_fingerprint(data), resume)
 

@@ -38,12 +38,19 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def plain(value):
+    """A NumPy scalar as the Python value it holds (np.int64(0) as 0); anything else as it is."""
+    import numpy as np
+
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def json_value(value):
     """What a JSON file holds for a value json does not know: a NumPy scalar as its Python value (np.int64(16)
     as 16, not "16", which a saved model then failed to load as), anything else as its text."""
     import numpy as np
 
-    return value.item() if isinstance(value, np.generic) else str(value)
+    return plain(value) if isinstance(value, np.generic) else str(value)
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
@@ -66,12 +73,32 @@ def check_out_folder(out, overwrite: bool) -> None:
         raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
     if overwrite or not out.exists() or _started_only(out):
         return
-    if any(path.name != SETTINGS_FILE for path in files_below(out / "checkpoints")):
+    if holds_checkpoints(out / "checkpoints"):
         raise ConfigError(
             f"{out} holds the checkpoints of an unfinished run: pass --resume to continue it, or --overwrite "
             "to start again."
         )
     raise ConfigError(f"{out} already holds a model (or other files): choose another --out, or pass --overwrite.")
+
+
+def holds_checkpoints(folder) -> bool:
+    """Whether a run's checkpoint folder holds anything to resume: a file beside the settings a run records
+    as it starts (a checkpoint, a finished fold's result)."""
+    return any(path.name != SETTINGS_FILE for path in files_below(Path(folder)))
+
+
+def data_fingerprint(values) -> str:
+    """A short hash of the training data (an array, or a list of strings), so that a resume on other data
+    is refused."""
+    import hashlib
+
+    import numpy as np
+
+    if isinstance(values, np.ndarray):
+        array = np.ascontiguousarray(values)
+        return f"{array.shape}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    text = "\n".join(map(str, values)).encode()
+    return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"
 
 
 def _started_only(out: Path) -> bool:

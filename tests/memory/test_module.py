@@ -246,11 +246,16 @@ def test_the_chunked_op_refuses_what_it_cannot_differentiate_right():
         k.mul_(2)
     with pytest.raises(RuntimeError, match="inplace"):
         y.sum().backward()
+    q.grad = None
+    y, *_ = neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=4, backend="chunked")
+    y.sum().backward()
+    untouched, q.grad = q.grad, None
     y, weights_out, momentum_out = neural_memory(q, k, v, theta, alpha, eta, weights, chunk_size=4, backend="chunked")
     with torch.no_grad():  # the returned state is the caller's: changing it leaves the backward alone
         weights_out[0].mul_(0.5)
         momentum_out[0].zero_()
     y.sum().backward(retain_graph=True)
+    torch.testing.assert_close(q.grad, untouched)
     with pytest.raises(RuntimeError, match="cannot be differentiated again"):
         torch.autograd.grad(y.sum(), q, create_graph=True)  # a gradient penalty would have been constant
 

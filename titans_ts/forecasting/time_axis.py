@@ -241,7 +241,7 @@ def _warn_if_skipped(last, rows: pd.DatetimeIndex, step, origin, wall) -> None:
     saving skips no step), days and calendar steps on the wall clock (`origin`, `wall`)."""
     import warnings
 
-    if isinstance(step, pd.Timedelta) and step < pd.Timedelta(days=1):
+    if not _on_days(step):
         given, expected = rows, future_index(last, step, len(rows))
     else:
         given, expected = wall, future_index(origin, step, len(rows))

@@ -18,7 +18,7 @@ from torch import nn
 
 from titans_ts.memory.autocompile import CompileChoice, check_compile_setting
 from titans_ts.memory.conv import causal_depthwise_conv
-from titans_ts.memory.ops import BACKENDS, neural_memory
+from titans_ts.memory.ops import check_backend, neural_memory
 from titans_ts.memory.ops.common import is_number, is_whole, maybe_compiled, mlp_forward
 
 
@@ -69,8 +69,7 @@ class MemoryConfig:
         for name, value in positive.items():  # NaN fails "> 0" too
             if not (is_number(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number; got {value!r}.")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}; got {self.backend!r}.")
+        check_backend(self.backend)
         check_compile_setting(self.compile)
 
     @property

@@ -67,7 +67,7 @@ class LossProgressBar(RichProgressBar):
     def _get_train_description(self, current_epoch: int) -> str:
         # Lightning counts epochs from 0 ("Epoch 0/9"); our messages count them from 1 ("Best epoch 1 of 10 run")
         total = self.trainer.max_epochs
-        description = f"Epoch {current_epoch + 1}" + (f"/{total}" if total is not None and total > 0 else "")
+        description = f"Epoch {epoch_number(current_epoch)}" + (f"/{total}" if total is not None and total > 0 else "")
         return f"{description:{len(self.validation_description)}}"  # as wide as "Validation": no flicker
 
     def _read(self, pl_module) -> None:

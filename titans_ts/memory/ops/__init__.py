@@ -15,6 +15,11 @@ from titans_ts.memory.ops.reference import neural_memory_reference
 BACKENDS = ("reference", "chunked", "triton", "auto")
 
 
+def check_backend(backend) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+
+
 def neural_memory(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -45,8 +50,7 @@ def neural_memory(
     """
     weights, momentum = tuple(weights), None if momentum is None else tuple(momentum)
     check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    check_backend(backend)
     if backend == "auto":
         backend = auto_backend(q.device, q=q, weights=weights, chunk_size=chunk_size)
     if q.shape[0] == 0:  # an empty batch: nothing to compute, and the chunked passes' shapes need a batch

@@ -35,6 +35,7 @@ y comes back in q's dtype, the state in its own.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -244,16 +245,15 @@ class _Place(NamedTuple):
 
 def _rebuilt(record, each):
     """A copy of `record` with `each` applied to its parts: the items of a list or tuple, the fields of one of
-    the passes' records (a dataclass or a plain object of this package); anything else as it is."""
+    the passes' records (dataclasses); anything else as it is."""
     if isinstance(record, list):
         return [each(part) for part in record]
-    if isinstance(record, tuple) and not isinstance(record, _Place):
+    if isinstance(record, tuple):
         parts = [each(part) for part in record]
         return type(record)(*parts) if hasattr(record, "_fields") else tuple(parts)
-    if not callable(record) and type(record).__module__.startswith("titans_ts.memory") and hasattr(record, "__dict__"):
-        copy = object.__new__(type(record))
-        copy.__dict__.update({name: each(part) for name, part in vars(record).items()})
-        return copy
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        fields = {field.name: each(getattr(record, field.name)) for field in dataclasses.fields(record)}
+        return dataclasses.replace(record, **fields)
     return record
 
 

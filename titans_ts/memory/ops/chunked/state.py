@@ -62,18 +62,22 @@ def _by_runs(lasts, pick) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+@dataclass
 class LastOfChunk:
-    """The gate quantities that the state step reads at each chunk's last token."""
+    """The gate quantities that the state step reads at each chunk's last token (`last_of_chunk`)."""
 
-    def __init__(self, gates: ChunkGates, lasts):
-        self.lasts = list(lasts)  # each chunk's last real token
-        # (G[last, :], P[last, :]) stacked: (C, B, H, n, 2); times theta' they scale the keys' gradients.
-        self.rows = torch.stack([last_rows(lasts, gates.mixed), last_rows(lasts, gates.carry)], dim=-1)
-        keep = last_values(lasts, gates.keep_prod)  # A[last]
-        mcoeff = last_values(lasts, gates.momentum_coeff)  # e[last]
-        eta = last_values(lasts, gates.eta_prod)  # E[last]
-        # Mix = [[A, e], [0, E]]: (C, B, H, 2, 2), acting on the stacked (W, S).
-        self.mix = torch.stack([keep, mcoeff, torch.zeros_like(eta), eta], dim=-1).unflatten(-1, (2, 2))
+    lasts: list  # each chunk's last real token
+    rows: torch.Tensor  # (G[last, :], P[last, :]) stacked: (C, B, H, n, 2); times theta' they scale key gradients
+    mix: torch.Tensor  # Mix = [[A, e], [0, E]] at the last token: (C, B, H, 2, 2), acting on the stacked (W, S)
+
+
+def last_of_chunk(gates: ChunkGates, lasts) -> LastOfChunk:
+    rows = torch.stack([last_rows(lasts, gates.mixed), last_rows(lasts, gates.carry)], dim=-1)
+    keep = last_values(lasts, gates.keep_prod)  # A[last]
+    mcoeff = last_values(lasts, gates.momentum_coeff)  # e[last]
+    eta = last_values(lasts, gates.eta_prod)  # E[last]
+    mix = torch.stack([keep, mcoeff, torch.zeros_like(eta), eta], dim=-1).unflatten(-1, (2, 2))
+    return LastOfChunk(list(lasts), rows, mix)
 
 
 def scaled_keys(a, scales):
@@ -130,7 +134,7 @@ def state_step(state, mix, keys_scaled, g):
 
 
 def state_forward(k, v, theta, gates: ChunkGates, lasts, states, max_grad_norm) -> StatePass:
-    last = LastOfChunk(gates, lasts)
+    last = last_of_chunk(gates, lasts)
     saved = {name: [] for name in ("u", "a", "z", "g", "r", "sq", "theta", "norm", "scale")}
     now = list(states)
     for c in range(theta.shape[0]):

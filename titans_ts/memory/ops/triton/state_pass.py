@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from titans_ts.memory.ops.chunked.gates import ChunkGates
-from titans_ts.memory.ops.chunked.state import LastOfChunk, StateGrads, StatePass
+from titans_ts.memory.ops.chunked.state import StateGrads, StatePass, last_of_chunk
 from titans_ts.memory.ops.common import mlp_grads
 
 DOT_OF_DTYPE = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
@@ -96,7 +96,7 @@ def state_forward_triton(k, v, theta, gates: ChunkGates, lasts, states, max_grad
     chunks, batch, heads, n, d_in = k.shape
     d_out, depth, clip = v.shape[-1], len(states), max_grad_norm is not None
     hidden = states[0].shape[-1]
-    last = LastOfChunk(gates, lasts)
+    last = last_of_chunk(gates, lasts)
     rows, mix = last.rows.contiguous(), last.mix.contiguous()
     k, v, theta = k.contiguous(), v.contiguous(), theta.contiguous()
     buffers = []
