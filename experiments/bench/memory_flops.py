@@ -12,6 +12,7 @@ throughput ratio can be read against the work each side does.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -154,7 +155,11 @@ def render(record: dict) -> str:
 
 
 def main() -> None:
-    if "--render-only" in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite memory_flops.md from the saved memory_flops.json"
+    )
+    if parser.parse_args().render_only:
         record = json.loads((RESULTS / "memory_flops.json").read_text())
     else:
         record = measure()

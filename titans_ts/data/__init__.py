@@ -4,7 +4,7 @@ Each name is imported from its module when first asked for: a module that needs 
 constants (forecasting/defaults.py, and through it `titans-ts --help`) does not load pandas' readers or torch.
 """
 
-import importlib
+from titans_ts.lazy import lazy_names
 
 _MODULE_OF = {
     "describe_splits": "describe",
@@ -20,10 +20,4 @@ _MODULE_OF = {
 
 __all__ = sorted(_MODULE_OF)
 
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _MODULE_OF)

@@ -13,7 +13,7 @@ reach `resolve_device` here without importing Lightning (seconds of start-up for
 
 from __future__ import annotations
 
-import importlib
+from titans_ts.lazy import lazy_names
 
 _MODULE_OF = {
     **dict.fromkeys(
@@ -43,11 +43,5 @@ _MODULE_OF = {
 __all__ = sorted(_MODULE_OF)
 
 
-def __getattr__(name: str):
-    if name == "pl":  # tests reach Lightning as titans_ts.training.pl
-        return importlib.import_module("lightning.pytorch")
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
+# tests reach Lightning as titans_ts.training.pl
+__getattr__ = lazy_names(__name__, _MODULE_OF, modules={"pl": "lightning.pytorch"})
