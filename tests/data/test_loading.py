@@ -9,7 +9,7 @@ import pytest
 
 from tests.data.helpers import write_series
 from titans_ts.data import load_dataset, make_splits
-from titans_ts.data.loading import file_sha256
+from titans_ts.data.sources import file_sha256
 from titans_ts.errors import ChecksumError, DatasetNotFoundError, DataValidationError
 
 

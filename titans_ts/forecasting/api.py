@@ -159,7 +159,7 @@ def list_datasets() -> list[dict]:
     """The registered datasets: name, rows, columns, freq, split, file, and where the file is found here
     ("bundled", a path; None when it is not here)."""
     from titans_ts.data import registered_datasets
-    from titans_ts.data.loading import locate
+    from titans_ts.data.sources import locate
     from titans_ts.errors import DatasetNotFoundError
 
     rows = []

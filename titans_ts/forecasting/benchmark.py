@@ -124,7 +124,7 @@ def run_benchmark(
 def data_identity(dataset: str, data: dict | None = None) -> str | dict:
     """A registered dataset's name, or a file's content hash, with how it was read and split (the options
     that change what the models see): a run reused from runs_dir read the same data."""
-    from titans_ts.data.loading import file_sha256
+    from titans_ts.data.sources import file_sha256
 
     path = Path(dataset)
     name = f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
