@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -69,6 +70,58 @@ def prediction_progress(sequences: int, bases: int, enabled: bool):
     with progress.Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"predicting {sequences} sequence(s)", total=bases)
         yield lambda read: bar.advance(task, read)
+
+
+# How a label's kind is named: (one such label, the classes of that kind).
+LABEL_KINDS = {"bool": ("True or False", "True/False"), "number": ("a number", "numbers"), "text": ("text", "text")}
+
+
+def label_kind(label) -> str:
+    """A label's kind: "bool", "number", "text" or its type's name (a label that is no class must share a class's)."""
+    if isinstance(label, (bool, np.bool_)):
+        return "bool"
+    if isinstance(label, numbers.Number):
+        return "number"
+    return "text" if isinstance(label, str) else type(label).__name__
+
+
+def check_label_kinds(labels, classes: list, source: str) -> None:
+    """A label that is not a class is one the classifier cannot predict (scored as wrong); but one of a kind no
+    class has (the text '1' where the classes are the numbers 0 and 1) is a mistake in the labels: a
+    DataValidationError naming it."""
+    kinds = {label_kind(c) for c in classes}
+    known = set(classes)
+    strange = next((label for label in labels if label not in known and label_kind(label) not in kinds), None)
+    if strange is not None:
+        kind = label_kind(strange)
+        named = " and ".join(sorted(LABEL_KINDS.get(k, (k, k))[1] for k in kinds))
+        raise DataValidationError(
+            f"{source}: label {plain(strange)!r} is {LABEL_KINDS.get(kind, (kind,))[0]}, but the classes "
+            f"{[plain(c) for c in classes]} are {named}: give the labels as fit was given them (a class fit never "
+            "saw counts as wrong, but a label of another kind is a mistake)."
+        )
+
+
+def checked_sample_weight(sample_weight, n: int, source: str) -> np.ndarray | None:
+    """sample_weight as one finite, non-negative float per sequence (not all 0), or None for equal weights; else
+    a DataValidationError saying what is wrong."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=float)
+    except (TypeError, ValueError):
+        raise DataValidationError(f"{source}: sample_weight must be numbers, one per sequence.") from None
+    if weights.shape != (n,):
+        got = {0: "is one number", 1: f"holds {weights.size} weight(s)"}.get(weights.ndim, f"has shape {weights.shape}")
+        raise DataValidationError(f"{source}: {n} sequences but sample_weight {got}: give one weight per sequence.")
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        raise DataValidationError(
+            f"{source}: sample_weight {bad[0] + 1} is {weights[bad[0]]}; weights must be finite and not negative."
+        )
+    if not weights.sum() > 0:
+        raise DataValidationError(f"{source}: every sample_weight is 0: no sequence would count.")
+    return weights
 
 
 # What shapes the Titans backbone; a pretrained one brings its own (the head's pooling is the classifier's).
@@ -356,10 +409,22 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return self.classes_[probabilities.argmax(axis=1)]
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy (ClassifierMixin's), once y is checked against the fitted classes."""
+        """Accuracy, as scikit-learn's: the (weighted) share of the sequences X predicted as labelled in y. A label
+        that is not among classes_ (a class fit never saw, as when a rare class lands in a cross-validation test
+        fold only) counts as wrong: the classifier cannot predict it. Refused, naming what is wrong: sequences it
+        cannot read, y that is not one label per sequence (or misses one), a label of another kind than every
+        class (the text '1' where the classes are numbers), sample_weight that is not one weight per sequence."""
         self._check_fitted()
-        make_labelled(X, y, source="the scored data", classes=list(self.classes_))
-        return super().score(list(X), list(y), sample_weight)
+        source = "the scored data"
+        data = make_labelled(X, y, source=source)  # one readable sequence and one label each, no label missing
+        classes = self.classes_.tolist()
+        check_label_kinds(data.classes, classes, source)
+        weights = checked_sample_weight(sample_weight, len(data), source)
+        warn_unknown_only(data.sequences, source)
+        predicted = self._checked_probabilities(data.sequences).argmax(axis=1)
+        index = {label: i for i, label in enumerate(classes)}
+        truth = np.array([index.get(label, -1) for label in data.classes])[data.labels]  # -1: never predicted
+        return float(np.average(predicted == truth, weights=weights))
 
     def save(self, path) -> Path:
         """Write path/model.safetensors and path/config.json (all or nothing; no pickle)."""

@@ -195,11 +195,20 @@ SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
 LABEL_NAMES = ("label", "labels", "class", "target", "y")
 
 
+def column_by_alias(columns, aliases: tuple):
+    """The column that goes by the first of `aliases` (in their order, not the columns': a file headed y,Label reads
+    Label as its labels) that any column goes by, its header stripped and in any case; None when none does. The
+    one rule by which every reader here finds a column by its other names (find_column, label_columns)."""
+    return next((c for alias in aliases for c in columns if str(c).strip().lower() == alias), None)
+
+
 def find_column(columns, wanted: str, default: str, names: tuple) -> str:
-    """`wanted` when the file has it; for the default, else the first column that goes by one of `names`."""
+    """`wanted` when the file has it; for the default, else the column `column_by_alias(columns, names)` finds
+    (`wanted` when none goes by one of `names`: the caller names what is missing)."""
     if wanted in columns or wanted != default:
         return wanted
-    return next((c for c in columns if str(c).strip().lower() in names), wanted)
+    found = column_by_alias(columns, names)
+    return wanted if found is None else found
 
 
 # The cells read as no label: pandas' default missing-value strings (R's write.csv writes NA), exact case, so
@@ -478,13 +487,10 @@ def read_labels_file(path) -> dict:
 
 
 def label_columns(columns: list, source) -> tuple:
-    """The (record name, label) columns of a labels file: by header name (NAME_NAMES, LABEL_NAMES, any case); in
-    a two-column file the one named tells the other, and with neither named they are in that order."""
-
-    def named(aliases):  # the first alias any column has (name before id), not the first such column
-        return next((c for alias in aliases for c in columns if str(c).strip().lower() == alias), None)
-
-    name_column, label_column = named(NAME_NAMES), named(LABEL_NAMES)
+    """The (record name, label) columns of a labels file: by header name (`column_by_alias` of NAME_NAMES and
+    LABEL_NAMES: name before id, label before y); in a two-column file the one named tells the other, and with
+    neither named they are in that order."""
+    name_column, label_column = column_by_alias(columns, NAME_NAMES), column_by_alias(columns, LABEL_NAMES)
     if name_column is not None and label_column is not None:
         return name_column, label_column
     if len(columns) == 2:  # the one column its header names tells the other (seq_id,label); none named: in order

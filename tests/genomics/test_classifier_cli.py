@@ -69,8 +69,20 @@ def test_bad_arguments_to_the_estimator_are_named():
     model = DNAClassifier(**TINY).fit(sequences, labels)
     cases = [
         (lambda: model.predict("ACGTACGT"), DataValidationError, "got one string"),
-        (lambda: model.score(sequences, ["other"] * 30), DataValidationError, "'other' is not one of the classes"),
         (lambda: model.score(sequences[:5], labels), DataValidationError, "5 sequences but 30 labels"),
+        (lambda: model.score(sequences, [None, *labels[1:]]), DataValidationError, "sequence 1 has no label"),
+        (lambda: model.score(["ACXT", *sequences[1:]], labels), SequenceError, "sequence 1: character 'X'"),
+        (
+            lambda: model.score(sequences, [1] * 30),  # an unseen class counts as wrong; another kind is a mistake
+            DataValidationError,
+            "label 1 is a number, but the classes ['at_rich', 'gc_rich'] are text",
+        ),
+        (
+            lambda: model.score(sequences, labels, sample_weight=[1] * 29),
+            DataValidationError,
+            "30 sequences but sample_weight holds 29 weight(s)",
+        ),
+        (lambda: model.score(sequences, labels, [-1] * 30), DataValidationError, "sample_weight 1 is -1.0"),
         (lambda: DNAClassifier(**TINY).fit(sequences, None), DataValidationError, "got None"),
         (lambda: DNAClassifier(**TINY).fit("ACGT", [0]), DataValidationError, "got one string"),
         (
@@ -99,6 +111,49 @@ def test_bad_arguments_to_the_estimator_are_named():
         assert message in str(raised.value), (message, str(raised.value))
     # too few sequences to stratify the validation split by class: it is drawn unstratified
     DNAClassifier(**TINY).fit(sequences[:12], [i % 3 for i in range(12)])
+
+
+def test_score_counts_a_class_fit_never_saw_as_wrong():
+    """scikit-learn's accuracy counts a label the classifier never saw as wrong (it cannot predict it); score refused
+    it, so cross_val_score failed on a fold whose rare class landed in its test part only."""
+    from sklearn.model_selection import KFold, cross_val_score
+
+    sequences, labels = _toy(40)
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    predicted = model.predict(sequences)
+    with_rare = ["rare"] * 4 + labels[4:]
+    right = predicted[4:] == np.array(labels[4:], dtype=object)
+    assert model.score(sequences, with_rare) == pytest.approx(right.sum() / 40)
+    assert model.score(sequences, with_rare, sample_weight=[0] * 4 + [1] * 36) == pytest.approx(right.mean())
+    assert model.score(sequences, with_rare, sample_weight=[1] * 4 + [0] * 36) == 0.0
+    rare_last = labels[:-3] + ["rare"] * 3  # KFold(2): only the second fold's test part holds the rare class
+    scores = cross_val_score(DNAClassifier(**TINY), sequences, rare_last, cv=KFold(2), error_score="raise")
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+def test_a_fasta_with_integer_labels_gives_integer_classes(tmp_path):
+    """A FASTA with a labels CSV of 0/1 (as `titans-dna finetune s.fa --labels labels.csv` reads them) gives integer
+    classes, sorted numerically, and a classifier fitted on them predicts integers."""
+    from genomics.api import load_labelled
+    from genomics.data import read_fasta_with_labels
+
+    sequences, labels = _toy(40)
+    numbers = [int(label == "gc_rich") for label in labels]
+    (tmp_path / "s.fa").write_text("".join(f">seq{i} a description\n{s}\n" for i, s in enumerate(sequences)))
+    rows = [f"seq{i},{n}\n" for i, n in enumerate(numbers)][::-1]  # the labels file in another order
+    (tmp_path / "labels.csv").write_text("name,label\n" + "".join(rows))
+    data = load_labelled(str(tmp_path / "s.fa"), tmp_path / "labels.csv")  # what finetune s.fa --labels reads
+    assert data.classes == [0, 1] and all(type(c) is int for c in data.classes)
+    assert data.label_names() == numbers
+    assert read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv").label_names() == numbers
+    ids = "".join(f"seq{i}\t{10 if n else 2}\n" for i, n in enumerate(numbers))
+    (tmp_path / "ids.tsv").write_text("id\tclass\n" + ids)  # tab-separated, headed id and class
+    assert load_labelled(str(tmp_path / "s.fa"), tmp_path / "ids.tsv").classes == [2, 10]  # numeric, not "10" < "2"
+    model = DNAClassifier(**TINY).fit(data.sequences, data.label_names())
+    assert model.classes_.tolist() == [0, 1] and model.classes_.dtype.kind == "i"
+    predicted = model.predict(data.sequences)
+    assert predicted.dtype.kind == "i" and set(predicted.tolist()) <= {0, 1}
+    assert model.score(data.sequences, data.label_names()) == pytest.approx(np.mean(predicted == numbers))
 
 
 @pytest.mark.skipif(not (pretrained_path() / "model.safetensors").exists(), reason="no shipped weights yet")

@@ -237,6 +237,22 @@ def test_a_labels_file_is_read_by_its_header_names(tmp_path):
         read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "three.csv")
 
 
+def test_a_sequence_table_and_a_labels_file_find_columns_by_the_same_alias_rule(tmp_path):
+    """Headed y,Label, a sequence CSV read y (the first column with any other name) and a labels file read Label (the
+    first name any column has); both now take the names in their order: label before y, sequence before dna."""
+    from genomics.data import LABEL_NAMES, find_column, label_columns
+
+    (tmp_path / "s.csv").write_text("dna,y,Sequence,Label\nAAAA,0,ACGT,pos\nCCCC,1,GGCC,neg\n")
+    data = read_csv(tmp_path / "s.csv")
+    assert data.sequences == ["ACGT", "GGCC"] and data.label_names() == ["pos", "neg"]
+    (tmp_path / "s.fa").write_text(">one\nACGT\n>two\nGGCC\n")
+    (tmp_path / "labels.csv").write_text("name,y,Label\none,0,pos\ntwo,1,neg\n")
+    assert read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "labels.csv").label_names() == ["pos", "neg"]
+    columns = ["name", "y", "Label"]
+    assert find_column(columns, "label", "label", LABEL_NAMES) == label_columns(columns, "x")[1] == "Label"
+    assert find_column(["seq", "y", "label"], "label", "label", LABEL_NAMES) == "label"  # the default itself first
+
+
 def test_gzip_is_told_by_its_first_bytes_and_binary_files_are_named(tmp_path):
     """A gzipped FASTA or CSV without .gz, and a plain file named .gz, read as what they hold; a workbook or
     other binary file is one clear error naming the file, not a UnicodeDecodeError."""
