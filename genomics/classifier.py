@@ -19,11 +19,10 @@ from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
-    is_integer,
     is_real,
     positive_problems,
     refuse,
-    seed_problems,
+    training_problems,
 )
 from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.io import load_model_dir, mismatched_model_dir, plain, save_model_dir
@@ -240,15 +239,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision={self.precision!r} ('bf16-mixed' or '32-true')")
         problems += positive_problems({"epochs": self.epochs, "batch_size": self.batch_size})
-        if not (is_integer(self.patience) and self.patience >= 0):
-            problems.append(f"patience={self.patience!r} (0 or more epochs)")
-        problems += seed_problems(self.seed)
-        if not (is_real(self.lr) and self.lr > 0):
-            problems.append(f"lr={self.lr!r} (positive)")
+        problems += training_problems(self.get_params())
         if not (is_real(self.val_fraction) and 0 < self.val_fraction < 1):
             problems.append(f"val_fraction={self.val_fraction!r} (between 0 and 1)")
-        if self.max_minutes is not None and not (is_real(self.max_minutes) and self.max_minutes > 0):
-            problems.append(f"max_minutes={self.max_minutes!r} (positive, or None for no budget)")
         if self.max_length is not None:  # None: whole sequences
             problems += positive_problems({"max_length": self.max_length})
         if self.train_crop not in (None, 0):  # None or 0: no crop

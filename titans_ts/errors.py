@@ -83,6 +83,19 @@ def seed_problems(seed) -> list[str]:
     return [f"seed={seed!r} (a whole number from 0 to 2**32 - 1: every run is seeded, so that it can be repeated)"]
 
 
+def training_problems(params: dict) -> list[str]:
+    """The training settings both estimators share (patience, seed, lr, max_minutes) that no run can take."""
+    problems = []
+    if not (is_integer(params["patience"]) and params["patience"] >= 0):
+        problems.append(f"patience={params['patience']!r} (0 or more epochs)")
+    problems += seed_problems(params["seed"])
+    if not (is_real(params["lr"]) and params["lr"] > 0):
+        problems.append(f"lr={params['lr']!r} (positive)")
+    if params["max_minutes"] is not None and not (is_real(params["max_minutes"]) and params["max_minutes"] > 0):
+        problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
+    return problems
+
+
 def is_integer(value) -> bool:
     """A whole number (int, numpy's too), not a bool: what a size or a count needs."""
     import numbers

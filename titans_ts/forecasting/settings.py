@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from titans_ts.errors import ConfigError, is_integer, is_real, positive_problems, refuse, seed_problems
+from titans_ts.errors import ConfigError, is_integer, is_real, positive_problems, refuse, training_problems
 from titans_ts.forecasting.defaults import (
     CHOSEN,
     ESTIMATOR,
@@ -43,15 +43,9 @@ def check(params: dict) -> None:
         problems.append(f"epochs={params['epochs']!r} (at least 1: a model needs one epoch of training)")
     problems += positive_problems({name: params[name] for name in POSITIVE})
     problems += used_sizes_problems(params) + window_width_problems(params)
-    if not (is_integer(params["patience"]) and params["patience"] >= 0):
-        problems.append(f"patience={params['patience']!r} (0 or more epochs)")
-    problems += seed_problems(params["seed"])
-    if not (is_real(params["lr"]) and params["lr"] > 0):
-        problems.append(f"lr={params['lr']!r} (positive)")
+    problems += training_problems(params)
     if not (is_real(params["dropout"]) and 0 <= params["dropout"] < 1):
         problems.append(f"dropout={params['dropout']!r} (in [0, 1))")
-    if params["max_minutes"] is not None and not (is_real(params["max_minutes"]) and params["max_minutes"] > 0):
-        problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
     if params["fallback"] not in FALLBACKS:
         problems.append(
             f"fallback={params['fallback']!r} ('auto': the best floor when the model is behind it, or 'off')"
