@@ -23,7 +23,7 @@ app = make_app(
 @app.command()
 def datasets() -> None:
     """List the GenomicBenchmarks tasks (ours and the genomic-benchmarks package's) and what is here."""
-    from genomics.data import GENOMIC_BENCHMARKS_HOME, list_tasks
+    from genomics.data.tasks import GENOMIC_BENCHMARKS_HOME, list_tasks
 
     here = {"official": "full", "bundled": "test", None: "[yellow]no[/]"}
     table = Table(title="GenomicBenchmarks tasks", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)

@@ -11,21 +11,23 @@ import numpy as np
 
 from genomics import pretraining
 from genomics.classifier import DNAClassifier
-from genomics.data import (
-    LabelledSequences,
+from genomics.data.files import (
     is_csv,
-    load_task,
-    make_labelled,
     read_csv,
     read_fasta,
     read_fasta_with_labels,
     read_unlabelled_csv,
     separator,
     sniff,
+)
+from genomics.data.labelled import (
+    LabelledSequences,
+    make_labelled,
     stratified_folds,
     warn_duplicate_names,
     warn_unknown_only,
 )
+from genomics.data.tasks import load_task
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.io import atomic_write_text, check_out_file, data_fingerprint, json_value

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data import as_list, class_array, make_labelled, warn_unknown_only
+from genomics.data.labelled import as_list, class_array, make_labelled, warn_unknown_only
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import (
     ConfigError,

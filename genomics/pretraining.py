@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genomics.data import check_readable, read_fasta
+from genomics.data.files import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from genomics.tokenizer import check_bases
 from titans_ts.errors import ConfigError, is_integer

@@ -217,11 +217,11 @@ def project_imports() -> list[Import]:
 
 def test_the_walk_sees_every_package_and_their_imports(project_imports):
     modules = project_modules(ROOT)
-    for name in ("titans_ts", "titans_ts.memory.ops", "titans_ts.data.loading", "genomics.data", "cli.ts"):
+    for name in ("titans_ts", "titans_ts.memory.ops", "titans_ts.data.loading", "genomics.data.files", "cli.ts"):
         assert name in modules
     sources = {found.source for found in project_imports}
-    assert {"titans_ts.memory.module", "genomics.data", "cli.ts"} <= sources
-    assert any(f.source == "genomics.data" and f.target == "titans_ts.errors" for f in project_imports)
+    assert {"titans_ts.memory.module", "genomics.data.files", "cli.ts"} <= sources
+    assert any(f.source == "genomics.data.files" and f.target == "titans_ts.errors" for f in project_imports)
 
 
 def test_no_import_cycles(project_imports):

@@ -227,13 +227,13 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
 def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
     import genomic_benchmarks.loc2seq
 
-    import genomics.data
+    import genomics.data.tasks
 
     def offline(name, dest_path, **_):
         raise ConnectionError("Name or service not known")
 
     monkeypatch.setattr(genomic_benchmarks.loc2seq, "download_dataset", offline)  # no network in tests
-    monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")
+    monkeypatch.setattr(genomics.data.tasks, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")
     (tmp_path / "s.fa").write_text(">a\nACGT\n")
     (tmp_path / "t.tsv").write_text("seq\tlabel\nACGT\ta\n")
     (tmp_path / "t.fa").write_text("seq\tlabel\nACGT\ta\n")  # a table in a file named as FASTA

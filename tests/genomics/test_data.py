@@ -4,16 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genomics.data import (
-    load_task,
-    make_labelled,
-    read_csv,
-    read_fasta,
-    read_fasta_with_labels,
-    read_genomic_benchmarks_dir,
-    resolve_task,
-    stratified_folds,
-)
+from genomics.data.files import read_csv, read_fasta, read_fasta_with_labels
+from genomics.data.labelled import make_labelled, stratified_folds
+from genomics.data.tasks import load_task, read_genomic_benchmarks_dir, resolve_task
 from titans_ts.errors import DatasetNotFoundError, DataValidationError, SequenceError
 
 
@@ -172,7 +165,7 @@ def test_rna_sequences_are_warned_about_once_each(monkeypatch):
     sequences checked again (a CV fold) are not warned about twice, new ones are."""
     import warnings
 
-    import genomics.data as data
+    import genomics.data.labelled as data
     from titans_ts.errors import UracilWarning
 
     monkeypatch.setattr(data, "_URACIL_WARNED", set())
@@ -240,7 +233,7 @@ def test_a_labels_file_is_read_by_its_header_names(tmp_path):
 def test_a_sequence_table_and_a_labels_file_find_columns_by_the_same_alias_rule(tmp_path):
     """Headed y,Label, a sequence CSV read y (the first column with any other name) and a labels file read Label (the
     first name any column has); both now take the names in their order: label before y, sequence before dna."""
-    from genomics.data import LABEL_NAMES, find_column, label_columns
+    from genomics.data.files import LABEL_NAMES, find_column, label_columns
 
     (tmp_path / "s.csv").write_text("dna,y,Sequence,Label\nAAAA,0,ACGT,pos\nCCCC,1,GGCC,neg\n")
     data = read_csv(tmp_path / "s.csv")
@@ -288,7 +281,7 @@ def test_tables_are_told_by_suffix_in_any_case_and_tab_separated_ones_are_read()
     files are read with their separator."""
     import gzip
 
-    from genomics.data import is_csv
+    from genomics.data.files import is_csv
 
     folder = Path.cwd()
     tab, comma = "seq\tlabel\nACGT\tx\nGGCC\ty\n", "seq,label\nACGT,x\nGGCC,y\n"
@@ -337,7 +330,7 @@ def test_a_model_width_the_heads_do_not_divide_names_the_widths_that_work():
 
 def test_a_txt_fasta_may_start_with_a_blank_line_or_a_comment(tmp_path):
     """is_csv looked at the first raw line only: a .txt FASTA starting with a blank line was read as a table."""
-    from genomics.data import is_csv
+    from genomics.data.files import is_csv
 
     (tmp_path / "blank.txt").write_text("\n>r1\nACGT\n")
     (tmp_path / "comment.txt").write_text("; from the lab\n>r1\nACGT\n")
@@ -358,7 +351,7 @@ def test_a_table_pandas_decompresses_itself_still_reads(tmp_path):
 def test_a_table_is_told_from_the_start_of_its_file_even_past_the_bytes_sniffed(tmp_path):
     """FASTA or table, the separator and the UTF-8 check come from the file's first bytes, read once; a first
     line that starts past those bytes is still found, and a table that is not UTF-8 is named with its line."""
-    from genomics.data import SNIFF_BYTES, is_csv
+    from genomics.data.files import SNIFF_BYTES, is_csv
 
     blank = "\n" * (SNIFF_BYTES + 1)
     (tmp_path / "reads.txt").write_text(blank + ">r1\nACGT\n")

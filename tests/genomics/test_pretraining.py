@@ -80,11 +80,11 @@ def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkey
 
 
 def test_pretraining_drops_what_the_excluded_tasks_hold(monkeypatch, tmp_path):
-    import genomics.data
+    import genomics.data.tasks
     from genomics import api
     from genomics.data import load_task
 
-    monkeypatch.setattr(genomics.data, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")  # only the bundled splits
+    monkeypatch.setattr(genomics.data.tasks, "GENOMIC_BENCHMARKS_HOME", tmp_path / "gb")  # only the bundled splits
     tasks = ["enhancer_cohn", "nontata_promoters"]
     expected = [s for task in tasks for s in load_task(task).labelled.sequences]
     assert api.leakage_sequences(tasks) == expected
