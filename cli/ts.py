@@ -44,7 +44,8 @@ app = make_app(
     "titans-ts",
     "Long-term time-series forecasting with the Titans neural long-term memory.\n\n"
     "Start with `titans-ts datasets` to see the benchmark data, and `titans-ts splits ETTh1` to see how "
-    "the evaluation protocol cuts it.",
+    "the evaluation protocol cuts it. Your own data: `titans-ts fit --dataset my.csv --horizon 24` (a CSV, TSV or "
+    "parquet file with a time column, or none), then `titans-ts predict --model runs/my-lmm-h24-s0 --input my.csv`.",
 )
 
 DATASET = typer.Option(
