@@ -359,3 +359,50 @@ def test_compile_auto_thresholds_follow_the_committed_measurement():
         assert 0.5 <= AUTO_COMPILE["after_tokens"] / buys <= 2.0, row["shape"]
     worth_it = [row["tokens_per_call"] for row in table if row["speedup"] >= 1.2]
     assert worth_it and AUTO_COMPILE["min_tokens"] <= min(worth_it)
+
+
+def test_a_state_with_gradients_can_be_deep_copied_and_still_carries_them():
+    """copy.deepcopy(state) failed unless the state was detached first (torch deep-copies only graph leaves).
+    The copy has storage of its own and keeps the graph: continuing from it gives the same outputs and the same
+    gradients to M_0 as continuing from the original. A detached state copies as plain tensors."""
+    import copy
+
+    memory = _seeded(4, lambda: NeuralMemory(8, heads=2, depth=2, chunk_size=4, compile=False))
+    x = torch.randn(2, 12, 8)
+    _, state = memory(x[:, :8])
+    assert not state.weights[0].is_leaf
+    copied = copy.deepcopy(state)
+    assert copied.tokens_seen == state.tokens_seen and copied.conv_cache is not None
+    tensors = [(*s.weights, *s.momentum, s.conv_cache) for s in (copied, state)]
+    for a, b in zip(*tensors, strict=True):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+    results = []
+    for carried in (state, copied):
+        y, _ = memory(x[:, 8:], carried)
+        grads = torch.autograd.grad(y.square().sum(), list(memory.initial_weights), retain_graph=True)  # shared
+        results.append((y, *grads))
+    for a, b in zip(*results, strict=True):
+        assert a.abs().max() > 0
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with torch.no_grad():  # the copy is the caller's: changing it leaves the original alone
+        copied.weights[0].zero_()
+    assert state.weights[0].abs().max() > 0
+    snapshot = copy.deepcopy(state.detach())
+    assert all(t.is_leaf and not t.requires_grad for t in (*snapshot.weights, *snapshot.momentum))
+    with torch.no_grad():  # under no_grad the copy still keeps the graph: deepcopy is no operation to record
+        assert copy.deepcopy(state).weights[0].requires_grad
+
+
+def test_a_mag_block_checks_its_input_once_and_says_what_is_wrong(monkeypatch):
+    """The block checked x and the state, then its memory checked them again."""
+    block = _seeded(5, lambda: _block("mag", compile=False))
+    calls = []
+    check = NeuralMemory._check_input
+    monkeypatch.setattr(NeuralMemory, "_check_input", lambda self, x, state: calls.append(1) or check(self, x, state))
+    _, state = block(torch.randn(2, 7, 16))
+    block(torch.randn(2, 5, 16), state)
+    assert len(calls) == 2  # one check per call
+    with pytest.raises(ValueError, match=r"expected x of shape \(batch, time, 16\); got \(2, 5, 8\)"):
+        block(torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match="the state does not fit this memory and batch"):
+        block(torch.randn(3, 5, 16), state)

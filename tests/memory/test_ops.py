@@ -217,12 +217,14 @@ def test_half_precision_inputs_with_fp32_state_match_the_reference(dtype, depth)
         assert rel_err(a.double(), b) <= 2e-2
 
 
-def test_under_autocast_the_op_keeps_its_state_and_step_in_fp32():
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+def test_under_autocast_the_op_keeps_its_state_and_step_in_fp32(backend):
+    """The oracle too: it ran its matmuls in bf16 under autocast, where the chunked backend turns autocast off."""
     inputs = memory_inputs(B=2, H=2, T=40, D=8, hidden=12, D_out=8, depth=2, seed=9)
     inputs32 = [t.float() if torch.is_tensor(t) else tuple(x.float() for x in t) for t in inputs]
-    plain = neural_memory(*inputs32, chunk_size=16, backend="chunked")
+    plain = neural_memory(*inputs32, chunk_size=16, backend=backend)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        cast = neural_memory(*inputs32, chunk_size=16, backend="chunked")
+        cast = neural_memory(*inputs32, chunk_size=16, backend=backend)
     assert cast[0].dtype == torch.float32 and all(t.dtype == torch.float32 for t in (*cast[1], *cast[2]))
     for a, b in zip((cast[0], *cast[1], *cast[2]), (plain[0], *plain[1], *plain[2]), strict=True):
         assert rel_err(a, b) <= 1e-6  # bf16 matmuls inside would be off by ~1e-2
@@ -259,3 +261,64 @@ def test_chunked_passes_over_blocks_of_chunks_equal_the_reference(monkeypatch, b
     out, grads = _run_with_grads("chunked", inputs, 8, max_grad_norm=0.4)
     for a, b in zip((*out, *grads), (*ref_out, *ref_grads), strict=True):
         assert rel_err(a, b) <= 1e-9
+
+
+def _mixed_leaves(inputs, input_dtype, state_dtype):
+    """q, k, v and the gates in `input_dtype`, the state in `state_dtype`, all fresh leaves."""
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    low = [t.detach().to(input_dtype).requires_grad_() for t in (q, k, v, theta, alpha, eta)]
+    state = [tuple(t.detach().to(state_dtype).requires_grad_() for t in ts) for ts in (weights, mom)]
+    return (*low, *state)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "depth, T, chunk_size, H, bound",
+    [(1, 37, 8, 3, None), (2, 21, 16, 2, 0.3), (3, 9, 4, 4, None)],  # odd T, partial last chunks
+)
+def test_reference_takes_mixed_dtypes_as_the_chunked_backend_does(dtype, depth, T, chunk_size, H, bound):
+    """Half-precision inputs with an fp32 state: the oracle failed ("expected scalar type BFloat16 but found
+    Float") where the chunked backend ran. Both compute in fp32 (`common.Precision`) and give y in q's dtype,
+    the state in fp32 and each gradient in its input's dtype, so they differ by fp32 rounding only (and one
+    rounding to `dtype` of what comes back in it)."""
+    base = memory_inputs(B=2, H=H, T=T, D=5, hidden=7, D_out=6, depth=depth, seed=depth * 100 + T)
+    names = ["y"] + [f"W_T[{i}]" for i in range(depth)] + [f"S_T[{i}]" for i in range(depth)]
+    names += ["dq", "dk", "dv", "dtheta", "dalpha", "deta"]
+    names += [f"dW0[{i}]" for i in range(depth)] + [f"dS0[{i}]" for i in range(depth)]
+    runs = {}
+    for backend in ("reference", "chunked"):
+        leaves = _mixed_leaves(base, dtype, torch.float32)
+        out, grads = _run_with_grads(backend, leaves, chunk_size, max_grad_norm=bound)
+        flat_leaves = [*leaves[:6], *leaves[6], *leaves[7]]
+        assert out[0].dtype == dtype and all(t.dtype == torch.float32 for t in out[1:]), backend
+        assert [g.dtype for g in grads] == [t.dtype for t in flat_leaves], backend
+        runs[backend] = (*out, *grads)
+    for name, a, b in zip(names, runs["chunked"], runs["reference"], strict=True):
+        tolerance = 1e-5 if a.dtype == torch.float32 else torch.finfo(dtype).eps
+        assert rel_err(a.double(), b.double()) <= tolerance, name
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+@pytest.mark.parametrize("wide", ["inputs", "momentum"])
+def test_a_float64_input_runs_the_whole_recurrence_in_float64(backend, wide):
+    """float64 q, k, v and gates with an fp32 state (or an fp32 memory with a float64 momentum) computed in
+    fp32 without a word. Now the recurrence runs in torch's promotion of the inputs' dtypes, as `a + b` would:
+    float64, with the state coming back in float64 and equal to the all-float64 oracle on the same values."""
+    inputs = memory_inputs(B=2, H=3, T=29, depth=2, requires_grad=True, seed=5)
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    if wide == "inputs":
+        weights, mom = (tuple(t.float() for t in ts) for ts in (weights, mom))
+    else:
+        q, k, v, theta, alpha, eta = (t.float() for t in (q, k, v, theta, alpha, eta))
+        weights = tuple(w.float() for w in weights)
+    mixed = (q, k, v, theta, alpha, eta, weights, mom)
+    exact = [t.detach().double().requires_grad_() for t in (q, k, v, theta, alpha, eta)]
+    exact += [tuple(t.detach().double().requires_grad_() for t in ts) for ts in (weights, mom)]
+    ref_out, _ = _run_with_grads("reference", exact, 8)
+    out, grads = _run_with_grads(backend, mixed, 8)
+    assert out[0].dtype == q.dtype and all(t.dtype == torch.float64 for t in out[1:])
+    assert rel_err(out[0].double(), ref_out[0]) <= (1e-9 if q.dtype == torch.float64 else 1e-6)  # y in q's dtype
+    for a, b in zip(out[1:], ref_out[1:], strict=True):
+        assert rel_err(a, b) <= 1e-9  # fp32 arithmetic would be ~1e-6 off
+    leaves = [q, k, v, theta, alpha, eta, *weights, *mom]
+    assert [g.dtype for g in grads] == [t.dtype for t in leaves]

@@ -128,6 +128,32 @@ def test_unsupported_configurations_are_refused_clearly():
         neural_memory(*inputs, chunk_size=8, backend="triton")
 
 
+def test_float64_is_refused_naming_the_dtypes_not_computed_in_fp32():
+    """The kernels compute in fp32; a float64 input (which the other backends now compute in, by torch's
+    promotion) ran in fp32 without a word. It is refused, naming the float64 inputs and what to do."""
+    inputs = memory_inputs(B=1, H=1, T=16, D=16, hidden=16, D_out=16, depth=2)  # float64
+    q, k, v, theta, alpha, eta, weights, mom = inputs
+    fp32_state = tuple(tuple(t.float() for t in ts) for ts in (weights, mom))
+    with pytest.raises(TypeError, match=r"computes in float32 .* q is torch.float64, k is torch.float64.*'chunked'"):
+        neural_memory(q, k, v, theta, alpha, eta, *fp32_state, chunk_size=16, backend="triton")
+    fp32_inputs = [t.float() for t in (q, k, v, theta, alpha, eta)]
+    with pytest.raises(TypeError, match=r"but momentum\[0\] is torch.float64, momentum\[1\] is torch.float64\."):
+        neural_memory(*fp32_inputs, fp32_state[0], mom, chunk_size=16, backend="triton")
+
+
+def test_triton_follows_the_precision_rule_of_the_other_backends():
+    """fp16 inputs and an fp16 state: every backend computes in fp32 and returns y in q's dtype and the state in
+    fp32 (Triton gave the state back in fp16, rounding it at every call, where chunked kept it in fp32)."""
+    q, k, v, theta, alpha, eta, weights, mom = memory_inputs(B=1, H=2, T=20, D=16, hidden=16, D_out=16, depth=1)
+    half = [t.half() for t in (q, k, v, theta, alpha, eta)]
+    state = [tuple(t.half() for t in ts) for ts in (weights, mom)]
+    chunked = neural_memory(*half, *state, chunk_size=16, backend="chunked")
+    fused = neural_memory(*half, *state, chunk_size=16, backend="triton")
+    for a, b in zip((fused[0], *fused[1], *fused[2]), (chunked[0], *chunked[1], *chunked[2]), strict=True):
+        assert a.dtype == b.dtype
+        assert rel_rmse(a, b.double()) <= 5e-3
+
+
 def test_without_gpu_or_interpreter_the_error_says_what_to_do():
     import subprocess
     import sys
@@ -163,6 +189,8 @@ def test_auto_picks_triton_on_cuda_for_the_shapes_and_dtypes_it_was_verified_on(
     assert ops.auto_backend("cuda", q=q.double(), weights=shallow, chunk_size=64) == "chunked"  # not GPU-checked
     fp64_state = tuple(w.double() for w in shallow)  # triton would keep it in fp32; chunked keeps fp64
     assert ops.auto_backend("cuda", q=q, weights=fp64_state, chunk_size=64) == "chunked"
+    fp64_gate = (torch.zeros(1, 2, 40, dtype=torch.float64),)  # the whole call would compute in float64
+    assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=64, others=fp64_gate) == "chunked"
     assert ops.auto_backend("cuda", q=q, weights=deep, chunk_size=64) == "chunked"  # depth 3
     assert ops.auto_backend("cuda", q=q, weights=shallow, chunk_size=8) == "chunked"  # below tl.dot's 16
     wide = (torch.zeros(1, 2, 256, 256),)

@@ -77,9 +77,10 @@ class MAGBlock(nn.Module):
         self.to_out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x, state: MemoryState | None = None):
-        self.memory._check_input(x, state)  # before the attention: its errors would not say what is wrong
-        y = self.attention(x)
+        # the memory first: it checks x and the state (once), before the attention, whose errors on a bad x
+        # would not say what is wrong; the two branches are independent, so the order changes nothing else
         read, state = self.memory(x, state)
+        y = self.attention(x)
         return self.to_out(self.attention_norm(y) * torch.sigmoid(self.memory_norm(read))), state
 
 

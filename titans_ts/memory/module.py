@@ -9,6 +9,7 @@ memory where the last call stopped, so it keeps learning at test time across cal
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -96,7 +97,25 @@ class MemoryState:
     tokens_seen: int
 
     def detach(self) -> MemoryState:
+        """The state cut from the autograd graph (the same storage): carry it to stop gradients between calls."""
         return self._map(torch.Tensor.detach)
+
+    def __deepcopy__(self, memo) -> MemoryState:
+        """copy.deepcopy: every tensor gets storage of its own. torch deep-copies only graph leaves; a tensor
+        inside an autograd graph (the state of a call with gradients on) is copied with `clone()`, which keeps
+        its history: gradients flow through the copy as through the original, and nothing is cut silently.
+        For a snapshot without the graph (which a copy would otherwise keep alive), copy `state.detach()`."""
+
+        def copied(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.is_leaf:
+                return copy.deepcopy(tensor, memo)
+            if id(tensor) not in memo:
+                with torch.enable_grad():  # the copy is in the graph whatever the caller's grad mode
+                    memo[id(tensor)] = tensor.clone()
+            return memo[id(tensor)]
+
+        memo[id(self)] = result = self._map(copied)
+        return result
 
     def to(self, device) -> MemoryState:
         return self._map(lambda t: t.to(device))

@@ -52,7 +52,8 @@ def neural_memory(
     check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm)
     check_backend(backend)
     if backend == "auto":
-        backend = auto_backend(q.device, q=q, weights=weights, chunk_size=chunk_size)
+        others = (k, v, theta, alpha, eta, *(momentum or ()))
+        backend = auto_backend(q.device, q=q, weights=weights, chunk_size=chunk_size, others=others)
     if q.shape[0] == 0:  # an empty batch: nothing to compute, and the chunked passes' shapes need a batch
         backend = "reference"
     options = {}
@@ -87,12 +88,15 @@ VERIFIED_BACKENDS = {"cpu": ("chunked",), "cuda": ("triton", "chunked")}
 VERIFIED_TRITON_DTYPES = (torch.float32, torch.bfloat16)
 
 
-def auto_backend(device: torch.device | str, q=None, weights=None, chunk_size: int | None = None) -> str:
-    """The fastest backend verified on this device type that takes these shapes ("chunked" takes all)."""
+def auto_backend(
+    device: torch.device | str, q=None, weights=None, chunk_size: int | None = None, others: tuple = ()
+) -> str:
+    """The fastest backend verified on this device type that takes these shapes and dtypes ("chunked" takes
+    all). others: the call's other tensors (k, v, the gates, the momentum), whose dtypes count too."""
     for backend in VERIFIED_BACKENDS.get(torch.device(device).type, ("chunked",)):
         if backend != "triton":
             return backend
-        if q is None or any(t.dtype not in VERIFIED_TRITON_DTYPES for t in (q, *weights)):
+        if q is None or any(t.dtype not in VERIFIED_TRITON_DTYPES for t in (q, *weights, *others)):
             continue
         from titans_ts.memory.ops.triton import runs_on, unsupported_shape
 

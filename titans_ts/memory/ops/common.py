@@ -1,5 +1,5 @@
-"""What every backend shares: the memory MLP and its per-token gradient, the argument checks, the chunker,
-and the torch.compile cache.
+"""What every backend shares: the memory MLP and its per-token gradient, the argument checks, the precision
+rule, the chunker, and the torch.compile cache.
 
 `M(x) = W_L(... gelu(x W_1) ...)`, exact GELU between layers, none after the last.
 Loss `||M(k) - v||^2` summed over features; its gradient w.r.t. `W_l` is the outer product
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -92,10 +93,15 @@ def is_whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm=None) -> None:
+def named_inputs(q, k, v, theta, alpha, eta, weights, momentum) -> dict:
+    """The op's tensors by the names its messages use: q, ..., weights[0], ..., momentum[0], ..."""
     named = {"q": q, "k": k, "v": v, "theta": theta, "alpha": alpha, "eta": eta}
     named |= {f"weights[{i}]": w for i, w in enumerate(weights)}
-    named |= {f"momentum[{i}]": m for i, m in enumerate(momentum or ())}
+    return named | {f"momentum[{i}]": m for i, m in enumerate(momentum or ())}
+
+
+def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, max_grad_norm=None) -> None:
+    named = named_inputs(q, k, v, theta, alpha, eta, weights, momentum)
     for name, tensor in named.items():
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}.")
@@ -130,6 +136,38 @@ def check_arguments(q, k, v, theta, alpha, eta, weights, momentum, chunk_size, m
         raise ValueError("momentum must have exactly the shapes of weights (or be None for zeros).")
     if not is_whole(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
+
+
+class Precision(NamedTuple):
+    """The one precision rule of every backend (docs/memory.md, "Precision").
+
+    compute: the dtype of the state and of every step, with autocast off: torch's type promotion over all
+        the op's inputs (q, k, v, the gates, the weights, the momentum), and at least float32. bf16 / fp16
+        inputs with an fp32 state run in fp32; a float64 input anywhere runs the whole recurrence in float64,
+        as `a + b` of a float64 and an fp32 tensor would (backends that cannot, Triton, refuse it).
+    output: y's dtype, q's. The final state comes back in `compute`, each gradient in its input's dtype.
+    """
+
+    compute: torch.dtype
+    output: torch.dtype
+
+
+def precision_of(q, k, v, theta, alpha, eta, weights: Weights, momentum: Weights | None = None) -> Precision:
+    compute = torch.float32
+    for tensor in (q, k, v, theta, alpha, eta, *weights, *(momentum or ())):
+        compute = torch.promote_types(compute, tensor.dtype)
+    return Precision(compute, q.dtype)
+
+
+def in_precision(precision: Precision, q, k, v, theta, alpha, eta, weights: Weights, momentum: Weights | None):
+    """The op's inputs in `precision.compute` (those already in it are not copied); momentum None: zeros."""
+    q, k, v, theta, alpha, eta = (t.to(precision.compute) for t in (q, k, v, theta, alpha, eta))
+    weights = tuple(w.to(precision.compute) for w in weights)
+    if momentum is None:
+        momentum = tuple(torch.zeros_like(w) for w in weights)
+    else:
+        momentum = tuple(m.to(precision.compute) for m in momentum)
+    return q, k, v, theta, alpha, eta, weights, momentum
 
 
 def to_chunks(tensor: torch.Tensor, chunk_size: int) -> torch.Tensor:

@@ -29,8 +29,9 @@ backward runs a chunk's passes again before its gradients: memory grows with T /
 of every intermediate, for more time. On a CPU the blocks are single chunks anyway, so the results are
 identical to recompute=False, gradients included.
 
-Inputs may be bf16/fp16: the recurrence runs in the state's precision (at least fp32), autocast off;
-y comes back in q's dtype, the state in its own.
+Inputs may be bf16/fp16, and of mixed dtypes: the recurrence runs in `common.Precision`'s compute dtype
+(torch's promotion of every input's dtype, at least fp32), autocast off; y comes back in q's dtype, the state
+in the compute dtype.
 """
 
 from __future__ import annotations
@@ -45,7 +46,16 @@ import torch
 from titans_ts.memory.ops.chunked.gates import gates_backward, gates_forward
 from titans_ts.memory.ops.chunked.output import output_backward, output_forward
 from titans_ts.memory.ops.chunked.state import state_backward, state_forward
-from titans_ts.memory.ops.common import CHUNK_SIZE, from_chunks, last_positions, last_runs, maybe_compiled, to_chunks
+from titans_ts.memory.ops.common import (
+    CHUNK_SIZE,
+    from_chunks,
+    in_precision,
+    last_positions,
+    last_runs,
+    maybe_compiled,
+    precision_of,
+    to_chunks,
+)
 
 
 class Passes(NamedTuple):
@@ -84,13 +94,11 @@ def neural_memory_chunked(
         # chunk-start weights, without computing the padding (variate tokens: 7 tokens in chunks of 16).
         chunk_size = max(1, min(chunk_size, q.shape[2]))
         passes = Passes()
-    state_dtype = torch.promote_types(weights[0].dtype, torch.float32)
-    weights = tuple(w.to(state_dtype) for w in weights)
-    momentum = (
-        tuple(torch.zeros_like(w) for w in weights) if momentum is None else tuple(m.to(state_dtype) for m in momentum)
+    precision = precision_of(q, k, v, theta, alpha, eta, weights, momentum)
+    out_dtype = precision.output
+    q, k, v, theta, alpha, eta, weights, momentum = in_precision(
+        precision, q, k, v, theta, alpha, eta, weights, momentum
     )
-    out_dtype = q.dtype
-    q, k, v, theta, alpha, eta = (t.to(state_dtype) for t in (q, k, v, theta, alpha, eta))
     inputs = (q, k, v, theta, alpha, eta, *weights, *momentum)
     depth = len(weights)
     with torch.autocast(q.device.type, enabled=False):

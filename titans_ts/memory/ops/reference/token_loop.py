@@ -1,13 +1,24 @@
 """The oracle: the memory recurrence token by token, exactly as written in DESIGN.md §2.
 
-Slow and plain on purpose; every faster backend is tested against it.
+Slow and plain on purpose; every faster backend is tested against it. It takes what they take and computes
+in the same precision (`common.Precision`): the state and every step in torch's promotion of the inputs'
+dtypes (at least fp32), autocast off; y in q's dtype, the state in the compute dtype.
 """
 
 from __future__ import annotations
 
 import torch
 
-from titans_ts.memory.ops.common import CHUNK_SIZE, Weights, mlp_forward, mlp_grads, surprise_norm, surprise_scale
+from titans_ts.memory.ops.common import (
+    CHUNK_SIZE,
+    Weights,
+    in_precision,
+    mlp_forward,
+    mlp_grads,
+    precision_of,
+    surprise_norm,
+    surprise_scale,
+)
 
 
 def neural_memory_reference(
@@ -24,8 +35,18 @@ def neural_memory_reference(
     max_grad_norm: float | None = None,
     recompute: bool = False,  # a memory option of the fast backends; the oracle has nothing to save
 ):
-    weights = list(weights)
-    momentum = [torch.zeros_like(w) for w in weights] if momentum is None else list(momentum)
+    precision = precision_of(q, k, v, theta, alpha, eta, weights, momentum)
+    q, k, v, theta, alpha, eta, weights, momentum = in_precision(
+        precision, q, k, v, theta, alpha, eta, weights, momentum
+    )
+    with torch.autocast(q.device.type, enabled=False):
+        y, weights, momentum = _token_loop(
+            q, k, v, theta, alpha, eta, list(weights), list(momentum), chunk_size, max_grad_norm
+        )
+    return y.to(precision.output), tuple(weights), tuple(momentum)
+
+
+def _token_loop(q, k, v, theta, alpha, eta, weights: list, momentum: list, chunk_size, max_grad_norm):
     chunk_start = weights
     outputs = []
     for t in range(q.shape[2]):
@@ -42,7 +63,7 @@ def neural_memory_reference(
             weights[layer] = _bcast(1.0 - alpha[:, :, t]) * weights[layer] + momentum[layer]
         outputs.append(mlp_forward(q[:, :, t : t + 1], weights)[0])
     y = torch.cat(outputs, dim=2) if outputs else q.new_zeros(*q.shape[:3], weights[-1].shape[-1])
-    return y, tuple(weights), tuple(momentum)
+    return y, weights, momentum
 
 
 def _bcast(gate: torch.Tensor) -> torch.Tensor:

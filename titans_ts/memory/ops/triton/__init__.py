@@ -2,8 +2,10 @@
 
 Runs on CUDA tensors with a GPU, or on CPU tensors under the Triton interpreter (`TRITON_INTERPRET=1`
 set before triton is imported; slow, for tests). State and accumulation are fp32 whatever the input
-dtype. Kernels: `state_forward.py`, `state_backward.py` (pass (b)); opt-in: `output_forward.py`,
-`output_backward.py` (pass (c)); glue: `state_pass.py`, `output_pass.py`; docs/kernels.md.
+dtype (`common.Precision`: bf16 / fp16 / fp32 inputs and state compute in fp32, and the state comes back
+in fp32); float64 anywhere is refused, since the kernels cannot compute in it. Kernels: `state_forward.py`,
+`state_backward.py` (pass (b)); opt-in: `output_forward.py`, `output_backward.py` (pass (c)); glue:
+`state_pass.py`, `output_pass.py`; docs/kernels.md.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import os
 
 import torch
 
-from titans_ts.memory.ops.common import CHUNK_SIZE
+from titans_ts.memory.ops.common import CHUNK_SIZE, named_inputs, precision_of
 from titans_ts.memory.ops.triton.state_pass import TILE
 
 SUPPORTED_DEPTHS = (1, 2)
+FLOAT32_OR_LESS = (torch.float32, torch.bfloat16, torch.float16)
 MAX_DIM = 128
 
 
@@ -64,10 +67,9 @@ def neural_memory_triton(
 
     del recompute  # the state pass saves chunk-start states; the rest is recomputed in batched form
     _check_supported(q, weights, chunk_size)
-    dtypes = [w.dtype for w in weights]
-    weights = tuple(w.float() for w in weights)
-    momentum = None if momentum is None else tuple(m.float() for m in momentum)
-    dot = DOT_OF_DTYPE.get(q.dtype, 0)
+    _check_precision(q, k, v, theta, alpha, eta, weights, momentum)
+    # tl.dot's operands in q, k and v's dtype when they share one (bf16 / fp16 on tensor cores), else fp32
+    dot = DOT_OF_DTYPE.get(q.dtype, 0) if q.dtype == k.dtype == v.dtype else 0
     passes = Passes(
         state_forward=partial(state_forward_triton, dot=dot), state_backward=partial(state_backward_triton, dot=dot)
     )
@@ -78,13 +80,10 @@ def neural_memory_triton(
             output_forward=partial(output_forward_triton, dot=dot),
             output_backward=partial(output_backward_triton, dot=dot),
         )
-    y, weights_out, momentum_out = neural_memory_chunked(
+    return neural_memory_chunked(
         q, k, v, theta, alpha, eta, weights, momentum, chunk_size=chunk_size, max_grad_norm=max_grad_norm,
         passes=passes,
     )  # fmt: skip
-    weights_out = tuple(w.to(dtype) for w, dtype in zip(weights_out, dtypes, strict=True))
-    momentum_out = tuple(m.to(dtype) for m, dtype in zip(momentum_out, dtypes, strict=True))
-    return y, weights_out, momentum_out
 
 
 def unsupported_shape(q, weights, chunk_size) -> str | None:
@@ -100,6 +99,19 @@ def unsupported_shape(q, weights, chunk_size) -> str | None:
     if max(dims[0], dims[-1]) > MAX_DIM or (len(dims) == 3 and dims[1] > 4 * MAX_DIM):
         return f"backend='triton' supports head dims up to {MAX_DIM} and hidden width up to {4 * MAX_DIM}; got {dims}."
     return None
+
+
+def _check_precision(q, k, v, theta, alpha, eta, weights, momentum) -> None:
+    """The kernels compute in fp32: an input that asks for more (float64, which `common.Precision` would run
+    the whole recurrence in) is refused, never silently computed in fp32."""
+    if precision_of(q, k, v, theta, alpha, eta, weights, momentum).compute == torch.float32:
+        return
+    named = named_inputs(q, k, v, theta, alpha, eta, weights, momentum)
+    wide = ", ".join(f"{name} is {t.dtype}" for name, t in named.items() if t.dtype not in FLOAT32_OR_LESS)
+    raise TypeError(
+        f"backend='triton' computes in float32 and has no float64 kernels, but {wide}. Use backend='chunked' "
+        "(or 'reference') to compute in float64, or convert the inputs and state to float32 for the kernels."
+    )
 
 
 def _check_supported(q, weights, chunk_size) -> None:
