@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,14 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from genomics.data.labelled import as_list, class_array, make_labelled, warn_unknown_only
+from genomics.data.labelled import (
+    as_list,
+    check_label_kinds,
+    checked_sample_weight,
+    class_array,
+    make_labelled,
+    warn_unknown_only,
+)
 from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import (
     ConfigError,
@@ -69,58 +75,6 @@ def prediction_progress(sequences: int, bases: int, enabled: bool):
     with progress.Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"predicting {sequences} sequence(s)", total=bases)
         yield lambda read: bar.advance(task, read)
-
-
-# How a label's kind is named: (one such label, the classes of that kind).
-LABEL_KINDS = {"bool": ("True or False", "True/False"), "number": ("a number", "numbers"), "text": ("text", "text")}
-
-
-def label_kind(label) -> str:
-    """A label's kind: "bool", "number", "text" or its type's name (a label that is no class must share a class's)."""
-    if isinstance(label, (bool, np.bool_)):
-        return "bool"
-    if isinstance(label, numbers.Number):
-        return "number"
-    return "text" if isinstance(label, str) else type(label).__name__
-
-
-def check_label_kinds(labels, classes: list, source: str) -> None:
-    """A label that is not a class is one the classifier cannot predict (scored as wrong); but one of a kind no
-    class has (the text '1' where the classes are the numbers 0 and 1) is a mistake in the labels: a
-    DataValidationError naming it."""
-    kinds = {label_kind(c) for c in classes}
-    known = set(classes)
-    strange = next((label for label in labels if label not in known and label_kind(label) not in kinds), None)
-    if strange is not None:
-        kind = label_kind(strange)
-        named = " and ".join(sorted(LABEL_KINDS.get(k, (k, k))[1] for k in kinds))
-        raise DataValidationError(
-            f"{source}: label {plain(strange)!r} is {LABEL_KINDS.get(kind, (kind,))[0]}, but the classes "
-            f"{[plain(c) for c in classes]} are {named}: give the labels as fit was given them (a class fit never "
-            "saw counts as wrong, but a label of another kind is a mistake)."
-        )
-
-
-def checked_sample_weight(sample_weight, n: int, source: str) -> np.ndarray | None:
-    """sample_weight as one finite, non-negative float per sequence (not all 0), or None for equal weights; else
-    a DataValidationError saying what is wrong."""
-    if sample_weight is None:
-        return None
-    try:
-        weights = np.asarray(sample_weight, dtype=float)
-    except (TypeError, ValueError):
-        raise DataValidationError(f"{source}: sample_weight must be numbers, one per sequence.") from None
-    if weights.shape != (n,):
-        got = {0: "is one number", 1: f"holds {weights.size} weight(s)"}.get(weights.ndim, f"has shape {weights.shape}")
-        raise DataValidationError(f"{source}: {n} sequences but sample_weight {got}: give one weight per sequence.")
-    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
-    if bad.size:
-        raise DataValidationError(
-            f"{source}: sample_weight {bad[0] + 1} is {weights[bad[0]]}; weights must be finite and not negative."
-        )
-    if not weights.sum() > 0:
-        raise DataValidationError(f"{source}: every sample_weight is 0: no sequence would count.")
-    return weights
 
 
 # What shapes the Titans backbone; a pretrained one brings its own (the head's pooling is the classifier's).

@@ -3,6 +3,7 @@ thing in every run), the warnings their bases call for; stratified cross-validat
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,6 +173,58 @@ def class_array(classes: list) -> np.ndarray:
 def _sort_key(label):
     """Numbers sort numerically, strings by name; a mix sorts numbers first."""
     return (0, float(label), "") if isinstance(label, (int, float, np.integer, np.floating)) else (1, 0.0, str(label))
+
+
+# How a label's kind is named: (one such label, the classes of that kind).
+LABEL_KINDS = {"bool": ("True or False", "True/False"), "number": ("a number", "numbers"), "text": ("text", "text")}
+
+
+def label_kind(label) -> str:
+    """A label's kind: "bool", "number", "text" or its type's name (a label that is no class must share a class's)."""
+    if isinstance(label, (bool, np.bool_)):
+        return "bool"
+    if isinstance(label, numbers.Number):
+        return "number"
+    return "text" if isinstance(label, str) else type(label).__name__
+
+
+def check_label_kinds(labels, classes: list, source: str) -> None:
+    """A label that is not a class is one the classifier cannot predict (scored as wrong); but one of a kind no
+    class has (the text '1' where the classes are the numbers 0 and 1) is a mistake in the labels: a
+    DataValidationError naming it."""
+    kinds = {label_kind(c) for c in classes}
+    known = set(classes)
+    strange = next((label for label in labels if label not in known and label_kind(label) not in kinds), None)
+    if strange is not None:
+        kind = label_kind(strange)
+        named = " and ".join(sorted(LABEL_KINDS.get(k, (k, k))[1] for k in kinds))
+        raise DataValidationError(
+            f"{source}: label {plain(strange)!r} is {LABEL_KINDS.get(kind, (kind,))[0]}, but the classes "
+            f"{[plain(c) for c in classes]} are {named}: give the labels as fit was given them (a class fit never "
+            "saw counts as wrong, but a label of another kind is a mistake)."
+        )
+
+
+def checked_sample_weight(sample_weight, n: int, source: str) -> np.ndarray | None:
+    """sample_weight as one finite, non-negative float per sequence (not all 0), or None for equal weights; else
+    a DataValidationError saying what is wrong."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=float)
+    except (TypeError, ValueError):
+        raise DataValidationError(f"{source}: sample_weight must be numbers, one per sequence.") from None
+    if weights.shape != (n,):
+        got = {0: "is one number", 1: f"holds {weights.size} weight(s)"}.get(weights.ndim, f"has shape {weights.shape}")
+        raise DataValidationError(f"{source}: {n} sequences but sample_weight {got}: give one weight per sequence.")
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        raise DataValidationError(
+            f"{source}: sample_weight {bad[0] + 1} is {weights[bad[0]]}; weights must be finite and not negative."
+        )
+    if not weights.sum() > 0:
+        raise DataValidationError(f"{source}: every sample_weight is 0: no sequence would count.")
+    return weights
 
 
 def stratified_folds(data: LabelledSequences, folds: int = 5, seed: int = 0):
