@@ -297,7 +297,10 @@ def fit(
     if not main:
         return
     history = record["history"]
-    title = f"{record['dataset']} ({record['protocol']}), {record['variant']}, horizon {record['horizon']}"
+    split = record["protocol"]
+    if record.get("split_dates"):  # rows_A_B, found from the dates given: say the dates
+        split = "validation from {}, test from {}".format(*record["split_dates"])
+    title = f"{record['dataset']} ({split}), {record['variant']}, horizon {record['horizon']}"
     console.print(metrics_table(title, record))
     print_quantile_scores(record)
     model_score = "model (online)" if record["mode"] == "history" else "model"
@@ -449,6 +452,8 @@ def evaluate(
         online=online, overwrite=overwrite, **read,
     )  # fmt: skip
     console.print(metrics_table(f"{dataset}: {model}", metrics))
+    if metrics.get("split_starts"):
+        console.print("Split by the model's dates: validation from {}, test from {}.".format(*metrics["split_starts"]))
     print_quantile_scores(metrics)
     console.print(forecaster_note(metrics), highlight=False)
     if metrics["mode"] == "history":

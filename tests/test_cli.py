@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from cli.dna import app as dna_app
@@ -81,12 +82,34 @@ def test_a_split_by_dates_from_the_cli(tmp_path):
     out = str(tmp_path / "model")
     small = ["--lookback", "24", "--horizon", "12", "--dim", "16", "--layers", "1", "--epochs", "1", "--out", out]
     fitted = runner.invoke(
-        ts_app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--split-dates", "2016-07-25,2016-08-05"]
+        ts_app,
+        ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--split-dates", "2016-07-25,2016-08-05"],
+        env={"COLUMNS": "200"},
     )
     assert fitted.exit_code == 0, fitted.output
     record = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert record["protocol"] == "rows_574_838" and record["split_dates"] == ["2016-07-25", "2016-08-05"]
     assert record["test"]["windows"] == 1000 - 838 - 12 + 1
+    assert "validation from 2016-07-25, test from 2016-08-05" in " ".join(fitted.output.split())  # not rows_574_838
+
+    # the same model on a file that starts 100 rows earlier: its splits start at the same dates, not rows
+    write_series(tmp_path / "longer.csv", rows=1100)
+    frame = pd.read_csv(tmp_path / "longer.csv")
+    frame["date"] = pd.date_range(end="2016-08-11 17:00:00", periods=1100, freq="h")  # mine.csv's last row
+    frame.iloc[100:, 1:] = pd.read_csv(tmp_path / "mine.csv").iloc[:, 1:].to_numpy()  # then mine.csv's rows
+    frame.to_csv(tmp_path / "longer.csv", index=False)
+    scores = {}
+    for name in ("mine.csv", "longer.csv"):
+        evaluated = runner.invoke(
+            ts_app, ["evaluate", "--model", out, "--dataset", str(tmp_path / name)], env={"COLUMNS": "200"}
+        )
+        assert evaluated.exit_code == 0, evaluated.output
+        assert "validation from 2016-07-25 00:00:00, test from 2016-08-05 00:00:00" in evaluated.output
+        scores[name] = [line for line in evaluated.output.splitlines() if "test" in line and "│" in line]
+    assert scores["mine.csv"] == scores["longer.csv"] and " 151 " in scores["mine.csv"][0]
+    frame.iloc[700:].to_csv(tmp_path / "late.csv", index=False)  # from 2016-07-26: after validation's start
+    refused = runner.invoke(ts_app, ["evaluate", "--model", out, "--dataset", str(tmp_path / "late.csv")])
+    assert refused.exit_code == 2 and "validation starts at 2016-07-25 00:00:00" in refused.stderr, refused.output
 
 
 def test_splits_of_a_headerless_semicolon_csv(tmp_path):

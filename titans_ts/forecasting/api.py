@@ -381,6 +381,8 @@ def evaluate_saved(
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
+    if lookup_name(dataset) is None:  # a user's file split as the model's data was: by dates where it was dated
+        metrics["split_starts"] = getattr(estimator, "split_starts_", None)
     metrics |= {"mode": estimator.mode, **history_scores(estimator, frame), **quantile_record(estimator)}
     if estimator.mode == "history":
         metrics["online_blend"] = estimator.online_blend

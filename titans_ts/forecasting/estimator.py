@@ -208,6 +208,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         model.eval()
 
         self.model_config_, self.model_, self.scaler_, self.borders_ = config, model, splits.scaler, splits.borders
+        self._keep_split_starts(frame)
         self.columns_ = list(frame.columns)
         self.targets_ = [self.columns_[i] for i in targets] if targets else list(self.columns_)
         self.n_features_in_ = frame.shape[1]
@@ -355,6 +356,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "targets": [saved_label(c) for c in self.targets_],
             **axis_to_json(self.last_index_, self.step_, self.index_name_),
             "long_format": getattr(self, "long_format_", None),
+            "split_starts": getattr(self, "split_starts_", None),
             "history": self.history_,
             "val_metrics": self.val_metrics_,
             **floors_record(self),
@@ -401,6 +403,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.last_index_, estimator.step_ = axis_from_json(config)
         estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
         estimator.long_format_ = config.get("long_format")
+        estimator.split_starts_ = config.get("split_starts")  # saved before it was kept: by rows
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from titans_ts.data import WindowDataset, split_borders
-from titans_ts.errors import ConfigError
+from titans_ts.data import WindowDataset, date_protocol, split_borders
+from titans_ts.errors import ConfigError, DataValidationError
 
 
 class SplitWindows:
@@ -59,8 +59,34 @@ class SplitWindows:
         frame = self._fit_frame if X is None else self._fitted_frame(X)
         if frame is None:
             raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
-        borders = self.borders_ if X is None else split_borders(len(frame), self.lookback, self.horizon, self.protocol)
-        return frame, borders
+        if X is None:
+            return frame, self.borders_
+        return frame, split_borders(len(frame), self.lookback, self.horizon, self._protocol_of(frame))
+
+    def _keep_split_starts(self, frame: pd.DataFrame) -> None:
+        """At fit: when the split is by rows ("rows_A_B", as `--split-dates` gives) of dated rows, the timestamps
+        where validation and test begin (`split_starts_`), so that other data is split at the same moments."""
+        starts = None
+        if self.protocol.startswith("rows_") and isinstance(frame.index, pd.DatetimeIndex):
+            starts = [str(frame.index[start]) for start in (self.borders_.train[1], self.borders_.val[1])]
+        self.split_starts_ = starts
+
+    def _protocol_of(self, frame: pd.DataFrame) -> str:
+        """The model's protocol for `frame`: a split by rows of dated data (`split_starts_`) starts validation and
+        test at the fitted timestamps in any file (one with earlier rows too), by rows otherwise."""
+        starts = getattr(self, "split_starts_", None)
+        if not (starts and self.protocol.startswith("rows_") and isinstance(frame.index, pd.DatetimeIndex)):
+            return self.protocol
+        index = frame.index
+        if index.tz is None and pd.Timestamp(starts[0]).tz is not None:  # fitted in UTC, given without an offset
+            index = index.tz_localize(pd.Timestamp(starts[0]).tz)
+        try:
+            return date_protocol(index, *starts)
+        except DataValidationError:
+            raise DataValidationError(
+                f"this model's validation starts at {starts[0]} and its test at {starts[1]} (its split by dates), "
+                f"but the data runs from {frame.index[0]} to {frame.index[-1]}: give data that holds both."
+            ) from None
 
     def _split_windows(self, X, split: str, batch_size: int):
         """(frame, first row of the split, loader over its scaled windows in order); `_split_rows`' frame."""

@@ -115,6 +115,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
 
     estimator.model_config_, estimator.model_ = model.config, model
     estimator.scaler_, estimator.borders_ = splits.scaler, borders
+    estimator._keep_split_starts(frame)
     estimator.columns_ = list(frame.columns)
     estimator.targets_ = list(estimator.columns_)  # history mode forecasts every column
     estimator.n_features_in_ = frame.shape[1]

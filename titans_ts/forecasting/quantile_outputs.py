@@ -129,7 +129,7 @@ class QuantileOutputs:
         if frame is None:
             return getattr(self, "level_tracker_", None)
         try:
-            first_origin = split_borders(len(frame), self.lookback, self.horizon, self.protocol).val[1] - 1
+            first_origin = split_borders(len(frame), self.lookback, self.horizon, self._protocol_of(frame)).val[1] - 1
         except (DataValidationError, ConfigError):
             first_origin = self.lookback - 1
         return self._tracker_over(frame, first_origin)
