@@ -421,8 +421,8 @@ def evaluate(
     out: Path = typer.Option(
         None,
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
-        "(window, step, column) with origin, time, prediction and target in original units and scaled (a --mode "
-        "history model's frozen forecasts).",
+        "(window, step, column) with origin, time, prediction and target in original units and scaled (with "
+        "--online the stream's forecasts; else each window's own, a --mode history model's frozen ones).",
     ),
     plot: Path = typer.Option(
         None, help="Draw the test error by horizon step and a few test windows to this PNG (with --plot-columns)."
@@ -435,7 +435,8 @@ def evaluate(
         "--online",
         help="Also evaluate the test split as a stream: each window forecast in time order from the memory "
         "state carried from the windows before it (memory variant lmm). A --mode history model always shows "
-        "both: frozen (the memory reset for every window) and online (the memory reading the series in time order).",
+        "both: frozen (the memory reset for every window) and online (the memory reading the series in time order). "
+        "With --out / --plot, the windows written and drawn are the online forecasts.",
     ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
@@ -464,13 +465,17 @@ def evaluate(
     elif online:
         console.print(online_note(metrics))
     if "by_step" in metrics:
-        frozen = ", frozen" if metrics["mode"] == "history" else ""  # the windows' forecasts are the frozen ones
-        console.print(errors_table(f"Test errors by column{frozen}", metrics["by_column"]))
+        kind = ", online" if metrics["windows_online"] else (", frozen" if metrics["mode"] == "history" else "")
+        console.print(errors_table(f"Test errors by column{kind}", metrics["by_column"]))
         by_step = metrics["by_step"]
         shown = sorted({1, *(len(by_step) * q // 4 for q in (1, 2, 3)), len(by_step)} - {0})
-        console.print(errors_table(f"Test errors by horizon step{frozen} (some steps)", by_step.loc[shown]))
+        console.print(errors_table(f"Test errors by horizon step{kind} (some steps)", by_step.loc[shown]))
     if out is not None:
-        which = " (the frozen forecasts: the memory reset for every window)" if metrics["mode"] == "history" else ""
+        which = ""
+        if metrics["windows_online"]:
+            which = " (the online forecasts: the memory carried through the rows before each window)"
+        elif metrics["mode"] == "history":
+            which = " (the frozen forecasts: the memory reset for every window; --online for the carried memory's)"
         console.print(f"Wrote {metrics['rows']} rows (window x step x column){which} to {out}.")
     if plot is not None:
         console.print(f"Plot: {plot}")

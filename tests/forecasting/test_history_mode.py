@@ -146,6 +146,10 @@ def test_online_evaluation_reads_the_past_and_never_the_future(fitted, data):
     assert moved.min() > 0
     frozen = [fitted.window_forecasts(frame, split="test")["prediction_scaled"] for frame in (long_past, data)]
     assert (frozen[0] == frozen[1]).all()  # frozen: each window alone
+    online = fitted.window_forecasts(data, split="test", online=True)  # the table of the scored online forecasts
+    assert (online["prediction_scaled"].to_numpy() == before.reshape(-1)).all()
+    error = online["prediction_scaled"] - online["target_scaled"]
+    assert (error**2).mean() == pytest.approx(fitted.evaluate(data, online=True)["mse"], rel=1e-9)
 
 
 def test_online_from_the_split_reads_nothing_before_the_split_it_forecasts(fitted, data):
@@ -400,7 +404,10 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
               str(tmp_path / "windows.csv")]
     )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
-    assert "(the frozen forecasts: the memory reset for every window)" in " ".join(evaluated.output.split())
+    assert "(the online forecasts: the memory carried through the rows before each window)" in " ".join(
+        evaluated.output.split()
+    )  # --online --out: the windows written are the online forecasts
+    assert "Test errors by column, online" in evaluated.output
     assert "test, frozen" in evaluated.output and "test, online" in evaluated.output
     assert "History mode: frozen resets the memory" in evaluated.output and blended in evaluated.output
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",

@@ -119,6 +119,9 @@ def test_online_forecasts_never_read_future_rows(fitted, series):
     frozen = fitted.evaluate(series, split="test")
     streamed = fitted.evaluate(series, split="test", online=True)
     assert streamed["windows"] == frozen["windows"] and streamed["mse"] != frozen["mse"]
+    table = fitted.window_forecasts(series, split="test", online=True)  # what evaluate(online=True) scored
+    assert (table["prediction_scaled"].to_numpy() == online.reshape(-1)).all()
+    assert ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean() == pytest.approx(streamed["mse"])
 
 
 def test_only_the_memory_variant_streams(series):

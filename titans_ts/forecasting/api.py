@@ -391,7 +391,8 @@ def evaluate_saved(
     if windows_out is not None or plot is not None:
         from titans_ts.forecasting.diagnostics import errors_by
 
-        table = estimator.window_forecasts(frame, split="test")
+        table = estimator.window_forecasts(frame, split="test", online=online)  # the forecasts asked for
+        metrics["windows_online"] = online
         by_step = errors_by(table, "step")
         if windows_out is not None:
             write_table(_rounded_windows(estimator, table), windows_out)

@@ -16,29 +16,37 @@ from titans_ts.errors import ConfigError, DataValidationError
 class SplitWindows:
     """TitansForecaster's per-window methods (a mixin: it uses the fitted model, scaler and borders)."""
 
-    def window_forecasts(self, X=None, split: str = "test", batch_size: int = 256) -> pd.DataFrame:
+    def window_forecasts(
+        self, X=None, split: str = "test", batch_size: int = 256, online: bool = False
+    ) -> pd.DataFrame:
         """Every window of a split, one row per (window, step, column): origin and forecast time, the
         prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE), and
         for a model with quantiles each level ("q0.1" in original units, "q0.1_scaled").
-        In mode="history" the forecasts are the frozen ones (`evaluate()`'s default)."""
+        online: the forecasts `evaluate(online=True)` scores, made as a stream with the memory carried (point
+        forecasts only); else each window's own (in mode="history" the frozen ones, `evaluate()`'s default)."""
         from titans_ts.forecasting.diagnostics import window_table
 
-        if self._levels():  # a model with quantiles: a column per level too ("q0.1", and "q0.1_scaled")
+        with_levels = bool(self._levels()) and not online
+        if with_levels:  # a model with quantiles: a column per level too ("q0.1", and "q0.1_scaled")
             frame, start, loader = self._split_windows(X, split, batch_size)
             predictions, levels, targets = self._level_predictions(loader)
         else:
-            frame, start, predictions, targets = self._split_predictions(X, split, batch_size)
+            frame, start, predictions, targets = self._split_predictions(X, split, batch_size, online)
         origin = start + self.lookback  # of the split's first window
         table = window_table(predictions, targets, self._target_scaler(), frame.index, origin, self.targets_)
-        return self._said(self._level_table_columns(table, levels) if self._levels() else table)
+        return self._said(self._level_table_columns(table, levels) if with_levels else table)
 
-    def _split_predictions(self, X, split: str, batch_size: int):
-        """(frame, first row of the split, forecasts, targets): every window's, scaled, windows x horizon x columns."""
+    def _split_predictions(self, X, split: str, batch_size: int, online: bool = False):
+        """(frame, first row of the split, forecasts, targets): every window's, scaled, windows x horizon x columns;
+        online: as `online_forecasts` makes them."""
         if self._in_history_mode():
             from titans_ts.forecasting import history_mode
 
-            return history_mode.split_predictions(self, X, split, online=False, batch_size=batch_size)
+            return history_mode.split_predictions(self, X, split, online=online, batch_size=batch_size)
         frame, start, loader = self._split_windows(X, split, batch_size)
+        if online:
+            targets = np.concatenate([y.double().numpy() for _, y in loader])
+            return frame, start, self.online_forecasts(X, split), targets
         device = self._device()
         forecaster = self._forecaster().to(device).eval()  # the model, or the floor that replaced it (fallback)
         predictions, targets = [], []
