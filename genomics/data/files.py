@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomics.data.labelled import (
-    LabelledSequences,
-    make_labelled,
-)
+from genomics.data.labelled import LabelledSequences, make_labelled, warn_duplicate_names
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
@@ -302,6 +299,7 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
                 f"header's first word; the labels name e.g. {known} (the labels file's first row is its header)."
             )
         labels = [labels[name] for name, _ in records]
+        warn_duplicate_names([name for name, _ in records], f"{fasta} (each takes the one label of its name)")
     return make_labelled([s for _, s in records], labels, source=str(fasta), names=[n for n, _ in records])
 
 

@@ -7,7 +7,7 @@ import pytest
 from genomics.data.files import read_csv, read_fasta, read_fasta_with_labels
 from genomics.data.labelled import make_labelled, stratified_folds
 from genomics.data.tasks import load_task, read_genomic_benchmarks_dir, resolve_task
-from titans_ts.errors import DatasetNotFoundError, DataValidationError, SequenceError
+from titans_ts.errors import DatasetNotFoundError, DataValidationError, DuplicateNamesWarning, SequenceError
 
 
 def test_bundled_tasks_load_with_sorted_classes_and_cv_protocol(tmp_path):
@@ -140,6 +140,10 @@ def test_fasta_with_labels(tmp_path):
     repeated.assign(label=["neg", "pos", "pos"]).to_csv(tmp_path / "conflict.csv", index=False)
     with pytest.raises(DataValidationError, match=r"'two' has two labels, 'neg' \(row 2\) and 'pos' \(row 4\)"):
         read_fasta_with_labels(tmp_path / "s.fa", tmp_path / "conflict.csv")
+    (tmp_path / "twice.fa").write_text(">one\nACGT\n>two\nGGCC\n>one\nTTAA\n")  # two records named 'one'
+    with pytest.warns(DuplicateNamesWarning, match=r"twice.fa \(each takes the one label of its name\): 1 name"):
+        data = read_fasta_with_labels(tmp_path / "twice.fa", tmp_path / "labels.csv")
+    assert data.label_names() == ["pos", "neg", "pos"]
 
 
 def test_stratified_folds_and_a_class_with_a_single_sample():
