@@ -130,8 +130,8 @@ DATA_FILE = Group(  # how a file is read
     ("id_col", str, None, "--id-col", "Long format (id, time, value rows): the series id column."),
     ("time_col", str, None, "--time-col", "Long format: the time column (timestamps or integer steps)."),
     ("target", str, None, "--target", "Wide table, at fit: the column(s) to forecast and score, comma-separated "
-     "\\[default: all]; the other columns are covariates (read as inputs, not forecast); predict and evaluate "
-     "use the saved model's. Long format: the value column (one panel column per id)."),
+     "\\[default: all]; the other columns are covariates (read as inputs, not forecast); splits reads them as fit "
+     "does; predict and evaluate use the saved model's. Long format: the value column (one panel column per id)."),
 )  # fmt: skip
 SPLIT = Group(  # a user's own split
     DATA,

@@ -124,12 +124,16 @@ def splits(
     horizon: int = HORIZON,
     source: dict = DATA_SOURCE,
     reading: Reading = DATA_FILE,
+    columns: str = COLUMNS,
     split: dict = SPLIT,
 ) -> None:
-    """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test."""
+    """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test (of the
+    file read as fit reads it: --columns, --target)."""
     from titans_ts.data import describe_splits
 
-    summary = describe_splits(dataset, lookback, horizon, **source, **reading.read, **split)
+    summary = describe_splits(
+        dataset, lookback, horizon, **source, **reading.read, columns=names(columns), target=reading.targets, **split
+    )
     table = Table(
         title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
         f"protocol {summary['protocol']}, lookback {lookback}, horizon {horizon}"

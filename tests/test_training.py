@@ -290,3 +290,29 @@ def test_a_fit_leaves_the_callers_random_generators_as_they_were():
         random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
         fit()
         assert draws() == expected
+
+
+def test_stop_lines_count_epochs_as_they_were():
+    """The lines said "after 1 epochs (61 steps)", and "interrupted after 1 epochs" of a run stopped 63 steps in,
+    part-way through its second epoch (Lightning counts an epoch as run once it finished)."""
+    from titans_ts.training import stop_note
+
+    budget = {"stop_reason": "time_budget", "epochs_run": 1, "steps": 61, "best_epoch": 0}
+    assert stop_note(budget, 2) == (
+        "Training stopped at its time budget (2 min) after 1 epoch (61 steps); the best epoch's weights (epoch 1) "
+        "are kept."
+    )
+    interrupted = {"stop_reason": "interrupted", "epochs_run": 1, "steps": 63, "best_epoch": 0}
+    assert stop_note(interrupted) == (
+        "Training was interrupted in epoch 2 (1 epoch finished, 63 steps); the best epoch's weights (epoch 1) are kept."
+    )
+    assert "interrupted in epoch 4 (3 epochs finished);" in stop_note({"stop_reason": "interrupted", "epochs_run": 3})
+    assert stop_note({"stop_reason": "max_epochs", "epochs_run": 3}) is None
+
+
+def test_an_interrupted_run_is_not_recorded_and_says_where_it_stopped():
+    from titans_ts.training.loop import require_finished
+
+    with pytest.raises(KeyboardInterrupt, match=r"ETTh1: training was interrupted in epoch 2 \(1 epoch finished"):
+        require_finished({"stop_reason": "interrupted", "epochs_run": 1, "steps": 63}, "ETTh1")
+    require_finished({"stop_reason": "max_epochs", "epochs_run": 1}, "ETTh1")  # a finished run passes

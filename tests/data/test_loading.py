@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -376,7 +377,9 @@ def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
 
     hours = _long_table(tmp_path / "long.csv")
     with pytest.warns(PanelSpanWarning, match="'b' starts last, 'c' ends first.*dropped 3"):
-        with pytest.raises(DataValidationError, match=rf"missing.*at {hours[5]} column 'b'"):  # by time, not row
+        with pytest.raises(
+            DataValidationError, match=rf"missing.*series \['b'\] .*at {hours[5]} series 'b'"
+        ):  # by time
             load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"))
     with pytest.warns(PanelSpanWarning):
         panel = load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"), fill="interpolate")
@@ -410,6 +413,100 @@ def test_long_format_errors_name_the_problem(tmp_path):
     pd.concat([frame, frame.iloc[:1]]).to_csv(tmp_path / "dup.csv", index=False)
     with pytest.raises(DataValidationError, match=r"repeat an \(id, ts\) pair"):
         load_dataset(tmp_path / "dup.csv", long=("id", "ts", "y"))
+
+
+def _panel(path, starts, ends, ids=("s1", "s2", "s3")):
+    """A long table (id, ts, y): series i has the hours starts[i] .. ends[i] of a 12-hour grid."""
+    hours = pd.date_range("2022-01-01", periods=12, freq="h")
+    rows = [
+        (name, t, float(i))
+        for name, a, b in zip(ids, starts, ends, strict=True)
+        for i, t in enumerate(hours[a : b + 1])
+    ]
+    pd.DataFrame(rows, columns=["id", "ts", "y"]).to_csv(path, index=False)
+    return hours
+
+
+@pytest.mark.parametrize(
+    "starts, ends, said",
+    [
+        ((0, 0, 3), (11, 11, 11), r"\('s3' starts last\); dropped 3"),  # all end together: none "ends first"
+        ((0, 0, 0), (11, 9, 11), r"\('s2' ends first\); dropped 2"),
+        ((0, 2, 2), (11, 11, 11), r"\('s2', 's3' start last\); dropped 2"),  # a tie among those that set it
+        ((0, 2, 0), (10, 11, 11), r"\('s2' starts last, 's1' ends first\); dropped 3"),
+    ],
+)
+def test_the_span_warning_names_a_series_only_where_it_starts_later_or_ends_earlier_than_another(
+    tmp_path, starts, ends, said
+):
+    """All series ending together, the warning named one at random as ending first ('s1')."""
+    from titans_ts.data.long_format import PanelSpanWarning
+
+    _panel(tmp_path / "panel.csv", starts, ends)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_dataset(tmp_path / "panel.csv", long=("id", "ts", "y"))
+    [warning] = [w for w in caught if issubclass(w.category, PanelSpanWarning)]
+    assert re.search(said, str(warning.message)), str(warning.message)
+
+
+def test_a_long_tables_refusals_name_series_not_columns(tmp_path):
+    """A long file lacking a series was said to have "no column(s) ['s3'] ... its columns are ['s1', 's2']"."""
+    from titans_ts.errors import MissingColumnsError
+
+    hours = _panel(tmp_path / "two.csv", (0, 0), (11, 11), ids=("s1", "s2"))
+    with pytest.raises(MissingColumnsError) as refused:
+        load_dataset(tmp_path / "two.csv", long=("id", "ts", "y"), columns=["s1", "s3"])
+    message = str(refused.value)
+    assert "has no series ['s3'] (of the series to read, ['s1', 's3']) in its id column 'id'" in message
+    assert "its series are ['s1', 's2']" in message and "column(s)" not in message
+    table = pd.read_csv(tmp_path / "two.csv")
+    table["y"] = table["y"].astype(object)
+    table.loc[4, "y"] = "a lot"  # text in the value column: named with its series and time, not as a column of text
+    table.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DataValidationError, match=rf"value column 'y' has 1 value\(s\) that are not numbers: row 5 "
+                       rf"\('s1' at {hours[4]}: 'a lot'\)"):  # fmt: skip
+        load_dataset(tmp_path / "text.csv", long=("id", "ts", "y"))
+
+
+def test_a_long_table_read_as_a_wide_one_is_told_how_to_read_it(tmp_path):
+    """The error said only "date column 'id' has ... value(s) that are not timestamps ... --date-column"."""
+    _panel(tmp_path / "long.csv", (0, 0, 0), (11, 11, 11))
+    with pytest.raises(DataValidationError) as refused:
+        load_dataset(tmp_path / "long.csv")
+    message = str(refused.value)
+    assert "date column 'id' has 36 value(s) that are not timestamps" in message  # the message as it was, then:
+    assert "long-format table (one row per series and time)" in message
+    assert "long=('id', 'ts', 'y') (CLI: --id-col id --time-col ts --target y)" in message
+    # other columns, and a date column that is read (its stamps repeat): the hint names them
+    table = pd.read_csv(tmp_path / "long.csv").rename(columns={"id": "unique_id", "ts": "date", "y": "load"})
+    table.to_csv(tmp_path / "renamed.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"repeat or go back in time.*long=\('unique_id', 'date', 'load'\)"):
+        load_dataset(tmp_path / "renamed.csv", columns=["load"])
+    # a wide table with a text column: the message as it was
+    frame = write_series(tmp_path / "wide.csv", rows=40)
+    frame.assign(site=["north", "south"] * 20).to_csv(tmp_path / "wide.csv", index=False)
+    with pytest.raises(DataValidationError) as wide:
+        load_dataset(tmp_path / "wide.csv")
+    assert "non-numeric column(s) 'site'" in str(wide.value) and "long-format" not in str(wide.value)
+
+
+def test_the_time_column_named_among_the_columns_to_read_is_said_to_be_the_index(tmp_path):
+    """--columns date,a said "has no column(s) ['date']" of a file that has one: its time column."""
+    from titans_ts.errors import MissingColumnsError
+
+    write_series(tmp_path / "s.csv", rows=40)
+    with pytest.raises(MissingColumnsError) as alone:
+        load_dataset(tmp_path / "s.csv", columns=["date", "c0"])
+    assert str(alone.value).endswith(
+        "'date' is its time column (the index), which is always read: leave it out of the columns to read "
+        "(columns=, CLI: --columns); its other columns are ['c0', 'c1', 'OT']."
+    )
+    assert "has no column" not in str(alone.value)
+    with pytest.raises(MissingColumnsError) as both:
+        load_dataset(tmp_path / "s.csv", columns=["date", "zz"])
+    assert "has no column(s) ['zz'] (of the columns to read, ['date', 'zz'])" in str(both.value)
+    assert "'date' is its time column (the index)" in str(both.value)
 
 
 def test_parquet_with_a_date_column_or_a_date_index(tmp_path):

@@ -134,7 +134,7 @@ def test_an_interrupted_pretraining_exits_130_after_saving(tmp_path, monkeypatch
     monkeypatch.setattr(genomics.api, "pretrain", lambda *a, **k: report | {"held_out_bits_per_base": 1.9})
     (tmp_path / "c.fa").write_text(">a\nACGT\n")
     result = CliRunner().invoke(app, ["pretrain", "--corpus", str(tmp_path / "c.fa"), "--out", str(tmp_path / "p")])
-    assert result.exit_code == 130 and "interrupted after 2 epochs" in result.output
+    assert result.exit_code == 130 and "interrupted in epoch 3 (2 epochs finished)" in result.output
 
 
 def test_a_character_that_is_not_dna_is_named_by_file_record_and_position_before_any_work(tmp_path):

@@ -6,15 +6,33 @@ from pathlib import Path
 
 from titans_ts.data.loading import load_dataset
 from titans_ts.data.protocol import HORIZON, LOOKBACK, protocol_for, split_borders
+from titans_ts.errors import MissingColumnsError
 
 
 def describe_splits(
-    dataset: str, lookback: int = LOOKBACK, horizon: int = HORIZON, split=None, split_dates=None, **load_options
+    dataset: str,
+    lookback: int = LOOKBACK,
+    horizon: int = HORIZON,
+    split=None,
+    split_dates=None,
+    columns: list[str] | None = None,
+    target: str | list[str] | None = None,
+    **load_options,
 ) -> dict:
     """Rows, first/last timestamps and window counts of train/val/test for `dataset` (`split`: a user's
-    train/val/test fractions, or `split_dates`: where validation and test begin, for a file)."""
+    train/val/test fractions, or `split_dates`: where validation and test begin, for a file), read as fit reads
+    it: `columns` the columns to read (default: all; e.g. leave out a text column), the `target` column(s) of a
+    wide table always among them. `load_options`: load_dataset's (fill, date_column, long, ...)."""
     protocol_for(dataset, split, split_dates)  # a bad split fails before the file is read
-    frame = load_dataset(dataset, **load_options)
+    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
+    read = None if columns is None else list(dict.fromkeys([*map(str, columns), *map(str, targets)]))
+    frame = load_dataset(dataset, **load_options, columns=read)
+    unknown = [name for name in targets if name not in [str(c) for c in frame.columns]]
+    if unknown:
+        raise MissingColumnsError(
+            f"{dataset}: target column(s) {unknown} are not in the data; its columns are "
+            f"{[str(c) for c in frame.columns][:30]}."
+        )
     protocol = protocol_for(dataset, split, split_dates, frame.index)
     borders = split_borders(len(frame), lookback, horizon, protocol)
     windows = borders.windows(lookback, horizon)

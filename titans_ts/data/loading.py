@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shlex
 import warnings
 from pathlib import Path
 
@@ -14,13 +15,16 @@ import pandas as pd
 from titans_ts.data.long_format import pivot_long
 from titans_ts.data.registry import get_dataset_info, lookup_name
 from titans_ts.data.sources import locate, verify_checksum
-from titans_ts.data.timestamps import numeric_times, parse_dates, regular_grid
+from titans_ts.data.timestamps import numeric_times, parse_dates, reads_as_timestamps, regular_grid
 from titans_ts.errors import DatasetNotFoundError, DataValidationError, MissingColumnsError, TitansWarning
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
 _MAX_LISTED = 5
 _MAX_COLUMNS_LISTED = 30  # a wide file's columns, named in an error
 DATE_NAMES = ("date", "datetime", "timestamp", "time")  # a column so named holds the timestamps
+TIME_NAMES = (*DATE_NAMES, "ts", "ds", "t", "step", "period", "time_idx", "timestep")  # a long table's time column
+ID_NAMES = ("id", "series", "unique_id", "item", "sensor", "station", "store", "key")  # ... and its id column
+LONG_FLAGS = ("--id-col", "--time-col", "--target")
 
 
 class TimeOrderWarning(TitansWarning):
@@ -132,7 +136,18 @@ def read_series_csv(
         frame.index.name = str(long[1])  # the time column's name, dated or not
         if isinstance(frame.index, pd.DatetimeIndex):
             frame = _evenly_spaced(frame, path, fill)
-        return validate_frame(_kept(frame, columns, path), source=str(path), fill=fill)
+        return validate_frame(_kept(frame, columns, path, ids=long[0]), source=str(path), fill=fill, ids=long[0])
+    try:
+        return _read_wide(raw, path, date_column, fill, header, regular, columns)
+    except DataValidationError as exc:
+        hint = _long_format_hint(raw)
+        if hint is None:
+            raise
+        raise type(exc)(f"{exc} {hint}") from None
+
+
+def _read_wide(raw: pd.DataFrame, path: Path, date_column, fill, header, regular, columns) -> pd.DataFrame:
+    """The wide table `raw` (a column per series, a row per time) indexed by its timestamps; see `load_dataset`."""
     date_col = _pick_date_column(raw, path, date_column)
     if date_col is None:  # no timestamps: the rows are steps 0, 1, 2, ...
         frame = raw.set_axis(pd.RangeIndex(len(raw), name="step"), axis=0)
@@ -140,7 +155,7 @@ def read_series_csv(
     raw = _with_time_of_day(raw, date_col)
     if raw.shape[1] < 2:
         raise DataValidationError(f"{path}: has a date column {date_col!r} but no value columns.")
-    frame = _kept(raw.drop(columns=[date_col]), columns, path)
+    frame = _kept(raw.drop(columns=[date_col]), columns, path, time_column=date_col)
     try:
         if pd.api.types.is_numeric_dtype(raw[date_col]):  # a column named time or date, or the one named
             frame.index = numeric_times(raw[date_col], path, date_col)  # Unix time, or step numbers
@@ -187,21 +202,80 @@ def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
     return raw
 
 
-def _kept(frame: pd.DataFrame, columns, path) -> pd.DataFrame:
+def _kept(frame: pd.DataFrame, columns, path, time_column=None, ids=None) -> pd.DataFrame:
     """The `columns` of `frame` (all when None), in the frame's order; one missing is an error naming the
-    columns the file has (a check after this read would see only the ones kept)."""
+    columns the file has (a check after this read would see only the ones kept). `time_column`: the file's
+    time column (the index, always read), said to be so when named; `ids`: the id column of a long table, whose
+    values are the frame's columns (its series)."""
     if columns is None:
         return frame
     present = [str(column) for column in frame.columns]
     missing = [str(name) for name in columns if str(name) not in present]
-    of = "" if len(missing) == len(columns) else f" (of the columns to read, {[str(c) for c in columns]})"
     if missing:
-        raise MissingColumnsError(
-            f"{path}: has no column(s) {missing}{of}; its columns are {present[:_MAX_COLUMNS_LISTED]}"
-            f"{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}."
-        )
+        raise MissingColumnsError(_missing_message(path, [str(c) for c in columns], missing, present, time_column, ids))
     wanted = {str(name) for name in columns}
     return frame[[column for column in frame.columns if str(column) in wanted]]
+
+
+def _missing_message(path, asked: list[str], missing: list[str], present: list[str], time_column, ids) -> str:
+    listed = f"{present[:_MAX_COLUMNS_LISTED]}{' ...' if len(present) > _MAX_COLUMNS_LISTED else ''}"
+    if ids is not None:  # a long table: the names are series ids
+        of = "" if len(missing) == len(asked) else f" (of the series to read, {asked})"
+        return f"{path}: has no series {missing}{of} in its id column {ids!r}; its series are {listed}."
+    time = None if time_column is None else str(time_column)
+    others = [name for name in missing if name != time]
+    said = (
+        f"{time!r} is its time column (the index), which is always read: leave it out of the columns to read "
+        "(columns=, CLI: --columns)"
+    )
+    if not others:
+        return f"{path}: {said}; its other columns are {listed}."
+    of = "" if len(others) == len(asked) else f" (of the columns to read, {asked})"
+    message = f"{path}: has no column(s) {others}{of}; its columns are {listed}."
+    return f"{message} {said[0].upper()}{said[1:]}." if len(others) < len(missing) else message
+
+
+def _long_format_hint(raw: pd.DataFrame) -> str | None:
+    """For a table that looks long (one row per series and time), read as a wide one: how to read it as long,
+    naming the columns that look like its id, time and value columns; None when it does not look long.
+
+    It looks long when a column other than the id column holds timestamps (or is named like a time column) whose
+    values repeat, and a text column, or one named like an id, repeats a few values (at least two rows each, on
+    average)."""
+    rows = len(raw)
+    if rows < 4:
+        return None
+    columns = list(raw.columns)
+    named = {column: str(column).strip().lower() for column in columns}
+
+    def repeats(column, at_most) -> bool:
+        return raw[column].nunique(dropna=True) <= at_most
+
+    def timelike(column) -> bool:
+        name = named[column]
+        if pd.api.types.is_numeric_dtype(raw[column]):  # steps or Unix time, under a time column's name
+            return pd.api.types.is_integer_dtype(raw[column]) and (name in TIME_NAMES or name.endswith("_time"))
+        return reads_as_timestamps(raw[column])
+
+    def idlike(column) -> bool:
+        name = named[column]
+        text = not pd.api.types.is_numeric_dtype(raw[column])
+        return (text or name in ID_NAMES or name.endswith(("_id", " id"))) and not reads_as_timestamps(raw[column])
+
+    times = [column for column in columns if timelike(column) and repeats(column, rows - 1)]
+    ids = [column for column in columns if column not in times and idlike(column) and repeats(column, rows // 2)]
+    if not times or not ids:
+        return None
+    id_col, time_col = ids[0], times[0]
+    numbers = [c for c in columns if c not in (id_col, time_col) and pd.api.types.is_numeric_dtype(raw[c])]
+    value = numbers[0] if numbers else "VALUE"
+    cli = " ".join(
+        f"{flag} {shlex.quote(str(name))}" for flag, name in zip(LONG_FLAGS, (id_col, time_col, value), strict=True)
+    )
+    return (
+        f"It looks like a long-format table (one row per series and time): such a table is read with "
+        f"long={(str(id_col), str(time_col), str(value))} (CLI: {cli})."
+    )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -349,10 +423,15 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
 
 
 def validate_frame(
-    frame: pd.DataFrame, source: str = "the DataFrame", fill: str | None = None, in_memory: bool = False
+    frame: pd.DataFrame,
+    source: str = "the DataFrame",
+    fill: str | None = None,
+    in_memory: bool = False,
+    ids: str | None = None,
 ) -> pd.DataFrame:
     """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns (and saying
-    how to fix a file, or with `in_memory` a DataFrame)."""
+    how to fix a file, or with `in_memory` a DataFrame). `ids`: the id column of the long table the frame was
+    made from (its columns are series, named so)."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
     repeated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
@@ -364,7 +443,7 @@ def validate_frame(
     if isinstance(frame.index, pd.DatetimeIndex):  # a repeated stamp is the caller's choice (weather has one)
         frame = _in_time_order(frame, source, repeats=True)
     frame = _to_numeric(frame, source, in_memory)
-    return _handle_non_finite(frame, source, fill, in_memory)
+    return _handle_non_finite(frame, source, fill, in_memory, ids)
 
 
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
@@ -411,7 +490,9 @@ def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFram
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None, in_memory: bool) -> pd.DataFrame:
+def _handle_non_finite(
+    frame: pd.DataFrame, path: Path, fill: str | None, in_memory: bool, ids: str | None = None
+) -> pd.DataFrame:
     values = frame.to_numpy()
     bad = ~np.isfinite(values)
     if not bad.any():
@@ -419,8 +500,9 @@ def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None, in_mem
     if fill is None:
         rows, cols = np.nonzero(bad)
         dated = isinstance(frame.index, pd.DatetimeIndex)  # named by time: a long table's rows are not the file's
+        word = "column" if ids is None else "series"  # a long table's columns are its series
         where = ", ".join(
-            f"{'at ' + str(frame.index[r]) if dated else f'row {r + 1}'} column {frame.columns[c]!r}"
+            f"{'at ' + str(frame.index[r]) if dated else f'row {r + 1}'} {word} {frame.columns[c]!r}"
             for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED], strict=True)
         )
         bad_columns = [str(frame.columns[c]) for c in np.flatnonzero(bad.any(axis=0))]
@@ -429,9 +511,8 @@ def _handle_non_finite(frame: pd.DataFrame, path: Path, fill: str | None, in_mem
             if in_memory
             else f"Clean the file, or pass fill= one of {FILL_METHODS} (CLI: --fill)"
         )
-        raise DataValidationError(
-            f"{path}: {int(bad.sum())} missing or infinite value(s) in column(s) {bad_columns}: {where}. {fix}."
-        )
+        of = f"column(s) {bad_columns}" if ids is None else f"series {bad_columns} (of id column {ids!r})"
+        raise DataValidationError(f"{path}: {int(bad.sum())} missing or infinite value(s) in {of}: {where}. {fix}.")
     frame = frame.replace([np.inf, -np.inf], np.nan)
     if fill == "zero":
         return frame.fillna(0.0)

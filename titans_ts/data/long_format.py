@@ -36,6 +36,7 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
             "Name them with id_col=, time_col=, target= (CLI: --id-col, --time-col, --target)."
         )
     table = raw[[id_col, time_col, target]].copy()
+    table[target] = _values(table, path, id_col, time_col, target)
     table[time_col] = _times(table[time_col], path, time_col)
     duplicated = np.flatnonzero(table.duplicated([id_col, time_col], keep=False).to_numpy())
     if len(duplicated):
@@ -50,6 +51,25 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
     wide.columns = [str(c) for c in wide.columns]
     wide.columns.name = None
     return _common_span(wide, path)
+
+
+def _values(table: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str) -> pd.Series:
+    """The value column as numbers (empty cells are missing values), or an error naming the rows that are not."""
+    column = table[target]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column
+    numbers = pd.to_numeric(column, errors="coerce") if not pd.api.types.is_bool_dtype(column) else column * np.nan
+    bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+    if not len(bad):
+        return numbers
+    rows = ", ".join(
+        f"row {i + 1} ({table[id_col].iloc[i]!r} at {table[time_col].iloc[i]}: {column.iloc[i]!r})"
+        for i in bad[:_MAX_LISTED]
+    )
+    raise DataValidationError(
+        f"{path}: the value column {target!r} has {len(bad)} value(s) that are not numbers: {rows}. A long table's "
+        "value column (target=, CLI: --target) must hold numbers: name the numeric one, or fix those rows."
+    )
 
 
 def _times(column: pd.Series, path: Path, name: str) -> pd.Series:
@@ -81,10 +101,22 @@ def _common_span(wide: pd.DataFrame, path: Path) -> pd.DataFrame:
     kept = wide.loc[start:end]
     dropped = len(wide) - len(kept)
     if dropped:
+        setting = (_at(firsts, start, "starts last", "start last"), _at(lasts, end, "ends first", "end first"))
+        said = ", ".join(filter(None, setting))
         warnings.warn(
-            f"{path}: kept {start} .. {end}, where every series has values ({start_series!r} starts last, "
-            f"{end_series!r} ends first); dropped {dropped} time stamp(s) outside it.",
+            f"{path}: kept {start} .. {end}, where every series has values{f' ({said})' if said else ''}; "
+            f"dropped {dropped} time stamp(s) outside it.",
             PanelSpanWarning,
             stacklevel=3,
         )
     return kept
+
+
+def _at(stamps: dict, bound, one: str, several: str) -> str | None:
+    """The series whose stamp is `bound`, said with `one` or `several` ("'b' starts last", "'b', 'c' start last"),
+    or None when every series has it: a tie sets no end of the span."""
+    at = [series for series, stamp in stamps.items() if stamp == bound]
+    if len(at) == len(stamps):
+        return None
+    names = ", ".join(repr(series) for series in at[:_MAX_LISTED]) + (" ..." if len(at) > _MAX_LISTED else "")
+    return f"{names} {one if len(at) == 1 else several}"

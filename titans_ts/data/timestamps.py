@@ -245,3 +245,22 @@ def _one_format(column: pd.Series, day_first: bool) -> pd.Series | None:
 
 
 _OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}:?\d{2})\s*$"  # 00:00:00+02:00 -> 00:00:00
+
+
+def reads_as_timestamps(column: pd.Series, sample: int = 200) -> bool:
+    """Whether a text column looks like timestamps: each of its first `sample` distinct values has a digit and
+    reads as one (a guess for a message, not a reading: `parse_dates` reads a column)."""
+    import warnings
+
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    values = pd.Series(column.dropna().astype(str).unique()[:sample])
+    if not len(values) or not values.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():  # "could not infer format"
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        except (ValueError, TypeError):  # mixed UTC offsets
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    return bool(parsed.notna().all())

@@ -303,9 +303,8 @@ def require_finished(record: dict, run: str) -> None:
     KeyboardInterrupt so that nothing is recorded and the next start runs (or resumes) it again."""
     if record.get("stop_reason") == "interrupted":
         raise KeyboardInterrupt(
-            f"{run}: training was interrupted after {record.get('epochs_run')} epochs, so it is not recorded as a "
-            "result (its model folder is kept, marked interrupted); start again to run it (from its checkpoint "
-            "where one was kept)."
+            f"{run}: training was {interrupted_in(record)}, so it is not recorded as a result (its model folder is "
+            "kept, marked interrupted); start again to run it (from its checkpoint where one was kept)."
         )
 
 
@@ -314,15 +313,31 @@ def epoch_number(epoch: int | None) -> int | str:
     return "-" if epoch is None else epoch + 1
 
 
+def _epochs(count) -> str:
+    """A count of epochs in words: "1 epoch", "3 epochs"."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
+def interrupted_in(record: dict) -> str:
+    """Where an interrupted run stopped: "interrupted in epoch 2 (1 epoch finished, 63 steps)". Lightning counts
+    an epoch as run (`epochs_run`) only once it finished, so an interrupt stops the one after those."""
+    finished = record.get("epochs_run")
+    if finished is None:
+        return "interrupted"
+    steps = f", {record['steps']} steps" if record.get("steps") is not None else ""
+    return f"interrupted in epoch {finished + 1} ({_epochs(finished)} finished{steps})"
+
+
 def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
     """One line for a run that a budget or an interrupt stopped (None for a normal stop)."""
     reason = record.get("stop_reason")
-    if reason == "time_budget":
+    best = record.get("best_epoch")
+    kept = f"the best epoch's weights{'' if best is None else f' (epoch {epoch_number(best)})'} are kept"
+    if reason == "time_budget":  # the budget ends the epoch it is in (validated, and counted as run)
         return (
-            f"Training stopped at its time budget ({budget_minutes:g} min) after {record['epochs_run']} epochs "
-            f"({record['steps']} steps); the best epoch's weights (epoch {epoch_number(record['best_epoch'])}) "
-            "are kept."
+            f"Training stopped at its time budget ({budget_minutes:g} min) after {_epochs(record['epochs_run'])} "
+            f"({record['steps']} steps); {kept}."
         )
     if reason == "interrupted":
-        return f"Training was interrupted after {record['epochs_run']} epochs; the best epoch's weights are kept."
+        return f"Training was {interrupted_in(record)}; {kept}."
     return None
