@@ -21,12 +21,12 @@ from cli.options import (
     SPLIT,
     TRAINING,
     Reading,
-    fraction_or_auto,
     grouped,
     integers,
     levels,
     names,
 )
+from cli.ts_options import HISTORY, QUANTILES
 from cli.ts_tables import (
     HISTORY_NOTE,
     blend_note,
@@ -66,7 +66,8 @@ HORIZON = typer.Option(
 COLUMNS = typer.Option(
     None,
     "--columns",
-    help="The columns to read as inputs, comma-separated \\[default: all numeric columns].",
+    help="The columns to read as inputs, comma-separated \\[default: all columns but the time column; a text "
+    "column is refused, so leave it out here].",
     rich_help_panel=DATA,
 )
 CHOSEN = " Default: the dataset's setting (`titans-ts defaults`)."
@@ -79,15 +80,6 @@ def _model(help: str):
 def _setting(name: str, help: str, *flags: str):
     """A model option whose default is the estimator's (defaults.ESTIMATOR), not a family's choice."""
     return typer.Option(ESTIMATOR[name], *flags, help=help, rich_help_panel=MODEL)
-
-
-def _searched(name: str, help: str, *flags: str):
-    """A history-mode option the long-memory search chose per benchmark dataset: not given, the dataset's
-    choice with --mode history (`titans-ts defaults`), else the estimator's default."""
-    default = ESTIMATOR[name]
-    help += f" \\[default: {str(default).lower() if isinstance(default, bool) else default}; with --mode history on a "
-    help += "benchmark dataset, its searched setting (`titans-ts defaults`)]."
-    return typer.Option(None, *flags, help=help, show_default=False, rich_help_panel=MODEL)
 
 
 def _training(help: str, chosen: bool = True, default=None):
@@ -186,65 +178,8 @@ def fit(
         "is behind the baselines.",
     ),
     patch_len: int = _setting("patch_len", "Rows per patch (--tokens patch, and --mode history)."),
-    streams: int = _setting(
-        "streams",
-        "--mode history: contiguous streams of segments per training epoch, read in time order, each from the "
-        "trained initial memory (1: training sees states as old as the whole training split; docs/forecasting.md).",
-    ),
-    bptt: int = _setting(
-        "bptt",
-        "--mode history: segments per truncated back-propagation window (the state is carried through all "
-        "segments, gradients only inside a window).",
-    ),
-    local_model: str = _searched(
-        "local_model",
-        "--mode history: the local window's forecast the memory adds the long past to: rlinear (the window "
-        "normalised, a linear map), dlinear (trend and remainder), or variate (the window model: one token per "
-        "column, mixed by the memory)",
-    ),
-    error_tokens: bool = _searched(
-        "error_tokens",
-        "--mode history: each patch the memory reads also holds the local forecast's error on it, so what the "
-        "memory learns as it reads is where the local forecast goes wrong",
-        "--error-tokens/--no-error-tokens",
-    ),
-    local_pretrain: bool = _searched(
-        "local_pretrain",
-        "--mode history with --local-model variate: train the window model alone first (as --mode window trains "
-        "it), then keep it fixed while the memory learns to correct its forecasts",
-        "--local-pretrain/--no-local-pretrain",
-    ),
-    online_from: str = _setting(
-        "online_from",
-        "--mode history: where an online forecast's memory starts reading: start (the series' first row) or "
-        "split (the first row of the split it forecasts, --lookback rows before its first forecast; after fit, "
-        "from --lookback rows before the end of validation).",
-    ),
-    online_reset_mix: str = _setting(
-        "online_reset_mix",
-        "--mode history: after every segment an online forecast reads, mix this fraction of the trained memory "
-        "back into the state (0: none), or auto: the value with the lowest online validation MSE.",
-    ),
-    online_blend: float = _setting(
-        "online_blend",
-        "--mode history: the weight of the carried memory's forecast in every online forecast (predict, the "
-        "online test score), the rest the same network's forecast with the memory reset for the window; 1: the "
-        "carried memory alone, 0.5: the two averaged.",
-    ),
-    quantiles: str = typer.Option(
-        None,
-        "--quantiles",
-        help="Also forecast these levels, comma-separated, e.g. 0.1,0.5,0.9: trained with the pinball loss (naive "
-        "variants: from calibration alone); predict writes a column per (column, level), OT_q0.1 ... "
-        "\\[default: point forecasts only].",
-        rich_help_panel=MODEL,
-    ),
-    calibrate: str = _setting(
-        "calibrate",
-        "With --quantiles: adaptive (the levels shifted by the validation windows' residual quantiles per step "
-        "and column, then moved by every later truth, so coverage holds when the noise level drifts), conformal "
-        "(the validation shifts alone) or none.",
-    ),
+    history_mode: dict = HISTORY,
+    quantile_levels: dict = QUANTILES,
     epochs: int = EPOCHS,
     patience: int = _training("Epochs without validation improvement before stopping."),
     batch_size: int = _training("Windows per training batch."),
@@ -288,11 +223,7 @@ def fit(
 
     given = dict(variant=variant, tokens=tokens, dim=dim, layers=layers, memory_depth=memory_depth, dropout=dropout)
     given |= dict(season=season, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)
-    given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, streams=streams, bptt=bptt)
-    given |= dict(local_model=local_model, error_tokens=error_tokens, local_pretrain=local_pretrain)
-    given |= dict(online_from=online_from, online_reset_mix=fraction_or_auto(online_reset_mix, "--online-reset-mix"))
-    given |= dict(online_blend=online_blend)
-    given |= dict(quantiles=levels(quantiles), calibrate=calibrate)
+    given |= dict(fallback=fallback, mode=mode, patch_len=patch_len, **history_mode, **quantile_levels)
     record = fit_dataset(
         dataset, horizon=horizon, lookback=lookback, out=out, **source, **reading.read, columns=names(columns),
         target=reading.targets, **split, **given, max_minutes=max_minutes, **run_folder, device=device, **scale_out,
@@ -533,7 +464,8 @@ def benchmark(
         state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
         history = record.get("history") or {}
         if history.get("stop_reason") == "time_budget":  # a capped run is never silent
-            state += f", stopped by its time cap after {history.get('epochs_run')} epochs"
+            run = history.get("epochs_run")
+            state += f", stopped by its time cap after {run} epoch{'' if run == 1 else 's'}"
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
     records = run_benchmark(
