@@ -443,6 +443,10 @@ def test_a_model_fitted_on_a_long_table_reads_and_writes_long_tables(tmp_path):
     neither = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "neither.csv")])
     assert neither.exit_code != 0 and "for the long format" in neither.output
     assert "Nor is it a wide table with the columns the model was fitted on" in neither.output
+    series[series["sensor"] != ids[0]].rename(columns={"date": "ts"}).to_csv(tmp_path / "fewer.csv", index=False)
+    fewer = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "fewer.csv")])
+    said = " ".join(fewer.output.split())  # a long table lacking a series: said of series, not of columns
+    assert fewer.exit_code == 2 and f"has no series ['{ids[0]}']" in said and "fitted on the series" in said, said
 
 
 def test_a_long_forecast_keeps_each_level_beside_its_value():

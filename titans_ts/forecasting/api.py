@@ -268,7 +268,8 @@ def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[p
             raise
         long_error = exc
     except MissingColumnsError as exc:
-        raise MissingColumnsError(f"{exc} The model was fitted on the columns {fitted}: give data with them.") from None
+        kind = "series" if as_fitted else "columns"  # a long table's are the ids of its series
+        raise MissingColumnsError(f"{exc} The model was fitted on the {kind} {fitted}: give data with them.") from None
     try:
         return load_dataset(source, **read, columns=fitted), None
     except MissingColumnsError:
