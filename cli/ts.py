@@ -232,10 +232,10 @@ def fit(
     if not main:
         return
     history = record["history"]
-    split = record["protocol"]
+    split_said = record["protocol"]
     if record.get("split_dates"):  # rows_A_B, found from the dates given: say the dates
-        split = "validation from {}, test from {}".format(*record["split_dates"])
-    title = f"{record['dataset']} ({split}), {record['variant']}, horizon {record['horizon']}"
+        split_said = "validation from {}, test from {}".format(*record["split_dates"])
+    title = f"{record['dataset']} ({split_said}), {record['variant']}, horizon {record['horizon']}"
     console.print(metrics_table(title, record))
     print_quantile_scores(record)
     model_score = "model (online)" if record["mode"] == "history" else "model"
@@ -357,7 +357,8 @@ def evaluate(
         None,
         help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled (with "
-        "--online the stream's forecasts; else each window's own, a --mode history model's frozen ones).",
+        "--online the stream's point forecasts, without quantile levels; else each window's own, a --mode history "
+        "model's frozen ones).",
     ),
     plot: Path = typer.Option(
         None, help="Draw the test error by horizon step and a few test windows to this PNG (with --plot-columns)."
@@ -409,6 +410,7 @@ def evaluate(
         which = ""
         if metrics["windows_online"]:
             which = " (the online forecasts: the memory carried through the rows before each window)"
+            which += "; point forecasts, without the quantile levels" if metrics.get("quantiles") else ""
         elif metrics["mode"] == "history":
             which = " (the frozen forecasts: the memory reset for every window; --online for the carried memory's)"
         console.print(f"Wrote {metrics['rows']} rows (window x step x column){which} to {out}.")
@@ -452,6 +454,7 @@ def benchmark(
     """
     from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
     from titans_ts.forecasting.settings import dataset_label
+    from titans_ts.training import epochs_in_words
 
     horizon_list, seed_list = integers(horizons, "--horizons"), integers(seeds, "--seeds", example="0,1,2")
     model_list = [m.strip() for m in models.split(",") if m.strip()]
@@ -464,8 +467,7 @@ def benchmark(
         state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
         history = record.get("history") or {}
         if history.get("stop_reason") == "time_budget":  # a capped run is never silent
-            run = history.get("epochs_run")
-            state += f", stopped by its time cap after {run} epoch{'' if run == 1 else 's'}"
+            state += f", stopped by its time cap after {epochs_in_words(history.get('epochs_run', '?'))}"
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
     records = run_benchmark(

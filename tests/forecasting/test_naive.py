@@ -94,3 +94,20 @@ def test_cli_fits_a_seasonal_naive_forecast_saves_it_and_predicts(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 12
+
+
+def test_a_split_by_dates_follows_its_dates_until_the_protocol_is_set_again():
+    """A model split by dates (date_protocol) splits another dated frame at the fitted timestamps, one with earlier
+    rows too; a protocol set after fit is the one used, as given."""
+    from titans_ts.data import date_protocol
+
+    frame = _periodic(rows=900, noise=0.1)
+    late = frame.iloc[100:]
+    protocol = date_protocol(late.index, "2020-01-20", "2020-01-30")
+    model = TitansForecaster(variant="naive", protocol=protocol, **FAST).fit(late)
+    assert model.split_starts_ == ["2020-01-20 00:00:00", "2020-01-30 00:00:00"]
+    assert model.evaluate(frame) == model.evaluate(late) == model.evaluate()  # the same windows, at the same dates
+    assert model.evaluate(frame, split="val") == model.evaluate(late, split="val")
+    model.set_params(protocol="rows_500_700")  # changeable after fit: read as given, on any frame
+    assert model.evaluate(frame)["windows"] == 900 - 700 - 12 + 1
+    assert model.evaluate(late)["windows"] == 800 - 700 - 12 + 1

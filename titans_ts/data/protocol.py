@@ -3,7 +3,8 @@
 ETT: 12/4/4 months of 30 days for train/val/test (hourly: 8640/2880/2880 rows; 15-minute: x4).
 Other datasets: 70/10/20 % of the rows ("ratio_70_10_20"); a user's own split is any "ratio_A_B_C" of
 whole percentages summing to 100 (`ratio_protocol(0.6, 0.2, 0.2)`), or "rows_A_B": validation from
-row A, test from row B to the end (`date_protocol(index, "2017-06-01", "2017-10-01")` finds A and B).
+row A, test from row B to the end (`date_protocol(index, "2017-06-01", "2017-10-01")` finds A and B; a
+forecaster fitted so on dated rows splits other dated data at the timestamps of those rows).
 Val and test start `lookback` rows before their split so that their first window predicts the split's
 first row. The scaler sees the training rows only.
 """

@@ -357,7 +357,8 @@ def evaluate_saved(
     The metrics are those of the forecaster the model was saved with ("forecaster_used": the model, or the floor
     that replaced it; "fallback_reason": why).
     online: also evaluate the test split as a stream ("test_online"; `TitansForecaster.online_forecasts`). A
-    history-mode model always gives "val_online" and "test_online" beside its frozen "val" and "test".
+    history-mode model always gives "val_online" and "test_online" beside its frozen "val" and "test". With
+    online, windows_out and plot hold the online forecasts (points; "windows_online" says which were written).
     plot: also draw the test error by horizon step and a few test windows of `plot_columns` (default: the
     last column) to this PNG.
     read: how to read a user's file (fill, date_column, header, sep, long), as `load_dataset` takes them; a
@@ -382,8 +383,8 @@ def evaluate_saved(
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
-    if lookup_name(dataset) is None:  # a user's file split as the model's data was: by dates where it was dated
-        metrics["split_starts"] = getattr(estimator, "split_starts_", None)
+    if estimator._splits_at_dates(frame):  # a user's dated file split where the model's data was
+        metrics["split_starts"] = estimator.split_starts_
     metrics |= {"mode": estimator.mode, **history_scores(estimator, frame), **quantile_record(estimator)}
     if estimator.mode == "history":
         metrics["online_blend"] = estimator.online_blend

@@ -60,7 +60,7 @@ class SplitWindows:
         """(frame, borders): the data a split is cut from and the row borders of its splits.
 
         X None: the fitted data, with the split borders of `fit` (`borders_`); else X's own borders under
-        the model's protocol."""
+        the model's protocol (`_protocol_of`: a split by rows of dated data at the fitted timestamps)."""
         self._check_fitted()
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
@@ -80,11 +80,12 @@ class SplitWindows:
         self.split_starts_ = starts
 
     def _protocol_of(self, frame: pd.DataFrame) -> str:
-        """The model's protocol for `frame`: a split by rows of dated data (`split_starts_`) starts validation and
-        test at the fitted timestamps in any file (one with earlier rows too), by rows otherwise."""
-        starts = getattr(self, "split_starts_", None)
-        if not (starts and self.protocol.startswith("rows_") and isinstance(frame.index, pd.DatetimeIndex)):
+        """The model's protocol for `frame`: the fitted split by rows of dated data (`split_starts_`) starts
+        validation and test at the fitted timestamps in any dated file (one with earlier rows too); any other
+        protocol, or one set after fit, as it reads."""
+        if not self._splits_at_dates(frame):
             return self.protocol
+        starts = self.split_starts_
         index = frame.index
         if index.tz is None and pd.Timestamp(starts[0]).tz is not None:  # fitted in UTC, given without an offset
             index = index.tz_localize(pd.Timestamp(starts[0]).tz)
@@ -95,6 +96,12 @@ class SplitWindows:
                 f"this model's validation starts at {starts[0]} and its test at {starts[1]} (its split by dates), "
                 f"but the data runs from {frame.index[0]} to {frame.index[-1]}: give data that holds both."
             ) from None
+
+    def _splits_at_dates(self, frame: pd.DataFrame) -> bool:
+        """Whether `frame` is split at the fitted timestamps (`_protocol_of`)."""
+        fitted = getattr(self, "fitted_params_", {}).get("protocol")
+        starts = getattr(self, "split_starts_", None)
+        return bool(starts) and self.protocol == fitted and isinstance(frame.index, pd.DatetimeIndex)
 
     def _split_windows(self, X, split: str, batch_size: int):
         """(frame, first row of the split, loader over its scaled windows in order); `_split_rows`' frame."""

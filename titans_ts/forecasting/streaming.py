@@ -79,9 +79,7 @@ class Streaming:
 
     def _online_metrics(self, X, split: str, batch_size: int) -> dict:
         """`evaluate(online=True)`: MSE and MAE of `online_forecasts` over every window of the split."""
-        forecasts = self.online_forecasts(X, split)
-        _, _, loader = self._split_windows(X, split, batch_size)
-        targets = torch.cat([y for _, y in loader]).double().numpy()
+        _, _, forecasts, targets = self._split_predictions(X, split, batch_size, online=True)
         error = forecasts - targets
         return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
 

@@ -26,6 +26,7 @@ _MODULE_OF = {
             "TRAINER_SETTINGS",
             "BestWeights",
             "epoch_number",
+            "epochs_in_words",
             "fit_interruptible",
             "make_trainer",
             "require_finished",

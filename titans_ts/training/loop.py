@@ -313,7 +313,7 @@ def epoch_number(epoch: int | None) -> int | str:
     return "-" if epoch is None else epoch + 1
 
 
-def _epochs(count) -> str:
+def epochs_in_words(count) -> str:
     """A count of epochs in words: "1 epoch", "3 epochs"."""
     return f"{count} epoch{'' if count == 1 else 's'}"
 
@@ -325,18 +325,19 @@ def interrupted_in(record: dict) -> str:
     if finished is None:
         return "interrupted"
     steps = f", {record['steps']} steps" if record.get("steps") is not None else ""
-    return f"interrupted in epoch {finished + 1} ({_epochs(finished)} finished{steps})"
+    return f"interrupted in epoch {finished + 1} ({epochs_in_words(finished)} finished{steps})"
 
 
 def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
     """One line for a run that a budget or an interrupt stopped (None for a normal stop)."""
     reason = record.get("stop_reason")
     best = record.get("best_epoch")
-    kept = f"the best epoch's weights{'' if best is None else f' (epoch {epoch_number(best)})'} are kept"
+    kept = f"the best epoch's weights (epoch {epoch_number(best)}) are kept"
+    kept = "no epoch was validated" if best is None else kept
     if reason == "time_budget":  # the budget ends the epoch it is in (validated, and counted as run)
         return (
-            f"Training stopped at its time budget ({budget_minutes:g} min) after {_epochs(record['epochs_run'])} "
-            f"({record['steps']} steps); {kept}."
+            f"Training stopped at its time budget ({budget_minutes:g} min) after "
+            f"{epochs_in_words(record['epochs_run'])} ({record['steps']} steps); {kept}."
         )
     if reason == "interrupted":
         return f"Training was {interrupted_in(record)}; {kept}."
