@@ -24,7 +24,7 @@ def test_splits_reads_the_columns_fit_reads(tmp_path):
     _plant(tmp_path / "plant.csv")
     args = ["splits", str(tmp_path / "plant.csv"), "--lookback", "48", "--horizon", "12"]
     refused = runner.invoke(ts_app, args)
-    assert refused.exit_code == 2 and "--columns a,b" in refused.stderr  # the advice it gives ...
+    assert refused.exit_code == 2 and "--columns a,b,OT" in refused.stderr  # the advice: its numeric columns ...
     for extra, width in ((["--columns", "a,b"], 2), (["--columns", "a,b", "--target", "OT"], 3)):
         result = runner.invoke(ts_app, [*args, *extra], env={"COLUMNS": "200"})  # ... works
         assert result.exit_code == 0, result.output

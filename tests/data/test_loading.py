@@ -489,6 +489,18 @@ def test_a_long_table_read_as_a_wide_one_is_told_how_to_read_it(tmp_path):
     with pytest.raises(DataValidationError) as wide:
         load_dataset(tmp_path / "wide.csv")
     assert "non-numeric column(s) 'site'" in str(wide.value) and "long-format" not in str(wide.value)
+    # ... also with one timestamp repeated (a clock set back): a repeat is not a long table's
+    stamps = frame["date"].astype(str).tolist()
+    repeated_once = frame.assign(date=stamps[:20] + stamps[19:39], site=["north", "south"] * 20)
+    repeated_once.to_csv(tmp_path / "w2.csv", index=False)
+    with pytest.raises(DataValidationError) as repeated:
+        load_dataset(tmp_path / "w2.csv", columns=["c0", "OT"])
+    assert "long-format" not in str(repeated.value)
+    # M4's ids (M1, M2, ...) read as dates by dateutil: an id column all the same, not a time column
+    m4 = pd.read_csv(tmp_path / "long.csv").assign(id=lambda t: t["id"].map({"s1": "M1", "s2": "M2", "s3": "M3"}))
+    m4.rename(columns={"id": "series"}).to_csv(tmp_path / "m4.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"long=\('series', 'ts', 'y'\)"):
+        load_dataset(tmp_path / "m4.csv")
 
 
 def test_the_time_column_named_among_the_columns_to_read_is_said_to_be_the_index(tmp_path):

@@ -262,19 +262,18 @@ def _long_format_hint(raw: pd.DataFrame) -> str | None:
         text = not pd.api.types.is_numeric_dtype(raw[column])
         return (text or name in ID_NAMES or name.endswith(("_id", " id"))) and not reads_as_timestamps(raw[column])
 
-    times = [column for column in columns if timelike(column) and repeats(column, rows - 1)]
+    times = [column for column in columns if timelike(column) and repeats(column, rows // 2)]  # each time twice
     ids = [column for column in columns if column not in times and idlike(column) and repeats(column, rows // 2)]
     if not times or not ids:
         return None
     id_col, time_col = ids[0], times[0]
     numbers = [c for c in columns if c not in (id_col, time_col) and pd.api.types.is_numeric_dtype(raw[c])]
-    value = numbers[0] if numbers else "VALUE"
-    cli = " ".join(
-        f"{flag} {shlex.quote(str(name))}" for flag, name in zip(LONG_FLAGS, (id_col, time_col, value), strict=True)
-    )
+    names = [repr(str(id_col)), repr(str(time_col)), repr(str(numbers[0])) if numbers else "<its value column>"]
+    flags = [shlex.quote(str(id_col)), shlex.quote(str(time_col)), shlex.quote(str(numbers[0])) if numbers else "VALUE"]
+    cli = " ".join(f"{flag} {name}" for flag, name in zip(LONG_FLAGS, flags, strict=True))
     return (
         f"It looks like a long-format table (one row per series and time): such a table is read with "
-        f"long={(str(id_col), str(time_col), str(value))} (CLI: {cli})."
+        f"long=({', '.join(names)}) (CLI: {cli})."
     )
 
 
@@ -480,8 +479,8 @@ def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFram
         fix = (
             "pass only the numeric ones (df[[...]]), or drop or encode those first (df.drop(columns=[...]))"
             if in_memory
-            else "drop or encode those columns first, or read only the numeric ones (CLI: --columns a,b; "
-            "load_dataset(path, columns=[...]))"
+            else "drop or encode those columns first, or read only the numeric ones (CLI: --columns "
+            f"{','.join(map(str, list(columns)[:_MAX_LISTED])) or 'a,b'}; load_dataset(path, columns=[...]))"
         )
         raise DataValidationError(
             f"{path}: non-numeric column(s) {', '.join(problems[:_MAX_LISTED])}. Every column but the date "

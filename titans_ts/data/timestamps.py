@@ -248,14 +248,16 @@ _OFFSET = r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}:?\d{2})\s*
 
 
 def reads_as_timestamps(column: pd.Series, sample: int = 200) -> bool:
-    """Whether a text column looks like timestamps: each of its first `sample` distinct values has a digit and
-    reads as one (a guess for a message, not a reading: `parse_dates` reads a column)."""
+    """Whether a text column looks like timestamps: each of its first `sample` distinct values is shaped like a
+    date (a 4-digit year, or two numbers joined by - / . or :) and reads as one (a guess for a message, not a
+    reading: `parse_dates` reads a column)."""
     import warnings
 
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return False
     values = pd.Series(column.dropna().astype(str).unique()[:sample])
-    if not len(values) or not values.str.contains(r"\d").all():
+    # a year, or day and month (or hour and minute) side by side: not an id such as M1, which dateutil reads
+    if not len(values) or not values.str.contains(r"\d{4}|\d{1,2}[-/.:]\d{1,2}").all():
         return False
     with warnings.catch_warnings():  # "could not infer format"
         warnings.simplefilter("ignore", UserWarning)
