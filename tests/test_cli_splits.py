@@ -37,12 +37,12 @@ def test_splits_reads_the_columns_fit_reads(tmp_path):
 
 def test_describe_splits_takes_columns_and_target(tmp_path):
     from titans_ts.data import describe_splits
-    from titans_ts.errors import MissingColumnsError
+    from titans_ts.errors import DataValidationError
 
     _plant(tmp_path / "plant.csv")
     path = str(tmp_path / "plant.csv")
     assert describe_splits(path, 48, 12, columns=["a"], target="OT")["columns"] == 2  # the target is read too
     assert describe_splits(path, 48, 12, columns=["a", "b"])["columns"] == 2
     pd.read_csv(path).drop(columns="site").to_csv(path, index=False)
-    with pytest.raises(MissingColumnsError, match=r"target column\(s\) \['zz'\] are not in the data"):
+    with pytest.raises(DataValidationError, match=r"target column\(s\) \['zz'\] are not in the data"):
         describe_splits(path, 48, 12, target=["OT", "zz"])  # as fit refuses it

@@ -341,7 +341,7 @@ def test_what_scikit_learn_users_pass_works_as_python_values_do(series, tmp_path
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["params"]["horizon"] == 12 and config["targets"] == [0]  # numbers, not "12" and "0"
     assert model.score(numbered, numbered[0]) == -model.evaluate()["mse"]
-    from titans_ts.forecasting.inputs import target_names
+    from titans_ts.data.columns import target_names
 
     assert target_names(0) == [0] and target_names({"a": 1, "b": 2}.keys()) == ["a", "b"]
     for seed in (None, -1, 2**32):

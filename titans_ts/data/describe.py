@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from titans_ts.data.columns import input_columns, target_positions
 from titans_ts.data.loading import load_dataset
 from titans_ts.data.protocol import HORIZON, LOOKBACK, protocol_for, split_borders
-from titans_ts.errors import MissingColumnsError
 
 
 def describe_splits(
@@ -24,15 +24,8 @@ def describe_splits(
     it: `columns` the columns to read (default: all; e.g. leave out a text column), the `target` column(s) of a
     wide table always among them. `load_options`: load_dataset's (fill, date_column, long, ...)."""
     protocol_for(dataset, split, split_dates)  # a bad split fails before the file is read
-    targets = [] if target is None else [target] if isinstance(target, str) else list(target)
-    read = None if columns is None else list(dict.fromkeys([*map(str, columns), *map(str, targets)]))
-    frame = load_dataset(dataset, **load_options, columns=read)
-    unknown = [name for name in targets if name not in [str(c) for c in frame.columns]]
-    if unknown:
-        raise MissingColumnsError(
-            f"{dataset}: target column(s) {unknown} are not in the data; its columns are "
-            f"{[str(c) for c in frame.columns][:30]}."
-        )
+    frame = load_dataset(dataset, **load_options, columns=input_columns(columns, target))
+    target_positions(target, frame.columns)  # refused as fit refuses it
     protocol = protocol_for(dataset, split, split_dates, frame.index)
     borders = split_borders(len(frame), lookback, horizon, protocol)
     windows = borders.windows(lookback, horizon)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from titans_ts.data import load_dataset, protocol_for
+from titans_ts.data.columns import input_columns
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
 from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import floors_record
-from titans_ts.forecasting.inputs import target_names
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.quantiles import level_label
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
@@ -184,11 +184,6 @@ def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
     if unknown:
         raise ConfigError(f"column(s) {unknown} are not in the data; its columns are {present}.")
     return frame.set_axis(present, axis=1)[wanted]
-
-
-def input_columns(columns, target=None) -> list | None:
-    """The columns read as inputs: `columns` and the `target` column(s), once each; None (all) without columns."""
-    return None if columns is None else list(dict.fromkeys([*columns, *target_names(target)]))
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:

@@ -9,13 +9,14 @@ import pandas as pd
 import torch
 
 from titans_ts.data import StandardScaler, make_splits
+from titans_ts.data.columns import target_positions
 from titans_ts.errors import DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
 from titans_ts.forecasting.evaluation import SplitWindows
 from titans_ts.forecasting.floors import Floors, floors_record, season_steps
-from titans_ts.forecasting.inputs import as_frame, fitted_columns, saved_label, target_positions
+from titans_ts.forecasting.inputs import as_frame, fitted_columns, saved_label
 from titans_ts.forecasting.long_memory import LongMemoryConfig
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.quantile_outputs import QuantileOutputs

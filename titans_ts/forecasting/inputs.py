@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
 
 from titans_ts.data import validate_frame
 from titans_ts.data.loading import DATE_NAMES
 from titans_ts.data.timestamps import parse_dates
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import DataValidationError
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
@@ -64,31 +62,6 @@ def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
     column = (dated or named)[0]
     times = frame[column] if dated else parse_dates(frame[column], "the input data", str(column))
     return frame.drop(columns=[column]).set_axis(pd.DatetimeIndex(times, name=str(column)), axis=0)
-
-
-def target_names(target) -> list:
-    """The `target` parameter (None, a column name, or a list of them) as a list of names (a name may be a
-    number: a frame's column 0)."""
-    if target is None:
-        return []
-    return [target] if isinstance(target, str) or not isinstance(target, Iterable) else list(target)
-
-
-def target_positions(target, columns) -> list[int] | None:
-    """Positions of the `target` column(s) among `columns`; None when every column is a target."""
-    if target is None:
-        return None
-    names = target_names(target)
-    columns = [str(c) for c in columns]
-    unknown = [t for t in names if str(t) not in columns]
-    if not names or unknown:
-        raise DataValidationError(
-            f"target column(s) {unknown or names} are not in the data; its columns are {columns}."
-        )
-    if len(set(names)) != len(names):
-        raise ConfigError(f"target lists a column twice: {names}.")
-    positions = [columns.index(str(t)) for t in names]
-    return None if sorted(positions) == list(range(len(columns))) and positions == sorted(positions) else positions
 
 
 def saved_label(label):

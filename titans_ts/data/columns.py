@@ -1,0 +1,38 @@
+"""Which columns of a series are read and which are forecast: `columns` to read, the `target` column(s) among
+them (the others are covariates). Shared by fitting (forecasting/) and showing the split (`describe_splits`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from titans_ts.errors import ConfigError, DataValidationError
+
+
+def target_names(target) -> list:
+    """The `target` parameter (None, a column name, or a list of them) as a list of names (a name may be a
+    number: a frame's column 0)."""
+    if target is None:
+        return []
+    return [target] if isinstance(target, str) or not isinstance(target, Iterable) else list(target)
+
+
+def target_positions(target, columns) -> list[int] | None:
+    """Positions of the `target` column(s) among `columns`; None when every column is a target."""
+    if target is None:
+        return None
+    names = target_names(target)
+    columns = [str(c) for c in columns]
+    unknown = [t for t in names if str(t) not in columns]
+    if not names or unknown:
+        raise DataValidationError(
+            f"target column(s) {unknown or names} are not in the data; its columns are {columns}."
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"target lists a column twice: {names}.")
+    positions = [columns.index(str(t)) for t in names]
+    return None if sorted(positions) == list(range(len(columns))) and positions == sorted(positions) else positions
+
+
+def input_columns(columns, target=None) -> list | None:
+    """The columns read as inputs: `columns` and the `target` column(s), once each; None (all) without columns."""
+    return None if columns is None else list(dict.fromkeys([*columns, *target_names(target)]))
