@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genomics.stem import ConvStem
-from genomics.tokenizer import PAD_ID, VOCAB_SIZE
+from genomics.tokenizer import NUCLEOTIDES, PAD_ID, VOCAB_SIZE
 from titans_ts.errors import ConfigError, is_integer
 from titans_ts.memory import make_block
 
@@ -157,9 +157,18 @@ class DNALanguageModel(nn.Module):
         return self.head(features[:, :-1] + context)
 
     def loss(self, ids: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy (nats) of predicting ids[:, 1:], pads ignored."""
+        """Mean cross-entropy (nats per base) of predicting the bases of ids[:, 1:] (`summed_loss`)."""
+        total, bases = self.summed_loss(ids)
+        return total / bases.clamp_min(1)
+
+    def summed_loss(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed cross-entropy in nats, how many targets it sums) of predicting ids[:, 1:]: A, C, G and T only.
+        Pads are no target, and neither is N: a genome's gaps are runs of N that a model learns to continue at
+        almost no cost, which would pass for skill at predicting bases."""
         logits = self(ids)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID)
+        targets = ids[:, 1:].masked_fill(ids[:, 1:] == NUCLEOTIDES["N"], PAD_ID).reshape(-1)
+        total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, ignore_index=PAD_ID, reduction="sum")
+        return total, (targets != PAD_ID).sum()
 
 
 class DNASequenceClassifier(nn.Module):

@@ -62,8 +62,9 @@ def shares_kmer(window: str, forbidden: np.ndarray, k: int = 32) -> bool:
 MIN_WINDOW = 64  # bases: a shorter tail of a record is dropped
 
 
-def corpus_windows(paths, window: int = 1024) -> list[str]:
-    """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases is dropped. A
+def corpus_windows(paths, window: int = 1024, drop_gaps: bool = True) -> list[str]:
+    """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases, and a window with fewer
+    than MIN_WINDOW bases that are not N (an assembly gap), are dropped. A
     character that is not a nucleotide code is an error naming its file, record and position, before any work."""
     windows = []
     for path in paths:
@@ -71,12 +72,25 @@ def corpus_windows(paths, window: int = 1024) -> list[str]:
             if sequence:  # an empty record gives no window
                 check_bases(sequence, f"{path}: record {name!r}")
             for start in range(0, len(sequence), window):
-                piece = sequence[start : start + window]
-                if len(piece) >= MIN_WINDOW:
-                    windows.append(piece.upper())
+                piece = sequence[start : start + window].upper()
+                gap = drop_gaps and len(piece) - piece.count("N") < MIN_WINDOW  # an assembly gap, runs of N
+                if len(piece) >= MIN_WINDOW and not gap:
+                    windows.append(piece)
     if not windows:
         raise ConfigError(f"no sequence windows of at least {MIN_WINDOW} bases in {list(map(str, paths))}.")
     return windows
+
+
+def split_corpus(corpus, window, evaluation_sequences, k: int, held_out: float, seed: int, drop_gaps: bool = True):
+    """(every window, those kept by the leakage filter, the training windows, the held-out windows) of `corpus`:
+    the held-out share drawn by `seed` from the kept windows. drop_gaps=False keeps gap windows, as runs before
+    they were dropped did (to score their held-out windows again)."""
+    windows = corpus_windows(corpus, window, drop_gaps)
+    forbidden = evaluation_kmers(list(evaluation_sequences), k)
+    kept = [w for w in windows if not shares_kmer(w, forbidden, k)]
+    order = np.random.default_rng(seed).permutation(len(kept))
+    n_val = max(1, int(held_out * len(kept)))
+    return windows, kept, [kept[i] for i in order[n_val:]], [kept[i] for i in order[:n_val]]
 
 
 def load_language_model(path) -> tuple[DNAModelConfig, dict, dict]:
@@ -137,15 +151,8 @@ def pretrain(
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
     started = time.time()
-    windows = corpus_windows(corpus, window)
-    forbidden = evaluation_kmers(list(evaluation_sequences), k)
-    kept = [w for w in windows if not shares_kmer(w, forbidden, k)]
+    windows, kept, train_windows, val_windows = split_corpus(corpus, window, evaluation_sequences, k, held_out, seed)
     dropped = len(windows) - len(kept)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(kept))
-    n_val = max(1, int(held_out * len(kept)))
-    val_windows = [kept[i] for i in order[:n_val]]
-    train_windows = [kept[i] for i in order[n_val:]]
     if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
         filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
         raise ConfigError(

@@ -147,3 +147,14 @@ def test_a_character_that_is_not_dna_is_named_by_file_record_and_position_before
     with pytest.raises(SequenceError, match=r"c\.fa: record 'second': character 'Z' at position 161 is not"):
         pretrain([tmp_path / "c.fa"], tmp_path / "run", config=TINY, window=64, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gap_of_ns_gives_no_training_or_held_out_window(tmp_path):
+    """A genome's assembly gaps (runs of N) were windows like any other, trained on and scored."""
+    from genomics.pretraining import MIN_WINDOW, corpus_windows
+
+    real = "ACGT" * 64
+    (tmp_path / "g.fa").write_text(f">chr\n{real}{'N' * 512}{real[:200]}{'N' * 60}\n")
+    windows = corpus_windows([tmp_path / "g.fa"], window=256)
+    assert windows == [real, real[:200] + "N" * 56]  # the two windows of the gap are gone, and the Ns' tail
+    assert all(len(w) - w.count("N") >= MIN_WINDOW for w in windows)
