@@ -160,6 +160,8 @@ chunk {c["chunk_size"]}. Produced by `experiments/genomics/pretrain_small.py` (s
   on {r["device"]}.
 - Held-out: {r["held_out_windows"]} windows (5%, drawn at random before training):
   **{r["held_out_bits_per_base"]:.3f} bits per base** (2.0 would be a uniform guess over A/C/G/T).
+<!-- bases only: written by experiments/genomics/pretrain_rescore.py -->
+<!-- /bases only -->
 <!-- downstream: written by experiments/genomics/cv.py -->
 - Downstream: see experiments/results/genomics_cv.md (pretrained against scratch, same recipe).
 <!-- /downstream -->
