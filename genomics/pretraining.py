@@ -15,7 +15,7 @@ import numpy as np
 from genomics.data.files import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from genomics.tokenizer import check_bases
-from titans_ts.errors import ConfigError, is_integer
+from titans_ts.errors import ConfigError, budget_problems, is_integer, refuse
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -143,6 +143,7 @@ def pretrain(
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     if not is_integer(epochs) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
+    refuse(budget_problems(max_minutes, checkpoint_every))
     if not is_integer(window) or window < MIN_WINDOW:
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made
@@ -197,6 +198,12 @@ def pretrain(
         checkpoint_minutes=checkpoint_every,
     )
     val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
+    if val_nats is None or not math.isfinite(val_nats):  # no epoch validated: no score, and no pretrained model
+        raise ConfigError(
+            f"training stopped ({training['stop_reason']}) before its first epoch was validated, so there is no "
+            f"held-out score and no model was saved in {out}: give it more time (--max-minutes) or fewer windows "
+            "(--window, a smaller corpus)."
+        )
     report = {
         "format": "titans-ts dna language model",
         "titans_ts_version": __version__,

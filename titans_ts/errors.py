@@ -91,8 +91,16 @@ def training_problems(params: dict) -> list[str]:
     problems += seed_problems(params["seed"])
     if not (is_real(params["lr"]) and params["lr"] > 0):
         problems.append(f"lr={params['lr']!r} (positive)")
-    if params["max_minutes"] is not None and not (is_real(params["max_minutes"]) and params["max_minutes"] > 0):
-        problems.append(f"max_minutes={params['max_minutes']!r} (positive, or None for no budget)")
+    return problems + budget_problems(params["max_minutes"], params.get("checkpoint_minutes"))
+
+
+def budget_problems(max_minutes, checkpoint_minutes=None) -> list[str]:
+    """A time budget or a checkpoint interval that is not a positive number of minutes (None: none)."""
+    problems = []
+    if max_minutes is not None and not (is_real(max_minutes) and max_minutes > 0):
+        problems.append(f"max_minutes={max_minutes!r} (positive, or None for no budget)")
+    if checkpoint_minutes is not None and not (is_real(checkpoint_minutes) and checkpoint_minutes > 0):
+        problems.append(f"checkpoint_minutes={checkpoint_minutes!r} (positive, or None to checkpoint every epoch only)")
     return problems
 
 

@@ -158,3 +158,18 @@ def test_a_gap_of_ns_gives_no_training_or_held_out_window(tmp_path):
     windows = corpus_windows([tmp_path / "g.fa"], window=256)
     assert windows == [real, real[:200] + "N" * 56]  # the two windows of the gap are gone, and the Ns' tail
     assert all(len(w) - w.count("N") >= MIN_WINDOW for w in windows)
+
+
+def test_a_budget_that_validates_no_epoch_saves_no_model(corpus, tmp_path):
+    """--max-minutes -1 saved an untrained model scored inf bits per base (exit 0); 0 trained without a budget."""
+    path, _ = corpus
+    options = dict(config=TINY, window=128, batch_size=8, progress=False)
+    for minutes in (-1, 0, float("nan")):
+        with pytest.raises(ConfigError, match=r"max_minutes=.* \(positive, or None for no budget\)"):
+            pretrain([path], tmp_path / "bad", max_minutes=minutes, **options)
+    with pytest.raises(ConfigError, match=r"checkpoint_minutes=0 \(positive"):
+        pretrain([path], tmp_path / "bad", checkpoint_every=0, **options)
+    assert not (tmp_path / "bad").exists()  # refused before any folder is made
+    with pytest.raises(ConfigError, match="before its first epoch was validated, so there is no held-out score"):
+        pretrain([path], tmp_path / "short", max_minutes=1e-9, **options)
+    assert not (tmp_path / "short" / "model.safetensors").exists()
