@@ -82,6 +82,15 @@ def test_titans_ptf_needs_a_fixed_encoder_length(panel):
         TitansPTF.from_dataset(training)
 
 
+@pytest.mark.parametrize("variant", ["dlinear", "naive", "seasonal_naive"])
+def test_a_variant_that_is_not_the_backbone_is_refused_saying_which_are(panel, variant):
+    """dlinear and naive raised a bare ValueError of the memory's blocks; seasonal_naive asked for season=,
+    which TitansPTF does not take."""
+    training, _ = _datasets(panel)
+    with pytest.raises(ConfigError, match=rf"variant='{variant}'; it wraps the SiMBA backbone, so one of \('lmm'"):
+        TitansPTF.from_dataset(training, variant=variant)
+
+
 def test_its_defaults_are_the_estimators():
     import inspect
 

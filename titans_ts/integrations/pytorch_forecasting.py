@@ -28,7 +28,7 @@ from pytorch_forecasting.models import BaseModel
 
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.defaults import ESTIMATOR
-from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
+from titans_ts.forecasting.model import TOKENIZED, ForecastConfig, SimbaForecaster
 from titans_ts.forecasting.quantiles import QuantileForecaster, level_problems, levels_of, median_index
 
 
@@ -47,6 +47,11 @@ class TitansPTF(BaseModel):
         dropout: float = ESTIMATOR["dropout"],
         **kwargs,
     ):
+        if variant not in TOKENIZED:  # dlinear and the naive forecasts are not the backbone this wraps
+            raise ConfigError(
+                f"TitansPTF: variant={variant!r}; it wraps the SiMBA backbone, so one of {TOKENIZED}. For DLinear or "
+                "a naive forecast use TitansForecaster(variant=...), or pytorch-forecasting's own Baseline."
+            )
         self.save_hyperparameters()
         kwargs.setdefault("loss", MAE())
         super().__init__(**kwargs)
