@@ -18,7 +18,6 @@ from genomics.data.files import (
     read_fasta_with_labels,
     read_unlabelled_csv,
     separator,
-    sniff,
 )
 from genomics.data.labelled import (
     LabelledSequences,
@@ -46,7 +45,7 @@ def load_labelled(source: str, labels=None):
     # any other file is FASTA, as in predict
     if path.suffix.lower() in (".fa", ".fasta", ".fna", ".gz") or path.is_file():
         if labels is None:
-            sniff(path)  # a binary file (a workbook, ...) is named as such, not called FASTA
+            read_fasta(path)  # not FASTA after all (a workbook, FASTQ, no '>' header): named as what it is
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
     if labels is not None:

@@ -239,10 +239,12 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
     (tmp_path / "t.fa").write_text("seq\tlabel\nACGT\ta\n")  # a table in a file named as FASTA
     (tmp_path / "l.csv").write_text("name,label\na,x\n")
     (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00")
+    (tmp_path / "reads.fq").write_text("@r1\nACGT\n+\nIIII\n")
     cases = [
         (["finetune", "enhancer_con"], "Did you mean"),
         (["finetune", str(tmp_path / "s.fa")], "pass its labels"),
         (["finetune", str(tmp_path / "book.xlsx")], "book.xlsx: not a text FASTA/CSV file (it looks like a zip"),
+        (["finetune", str(tmp_path / "reads.fq")], "this looks like FASTQ"),  # not "is FASTA: pass its labels"
         (
             ["finetune", "enhancer_cohn", "--protocol", "official"],
             "could not download the official split",
