@@ -119,6 +119,9 @@ def finetune(
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
     from genomics.api import finetune_chosen
 
+    def announce(fold: int, folds: int, train: int, test: int) -> None:
+        console.print(f"Fold {fold + 1} of {folds} (cross-validation): training on {train} sequences, scoring {test}.")
+
     result = finetune_chosen(
         dataset,
         protocol=protocol,
@@ -142,6 +145,7 @@ def finetune(
         batch_size=batch_size,
         lr=lr,
         train_crop=train_crop,
+        on_fold=announce,
     )
     from titans_ts.distributed import is_main_process
 

@@ -63,10 +63,12 @@ def finetune(
     overwrite: bool = False,
     resume: bool = False,
     checkpoint_every: float | None = None,
+    on_fold=None,
     **params,
 ) -> dict:
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
+    on_fold(fold, folds, train_sequences, test_sequences): called (on rank 0) as each fold's training starts.
     params: DNAClassifier's parameters, device="auto" | "cpu" | "cuda" among them.
     Checkpoints go to `out/checkpoints`: each fold's training (every validated epoch, and every
     `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
@@ -84,6 +86,12 @@ def finetune(
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
     own = load_labelled(dataset, labels)
+    if own is not None and protocol == "official":
+        raise ConfigError(
+            f"{dataset} is your own data: it has no official train/test split. Use --protocol cv (the default for "
+            "your data: stratified k-fold cross-validation), or fine-tune on one file and evaluate on another "
+            "(titans-dna evaluate)."
+        )
     if own is not None:
         if len(own.classes) < 2:
             raise DataValidationError(
@@ -133,6 +141,8 @@ def finetune(
                 first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
                 continue
             fold_train, fold_test = data.subset(train_index), data.subset(test_index)
+            if on_fold is not None and main:
+                on_fold(index, folds, len(fold_train), len(fold_test))
             model, again = classifier(f"fold{index}")
             model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
             fold_results.append(

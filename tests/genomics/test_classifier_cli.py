@@ -181,6 +181,10 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     assert "cross-validation" in result.output and "mean ± std" in result.output
     printed = " ".join(result.output.split())
     assert "Protocol: stratified 2-fold cross-validation - your data (" in printed and printed.count("-fold") == 1
+    for fold in (1, 2):  # each fold says it starts (minutes of training bars, told apart)
+        assert f"Fold {fold} of 2 (cross-validation): training on 20 sequences, scoring 20." in printed
+    official = runner.invoke(app, ["finetune", str(folder / "toy.csv"), "--protocol", "official"])
+    assert official.exit_code == 2 and "your own data: it has no official train/test split" in official.stderr
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
     assert len(metrics["folds"]) == 2 and 0 <= metrics["accuracy"] <= 1
     predicted = runner.invoke(
