@@ -144,7 +144,14 @@ def finetune(
             if on_fold is not None and main:
                 on_fold(index, folds, len(fold_train), len(fold_test))
             model, again = classifier(f"fold{index}")
-            model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
+            try:
+                model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
+            except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
+                kept = f"the {index} finished fold(s) are kept" if index else "no fold had finished"
+                raise KeyboardInterrupt(
+                    f"{exc} (fold {index + 1} of {folds}; {kept} in {checkpoints}: the same command with --resume "
+                    "goes on)"
+                ) from None
             fold_results.append(
                 {
                     "fold": index,

@@ -443,6 +443,17 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     assert metrics["complete"] is False and metrics["accuracy_std"] is None
     assert metrics["accuracy"] == metrics["folds"][0]["accuracy"]
 
+    def fit_stopped_before_fold1_validated(self, *args, **kwargs):
+        if str(self.checkpoint_dir).endswith("fold1"):
+            raise KeyboardInterrupt("training was interrupted before its first validated epoch: nothing to keep")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DNAClassifier, "fit", fit_stopped_before_fold1_validated)
+    result = runner.invoke(app, [*args, "--folds", "2", "--out", str(folder / "early")], env={"COLUMNS": "300"})
+    said = " ".join(result.output.split())  # "nothing to keep" alone hid the finished fold 0
+    assert result.exit_code == 130 and "(fold 2 of 2; the 1 finished fold(s) are kept in" in said, said
+    assert "the same command with --resume goes on" in said
+
 
 def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys, tmp_path):
     """Reading many bases (both strands counted) shows a progress bar on stderr, but not on a pipe, with

@@ -100,18 +100,22 @@ def run_benchmark(
         record, reused = done.get(name), name in done
         if not reused:
             out = models_dir / name.removesuffix(".json")
-            record = fit_dataset(
-                dataset,
-                horizon=horizon,
-                lookback=request["lookback"],
-                out=out,
-                overwrite=True,  # the run's JSON, not its model folder, marks a finished run
-                # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
-                resume=latest_checkpoint(out / "checkpoints") is not None,
-                **data,
-                **options,
-            )
-            require_finished(record["history"], name)
+            try:
+                record = fit_dataset(
+                    dataset,
+                    horizon=horizon,
+                    lookback=request["lookback"],
+                    out=out,
+                    overwrite=True,  # the run's JSON, not its model folder, marks a finished run
+                    # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
+                    resume=latest_checkpoint(out / "checkpoints") is not None,
+                    **data,
+                    **options,
+                )
+                require_finished(record["history"], name)
+            except KeyboardInterrupt as exc:  # say what the benchmark kept, and how to go on
+                kept = f"the {len(records)} finished run(s) are kept in {runs_dir}" if records else "none had finished"
+                raise KeyboardInterrupt(f"{exc} ({name}; {kept}: run the same command again to go on)") from None
             record.update({"model": model, "request": request, **(extra or {})})
             runs_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(runs_dir / name, json.dumps(record, indent=1, default=json_value))
