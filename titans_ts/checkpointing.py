@@ -198,9 +198,9 @@ def check_run_folder(out, overwrite: bool, resume: bool) -> None:
         check_out_folder(out, overwrite)
     elif holds_checkpoints(out / "checkpoints"):
         return
-    elif (out / "metrics.json").is_file():
+    elif any((out / name).is_file() for name in ("metrics.json", "model.safetensors")):  # pretrain writes no metrics
         raise ConfigError(
-            f"nothing to resume: the run in {out} finished (its metrics.json is there, and a finished run keeps no "
+            f"nothing to resume: the run in {out} finished (its results are there, and a finished run keeps no "
             "checkpoints). Start it again with --overwrite, or give another --out."
         )
     else:  # titans-dna's folds would each start afresh, without a word

@@ -77,6 +77,9 @@ def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkey
     resumed = pretrain([path], tmp_path / "cut", resume=True, **options)
     assert resumed["held_out_bits_per_base"] == whole["held_out_bits_per_base"]
     assert resumed["training"]["epochs_run"] == 3 and not (tmp_path / "cut" / "checkpoints").exists()
+    # a finished pretraining (a model, no metrics.json) has nothing to resume: said so, with --overwrite
+    with pytest.raises(ConfigError, match=r"nothing to resume: the run in .*cut finished.*--overwrite"):
+        pretrain([path], tmp_path / "cut", resume=True, **options)
 
 
 def test_pretraining_drops_what_the_excluded_tasks_hold(monkeypatch, tmp_path):
