@@ -60,7 +60,12 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
         (["--seeds", "a"], "e.g. 0,1,2"),
         (["--seeds", "0,0"], "seeds=[0, 0] gives [0] more than once"),
         (["--models", "naive,naive"], "models=['naive', 'naive'] gives ['naive'] more than once"),
-        (["--models", "naive,dlinear", "--epochs", "0"], "--epochs 0 (at least 1"),  # before naive is written
+        (  # before naive is written
+            ["--models", "naive,dlinear", "--epochs", "0", "--horizons", "12", "--lookback", "24"],
+            "--epochs 0 (at least 1",
+        ),
+        # a horizon the data is too short for: refused before the runs of the others (12 ran, then 400 failed)
+        (["--models", "naive", "--horizons", "12,400", "--lookback", "24"], "too short"),
     ]
     for extra, message in cases:
         result = runner.invoke(app, [*base, *extra])

@@ -60,6 +60,7 @@ def run_benchmark(
     extra: fields added to each new record (e.g. the git commit of an experiment script).
     """
     from titans_ts.checkpointing import latest_checkpoint
+    from titans_ts.data.protocol import split_borders
     from titans_ts.forecasting.api import fit_dataset
     from titans_ts.forecasting.settings import dataset_label, resolve_fit
     from titans_ts.training import require_finished
@@ -89,12 +90,15 @@ def run_benchmark(
                 name = run_name(label, model, horizon, seed)
                 plan.append((name, model, horizon, options, asked(identity, horizon, lookbacks[model], options)))
     done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
+    index = None
     for name, _, horizon, options, request in plan:  # every run checked before any runs
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
         else:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
             split = {k: data.get(k) for k in ("split", "split_dates")}
-            resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
+            settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
+            index = read_index(dataset, data, params) if index is None else index
+            split_borders(len(index), request["lookback"], horizon, settings.protocol(index))  # long enough
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
