@@ -202,11 +202,12 @@ def test_the_benchmark_and_the_experiments_report_the_model_itself(monkeypatch, 
 
     def fit_dataset(dataset, **params):
         given.update(params)
-        raise KeyboardInterrupt  # stop before any data is read
+        raise KeyboardInterrupt  # stop before any training
 
     monkeypatch.setattr(api, "fit_dataset", fit_dataset)
+    write_series(tmp_path / "mine.csv", rows=600)  # long enough for every run's windows (checked first)
     with pytest.raises(KeyboardInterrupt):
-        run_benchmark("mine.csv", tmp_path, horizons=[12], models=["lmm"], fallback="auto")
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "runs", horizons=[12], models=["lmm"], fallback="auto")
     assert given["fallback"] == "off"
     root = Path(__file__).resolve().parents[2] / "experiments" / "forecasting"
     for script in ("search.py", "online.py"):  # grid.py runs run_benchmark
