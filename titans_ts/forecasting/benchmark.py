@@ -10,6 +10,7 @@ its numbers are the model's own, never those of a floor forecasting in its place
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from collections.abc import Callable
@@ -78,9 +79,10 @@ def run_benchmark(
     unknown = sorted(set(data) - set(DATA_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown data option(s) {unknown}; they are {list(DATA_OPTIONS)}.")
+    index = functools.cache(lambda: read_index(dataset, data, params))  # the data read once, when needed
     lookbacks = {model: lookback for model in models}
     if "seasonal_naive" in models:
-        lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, read_index(dataset, data, params))
+        lookbacks["seasonal_naive"] = seasonal_naive_lookback(lookback, index())
     identity, plan = data_identity(dataset, data), []
     for seed in seeds:  # seed 0 of every model and horizon first
         for horizon in horizons:
@@ -90,15 +92,13 @@ def run_benchmark(
                 name = run_name(label, model, horizon, seed)
                 plan.append((name, model, horizon, options, asked(identity, horizon, lookbacks[model], options)))
     done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
-    index = None
     for name, _, horizon, options, request in plan:  # every run checked before any runs
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
         else:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
             split = {k: data.get(k) for k in ("split", "split_dates")}
             settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
-            index = read_index(dataset, data, params) if index is None else index
-            split_borders(len(index), request["lookback"], horizon, settings.protocol(index))  # long enough
+            split_borders(len(index()), request["lookback"], horizon, settings.protocol(index()))  # long enough
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done

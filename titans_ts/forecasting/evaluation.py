@@ -43,10 +43,9 @@ class SplitWindows:
             from titans_ts.forecasting import history_mode
 
             return history_mode.split_predictions(self, X, split, online=online, batch_size=batch_size)
-        frame, start, loader = self._split_windows(X, split, batch_size)
         if online:
-            targets = np.concatenate([y.double().numpy() for _, y in loader])
-            return frame, start, self.online_forecasts(X, split), targets
+            return self._stream_split(X, split)
+        frame, start, loader = self._split_windows(X, split, batch_size)
         device = self._device()
         forecaster = self._forecaster().to(device).eval()  # the model, or the floor that replaced it (fallback)
         predictions, targets = [], []

@@ -66,16 +66,21 @@ class Streaming:
             from titans_ts.forecasting import history_mode
 
             return history_mode.split_predictions(self, X, split, online=True)[2]
+        return self._stream_split(X, split)[2]
+
+    def _stream_split(self, X, split: str):
+        """(frame, first row of the split, forecasts, targets) of the split's windows forecast as a stream."""
         self._check_streamable()
-        _, _, loader = self._split_windows(X, split, batch_size=1)
+        frame, start, loader = self._split_windows(X, split, batch_size=1)
         device = self._device()
         self.model_.to(device).eval()
-        forecasts, state = [], None
+        forecasts, targets, state = [], [], None
         with torch.no_grad():
-            for x, _ in loader:
+            for x, y in loader:
                 forecast, state, _ = self._stream_step(x.to(device), state)
                 forecasts.append(forecast[0].double().cpu().numpy())
-        return np.stack(forecasts)
+                targets.append(y[0].double().numpy())
+        return frame, start, np.stack(forecasts), np.stack(targets)
 
     def _online_metrics(self, X, split: str, batch_size: int) -> dict:
         """`evaluate(online=True)`: MSE and MAE of `online_forecasts` over every window of the split."""
