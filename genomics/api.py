@@ -18,6 +18,7 @@ from genomics.data.files import (
     read_fasta_with_labels,
     read_unlabelled_csv,
     separator,
+    sniff,
 )
 from genomics.data.labelled import (
     LabelledSequences,
@@ -45,7 +46,8 @@ def load_labelled(source: str, labels=None):
     # any other file is FASTA, as in predict
     if path.suffix.lower() in (".fa", ".fasta", ".fna", ".gz") or path.is_file():
         if labels is None:
-            read_fasta(path)  # not FASTA after all (a workbook, FASTQ, no '>' header): named as what it is
+            if not sniff(path).first_line.startswith(">"):  # not FASTA after all (FASTQ, no header, ...):
+                read_fasta(path)  # names what it is, at the line that shows it
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
     if labels is not None:
@@ -86,12 +88,6 @@ def finetune(
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
     own = load_labelled(dataset, labels)
-    if own is not None and protocol == "official":
-        raise ConfigError(
-            f"{dataset} is your own data: it has no official train/test split. Use --protocol cv (the default for "
-            "your data: stratified k-fold cross-validation), or fine-tune on one file and evaluate on another "
-            "(titans-dna evaluate)."
-        )
     if own is not None:
         if len(own.classes) < 2:
             raise DataValidationError(
@@ -107,10 +103,14 @@ def finetune(
         data, train, test = task.labelled, task.train, task.test
     chosen = available if protocol == "auto" else protocol
     if chosen == "official" and available != "official":
-        raise ConfigError(
-            f"{task_name}: the official train/test split is not available here ({note}). "
-            "Use --protocol cv, or put the full data in ~/.genomic_benchmarks/."
+        where = (
+            "your own data: it has no official train/test split. Use --protocol cv, or fine-tune on one file and "
+            "evaluate on another (titans-dna evaluate)"
+            if own is not None
+            else f"the official train/test split is not available here ({note}). Use --protocol cv, or put the "
+            "full data in ~/.genomic_benchmarks/"
         )
+        raise ConfigError(f"{task_name}: {where}.")
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
     trained_on = training_record(task_name, chosen, train if data is None else data)

@@ -62,6 +62,11 @@ def shares_kmer(window: str, forbidden: np.ndarray, k: int = 32) -> bool:
 MIN_WINDOW = 64  # bases: a shorter tail of a record is dropped
 
 
+def is_gap(window: str) -> bool:
+    """A window of an assembly gap: fewer than MIN_WINDOW of its bases are not N."""
+    return len(window) - window.count("N") < MIN_WINDOW
+
+
 def corpus_windows(paths, window: int = 1024, drop_gaps: bool = True) -> list[str]:
     """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases, and a window with fewer
     than MIN_WINDOW bases that are not N (an assembly gap), are dropped. A
@@ -73,8 +78,7 @@ def corpus_windows(paths, window: int = 1024, drop_gaps: bool = True) -> list[st
                 check_bases(sequence, f"{path}: record {name!r}")
             for start in range(0, len(sequence), window):
                 piece = sequence[start : start + window].upper()
-                gap = drop_gaps and len(piece) - piece.count("N") < MIN_WINDOW  # an assembly gap, runs of N
-                if len(piece) >= MIN_WINDOW and not gap:
+                if len(piece) >= MIN_WINDOW and not (drop_gaps and is_gap(piece)):
                     windows.append(piece)
     if not windows:
         raise ConfigError(f"no sequence windows of at least {MIN_WINDOW} bases in {list(map(str, paths))}.")

@@ -12,6 +12,7 @@ Writes experiments/results/genomics_pretrain_rescore.{json,md}. No training; abo
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -64,7 +65,7 @@ def main() -> None:
     from genomics.api import leakage_sequences
     from genomics.classifier import pretrained_path
     from genomics.model import DNALanguageModel
-    from genomics.pretraining import MIN_WINDOW, load_language_model, split_corpus
+    from genomics.pretraining import is_gap, load_language_model, pretrain, split_corpus
     from titans_ts.io import atomic_write_text
 
     config = json.loads(Path(sys.argv[1]).read_text())
@@ -75,9 +76,11 @@ def main() -> None:
     model.eval()
     corpus = sorted((ROOT / config["corpus"]).glob("*.fa*"))
     evaluation = leakage_sequences(config["exclude"])
-    held_out = split_corpus(corpus, config["window"], evaluation, 32, 0.05, shipped["seed"], drop_gaps=False)[3]
-    gaps = [w for w in held_out if len(w) - w.count("N") < MIN_WINDOW]
-    without_gaps = [w for w in held_out if len(w) - w.count("N") >= MIN_WINDOW]
+    defaults = inspect.signature(pretrain).parameters  # pretrain_small.py runs with pretrain's k and held_out
+    k, share = shipped["leakage_filter"]["k"], defaults["held_out"].default
+    held_out = split_corpus(corpus, config["window"], evaluation, k, share, shipped["seed"], drop_gaps=False)[3]
+    gaps = [w for w in held_out if is_gap(w)]
+    without_gaps = [w for w in held_out if not is_gap(w)]
     record = {
         "weights": "genomics/weights/titans-dna-small",
         "recorded_bits_per_base": shipped["held_out_bits_per_base"],
