@@ -308,6 +308,8 @@ def test_stop_lines_count_epochs_as_they_were():
     )
     assert "interrupted in epoch 4 (3 epochs finished);" in stop_note({"stop_reason": "interrupted", "epochs_run": 3})
     assert stop_note({"stop_reason": "max_epochs", "epochs_run": 3}) is None
+    one_step = {"stop_reason": "time_budget", "epochs_run": 1, "steps": 1, "best_epoch": 0}
+    assert "after 1 epoch (1 step);" in stop_note(one_step, 1)  # it said "(1 steps)"
 
 
 def test_an_interrupted_run_is_not_recorded_and_says_where_it_stopped():

@@ -1,5 +1,6 @@
 """Which columns of a series are read and which are forecast: `columns` to read, the `target` column(s) among
-them (the others are covariates). Shared by fitting (forecasting/) and showing the split (`describe_splits`)."""
+them (the others are covariates), and `read_as_fit`, the one reading of a dataset that fitting
+(forecasting/), showing the split (`describe_splits`) and the benchmark's checks share."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def target_positions(target, columns) -> list[int] | None:
 def input_columns(columns, target=None) -> list | None:
     """The columns read as inputs: `columns` and the `target` column(s), once each; None (all) without columns."""
     return None if columns is None else list(dict.fromkeys([*columns, *target_names(target)]))
+
+
+def read_as_fit(dataset: str, columns=None, target=None, **read):
+    """`dataset` read as fit reads it: the `columns` given (all when None) in their order, then the `target`
+    column(s) not among them, named as text; a target the data lacks is refused. `read`: load_dataset's options
+    (data_dir, fill, date_column, long, ...)."""
+    from titans_ts.data.loading import load_dataset  # pandas' readers only when a file is read
+
+    wanted = input_columns(columns, target)
+    frame = load_dataset(dataset, **read, columns=wanted)
+    if wanted is not None:  # the reader keeps the file's order; the inputs are in the order asked
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)[[str(c) for c in wanted]]
+    target_positions(target, frame.columns)
+    return frame

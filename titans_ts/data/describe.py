@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from titans_ts.data.columns import input_columns, target_positions
-from titans_ts.data.loading import load_dataset
+from titans_ts.data.columns import read_as_fit
 from titans_ts.data.protocol import HORIZON, LOOKBACK, protocol_for, split_borders
 
 
@@ -24,8 +23,7 @@ def describe_splits(
     it: `columns` the columns to read (default: all; e.g. leave out a text column), the `target` column(s) of a
     wide table always among them. `load_options`: load_dataset's (fill, date_column, long, ...)."""
     protocol_for(dataset, split, split_dates)  # a bad split fails before the file is read
-    frame = load_dataset(dataset, **load_options, columns=input_columns(columns, target))
-    target_positions(target, frame.columns)  # refused as fit refuses it
+    frame = read_as_fit(dataset, columns, target, **load_options)
     protocol = protocol_for(dataset, split, split_dates, frame.index)
     borders = split_borders(len(frame), lookback, horizon, protocol)
     windows = borders.windows(lookback, horizon)

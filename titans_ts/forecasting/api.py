@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from titans_ts.data import load_dataset, protocol_for
-from titans_ts.data.columns import input_columns
+from titans_ts.data.columns import read_as_fit
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
@@ -26,7 +26,7 @@ from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
-__all__ = ["dataset_label", "evaluate_saved", "fit_dataset", "list_datasets", "predict_csv", "select_columns"]
+__all__ = ["dataset_label", "evaluate_saved", "fit_dataset", "list_datasets", "predict_csv"]
 
 
 def fit_dataset(
@@ -81,8 +81,7 @@ def fit_dataset(
     started = time.time()
     read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
     target = settings.params["target"]
-    frame = load_dataset(dataset, **read, long=long, columns=input_columns(columns, target))
-    frame = select_columns(frame, columns, target)
+    frame = read_as_fit(dataset, columns, target, **read, long=long)
     params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
     estimator = TitansForecaster(**params)
     with warnings.catch_warnings():  # the file's gaps were checked as it was read; a benchmark loads as published
@@ -172,18 +171,6 @@ def list_datasets() -> list[dict]:
         rows.append({"name": info.name, "rows": info.rows, "columns": info.columns, "freq": info.freq})
         rows[-1] |= {"split": info.split, "file": info.file, "found_at": where}
     return rows
-
-
-def select_columns(frame: pd.DataFrame, columns, target=None) -> pd.DataFrame:
-    """The `columns` of `frame` as inputs (all when None), the `target` column(s) always among them."""
-    wanted = input_columns(columns, target)
-    if wanted is None:
-        return frame
-    present = [str(c) for c in frame.columns]
-    unknown = [c for c in wanted if c not in present]
-    if unknown:
-        raise ConfigError(f"column(s) {unknown} are not in the data; its columns are {present}.")
-    return frame.set_axis(present, axis=1)[wanted]
 
 
 def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, path: Path, label: str) -> None:

@@ -142,11 +142,10 @@ def data_identity(dataset: str, data: dict | None = None) -> str | dict:
 
 def read_index(dataset: str, data: dict, params: dict):
     """The time index of the data as the runs read it (seasonal naive's season comes from its step)."""
-    from titans_ts.data import load_dataset
-    from titans_ts.data.columns import input_columns
+    from titans_ts.data.columns import read_as_fit
 
     read = {k: v for k, v in data.items() if k not in ("split", "split_dates", "columns")}
-    return load_dataset(dataset, **read, columns=input_columns(data.get("columns"), params.get("target"))).index
+    return read_as_fit(dataset, data.get("columns"), params.get("target"), **read).index
 
 
 def asked(data: str | dict, horizon: int, lookback: int, options: dict) -> dict:

@@ -315,7 +315,11 @@ def epoch_number(epoch: int | None) -> int | str:
 
 def epochs_in_words(count) -> str:
     """A count of epochs in words: "1 epoch", "3 epochs"."""
-    return f"{count} epoch{'' if count == 1 else 's'}"
+    return _counted(count, "epoch")
+
+
+def _counted(count, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def interrupted_in(record: dict) -> str:
@@ -324,7 +328,7 @@ def interrupted_in(record: dict) -> str:
     finished = record.get("epochs_run")
     if finished is None:
         return "interrupted"
-    steps = f", {record['steps']} steps" if record.get("steps") is not None else ""
+    steps = f", {_counted(record['steps'], 'step')}" if record.get("steps") is not None else ""
     return f"interrupted in epoch {finished + 1} ({epochs_in_words(finished)} finished{steps})"
 
 
@@ -337,7 +341,7 @@ def stop_note(record: dict, budget_minutes: float | None = None) -> str | None:
     if reason == "time_budget":  # the budget ends the epoch it is in (validated, and counted as run)
         return (
             f"Training stopped at its time budget ({budget_minutes:g} min) after "
-            f"{epochs_in_words(record['epochs_run'])} ({record['steps']} steps); {kept}."
+            f"{epochs_in_words(record['epochs_run'])} ({_counted(record['steps'], 'step')}); {kept}."
         )
     if reason == "interrupted":
         return f"Training was {interrupted_in(record)}; {kept}."
