@@ -3,7 +3,6 @@ validate it: timestamps, numbers, missing values, time order and spacing."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import shlex
 import warnings
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.long_format import pivot_long
+from titans_ts.data.raw_table import read_table
 from titans_ts.data.registry import get_dataset_info, lookup_name
 from titans_ts.data.sources import locate, verify_checksum
 from titans_ts.data.timestamps import numeric_times, parse_dates, reads_as_timestamps, regular_grid
@@ -109,26 +109,7 @@ def read_series_csv(
     regular: require evenly spaced timestamps (gaps filled only when `fill` is given).
     long: (id, time, value) columns of a long-format table, pivoted to one column per series.
     columns: the value columns to keep (the series of a long table); None: all."""
-    if path.suffix == ".parquet":
-        raw = _read_parquet(path)
-    else:
-        sep = sep or _sniff_delimiter(path)
-        try:
-            raw = pd.read_csv(path, sep=sep, header=0 if header else None)
-        except pd.errors.EmptyDataError:
-            raise DataValidationError(
-                f"{path} is empty: expected a date column and one column per series, a row per time step."
-            ) from None
-        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-            raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
-        decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
-        if decimal == ",":
-            raw = _with_thousands_read(pd.read_csv(path, sep=sep, header=0 if header else None, decimal=","))
-        if header:
-            _check_header_is_not_data(raw, path, decimal)
-            raw = _without_row_numbers(raw)
-        else:
-            raw.columns = [f"x{i}" for i in range(raw.shape[1])]
+    raw = read_table(path, header=header, sep=sep)
     if raw.empty:
         raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
@@ -188,17 +169,6 @@ def _with_time_of_day(raw: pd.DataFrame, date_col) -> pd.DataFrame:
         clock = raw[column].astype(str).str.strip()
         if clock.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?").all():
             return raw.assign(**{date_col: raw[date_col].astype(str).str.strip() + " " + clock}).drop(columns=[column])
-    return raw
-
-
-def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
-    """The table without the unnamed first column of row numbers 0, 1, 2, ... that pandas' `to_csv` writes by
-    default (a series of row numbers is not data to forecast)."""
-    first = raw.columns[0]
-    numbers = raw[first]
-    if str(first) == "Unnamed: 0" and pd.api.types.is_integer_dtype(numbers) and raw.shape[1] > 1:
-        if (numbers.to_numpy() == np.arange(len(raw))).all():
-            return raw.drop(columns=[first])
     return raw
 
 
@@ -275,90 +245,6 @@ def _long_format_hint(raw: pd.DataFrame) -> str | None:
         f"It looks like a long-format table (one row per series and time): such a table is read with "
         f"long=({', '.join(names)}) (CLI: {cli})."
     )
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A parquet table; an index it was saved with (e.g. timestamps) becomes a column again."""
-    try:
-        raw = pd.read_parquet(path)
-    except ImportError as exc:
-        raise DataValidationError(f"{path}: reading parquet needs pyarrow (pip install pyarrow).") from exc
-    except Exception as exc:  # pyarrow raises its own error types for a damaged file
-        raise DataValidationError(f"{path}: cannot be read as parquet ({exc}).") from exc
-    if not isinstance(raw.index, pd.RangeIndex):
-        raw = raw.reset_index()
-    raw.columns = [str(c) for c in raw.columns]
-    return raw
-
-
-def _sniff_delimiter(path: Path) -> str:
-    """The delimiter of a text table: ; tab or | where one splits every first line into the same number of
-    fields (a ;-table's decimal commas would split its lines consistently too), else the first of , ; tab |
-    that the csv sniffer finds."""
-    import csv
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
-            sample = "".join(stream.readline() for _ in range(20))
-    except OSError:
-        return ","
-    lines = [line for line in sample.splitlines() if line.strip()]
-    for sep in (";", "\t", "|"):
-        fields = {len(line.split(sep)) for line in lines}
-        if len(fields) == 1 and fields.pop() >= 2:
-            return sep
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-_THOUSANDS = r"\d{1,3}(\.\d{3})+"  # 1.000: dots grouping thousands, beside decimal commas
-_EUROPEAN_NUMBER = rf"\s*[+-]?({_THOUSANDS}|\d+)(,\d+)?([eE][+-]?\d+)?\s*"
-
-
-def _with_thousands_read(raw: pd.DataFrame) -> pd.DataFrame:
-    """Text columns of decimal-comma numbers whose thousands are grouped by dots (1.000,50) as numbers; only such
-    columns (pandas' thousands="." would read a date 01.01.2023 as the number 1012023)."""
-    grouped = rf"\s*[+-]?{_THOUSANDS}(,\d+)?\s*"
-    for name in raw.columns:
-        values = raw[name].dropna().astype(str)
-        if pd.api.types.is_numeric_dtype(raw[name]) or not len(values):
-            continue
-        if values.str.fullmatch(_EUROPEAN_NUMBER).all() and values.str.fullmatch(grouped).any():
-            text = raw[name].astype("string").str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            raw[name] = pd.to_numeric(text)
-    return raw
-
-
-def _decimal_commas(raw: pd.DataFrame) -> bool:
-    """Whether a text column holds numbers written with a decimal comma: every value a number with at most one
-    comma (and dots grouping thousands, 1.000,50), and some comma not followed by exactly three digits (1,234
-    alone may be a thousands separator)."""
-    import re
-
-    number = re.compile(_EUROPEAN_NUMBER)
-    decimal = re.compile(r",(\d{1,2}|\d{4,})([eE]|\s*$)")
-    for name in raw.columns:
-        if pd.api.types.is_numeric_dtype(raw[name]):
-            continue
-        values = raw[name].dropna().astype(str).head(1000)
-        if len(values) and all(number.fullmatch(v) for v in values) and any(decimal.search(v) for v in values):
-            return True
-    return False
-
-
-def _check_header_is_not_data(raw: pd.DataFrame, path: Path, decimal: str = ".") -> None:
-    """A header row made only of numbers (and maybe one timestamp) is the first row of a headerless file."""
-    names = [str(c) for c in raw.columns]
-    numeric = pd.to_numeric(pd.Series([n.replace(decimal, ".") for n in names]), errors="coerce").notna()
-    stamps = pd.to_datetime(pd.Series(names), errors="coerce", format="mixed").notna() & ~numeric
-    if len(names) >= 2 and numeric.sum() >= 1 and (numeric | stamps).all():
-        raise DataValidationError(
-            f"{path}: the header row {names[:6]} looks like data, so the file probably has no header. "
-            "Pass header=False (CLI: --no-header) to read every row as data, with columns x0, x1, ..."
-        )
 
 
 def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.DataFrame:

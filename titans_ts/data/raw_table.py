@@ -1,0 +1,134 @@
+"""How a file becomes a raw table, before any timestamp or number is checked: parquet, or text whose delimiter
+is sniffed, whose decimal commas (and dots grouping thousands) are read as numbers, whose header row is checked
+not to be data, and without the column of row numbers pandas' to_csv writes."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from titans_ts.errors import DataValidationError
+
+
+def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.DataFrame:
+    """The table in `path` as written (columns as text, values as pandas reads them): a parquet file, or text
+    whose delimiter is sniffed unless `sep` is given. header=False: every row is data, columns x0, x1, ..."""
+    if path.suffix == ".parquet":
+        raw = _read_parquet(path)
+    else:
+        sep = sep or _sniff_delimiter(path)
+        try:
+            raw = pd.read_csv(path, sep=sep, header=0 if header else None)
+        except pd.errors.EmptyDataError:
+            raise DataValidationError(
+                f"{path} is empty: expected a date column and one column per series, a row per time step."
+            ) from None
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+            raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
+        decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
+        if decimal == ",":
+            raw = _with_thousands_read(pd.read_csv(path, sep=sep, header=0 if header else None, decimal=","))
+        if header:
+            _check_header_is_not_data(raw, path, decimal)
+            raw = _without_row_numbers(raw)
+        else:
+            raw.columns = [f"x{i}" for i in range(raw.shape[1])]
+    return raw
+
+
+def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
+    """The table without the unnamed first column of row numbers 0, 1, 2, ... that pandas' `to_csv` writes by
+    default (a series of row numbers is not data to forecast)."""
+    first = raw.columns[0]
+    numbers = raw[first]
+    if str(first) == "Unnamed: 0" and pd.api.types.is_integer_dtype(numbers) and raw.shape[1] > 1:
+        if (numbers.to_numpy() == np.arange(len(raw))).all():
+            return raw.drop(columns=[first])
+    return raw
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A parquet table; an index it was saved with (e.g. timestamps) becomes a column again."""
+    try:
+        raw = pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataValidationError(f"{path}: reading parquet needs pyarrow (pip install pyarrow).") from exc
+    except Exception as exc:  # pyarrow raises its own error types for a damaged file
+        raise DataValidationError(f"{path}: cannot be read as parquet ({exc}).") from exc
+    if not isinstance(raw.index, pd.RangeIndex):
+        raw = raw.reset_index()
+    raw.columns = [str(c) for c in raw.columns]
+    return raw
+
+
+def _sniff_delimiter(path: Path) -> str:
+    """The delimiter of a text table: ; tab or | where one splits every first line into the same number of
+    fields (a ;-table's decimal commas would split its lines consistently too), else the first of , ; tab |
+    that the csv sniffer finds."""
+    import csv
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
+            sample = "".join(stream.readline() for _ in range(20))
+    except OSError:
+        return ","
+    lines = [line for line in sample.splitlines() if line.strip()]
+    for sep in (";", "\t", "|"):
+        fields = {len(line.split(sep)) for line in lines}
+        if len(fields) == 1 and fields.pop() >= 2:
+            return sep
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+_THOUSANDS = r"\d{1,3}(\.\d{3})+"  # 1.000: dots grouping thousands, beside decimal commas
+_EUROPEAN_NUMBER = rf"\s*[+-]?({_THOUSANDS}|\d+)(,\d+)?([eE][+-]?\d+)?\s*"
+
+
+def _with_thousands_read(raw: pd.DataFrame) -> pd.DataFrame:
+    """Text columns of decimal-comma numbers whose thousands are grouped by dots (1.000,50) as numbers; only such
+    columns (pandas' thousands="." would read a date 01.01.2023 as the number 1012023)."""
+    grouped = rf"\s*[+-]?{_THOUSANDS}(,\d+)?\s*"
+    for name in raw.columns:
+        values = raw[name].dropna().astype(str)
+        if pd.api.types.is_numeric_dtype(raw[name]) or not len(values):
+            continue
+        if values.str.fullmatch(_EUROPEAN_NUMBER).all() and values.str.fullmatch(grouped).any():
+            text = raw[name].astype("string").str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            raw[name] = pd.to_numeric(text)
+    return raw
+
+
+def _decimal_commas(raw: pd.DataFrame) -> bool:
+    """Whether a text column holds numbers written with a decimal comma: every value a number with at most one
+    comma (and dots grouping thousands, 1.000,50), and some comma not followed by exactly three digits (1,234
+    alone may be a thousands separator)."""
+    import re
+
+    number = re.compile(_EUROPEAN_NUMBER)
+    decimal = re.compile(r",(\d{1,2}|\d{4,})([eE]|\s*$)")
+    for name in raw.columns:
+        if pd.api.types.is_numeric_dtype(raw[name]):
+            continue
+        values = raw[name].dropna().astype(str).head(1000)
+        if len(values) and all(number.fullmatch(v) for v in values) and any(decimal.search(v) for v in values):
+            return True
+    return False
+
+
+def _check_header_is_not_data(raw: pd.DataFrame, path: Path, decimal: str = ".") -> None:
+    """A header row made only of numbers (and maybe one timestamp) is the first row of a headerless file."""
+    names = [str(c) for c in raw.columns]
+    numeric = pd.to_numeric(pd.Series([n.replace(decimal, ".") for n in names]), errors="coerce").notna()
+    stamps = pd.to_datetime(pd.Series(names), errors="coerce", format="mixed").notna() & ~numeric
+    if len(names) >= 2 and numeric.sum() >= 1 and (numeric | stamps).all():
+        raise DataValidationError(
+            f"{path}: the header row {names[:6]} looks like data, so the file probably has no header. "
+            "Pass header=False (CLI: --no-header) to read every row as data, with columns x0, x1, ..."
+        )
