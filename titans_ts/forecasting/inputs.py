@@ -9,6 +9,7 @@ from titans_ts.data import validate_frame
 from titans_ts.data.loading import DATE_NAMES
 from titans_ts.data.timestamps import parse_dates
 from titans_ts.errors import DataValidationError
+from titans_ts.io import plain
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
@@ -67,8 +68,7 @@ def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:
 def saved_label(label):
     """A column label as config.json keeps it: a string or a number as it is (a frame's column 0 stays 0 after
     load), anything else (a tuple of a MultiIndex, a Timestamp) as its text."""
-    if isinstance(label, np.generic):
-        label = label.item()
+    label = plain(label)
     return label if isinstance(label, (str, int, float)) and not isinstance(label, bool) else str(label)
 
 

@@ -9,10 +9,10 @@ import warnings
 from collections.abc import Mapping
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
 
+from titans_ts.io import plain
 from titans_ts.training.environment import resolve_device
 from titans_ts.training.graphs import CudaGraphSteps, cuda_graphs_requested
 
@@ -273,7 +273,7 @@ def trainer_options(source, /, **overrides) -> dict:
         values = {name: source[name] for name in TRAINER_SETTINGS if name in source}
     else:
         values = {name: getattr(source, name) for name in TRAINER_SETTINGS if hasattr(source, name)}
-    values = {name: value.item() if isinstance(value, np.generic) else value for name, value in values.items()}
+    values = {name: plain(value) for name, value in values.items()}
     return {TRAINER_SETTINGS[name]: value for name, value in values.items()} | overrides  # Lightning wants ints
 
 
