@@ -216,3 +216,28 @@ def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_pa
     with pytest.raises(KeyboardInterrupt, match="before its first validated epoch"):
         model.set_params(checkpoint_dir=str(checkpoints)).fit(frame)
     assert not checkpoints.exists()
+
+
+def test_a_finished_fit_leaves_its_checkpoint_dir_to_the_next_fit(tmp_path):
+    """A fit with checkpoint_dir that ended on its own was refused by the next fit (refit, cross-validation) as
+    "an unfinished run"; it is replaced, and an interrupted run's checkpoints still are not."""
+    import numpy as np
+
+    from titans_ts import TitansForecaster
+    from titans_ts.checkpointing import start_or_resume
+    from titans_ts.errors import ConfigError
+
+    values = np.sin(np.arange(300)[:, None] / 7 + np.arange(2)) + 0.1 * np.random.default_rng(0).normal(size=(300, 2))
+    folder = tmp_path / "ck"
+    model = TitansForecaster(lookback=24, horizon=6, dim=16, layers=1, epochs=1, checkpoint_dir=str(folder))
+    model.set_params(progress=False).fit(values)
+    assert (folder / "last.ckpt").exists() and json.loads((folder / "settings.json").read_text())["finished"]
+    first = model.predict(values)
+    assert np.array_equal(model.fit(values).predict(values), first)  # the same fit again, from scratch
+    assert np.array_equal(model.fit(values, resume=True).predict(values), first)  # a resume gets the same model
+
+    unfinished = tmp_path / "unfinished"
+    start_or_resume(unfinished, {"seed": 0}, resume=False)
+    (unfinished / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="unfinished run"):
+        start_or_resume(unfinished, {"seed": 0}, resume=False)

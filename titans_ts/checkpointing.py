@@ -6,8 +6,9 @@ model, optimizer, scheduler, loop and callback states (early stopping, the best 
 budget used) and, through `RngState`, the random generators and the train loader's shuffling generator.
 Files are written to a temporary name and renamed, so a kill while writing leaves the previous checkpoint
 whole. `settings.json` beside them records what the run was started with; a resume with other settings is
-refused with the differences listed. Checkpoints are Lightning's (pickled) format and are only read by
-`resume`; a saved *model* folder never is.
+refused with the differences listed; once the run ended on its own it says so (`finished`), and a new fit
+into the folder replaces its checkpoints (the CLI removes them once its results are written). Checkpoints are
+Lightning's (pickled) format and are only read by `resume`; a saved *model* folder never is.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text, json_val
 from titans_ts.version import __version__
 
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
+FINISHED = "finished"  # in settings.json: the run ended on its own (mark_finished)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -139,6 +141,7 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
         if checkpoint is None:
             raise nothing_to_resume(folder)
         saved = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+        saved.pop(FINISHED, None)
         differences = [
             _difference(key, saved.get(key), settings.get(key))
             for key in sorted(set(saved) | set(settings))
@@ -149,6 +152,9 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
                 f"cannot resume {folder} with other settings than it was started with: " + "; ".join(differences)
             )
         return checkpoint
+    if latest_checkpoint(folder) is not None and _finished(folder):  # a finished run's: a new fit replaces them
+        for name in CHECKPOINT_FILES:
+            (folder / name).unlink(missing_ok=True)
     if latest_checkpoint(folder) is not None:
         raise ConfigError(
             f"{folder} holds the checkpoints of an unfinished run: continue it with fit(..., resume=True) (CLI: "
@@ -159,6 +165,26 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
     if is_main_process():
         atomic_write_text(folder / SETTINGS_FILE, json.dumps(settings, indent=1))
     return None
+
+
+def mark_finished(folder) -> None:
+    """After a run ended on its own (not interrupted): its settings say so, and a new fit into the same
+    checkpoint_dir starts afresh where it would refuse an unfinished run's checkpoints. The checkpoints stay
+    until then: a caller that fails to write its results can still resume and get the same model."""
+    from titans_ts.distributed import is_main_process
+
+    path = Path(folder) / SETTINGS_FILE
+    if is_main_process() and path.is_file():
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        atomic_write_text(path, json.dumps(settings | {FINISHED: True}, indent=1))
+
+
+def _finished(folder: Path) -> bool:
+    path = folder / SETTINGS_FILE
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get(FINISHED))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | None:

@@ -293,6 +293,12 @@ def train_and_restore(module, train, val, *, checkpoint=None, **options) -> dict
     trainer, best = make_trainer(**options)
     started = time.perf_counter()
     fit_interruptible(trainer, module, train, val, best, ckpt_path=checkpoint)
+    if not trainer.interrupted:
+        from titans_ts.checkpointing import mark_finished
+
+        for callback in trainer.checkpoint_callbacks:
+            if callback.dirpath is not None:
+                mark_finished(callback.dirpath)
     best.restore(module)
     return run_record(trainer, best, time.perf_counter() - started) | {"best": best.best}
 
