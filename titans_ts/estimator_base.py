@@ -37,10 +37,12 @@ class TitansEstimator(BaseEstimator):
     _fit_call = "fit(...)"
     _changeable_after_fit: tuple[str, ...] = ()  # the settings that do not shape a fitted model
 
-    def _check_fitted(self) -> None:
+    def _check_fitted(self, changing: tuple[str, ...] = ()) -> None:
         """NotFittedError (naming the class and how to fit or load one) until `model_` exists; a ConfigError
         when a setting that shapes the fitted model changed since (`fitted_params_`, recorded by fit and load:
-        set_params(horizon=12) after a fit at 24 made predict fail deep inside, or was ignored and saved)."""
+        set_params(horizon=12) after a fit at 24 made predict fail deep inside, or was ignored and saved), or
+        when one that may change is now one fit would refuse (`check_params`). `changing`: settings the caller is
+        about to set itself (recalibrate's calibrate), not compared."""
         try:
             check_is_fitted(self, "model_")
         except NotFittedError as exc:
@@ -52,7 +54,7 @@ class TitansEstimator(BaseEstimator):
         if fitted is None:
             return
         now, fitted = self._comparable(self.get_params()), self._comparable(dict(fitted))
-        shaping = [k for k in now if k not in self._changeable_after_fit and k in fitted]
+        shaping = [k for k in now if k not in (*self._changeable_after_fit, *changing) and k in fitted]
         changed = [k for k in shaping if not _same(now[k], fitted[k])]
         if changed:
             from titans_ts.errors import ConfigError
@@ -63,6 +65,8 @@ class TitansEstimator(BaseEstimator):
                 f"settings changed since fit ({said}): they shape the fitted model{why}. Fit again{how}, or set "
                 "them back."
             )
+        if any(k in fitted and not _same(now[k], fitted[k]) for k in self._changeable_after_fit):
+            self.check_params()  # one set after fit (online_blend=5, batch_size=0) is refused as fit refuses it
 
     def _comparable(self, params: dict) -> dict:
         """`params` as _check_fitted compares them (a subclass may put equal values alike)."""

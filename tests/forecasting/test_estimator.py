@@ -160,6 +160,8 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
     pd.testing.assert_frame_equal(fitted.predict(as_text), expected)
     with pytest.raises(DataValidationError, match=r"fitted on 3 column\(s\) .*; this array has 4"):
         fitted.predict(np.zeros((48, 4)))
+    text_index = series.set_axis(series.index.astype(str), axis=0)  # pd.read_csv(path, index_col=0)
+    pd.testing.assert_frame_equal(fitted.predict(text_index), expected)  # was numbered by step, undated
     holed = series.copy()
     holed.iloc[5, 1] = np.nan  # a DataFrame's fix is pandas', not a file's --fill
     with pytest.raises(DataValidationError, match=r"at .* column 'c1'. Fill them first \(df.interpolate\(\)"):
@@ -356,3 +358,34 @@ def test_the_same_quantile_levels_in_another_order_are_the_same_setting(series):
     assert len(model.set_params(quantiles=np.array([0.1, 0.5, 0.9])).predict()) == 12  # was "changed since fit"
     with pytest.raises(ConfigError, match="quantiles: "):
         model.set_params(quantiles=[0.1, 0.9]).predict()
+
+
+def test_what_may_change_after_fit_is_checked_as_fit_checks_it(series):
+    """target="c0" and target=["c0"] name one setting (the second was "changed since fit"); a setting that may
+    change after fit is refused as fit refuses it (online_blend=5 forecast silently extrapolated, batch_size=0
+    failed inside torch); recalibrate(calibrate=...), as the refusal of set_params(calibrate=...) advises, works;
+    fit(X, y) is refused (y was ignored, X's columns forecast)."""
+    model = TitansForecaster(**{**TINY, "epochs": 1}, target="c0", quantiles=[0.1, 0.5, 0.9]).fit(series)
+    assert len(model.set_params(target=["c0"]).predict()) == 12
+    for bad in ({"batch_size": 0}, {"epochs": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            model.set_params(**bad).predict()
+        model.set_params(**{k: model.fitted_params_[k] for k in bad})
+    model.set_params(calibrate="conformal")
+    with pytest.raises(ConfigError, match=r"recalibrate\(X, calibrate=...\)"):
+        model.predict()
+    assert model.recalibrate(calibrate="conformal").fitted_params_["calibrate"] == "conformal"
+    assert len(model.predict()) == 12
+    with pytest.raises(ConfigError, match=r"fit\(X, y\).*target=\[...\]"):
+        TitansForecaster(**TINY).fit(series[["c1", "OT"]], series["c0"])
+
+
+def test_update_takes_one_row_as_df_iloc_gives_it(fitted, series):
+    """update(df.iloc[i]) read the row as a column named by its time ("the data lacks ['c0', ...]")."""
+    import copy
+
+    by_frame, by_row = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    later = series.iloc[-1:].set_axis(series.index[-1:] + pd.Timedelta(hours=1), axis=0)
+    by_frame.update(later)
+    by_row.update(later.iloc[0])
+    pd.testing.assert_frame_equal(by_row.predict(), by_frame.predict())

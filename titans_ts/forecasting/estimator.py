@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 
 from titans_ts.data import StandardScaler, make_splits
-from titans_ts.data.columns import target_positions
-from titans_ts.errors import DataValidationError, positive_problems, refuse
+from titans_ts.data.columns import target_names, target_positions
+from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
 from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
@@ -166,9 +166,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     def fit(self, X, y=None, resume: bool = False):
         """Train on the train split of X (a DataFrame with a DatetimeIndex, or a 2-D array).
 
-        resume: continue from the newest checkpoint in `checkpoint_dir` (same settings and data required)."""
+        resume: continue from the newest checkpoint in `checkpoint_dir` (same settings and data required).
+        y: not taken (scikit-learn's place for it): the series forecast are columns of X, chosen by `target`."""
         from titans_ts.training import kept_random_state
 
+        if y is not None:  # fit(X, y) trained on X alone and forecast X's columns, without a word
+            raise ConfigError(
+                "fit(X, y): TitansForecaster forecasts columns of X, so y is not taken. Put the series to forecast "
+                "in X and name them with target=[...] (the other columns are then inputs only), e.g. "
+                "TitansForecaster(target='c').fit(df)."
+            )
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
         with kept_random_state():  # seeded for the fit; the caller's generators as they were after it
@@ -304,6 +311,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         # levels are sorted at fit: the same levels in another order are the same setting
         if params.get("quantiles") is not None and not level_problems(params["quantiles"]):
             params["quantiles"] = list(levels_of(params["quantiles"]))
+        if params.get("target") is not None:  # target="b" and target=["b"] name the same column
+            params["target"] = target_names(params["target"])
         return params
 
     def _why_changed(self, changed: list[str]) -> tuple[str, str]:

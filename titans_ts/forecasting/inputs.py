@@ -7,20 +7,22 @@ import pandas as pd
 
 from titans_ts.data import validate_frame
 from titans_ts.data.loading import DATE_NAMES
-from titans_ts.data.timestamps import parse_dates
+from titans_ts.data.timestamps import parse_dates, reads_as_timestamps
 from titans_ts.errors import DataValidationError
 from titans_ts.io import plain
 
 
 def as_frame(X, names: list | None = None) -> pd.DataFrame:
-    """A validated DataFrame from a DataFrame (indexed by its timestamps or periods, or by a date column it holds:
-    `_dated_by_its_column`), a Series (one column, named by its name) or a 1-D / 2-D array (time x features:
-    columns x0, x1, ...).
+    """A validated DataFrame from a DataFrame (indexed by its timestamps, periods or dates as text, or by a date
+    column it holds: `_dated_by_its_column`), a Series (one column, named by its name; or one row of a fitted
+    model's columns, df.iloc[i]) or a 1-D / 2-D array (time x features: columns x0, x1, ...).
 
     names: a fitted model's columns; an array takes them by position (as scikit-learn reads an array given to a
     model fitted on a DataFrame), so an array of another width is refused."""
     if isinstance(X, pd.DataFrame):
         frame = _dated_by_its_column(X)
+    elif isinstance(X, pd.Series) and _is_a_row(X, names):  # df.iloc[i]: one row, named by its time
+        frame = pd.DataFrame([X.to_numpy()], columns=X.index, index=pd.Index([X.name]))
     elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's
         name = names[0] if names is not None and len(names) == 1 else "x0" if X.name is None else X.name
         frame = X.to_frame(name=str(name))
@@ -46,7 +48,24 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(array, columns=[str(c) for c in names] if names else [f"x{i}" for i in range(width)])
     if isinstance(frame.index, pd.PeriodIndex):  # months as periods (1990-01): dated by their starts
         frame = frame.set_axis(frame.index.to_timestamp(), axis=0)
+    elif _is_text(frame.index) and reads_as_timestamps(pd.Series(frame.index)):  # read_csv(index_col=0)
+        name = "date" if frame.index.name is None else frame.index.name
+        frame = frame.set_axis(parse_dates(pd.Series(frame.index), "the input data", str(name)), axis=0)
     return validate_frame(frame, source="the input data", in_memory=True)
+
+
+def _is_text(index: pd.Index) -> bool:
+    return pd.api.types.is_object_dtype(index) or pd.api.types.is_string_dtype(index)
+
+
+def _is_a_row(series: pd.Series, names: list | None) -> bool:
+    """A Series that is one row of a fitted model's frame (df.iloc[i]): indexed by the model's column names, not
+    by times."""
+    if names is None or isinstance(series.index, pd.DatetimeIndex) or series.name is None:
+        return False
+    if pd.api.types.is_numeric_dtype(series.index) and len(series) != len(names):  # a column of a frame named 0, 1
+        return False
+    return {str(n) for n in names} <= {str(i) for i in series.index}
 
 
 def _dated_by_its_column(frame: pd.DataFrame) -> pd.DataFrame:

@@ -141,7 +141,7 @@ class QuantileOutputs:
         model at the end of X (predict continues from there, a stream restarts from the trained memory)."""
         from titans_ts.forecasting.settings import check
 
-        self._check_fitted()
+        self._check_fitted(changing=("calibrate",) if calibrate is not None else ())
         if not self._levels():
             raise ConfigError(
                 "this model was fitted without quantiles, so it has no levels to calibrate: refit it with "
