@@ -1,4 +1,4 @@
-"""What both CLIs share: library errors become one line on stderr and exit code 2."""
+"""What both CLIs share: library errors (and the file system's) become one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from titans_ts.errors import ConfigError, TitansError, TitansWarning
+from titans_ts.errors import TitansError, TitansWarning
 
 console = Console()
 err_console = Console(stderr=True)
@@ -108,12 +108,24 @@ class ErrorReportingGroup(TyperGroup):
             if _state["debug"]:
                 raise
             message = str(exc)
-            if isinstance(exc, ConfigError) and ctx.invoked_subcommand:
+            if ctx.invoked_subcommand:  # the shared checks name Python parameters (fill='x'): say the options
                 message = as_options(message, self.get_command(ctx, ctx.invoked_subcommand))
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # the file system refused a path (unwritable folder, name too long, disk full)
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {file_system_error(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         finally:
             warnings.showwarning = default_show
+
+
+def file_system_error(exc: OSError) -> str:
+    """An OSError in words: the path and what the system said, and what to check."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    said = exc.strerror or str(exc)
+    return f"{where}{said}. Check the path (its folder exists and can be written; names of at most 255 bytes)."
 
 
 def exit_if_interrupted(*histories: dict) -> None:

@@ -244,9 +244,14 @@ def evaluate(
 @grouped
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
-    input: Path = typer.Option(..., "--input", "-i", help="FASTA, or a CSV or TSV with a 'seq' column."),
+    input: Path = typer.Option(
+        ..., "--input", "-i", help="FASTA, or a CSV or TSV with a 'seq' column (names from a 'name' or 'id' column)."
+    ),
     out: Path = typer.Option(
-        None, help="Write name, class and one p_<class> probability column per class as CSV (default: stdout)."
+        None,
+        help="Write name, class and one p_<class> probability column per class to this file, in the format its "
+        "name says: .csv (.csv.gz compressed), .tsv or .parquet; other names CSV, other formats' names "
+        "(.xlsx, .json) refused (default: print it as CSV).",
     ),
     overwrite: bool = REPLACE_FILES,
     device: str = DEVICE,

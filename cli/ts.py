@@ -311,10 +311,13 @@ def predict(
         ...,
         "--input",
         "-i",
-        help="A CSV, TSV or parquet file with the model's columns (and a time column, else its rows are steps).",
+        help="A CSV, TSV or parquet file with the model's columns (and a time column, else its rows are steps), "
+        "or a registered dataset's name (ETTh1): the forecast after its end.",
     ),
     out: Path = typer.Option(
-        None, help="Where to write the forecast: a .csv or .parquet file (default: print it as CSV)."
+        None,
+        help="Where to write the forecast, in the format its name says: .csv (.csv.gz compressed), .tsv or "
+        ".parquet (default: print it as CSV).",
     ),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
     quantiles: str = typer.Option(
@@ -355,7 +358,7 @@ def evaluate(
     source: dict = DATA_SOURCE,
     out: Path = typer.Option(
         None,
-        help="Write every test window's forecast next to the truth here (.csv or .parquet): one row per "
+        help="Write every test window's forecast next to the truth here (.csv, .csv.gz, .tsv or .parquet): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled (with "
         "--online the stream's point forecasts, without quantile levels; else each window's own, a --mode history "
         "model's frozen ones).",

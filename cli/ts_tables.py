@@ -10,7 +10,7 @@ from cli._common import console
 def errors_table(title: str, errors) -> Table:
     table = Table(title=title)
     table.add_column(errors.index.name)
-    for column in ("MSE (scaled)", "MAE (scaled)", "MSE", "MAE"):
+    for column in ("MSE (scaled)", "MAE (scaled)", "MSE (data units)", "MAE (data units)"):
         table.add_column(column)
     for key, row in errors.iterrows():
         table.add_row(str(key), *(f"{row[c]:.4g}" for c in ("mse_scaled", "mae_scaled", "mse", "mae")))
@@ -80,7 +80,7 @@ def online_note(metrics: dict) -> str:
 
     used, m = metrics.get("forecaster_used", MODEL), metrics["test_online"]
     how = "memory carried forward" if used == MODEL else f"{used}, in the model's place: nothing carried"
-    return f"Test, online ({how}): MSE {m['mse']:.4f}, MAE {m['mae']:.4f}, {m['windows']} windows."
+    return f"Test, online ({how}): MSE {m['mse']:.4f}, MAE {m['mae']:.4f} (scaled), {m['windows']} windows."
 
 
 def metrics_table(title: str, metrics: dict) -> Table:
@@ -92,7 +92,7 @@ def metrics_table(title: str, metrics: dict) -> Table:
     if used != MODEL:
         title += f": the scores of {used}, which forecasts in the model's place"
     table = Table(title=title)
-    for column in ("split", "MSE", "MAE", "windows"):
+    for column in ("split", "MSE (scaled)", "MAE (scaled)", "windows"):
         table.add_column(column)
     rows = {"val": "val", "test": "test"}
     if "val_online" in metrics and used == MODEL:

@@ -30,7 +30,7 @@ from genomics.data.labelled import (
 from genomics.data.tasks import load_task
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
-from titans_ts.io import atomic_write_text, check_out_file, data_fingerprint, json_value
+from titans_ts.io import atomic_write_text, check_out_file, check_table_path, data_fingerprint, json_value, write_table
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -295,14 +295,18 @@ def predict_file(
     model_dir, input_path, device: str | None = None, out=None, overwrite: bool = False, progress: bool = True
 ):
     """A table: name, predicted class, then one probability column per class (`p_<class>`, classes sorted),
-    for each sequence of a FASTA or CSV (column seq); written to the CSV file `out` too when given (an
-    existing file only with overwrite=True). A sequence with no A, C, G or T is predicted, with a warning.
+    for each sequence of a FASTA or CSV (column seq; names from a name or id column); written to the file `out`
+    too when given, in the format its name says (`titans_ts.io.write_table`: .parquet, .tsv, .gz, else CSV; .xlsx and
+    other formats' names refused; an existing file only with overwrite=True). A sequence with no A, C, G or T is
+    predicted, with a warning.
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
     progress: a progress bar on stderr when the work is long and stderr a terminal, whatever the model was
     saved with."""
     check_device(device)  # before any file is read
     check_out_file(out, [input_path], overwrite)
+    if out is not None:
+        check_table_path(out)  # a name that says another format (.xlsx) is refused before the model is read
     model = DNAClassifier.load(model_dir, device=device).set_params(progress=progress)
     import pandas as pd
 
@@ -321,13 +325,16 @@ def predict_file(
     for column, values in zip(model.classes_, probabilities.T, strict=True):
         frame[f"p_{column}"] = values
     if out is not None:
-        atomic_write_text(out, probability_csv(frame))
+        write_table(frame, out, float_format=PROBABILITY_FORMAT)
     return frame
 
 
+PROBABILITY_FORMAT = "%.7g"  # the 7 significant digits the float32 network computes
+
+
 def probability_csv(frame) -> str:
-    """The prediction table as CSV, probabilities to the 7 significant digits the float32 network computes."""
-    return frame.to_csv(index=False, float_format="%.7g")
+    """The prediction table as CSV text."""
+    return frame.to_csv(index=False, float_format=PROBABILITY_FORMAT)
 
 
 def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device: str | None = None) -> dict:
@@ -356,7 +363,8 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
 def task_split_note(task, trained_on: dict) -> str:
     """Which split of a task is scored and whether the model trained on it. The bundled split is the official test
     split: a model fine-tuned on the task by CV saw it (alone, or pooled with the train split), one fine-tuned by
-    the official protocol did not."""
+    the official protocol did not. A model fine-tuned on other data (the user's file) may still have trained on
+    some of these sequences (a file sampled from the task's split): only the user knows, so the note says so."""
     split = "official test split" if task.protocol == "official" else "the bundled split"
     fine_tuned_on = trained_on.get("dataset")
     if fine_tuned_on == task.name:
@@ -364,7 +372,10 @@ def task_split_note(task, trained_on: dict) -> str:
             return f"{split}: held out, the model was fine-tuned on the official train split"
         return f"{split}, which the CV folds also trained on: not a held-out score"
     if fine_tuned_on is not None:
-        return f"{split}; the model was fine-tuned on {fine_tuned_on}, not on this task"
+        return (
+            f"{split}; the model was fine-tuned on {fine_tuned_on}, not on this task: a held-out score only if "
+            f"{fine_tuned_on} held none of these sequences"
+        )
     if task.protocol == "official":
         return split
     return f"{split}: a held-out score only if the model did not train on it"

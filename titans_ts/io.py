@@ -26,8 +26,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
     target = Path(target)
     check_out_file(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # named by the target, not by the temporary name beside it
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,6 +39,16 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path_or_none(target) -> Iterator[Path | None]:
+    """`atomic_path(target)`, or None when there is no target (an optional output written beside others)."""
+    if target is None:
+        yield None
+        return
+    with atomic_path(target) as tmp:
+        yield tmp
 
 
 def plain(value):
@@ -232,3 +245,50 @@ def mismatched_model_dir(path, what: str, exc: Exception):
         f"{Path(path) / CONFIG_FILE} and {MODEL_FILE} do not describe the same {what} ({reason}): "
         "restore the folder from a copy, or fit the model again."
     )
+
+
+# Table files a user would expect in their own format, refused: every other name (none, .txt, .CSV) gets CSV text.
+OTHER_TABLE_FORMATS = (".xlsx", ".xls", ".json", ".feather", ".h5", ".hdf", ".pkl", ".pickle", ".orc")
+
+
+def table_format(path) -> tuple[str, str | None]:
+    """How a table is written to `path`, by its name: ("parquet" | "tsv" | "csv", "gzip" for a name ending .gz
+    else None); a name that says another format is refused. Case does not matter (F.PARQUET is parquet)."""
+    from titans_ts.errors import ConfigError
+
+    name = Path(path).name.lower()
+    compression = "gzip" if name.endswith(".gz") else None
+    suffix = Path(name.removesuffix(".gz")).suffix
+    if suffix in OTHER_TABLE_FORMATS or (suffix == ".parquet" and compression):
+        raise ConfigError(
+            f"{path}: tables are written as CSV (.csv, .csv.gz), tab-separated (.tsv) or parquet (.parquet), not as "
+            f"{name[name.rfind(suffix) :]}: choose such a name."
+        )
+    return ("parquet" if suffix == ".parquet" else "tsv" if suffix == ".tsv" else "csv"), compression
+
+
+def check_table_path(path) -> None:
+    """Before any work: a name `write_table` can write (`table_format`), and pyarrow present for parquet."""
+    from titans_ts.errors import ConfigError
+
+    if table_format(path)[0] == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"{path}: writing parquet needs pyarrow (pip install pyarrow), or use .csv.") from None
+
+
+def write_table(table, path, float_format: str | None = None) -> None:
+    """A DataFrame written as its file name says (`table_format`), without its index, all or nothing (a failed
+    write leaves no file). float_format: of the text formats (e.g. "%.7g")."""
+    import gzip
+
+    kind, compression = table_format(path)
+    check_table_path(path)
+    with atomic_path(path) as tmp:
+        if kind == "parquet":
+            table.to_parquet(tmp, index=False)
+            return
+        text = table.to_csv(index=False, sep="\t" if kind == "tsv" else ",", float_format=float_format).encode()
+        # compressed here: pandas would record the temporary file's name in the gzip header
+        tmp.write_bytes(gzip.compress(text, mtime=0) if compression else text)

@@ -21,6 +21,8 @@ from titans_ts.errors import (
 # The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
 SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
 LABEL_NAMES = ("label", "labels", "class", "target", "y")
+# The names a column of record names goes by (any case): in a labels file, and in a CSV of sequences to predict.
+NAME_NAMES = ("name", "names", "id", "ids", "record", "header")
 
 
 def column_by_alias(columns, aliases: tuple):
@@ -90,15 +92,17 @@ def separator(path: Path, start: FileStart | None = None) -> str:
 
 
 def read_unlabelled_csv(path) -> tuple[list[str], list[str] | None]:
-    """The sequences of a CSV with a seq (or sequence) column, and its name column's values (None without one);
-    an empty cell is an empty sequence."""
+    """The sequences of a CSV with a seq (or sequence) column, and its names (None without them): the column that
+    goes by one of NAME_NAMES (`column_by_alias`: name, else id, record, ...), as a labels file's names are found,
+    so that a file headed id,seq names its predictions by id. An empty cell is an empty sequence."""
     frame, column = read_sequence_table(path, "a 'seq' column of sequences")
     if column not in frame.columns:
         raise ConfigError(
             f"{path}: no column 'seq' (or sequence); columns are {list(frame.columns)}. Name the column of "
             "sequences seq."
         )
-    names = [str(n) for n in frame["name"]] if "name" in frame.columns else None
+    name_column = column_by_alias(frame.columns, NAME_NAMES)
+    names = None if name_column is None else [str(n) for n in frame[name_column]]
     return frame[column].tolist(), names
 
 
@@ -301,10 +305,6 @@ def read_fasta_with_labels(fasta, labels) -> LabelledSequences:
         labels = [labels[name] for name, _ in records]
         warn_duplicate_names([name for name, _ in records], f"{fasta} (each takes the one label of its name)")
     return make_labelled([s for _, s in records], labels, source=str(fasta), names=[n for n, _ in records])
-
-
-# The names a labels file's column of record names goes by (any case); its labels go by LABEL_NAMES.
-NAME_NAMES = ("name", "names", "id", "ids", "record", "header")
 
 
 def read_labels_file(path) -> dict:

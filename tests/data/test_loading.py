@@ -596,3 +596,17 @@ def test_whole_number_times_are_unix_time_or_steps_and_pandas_row_numbers_are_no
     assert list(load_dataset(tmp_path / "numbered.csv").columns) == ["a", "b"]
     pd.DataFrame({"a": values}, index=hours).to_csv(tmp_path / "dated.csv")  # an unnamed DatetimeIndex
     assert load_dataset(tmp_path / "dated.csv").index.equals(pd.DatetimeIndex(hours, name="date"))
+
+
+def test_a_gzip_file_cut_short_is_named_so(tmp_path):
+    """A truncated .csv.gz raised gzip's EOFError, which the CLI printed as "Aborted." (exit 1)."""
+    import gzip
+
+    from titans_ts.data import load_dataset
+    from titans_ts.errors import DataValidationError
+
+    whole = "date,a\n" + "".join(f"2020-01-01 {h:02d}:00,{h}.5\n" for h in range(24)) * 1
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(whole.encode())[:-12])  # the stream's end and its checksum missing
+    with pytest.raises(DataValidationError, match="cut short"):
+        load_dataset(path)

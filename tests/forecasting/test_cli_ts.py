@@ -76,8 +76,36 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     assert runner.invoke(app, [*args, str(parquet)]).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), forecast, check_dtype=False)
     refused = runner.invoke(app, [*args, str(folder / "forecast.xlsx")])
-    assert refused.exit_code == 2 and "choose a .csv or .parquet name" in refused.stderr
+    assert refused.exit_code == 2 and "not as .xlsx: choose such a name" in refused.stderr
     assert not (folder / "forecast.xlsx").exists()
+    # .csv.gz was written as plain text (unreadable as gzip), .tsv comma-separated, .PARQUET as CSV text
+    for name, read in (
+        ("forecast.csv.gz", pd.read_csv),
+        ("forecast.tsv", lambda path: pd.read_csv(path, sep="\t")),
+        ("forecast.PARQUET", pd.read_parquet),
+    ):
+        assert runner.invoke(app, [*args, str(folder / name)]).exit_code == 0
+        pd.testing.assert_frame_equal(read(folder / name).astype({"date": forecast["date"].dtype}), forecast)
+
+
+def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(trained, tmp_path, monkeypatch):
+    """A name the file system refuses printed a traceback (exit 1); a plot that failed after the forecast was
+    written left the forecast behind, as if the command had succeeded."""
+    folder, _ = trained
+    args = ["predict", "--model", str(folder / "model"), "--input", str(folder / "mine.csv")]
+    too_long = runner.invoke(app, [*args, "--out", str(tmp_path / ("x" * 300 + ".csv"))])
+    assert too_long.exit_code == 2 and "error:" in too_long.stderr and "Traceback" not in too_long.output
+    assert "File name too long" in too_long.stderr and "Check the path" in too_long.stderr
+
+    import titans_ts.forecasting.api as api
+
+    def failing_plot(*_, **__):
+        raise OSError(28, "No space left on device", "plot.png")
+
+    monkeypatch.setattr(api, "plot_forecast", failing_plot)
+    failed = runner.invoke(app, [*args, "--out", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.png")])
+    assert failed.exit_code == 2 and "No space left on device" in failed.stderr
+    assert not any(tmp_path.iterdir())  # neither file, nor a temporary one
 
 
 def test_forecast_decimals_follow_each_columns_scale_not_its_size():
@@ -145,8 +173,8 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "windows.csv already exists: pass --overwrite" in " ".join(again.stderr.split())
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0 and pd.read_csv(out).equals(table)
-    bad = runner.invoke(app, [*args[:-1], str(folder / "windows.txt")])
-    assert bad.exit_code == 2 and ".csv or .parquet" in bad.stderr
+    bad = runner.invoke(app, [*args[:-1], str(folder / "windows.json")])
+    assert bad.exit_code == 2 and "CSV (.csv, .csv.gz), tab-separated (.tsv) or parquet" in " ".join(bad.stderr.split())
     plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--plot-columns", "c0,OT"])
     assert plotted.exit_code == 0, plotted.output
     assert (folder / "eval.png").read_bytes()[:4] == b"\x89PNG"

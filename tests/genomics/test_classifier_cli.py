@@ -575,14 +575,63 @@ def test_evaluate_says_whether_the_score_is_held_out(labelled_csv, tmp_path):
     bundled = SimpleNamespace(name="human_enhancers_cohn", protocol="cv")
     official = SimpleNamespace(name="human_enhancers_cohn", protocol="official")
     cohn_cv = {"dataset": "human_enhancers_cohn", "protocol": "cv"}
+    # a file of the user's may hold sequences of the task's split (a sample of it): only the user knows
     assert task_split_note(bundled, trained_on) == (
-        "the bundled split; the model was fine-tuned on toy.csv, not on this task"
+        "the bundled split; the model was fine-tuned on toy.csv, not on this task: a held-out score only if toy.csv "
+        "held none of these sequences"
     )
+    assert task_split_note(official, trained_on).startswith("official test split; the model was fine-tuned on toy")
     assert "which the CV folds also trained on: not a held-out score" in task_split_note(bundled, cohn_cv)
     assert "which the CV folds also trained on" in task_split_note(official, cohn_cv)  # pooled train and test
     assert "held out" in task_split_note(bundled, cohn_cv | {"protocol": "official"})
     assert task_split_note(bundled, {}) == "the bundled split: a held-out score only if the model did not train on it"
     assert task_split_note(official, {}) == "official test split"
+
+
+def test_predict_writes_out_in_the_format_its_name_says(tmp_path, monkeypatch):
+    """dp.parquet and dp.csv.gz held CSV text: each name is now written as it says (any case), read back by pandas
+    as what its name says; a name that says another format is refused before the model is read; a failed write
+    leaves nothing. Names come from an id column as from a name column."""
+    from genomics.api import predict_file
+    from titans_ts.errors import ConfigError
+
+    sequences, labels = _toy(20)
+    DNAClassifier(**TINY).fit(sequences, labels).save(tmp_path / "model")
+    pd.DataFrame({"id": ["foo", "bar"], "seq": ["ACGTACGGA", "GGCCGGCC"]}).to_csv(tmp_path / "in.csv", index=False)
+    args = ["predict", "-m", str(tmp_path / "model"), "-i", str(tmp_path / "in.csv"), "--out"]
+    readers = {
+        "dp.parquet": pd.read_parquet,
+        "dp.PARQUET": pd.read_parquet,
+        "dp.csv.gz": pd.read_csv,  # pandas infers gzip from the name
+        "dp.tsv": lambda path: pd.read_csv(path, sep="\t"),
+        "dp.tsv.gz": lambda path: pd.read_csv(path, sep="\t"),
+        "dp.csv": pd.read_csv,
+        "dp.txt": pd.read_csv,
+    }
+    for name, read in readers.items():
+        result = runner.invoke(app, [*args, str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        written = read(tmp_path / name)
+        assert list(written.columns) == ["name", "class", "p_at_rich", "p_gc_rich"], name
+        assert written["name"].tolist() == ["foo", "bar"], name
+        np.testing.assert_allclose(written[["p_at_rich", "p_gc_rich"]].sum(axis=1), 1.0, atol=1e-6)
+    assert (tmp_path / "dp.csv.gz").read_bytes()[:2] == b"\x1f\x8b" and b".tmp" not in (
+        tmp_path / "dp.csv.gz"
+    ).read_bytes()
+    assert "\t" not in (tmp_path / "dp.csv").read_text() and "\t" in (tmp_path / "dp.tsv").read_text()
+    refused = runner.invoke(app, [*args[:2], str(tmp_path / "no-such-model"), *args[3:], str(tmp_path / "dp.xlsx")])
+    assert refused.exit_code == 2 and "not as .xlsx" in " ".join(refused.stderr.split())
+
+    def broken(*_, **__):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OSError, match="disk full"):
+        predict_file(tmp_path / "model", tmp_path / "in.csv", out=tmp_path / "new.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no new.parquet, no temporary file
+    with pytest.raises(ConfigError, match="not as .parquet.gz"):
+        predict_file(tmp_path / "model", tmp_path / "in.csv", out=tmp_path / "dp.parquet.gz")
 
 
 def test_predict_warns_once_about_records_that_share_a_name(tmp_path):

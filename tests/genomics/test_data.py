@@ -250,6 +250,18 @@ def test_a_sequence_table_and_a_labels_file_find_columns_by_the_same_alias_rule(
     assert find_column(["seq", "y", "label"], "label", "label", LABEL_NAMES) == "label"  # the default itself first
 
 
+def test_a_csv_to_predict_takes_its_names_from_the_columns_a_labels_file_does(tmp_path):
+    """Only a column headed 'name' named the sequences of a CSV to predict (id,seq gave 1, 2, ...); it now takes
+    the name column the labels reader does (NAME_NAMES, any case, in their order: name before id)."""
+    from genomics.data.files import read_unlabelled_csv
+
+    for header, names in [("id", ["foo", "bar"]), ("Record", ["foo", "bar"]), ("other", None)]:
+        (tmp_path / "in.csv").write_text(f"{header},seq\nfoo,ACGT\nbar,GGCC\n")
+        assert read_unlabelled_csv(tmp_path / "in.csv") == (["ACGT", "GGCC"], names), header
+    (tmp_path / "both.csv").write_text("id,seq,name\n1,ACGT,foo\n2,GGCC,bar\n")
+    assert read_unlabelled_csv(tmp_path / "both.csv")[1] == ["foo", "bar"]
+
+
 def test_gzip_is_told_by_its_first_bytes_and_binary_files_are_named(tmp_path):
     """A gzipped FASTA or CSV without .gz, and a plain file named .gz, read as what they hold; a workbook or
     other binary file is one clear error naming the file, not a UnicodeDecodeError."""

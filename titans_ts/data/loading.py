@@ -75,7 +75,9 @@ def load_dataset(
     (their protocol counts rows).
     """
     if fill is not None and fill not in FILL_METHODS:
-        raise DataValidationError(f"fill={fill!r} is not supported; use one of {FILL_METHODS} or None.")
+        raise DataValidationError(
+            f"fill={fill!r} is not supported; use one of {FILL_METHODS}, or fill=None (gaps refused)."
+        )
     path = Path(name_or_path)
     if _looks_like_path(name_or_path):
         if not path.is_file():

@@ -26,6 +26,11 @@ def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.Da
             raise DataValidationError(
                 f"{path} is empty: expected a date column and one column per series, a row per time step."
             ) from None
+        except EOFError:  # gzip's, on a stream that ends early
+            raise DataValidationError(
+                f"{path}: its gzip stream ends early, so the file is cut short (a partial download or copy?): "
+                "fetch or copy it again."
+            ) from None
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
@@ -74,7 +79,7 @@ def _sniff_delimiter(path: Path) -> str:
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
             sample = "".join(stream.readline() for _ in range(20))
-    except OSError:
+    except (OSError, EOFError):  # read_csv then says what is wrong with the file
         return ","
     lines = [line for line in sample.splitlines() if line.strip()]
     for sep in (";", "\t", "|"):

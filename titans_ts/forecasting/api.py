@@ -16,13 +16,22 @@ from titans_ts.data.columns import read_as_fit
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
-from titans_ts.forecasting.diagnostics import check_table_path, write_table
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import floors_record
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
 from titans_ts.forecasting.quantiles import level_label
 from titans_ts.forecasting.settings import FitSettings, dataset_label, resolve_fit
-from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path, atomic_write_text, check_out_file, json_value
+from titans_ts.io import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    atomic_path,
+    atomic_path_or_none,
+    atomic_write_text,
+    check_out_file,
+    check_table_path,
+    json_value,
+    write_table,
+)
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -184,10 +193,6 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     plot_forecast(history, forecast, path, truth=truth, title=title)
 
 
-# Suffixes a user would expect in their own format; every other name (none, .txt, .CSV, .csv.gz) gets CSV text.
-OTHER_TABLE_FORMATS = (".xlsx", ".xls", ".json", ".feather", ".h5", ".hdf", ".pkl", ".pickle", ".orc")
-
-
 def predict_csv(
     model_dir,
     input_csv,
@@ -213,27 +218,26 @@ def predict_csv(
     overwrite: replace an existing out_csv or plot (else refused before any work)."""
     check_device(device)
     check_out_file(out_csv, [input_csv], overwrite)
-    if out_csv is not None and Path(out_csv).suffix.lower() in OTHER_TABLE_FORMATS:
-        raise ConfigError(f"{out_csv}: the forecast is written as CSV, or as parquet to a .parquet name; not as "
-                          f"{Path(out_csv).suffix}: choose a .csv or .parquet name.")  # fmt: skip
-    if out_csv is not None and Path(out_csv).suffix == ".parquet":
-        check_table_path(out_csv)  # pyarrow present
+    if out_csv is not None:
+        check_table_path(out_csv)
     check_out_file(plot, [input_csv], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
     read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
-    frame, long = _read_for(estimator, Path(input_csv), **read)
+    source = Path(input_csv)
+    if not source.exists() and lookup_name(str(input_csv)) is not None:  # --input ETTh1: the registered dataset
+        source = str(input_csv)
+    frame, long = _read_for(estimator, source, **read)
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
     out_csv = Path(out_csv) if out_csv else None
-    if out_csv is not None and out_csv.suffix == ".parquet":
-        write_table(forecast_table(forecast), out_csv)
-    elif out_csv is not None:
-        atomic_write_text(out_csv, forecast_csv(forecast))
-    if plot:
-        plot_forecast(frame.iloc[-estimator.lookback :], forecast, plot)
+    with atomic_path_or_none(plot) as drawn:  # both written or neither (a failed plot left the table behind)
+        if drawn is not None:
+            plot_forecast(frame.iloc[-estimator.lookback :], forecast, drawn)
+        if out_csv is not None:
+            write_table(forecast_table(forecast), out_csv)
     return forecast, out_csv
 
 
@@ -334,7 +338,7 @@ def evaluate_saved(
     """Test (and val) metrics of a saved model on a dataset, under that dataset's protocol.
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
-    windows_out: also write every test window's forecasts next to the truth there (.csv or .parquet), and
+    windows_out: also write every test window's forecasts next to the truth there (`io.write_table`), and
     return the errors by horizon step and by column ("by_step", "by_column": DataFrames).
     The metrics are those of the forecaster the model was saved with ("forecaster_used": the model, or the floor
     that replaced it; "fallback_reason": why).
@@ -378,12 +382,13 @@ def evaluate_saved(
         table = estimator.window_forecasts(frame, split="test", online=online)  # the forecasts asked for
         metrics["windows_online"] = online
         by_step = errors_by(table, "step")
-        if windows_out is not None:
-            write_table(_rounded_windows(estimator, table), windows_out)
-        if plot is not None:
-            from titans_ts.forecasting.plots import plot_evaluation
+        with atomic_path_or_none(plot) as drawn:  # both written or neither
+            if drawn is not None:
+                from titans_ts.forecasting.plots import plot_evaluation
 
-            used = estimator._forecaster_name()
-            plot_evaluation(table, by_step, plot, columns=plot_columns, forecaster=used)
+                used = estimator._forecaster_name()
+                plot_evaluation(table, by_step, drawn, columns=plot_columns, forecaster=used)
+            if windows_out is not None:
+                write_table(_rounded_windows(estimator, table), windows_out)
         metrics |= {"by_step": by_step, "by_column": errors_by(table, "column"), "rows": len(table)}
     return metrics

@@ -64,34 +64,3 @@ def errors_by(table: pd.DataFrame, key: str) -> pd.DataFrame:
         }
     )
     return parts.groupby(key, sort=key == "step").mean()
-
-
-def check_table_path(path) -> None:
-    """Fail before any work when the file name does not say .csv or .parquet."""
-    from pathlib import Path
-
-    from titans_ts.errors import ConfigError
-
-    path = Path(path)
-    if path.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"{path}: use a .csv or .parquet file name (the format follows the suffix).")
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ConfigError(f"{path}: writing parquet needs pyarrow (pip install pyarrow), or use .csv.") from None
-
-
-def write_table(table: pd.DataFrame, path) -> None:
-    """CSV or parquet by the file's suffix, all or nothing (a failed write leaves no file)."""
-    from pathlib import Path
-
-    from titans_ts.io import atomic_path
-
-    path = Path(path)
-    check_table_path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
