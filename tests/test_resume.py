@@ -235,6 +235,7 @@ def test_a_finished_fit_leaves_its_checkpoint_dir_to_the_next_fit(tmp_path):
     first = model.predict(values)
     assert np.array_equal(model.fit(values).predict(values), first)  # the same fit again, from scratch
     assert np.array_equal(model.fit(values, resume=True).predict(values), first)  # a resume gets the same model
+    assert model.history_["resumed"] and "resumed" not in model.fit(values).history_  # its train_seconds: a part
 
     unfinished = tmp_path / "unfinished"
     start_or_resume(unfinished, {"seed": 0}, resume=False)

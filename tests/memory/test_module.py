@@ -153,7 +153,7 @@ def test_without_the_surprise_bound_the_same_memory_diverges():
 
 
 def test_bad_configuration_is_refused():
-    with pytest.raises(ValueError, match="depth must be >= 1"):
+    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
         NeuralMemory(16, depth=0)
     with pytest.raises(ValueError, match=r"expected x of shape \(batch, time, 16\)"):
         NeuralMemory(16)(torch.randn(2, 5, 8))
@@ -180,13 +180,34 @@ def test_bad_configuration_is_refused():
     for options, message in (  # accepted, then failing at the first forward, or never (a memory of width 1)
         ({"backend": "bogus"}, "backend must be one of"),
         ({"chunk_size": 2.5}, "chunk_size and conv_kernel must be integers"),
-        ({"max_grad_norm": float("nan")}, "max_grad_norm must be a positive number"),
-        ({"max_lr": 0}, "max_lr must be a positive number"),
-        ({"expansion": -1}, "expansion must be a positive number"),
+        ({"max_grad_norm": float("nan")}, "max_grad_norm must be a positive finite number"),
+        ({"max_lr": 0}, "max_lr must be a positive finite number"),
+        ({"max_lr": float("inf")}, "max_lr must be a positive finite number"),  # every output NaN
+        ({"expansion": -1}, "expansion must be a positive finite number"),
         ({"heads": 3}, "dim=16 is not a multiple of heads=3"),  # a 15-wide memory, unsaid
+        ({"depth": True}, "depth must be an integer >= 1; got True"),  # a matrix memory, unsaid
+        ({"depth": 2.0}, "depth must be an integer >= 1; got 2.0"),  # failed inside the MLP's build
+        ({"head_dim": 0}, "head_dim must be an integer >= 1; got 0"),  # read as "not given"
+        ({"heads": 2.0}, "heads must be an integer >= 1; got 2.0"),
     ):
         with pytest.raises(ValueError, match=message):
             NeuralMemory(16, **{"heads": 2, **options})
+    with pytest.raises(ValueError, match="dim must be an integer >= 1; got 16.0"):
+        NeuralMemory(16.0)
+    for options, message in (  # kept (a window of 2.5), or torch's own errors as the block was built
+        ({"kind": "mag", "window": 2.5}, "window must be an integer >= 1 or None; got 2.5"),
+        ({"kind": "mac", "segment_len": 2.5}, "segment_len must be an integer >= 1; got 2.5"),
+        ({"kind": "mag", "persistent_tokens": -1}, "persistent_tokens must be an integer >= 0; got -1"),
+        ({"kind": "mal", "head_dim": 6}, "dim=18 must be divisible by heads=4: the blocks' attention splits dim"),
+    ):
+        dim = 18 if "head_dim" in options else 16
+        with pytest.raises(ValueError, match=message):
+            make_block(options.pop("kind"), dim, heads=4, **options)
+    shorter_kernel = NeuralMemory(16, heads=2, conv_kernel=2)  # was blamed on theta's length
+    with pytest.raises(ValueError, match=r"the state's conv cache is \(2, 3, 48\); this memory's \(conv_kernel=2\)"):
+        shorter_kernel(torch.randn(2, 5, 16), state)
+    in_float64 = memory(torch.randn(2, 3, 16), state.to(torch.float64))[0]  # its conv cache failed in to_out
+    assert in_float64.dtype == torch.float32 and torch.isfinite(in_float64).all()
     for kind in BLOCKS:  # the attention ran first in MAC and MAG: torch's own errors
         block = _block(kind)
         for x, error, message in (

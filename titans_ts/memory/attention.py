@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from titans_ts.memory.ops.common import is_whole
+
 
 def causal_mask(length: int, window: int | None, device=None) -> torch.Tensor:
     """(length, length) boolean: query i may see key j when j <= i and i - j < window."""
@@ -25,10 +27,18 @@ def causal_mask(length: int, window: int | None, device=None) -> torch.Tensor:
 class PersistentAttention(nn.Module):
     def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 0, window: int | None = None):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim={dim} must be divisible by heads={heads}.")
-        if window is not None and window < 1:
-            raise ValueError(f"window must be >= 1 or None; got {window}.")
+        sizes = {"dim": dim, "heads": heads} | ({} if window is None else {"window": window})
+        for name, value in sizes.items():  # window=2.5 was kept, heads=2.0 failed inside torch
+            if not (is_whole(value) and value >= 1):
+                also = " or None" if name == "window" else ""
+                raise ValueError(f"{name} must be an integer >= 1{also}; got {value!r}.")
+        if not (is_whole(persistent_tokens) and persistent_tokens >= 0):
+            raise ValueError(f"persistent_tokens must be an integer >= 0; got {persistent_tokens!r}.")
+        if dim % heads:  # the attention splits dim itself: a memory's head_dim does not change that
+            raise ValueError(
+                f"dim={dim} must be divisible by heads={heads}: the blocks' attention splits dim across the heads "
+                "(a memory's head_dim= does not change that)."
+            )
         self.heads, self.window = heads, window
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_kv = nn.Linear(dim, 2 * dim, bias=False)

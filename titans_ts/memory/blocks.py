@@ -20,6 +20,7 @@ from torch import nn
 
 from titans_ts.memory.attention import PersistentAttention
 from titans_ts.memory.module import MemoryConfig, MemoryState, NeuralMemory
+from titans_ts.memory.ops.common import is_whole
 
 BLOCKS = ("lmm", "mac", "mag", "mal")
 
@@ -36,8 +37,8 @@ class LMMBlock(nn.Module):
 class MACBlock(nn.Module):
     def __init__(self, dim: int, heads: int = 4, persistent_tokens: int = 4, segment_len: int = 64, **memory_options):
         super().__init__()
-        if segment_len < 1:
-            raise ValueError(f"segment_len must be >= 1; got {segment_len}.")
+        if not (is_whole(segment_len) and segment_len >= 1):
+            raise ValueError(f"segment_len must be an integer >= 1; got {segment_len!r}.")
         self.segment_len = segment_len
         self.memory = NeuralMemory(dim, heads=heads, **memory_options)
         config: MemoryConfig = self.memory.config

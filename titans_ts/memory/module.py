@@ -47,18 +47,19 @@ class MemoryConfig:
     compile: bool | str = "auto"
 
     def __post_init__(self):
-        if not (is_whole(self.heads) and self.heads >= 1):
-            raise ValueError(f"heads must be an integer >= 1; got {self.heads!r}.")
-        head_dim = self.head_dim or self.dim // self.heads
-        if self.dim < 1 or head_dim < 1:
+        sizes = {"dim": self.dim, "heads": self.heads, "depth": self.depth}
+        sizes |= {} if self.head_dim is None else {"head_dim": self.head_dim}  # 0 read as "not given" before
+        for name, value in sizes.items():  # depth=True built a matrix memory, dim=8.0 failed inside torch
+            if not (is_whole(value) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+        head_dim = self.inner_dim
+        if head_dim < 1:
             raise ValueError(f"dim={self.dim} and heads={self.heads} give head_dim={head_dim}; need >= 1.")
         if self.head_dim is None and self.dim % self.heads:  # the memory would be narrower than dim, unsaid
             raise ValueError(
                 f"dim={self.dim} is not a multiple of heads={self.heads}: choose a dim that heads divide, or give "
                 "head_dim explicitly."
             )
-        if self.depth < 1:
-            raise ValueError(f"depth must be >= 1 (1 is a matrix memory); got {self.depth}.")
         whole = (self.chunk_size, self.conv_kernel, self.persistent_tokens)
         if not all(is_whole(n) for n in whole) or min(whole[:2]) < 1 or whole[2] < 0:
             raise ValueError(
@@ -67,15 +68,15 @@ class MemoryConfig:
         positive = {"expansion": self.expansion, "max_lr": self.max_lr}
         if self.max_grad_norm is not None:  # None: the surprise is not bounded
             positive["max_grad_norm"] = self.max_grad_norm
-        for name, value in positive.items():  # NaN fails "> 0" too
-            if not (is_number(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number; got {value!r}.")
+        for name, value in positive.items():  # NaN fails "> 0" too; an infinite max_lr made every output NaN
+            if not (is_number(value) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
         check_backend(self.backend)
         check_compile_setting(self.compile)
 
     @property
     def inner_dim(self) -> int:
-        return self.head_dim or self.dim // self.heads
+        return self.dim // self.heads if self.head_dim is None else self.head_dim
 
     @property
     def layer_dims(self) -> list[int]:
@@ -237,6 +238,20 @@ class NeuralMemory(nn.Module):
                 f"of {x.shape[0]} are {expected} (depth {self.config.depth}). Pass the state this memory returned "
                 "for the same batch."
             )
+        self._check_conv_cache(x, state.conv_cache)
+
+    def _check_conv_cache(self, x, cache) -> None:
+        """A carried conv cache of this memory's conv (its kernel - 1 rows of projections): another kernel's was
+        blamed on theta's length."""
+        if self.conv is None or cache is None:
+            return
+        expected = (x.shape[0], self.config.conv_kernel - 1, 3 * self.config.heads * self.config.inner_dim)
+        if tuple(cache.shape) != expected:
+            kernel = self.config.conv_kernel
+            raise ValueError(
+                f"the state's conv cache is {tuple(cache.shape)}; this memory's (conv_kernel={kernel}) for a batch "
+                f"of {x.shape[0]} is {expected}. Pass the state this memory returned for the same batch."
+            )
 
     def _update_and_retrieve(self, q, k, v, theta, alpha, eta, weights, momentum, compiled=False):
         # Under autocast (bf16 projections and MLPs, on CPU or CUDA) the test-time learning itself stays
@@ -277,8 +292,9 @@ class NeuralMemory(nn.Module):
     def _qkv(self, x, conv_cache):
         projected = self.to_qkv(x)  # (B, T, 3 * width)
         new_cache = None
-        if self.conv is not None:
-            projected, new_cache = self.conv(projected, conv_cache)
+        if self.conv is not None:  # a cache carried in another dtype (state.to(torch.float64)) joins in this one
+            cache = None if conv_cache is None else conv_cache.to(projected.dtype)
+            projected, new_cache = self.conv(projected, cache)
         projected = F.silu(projected)
         batch, length, _ = projected.shape
         heads, inner = self.config.heads, self.config.inner_dim

@@ -285,8 +285,9 @@ def train_and_restore(module, train, val, *, checkpoint=None, **options) -> dict
     best weights so far), resuming from the Lightning checkpoint file `checkpoint` when one is given (see
     `checkpointing.estimator_checkpoint` / `start_or_resume`), then `best.restore(module)`.
     Returns `run_record(...)` (best_epoch, epochs_run, steps, stop_reason, train_seconds: the wall time of
-    the fit alone) plus "best": the best value of the monitored metric. A caller that saves the record under
-    another name renames it, e.g. `record["best_val_loss"] = record.pop("best")`.
+    the fit alone, of the resumed part with "resumed": True) plus "best": the best value of the monitored
+    metric. A caller that saves the record under another name renames it, e.g.
+    `record["best_val_loss"] = record.pop("best")`.
     Nothing here draws a random number: seed, build the model and the loaders before calling it.
     To inject a callback in a test, patch `titans_ts.training.loop.make_trainer` (the name this looks up).
     """
@@ -300,7 +301,10 @@ def train_and_restore(module, train, val, *, checkpoint=None, **options) -> dict
             if callback.dirpath is not None:
                 mark_finished(callback.dirpath)
     best.restore(module)
-    return run_record(trainer, best, time.perf_counter() - started) | {"best": best.best}
+    record = run_record(trainer, best, time.perf_counter() - started) | {"best": best.best}
+    if checkpoint is not None:  # train_seconds is then this part's alone
+        record["resumed"] = True
+    return record
 
 
 def require_finished(record: dict, run: str) -> None:
