@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from titans_ts.errors import TitansError, TitansWarning
@@ -90,7 +91,7 @@ class ErrorReportingGroup(TyperGroup):
         def show(message, category, filename, lineno, file=None, line=None):
             """The library's own warnings as one line, `warning: <message>`, without the source location."""
             if issubclass(category, TitansWarning) and not _state["debug"]:
-                err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
             else:
                 default_show(message, category, filename, lineno, file, line)
 
@@ -101,7 +102,7 @@ class ErrorReportingGroup(TyperGroup):
             if _state["debug"]:
                 raise
             # a run that says what it kept (require_finished: its checkpoint) is not told that nothing was saved
-            said = f": {exc}" if str(exc) else "; nothing was saved."
+            said = f": {escape(str(exc))}" if str(exc) else "; nothing was saved."
             err_console.print(f"[bold red]interrupted[/]{said}", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
         except TitansError as exc:
@@ -110,12 +111,12 @@ class ErrorReportingGroup(TyperGroup):
             message = str(exc)
             if ctx.invoked_subcommand:  # the shared checks name Python parameters (fill='x'): say the options
                 message = as_options(message, self.get_command(ctx, ctx.invoked_subcommand))
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:  # the file system refused a path (unwritable folder, name too long, disk full)
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {file_system_error(exc)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(file_system_error(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         finally:
             warnings.showwarning = default_show

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.conformal import calibrated, conformal_offsets, non_crossing
 from titans_ts.forecasting.quantiles import QuantileHead, QuantileScores, ordered, pinball, quantile_loss
 
@@ -267,6 +267,19 @@ def test_without_the_median_the_point_is_trained_with_mse_beside_the_levels(seri
 # --- the CLI --------------------------------------------------------------------------------------------------
 
 
+def test_a_failed_recalibration_changes_nothing(fitted, series, tmp_path):
+    """recalibrate(calibrate=...) on data it could not split set the new calibration as the model's setting and
+    kept the old one's levels: predict gave the old calibration, and save wrote both."""
+    fitted.save(tmp_path / "model")
+    for model, X in ((TitansForecaster.load(tmp_path / "model"), None), (fitted, series.iloc[:30])):
+        calibration = model.calibration_["method"]
+        other = "conformal" if calibration != "conformal" else "adaptive"
+        with pytest.raises((ConfigError, DataValidationError)):
+            model.recalibrate(X, calibrate=other)
+        assert model.calibrate == model.fitted_params_["calibrate"] == calibration
+        assert model.calibration_["method"] == calibration
+
+
 def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
     from cli.ts import app
 
@@ -280,6 +293,8 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
         env={"COLUMNS": "200"},
     )
     assert fit.exit_code == 0, fit.output
+    refused = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--quantiles", "0.1,nan"])
+    assert refused.exit_code == 2 and "[nan] not in (0, 1)" in refused.stderr  # rich read [nan] as a style tag
     assert "Quantiles [0.1, 0.5, 0.9] (adaptive calibration)" in fit.output and "80 %" in fit.output  # the default
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["calibration"]["method"] == "adaptive" and metrics["calibration"]["rate"] == 0.01

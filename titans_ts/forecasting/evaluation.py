@@ -65,7 +65,10 @@ class SplitWindows:
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
         frame = self._fit_frame if X is None else self._fitted_frame(X)
         if frame is None:
-            raise ConfigError("This model was loaded from disk: pass the data to evaluate, e.g. evaluate(df).")
+            raise ConfigError(
+                "This model was loaded from disk, without the data it was fitted on: pass the data, e.g. "
+                "evaluate(df), window_forecasts(df) or recalibrate(df)."
+            )
         if X is None:
             return frame, self.borders_
         return frame, split_borders(len(frame), self.lookback, self.horizon, self._protocol_of(frame))

@@ -147,13 +147,21 @@ class QuantileOutputs:
                 "this model was fitted without quantiles, so it has no levels to calibrate: refit it with "
                 "quantiles=[0.1, 0.5, 0.9] (CLI: titans-ts fit --quantiles 0.1,0.5,0.9)."
             )
+        before = self.calibrate, getattr(self, "fitted_params_", {}).get("calibrate")
         if calibrate is not None:
             check({**self.get_params(), "calibrate": calibrate})  # refused before anything changes
             self.set_params(calibrate=calibrate)
             if hasattr(self, "fitted_params_"):  # recalibrating makes it the fitted model's setting
                 self.fitted_params_["calibrate"] = calibrate
-        frame, borders = self._split_rows(X, "val")
-        self._calibrate(self._split_windows(X, "val", self.batch_size)[2])
+        try:
+            frame, borders = self._split_rows(X, "val")
+            windows = self._split_windows(X, "val", self.batch_size)[2]
+        except Exception:  # data that cannot be split (none, too short): the model stays as it was
+            self.set_params(calibrate=before[0])
+            if hasattr(self, "fitted_params_"):
+                self.fitted_params_["calibrate"] = before[1]
+            raise
+        self._calibrate(windows)
         streamed_to = self.last_index_ if getattr(self, "stream_forecast_", None) is not None else None
         self.borders_, self._fit_frame = borders, frame
         self._set_context(frame)
