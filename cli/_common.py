@@ -114,7 +114,7 @@ class ErrorReportingGroup(TyperGroup):
             err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:  # the file system refused a path (unwritable folder, name too long, disk full)
-            if _state["debug"]:
+            if _state["debug"] or isinstance(exc, BrokenPipeError):  # `| head` closed stdout: click's own exit
                 raise
             err_console.print(f"[bold red]error:[/] {escape(file_system_error(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -123,10 +123,11 @@ class ErrorReportingGroup(TyperGroup):
 
 
 def file_system_error(exc: OSError) -> str:
-    """An OSError in words: the path and what the system said, and what to check."""
-    where = f"{exc.filename}: " if exc.filename else ""
+    """An OSError in words: the path and what the system said, and for a path what to check."""
     said = exc.strerror or str(exc)
-    return f"{where}{said}. Check the path (its folder exists and can be written; names of at most 255 bytes)."
+    if not exc.filename:
+        return f"{said} (run again with --debug for where it happened)."
+    return f"{exc.filename}: {said}. Check the path (its folder exists and can be written; names of at most 255 bytes)."
 
 
 def exit_if_interrupted(*histories: dict) -> None:

@@ -326,6 +326,7 @@ def predict(
         help="Of a model fitted with --quantiles, the levels to write, e.g. 0.1,0.9 \\[default: all it has]; "
         "one column per (column, level): OT_q0.1 ...",
     ),
+    source: dict = DATA_SOURCE,
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
     overwrite: bool = REPLACE_FILES,
@@ -336,7 +337,7 @@ def predict(
     from titans_ts.forecasting.api import forecast_csv, predict_csv
 
     chosen = levels(quantiles)
-    options = dict(device=device, quantiles=chosen, overwrite=overwrite, **reading.for_saved_model())
+    options = dict(device=device, quantiles=chosen, overwrite=overwrite, **source, **reading.for_saved_model())
     forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
     (console if written else err_console).print(forecaster_note(used), highlight=False)  # stdout may be the CSV

@@ -203,3 +203,30 @@ def test_settings_errors_are_spelled_as_the_cli_options_where_the_command_has_th
     assert as_options(message, None) == message
     for kept in ("runs/lr=0.01/model is a file", "continue with fit(..., resume=True) (CLI: --resume)"):
         assert as_options(kept, command) == kept  # a path, or text that already speaks CLI
+
+
+def test_a_file_system_error_is_one_line_and_a_closed_pipe_is_not_one():
+    """An OSError with a path is the user's to fix (one line, exit 2); one without a path says so without
+    advice about paths; a reader that closed the pipe (`| head`) is click's quiet exit, not an error."""
+    from cli._common import make_app
+
+    app = make_app("probe", "A test app.")
+    raised = {}
+
+    @app.command()
+    def run() -> None:
+        raise raised["error"]
+
+    @app.command()
+    def other() -> None:  # two commands: `run` is a subcommand, as in the real CLIs
+        pass
+
+    for error, said in (
+        (PermissionError(13, "Permission denied", "/data/out.csv"), "/data/out.csv: Permission denied. Check the path"),
+        (OSError(12, "Cannot allocate memory"), "Cannot allocate memory (run again with --debug"),
+    ):
+        raised["error"] = error
+        result = CliRunner().invoke(app, ["run"])
+        assert result.exit_code == 2 and said in " ".join(result.stderr.split()), result.output
+    raised["error"] = BrokenPipeError(32, "Broken pipe")
+    assert "error:" not in CliRunner().invoke(app, ["run"]).output

@@ -65,8 +65,10 @@ class TitansEstimator(BaseEstimator):
                 f"settings changed since fit ({said}): they shape the fitted model{why}. Fit again{how}, or set "
                 "them back."
             )
-        if any(k in fitted and not _same(now[k], fitted[k]) for k in self._changeable_after_fit):
-            self.check_params()  # one set after fit (online_blend=5, batch_size=0) is refused as fit refuses it
+        # one set after fit (online_blend=5, batch_size=0) is refused as fit refuses it; how a call runs (progress,
+        # device, checked where used) does not make a model saved under older rules be checked by today's
+        if any(k in fitted and k not in RUN_ONLY and not _same(now[k], fitted[k]) for k in self._changeable_after_fit):
+            self.check_params()
 
     def _comparable(self, params: dict) -> dict:
         """`params` as _check_fitted compares them (a subclass may put equal values alike)."""

@@ -28,7 +28,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     check_out_file(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # a short temporary name: a long target's own name plus the random part went over the system's limit
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:  # named by the target, not by the temporary name beside it
         raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
@@ -249,6 +250,7 @@ def mismatched_model_dir(path, what: str, exc: Exception):
 
 # Table files a user would expect in their own format, refused: every other name (none, .txt, .CSV) gets CSV text.
 OTHER_TABLE_FORMATS = (".xlsx", ".xls", ".json", ".feather", ".h5", ".hdf", ".pkl", ".pickle", ".orc")
+OTHER_COMPRESSIONS = (".bz2", ".xz", ".zip", ".zst", ".tar", ".7z")  # tables are compressed as .gz only
 
 
 def table_format(path) -> tuple[str, str | None]:
@@ -259,10 +261,11 @@ def table_format(path) -> tuple[str, str | None]:
     name = Path(path).name.lower()
     compression = "gzip" if name.endswith(".gz") else None
     suffix = Path(name.removesuffix(".gz")).suffix
-    if suffix in OTHER_TABLE_FORMATS or (suffix == ".parquet" and compression):
+    other = suffix in OTHER_TABLE_FORMATS or (suffix == ".parquet" and compression)
+    if other or suffix in OTHER_COMPRESSIONS:  # written as plain text under such a name, no reader could open it
         raise ConfigError(
-            f"{path}: tables are written as CSV (.csv, .csv.gz), tab-separated (.tsv) or parquet (.parquet), not as "
-            f"{name[name.rfind(suffix) :]}: choose such a name."
+            f"{path}: tables are written as CSV (.csv, .csv.gz), tab-separated (.tsv, .tsv.gz) or parquet (.parquet), "
+            f"not as {name[name.rfind(suffix) :]}: choose such a name."
         )
     return ("parquet" if suffix == ".parquet" else "tsv" if suffix == ".tsv" else "csv"), compression
 
@@ -282,13 +285,17 @@ def write_table(table, path, float_format: str | None = None) -> None:
     """A DataFrame written as its file name says (`table_format`), without its index, all or nothing (a failed
     write leaves no file). float_format: of the text formats (e.g. "%.7g")."""
     import gzip
+    import io
 
     kind, compression = table_format(path)
     check_table_path(path)
+    text = {"index": False, "sep": "\t" if kind == "tsv" else ",", "float_format": float_format}
     with atomic_path(path) as tmp:
         if kind == "parquet":
             table.to_parquet(tmp, index=False)
-            return
-        text = table.to_csv(index=False, sep="\t" if kind == "tsv" else ",", float_format=float_format).encode()
-        # compressed here: pandas would record the temporary file's name in the gzip header
-        tmp.write_bytes(gzip.compress(text, mtime=0) if compression else text)
+        elif compression is None:
+            table.to_csv(tmp, **text)
+        else:  # streamed through gzip here: pandas would record the temporary file's name in the gzip header
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+                with io.TextIOWrapper(packed, encoding="utf-8", newline="") as stream:
+                    table.to_csv(stream, **text)

@@ -82,6 +82,7 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     for name, read in (
         ("forecast.csv.gz", pd.read_csv),
         ("forecast.tsv", lambda path: pd.read_csv(path, sep="\t")),
+        ("forecast.tsv.gz", lambda path: pd.read_csv(path, sep="\t")),
         ("forecast.PARQUET", pd.read_parquet),
     ):
         assert runner.invoke(app, [*args, str(folder / name)]).exit_code == 0
@@ -102,10 +103,23 @@ def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(
     def failing_plot(*_, **__):
         raise OSError(28, "No space left on device", "plot.png")
 
-    monkeypatch.setattr(api, "plot_forecast", failing_plot)
-    failed = runner.invoke(app, [*args, "--out", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.png")])
-    assert failed.exit_code == 2 and "No space left on device" in failed.stderr
-    assert not any(tmp_path.iterdir())  # neither file, nor a temporary one
+    def failing_table(*_, **__):
+        raise OSError(28, "No space left on device", "f.csv")
+
+    for name, failing in (("plot_forecast", failing_plot), ("write_table", failing_table)):  # either order
+        with monkeypatch.context() as patched:
+            patched.setattr(api, name, failing)
+            failed = runner.invoke(app, [*args, "--out", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.png")])
+        assert failed.exit_code == 2 and "No space left on device" in failed.stderr
+        assert not any(tmp_path.iterdir())  # neither file, nor a temporary one
+    longest = tmp_path / ("x" * 251 + ".csv")  # a legal name: its temporary name went over the limit
+    assert (
+        runner.invoke(app, [*args, "--out", str(longest), "--plot", str(tmp_path / ("y" * 251 + ".png"))]).exit_code
+        == 0
+    )
+    for name in ("f.csv.bz2", "f.zip", "f.parquet.gz"):  # written as plain text before: no reader could open them
+        refused = runner.invoke(app, [*args, "--out", str(tmp_path / name)])
+        assert refused.exit_code == 2 and "choose such a name" in refused.stderr, name
 
 
 def test_forecast_decimals_follow_each_columns_scale_not_its_size():
@@ -174,7 +188,7 @@ def test_evaluate_writes_every_window_and_its_mse_can_be_recomputed(trained):
     assert again.exit_code == 2 and "windows.csv already exists: pass --overwrite" in " ".join(again.stderr.split())
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0 and pd.read_csv(out).equals(table)
     bad = runner.invoke(app, [*args[:-1], str(folder / "windows.json")])
-    assert bad.exit_code == 2 and "CSV (.csv, .csv.gz), tab-separated (.tsv) or parquet" in " ".join(bad.stderr.split())
+    assert bad.exit_code == 2 and "not as .json: choose such a name" in " ".join(bad.stderr.split())
     plotted = runner.invoke(app, [*args[:5], "--plot", str(folder / "eval.png"), "--plot-columns", "c0,OT"])
     assert plotted.exit_code == 0, plotted.output
     assert (folder / "eval.png").read_bytes()[:4] == b"\x89PNG"

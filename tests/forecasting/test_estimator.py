@@ -162,6 +162,8 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
         fitted.predict(np.zeros((48, 4)))
     text_index = series.set_axis(series.index.astype(str), axis=0)  # pd.read_csv(path, index_col=0)
     pd.testing.assert_frame_equal(fitted.predict(text_index), expected)  # was numbered by step, undated
+    steps_as_text = series.set_axis([str(1000 + i) for i in range(len(series))], axis=0)  # steps, not years
+    assert list(fitted.predict(steps_as_text).index) == list(range(len(series), len(series) + 12))
     holed = series.copy()
     holed.iloc[5, 1] = np.nan  # a DataFrame's fix is pandas', not a file's --fill
     with pytest.raises(DataValidationError, match=r"at .* column 'c1'. Fill them first \(df.interpolate\(\)"):

@@ -206,6 +206,8 @@ def predict_csv(
     long: tuple[str, str, str] | None = None,
     quantiles: list[float] | None = None,
     overwrite: bool = False,
+    data_dir=None,
+    verify: bool | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
     """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
     The forecast's values are rounded to what the float32 network computes (`_computed_decimals`).
@@ -215,7 +217,9 @@ def predict_csv(
     long: the (id, time, value) columns of a long table; a model fitted on one reads the file with its columns
     unless told otherwise, and writes the forecast long as well (`forecast_table`); a wide file (a column per
     series, without the long table's columns) is read and written wide.
-    overwrite: replace an existing out_csv or plot (else refused before any work)."""
+    overwrite: replace an existing out_csv or plot (else refused before any work).
+    input_csv may be a registered dataset's name (the forecast after its end), found and checked as
+    `load_dataset` finds one (data_dir, verify)."""
     check_device(device)
     check_out_file(out_csv, [input_csv], overwrite)
     if out_csv is not None:
@@ -224,7 +228,7 @@ def predict_csv(
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
-    read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
+    read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long, data_dir=data_dir, verify=verify)
     source = Path(input_csv)
     if not source.exists() and lookup_name(str(input_csv)) is not None:  # --input ETTh1: the registered dataset
         source = str(input_csv)

@@ -59,7 +59,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     target: the column (name) or columns to forecast and score; None: every column. The other columns are
     covariates: the model reads their history as input, but does not forecast them and they are not scored.
     checkpoint_dir: write resumable checkpoints there (every validated epoch, and every `checkpoint_minutes`);
-    `fit(X, resume=True)` continues a killed run from the newest one (titans_ts/checkpointing.py).
+    `fit(X, resume=True)` continues a killed run from the newest one (titans_ts/checkpointing.py); once a run
+    ended on its own, the next fit there replaces its checkpoints.
     devices, num_nodes, strategy: Lightning's, for training on several devices or machines (e.g. devices=2,
     strategy="ddp"); `batch_size` is per device (docs/scaling.md).
     fallback: "auto": a trained model whose validation MSE is behind the best floor (repeat last, seasonal naive:

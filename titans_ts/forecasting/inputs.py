@@ -55,7 +55,9 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
 
 
 def _is_text(index: pd.Index) -> bool:
-    return pd.api.types.is_object_dtype(index) or pd.api.types.is_string_dtype(index)
+    """Text labels, not only digits (steps written as text, "1000", are not years, as in a file)."""
+    textual = pd.api.types.is_object_dtype(index) or pd.api.types.is_string_dtype(index)
+    return textual and not pd.Series(index).astype(str).str.fullmatch(r"\s*\d+\s*").all()
 
 
 def _is_a_row(series: pd.Series, names: list | None) -> bool:
