@@ -164,6 +164,15 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
     pd.testing.assert_frame_equal(fitted.predict(text_index), expected)  # was numbered by step, undated
     steps_as_text = series.set_axis([str(1000 + i) for i in range(len(series))], axis=0)  # steps, not years
     assert list(fitted.predict(steps_as_text).index) == list(range(len(series), len(series) + 12))
+    from titans_ts.data.loading import TimeOrderWarning
+
+    numbered = series.reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimeOrderWarning)
+        fitted.predict(numbered)  # in order: nothing to say
+        fitted.predict(numbered.set_axis(numbered.index[::-1], axis=0))  # counting down (steps before now)
+    with pytest.warns(TimeOrderWarning, match=r"out of order \(shuffled rows\?\).*df.sort_index\(\)"):
+        fitted.predict(numbered.sample(frac=1, random_state=0))  # trained on in the order given, unsaid
     holed = series.copy()
     holed.iloc[5, 1] = np.nan  # a DataFrame's fix is pandas', not a file's --fill
     with pytest.raises(DataValidationError, match=r"at .* column 'c1'. Fill them first \(df.interpolate\(\)"):

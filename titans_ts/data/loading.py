@@ -28,7 +28,8 @@ LONG_FLAGS = ("--id-col", "--time-col", "--target")
 
 
 class TimeOrderWarning(TitansWarning):
-    """A file's rows ran newest first; they were put in time order (oldest first)."""
+    """Rows out of time order: a file's ran newest first (put in time order, oldest first), or a frame's
+    integer index numbers them out of order (read in the order given)."""
 
 
 def load_dataset(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data import validate_frame
-from titans_ts.data.loading import DATE_NAMES
+from titans_ts.data.loading import DATE_NAMES, TimeOrderWarning
 from titans_ts.data.timestamps import parse_dates, reads_as_timestamps
 from titans_ts.errors import DataValidationError
 from titans_ts.io import plain
@@ -51,7 +51,23 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
     elif _is_text(frame.index) and reads_as_timestamps(pd.Series(frame.index)):  # read_csv(index_col=0)
         name = "date" if frame.index.name is None else frame.index.name
         frame = frame.set_axis(parse_dates(pd.Series(frame.index), "the input data", str(name)), axis=0)
+    _warn_if_shuffled(frame.index)
     return validate_frame(frame, source="the input data", in_memory=True)
+
+
+def _warn_if_shuffled(index: pd.Index) -> None:
+    """Rows numbered out of order (df.sample(frac=1)) are read in the order given, as they must be, but a
+    shuffled DatetimeIndex is refused where a shuffled integer one trained without a word: say so."""
+    import warnings
+
+    numbered = pd.api.types.is_integer_dtype(index) and not isinstance(index, pd.RangeIndex)
+    if numbered and not (index.is_monotonic_increasing or index.is_monotonic_decreasing):
+        warnings.warn(
+            "the data's index is an integer numbering out of order (shuffled rows?): the rows are read in the "
+            "order given. If the index numbers the time steps, sort them first (df.sort_index()).",
+            TimeOrderWarning,
+            stacklevel=3,
+        )
 
 
 def _is_text(index: pd.Index) -> bool:
