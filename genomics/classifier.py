@@ -336,15 +336,17 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return probabilities
 
     def _probabilities(self, sequences, transform, advance) -> np.ndarray:
-        from genomics.tokenizer import PAD_ID, DNATokenizer
+        from genomics.batches import make_loader
+        from genomics.tokenizer import PAD_ID
 
-        device, tokenizer, batch = self._device(), DNATokenizer(), 2 * int(self.batch_size)
+        device = self._device()
         self.model_.to(device).eval()
         probabilities = []
         bf16 = self.precision == "bf16-mixed"
+        batch_size, max_length = 2 * int(self.batch_size), self.max_length
+        batches = make_loader(sequences, batch_size=batch_size, max_length=max_length, transform=transform)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            for start in range(0, len(sequences), batch):  # in order, as make_loader batches them: no Lightning
-                ids, _ = tokenizer.batch_encode(sequences[start : start + batch], self.max_length, transform=transform)
+            for ids, _ in batches:  # in order
                 logits = self.model_(ids.to(device))
                 probabilities.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
                 advance(int((ids != PAD_ID).sum()))
