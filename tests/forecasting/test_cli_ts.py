@@ -513,3 +513,29 @@ def test_a_reset_mix_that_every_candidate_ties_on_is_not_called_chosen():
     assert "every candidate scored the same" in reset_mix_note(tied) and "chosen on" not in reset_mix_note(tied)
     ranked = {"online_reset_mix": {"chosen": 0.2, "val_mse": {"0.0": 0.7, "0.2": 0.6}}}
     assert reset_mix_note(ranked) == "Online reset mix 0.2, chosen on online validation MSE (0.0 0.7000, 0.2 0.6000)."
+
+
+def test_a_fit_that_cannot_write_its_results_keeps_its_checkpoints_and_says_how_to_go_on(tmp_path, monkeypatch):
+    """A full disk after training said only the path's error; the checkpoints stay (the run finished), and
+    --resume writes the results from them."""
+    from titans_ts.forecasting.estimator import TitansForecaster
+
+    write_series(tmp_path / "mine.csv", rows=300, columns=2)
+    fit = ["fit", "--dataset", str(tmp_path / "mine.csv"), *SMALL, "--out", str(tmp_path / "model")]
+    save = TitansForecaster.save
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(TitansForecaster, "save", full_disk)
+        failed = runner.invoke(app, fit)
+    said = " ".join(failed.stderr.split())
+    assert failed.exit_code == 2 and "No space left on device while writing the results" in said, failed.output
+    assert "checkpoints are kept in" in said and "--resume" in said
+    assert (tmp_path / "model" / "checkpoints" / "last.ckpt").exists()
+    assert not (tmp_path / "model" / "metrics.json").exists()
+    assert TitansForecaster.save is save
+    resumed = runner.invoke(app, [*fit, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (tmp_path / "model" / "metrics.json").exists() and not (tmp_path / "model" / "checkpoints").exists()

@@ -127,10 +127,17 @@ def fit_dataset(
         record["model_val_frozen"] = estimator.val_metrics_frozen_
         record["metric_space"] += f"; {HISTORY_SCORES}"
     record |= quantile_record(estimator)
-    with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
-        _plot_last_test_window(estimator, frame, plot, settings.label)
-        estimator.save(out)
-        atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
+    try:
+        with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
+            _plot_last_test_window(estimator, frame, plot, settings.label)
+            estimator.save(out)
+            atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
+    except OSError as exc:  # a full disk after hours of training: the checkpoints stay, and say how to go on
+        kept = (
+            f"{exc.strerror or exc} while writing the results; the run's checkpoints are kept in {checkpoints}: "
+            "once the path is fixed, run the same command with --resume (resume=True) to write them from there"
+        )
+        raise type(exc)(exc.errno, kept, exc.filename) from exc
     finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
     return record | {"out": str(out), "replaced": replaced}
 
