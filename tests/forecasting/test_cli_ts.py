@@ -87,6 +87,9 @@ def test_predict_writes_future_timestamps_and_a_plot(trained):
     ):
         assert runner.invoke(app, [*args, str(folder / name)]).exit_code == 0
         pd.testing.assert_frame_equal(read(folder / name).astype({"date": forecast["date"].dtype}), forecast)
+    from titans_ts.data import load_dataset  # what predict writes, the reader reads as such (F.PARQUET was CSV)
+
+    assert load_dataset(str(folder / "forecast.PARQUET")).shape == (12, forecast.shape[1] - 1)
 
 
 def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(trained, tmp_path, monkeypatch):

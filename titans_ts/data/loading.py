@@ -412,7 +412,7 @@ def _handle_non_finite(
 def _looks_like_path(name_or_path) -> bool:
     text = str(name_or_path)
     suffixes = (".csv", ".tsv", ".txt", ".gz", ".parquet")
-    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.endswith(suffixes)
+    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.lower().endswith(suffixes)
 
 
 def _strip_suffixes(name: str) -> str:

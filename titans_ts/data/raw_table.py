@@ -16,7 +16,7 @@ from titans_ts.errors import DataValidationError
 def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.DataFrame:
     """The table in `path` as written (columns as text, values as pandas reads them): a parquet file, or text
     whose delimiter is sniffed unless `sep` is given. header=False: every row is data, columns x0, x1, ..."""
-    if path.suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":  # as write_table names it: F.PARQUET too
         raw = _read_parquet(path)
     else:
         sep = sep or _sniff_delimiter(path)

@@ -216,7 +216,8 @@ def predict_csv(
     data_dir=None,
     verify: bool | None = None,
 ) -> tuple[pd.DataFrame, Path | None]:
-    """Forecast the horizon after the end of a CSV with a saved model; write the forecast CSV (and plot).
+    """Forecast the horizon after the end of a file with a saved model; write the forecast (`io.write_table`: in
+    the format out_csv's name says) and plot, both or neither.
     The forecast's values are rounded to what the float32 network computes (`_computed_decimals`).
 
     device: "auto" | "cpu" | "cuda" to run on (None: the device the model was saved with).
