@@ -244,6 +244,16 @@ def test_arrays_are_accepted(series):
     from titans_ts.forecasting.api import forecast_csv
 
     assert forecast_csv(forecast).startswith("step,")  # step numbers, not headed 'date'
+    assert model.n_features_in_ == 3 and not hasattr(model, "feature_names_in_")  # as scikit-learn: unnamed
+
+
+def test_the_fitted_column_names_are_kept_as_scikit_learn_keeps_them(fitted, series, tmp_path):
+    assert list(fitted.feature_names_in_) == list(series.columns) and fitted.feature_names_in_.dtype == object
+    assert not hasattr(TitansForecaster(), "feature_names_in_")
+    refitted = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(series)
+    assert hasattr(refitted.fit(series.to_numpy()), "feature_names_in_") is False  # an earlier fit's dropped
+    fitted.save(tmp_path / "model")
+    assert list(TitansForecaster.load(tmp_path / "model").feature_names_in_) == list(series.columns)
 
 
 def test_bad_inputs(fitted, series, tmp_path):

@@ -185,6 +185,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             else:
                 self._fit_window(X, device, resume)
         self.fitted_params_ = self.get_params()  # what predict, evaluate and save check against (_check_fitted)
+        self._keep_feature_names(X)
         self.long_format_ = None  # (id, time, value) columns when the data came from a long table (api.fit_dataset)
         return self
 
@@ -228,6 +229,13 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._set_context(frame)
         self._start_tracker(frame, self.borders_)  # calibrate="adaptive": moved by the rows after validation
         self._fit_frame = frame
+
+    def _keep_feature_names(self, X) -> None:
+        """feature_names_in_ as scikit-learn sets it: the fitted columns' names when X is a DataFrame whose
+        columns are all named by strings; absent otherwise (an array's columns x0, x1, ... are not names)."""
+        vars(self).pop("feature_names_in_", None)  # an earlier fit's
+        if isinstance(X, pd.DataFrame) and all(isinstance(column, str) for column in self.columns_):
+            self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
 
     def check_params(self) -> None:
         """Refuse impossible settings before any data is read or any work starts (a ConfigError naming them)."""
@@ -365,6 +373,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "scaler": self.scaler_.to_dict(),
             "columns": [saved_label(c) for c in self.columns_],
             "targets": [saved_label(c) for c in self.targets_],
+            "feature_names_in": list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None,
             **axis_to_json(self.last_index_, self.step_, self.index_name_),
             "long_format": getattr(self, "long_format_", None),
             "split_starts": getattr(self, "split_starts_", None),
@@ -411,6 +420,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.columns_ = config["columns"]
         estimator.targets_ = config.get("targets", estimator.columns_)  # saved before covariates: all
         estimator.n_features_in_ = len(estimator.columns_)
+        if config.get("feature_names_in") is not None:  # absent: fitted on an array (or saved before it was kept)
+            estimator.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
         estimator.last_index_, estimator.step_ = axis_from_json(config)
         estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
         estimator.long_format_ = config.get("long_format")
