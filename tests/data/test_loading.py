@@ -586,9 +586,15 @@ def test_whole_number_times_are_unix_time_or_steps_and_pandas_row_numbers_are_no
     pd.DataFrame({"time": np.arange(50) + 7, "y": values}).to_csv(tmp_path / "steps.csv", index=False)
     steps = load_dataset(tmp_path / "steps.csv")
     assert steps.index.equals(pd.RangeIndex(7, 57, name="time")) and list(steps.columns) == ["y"]
-    pd.DataFrame({"time": np.arange(50) * 2, "y": values}).to_csv(tmp_path / "skips.csv", index=False)
-    with pytest.raises(DataValidationError, match=r"do not count up by one \(rows 1-2: 0 -> 2\)"):
+    pd.DataFrame({"time": np.arange(50) * 5 + 1990, "y": values}).to_csv(tmp_path / "every5.csv", index=False)
+    assert load_dataset(tmp_path / "every5.csv").index.equals(pd.RangeIndex(1990, 2240, 5, name="time"))  # years
+    skips = np.r_[np.arange(25), np.arange(26, 51)]
+    pd.DataFrame({"time": skips, "y": values}).to_csv(tmp_path / "skips.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"not count up by a constant step \(rows 25-26: 24 -> 26\)"):
         load_dataset(tmp_path / "skips.csv")
+    pd.DataFrame({"time": np.arange(50)[::-1], "y": values}).to_csv(tmp_path / "down.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"constant step \(rows 1-2: 49 -> 48\)"):
+        load_dataset(tmp_path / "down.csv")
     pd.DataFrame({"time": values / 2, "y": values}).to_csv(tmp_path / "halves.csv", index=False)
     with pytest.raises(DataValidationError, match=r"'time' holds numbers that are neither timestamps nor whole"):
         load_dataset(tmp_path / "halves.csv")

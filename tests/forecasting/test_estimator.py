@@ -151,6 +151,21 @@ def test_the_forecast_index_is_named_as_the_data_time_index(series, tmp_path):
         assert model.predict(years).index.equals(model.predict(numbered).index)
 
 
+def test_rows_numbered_at_a_constant_step_are_forecast_at_that_step(series, tmp_path):
+    """An integer index counting up by 10 (a counter, years every 5) was renumbered by row: the forecast after
+    row 2990 was numbered 300, 301, ..."""
+    tens = series.set_axis(pd.Index(np.arange(len(series)) * 10, name="t"))
+    model = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(tens)
+    last = 10 * (len(series) - 1)
+    assert model.predict().index.equals(pd.RangeIndex(last + 10, last + 130, 10, name="t"))
+    model.save(tmp_path / "m")
+    assert TitansForecaster.load(tmp_path / "m").predict().index.equals(model.predict().index)
+    assert model.predict(tens.iloc[:100]).index[0] == 1000  # rows given at the model's step
+    streamed = TitansForecaster(**{**TINY, "epochs": 1}).fit(tens.iloc[:-2])
+    streamed.update(tens.iloc[-2:])  # two more rows: 20 further on
+    assert streamed.predict().index[0] == last + 10
+
+
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):
     """df.reset_index() (a datetime column) or a text column named date: the dates, not a series of numbers
     forecast beside the others; an array is read by position, so another width is other columns."""

@@ -36,9 +36,9 @@ UNIX_TIME = (("s", 1e8, 1e10), ("ms", 1e11, 1e13), ("us", 1e14, 1e16), ("ns", 1e
 
 def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
     """A time column of numbers: dates written as numbers (202301, 20230115, 2023011520, 202301152030) where every
-    value is one, Unix time (whole seconds, milli-, micro- or
-    nanoseconds from 1973 on) as timestamps, other consecutive whole numbers as steps (a RangeIndex from the
-    first); anything else is refused (pd.to_datetime would read any number as nanoseconds after 1970)."""
+    value is one, Unix time (whole seconds, milli-, micro- or nanoseconds from 1973 on) as timestamps, other whole
+    numbers that count up by a constant step as steps (a RangeIndex from the first, at that step); anything else
+    is refused (pd.to_datetime would read any number as nanoseconds after 1970)."""
     values = column.to_numpy(dtype=float)
     fractional = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
     if len(fractional):
@@ -57,14 +57,16 @@ def numeric_times(column: pd.Series, path: Path, name: str) -> pd.Index:
     for unit, low, high in UNIX_TIME:
         if low <= whole.min() and whole.max() < high:
             return pd.DatetimeIndex(pd.to_datetime(whole, unit=unit), name=str(name))
-    jumps = np.flatnonzero(np.diff(whole) != 1)
-    if len(jumps):
-        i = jumps[0]
+    step = int(whole[1] - whole[0]) if len(whole) > 1 else 1
+    jumps = np.flatnonzero(np.diff(whole) != step)
+    if step <= 0 or len(jumps):
+        i = 0 if step <= 0 else jumps[0]
         raise DataValidationError(
             f"{path}: the time column {name!r} holds whole numbers, read as steps, but they do not count up by "
-            f"one (rows {i + 1}-{i + 2}: {whole[i]} -> {whole[i + 1]}): give consecutive steps, or timestamps."
+            f"a constant step (rows {i + 1}-{i + 2}: {whole[i]} -> {whole[i + 1]}): give steps in time order "
+            "without gaps (1, 2, 3 or 1990, 1995, 2000), or timestamps."
         )
-    return pd.RangeIndex(whole[0], whole[-1] + 1, name=str(name))
+    return pd.RangeIndex(whole[0], whole[-1] + step, step, name=str(name))
 
 
 def regular_grid(index: pd.DatetimeIndex):

@@ -328,7 +328,7 @@ def update(estimator, new_rows):
     model = estimator.model_.to(device)
     estimator.stream_ = advance(model, estimator.stream_.to(device), scaled.to(device)).to("cpu")
     estimator.context_ = torch.cat([estimator.context_, scaled])[-context_rows(estimator) :].clone()
-    estimator.last_index_ = advanced(estimator.last_index_, frame.index)
+    estimator.last_index_ = advanced(estimator.last_index_, frame.index, estimator.step_)
     return estimator
 
 

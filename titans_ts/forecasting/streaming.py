@@ -54,7 +54,7 @@ class Streaming:
         self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
         # a quantile model's raw levels from the same window and carried state as the point (predict calibrates)
         self.stream_levels_ = None if levels is None else levels[0].double().cpu().numpy()
-        self.last_index_ = advanced(self.last_index_, frame.index)
+        self.last_index_ = advanced(self.last_index_, frame.index, self.step_)
         return self
 
     def online_forecasts(self, X=None, split: str = "test") -> np.ndarray:

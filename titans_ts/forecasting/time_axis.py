@@ -12,8 +12,8 @@ from titans_ts.errors import DataValidationError, TimeGapWarning, UndatedRowsWar
 def time_axis(index: pd.Index):
     """(last index value, step) for a DatetimeIndex: a Timestamp and its calendar frequency (a pandas DateOffset:
     months, quarters, years, business days) where it has one, else its most common spacing (a Timedelta);
-    ints for any other index (the last step's number: that of an index of consecutive whole numbers, else the
-    row count's)."""
+    ints for any other index: the last number and the step of whole numbers that count up by a constant step
+    (df.set_index("year"): 1990, 1995, ... steps 5), else the last row's position and 1."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
         recent = index[-min(len(index), 500) :]
         calendar = calendar_frequency(recent)
@@ -26,9 +26,20 @@ def time_axis(index: pd.Index):
         if business_days(recent, spacing):
             return index[-1], pd.offsets.BusinessDay()
         return index[-1], spacing
-    if pd.api.types.is_integer_dtype(index) and len(index) and (np.diff(np.asarray(index)) == 1).all():
-        return int(index[-1]), 1  # steps numbered from where the data's numbering starts (df.set_index("year"))
+    steps = integer_step(index)
+    if steps is not None:
+        return int(index[-1]), steps  # numbered from where the data's numbering starts, at its step
     return len(index) - 1, 1
+
+
+def integer_step(index: pd.Index) -> int | None:
+    """The constant positive step of an index of whole numbers (1 for a single row), else None."""
+    if not pd.api.types.is_integer_dtype(index) or not len(index):
+        return None
+    gaps = np.unique(np.diff(np.asarray(index, dtype=np.int64)))
+    if len(gaps) == 0:
+        return 1
+    return int(gaps[0]) if len(gaps) == 1 and gaps[0] > 0 else None
 
 
 # The frequencies whose steps differ in length and that a forecast must follow on the calendar (business hours,
@@ -153,14 +164,14 @@ def future_index(last, step, horizon: int, name=None) -> pd.Index:
     "date" or "step"; with its frequency where pandas can name it (df.asfreq, resample and plots read it)."""
     if isinstance(last, pd.Timestamp):
         return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date", freq="infer")
-    return pd.RangeIndex(last + 1, last + 1 + horizon, name=name or "step")
+    return pd.RangeIndex(last + step, last + step * (horizon + 1), step, name=name or "step")
 
 
-def advanced(last, rows: pd.Index):
-    """The last index value once `rows` (appended in time order) are seen."""
+def advanced(last, rows: pd.Index, step=1):
+    """The last index value once `rows` (appended in time order) are seen (numbered ones: `step` apart)."""
     if not len(rows):
         return last
-    return rows[-1] if isinstance(last, pd.Timestamp) else last + len(rows)
+    return rows[-1] if isinstance(last, pd.Timestamp) else last + step * len(rows)
 
 
 def check_follows(last, rows: pd.Index, step=None) -> None:
