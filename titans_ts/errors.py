@@ -51,6 +51,10 @@ class UndatedRowsWarning(TitansWarning):
     """Rows without timestamps given to a model fitted on dated rows: the forecast is numbered by step."""
 
 
+class UnreadInputsWarning(TitansWarning):
+    """A model is given inputs it does not read (TitansPTF: known reals' future values, categoricals)."""
+
+
 class UracilWarning(TitansWarning):
     """A DNA sequence holds U (uracil, an RNA base), which the DNA tokenizer reads as N (unknown)."""
 

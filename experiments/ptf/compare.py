@@ -197,7 +197,18 @@ def report(config: dict) -> str:
         )
     if config.get("quantile_loss"):
         lines += quantile_table(config, runs)
+    lines += ["", versions_line(runs)]
     return "\n".join(lines) + "\n"
+
+
+def versions_line(runs: Path) -> str:
+    """The commits the runs were made at (each run records its own; a run is kept once made, so a table's
+    seeds may come from different commits)."""
+    by_commit: dict[str, list[str]] = {}
+    for path in sorted(runs.glob("*.json")):
+        by_commit.setdefault(json.loads(path.read_text()).get("git_commit") or "unknown", []).append(path.stem)
+    listed = "; ".join(f"{commit}: {', '.join(stems)}" for commit, stems in by_commit.items())
+    return f"Code versions (the commit each run was made at): {listed}."
 
 
 def quantile_table(config: dict, runs: Path) -> list[str]:

@@ -4,6 +4,7 @@ import warnings
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -120,3 +121,66 @@ def test_titans_ptf_learns_quantiles_with_ptfs_quantile_loss(panel):
     torch.testing.assert_close(point, median)
     with pytest.raises(ConfigError, match="needs 0.5 among its levels"):
         TitansPTF.from_dataset(training, loss=QuantileLoss([0.1, 0.9]))
+
+
+def test_a_flat_encoder_window_is_not_forecast_as_its_level_with_an_interval_of_no_width(panel):
+    """RevIN and the quantile head divided a flat window (zero demand, a stuck sensor) by about 0.003: every
+    forecast from it was its level and the 0.1-0.9 interval about 0.01 wide, whatever the model had learnt."""
+    from pytorch_forecasting.metrics import QuantileLoss
+
+    training, _ = _datasets(panel)
+    x, _ = next(iter(training.to_dataloader(train=False, batch_size=4)))
+    x["encoder_cont"][0, :, 0] = 0.0  # the target's window, flat
+    widths = {}
+    for min_scale in (0.0, 0.1):
+        torch.manual_seed(0)
+        model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2, loss=QuantileLoss(), min_scale=min_scale)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.mul_(5)  # a model that has learnt something: outputs far from zero
+            levels = model.eval()(x).prediction  # (batch, horizon, 7 levels), data units
+        widths[min_scale] = (levels[:, :, -1] - levels[:, :, 0]).mean(1)
+    assert widths[0.0][0] < 0.01 * widths[0.0][1]  # the old arithmetic: collapsed, against a window that moves
+    assert widths[0.1][0] > 25 * widths[0.0][0]
+    torch.testing.assert_close(widths[0.1][1:], widths[0.0][1:])  # a window that moves: unchanged
+    assert TitansPTF.from_dataset(training).hparams.min_scale == 0.1
+
+
+def test_inputs_it_does_not_read_are_named_and_impossible_settings_refused(panel):
+    from pytorch_forecasting.metrics import NormalDistributionLoss
+
+    from titans_ts.errors import UnreadInputsWarning
+
+    training, _ = _datasets(panel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreadInputsWarning)
+        TitansPTF.from_dataset(training)  # only unknown reals: nothing to say
+    frame = panel.assign(known=panel.time_idx % 7 * 1.0, kind=(panel.time_idx % 2).astype(str))
+    covariates = TimeSeriesDataSet(
+        frame[frame.time_idx < 180], time_idx="time_idx", target="y", group_ids=["series"],
+        min_encoder_length=32, max_encoder_length=32, min_prediction_length=8, max_prediction_length=8,
+        time_varying_unknown_reals=["y"], time_varying_known_reals=["known"],
+        time_varying_known_categoricals=["kind"],
+    )  # fmt: skip
+    with pytest.warns(
+        UnreadInputsWarning, match=r"future \(decoder\) values of the known reals \['known'\].*\['kind'\]"
+    ):
+        TitansPTF.from_dataset(covariates)
+    with pytest.raises(ConfigError, match=r"takes \['encoder_length'\] from the dataset"):
+        TitansPTF.from_dataset(training, encoder_length=12)  # failed later, inside a matrix product
+    with pytest.raises(ConfigError, match="NormalDistributionLoss\\(\\) is not supported"):
+        TitansPTF.from_dataset(training, loss=NormalDistributionLoss())  # failed at the first forward
+    with pytest.raises(ConfigError, match=r"dropout=1.5 must be in \[0, 1\)"):
+        TitansPTF.from_dataset(training, dropout=1.5)
+
+
+def test_a_series_with_a_shorter_encoder_is_refused_not_read_with_zeros(panel):
+    """ptf pads a short encoder with zeros: in a batch with full ones it was read as the latest steps."""
+    training, _ = _datasets(panel)
+    model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2).eval()
+    short = panel[(panel.series == "b") & (panel.time_idx >= 220)]  # 20 rows: 12 of history, 8 to forecast
+    data = pd.concat([panel[panel.series == "a"], short], ignore_index=True)
+    ahead = TimeSeriesDataSet.from_dataset(training, data, predict=True, min_encoder_length=12)
+    x, _ = next(iter(ahead.to_dataloader(train=False, batch_size=4)))
+    with pytest.raises(ConfigError, match=r"encoder windows of 32 steps; this batch has windows of \[12\] steps"):
+        model(x)

@@ -8,18 +8,21 @@ from torch import nn
 
 
 class RevIN(nn.Module):
-    """Reversible instance normalisation (Kim et al. 2022): per series and channel, over time."""
+    """Reversible instance normalisation (Kim et al. 2022): per series and channel, over time.
 
-    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = True):
+    min_scale: the smallest standard deviation a window is divided by (0: sqrt(eps)). A flat window (zero
+    demand, a stuck sensor) is otherwise divided by about 0.003, and every forecast from it is its level."""
+
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = True, min_scale: float = 0.0):
         super().__init__()
-        self.eps = eps
+        self.eps, self.min_scale = eps, min_scale
         self.weight = nn.Parameter(torch.ones(channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
 
     def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x: (B, L, C) -> normalised x and the statistics to undo it."""
         mean = x.mean(dim=1, keepdim=True).detach()
-        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).clamp_min(self.min_scale).detach()
         x = (x - mean) / std
         if self.weight is not None:
             x = x * self.weight + self.bias

@@ -67,6 +67,9 @@ class ForecastConfig:
     einfft_blocks: int = 4
     season: int = 0  # steps per season, for variant="seasonal_naive" (0: not used)
     targets: tuple[int, ...] = ()  # positions of the forecast channels among the inputs (empty: all)
+    # The smallest window standard deviation RevIN and the quantile head divide by (0: about 0.003), for inputs
+    # already on a common scale (TitansPTF's, normalised by pytorch-forecasting) where flat windows are common.
+    min_scale: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "targets", tuple(int(t) for t in self.targets))  # a JSON list loads back
@@ -84,6 +87,10 @@ class ForecastConfig:
         if reads_patches(self.variant, self.tokens) and self.patch_len > self.lookback:
             raise ConfigError(f"patch_len={self.patch_len} is longer than lookback={self.lookback} (tokens='patch').")
         refuse(width_problems(self.dim, self.heads, self.einfft_blocks))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
+        if not 0 <= self.min_scale < float("inf"):
+            raise ConfigError(f"min_scale={self.min_scale} must be a finite number >= 0.")
 
         if self.variant == "seasonal_naive" and not 1 <= self.season <= self.lookback:
             raise ConfigError(
@@ -155,7 +162,7 @@ class SimbaForecaster(nn.Module):
     def __init__(self, config: ForecastConfig):
         super().__init__()
         self.config = config
-        self.revin = RevIN(config.channels)
+        self.revin = RevIN(config.channels, min_scale=config.min_scale)
         if config.tokens == "patch":
             self.tokenizer = PatchTokenizer(config.lookback, config.dim, config.patch_len, config.stride)
             n_tokens = self.tokenizer.n_patches

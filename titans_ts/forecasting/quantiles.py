@@ -122,9 +122,9 @@ class QuantileHead(nn.Module):
     """Per target channel (weights shared by channels): its lookback window and point forecast, normalised by
     the window's mean and standard deviation -> an MLP -> the levels around the point (`ordered`)."""
 
-    def __init__(self, lookback: int, horizon: int, levels, hidden: int = 32):
+    def __init__(self, lookback: int, horizon: int, levels, hidden: int = 32, min_scale: float = 0.0):
         super().__init__()
-        self.levels, self.median = tuple(levels), median_index(levels)
+        self.levels, self.median, self.min_scale = tuple(levels), median_index(levels), min_scale
         self.outputs = len(self.levels) - (self.median is not None)
         self.net = None  # the median alone: the point is the only level
         if self.outputs:
@@ -138,7 +138,7 @@ class QuantileHead(nn.Module):
             return point[..., None]
         batch, horizon, channels = point.shape
         mean = window.mean(1, keepdim=True)
-        scale = (window.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+        scale = (window.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt().clamp_min(self.min_scale)
         features = torch.cat([(window - mean) / scale, (point - mean) / scale], 1).transpose(1, 2)  # (B, C, L+H)
         raw = self.net(features).view(batch, channels, horizon, self.outputs).transpose(1, 2)
         return ordered(point, raw, scale, self.median)
@@ -152,7 +152,7 @@ class QuantileForecaster(nn.Module):
         super().__init__()
         config = backbone.config
         self.backbone, self.levels, self.targets = backbone, tuple(levels), list(config.targets)
-        self.head = QuantileHead(config.lookback, config.horizon, self.levels, hidden)
+        self.head = QuantileHead(config.lookback, config.horizon, self.levels, hidden, config.min_scale)
 
     def forward(self, x, states=None, return_states: bool = False):
         if return_states:

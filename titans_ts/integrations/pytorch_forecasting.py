@@ -8,10 +8,15 @@
     model.predict(validation_loader, mode="prediction")  # or mode="raw", ptf's plot_prediction, metrics
 
 The network is `SimbaForecaster` (the same memory blocks as `TitansForecaster`, no copy): every real-valued
-encoder input of the dataset (the target, and covariates) is one variate token; the model forecasts them
-all and the target's forecast is the output, de-normalised by ptf's target normaliser. It needs a fixed
-encoder length (min_encoder_length == max_encoder_length) and one target. Settings not given take
-TitansForecaster's defaults (titans_ts/forecasting/defaults.py).
+encoder input of the dataset (`dataset.reals`: the target, covariates, and the reals ptf adds) is one variate
+token, read over the encoder window; the model forecasts them all and the target's forecast is the output,
+de-normalised by ptf's target normaliser. It does not read the decoder (future) values of known reals, nor
+categoricals (from_dataset says so with an UnreadInputsWarning). It needs a fixed encoder length
+(min_encoder_length == max_encoder_length, every sample that long) and one real-valued target, and takes
+ptf's point losses and QuantileLoss (not its distribution losses). Settings not given take
+TitansForecaster's defaults (titans_ts/forecasting/defaults.py); `min_scale` is the smallest window standard
+deviation the network divides by, in the units of ptf's normalised inputs (a flat encoder window, such as
+zero demand, is otherwise divided by about 0.003 and forecast as its level with an interval of no width).
 
 Quantiles: with `loss=QuantileLoss([0.1, 0.5, 0.9])` (pytorch-forecasting's) the network is the estimator's
 `QuantileForecaster` (titans_ts/forecasting/quantiles.py: the backbone's point forecast is the median, the other
@@ -45,6 +50,7 @@ class TitansPTF(BaseModel):
         heads: int = ESTIMATOR["heads"],
         memory_depth: int = ESTIMATOR["memory_depth"],
         dropout: float = ESTIMATOR["dropout"],
+        min_scale: float = 0.1,
         **kwargs,
     ):
         if variant not in TOKENIZED:  # dlinear and the naive forecasts are not the backbone this wraps
@@ -54,6 +60,7 @@ class TitansPTF(BaseModel):
             )
         self.save_hyperparameters()
         kwargs.setdefault("loss", MAE())
+        _check_loss(kwargs["loss"])
         super().__init__(**kwargs)
         config = ForecastConfig(
             lookback=encoder_length,
@@ -66,6 +73,7 @@ class TitansPTF(BaseModel):
             heads=heads,
             memory_depth=memory_depth,
             dropout=dropout,
+            min_scale=min_scale,
         )
         self.network = SimbaForecaster(config)
         self.levels = self._loss_levels()
@@ -90,6 +98,15 @@ class TitansPTF(BaseModel):
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs = x["encoder_cont"]  # (batch, encoder length, real inputs), normalised by the dataset
+        expected = self.hparams.encoder_length
+        lengths = x.get("encoder_lengths")
+        if lengths is not None and bool((lengths != expected).any()):  # ptf pads a short one with zeros
+            raise ConfigError(
+                f"TitansPTF reads encoder windows of {expected} steps; this batch has windows of "
+                f"{sorted(set(lengths.tolist()) - {expected})} steps (a series with less history than that, or "
+                f"min_encoder_length < {expected} in TimeSeriesDataSet.from_dataset / predict): give every series "
+                f"at least {expected} steps before the forecast, or build the dataset with that encoder length."
+            )
         if self.levels is not None:  # (batch, prediction length, levels), in the loss's order
             _, levels = self.network.forecast(inputs)
             forecast = levels[:, :, self.hparams.target_position][..., self.level_order]
@@ -110,12 +127,27 @@ class TitansPTF(BaseModel):
         if dataset.min_prediction_length != dataset.max_prediction_length:
             raise ConfigError("TitansPTF needs a fixed prediction length (min == max prediction length).")
         if not isinstance(dataset.target, str):
-            raise ConfigError(f"TitansPTF forecasts one target; got {dataset.target}.")
+            raise ConfigError(
+                f"TitansPTF forecasts one target, named by a string (target='y'); the dataset has target="
+                f"{dataset.target!r}."
+            )
         reals = list(dataset.reals)
+        if dataset.target in dataset.categoricals:
+            raise ConfigError(
+                f"the target {dataset.target!r} is categorical; TitansPTF forecasts a real-valued target "
+                "(classification is not supported)."
+            )
         if dataset.target not in reals:
             raise ConfigError(
                 f"the target {dataset.target!r} must be a real-valued encoder input (time_varying_unknown_reals)."
             )
+        derived = sorted(set(kwargs) & {"encoder_length", "prediction_length", "n_inputs", "target_position"})
+        if derived:
+            raise ConfigError(
+                f"TitansPTF.from_dataset takes {derived} from the dataset; leave them out (to change them, build "
+                "the TimeSeriesDataSet with other lengths or inputs)."
+            )
+        _warn_of_unread_inputs(dataset)
         sizes = {
             "encoder_length": dataset.max_encoder_length,
             "prediction_length": dataset.max_prediction_length,
@@ -123,3 +155,36 @@ class TitansPTF(BaseModel):
             "target_position": reals.index(dataset.target),
         }
         return super().from_dataset(dataset, **{**sizes, **kwargs})
+
+
+def _check_loss(loss) -> None:
+    """ptf's point losses and QuantileLoss; its distribution losses and MultiLoss need outputs this does not make."""
+    from pytorch_forecasting.metrics import DistributionLoss, MultiLoss
+
+    if isinstance(loss, (DistributionLoss, MultiLoss)):
+        raise ConfigError(
+            f"TitansPTF: loss={type(loss).__name__}() is not supported: it forecasts points (MAE, RMSE, SMAPE, "
+            "MASE, PoissonLoss, TweedieLoss, ...) or quantiles (QuantileLoss([0.1, 0.5, 0.9])), not a distribution's "
+            "parameters and not several targets."
+        )
+
+
+def _warn_of_unread_inputs(dataset) -> None:
+    """Say which of the dataset's inputs the network never reads: the decoder (future) values of the known reals
+    (their encoder values are read, as every real's), and every categorical."""
+    import warnings
+
+    from titans_ts.errors import UnreadInputsWarning
+
+    known = [name for name in dataset.time_varying_known_reals or [] if name != "relative_time_idx"]
+    categoricals = list(dataset.categoricals or [])
+    if not known and not categoricals:
+        return
+    parts = [f"the future (decoder) values of the known reals {known} (their past values are inputs)"] if known else []
+    parts += [f"the categoricals {categoricals}"] if categoricals else []
+    warnings.warn(
+        f"TitansPTF does not read {' nor '.join(parts)}: it forecasts from the encoder window of the real inputs. "
+        "A model that reads them: pytorch-forecasting's TemporalFusionTransformer or NHiTS.",
+        UnreadInputsWarning,
+        stacklevel=3,
+    )
