@@ -268,8 +268,9 @@ def defaults() -> None:
     those `titans-ts fit --mode history` uses on your data and on each benchmark dataset (both tables shown).
 
     All were chosen on validation MSE only (experiments/results/forecasting_search.md; for --mode history,
-    experiments/results/long_memory_search.md). Your own CSV gets the general default; a registered benchmark
-    dataset gets its family's, and with --mode history the long-memory search's choice for it where its search
+    experiments/results/long_memory_search.md). Your own CSV gets the general default; a benchmark dataset of
+    one of the families below gets its family's (other registered ones, such as ECL, the general default), and
+    with --mode history the long-memory search's choice for it where its search
     is complete. Any option you give wins.
     """
     from titans_ts.forecasting.defaults import GENERAL, HISTORY_BASE, HISTORY_BY_DATASET, defaults_for, families
@@ -445,38 +446,59 @@ def benchmark(
     epochs: int = EPOCHS,
     max_minutes: float = _training("Stop each run's training after this many minutes (said per run).", chosen=False),
     out: Path = typer.Option(
-        None, help="Folder for one JSON per run (default: runs/benchmark/<dataset>).", rich_help_panel=RUN
+        None,
+        help="Folder for one JSON per run, and OUT/models/<run>/ for each run's model, checkpoints and plot "
+        "(default: runs/benchmark/<dataset>).",
+        rich_help_panel=RUN,
     ),
     device: str = DEVICE,
 ) -> None:
     """Run models x horizons x seeds on one dataset in one harness; print test MSE / MAE per horizon.
 
-    Resumable: a run whose JSON exists in OUT is read, not repeated. Seed 0 of every model runs first.
+    Resumable: a run whose JSON exists in OUT is read, not repeated (only when it was asked for, and made with,
+    the same settings); a run stopped part-way continues from its checkpoint. A run that fails is reported and
+    the others go on. Seed 0 of every model runs first.
     Metrics: MSE/MAE on the scaled data over every test window; each model stops early on validation.
     The trained models use the dataset's defaults (`titans-ts defaults`), as `titans-ts fit` does. Your own
     file is read and split with fit's data options (--sep, --date-column, --fill, --target, --split, ...).
     """
+    from titans_ts.errors import ConfigError
     from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
     from titans_ts.forecasting.settings import dataset_label
     from titans_ts.training import epochs_in_words
 
     horizon_list, seed_list = integers(horizons, "--horizons"), integers(seeds, "--seeds", example="0,1,2")
+    if any(h < 1 for h in horizon_list) or any(s < 0 for s in seed_list):
+        raise ConfigError(
+            f"--horizons {horizons} --seeds {seeds}: horizons are numbers of steps (1 or more), seeds whole numbers "
+            "from 0 (e.g. --horizons 96,192 --seeds 0,1,2)."
+        )
     model_list = [m.strip() for m in models.split(",") if m.strip()]
+    if not model_list:
+        raise ConfigError(f"--models {models!r} names no model; choose from {', '.join(MODELS)}.")
     runs_dir = out or default_runs_dir(dataset)
     total = len(horizon_list) * len(seed_list) * len(model_list)
-    done = []
+    done, failed = [], []
 
     def report(name, record, reused):
         done.append(name)
         state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
         history = record.get("history") or {}
+        if history.get("resumed"):
+            state += ", continued from its checkpoint"
         if history.get("stop_reason") == "time_budget":  # a capped run is never silent
             state += f", stopped by its time cap after {epochs_in_words(history.get('epochs_run', '?'))}"
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
+    def report_failure(name, error):
+        done.append(name)
+        failed.append(name)
+        err_console.print(f"[{len(done)}/{total}] {name}: failed: {error}", highlight=False, markup=False)
+
     records = run_benchmark(
         dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,
-        on_run=report, device=device, data={**source, **reading.read, "columns": names(columns), **split},
+        on_run=report, on_error=report_failure, device=device,
+        data={**source, **reading.read, "columns": names(columns), **split},
         target=reading.targets, epochs=epochs, max_minutes=max_minutes,
     )  # fmt: skip
     table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
@@ -487,7 +509,15 @@ def benchmark(
         average = row["average"]
         table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
     console.print(table)
+    other_lookbacks = sorted({(r["model"], r["lookback"]) for r in records if r.get("lookback", lookback) != lookback})
+    for model, seen in other_lookbacks:  # seasonal naive sees at least one season
+        console.print(f"{model} saw a lookback of {seen} steps (one season), the others {lookback}.")
     console.print(f"One JSON per run in {runs_dir}/.")
+    if failed:
+        raise ConfigError(
+            f"{len(failed)} of {total} runs failed (said above: {', '.join(failed)}); the others are kept in "
+            f"{runs_dir}: the same command runs only what is missing."
+        )
 
 
 def main() -> None:

@@ -66,6 +66,8 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
         ),
         # a horizon the data is too short for: refused before the runs of the others (12 ran, then 400 failed)
         (["--models", "naive", "--horizons", "12,400", "--lookback", "24"], "too short"),
+        (["--models", ","], "names no model"),  # an empty benchmark succeeded with an empty table
+        (["--horizons", "-12"], "horizons are numbers of steps (1 or more)"),
     ]
     for extra, message in cases:
         result = runner.invoke(app, [*base, *extra])
@@ -84,6 +86,75 @@ def test_seasonal_naive_gets_a_lookback_of_at_least_one_season(tmp_path):
     naive = json.loads((out / "ten_minutes_naive_h12_s0.json").read_text())
     assert seasonal["lookback"] == 144 and naive["lookback"] == 48
     assert seasonal["test"]["windows"] == naive["test"]["windows"]  # the same test windows either way
+    assert "seasonal_naive saw a lookback of 144 steps (one season), the others 48" in " ".join(result.output.split())
+    short = tmp_path / "short.csv"
+    write_series(short, rows=200, columns=2, freq="10min")  # too short for 144 + 12 + splits: named as such
+    refused = runner.invoke(app, ["benchmark", "--dataset", str(short), "--horizons", "12", "--lookback", "24",
+                                  "--models", "naive,seasonal_naive", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert refused.exit_code == 2 and "seasonal_naive at horizon 12, lookback 144 (one season): " in refused.stderr
+
+
+def test_a_failing_run_is_said_and_the_others_go_on(tmp_path):
+    """A seasonal naive with no season stopped the benchmark: the models after it never ran."""
+    values = np.random.default_rng(0).normal(size=(300, 2)).cumsum(0)  # undated, no cycle: no season found
+    import pandas as pd
+
+    pd.DataFrame(values, columns=["a", "b"]).to_csv(tmp_path / "walk.csv", index=False)
+    out = tmp_path / "bench"
+    args = ["benchmark", "--dataset", str(tmp_path / "walk.csv"), "--horizons", "6", "--lookback", "12"]
+    result = runner.invoke(app, [*args, "--models", "seasonal_naive,naive", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "walk_seasonal_naive_h6_s0.json: failed: seasonal_naive found no season" in " ".join(result.stderr.split())
+    assert "1 of 2 runs failed" in result.stderr and (out / "walk_naive_h6_s0.json").exists()
+    assert not (out / "walk_seasonal_naive_h6_s0.json").exists()  # not recorded: the next start tries it again
+
+
+def test_shared_settings_given_apply_to_lmm_general_too():
+    """--epochs 1 ran lmm for one epoch and lmm-general for the general default's 10, side by side."""
+    from titans_ts.forecasting.benchmark import model_options
+    from titans_ts.forecasting.defaults import GENERAL
+
+    general = model_options("lmm-general", {"epochs": 1, "variant": "dlinear", "lr": None})
+    assert general["epochs"] == 1 and general["variant"] == GENERAL["variant"] and general["lr"] == GENERAL["lr"]
+    assert model_options("attention-patch", {"tokens": "variate"})["tokens"] == "patch"  # what names the model
+
+
+def test_a_kept_run_is_reused_only_when_made_with_the_settings_a_run_now_has(tmp_path):
+    """A run's JSON without a request (the grid's) was reused whatever was asked: a run made at lookback 96
+    was shown under a title saying 48. And a damaged JSON was a traceback."""
+    import pytest
+
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    options = {"horizons": (12,), "models": ("naive",), "lookback": 48}
+    (made,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
+    path = tmp_path / "bench" / "mine_naive_h12_s0.json"
+    record = json.loads(path.read_text())
+    del record["request"]  # as the grid's runs were kept
+    path.write_text(json.dumps(record))
+    (again,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)  # the same settings
+    assert again["test"] == made["test"]
+    record["params"]["lookback"] = 96
+    path.write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match=r"made with other settings than a run now would have \(lookback: 96 then"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
+    path.write_text('{"test": ')  # cut short
+    with pytest.raises(ConfigError, match=r"mine_naive_h12_s0.json is not a benchmark run's record"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
+
+
+def test_a_registered_dataset_read_without_its_checksum_is_named_by_its_files_hash(tmp_path):
+    """--data-dir with --no-verify read another file as ETTh1, and its runs answered for the real ETTh1's."""
+    from titans_ts.data import load_dataset
+    from titans_ts.forecasting.benchmark import data_identity
+
+    frame = load_dataset("ETTh1").iloc[:500]
+    frame.to_csv(tmp_path / "ETTh1.csv")
+    assert data_identity("ETTh1", {"data_dir": str(tmp_path)}) == "ETTh1"  # verified: the registered file
+    other = data_identity("ETTh1", {"data_dir": str(tmp_path), "verify": False})
+    assert other.startswith("ETTh1 sha256:")  # its runs are not the registered file's
 
 
 def test_an_interrupted_run_is_not_recorded_and_the_next_start_runs_it(tmp_path, monkeypatch):
@@ -149,3 +220,26 @@ def test_an_unknown_data_option_is_refused_and_a_setting_not_given_is_one_given_
     check_same_request(tmp_path / "run.json", before, {**before, "target": None})  # reused, not refused
     with pytest.raises(ConfigError, match=r"target: None then, \['OT'\] now"):
         check_same_request(tmp_path / "run.json", before, {**before, "target": ["OT"]})
+
+
+def test_an_unfinished_run_started_with_other_settings_says_which_folder_to_remove(tmp_path, monkeypatch):
+    """The message named only the checkpoint folder, and benchmark has no --overwrite to start it again."""
+    import pytest
+
+    import titans_ts.checkpointing as checkpointing
+    import titans_ts.forecasting.api as api
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    def started_otherwise(*args, resume, **kwargs):
+        assert resume  # a checkpoint is there: the run is continued, and its settings checked
+        raise ConfigError("cannot resume x/checkpoints with other settings than it was started with: epochs: 10 in "
+                          "the checkpoint, 2 now")  # fmt: skip
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    monkeypatch.setattr(checkpointing, "latest_checkpoint", lambda folder: folder / "last.ckpt")
+    monkeypatch.setattr(api, "fit_dataset", started_otherwise)
+    folder = tmp_path / "bench" / "models" / "mine_dlinear_h12_s0"
+    with pytest.raises(ConfigError, match=rf"holds an unfinished run of it, started with other settings \(epochs: 10 "
+                       rf"in the checkpoint, 2 now\): remove {re.escape(str(folder))} to start it again"):  # fmt: skip
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", horizons=(12,), models=("dlinear",), epochs=2)

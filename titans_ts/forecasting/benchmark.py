@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, TitansError
 from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
 from titans_ts.io import atomic_write_text, json_value
 
@@ -29,6 +29,7 @@ MODELS = {  # settings not given here are the dataset's defaults (defaults.defau
     "naive": {"variant": "naive"},
     "seasonal_naive": {"variant": "seasonal_naive"},
 }
+NAMES_THE_MODEL = ("variant", "tokens")  # what a model of MODELS is: never taken from the shared settings
 HORIZONS = (96, 192, 336, 720)
 UNSAID = {"header": True}  # the data options' defaults that are not None
 DATA_OPTIONS = ("data_dir", "verify", "fill", "date_column", "header", "sep", "long", "columns", "split", "split_dates")
@@ -49,6 +50,7 @@ def run_benchmark(
     on_run: Callable[[str, dict, bool], None] | None = None,
     extra: dict | None = None,
     data: dict | None = None,
+    on_error: Callable[[str, TitansError], None] | None = None,
     **params,
 ) -> list[dict]:
     """Run what is missing and return every run's record (val and test MSE/MAE, history, wall time).
@@ -56,19 +58,24 @@ def run_benchmark(
     runs_dir: the folder of one JSON per run (default: `default_runs_dir(dataset)`).
     data: how a user's file is read and split, as `fit_dataset` takes it (data_dir, verify, fill, date_column,
     header, sep, long, columns, split, split_dates); every model reads it alike.
-    params: TitansForecaster parameters shared by all models (epochs, device, ...); a model's own
-    settings (`MODELS`) override them. on_run(name, record, reused) is called after each run.
+    params: TitansForecaster parameters shared by all models (epochs, device, ...): given (not None), they
+    override a model's own settings (`MODELS`: lmm-general's general default) but for what names the model
+    (its variant and tokens). on_run(name, record, reused) is called after each run.
     extra: fields added to each new record (e.g. the git commit of an experiment script).
+    on_error(name, error): a run that fails (a TitansError: no season for seasonal naive, ...) is reported to
+    it and the others go on (None: the error is raised, and the runs after it are not made).
+    A run's JSON is reused only when it was asked for the same (`check_same_request`) and made with the
+    settings a new run would have (`check_same_settings`): a changed default is not answered by an old run.
     """
-    from titans_ts.checkpointing import latest_checkpoint
     from titans_ts.data.protocol import split_borders
-    from titans_ts.forecasting.api import fit_dataset
     from titans_ts.forecasting.settings import dataset_label, resolve_fit
-    from titans_ts.training import require_finished
 
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}.")
+    for name, values in (("horizons", horizons), ("seeds", seeds), ("models", models)):
+        if not len(values):
+            raise ConfigError(f"{name} is empty: give at least one.")
     for name, values in (("horizons", horizons), ("seeds", seeds), ("models", models)):
         repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
         if repeated:  # the same run twice (trained and recorded twice), or a spread of one run's copies
@@ -88,38 +95,37 @@ def run_benchmark(
         for horizon in horizons:
             for model in models:
                 # fallback off: the benchmark reports each model itself, never a floor in its place
-                options = {**params, **MODELS[model], "seed": seed, "progress": False, "fallback": "off"}
+                options = {**model_options(model, params), "seed": seed, "progress": False, "fallback": "off"}
                 name = run_name(label, model, horizon, seed)
                 plan.append((name, model, horizon, options, asked(identity, horizon, lookbacks[model], options)))
-    done = {name: json.loads((runs_dir / name).read_text()) for name, *_ in plan if (runs_dir / name).exists()}
-    for name, _, horizon, options, request in plan:  # every run checked before any runs
+    done = {name: read_run(runs_dir / name) for name, *_ in plan if (runs_dir / name).exists()}
+    split = {k: data.get(k) for k in ("split", "split_dates")}
+    for name, model, horizon, options, request in plan:  # every run checked before any runs
+        try:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
+            settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
+            if name not in done:
+                split_borders(len(index()), request["lookback"], horizon, settings.protocol(index()))  # long enough
+        except TitansError as exc:  # which run, and the lookback it has when it is not the one asked
+            seen = f", lookback {request['lookback']} (one season)" if request["lookback"] != lookback else ""
+            raise type(exc)(f"{model} at horizon {horizon}{seen}: {exc}") from None
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
-        else:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
-            split = {k: data.get(k) for k in ("split", "split_dates")}
-            settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
-            split_borders(len(index()), request["lookback"], horizon, settings.protocol(index()))  # long enough
+            check_same_settings(runs_dir / name, done[name], settings.params)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
         if not reused:
             out = models_dir / name.removesuffix(".json")
             try:
-                record = fit_dataset(
-                    dataset,
-                    horizon=horizon,
-                    lookback=request["lookback"],
-                    out=out,
-                    overwrite=True,  # the run's JSON, not its model folder, marks a finished run
-                    # a run killed part-way continues from its checkpoint (killed before its first one: afresh)
-                    resume=latest_checkpoint(out / "checkpoints") is not None,
-                    **data,
-                    **options,
-                )
-                require_finished(record["history"], name)
+                record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options)
             except KeyboardInterrupt as exc:  # say what the benchmark kept, and how to go on
                 kept = f"the {len(records)} finished run(s) are kept in {runs_dir}" if records else "none had finished"
-                raise KeyboardInterrupt(f"{exc} ({name}; {kept}: run the same command again to go on)") from None
+                raise KeyboardInterrupt(f"{exc} ({kept}: run the same command again to go on)") from None
+            except TitansError as exc:
+                if on_error is None:
+                    raise
+                on_error(name, exc)
+                continue
             record.update({"model": model, "request": request, **(extra or {})})
             runs_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(runs_dir / name, json.dumps(record, indent=1, default=json_value))
@@ -129,13 +135,61 @@ def run_benchmark(
     return records
 
 
+def model_options(model: str, params: dict) -> dict:
+    """A model's settings: the shared ones, its own (`MODELS`) over them, and the shared ones given (not None)
+    over those but for what names the model (--epochs 1 applies to lmm-general too)."""
+    given = {k: v for k, v in params.items() if v is not None and k not in NAMES_THE_MODEL}
+    return {**params, **MODELS[model], **given}
+
+
+def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict) -> dict:
+    """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint."""
+    from titans_ts.checkpointing import latest_checkpoint
+    from titans_ts.forecasting.api import fit_dataset
+    from titans_ts.training import require_finished
+
+    resume = latest_checkpoint(out / "checkpoints") is not None  # killed before its first checkpoint: afresh
+    try:
+        record = fit_dataset(
+            dataset, horizon=horizon, lookback=lookback, out=out,
+            overwrite=True,  # the run's JSON, not its model folder, marks a finished run
+            resume=resume, **data, **options,
+        )  # fmt: skip
+    except ConfigError as exc:
+        if resume and str(exc).startswith("cannot resume"):  # started with other settings, then stopped
+            raise ConfigError(
+                f"{name}: {out} holds an unfinished run of it, started with other settings "
+                f"({str(exc).split(': ', 1)[-1].rstrip('.')}): remove {out} to start it again with these."
+            ) from None
+        raise
+    require_finished(record["history"], name)
+    return record
+
+
+def read_run(path: Path) -> dict:
+    """A run's JSON, refused with its name when it is not a run's record (cut short, edited, another file)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        record = exc
+    if not isinstance(record, dict) or not isinstance(record.get("test"), dict) or "mse" not in record["test"]:
+        raise ConfigError(f"{path} is not a benchmark run's record (cut short or edited?): remove it to run it again.")
+    return record
+
+
 def data_identity(dataset: str, data: dict | None = None) -> str | dict:
     """A registered dataset's name, or a file's content hash, with how it was read and split (the options
-    that change what the models see): a run reused from runs_dir read the same data."""
-    from titans_ts.data.sources import file_sha256
+    that change what the models see): a run reused from runs_dir read the same data. A registered dataset
+    read without its checksum (verify=False) is named by its file's hash too: it may be another file."""
+    from titans_ts.data.registry import lookup_name
+    from titans_ts.data.sources import file_sha256, locate
 
-    path = Path(dataset)
+    path, data = Path(dataset), data or {}
     name = f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
+    info = None if path.is_file() else lookup_name(dataset)
+    if info is not None and data.get("verify") is False:
+        found = locate(info, data.get("data_dir"), download=False)
+        name = f"{dataset} sha256:{file_sha256(found)[:16]}"
     read = {k: v for k, v in (data or {}).items() if k not in ("data_dir", "verify") and v != UNSAID.get(k)}
     return {"source": name, **read} if read else name  # a run with none of them keeps the name alone, as before
 
@@ -153,6 +207,24 @@ def asked(data: str | dict, horizon: int, lookback: int, options: dict) -> dict:
     settings = {k: v for k, v in options.items() if k not in ("progress", "device")}
     request = {"data": data, "horizon": horizon, "lookback": lookback, **settings}
     return json.loads(json.dumps(request, default=json_value))
+
+
+def check_same_settings(path: Path, record: dict, params: dict) -> None:
+    """A run's JSON is reused only when the settings it was made with (its `params`) are those a new run would
+    have: a default changed since, or a JSON from another folder (the grid's, kept before requests were), is
+    refused. Settings a record does not hold (added since) and those that only say how a run goes are not
+    compared."""
+    from titans_ts.estimator_base import RUN_ONLY
+
+    made = record.get("params") or {}
+    now = json.loads(json.dumps(params, default=json_value))
+    changed = [f"{k}: {made[k]!r} then, {now[k]!r} now" for k in sorted(set(made) & set(now))
+               if k not in RUN_ONLY and made[k] != now[k]]  # fmt: skip
+    if changed:
+        raise ConfigError(
+            f"{path} was made with other settings than a run now would have ({'; '.join(changed)}): give another "
+            "--out (runs_dir=), or remove its runs to run them again."
+        )
 
 
 def check_same_request(path: Path, before: dict | None, now: dict) -> None:
