@@ -33,6 +33,7 @@ def etth1(scratch: Path, threads: int) -> list[tuple[str, float, float]]:
     committed = json.loads((RUNS / "forecasting_grid" / "ETTh1_lmm_h96_s0.json").read_text())
     config = json.loads((ROOT / "experiments" / "configs" / "forecasting.json").read_text())
     config |= {"datasets": ["ETTh1"], "horizons": [96], "seeds": [0], "variants": ["lmm"], "runs": str(scratch)}
+    config["models_dir"] = str(scratch / "models")  # not the grid's runs/grid: a checkpoint there would be resumed
     config["selection"] = {"ETTh1": "done", "general": "not this check"}  # the run itself, not the general default
     config["_claims"] = Claims(worker=threads == 1)
     grid.run_grid(config)
@@ -65,7 +66,9 @@ def main() -> int:
     parser.add_argument("--only", choices=["etth1", "nontata"])
     parser.add_argument("--save", type=Path, help="write the re-run numbers here (JSON)")
     parser.add_argument("--against", type=Path, help="compare with these saved numbers, not the committed records")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the grid's workers ran with 1)")
+    parser.add_argument(
+        "--threads", type=int, default=1, choices=[1, 2], help="torch threads (the grid's workers ran with 1)"
+    )
     args = parser.parse_args()
     import torch
 

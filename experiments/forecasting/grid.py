@@ -76,7 +76,7 @@ def run_grid(config: dict) -> None:
                 seeds=[seed],
                 models=[model],
                 lookback=config["lookback"],
-                models_dir=ROOT / "runs" / "grid",
+                models_dir=Path(config.get("models_dir") or ROOT / "runs" / "grid"),
                 on_run=report_run,
                 extra={"git_commit": git_commit(), "config": config.get("_path", "")},
                 **config["params"],
