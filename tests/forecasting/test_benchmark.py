@@ -66,7 +66,8 @@ def test_benchmark_bad_options_exit_2_with_one_line(tmp_path):
         ),
         # a horizon the data is too short for: refused before the runs of the others (12 ran, then 400 failed)
         (["--models", "naive", "--horizons", "12,400", "--lookback", "24"], "too short"),
-        (["--models", ","], "names no model"),  # an empty benchmark succeeded with an empty table
+        (["--models", ","], "names no model"),
+        (["--models", "LMM"], "did you mean 'lmm'?"),  # an empty benchmark succeeded with an empty table
         (["--horizons", "-12"], "horizons are numbers of steps (1 or more)"),
     ]
     for extra, message in cases:

@@ -72,11 +72,14 @@ def run_benchmark(
 
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}.")
+        import difflib
+
+        near = {m: difflib.get_close_matches(str(m).lower(), MODELS, n=1) for m in unknown}
+        meant = "".join(f" ({m!r}: did you mean {near[m][0]!r}?)" for m in unknown if near[m])
+        raise ConfigError(f"unknown model(s) {unknown}; choose from {list(MODELS)}{meant}.")
     for name, values in (("horizons", horizons), ("seeds", seeds), ("models", models)):
         if not len(values):
             raise ConfigError(f"{name} is empty: give at least one.")
-    for name, values in (("horizons", horizons), ("seeds", seeds), ("models", models)):
         repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
         if repeated:  # the same run twice (trained and recorded twice), or a spread of one run's copies
             raise ConfigError(f"{name}={list(values)} gives {repeated} more than once; give each once.")
