@@ -111,7 +111,9 @@ def datasets() -> None:
 @app.command()
 @grouped
 def splits(
-    dataset: str = typer.Argument(..., help="A registered name (ETTh1, weather, ...) or the path of a CSV."),
+    dataset: str = typer.Argument(
+        ..., metavar="DATASET", help="A registered name (ETTh1, weather, ...) or the path of a CSV."
+    ),
     lookback: int = LOOKBACK,
     horizon: int = HORIZON,
     source: dict = DATA_SOURCE,
@@ -119,8 +121,9 @@ def splits(
     columns: str = COLUMNS,
     split: dict = SPLIT,
 ) -> None:
-    """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test (of the
-    file read as fit reads it: --columns, --target)."""
+    """Show how the benchmark protocol splits a dataset: rows, dates and windows of train / val / test.
+
+    A file is read as fit reads it (--columns, --target, --sep, ...)."""
     from titans_ts.data import describe_splits
 
     summary = describe_splits(
@@ -264,8 +267,10 @@ def fit(
 
 @app.command()
 def defaults() -> None:
-    """Show the settings `titans-ts fit` uses: the general default and each benchmark family's choice, then
-    those `titans-ts fit --mode history` uses on your data and on each benchmark dataset (both tables shown).
+    """Show the settings `titans-ts fit` uses, in window mode and with --mode history.
+
+    Two tables: the general default and each benchmark family's choice, then the settings `titans-ts fit
+    --mode history` uses on your data and on each benchmark dataset.
 
     All were chosen on validation MSE only (experiments/results/forecasting_search.md; for --mode history,
     experiments/results/long_memory_search.md). Your own CSV gets the general default; a benchmark dataset of
