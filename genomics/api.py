@@ -30,7 +30,16 @@ from genomics.data.labelled import (
 from genomics.data.tasks import load_task
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import ConfigError, DataValidationError
-from titans_ts.io import atomic_write_text, check_out_file, check_table_path, data_fingerprint, json_value, write_table
+from titans_ts.estimator_base import RUN_ONLY
+from titans_ts.io import (
+    SETTINGS_FILE,
+    atomic_write_text,
+    check_out_file,
+    check_table_path,
+    data_fingerprint,
+    json_value,
+    write_table,
+)
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
@@ -116,6 +125,10 @@ def finetune(
     trained_on = training_record(task_name, chosen, train if data is None else data)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     checkpoints = prepare_run_folder(out, overwrite, resume)
+    labels = (train if data is None else data).label_names()
+    kept = {k: v for k, v in params.items() if k not in RUN_ONLY}  # another device may go on with the run
+    run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
+    check_run_settings(checkpoints, run | ({"folds": folds} if chosen == "cv" else {}), resume, main)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
         """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
@@ -198,6 +211,28 @@ def finetune(
     finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
     result["out"] = str(out)
     return result
+
+
+RUN_SETTINGS = SETTINGS_FILE  # at the top of a run's checkpoint folder (each fold's are in its own folder)
+
+
+def check_run_settings(checkpoints: Path, settings: dict, resume: bool, main: bool = True) -> None:
+    """A resumed fine-tuning run goes on only with the data, protocol, folds and settings it was started with
+    (its finished folds are kept, not retrained: another file or --folds would be answered by them); a start
+    records them. A run started before they were recorded is resumed as it is."""
+    path = checkpoints / RUN_SETTINGS
+    settings = json.loads(json.dumps(settings, default=json_value))  # as the file holds them
+    if resume and path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+        differences = [f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now" for k in changed]
+        if differences:
+            raise ConfigError(
+                f"cannot resume {checkpoints.parent} with other data or settings than it was started with "
+                f"({'; '.join(differences)}): resume it as it was started, or start again with --overwrite."
+            )
+    elif main:
+        atomic_write_text(path, json.dumps(settings, indent=1))
 
 
 def training_record(dataset: str, protocol: str, data: LabelledSequences) -> dict:
@@ -351,13 +386,17 @@ def evaluate_saved(model_dir, dataset: str, data_root=None, labels=None, device:
         note = task_split_note(task, trained_on)
     else:
         note = file_note(own, trained_on)
-    unknown = [label for label in own.classes if label not in set(model.classes_.tolist())]
+    classes = model.classes_.tolist()  # a file's label is the class it reads as (0 or "0": each file decides)
+    by_text = {str(c): c for c in classes}
+    as_fitted = {label: label if label in classes else by_text.get(str(label)) for label in own.classes}
+    unknown = [label for label, fitted in as_fitted.items() if fitted is None]
     if unknown:
         raise DataValidationError(
-            f"{own.source}: label(s) {unknown} are not among the model's classes {model.classes_.tolist()}: "
+            f"{own.source}: label(s) {unknown} are not among the model's classes {classes}: "
             "evaluate on data labelled as the model's training data was."
         )
-    return {"accuracy": model.score(own.sequences, own.label_names()), "sequences": len(own), "note": note}
+    truths = [as_fitted[label] for label in own.label_names()]
+    return {"accuracy": model.score(own.sequences, truths), "sequences": len(own), "note": note}
 
 
 def task_split_note(task, trained_on: dict) -> str:

@@ -1,4 +1,5 @@
 import logging
+import re
 import sys
 
 import pytest
@@ -318,3 +319,25 @@ def test_an_interrupted_run_is_not_recorded_and_says_where_it_stopped():
     with pytest.raises(KeyboardInterrupt, match=r"ETTh1: training was interrupted in epoch 2 \(1 epoch finished"):
         require_finished({"stop_reason": "interrupted", "epochs_run": 1, "steps": 63}, "ETTh1")
     require_finished({"stop_reason": "max_epochs", "epochs_run": 1}, "ETTh1")  # a finished run passes
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        ({"devices": 0}, "devices=0 (a number of devices"),
+        ({"devices": "0,x"}, "devices='0,x'"),
+        ({"num_nodes": 0}, "num_nodes=0 (1 or more machines)"),
+        ({"strategy": "foo"}, "strategy='foo' ('auto', or one of Lightning's: ddp"),
+    ],
+)
+def test_scale_out_settings_no_trainer_takes_are_refused_before_any_data_is_read(setting, named):
+    """They failed inside Lightning after the data was read (titans-dna had printed "Fold 1 of 5"): a traceback."""
+    from genomics.classifier import DNAClassifier
+    from titans_ts import TitansForecaster
+    from titans_ts.errors import ConfigError
+
+    for estimator in (TitansForecaster, DNAClassifier):
+        with pytest.raises(ConfigError, match=re.escape(named)):
+            estimator(**setting).check_params()
+    for fine in ({"devices": -1}, {"devices": "0,1"}, {"devices": [0]}, {"devices": "auto"}, {"strategy": "ddp"}):
+        TitansForecaster(**fine).check_params()

@@ -95,7 +95,37 @@ def training_problems(params: dict) -> list[str]:
     problems += seed_problems(params["seed"])
     if not (is_real(params["lr"]) and params["lr"] > 0):
         problems.append(f"lr={params['lr']!r} (positive)")
+    problems += scale_out_problems(params.get("devices", 1), params.get("num_nodes", 1), params.get("strategy", "auto"))
     return problems + budget_problems(params["max_minutes"], params.get("checkpoint_minutes"))
+
+
+def scale_out_problems(devices, num_nodes, strategy) -> list[str]:
+    """Lightning's devices, num_nodes and strategy that no Trainer takes (they failed inside Lightning, after the
+    data was read): devices a count (-1: all), "auto", or a list of device indices; num_nodes a count; strategy
+    "auto", one of Lightning's registered names, or a Strategy object (DDPStrategy(...))."""
+    problems = []
+    count = is_integer(devices) and (devices >= 1 or devices == -1)
+    listed = isinstance(devices, (list, tuple)) and devices and all(is_integer(d) and d >= 0 for d in devices)
+    text = isinstance(devices, str) and (devices == "auto" or _device_list_text(devices))
+    if not (count or listed or text):
+        problems.append(f"devices={devices!r} (a number of devices, -1 for all, 'auto', or device indices [0, 1])")
+    if not (is_integer(num_nodes) and num_nodes >= 1):
+        problems.append(f"num_nodes={num_nodes!r} (1 or more machines)")
+    if strategy != "auto":
+        from lightning.pytorch.strategies import Strategy, StrategyRegistry
+
+        known = StrategyRegistry.available_strategies()
+        if not (isinstance(strategy, Strategy) or isinstance(strategy, str) and strategy in known):
+            problems.append(f"strategy={strategy!r} ('auto', or one of Lightning's: {', '.join(known[:4])}, ...)")
+    return problems
+
+
+def _device_list_text(text: str) -> bool:
+    """ "2", "-1" or "0,1": the device counts and lists Lightning reads from text."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if len(parts) == 1:
+        return parts[0] == "-1" or (parts[0].isdigit() and int(parts[0]) >= 1)
+    return bool(parts) and all(part.isdigit() for part in parts)
 
 
 def budget_problems(max_minutes, checkpoint_minutes=None) -> list[str]:

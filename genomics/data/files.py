@@ -51,13 +51,16 @@ MISSING_LABELS = frozenset(
 
 def read_labels(cells) -> list:
     """Label cells read as text, as classes: surrounding whitespace stripped ("positive " is "positive"), a
-    missing-value cell (MISSING_LABELS) None, and numbers as numbers when every label is one."""
+    missing-value cell (MISSING_LABELS) None, and numbers as numbers when every label is one written as Python
+    writes it (0, 1, 2.5: "01" and "1", or "1" and "1.0", stay distinct text, and a code keeps its zeros)."""
     stripped = [str(cell).strip() for cell in cells]
     labels = [None if cell in MISSING_LABELS else cell for cell in stripped]
     present = [label for label in labels if label is not None]
     try:
         numbers = pd.to_numeric(pd.Series(present, dtype=object)).tolist()
     except (ValueError, TypeError):
+        return labels
+    if any(str(number) != text for number, text in zip(numbers, present, strict=True)):
         return labels
     numbered = iter(numbers)
     return [None if label is None else next(numbered) for label in labels]

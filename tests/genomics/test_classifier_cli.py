@@ -454,6 +454,25 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     assert result.exit_code == 130 and "(fold 2 of 2; the 1 finished fold(s) are kept in" in said, said
     assert "the same command with --resume goes on" in said
 
+    # a resume with another file, other folds or other settings kept fold 0 of the first run as its own
+    monkeypatch.setattr(DNAClassifier, "fit", real_fit)
+    pd.read_csv(folder / "toy.csv").iloc[:-4].to_csv(folder / "other.csv", index=False)
+    early = ["--out", str(folder / "early"), "--resume"]
+    for changed, named in (
+        (["--folds", "3"], "folds: 2 then, 3 now"),
+        (["--folds", "2", "--epochs", "2"], "'epochs': 1"),
+    ):
+        refused = runner.invoke(app, [*args[:-2], *changed, *early], env={"COLUMNS": "300"})
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "with other data or settings than it was started with" in said, said
+        assert named in said
+    other = [a if a != str(folder / "toy.csv") else str(folder / "other.csv") for a in args]
+    refused = runner.invoke(app, [*other, "--folds", "2", *early], env={"COLUMNS": "300"})
+    assert refused.exit_code == 2 and "'dataset': 'toy.csv'" not in refused.output  # named by what differs
+    assert "dataset: 'toy.csv' then, 'other.csv' now" in " ".join(refused.output.split())
+    resumed = runner.invoke(app, [*args, "--folds", "2", *early], env={"COLUMNS": "300"})
+    assert resumed.exit_code == 0, resumed.output
+
 
 def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys, tmp_path):
     """Reading many bases (both strands counted) shows a progress bar on stderr, but not on a pipe, with
@@ -672,3 +691,19 @@ def test_what_scikit_learn_users_pass_works_and_a_fitted_shape_stays_fixed(tmp_p
         model.predict(pd.DataFrame({"seq": sequences}))
     with pytest.raises(ConfigError, match=r"seed=None \(a whole number"):
         DNAClassifier(**TINY, seed=None).fit(sequences, labels)
+
+
+def test_labels_are_numbers_only_when_written_as_numbers_and_evaluate_matches_them_by_text(tmp_path):
+    """Labels 01 and 1 became one class 1 (and a code lost its zeros); a file of 0/1 labels was refused by a model
+    fitted on '0', '1' and 'other' ("[0, 1] are not among the model's classes ['0', '1', 'other']")."""
+    from genomics.api import evaluate_saved
+    from genomics.data.files import read_labels
+
+    assert read_labels(["0", "1", "2"]) == [0, 1, 2] and read_labels(["0.5", "NA", "2.5"]) == [0.5, None, 2.5]
+    assert read_labels(["01", "1", "02"]) == ["01", "1", "02"] and read_labels(["1", "1.0"]) == ["1", "1.0"]
+    sequences, _ = _toy(30)
+    model = DNAClassifier(**TINY).fit(sequences, ["0", "1", "other"] * 10)
+    model.save(tmp_path / "model")
+    pd.DataFrame({"seq": sequences[:20], "label": [0, 1] * 10}).to_csv(tmp_path / "numbers.csv", index=False)
+    scored = evaluate_saved(tmp_path / "model", str(tmp_path / "numbers.csv"))
+    assert scored["accuracy"] == model.score(sequences[:20], ["0", "1"] * 10)
