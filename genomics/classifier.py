@@ -98,7 +98,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     labels (classes_ sorted). A stratified `val_fraction` of the training data drives early stopping.
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
     Training sees each sequence on a random strand (random_strand) and, with train_crop, a random window
-    of that many bases; predict_proba averages both strands (strand_average). precision="bf16-mixed"
+    of that many bases; predict_proba averages both strands (strand_average). max_length: read only the
+    first max_length bases of each sequence, in training and prediction, both strands the same window (a
+    CutSequencesWarning says how many are cut; None: whole sequences). precision="bf16-mixed"
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
     (0: none), plus with stem_kmer=k an embedding of the k-mer ending at each base, then one memory token
@@ -269,6 +271,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self.check_params()
         tune_cpu_allocator()
         data = make_labelled(sequences, y, source="the training data")
+        self._warn_if_cut(data.sequences, "training sequences")
         if len(data.classes) < 2:
             raise DataValidationError(
                 f"y holds one class only ({data.classes}); a classifier needs at least two: check the labels."
@@ -327,6 +330,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         """predict_proba of sequences already validated (a caller that knows their file names it in errors)."""
         from genomics.tokenizer import reverse_complement_ids
 
+        self._warn_if_cut(sequences, "sequences")
         strands = 2 if self.strand_average else 1
         bases = strands * sum(min(len(s), self.max_length or len(s)) for s in sequences)
         with prediction_progress(len(sequences), bases, self.progress) as advance:
@@ -334,6 +338,22 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             if self.strand_average:
                 probabilities = (probabilities + self._probabilities(sequences, reverse_complement_ids, advance)) / 2
         return probabilities
+
+    def _warn_if_cut(self, sequences: list, what: str) -> None:
+        """Say how many sequences max_length cuts (they were read from their first bases without a word)."""
+        import warnings
+
+        from titans_ts.errors import CutSequencesWarning
+
+        cut = 0 if self.max_length is None else sum(len(s) > self.max_length for s in sequences)
+        if cut:
+            warnings.warn(
+                f"{cut} of {len(sequences)} {what} are longer than max_length={self.max_length}: the model reads the "
+                f"first {self.max_length} bases of each (both strands read that window); max_length=None reads them "
+                "whole.",
+                CutSequencesWarning,
+                stacklevel=4,
+            )
 
     def _probabilities(self, sequences, transform, advance) -> np.ndarray:
         from genomics.batches import make_loader

@@ -57,13 +57,15 @@ class DNATokenizer:
         add_special_tokens: bool = False,
         transform=None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut.
-        transform (ids -> ids), if given, is applied to each encoded sequence first (augmentation)."""
+        """Right-padded ids (B, L) and the true lengths (B,); sequences longer than max_length are cut to their
+        first max_length tokens. transform (ids -> ids), if given, is applied to each cut sequence (augmentation,
+        the reverse strand: so both strands read the same window; cut after it, the reverse strand read the
+        sequence's last bases)."""
         encoded = [self.encode(s, add_special_tokens, name=f"sequence {i}") for i, s in enumerate(sequences, 1)]
-        if transform is not None:
-            encoded = [transform(ids) for ids in encoded]
         if max_length is not None:
             encoded = [ids[:max_length] for ids in encoded]
+        if transform is not None:
+            encoded = [transform(ids) for ids in encoded]
         length = max((len(ids) for ids in encoded), default=0)
         batch = np.full((len(encoded), length), PAD_ID, dtype=np.int64)
         for row, ids in enumerate(encoded):

@@ -55,6 +55,10 @@ class UnreadInputsWarning(TitansWarning):
     """A model is given inputs it does not read (TitansPTF: known reals' future values, categoricals)."""
 
 
+class CutSequencesWarning(TitansWarning):
+    """DNA sequences longer than a classifier's max_length: it reads their first max_length bases."""
+
+
 class UracilWarning(TitansWarning):
     """A DNA sequence holds U (uracil, an RNA base), which the DNA tokenizer reads as N (unknown)."""
 

@@ -707,3 +707,18 @@ def test_labels_are_numbers_only_when_written_as_numbers_and_evaluate_matches_th
     pd.DataFrame({"seq": sequences[:20], "label": [0, 1] * 10}).to_csv(tmp_path / "numbers.csv", index=False)
     scored = evaluate_saved(tmp_path / "model", str(tmp_path / "numbers.csv"))
     assert scored["accuracy"] == model.score(sequences[:20], ["0", "1"] * 10)
+
+
+def test_max_length_reads_the_same_window_on_both_strands_and_says_what_it_cuts():
+    """The forward strand read the first max_length bases, the reverse strand the last ones, without a word."""
+    from titans_ts.errors import CutSequencesWarning
+
+    sequences, labels = _toy(30)
+    model = DNAClassifier(**TINY).fit(sequences, labels)
+    long = sequences[0] * 3
+    model.set_params(max_length=40)
+    with pytest.warns(CutSequencesWarning, match="1 of 1 sequences are longer than max_length=40"):
+        cut = model.predict_proba([long])
+    np.testing.assert_allclose(cut, model.set_params(max_length=None).predict_proba([long[:40]]), atol=1e-6)
+    with pytest.warns(CutSequencesWarning, match=r"\d+ of 30 training sequences are longer than max_length=35"):
+        DNAClassifier(**{**TINY, "max_length": 35}).fit(sequences, labels)
