@@ -77,9 +77,10 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
 def is_csv(path: Path) -> bool:
-    """A table of sequences: .csv, .tsv or .tab (any case, gzipped or not), or a .txt file that does not start as
-    FASTA does; any other file is read as FASTA."""
-    name = Path(path).name.lower().removesuffix(".gz")
+    """A table of sequences: .csv, .tsv or .tab (any case, compressed or not: .gz, .bz2, .xz, .zst), or a .txt
+    file that does not start as FASTA does; any other file is read as FASTA."""
+    name = Path(path).name.lower()
+    name = next((name.removesuffix(s) for s in (".gz", *PANDAS_COMPRESSIONS) if name.endswith(s)), name)
     if name.endswith(TABLE_SUFFIXES):
         return True
     return name.endswith(".txt") and Path(path).is_file() and not sniff(path).first_line.startswith((">", ";"))
@@ -130,6 +131,11 @@ def read_csv(path, sequence_column: str = "seq", label_column: str = "label") ->
 def read_fasta(path) -> list[tuple[str, str]]:
     """(name, sequence) records of a FASTA file, gzipped or not (told by its first bytes, not its name)."""
     path = Path(path)
+    if path.suffix.lower() in PANDAS_COMPRESSIONS:  # read as text, its compressed bytes were "not UTF-8"
+        raise DataValidationError(
+            f"{path}: a FASTA file compressed as {path.suffix.lower()} is not read here; gzip is (.fa.gz), or give "
+            "it decompressed."
+        )
     start = sniff(path)
     records, name, parts = [], None, []
     with _opened(start) as stream:

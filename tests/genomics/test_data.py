@@ -362,6 +362,13 @@ def test_a_table_pandas_decompresses_itself_still_reads(tmp_path):
 
     (tmp_path / "t.csv.bz2").write_bytes(bz2.compress(b"seq,label\nACGT,x\nGGCC,y\n"))
     assert read_csv(tmp_path / "t.csv.bz2").label_names() == ["x", "y"]
+    from genomics.api import load_labelled
+
+    # told a table by its name under the compression (it was read as FASTA: "not UTF-8 text, save it as UTF-8")
+    assert load_labelled(str(tmp_path / "t.csv.bz2"), None).label_names() == ["x", "y"]
+    (tmp_path / "s.fa.xz").write_bytes(b"\xfd7zXZ\x00 compressed")
+    with pytest.raises(DataValidationError, match=r"s.fa.xz: a FASTA file compressed as .xz is not read here; gzip is"):
+        read_fasta(tmp_path / "s.fa.xz")
 
 
 def test_a_table_is_told_from_the_start_of_its_file_even_past_the_bytes_sniffed(tmp_path):
