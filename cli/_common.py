@@ -30,6 +30,7 @@ def set_debug(debug: bool) -> None:
 
 # Settings whose CLI spelling is another option, not `--name value`.
 SPELLED_OTHERWISE = {"pass pretrained=False": "pass --scratch"}
+OPTION_OF = {"checkpoint_minutes": "checkpoint_every"}  # a parameter whose option has another name
 
 
 def as_options(message: str, command) -> str:
@@ -54,7 +55,7 @@ def as_options(message: str, command) -> str:
             flags[param.name] = (long[0], getattr(param, "is_flag", False), param.secondary_opts)
 
     def rewrite(match: re.Match) -> str:
-        name, value = match.group(1), match.group(2).strip("'\"")
+        name, value = OPTION_OF.get(match.group(1), match.group(1)), match.group(2).strip("'\"")
         if name not in flags or value.startswith(("[", "{")):  # a Python list or dict stays as the API spells it
             return match.group(0)
         flag, is_flag, negative = flags[name]

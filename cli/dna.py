@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from cli._common import console, exit_if_interrupted, make_app, write_table_text
-from cli.options import DATA, DEVICE, MODEL, REPLACE_FILES, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
+from cli.options import DATA, DEVICE, MODEL, REPLACE_OUT, RUN, RUN_FOLDER, SCALE_OUT, TRAINING, grouped
 
 app = make_app(
     "titans-dna",
@@ -253,7 +253,7 @@ def predict(
         "name says: .csv (.csv.gz compressed), .tsv or .parquet; other names CSV, other formats' names "
         "(.xlsx, .json) refused (default: print it as CSV).",
     ),
-    overwrite: bool = REPLACE_FILES,
+    overwrite: bool = REPLACE_OUT,
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""

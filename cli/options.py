@@ -157,6 +157,9 @@ REPLACE_FILES = typer.Option(
     "--overwrite/--no-overwrite",
     help="Replace the command's output files (--out, and --plot where it has one) if they exist (else refused).",
 )
+REPLACE_OUT = typer.Option(
+    False, "--overwrite/--no-overwrite", help="Replace the --out file if it exists (else refused)."
+)
 DEVICE = Group(
     DEVICES_PANEL,
     lambda device: device,

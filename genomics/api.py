@@ -89,7 +89,12 @@ def finetune(
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
-    DNAClassifier(**params).check_params()  # so do impossible settings
+    DNAClassifier(**params, checkpoint_minutes=checkpoint_every).check_params()  # so do impossible settings
+    pretrained = params.get("pretrained", True)
+    if params.get("architecture", "titans") == "titans" and isinstance(pretrained, (str, Path)):
+        from genomics.classifier import load_backbone_weights
+
+        load_backbone_weights(pretrained)  # and a folder that holds no pretrained model (it failed in fold 1)
     main = is_main_process()  # under DDP, rank 0 writes files, once
     if out is not None:  # before any data is read (the default folder is named after the task: checked once known)
         check_run_folder(out, overwrite, resume)
@@ -122,6 +127,7 @@ def finetune(
         raise ConfigError(f"{task_name}: {where}.")
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
+        note = f"{len(data)} sequences: the {note}, pooled"
     trained_on = training_record(task_name, chosen, train if data is None else data)
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     checkpoints = prepare_run_folder(out, overwrite, resume)

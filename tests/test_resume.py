@@ -168,8 +168,12 @@ def test_a_resume_of_a_finished_run_says_it_finished(tmp_path):
     from titans_ts.errors import ConfigError
 
     (tmp_path / "metrics.json").write_text("{}")
-    with pytest.raises(ConfigError, match=r"the run in .* finished .* Start it again with --overwrite"):
+    with pytest.raises(
+        ConfigError, match=r"the run in .* finished .* To run it again, pass --overwrite instead of --resume"
+    ):
         prepare_run_folder(tmp_path, overwrite=False, resume=True)  # the run folder, checked once, before its run
+    with pytest.raises(ConfigError, match=r"drop --resume \(--overwrite then starts it again\)"):  # not "add it"
+        prepare_run_folder(tmp_path, overwrite=True, resume=True)
 
 
 def test_every_ddp_rank_refuses_a_run_folder_alike_and_only_rank_0_clears_it(tmp_path, monkeypatch):

@@ -265,11 +265,19 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
         (["finetune", str(tmp_path / "t.tsv"), "--labels", str(tmp_path / "l.csv")], "is a tab-separated table, whose"),
         # a folder that is not a language model: the advice is the CLI's option, not pretrained=False
         (["finetune", "enhancer_cohn", "--pretrained", str(tmp_path)], "or pass --scratch to start from scratch"),
+        (  # refused before the data is read: it failed in fold 1 and left the run's folder behind
+            ["finetune", str(labelled_csv / "toy.csv"), "--pretrained", str(tmp_path), "--out", str(tmp_path / "o")],
+            "is not a saved pretrained DNA language model",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr
+    assert not (tmp_path / "o").exists()
+    every = runner.invoke(app, ["finetune", str(labelled_csv / "toy.csv"), "--checkpoint-every", "0"])
+    assert every.exit_code == 2 and "--checkpoint-every 0.0 (positive" in every.stderr  # not checkpoint_minutes=
+    assert "Fold 1" not in every.stdout  # refused before the first fold, not in it
 
 
 def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
