@@ -339,5 +339,6 @@ def test_scale_out_settings_no_trainer_takes_are_refused_before_any_data_is_read
     for estimator in (TitansForecaster, DNAClassifier):
         with pytest.raises(ConfigError, match=re.escape(named)):
             estimator(**setting).check_params()
-    for fine in ({"devices": -1}, {"devices": "0,1"}, {"devices": [0]}, {"devices": "auto"}, {"strategy": "ddp"}):
+    devices = ({"devices": -1}, {"devices": "0,1"}, {"devices": "0,"}, {"devices": [0]}, {"devices": "auto"})
+    for fine in (*devices, {"strategy": "ddp"}, {"strategy": "DDP"}, {"strategy": "Auto"}):  # as Lightning reads them
         TitansForecaster(**fine).check_params()

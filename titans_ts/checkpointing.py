@@ -225,7 +225,8 @@ def check_run_folder(out, overwrite: bool, resume: bool) -> None:
     elif holds_checkpoints(out / "checkpoints"):
         return
     elif any((out / name).is_file() for name in ("metrics.json", "model.safetensors")):  # pretrain writes no metrics
-        again = "drop --resume (--overwrite then starts it again)" if overwrite else "pass --overwrite instead of --resume"
+        again = "drop --resume (--overwrite then starts it again)"
+        again = again if overwrite else "pass --overwrite instead of --resume"
         raise ConfigError(
             f"nothing to resume: the run in {out} finished (its results are there, and a finished run keeps no "
             f"checkpoints). To run it again, {again}, or give another --out."

@@ -115,20 +115,20 @@ def scale_out_problems(devices, num_nodes, strategy) -> list[str]:
         problems.append(f"devices={devices!r} (a number of devices, -1 for all, 'auto', or device indices [0, 1])")
     if not (is_integer(num_nodes) and num_nodes >= 1):
         problems.append(f"num_nodes={num_nodes!r} (1 or more machines)")
-    if strategy != "auto":
+    if not (isinstance(strategy, str) and strategy.lower() == "auto"):  # Lightning reads names in any case
         from lightning.pytorch.strategies import Strategy, StrategyRegistry
 
         known = StrategyRegistry.available_strategies()
-        if not (isinstance(strategy, Strategy) or isinstance(strategy, str) and strategy in known):
+        if not (isinstance(strategy, Strategy) or isinstance(strategy, str) and strategy.lower() in known):
             problems.append(f"strategy={strategy!r} ('auto', or one of Lightning's: {', '.join(known[:4])}, ...)")
     return problems
 
 
 def _device_list_text(text: str) -> bool:
-    """ "2", "-1" or "0,1": the device counts and lists Lightning reads from text."""
+    """A count ("2", "-1") or device indices ("0,1"; "0,": device 0), as Lightning reads them from text."""
+    if "," not in text:
+        return text.strip() == "-1" or (text.strip().isdigit() and int(text) >= 1)
     parts = [part.strip() for part in text.split(",") if part.strip()]
-    if len(parts) == 1:
-        return parts[0] == "-1" or (parts[0].isdigit() and int(parts[0]) >= 1)
     return bool(parts) and all(part.isdigit() for part in parts)
 
 

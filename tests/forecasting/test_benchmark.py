@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from cli.ts import app
@@ -154,6 +155,7 @@ def test_a_registered_dataset_read_without_its_checksum_is_named_by_its_files_ha
     frame = load_dataset("ETTh1").iloc[:500]
     frame.to_csv(tmp_path / "ETTh1.csv")
     assert data_identity("ETTh1", {"data_dir": str(tmp_path)}) == "ETTh1"  # verified: the registered file
+    assert data_identity("ETTh1", {"verify": False}) == "ETTh1"  # unverified, but the registered file all the same
     other = data_identity("ETTh1", {"data_dir": str(tmp_path), "verify": False})
     assert other.startswith("ETTh1 sha256:")  # its runs are not the registered file's
 
@@ -244,3 +246,18 @@ def test_an_unfinished_run_started_with_other_settings_says_which_folder_to_remo
     with pytest.raises(ConfigError, match=rf"holds an unfinished run of it, started with other settings \(epochs: 10 "
                        rf"in the checkpoint, 2 now\): remove {re.escape(str(folder))} to start it again"):  # fmt: skip
         run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", horizons=(12,), models=("dlinear",), epochs=2)
+
+
+def test_a_benchmark_split_by_dates_reuses_its_runs_and_a_finished_run_needs_no_device(tmp_path):
+    """Its protocol is found from the dates, so a rerun compared the recorded one with the default and refused
+    every kept run; and a rerun asking for a GPU the machine lacks failed before reading the finished runs."""
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    frame = write_series(tmp_path / "mine.csv", rows=400, columns=2)
+    dates = pd.to_datetime(frame["date"])
+    options = {"horizons": (12,), "models": ("naive",), "lookback": 48}
+    data = {"split_dates": (str(dates[250]), str(dates[320]))}
+    (first,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", data=data, **options)
+    assert first["params"]["protocol"] != "ratio_70_10_20"
+    (again,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", data=data, **options, device="cuda")
+    assert again == first

@@ -104,8 +104,11 @@ def run_benchmark(
     done = {name: read_run(runs_dir / name) for name, *_ in plan if (runs_dir / name).exists()}
     split = {k: data.get(k) for k in ("split", "split_dates")}
     for name, model, horizon, options, request in plan:  # every run checked before any runs
-        try:  # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written)
-            settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **options)
+        # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written); a
+        # finished run is not run again, so it needs no device
+        checked = {**options, "device": "cpu"} if name in done else options
+        try:
+            settings = resolve_fit(dataset, horizon=horizon, lookback=request["lookback"], **split, **checked)
             if name not in done:
                 split_borders(len(index()), request["lookback"], horizon, settings.protocol(index()))  # long enough
         except TitansError as exc:  # which run, and the lookback it has when it is not the one asked
@@ -113,7 +116,8 @@ def run_benchmark(
             raise type(exc)(f"{model} at horizon {horizon}{seen}: {exc}") from None
         if name in done:
             check_same_request(runs_dir / name, done[name].get("request"), request)
-            check_same_settings(runs_dir / name, done[name], settings.params)
+            dated = {"protocol": settings.protocol(index())} if split["split_dates"] else {}  # found from the dates
+            check_same_settings(runs_dir / name, done[name], settings.params | dated)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
@@ -183,7 +187,7 @@ def read_run(path: Path) -> dict:
 def data_identity(dataset: str, data: dict | None = None) -> str | dict:
     """A registered dataset's name, or a file's content hash, with how it was read and split (the options
     that change what the models see): a run reused from runs_dir read the same data. A registered dataset
-    read without its checksum (verify=False) is named by its file's hash too: it may be another file."""
+    read without its checksum (verify=False) is named by its file's hash when that is not the registered one."""
     from titans_ts.data.registry import lookup_name
     from titans_ts.data.sources import file_sha256, locate
 
@@ -191,8 +195,8 @@ def data_identity(dataset: str, data: dict | None = None) -> str | dict:
     name = f"{path.name} sha256:{file_sha256(path)[:16]}" if path.is_file() else dataset
     info = None if path.is_file() else lookup_name(dataset)
     if info is not None and data.get("verify") is False:
-        found = locate(info, data.get("data_dir"), download=False)
-        name = f"{dataset} sha256:{file_sha256(found)[:16]}"
+        found = file_sha256(locate(info, data.get("data_dir")))  # where fit_dataset will find it (or download it)
+        name = dataset if found == info.sha256 else f"{dataset} sha256:{found[:16]}"
     read = {k: v for k, v in (data or {}).items() if k not in ("data_dir", "verify") and v != UNSAID.get(k)}
     return {"source": name, **read} if read else name  # a run with none of them keeps the name alone, as before
 
