@@ -132,7 +132,8 @@ def finetune(
     out = Path(out or f"runs/dna-{task_name}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     checkpoints = prepare_run_folder(out, overwrite, resume)
     labels = (train if data is None else data).label_names()
-    kept = {k: v for k, v in params.items() if k not in RUN_ONLY}  # another device may go on with the run
+    settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
+    kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
     run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
     check_run_settings(checkpoints, run | ({"folds": folds} if chosen == "cv" else {}), resume, main)
 
@@ -225,13 +226,15 @@ RUN_SETTINGS = SETTINGS_FILE  # at the top of a run's checkpoint folder (each fo
 def check_run_settings(checkpoints: Path, settings: dict, resume: bool, main: bool = True) -> None:
     """A resumed fine-tuning run goes on only with the data, protocol, folds and settings it was started with
     (its finished folds are kept, not retrained: another file or --folds would be answered by them); a start
-    records them. A run started before they were recorded is resumed as it is."""
+    records them. A run started before they were recorded is resumed as it is; a setting added since it started
+    is not compared."""
     path = checkpoints / RUN_SETTINGS
     settings = json.loads(json.dumps(settings, default=json_value))  # as the file holds them
     if resume and path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
-        differences = [f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now" for k in changed]
+        saved, now = ({**record, **record.get("params", {})} for record in (saved, settings))  # each by its name
+        changed = [k for k in sorted(saved) if k != "params" and saved[k] != now.get(k)]
+        differences = [f"{k}: {saved[k]!r} then, {now.get(k)!r} now" for k in changed]
         if differences:
             raise ConfigError(
                 f"cannot resume {checkpoints.parent} with other data or settings than it was started with "

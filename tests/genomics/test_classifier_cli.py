@@ -468,7 +468,7 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     early = ["--out", str(folder / "early"), "--resume"]
     for changed, named in (
         (["--folds", "3"], "folds: 2 then, 3 now"),
-        (["--folds", "2", "--epochs", "2"], "'epochs': 1"),
+        (["--folds", "2", "--epochs", "2"], "epochs: 1 then, 2 now"),
     ):
         refused = runner.invoke(app, [*args[:-2], *changed, *early], env={"COLUMNS": "300"})
         said = " ".join(refused.output.split())
@@ -478,7 +478,8 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     refused = runner.invoke(app, [*other, "--folds", "2", *early], env={"COLUMNS": "300"})
     assert refused.exit_code == 2 and "'dataset': 'toy.csv'" not in refused.output  # named by what differs
     assert "dataset: 'toy.csv' then, 'other.csv' now" in " ".join(refused.output.split())
-    resumed = runner.invoke(app, [*args, "--folds", "2", *early], env={"COLUMNS": "300"})
+    # the default batch size, now given: the same setting (the options typed were compared, not the settings)
+    resumed = runner.invoke(app, [*args, "--folds", "2", "--batch-size", "32", *early], env={"COLUMNS": "300"})
     assert resumed.exit_code == 0, resumed.output
 
 
