@@ -98,7 +98,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     labels (classes_ sorted). A stratified `val_fraction` of the training data drives early stopping.
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
     Training sees each sequence on a random strand (random_strand) and, with train_crop, a random window
-    of that many bases; predict_proba averages both strands (strand_average). max_length: read only the
+    of that many bases (within the first max_length); predict_proba averages both strands (strand_average).
+    max_length: read only the
     first max_length bases of each sequence, in training and prediction, both strands the same window (a
     CutSequencesWarning says how many are cut; None: whole sequences). precision="bf16-mixed"
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
@@ -345,12 +346,10 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
 
         from titans_ts.errors import CutSequencesWarning
 
-        cut = 0 if self.max_length is None else sum(len(s) > self.max_length for s in sequences)
-        if cut:
-            warnings.warn(
-                f"{cut} of {len(sequences)} {what} are longer than max_length={self.max_length}: the model reads the "
-                f"first {self.max_length} bases of each (both strands read that window); max_length=None reads them "
-                "whole.",
+        if self.max_length is not None and any(len(s) > self.max_length for s in sequences):
+            warnings.warn(  # one text for every call: each fold of a cross-validation says it once, not again
+                f"some {what} are longer than max_length={self.max_length}: the model reads the first "
+                f"{self.max_length} bases of each (both strands read that window); max_length=None reads them whole.",
                 CutSequencesWarning,
                 stacklevel=4,
             )

@@ -184,3 +184,18 @@ def test_a_series_with_a_shorter_encoder_is_refused_not_read_with_zeros(panel):
     x, _ = next(iter(ahead.to_dataloader(train=False, batch_size=4)))
     with pytest.raises(ConfigError, match=r"encoder windows of 32 steps; this batch has windows of \[12\] steps"):
         model(x)
+
+
+def test_a_checkpoint_saved_before_min_scale_loads_as_it_was_trained(panel, tmp_path):
+    """Its hyperparameters have no min_scale: it was trained with no floor, and the new default would change it."""
+    training, _ = _datasets(panel)
+    model = TitansPTF.from_dataset(training, dim=16, layers=1, heads=2)
+    trainer = _quiet_trainer()
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=False)
+    assert TitansPTF.load_from_checkpoint(tmp_path / "new.ckpt").network.revin.min_scale == 0.1
+    del checkpoint["hyper_parameters"]["min_scale"]  # as saved before it existed
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    old = TitansPTF.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert old.network.revin.min_scale == 0.0 and old.hparams.min_scale == 0.0

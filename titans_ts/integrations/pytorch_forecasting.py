@@ -15,8 +15,10 @@ categoricals (from_dataset says so with an UnreadInputsWarning). It needs a fixe
 (min_encoder_length == max_encoder_length, every sample that long) and one real-valued target, and takes
 ptf's point losses and QuantileLoss (not its distribution losses). Settings not given take
 TitansForecaster's defaults (titans_ts/forecasting/defaults.py); `min_scale` is the smallest window standard
-deviation the network divides by, in the units of ptf's normalised inputs (a flat encoder window, such as
-zero demand, is otherwise divided by about 0.003 and forecast as its level with an interval of no width).
+deviation the network divides by, in the units of ptf's normalised inputs: a window below it (a flat one, such
+as zero demand, which was otherwise divided by about 0.003 and forecast as its level with an interval of no
+width; or a smooth one under a normaliser fitted on the whole series) is divided by min_scale instead. A
+checkpoint saved before it existed loads with 0 (as it was trained).
 
 Quantiles: with `loss=QuantileLoss([0.1, 0.5, 0.9])` (pytorch-forecasting's) the network is the estimator's
 `QuantileForecaster` (titans_ts/forecasting/quantiles.py: the backbone's point forecast is the median, the other
@@ -114,6 +116,16 @@ class TitansPTF(BaseModel):
             forecast = self.network(inputs)[..., self.hparams.target_position]  # (batch, prediction length)
         prediction = self.transform_output(forecast, target_scale=x["target_scale"])
         return self.to_network_output(prediction=prediction)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint saved before min_scale existed was trained without a floor: it loads without one (the
+        default 0.1 would change its forecasts wherever a window's standard deviation is below 0.1)."""
+        super().on_load_checkpoint(checkpoint)
+        if "min_scale" not in checkpoint.get("hyper_parameters", {}):
+            self.hparams.min_scale = 0.0
+            for module in self.modules():
+                if hasattr(module, "min_scale"):
+                    module.min_scale = 0.0
 
     @classmethod
     def from_dataset(cls, dataset, **kwargs):
