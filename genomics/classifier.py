@@ -99,9 +99,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     pretrained: True (the shipped weights), a folder written by `titans-dna pretrain`, or False.
     Training sees each sequence on a random strand (random_strand) and, with train_crop, a random window
     of that many bases (within the first max_length); predict_proba averages both strands (strand_average).
-    max_length: read only the
-    first max_length bases of each sequence, in training and prediction, both strands the same window (a
-    CutSequencesWarning says how many are cut; None: whole sequences). precision="bf16-mixed"
+    max_length: read only the first max_length bases of each sequence, in training and prediction, both
+    strands the same window (a CutSequencesWarning says so when it cuts any; None: whole sequences).
+    precision="bf16-mixed"
     runs projections and MLPs in bfloat16 (the memory's test-time learning stays fp32).
     stem_kernel, stride: the local stem before the memory: a causal convolution over `stem_kernel` bases
     (0: none), plus with stem_kmer=k an embedding of the k-mer ending at each base, then one memory token
