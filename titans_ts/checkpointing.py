@@ -26,7 +26,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, ResumeMismatchError
 from titans_ts.estimator_base import RUN_ONLY
 from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text, json_value
 from titans_ts.version import __version__
@@ -148,8 +148,9 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
             if saved.get(key) != settings.get(key)
         ]
         if differences:
-            raise ConfigError(
-                f"cannot resume {folder} with other settings than it was started with: " + "; ".join(differences)
+            raise ResumeMismatchError(
+                f"cannot resume {folder} with other settings than it was started with: " + "; ".join(differences),
+                differences,
             )
         return checkpoint
     if latest_checkpoint(folder) is not None and _finished(folder):  # a finished run's: a new fit replaces them

@@ -35,6 +35,14 @@ class ConfigError(TitansError, ValueError):
     """An argument or a configuration value is out of range or inconsistent."""
 
 
+class ResumeMismatchError(ConfigError):
+    """A resume asked with other settings or data than the checkpoints were written with (`differences`)."""
+
+    def __init__(self, message: str, differences: list[str]):
+        super().__init__(message)
+        self.differences = differences
+
+
 class TitansWarning(UserWarning):
     """Base class of the warnings titans-ts emits."""
 

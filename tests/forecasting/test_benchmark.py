@@ -235,9 +235,11 @@ def test_an_unfinished_run_started_with_other_settings_says_which_folder_to_remo
     from titans_ts.forecasting.benchmark import run_benchmark
 
     def started_otherwise(*args, resume, **kwargs):
-        assert resume  # a checkpoint is there: the run is continued, and its settings checked
-        raise ConfigError("cannot resume x/checkpoints with other settings than it was started with: epochs: 10 in "
-                          "the checkpoint, 2 now")  # fmt: skip
+        assert resume  # a checkpoint is there: the run is continued, and its settings checked as it starts
+        checkpointing.start_or_resume(tmp_path / "ck", {"epochs": 2}, resume=True)  # the real refusal
+
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "settings.json").write_text('{"epochs": 10}')
 
     write_series(tmp_path / "mine.csv", rows=400, columns=3)
     monkeypatch.setattr(checkpointing, "latest_checkpoint", lambda folder: folder / "last.ckpt")

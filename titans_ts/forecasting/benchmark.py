@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from titans_ts.errors import ConfigError, TitansError
+from titans_ts.errors import ConfigError, ResumeMismatchError, TitansError
 from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
 from titans_ts.io import atomic_write_text, json_value
 
@@ -162,13 +162,11 @@ def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, da
             overwrite=True,  # the run's JSON, not its model folder, marks a finished run
             resume=resume, **data, **options,
         )  # fmt: skip
-    except ConfigError as exc:
-        if resume and str(exc).startswith("cannot resume"):  # started with other settings, then stopped
-            raise ConfigError(
-                f"{name}: {out} holds an unfinished run of it, started with other settings "
-                f"({str(exc).split(': ', 1)[-1].rstrip('.')}): remove {out} to start it again with these."
-            ) from None
-        raise
+    except ResumeMismatchError as exc:  # started with other settings, then stopped
+        raise ConfigError(
+            f"{name}: {out} holds an unfinished run of it, started with other settings "
+            f"({'; '.join(exc.differences)}): remove {out} to start it again with these."
+        ) from None
     require_finished(record["history"], name)
     return record
 
