@@ -731,3 +731,11 @@ def test_max_length_reads_the_same_window_on_both_strands_and_says_what_it_cuts(
     np.testing.assert_allclose(cut, model.set_params(max_length=None).predict_proba([long[:40]]), atol=1e-6)
     with pytest.warns(CutSequencesWarning, match="some training sequences are longer than max_length=35"):
         DNAClassifier(**{**TINY, "max_length": 35}).fit(sequences, labels)
+
+
+def test_a_files_run_is_filed_under_its_stem(labelled_csv, tmp_path, monkeypatch):
+    """runs/dna-toy.csv-lmm-s0 kept the file's extension, where titans-ts files runs/toy-lmm-h24-s0."""
+    monkeypatch.chdir(tmp_path)
+    args = ["finetune", str(labelled_csv / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
+    assert runner.invoke(app, [*args, "--folds", "2"]).exit_code == 0
+    assert (tmp_path / "runs" / "dna-toy-lmm-s0" / "metrics.json").is_file()
