@@ -498,7 +498,11 @@ def benchmark(
     def report_failure(name, error):
         done.append(name)
         failed.append(name)
-        err_console.print(f"[{len(done)}/{total}] {name}: failed: {error}", highlight=False, markup=False)
+        said = str(error).replace(  # fit's advice names an option benchmark does not have
+            "pass season=<steps per season> (CLI --season), or a longer lookback",
+            "give a longer --lookback, or leave seasonal_naive out of --models (titans-ts fit takes --season)",
+        )
+        err_console.print(f"[{len(done)}/{total}] {name}: failed: {said}", highlight=False, markup=False)
 
     records = run_benchmark(
         dataset, runs_dir, horizons=horizon_list, seeds=seed_list, models=model_list, lookback=lookback,

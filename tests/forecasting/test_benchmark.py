@@ -107,6 +107,7 @@ def test_a_failing_run_is_said_and_the_others_go_on(tmp_path):
     result = runner.invoke(app, [*args, "--models", "seasonal_naive,naive", "--out", str(out)])
     assert result.exit_code == 2
     assert "walk_seasonal_naive_h6_s0.json: failed: seasonal_naive found no season" in " ".join(result.stderr.split())
+    assert "give a longer --lookback, or leave seasonal_naive out of --models" in " ".join(result.stderr.split())
     assert "1 of 2 runs failed" in result.stderr and (out / "walk_naive_h6_s0.json").exists()
     assert not (out / "walk_seasonal_naive_h6_s0.json").exists()  # not recorded: the next start tries it again
 
