@@ -159,7 +159,7 @@ def finetune(
         for fold in result["folds"]:
             history = fold["history"]
             stop = f"{history['epochs_run']} ({history['stop_reason']})"
-            table.add_row(str(fold["fold"]), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]), stop)
+            table.add_row(str(fold["fold"] + 1), f"{fold['accuracy']:.4f}", str(fold["test_sequences"]), stop)
         mean, std = result["accuracy"], result["accuracy_std"]
         shown = "-" if mean is None else f"{mean:.4f}" + ("" if std is None else f" ± {std:.4f}")
         finished = "mean ± std" if result["complete"] else "finished folds"
