@@ -164,6 +164,10 @@ def test_rows_numbered_at_a_constant_step_are_forecast_at_that_step(series, tmp_
     streamed = TitansForecaster(**{**TINY, "epochs": 1}).fit(tens.iloc[:-2])
     streamed.update(tens.iloc[-2:])  # two more rows: 20 further on
     assert streamed.predict().index[0] == last + 10
+    numbers = np.r_[np.arange(250), np.arange(260, 260 + len(series) - 250)]  # steps 250-259 missing
+    with pytest.warns(TimeGapWarning, match=r"numbered 1 apart but skip steps \(e.g. 249 -> 260\)"):
+        gapped = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(series.set_axis(numbers))
+    assert gapped.predict().index[0] == numbers[-1] + 1  # after the last row's number, not the row count
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):

@@ -12,8 +12,9 @@ from titans_ts.errors import DataValidationError, TimeGapWarning, UndatedRowsWar
 def time_axis(index: pd.Index):
     """(last index value, step) for a DatetimeIndex: a Timestamp and its calendar frequency (a pandas DateOffset:
     months, quarters, years, business days) where it has one, else its most common spacing (a Timedelta);
-    ints for any other index: the last number and the step of whole numbers that count up by a constant step
-    (df.set_index("year"): 1990, 1995, ... steps 5), else the last row's position and 1."""
+    ints for any other index: the last number and the step of whole numbers that count up (df.set_index("year"):
+    1990, 1995, ... steps 5; with gaps, their most common step, as a DatetimeIndex's), else the last row's
+    position and 1."""
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
         recent = index[-min(len(index), 500) :]
         calendar = calendar_frequency(recent)
@@ -29,6 +30,10 @@ def time_axis(index: pd.Index):
     steps = integer_step(index)
     if steps is not None:
         return int(index[-1]), steps  # numbered from where the data's numbering starts, at its step
+    if pd.api.types.is_integer_dtype(index) and len(index) > 1 and index.is_monotonic_increasing and index.is_unique:
+        gaps = np.diff(np.asarray(index, dtype=np.int64))
+        values, counts = np.unique(gaps, return_counts=True)
+        return int(index[-1]), int(values[counts.argmax()])  # numbered with gaps (warn_if_gaps says so)
     return len(index) - 1, 1
 
 
@@ -105,6 +110,18 @@ def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4) -> None:
     `stacklevel`: the user's call, counted from the warning (4: three calls down, as fit's)."""
     import warnings
 
+    if pd.api.types.is_integer_dtype(index) and len(index) > 2 and index.is_monotonic_increasing and index.is_unique:
+        _, step = time_axis(index)
+        gaps = np.flatnonzero(np.diff(np.asarray(index, dtype=np.int64)) != step)
+        if len(gaps):
+            i = gaps[0]
+            warnings.warn(
+                f"the rows are numbered {step} apart but skip steps (e.g. {index[i]} -> {index[i + 1]}): {by} reads "
+                "them as consecutive steps. Give the missing rows (filled), or number the rows without gaps.",
+                TimeGapWarning,
+                stacklevel=stacklevel,
+            )
+        return
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
         return
     wall = index.tz_localize(None) if index.tz is not None else index
