@@ -29,7 +29,7 @@ from genomics.data.labelled import (
 )
 from genomics.data.tasks import load_task
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, ResumeMismatchError, changes
 from titans_ts.estimator_base import RUN_ONLY
 from titans_ts.io import (
     SETTINGS_FILE,
@@ -234,12 +234,12 @@ def check_run_settings(checkpoints: Path, settings: dict, resume: bool, main: bo
     if resume and path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         saved, now = ({**record, **record.get("params", {})} for record in (saved, settings))  # each by its name
-        changed = [k for k in sorted(saved) if k != "params" and saved[k] != now.get(k)]
-        differences = [f"{k}: {saved[k]!r} then, {now.get(k)!r} now" for k in changed]
+        differences = changes(saved, now, set(saved) - {"params"})  # a setting added since: not in `saved`
         if differences:
-            raise ConfigError(
+            raise ResumeMismatchError(
                 f"cannot resume {checkpoints.parent} with other data or settings than it was started with "
-                f"({'; '.join(differences)}): resume it as it was started, or start again with --overwrite."
+                f"({'; '.join(differences)}): resume it as it was started, or start again with --overwrite.",
+                differences,
             )
     elif main:
         atomic_write_text(path, json.dumps(settings, indent=1))

@@ -111,6 +111,12 @@ def training_problems(params: dict) -> list[str]:
     return problems + budget_problems(params["max_minutes"], params.get("checkpoint_minutes"))
 
 
+def changes(before: dict, now: dict, keys) -> list[str]:
+    """How the settings of `keys` differ, in words ("epochs: 1 then, 2 now"): what a refused reuse or resume
+    lists."""
+    return [f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in sorted(keys) if before.get(k) != now.get(k)]
+
+
 def scale_out_problems(devices, num_nodes, strategy) -> list[str]:
     """Lightning's devices, num_nodes and strategy that no Trainer takes (they failed inside Lightning, after the
     data was read): devices a count (-1: all), "auto", or a list of device indices; num_nodes a count; strategy

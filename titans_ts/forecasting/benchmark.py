@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from titans_ts.errors import ConfigError, ResumeMismatchError, TitansError
+from titans_ts.errors import ConfigError, ResumeMismatchError, TitansError, changes
 from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
 from titans_ts.io import atomic_write_text, json_value
 
@@ -223,8 +223,7 @@ def check_same_settings(path: Path, record: dict, params: dict) -> None:
 
     made = record.get("params") or {}
     now = json.loads(json.dumps(params, default=json_value))
-    changed = [f"{k}: {made[k]!r} then, {now[k]!r} now" for k in sorted(set(made) & set(now))
-               if k not in RUN_ONLY and made[k] != now[k]]  # fmt: skip
+    changed = changes(made, now, set(made) & set(now) - set(RUN_ONLY))
     if changed:
         raise ConfigError(
             f"{path} was made with other settings than a run now would have ({'; '.join(changed)}): give another "
@@ -240,8 +239,7 @@ def check_same_request(path: Path, before: dict | None, now: dict) -> None:
     before, now = ({k: v for k, v in asked.items() if v is not None} for asked in (before, now))  # None: not given
     if before == now:
         return
-    changed = [f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(before) | set(now))
-               if before.get(k) != now.get(k)]  # fmt: skip
+    changed = changes(before, now, set(before) | set(now))
     raise ConfigError(
         f"{path} was run with other settings or data ({'; '.join(changed)}): give another --out (runs_dir=), or "
         "remove its runs to run them again."

@@ -28,23 +28,23 @@ def time_axis(index: pd.Index):
             return index[-1], pd.offsets.BusinessDay()
         return index[-1], spacing
     steps = integer_step(index)
-    if steps is not None:
-        return int(index[-1]), steps  # numbered from where the data's numbering starts, at its step
-    if pd.api.types.is_integer_dtype(index) and len(index) > 1 and index.is_monotonic_increasing and index.is_unique:
-        gaps = np.diff(np.asarray(index, dtype=np.int64))
-        values, counts = np.unique(gaps, return_counts=True)
-        return int(index[-1]), int(values[counts.argmax()])  # numbered with gaps (warn_if_gaps says so)
+    if steps is not None:  # numbered from where the data's numbering starts, at its step (gaps: warn_if_gaps)
+        return int(index[-1]), steps
     return len(index) - 1, 1
 
 
 def integer_step(index: pd.Index) -> int | None:
-    """The constant positive step of an index of whole numbers (1 for a single row), else None."""
+    """The step of an index of whole numbers that counts up: the most common one where it has gaps (1 for a
+    single row); None for any other index."""
     if not pd.api.types.is_integer_dtype(index) or not len(index):
         return None
-    gaps = np.unique(np.diff(np.asarray(index, dtype=np.int64)))
+    gaps = np.diff(np.asarray(index, dtype=np.int64))
     if len(gaps) == 0:
         return 1
-    return int(gaps[0]) if len(gaps) == 1 and gaps[0] > 0 else None
+    if (gaps <= 0).any():
+        return None
+    values, counts = np.unique(gaps, return_counts=True)
+    return int(values[counts.argmax()])
 
 
 # The frequencies whose steps differ in length and that a forecast must follow on the calendar (business hours,
@@ -110,8 +110,8 @@ def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4) -> None:
     `stacklevel`: the user's call, counted from the warning (4: three calls down, as fit's)."""
     import warnings
 
-    if pd.api.types.is_integer_dtype(index) and len(index) > 2 and index.is_monotonic_increasing and index.is_unique:
-        _, step = time_axis(index)
+    step = integer_step(index)
+    if step is not None:
         gaps = np.flatnonzero(np.diff(np.asarray(index, dtype=np.int64)) != step)
         if len(gaps):
             i = gaps[0]
