@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from genomics.tokenizer import DNATokenizer, reverse_complement_ids
+from titans_ts.checkpointing import ResumableLoader
 from titans_ts.distributed import ShardedBatches, ShardedSampler
 
 
@@ -66,15 +67,14 @@ def make_loader(
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
         if shuffle:
             np.random.default_rng(seed).shuffle(batches)
-        return DataLoader(dataset, batch_sampler=ShardedBatches(batches) if shard else batches, collate_fn=collate)
+        batches = ShardedBatches(batches) if shard else batches
+        if shuffle:  # a train loader: a checkpoint keeps its place in the epoch
+            return ResumableLoader(dataset, batches, collate_fn=collate)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
     generator = torch.Generator().manual_seed(int(seed))
     # by rank under DDP: training shards padded to equal length, evaluation sequences each counted once
     sampler = ShardedSampler(len(dataset), shuffle=shuffle, generator=generator, pad=shuffle, shard=shard)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=False,
-        collate_fn=collate,
-        generator=generator,
-    )
+    if shuffle:
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        return ResumableLoader(dataset, batches, generator, collate_fn=collate)
+    return DataLoader(dataset, batch_size, sampler=sampler, drop_last=False, collate_fn=collate, generator=generator)

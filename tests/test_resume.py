@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -246,3 +247,128 @@ def test_a_finished_fit_leaves_its_checkpoint_dir_to_the_next_fit(tmp_path):
     (unfinished / "last.ckpt").write_bytes(b"x")
     with pytest.raises(ConfigError, match="unfinished run"):
         start_or_resume(unfinished, {"seed": 0}, resume=False)
+
+
+class _LostAfterSaving(pl.Callback):
+    """The machine is lost right after a `checkpoint_minutes` checkpoint written after batch `batch` of epoch
+    `epoch`: part-way through the epoch (Lightning writes timed checkpoints at a batch's end, as here)."""
+
+    def __init__(self, folder, epoch: int, batch: int):
+        self.folder, self.epoch, self.batch = Path(folder), epoch, batch
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, index):
+        if (trainer.current_epoch, index) == (self.epoch, self.batch):
+            trainer.save_checkpoint(self.folder / "timed.ckpt")
+            raise _Lost
+
+
+class _Lost(Exception):
+    pass
+
+
+def _lose_after(monkeypatch, epoch: int, batch: int) -> None:
+    """The next fit with a checkpoint folder stops as _LostAfterSaving says (taken back by `monkeypatch.undo`)."""
+    from titans_ts import checkpointing
+
+    made = checkpointing.checkpoint_callbacks
+    lost = lambda folder, minutes=None: [*made(folder, minutes), _LostAfterSaving(folder, epoch, batch)]  # noqa: E731
+    monkeypatch.setattr(checkpointing, "checkpoint_callbacks", lost)
+
+
+@pytest.mark.parametrize("batch", [0, 4, 7])  # 8 batches an epoch: the first, one in the middle, the last
+def test_a_fit_resumed_from_a_checkpoint_saved_part_way_through_an_epoch_is_bit_identical(tmp_path, monkeypatch, batch):
+    import numpy as np
+    import pandas as pd
+
+    from titans_ts import TitansForecaster
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(400)[:, None]
+    frame = pd.DataFrame(
+        np.sin(2 * np.pi * steps / [24, 12, 48]) + 0.3 * rng.normal(size=(400, 3)),
+        index=pd.date_range("2024-01-01", periods=400, freq="h"),
+        columns=["a", "b", "OT"],
+    )
+    options = dict(lookback=24, horizon=12, dim=16, layers=1, epochs=3, patience=5, progress=False, fallback="off")
+
+    def fit(folder, resume=False):
+        return TitansForecaster(**options, checkpoint_dir=str(tmp_path / folder)).fit(frame, resume=resume)
+
+    full = fit("full")
+    _lose_after(monkeypatch, epoch=1, batch=batch)
+    with pytest.raises(_Lost):
+        fit("lost")
+    saved = torch.load(tmp_path / "lost" / "timed.ckpt", weights_only=False)
+    (place,) = [state["loader_place"] for key, state in saved["callbacks"].items() if key.startswith("RngState")]
+    assert place["taken"] == batch + 1  # part-way through the epoch: the loader's place was saved
+    monkeypatch.undo()
+    resumed = fit("lost", resume=True)
+    assert resumed.val_metrics_ == full.val_metrics_  # bit-identical on the CPU, as from an epoch's checkpoint
+    assert resumed.history_["epochs_run"] == full.history_["epochs_run"] == 3
+    assert resumed.predict(frame).equals(full.predict(frame))
+
+
+def test_a_dna_fit_resumed_part_way_through_an_epoch_draws_the_same_augmented_views(tmp_path, monkeypatch):
+    import numpy as np
+
+    from genomics import DNAClassifier
+
+    rng = np.random.default_rng(1)
+    sequences = ["".join(rng.choice(list("ACGT"), int(rng.integers(40, 80)))) for _ in range(120)]
+    labels = ["gc" if (s.count("G") + s.count("C")) / len(s) > 0.5 else "at" for s in sequences]
+    options = dict(
+        pretrained=False, dim=16, layers=1, epochs=3, patience=5, batch_size=16, train_crop=32, progress=False
+    )
+
+    def fit(folder, resume=False):
+        model = DNAClassifier(**options, checkpoint_dir=str(tmp_path / folder), precision="32-true")
+        return model.fit(sequences, labels, resume=resume)
+
+    full = fit("full")
+    _lose_after(monkeypatch, epoch=1, batch=2)
+    with pytest.raises(_Lost):
+        fit("lost")
+    monkeypatch.undo()
+    resumed = fit("lost", resume=True)  # random crops and strands: the skipped batches must not draw theirs again
+    assert resumed.history_["best_val_loss"] == full.history_["best_val_loss"]
+    assert np.array_equal(resumed.predict_proba(sequences), full.predict_proba(sequences))
+
+
+def test_the_train_loader_skips_the_batches_trained_on_as_indices_and_keeps_the_epochs_order():
+    from titans_ts.checkpointing import ResumableLoader
+
+    class Counted(torch.utils.data.Dataset):
+        def __init__(self):
+            self.read = []
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            self.read.append(i)
+            return i
+
+    def loader(dataset):
+        generator = torch.Generator().manual_seed(3)
+        sampler = torch.utils.data.RandomSampler(range(10), generator=generator)
+        return ResumableLoader(dataset, torch.utils.data.BatchSampler(sampler, 3, False), generator)
+
+    uninterrupted = loader(Counted())
+    first = [batch.tolist() for batch in uninterrupted]
+    epoch = iter(uninterrupted)
+    second_epoch = [next(epoch).tolist(), next(epoch).tolist()]
+    place = uninterrupted.place()  # saved after two batches of the second epoch
+    rest = [batch.tolist() for batch in epoch]
+    third = [batch.tolist() for batch in uninterrupted]
+
+    dataset = Counted()
+    resumed = loader(dataset)
+    resumed.resume_at(place)
+    assert [batch.tolist() for batch in resumed] == rest
+    assert sorted(dataset.read) == sorted(i for batch in rest for i in batch)  # nothing loaded for the skipped
+    assert [batch.tolist() for batch in resumed] == third  # the next epoch as the uninterrupted run's
+    assert second_epoch != first[:2] and len(resumed) == 4
+
+    finished = loader(Counted())
+    finished.resume_at({"epoch_start": None, "taken": 4})  # saved after an epoch's last batch
+    assert [batch.tolist() for batch in finished] == first  # a whole new epoch, not an empty one

@@ -3,7 +3,8 @@
 A training run with a checkpoint folder writes `last.ckpt` after every validated epoch and, with
 `minutes`, `timed.ckpt` every that many minutes of training (Lightning's ModelCheckpoint); each holds the
 model, optimizer, scheduler, loop and callback states (early stopping, the best weights so far, the time
-budget used) and, through `RngState`, the random generators and the train loader's shuffling generator.
+budget used) and, through `RngState`, the random generators, the train loader's shuffling generator and
+where that loader stands in its epoch (`ResumableLoader`), so that a resumed run is the uninterrupted one.
 Files are written to a temporary name and renamed, so a kill while writing leaves the previous checkpoint
 whole. `settings.json` beside them records what the run was started with; a resume with other settings is
 refused with the differences listed; once the run ended on its own it says so (`finished`), and a new fit
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from titans_ts.errors import ConfigError, ResumeMismatchError
 from titans_ts.estimator_base import RUN_ONLY
@@ -48,12 +50,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RngState(pl.Callback):
-    """The random generators a checkpoint must carry for a resumed run to draw what the uninterrupted one
-    would: Python's, NumPy's, torch's (CPU and CUDA) and the train loader's shuffling generator."""
+    """What a checkpoint must carry for a resumed run to draw what the uninterrupted one would: the random
+    generators (Python's, NumPy's, torch's on CPU and CUDA, the train loader's shuffling generator) and, for a
+    `ResumableLoader`, where it stands in its epoch.
+
+    The loader's place goes through this callback, not Lightning's own saving of a loader's state: Lightning
+    gives a loader its state back only if it builds the loader after the checkpoint is read, and ours is
+    built earlier, when `configure_optimizers` asks for the number of steps (the schedule's length)."""
 
     def __init__(self, loader_generator: torch.Generator | None = None, numpy_generators=()):
         self.loader_generator = loader_generator
         self.numpy_generators = list(numpy_generators)  # e.g. a data augmentation's own generator
+        self._loader = None  # the train loader, once training starts
+        self._place = None  # a checkpoint's loader place, given to the loader when training starts
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        loader = trainer.train_dataloader
+        self._loader = loader if isinstance(loader, ResumableLoader) else None
+        if self._loader is not None and self._place is not None:
+            self._loader.resume_at(self._place)
+        self._place = None
 
     def state_dict(self) -> dict:
         state = {
@@ -65,6 +81,7 @@ class RngState(pl.Callback):
         if self.loader_generator is not None:
             state["loader"] = self.loader_generator.get_state()
         state["numpy_generators"] = [g.bit_generator.state for g in self.numpy_generators]
+        state["loader_place"] = self._loader.place() if self._loader is not None else None
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -77,6 +94,66 @@ class RngState(pl.Callback):
             self.loader_generator.set_state(state["loader"])
         for generator, saved in zip(self.numpy_generators, state.get("numpy_generators", []), strict=False):
             generator.bit_generator.state = saved
+        self._place = state.get("loader_place")  # None in a checkpoint from before the loader kept its place
+
+
+class ResumableLoader(DataLoader):
+    """The train loader of a run with checkpoints: where it stands in its epoch is part of each checkpoint.
+
+    `RngState` saves `place()` with every checkpoint and, resuming from one written part-way through an epoch
+    (`checkpoint_minutes`), gives it back (`resume_at`) before the epoch goes on; the loader then reads the
+    rest of that epoch's batches in the uninterrupted run's order: it shuffles again from the shuffling
+    generator's state at the epoch's start and skips the batches already trained on. They are skipped as
+    indices, so nothing is loaded or transformed for them (an augmentation's generator does not move).
+    Without this, the epoch started over in a new order and a resumed run only came close to the
+    uninterrupted one.
+
+    batches: the batches of indices in an epoch's order (a BatchSampler, or a fixed list of lists); generator:
+    the generator that shuffles them (None: the order does not change between epochs)."""
+
+    def __init__(self, dataset, batches, generator: torch.Generator | None = None, **options):
+        super().__init__(dataset, batch_sampler=_SkippedBatches(batches), generator=generator, **options)
+        self._epoch_start = None  # the shuffling generator's state when this epoch's iteration began
+        self._taken = 0  # batches of this epoch handed to training
+        self._resume_at = 0
+
+    def __iter__(self):
+        skip, self._resume_at = self._resume_at, 0
+        if self.generator is not None:
+            if skip:
+                self.generator.set_state(self._epoch_start)
+            else:
+                self._epoch_start = self.generator.get_state()
+        self._taken = self.batch_sampler.skip = skip
+        for batch in super().__iter__():
+            self._taken += 1
+            yield batch
+
+    def place(self) -> dict:
+        return {"epoch_start": self._epoch_start, "taken": self._taken}
+
+    def resume_at(self, place: dict) -> None:
+        """Go on from `place` at the next iteration (the epoch's next batch)."""
+        # saved after the epoch's last batch: Lightning goes on to its validation, the next epoch starts anew
+        if place["taken"] < len(self):
+            self._epoch_start, self._resume_at = place["epoch_start"], place["taken"]
+
+
+class _SkippedBatches:
+    """Batches of indices, the first `skip` of an epoch left out (set by ResumableLoader for one epoch)."""
+
+    def __init__(self, batches):
+        self.batches, self.skip = batches, 0
+
+    def __iter__(self):
+        batches, skip = iter(self.batches), self.skip
+        self.skip = 0
+        for _ in range(skip):
+            next(batches, None)
+        yield from batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def checkpoint_callbacks(folder, minutes: float | None = None) -> list[pl.Callback]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from titans_ts.data.protocol import HORIZON, LOOKBACK, SplitBorders, StandardScaler, split_borders
 
@@ -49,6 +49,7 @@ class ForecastSplits:
         shard=True (the loaders a Trainer reads): under DDP each rank reads its shard
         (`distributed.ShardedSampler`), training shards padded to equal length, validation and test windows
         each counted exactly once over all ranks."""
+        from titans_ts.checkpointing import ResumableLoader
         from titans_ts.distributed import ShardedSampler
 
         batch_size, generator = int(batch_size), torch.Generator().manual_seed(int(seed))  # numpy integers too
@@ -59,13 +60,8 @@ class ForecastSplits:
 
         train_sampler = ShardedSampler(len(self.train), shuffle=True, generator=generator, shard=shard)
         return {
-            "train": DataLoader(
-                self.train,
-                batch_size,
-                sampler=train_sampler,
-                drop_last=False,
-                num_workers=num_workers,
-                generator=generator,
+            "train": ResumableLoader(
+                self.train, BatchSampler(train_sampler, batch_size, drop_last=False), generator, num_workers=num_workers
             ),
             "val": ordered(self.val),
             "test": ordered(self.test),
