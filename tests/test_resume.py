@@ -372,3 +372,15 @@ def test_the_train_loader_skips_the_batches_trained_on_as_indices_and_keeps_the_
     finished = loader(Counted())
     finished.resume_at({"epoch_start": None, "taken": 4})  # saved after an epoch's last batch
     assert [batch.tolist() for batch in finished] == first  # a whole new epoch, not an empty one
+
+
+def test_a_loader_without_a_generator_resumed_leaves_torchs_generator_where_the_checkpoint_left_it():
+    from titans_ts.checkpointing import ResumableLoader
+
+    loader = ResumableLoader(range(6), [[0, 1], [2, 3], [4, 5]])  # a fixed order (history mode's windows)
+    loader.resume_at({"epoch_start": None, "taken": 1})
+    torch.manual_seed(0)
+    expected = torch.rand(3)  # what dropout draws next in the uninterrupted run
+    torch.manual_seed(0)  # the generator as the checkpoint restored it
+    assert [batch.tolist() for batch in loader] == [[2, 3], [4, 5]]
+    assert torch.equal(torch.rand(3), expected)  # the loader's own seed draw did not move it

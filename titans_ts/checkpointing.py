@@ -125,7 +125,11 @@ class ResumableLoader(DataLoader):
             else:
                 self._epoch_start = self.generator.get_state()
         self._taken = self.batch_sampler.skip = skip
-        for batch in super().__iter__():
+        global_rng = torch.get_rng_state() if skip and self.generator is None else None
+        batches = super().__iter__()  # draws a seed for workers: from `generator`, else from torch's generator
+        if global_rng is not None:  # which the uninterrupted run did at the epoch's start, before the checkpoint
+            torch.set_rng_state(global_rng)
+        for batch in batches:
             self._taken += 1
             yield batch
 

@@ -441,6 +441,50 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_uninterrupted_run
     assert (resumed.predict().to_numpy() == full.predict().to_numpy()).all()
 
 
+@pytest.mark.parametrize("window", [0, 2])  # of 5 windows an epoch
+def test_a_fit_resumed_part_way_through_an_epoch_carries_the_memory_on_as_the_uninterrupted_run(
+    tmp_path, monkeypatch, window
+):
+    import lightning.pytorch as pl
+
+    from titans_ts.forecasting.segments import SegmentModule
+    from titans_ts.training import loop
+
+    data, tiny = frame_of(rows=1200), {**TINY, "streams": 1}
+    full = TitansForecaster(**tiny, checkpoint_dir=str(tmp_path / "full")).fit(data)
+
+    class Lost(Exception):
+        pass
+
+    class LostAfterSaving(pl.Callback):  # a --checkpoint-every checkpoint, then the machine is lost
+        def on_train_batch_end(self, trainer, module, outputs, batch, index):
+            assert module.n_windows == 5
+            if (trainer.current_epoch, index) == (1, window):
+                trainer.save_checkpoint(tmp_path / "run" / "timed.ckpt")
+                raise Lost
+
+    make_trainer = loop.make_trainer
+    monkeypatch.setattr(loop, "make_trainer", lambda **o: make_trainer(**o, extra_callbacks=[LostAfterSaving()]))
+    with pytest.raises(Lost):
+        TitansForecaster(**tiny, checkpoint_dir=str(tmp_path / "run")).fit(data)
+    saved = torch.load(tmp_path / "run" / "timed.ckpt", weights_only=False)
+    assert saved["segment_state"] is not None  # the memory carried to this window, not a fresh one
+    monkeypatch.setattr(loop, "make_trainer", make_trainer)
+    resumed_states = []
+    on_train_start = SegmentModule.on_train_start
+
+    def record(module):
+        on_train_start(module)
+        resumed_states.append(module.state)
+
+    monkeypatch.setattr(SegmentModule, "on_train_start", record)
+    resumed = TitansForecaster(**tiny, checkpoint_dir=str(tmp_path / "run")).fit(data, resume=True)
+    assert resumed_states[0] is not None  # the resumed epoch goes on from the saved state
+    assert resumed.history_["epochs_run"] == full.history_["epochs_run"] == 2
+    assert resumed.val_metrics_ == full.val_metrics_
+    assert (resumed.predict().to_numpy() == full.predict().to_numpy()).all()
+
+
 def test_behind_repeat_last_on_a_random_walk_it_forecasts_with_repeat_last():
     """fallback="auto" in history mode: the online val score is compared with the floors on the same val
     windows, and a model behind them forecasts, evaluates and streams with the best floor."""

@@ -14,17 +14,19 @@ rows, so nothing of val or test is ever read.
 `SegmentModule` is a `SummedMetricsModule` (AdamW, warm-up + cosine, early stopping and best weights via
 `train_and_restore`) whose batches are window indices: Lightning's loop steps once per window and the
 module carries the state between steps, resetting it at each epoch's start. Validation is the online
-evaluation of the val windows (`long_memory_eval`). Limits: one process (under DDP each rank would need
-streams of its own); a run resumed from a mid-epoch checkpoint restarts the rest of that epoch from M_0.
+evaluation of the val windows (`long_memory_eval`). A checkpoint written part-way through an epoch holds the
+carried state, and the loader's place (`ResumableLoader`): a run resumed from it goes on as the uninterrupted
+one. Limits: one process (under DDP each rank would need streams of its own).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader
 
+from titans_ts.checkpointing import ResumableLoader
 from titans_ts.errors import DataValidationError
 from titans_ts.forecasting.long_memory import LongMemoryForecaster, rows_at
 from titans_ts.forecasting.long_memory_eval import error_sums, online_forecasts
@@ -116,6 +118,17 @@ def detached(state):
     return None if state is None else [None if s is None else s.detach() for s in state]
 
 
+def on_device(state, device):
+    """A carried state (a MemoryState or None per block) on `device`: a checkpoint's is read onto the CPU."""
+
+    def moved(block):
+        weights, momentum = (tuple(t.to(device) for t in tensors) for tensors in (block.weights, block.momentum))
+        cache = None if block.conv_cache is None else block.conv_cache.to(device)
+        return replace(block, weights=weights, momentum=momentum, conv_cache=cache)
+
+    return None if state is None else [None if block is None else moved(block) for block in state]
+
+
 class SegmentModule(ForecastModule):
     """Lightning training of a LongMemoryForecaster on a stream (module doc). A batch is a window index;
     the optimizer, its defaults and the val_mse / val_mae logging are ForecastModule's.
@@ -143,6 +156,8 @@ class SegmentModule(ForecastModule):
         self.epoch_plan = self.plan(epoch=0)
         self.n_windows = self.epoch_plan.n_windows
         self.state = None
+        self.window = None  # the last window trained on
+        self._resumed_state = None  # a checkpoint's carried state, for the rest of its epoch
 
     def plan(self, epoch: int) -> SegmentPlan:
         offset = epoch_offset(self.seed, epoch, self.model.config.segment_rows)
@@ -152,10 +167,23 @@ class SegmentModule(ForecastModule):
         self.state = None  # each epoch reads its streams from the trained initial memory
         self.epoch_plan = self.plan(self.current_epoch)  # its random start drawn once, not in every step
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.window is not None and self.window < self.n_windows - 1:  # part-way through the epoch
+            checkpoint["segment_state"] = self.state
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning does not call on_train_epoch_start for an epoch resumed part-way through: its plan is set
+        # here, and its carried state once the module is on its device (on_train_start)
+        self.epoch_plan = self.plan(checkpoint["epoch"])
+        self._resumed_state = checkpoint.get("segment_state")
+
+    def on_train_start(self):
+        self.state, self._resumed_state = on_device(self._resumed_state, self.device), None
+
     def training_step(self, window, _):
-        plan = self.epoch_plan
+        plan, self.window = self.epoch_plan, int(window)
         train_rows = self.series[: self.train_end]
-        terms, state = window_terms(self.model, train_rows, plan, int(window), self.state)
+        terms, state = window_terms(self.model, train_rows, plan, self.window, self.state)
         self.state = detached(state)  # the next window starts here, without this window's graph
         return self.log_train_loss(window_loss(terms), batch_size=len(plan.stream_starts))
 
@@ -165,8 +193,10 @@ class SegmentModule(ForecastModule):
 
 
 def segment_loaders(module: SegmentModule) -> tuple[DataLoader, DataLoader]:
-    """(train, val): the window indices of an epoch in order, and one validation batch (the whole val split)."""
-    return DataLoader(range(module.n_windows), batch_size=None), DataLoader([0], batch_size=None)
+    """(train, val): the window indices of an epoch in order (each a batch of one), and one validation batch
+    (the whole val split)."""
+    windows = ResumableLoader(range(module.n_windows), [[window] for window in range(module.n_windows)])
+    return windows, DataLoader([0], batch_size=None)
 
 
 def fit_segments(module: SegmentModule, **trainer_options) -> dict:
