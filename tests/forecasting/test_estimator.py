@@ -217,6 +217,24 @@ def test_fit_says_when_a_frame_has_gaps_it_reads_as_consecutive_steps(series):
         TitansForecaster(**naive).fit(series)
 
 
+def test_forecasts_in_a_time_zone_keep_its_wall_clock_and_its_name_after_save_and_load(tmp_path):
+    naive = dict(TINY, variant="naive")
+    # daily, ending before the change to winter time: midnights stay midnights (24 hours on would be 23:00)
+    days = pd.date_range(end="2020-10-20", periods=400, freq="D", tz="Europe/Berlin")
+    daily = TitansForecaster(**naive).fit(pd.DataFrame({"y": np.arange(400.0)}, index=days))
+    stamps = daily.predict().index
+    assert (stamps.hour == 0).all() and str(stamps.tz) == "Europe/Berlin"
+    assert list(stamps[4:7].strftime("%d %H:%M%z")) == ["25 00:00+0200", "26 00:00+0100", "27 00:00+0100"]
+    # hourly across the change: absolute hours (the 02:00 of the change happens twice), in the zone by name
+    hours = pd.date_range(end="2020-10-24 20:00", periods=400, freq="h", tz="Europe/Berlin")
+    hourly = TitansForecaster(**naive).fit(pd.DataFrame({"y": np.arange(400.0)}, index=hours))
+    for model in (daily, hourly):
+        model.save(tmp_path / "model")
+        loaded = TitansForecaster.load(tmp_path / "model")
+        pd.testing.assert_index_equal(loaded.predict().index, model.predict().index)
+        assert str(loaded.predict().index.tz) == "Europe/Berlin"
+
+
 def test_evaluate_counts_every_window(fitted):
     test = fitted.evaluate(split="test")
     # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows

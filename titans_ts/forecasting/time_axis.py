@@ -179,6 +179,12 @@ def future_index(last, step, horizon: int, name=None) -> pd.Index:
     """The `horizon` index values after `last`: timestamps one step apart (on the calendar for a DateOffset: the
     next month starts, business days, ...), or the next integers; named `name` (the data's time column), else
     "date" or "step"; with its frequency where pandas can name it (df.asfreq, resample and plots read it)."""
+    if isinstance(last, pd.Timestamp) and last.tz is not None and _days_apart(step):
+        # days on the wall clock, as fit reads them: a daily series' midnights stay midnights across a change
+        # of daylight saving time (24 hours on would be 23:00 or 01:00 after it)
+        wall = pd.DatetimeIndex([last.tz_localize(None) + step * (i + 1) for i in range(horizon)])
+        stamps = wall.tz_localize(last.tz, ambiguous="NaT", nonexistent="shift_forward")
+        return pd.DatetimeIndex(stamps, name=name or "date", freq="infer")
     if isinstance(last, pd.Timestamp):
         return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date", freq="infer")
     return pd.RangeIndex(last + step, last + step * (horizon + 1), step, name=name or "step")
@@ -217,6 +223,14 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
         _check_on_grid(last, rows, step)
+
+
+def _days_apart(step) -> bool:
+    """Whether a step is a whole number of days (a Timedelta or a Day), not a calendar step (months, ...)."""
+    if isinstance(step, pd.DateOffset) and not isinstance(step, pd.offsets.Tick):
+        return False
+    length = pd.Timedelta(step)
+    return length >= pd.Timedelta(days=1) and length % pd.Timedelta(days=1) == pd.Timedelta(0)
 
 
 def _on_days(step) -> bool:
@@ -306,6 +320,8 @@ def axis_to_json(last, step, name=None) -> dict:
     """The time axis as a saved model's config.json holds it (`name`: the time column's, None when unnamed)."""
     kind = "datetime" if isinstance(last, pd.Timestamp) else "range"
     named = {"index_name": None if name is None else str(name)}
+    if isinstance(last, pd.Timestamp) and last.tz is not None:  # the zone's name: its offset alone drifts at DST
+        named["time_zone"] = str(last.tz)
     if type(step) is pd.DateOffset:  # months on a day of the month (`months_on_a_day`), by their count
         return {"last_index": str(last), "step": str(step.months), "index_kind": kind, "step_kind": "months"} | named
     if isinstance(step, pd.DateOffset):  # a calendar frequency, by its pandas alias (MS, QS-JAN, B, ...)
@@ -315,6 +331,13 @@ def axis_to_json(last, step, name=None) -> dict:
 
 def axis_from_json(config: dict):
     """(last index value, step) back from `axis_to_json`'s fields."""
+    last, step = _axis_from_json(config)
+    if config.get("time_zone"):  # by name (a model saved before it was kept has its last row's UTC offset only)
+        last = last.tz_convert(config["time_zone"])
+    return last, step
+
+
+def _axis_from_json(config: dict):
     if config["index_kind"] == "datetime" and config.get("step_kind") == "months":
         return pd.Timestamp(config["last_index"]), pd.DateOffset(months=int(config["step"]))
     if config["index_kind"] == "datetime" and config.get("step_kind") == "calendar":
