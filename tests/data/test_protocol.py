@@ -100,7 +100,7 @@ def test_minimum_rows_is_tight():
 def test_bad_configuration():
     with pytest.raises(ConfigError, match=r"impossible setting\(s\): lookback=0 \(a positive integer\)"):
         split_borders(1000, 0, 96)
-    with pytest.raises(ConfigError, match="Unknown split protocol 'monthly'"):
+    with pytest.raises(ConfigError, match=r"protocol='monthly' \(a split protocol: one of ett_hourly, .* rows_A_B\)"):
         split_borders(1000, 96, 96, "monthly")
 
 

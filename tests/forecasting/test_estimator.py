@@ -235,6 +235,21 @@ def test_forecasts_in_a_time_zone_keep_its_wall_clock_and_its_name_after_save_an
         assert str(loaded.predict().index.tz) == "Europe/Berlin"
 
 
+def test_a_protocol_set_after_fit_is_the_one_evaluate_splits_by_and_a_bad_one_is_refused(fitted, series, tmp_path):
+    import copy
+
+    from titans_ts.errors import ConfigError
+
+    model = copy.deepcopy(fitted).set_params(protocol="ratio_60_20_20")
+    assert model.evaluate(split="val") == model.evaluate(series, split="val")  # the fitted rows, split anew
+    assert model.evaluate(split="val")["windows"] != fitted.evaluate(split="val")["windows"]
+    model.set_params(protocol="bogus")
+    for call in (model.predict, lambda: model.save(tmp_path / "bad"), lambda: model.evaluate(series)):
+        with pytest.raises(ConfigError, match=r"protocol='bogus' \(a split protocol: one of ett_hourly"):
+            call()
+    assert not (tmp_path / "bad").exists()
+
+
 def test_evaluate_counts_every_window(fitted):
     test = fitted.evaluate(split="test")
     # 500 rows, 70/10/20: test rows 400..500 plus 24 rows of lookback -> 124 - 36 + 1 windows

@@ -64,7 +64,7 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
                 f"split {protocol!r} starts the test split at row {val_end}, but the series has {n_rows} rows."
             )
     else:
-        raise ConfigError(f"Unknown split protocol {protocol!r}; use one of {SPLIT_PROTOCOLS} or ratio_A_B_C.")
+        refuse(protocol_problems(protocol))
     borders = SplitBorders(
         train=(0, train_end),
         val=(train_end - lookback, val_end),
@@ -139,6 +139,23 @@ def _read_alike(dates: list) -> list:
     numeric = [re.match(r"\s*(\d{1,2})([./-])(\d{1,2})[./-]\d{2,4}", str(d)) for d in dates]  # not ISO
     day_first = any(found and (int(found.group(1)) > 12 or found.group(2) == ".") for found in numeric)
     return [pd.to_datetime(d, dayfirst=day_first and bool(found)) for d, found in zip(dates, numeric, strict=True)]
+
+
+def protocol_problems(protocol) -> list[str]:
+    """What is wrong with a split protocol's name (nothing: []), before any row is read."""
+    try:
+        if isinstance(protocol, str) and protocol in _ETT_ROWS_PER_MONTH:
+            return []
+        if isinstance(protocol, str) and protocol.startswith("ratio_"):
+            _ratios(protocol)
+        elif isinstance(protocol, str) and protocol.startswith("rows_"):
+            _row_borders(protocol)
+        else:
+            known = ", ".join(SPLIT_PROTOCOLS)
+            return [f"protocol={protocol!r} (a split protocol: one of {known}, ratio_A_B_C or rows_A_B)"]
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def _row_borders(protocol: str) -> tuple[int, int]:

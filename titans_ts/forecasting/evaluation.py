@@ -58,8 +58,9 @@ class SplitWindows:
     def _split_rows(self, X, split: str):
         """(frame, borders): the data a split is cut from and the row borders of its splits.
 
-        X None: the fitted data, with the split borders of `fit` (`borders_`); else X's own borders under
-        the model's protocol (`_protocol_of`: a split by rows of dated data at the fitted timestamps)."""
+        X None: the fitted data, with the split borders of `fit` (`borders_`) unless `protocol` was set to another
+        since; else X's own borders under the model's protocol (`_protocol_of`: a split by rows of dated data at
+        the fitted timestamps)."""
         self._check_fitted()
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test'; got {split!r}.")
@@ -69,7 +70,8 @@ class SplitWindows:
                 "This model was loaded from disk, without the data it was fitted on: pass the data, e.g. "
                 "evaluate(df), window_forecasts(df) or recalibrate(df)."
             )
-        if X is None:
+        fitted_protocol = (getattr(self, "fitted_params_", None) or {}).get("protocol", self.protocol)
+        if X is None and self.protocol == fitted_protocol:
             return frame, self.borders_
         return frame, split_borders(len(frame), self.lookback, self.horizon, self._protocol_of(frame))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from titans_ts.data.protocol import protocol_problems
 from titans_ts.errors import ConfigError, is_integer, is_real, positive_problems, refuse, training_problems
 from titans_ts.forecasting.defaults import (
     CHOSEN,
@@ -50,7 +51,7 @@ def check(params: dict) -> None:
         problems.append(
             f"fallback={params['fallback']!r} ('auto': the best floor when the model is behind it, or 'off')"
         )
-    problems += mode_problems(params) + quantile_problems(params)
+    problems += protocol_problems(params["protocol"]) + mode_problems(params) + quantile_problems(params)
     refuse(problems)
 
 
