@@ -485,6 +485,20 @@ def test_a_fit_resumed_part_way_through_an_epoch_carries_the_memory_on_as_the_un
     assert (resumed.predict().to_numpy() == full.predict().to_numpy()).all()
 
 
+def test_online_from_set_after_fit_is_refused_by_what_carries_the_fitted_memory_on(fitted, data, tmp_path):
+    from titans_ts.errors import ConfigError
+
+    model = copy.deepcopy(fitted).set_params(online_from="split")
+    scored = model.evaluate(data, online=True)  # evaluate reads the series as the setting says
+    assert scored != fitted.evaluate(data, online=True)
+    for call in (model.predict, lambda: model.update(data.iloc[-5:]), lambda: model.save(tmp_path / "m")):
+        with pytest.raises(ConfigError, match=r"online_from='split' was set after fit, .* the series's first row"):
+            call()
+    assert model.predict(data).equals(fitted.predict(data))  # a frame given is read from its first row
+    model.set_params(online_from="start")
+    assert model.predict().equals(fitted.predict())
+
+
 def test_behind_repeat_last_on_a_random_walk_it_forecasts_with_repeat_last():
     """fallback="auto" in history mode: the online val score is compared with the floors on the same val
     windows, and a model behind them forecasts, evaluates and streams with the best floor."""

@@ -80,7 +80,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     `online_from`: where an online forecast's memory starts reading, "start" (the series' first row: train, val,
     the earlier rows of the split) or "split" (the first row of the split it forecasts; after fit, predict and
     update read the rows after validation), training unchanged (experiments/results/nested_check.md);
-    `val_metrics_` and the floors' fallback use the value given to fit;
+    `val_metrics_` and the floors' fallback use the value given to fit; a value set after fit is read by
+    evaluate(online=True), and refused by predict(), update() and save() (they carry on the memory fit read);
     `online_reset_mix`: after every segment an online forecast reads, mix this fraction of the trained memory
     back into the state, so that it forgets old rows at a set rate (0: none; "auto": the candidate with the
     lowest online val MSE, the memory reading as `online_from` says), set at fit: `history_["online_reset_mix"]`
@@ -359,6 +360,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     def save(self, path) -> Path:
         """Write `path/model.safetensors` and `path/config.json` (all or nothing)."""
         self._check_fitted()
+        if self._in_history_mode():
+            history_mode.check_carried_from(self)
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
         tensors["context"] = self.context_.cpu().contiguous()
         params = self.get_params()

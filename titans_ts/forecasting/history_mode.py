@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from titans_ts.data import make_splits
-from titans_ts.errors import DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.history_stream import MemoryStream, advance, stream_forecast
 from titans_ts.forecasting.inputs import as_frame
@@ -235,12 +235,26 @@ def memory_forecasts(estimator) -> bool:
     return estimator.forecaster_used_ == MODEL
 
 
+def check_carried_from(estimator) -> None:
+    """The memory predict() and update() carry on was read from the row `online_from` named at fit: a value set
+    since would not be read by them (evaluate(online=True) reads as it says), so it is refused, not ignored."""
+    fitted = (getattr(estimator, "fitted_params_", None) or {}).get("online_from", estimator.online_from)
+    if estimator.online_from != fitted:
+        raise ConfigError(
+            f"online_from={estimator.online_from!r} was set after fit, but the memory that predict(), update() and "
+            f"save() carry on was read from {'the series' if fitted == 'start' else 'the test split'}'s first row "
+            f"(online_from={fitted!r} at fit). Fit again with online_from={estimator.online_from!r}, or set it "
+            "back; evaluate(df, online=True) and predict(df) read as it says."
+        )
+
+
 def predict(estimator, X=None) -> pd.DataFrame:
     """Forecast the horizon after the end of the fitted data (and every `update`) from the carried memory;
     X: a new frame, read from its first row by the trained initial memory. Original units, future timestamps."""
     device = estimator._device()
     model = estimator.model_.to(device).eval()
     if X is None:
+        check_carried_from(estimator)
         context, stream, last, step = estimator.context_, estimator.stream_, estimator.last_index_, estimator.step_
         name = estimator.index_name_
     else:
@@ -321,6 +335,7 @@ def update(estimator, new_rows):
     """Append observations in time order: the memory reads every new whole patch with the carried state
     (module doc), the local window moves on; predict() then forecasts after the last row."""
     estimator._check_fitted()
+    check_carried_from(estimator)
     frame = estimator._fitted_frame(new_rows)
     check_follows(estimator.last_index_, frame.index, estimator.step_)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
