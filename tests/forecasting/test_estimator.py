@@ -170,6 +170,27 @@ def test_rows_numbered_at_a_constant_step_are_forecast_at_that_step(series, tmp_
     assert gapped.predict().index[0] == numbers[-1] + 1  # after the last row's number, not the row count
 
 
+def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
+    """Rows numbered like the fitted ones must come after them (they were read again, or before, silently, and
+    numbered by their count: the forecast after 359 was numbered 370); unnumbered rows count on."""
+    numbered = series.reset_index(drop=True)
+    model = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
+    for rows in (numbered.iloc[340:360], numbered.iloc[5:15]):  # (rows 0, 1, ...: a frame built without numbers)
+        with pytest.raises(DataValidationError, match=r"give only the rows after the last one already read \(349\)"):
+            model.update(rows)
+    with pytest.raises(DataValidationError, match=r"numbered up to 349; the new rows are dated"):
+        model.update(series.iloc[350:360])
+    with pytest.warns(TimeGapWarning, match=r"skip steps of 1 \(e.g. 349 -> 355\)"):
+        copy_ = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
+        copy_.update(numbered.iloc[355:360])
+    assert copy_.predict().index[0] == 360  # after the last row's number
+    model.update(numbered.iloc[350:360])
+    assert model.predict().index[0] == model.predict(numbered.iloc[:360]).index[0] == 360
+    model.update(numbered.iloc[360:365].reset_index(drop=True))  # a frame without numbers of its own: counts on
+    model.update(numbered.iloc[365:370].to_numpy())
+    assert model.predict().index[0] == 370
+
+
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):
     """df.reset_index() (a datetime column) or a text column named date: the dates, not a series of numbers
     forecast beside the others; an array is read by position, so another width is other columns."""

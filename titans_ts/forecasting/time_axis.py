@@ -191,17 +191,65 @@ def future_index(last, step, horizon: int, name=None) -> pd.Index:
 
 
 def advanced(last, rows: pd.Index, step=1):
-    """The last index value once `rows` (appended in time order) are seen (numbered ones: `step` apart)."""
+    """The last index value once `rows` (appended in time order) are seen: the last row's timestamp, or its
+    number; rows without numbers (an array, a frame's default index) count on `step` apart from `last`."""
     if not len(rows):
         return last
-    return rows[-1] if isinstance(last, pd.Timestamp) else last + step * len(rows)
+    if isinstance(last, pd.Timestamp) or numbered(rows):
+        return rows[-1] if isinstance(last, pd.Timestamp) else int(rows[-1])
+    return last + step * len(rows)
+
+
+def numbered(rows: pd.Index) -> bool:
+    """Whether rows carry numbers of their own: an index of whole numbers other than a frame's default one
+    (0, 1, 2, ...: an array's, or a DataFrame built without an index), which numbers nothing."""
+    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1
+    return pd.api.types.is_integer_dtype(rows) and not default
+
+
+def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
+    """Numbered rows after a model that read numbered rows: after `last`, counting up at multiples of `step`
+    (a gap of whole steps passes, said as fit says it); dated rows refused."""
+    if isinstance(rows, pd.DatetimeIndex):
+        raise DataValidationError(
+            f"the model has read rows numbered up to {last}; the new rows are dated: give them numbered as the "
+            "model read its rows (or fit it on dated rows)."
+        )
+    if not len(rows) or not numbered(rows):
+        return
+    numbers = np.asarray(rows, dtype=np.int64)
+    if numbers[0] <= last or (np.diff(numbers) <= 0).any():
+        raise DataValidationError(
+            f"the new rows are numbered {numbers[0]} .. {numbers[-1]}: give only the rows after the last one "
+            f"already read ({last}), counting up."
+        )
+    gaps = np.diff(np.concatenate([[last], numbers]))
+    if step and (gaps % step).any():
+        raise DataValidationError(
+            f"the new rows are numbered {numbers[0]} .. {numbers[-1]}, off the series' steps of {step} from {last}: "
+            "give rows at the series' step."
+        )
+    if step and (gaps != step).any():
+        import warnings
+
+        i = int(np.flatnonzero(gaps != step)[0])
+        warnings.warn(
+            f"the new rows skip steps of {step} (e.g. {last if i == 0 else numbers[i - 1]} -> {numbers[i]}): they "
+            "are read as the next steps, so the model reads across the gap as if it were not there. Give the "
+            "missing rows (filled) to keep the series' time.",
+            TimeGapWarning,
+            stacklevel=4,
+        )
 
 
 def check_follows(last, rows: pd.Index, step=None) -> None:
     """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
     read them twice and the forecasts' timestamps would run backwards; with the series' `step`, also rows off
     its grid or at another step (`_check_on_grid`; gaps of whole steps pass). Checked before anything is read.
-    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones."""
+    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones. After numbered
+    rows, numbered ones are checked alike (`_check_numbers_follow`)."""
+    if isinstance(last, (int, np.integer)):
+        return _check_numbers_follow(int(last), rows, step)
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
