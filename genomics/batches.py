@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from genomics.tokenizer import DNATokenizer, reverse_complement_ids
-from titans_ts.checkpointing import ResumableLoader
 from titans_ts.distributed import ShardedBatches, ShardedSampler
 
 
@@ -62,13 +61,15 @@ def make_loader(
         return ids, torch.tensor([label for _, label in batch])
 
     dataset = SequenceDataset(sequences, labels, max_length)
+    if shuffle:  # a train loader: a checkpoint keeps its place in the epoch (here: predicting imports no Lightning)
+        from titans_ts.checkpointing import ResumableLoader
     if bucket:
         order = np.argsort([len(s) for s in dataset.sequences], kind="stable")
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
         if shuffle:
             np.random.default_rng(seed).shuffle(batches)
         batches = ShardedBatches(batches) if shard else batches
-        if shuffle:  # a train loader: a checkpoint keeps its place in the epoch
+        if shuffle:
             return ResumableLoader(dataset, batches, collate_fn=collate)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
     generator = torch.Generator().manual_seed(int(seed))
