@@ -162,15 +162,18 @@ def check_out_file(out, inputs=(), overwrite: bool = True) -> None:
 
 
 def save_model_dir(path, tensors: dict, config: dict) -> Path:
-    """Write path/model.safetensors and path/config.json, all or nothing (staged beside, then renamed)."""
+    """Write path/model.safetensors and path/config.json, all or nothing: staged beside, then renamed one by one,
+    both marked with one `save_id` (the weights in their metadata), so that a folder left with one file of each
+    save (a kill between the renames) is refused by `load_model_dir`, not read as a model."""
     import json
     import shutil
+    import uuid
 
     from safetensors.torch import save_file
 
     from titans_ts.errors import ConfigError
 
-    path = Path(path)
+    path = Path(path).expanduser()
     _check_parents(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(
@@ -182,7 +185,10 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         # on the CPU: the file is the same whichever device the model ran on, and loads on any
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(staging / MODEL_FILE))
+        save_id = uuid.uuid4().hex
+        weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(weights, str(staging / MODEL_FILE), metadata={"save_id": save_id})
+        config = config | {"save_id": save_id}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=json_value), encoding="utf-8")
         path.mkdir(exist_ok=True)
         for name in (MODEL_FILE, CONFIG_FILE):
@@ -197,11 +203,12 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     """(tensors, config) of a folder written by `save_model_dir`; safetensors + JSON, nothing executed."""
     import json
 
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from titans_ts.errors import ConfigError
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.exists():
         raise ConfigError(f"{path} does not exist: give the folder a saved {what} was written to (its --out).")
     if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).is_file():
@@ -220,9 +227,16 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
         )
     try:
         tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
+        with safe_open(str(path / MODEL_FILE), "pt") as weights:
+            weights_id = (weights.metadata() or {}).get("save_id")
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
+    if weights_id != config.get("save_id"):  # (a folder saved before save_id existed has neither)
+        raise ConfigError(
+            f"{path / MODEL_FILE} and {path / CONFIG_FILE} come from different saves (one was replaced without "
+            f"the other: a save stopped part-way); {damaged}"
+        )
     return tensors, config
 
 

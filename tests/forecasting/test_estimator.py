@@ -371,6 +371,36 @@ def test_a_failed_save_leaves_nothing_behind(fitted, tmp_path, monkeypatch):
     assert torch.isfinite(fitted.context_).all()
 
 
+def test_a_save_stopped_between_its_two_files_is_refused_at_load_not_read_as_a_model(fitted, tmp_path, monkeypatch):
+    import pathlib
+
+    from titans_ts.errors import ConfigError
+
+    fitted.save(tmp_path / "model")
+    replace, renamed = pathlib.Path.replace, []
+
+    def killed_after_the_weights(self, target):
+        if renamed:
+            raise KeyboardInterrupt
+        renamed.append(target)
+        return replace(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "replace", killed_after_the_weights)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(tmp_path / "model")  # the new weights in place, the config still the first save's
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"come from different saves .* a save stopped part-way"):
+        TitansForecaster.load(tmp_path / "model")
+
+
+def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    fitted.save("~/models/m")
+    assert (tmp_path / "models" / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
+    assert TitansForecaster.load("~/models/m").predict().equals(fitted.predict())
+
+
 def test_evaluating_the_fitted_data_reads_the_borders_of_fit_and_splits_nothing_again(fitted, series, monkeypatch):
     from titans_ts.data import split_borders
 
