@@ -381,8 +381,9 @@ def evaluate(
         "--online",
         help="Also evaluate the test split as a stream: each window forecast in time order from the memory "
         "state carried from the windows before it (memory variant lmm). A --mode history model always shows "
-        "both: frozen (the memory reset for every window) and online (the memory reading the series in time order). "
-        "With --out / --plot, the windows written and drawn are the online forecasts.",
+        "both: frozen (the memory reset for every window) and online (the memory reading the series in time order), "
+        "unless a floor forecasts in its place (then one val/test pair, the floor's). With --out / --plot, the "
+        "windows written and drawn are the online forecasts.",
     ),
     reading: Reading = DATA_FILE,
     device: str = DEVICE,
