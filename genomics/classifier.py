@@ -411,6 +411,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
     def load(cls, path, device: str | None = None) -> DNAClassifier:
         """Load a classifier written by `save`. The tensors are read onto the CPU; predict moves them to
         `device` ("auto", "cpu" or "cuda"; None keeps the `device` it was saved with)."""
+        cls._check_load_device(device)
         tensors, config = load_model_dir(path, "titans-ts dna classifier", "DNAClassifier")
         try:
             estimator = cls(**cls._saved_params(config, device))

@@ -78,6 +78,15 @@ class TitansEstimator(BaseEstimator):
         """What the refusal of `changed` settings adds after "they shape the fitted model" and "Fit again"."""
         return "", ""
 
+    @staticmethod
+    def _check_load_device(device) -> None:
+        """load(path, device=...): a device that is no device, or CUDA where there is none, refused at once (not at
+        the first predict)."""
+        from titans_ts.training import resolve_device
+
+        if device is not None:
+            resolve_device(device)
+
     def _device(self) -> torch.device:
         """The torch device of the `device` parameter (`titans_ts.training.resolve_device`)."""
         from titans_ts.training import resolve_device

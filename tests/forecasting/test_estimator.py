@@ -399,6 +399,12 @@ def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, tmp_path, mo
     fitted.save("~/models/m")
     assert (tmp_path / "models" / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
     assert TitansForecaster.load("~/models/m").predict().equals(fitted.predict())
+    from genomics import DNAClassifier
+    from titans_ts.errors import ConfigError
+
+    for estimator in (TitansForecaster, DNAClassifier):  # a device that is none: refused at load, not at predict
+        with pytest.raises(ConfigError, match=r"device='gpu' is not one of \('auto', 'cpu', 'cuda'\)"):
+            estimator.load("~/models/m", device="gpu")
 
 
 def test_evaluating_the_fitted_data_reads_the_borders_of_fit_and_splits_nothing_again(fitted, series, monkeypatch):

@@ -60,6 +60,9 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
             model.update(rows)
     with pytest.raises(DataValidationError, match=r"rows are in UTC: give them as the model read its rows"):
         model.update(series.iloc[240:250].tz_localize("UTC"))  # compared with naive stamps: a TypeError
+    twice = series.iloc[240:244].set_axis(series.index[[240, 241, 241, 242]])
+    with pytest.raises(DataValidationError, match=r"repeat the timestamp .* 03:00:00: give one row per time"):
+        model.update(twice)  # it was said to skip a step (03:00 -> 03:00)
     pd.testing.assert_frame_equal(model.predict(), before)
     with pytest.warns(TimeGapWarning, match=r"skip steps of 1 hour \(e\.g\. .* 01:00:00 -> .* 07:00:00\)"):
         copy.deepcopy(fitted).update(series.iloc[245:250])  # a gap of whole steps (a missing reading) passes, said

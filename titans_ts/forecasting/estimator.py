@@ -400,6 +400,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         "cuda"; None keeps the `device` the model was saved with), so a model saved on a GPU loads on a CPU.
         Evaluating a loaded model needs the data (`evaluate(df)`): its split borders are the data's own.
         """
+        cls._check_load_device(device)
         tensors, config = load_model_dir(path, "titans-ts forecaster", "forecaster")
         try:
             return cls._from_saved(tensors, config, device)

@@ -269,6 +269,11 @@ def check_follows(last, rows: pd.Index, step=None) -> None:
             f"the new rows start at {rows[0]}, not after the last row already read ({last}): give only the rows "
             "that came after it, in time order."
         )
+    if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and rows.has_duplicates:
+        raise DataValidationError(
+            f"the new rows repeat the timestamp {rows[rows.duplicated()][0]}: give one row per time (several series "
+            "are columns of one row)."
+        )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and len(rows) and step is not None:
         _check_on_grid(last, rows, step)
 
