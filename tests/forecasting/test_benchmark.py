@@ -148,6 +148,25 @@ def test_a_kept_run_is_reused_only_when_made_with_the_settings_a_run_now_has(tmp
         run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **options)
 
 
+def test_a_kept_floor_run_answers_a_benchmark_asked_with_other_training_or_network_settings(tmp_path):
+    """Repeat-last and seasonal naive train nothing: --epochs 2 refused their kept runs, to be run again."""
+    import pytest
+
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    options = {"horizons": (12,), "models": ("naive", "seasonal_naive"), "lookback": 48}
+    made = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", epochs=1, **options)
+    again = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", epochs=2, dim=8, lr=0.01, **options)
+    assert [run["wall_seconds"] for run in again] == [run["wall_seconds"] for run in made]  # kept, not run again
+    with pytest.raises(ConfigError, match=r"was run with other settings or data \(lookback: 48 then, 96 now"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", **{**options, "lookback": 96})
+    run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", epochs=1, **{**options, "models": ("dlinear",)})
+    with pytest.raises(ConfigError, match=r"was run with other settings or data \(epochs: 1 then, 2 now"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", epochs=2, **{**options, "models": ("dlinear",)})
+
+
 def test_a_registered_dataset_read_without_its_checksum_is_named_by_its_files_hash(tmp_path):
     """--data-dir with --no-verify read another file as ETTh1, and its runs answered for the real ETTh1's."""
     from titans_ts.data import load_dataset

@@ -20,6 +20,10 @@ from titans_ts.errors import ConfigError, ResumeMismatchError, TitansError, chan
 from titans_ts.forecasting.defaults import ESTIMATOR, GENERAL
 from titans_ts.io import atomic_write_text, json_value
 
+# What a network's shape is, which a floor (repeat-last, seasonal naive: nothing trained) does not read, nor how
+# a network trains: a kept floor run answers a benchmark asked with other --epochs or --dim
+NETWORK_SHAPE = ("dim", "layers", "heads", "patch_len", "stride", "memory_depth", "chunk_size")
+
 MODELS = {  # settings not given here are the dataset's defaults (defaults.defaults_for)
     "lmm": {"variant": "lmm"},
     "lmm-general": dict(GENERAL),  # ours with the general default, what a user's own data gets
@@ -68,6 +72,8 @@ def run_benchmark(
     settings a new run would have (`check_same_settings`): a changed default is not answered by an old run.
     """
     from titans_ts.data.protocol import split_borders
+    from titans_ts.forecasting.estimator import TRAINING_ONLY
+    from titans_ts.forecasting.model import UNTRAINED
     from titans_ts.forecasting.settings import dataset_label, resolve_fit
 
     unknown = [m for m in models if m not in MODELS]
@@ -115,9 +121,10 @@ def run_benchmark(
             seen = f", lookback {request['lookback']} (one season)" if request["lookback"] != lookback else ""
             raise type(exc)(f"{model} at horizon {horizon}{seen}: {exc}") from None
         if name in done:
-            check_same_request(runs_dir / name, done[name].get("request"), request)
+            unread = (*TRAINING_ONLY, "max_minutes", *NETWORK_SHAPE) if MODELS[model]["variant"] in UNTRAINED else ()
+            check_same_request(runs_dir / name, done[name].get("request"), request, unread)
             dated = {"protocol": settings.protocol(index())} if split["split_dates"] else {}  # found from the dates
-            check_same_settings(runs_dir / name, done[name], settings.params | dated)
+            check_same_settings(runs_dir / name, done[name], settings.params | dated, unread)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
@@ -214,16 +221,16 @@ def asked(data: str | dict, horizon: int, lookback: int, options: dict) -> dict:
     return json.loads(json.dumps(request, default=json_value))
 
 
-def check_same_settings(path: Path, record: dict, params: dict) -> None:
+def check_same_settings(path: Path, record: dict, params: dict, unread=()) -> None:
     """A run's JSON is reused only when the settings it was made with (its `params`) are those a new run would
     have: a default changed since, or a JSON from another folder (the grid's, kept before requests were), is
-    refused. Settings a record does not hold (added since) and those that only say how a run goes are not
-    compared."""
+    refused. Settings a record does not hold (added since), those that only say how a run goes and those the
+    model does not read (`unread`) are not compared."""
     from titans_ts.estimator_base import RUN_ONLY
 
     made = record.get("params") or {}
     now = json.loads(json.dumps(params, default=json_value))
-    changed = changes(made, now, set(made) & set(now) - set(RUN_ONLY))
+    changed = changes(made, now, set(made) & set(now) - set(RUN_ONLY) - set(unread))
     if changed:
         raise ConfigError(
             f"{path} was made with other settings than a run now would have ({'; '.join(changed)}): give another "
@@ -231,12 +238,12 @@ def check_same_settings(path: Path, record: dict, params: dict) -> None:
         )
 
 
-def check_same_request(path: Path, before: dict | None, now: dict) -> None:
-    """A run's JSON is reused only when it was asked for the same (a JSON written before requests were kept
-    is reused as it is)."""
+def check_same_request(path: Path, before: dict | None, now: dict, unread=()) -> None:
+    """A run's JSON is reused only when it was asked for the same, but for settings the model does not read
+    (`unread`); a JSON written before requests were kept is reused as it is."""
     if before is None:
         return
-    before, now = ({k: v for k, v in asked.items() if v is not None} for asked in (before, now))  # None: not given
+    before, now = ({k: v for k, v in asked.items() if v is not None and k not in unread} for asked in (before, now))
     if before == now:
         return
     changed = changes(before, now, set(before) | set(now))
