@@ -172,23 +172,28 @@ def test_rows_numbered_at_a_constant_step_are_forecast_at_that_step(series, tmp_
 
 def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
     """Rows numbered like the fitted ones must come after them (they were read again, or before, silently, and
-    numbered by their count: the forecast after 359 was numbered 370); unnumbered rows count on."""
-    numbered = series.reset_index(drop=True)
+    numbered by their count: the forecast after 1359 was numbered 1370); a model fitted on rows without numbers
+    of their own counts any rows on."""
+    numbered = series.reset_index(drop=True).set_axis(pd.RangeIndex(1000, 1000 + len(series)))
     model = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
-    for rows in (numbered.iloc[340:360], numbered.iloc[5:15]):  # (rows 0, 1, ...: a frame built without numbers)
-        with pytest.raises(DataValidationError, match=r"give only the rows after the last one already read \(349\)"):
+    for rows in (numbered.iloc[340:360], numbered.iloc[5:15]):  # read already, or before
+        with pytest.raises(DataValidationError, match=r"give only the rows after the last one already read \(1349\)"):
             model.update(rows)
-    with pytest.raises(DataValidationError, match=r"numbered up to 349; the new rows are dated"):
+    with pytest.raises(DataValidationError, match=r"numbered up to 1349; the new rows are dated"):
         model.update(series.iloc[350:360])
-    with pytest.warns(TimeGapWarning, match=r"skip steps of 1 \(e.g. 349 -> 355\)"):
-        copy_ = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
-        copy_.update(numbered.iloc[355:360])
-    assert copy_.predict().index[0] == 360  # after the last row's number
+    with pytest.warns(TimeGapWarning, match=r"skip steps of 1 \(e.g. 1349 -> 1355\)"):
+        gapped = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
+        gapped.update(numbered.iloc[355:360])
+    assert gapped.predict().index[0] == 1360  # after the last row's number
     model.update(numbered.iloc[350:360])
-    assert model.predict().index[0] == model.predict(numbered.iloc[:360]).index[0] == 360
-    model.update(numbered.iloc[360:365].reset_index(drop=True))  # a frame without numbers of its own: counts on
-    model.update(numbered.iloc[365:370].to_numpy())
-    assert model.predict().index[0] == 370
+    assert model.predict().index[0] == model.predict(numbered.iloc[:360]).index[0] == 1360
+    model.update(numbered.iloc[360:365].to_numpy())  # rows without numbers: counted on
+    assert model.predict().index[0] == 1365
+    unnumbered = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350].reset_index(drop=True))
+    live = numbered.iloc[350:353].reset_index(drop=True)  # a new frame, read row by row
+    for i in range(3):
+        unnumbered.update(live.iloc[i : i + 1])
+    assert unnumbered.predict().index[0] == 353
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):
@@ -254,6 +259,19 @@ def test_forecasts_in_a_time_zone_keep_its_wall_clock_and_its_name_after_save_an
         loaded = TitansForecaster.load(tmp_path / "model")
         pd.testing.assert_index_equal(loaded.predict().index, model.predict().index)
         assert str(loaded.predict().index.tz) == "Europe/Berlin"
+    # a zone only its offset names (dateutil's UTC): saved and loaded by that offset, as before
+    import dateutil.tz
+
+    in_utc = pd.DataFrame({"y": np.arange(400.0)}, index=days.tz_convert(dateutil.tz.tzutc()))
+    utc = TitansForecaster(**naive).fit(in_utc)
+    utc.save(tmp_path / "utc")
+    assert (TitansForecaster.load(tmp_path / "utc").predict().index == utc.predict().index).all()
+    # a daily time that happens twice (01:30 on the day New York's clocks go back): its first, not NaT
+    from titans_ts.forecasting.time_axis import advanced, future_index
+
+    assert str(advanced(hours[-2], hours[-1:].tz_convert("UTC")).tz) == "Europe/Berlin"  # rows read in UTC
+    stamps = future_index(pd.Timestamp("2020-10-30 01:30", tz="America/New_York"), pd.Timedelta(days=1), 4)
+    assert not stamps.isna().any() and (stamps.strftime("%H:%M") == "01:30").all()
 
 
 def test_a_protocol_set_after_fit_is_the_one_evaluate_splits_by_and_a_bad_one_is_refused(fitted, series, tmp_path):

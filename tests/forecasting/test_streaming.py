@@ -63,6 +63,8 @@ def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
     twice = series.iloc[240:244].set_axis(series.index[[240, 241, 241, 242]])
     with pytest.raises(DataValidationError, match=r"repeat the timestamp .* 03:00:00: give one row per time"):
         model.update(twice)  # it was said to skip a step (03:00 -> 03:00)
+    with pytest.raises(DataValidationError, match=r"1 timestamp\(s\) repeat or go back in time: row 5"):
+        model.update(series.iloc[240:245].set_axis(series.index[[240, 241, 242, 244, 243]]))
     pd.testing.assert_frame_equal(model.predict(), before)
     with pytest.warns(TimeGapWarning, match=r"skip steps of 1 hour \(e\.g\. .* 01:00:00 -> .* 07:00:00\)"):
         copy.deepcopy(fitted).update(series.iloc[245:250])  # a gap of whole steps (a missing reading) passes, said

@@ -27,6 +27,7 @@ from titans_ts.forecasting.time_axis import (
     axis_from_json,
     axis_to_json,
     future_index,
+    numbered,
     time_axis,
     warn_if_gaps,
 )
@@ -261,6 +262,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = time_axis(frame.index)
         self.index_name_ = frame.index.name  # the forecasts' index is named as the data's
+        self.numbered_ = numbered(frame.index)  # its rows' numbers are its own: update checks new rows' (time_axis)
         self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
         self.stream_levels_ = None
 
@@ -377,7 +379,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "columns": [saved_label(c) for c in self.columns_],
             "targets": [saved_label(c) for c in self.targets_],
             "feature_names_in": list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None,
-            **axis_to_json(self.last_index_, self.step_, self.index_name_),
+            **axis_to_json(self.last_index_, self.step_, self.index_name_, getattr(self, "numbered_", False)),
             "long_format": getattr(self, "long_format_", None),
             "split_starts": getattr(self, "split_starts_", None),
             "history": self.history_,
@@ -427,6 +429,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         if config.get("feature_names_in") is not None:  # absent: fitted on an array (or saved before it was kept)
             estimator.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
         estimator.last_index_, estimator.step_ = axis_from_json(config)
+        estimator.numbered_ = bool(config.get("numbered", False))  # saved before it was kept: rows counted on
         estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
         estimator.long_format_ = config.get("long_format")
         estimator.split_starts_ = config.get("split_starts")  # saved before it was kept: by rows

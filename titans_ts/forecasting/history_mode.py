@@ -45,6 +45,7 @@ from titans_ts.forecasting.time_axis import (
     axis_at_step,
     check_follows,
     future_index,
+    numbered,
     time_axis,
     warn_if_gaps,
 )
@@ -219,6 +220,7 @@ def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None
     estimator.context_ = scaled[-context_rows(estimator) :].clone()
     estimator.last_index_, estimator.step_ = time_axis(index)
     estimator.index_name_ = index.name
+    estimator.numbered_ = numbered(index)
 
 
 def context_rows(estimator) -> int:
@@ -337,13 +339,14 @@ def update(estimator, new_rows):
     estimator._check_fitted()
     check_carried_from(estimator)
     frame = estimator._fitted_frame(new_rows)
-    check_follows(estimator.last_index_, frame.index, estimator.step_)
+    numbered_model = getattr(estimator, "numbered_", False)  # (a model pickled before it was kept: False)
+    check_follows(estimator.last_index_, frame.index, estimator.step_, numbered_model)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
     device = estimator._device()
     model = estimator.model_.to(device)
     estimator.stream_ = advance(model, estimator.stream_.to(device), scaled.to(device)).to("cpu")
     estimator.context_ = torch.cat([estimator.context_, scaled])[-context_rows(estimator) :].clone()
-    estimator.last_index_ = advanced(estimator.last_index_, frame.index, estimator.step_)
+    estimator.last_index_ = advanced(estimator.last_index_, frame.index, estimator.step_, numbered_model)
     return estimator
 
 

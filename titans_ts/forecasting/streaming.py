@@ -36,7 +36,7 @@ class Streaming:
         if nothing_new:
             return self
         frame = self._fitted_frame(new_rows)
-        check_follows(self.last_index_, frame.index, self.step_)
+        check_follows(self.last_index_, frame.index, self.step_, getattr(self, "numbered_", False))
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
         device = self._device()
         self.model_.to(device).eval()
@@ -54,7 +54,7 @@ class Streaming:
         self.memory_state_, self.stream_forecast_ = state, forecast[0].double().cpu().numpy()
         # a quantile model's raw levels from the same window and carried state as the point (predict calibrates)
         self.stream_levels_ = None if levels is None else levels[0].double().cpu().numpy()
-        self.last_index_ = advanced(self.last_index_, frame.index, self.step_)
+        self.last_index_ = advanced(self.last_index_, frame.index, self.step_, getattr(self, "numbered_", False))
         return self
 
     def online_forecasts(self, X=None, split: str = "test") -> np.ndarray:

@@ -183,21 +183,32 @@ def future_index(last, step, horizon: int, name=None) -> pd.Index:
         # days on the wall clock, as fit reads them: a daily series' midnights stay midnights across a change
         # of daylight saving time (24 hours on would be 23:00 or 01:00 after it)
         wall = pd.DatetimeIndex([last.tz_localize(None) + step * (i + 1) for i in range(horizon)])
-        stamps = wall.tz_localize(last.tz, ambiguous="NaT", nonexistent="shift_forward")
+        # a wall time that happens twice (the hour the clocks go back): its first, as pandas' date_range has it
+        stamps = wall.tz_localize(last.tz, ambiguous=np.ones(len(wall), bool), nonexistent="shift_forward")
         return pd.DatetimeIndex(stamps, name=name or "date", freq="infer")
     if isinstance(last, pd.Timestamp):
         return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)], name=name or "date", freq="infer")
     return pd.RangeIndex(last + step, last + step * (horizon + 1), step, name=name or "step")
 
 
-def advanced(last, rows: pd.Index, step=1):
-    """The last index value once `rows` (appended in time order) are seen: the last row's timestamp, or its
-    number; rows without numbers (an array, a frame's default index) count on `step` apart from `last`."""
+def advanced(last, rows: pd.Index, step=1, numbered_model: bool = False):
+    """The last index value once `rows` (appended in time order, `check_follows`) are seen: the last row's
+    timestamp (in the zone the model reads, or none as it reads none), or its number after numbered rows;
+    other rows count on `step` apart from `last`."""
     if not len(rows):
         return last
-    if isinstance(last, pd.Timestamp) or numbered(rows):
-        return rows[-1] if isinstance(last, pd.Timestamp) else int(rows[-1])
-    return last + step * len(rows)
+    if isinstance(last, pd.Timestamp):
+        return _in_zone_of(last, rows[-1])
+    return int(rows[-1]) if numbered_model and numbered(rows) else last + step * len(rows)
+
+
+def _in_zone_of(last: pd.Timestamp, stamp: pd.Timestamp) -> pd.Timestamp:
+    """`stamp` in `last`'s time zone (rows in another zone, or a daily series' rows without one)."""
+    if last.tz is None:
+        return stamp if stamp.tz is None else stamp.tz_localize(None)  # a daily series, read on the wall clock
+    if stamp.tz is None:
+        return stamp.tz_localize(last.tz, ambiguous=True, nonexistent="shift_forward")
+    return stamp.tz_convert(last.tz)
 
 
 def numbered(rows: pd.Index) -> bool:
@@ -221,7 +232,8 @@ def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
     if numbers[0] <= last or (np.diff(numbers) <= 0).any():
         raise DataValidationError(
             f"the new rows are numbered {numbers[0]} .. {numbers[-1]}: give only the rows after the last one "
-            f"already read ({last}), counting up."
+            f"already read ({last}), counting up (rows without numbers of their own: pass them as an array, or "
+            "numbered after it)."
         )
     gaps = np.diff(np.concatenate([[last], numbers]))
     if step and (gaps % step).any():
@@ -242,14 +254,15 @@ def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
         )
 
 
-def check_follows(last, rows: pd.Index, step=None) -> None:
+def check_follows(last, rows: pd.Index, step=None, numbered_model: bool = False) -> None:
     """Refuse dated rows that do not come after `last` (already read, or out of order): a carried state would
     read them twice and the forecasts' timestamps would run backwards; with the series' `step`, also rows off
     its grid or at another step (`_check_on_grid`; gaps of whole steps pass). Checked before anything is read.
-    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones. After numbered
-    rows, numbered ones are checked alike (`_check_numbers_follow`)."""
+    Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones. A model that
+    read numbered rows (`numbered_model`: an integer index of its own) checks numbered ones alike
+    (`_check_numbers_follow`); one that read rows without numbers counts any rows on."""
     if isinstance(last, (int, np.integer)):
-        return _check_numbers_follow(int(last), rows, step)
+        return _check_numbers_follow(int(last), rows, step) if numbered_model else None
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
@@ -293,7 +306,8 @@ def _on_days(step) -> bool:
 
 def _on_wall_clock(last: pd.Timestamp, rows: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
     """`last` and `rows` as the clock in the rows' time zone reads them (naive: a daily series keeps its
-    midnights across daylight saving; a loaded model's `last` has a fixed UTC offset, the rows their zone)."""
+    midnights across daylight saving; `last` may be in another zone, or at a fixed UTC offset: a model saved
+    before the zone was kept by name)."""
     if rows.tz is None:
         return last, rows
     return last.tz_convert(rows.tz).tz_localize(None), rows.tz_localize(None)
@@ -369,12 +383,15 @@ def season_from_index(index: pd.Index) -> int | None:
     return None
 
 
-def axis_to_json(last, step, name=None) -> dict:
-    """The time axis as a saved model's config.json holds it (`name`: the time column's, None when unnamed)."""
+def axis_to_json(last, step, name=None, numbered_model: bool = False) -> dict:
+    """The time axis as a saved model's config.json holds it (`name`: the time column's, None when unnamed;
+    `numbered_model`: its rows had numbers of their own, `check_follows`)."""
     kind = "datetime" if isinstance(last, pd.Timestamp) else "range"
     named = {"index_name": None if name is None else str(name)}
-    if isinstance(last, pd.Timestamp) and last.tz is not None:  # the zone's name: its offset alone drifts at DST
-        named["time_zone"] = str(last.tz)
+    if isinstance(last, pd.Timestamp) and _zone_name(last):  # the zone by name: its offset alone drifts at DST
+        named["time_zone"] = _zone_name(last)
+    if numbered_model:
+        named["numbered"] = True
     if type(step) is pd.DateOffset:  # months on a day of the month (`months_on_a_day`), by their count
         return {"last_index": str(last), "step": str(step.months), "index_kind": kind, "step_kind": "months"} | named
     if isinstance(step, pd.DateOffset):  # a calendar frequency, by its pandas alias (MS, QS-JAN, B, ...)
@@ -388,6 +405,17 @@ def axis_from_json(config: dict):
     if config.get("time_zone"):  # by name (a model saved before it was kept has its last row's UTC offset only)
         last = last.tz_convert(config["time_zone"])
     return last, step
+
+
+def _zone_name(last: pd.Timestamp) -> str | None:
+    """The name `last`'s time zone is read back by (None: no zone, or one only its UTC offset can say, as
+    dateutil's tzutc())."""
+    if last.tz is None:
+        return None
+    try:
+        return str(last.tz) if pd.Timestamp(str(last)).tz_convert(str(last.tz)) == last else None
+    except Exception:  # pandas' and dateutil's errors for a name no zone database knows
+        return None
 
 
 def _axis_from_json(config: dict):
