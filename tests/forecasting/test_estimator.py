@@ -287,6 +287,12 @@ def test_a_protocol_set_after_fit_is_the_one_evaluate_splits_by_and_a_bad_one_is
         with pytest.raises(ConfigError, match=r"protocol='bogus' \(a split protocol: one of ett_hourly"):
             call()
     assert not (tmp_path / "bad").exists()
+    by_rows = TitansForecaster(**{**TINY, "variant": "naive", "protocol": "rows_300_400"}).fit(series)
+    by_rows.set_params(protocol="ratio_50_20_30")  # split by these ratios, not at fit's dates, once saved too
+    by_rows.save(tmp_path / "by_rows")
+    loaded = TitansForecaster.load(tmp_path / "by_rows")
+    assert loaded.evaluate(series, split="test") == by_rows.evaluate(series, split="test")
+    assert by_rows.evaluate(series, split="test")["windows"] == 150 - 12 + 1  # the last 30 % of 500 rows
 
 
 def test_evaluate_counts_every_window(fitted):

@@ -381,7 +381,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "feature_names_in": list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None,
             **axis_to_json(self.last_index_, self.step_, self.index_name_, getattr(self, "numbered_", False)),
             "long_format": getattr(self, "long_format_", None),
-            "split_starts": getattr(self, "split_starts_", None),
+            # fit's split dates, while fit's protocol stands (a protocol set since splits as it says, loaded too)
+            "split_starts": getattr(self, "split_starts_", None) if self._protocol_as_fitted() else None,
             "history": self.history_,
             "val_metrics": self.val_metrics_,
             **floors_record(self),

@@ -70,8 +70,7 @@ class SplitWindows:
                 "This model was loaded from disk, without the data it was fitted on: pass the data, e.g. "
                 "evaluate(df), window_forecasts(df) or recalibrate(df)."
             )
-        fitted_protocol = (getattr(self, "fitted_params_", None) or {}).get("protocol", self.protocol)
-        if X is None and self.protocol == fitted_protocol:
+        if X is None and self._protocol_as_fitted():
             return frame, self.borders_
         return frame, split_borders(len(frame), self.lookback, self.horizon, self._protocol_of(frame))
 
@@ -103,9 +102,12 @@ class SplitWindows:
 
     def _splits_at_dates(self, frame: pd.DataFrame) -> bool:
         """Whether `frame` is split at the fitted timestamps (`_protocol_of`)."""
-        fitted = getattr(self, "fitted_params_", {}).get("protocol")
         starts = getattr(self, "split_starts_", None)
-        return bool(starts) and self.protocol == fitted and isinstance(frame.index, pd.DatetimeIndex)
+        return bool(starts) and self._protocol_as_fitted() and isinstance(frame.index, pd.DatetimeIndex)
+
+    def _protocol_as_fitted(self) -> bool:
+        """Whether `protocol` is the one fit split by (not one set since)."""
+        return self.protocol == (getattr(self, "fitted_params_", None) or {}).get("protocol", self.protocol)
 
     def _split_windows(self, X, split: str, batch_size: int):
         """(frame, first row of the split, loader over its scaled windows in order); `_split_rows`' frame."""
