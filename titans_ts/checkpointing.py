@@ -54,9 +54,10 @@ class RngState(pl.Callback):
     generators (Python's, NumPy's, torch's on CPU and CUDA, the train loader's shuffling generator) and, for a
     `ResumableLoader`, where it stands in its epoch.
 
-    The loader's place goes through this callback, not Lightning's own saving of a loader's state: Lightning
-    gives a loader its state back only if it builds the loader after the checkpoint is read, and ours is
-    built earlier, when `configure_optimizers` asks for the number of steps (the schedule's length)."""
+    The loader's place goes through this callback too, not only Lightning's own saving of a loader's state:
+    Lightning gives a loader its state back only if it builds the loader after the checkpoint is read, and ours
+    is built earlier, when `configure_optimizers` asks for the number of steps (the schedule's length). Given
+    back twice, the place is the same."""
 
     def __init__(self, loader_generator: torch.Generator | None = None, numpy_generators=()):
         self.loader_generator = loader_generator
@@ -68,7 +69,7 @@ class RngState(pl.Callback):
         loader = trainer.train_dataloader
         self._loader = loader if isinstance(loader, ResumableLoader) else None
         if self._loader is not None and self._place is not None:
-            self._loader.resume_at(self._place)
+            self._loader.load_state_dict(self._place)
         self._place = None
 
     def state_dict(self) -> dict:
@@ -81,7 +82,7 @@ class RngState(pl.Callback):
         if self.loader_generator is not None:
             state["loader"] = self.loader_generator.get_state()
         state["numpy_generators"] = [g.bit_generator.state for g in self.numpy_generators]
-        state["loader_place"] = self._loader.place() if self._loader is not None else None
+        state["loader_place"] = self._loader.state_dict() if self._loader is not None else None
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -100,13 +101,15 @@ class RngState(pl.Callback):
 class ResumableLoader(DataLoader):
     """The train loader of a run with checkpoints: where it stands in its epoch is part of each checkpoint.
 
-    `RngState` saves `place()` with every checkpoint and, resuming from one written part-way through an epoch
-    (`checkpoint_minutes`), gives it back (`resume_at`) before the epoch goes on; the loader then reads the
-    rest of that epoch's batches in the uninterrupted run's order: it shuffles again from the shuffling
-    generator's state at the epoch's start and skips the batches already trained on. They are skipped as
-    indices, so nothing is loaded or transformed for them (an augmentation's generator does not move).
-    Without this, the epoch started over in a new order and a resumed run only came close to the
-    uninterrupted one.
+    `RngState` saves `state_dict()` with every checkpoint and, resuming from one written part-way through an
+    epoch (`checkpoint_minutes`), gives it back (`load_state_dict`) before the epoch goes on; the loader then
+    reads the rest of that epoch's batches in the uninterrupted run's order: it shuffles again from the
+    shuffling generator's state at the epoch's start and skips the batches already trained on. They are skipped
+    as indices, so nothing is loaded or transformed for them (an augmentation's generator does not move).
+    Without this, the epoch started over in a new order and a resumed run only came close to the uninterrupted
+    one. The methods are Lightning's stateful-loader protocol too, so Lightning knows the loader resumes. A
+    place saved with another number of batches an epoch (another number of processes) is not used: that epoch
+    starts over (docs/scaling.md).
 
     batches: the batches of indices in an epoch's order (a BatchSampler, or a fixed list of lists); generator:
     the generator that shuffles them (None: the order does not change between epochs)."""
@@ -115,16 +118,17 @@ class ResumableLoader(DataLoader):
         super().__init__(dataset, batch_sampler=_SkippedBatches(batches), generator=generator, **options)
         self._epoch_start = None  # the shuffling generator's state when this epoch's iteration began
         self._taken = 0  # batches of this epoch handed to training
-        self._resume_at = 0
+        self._skip_next = 0  # batches the next iteration leaves out: a resumed epoch's, already trained on
 
     def __iter__(self):
-        skip, self._resume_at = self._resume_at, 0
+        skip, self._skip_next = self._skip_next, 0
         if self.generator is not None:
             if skip:
                 self.generator.set_state(self._epoch_start)
             else:
                 self._epoch_start = self.generator.get_state()
-        self._taken = self.batch_sampler.skip = skip
+        self.batch_sampler.leave_out(skip)
+        self._taken = skip
         global_rng = torch.get_rng_state() if skip and self.generator is None else None
         batches = super().__iter__()  # draws a seed for workers: from `generator`, else from torch's generator
         if global_rng is not None:  # which the uninterrupted run did at the epoch's start, before the checkpoint
@@ -133,25 +137,29 @@ class ResumableLoader(DataLoader):
             self._taken += 1
             yield batch
 
-    def place(self) -> dict:
-        return {"epoch_start": self._epoch_start, "taken": self._taken}
+    def state_dict(self) -> dict:
+        """Where the loader stands: the shuffling generator's state at the epoch's start, the batches taken."""
+        return {"epoch_start": self._epoch_start, "taken": self._taken, "batches": len(self)}
 
-    def resume_at(self, place: dict) -> None:
-        """Go on from `place` at the next iteration (the epoch's next batch)."""
+    def load_state_dict(self, place: dict) -> None:
+        """Go on from `place` (a `state_dict`) at the next iteration: the epoch's next batch."""
         # saved after the epoch's last batch: Lightning goes on to its validation, the next epoch starts anew
-        if place["taken"] < len(self):
-            self._epoch_start, self._resume_at = place["epoch_start"], place["taken"]
+        if place["batches"] == len(self) and place["taken"] < len(self):
+            self._epoch_start, self._skip_next = place["epoch_start"], place["taken"]
 
 
 class _SkippedBatches:
-    """Batches of indices, the first `skip` of an epoch left out (set by ResumableLoader for one epoch)."""
+    """Batches of indices; the next iteration leaves out its first `leave_out(n)` (then none again)."""
 
     def __init__(self, batches):
-        self.batches, self.skip = batches, 0
+        self.batches, self._skip = batches, 0
+
+    def leave_out(self, n: int) -> None:
+        self._skip = n
 
     def __iter__(self):
-        batches, skip = iter(self.batches), self.skip
-        self.skip = 0
+        batches, skip = iter(self.batches), self._skip
+        self._skip = 0
         for _ in range(skip):
             next(batches, None)
         yield from batches

@@ -64,7 +64,7 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
                 f"split {protocol!r} starts the test split at row {val_end}, but the series has {n_rows} rows."
             )
     else:
-        refuse(protocol_problems(protocol))
+        raise ConfigError(protocol_problems(protocol)[0] + ".")
     borders = SplitBorders(
         train=(0, train_end),
         val=(train_end - lookback, val_end),

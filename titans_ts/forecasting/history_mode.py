@@ -239,9 +239,10 @@ def memory_forecasts(estimator) -> bool:
 
 def check_carried_from(estimator) -> None:
     """The memory predict() and update() carry on was read from the row `online_from` named at fit: a value set
-    since would not be read by them (evaluate(online=True) reads as it says), so it is refused, not ignored."""
+    since would not be read by them (evaluate(online=True) reads as it says), so it is refused, not ignored. A
+    floor that forecasts in the model's place reads no memory: nothing to refuse."""
     fitted = (getattr(estimator, "fitted_params_", None) or {}).get("online_from", estimator.online_from)
-    if estimator.online_from != fitted:
+    if estimator.online_from != fitted and memory_forecasts(estimator):
         raise ConfigError(
             f"online_from={estimator.online_from!r} was set after fit, but the memory that predict(), update() and "
             f"save() carry on was read from {'the series' if fitted == 'start' else 'the test split'}'s first row "

@@ -21,7 +21,7 @@ one. Limits: one process (under DDP each rank would need streams of its own).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
@@ -120,13 +120,7 @@ def detached(state):
 
 def on_device(state, device):
     """A carried state (a MemoryState or None per block) on `device`: a checkpoint's is read onto the CPU."""
-
-    def moved(block):
-        weights, momentum = (tuple(t.to(device) for t in tensors) for tensors in (block.weights, block.momentum))
-        cache = None if block.conv_cache is None else block.conv_cache.to(device)
-        return replace(block, weights=weights, momentum=momentum, conv_cache=cache)
-
-    return None if state is None else [None if block is None else moved(block) for block in state]
+    return None if state is None else [None if s is None else s.to(device) for s in state]
 
 
 class SegmentModule(ForecastModule):
@@ -195,8 +189,13 @@ class SegmentModule(ForecastModule):
 def segment_loaders(module: SegmentModule) -> tuple[DataLoader, DataLoader]:
     """(train, val): the window indices of an epoch in order (each a batch of one), and one validation batch
     (the whole val split)."""
-    windows = ResumableLoader(range(module.n_windows), [[window] for window in range(module.n_windows)])
-    return windows, DataLoader([0], batch_size=None)
+    batches = [[window] for window in range(module.n_windows)]
+    return ResumableLoader(range(module.n_windows), batches, collate_fn=_the_index), DataLoader([0], batch_size=None)
+
+
+def _the_index(batch: list[int]) -> int:
+    """A window index as it is (collated, it would be a tensor, moved to the GPU and read back every step)."""
+    return batch[0]
 
 
 def fit_segments(module: SegmentModule, **trainer_options) -> dict:
