@@ -130,7 +130,7 @@ def finetune(
         note = f"{len(data)} sequences: the {note}, pooled"
     trained_on = training_record(task_name, chosen, train if data is None else data)
     label = task_name.split(".")[0] if own is not None else task_name  # a file by its stem, as titans-ts files it
-    out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
+    out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}").expanduser()
     checkpoints = prepare_run_folder(out, overwrite, resume)
     labels = (train if data is None else data).label_names()
     settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting

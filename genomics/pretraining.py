@@ -152,7 +152,7 @@ def pretrain(
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made
         check_readable(path)
-    out = Path(out)
+    out = Path(out).expanduser()
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
     started = time.time()

@@ -417,11 +417,22 @@ def test_a_save_stopped_between_its_two_files_is_refused_at_load_not_read_as_a_m
         TitansForecaster.load(tmp_path / "model")
 
 
-def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, tmp_path, monkeypatch):
+def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, series, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli.ts import app
+
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    fitted.save("~/models/m")
-    assert (tmp_path / "models" / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
+    assert fitted.save("~/models/m") == tmp_path / "models" / "m"
+    assert (tmp_path / "models" / "m" / "config.json").is_file()
+    TitansForecaster(**{**TINY, "epochs": 1, "checkpoint_dir": "~/ck"}).fit(series)
+    assert (tmp_path / "ck" / "settings.json").is_file()
+    series.to_csv(tmp_path / "mine.csv")
+    small = ["--lookback", "24", "--horizon", "12", "--variant", "naive"]
+    fit = CliRunner().invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--out=~/r"])
+    assert fit.exit_code == 0, fit.output  # bash leaves "~" after "=" as it is
+    assert (tmp_path / "r" / "metrics.json").is_file() and not (tmp_path / "~").exists()
     assert TitansForecaster.load("~/models/m").predict().equals(fitted.predict())
     from genomics import DNAClassifier
     from titans_ts.errors import ConfigError

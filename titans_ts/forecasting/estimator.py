@@ -392,8 +392,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             tensors, config = tensors | stream_tensors, config | stream_config
         level_tensors, level_config = self._saved_levels()  # nothing without quantiles
         tensors, config = tensors | level_tensors, config | level_config
-        save_model_dir(Path(path), tensors, config)
-        return Path(path)
+        return save_model_dir(path, tensors, config)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> TitansForecaster:

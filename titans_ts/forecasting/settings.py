@@ -316,5 +316,5 @@ def resolve_fit(dataset: str, *, out=None, split=None, split_dates=None, **given
     params["protocol"] = protocol_for(dataset, split, split_dates)  # and a split a benchmark refuses
     label = dataset_label(dataset)
     model = params["variant"] + ("-history" if params["mode"] == "history" else "")
-    out = Path(out or f"runs/{label}-{model}-h{params['horizon']}-s{params['seed']}")
+    out = Path(out or f"runs/{label}-{model}-h{params['horizon']}-s{params['seed']}").expanduser()
     return FitSettings(dataset, params, family_of(dataset), out, split, split_dates)

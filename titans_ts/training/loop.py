@@ -4,6 +4,7 @@ the run record, and `train_and_restore`, which strings them together."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -274,6 +275,8 @@ def trainer_options(source, /, **overrides) -> dict:
     else:
         values = {name: getattr(source, name) for name in TRAINER_SETTINGS if hasattr(source, name)}
     values = {name: plain(value) for name, value in values.items()}
+    if values.get("checkpoint_dir") is not None:  # "~/runs/x" is the home folder's, as the shell reads it
+        values["checkpoint_dir"] = os.path.expanduser(values["checkpoint_dir"])
     return {TRAINER_SETTINGS[name]: value for name, value in values.items()} | overrides  # Lightning wants ints
 
 
