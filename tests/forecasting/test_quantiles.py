@@ -354,3 +354,15 @@ def test_the_plots_name_a_floor_that_forecast_in_the_models_place(tmp_path, monk
     by_step = pd.DataFrame({"mse_scaled": [0.0, 1.0], "mae_scaled": [0.0, 1.0]}, index=[1, 2])
     plots.plot_evaluation(windows, by_step, tmp_path / "e.png", forecaster="repeat last")
     assert titles[2] == "test error by horizon step, repeat last"
+
+
+def test_a_recalibration_under_another_protocol_makes_it_the_models_own(fitted, series):
+    """After recalibrate() on a protocol set since fit, setting fit's protocol back split the fitted rows by the
+    recalibration's borders, not by it."""
+    import copy
+
+    model = copy.deepcopy(fitted).set_params(protocol="ratio_50_20_30")
+    model.recalibrate()
+    assert model.evaluate(split="test") == model.evaluate(series.iloc[:340], split="test")  # the fitted rows
+    model.set_params(protocol=fitted.protocol)
+    assert model.evaluate(split="test")["windows"] == fitted.evaluate(split="test")["windows"]

@@ -164,6 +164,9 @@ class QuantileOutputs:
         self._calibrate(windows)
         streamed_to = self.last_index_ if getattr(self, "stream_forecast_", None) is not None else None
         self.borders_, self._fit_frame = borders, frame
+        if hasattr(self, "fitted_params_"):  # the split recalibrated on is the model's own now, as fit's was
+            self.fitted_params_["protocol"] = self.protocol
+        self._keep_split_starts(frame)
         self._set_context(frame)
         self._start_tracker(frame, borders)
         if streamed_to is not None and streamed_to != self.last_index_:
