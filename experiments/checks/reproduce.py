@@ -7,7 +7,7 @@
 - the genomics CV's nontata fold 0 of ours from scratch (runs/genomics_cv/..._titans_scratch_fold0.json),
   through the CV script's own fold function. Its record (made at 352dc09, on another machine) does not
   re-run bit for bit on the 2-core machine: at this script's first version (cb56a6f), at 157b7d0 and at
-  6731140 alike, accuracy 0.8683 with 1 thread (0.8517 with 2, at 6731140), 0.8456 recorded. DNA training on
+  6da1ed2 alike, accuracy 0.8683 with 1 thread (0.8517 with 2, at 7b5ead3), 0.8456 recorded. DNA training on
   the CPU rounds by the thread count and machine; check a refactor of it with --save / --against on one machine.
 Prints each committed number beside the re-run one and whether they are bit-identical; exit 1 if any differs.
 With `--save F` the re-run numbers are written to F; with `--against F` they are compared with F's (e.g. the
