@@ -103,8 +103,8 @@ def datasets() -> None:
         table.add_row(row["name"], f"{row['rows']} x {row['columns']}", row["freq"], row["split"], row["file"], where)
     console.print(table)
     console.print(
-        "Your own data: pass the path of a CSV, TSV or parquet file of numeric columns (with a time column, or "
-        "without one: its rows are steps 0, 1, 2, ...)."
+        "Your own data: pass the path of a CSV, TSV, parquet, Feather, JSON or Excel file of numeric columns (with "
+        "a time column, or without one: its rows are steps 0, 1, 2, ...)."
     )
 
 

@@ -533,6 +533,35 @@ def test_parquet_with_a_date_column_or_a_date_index(tmp_path):
         load_dataset(tmp_path / "bad.parquet")
 
 
+def test_json_feather_and_compressed_text_tables_load_and_other_files_are_named_as_files(tmp_path, monkeypatch):
+    """A .json, .feather or bare my.csv.bz2 was looked up as a registered name: "Unknown dataset 'x.json'"."""
+    frame = write_series(tmp_path / "s.csv", rows=30)
+    frame.to_json(tmp_path / "records.json", orient="records", date_format="iso")
+    frame.to_json(tmp_path / "lines.jsonl", orient="records", date_format="iso", lines=True)
+    frame.set_index("date").to_json(tmp_path / "by_column.json", date_format="iso")  # the dates as its index
+    frame.to_feather(tmp_path / "table.feather")
+    frame.to_csv(tmp_path / "s.csv.bz2", index=False)
+    monkeypatch.chdir(tmp_path)  # bare names, as a user in the data's folder types them
+    for name in ("records.json", "lines.jsonl", "by_column.json", "table.feather", "s.csv.bz2"):
+        loaded = load_dataset(name)
+        assert list(loaded.columns) == ["c0", "c1", "OT"] and (loaded.index == frame["date"]).all(), name
+        np.testing.assert_allclose(loaded.to_numpy(), frame[["c0", "c1", "OT"]].to_numpy())
+    (tmp_path / "store.h5").write_bytes(b"HDF")
+    with pytest.raises(DataValidationError, match=r"store.h5 is a file, but not a table titans-ts reads"):
+        load_dataset("store.h5")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataValidationError, match=r"bad.json: cannot be read as JSON"):
+        load_dataset("bad.json")
+
+    def no_openpyxl(*args, **kwargs):
+        raise ImportError("Missing optional dependency 'openpyxl'.")
+
+    monkeypatch.setattr(pd, "read_excel", no_openpyxl)
+    (tmp_path / "book.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataValidationError, match=r"reading Excel needs openpyxl \(pip install openpyxl\)"):
+        load_dataset("book.xlsx")
+
+
 @pytest.mark.parametrize(
     "dates, step",
     [

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.long_format import pivot_long
-from titans_ts.data.raw_table import read_table
+from titans_ts.data.raw_table import COMPRESSIONS, TABLE_SUFFIXES, read_table, table_format
 from titans_ts.data.registry import get_dataset_info, lookup_name
 from titans_ts.data.sources import locate, verify_checksum
 from titans_ts.data.timestamps import numeric_times, parse_dates, reads_as_timestamps, regular_grid
@@ -90,7 +90,15 @@ def load_dataset(
             path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long, columns=columns
         )
 
-    info = get_dataset_info(str(name_or_path))
+    try:
+        info = get_dataset_info(str(name_or_path))
+    except DatasetNotFoundError:
+        if path.is_file():  # a file named by a suffix no table has (my.h5), not a registered name
+            raise DataValidationError(
+                f"{path} is a file, but not a table titans-ts reads: save it as CSV, TSV or text (also compressed: "
+                ".gz, .bz2, .xz, .zip, .zst), parquet, Feather/Arrow, JSON or JSON lines, or Excel (.xlsx)."
+            ) from None
+        raise
     path = locate(info, data_dir=data_dir, download=download)
     if verify is None or verify:
         verify_checksum(path, info)
@@ -410,9 +418,12 @@ def _handle_non_finite(
 
 
 def _looks_like_path(name_or_path) -> bool:
+    """A file's path, not a registered name: a path object, a folder in it, or a table's suffix (compressed
+    too: my.csv.bz2)."""
     text = str(name_or_path)
-    suffixes = (".csv", ".tsv", ".txt", ".gz", ".parquet")
-    return isinstance(name_or_path, os.PathLike) or os.sep in text or text.lower().endswith(suffixes)
+    if isinstance(name_or_path, os.PathLike) or os.sep in text:
+        return True
+    return table_format(Path(text)) in TABLE_SUFFIXES or text.lower().endswith(COMPRESSIONS)
 
 
 def _strip_suffixes(name: str) -> str:

@@ -16,8 +16,11 @@ from titans_ts.errors import DataValidationError
 def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.DataFrame:
     """The table in `path` as written (columns as text, values as pandas reads them): a parquet file, or text
     whose delimiter is sniffed unless `sep` is given. header=False: every row is data, columns x0, x1, ..."""
-    if path.suffix.lower() == ".parquet":  # as write_table names it: F.PARQUET too
+    kind = table_format(path)
+    if kind == ".parquet":  # as write_table names it: F.PARQUET too
         raw = _read_parquet(path)
+    elif kind in BINARY_READERS:
+        raw = _read_binary(path, kind)
     else:
         sep = sep or _sniff_delimiter(path)
         try:
@@ -52,6 +55,51 @@ def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
     if str(first) == "Unnamed: 0" and pd.api.types.is_integer_dtype(numbers) and raw.shape[1] > 1:
         if (numbers.to_numpy() == np.arange(len(raw))).all():
             return raw.drop(columns=[first])
+    return raw
+
+
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip", ".zst")  # a text table compressed: pandas reads it by its name
+# tables other than parquet and text, by their suffix: (pandas' reader, what it is, the package it needs)
+BINARY_READERS = {
+    ".feather": ("read_feather", "Feather", "pyarrow"),
+    ".arrow": ("read_feather", "Arrow IPC", "pyarrow"),
+    ".xlsx": ("read_excel", "Excel", "openpyxl"),
+    ".xls": ("read_excel", "Excel 97-2003", "xlrd"),
+    ".json": ("read_json", "JSON", None),
+    ".jsonl": ("read_json", "JSON lines", None),
+    ".ndjson": ("read_json", "JSON lines", None),
+}
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", *BINARY_READERS)
+
+
+def table_format(path: Path) -> str:
+    """A table file's format by its suffix, a compression's taken off (`my.csv.gz`: ".csv"; "" if none)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _read_binary(path: Path, kind: str) -> pd.DataFrame:
+    """A Feather, Excel (first sheet) or JSON table (records, columns or lines, as pandas reads them); an index
+    it was saved with becomes a column again, as for parquet."""
+    reader, name, package = BINARY_READERS[kind]
+    options = {"lines": True} if kind in (".jsonl", ".ndjson") else {}
+    try:
+        raw = getattr(pd, reader)(path, **options)
+    except ImportError as exc:
+        raise DataValidationError(
+            f"{path}: reading {name} needs {package} (pip install {package}), or save the table as CSV or parquet."
+        ) from exc
+    except Exception as exc:  # each reader raises its own error types for a damaged or foreign file
+        raise DataValidationError(f"{path}: cannot be read as {name} ({str(exc).splitlines()[0]}).") from exc
+    if not isinstance(raw, pd.DataFrame) or raw.empty:
+        raise DataValidationError(
+            f"{path} holds no table: expected a date column and one column per series, a row per time step."
+        )
+    if not isinstance(raw.index, pd.RangeIndex):
+        raw = raw.reset_index()
+    raw.columns = [str(c) for c in raw.columns]
     return raw
 
 

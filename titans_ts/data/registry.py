@@ -62,6 +62,6 @@ def get_dataset_info(name: str) -> DatasetInfo:
         hint = f" Did you mean {' or '.join(repr(by_lower[c]) for c in close)}?" if close else ""
         raise DatasetNotFoundError(
             f"Unknown dataset {name!r}.{hint} Registered: {', '.join(infos)}. "
-            "For your own data pass the path of a CSV file (a date column plus numeric columns)."
+            "For your own data pass the path of a table file (CSV, parquet, ...: a date column plus numeric columns)."
         )
     return info
