@@ -25,14 +25,15 @@ HISTORY = Group(
     ("bptt", int, ESTIMATOR["bptt"], "--bptt", "Segments per truncated back-propagation window (the state is "
      "carried through all segments, gradients only inside a window)."),
     ("local_model", str, None, "--local-model", "The local window's forecast the memory adds the long past to: "
-     "rlinear (the window normalised, a linear map), dlinear (trend and remainder), or variate (the window model: "
-     "one token per column, mixed by the memory)" + _searched("local_model")),
+     "rlinear (the window normalised, a linear map), dlinear (trend and remainder), variate (the window model: "
+     "one token per column, mixed by the memory) or attention (the same, mixed by attention)"
+     + _searched("local_model")),
     ("error_tokens", bool, None, "--error-tokens/--no-error-tokens", "Each patch the memory reads also holds the "
      "local forecast's error on it, so what the memory learns as it reads is where the local forecast goes wrong"
      + _searched("error_tokens")),
-    ("local_pretrain", bool, None, "--local-pretrain/--no-local-pretrain", "With --local-model variate: train the "
-     "window model alone first (as --mode window trains it), then keep it fixed while the memory learns to correct "
-     "its forecasts" + _searched("local_pretrain")),
+    ("local_pretrain", bool, None, "--local-pretrain/--no-local-pretrain", "With --local-model variate or "
+     "attention: train the window model alone first (as --mode window trains it), then keep it fixed while the "
+     "memory learns to correct its forecasts" + _searched("local_pretrain")),
     ("online_from", str, ESTIMATOR["online_from"], "--online-from", "Where an online forecast's memory starts "
      "reading: start (the series' first row) or split (the first row of the split it forecasts, --lookback rows "
      "before its first forecast; after fit, from --lookback rows before the end of validation)."),

@@ -317,7 +317,7 @@ def test_a_floor_that_beats_the_memory_forecasts_in_its_place(fitted, data):
         ({"bptt": 0}, "bptt=0 (a positive integer)"),
         ({"dim": 9}, "dim=9 with heads=2 (dim must be divisible by heads: e.g. dim=10)"),
         ({"dim": 6, "local_model": "variate"}, "dim=6 with heads=2 (dim must be divisible by heads and by the 4 EinFF"),
-        ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate)"),
+        ({"local_model": "arima"}, "local_model='arima' (one of rlinear, dlinear, variate, attention)"),
         ({"error_tokens": True, "patch_len": 8}, "error_tokens=True with horizon=4 < patch_len=8"),
         ({"local_pretrain": True}, "local_pretrain=True with local_model='rlinear' (it trains the window model"),
         ({"online_reset_mix": 1.0}, "online_reset_mix=1.0 (the fraction of the trained memory mixed back"),
@@ -333,13 +333,18 @@ def test_impossible_combinations_are_refused_before_any_work(params, message, da
         TitansForecaster(**{**TINY, **params}).fit(data)
 
 
-@pytest.mark.parametrize("local_model, error_tokens", [("dlinear", True), ("variate", False)])
+@pytest.mark.parametrize("local_model, error_tokens", [("dlinear", True), ("variate", False), ("attention", True)])
 def test_the_local_model_and_error_tokens_reach_the_model_and_survive_save_and_load(
     local_model, error_tokens, data, tmp_path
 ):
     estimator = TitansForecaster(**{**TINY, "local_model": local_model, "error_tokens": error_tokens}).fit(data)
     config = estimator.model_config_
-    assert (config.local, config.error_tokens) == (local_model, error_tokens)
+    local = "variate" if local_model == "attention" else local_model  # the window model, mixed by attention
+    assert (config.local, config.error_tokens) == (local, error_tokens)
+    if local_model != "dlinear":
+        mixers = {type(block.mixer).__name__ for block in estimator.model_.window_model.blocks}
+        assert (mixers == {"_CausalAttentionMixer"}) == (local_model == "attention")
+        assert config.local_variant == {"variate": "lmm", "attention": "attention"}[local_model]
     assert config.channels == 3
     loaded = TitansForecaster.load(estimator.save(tmp_path / "model"))
     pd.testing.assert_frame_equal(loaded.predict(), estimator.predict())

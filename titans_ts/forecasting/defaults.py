@@ -55,11 +55,13 @@ ESTIMATOR = {
     "bptt": 1,  # history mode: segments per truncated back-propagation window (segments.py)
     "quantiles": None,  # levels forecast besides the point, e.g. [0.1, 0.5, 0.9]; None: point only (quantiles.py)
     "calibrate": "adaptive",  # with quantiles: "adaptive" (chosen on validation), "conformal" or "none" (conformal.py)
-    # history mode: the local window's forecast the memory adds to ("rlinear", "dlinear", "variate": the window
-    # model); error_tokens: a patch token also holds the local forecast's error on it (long_memory.py)
+    # history mode: the local window's forecast the memory adds to ("rlinear", "dlinear", "variate" or "attention":
+    # the window model, its tokens mixed by the memory or by attention); error_tokens: a patch token also holds
+    # the local forecast's error on it (long_memory.py)
     "local_model": "rlinear",
     "error_tokens": False,
-    # history mode, local_model="variate": train the window model alone first, then keep it fixed (long_memory.py)
+    # history mode, local_model="variate" or "attention": train the window model alone first, then keep it fixed
+    # (long_memory.py)
     "local_pretrain": False,
     # history mode: where an online forecast's memory starts reading: "start" (the series' first row) or "split"
     # (the first row of the split it forecasts, `lookback` rows before its first origin; after fit, from

@@ -76,7 +76,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     memory) or "mlp" (the ablation: a position-wise MLP of the same width, no state); `streams` and `bptt` set
     its training (contiguous streams per epoch, segments per truncated back-propagation window);
     `local_model` the local window's forecast the memory adds to ("rlinear": RevIN + linear, "dlinear", or
-    "variate": the window model, variate tokens mixed by the memory); `error_tokens`: each patch token also holds
+    "variate": the window model, variate tokens mixed by the memory, or "attention": the same mixed by attention,
+    the attention baseline's network); `error_tokens`: each patch token also holds
     the local forecast's error on that patch, so the memory learns where the local forecast goes wrong;
     `online_from`: where an online forecast's memory starts reading, "start" (the series' first row: train, val,
     the earlier rows of the split) or "split" (the first row of the split it forecasts; after fit, predict and
@@ -93,7 +94,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
     memory alone; 0.5: the two readings averaged, which beat frozen on the months after validation in 5 of 6
     runs where the carried memory alone did in 2: experiments/results/gate_check.md); training unchanged;
     `val_metrics_` and the floors' fallback use the value given to fit (a new value there needs a new fit);
-    `local_pretrain` (with "variate"): the window model is first trained alone, as window mode trains it
+    `local_pretrain` (with "variate" or "attention"): the window model is first trained alone, as window mode trains it
     (window mode's epochs and patience), then kept fixed while the memory path learns to correct it; with
     `epochs`, `patience`, `lr`, `weight_decay`, `max_minutes`. `evaluate()` is frozen (the memory reset for
     every window), `evaluate(online=True)` the memory reading the series in time order; `predict(X)` reads X

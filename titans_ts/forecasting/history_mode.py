@@ -32,7 +32,7 @@ from titans_ts.errors import ConfigError, DataValidationError
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.history_stream import MemoryStream, advance, stream_forecast
 from titans_ts.forecasting.inputs import as_frame
-from titans_ts.forecasting.long_memory import LongMemoryConfig, LongMemoryForecaster, rows_at
+from titans_ts.forecasting.long_memory import WINDOW_MODELS, LongMemoryConfig, LongMemoryForecaster, rows_at
 from titans_ts.forecasting.long_memory_eval import (
     blended_forecasts,
     evaluate_split,
@@ -60,8 +60,8 @@ def long_memory_config(estimator, channels: int = 0) -> LongMemoryConfig:
     settings = {name: getattr(estimator, name) for name in names}
     local = {"local": estimator.local_model, "error_tokens": estimator.error_tokens, "channels": channels}
     local["local_pretrain"] = estimator.local_pretrain
-    if estimator.local_model == "variate":
-        local["channels"] = channels or 1
+    if estimator.local_model in WINDOW_MODELS:  # the window model, its tokens mixed by the memory or by attention
+        local |= {"local": "variate", "local_variant": WINDOW_MODELS[estimator.local_model], "channels": channels or 1}
     return LongMemoryConfig(memory=estimator.variant, **settings, **local)
 
 

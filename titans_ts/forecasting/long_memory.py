@@ -32,6 +32,10 @@ from titans_ts.memory import MemoryState, make_block
 
 MEMORIES = ("lmm", "mlp")
 LOCALS = ("rlinear", "dlinear", "variate")
+# TitansForecaster's local_model: LOCALS, and "attention", the window model over variate tokens mixed by attention
+# (local="variate", local_variant="attention": the attention baseline's network, the memory adding the long past)
+LOCAL_MODELS = (*LOCALS, "attention")
+WINDOW_MODELS = {"variate": "lmm", "attention": "attention"}  # local_model -> the window model's variant
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,11 @@ def check(params: dict) -> None:
 
 def window_width_problems(params: dict) -> list[str]:
     """dim split evenly (`model.width_problems`): by the heads, and the EinFFT blocks of a window model (window
-    mode's, or history mode's local_model='variate')."""
+    mode's, or history mode's local_model='variate' or 'attention')."""
+    from titans_ts.forecasting.long_memory import WINDOW_MODELS
     from titans_ts.forecasting.model import ForecastConfig, width_problems
 
-    window_model = params["mode"] == "window" or params["local_model"] == "variate"
+    window_model = params["mode"] == "window" or params["local_model"] in WINDOW_MODELS
     return width_problems(params["dim"], params["heads"], ForecastConfig.einfft_blocks if window_model else 1)
 
 
@@ -112,7 +113,7 @@ def online_blend_problems(value) -> list[str]:
 
 def mode_problems(params: dict) -> list[str]:
     """What `mode` refuses: an unknown mode, a variant the mode has not, history mode's unsupported settings."""
-    from titans_ts.forecasting.long_memory import LOCALS, MEMORIES, LongMemoryConfig
+    from titans_ts.forecasting.long_memory import LOCAL_MODELS, MEMORIES, WINDOW_MODELS, LongMemoryConfig
     from titans_ts.forecasting.model import TOKENS, VARIANTS
 
     mode, variant = params["mode"], params["variant"]
@@ -147,23 +148,23 @@ def mode_problems(params: dict) -> list[str]:
         )
     problems += online_reset_mix_problems(params["online_reset_mix"])
     problems += online_blend_problems(params["online_blend"])
-    if params["local_model"] not in LOCALS:
-        problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCALS)})")
+    if params["local_model"] not in LOCAL_MODELS:
+        problems.append(f"local_model={params['local_model']!r} (one of {', '.join(LOCAL_MODELS)})")
     if params["error_tokens"] and params["horizon"] < params["patch_len"]:
         problems.append(
             f"error_tokens=True with horizon={params['horizon']} < patch_len={params['patch_len']} (the error of "
             "the local forecast on a patch needs a horizon of at least one patch)"
         )
-    if params["local_pretrain"] and params["local_model"] != "variate":
+    if params["local_pretrain"] and params["local_model"] not in WINDOW_MODELS:
         problems.append(
             f"local_pretrain=True with local_model={params['local_model']!r} (it trains the window model first: "
-            "local_model='variate')"
+            "local_model='variate' or 'attention')"
         )
     if params["tokens"] != ESTIMATOR["tokens"]:
         problems.append(
             f"tokens={params['tokens']!r} in mode='history' (history mode reads each column in patches of patch_len "
-            f"rows along time, and its local window model, local_model='variate', reads variate tokens: leave "
-            f"tokens at {ESTIMATOR['tokens']!r}, or use mode='window')"
+            "rows along time, and its local window model, local_model='variate' or 'attention', reads variate tokens: "
+            f"leave tokens at {ESTIMATOR['tokens']!r}, or use mode='window')"
         )
     if variant not in MEMORIES:
         problems.append(
