@@ -49,7 +49,11 @@ app = make_app(
 )
 
 DATASET = typer.Option(
-    ..., "--dataset", "-d", help="A registered name (ETTh1, weather, ...) or a CSV path.", rich_help_panel=DATA
+    ...,
+    "--dataset",
+    "-d",
+    help="A registered name (ETTh1, weather, ...) or a table's path (CSV, parquet, ...).",
+    rich_help_panel=DATA,
 )
 LOOKBACK = typer.Option(ESTIMATOR["lookback"], help="Steps of history the model sees.", rich_help_panel=DATA)
 FIT_LOOKBACK = typer.Option(
@@ -112,7 +116,7 @@ def datasets() -> None:
 @grouped
 def splits(
     dataset: str = typer.Argument(
-        ..., metavar="DATASET", help="A registered name (ETTh1, weather, ...) or the path of a CSV."
+        ..., metavar="DATASET", help="A registered name (ETTh1, weather, ...) or a table's path (CSV, parquet, ...)."
     ),
     lookback: int = LOOKBACK,
     horizon: int = HORIZON,
@@ -361,7 +365,9 @@ def predict(
 @grouped
 def evaluate(
     model: Path = MODEL_DIR,
-    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered name or a CSV path.", rich_help_panel=DATA),
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="A registered name or a table's path (CSV, parquet, ...).", rich_help_panel=DATA
+    ),
     source: dict = DATA_SOURCE,
     out: Path = typer.Option(
         None,

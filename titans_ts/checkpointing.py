@@ -108,8 +108,8 @@ class ResumableLoader(DataLoader):
     as indices, so nothing is loaded or transformed for them (an augmentation's generator does not move).
     Without this, the epoch started over in a new order and a resumed run only came close to the uninterrupted
     one. The methods are Lightning's stateful-loader protocol too, so Lightning knows the loader resumes. A
-    place saved with another number of batches an epoch (another number of processes) is not used: that epoch
-    starts over (docs/scaling.md).
+    place saved with another number of batches an epoch (another number of processes) is not used: the rest of
+    that epoch (Lightning counts its batches on) is read in a new order (docs/scaling.md: the order differs).
 
     batches: the batches of indices in an epoch's order (a BatchSampler, or a fixed list of lists); generator:
     the generator that shuffles them (None: the order does not change between epochs)."""
@@ -144,7 +144,7 @@ class ResumableLoader(DataLoader):
     def load_state_dict(self, place: dict) -> None:
         """Go on from `place` (a `state_dict`) at the next iteration: the epoch's next batch."""
         # saved after the epoch's last batch: Lightning goes on to its validation, the next epoch starts anew
-        if place["batches"] == len(self) and place["taken"] < len(self):
+        if place.get("batches", len(self)) == len(self) and place["taken"] < len(self):  # (none: from 6da1ed2)
             self._epoch_start, self._skip_next = place["epoch_start"], place["taken"]
 
 

@@ -23,8 +23,9 @@ def give_default_mode(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it onto `target`, else delete it."""
-    target = Path(target)
+    """Yield a temporary path beside `target` ("~" the home folder); on success rename it onto `target`, else
+    delete it."""
+    target = Path(target).expanduser()
     check_out_file(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +302,7 @@ def write_table(table, path, float_format: str | None = None) -> None:
     import gzip
     import io
 
+    path = Path(path).expanduser()
     kind, compression = table_format(path)
     check_table_path(path)
     text = {"index": False, "sep": "\t" if kind == "tsv" else ",", "float_format": float_format}

@@ -546,9 +546,23 @@ def test_json_feather_and_compressed_text_tables_load_and_other_files_are_named_
         loaded = load_dataset(name)
         assert list(loaded.columns) == ["c0", "c1", "OT"] and (loaded.index == frame["date"]).all(), name
         np.testing.assert_allclose(loaded.to_numpy(), frame[["c0", "c1", "OT"]].to_numpy())
+    frame.set_index("date").iloc[:, :2].assign(OT=frame["OT"].to_numpy()).to_json(tmp_path / "dated.json")
+    frame.to_json(tmp_path / "default.json")  # pandas' default: columns, keyed by row number (not data)
+    frame.rename(columns={"date": "ds"}).to_json(tmp_path / "ds.json", orient="records")  # dates as epoch ms
+    frame.to_csv(tmp_path / "semi.csv.bz2", sep=";", decimal=",", index=False)  # sniffed through bz2
+    frame.to_csv(tmp_path / "tab.tsv.xz", sep="\t", index=False)
+    frame.to_csv(tmp_path / "mydata", index=False)  # a bare name with no suffix: a file, not a registered name
+    frame.iloc[10:].to_parquet(tmp_path / "filtered.parquet", index=True)  # row numbers 10.. kept as an index
+    for name in ("dated.json", "default.json", "ds.json", "semi.csv.bz2", "tab.tsv.xz", "mydata", "filtered.parquet"):
+        loaded = load_dataset(name)
+        assert list(loaded.columns) == ["c0", "c1", "OT"], name
+        assert isinstance(loaded.index, pd.DatetimeIndex) and loaded.index[-1] == frame["date"].iloc[-1], name
     (tmp_path / "store.h5").write_bytes(b"HDF")
-    with pytest.raises(DataValidationError, match=r"store.h5 is a file, but not a table titans-ts reads"):
-        load_dataset("store.h5")
+    for name in ("store.h5", str(tmp_path / "store.h5")):
+        with pytest.raises(DataValidationError, match=r"store.h5 is not a table titans-ts reads"):
+            load_dataset(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_dataset("~/records.json").shape == (30, 3)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataValidationError, match=r"bad.json: cannot be read as JSON"):
         load_dataset("bad.json")

@@ -433,6 +433,13 @@ def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, series, tmp_
     fit = CliRunner().invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--out=~/r"])
     assert fit.exit_code == 0, fit.output  # bash leaves "~" after "=" as it is
     assert (tmp_path / "r" / "metrics.json").is_file() and not (tmp_path / "~").exists()
+    from titans_ts.forecasting.benchmark import run_benchmark
+    from titans_ts.io import write_table
+
+    run_benchmark(str(tmp_path / "mine.csv"), "~/b", horizons=(12,), models=("naive",), lookback=24)
+    write_table(series.reset_index(), "~/table.csv")
+    assert (tmp_path / "b" / "mine_naive_h12_s0.json").is_file() and (tmp_path / "table.csv").is_file()
+    assert not (tmp_path / "~").exists()
     assert TitansForecaster.load("~/models/m").predict().equals(fitted.predict())
     from genomics import DNAClassifier
     from titans_ts.errors import ConfigError

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from titans_ts.data.columns import read_as_fit
 from titans_ts.data.protocol import HORIZON, LOOKBACK, protocol_for, split_borders
+from titans_ts.data.raw_table import names_a_file
 
 
 def describe_splits(
@@ -39,5 +40,5 @@ def describe_splits(
                 "last": str(frame.index[end - 1]),
             }
         )
-    name = Path(dataset).name if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+    name = Path(dataset).name if names_a_file(dataset) else dataset
     return {"name": name, "rows": len(frame), "columns": frame.shape[1], "protocol": protocol, "splits": rows}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.long_format import pivot_long
-from titans_ts.data.raw_table import COMPRESSIONS, TABLE_SUFFIXES, read_table, table_format
+from titans_ts.data.raw_table import FOREIGN_SUFFIXES, names_a_file, read_format, read_table
 from titans_ts.data.registry import get_dataset_info, lookup_name
 from titans_ts.data.sources import locate, verify_checksum
 from titans_ts.data.timestamps import numeric_times, parse_dates, reads_as_timestamps, regular_grid
@@ -47,8 +47,10 @@ def load_dataset(
 ) -> pd.DataFrame:
     """Load a time series as a float DataFrame indexed by timestamp (the date column becomes the index).
 
-    `name_or_path` is a registered name (`ETTh1`, `weather`, `ECL`, ...) or the path of a CSV / CSV.gz
-    with a date column and numeric columns. A registered dataset is looked for in this order: `data_dir`,
+    `name_or_path` is a registered name (`ETTh1`, `weather`, `ECL`, ...) or the path of a table (CSV, TSV or
+    text, also compressed; parquet, Feather/Arrow, JSON, Excel: raw_table.py) with a date column and numeric
+    columns; a bare name that no dataset is registered under may name a file in the current folder. A
+    registered dataset is looked for in this order: `data_dir`,
     `$TITANS_DATA_DIR`, the files bundled with titans-ts, the user cache (`~/.cache/titans-ts`), and
     last a download from its canonical URL into the cache.
 
@@ -79,30 +81,33 @@ def load_dataset(
         raise DataValidationError(
             f"fill={fill!r} is not supported; use one of {FILL_METHODS}, or fill=None (gaps refused)."
         )
-    path = Path(name_or_path)
-    if _looks_like_path(name_or_path):
-        if not path.is_file():
-            raise DatasetNotFoundError(f"No file at {path}. Check the path, or pass a registered name.")
-        info = lookup_name(_strip_suffixes(path.name))
-        if verify and info is not None:
-            verify_checksum(path, info)
-        return read_series_csv(
-            path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long, columns=columns
+    path = Path(name_or_path).expanduser()
+    registered = None
+    if not _looks_like_path(name_or_path):
+        try:
+            registered = get_dataset_info(str(name_or_path))
+        except DatasetNotFoundError:
+            if not path.is_file():
+                raise
+    if registered is not None:
+        path = locate(registered, data_dir=data_dir, download=download)
+        if verify is None or verify:
+            verify_checksum(path, registered)
+        return read_series_csv(path, date_column=date_column, fill=fill, columns=columns)
+    # a file: by its path, or by a bare name in the current folder that names no registered dataset (mydata.dat)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"No file at {path}. Check the path, or pass a registered name.")
+    if read_format(path) in FOREIGN_SUFFIXES:
+        raise DataValidationError(
+            f"{path} is not a table titans-ts reads: save it as CSV, TSV or text (also compressed: .gz, .bz2, .xz, "
+            ".zip, .zst), parquet, Feather/Arrow, JSON or JSON lines, or Excel (.xlsx, .xls; its first sheet)."
         )
-
-    try:
-        info = get_dataset_info(str(name_or_path))
-    except DatasetNotFoundError:
-        if path.is_file():  # a file named by a suffix no table has (my.h5), not a registered name
-            raise DataValidationError(
-                f"{path} is a file, but not a table titans-ts reads: save it as CSV, TSV or text (also compressed: "
-                ".gz, .bz2, .xz, .zip, .zst), parquet, Feather/Arrow, JSON or JSON lines, or Excel (.xlsx)."
-            ) from None
-        raise
-    path = locate(info, data_dir=data_dir, download=download)
-    if verify is None or verify:
+    info = lookup_name(_strip_suffixes(path.name))
+    if verify and info is not None:
         verify_checksum(path, info)
-    return read_series_csv(path, date_column=date_column, fill=fill, columns=columns)
+    return read_series_csv(
+        path, date_column=date_column, fill=fill, header=header, sep=sep, regular=True, long=long, columns=columns
+    )
 
 
 def read_series_csv(
@@ -420,10 +425,7 @@ def _handle_non_finite(
 def _looks_like_path(name_or_path) -> bool:
     """A file's path, not a registered name: a path object, a folder in it, or a table's suffix (compressed
     too: my.csv.bz2)."""
-    text = str(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or os.sep in text:
-        return True
-    return table_format(Path(text)) in TABLE_SUFFIXES or text.lower().endswith(COMPRESSIONS)
+    return isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or names_a_file(str(name_or_path))
 
 
 def _strip_suffixes(name: str) -> str:

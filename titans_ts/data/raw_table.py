@@ -1,6 +1,7 @@
-"""How a file becomes a raw table, before any timestamp or number is checked: parquet, or text whose delimiter
-is sniffed, whose decimal commas (and dots grouping thousands) are read as numbers, whose header row is checked
-not to be data, and without the column of row numbers pandas' to_csv writes."""
+"""How a file becomes a raw table, before any timestamp or number is checked: parquet, Feather/Arrow, JSON,
+Excel, or text (compressed too) whose delimiter is sniffed, whose decimal commas (and dots grouping thousands) are
+read as numbers, whose header row is checked not to be data, and without the column of row numbers pandas' to_csv
+writes."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from titans_ts.errors import DataValidationError
 def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.DataFrame:
     """The table in `path` as written (columns as text, values as pandas reads them): a parquet file, or text
     whose delimiter is sniffed unless `sep` is given. header=False: every row is data, columns x0, x1, ..."""
-    kind = table_format(path)
+    kind = read_format(path)
     if kind == ".parquet":  # as write_table names it: F.PARQUET too
         raw = _read_parquet(path)
     elif kind in BINARY_READERS:
-        raw = _read_binary(path, kind)
+        raw = _read_binary(path, kind, header)
     else:
         sep = sep or _sniff_delimiter(path)
         try:
@@ -34,6 +35,8 @@ def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.Da
                 f"{path}: its gzip stream ends early, so the file is cut short (a partial download or copy?): "
                 "fetch or copy it again."
             ) from None
+        except ImportError as exc:  # .zst: pandas reads it with zstandard
+            raise DataValidationError(f"{path}: reading it needs zstandard (pip install zstandard).") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
@@ -70,9 +73,15 @@ BINARY_READERS = {
     ".ndjson": ("read_json", "JSON lines", None),
 }
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", *BINARY_READERS)
+FOREIGN_SUFFIXES = (".h5", ".hdf", ".hdf5", ".pkl", ".pickle", ".npy", ".npz", ".orc", ".mat", ".sav", ".dta")
 
 
-def table_format(path: Path) -> str:
+def names_a_file(dataset: str) -> bool:
+    """Whether a dataset is given as a file (a path, or a table's name: my.json), not by a registered name."""
+    return "/" in dataset or read_format(Path(dataset)) in TABLE_SUFFIXES or dataset.lower().endswith(COMPRESSIONS)
+
+
+def read_format(path: Path) -> str:
     """A table file's format by its suffix, a compression's taken off (`my.csv.gz`: ".csv"; "" if none)."""
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in COMPRESSIONS:
@@ -80,11 +89,14 @@ def table_format(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _read_binary(path: Path, kind: str) -> pd.DataFrame:
-    """A Feather, Excel (first sheet) or JSON table (records, columns or lines, as pandas reads them); an index
-    it was saved with becomes a column again, as for parquet."""
+def _read_binary(path: Path, kind: str, header: bool = True) -> pd.DataFrame:
+    """A Feather, Excel (its first sheet) or JSON table (records, columns or lines, as pandas reads them); an index
+    it was saved with becomes a column again, as for parquet (`_with_index_read`); JSON dates that pandas wrote as
+    epoch milliseconds are dates again (`_epoch_ms_dates`)."""
     reader, name, package = BINARY_READERS[kind]
     options = {"lines": True} if kind in (".jsonl", ".ndjson") else {}
+    if reader == "read_excel":  # a sheet, like a text table, may have no header row
+        options = {"header": 0 if header else None}
     try:
         raw = getattr(pd, reader)(path, **options)
     except ImportError as exc:
@@ -97,9 +109,40 @@ def _read_binary(path: Path, kind: str) -> pd.DataFrame:
         raise DataValidationError(
             f"{path} holds no table: expected a date column and one column per series, a row per time step."
         )
-    if not isinstance(raw.index, pd.RangeIndex):
+    raw = _with_index_read(raw)
+    if reader == "read_json":
+        raw = _epoch_ms_dates(raw)
+    if reader == "read_excel" and not header:
+        raw.columns = [f"x{i}" for i in range(raw.shape[1])]
+    elif reader == "read_excel":
+        _check_header_is_not_data(raw, path, ".")
+    return raw
+
+
+def _with_index_read(raw: pd.DataFrame) -> pd.DataFrame:
+    """A table's index as a column when it was data (timestamps, a named time column); row numbers (0, 1, 2, ...
+    or a filtered frame's, unnamed) are not data, and are dropped, as to_csv's are."""
+    index = raw.index
+    if isinstance(index, pd.RangeIndex) or (index.name is None and pd.api.types.is_integer_dtype(index)):
+        raw = raw.reset_index(drop=True)
+    else:
         raw = raw.reset_index()
     raw.columns = [str(c) for c in raw.columns]
+    return raw
+
+
+def _epoch_ms_dates(raw: pd.DataFrame) -> pd.DataFrame:
+    """pandas' to_json writes dates as milliseconds since 1970 and reads back only columns named like dates:
+    a first column of such numbers (counting up, 1973 to 2128) beside no date column is dates again."""
+    first = raw.columns[0]
+    values = raw[first]
+    if any(pd.api.types.is_datetime64_any_dtype(raw[c]) for c in raw.columns):
+        return raw
+    if not pd.api.types.is_integer_dtype(values) or len(values) < 2:
+        return raw
+    numbers = values.to_numpy(dtype=np.int64)
+    if (np.diff(numbers) > 0).all() and 1e11 <= numbers[0] and numbers[-1] <= 5e12:
+        return raw.assign(**{first: pd.to_datetime(numbers, unit="ms")})
     return raw
 
 
@@ -111,10 +154,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataValidationError(f"{path}: reading parquet needs pyarrow (pip install pyarrow).") from exc
     except Exception as exc:  # pyarrow raises its own error types for a damaged file
         raise DataValidationError(f"{path}: cannot be read as parquet ({exc}).") from exc
-    if not isinstance(raw.index, pd.RangeIndex):
-        raw = raw.reset_index()
-    raw.columns = [str(c) for c in raw.columns]
-    return raw
+    return _with_index_read(raw)
 
 
 def _sniff_delimiter(path: Path) -> str:
@@ -123,11 +163,10 @@ def _sniff_delimiter(path: Path) -> str:
     that the csv sniffer finds."""
     import csv
 
-    opener = gzip.open if str(path).endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
+        with _open_text(path) as stream:
             sample = "".join(stream.readline() for _ in range(20))
-    except (OSError, EOFError):  # read_csv then says what is wrong with the file
+    except (OSError, EOFError, ImportError, ValueError):  # read_csv then says what is wrong with the file
         return ","
     lines = [line for line in sample.splitlines() if line.strip()]
     for sep in (";", "\t", "|"):
@@ -138,6 +177,29 @@ def _sniff_delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
+
+
+def _open_text(path: Path):
+    """A text table's first lines to sniff, read through its compression (as pandas reads it, by the suffix)."""
+    import io
+
+    suffix = path.suffix.lower()
+    text = {"encoding": "utf-8", "errors": "replace"}
+    if suffix in (".gz", ".bz2", ".xz"):
+        import bz2
+        import lzma
+
+        return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix](path, "rt", **text)
+    if suffix == ".zip":
+        import zipfile
+
+        archive = zipfile.ZipFile(path)
+        return io.TextIOWrapper(archive.open(archive.namelist()[0]), **text)
+    if suffix == ".zst":
+        import zstandard
+
+        return io.TextIOWrapper(zstandard.open(path, "rb"), **text)
+    return open(path, encoding="utf-8", errors="replace")
 
 
 _THOUSANDS = r"\d{1,3}(\.\d{3})+"  # 1.000: dots grouping thousands, beside decimal commas

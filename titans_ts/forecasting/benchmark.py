@@ -89,8 +89,8 @@ def run_benchmark(
         repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
         if repeated:  # the same run twice (trained and recorded twice), or a spread of one run's copies
             raise ConfigError(f"{name}={list(values)} gives {repeated} more than once; give each once.")
-    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(dataset)
-    models_dir = Path(models_dir) if models_dir is not None else runs_dir / "models"
+    runs_dir = Path(runs_dir).expanduser() if runs_dir is not None else default_runs_dir(dataset)
+    models_dir = Path(models_dir).expanduser() if models_dir is not None else runs_dir / "models"
     label, data = dataset_label(dataset), dict(data or {})
     unknown = sorted(set(data) - set(DATA_OPTIONS))
     if unknown:

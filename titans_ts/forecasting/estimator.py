@@ -433,7 +433,10 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.numbered_ = bool(config.get("numbered", False))  # saved before it was kept: rows counted on
         estimator.index_name_ = config.get("index_name")  # saved before it was kept: "date" or "step"
         estimator.long_format_ = config.get("long_format")
-        estimator.split_starts_ = config.get("split_starts")  # saved before it was kept: by rows
+        # saved before they were kept: by rows; only a split by rows keeps them (a model saved before d585527
+        # with its protocol set after fit may hold fit's)
+        by_rows = str(config["params"].get("protocol", "")).startswith("rows_")
+        estimator.split_starts_ = config.get("split_starts") if by_rows else None
         estimator.history_, estimator.val_metrics_ = config["history"], config["val_metrics"]
         estimator._restore_floors(config)
         estimator._fit_frame = None

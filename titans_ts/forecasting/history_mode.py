@@ -55,7 +55,8 @@ from titans_ts.forecasting.time_axis import (
 
 def long_memory_config(estimator, channels: int = 0) -> LongMemoryConfig:
     """The LongMemoryConfig of a TitansForecaster's parameters (the config's own defaults for the rest);
-    channels: the data's columns (0 before the data is read: a local_model="variate" config then has 1)."""
+    channels: the data's columns (0 before the data is read: a local_model="variate" or "attention" config then
+    has 1)."""
     names = ("lookback", "horizon", "patch_len", "dim", "layers", "heads", "memory_depth", "chunk_size", "dropout")
     settings = {name: getattr(estimator, name) for name in names}
     local = {"local": estimator.local_model, "error_tokens": estimator.error_tokens, "channels": channels}

@@ -244,7 +244,9 @@ def patch_problems(params: dict) -> list[str]:
 
 def dataset_label(dataset: str) -> str:
     """The name a run is filed under: a registered name as given, a file's stem."""
-    return Path(dataset).name.split(".")[0] if ("/" in dataset or dataset.endswith((".csv", ".gz"))) else dataset
+    from titans_ts.data.raw_table import names_a_file
+
+    return Path(dataset).name.split(".")[0] if names_a_file(dataset) else dataset
 
 
 @dataclass(frozen=True)
