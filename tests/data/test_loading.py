@@ -564,8 +564,10 @@ def test_json_feather_and_compressed_text_tables_load_and_other_files_are_named_
     monkeypatch.setenv("HOME", str(tmp_path))
     assert load_dataset("~/records.json").shape == (30, 3)
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(DataValidationError, match=r"bad.json: cannot be read as JSON"):
-        load_dataset("bad.json")
+    (tmp_path / "one.json").write_text('{"date": "2020-01-01", "y": 1}')  # one record, not a table
+    for name in ("bad.json", "one.json"):
+        with pytest.raises(DataValidationError, match=rf"{name}: cannot be read as JSON .* a list of records"):
+            load_dataset(name)
 
     def no_openpyxl(*args, **kwargs):
         raise ImportError("Missing optional dependency 'openpyxl'.")

@@ -104,7 +104,9 @@ def _read_binary(path: Path, kind: str, header: bool = True) -> pd.DataFrame:
             f"{path}: reading {name} needs {package} (pip install {package}), or save the table as CSV or parquet."
         ) from exc
     except Exception as exc:  # each reader raises its own error types for a damaged or foreign file
-        raise DataValidationError(f"{path}: cannot be read as {name} ({str(exc).splitlines()[0]}).") from exc
+        json_shapes = " A table in JSON is a list of records, an object of columns, or one record a line."
+        shapes = json_shapes if reader == "read_json" else ""
+        raise DataValidationError(f"{path}: cannot be read as {name} ({str(exc).splitlines()[0]}).{shapes}") from exc
     if not isinstance(raw, pd.DataFrame) or raw.empty:
         raise DataValidationError(
             f"{path} holds no table: expected a date column and one column per series, a row per time step."
