@@ -572,8 +572,24 @@ def test_json_feather_and_compressed_text_tables_load_and_other_files_are_named_
     def no_openpyxl(*args, **kwargs):
         raise ImportError("Missing optional dependency 'openpyxl'.")
 
-    monkeypatch.setattr(pd, "read_excel", no_openpyxl)
+    class Book:  # a workbook of two sheets (openpyxl is not installed here: pandas' reading is stood in for)
+        sheet_names = ["readings", "notes"]
+
+        def __init__(self, path):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(pd, "read_excel", lambda path, header=0: frame.copy())
+    monkeypatch.setattr(pd, "ExcelFile", Book)
     (tmp_path / "book.xlsx").write_bytes(b"PK")
+    with pytest.warns(UserWarning, match=r"book.xlsx has 2 sheets \('readings', 'notes'\): the first, 'readings'"):
+        assert list(load_dataset("book.xlsx").columns) == ["c0", "c1", "OT"]
+    monkeypatch.setattr(pd, "read_excel", no_openpyxl)
     with pytest.raises(DataValidationError, match=r"reading Excel needs openpyxl \(pip install openpyxl\)"):
         load_dataset("book.xlsx")
 

@@ -111,6 +111,8 @@ def _read_binary(path: Path, kind: str, header: bool = True) -> pd.DataFrame:
         raise DataValidationError(
             f"{path} holds no table: expected a date column and one column per series, a row per time step."
         )
+    if reader == "read_excel":
+        _warn_if_other_sheets(path)
     raw = _with_index_read(raw)
     if reader == "read_json":
         raw = _epoch_ms_dates(raw)
@@ -119,6 +121,21 @@ def _read_binary(path: Path, kind: str, header: bool = True) -> pd.DataFrame:
     elif reader == "read_excel":
         _check_header_is_not_data(raw, path, ".")
     return raw
+
+
+def _warn_if_other_sheets(path: Path) -> None:
+    """A workbook of several sheets is read by its first: say so, naming them."""
+    import warnings
+
+    with pd.ExcelFile(path) as book:
+        sheets = book.sheet_names
+    if len(sheets) > 1:
+        warnings.warn(
+            f"{path} has {len(sheets)} sheets ({', '.join(map(repr, sheets))}): the first, {sheets[0]!r}, is read. "
+            "Save the one to forecast first, or as a file of its own.",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _with_index_read(raw: pd.DataFrame) -> pd.DataFrame:
