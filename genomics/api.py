@@ -97,6 +97,7 @@ def finetune(
         load_backbone_weights(pretrained)  # and a folder that holds no pretrained model (it failed in fold 1)
     main = is_main_process()  # under DDP, rank 0 writes files, once
     if out is not None:  # before any data is read (the default folder is named after the task: checked once known)
+        out = Path(out).expanduser()  # "~/runs/x": the home folder's, as the shell reads it
         check_run_folder(out, overwrite, resume)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
@@ -130,7 +131,7 @@ def finetune(
         note = f"{len(data)} sequences: the {note}, pooled"
     trained_on = training_record(task_name, chosen, train if data is None else data)
     label = task_name.split(".")[0] if own is not None else task_name  # a file by its stem, as titans-ts files it
-    out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}").expanduser()
+    out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
     checkpoints = prepare_run_folder(out, overwrite, resume)
     labels = (train if data is None else data).label_names()
     settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting

@@ -297,7 +297,7 @@ def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:
     from titans_ts.distributed import is_main_process
 
     check_run_folder(out, overwrite, resume)
-    checkpoints = Path(out).expanduser() / "checkpoints"
+    checkpoints = Path(out) / "checkpoints"
     if not resume and is_main_process():
         shutil.rmtree(checkpoints, ignore_errors=True)  # what --overwrite replaces, old checkpoints included
     return checkpoints
@@ -309,7 +309,7 @@ def check_run_folder(out, overwrite: bool, resume: bool) -> None:
     to resume (a finished run keeps no checkpoints: its metrics.json says it finished)."""
     from titans_ts.io import check_out_folder, holds_checkpoints
 
-    out = Path(out).expanduser()
+    out = Path(out)
     if not resume:
         check_out_folder(out, overwrite)
     elif holds_checkpoints(out / "checkpoints"):

@@ -119,7 +119,7 @@ def plot_evaluation(
 def _save(figure, path) -> Path:
     """Write the figure as PNG, all or nothing, and free it."""
     figure.tight_layout()
-    path = Path(path).expanduser()
+    path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)

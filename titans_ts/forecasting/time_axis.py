@@ -242,16 +242,8 @@ def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
             "give rows at the series' step."
         )
     if step and (gaps != step).any():
-        import warnings
-
         i = int(np.flatnonzero(gaps != step)[0])
-        warnings.warn(
-            f"the new rows skip steps of {step} (e.g. {last if i == 0 else numbers[i - 1]} -> {numbers[i]}): they "
-            "are read as the next steps, so the model reads across the gap as if it were not there. Give the "
-            "missing rows (filled) to keep the series' time.",
-            TimeGapWarning,
-            stacklevel=4,
-        )
+        _warn_skipped(str(step), last if i == 0 else numbers[i - 1], numbers[i], "filled", stacklevel=5)
 
 
 def check_follows(last, rows: pd.Index, step=None, numbered_model: bool = False) -> None:
@@ -348,7 +340,6 @@ def _warn_if_skipped(last, rows: pd.DatetimeIndex, step, origin, wall) -> None:
     """Rows on the grid that skip steps (after `last`, or between each other) are read as the next steps, as
     fit reads its own: say so (a TimeGapWarning, as fit's). Hours are counted in absolute time (daylight
     saving skips no step), days and calendar steps on the wall clock (`origin`, `wall`)."""
-    import warnings
 
     if not _on_days(step):
         given, expected = rows, future_index(last, step, len(rows))
@@ -358,13 +349,20 @@ def _warn_if_skipped(last, rows: pd.DatetimeIndex, step, origin, wall) -> None:
     if len(skips):
         i = skips[0]
         before = last if i == 0 else rows[i - 1]
-        warnings.warn(
-            f"the new rows skip steps of {_step_name(step)} (e.g. {before} -> {rows[i]}): they are read as the next "
-            "steps, so the model reads across the gap as if it were not there. Give the missing rows (filled: "
-            "df.asfreq(step) then df.interpolate()) to keep the series' time.",
-            TimeGapWarning,
-            stacklevel=5,
-        )
+        _warn_skipped(_step_name(step), before, rows[i], "filled: df.asfreq(step) then df.interpolate()", stacklevel=6)
+
+
+def _warn_skipped(step_name: str, before, after, filled: str, stacklevel: int) -> None:
+    """The TimeGapWarning of new rows (dated or numbered) that skip steps of the series, as fit says its own."""
+    import warnings
+
+    warnings.warn(
+        f"the new rows skip steps of {step_name} (e.g. {before} -> {after}): they are read as the next steps, so "
+        f"the model reads across the gap as if it were not there. Give the missing rows ({filled}) to keep the "
+        "series' time.",
+        TimeGapWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def season_from_index(index: pd.Index) -> int | None:
