@@ -402,3 +402,31 @@ def test_the_cycle_memory_check_forecasts_each_origin_from_the_rows_before_it():
     streamed = list(forecasts(doubled, weights, table, settings, 0, 150, 290, lookback, horizon))
     errors = torch.stack([(forecast - truth).square().mean((-1, -2)) for _, forecast, truth in streamed[-20:]])
     assert errors[:, 2].max() < 0.01 < errors[:, 0].min()
+
+
+def test_a_test_run_of_an_earlier_choice_is_set_aside_and_not_counted(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "forecasting"))
+    import long_memory_grid as grid
+
+    def write(model, lookback, search_model):
+        path = tmp_path / grid.run_name("ETTh1", 96, 0, model, lookback)
+        record = {"dataset": "ETTh1", "horizon": 96, "seed": 0, "model": model, "search_model": search_model}
+        path.write_text(json.dumps(record | {"lookback": lookback}))
+        return path
+
+    old_lookback = write(grid.OURS, 96, "variate + error tokens")
+    old_candidate = write(grid.OURS, 336, "variate + error tokens")  # the same file name as the current choice's
+    baseline = write("dlinear", 336, "dlinear")
+    chosen = {"ETTh1": {grid.OURS: ("attention pretrained", 336, 0.8), "dlinear": ("dlinear", 336, 0.9)}}
+    finals, superseded = grid.current_finals({"runs": str(tmp_path)}, chosen)
+    assert list(finals) == [("ETTh1", "dlinear")]
+    assert sorted(superseded) == sorted([old_lookback.name, old_candidate.name])
+
+    grid.set_aside_if_superseded(old_candidate, "attention pretrained", 336)
+    grid.set_aside_if_superseded(baseline, "dlinear", 336)
+    assert not old_candidate.exists() and (tmp_path / "superseded" / old_candidate.name).exists()
+    assert baseline.exists()  # the current choice's run stays where it is
+    write(grid.OURS, 336, "attention pretrained")
+    finals, superseded = grid.current_finals({"runs": str(tmp_path)}, chosen)
+    assert finals[("ETTh1", grid.OURS)][96][0]["search_model"] == "attention pretrained"
+    assert superseded == [old_lookback.name]

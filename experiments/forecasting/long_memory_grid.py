@@ -164,6 +164,7 @@ def _grid_pass(config: dict, search: dict) -> bool:
                 chosen = choices(search, search_records(search), dataset)
                 for label, (model, lookback, _) in (chosen or {}).items():
                     path = runs_of(config) / run_name(dataset, horizon, seed, label, lookback)
+                    set_aside_if_superseded(path, model, lookback)
                     ours = runs_of(config) / run_name(dataset, horizon, seed, OURS, lookback)
                     if label in TRIALS and config["_claims"].in_progress(ours):
                         continue  # ours' run, which scores the trial too, is being made: not a second training
@@ -174,14 +175,49 @@ def _grid_pass(config: dict, search: dict) -> bool:
     return ran
 
 
+def is_current(record: dict, choice: tuple) -> bool:
+    """Whether a test run was made for the choice the search makes now ((search model, lookback, ...)): a later
+    search round may choose another candidate or lookback for the same label, and its file name may be the same."""
+    return (record.get("search_model"), record.get("lookback")) == tuple(choice[:2])
+
+
+def set_aside_if_superseded(path: Path, model: str, lookback: int) -> None:
+    """Move a test run of an earlier choice (another search model under the same file name) to the runs'
+    "superseded" folder, so that the run for the current choice is made and the old one is kept, not counted."""
+    if path.exists() and not is_current(json.loads(path.read_text()), (model, lookback)):
+        aside = path.parent / "superseded"
+        aside.mkdir(exist_ok=True)
+        try:
+            path.rename(aside / path.name)
+        except FileNotFoundError:  # another worker moved it first
+            pass
+
+
+def current_finals(config: dict, chosen: dict) -> tuple[dict, list[str]]:
+    """(the test runs of the current choices: (dataset, label) -> horizon -> seed -> record, the file names of
+    runs made for an earlier choice, which are not counted)."""
+    finals, superseded = {}, []
+    for path in sorted(runs_of(config).glob("*.json")):
+        record = json.loads(path.read_text())
+        choice = (chosen.get(record["dataset"]) or {}).get(record["model"])
+        if choice is None or not is_current(record, choice):
+            superseded.append(path.name)
+            continue
+        finals.setdefault((record["dataset"], record["model"]), {}).setdefault(record["horizon"], {})[
+            record["seed"]
+        ] = record
+    return finals, superseded
+
+
 def _final_run(config, search, path, dataset, horizon, seed, label, model, lookback) -> None:
     from titans_ts.io import atomic_write_text
 
     started, commit = time.time(), git_commit()
     print(f"{path.name}: running", flush=True)
     ours = runs_of(config) / run_name(dataset, horizon, seed, OURS, lookback)
-    if label in TRIALS and ours.exists() and TRIALS[label][0] in json.loads(ours.read_text())["test"]:
-        record = _from_ours(json.loads(ours.read_text()), *TRIALS[label])  # ours' run scored it: the same network
+    ours_record = json.loads(ours.read_text()) if ours.exists() else {}
+    if label in TRIALS and is_current(ours_record, (model, lookback)) and TRIALS[label][0] in ours_record["test"]:
+        record = _from_ours(ours_record, *TRIALS[label])  # ours' run scored it: the same network
     elif label in TRIALS:  # ours ran before this trial existed: ours trained again, once for all its trials
         again = _ours_again(config, search, (dataset, horizon, seed), model, lookback)
         record = _from_ours(again, *TRIALS[label])
@@ -213,10 +249,12 @@ def _ours_again(config, search, cell: tuple, model: str, lookback: int) -> dict:
     stem = Path(run_name(dataset, horizon, seed, OURS, lookback)).stem
     path = runs_of(config) / "models" / f"{stem}-again.json"
     if path.exists():
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        if record.get("search_model", model) == model:  # the early ones, all of one choice, did not name it
+            return record
     keep = runs_of(config) / "models" / f"{stem}-again"
     record = long_memory_run(dataset, horizon, seed, lookback, spec_of(search, model, dataset), test=True, keep=keep)
-    record["git_commit"] = git_commit()
+    record |= {"git_commit": git_commit(), "search_model": model}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return record
@@ -245,14 +283,9 @@ def test_mse(record: dict, mode: str = "online") -> float:
 def report(config: dict) -> str:
     search = search_of(config)
     records = search_records(search)
-    finals = {}
-    for path in sorted(runs_of(config).glob("*.json")):
-        record = json.loads(path.read_text())
-        finals.setdefault((record["dataset"], record["model"]), {}).setdefault(record["horizon"], {})[
-            record["seed"]
-        ] = record
     datasets, horizons, seeds = config["datasets"], config["horizons"], config["seeds"]
     chosen = {dataset: choices(search, records, dataset) for dataset in datasets}
+    finals, superseded = current_finals(config, chosen)
     models = [OURS, *TRIALS, ABLATION, *search["baselines"], *FLOORS]
     lines = [
         "# Issue 28: the long-memory forecaster against the baselines (test, settings chosen on validation)",
@@ -285,6 +318,11 @@ def report(config: dict) -> str:
         + "; ".join(f"{d} {_complete_seeds(finals.get((d, OURS), {}), horizons, seeds)}" for d in planned)
         + "."
     )
+    if superseded:
+        progress += (
+            f" Not counted: {len(superseded)} run(s) made for a choice the search no longer makes (or a dataset it "
+            f"has not chosen for), e.g. {superseded[0]}."
+        )
     lines += [
         "",
         progress,
