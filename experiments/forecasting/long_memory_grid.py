@@ -10,7 +10,9 @@ The choices are not written here by hand: they are read from the validation sear
 - each baseline: its lookback with the lowest mean val MSE;
 - the floors (repeat-last, seasonal naive) at the protocol's lookback.
 A dataset gets test runs only when its search is complete and the config's "selection" says "done" for it
-(the choice is fixed before any test number exists). Then every model runs at every horizon and seed of the
+(the choice is fixed before any test number exists). A search round added after test numbers were known
+says so in its selection ("done, round 4: ...", shown in the report) and its choice's runs replace the
+earlier ones (set aside to the runs' "superseded" folder). Then every model runs at every horizon and seed of the
 config, with every training window; ours is scored online (the memory reads train, val and the earlier
 test rows, learning as it reads) and frozen (reset per window). One JSON per run in the config's "runs";
 the report (config "report") and the plot of val MSE against lookback (config "plot") come from the JSONs.
@@ -159,7 +161,7 @@ def _grid_pass(config: dict, search: dict) -> bool:
     for seed in config["seeds"]:
         for horizon in config["horizons"]:
             for dataset in config["datasets"]:
-                if read_config(config["_path"])["selection"].get(dataset) != "done":
+                if not str(read_config(config["_path"])["selection"].get(dataset)).startswith("done"):
                     continue
                 chosen = choices(search, search_records(search), dataset)
                 for label, (model, lookback, _) in (chosen or {}).items():
@@ -295,7 +297,8 @@ def report(config: dict) -> str:
         "",
         "Protocol: each dataset's TSLib split (ETT 12/4/4 months, weather 70/10/20), scaler fitted on the train "
         "rows, every window (drop_last=False), MSE on the scaled data. Every choice below was made on "
-        "validation MSE by the search before any test number was computed; test runs use every training window.",
+        "validation MSE by the search before any test number was computed (unless its selection below says "
+        "otherwise); test runs use every training window.",
         "",
         "## Choices (from the validation search)",
         "",
