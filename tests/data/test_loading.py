@@ -677,3 +677,18 @@ def test_a_gzip_file_cut_short_is_named_so(tmp_path):
     path.write_bytes(gzip.compress(whole.encode())[:-12])  # the stream's end and its checksum missing
     with pytest.raises(DataValidationError, match="cut short"):
         load_dataset(path)
+
+
+def test_rows_ending_with_a_separator_keep_their_columns_under_their_header(tmp_path):
+    """`2020-01-01 00:00,1.5,2.5,` under `date,x,y`: pandas took the dates as the row index and read x's values
+    as the dates."""
+    hours = pd.date_range("2020-01-01", periods=30, freq="h")
+    lines = ["date,x,y", *(f"{t},{i},{2 * i}," for i, t in enumerate(hours))]
+    (tmp_path / "trailing.csv").write_text("\n".join(lines) + "\n")
+    frame = load_dataset(tmp_path / "trailing.csv")
+    assert list(frame.columns) == ["x", "y"] and frame.index.equals(pd.DatetimeIndex(hours, name="date"))
+    assert frame["y"].tolist() == [2.0 * i for i in range(30)]
+    lines[5] += "7"  # the file's row 6 (row 1: the header)
+    (tmp_path / "extra.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"extra.csv: row 6 has more fields than the header"):
+        load_dataset(tmp_path / "extra.csv")

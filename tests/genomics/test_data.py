@@ -384,3 +384,23 @@ def test_a_table_is_told_from_the_start_of_its_file_even_past_the_bytes_sniffed(
     assert read_csv(tmp_path / "table.txt").label_names() == ["x", "y"]
     with pytest.raises(DataValidationError, match=r"latin.csv, line 2: not UTF-8 text .*save the file as UTF-8"):
         read_csv(tmp_path / "latin.csv")
+
+
+def test_rows_ending_with_a_separator_are_read_as_their_header_says_and_a_repeated_header_is_refused(tmp_path):
+    """Spreadsheets write `ACGT,0,`: pandas took the first column as the row index and shifted every column one
+    place left (the labels read as sequences, the sequences as names)."""
+    from genomics.data.files import read_labels_file, read_unlabelled_csv
+
+    (tmp_path / "trailing.csv").write_text("seq,label\nACGT,0,\nTTTT,1,\n")
+    data = read_csv(tmp_path / "trailing.csv")
+    assert list(data.sequences) == ["ACGT", "TTTT"] and list(data.labels) == [0, 1]
+    (tmp_path / "named.csv").write_text("name,seq\r\nr1,ACGT,\r\nr2,TTTT,\r\n")
+    assert read_unlabelled_csv(tmp_path / "named.csv") == (["ACGT", "TTTT"], ["r1", "r2"])
+    (tmp_path / "labels.tsv").write_text("name\tlabel\none\tpos\t\ntwo\tneg\t\n")
+    assert read_labels_file(tmp_path / "labels.tsv") == {"one": "pos", "two": "neg"}
+    (tmp_path / "extra.csv").write_text("seq,label\nACGT,0,\nTTTT,1,oops\n")
+    with pytest.raises(DataValidationError, match=r"extra.csv: row 3 has more fields than the header has column"):
+        read_csv(tmp_path / "extra.csv")
+    (tmp_path / "twice.csv").write_text("seq,label,label\nACGT,0,1\nTTTT,1,0\n")
+    with pytest.raises(DataValidationError, match=r"names column\(s\) \['label'\] more than once"):
+        read_csv(tmp_path / "twice.csv")

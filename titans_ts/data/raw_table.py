@@ -6,6 +6,7 @@ writes."""
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.Da
     else:
         sep = sep or _sniff_delimiter(path)
         try:
-            raw = pd.read_csv(path, sep=sep, header=0 if header else None)
+            raw = _read_csv(path, sep, header)
         except pd.errors.EmptyDataError:
             raise DataValidationError(
                 f"{path} is empty: expected a date column and one column per series, a row per time step."
@@ -41,13 +42,32 @@ def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.Da
             raise DataValidationError(f"{path}: cannot be read as CSV ({exc}).") from exc
         decimal = "," if sep != "," and _decimal_commas(raw) else "."  # 1,5 for 1.5, as European files write it
         if decimal == ",":
-            raw = _with_thousands_read(pd.read_csv(path, sep=sep, header=0 if header else None, decimal=","))
+            raw = _with_thousands_read(_read_csv(path, sep, header, decimal=","))
         if header:
             _check_header_is_not_data(raw, path, decimal)
             raw = _without_row_numbers(raw)
         else:
             raw.columns = [f"x{i}" for i in range(raw.shape[1])]
     return raw
+
+
+def _read_csv(path: Path, sep: str, header: bool, **options) -> pd.DataFrame:
+    """pd.read_csv, for a table whose rows end with a separator too (as spreadsheets write: `t,1.5,`) read with
+    its columns where the header puts them; pandas would take the first column as the row index and shift every
+    name one column left. A row with something in that extra field is refused, naming it."""
+    raw = pd.read_csv(path, sep=sep, header=0 if header else None, **options)
+    if not header or isinstance(raw.index, pd.RangeIndex):
+        return raw
+    extra = raw.iloc[:, -1]
+    filled = [row for row, cell in enumerate(extra, 2) if not pd.isna(cell) and str(cell).strip()]  # 1: header
+    if filled:
+        raise DataValidationError(
+            f"{path}: row {filled[0]} has more fields than the header has column names ({raw.shape[1]}). Remove "
+            "the extra fields, or name every column in the header."
+        )
+    with warnings.catch_warnings():  # pandas warns of the fields it drops: they are empty
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return pd.read_csv(path, sep=sep, header=0, index_col=False, **options)
 
 
 def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
