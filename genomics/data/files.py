@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomics.data.labelled import LabelledSequences, make_labelled, warn_duplicate_names
+from genomics.data.labelled import MISSING_LABELS, LabelledSequences, make_labelled, warn_duplicate_names
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
@@ -41,14 +41,6 @@ def find_column(columns, wanted: str, default: str, names: tuple) -> str:
         return wanted
     found = column_by_alias(columns, names)
     return wanted if found is None else found
-
-
-# The cells read as no label: pandas' default missing-value strings (R's write.csv writes NA), exact case, so
-# that a class named "none" stays a class.
-MISSING_LABELS = frozenset(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"]
-    + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-)
 
 
 def read_labels(cells) -> list:

@@ -19,6 +19,13 @@ from titans_ts.errors import (
 )
 from titans_ts.io import plain
 
+# The cells (and text labels) read as no label: pandas' default missing-value strings (R's write.csv writes NA),
+# exact case, so that a class named "none" stays a class.
+MISSING_LABELS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"]
+    + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
 
 @dataclass
 class LabelledSequences:
@@ -126,13 +133,17 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
                 "sequence (a 1-D list, not one-hot rows)."
             )
-        if label is None or pd.isna(label):
+        if label is None or pd.isna(label) or (isinstance(label, str) and label.strip() in MISSING_LABELS):
             named = f" ({names[row - 1]!r})" if names is not None else ""
             raise DataValidationError(
-                f"{source}: sequence {row}{named} has no label (an empty cell, NA, N/A, NaN, null or None): give it "
-                "one, or leave the sequence out."
+                f"{source}: sequence {row}{named} has no label ({plain(label)!r}: an empty cell, NA, N/A, NaN, null "
+                "or None, or that as text, as str() writes a missing value): give it one, or leave the sequence out."
             )
-    classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
+    if classes is None:  # the classes are being made: one kind of label, no text that stands for a missing one
+        check_one_kind(labels, source)
+        classes = sorted(set(labels), key=_sort_key)
+    else:
+        classes = list(classes)
     lookup = {label: i for i, label in enumerate(classes)}
     unknown = [label for label in labels if label not in lookup]
     if unknown:
@@ -154,6 +165,10 @@ def as_list(values, what: str, source: str) -> list:
             f"{source}: expected a list of {what}; got a DataFrame of columns {list(values.columns)}: give the "
             f"column of {what} (a Series, e.g. df[{values.columns[0]!r}])."
         )
+    if isinstance(values, (dict, set, frozenset)):  # a list of a dict is its keys; a set has no order
+        kind = type(values).__name__
+        hint = "its values in the sequences' order" if isinstance(values, dict) else "one per sequence, in order"
+        raise DataValidationError(f"{source}: expected a list of {what}; got a {kind}: give a list ({hint}).")
     try:
         return list(values)
     except TypeError:
@@ -186,6 +201,20 @@ def label_kind(label) -> str:
     if isinstance(label, numbers.Number):
         return "number"
     return "text" if isinstance(label, str) else type(label).__name__
+
+
+def check_one_kind(labels, source: str) -> None:
+    """The labels a classifier's classes are made of are of one kind: the number 1 and the text '1' would be two
+    classes (a column read partly as numbers, or labels joined from two sources), so a mix is refused."""
+    kinds = {}
+    for label in labels:
+        kinds.setdefault(label_kind(label), label)
+    if len(kinds) > 1:
+        shown = ", ".join(f"{LABEL_KINDS.get(k, (k,))[0]} ({plain(label)!r})" for k, label in kinds.items())
+        raise DataValidationError(
+            f"{source}: the labels mix kinds: {shown}; each kind would make classes of its own (1 and '1' two "
+            "classes). Give every label as one kind, e.g. all as text or all as numbers."
+        )
 
 
 def check_label_kinds(labels, classes: list, source: str) -> None:

@@ -404,3 +404,22 @@ def test_rows_ending_with_a_separator_are_read_as_their_header_says_and_a_repeat
     (tmp_path / "twice.csv").write_text("seq,label,label\nACGT,0,1\nTTTT,1,0\n")
     with pytest.raises(DataValidationError, match=r"names column\(s\) \['label'\] more than once"):
         read_csv(tmp_path / "twice.csv")
+
+
+def test_labels_as_a_dict_a_mix_of_kinds_or_the_text_of_a_missing_value_are_refused_not_made_classes():
+    """A dict's list is its keys (every sequence its own class); 0 and '1' made three classes [0, 1, '1']; the
+    text 'nan' (str of a NaN) became a class, where the file readers read it as no label."""
+    sequences = ["ACGT", "TTTT", "GGGG", "CCCC"]
+    with pytest.raises(DataValidationError, match=r"got a dict: give a list \(its values in the sequences' order\)"):
+        make_labelled(sequences, dict(enumerate([0, 1, 1, 0])))
+    with pytest.raises(DataValidationError, match=r"got a set"):
+        make_labelled(sequences, {0, 1, 2, 3})
+    with pytest.raises(DataValidationError, match=r"the labels mix kinds: a number \(0\), text \('1'\)"):
+        make_labelled(sequences, [0, 1, 0, "1"])
+    with pytest.raises(DataValidationError, match=r"the labels mix kinds: True or False \(True\), a number \(1\)"):
+        make_labelled(sequences, [True, False, 1, 0])
+    for missing in ("nan", "NA", " None ", ""):
+        with pytest.raises(DataValidationError, match=r"sequence 3 has no label"):
+            make_labelled(sequences, ["neg", "pos", missing, "pos"])
+    assert make_labelled(sequences, [np.int64(1), 0, 1.0, 0]).classes == [0, 1]  # numbers of any type: one kind
+    assert make_labelled(sequences, ["none", "pos", "none", "pos"]).classes == ["none", "pos"]  # exact case
