@@ -12,7 +12,9 @@ import numpy as np
 from genomics import pretraining
 from genomics.classifier import DNAClassifier
 from genomics.data.files import (
+    check_readable,
     is_csv,
+    names_a_file,
     read_csv,
     read_fasta,
     read_fasta_with_labels,
@@ -59,6 +61,8 @@ def load_labelled(source: str, labels=None):
                 read_fasta(path)  # names what it is, at the line that shows it
             raise ConfigError(f"{source} is FASTA: pass its labels too (--labels LABELS.csv with name,label).")
         return read_fasta_with_labels(path, labels)
+    if names_a_file(source):  # mydata.txt, not there: a path to check, not an unknown task
+        check_readable(path)
     if labels is not None:
         raise ConfigError(f"--labels goes with a FASTA file; {source} is not a file here (a task brings its labels).")
     return None
@@ -129,6 +133,9 @@ def finetune(
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
         note = f"{len(data)} sequences: the {note}, pooled"
+    # the folds are drawn before the run folder is made: --folds 1, or more folds than a class has sequences, is
+    # refused with nothing written
+    splits = stratified_folds(data, folds, params.get("seed", 0)) if chosen == "cv" else None
     trained_on = training_record(task_name, chosen, train if data is None else data)
     label = task_name.split(".")[0] if own is not None else task_name  # a file by its stem, as titans-ts files it
     out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
@@ -156,7 +163,7 @@ def finetune(
             save_with_record(model, out / "model", trained_on)
     else:
         fold_results, first_model = [], None
-        for index, (train_index, test_index) in enumerate(stratified_folds(data, folds, params.get("seed", 0))):
+        for index, (train_index, test_index) in enumerate(splits):
             done = checkpoints / f"fold{index}.json"
             if resume and done.is_file():  # finished before the run was stopped
                 fold_results.append(json.loads(done.read_text(encoding="utf-8")))
@@ -307,8 +314,9 @@ def leakage_sequences(tasks, data_root=None) -> list[str]:
     CSV with a seq column, or FASTA) gives all its sequences."""
     sequences = []
     for name in tasks:
-        path = Path(name)
-        if path.is_file():  # the user's own evaluation data
+        path = Path(name).expanduser()
+        if names_a_file(name):  # the user's own evaluation data
+            check_readable(path)
             if is_csv(path):
                 sequences += read_unlabelled_csv(path)[0]
             else:

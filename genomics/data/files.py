@@ -189,6 +189,18 @@ def _first_undecodable_line(start: FileStart) -> int:
     return 0
 
 
+# What a data file's name ends with: a name so written (or one with a folder in it) names a file, never a task.
+DATA_SUFFIXES = (*TABLE_SUFFIXES, ".txt", ".fa", ".fasta", ".fna", ".fas", ".gz", ".bz2", ".xz", ".zst")
+
+
+def names_a_file(name) -> bool:
+    """Whether `name` is meant as a file (whether or not one is there): it exists, has a folder in it, starts
+    with ~ or ., or ends as a data file does; else it may be a task's name."""
+    text = str(name)
+    path = Path(text)
+    return path.exists() or len(path.parts) > 1 or text.startswith(("~", ".")) or text.lower().endswith(DATA_SUFFIXES)
+
+
 def check_readable(path) -> None:
     """A DataValidationError naming `path` when it is missing or a folder: checked before any work."""
     path = Path(path)

@@ -281,8 +281,9 @@ def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
 
 
 def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
-    """Missing, empty or unreadable files, an output path that is a folder or the input itself, labels the
-    model does not know, one class only, a window too short: exit 2, the file named, nothing written."""
+    """Missing, empty or unreadable files (a .txt table or an --exclude file too, not read as unknown tasks), an
+    output path that is a folder or the input itself, labels the model does not know, one class only, a window too
+    short, folds the data cannot hold: exit 2, the file named, nothing written."""
     sequences, labels = _toy(30)
     DNAClassifier(**TINY).fit(sequences, labels).save(tmp_path / "model")
     model = str(tmp_path / "model")
@@ -311,13 +312,26 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
             ["pretrain", "--corpus", str(tmp_path / "ok.fa"), "--window", "0", "--out", str(tmp_path / "run3")],
             "--window 0",
         ),
+        (
+            ["finetune", str(tmp_path / "ints.csv"), "--scratch", "--folds", "1", "--out", str(tmp_path / "run4")],
+            "folds must be >= 2",
+        ),
+        (
+            ["finetune", str(tmp_path / "ints.csv"), "--scratch", "--folds", "30", "--out", str(tmp_path / "run5")],
+            "fewer sequences than --folds 30",
+        ),
+        (["finetune", str(tmp_path / "mine.txt"), "--out", str(tmp_path / "run6")], "mine.txt does not exist"),
+        (
+            ["pretrain", "--corpus", str(tmp_path / "ok.fa"), "--exclude", "gone.csv", "--out", str(tmp_path / "run7")],
+            "gone.csv does not exist",
+        ),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
     assert (tmp_path / "ok.fa").read_text() == original and not any((tmp_path / "folder").iterdir())
-    assert not any((tmp_path / f"run{i}").exists() for i in (1, 2, 3))
+    assert not any((tmp_path / f"run{i}").exists() for i in range(1, 8))  # refused settings write no run folder
 
 
 def test_a_pretrained_folder_given_by_a_relative_path_is_saved_by_its_absolute_one(monkeypatch, tmp_path):
