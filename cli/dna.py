@@ -66,6 +66,13 @@ def finetune(
         rich_help_panel=DATA,
     ),
     folds: int = typer.Option(5, help="Folds of the stratified cross-validation.", rich_help_panel=DATA),
+    refit: bool = typer.Option(
+        False,
+        "--refit",
+        help="After the cross-validation, train the saved model on every sequence (one more training); without "
+        "it, model/ is fold 0's, trained on the other folds.",
+        rich_help_panel=DATA,
+    ),
     labels: Path = typer.Option(
         None,
         help="When DATASET is a FASTA file: a CSV or TSV with a name (or id) and a label (or class) column.",
@@ -90,16 +97,14 @@ def finetune(
     stride: int = typer.Option(None, help="With --scratch: bases per memory token.", rich_help_panel=MODEL),
     epochs: int = typer.Option(
         None,
-        help="Most fine-tuning epochs per fold (early stopping on a 10% validation split). \\[default: the model's]",
+        help="Most fine-tuning epochs per fold (early stopping on a 10% validation split). \\[default: 12]",
         rich_help_panel=TRAINING,
     ),
-    batch_size: int = typer.Option(
-        None, help="Sequences per batch. \\[default: the model's]", rich_help_panel=TRAINING
-    ),
-    lr: float = typer.Option(None, help="Peak learning rate. \\[default: the model's]", rich_help_panel=TRAINING),
+    batch_size: int = typer.Option(None, help="Sequences per batch. \\[default: 32]", rich_help_panel=TRAINING),
+    lr: float = typer.Option(None, help="Peak learning rate. \\[default: 0.001]", rich_help_panel=TRAINING),
     train_crop: int = typer.Option(
         None,
-        help="Train on random windows of this many bases (0: whole sequences). \\[default: the model's]",
+        help="Train on random windows of this many bases (0: whole sequences). \\[default: 0]",
         rich_help_panel=TRAINING,
     ),
     seed: int = typer.Option(0, help="Random seed (folds and training).", rich_help_panel=TRAINING),
@@ -117,15 +122,21 @@ def finetune(
     scale_out: dict = SCALE_OUT,
 ) -> None:
     """Fine-tune on a task and print accuracy, naming the protocol used (CV when only one split is here)."""
-    from genomics.api import finetune_chosen
+    from genomics.api import finetune_chosen, run_histories
 
     def announce(fold: int, folds: int, train: int, test: int) -> None:
-        console.print(f"Fold {fold + 1} of {folds} (cross-validation): training on {train} sequences, scoring {test}.")
+        if fold == folds:
+            console.print(f"Refit: training the model to keep on all {train} sequences.")
+        else:
+            console.print(
+                f"Fold {fold + 1} of {folds} (cross-validation): training on {train} sequences, scoring {test}."
+            )
 
     result = finetune_chosen(
         dataset,
         protocol=protocol,
         folds=folds,
+        refit=refit,
         out=out,
         **run_folder,
         labels=labels,
@@ -171,10 +182,10 @@ def finetune(
     console.print(table)
     from titans_ts.training import stop_note
 
-    histories = [fold["history"] for fold in result.get("folds", [])] or [result["history"]]
+    histories = run_histories(result)
     for note in dict.fromkeys(filter(None, (stop_note(h, max_minutes) for h in histories))):
         console.print(f"[bold yellow]{note}[/]", highlight=False)
-    model = "model/: the fold-0 model" if "folds" in result else "model/"
+    model = f"model/: {result['saved_model']}" if "folds" in result else "model/"
     console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, {model}).")
     exit_if_interrupted(*histories)
 

@@ -79,11 +79,16 @@ def finetune(
     resume: bool = False,
     checkpoint_every: float | None = None,
     on_fold=None,
+    refit: bool = False,
     **params,
 ) -> dict:
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
-    on_fold(fold, folds, train_sequences, test_sequences): called (on rank 0) as each fold's training starts.
+    Under CV the saved model is fold 0's (trained on (k-1)/k of the data, less its validation split), unless
+    `refit`: once every fold has finished, one more training on every sequence makes the saved model (the
+    accuracy is still the folds'; the refitted model has no held-out score of its own).
+    on_fold(fold, folds, train_sequences, test_sequences): called (on rank 0) as each fold's training starts,
+    and with fold == folds for the refit.
     params: DNAClassifier's parameters, device="auto" | "cpu" | "cuda" among them.
     Checkpoints go to `out/checkpoints`: each fold's training (every validated epoch, and every
     `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
@@ -106,6 +111,10 @@ def finetune(
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
+    if refit and protocol == "official":
+        raise ConfigError(
+            "refit goes with cross-validation: under the official split the model trains on its train split."
+        )
     own = load_labelled(dataset, labels)
     if own is not None:
         if len(own.classes) < 2:
@@ -144,7 +153,13 @@ def finetune(
     settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
     kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
     run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
-    check_run_settings(checkpoints, run | ({"folds": folds} if chosen == "cv" else {}), resume, main)
+    if refit and chosen != "cv":
+        raise ConfigError(
+            f"{task_name}: refit goes with cross-validation, and this run uses the official split (its model trains "
+            "on the train split): add --protocol cv to refit on every sequence."
+        )
+    cv = {"folds": folds} | ({"refit": True} if refit else {})
+    check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
         """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
@@ -196,9 +211,16 @@ def finetune(
             first_model = first_model or model
             if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
                 break
-        if main:  # only once every fold has finished: a failed run leaves no model
-            save_with_record(first_model, out / "model", trained_on)
         finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
+        refitted = None
+        if refit and len(finished) == folds:  # the model to keep, trained on every sequence
+            if on_fold is not None and main:
+                on_fold(folds, folds, len(data), 0)
+            refitted, again = classifier("all")
+            refitted.fit(data.sequences, data.label_names(), resume=again)
+        kept = refitted if refitted is not None and refitted.history_["stop_reason"] != "interrupted" else None
+        if main and (kept is not None or not refit):  # only once every training has finished: else no model
+            save_with_record(kept or first_model, out / "model", trained_on)
         protocol = f"stratified {folds}-fold cross-validation"
         if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
             protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
@@ -208,8 +230,10 @@ def finetune(
             "accuracy": statistics.mean(finished) if finished else None,
             "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
             "folds": fold_results,
-            "saved_model": "the fold-0 model",
+            "saved_model": _saved_model(refit, kept, len(data), fold_results, len(finished) == folds),
         }
+        if refitted is not None:
+            result["refit"] = {"sequences": len(data), "history": refitted.history_}
     if not main:
         return {"out": str(out), "rank": rank_and_world()[0]}
     result.update(
@@ -223,7 +247,7 @@ def finetune(
         }
     )
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=json_value))
-    histories = [f["history"] for f in result.get("folds", [])] or [result["history"]]
+    histories = run_histories(result)
     finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
     result["out"] = str(out)
     return result
@@ -264,6 +288,28 @@ def save_with_record(model: DNAClassifier, folder: Path, trained_on: dict) -> No
     """Save `model` with `trained_on` (training_record) in its history (a copy: the run's own records keep theirs)."""
     model.history_ = {**model.history_, "trained_on": trained_on}
     model.save(folder)
+
+
+def run_histories(result: dict) -> list[dict]:
+    """Every training of a fine-tuning run's result: each fold's and the refit's, or the official split's."""
+    folds = [f["history"] for f in result.get("folds", [])]
+    return [*folds, result["refit"]["history"]] if "refit" in result else folds or [result["history"]]
+
+
+def _saved_model(refit: bool, kept, sequences: int, fold_results: list, complete: bool) -> str:
+    """What a CV run saved as its model/, in words."""
+    if kept is not None:
+        return f"trained on all {sequences} sequences after the cross-validation (refit)"
+    if refit:
+        stopped = "the refit on all sequences" if complete else "the folds"
+        return f"none yet: {stopped} did not finish (--resume finishes the run)"
+    if not fold_results:
+        return "the fold-0 model"
+    trained = sequences - fold_results[0]["test_sequences"]
+    return (
+        f"the fold-0 model (trained on {trained} of the {sequences} sequences, less its validation split; --refit "
+        "trains it on all)"
+    )
 
 
 def finetune_chosen(

@@ -228,6 +228,32 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     assert evaluated.exit_code == 0 and "Accuracy" in evaluated.output
 
 
+def test_refit_saves_a_model_trained_on_every_sequence_after_the_folds(labelled_csv):
+    """Without --refit the saved model is fold 0's (20 of the 40 sequences here) and says so; with it, one more
+    training on all 40 makes model/: the same network a DNAClassifier fitted on the whole file is."""
+    folder = labelled_csv
+    args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--epochs", "1", "--dim", "16"]
+    plain = runner.invoke(app, [*args, "--out", str(folder / "fold0")], env={"COLUMNS": "300"})
+    assert plain.exit_code == 0, plain.output
+    assert "model/: the fold-0 model (trained on 20 of the 40 sequences, less its validation split" in plain.output
+    result = runner.invoke(app, [*args, "--refit", "--out", str(folder / "refit")], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "Refit: training the model to keep on all 40 sequences." in result.output
+    metrics = json.loads((folder / "refit" / "metrics.json").read_text())
+    assert metrics["saved_model"].startswith("trained on all 40 sequences") and metrics["refit"]["sequences"] == 40
+    assert [f["accuracy"] for f in metrics["folds"]] == [  # the folds are the same runs with or without the refit
+        f["accuracy"] for f in json.loads((folder / "fold0" / "metrics.json").read_text())["folds"]
+    ]
+    saved = DNAClassifier.load(folder / "refit" / "model")
+    params = {k: v for k, v in saved.get_params().items() if k not in ("checkpoint_dir", "checkpoint_minutes")}
+    table = pd.read_csv(folder / "toy.csv")
+    whole = DNAClassifier(**params, checkpoint_minutes=None).fit(table["seq"].tolist(), table["label"].tolist())
+    probe = table["seq"].tolist()[:8]
+    np.testing.assert_allclose(saved.predict_proba(probe), whole.predict_proba(probe), atol=1e-6)
+    official = runner.invoke(app, [*args, "--refit", "--protocol", "official"])
+    assert official.exit_code == 2 and "refit goes with cross-validation" in official.stderr
+
+
 def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
     import genomic_benchmarks.loc2seq
 
