@@ -779,3 +779,16 @@ def test_a_files_run_is_filed_under_its_stem(labelled_csv, tmp_path, monkeypatch
     args = ["finetune", str(labelled_csv / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
     assert runner.invoke(app, [*args, "--folds", "2"]).exit_code == 0
     assert (tmp_path / "runs" / "dna-toy-lmm-s0" / "metrics.json").is_file()
+
+
+def test_finetune_help_shows_the_classifiers_own_defaults():
+    """The recipe options default to None (not given: the classifier's default); their help names that default,
+    which must stay the classifier's."""
+    import inspect
+
+    defaults = inspect.signature(DNAClassifier).parameters
+    shown = " ".join(runner.invoke(app, ["finetune", "--help"], env={"COLUMNS": "300"}).output.split())
+    for option, name in (("epochs", "epochs"), ("batch-size", "batch_size"), ("lr", "lr")):
+        assert f"[default: {defaults[name].default}]" in shown.split(f"--{option}", 1)[1].split("--", 1)[0], option
+    assert defaults["train_crop"].default is None  # shown as 0: whole sequences
+    assert "(0: whole sequences). [default: 0]" in shown
