@@ -186,7 +186,8 @@ def finetune(
     for note in dict.fromkeys(filter(None, (stop_note(h, max_minutes) for h in histories))):
         console.print(f"[bold yellow]{note}[/]", highlight=False)
     model = f"model/: {result['saved_model']}" if "folds" in result else "model/"
-    console.print(f"{result['wall_seconds']:.0f} s. Saved to {result['out']}/ (metrics.json, {model}).")
+    took = f"{result['wall_seconds']:.0f} s" + (" (this resumed part)" if result.get("resumed") else "")
+    console.print(f"{took}. Saved to {result['out']}/ (metrics.json, {model}).")
     exit_if_interrupted(*histories)
 
 

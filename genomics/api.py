@@ -158,7 +158,7 @@ def finetune(
             f"{task_name}: refit goes with cross-validation, and this run uses the official split (its model trains "
             "on the train split): add --protocol cv to refit on every sequence."
         )
-    cv = {"folds": folds} | ({"refit": True} if refit else {})
+    cv = {"folds": folds, "refit": refit}  # a resume that adds or drops --refit is refused: the run's model differs
     check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
 
     def classifier(name: str) -> tuple[DNAClassifier, bool]:
@@ -242,7 +242,8 @@ def finetune(
             "note": note,
             "classes": [str(c) for c in data.classes] if data else [str(c) for c in train.classes],
             "params": params,
-            "wall_seconds": time.time() - started,
+            "wall_seconds": time.time() - started,  # of this command: with --resume, the part it ran
+            "resumed": resume,
             "titans_ts_version": __version__,
         }
     )

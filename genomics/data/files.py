@@ -61,10 +61,14 @@ def read_labels(cells) -> list:
 
 
 def read_sequence_table(path, what: str, sequence_column: str = "seq") -> tuple[pd.DataFrame, str]:
-    """A CSV of sequences, its sequence column read as text (an empty cell is an empty sequence), and that
-    column's name (`find_column`). Every cell is read as text: "NA" is a sequence (N, A), not a missing one."""
+    """A CSV of sequences, its sequence column read as text without surrounding spaces (an empty cell is an empty
+    sequence), and that column's name (`find_column`). Every cell is read as text: "NA" is a sequence (N, A), not
+    a missing one."""
     frame = read_table(path, what, dtype=str, keep_default_na=False)  # one read: every column is text
-    return frame, find_column(frame.columns, sequence_column, "seq", SEQUENCE_NAMES)
+    column = find_column(frame.columns, sequence_column, "seq", SEQUENCE_NAMES)
+    if column in frame.columns:  # " ACGT " as a padded cell: the bases, as a FASTA line's spaces are dropped
+        frame[column] = frame[column].str.strip()
+    return frame, column
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")

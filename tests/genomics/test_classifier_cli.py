@@ -509,6 +509,7 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     for changed, named in (
         (["--folds", "3"], "folds: 2 then, 3 now"),
         (["--folds", "2", "--epochs", "2"], "epochs: 1 then, 2 now"),
+        (["--folds", "2", "--epochs", "1", "--refit"], "refit: False then, True now"),
     ):
         refused = runner.invoke(app, [*args[:-2], *changed, *early], env={"COLUMNS": "300"})
         said = " ".join(refused.output.split())
@@ -521,6 +522,7 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     # the default batch size, now given: the same setting (the options typed were compared, not the settings)
     resumed = runner.invoke(app, [*args, "--folds", "2", "--batch-size", "32", *early], env={"COLUMNS": "300"})
     assert resumed.exit_code == 0, resumed.output
+    assert " s (this resumed part). Saved to" in " ".join(resumed.output.split())  # not the whole run's time
 
 
 def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys, tmp_path):

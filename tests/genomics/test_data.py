@@ -391,7 +391,7 @@ def test_rows_ending_with_a_separator_are_read_as_their_header_says_and_a_repeat
     place left (the labels read as sequences, the sequences as names)."""
     from genomics.data.files import read_labels_file, read_unlabelled_csv
 
-    (tmp_path / "trailing.csv").write_text("seq,label\nACGT,0,\nTTTT,1,\n")
+    (tmp_path / "trailing.csv").write_text("seq,label\n ACGT ,0,\nTTTT,1,\n")  # a padded cell: its bases
     data = read_csv(tmp_path / "trailing.csv")
     assert list(data.sequences) == ["ACGT", "TTTT"] and list(data.labels) == [0, 1]
     (tmp_path / "named.csv").write_text("name,seq\r\nr1,ACGT,\r\nr2,TTTT,\r\n")
