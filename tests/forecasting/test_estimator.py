@@ -1,3 +1,4 @@
+import copy
 import re
 import warnings
 
@@ -351,6 +352,21 @@ def test_the_fitted_column_names_are_kept_as_scikit_learn_keeps_them(fitted, ser
     assert hasattr(refitted.fit(series.to_numpy()), "feature_names_in_") is False  # an earlier fit's dropped
     fitted.save(tmp_path / "model")
     assert list(TitansForecaster.load(tmp_path / "model").feature_names_in_) == list(series.columns)
+
+
+def test_columns_the_model_does_not_read_are_not_validated_either(fitted, series):
+    """A text note or an empty column beside the fitted ones was refused by predict and update (as missing
+    values, non-numeric), though they are not read, as the CLI's predict and the docs say."""
+    noted = series.assign(note="checked", empty=np.nan)
+    pd.testing.assert_frame_equal(fitted.predict(noted), fitted.predict(series))
+    after = pd.date_range(series.index[-1], periods=6, freq=pd.infer_freq(series.index[:10]))[1:]
+    new_rows = pd.DataFrame(series.iloc[-5:].to_numpy(), index=after, columns=series.columns)
+    plain, noted_rows = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    plain.update(new_rows)
+    noted_rows.update(new_rows.assign(note="x"))
+    pd.testing.assert_frame_equal(noted_rows.predict(), plain.predict())
+    with pytest.raises(DataValidationError, match="non-numeric"):  # a fitted column missing: the frame as given
+        fitted.predict(noted.drop(columns=["c0"]))
 
 
 def test_bad_inputs(fitted, series, tmp_path):

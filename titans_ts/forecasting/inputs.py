@@ -20,7 +20,7 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
     names: a fitted model's columns; an array takes them by position (as scikit-learn reads an array given to a
     model fitted on a DataFrame), so an array of another width is refused."""
     if isinstance(X, pd.DataFrame):
-        frame = _dated_by_its_column(X)
+        frame = _only_fitted(_dated_by_its_column(X), names)
     elif isinstance(X, pd.Series) and _is_a_row(X, names):  # df.iloc[i]: one row, named by its time
         frame = pd.DataFrame([X.to_numpy()], columns=X.index, index=pd.Index([X.name]))
     elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's
@@ -53,6 +53,16 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
         frame = frame.set_axis(parse_dates(pd.Series(frame.index), "the input data", str(name)), axis=0)
     _warn_if_shuffled(frame.index)
     return validate_frame(frame, source="the input data", in_memory=True)
+
+
+def _only_fitted(frame: pd.DataFrame, names: list | None) -> pd.DataFrame:
+    """A fitted model's columns of `frame` when it holds them all: the others (a note in text, an empty column)
+    are not read, so not validated either; else the frame as it is (fitted_columns names what it lacks)."""
+    if names is None:
+        return frame
+    wanted = {str(n) for n in names}
+    kept = [c for c in frame.columns if str(c) in wanted]
+    return frame[kept] if len(kept) == len(wanted) < frame.shape[1] else frame
 
 
 def _warn_if_shuffled(index: pd.Index) -> None:
