@@ -174,7 +174,7 @@ def test_rows_numbered_at_a_constant_step_are_forecast_at_that_step(series, tmp_
 def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
     """Rows numbered like the fitted ones must come after them (they were read again, or before, silently, and
     numbered by their count: the forecast after 1359 was numbered 1370); a model fitted on rows without numbers
-    of their own counts any rows on."""
+    of their own counts any rows on but dated ones."""
     numbered = series.reset_index(drop=True).set_axis(pd.RangeIndex(1000, 1000 + len(series)))
     model = TitansForecaster(**{**TINY, "epochs": 1}).fit(numbered.iloc[:350])
     for rows in (numbered.iloc[340:360], numbered.iloc[5:15]):  # read already, or before
@@ -195,6 +195,15 @@ def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
     for i in range(3):
         unnumbered.update(live.iloc[i : i + 1])
     assert unnumbered.predict().index[0] == 353
+    with pytest.raises(DataValidationError, match=r"numbered up to 352; the new rows are dated"):  # counted as steps
+        unnumbered.update(series.iloc[353:355])
+    # a file without timestamps is read numbered by its steps from 0 (index 'step'): those numbers are its own, so
+    # a slice of it read again is refused (it was read twice, and the forecast numbered 10 steps late)
+    stepped = series.reset_index(drop=True).rename_axis("step")
+    from_file = TitansForecaster(**{**TINY, "epochs": 1}).fit(stepped.iloc[:350])
+    with pytest.raises(DataValidationError, match=r"give only the rows after the last one already read \(349\)"):
+        from_file.update(stepped.iloc[340:350])
+    assert from_file.update(stepped.iloc[350:352]).predict().index[0] == 352
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):

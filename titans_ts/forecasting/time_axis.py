@@ -213,8 +213,9 @@ def _in_zone_of(last: pd.Timestamp, stamp: pd.Timestamp) -> pd.Timestamp:
 
 def numbered(rows: pd.Index) -> bool:
     """Whether rows carry numbers of their own: an index of whole numbers other than a frame's default one
-    (0, 1, 2, ...: an array's, or a DataFrame built without an index), which numbers nothing."""
-    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1
+    (0, 1, 2, ... without a name: an array's, or a DataFrame built without an index), which numbers nothing. A
+    file without timestamps is read numbered by its steps (load_dataset's index 'step', from 0): its own."""
+    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1 and rows.name is None
     return pd.api.types.is_integer_dtype(rows) and not default
 
 
@@ -252,9 +253,14 @@ def check_follows(last, rows: pd.Index, step=None, numbered_model: bool = False)
     its grid or at another step (`_check_on_grid`; gaps of whole steps pass). Checked before anything is read.
     Rows without timestamps (an array) cannot be checked, nor dated: refused after dated ones. A model that
     read numbered rows (`numbered_model`: an integer index of its own) checks numbered ones alike
-    (`_check_numbers_follow`); one that read rows without numbers counts any rows on."""
+    (`_check_numbers_follow`); one that read rows without numbers counts any rows on (a new frame's rows, read
+    one by one, are numbered 0, 1, 2 by their frame), but refuses dated ones."""
     if isinstance(last, (int, np.integer)):
-        return _check_numbers_follow(int(last), rows, step) if numbered_model else None
+        if numbered_model:
+            return _check_numbers_follow(int(last), rows, step)
+        if isinstance(rows, pd.DatetimeIndex):  # dated: the model counts steps, and would number them so
+            return _check_numbers_follow(int(last), rows, None)
+        return None
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
