@@ -241,6 +241,7 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["--season", "12"], "--season 12 would be ignored (only seasonal naive repeats a season; the floors find"),
         (["--patch-len", "4"], "--patch-len 4 would be ignored (only patch tokens are cut into patches): add --tokens"),
         (["--calibrate", "conformal"], "--calibrate conformal would be ignored (it calibrates quantile levels): add"),
+        (["--mode", "history", "--patch-len", "8", "--batch-size", "7"], "--batch-size 7 would be ignored (--mode"),
     ]
     cases += [(["fit", "--dataset", str(mine), *SMALL, *option], message) for option, message in ignored]
     for args, message in cases:

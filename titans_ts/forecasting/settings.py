@@ -207,7 +207,8 @@ def used_sizes_problems(params: dict) -> list[str]:
 def ignored_problems(params: dict, given) -> list[str]:
     """Settings a run's caller gave (`given`, not at their defaults) that its model would ignore: a season for a
     variant other than seasonal_naive, a window model's patch length or stride without patch tokens, a
-    calibration without quantiles (as history-only settings are refused in window mode). Only what was given:
+    calibration without quantiles, a batch size in history mode without local_pretrain (as history-only
+    settings are refused in window mode). Only what was given:
     the estimator takes any value of a setting its model ignores, so one dict of settings serves many models."""
     from titans_ts.forecasting.model import UNTRAINED, VARIANTS, reads_patches
 
@@ -222,6 +223,12 @@ def ignored_problems(params: dict, given) -> list[str]:
         unused |= dict.fromkeys(("patch_len", "stride"), patches)
     if params["quantiles"] is None:
         unused["calibrate"] = ("it calibrates quantile levels", "quantiles=0.1,0.5,0.9")
+    if not window and not params.get("local_pretrain"):  # history mode trains on `streams` segments at a time
+        unused["batch_size"] = (
+            "mode=history trains on contiguous segments, as many at a time as streams says; only the window model "
+            "of local_pretrain trains on batches",
+            "local_pretrain=True",
+        )
     return [
         f"{name}={params[name]!r} would be ignored ({why}): add {used}, or leave it out"
         for name, (why, used) in unused.items()
