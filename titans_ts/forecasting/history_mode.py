@@ -248,7 +248,8 @@ def check_carried_from(estimator) -> None:
             f"online_from={estimator.online_from!r} was set after fit, but the memory that predict(), update() and "
             f"save() carry on was read from {'the series' if fitted == 'start' else 'the test split'}'s first row "
             f"(online_from={fitted!r} at fit). Fit again with online_from={estimator.online_from!r}, or set it "
-            "back; evaluate(df, online=True) and predict(df) read as it says."
+            "back; evaluate(df, online=True) reads as it says (and predict(df) reads df from its first row, whatever "
+            "online_from says)."
         )
 
 
