@@ -90,7 +90,7 @@ def _training(help: str, chosen: bool = True, default=None):
     return typer.Option(default, help=help + (CHOSEN if chosen else ""), rich_help_panel=TRAINING)
 
 
-EPOCHS = _training("Maximum epochs (early stopping on validation MSE may stop sooner).")
+EPOCHS = _training("Maximum epochs (early stopping on validation MSE, pinball loss with --quantiles, may stop sooner).")
 
 
 @app.command()
@@ -395,7 +395,8 @@ def evaluate(
     device: str = DEVICE,
     overwrite: bool = REPLACE_FILES,
 ) -> None:
-    """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data).
+    """Evaluate a saved model on a dataset under its protocol: val and test MSE / MAE (scaled data), and with
+    quantiles their coverage, width and pinball loss.
 
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
     from titans_ts.forecasting.api import evaluate_saved

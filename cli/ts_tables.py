@@ -66,6 +66,9 @@ def print_quantile_scores(metrics: dict) -> None:
         table.add_row(split, f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
     console.print(table)
     console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
+    calibration = metrics["calibration"]
+    for note in calibration.get("notes", []):  # e.g. too few validation windows for a level's guarantee
+        console.print(f"[bold yellow]Calibration: {note}.[/]", highlight=False)
 
 
 def _nominal(interval: str) -> str:

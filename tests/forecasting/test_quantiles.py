@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, TitansWarning
 from titans_ts.forecasting.conformal import calibrated, conformal_offsets, non_crossing
 from titans_ts.forecasting.quantiles import QuantileHead, QuantileScores, ordered, pinball, quantile_loss
 
@@ -121,7 +121,8 @@ def test_bad_levels_and_settings_are_refused_clearly(series):
         ({"quantiles": 0.9}, "a list of levels in (0, 1)"),
         ({"quantiles": LEVELS, "calibrate": "isotonic"}, "calibrate='isotonic'"),
         ({"quantiles": LEVELS, "mode": "history", "lookback": 64}, "not supported in mode='history' yet"),
-        ({"quantiles": LEVELS, "variant": "naive", "calibrate": "none"}, "conformal calibration only"),
+        ({"quantiles": LEVELS, "variant": "naive", "calibrate": "none"}, "use calibrate='adaptive', the default, or"),
+        ({"quantiles": ["0.1", "0.9"]}, "['0.1', '0.9'] are not numbers"),  # was: "not in (0, 1)"
     ):
         with pytest.raises(ConfigError, match=__import__("re").escape(message)):
             TitansForecaster(**{**TINY, **bad}).fit(series)
@@ -219,6 +220,9 @@ def test_naive_levels_come_from_conformal_calibration(series):
     forecast = naive.predict()
     assert (forecast["OT_q0.1"] < forecast["OT"]).all() and (forecast["OT"] < forecast["OT_q0.9"]).all()
     assert "coverage" in naive.evaluate()
+    with pytest.warns(TitansWarning, match=r"calibration: \d+ validation windows are too few .* of q0.005, q0.995"):
+        extreme = TitansForecaster(**{**TINY, "variant": "naive"}, quantiles=[0.005, 0.995]).fit(series)
+    assert "too few" in extreme.calibration_["notes"][0]  # said, and kept
 
 
 def test_a_noisy_constant_is_covered_at_the_nominal_rate():
@@ -246,6 +250,7 @@ def test_quantiles_off_is_the_point_path_unchanged(series, tmp_path):
     metrics = point.evaluate()
     assert set(metrics) == {"mse", "mae", "windows"}
     assert list(point.predict().columns) == list(series.columns)
+    pd.testing.assert_frame_equal(point.predict(quantiles=[]), point.predict())  # [] is the point alone, here too
     again = TitansForecaster(**{**TINY, "calibrate": "none"}).fit(series)  # calibrate means nothing without levels
     pd.testing.assert_frame_equal(again.predict(), point.predict())
     point.save(tmp_path / "model")
@@ -366,3 +371,13 @@ def test_a_recalibration_under_another_protocol_makes_it_the_models_own(fitted, 
     assert model.evaluate(split="test") == model.evaluate(series.iloc[:340], split="test")  # the fitted rows
     model.set_params(protocol=fitted.protocol)
     assert model.evaluate(split="test")["windows"] == fitted.evaluate(split="test")["windows"]
+
+
+def test_the_calibration_notes_are_printed_beside_the_level_scores(capsys):
+    """A note such as too few validation windows for a level's guarantee was only kept in metrics.json."""
+    from cli.ts_tables import print_quantile_scores
+
+    scores = {"mean_wql": 0.1, "crps": 0.1, "coverage": {"0.1-0.9": 0.45}, "width": {"0.1-0.9": 1.0}}
+    calibration = {"method": "conformal", "notes": ["2 validation windows are too few for the finite-sample"]}
+    print_quantile_scores({"quantiles": LEVELS, "calibration": calibration, "val": scores, "test": scores})
+    assert "Calibration: 2 validation windows are too few for the finite-sample." in capsys.readouterr().out

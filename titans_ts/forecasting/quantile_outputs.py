@@ -8,6 +8,7 @@ files are those of a point forecaster. `quantile_levels_` (sorted) is () then.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,8 @@ class QuantileOutputs:
         y, point = np.concatenate(truths), np.concatenate(points)
         given = {"levels": np.concatenate(raw)} if has_head else {"point": point}
         offsets, notes = conformal_offsets(y, levels, **given)
+        for note in notes:  # said where it is seen (fit prints it too), not only kept in calibration_
+            warnings.warn(f"calibration: {note}.", TitansWarning, stacklevel=4)
         self.quantile_offsets_ = torch.as_tensor(offsets, dtype=torch.float32)
         if self.calibrate == "adaptive":  # then moved by every truth after validation (conformal.LevelTracker)
             self.quantile_scale_ = torch.as_tensor(residual_scale(y, point), dtype=torch.float32)
@@ -246,6 +249,8 @@ class QuantileOutputs:
         fitted = self._levels()
         if levels is None:
             return list(range(len(fitted)))
+        if not fitted and hasattr(levels, "__len__") and not isinstance(levels, str | bytes) and not len(levels):
+            return []  # quantiles=[]: the point alone, which a model fitted without quantiles gives too
         if not fitted:
             raise ConfigError(
                 "this model was fitted without quantiles: refit it with quantiles=[0.1, 0.5, 0.9] "

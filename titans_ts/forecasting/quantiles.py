@@ -42,7 +42,10 @@ def level_problems(quantiles) -> list[str]:
     levels = list(quantiles)
     if not levels:
         return [f"quantiles=[] (give at least one level in (0, 1), {example}; or None)"]
-    wrong = [q for q in levels if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0 < q < 1]
+    not_numbers = [q for q in levels if isinstance(q, bool) or not isinstance(q, numbers.Real)]
+    if not_numbers:
+        return [f"quantiles={levels!r}: {not_numbers} are not numbers (give the levels as numbers, {example})"]
+    wrong = [q for q in levels if not 0 < q < 1]
     if wrong:
         return [f"quantiles={levels!r}: {wrong} not in (0, 1) (each level is a probability strictly between 0 and 1)"]
     labels = [level_label(q) for q in levels]

@@ -85,7 +85,7 @@ def quantile_problems(params: dict) -> list[str]:
     if params["variant"] in UNTRAINED and calibrate == "none":
         problems.append(
             f"calibrate='none' with variant={params['variant']!r}: a naive forecast has no quantile head, its levels "
-            "come from conformal calibration only (use calibrate='conformal')"
+            "come from calibration only (use calibrate='adaptive', the default, or 'conformal')"
         )
     return problems
 
