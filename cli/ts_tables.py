@@ -67,6 +67,8 @@ def print_quantile_scores(metrics: dict) -> None:
     console.print(table)
     console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
     calibration = metrics["calibration"]
+    if calibration.get("source"):  # the head's levels, or intervals around a floor's point forecast
+        console.print(f"Levels: {calibration['source']}.", highlight=False)
     for note in calibration.get("notes", []):  # e.g. too few validation windows for a level's guarantee
         console.print(f"[bold yellow]Calibration: {note}.[/]", highlight=False)
 

@@ -374,10 +374,14 @@ def test_a_recalibration_under_another_protocol_makes_it_the_models_own(fitted, 
 
 
 def test_the_calibration_notes_are_printed_beside_the_level_scores(capsys):
-    """A note such as too few validation windows for a level's guarantee was only kept in metrics.json."""
+    """A note such as too few validation windows for a level's guarantee, and where the levels come from (a floor
+    that forecast in the model's place gives intervals around its point forecast), were only in metrics.json."""
     from cli.ts_tables import print_quantile_scores
 
     scores = {"mean_wql": 0.1, "crps": 0.1, "coverage": {"0.1-0.9": 0.45}, "width": {"0.1-0.9": 1.0}}
     calibration = {"method": "conformal", "notes": ["2 validation windows are too few for the finite-sample"]}
+    calibration["source"] = "conformal residual quantiles around the point forecast of seasonal naive"
     print_quantile_scores({"quantiles": LEVELS, "calibration": calibration, "val": scores, "test": scores})
-    assert "Calibration: 2 validation windows are too few for the finite-sample." in capsys.readouterr().out
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Calibration: 2 validation windows are too few for the finite-sample." in printed
+    assert "Levels: conformal residual quantiles around the point forecast of seasonal naive." in printed
