@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import codecs
-import csv
 import gzip
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from genomics.data.labelled import MISSING_LABELS, LabelledSequences, make_labelled, warn_duplicate_names
+from titans_ts.data.raw_table import read_under_header
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
@@ -303,41 +302,21 @@ def read_table(path, what: str, **options) -> pd.DataFrame:
     sep = separator(path, start)
     try:
         frame = pd.read_csv(path, compression=compression, sep=sep, **options)
-        if not isinstance(frame.index, pd.RangeIndex):  # the rows hold one field more than the header
-            frame = _without_trailing_separators(frame, path, what)
-            with warnings.catch_warnings():  # pandas warns of the fields it drops: they are empty
-                warnings.simplefilter("ignore", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, compression=compression, sep=sep, index_col=False, **options)
+        frame = read_under_header(frame, path, sep, what, compression=compression, **options).reset_index(drop=True)
+        header = pd.read_csv(path, compression=compression, sep=sep, header=None, nrows=1, dtype=str)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} is empty: expected {what}.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc}); expected {what}.") from None
-    _refuse_repeated_headers(frame, start, sep, path)
+    _refuse_repeated_names([str(name).strip() for name in header.iloc[0] if isinstance(name, str)], path)
     return frame
 
 
-def _without_trailing_separators(frame: pd.DataFrame, path, what: str) -> pd.DataFrame:
-    """A table whose data rows hold one field more than its header (pandas took its first column as the row
-    index, shifting every column one place): fine when every extra field is empty (a separator at the end of
-    each row, as spreadsheets write), else refused, naming the first row with something there."""
-    extra = frame.iloc[:, -1].astype(str).str.strip()
-    filled = [row for row, cell in enumerate(extra, 2) if cell not in ("", "nan")]  # row 1 is the header
-    if filled:
-        raise DataValidationError(
-            f"{path}: row {filled[0]} has more fields than the header has column names ({len(frame.columns)}); "
-            f"expected {what}. Remove the extra fields, or name every column in the header."
-        )
-    return frame
-
-
-def _refuse_repeated_headers(frame: pd.DataFrame, start: FileStart, sep: str, path) -> None:
+def _refuse_repeated_names(header: list[str], path) -> None:
     """A header that names a column twice (pandas would read the second as 'label.1', and the first be used
     silently) is refused."""
-    if start.path.suffix.lower() in PANDAS_COMPRESSIONS:
-        return  # the header is compressed: pandas' renaming is all there is to go by
-    header = [name.strip() for name in next(csv.reader([start.first_line], delimiter=sep), [])]
     repeated = sorted({name for name in header if header.count(name) > 1 and name})
-    if repeated and len(header) == len(frame.columns):
+    if repeated:
         raise DataValidationError(
             f"{path}: the header names column(s) {repeated} more than once; give each column its own name."
         )

@@ -688,6 +688,10 @@ def test_rows_ending_with_a_separator_keep_their_columns_under_their_header(tmp_
     frame = load_dataset(tmp_path / "trailing.csv")
     assert list(frame.columns) == ["x", "y"] and frame.index.equals(pd.DatetimeIndex(hours, name="date"))
     assert frame["y"].tolist() == [2.0 * i for i in range(30)]
+    stepped = ["step,x,y", *(f"{i},{i / 10},{i / 5}," for i in range(30))]  # pandas 3 read 0, 1, .. as a RangeIndex
+    (tmp_path / "stepped.csv").write_text("\n".join(stepped) + "\n")
+    frame = load_dataset(tmp_path / "stepped.csv")
+    assert frame["x"].tolist() == [i / 10 for i in range(30)] and frame["y"].tolist() == [i / 5 for i in range(30)]
     lines[5] += "7"  # the file's row 6 (row 1: the header)
     (tmp_path / "extra.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataValidationError, match=r"extra.csv: row 6 has more fields than the header"):

@@ -402,8 +402,15 @@ def test_rows_ending_with_a_separator_are_read_as_their_header_says_and_a_repeat
     with pytest.raises(DataValidationError, match=r"extra.csv: row 3 has more fields than the header has column"):
         read_csv(tmp_path / "extra.csv")
     (tmp_path / "twice.csv").write_text("seq,label,label\nACGT,0,1\nTTTT,1,0\n")
-    with pytest.raises(DataValidationError, match=r"names column\(s\) \['label'\] more than once"):
-        read_csv(tmp_path / "twice.csv")
+    import bz2
+
+    (tmp_path / "twice.csv.bz2").write_bytes(bz2.compress((tmp_path / "twice.csv").read_bytes()))
+    for name in ("twice.csv", "twice.csv.bz2"):  # a compressed header too
+        with pytest.raises(DataValidationError, match=r"names column\(s\) \['label'\] more than once"):
+            read_csv(tmp_path / name)
+    # row names in front, the header without a field for them (R's write.table): read as before, by the header
+    (tmp_path / "r.tsv").write_text("seq\tlabel\nr1\tACGT\t0\nr2\tTTTT\t1\n")
+    assert list(read_csv(tmp_path / "r.tsv").sequences) == ["ACGT", "TTTT"]
 
 
 def test_labels_as_a_dict_a_mix_of_kinds_or_the_text_of_a_missing_value_are_refused_not_made_classes():
