@@ -69,8 +69,8 @@ def finetune(
     refit: bool = typer.Option(
         False,
         "--refit",
-        help="After the cross-validation, train the saved model on every sequence (one more training); without "
-        "it, model/ is fold 0's, trained on the other folds.",
+        help="After the cross-validation, train the saved model on every sequence (one more training, 10% of them "
+        "held out for early stopping as in every fold); without it, model/ is fold 0's, trained on the other folds.",
         rich_help_panel=DATA,
     ),
     labels: Path = typer.Option(
@@ -126,7 +126,7 @@ def finetune(
 
     def announce(fold: int, folds: int, train: int, test: int) -> None:
         if fold == folds:
-            console.print(f"Refit: training the model to keep on all {train} sequences.")
+            console.print(f"Refit: training the model to keep on all {train} sequences (less its validation split).")
         else:
             console.print(
                 f"Fold {fold + 1} of {folds} (cross-validation): training on {train} sequences, scoring {test}."

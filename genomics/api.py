@@ -85,8 +85,9 @@ def finetune(
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
     Under CV the saved model is fold 0's (trained on (k-1)/k of the data, less its validation split), unless
-    `refit`: once every fold has finished, one more training on every sequence makes the saved model (the
-    accuracy is still the folds'; the refitted model has no held-out score of its own).
+    `refit`: once every fold has finished, one more training on every sequence (less the classifier's
+    validation split, which early-stops it, as in every fold) makes the saved model (the accuracy is still the
+    folds'; the refitted model has no held-out score of its own).
     on_fold(fold, folds, train_sequences, test_sequences): called (on rank 0) as each fold's training starts,
     and with fold == folds for the refit.
     params: DNAClassifier's parameters, device="auto" | "cpu" | "cuda" among them.
@@ -139,6 +140,11 @@ def finetune(
             "full data in ~/.genomic_benchmarks/"
         )
         raise ConfigError(f"{task_name}: {where}.")
+    if refit and chosen != "cv":  # before the run folder is made (and an earlier run's checkpoints cleared)
+        raise ConfigError(
+            f"{task_name}: refit goes with cross-validation, and this run uses the official split (its model trains "
+            "on the train split): add --protocol cv to refit on every sequence."
+        )
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
         note = f"{len(data)} sequences: the {note}, pooled"
@@ -153,11 +159,6 @@ def finetune(
     settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
     kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
     run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
-    if refit and chosen != "cv":
-        raise ConfigError(
-            f"{task_name}: refit goes with cross-validation, and this run uses the official split (its model trains "
-            "on the train split): add --protocol cv to refit on every sequence."
-        )
     cv = {"folds": folds, "refit": refit}  # a resume that adds or drops --refit is refused: the run's model differs
     check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
 
@@ -217,20 +218,28 @@ def finetune(
             if on_fold is not None and main:
                 on_fold(folds, folds, len(data), 0)
             refitted, again = classifier("all")
-            refitted.fit(data.sequences, data.label_names(), resume=again)
-        kept = refitted if refitted is not None and refitted.history_["stop_reason"] != "interrupted" else None
-        if main and (kept is not None or not refit):  # only once every training has finished: else no model
-            save_with_record(kept or first_model, out / "model", trained_on)
+            try:
+                refitted.fit(data.sequences, data.label_names(), resume=again)
+            except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
+                raise KeyboardInterrupt(
+                    f"{exc} (the refit on all sequences; the {folds} finished folds are kept in {checkpoints}: the "
+                    "same command with --resume goes on)"
+                ) from None
+        refit_done = refitted is not None and refitted.history_["stop_reason"] != "interrupted"
+        if main and (refit_done or not refit):  # only once every training has finished: else no model
+            save_with_record(refitted if refit_done else first_model, out / "model", trained_on)
         protocol = f"stratified {folds}-fold cross-validation"
         if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
             protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
+        elif refit and not refit_done:
+            protocol += ", the refit on all sequences interrupted (--resume finishes it)"
         result = {
             "protocol": protocol,
-            "complete": len(finished) == folds,
+            "complete": len(finished) == folds and (refit_done or not refit),
             "accuracy": statistics.mean(finished) if finished else None,
             "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
             "folds": fold_results,
-            "saved_model": _saved_model(refit, kept, len(data), fold_results, len(finished) == folds),
+            "saved_model": _saved_model(refit, refit_done, len(data), fold_results, len(finished) == folds),
         }
         if refitted is not None:
             result["refit"] = {"sequences": len(data), "history": refitted.history_}
@@ -297,10 +306,10 @@ def run_histories(result: dict) -> list[dict]:
     return [*folds, result["refit"]["history"]] if "refit" in result else folds or [result["history"]]
 
 
-def _saved_model(refit: bool, kept, sequences: int, fold_results: list, complete: bool) -> str:
+def _saved_model(refit: bool, refit_done: bool, sequences: int, fold_results: list, complete: bool) -> str:
     """What a CV run saved as its model/, in words."""
-    if kept is not None:
-        return f"trained on all {sequences} sequences after the cross-validation (refit)"
+    if refit_done:
+        return f"refit on all {sequences} sequences after the cross-validation (less its validation split)"
     if refit:
         stopped = "the refit on all sequences" if complete else "the folds"
         return f"none yet: {stopped} did not finish (--resume finishes the run)"

@@ -238,9 +238,10 @@ def test_refit_saves_a_model_trained_on_every_sequence_after_the_folds(labelled_
     assert "model/: the fold-0 model (trained on 20 of the 40 sequences, less its validation split" in plain.output
     result = runner.invoke(app, [*args, "--refit", "--out", str(folder / "refit")], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    assert "Refit: training the model to keep on all 40 sequences." in result.output
+    assert "Refit: training the model to keep on all 40 sequences (less its validation split)." in result.output
     metrics = json.loads((folder / "refit" / "metrics.json").read_text())
-    assert metrics["saved_model"].startswith("trained on all 40 sequences") and metrics["refit"]["sequences"] == 40
+    assert metrics["saved_model"].startswith("refit on all 40 sequences") and metrics["refit"]["sequences"] == 40
+    assert metrics["complete"] is True
     assert [f["accuracy"] for f in metrics["folds"]] == [  # the folds are the same runs with or without the refit
         f["accuracy"] for f in json.loads((folder / "fold0" / "metrics.json").read_text())["folds"]
     ]
@@ -252,6 +253,25 @@ def test_refit_saves_a_model_trained_on_every_sequence_after_the_folds(labelled_
     np.testing.assert_allclose(saved.predict_proba(probe), whole.predict_proba(probe), atol=1e-6)
     official = runner.invoke(app, [*args, "--refit", "--protocol", "official"])
     assert official.exit_code == 2 and "refit goes with cross-validation" in official.stderr
+
+
+def test_an_interrupted_refit_saves_no_model_and_says_the_run_is_incomplete(labelled_csv, monkeypatch):
+    folder = labelled_csv
+    real_fit = DNAClassifier.fit
+
+    def fit_interrupted_in_the_refit(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        if str(self.checkpoint_dir).endswith("all"):
+            self.history_["stop_reason"] = "interrupted"
+        return self
+
+    monkeypatch.setattr(DNAClassifier, "fit", fit_interrupted_in_the_refit)
+    args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--epochs", "1", "--dim", "16"]
+    result = runner.invoke(app, [*args, "--refit", "--out", str(folder / "cut")], env={"COLUMNS": "300"})
+    assert result.exit_code == 130, result.output
+    metrics = json.loads((folder / "cut" / "metrics.json").read_text())
+    assert metrics["complete"] is False and "the refit on all sequences interrupted" in metrics["protocol"]
+    assert metrics["saved_model"].startswith("none yet: the refit") and not (folder / "cut" / "model").exists()
 
 
 def test_cli_bad_inputs(labelled_csv, tmp_path, monkeypatch):
