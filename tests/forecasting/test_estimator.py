@@ -374,7 +374,11 @@ def test_columns_the_model_does_not_read_are_not_validated_either(fitted, series
     plain.update(new_rows)
     noted_rows.update(new_rows.assign(note="x"))
     pd.testing.assert_frame_equal(noted_rows.predict(), plain.predict())
-    with pytest.raises(DataValidationError, match="non-numeric"):  # a fitted column missing: the frame as given
+    one_by_one = copy.deepcopy(fitted)
+    for i in range(len(new_rows)):  # a row at a time, df.iloc[i], the note beside it
+        one_by_one.update(new_rows.assign(note="x").iloc[i])
+    pd.testing.assert_frame_equal(one_by_one.predict(), plain.predict())
+    with pytest.raises(DataValidationError, match=r"lacks \['c0'\]"):  # the fitted column it lacks, not the note
         fitted.predict(noted.drop(columns=["c0"]))
 
 

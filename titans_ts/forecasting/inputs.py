@@ -22,7 +22,8 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         frame = _only_fitted(_dated_by_its_column(X), names)
     elif isinstance(X, pd.Series) and _is_a_row(X, names):  # df.iloc[i]: one row, named by its time
-        frame = pd.DataFrame([X.to_numpy()], columns=X.index, index=pd.Index([X.name]))
+        row = pd.DataFrame([X.to_numpy()], columns=X.index, index=pd.Index([X.name]))
+        frame = _only_fitted(row, names).infer_objects()  # a row of numbers and a note: its numbers as numbers
     elif isinstance(X, pd.Series):  # one column, its index (dates) kept; named as a fitted one-column model's
         name = names[0] if names is not None and len(names) == 1 else "x0" if X.name is None else X.name
         frame = X.to_frame(name=str(name))
@@ -56,13 +57,13 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
 
 
 def _only_fitted(frame: pd.DataFrame, names: list | None) -> pd.DataFrame:
-    """A fitted model's columns of `frame` when it holds them all: the others (a note in text, an empty column)
-    are not read, so not validated either; else the frame as it is (fitted_columns names what it lacks)."""
+    """A fitted model's columns of `frame`: the others (a note in text, an empty column) are not read, so not
+    validated either (fitted_columns then names a fitted one it lacks); the frame as it is when it holds none."""
     if names is None:
         return frame
     wanted = {str(n) for n in names}
     kept = [c for c in frame.columns if str(c) in wanted]
-    return frame[kept] if len(kept) == len(wanted) < frame.shape[1] else frame
+    return frame[kept] if kept and len(kept) < frame.shape[1] else frame
 
 
 def _warn_if_shuffled(index: pd.Index) -> None:
