@@ -195,8 +195,8 @@ def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
     for i in range(3):
         unnumbered.update(live.iloc[i : i + 1])
     assert unnumbered.predict().index[0] == 353
-    with pytest.raises(DataValidationError, match=r"numbered up to 352; the new rows are dated"):  # counted as steps
-        unnumbered.update(series.iloc[353:355])
+    with pytest.raises(DataValidationError, match=r"without timestamps \(counted up to 352\); the new rows are dated"):
+        unnumbered.update(series.iloc[353:355])  # it counts steps, and would number them so
     # a file without timestamps is read numbered by its steps from 0 (index 'step'): those numbers are its own, so
     # a slice of it read again is refused (it was read twice, and the forecast numbered 10 steps late)
     stepped = series.reset_index(drop=True).rename_axis("step")
@@ -204,6 +204,8 @@ def test_update_checks_numbered_rows_as_it_checks_dated_ones(series):
     with pytest.raises(DataValidationError, match=r"give only the rows after the last one already read \(349\)"):
         from_file.update(stepped.iloc[340:350])
     assert from_file.update(stepped.iloc[350:352]).predict().index[0] == 352
+    new_file = stepped.iloc[352:354].reset_index(drop=True).rename_axis("step")  # a new file's own count, from 0
+    assert from_file.update(new_file).predict().index[0] == 354  # counted on, as before
 
 
 def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_are_refused(fitted, series):

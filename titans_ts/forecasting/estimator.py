@@ -26,8 +26,8 @@ from titans_ts.forecasting.time_axis import (
     axis_at_step,
     axis_from_json,
     axis_to_json,
+    fitted_numbered,
     future_index,
-    numbered,
     time_axis,
     warn_if_gaps,
 )
@@ -263,7 +263,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
         self.last_index_, self.step_ = time_axis(frame.index)
         self.index_name_ = frame.index.name  # the forecasts' index is named as the data's
-        self.numbered_ = numbered(frame.index)  # its rows' numbers are its own: update checks new rows' (time_axis)
+        self.numbered_ = fitted_numbered(frame.index)  # its rows' numbers are its own: update checks new ones'
         self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
         self.stream_levels_ = None
 

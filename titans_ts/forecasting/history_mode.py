@@ -44,8 +44,8 @@ from titans_ts.forecasting.time_axis import (
     advanced,
     axis_at_step,
     check_follows,
+    fitted_numbered,
     future_index,
-    numbered,
     time_axis,
     warn_if_gaps,
 )
@@ -221,7 +221,7 @@ def set_stream(estimator, scaled: torch.Tensor, index: pd.Index, device) -> None
     estimator.context_ = scaled[-context_rows(estimator) :].clone()
     estimator.last_index_, estimator.step_ = time_axis(index)
     estimator.index_name_ = index.name
-    estimator.numbered_ = numbered(index)
+    estimator.numbered_ = fitted_numbered(index)
 
 
 def context_rows(estimator) -> int:

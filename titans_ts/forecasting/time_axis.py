@@ -213,10 +213,19 @@ def _in_zone_of(last: pd.Timestamp, stamp: pd.Timestamp) -> pd.Timestamp:
 
 def numbered(rows: pd.Index) -> bool:
     """Whether rows carry numbers of their own: an index of whole numbers other than a frame's default one
-    (0, 1, 2, ... without a name: an array's, or a DataFrame built without an index), which numbers nothing. A
-    file without timestamps is read numbered by its steps (load_dataset's index 'step', from 0): its own."""
-    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1 and rows.name is None
+    (0, 1, 2, ...: an array's, a DataFrame built without an index, or a new file's own count of its rows), which
+    numbers nothing."""
+    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1
     return pd.api.types.is_integer_dtype(rows) and not default
+
+
+def fitted_numbered(rows: pd.Index) -> bool:
+    """Whether a model fitted on `rows` reads later rows' numbers as its own (`numbered`), or as a file read
+    without timestamps is numbered: by its steps from 0 (load_dataset's index 'step', named). A slice of that
+    frame read again (df.iloc[590:600]) is then refused, while a new file's rows, numbered from 0 by their own
+    file, are counted on."""
+    named_count = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1 and rows.name is not None
+    return numbered(rows) or named_count
 
 
 def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
@@ -259,7 +268,10 @@ def check_follows(last, rows: pd.Index, step=None, numbered_model: bool = False)
         if numbered_model:
             return _check_numbers_follow(int(last), rows, step)
         if isinstance(rows, pd.DatetimeIndex):  # dated: the model counts steps, and would number them so
-            return _check_numbers_follow(int(last), rows, None)
+            raise DataValidationError(
+                f"the model read rows without timestamps (counted up to {last}); the new rows are dated: give them "
+                "without (an array, or df.reset_index(drop=True)), or fit the model on dated rows."
+            )
         return None
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
