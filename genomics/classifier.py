@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 from genomics.data.labelled import (
     as_list,
     check_label_kinds,
+    check_one_kind,
     checked_sample_weight,
     class_array,
     make_labelled,
@@ -272,6 +273,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self.check_params()
         tune_cpu_allocator()
         data = make_labelled(sequences, y, source="the training data")
+        check_one_kind(as_list(y, "labels", "the training data"), "the training data")  # 0 and '1', True and 1
         self._warn_if_cut(data.sequences, "training sequences")
         if len(data.classes) < 2:
             raise DataValidationError(

@@ -133,17 +133,14 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
                 "sequence (a 1-D list, not one-hot rows)."
             )
-        if label is None or pd.isna(label) or (isinstance(label, str) and label.strip() in MISSING_LABELS):
+        missing_text = isinstance(label, str) and label.strip() in MISSING_LABELS and label not in (classes or ())
+        if label is None or pd.isna(label) or missing_text:  # (a model's own class named "NA" stays one)
             named = f" ({names[row - 1]!r})" if names is not None else ""
             raise DataValidationError(
                 f"{source}: sequence {row}{named} has no label ({plain(label)!r}: an empty cell, NA, N/A, NaN, null "
                 "or None, or that as text, as str() writes a missing value): give it one, or leave the sequence out."
             )
-    if classes is None:  # the classes are being made: one kind of label, no text that stands for a missing one
-        check_one_kind(labels, source)
-        classes = sorted(set(labels), key=_sort_key)
-    else:
-        classes = list(classes)
+    classes = sorted(set(labels), key=_sort_key) if classes is None else list(classes)
     lookup = {label: i for i, label in enumerate(classes)}
     unknown = [label for label in labels if label not in lookup]
     if unknown:
@@ -205,15 +202,16 @@ def label_kind(label) -> str:
 
 def check_one_kind(labels, source: str) -> None:
     """The labels a classifier's classes are made of are of one kind: the number 1 and the text '1' would be two
-    classes (a column read partly as numbers, or labels joined from two sources), so a mix is refused."""
+    classes, True and 1 one (a column read partly as numbers, or labels joined from two sources), so a mix is
+    refused."""
     kinds = {}
     for label in labels:
         kinds.setdefault(label_kind(label), label)
     if len(kinds) > 1:
         shown = ", ".join(f"{LABEL_KINDS.get(k, (k,))[0]} ({plain(label)!r})" for k, label in kinds.items())
         raise DataValidationError(
-            f"{source}: the labels mix kinds: {shown}; each kind would make classes of its own (1 and '1' two "
-            "classes). Give every label as one kind, e.g. all as text or all as numbers."
+            f"{source}: the labels mix kinds: {shown}; as classes they would not mean what they say (1 and '1' "
+            "two classes, True and 1 one). Give every label as one kind, e.g. all as text or all as numbers."
         )
 
 

@@ -421,10 +421,12 @@ def test_labels_as_a_dict_a_mix_of_kinds_or_the_text_of_a_missing_value_are_refu
         make_labelled(sequences, dict(enumerate([0, 1, 1, 0])))
     with pytest.raises(DataValidationError, match=r"got a set"):
         make_labelled(sequences, {0, 1, 2, 3})
+    from genomics.classifier import DNAClassifier
+
     with pytest.raises(DataValidationError, match=r"the labels mix kinds: a number \(0\), text \('1'\)"):
-        make_labelled(sequences, [0, 1, 0, "1"])
+        DNAClassifier(pretrained=False, dim=16, layers=1, heads=2, epochs=1).fit(sequences, [0, 1, 0, "1"])
     with pytest.raises(DataValidationError, match=r"the labels mix kinds: True or False \(True\), a number \(1\)"):
-        make_labelled(sequences, [True, False, 1, 0])
+        DNAClassifier(pretrained=False, dim=16, layers=1, heads=2, epochs=1).fit(sequences, [True, False, 1, 0])
     for missing in ("nan", "NA", " None ", ""):
         with pytest.raises(DataValidationError, match=r"sequence 3 has no label"):
             make_labelled(sequences, ["neg", "pos", missing, "pos"])
