@@ -386,8 +386,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         class (the text '1' where the classes are numbers), sample_weight that is not one weight per sequence."""
         self._check_fitted()
         source = "the scored data"
-        data = make_labelled(X, y, source=source)  # one readable sequence and one label each, no label missing
         classes = self.classes_.tolist()
+        data = make_labelled(X, y, source=source, known=classes)  # one readable sequence and label each
         check_label_kinds(data.classes, classes, source)
         weights = checked_sample_weight(sample_weight, len(data), source)
         warn_unknown_only(data.sequences, source)

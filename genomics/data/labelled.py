@@ -115,9 +115,10 @@ def warn_duplicate_names(names, source: str) -> None:
     )
 
 
-def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None) -> LabelledSequences:
+def make_labelled(sequences, labels, source: str = "the data", classes=None, names=None, known=()) -> LabelledSequences:
     """Validate sequences (tokenizer rules) and labels; map labels to indices of the sorted classes. `names`
-    (a FASTA file's record names) are shown beside the sequence's number in errors."""
+    (a FASTA file's record names) are shown beside the sequence's number in errors. `known`: labels that are
+    labels even when written as a missing value is ('NA': a fitted model's own class, when scoring it)."""
     sequences, labels = as_list(sequences, "sequences", source), as_list(labels, "labels", source)
     if len(sequences) != len(labels):
         raise DataValidationError(f"{source}: {len(sequences)} sequences but {len(labels)} labels.")
@@ -133,7 +134,8 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
                 "sequence (a 1-D list, not one-hot rows)."
             )
-        missing_text = isinstance(label, str) and label.strip() in MISSING_LABELS and label not in (classes or ())
+        known_here = (*(classes or ()), *known)
+        missing_text = isinstance(label, str) and label.strip() in MISSING_LABELS and label not in known_here
         if label is None or pd.isna(label) or missing_text:  # (a model's own class named "NA" stays one)
             named = f" ({names[row - 1]!r})" if names is not None else ""
             raise DataValidationError(

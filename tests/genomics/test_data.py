@@ -432,3 +432,5 @@ def test_labels_as_a_dict_a_mix_of_kinds_or_the_text_of_a_missing_value_are_refu
             make_labelled(sequences, ["neg", "pos", missing, "pos"])
     assert make_labelled(sequences, [np.int64(1), 0, 1.0, 0]).classes == [0, 1]  # numbers of any type: one kind
     assert make_labelled(sequences, ["none", "pos", "none", "pos"]).classes == ["none", "pos"]  # exact case
+    scored = make_labelled(sequences, ["NA", "pos", "NA", "pos"], known=["NA", "pos"])  # a fitted model's own class
+    assert scored.classes == ["NA", "pos"]
