@@ -315,3 +315,49 @@ def write_table(table, path, float_format: str | None = None) -> None:
             with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
                 with io.TextIOWrapper(packed, encoding="utf-8", newline="") as stream:
                     table.to_csv(stream, **text)
+
+
+def read_under_header(raw, path, sep: str, what: str = "", **options):
+    """`raw` (pd.read_csv of `path` with its header) as its header says, where its data rows hold one field
+    more than the header, which pandas reads as a first column of row names, shifting every name one column
+    left: with that extra field empty on every row (a separator at the end of each row, `t,1.5,`, as
+    spreadsheets write) the table read again without row names; filled on every row (row names in front, as R's
+    write.table writes) as pandas read it; filled on some rows only, refused, naming the first. `options`:
+    read_csv's (compression, dtype, ...), to read it again the same way. (Here, not in titans_ts.data: the
+    genomics readers use it too.)"""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from titans_ts.errors import DataValidationError
+
+    if not _one_field_more(path, sep, options.get("compression", "infer")):
+        return raw
+    extra = raw.iloc[:, -1]
+    empty = extra.isna() | extra.astype(str).str.strip().eq("")
+    if not empty.any():
+        return raw
+    if not empty.all():
+        row = int(np.flatnonzero(~empty.to_numpy())[0]) + 2  # row 1 is the header
+        expected = f"; expected {what}" if what else ""
+        raise DataValidationError(
+            f"{path}: row {row} has more fields than the header has column names ({raw.shape[1]}){expected}. "
+            "Remove the extra fields, or name every column in the header."
+        )
+    with warnings.catch_warnings():  # pandas warns of the fields it drops: they are empty
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return pd.read_csv(path, sep=sep, header=0, index_col=False, **options)
+
+
+def _one_field_more(path, sep: str, compression) -> bool:
+    """Whether the first data row of a table holds one field more than its header row."""
+    import pandas as pd
+
+    lines = {"sep": sep, "header": None, "nrows": 1, "dtype": str, "compression": compression}
+    try:
+        header = pd.read_csv(path, **lines, keep_default_na=False).shape[1]
+        first = pd.read_csv(path, **lines, skiprows=1, keep_default_na=False).shape[1]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return False
+    return first == header + 1

@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from genomics.data.labelled import MISSING_LABELS, LabelledSequences, make_labelled, warn_duplicate_names
-from titans_ts.data.raw_table import read_under_header
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
 )
+from titans_ts.io import read_under_header
 
 # The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
 SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.errors import DataValidationError
+from titans_ts.io import read_under_header
 
 
 def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.DataFrame:
@@ -54,42 +55,6 @@ def read_table(path: Path, header: bool = True, sep: str | None = None) -> pd.Da
 def _read_csv(path: Path, sep: str, header: bool, **options) -> pd.DataFrame:
     raw = pd.read_csv(path, sep=sep, header=0 if header else None, **options)
     return read_under_header(raw, path, sep, **options) if header else raw
-
-
-def read_under_header(raw: pd.DataFrame, path, sep: str, what: str = "", **options) -> pd.DataFrame:
-    """`raw` (pd.read_csv of `path` with its header) as its header says, where its data rows hold one field
-    more than the header, which pandas reads as a first column of row names, shifting every name one column
-    left: with that extra field empty on every row (a separator at the end of each row, `t,1.5,`, as
-    spreadsheets write) the table read again without row names; filled on every row (row names in front, as R's
-    write.table writes) as pandas read it; filled on some rows only, refused, naming the first. `options`:
-    read_csv's (compression, dtype, ...), to read it again the same way."""
-    if not _one_field_more(path, sep, options.get("compression", "infer")):
-        return raw
-    extra = raw.iloc[:, -1]
-    empty = extra.isna() | extra.astype(str).str.strip().eq("")
-    if not empty.any():
-        return raw
-    if not empty.all():
-        row = int(np.flatnonzero(~empty.to_numpy())[0]) + 2  # row 1 is the header
-        expected = f"; expected {what}" if what else ""
-        raise DataValidationError(
-            f"{path}: row {row} has more fields than the header has column names ({raw.shape[1]}){expected}. "
-            "Remove the extra fields, or name every column in the header."
-        )
-    with warnings.catch_warnings():  # pandas warns of the fields it drops: they are empty
-        warnings.simplefilter("ignore", pd.errors.ParserWarning)
-        return pd.read_csv(path, sep=sep, header=0, index_col=False, **options)
-
-
-def _one_field_more(path, sep: str, compression) -> bool:
-    """Whether the first data row of a table holds one field more than its header row."""
-    lines = {"sep": sep, "header": None, "nrows": 1, "dtype": str, "compression": compression}
-    try:
-        header = pd.read_csv(path, **lines, keep_default_na=False).shape[1]
-        first = pd.read_csv(path, **lines, skiprows=1, keep_default_na=False).shape[1]
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return False
-    return first == header + 1
 
 
 def _without_row_numbers(raw: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +132,6 @@ def _read_binary(path: Path, kind: str, header: bool = True) -> pd.DataFrame:
 
 def _warn_if_other_sheets(path: Path) -> None:
     """A workbook of several sheets is read by its first: say so, naming them."""
-    import warnings
 
     with pd.ExcelFile(path) as book:
         sheets = book.sheet_names
