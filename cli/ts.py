@@ -244,7 +244,7 @@ def fit(
         split_said = "validation from {}, test from {}".format(*record["split_dates"])
     title = f"{record['dataset']} ({split_said}), {record['variant']}, horizon {record['horizon']}"
     console.print(metrics_table(title, record))
-    print_quantile_scores(record)
+    print_quantile_scores(record, notes=False)  # fit warned of each note as it calibrated
     model_score = "model (online)" if record["mode"] == "history" else "model"
     scores = {model_score: record["model_val"]["mse"], **record["floors"]}
     console.print(f"Validation MSE, the same windows: {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}.")

@@ -52,8 +52,9 @@ HISTORY_NOTE = (
 )
 
 
-def print_quantile_scores(metrics: dict) -> None:
-    """A model with quantiles: the levels' scores on val and test (quantiles.QuantileScores)."""
+def print_quantile_scores(metrics: dict, notes: bool = True) -> None:
+    """A model with quantiles: the levels' scores on val and test (quantiles.QuantileScores), where its levels come
+    from and, unless `notes` is False (fit: its warning said them already), the calibration's notes."""
     if "quantiles" not in metrics:
         return
     table = Table(title=f"Quantiles {metrics['quantiles']} ({metrics['calibration']['method']} calibration)")
@@ -69,7 +70,7 @@ def print_quantile_scores(metrics: dict) -> None:
     calibration = metrics["calibration"]
     if calibration.get("source"):  # the head's levels, or intervals around a floor's point forecast
         console.print(f"Levels: {calibration['source']}.", highlight=False)
-    for note in calibration.get("notes", []):  # e.g. too few validation windows for a level's guarantee
+    for note in calibration.get("notes", []) if notes else []:  # e.g. too few validation windows for a level
         console.print(f"[bold yellow]Calibration: {note}.[/]", highlight=False)
 
 

@@ -385,3 +385,5 @@ def test_the_calibration_notes_are_printed_beside_the_level_scores(capsys):
     printed = " ".join(capsys.readouterr().out.split())
     assert "Calibration: 2 validation windows are too few for the finite-sample." in printed
     assert "Levels: conformal residual quantiles around the point forecast of seasonal naive." in printed
+    print_quantile_scores({"quantiles": LEVELS, "calibration": calibration, "val": scores, "test": scores}, notes=False)
+    assert "Calibration:" not in capsys.readouterr().out  # fit: its warning said the notes already
