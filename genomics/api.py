@@ -68,6 +68,12 @@ def load_labelled(source: str, labels=None):
     return None
 
 
+REFIT_NEEDS_CV = (
+    "{}: refit goes with cross-validation, and this run uses the official split (its model trains on the train "
+    "split): add --protocol cv to refit on every sequence."
+)
+
+
 def finetune(
     dataset: str,
     protocol: str = "auto",
@@ -112,10 +118,8 @@ def finetune(
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")
-    if refit and protocol == "official":
-        raise ConfigError(
-            "refit goes with cross-validation: under the official split the model trains on its train split."
-        )
+    if refit and protocol == "official":  # before any data is read (or downloaded)
+        raise ConfigError(REFIT_NEEDS_CV.format(dataset))
     own = load_labelled(dataset, labels)
     if own is not None:
         if len(own.classes) < 2:
@@ -131,6 +135,8 @@ def finetune(
         task_name, available, note = task.name, task.protocol, task.note
         data, train, test = task.labelled, task.train, task.test
     chosen = available if protocol == "auto" else protocol
+    if refit and chosen != "cv":  # auto chose the official split: before the run folder is made (and cleared)
+        raise ConfigError(REFIT_NEEDS_CV.format(task_name))
     if chosen == "official" and available != "official":
         where = (
             "your own data: it has no official train/test split. Use --protocol cv, or fine-tune on one file and "
@@ -140,11 +146,6 @@ def finetune(
             "full data in ~/.genomic_benchmarks/"
         )
         raise ConfigError(f"{task_name}: {where}.")
-    if refit and chosen != "cv":  # before the run folder is made (and an earlier run's checkpoints cleared)
-        raise ConfigError(
-            f"{task_name}: refit goes with cross-validation, and this run uses the official split (its model trains "
-            "on the train split): add --protocol cv to refit on every sequence."
-        )
     if chosen == "cv" and data is None:  # official data present, CV asked: pool train and test
         data = _pool(train, test)
         note = f"{len(data)} sequences: the {note}, pooled"

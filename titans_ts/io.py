@@ -354,10 +354,17 @@ def _one_field_more(path, sep: str, compression) -> bool:
     """Whether the first data row of a table holds one field more than its header row."""
     import pandas as pd
 
-    lines = {"sep": sep, "header": None, "nrows": 1, "dtype": str, "compression": compression}
     try:
-        header = pd.read_csv(path, **lines, keep_default_na=False).shape[1]
-        first = pd.read_csv(path, **lines, skiprows=1, keep_default_na=False).shape[1]
+        return len(row_cells(path, sep, compression, skip=1)) == len(row_cells(path, sep, compression)) + 1
     except (pd.errors.EmptyDataError, pd.errors.ParserError):
         return False
-    return first == header + 1
+
+
+def row_cells(path, sep: str, compression="infer", skip: int = 0) -> list[str]:
+    """The cells of one row of a text table as written (row `skip` from the top: 0 the header), read as pandas
+    reads the table (its compression, its quoting)."""
+    import pandas as pd
+
+    row = pd.read_csv(path, sep=sep, header=None, skiprows=skip, nrows=1, dtype=str, keep_default_na=False,
+                      compression=compression)  # fmt: skip
+    return row.iloc[0].tolist()

@@ -17,7 +17,7 @@ from titans_ts.errors import (
     ConfigError,
     DataValidationError,
 )
-from titans_ts.io import read_under_header
+from titans_ts.io import read_under_header, row_cells
 
 # The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
 SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
@@ -303,12 +303,12 @@ def read_table(path, what: str, **options) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, compression=compression, sep=sep, **options)
         frame = read_under_header(frame, path, sep, what, compression=compression, **options).reset_index(drop=True)
-        header = pd.read_csv(path, compression=compression, sep=sep, header=None, nrows=1, dtype=str)
+        header = row_cells(path, sep, compression)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} is empty: expected {what}.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc}); expected {what}.") from None
-    _refuse_repeated_names([str(name).strip() for name in header.iloc[0] if isinstance(name, str)], path)
+    _refuse_repeated_names([name.strip() for name in header], path)
     return frame
 
 

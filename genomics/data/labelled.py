@@ -128,14 +128,14 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
         named = f" ({names[i - 1]!r})" if names is not None else ""
         check_bases(sequence, f"{source}, sequence {i}{named}")
     warn_uracil(sequences, source)
+    known = {*(classes or ()), *known}
     for row, label in enumerate(labels, 1):
         if np.ndim(label) != 0:
             raise DataValidationError(
                 f"{source}: label {row} is {type(label).__name__} {np.shape(label)}; give one class label per "
                 "sequence (a 1-D list, not one-hot rows)."
             )
-        known_here = (*(classes or ()), *known)
-        missing_text = isinstance(label, str) and label.strip() in MISSING_LABELS and label not in known_here
+        missing_text = isinstance(label, str) and label.strip() in MISSING_LABELS and label not in known
         if label is None or pd.isna(label) or missing_text:  # (a model's own class named "NA" stays one)
             named = f" ({names[row - 1]!r})" if names is not None else ""
             raise DataValidationError(

@@ -255,17 +255,23 @@ def test_refit_saves_a_model_trained_on_every_sequence_after_the_folds(labelled_
     assert official.exit_code == 2 and "refit goes with cross-validation" in official.stderr
 
 
-def test_an_interrupted_refit_saves_no_model_and_says_the_run_is_incomplete(labelled_csv, monkeypatch):
-    folder = labelled_csv
+def _fit_interrupted_in(training: str):
+    """DNAClassifier.fit as a Ctrl-C leaves it in the run's training named `training` (its checkpoint folder):
+    trained, its history saying interrupted."""
     real_fit = DNAClassifier.fit
 
-    def fit_interrupted_in_the_refit(self, *args, **kwargs):
+    def fit(self, *args, **kwargs):
         real_fit(self, *args, **kwargs)
-        if str(self.checkpoint_dir).endswith("all"):
+        if str(self.checkpoint_dir).endswith(training):
             self.history_["stop_reason"] = "interrupted"
         return self
 
-    monkeypatch.setattr(DNAClassifier, "fit", fit_interrupted_in_the_refit)
+    return fit
+
+
+def test_an_interrupted_refit_saves_no_model_and_says_the_run_is_incomplete(labelled_csv, monkeypatch):
+    folder = labelled_csv
+    monkeypatch.setattr(DNAClassifier, "fit", _fit_interrupted_in("all"))
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--epochs", "1", "--dim", "16"]
     result = runner.invoke(app, [*args, "--refit", "--out", str(folder / "cut")], env={"COLUMNS": "300"})
     assert result.exit_code == 130, result.output
@@ -494,14 +500,7 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     says it is incomplete, and the CLI exits 130 with the finished folds' mean labelled as such."""
     folder = labelled_csv
     real_fit = DNAClassifier.fit
-
-    def fit_interrupted_in_fold1(self, *args, **kwargs):
-        real_fit(self, *args, **kwargs)
-        if str(self.checkpoint_dir).endswith("fold1"):
-            self.history_["stop_reason"] = "interrupted"
-        return self
-
-    monkeypatch.setattr(DNAClassifier, "fit", fit_interrupted_in_fold1)
+    monkeypatch.setattr(DNAClassifier, "fit", _fit_interrupted_in("fold1"))
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
     result = runner.invoke(app, [*args, "--folds", "2", "--out", str(folder / "stopped")], env={"COLUMNS": "200"})
     assert result.exit_code == 130, result.output

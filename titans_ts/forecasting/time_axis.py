@@ -215,8 +215,11 @@ def numbered(rows: pd.Index) -> bool:
     """Whether rows carry numbers of their own: an index of whole numbers other than a frame's default one
     (0, 1, 2, ...: an array's, a DataFrame built without an index, or a new file's own count of its rows), which
     numbers nothing."""
-    default = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1
-    return pd.api.types.is_integer_dtype(rows) and not default
+    return pd.api.types.is_integer_dtype(rows) and not _counted_from_zero(rows)
+
+
+def _counted_from_zero(rows: pd.Index) -> bool:
+    return isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1
 
 
 def fitted_numbered(rows: pd.Index) -> bool:
@@ -224,8 +227,7 @@ def fitted_numbered(rows: pd.Index) -> bool:
     without timestamps is numbered: by its steps from 0 (load_dataset's index 'step', named). A slice of that
     frame read again (df.iloc[590:600]) is then refused, while a new file's rows, numbered from 0 by their own
     file, are counted on."""
-    named_count = isinstance(rows, pd.RangeIndex) and rows.start == 0 and rows.step == 1 and rows.name is not None
-    return numbered(rows) or named_count
+    return numbered(rows) or (_counted_from_zero(rows) and rows.name is not None)
 
 
 def _check_numbers_follow(last: int, rows: pd.Index, step) -> None:
