@@ -40,6 +40,26 @@ def test_update_in_two_parts_equals_one_update(fitted, series):
     assert whole.predict().index[0] == series.index[270]  # the forecast starts after the last row seen
 
 
+def test_a_saved_stream_loads_and_streams_on_as_the_model_saved(fitted, series, tmp_path):
+    """save() keeps what update() carried (every block's memory and momentum, the last forecast): the loaded
+    model forecasts as the saved one, and update(a); save; load; update(b) equals update(a + b)."""
+    import copy
+
+    whole, saved = copy.deepcopy(fitted), copy.deepcopy(fitted)
+    whole.update(series.iloc[240:270])
+    saved.update(series.iloc[240:255])
+    loaded = TitansForecaster.load(saved.save(tmp_path / "streamed"))
+    for a, b in zip(_states(loaded), _states(saved), strict=True):
+        torch.testing.assert_close(a, b.cpu(), rtol=0, atol=0)
+    pd.testing.assert_frame_equal(loaded.predict(), saved.predict())
+    assert not np.allclose(loaded.predict().to_numpy(), fitted.predict(series.iloc[:255]).to_numpy())  # not frozen
+    loaded.update(series.iloc[255:270])
+    pd.testing.assert_frame_equal(loaded.predict(), whole.predict(), rtol=1e-5)
+    never_updated = TitansForecaster.load(fitted.save(tmp_path / "fitted"))  # nothing carried: the trained memory
+    assert never_updated.memory_state_ is None and never_updated.stream_forecast_ is None
+    pd.testing.assert_frame_equal(never_updated.predict(), fitted.predict())
+
+
 def test_rows_already_read_are_refused_and_nothing_changes(fitted, series):
     import copy
 

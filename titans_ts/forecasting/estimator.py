@@ -388,9 +388,10 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             "val_metrics": self.val_metrics_,
             **floors_record(self),
         }
-        if self._in_history_mode():  # the carried memory and what predict reads beside it
-            stream_tensors, stream_config = history_stream.saved_stream(self)
-            tensors, config = tensors | stream_tensors, config | stream_config
+        # the carried memory and what predict reads beside it: a loaded model forecasts as this one does
+        history = self._in_history_mode()
+        stream_tensors, stream_config = history_stream.saved_stream(self) if history else self._saved_stream()
+        tensors, config = tensors | stream_tensors, config | stream_config
         level_tensors, level_config = self._saved_levels()  # nothing without quantiles
         tensors, config = tensors | level_tensors, config | level_config
         return save_model_dir(path, tensors, config)
@@ -443,6 +444,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         estimator.fitted_params_ = estimator.get_params()
         if history:
             history_stream.restore_stream(estimator, tensors, config)
+        else:
+            estimator._restore_stream(tensors, config)
         return estimator
 
     def _fitted_frame(self, X) -> pd.DataFrame:

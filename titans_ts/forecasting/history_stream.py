@@ -19,7 +19,7 @@ import torch
 from titans_ts.errors import DataValidationError
 from titans_ts.forecasting.long_memory import LongMemoryForecaster
 from titans_ts.forecasting.long_memory_eval import frozen_forecasts
-from titans_ts.memory import MemoryState
+from titans_ts.memory import MemoryState, states_from_tensors, states_to_tensors
 
 STREAM_PREFIX = "stream."  # the saved tensors of the MemoryStream
 
@@ -118,15 +118,8 @@ def saved_stream(estimator) -> tuple[dict, dict]:
         tensors[f"{STREAM_PREFIX}readout"] = stream.readout
     layers = None
     if stream.state is not None:
-        layers = []
-        for i, state in enumerate(stream.state):
-            for kind in ("weights", "momentum"):
-                for j, tensor in enumerate(getattr(state, kind)):
-                    tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] = tensor
-            if state.conv_cache is not None:
-                tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] = state.conv_cache
-            cache = state.conv_cache is not None
-            layers.append({"depth": len(state.weights), "conv_cache": cache, "tokens_seen": state.tokens_seen})
+        state_tensors, layers = states_to_tensors(stream.state, STREAM_PREFIX)
+        tensors |= state_tensors
     tensors = {name: tensor.clone() for name, tensor in tensors.items()}  # safetensors refuses shared storage
     config = {"mode": "history", "stream": {"state_layers": layers}}
     return tensors, config | {"val_metrics_frozen": estimator.val_metrics_frozen_}
@@ -135,16 +128,7 @@ def saved_stream(estimator) -> tuple[dict, dict]:
 def restore_stream(estimator, tensors: dict, config: dict) -> None:
     """The stream and the frozen val score of a saved history-mode model (`saved_stream`)."""
     layers = config["stream"]["state_layers"]
-    state = None
-    if layers is not None:
-        state = []
-        for i, layer in enumerate(layers):
-            weights, momentum = (
-                tuple(tensors[f"{STREAM_PREFIX}state.{i}.{kind}.{j}"] for j in range(layer["depth"]))
-                for kind in ("weights", "momentum")
-            )
-            cache = tensors[f"{STREAM_PREFIX}state.{i}.conv_cache"] if layer["conv_cache"] else None
-            state.append(MemoryState(weights, momentum, cache, int(layer["tokens_seen"])))
+    state = None if layers is None else states_from_tensors(tensors, STREAM_PREFIX, layers)
     readout = tensors.get(f"{STREAM_PREFIX}readout")
     pending, before = (tensors[f"{STREAM_PREFIX}{name}"] for name in ("pending", "before"))
     estimator.stream_ = MemoryStream(state, pending, before, readout)

@@ -11,6 +11,9 @@ from titans_ts.errors import ConfigError
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import QuantileForecaster
 from titans_ts.forecasting.time_axis import advanced, check_follows
+from titans_ts.memory import states_from_tensors, states_to_tensors
+
+WINDOW_STREAM = "window_stream."  # the saved tensors of the stream update() carries
 
 
 class Streaming:
@@ -40,7 +43,11 @@ class Streaming:
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
         device = self._device()
         self.model_.to(device).eval()
-        context, state = self.context_.to(device), getattr(self, "memory_state_", None)
+        state = getattr(self, "memory_state_", None)  # a loaded model's is on the CPU
+        context, state = (
+            self.context_.to(device),
+            None if state is None else [None if s is None else s.to(device) for s in state],
+        )
         tracker, targets = getattr(self, "level_tracker_", None), self._target_positions()
         with torch.no_grad():
             for row in scaled.to(device):
@@ -97,6 +104,35 @@ class Streaming:
             return forecast, [carried(s) for s in states], levels
         forecast, states = self.model_(window, state, return_states=True)
         return forecast, [carried(s) for s in states], None
+
+    def _saved_stream(self) -> tuple[dict, dict]:
+        """(tensors, config.json entries) of the stream update() carries (window mode): the memory state of
+        every block, the forecast made at the last row and its raw levels; ({}, {}) before any update."""
+        forecast = getattr(self, "stream_forecast_", None)
+        if forecast is None:
+            return {}, {}
+        tensors = {f"{WINDOW_STREAM}forecast": torch.as_tensor(forecast)}
+        levels = getattr(self, "stream_levels_", None)
+        if levels is not None:
+            tensors[f"{WINDOW_STREAM}levels"] = torch.as_tensor(levels)
+        layers = None
+        if self.memory_state_ is not None:  # None where a floor forecast in the model's place
+            state_tensors, layers = states_to_tensors(self.memory_state_, WINDOW_STREAM)
+            tensors |= state_tensors
+        return tensors, {"window_stream": {"state_layers": layers}}
+
+    def _restore_stream(self, tensors: dict, config: dict) -> None:
+        """The stream of a saved window model (`_saved_stream`); a model saved without one starts from the
+        trained memory."""
+        self.memory_state_, self.stream_forecast_, self.stream_levels_ = None, None, None
+        saved = config.get("window_stream")
+        if saved is None:
+            return
+        layers = saved["state_layers"]
+        self.memory_state_ = None if layers is None else states_from_tensors(tensors, WINDOW_STREAM, layers)
+        self.stream_forecast_ = tensors[f"{WINDOW_STREAM}forecast"].numpy()
+        levels = tensors.get(f"{WINDOW_STREAM}levels")
+        self.stream_levels_ = None if levels is None else levels.numpy()
 
     def _check_streamable(self) -> None:
         if self.variant != "lmm":

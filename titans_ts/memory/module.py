@@ -128,6 +128,41 @@ class MemoryState:
         return replace(self, weights=weights, momentum=momentum, conv_cache=cache)
 
 
+def states_to_tensors(states: list[MemoryState | None], prefix: str) -> tuple[dict, list[dict | None]]:
+    """Carried states as a safetensors file holds them: (tensors named `<prefix>state.<i>.weights.<j>`, ...,
+    a layer description per state for the JSON beside: its depth, whether it holds a conv cache, the tokens it
+    has seen; None for a block without one). `states_from_tensors` reads them back."""
+    tensors, layers = {}, []
+    for i, state in enumerate(states):
+        if state is None:
+            layers.append(None)
+            continue
+        for kind in ("weights", "momentum"):
+            for j, tensor in enumerate(getattr(state, kind)):
+                tensors[f"{prefix}state.{i}.{kind}.{j}"] = tensor
+        if state.conv_cache is not None:
+            tensors[f"{prefix}state.{i}.conv_cache"] = state.conv_cache
+        cache = state.conv_cache is not None
+        layers.append({"depth": len(state.weights), "conv_cache": cache, "tokens_seen": state.tokens_seen})
+    return {name: tensor.detach().clone() for name, tensor in tensors.items()}, layers  # own storage each
+
+
+def states_from_tensors(tensors: dict, prefix: str, layers: list[dict | None]) -> list[MemoryState | None]:
+    """The states `states_to_tensors` wrote (on the device the tensors are on)."""
+    states = []
+    for i, layer in enumerate(layers):
+        if layer is None:
+            states.append(None)
+            continue
+        weights, momentum = (
+            tuple(tensors[f"{prefix}state.{i}.{kind}.{j}"] for j in range(layer["depth"]))
+            for kind in ("weights", "momentum")
+        )
+        cache = tensors[f"{prefix}state.{i}.conv_cache"] if layer["conv_cache"] else None
+        states.append(MemoryState(weights, momentum, cache, int(layer["tokens_seen"])))
+    return states
+
+
 class CausalDepthwiseConv(nn.Module):
     """Depthwise causal conv over time on (B, T, C), as a sum of shifted products.
 
