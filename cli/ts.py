@@ -318,11 +318,13 @@ MODEL_DIR = typer.Option(..., "--model", "-m", help="A folder written by `titans
 def predict(
     model: Path = MODEL_DIR,
     input: Path = typer.Option(
-        ...,
+        None,
         "--input",
         "-i",
         help="A CSV, TSV or parquet file with the model's columns (and a time column, else its rows are steps), "
-        "or a registered dataset's name (ETTh1): the forecast after its end.",
+        "or a registered dataset's name (ETTh1): the forecast after its end \\[default: the forecast after the "
+        "last row the model has read, fit's data and every `titans-ts update`].",
+        show_default=False,
     ),
     out: Path = typer.Option(
         None,
@@ -343,7 +345,9 @@ def predict(
 ) -> None:
     """Forecast the horizon after the end of a CSV with a saved model (original units, future timestamps).
 
-    A model fitted with --quantiles also writes its levels: a column per (column, level), e.g. OT_q0.1."""
+    Without --input: the forecast after the last row the model has read (its fit's data, then every
+    `titans-ts update`), from the memory it carries. A model fitted with --quantiles also writes its levels: a
+    column per (column, level), e.g. OT_q0.1."""
     from titans_ts.forecasting.api import forecast_csv, predict_csv
 
     chosen = levels(quantiles)
@@ -359,6 +363,55 @@ def predict(
         )
     if plot:
         console.print(f"Plot: {plot}")
+
+
+@app.command()
+@grouped
+def update(
+    model: Path = MODEL_DIR,
+    input: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="A CSV, TSV or parquet file of new rows with the model's columns: the rows after the last one the "
+        "model has read, in time order, at its step (a time column, else its rows count on as steps).",
+    ),
+    out: Path = typer.Option(
+        None,
+        help="The folder to save the updated model in \\[default: the model's own folder, replaced].",
+        show_default=False,
+    ),
+    reading: Reading = DATA_FILE,
+    device: str = DEVICE,
+    overwrite: bool = typer.Option(
+        False, "--overwrite/--no-overwrite", help="Replace a model already in --out (else refused)."
+    ),
+) -> None:
+    """Let a saved model read new rows, and save it: its memory keeps learning from them (streaming).
+
+    Then `titans-ts predict --model MODEL` (without --input) forecasts after the last new row from the memory it
+    carries. Rows it has already read, or rows off its time grid, are refused and nothing is written. A history
+    model (--mode history) reads on along time, as it was trained to. A window model (the default mode) reads
+    each new row's window from the carried memory; it was trained from the fresh memory every window, and
+    carrying it made its benchmark forecasts worse (docs/forecasting.md): for its frozen forecast, pass the
+    recent rows to `titans-ts predict --input` instead. Example, once a day:
+    `titans-ts update -m runs/my-model -i today.csv && titans-ts predict -m runs/my-model --out next.csv`."""
+    from titans_ts.forecasting.api import update_saved
+    from titans_ts.forecasting.floors import MODEL as THE_MODEL
+
+    options = dict(device=device, overwrite=overwrite, **reading.for_saved_model())
+    estimator, rows, saved = update_saved(model, input, out, **options)
+    last = estimator.last_index_
+    where = f"step {last}" if isinstance(last, int) else str(last)  # a file without a time column counts steps
+    console.print(
+        f"The model read {len(rows)} new rows; it has now read up to {where}, and is saved in {saved}. "
+        f"`titans-ts predict --model {saved}` forecasts the {estimator.horizon} steps after it."
+    )
+    if estimator.mode == "window" and estimator.forecaster_used_ == THE_MODEL:
+        console.print(
+            "Note: a window model was trained from the fresh memory every window; carrying it made its benchmark "
+            "forecasts worse (docs/forecasting.md). Its frozen forecast: `titans-ts predict --input` the recent rows."
+        )
 
 
 @app.command()

@@ -152,6 +152,47 @@ def test_predict_to_stdout_is_csv_a_pipe_can_read_however_narrow_the_terminal(tr
     assert forecast.shape == (12, history.shape[1]) and list(forecast.columns) == list(history.columns)
 
 
+def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_them(tmp_path):
+    """`titans-ts update` = load, update(rows), save; `predict` without --input forecasts from the carried memory.
+    Rows it refuses (already read) write nothing; --out leaves the model's own folder as it was."""
+    later = write_series(tmp_path / "all.csv", rows=540, columns=3)
+    later.iloc[:500].to_csv(tmp_path / "mine.csv", index=False)
+    later.iloc[500:520].to_csv(tmp_path / "new1.csv", index=False)
+    later.iloc[520:].to_csv(tmp_path / "new2.csv", index=False)
+    model, moved = tmp_path / "model", tmp_path / "moved"
+    fitted = runner.invoke(
+        app, ["fit", "-d", str(tmp_path / "mine.csv"), *SMALL, "--fallback", "off", "--out", str(model)]
+    )
+    assert fitted.exit_code == 0, fitted.output
+    saved = {name: (model / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    first = runner.invoke(app, ["update", "-m", str(model), "-i", str(tmp_path / "new1.csv"), "--out", str(moved)])
+    assert first.exit_code == 0, first.output
+    assert f"read 20 new rows; it has now read up to {later['date'].iloc[519]}" in " ".join(first.output.split())
+    assert all((model / name).read_bytes() == data for name, data in saved.items())  # --out: the model as it was
+    assert "carrying it made its benchmark forecasts worse" in " ".join(first.output.split())  # a window model
+    second = runner.invoke(app, ["update", "-m", str(moved), "-i", str(tmp_path / "new2.csv")])  # in place
+    assert second.exit_code == 0, second.output
+    forecast = runner.invoke(app, ["predict", "-m", str(moved)])
+    assert forecast.exit_code == 0, forecast.output
+    from titans_ts.forecasting import TitansForecaster
+
+    original = TitansForecaster.load(model)
+    expected = original.update(later.iloc[500:].set_index("date")).predict()
+    got = pd.read_csv(io.StringIO(forecast.stdout), index_col="date", parse_dates=True)
+    assert (got.index == expected.index).all() and got.index[0] == later["date"].iloc[-1] + pd.Timedelta(hours=1)
+    atol = original.scaler_.scale_.max() * 1e-6  # the CLI writes the digits float32 computes
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=atol)
+
+    before = {name: (moved / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    again = runner.invoke(app, ["update", "-m", str(moved), "-i", str(tmp_path / "new2.csv")])  # rows already read
+    assert again.exit_code == 2 and "not after the last row already read" in again.stderr
+    taken = runner.invoke(app, ["update", "-m", str(model), "-i", str(tmp_path / "new1.csv"), "--out", str(moved)])
+    assert taken.exit_code == 2 and "already holds a model: pass --overwrite" in taken.stderr
+    assert all((moved / name).read_bytes() == data for name, data in before.items())  # refused: nothing written
+    plot = runner.invoke(app, ["predict", "-m", str(moved), "--plot", str(tmp_path / "p.png")])
+    assert plot.exit_code == 2 and "--plot draws the forecast after the history it reads" in plot.stderr
+
+
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
     result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])

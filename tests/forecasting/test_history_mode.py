@@ -2,6 +2,7 @@
 and `titans-ts fit --mode history` (issue 28)."""
 
 import copy
+import io
 import json
 import re
 
@@ -381,7 +382,9 @@ def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(
 
 def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     runner = CliRunner()
-    write_series(tmp_path / "mine.csv", rows=500, columns=3)
+    later = write_series(tmp_path / "all.csv", rows=540, columns=3)
+    later.iloc[:500].to_csv(tmp_path / "mine.csv", index=False)
+    later.iloc[500:].to_csv(tmp_path / "new.csv", index=False)
     small = ["--lookback", "16", "--horizon", "4", "--dim", "8", "--layers", "1", "--epochs", "1"]
     history = ["--mode", "history", "--patch-len", "4", "--streams", "1", "--bptt", "2", "--online-reset-mix", "auto"]
     history += ["--online-blend", "0.5", "--fallback", "off"]  # the model's own rows (a floor's scores are one pair)
@@ -404,6 +407,21 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert metrics["model_val"]["mse"] == pytest.approx(choice["val_mse"][str(choice["chosen"])])
     predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
     assert predicted.exit_code == 0, predicted.output
+    # update: the memory reads the new rows along time, saved in another folder; predict reads on from there
+    updated = runner.invoke(
+        app, ["update", "-m", str(model), "-i", str(tmp_path / "new.csv"), "--out", str(tmp_path / "on")]
+    )
+    assert updated.exit_code == 0, updated.output
+    assert "Note: a window model" not in updated.output  # trained as it streams: no note
+    streamed = runner.invoke(app, ["predict", "--model", str(tmp_path / "on")])
+    assert streamed.exit_code == 0, streamed.output
+    original = TitansForecaster.load(model)
+    expected = original.update(later.iloc[500:].set_index("date")).predict()
+    got = pd.read_csv(io.StringIO(streamed.stdout), index_col="date", parse_dates=True)
+    atol = original.scaler_.scale_.max() * 1e-6  # the CLI writes the digits float32 computes
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=atol)
+    assert not np.allclose(got.to_numpy(), original.predict(later.iloc[:500].set_index("date")).to_numpy())
+    assert got.index[0] == later["date"].iloc[-1] + pd.Timedelta(hours=1)
     evaluated = runner.invoke(
         app, ["evaluate", "--model", str(model), "--dataset", str(tmp_path / "mine.csv"), "--online", "--out",
               str(tmp_path / "windows.csv")]

@@ -35,7 +35,7 @@ from titans_ts.io import (
 from titans_ts.training import check_device
 from titans_ts.version import __version__
 
-__all__ = ["dataset_label", "evaluate_saved", "fit_dataset", "list_datasets", "predict_csv"]
+__all__ = ["dataset_label", "evaluate_saved", "fit_dataset", "list_datasets", "predict_csv", "update_saved"]
 
 
 def fit_dataset(
@@ -202,7 +202,7 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
 
 def predict_csv(
     model_dir,
-    input_csv,
+    input_csv=None,
     out_csv=None,
     plot=None,
     fill: str | None = None,
@@ -227,20 +227,29 @@ def predict_csv(
     series, without the long table's columns) is read and written wide.
     overwrite: replace an existing out_csv or plot (else refused before any work).
     input_csv may be a registered dataset's name (the forecast after its end), found and checked as
-    `load_dataset` finds one (data_dir, verify)."""
+    `load_dataset` finds one (data_dir, verify); None: the forecast after the last row the model has read (fit's
+    data and every `update_saved`), from the memory it carries."""
     check_device(device)
     check_out_file(out_csv, [input_csv], overwrite)
     if out_csv is not None:
         check_table_path(out_csv)
+    if plot is not None and input_csv is None:
+        raise ConfigError(
+            "--plot draws the forecast after the history it reads: give that history with --input, or leave --plot "
+            "out (the forecast after the rows the model has read needs no input)."
+        )
     check_out_file(plot, [input_csv], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
     estimator._chosen_levels(quantiles)  # levels it was not fitted with fail before the data is read
-    read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long, data_dir=data_dir, verify=verify)
-    source = Path(input_csv)
-    if not source.exists() and lookup_name(str(input_csv)) is not None:  # --input ETTh1: the registered dataset
-        source = str(input_csv)
-    frame, long = _read_for(estimator, source, **read)
+    if input_csv is None:
+        frame, long = None, estimator.long_format_
+    else:
+        read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
+        source = Path(input_csv)
+        if not source.exists() and lookup_name(str(input_csv)) is not None:  # --input ETTh1: the registered dataset
+            source = str(input_csv)
+        frame, long = _read_for(estimator, source, **read, data_dir=data_dir, verify=verify)
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
@@ -251,6 +260,54 @@ def predict_csv(
         if out_csv is not None:
             write_table(forecast_table(forecast), out_csv)
     return forecast, out_csv
+
+
+def update_saved(
+    model_dir,
+    input_csv,
+    out=None,
+    fill: str | None = None,
+    date_column: str | None = None,
+    device: str | None = None,
+    header: bool = True,
+    sep: str | None = None,
+    long: tuple[str, str, str] | None = None,
+    overwrite: bool = False,
+) -> tuple[TitansForecaster, pd.DataFrame, Path]:
+    """Let a saved model read new rows (`TitansForecaster.update`: the memory keeps what it learns from them) and
+    save it, in its own folder (out None) or in `out`. Returns (the model, the rows read, where it was saved).
+
+    The rows must follow the last row the model has read (fit's data and every earlier update), at its step;
+    rows it refuses write nothing. An existing model in `out` (not the model's own folder) is replaced only with
+    overwrite. `device` as in predict_csv; the model keeps the device it was saved with."""
+    check_device(device)
+    model_dir = Path(model_dir)
+    out = model_dir if out is None else Path(out)
+    _check_model_out(out, model_dir, overwrite)
+    estimator = TitansForecaster.load(model_dir)
+    saved_device = estimator.device
+    if device is not None:
+        estimator.set_params(device=device)
+    frame, _ = _read_for(
+        estimator, Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long
+    )
+    estimator.update(frame)
+    estimator.set_params(device=saved_device)
+    return estimator, frame, estimator.save(out)
+
+
+def _check_model_out(out: Path, model_dir: Path, overwrite: bool) -> None:
+    """Where update_saved saves: the model's own folder, a new folder, or (with overwrite) another model's."""
+    import os
+
+    holds_model = any((out / name).exists() for name in (CONFIG_FILE, MODEL_FILE))
+    same = out.exists() and model_dir.exists() and os.path.samefile(out, model_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file: a model is saved as a folder; give a folder path with --out.")
+    if holds_model and not same and not overwrite:
+        raise ConfigError(
+            f"{out} already holds a model: pass overwrite=True to replace it, or choose another folder to save in."
+        )
 
 
 def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[pd.DataFrame, list | None]:

@@ -272,13 +272,15 @@ def check_follows(last, rows: pd.Index, step=None, numbered_model: bool = False)
         if isinstance(rows, pd.DatetimeIndex):  # dated: the model counts steps, and would number them so
             raise DataValidationError(
                 f"the model read rows without timestamps (counted up to {last}); the new rows are dated: give them "
-                "without (an array, or df.reset_index(drop=True)), or fit the model on dated rows."
+                "without (an array, or df.reset_index(drop=True); a file without its time column), or fit the model on "
+                "dated rows."
             )
         return None
     if isinstance(last, pd.Timestamp) and not isinstance(rows, pd.DatetimeIndex):
         raise DataValidationError(
             f"the model has read rows up to {last}; give the new rows with their timestamps (a DataFrame indexed "
-            "by time), so that they can be checked to come after it and the forecasts dated."
+            "by time; a file with its time column), so that they can be checked to come after it and the forecasts "
+            "dated."
         )
     if isinstance(last, pd.Timestamp) and isinstance(rows, pd.DatetimeIndex) and (last.tz is None) != (rows.tz is None):
         if step is not None and _on_days(step):  # daily data is read on the wall clock, zone or none: compare so
