@@ -243,6 +243,28 @@ def levels(text, option: str = "--quantiles"):
     return values
 
 
+def chosen_levels(text):
+    """predict --quantiles: some of a model's fitted levels, "0.1,0.9" -> [0.1, 0.9] (a level named twice is
+    written once), "none" -> [] (the point columns alone), None when not given (all of them). The model says
+    which it was fitted with."""
+    from titans_ts.errors import ConfigError
+
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise ConfigError(
+            f"--quantiles takes some of the model's levels, comma-separated (e.g. 0.1,0.9), or none for the point "
+            f"forecast alone; got {text!r}."
+        )
+    return list(dict.fromkeys(values))
+
+
 def fraction_or_auto(text: str, option: str):
     """--online-reset-mix "0.2" -> 0.2, "auto" -> "auto"; the estimator checks the range."""
     from titans_ts.errors import ConfigError

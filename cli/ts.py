@@ -21,9 +21,9 @@ from cli.options import (
     SPLIT,
     TRAINING,
     Reading,
+    chosen_levels,
     grouped,
     integers,
-    levels,
     names,
 )
 from cli.ts_options import HISTORY, QUANTILES
@@ -335,8 +335,8 @@ def predict(
     quantiles: str = typer.Option(
         None,
         "--quantiles",
-        help="Of a model fitted with --quantiles, the levels to write, e.g. 0.1,0.9 \\[default: all it has]; "
-        "one column per (column, level): OT_q0.1 ...",
+        help="Of a model fitted with --quantiles, the levels to write, e.g. 0.1,0.9, or none for the point "
+        "forecast alone \\[default: all it has]; one column per (column, level): OT_q0.1 ...",
     ),
     source: dict = DATA_SOURCE,
     reading: Reading = DATA_FILE,
@@ -350,7 +350,7 @@ def predict(
     column per (column, level), e.g. OT_q0.1."""
     from titans_ts.forecasting.api import forecast_csv, predict_csv
 
-    chosen = levels(quantiles)
+    chosen = chosen_levels(quantiles)
     options = dict(device=device, quantiles=chosen, overwrite=overwrite, **source, **reading.for_saved_model())
     forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}

@@ -314,8 +314,14 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
     assert refused.exit_code == 2 and "already exists: pass --overwrite" in refused.stderr  # an earlier forecast
     some = runner.invoke(app, [*predict, "--quantiles", "0.9", "--overwrite"])
     assert some.exit_code == 0 and list(pd.read_csv(out).columns) == ["date", "c0", "OT", "c0_q0.9", "OT_q0.9"]
+    twice = runner.invoke(app, [*predict, "--quantiles", "0.9,0.9", "--overwrite"])  # as predict(quantiles=...)
+    assert twice.exit_code == 0 and list(pd.read_csv(out).columns) == ["date", "c0", "OT", "c0_q0.9", "OT_q0.9"]
+    point = runner.invoke(app, [*predict, "--quantiles", "none", "--overwrite"])
+    assert point.exit_code == 0 and list(pd.read_csv(out).columns) == ["date", "c0", "OT"]
     refused = runner.invoke(app, [*predict, "--quantiles", "0.05", "--overwrite"])
     assert refused.exit_code == 2 and "[0.05] were not fitted" in refused.stderr
+    refused = runner.invoke(app, [*predict, "--quantiles", "high", "--overwrite"])
+    assert refused.exit_code == 2 and "or none for the point forecast alone; got 'high'" in refused.stderr
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), "--quantiles", "0.1,1.5"])
     assert bad.exit_code == 2 and "not in (0, 1)" in bad.stderr
     windows = tmp_path / "windows.csv"
