@@ -367,6 +367,17 @@ def test_the_plots_name_a_floor_that_forecast_in_the_models_place(tmp_path, monk
     assert titles[2] == "test error by horizon step, repeat last"
 
 
+def test_fits_plot_names_the_column_it_draws(fitted, series, tmp_path, monkeypatch):
+    """forecast.png's title (fit's last test window) named the data and the forecaster, not the column drawn."""
+    from titans_ts.forecasting import plots
+    from titans_ts.forecasting.api import _plot_last_test_window
+
+    titles = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: titles.extend(a.get_title() for a in figure.axes))
+    _plot_last_test_window(fitted, series.iloc[:340], tmp_path / "forecast.png", "mine")
+    assert titles == [f"mine, OT: last test window, {fitted._forecaster_name()}"]
+
+
 def test_a_recalibration_under_another_protocol_makes_it_the_models_own(fitted, series):
     """After recalibrate() on a protocol set since fit, setting fit's protocol back split the fitted rows by the
     recalibration's borders, not by it."""

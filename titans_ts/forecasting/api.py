@@ -196,8 +196,9 @@ def _plot_last_test_window(estimator: TitansForecaster, frame: pd.DataFrame, pat
     truth = frame.iloc[origin:end]
     # history mode: the memory reads every row before the origin (the online forecast), window mode the window
     forecast = estimator.predict(frame.iloc[:origin] if estimator.mode == "history" else history)
-    title = f"{label}: last test window, {estimator._forecaster_name()}"
-    plot_forecast(history, forecast, path, truth=truth, title=title)
+    column = estimator.targets_[-1]  # the column plot_forecast draws
+    title = f"{label}, {column}: last test window, {estimator._forecaster_name()}"
+    plot_forecast(history, forecast, path, truth=truth, column=column, title=title)
 
 
 def predict_csv(
