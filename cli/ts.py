@@ -378,7 +378,8 @@ def update(
     ),
     out: Path = typer.Option(
         None,
-        help="The folder to save the updated model in \\[default: the model's own folder, replaced].",
+        help="The folder to save the updated model in: a new one, or one an earlier update saved in (with "
+        "--overwrite) \\[default: the model's own folder, replaced].",
         show_default=False,
     ),
     reading: Reading = DATA_FILE,
@@ -390,7 +391,9 @@ def update(
     """Let a saved model read new rows, and save it: its memory keeps learning from them (streaming).
 
     Then `titans-ts predict --model MODEL` (without --input) forecasts after the last new row from the memory it
-    carries. Rows it has already read, or rows off its time grid, are refused and nothing is written. A history
+    carries. Rows at or before the last one it has read (dated rows; a file without a time column counts on
+    as new steps), or rows off its time grid, are refused and nothing is written; a file with no rows changes
+    nothing. A history
     model (--mode history) reads on along time, as it was trained to. A window model (the default mode) reads
     each new row's window from the carried memory; it was trained from the fresh memory every window, and
     carrying it made its benchmark forecasts worse (docs/forecasting.md): for its frozen forecast, pass the
@@ -401,6 +404,9 @@ def update(
 
     options = dict(device=device, overwrite=overwrite, **reading.for_saved_model())
     estimator, rows, saved = update_saved(model, input, out, **options)
+    if saved is None:
+        console.print(f"No rows in {input}: the model is unchanged.")
+        return
     last = estimator.last_index_
     where = f"step {last}" if isinstance(last, int) else str(last)  # a file without a time column counts steps
     console.print(

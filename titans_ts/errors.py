@@ -23,6 +23,10 @@ class DataValidationError(TitansError, ValueError):
     """A table cannot be used as it is: bad dates, non-numeric or non-finite values, too few rows."""
 
 
+class EmptyTableError(DataValidationError):
+    """A table has a header and no data rows."""
+
+
 class MissingColumnsError(DataValidationError):
     """A table lacks columns it was asked for."""
 

@@ -125,6 +125,16 @@ def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(
         assert refused.exit_code == 2 and "choose such a name" in refused.stderr, name
 
 
+def test_a_data_column_named_as_the_forecasts_index_keeps_its_name():
+    """A file without a time column whose data has a column `step`: its forecast table named both "step" (a
+    traceback: cannot insert step, already exists)."""
+    from titans_ts.forecasting.api import forecast_table
+
+    forecast = pd.DataFrame({"step": [1.0, 2.0], "OT": [3.0, 4.0]}, index=pd.RangeIndex(10, 12, name="step"))
+    table = forecast_table(forecast)
+    assert list(table.columns) == ["forecast_step", "step", "OT"] and table["forecast_step"].tolist() == [10, 11]
+
+
 def test_forecast_decimals_follow_each_columns_scale_not_its_size():
     from types import SimpleNamespace
 
@@ -152,13 +162,15 @@ def test_predict_to_stdout_is_csv_a_pipe_can_read_however_narrow_the_terminal(tr
     assert forecast.shape == (12, history.shape[1]) and list(forecast.columns) == list(history.columns)
 
 
-def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_them(tmp_path):
+def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_them(tmp_path, monkeypatch):
     """`titans-ts update` = load, update(rows), save; `predict` without --input forecasts from the carried memory.
     Rows it refuses (already read) write nothing; --out leaves the model's own folder as it was."""
     later = write_series(tmp_path / "all.csv", rows=540, columns=3)
     later.iloc[:500].to_csv(tmp_path / "mine.csv", index=False)
     later.iloc[500:520].to_csv(tmp_path / "new1.csv", index=False)
     later.iloc[520:].to_csv(tmp_path / "new2.csv", index=False)
+    more = later.iloc[-5:].assign(date=later["date"].iloc[-1] + pd.to_timedelta(range(1, 6), unit="h"))
+    more.to_csv(tmp_path / "new3.csv", index=False)
     model, moved = tmp_path / "model", tmp_path / "moved"
     fitted = runner.invoke(
         app, ["fit", "-d", str(tmp_path / "mine.csv"), *SMALL, "--fallback", "off", "--out", str(model)]
@@ -191,6 +203,22 @@ def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_the
     assert all((moved / name).read_bytes() == data for name, data in before.items())  # refused: nothing written
     plot = runner.invoke(app, ["predict", "-m", str(moved), "--plot", str(tmp_path / "p.png")])
     assert plot.exit_code == 2 and "--plot draws the forecast after the history it reads" in plot.stderr
+    unread = runner.invoke(app, ["predict", "-m", str(moved), "--fill", "ffill", "--no-header"])
+    assert unread.exit_code == 2 and "options (--fill ffill, --no-header) say how to read an input" in unread.stderr
+    run_folder = runner.invoke(app, ["update", "-m", str(moved), "-i", str(tmp_path / "new1.csv"), "--out", str(model),
+                                     "--overwrite"])  # fmt: skip
+    assert run_folder.exit_code == 2 and "holds other files (forecast.png, metrics.json)" in run_folder.stderr
+    named = runner.invoke(app, ["update", "-m", str(moved), "-i", "ETTh1"])
+    assert named.exit_code == 2 and "No file at ETTh1: give the file of new rows" in named.stderr
+    assert all((moved / name).read_bytes() == data for name, data in before.items())  # still nothing written
+    later.iloc[:0].to_csv(tmp_path / "none.csv", index=False)  # a poll that found no rows
+    polled = runner.invoke(app, ["update", "-m", str(moved), "-i", str(tmp_path / "none.csv")])
+    assert polled.exit_code == 0 and "none.csv: the model is unchanged" in " ".join(polled.output.split())
+    assert all((moved / name).read_bytes() == data for name, data in before.items())
+    monkeypatch.chdir(moved)  # the model's own folder as "."
+    here = runner.invoke(app, ["update", "-m", ".", "-i", str(tmp_path / "new3.csv")])
+    assert here.exit_code == 0, here.output
+    assert TitansForecaster.load(moved).last_index_ == later["date"].iloc[-1] + pd.Timedelta(hours=5)
 
 
 def test_evaluate_a_saved_model(trained):

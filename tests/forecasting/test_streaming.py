@@ -149,12 +149,20 @@ def test_online_forecasts_never_read_future_rows(fitted, series):
     assert ((table["prediction_scaled"] - table["target_scaled"]) ** 2).mean() == pytest.approx(streamed["mse"])
 
 
-def test_only_the_memory_variant_streams(series):
+def test_only_the_memory_variant_streams(series, tmp_path):
     model = TitansForecaster(**{**TINY, "variant": "attention"}).fit(series.iloc[:240])
     with pytest.raises(ConfigError, match="'lmm'"):
         model.update(series.iloc[240:250])
     with pytest.raises(ConfigError, match=r"'lmm'.*Evaluate it without online"):
         model.evaluate(series, online=True)
+    from titans_ts.forecasting.api import update_saved
+
+    series.iloc[240:250].to_csv(tmp_path / "new.csv")
+    saved = model.save(tmp_path / "model")
+    before = (saved / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"'lmm'.*CLI: titans-ts predict --input with the recent rows"):
+        update_saved(saved, tmp_path / "new.csv")  # titans-ts update: said before the rows are read
+    assert (saved / "model.safetensors").read_bytes() == before
 
 
 def test_an_update_with_no_rows_changes_nothing(fitted, series):

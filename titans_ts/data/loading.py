@@ -16,7 +16,13 @@ from titans_ts.data.raw_table import FOREIGN_SUFFIXES, names_a_file, read_format
 from titans_ts.data.registry import get_dataset_info, lookup_name
 from titans_ts.data.sources import locate, verify_checksum
 from titans_ts.data.timestamps import numeric_times, parse_dates, reads_as_timestamps, regular_grid
-from titans_ts.errors import DatasetNotFoundError, DataValidationError, MissingColumnsError, TitansWarning
+from titans_ts.errors import (
+    DatasetNotFoundError,
+    DataValidationError,
+    EmptyTableError,
+    MissingColumnsError,
+    TitansWarning,
+)
 
 FILL_METHODS = ("ffill", "interpolate", "zero")
 _MAX_LISTED = 5
@@ -127,7 +133,7 @@ def read_series_csv(
     columns: the value columns to keep (the series of a long table); None: all."""
     raw = read_table(path, header=header, sep=sep)
     if raw.empty:
-        raise DataValidationError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
+        raise EmptyTableError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
         frame = pivot_long(raw, path, *long)
         frame.index.name = str(long[1])  # the time column's name, dated or not

@@ -15,7 +15,14 @@ from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.columns import read_as_fit
 from titans_ts.data.registry import lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError, LongColumnsError, MissingColumnsError, TimeGapWarning
+from titans_ts.errors import (
+    ConfigError,
+    DatasetNotFoundError,
+    EmptyTableError,
+    LongColumnsError,
+    MissingColumnsError,
+    TimeGapWarning,
+)
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import floors_record
 from titans_ts.forecasting.plots import check_plot_path, level_columns, plot_forecast
@@ -239,6 +246,16 @@ def predict_csv(
             "--plot draws the forecast after the history it reads: give that history with --input, or leave --plot "
             "out (the forecast after the rows the model has read needs no input)."
         )
+    reading = dict(fill=fill, date_column=date_column, sep=sep, long=long, data_dir=data_dir, verify=verify)
+    unread = {name: value for name, value in reading.items() if value is not None} | (
+        {} if header else {"header": False}
+    )
+    if unread and input_csv is None:  # (said as name=value: the CLI names its options so)
+        said = ", ".join(f"{name}={str(v)!r}" if isinstance(v, Path) else f"{name}={v!r}" for name, v in unread.items())
+        raise ConfigError(
+            f"the reading options ({said}) say how to read an input, and there is none; give the history as "
+            "input_csv (CLI --input), or leave them out."
+        )
     check_out_file(plot, [input_csv], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
@@ -274,38 +291,54 @@ def update_saved(
     sep: str | None = None,
     long: tuple[str, str, str] | None = None,
     overwrite: bool = False,
-) -> tuple[TitansForecaster, pd.DataFrame, Path]:
+) -> tuple[TitansForecaster, pd.DataFrame, Path | None]:
     """Let a saved model read new rows (`TitansForecaster.update`: the memory keeps what it learns from them) and
-    save it, in its own folder (out None) or in `out`. Returns (the model, the rows read, where it was saved).
+    save it, in its own folder (out None) or in `out`. Returns (the model, the rows read, where it was saved:
+    None when the file has no rows, and nothing changed).
 
     The rows must follow the last row the model has read (fit's data and every earlier update), at its step;
-    rows it refuses write nothing. An existing model in `out` (not the model's own folder) is replaced only with
-    overwrite. `device` as in predict_csv; the model keeps the device it was saved with."""
+    rows it refuses write nothing. `out` is a new or empty folder, or one holding only a saved model (replaced
+    with overwrite): a run folder's metrics and plot would describe another model. `device` as in predict_csv;
+    the model keeps the device it was saved with."""
     check_device(device)
-    model_dir = Path(model_dir)
-    out = model_dir if out is None else Path(out)
+    model_dir = Path(model_dir).expanduser().absolute()  # "." (the model's own folder) has a name to save under
+    out = model_dir if out is None else Path(out).expanduser().absolute()
     _check_model_out(out, model_dir, overwrite)
+    source = Path(input_csv)
+    if not source.is_file():
+        raise DatasetNotFoundError(f"No file at {source}: give the file of new rows (CSV, TSV, parquet, ...).")
     estimator = TitansForecaster.load(model_dir)
+    if not estimator._in_history_mode():
+        estimator._check_streamable()  # before the rows are read
     saved_device = estimator.device
     if device is not None:
         estimator.set_params(device=device)
-    frame, _ = _read_for(
-        estimator, Path(input_csv), fill=fill, date_column=date_column, header=header, sep=sep, long=long
-    )
+    try:
+        frame, _ = _read_for(estimator, source, fill=fill, date_column=date_column, header=header, sep=sep, long=long)
+    except EmptyTableError:  # a poll that found no rows: as update() with none, nothing changes
+        return estimator, pd.DataFrame(columns=estimator.columns_), None
     estimator.update(frame)
     estimator.set_params(device=saved_device)
     return estimator, frame, estimator.save(out)
 
 
 def _check_model_out(out: Path, model_dir: Path, overwrite: bool) -> None:
-    """Where update_saved saves: the model's own folder, a new folder, or (with overwrite) another model's."""
+    """Where update_saved saves: the model's own folder, a new or empty folder, or (with overwrite) a folder
+    holding only another saved model."""
     import os
 
-    holds_model = any((out / name).exists() for name in (CONFIG_FILE, MODEL_FILE))
-    same = out.exists() and model_dir.exists() and os.path.samefile(out, model_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file: a model is saved as a folder; give a folder path with --out.")
-    if holds_model and not same and not overwrite:
+    if not out.exists() or (model_dir.exists() and os.path.samefile(out, model_dir)):
+        return
+    held = sorted(path.name for path in out.iterdir())
+    others = [name for name in held if name not in (CONFIG_FILE, MODEL_FILE)]
+    if others:
+        raise ConfigError(
+            f"{out} holds other files ({', '.join(others[:5])}): save the updated model in a new folder, or in its "
+            "own (leave out --out)."
+        )
+    if held and not overwrite:
         raise ConfigError(
             f"{out} already holds a model: pass overwrite=True to replace it, or choose another folder to save in."
         )
@@ -344,7 +377,10 @@ def forecast_table(forecast: pd.DataFrame) -> pd.DataFrame:
     """A forecast as a file holds it: its dates first, then a column per series (and level: OT_q0.1); read
     from a long table (`attrs["long_format"]`: id, time, value), long as well: a row per (id, time), the value
     and its levels (y, y_q0.1, ...) beside them."""
-    wide = forecast.rename_axis(forecast.index.name or "date").reset_index()
+    name = forecast.index.name or "date"
+    while name in forecast.columns:  # a data column named as the index ("step" in a file without a time column)
+        name = f"forecast_{name}"
+    wide = forecast.rename_axis(name).reset_index()
     if not forecast.attrs.get("long_format"):
         return wide
     id_col, time_col, value = forecast.attrs["long_format"]

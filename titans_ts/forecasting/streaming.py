@@ -140,7 +140,7 @@ class Streaming:
                 f"update() and online evaluation carry the memory's state from one forecast to the next: they need "
                 f"the memory variant 'lmm'; this model is {self.variant!r} (no memory, or attention beside it whose "
                 "window is not carried). Evaluate it without online (CLI: without --online); for new rows, "
-                "predict(X) with them."
+                "predict(X) with them (CLI: titans-ts predict --input with the recent rows)."
             )
 
 
