@@ -393,11 +393,10 @@ def update(
     Then `titans-ts predict --model MODEL` (without --input) forecasts after the last new row from the memory it
     carries. Rows at or before the last one it has read (dated rows; a file without a time column counts on
     as new steps), or rows off its time grid, are refused and nothing is written; a file with no rows changes
-    nothing. A history
-    model (--mode history) reads on along time, as it was trained to. A window model (the default mode) reads
-    each new row's window from the carried memory; it was trained from the fresh memory every window, and
-    carrying it made its benchmark forecasts worse (docs/forecasting.md): for its frozen forecast, pass the
-    recent rows to `titans-ts predict --input` instead. Example, once a day:
+    nothing. A history model (--mode history) reads on along time, as it was trained to. A window model (the
+    default mode) reads each new row's window from the carried memory; it was trained from the fresh memory
+    every window, and carrying it made its benchmark forecasts worse (docs/forecasting.md): for its frozen
+    forecast, pass the recent rows to `titans-ts predict --input` instead. Example, once a day:
     `titans-ts update -m runs/my-model -i today.csv && titans-ts predict -m runs/my-model --out next.csv`."""
     from titans_ts.forecasting.api import update_saved
     from titans_ts.forecasting.floors import MODEL as THE_MODEL

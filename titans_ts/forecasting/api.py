@@ -246,16 +246,9 @@ def predict_csv(
             "--plot draws the forecast after the history it reads: give that history with --input, or leave --plot "
             "out (the forecast after the rows the model has read needs no input)."
         )
-    reading = dict(fill=fill, date_column=date_column, sep=sep, long=long, data_dir=data_dir, verify=verify)
-    unread = {name: value for name, value in reading.items() if value is not None} | (
-        {} if header else {"header": False}
-    )
-    if unread and input_csv is None:  # (said as name=value: the CLI names its options so)
-        said = ", ".join(f"{name}={str(v)!r}" if isinstance(v, Path) else f"{name}={v!r}" for name, v in unread.items())
-        raise ConfigError(
-            f"the reading options ({said}) say how to read an input, and there is none; give the history as "
-            "input_csv (CLI --input), or leave them out."
-        )
+    read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long, data_dir=data_dir, verify=verify)
+    if input_csv is None:
+        _refuse_reading_without_input(read)
     check_out_file(plot, [input_csv], overwrite)
     check_plot_path(plot)
     estimator = TitansForecaster.load(model_dir, device=device)
@@ -263,11 +256,10 @@ def predict_csv(
     if input_csv is None:
         frame, long = None, estimator.long_format_
     else:
-        read = dict(fill=fill, date_column=date_column, header=header, sep=sep, long=long)
         source = Path(input_csv)
         if not source.exists() and lookup_name(str(input_csv)) is not None:  # --input ETTh1: the registered dataset
             source = str(input_csv)
-        frame, long = _read_for(estimator, source, **read, data_dir=data_dir, verify=verify)
+        frame, long = _read_for(estimator, source, **read)
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
@@ -278,6 +270,19 @@ def predict_csv(
         if out_csv is not None:
             write_table(forecast_table(forecast), out_csv)
     return forecast, out_csv
+
+
+def _refuse_reading_without_input(read: dict) -> None:
+    """predict_csv without an input: options that say how to read one would be ignored, so they are refused
+    (named as name=value, which the CLI turns into its options)."""
+    given = {name: value for name, value in read.items() if value is not None and name != "header"}
+    given |= {} if read["header"] else {"header": False}
+    if given:
+        said = ", ".join(f"{name}={str(v) if isinstance(v, Path) else v!r}" for name, v in given.items())
+        raise ConfigError(
+            f"the reading options ({said}) say how to read an input, and there is none; give the history as "
+            "input_csv (CLI --input), or leave them out."
+        )
 
 
 def update_saved(
