@@ -70,6 +70,14 @@ class TitansEstimator(BaseEstimator):
         if any(k in fitted and k not in RUN_ONLY and not _same(now[k], fitted[k]) for k in self._changeable_after_fit):
             self.check_params()
 
+    def _forget_fit(self) -> None:
+        """Drop what an earlier fit (or load, or update) left: every learned attribute (its name ends in `_`) and
+        the fitted frame. A new fit calls it as it commits its own state, so nothing of a fit in another mode
+        (quantile levels, a carried stream) outlives it, and a fit that fails keeps the model it had."""
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("__")]:
+            delattr(self, name)
+        vars(self).pop("_fit_frame", None)
+
     def _comparable(self, params: dict) -> dict:
         """`params` as _check_fitted compares them (a subclass may put equal values alike)."""
         return params

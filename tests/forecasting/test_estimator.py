@@ -534,7 +534,7 @@ def test_impossible_settings_are_refused_by_one_check(series):
 def test_what_scikit_learn_users_pass_works_as_python_values_do(series, tmp_path):
     """NumPy integers (a GridSearchCV grid of np.arange) were refused as "not a positive integer"; an integer
     column name as target failed ('int' object is not iterable); integer column names came back as strings
-    after load; score(X, y) was a TypeError though fit(X, y=None) takes y."""
+    after load; score(X, y) was a TypeError (now refused as fit(X, y) is, in words: y is not taken)."""
     import json
 
     numbered = series.set_axis([0, 1, 2], axis=1)
@@ -545,7 +545,9 @@ def test_what_scikit_learn_users_pass_works_as_python_values_do(series, tmp_path
     pd.testing.assert_frame_equal(loaded.predict(), model.predict())  # the column is 0, not "0"
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["params"]["horizon"] == 12 and config["targets"] == [0]  # numbers, not "12" and "0"
-    assert model.score(numbered, numbered[0]) == -model.evaluate()["mse"]
+    assert model.score(numbered) == -model.evaluate()["mse"]
+    with pytest.raises(ConfigError, match=r"score\(X, y\): .* y is not taken \(as in fit\)"):
+        model.score(numbered, numbered[0])  # it was ignored, where fit(X, y) is refused
     from titans_ts.data.columns import target_names
 
     assert target_names(0) == [0] and target_names({"a": 1, "b": 2}.keys()) == ["a", "b"]

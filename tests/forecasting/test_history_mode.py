@@ -375,6 +375,26 @@ def test_a_pretrained_local_model_is_trained_alone_first_then_kept_fixed(data, t
     pd.testing.assert_frame_equal(loaded.predict(), estimator.predict())
 
 
+def test_a_refit_in_another_mode_keeps_nothing_of_the_last_fit(fitted, data):
+    """A window fit with quantiles, refit in history mode, kept its levels (predict(quantiles=[0.1]) gave the point
+    alone, where a history model refuses it) and its stream; a history fit refit as a window kept `stream_`."""
+    window = dict(TINY, mode="window", quantiles=[0.1, 0.9])
+    model = TitansForecaster(**window).fit(data.iloc[:400])
+    model.update(data.iloc[400:410])
+    assert model._levels() == (0.1, 0.9) and model.stream_forecast_ is not None
+    model.set_params(mode="history", quantiles=None).fit(data)
+    assert model._levels() == () and not hasattr(model, "level_tracker_") and not hasattr(model, "memory_state_")
+    with pytest.raises(ConfigError, match="fitted without quantiles"):
+        model.predict(quantiles=[0.1])
+    pd.testing.assert_frame_equal(model.predict(), fitted.predict())  # the same as a history model fitted fresh
+    model.set_params(mode="window").fit(data.iloc[:400])
+    assert not hasattr(model, "stream_") and not hasattr(model, "val_metrics_frozen_")
+    before = model.predict()
+    with pytest.raises(DataValidationError):  # a refit that fails keeps the model it had
+        model.fit(data.iloc[:10])
+    pd.testing.assert_frame_equal(model.predict(), before)
+
+
 def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(data):
     with pytest.raises(DataValidationError, match=r"needs at least \(streams \+ 1\) x 128 = 384 rows and has 280"):
         TitansForecaster(**TINY).fit(data.iloc[:400])

@@ -208,18 +208,20 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         model = self._with_quantile_head(build_model(config), trained=config.variant not in UNTRAINED)
         loaders = splits.loaders(self.batch_size, seed=self.seed, shard=True)  # what the Trainer reads
         if config.variant in UNTRAINED:
-            self.history_ = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "steps": 0}
-            self.history_ |= {"stop_reason": "untrained", "trained": False}
+            history = {"best_epoch": None, "best_val_mse": None, "epochs_run": 0, "steps": 0}
+            history |= {"stop_reason": "untrained", "trained": False}
         else:
             module = ForecastModule(model, lr=self.lr, weight_decay=self.weight_decay)
             checkpoint = self._checkpoint_to_resume(frame.to_numpy(dtype=np.float64), resume)
             train = loaders["train"]
-            monitor = "val_loss" if self._levels() else "val_mse"  # with quantiles: the pinball loss
+            monitor = "val_loss" if levels_of(self.quantiles) else "val_mse"  # with quantiles: the pinball loss
             options = self._trainer_options(monitor=monitor, device=device, loader_generator=train.generator)
-            self.history_ = train_and_restore(module, train, loaders["val"], checkpoint=checkpoint, **options)
-            self.history_[f"best_{monitor}"] = self.history_.pop("best")
+            history = train_and_restore(module, train, loaders["val"], checkpoint=checkpoint, **options)
+            history[f"best_{monitor}"] = history.pop("best")
         model.eval()
 
+        self._forget_fit()  # trained: this fit's state replaces the last one's, all of it
+        self.history_, self.quantile_levels_ = history, levels_of(self.quantiles)
         self.model_config_, self.model_, self.scaler_, self.borders_ = config, model, splits.scaler, splits.borders
         self._keep_split_starts(frame)
         self.columns_ = list(frame.columns)
@@ -354,8 +356,14 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         return evaluate_windows(self._forecaster(), loader, self._device())
 
     def score(self, X=None, y=None) -> float:
-        """Negative test MSE (higher is better, as scikit-learn expects); y is ignored, as in fit (the targets
-        are columns of X)."""
+        """Negative MSE (higher is better, as scikit-learn expects) on the scaled data over every window of X's
+        test split, cut by `protocol` as fit cuts it (X None: the fitted data); `evaluate(X)["mse"]`, negated.
+        y: not taken, as in fit (the series forecast are columns of X)."""
+        if y is not None:  # it would be ignored: the scores are of X's own columns
+            raise ConfigError(
+                "score(X, y): TitansForecaster scores its forecasts of columns of X, so y is not taken (as in fit). "
+                "Call score(X), with the target columns in X."
+            )
         return -self.evaluate(X)["mse"]
 
     # --- persistence: safetensors + JSON, never pickle -------------------------------------------------

@@ -115,6 +115,7 @@ def fit(estimator, X, device: torch.device, resume: bool = False):
     reset_mix, blend = estimator.online_reset_mix, estimator.online_blend
     history["online_reset_mix"] = set_online_reset_mix(reset_mix, model, series, borders.val, start, blend)
 
+    estimator._forget_fit()  # trained: this fit's state replaces the last one's (a window fit's levels too)
     estimator.model_config_, estimator.model_ = model.config, model
     estimator.scaler_, estimator.borders_ = splits.scaler, borders
     estimator._keep_split_starts(frame)

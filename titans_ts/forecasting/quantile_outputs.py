@@ -51,7 +51,6 @@ class QuantileOutputs:
     def _with_quantile_head(self, model: nn.Module, trained: bool) -> nn.Module:
         """The network to train: a trained variant with quantiles gets its head; otherwise the model as is."""
         levels = levels_of(self.quantiles)
-        self.quantile_levels_ = levels
         if not levels or not trained:
             return model
         return QuantileForecaster(model, levels, hidden=model.config.dim)
