@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 from genomics.data.labelled import (
     as_list,
     check_label_kinds,
+    check_not_continuous,
     check_one_kind,
     checked_sample_weight,
     class_array,
@@ -273,7 +274,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self.check_params()
         tune_cpu_allocator()
         data = make_labelled(sequences, y, source="the training data")
-        check_one_kind(as_list(y, "labels", "the training data"), "the training data")  # 0 and '1', True and 1
+        labels = as_list(y, "labels", "the training data")
+        check_one_kind(labels, "the training data")  # 0 and '1', True and 1
+        check_not_continuous(labels, "the training data")  # 0.37: a regression target, each value a class
         self._warn_if_cut(data.sequences, "training sequences")
         if len(data.classes) < 2:
             raise DataValidationError(

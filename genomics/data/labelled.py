@@ -157,8 +157,8 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
 def as_list(values, what: str, source: str) -> list:
     """A list of the given sequences or labels; one string or None is a mistake, not a list of letters."""
     if values is None or isinstance(values, (str, bytes)):
-        got = "None" if values is None else "one string"
-        raise DataValidationError(f"{source}: expected a list of {what}; got {got} (wrap one sequence in a list).")
+        got = "None" if values is None else "one string (wrap one sequence in a list)"
+        raise DataValidationError(f"{source}: expected a list of {what}; got {got}.")
     if isinstance(values, pd.DataFrame):  # a list of a frame is its column names
         raise DataValidationError(
             f"{source}: expected a list of {what}; got a DataFrame of columns {list(values.columns)}: give the "
@@ -168,6 +168,8 @@ def as_list(values, what: str, source: str) -> list:
         kind = type(values).__name__
         hint = "its values in the sequences' order" if isinstance(values, dict) else "one per sequence, in order"
         raise DataValidationError(f"{source}: expected a list of {what}; got a {kind}: give a list ({hint}).")
+    if isinstance(values, np.ndarray) and values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]  # a column vector (y.reshape(-1, 1)): one per row, as scikit-learn reads it
     try:
         return list(values)
     except TypeError:
@@ -214,6 +216,20 @@ def check_one_kind(labels, source: str) -> None:
         raise DataValidationError(
             f"{source}: the labels mix kinds: {shown}; as classes they would not mean what they say (1 and '1' "
             "two classes, True and 1 one). Give every label as one kind, e.g. all as text or all as numbers."
+        )
+
+
+def check_not_continuous(labels, source: str) -> None:
+    """Labels that are fractional numbers (0.37, 1.25, ...) are a regression target, not classes: each value
+    would become a class of its own, so they are refused (as scikit-learn's classifiers refuse them)."""
+    fractional = [
+        label for label in labels
+        if isinstance(label, (float, np.floating)) and np.isfinite(label) and not float(label).is_integer()
+    ]  # fmt: skip
+    if fractional:
+        raise DataValidationError(
+            f"{source}: the labels are continuous numbers ({plain(fractional[0])!r}, ...): a classifier needs class "
+            "labels, each a class (0/1, or names); bin a continuous target into classes first."
         )
 
 

@@ -434,3 +434,19 @@ def test_labels_as_a_dict_a_mix_of_kinds_or_the_text_of_a_missing_value_are_refu
     assert make_labelled(sequences, ["none", "pos", "none", "pos"]).classes == ["none", "pos"]  # exact case
     scored = make_labelled(sequences, ["NA", "pos", "NA", "pos"], known=["NA", "pos"])  # a fitted model's own class
     assert scored.classes == ["NA", "pos"]
+
+
+def test_continuous_labels_are_refused_and_a_column_of_labels_is_read_as_a_list():
+    """fit(X, np.random.rand(n)) trained an n-class model (each value its own class); y.reshape(-1, 1) was refused
+    as one-hot rows; fit(X, None) said to wrap one sequence in a list."""
+    from genomics.classifier import DNAClassifier
+
+    sequences = ["ACGT", "TTTT", "GGGG", "CCCC"]
+    tiny = DNAClassifier(pretrained=False, dim=16, layers=1, heads=2, epochs=1)
+    with pytest.raises(DataValidationError, match=r"the labels are continuous numbers \(0.37, ...\)"):
+        tiny.fit(sequences, np.array([0.37, 0.9, 0.1, 0.5]))
+    assert make_labelled(sequences, [0.0, 1.0, 1.0, 0.0]).classes == [0, 1]  # whole numbers as floats: classes
+    column = make_labelled(sequences, np.array([[0], [1], [1], [0]]))
+    assert column.classes == [0, 1] and list(column.labels) == [0, 1, 1, 0]
+    with pytest.raises(DataValidationError, match=r"expected a list of labels; got None\.$"):
+        tiny.fit(sequences, None)
