@@ -354,6 +354,8 @@ def test_arrays_are_accepted(series):
 
     assert forecast_csv(forecast).startswith("step,")  # step numbers, not headed 'date'
     assert model.n_features_in_ == 3 and not hasattr(model, "feature_names_in_")  # as scikit-learn: unnamed
+    with pytest.raises(DataValidationError, match=r"fitted on an array, whose columns have no names: .*to_numpy"):
+        model.predict(series)  # the frame's names are not the array's x0, x1, x2: said how to give it
 
 
 def test_the_fitted_column_names_are_kept_as_scikit_learn_keeps_them(fitted, series, tmp_path):

@@ -127,8 +127,15 @@ def fitted_columns(frame: pd.DataFrame, fitted: list) -> pd.DataFrame:
         return frame
     missing = [c for c in fitted if str(c) not in columns]
     if missing:
+        unnamed = [str(c) for c in fitted] == [f"x{i}" for i in range(len(fitted))]  # fitted on an array
+        hint = (
+            f" The model was fitted on an array, whose columns have no names: give an array of {len(fitted)} columns "
+            "in the fitted order (df.to_numpy()), or fit it on the DataFrame."
+            if unnamed
+            else ""
+        )
         raise DataValidationError(
-            f"the model was trained on columns {fitted}; the data lacks {missing} (it has {columns})."
+            f"the model was trained on columns {fitted}; the data lacks {missing} (it has {columns}).{hint}"
         )
     frame = frame.set_axis(columns, axis=1)
     return frame[[str(c) for c in fitted]]
