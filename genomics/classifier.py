@@ -326,6 +326,10 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
+        """Class probabilities, (sequences x classes) with rows summing to 1, the columns in the order of
+        `classes_` (sorted), both strands averaged with strand_average. Sequences are read as fit reads them
+        (A/C/G/T/N in any case, IUPAC codes; with max_length, their first max_length bases, said by a
+        CutSequencesWarning)."""
         self._check_fitted()
         sequences = as_list(sequences, "sequences", "the input sequences")
         make_labelled(sequences, [0] * len(sequences), source="the input sequences")  # validates, names errors
@@ -378,6 +382,7 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         return probabilities / probabilities.sum(axis=1, keepdims=True)  # rows sum to 1 in float64 too
 
     def predict(self, sequences) -> np.ndarray:
+        """The most probable class of each sequence (an array of `classes_`' labels; `predict_proba`'s argmax)."""
         probabilities = self.predict_proba(sequences)
         return self.classes_[probabilities.argmax(axis=1)]
 
