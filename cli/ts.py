@@ -29,6 +29,7 @@ from cli.options import (
 from cli.ts_options import HISTORY, QUANTILES
 from cli.ts_tables import (
     HISTORY_NOTE,
+    benchmark_cell,
     blend_note,
     errors_table,
     forecaster_note,
@@ -534,7 +535,7 @@ def benchmark(
     file is read and split with fit's data options (--sep, --date-column, --fill, --target, --split, ...).
     """
     from titans_ts.errors import ConfigError
-    from titans_ts.forecasting.benchmark import default_runs_dir, mean_std, run_benchmark, summarize
+    from titans_ts.forecasting.benchmark import default_runs_dir, run_benchmark, summarize
     from titans_ts.forecasting.settings import dataset_label
     from titans_ts.training import epochs_in_words
 
@@ -555,10 +556,11 @@ def benchmark(
         done.append(name)
         state = "(from an earlier run)" if reused else f"{record['wall_seconds']:.0f} s"
         history = record.get("history") or {}
-        if history.get("resumed"):
+        if history.get("resumed") and not reused:
             state += ", continued from its checkpoint"
         if history.get("stop_reason") == "time_budget":  # a capped run is never silent
-            state += f", stopped by its time cap after {epochs_in_words(history.get('epochs_run', '?'))}"
+            steps = f" ({history['steps']} steps)" if history.get("steps") is not None else ""
+            state += f", stopped by its time cap after {epochs_in_words(history.get('epochs_run', '?'))}{steps}"
         console.print(f"[{len(done)}/{total}] {name}: test MSE {record['test']['mse']:.4f} {state}")
 
     def report_failure(name, error):
@@ -580,7 +582,7 @@ def benchmark(
     for column in ["model", *(f"{h}" for h in horizon_list), "average"]:
         table.add_column(column)
     for model, row in summarize(records, horizon_list).items():
-        cells = [f"{mean_std(c['mse'])} / {mean_std(c['mae'])}" for c in (row["horizons"][h] for h in horizon_list)]
+        cells = [benchmark_cell(row["horizons"].get(h), len(seed_list)) for h in horizon_list]  # "-": failed
         average = row["average"]
         table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
     console.print(table)

@@ -108,3 +108,15 @@ def metrics_table(title: str, metrics: dict) -> Table:
         m = metrics[key]
         table.add_row(label, f"{m['mse']:.4f}", f"{m['mae']:.4f}", str(m["windows"]))
     return table
+
+
+def benchmark_cell(cell: dict | None, seeds: int) -> str:
+    """A benchmark table's cell: test MSE / MAE over the seeds that ran ("-" when none did), and how many of the
+    asked seeds those are when some failed."""
+    from titans_ts.forecasting.benchmark import mean_std
+
+    if cell is None:
+        return "-"
+    ran = len(cell["mse"])
+    short = f" ({ran} of {seeds} seeds)" if ran < seeds else ""
+    return f"{mean_std(cell['mse'])} / {mean_std(cell['mae'])}{short}"

@@ -30,13 +30,23 @@ def test_splits_prints_the_protocol_windows():
     assert "8449" in result.output and "2785" in result.output
 
 
-def test_splits_on_a_users_csv(tmp_path):
-    """Also a file named like a benchmark's (weather.csv): given by path it is the user's, not a corrupt copy."""
+def test_splits_on_a_users_csv(tmp_path, monkeypatch):
+    """Also a file named like a benchmark's (weather.csv): given by path it is the user's, not a corrupt copy; and
+    by its bare name in the current folder (ETTh1.csv), where it was read as the file but split as ETTh1."""
     for name in ("mine.csv", "weather.csv"):
         write_series(tmp_path / name, rows=500)
         result = runner.invoke(ts_app, ["splits", str(tmp_path / name), "--lookback", "24", "--horizon", "12"])
         assert result.exit_code == 0, result.output
         assert "ratio_70_10_20" in result.output
+    monkeypatch.chdir(tmp_path)
+    write_series(tmp_path / "ETTh1.csv", rows=500)
+    bare = runner.invoke(
+        ts_app, ["splits", "ETTh1.csv", "--lookback", "24", "--horizon", "12", "--split", "0.6,0.2,0.2"]
+    )
+    assert bare.exit_code == 0 and "ratio_60_20_20" in bare.output, bare.output
+    from titans_ts.forecasting.settings import resolve_fit
+
+    assert resolve_fit("ETTh1.csv").params == resolve_fit("mine.csv").params  # the general defaults, not ETTh's
     checked = runner.invoke(ts_app, ["splits", str(tmp_path / "weather.csv"), "--verify"])
     assert checked.exit_code == 2 and "does not match the registered weather file" in checked.stderr
 

@@ -283,3 +283,69 @@ def test_a_benchmark_split_by_dates_reuses_its_runs_and_a_finished_run_needs_no_
     assert first["params"]["protocol"] != "ratio_70_10_20"
     (again,) = run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "bench", data=data, **options, device="cuda")
     assert again == first
+
+
+def test_a_model_with_some_runs_failed_is_tabled_with_what_ran(tmp_path, monkeypatch):
+    """A horizon whose every run failed, beside one that finished, was a KeyError traceback in the summary table;
+    a cell with a seed missing showed one value as if it were the seeds' mean."""
+    import titans_ts.forecasting.api as api
+    from titans_ts.errors import ConfigError
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    fit_dataset = api.fit_dataset
+
+    def some_fail(dataset, horizon, **kwargs):
+        if horizon == 24 or kwargs["seed"] == 1:
+            raise ConfigError(f"made to fail at horizon {horizon}")
+        return fit_dataset(dataset, horizon=horizon, **kwargs)
+
+    monkeypatch.setattr(api, "fit_dataset", some_fail)
+    args = ["benchmark", "-d", str(tmp_path / "mine.csv"), "--models", "dlinear", "--horizons", "12,24"]
+    result = runner.invoke(
+        app, [*args, "--seeds", "0,1", "--lookback", "24", "--epochs", "1", "--out", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 2 and "3 of 4 runs failed" in result.stderr, result.output
+    row = next(line for line in result.stdout.splitlines() if "dlinear" in line and "│" in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[0] == "dlinear" and cells[1].endswith("(1 of 2 seeds)") and cells[2:] == ["-", "-"]
+
+
+def test_a_kept_run_answers_a_request_that_spells_out_what_it_ran_with(tmp_path):
+    """--epochs 10 given, where the kept run was asked with the default (10): refused as "epochs: None then, 10
+    now", though the run was made with 10; a value it did not run with is still refused."""
+    import pytest
+
+    from titans_ts.errors import ConfigError
+    from titans_ts.forecasting.benchmark import check_same_request
+
+    before, made = {"data": "mine", "horizon": 12, "epochs": None}, {"epochs": 10, "lr": 0.001}
+    check_same_request(tmp_path / "r.json", before, {**before, "epochs": 10}, settings=(made, made))
+    check_same_request(tmp_path / "r.json", {**before, "epochs": 10}, before, settings=(made, made))  # and back
+    with pytest.raises(ConfigError, match=r"epochs: None then, 20 now"):
+        check_same_request(tmp_path / "r.json", before, {**before, "epochs": 20}, settings=(made, {"epochs": 20}))
+
+
+def test_a_file_as_out_or_unreadable_data_is_said_once_before_any_run(tmp_path, monkeypatch):
+    """--out naming a file failed every run one by one, then said the runs were kept there; a missing file or a
+    bad device was said as the first model's ("naive at horizon 12: No file at ..."); a Ctrl-C outside the
+    training said "interrupted:  (the ...", its reason empty."""
+    import pytest
+
+    import titans_ts.forecasting.api as api
+    from titans_ts.errors import ConfigError, DatasetNotFoundError
+    from titans_ts.forecasting.benchmark import run_benchmark
+
+    write_series(tmp_path / "mine.csv", rows=400, columns=3)
+    (tmp_path / "afile").write_text("")
+    options = {"horizons": (12,), "models": ("naive",), "lookback": 24}
+    with pytest.raises(ConfigError, match=r"afile is a file: the runs are kept in a folder"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "afile", **options)
+    with pytest.raises(DatasetNotFoundError, match=r"^No file at"):
+        run_benchmark(str(tmp_path / "nope.csv"), tmp_path / "b", **options)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(api, "fit_dataset", stopped)
+    with pytest.raises(KeyboardInterrupt, match=r"^mine_naive_h12_s0.json was stopped \(none had finished"):
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "b", **options)

@@ -49,7 +49,8 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
         if n_rows < test_end:
             raise DataValidationError(
                 f"The {protocol} protocol needs {test_end} rows (12/4/4 months of 30 days); the series has "
-                f"{n_rows}. Use protocol='ratio_70_10_20' for a shorter series."
+                f"{n_rows}. Use protocol='ratio_70_10_20' for a shorter series (CLI: give the file by its path, "
+                "split by --split)."
             )
     elif protocol.startswith("ratio_"):
         train, _, test = _ratios(protocol)
@@ -236,11 +237,11 @@ def protocol_for(
 ) -> str:
     """The split protocol of a registered dataset, else the user's `split` fractions or `split_dates`
     (validation start, test start; needs the data's `index`), else 70/10/20."""
-    from titans_ts.data.registry import lookup_name
+    from titans_ts.data.registry import benchmark_named
 
     if split is not None and split_dates is not None:
         raise ConfigError("give the split either as fractions or as dates, not both.")
-    info = lookup_name(name) if name else None
+    info = benchmark_named(name)
     if info is not None:
         if split is not None or split_dates is not None:
             raise ConfigError(

@@ -52,6 +52,17 @@ def lookup_name(name: str) -> DatasetInfo | None:
     return None
 
 
+def benchmark_named(dataset) -> DatasetInfo | None:
+    """The registered benchmark a dataset argument names, or None when it names a file (a path, or a table's
+    name such as ETTh1.csv: `load_dataset` reads those as the user's file, so its protocol and defaults are a
+    user's too, whatever the file is called)."""
+    from titans_ts.data.raw_table import names_a_file
+
+    if not dataset or hasattr(dataset, "__fspath__") or names_a_file(str(dataset)):
+        return None
+    return lookup_name(str(dataset))
+
+
 def get_dataset_info(name: str) -> DatasetInfo:
     info = lookup_name(name)
     if info is None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from titans_ts.data import load_dataset, protocol_for
 from titans_ts.data.columns import read_as_fit
-from titans_ts.data.registry import lookup_name
+from titans_ts.data.registry import benchmark_named, lookup_name
 from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import (
     ConfigError,
@@ -476,7 +476,7 @@ def evaluate_saved(
     if online and estimator.mode != "history":
         estimator._check_streamable()  # before any work
     frame, _ = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
-    if lookup_name(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
+    if benchmark_named(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
     metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}

@@ -75,6 +75,7 @@ def run_benchmark(
     from titans_ts.forecasting.estimator import TRAINING_ONLY
     from titans_ts.forecasting.model import UNTRAINED
     from titans_ts.forecasting.settings import dataset_label, resolve_fit
+    from titans_ts.training import check_device
 
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -90,6 +91,8 @@ def run_benchmark(
         if repeated:  # the same run twice (trained and recorded twice), or a spread of one run's copies
             raise ConfigError(f"{name}={list(values)} gives {repeated} more than once; give each once.")
     runs_dir = Path(runs_dir).expanduser() if runs_dir is not None else default_runs_dir(dataset)
+    if runs_dir.exists() and not runs_dir.is_dir():  # before any run: each would fail writing its JSON there
+        raise ConfigError(f"{runs_dir} is a file: the runs are kept in a folder; give a folder path (--out).")
     models_dir = Path(models_dir).expanduser() if models_dir is not None else runs_dir / "models"
     label, data = dataset_label(dataset), dict(data or {})
     unknown = sorted(set(data) - set(DATA_OPTIONS))
@@ -108,6 +111,9 @@ def run_benchmark(
                 name = run_name(label, model, horizon, seed)
                 plan.append((name, model, horizon, options, asked(identity, horizon, lookbacks[model], options)))
     done = {name: read_run(runs_dir / name) for name, *_ in plan if (runs_dir / name).exists()}
+    if len(done) < len(plan):  # runs to make: the data and the device are checked once, said as theirs
+        check_device(params.get("device"))
+        index()
     split = {k: data.get(k) for k in ("split", "split_dates")}
     for name, model, horizon, options, request in plan:  # every run checked before any runs
         # its settings, as fit_dataset will check them (--epochs 0 failed after the naive runs were written); a
@@ -122,7 +128,9 @@ def run_benchmark(
             raise type(exc)(f"{model} at horizon {horizon}{seen}: {exc}") from None
         if name in done:
             unread = (*TRAINING_ONLY, "max_minutes", *NETWORK_SHAPE) if MODELS[model]["variant"] in UNTRAINED else ()
-            check_same_request(runs_dir / name, done[name].get("request"), request, unread)
+            check_same_request(
+                runs_dir / name, done[name].get("request"), request, unread, (done[name].get("params"), settings.params)
+            )
             dated = {"protocol": settings.protocol(index())} if split["split_dates"] else {}  # found from the dates
             check_same_settings(runs_dir / name, done[name], settings.params | dated, unread)
     records = []
@@ -134,7 +142,8 @@ def run_benchmark(
                 record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options)
             except KeyboardInterrupt as exc:  # say what the benchmark kept, and how to go on
                 kept = f"the {len(records)} finished run(s) are kept in {runs_dir}" if records else "none had finished"
-                raise KeyboardInterrupt(f"{exc} ({kept}: run the same command again to go on)") from None
+                said = f"{exc} " if str(exc) else f"{name} was stopped "  # an interrupt outside training says nothing
+                raise KeyboardInterrupt(f"{said}({kept}: run the same command again to go on)") from None
             except TitansError as exc:
                 if on_error is None:
                     raise
@@ -238,18 +247,28 @@ def check_same_settings(path: Path, record: dict, params: dict, unread=()) -> No
         )
 
 
-def check_same_request(path: Path, before: dict | None, now: dict, unread=()) -> None:
+def check_same_request(path: Path, before: dict | None, now: dict, unread=(), settings=(None, None)) -> None:
     """A run's JSON is reused only when it was asked for the same, but for settings the model does not read
-    (`unread`); a JSON written before requests were kept is reused as it is."""
+    (`unread`); a JSON written before requests were kept is reused as it is. `settings`: (the record's params, a
+    new run's): a setting asked for on one side only counts as the same when it is what the other side ran with
+    (--epochs 10 now, left to its default of 10 then)."""
     if before is None:
         return
     before, now = ({k: v for k, v in asked.items() if v is not None and k not in unread} for asked in (before, now))
+    made, will = (json.loads(json.dumps(params or {}, default=json_value)) for params in settings)
+    for key in set(now) - set(before):
+        if key in made and made[key] == now[key]:
+            before[key] = now[key]
+    for key in set(before) - set(now):
+        if key in will and will[key] == before[key]:
+            now[key] = before[key]
     if before == now:
         return
     changed = changes(before, now, set(before) | set(now))
     raise ConfigError(
         f"{path} was run with other settings or data ({'; '.join(changed)}): give another --out (runs_dir=), or "
-        "remove its runs to run them again."
+        "remove its runs to run them again. (A data option given on one side only counts as a change, even at "
+        "its default: give the options as they were.)"
     )
 
 

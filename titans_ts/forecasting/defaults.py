@@ -116,9 +116,9 @@ def registered_name(dataset: str | None) -> str | None:
     """The registered name of a benchmark dataset (case-insensitive, aliases accepted), else None."""
     if not dataset:
         return None
-    from titans_ts.data.registry import lookup_name
+    from titans_ts.data.registry import benchmark_named
 
-    info = lookup_name(dataset)
+    info = benchmark_named(dataset)
     return info.name if info else None
 
 
