@@ -321,8 +321,11 @@ def test_a_kept_run_answers_a_request_that_spells_out_what_it_ran_with(tmp_path)
     before, made = {"data": "mine", "horizon": 12, "epochs": None}, {"epochs": 10, "lr": 0.001}
     check_same_request(tmp_path / "r.json", before, {**before, "epochs": 10}, settings=(made, made))
     check_same_request(tmp_path / "r.json", {**before, "epochs": 10}, before, settings=(made, made))  # and back
-    with pytest.raises(ConfigError, match=r"epochs: None then, 20 now"):
+    with pytest.raises(ConfigError, match=r"epochs: None then, 20 now") as refused:
         check_same_request(tmp_path / "r.json", before, {**before, "epochs": 20}, settings=(made, {"epochs": 20}))
+    assert "data option" not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"A data option given then or now only counts as a change"):
+        check_same_request(tmp_path / "r.json", before, {**before, "data": {"source": "mine", "sep": ","}})
 
 
 def test_a_file_as_out_or_unreadable_data_is_said_once_before_any_run(tmp_path, monkeypatch):

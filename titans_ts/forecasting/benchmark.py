@@ -265,10 +265,13 @@ def check_same_request(path: Path, before: dict | None, now: dict, unread=(), se
     if before == now:
         return
     changed = changes(before, now, set(before) | set(now))
+    data_given = isinstance(before.get("data"), dict) != isinstance(now.get("data"), dict) or (
+        isinstance(now.get("data"), dict) and set(before["data"]) != set(now["data"])
+    )  # a file's read options, given on one side only
+    note = " (A data option given then or now only counts as a change, even at its default.)" if data_given else ""
     raise ConfigError(
         f"{path} was run with other settings or data ({'; '.join(changed)}): give another --out (runs_dir=), or "
-        "remove its runs to run them again. (A data option given on one side only counts as a change, even at "
-        "its default: give the options as they were.)"
+        f"remove its runs to run them again.{note}"
     )
 
 
