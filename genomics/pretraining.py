@@ -15,7 +15,7 @@ import numpy as np
 from genomics.data.files import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from genomics.tokenizer import check_bases
-from titans_ts.errors import ConfigError, budget_problems, is_integer, refuse
+from titans_ts.errors import ConfigError, budget_problems, is_integer, refuse, seed_problems
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -147,7 +147,7 @@ def pretrain(
     device = resolve_device(device)  # before the corpus is read: a bad value or a missing GPU fails fast
     if not is_integer(epochs) or epochs < 1:
         raise ConfigError(f"epochs={epochs!r}: at least 1 pass over the corpus.")
-    refuse(budget_problems(max_minutes, checkpoint_every))
+    refuse(budget_problems(max_minutes, checkpoint_every) + seed_problems(seed))
     if not is_integer(window) or window < MIN_WINDOW:
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made

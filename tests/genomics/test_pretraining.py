@@ -172,6 +172,9 @@ def test_a_budget_that_validates_no_epoch_saves_no_model(corpus, tmp_path):
             pretrain([path], tmp_path / "bad", max_minutes=minutes, **options)
     with pytest.raises(ConfigError, match=r"checkpoint_minutes=0 \(positive"):
         pretrain([path], tmp_path / "bad", checkpoint_every=0, **options)
+    for seed in (-1, 2**32):  # a traceback from NumPy or Lightning after the corpus was read
+        with pytest.raises(ConfigError, match=r"seed=.* \(a whole number from 0 to 2\*\*32 - 1"):
+            pretrain([path], tmp_path / "bad", seed=seed, **options)
     assert not (tmp_path / "bad").exists()  # refused before any folder is made
     with pytest.raises(ConfigError, match="before its first epoch was validated, so there is no held-out score"):
         pretrain([path], tmp_path / "short", max_minutes=1e-9, **options)
