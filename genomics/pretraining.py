@@ -15,7 +15,7 @@ import numpy as np
 from genomics.data.files import check_readable, read_fasta
 from genomics.model import DNALanguageModel, DNAModelConfig
 from genomics.tokenizer import check_bases
-from titans_ts.errors import ConfigError, budget_problems, is_integer, refuse, seed_problems
+from titans_ts.errors import ConfigError, UracilWarning, budget_problems, is_integer, refuse, seed_problems
 from titans_ts.io import save_model_dir
 from titans_ts.version import __version__
 
@@ -71,15 +71,27 @@ def corpus_windows(paths, window: int = 1024, drop_gaps: bool = True) -> list[st
     """Non-overlapping windows of every FASTA record; a tail shorter than MIN_WINDOW bases, and a window with fewer
     than MIN_WINDOW bases that are not N (an assembly gap), are dropped. A
     character that is not a nucleotide code is an error naming its file, record and position, before any work."""
+    import warnings
+
     windows = []
     for path in paths:
+        uracil = []  # records holding U: read as N, as fine-tuning and predict say of their sequences
         for name, sequence in read_fasta(path):
             if sequence:  # an empty record gives no window
                 check_bases(sequence, f"{path}: record {name!r}")
+                if "U" in sequence or "u" in sequence:
+                    uracil.append(name)
             for start in range(0, len(sequence), window):
                 piece = sequence[start : start + window].upper()
                 if len(piece) >= MIN_WINDOW and not (drop_gaps and is_gap(piece)):
                     windows.append(piece)
+        if uracil:
+            warnings.warn(
+                f"{path}: {len(uracil)} record(s) hold U (uracil, an RNA base; the first is {uracil[0]!r}), which a "
+                "DNA model reads as N (unknown): if they are RNA, write each U as T first.",
+                UracilWarning,
+                stacklevel=2,
+            )
     if not windows:
         raise ConfigError(f"no sequence windows of at least {MIN_WINDOW} bases in {list(map(str, paths))}.")
     return windows

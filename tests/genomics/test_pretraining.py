@@ -163,6 +163,18 @@ def test_a_gap_of_ns_gives_no_training_or_held_out_window(tmp_path):
     assert all(len(w) - w.count("N") >= MIN_WINDOW for w in windows)
 
 
+def test_an_rna_corpus_is_said_to_be_read_with_its_u_as_n(tmp_path):
+    """A corpus written as RNA was pretrained with every U read as N, without a word (fine-tuning and predict
+    warn of it)."""
+    from genomics.pretraining import corpus_windows
+    from titans_ts.errors import UracilWarning
+
+    (tmp_path / "rna.fa").write_text(f">dna\n{'ACGT' * 32}\n>rna\n{'ACGU' * 32}\n")
+    with pytest.warns(UracilWarning, match=r"rna\.fa: 1 record\(s\) hold U .* the first is 'rna'"):
+        windows = corpus_windows([tmp_path / "rna.fa"], window=128)
+    assert len(windows) == 2
+
+
 def test_a_budget_that_validates_no_epoch_saves_no_model(corpus, tmp_path):
     """--max-minutes -1 saved an untrained model scored inf bits per base (exit 0); 0 trained without a budget."""
     path, _ = corpus
