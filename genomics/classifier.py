@@ -59,6 +59,19 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     return DNAModelConfig(**model_config), backbone
 
 
+def pretrained_architecture(path) -> dict | None:
+    """The ARCHITECTURE_PARAMS of a pretrained folder, read from its config.json alone (None when it cannot be
+    read: loading the folder then says why)."""
+    import json
+
+    try:
+        saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))["model_config"]
+        model_config = {**NO_STEM, **saved} if "stride" not in saved else dict(saved)
+        return {name: DNAModelConfig(**model_config).__dict__[name] for name in ARCHITECTURE_PARAMS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @contextlib.contextmanager
 def prediction_progress(sequences: int, bases: int, enabled: bool):
     """Yields `advance(bases_read)`, which moves a progress bar on stderr: shown only for long work
@@ -213,11 +226,17 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         refuse(problems)
         shaped = self._shaped_architecture()
         if shaped and self.architecture == "titans" and self.pretrained not in (False, None):
-            given = ", ".join(f"{name}={value!r}" for name, value in shaped.items())
-            raise ConfigError(
-                f"{given}: shapes a new model, but pretrained={self.pretrained!r} brings its own architecture; "
-                "pass pretrained=False to train that shape from scratch, or leave those at their defaults."
-            )
+            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
+            brought = pretrained_architecture(path)  # a setting that says what the folder has is no conflict
+            differ = {name: value for name, value in shaped.items() if brought is None or brought[name] != value}
+            if differ:
+                given = ", ".join(f"{name}={value!r}" for name, value in differ.items())
+                has = "" if brought is None else f" ({', '.join(f'{n}={brought[n]!r}' for n in differ)})"
+                raise ConfigError(
+                    f"{given}: shapes a new model, but pretrained={self.pretrained!r} brings its own "
+                    f"architecture{has}; pass pretrained=False to train that shape from scratch, or leave those at "
+                    "their defaults."
+                )
 
     def _shaped_architecture(self) -> dict:
         """The architecture parameters set away from their defaults (a pretrained backbone would ignore them)."""

@@ -420,6 +420,21 @@ def test_shaping_a_pretrained_model_is_refused_by_the_library_and_the_cli():
     DNAClassifier(architecture="transformer", dim=32, layers=1, heads=2).check_params()  # baselines: from scratch
 
 
+def test_a_shape_that_says_what_the_pretrained_folder_has_is_no_conflict(tmp_path):
+    """DNAClassifier(pretrained=a folder of dim 16, dim=16) was refused as shaping a new model, where the shape
+    was the folder's own; another shape is refused naming the folder's."""
+    import json
+
+    from titans_ts.errors import ConfigError
+
+    (tmp_path / "lm").mkdir()
+    saved = {"model_config": {"dim": 16, "layers": 1, "heads": 2, "stride": 8}}
+    (tmp_path / "lm" / "config.json").write_text(json.dumps(saved))
+    DNAClassifier(pretrained=str(tmp_path / "lm"), dim=16, layers=1, heads=2).check_params()
+    with pytest.raises(ConfigError, match=r"^dim=32: shapes a new model, .* its own architecture \(dim=16\)"):
+        DNAClassifier(pretrained=str(tmp_path / "lm"), dim=32, layers=1).check_params()
+
+
 def test_cli_scratch_architecture_and_recipe_options(labelled_csv):
     folder = labelled_csv
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--out", str(folder / "ablation")]
