@@ -68,15 +68,18 @@ def test_a_resume_with_other_settings_is_refused_naming_them(tmp_path):
     assert start_or_resume(folder, {"lr": 0.001, "dim": 16}, resume=True) == folder / "last.ckpt"
     with pytest.raises(ConfigError, match=r"fit\(\.\.\., resume=True\) \(CLI: --resume\)"):
         start_or_resume(folder, {"lr": 0.001, "dim": 16}, resume=False)
-    for started, now, message in (  # the data's fingerprint (count or shape, hash) in words
-        ("6948:eee0", "30:8c8e", r"the data: 6948 items in the checkpoint, 30 items now \(another file"),
-        ("(100, 3):ab", "(100, 3):cd", r"the data: other values of the same size \(shape \(100, 3\)\)"),
-    ):
-        other = tmp_path / f"started_{len(started)}"
-        start_or_resume(other, {"data": started}, resume=False)
+    for key, started, now, message in (  # a data fingerprint (count or shape, hash) in words
+        ("data", "6948:eee0", "30:8c8e", r"the data: 6948 items in the checkpoint, 30 items now \(another file"),
+        ("data", "(100, 3):ab", "(100, 3):cd", r"the data: other values of the same size \(shape \(100, 3\);"),
+        # pretraining's leakage guard: was "evaluation: '12:3996' in the checkpoint, '15:790e' now", no way on
+        ("evaluation", "12:3996", "15:790e", r"the evaluation sequences excluded from it: 12 items in the checkpoint, "
+         r"15 items now \(another --exclude\)\. Resume with the settings it was started with, or start it again"),
+    ):  # fmt: skip
+        other = tmp_path / f"started_{key}_{len(started)}"
+        start_or_resume(other, {key: started}, resume=False)
         (other / "last.ckpt").write_bytes(b"x")
         with pytest.raises(ConfigError, match=message):
-            start_or_resume(other, {"data": now}, resume=True)
+            start_or_resume(other, {key: now}, resume=True)
 
 
 def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_whole(tmp_path, monkeypatch):

@@ -205,16 +205,26 @@ def forget_unstarted(folder) -> None:
             folder.rmdir()
 
 
+# Settings that are data fingerprints (`count:hash`), in words: the training data, pretraining's corpus windows,
+# and the evaluation sequences its leakage guard drops windows for.
+FINGERPRINTS = {
+    "data": ("the data", "another file or other rows"),
+    "corpus": ("the corpus", "other files or records, or another --window"),
+    "evaluation": ("the evaluation sequences excluded from it", "another --exclude"),
+}
+
+
 def _difference(key: str, saved, now) -> str:
-    """One setting a resume would change, in words (the data's fingerprint is `count:hash`)."""
-    if key == "data" and isinstance(saved, str) and isinstance(now, str):
+    """One setting a resume would change, in words (a data fingerprint is `count:hash`)."""
+    if key in FINGERPRINTS and isinstance(saved, str) and isinstance(now, str):
+        what, why = FINGERPRINTS[key]
         size, size_now = (
             f"shape {part}" if part.startswith("(") else f"{part} items"
             for part in (saved.split(":")[0], now.split(":")[0])
         )
         if size == size_now:
-            return f"the data: other values of the same size ({size})"
-        return f"the data: {size} in the checkpoint, {size_now} now (another file or other rows)"
+            return f"{what}: other values of the same size ({size}; {why})"
+        return f"{what}: {size} in the checkpoint, {size_now} now ({why})"
     return f"{key}: {saved!r} in the checkpoint, {now!r} now"
 
 
@@ -238,7 +248,8 @@ def start_or_resume(folder, settings: dict, resume: bool) -> Path | None:
         ]
         if differences:
             raise ResumeMismatchError(
-                f"cannot resume {folder} with other settings than it was started with: " + "; ".join(differences),
+                f"cannot resume {folder} with other settings than it was started with: {'; '.join(differences)}. "
+                "Resume with the settings it was started with, or start it again (CLI: --overwrite).",
                 differences,
             )
         return checkpoint

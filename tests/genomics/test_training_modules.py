@@ -100,7 +100,7 @@ def test_a_refused_resume_counts_the_training_sequences(tmp_path):
     DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences, labels)
     with pytest.raises(ConfigError, match=r"the data: 30 items in the checkpoint, 20 items now"):
         DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences[:20], labels[:20], resume=True)
-    with pytest.raises(ConfigError, match=r"the data: other values of the same size \(30 items\)"):
+    with pytest.raises(ConfigError, match=r"the data: other values of the same size \(30 items;"):
         DNAClassifier(**TINY, checkpoint_dir=folder).fit(sequences, [1 - y for y in labels], resume=True)
 
 
