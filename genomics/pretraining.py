@@ -97,6 +97,17 @@ def corpus_windows(paths, window: int = 1024, drop_gaps: bool = True) -> list[st
     return windows
 
 
+def _given_twice(paths) -> str | None:
+    """The first corpus file named twice (by any path to it), or None."""
+    seen = set()
+    for path in paths:
+        real = Path(path).expanduser().resolve()
+        if real in seen:
+            return str(path)
+        seen.add(real)
+    return None
+
+
 def split_corpus(corpus, window, evaluation_sequences, k: int, held_out: float, seed: int, drop_gaps: bool = True):
     """(every window, those kept by the leakage filter, the training windows, the held-out windows) of `corpus`:
     the held-out share drawn by `seed` from the kept windows. drop_gaps=False keeps gap windows, as runs before
@@ -164,6 +175,12 @@ def pretrain(
         raise ConfigError(f"window={window!r}: windows of at least {MIN_WINDOW} bases (--window; default 1024).")
     for path in corpus:  # before the run folder is made
         check_readable(path)
+    twice = _given_twice(corpus)
+    if twice:  # its windows would be both trained on and held out: a score that says nothing
+        raise ConfigError(
+            f"{twice} is given twice as a corpus: its windows would be held out and trained on at once; give each "
+            "file once."
+        )
     out = Path(out).expanduser()
     checkpoints = prepare_run_folder(out, overwrite, resume)
     tune_cpu_allocator()
@@ -172,10 +189,10 @@ def pretrain(
     dropped = len(windows) - len(kept)
     if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
         filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
+        shorter = f" or a shorter --window (at least {MIN_WINDOW})" if window > MIN_WINDOW else ""
         raise ConfigError(
             f"{len(kept)} window(s) of up to {window} bases in {list(map(str, corpus))}{filtered}: pretraining "
-            "needs at least 2, one held out for the score and one to train on. Give a longer corpus or a shorter "
-            "--window."
+            f"needs at least 2, one held out for the score and one to train on. Give a longer corpus{shorter}."
         )
 
     seed_everything(seed)

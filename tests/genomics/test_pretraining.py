@@ -119,8 +119,14 @@ def test_a_corpus_of_one_window_is_refused_before_any_folder_is_made(tmp_path):
     """One window is the held-out one and leaves none to train on: an error, not a saved untrained model with
     an infinite held-out score."""
     (tmp_path / "one.fa").write_text(">r\n" + "ACGT" * 50 + "\n")
-    with pytest.raises(ConfigError, match=r"1 window\(s\) of up to 1024 bases .* needs at least 2"):
+    with pytest.raises(ConfigError, match=r"1 window\(s\) of up to 1024 bases .* needs at least 2.*shorter --window"):
         pretrain([tmp_path / "one.fa"], tmp_path / "out", config=TINY, progress=False)
+    (tmp_path / "short.fa").write_text(">r\n" + "ACGT" * 20 + "\n")  # at the smallest window: no shorter one to give
+    with pytest.raises(ConfigError, match=r"Give a longer corpus\.$"):
+        pretrain([tmp_path / "short.fa"], tmp_path / "out", config=TINY, window=64, progress=False)
+    # the same file twice: its windows held out and trained on at once (a score that said nothing)
+    with pytest.raises(ConfigError, match=r"one\.fa is given twice as a corpus"):
+        pretrain([tmp_path / "one.fa", tmp_path / "." / "one.fa"], tmp_path / "out", config=TINY, progress=False)
     assert not (tmp_path / "out").exists()
 
 
