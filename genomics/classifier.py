@@ -50,6 +50,11 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     try:
         tensors, config = load_model_dir(path, "titans-ts dna language model", "pretrained DNA language model")
     except ConfigError as exc:
+        if (Path(path) / "checkpoints").is_dir():  # a pretraining stopped before it saved its model
+            raise ConfigError(
+                f"{exc} It holds the checkpoints of a pretraining that stopped before it saved a model: continue it "
+                f"with `titans-dna pretrain ... --out {path} --resume` (the same corpus and settings)."
+            ) from exc
         raise ConfigError(f"{exc} Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.") from exc
     model_config = dict(config["model_config"])
     backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}

@@ -11,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 from typer.testing import CliRunner
 
 from cli.dna import app
-from genomics.classifier import DNAClassifier, pretrained_path
+from genomics.classifier import DNAClassifier, load_backbone_weights, pretrained_path
 from titans_ts.errors import SequenceError
 
 runner = CliRunner()
@@ -431,6 +431,9 @@ def test_a_shape_that_says_what_the_pretrained_folder_has_is_no_conflict(tmp_pat
     saved = {"model_config": {"dim": 16, "layers": 1, "heads": 2, "stride": 8}}
     (tmp_path / "lm" / "config.json").write_text(json.dumps(saved))
     DNAClassifier(pretrained=str(tmp_path / "lm"), dim=16, layers=1, heads=2).check_params()
+    (tmp_path / "stopped" / "checkpoints").mkdir(parents=True)  # a pretraining killed before it saved its model
+    with pytest.raises(ConfigError, match=r"stopped before it saved a model: continue it with .*--resume"):
+        load_backbone_weights(tmp_path / "stopped")
     with pytest.raises(ConfigError, match=r"^dim=32: shapes a new model, .* its own architecture \(dim=16\)"):
         DNAClassifier(pretrained=str(tmp_path / "lm"), dim=32, layers=1).check_params()
 
