@@ -114,12 +114,6 @@ class ErrorReportingGroup(TyperGroup):
                 message = as_options(message, self.get_command(ctx, ctx.invoked_subcommand))
             err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except DAMAGED_COMPRESSION as exc:  # a .gz cut short was click's bare "Aborted." (an EOFError), exit 1
-            if _state["debug"]:
-                raise
-            said = damaged_compression_error(exc)
-            err_console.print(f"[bold red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
         except OSError as exc:  # the file system refused a path (unwritable folder, name too long, disk full)
             if _state["debug"] or isinstance(exc, BrokenPipeError):  # `| head` closed stdout: click's own exit
                 raise
@@ -127,26 +121,6 @@ class ErrorReportingGroup(TyperGroup):
             raise typer.Exit(2) from None
         finally:
             warnings.showwarning = default_show
-
-
-def _damaged_compression() -> tuple[type[BaseException], ...]:
-    import gzip
-    import lzma
-    import zlib
-
-    return (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
-
-
-DAMAGED_COMPRESSION = _damaged_compression()  # what reading a cut-short or damaged .gz / .bz2 / .xz raises
-
-
-def damaged_compression_error(exc: BaseException) -> str:
-    """A compressed input that ended early or is damaged, in words (the readers name no file here)."""
-    said = str(exc) or "the compressed stream ended before its end marker"
-    return (
-        f"a compressed input file is cut short or damaged ({said}): check it (gzip -t file.gz, bzip2 -t, xz -t), "
-        "or copy it again."
-    )
 
 
 def file_system_error(exc: OSError) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,10 @@ SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
 LABEL_NAMES = ("label", "labels", "class", "target", "y")
 # The names a column of record names goes by (any case): in a labels file, and in a CSV of sequences to predict.
 NAME_NAMES = ("name", "names", "id", "ids", "record", "header")
+
+
+# What reading a cut-short or damaged .gz / .bz2 / .xz raises (gzip's BadGzipFile, an OSError, is caught too).
+DAMAGED_COMPRESSION = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
 
 
 def column_by_alias(columns, aliases: tuple):
@@ -165,11 +171,22 @@ def read_fasta(path) -> list[tuple[str, str]]:
 
 
 def _numbered_lines(stream, start: FileStart):
-    """(line number, line) of the text stream of a file; bytes that are not UTF-8 are an error naming the line."""
+    """(line number, line) of the text stream of a file; bytes that are not UTF-8 are an error naming the line,
+    and so is a gzip stream that ends early or is damaged past its first bytes (`sniff` reads those)."""
     try:
         yield from enumerate(stream, start=1)
     except UnicodeDecodeError as exc:
         raise _not_utf8(start.path, _first_undecodable_line(start), exc) from None
+    except DAMAGED_COMPRESSION as exc:  # gzip's EOFError was click's bare "Aborted.", exit 1
+        raise _damaged(start.path, exc) from None
+
+
+def _damaged(path: Path, exc: BaseException) -> DataValidationError:
+    said = str(exc) or "the compressed stream ended before its end marker"
+    return DataValidationError(
+        f"{path}: a compressed input file is cut short or damaged ({said}): check it (gzip -t, bzip2 -t, xz -t), "
+        "or copy it again."
+    )
 
 
 def _not_utf8(path: Path, line: int, exc: UnicodeDecodeError) -> DataValidationError:
@@ -306,6 +323,8 @@ def read_table(path, what: str, **options) -> pd.DataFrame:
         header = row_cells(path, sep, compression)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} is empty: expected {what}.") from None
+    except DAMAGED_COMPRESSION as exc:
+        raise _damaged(path, exc) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV ({exc}); expected {what}.") from None
     _refuse_repeated_names([name.strip() for name in header], path)

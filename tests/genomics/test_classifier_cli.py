@@ -835,7 +835,7 @@ def test_finetune_help_shows_the_classifiers_own_defaults():
 
 def test_a_compressed_file_cut_short_is_one_error_line(tmp_path):
     """A .csv.gz cut short ended with click's bare "Aborted." and exit 1 (gzip's EOFError read as a user's abort);
-    the forecasting reader names the file, the CLI's last guard says what happened to any reader's."""
+    the genomics readers now name the file, as the forecasting reader does."""
     import gzip
 
     rows = "\n".join(f"{'ACGT' * 30},{i % 2}" for i in range(400))
@@ -843,4 +843,5 @@ def test_a_compressed_file_cut_short_is_one_error_line(tmp_path):
     (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
     result = runner.invoke(app, ["finetune", str(tmp_path / "cut.csv.gz"), "--scratch", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "a compressed input file is cut short or damaged" in result.stderr, result.output
+    assert "cut.csv.gz: a compressed input" in " ".join(result.stderr.split())  # the file is named
     assert not (tmp_path / "o").exists()
