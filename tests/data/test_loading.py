@@ -302,6 +302,27 @@ def test_gaps_in_the_timestamps_are_an_error_unless_filled(tmp_path):
     np.testing.assert_allclose(filled["a"].iloc[99:201].to_numpy(), np.linspace(99, 100, 102))
 
 
+def test_a_fill_says_how_many_timestamps_it_inserted_and_values_it_filled(tmp_path):
+    """A user who passes --fill sees how much of the series is made up, not a silent 600 rows where the file
+    held 596."""
+    from titans_ts.data.loading import FilledValuesWarning
+
+    hours = pd.date_range("2020-01-01", periods=300, freq="h")
+    frame = pd.DataFrame({"date": hours, "a": np.arange(300.0), "b": np.arange(300.0)})
+    frame.loc[[7, 9], "b"] = [np.nan, np.inf]
+    frame.drop(index=range(100, 103)).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.warns(FilledValuesWarning) as said:
+        filled = load_dataset(tmp_path / "t.csv", fill="ffill")
+    assert len(said) == 1 and len(filled) == 300 and np.isfinite(filled.to_numpy()).all()
+    message = str(said[0].message)
+    assert "t.csv: the ffill fill inserted 3 missing timestamp(s) (2020-01-05 04:00:00, " in message
+    assert "filled 2 missing or infinite value(s) (at 2020-01-01 07:00:00 'b', at 2020-01-01 09:00:00 'b')" in message
+    assert "1.7% of the 300 rows hold filled-in values" in message  # 5 rows of 300
+    with warnings.catch_warnings():  # a file with nothing to fill says nothing
+        warnings.simplefilter("error", FilledValuesWarning)
+        load_dataset(_with_dates(tmp_path, hours), fill="ffill")
+
+
 def test_repeated_or_unordered_or_off_grid_timestamps_are_errors(tmp_path):
     hours = pd.date_range("2020-01-01", periods=50, freq="h")
     with pytest.raises(DataValidationError, match="repeat or go back.*row 11"):

@@ -38,6 +38,10 @@ class TimeOrderWarning(TitansWarning):
     integer index numbers them out of order (read in the order given)."""
 
 
+class FilledValuesWarning(TitansWarning):
+    """A file's missing timestamps or values were inserted and filled, as fill= (CLI: --fill) asked."""
+
+
 def load_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -137,9 +141,11 @@ def read_series_csv(
     if long is not None:
         frame = pivot_long(raw, path, *long)
         frame.index.name = str(long[1])  # the time column's name, dated or not
+        inserted = None
         if isinstance(frame.index, pd.DatetimeIndex):
-            frame = _evenly_spaced(frame, path, fill)
-        return validate_frame(_kept(frame, columns, path, ids=long[0]), source=str(path), fill=fill, ids=long[0])
+            frame, inserted = _evenly_spaced(frame, path, fill)
+        kept = _kept(frame, columns, path, ids=long[0])
+        return validate_frame(kept, source=str(path), fill=fill, ids=long[0], inserted=inserted)
     try:
         return _read_wide(raw, path, date_column, fill, header, regular, columns)
     except DataValidationError as exc:
@@ -175,9 +181,10 @@ def _read_wide(raw: pd.DataFrame, path: Path, date_column, fill, header, regular
         return validate_frame(frame, source=str(path), fill=fill)
     named = header and not str(date_col).startswith("Unnamed: ")  # pandas' name for an empty header cell
     frame.index.name = date_col if named else "date"  # forecasts' time column: the file's name for it
+    inserted = None
     if regular:
-        frame = _evenly_spaced(frame, path, fill)
-    return validate_frame(frame, source=str(path), fill=fill)
+        frame, inserted = _evenly_spaced(frame, path, fill)
+    return validate_frame(frame, source=str(path), fill=fill, inserted=inserted)
 
 
 def _with_time_of_day(raw: pd.DataFrame, date_col) -> pd.DataFrame:
@@ -296,15 +303,16 @@ def _in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Dat
     )
 
 
-def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.DataFrame:
-    """Strictly increasing timestamps at one step; gaps are inserted (then filled) only when fill is given.
+def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> tuple[pd.DataFrame, pd.Index | None]:
+    """Strictly increasing timestamps at one step, and the timestamps inserted (None when none were); gaps are
+    inserted (then filled) only when fill is given.
     The step may be a calendar one (business days, months, quarters, years: `calendar_grid`), whose gaps are
     the calendar's missing days or months. A file written newest first is put in time order, with a warning
     saying so."""
     frame = _in_time_order(frame, path)
     index = frame.index
     if len(index) < 3 or pd.infer_freq(index) is not None:
-        return frame
+        return frame, None
     found = regular_grid(index)
     if found is None:
         raise DataValidationError(
@@ -313,10 +321,10 @@ def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> pd.Data
         )
     grid, step_name, odd = found
     if not len(odd):  # on a calendar pandas names no frequency for (the 15th of each month)
-        return frame
+        return frame, None
     on_grid = index.isin(grid).all()
     if fill is not None and on_grid:
-        return frame.reindex(grid)  # the missing timestamps become NaN rows, filled by validate_frame
+        return frame.reindex(grid), grid.difference(index)  # NaN rows, filled by validate_frame
     rows = ", ".join(f"rows {i + 1}-{i + 2} ({index[i]} -> {index[i + 1]})" for i in odd[:_MAX_LISTED])
     advice = (
         f"Pass fill= one of {FILL_METHODS} (CLI: --fill) to insert the missing timestamps and fill them."
@@ -335,10 +343,12 @@ def validate_frame(
     fill: str | None = None,
     in_memory: bool = False,
     ids: str | None = None,
+    inserted: pd.Index | None = None,
 ) -> pd.DataFrame:
     """Every column numeric (float64) and finite, or a DataValidationError naming rows and columns (and saying
     how to fix a file, or with `in_memory` a DataFrame). `ids`: the id column of the long table the frame was
-    made from (its columns are series, named so)."""
+    made from (its columns are series, named so). `inserted`: the missing timestamps `fill` put in as empty rows,
+    said with the values it filled (a FilledValuesWarning)."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataValidationError(f"{source}: has {frame.shape[0]} rows and {frame.shape[1]} columns; need both.")
     repeated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
@@ -350,7 +360,33 @@ def validate_frame(
     if isinstance(frame.index, pd.DatetimeIndex):  # a repeated stamp is the caller's choice (weather has one)
         frame = _in_time_order(frame, source, repeats=True)
     frame = _to_numeric(frame, source, in_memory)
-    return _handle_non_finite(frame, source, fill, in_memory, ids)
+    return _handle_non_finite(frame, source, fill, in_memory, ids, inserted)
+
+
+def _say_filled(frame: pd.DataFrame, bad: np.ndarray, path, fill: str, inserted: pd.Index | None) -> None:
+    """A FilledValuesWarning: how many timestamps `fill` inserted and how many other values it filled, with the
+    first of each, so that a user sees how much of the series is made up."""
+    new_rows = frame.index.isin(inserted) if inserted is not None else np.zeros(len(frame), dtype=bool)
+    parts = []
+    if new_rows.any():
+        first = ", ".join(str(stamp) for stamp in frame.index[new_rows][:_MAX_LISTED])
+        more = ", ..." if new_rows.sum() > _MAX_LISTED else ""
+        parts.append(f"inserted {int(new_rows.sum())} missing timestamp(s) ({first}{more})")
+    rows, cols = np.nonzero(bad & ~new_rows[:, None])
+    if len(rows):
+        dated = isinstance(frame.index, pd.DatetimeIndex)
+        where = ", ".join(
+            f"{'at ' + str(frame.index[r]) if dated else f'row {r + 1}'} {frame.columns[c]!r}"
+            for r, c in zip(rows[:_MAX_LISTED], cols[:_MAX_LISTED], strict=True)
+        )
+        more = ", ..." if len(rows) > _MAX_LISTED else ""
+        parts.append(f"filled {len(rows)} missing or infinite value(s) ({where}{more})")
+    share = bad.any(axis=1).mean()
+    warnings.warn(
+        f"{path}: the {fill} fill {' and '.join(parts)}: {share:.1%} of the {len(frame)} rows hold filled-in values.",
+        FilledValuesWarning,
+        stacklevel=2,
+    )
 
 
 def _pick_date_column(raw: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
@@ -398,7 +434,12 @@ def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFram
 
 
 def _handle_non_finite(
-    frame: pd.DataFrame, path: Path, fill: str | None, in_memory: bool, ids: str | None = None
+    frame: pd.DataFrame,
+    path: Path,
+    fill: str | None,
+    in_memory: bool,
+    ids: str | None = None,
+    inserted: pd.Index | None = None,
 ) -> pd.DataFrame:
     values = frame.to_numpy()
     bad = ~np.isfinite(values)
@@ -420,6 +461,7 @@ def _handle_non_finite(
         )
         of = f"column(s) {bad_columns}" if ids is None else f"series {bad_columns} (of id column {ids!r})"
         raise DataValidationError(f"{path}: {int(bad.sum())} missing or infinite value(s) in {of}: {where}. {fix}.")
+    _say_filled(frame, bad, path, fill, inserted)
     frame = frame.replace([np.inf, -np.inf], np.nan)
     if fill == "zero":
         return frame.fillna(0.0)
