@@ -233,7 +233,8 @@ def pretrain(
         f"Dropped {report['leakage_filter']['windows_dropped']} of {report['windows_total']} windows "
         f"sharing a 32-mer with {', '.join(exclude)}."
     )
-    console.print(f"Held-out: {report['held_out_bits_per_base']:.3f} bits per base. Saved to {out}/.")
+    took = f"{report['wall_seconds']:.0f} s" + (" (this resumed part)" if report["resumed"] else "")
+    console.print(f"Held-out: {report['held_out_bits_per_base']:.3f} bits per base. {took}. Saved to {out}/.")
     exit_if_interrupted(report["training"])
 
 

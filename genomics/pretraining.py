@@ -266,7 +266,8 @@ def pretrain(
         "lr": lr,
         "batch_size": batch_size,
         "device": str(device),
-        "wall_seconds": time.time() - started,
+        "resumed": resume,
+        "wall_seconds": time.time() - started,  # of this run; a resumed one's, of its resumed part
     }
     save_model_dir(out, model.state_dict(), report)
     finish_run_folder(checkpoints, interrupted=training["stop_reason"] == "interrupted")

@@ -76,6 +76,7 @@ def test_a_killed_pretraining_resumes_to_the_same_model(corpus, tmp_path, monkey
         pretrain([path], tmp_path / "cut", **options)
     resumed = pretrain([path], tmp_path / "cut", resume=True, **options)
     assert resumed["held_out_bits_per_base"] == whole["held_out_bits_per_base"]
+    assert resumed["resumed"] and not whole["resumed"]  # the CLI says its time is the resumed part's
     assert resumed["training"]["epochs_run"] == 3 and not (tmp_path / "cut" / "checkpoints").exists()
     # a finished pretraining (a model, no metrics.json) has nothing to resume: said so, with --overwrite
     with pytest.raises(ConfigError, match=r"nothing to resume: the run in .*cut finished.*--overwrite"):
@@ -139,11 +140,13 @@ def test_an_interrupted_pretraining_exits_130_after_saving(tmp_path, monkeypatch
     from cli.dna import app
 
     training = {"stop_reason": "interrupted", "epochs_run": 2}
-    report = {"training": training, "leakage_filter": {"windows_dropped": 0}, "windows_total": 9}
+    report = {"training": training, "leakage_filter": {"windows_dropped": 0}, "windows_total": 9, "resumed": True}
+    report |= {"wall_seconds": 12.3}
     monkeypatch.setattr(genomics.api, "pretrain", lambda *a, **k: report | {"held_out_bits_per_base": 1.9})
     (tmp_path / "c.fa").write_text(">a\nACGT\n")
     result = CliRunner().invoke(app, ["pretrain", "--corpus", str(tmp_path / "c.fa"), "--out", str(tmp_path / "p")])
     assert result.exit_code == 130 and "interrupted in epoch 3 (2 epochs finished)" in result.output
+    assert "12 s (this resumed part). Saved to" in result.output  # a resumed run's time is said to be its part's
 
 
 def test_a_character_that_is_not_dna_is_named_by_file_record_and_position_before_any_work(tmp_path):
