@@ -29,9 +29,9 @@ from genomics.data.labelled import (
     warn_duplicate_names,
     warn_unknown_only,
 )
-from genomics.data.tasks import load_task
+from genomics.data.tasks import OWN_DATA, load_task
 from titans_ts.distributed import is_main_process, rank_and_world
-from titans_ts.errors import ConfigError, DataValidationError, ResumeMismatchError, changes
+from titans_ts.errors import ConfigError, DatasetNotFoundError, DataValidationError, ResumeMismatchError, changes
 from titans_ts.estimator_base import RUN_ONLY
 from titans_ts.io import (
     SETTINGS_FILE,
@@ -379,7 +379,11 @@ def leakage_sequences(tasks, data_root=None) -> list[str]:
             else:
                 sequences += [sequence for _, sequence in read_fasta(path)]
             continue
-        task = load_task(name, data_root=data_root)
+        try:
+            task = load_task(name, data_root=data_root)
+        except DatasetNotFoundError as exc:  # the advice for a task to fine-tune on asks for labels; this needs none
+            own = "To keep your own evaluation sequences out, give their file (a CSV with a seq column, or FASTA)."
+            raise DatasetNotFoundError(str(exc).replace(OWN_DATA, own)) from None
         splits = [task.labelled] if task.labelled else [task.train, task.test]
         sequences += [sequence for split in splits if split for sequence in split.sequences]
     return sequences

@@ -47,6 +47,9 @@ def task_names() -> list[str]:
     return list(_registry())
 
 
+OWN_DATA = "For your own data pass a CSV (seq,label) or FASTA + labels."  # what an unknown task's error advises
+
+
 def resolve_task(name: str) -> str:
     tasks = _registry()
     for task, info in tasks.items():
@@ -59,8 +62,7 @@ def resolve_task(name: str) -> str:
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise DatasetNotFoundError(
         f"Unknown GenomicBenchmarks task {name!r}.{hint} "
-        f"Known: {', '.join(dict.fromkeys([*tasks, *package_tasks()]))}. "
-        "For your own data pass a CSV (seq,label) or FASTA + labels."
+        f"Known: {', '.join(dict.fromkeys([*tasks, *package_tasks()]))}. {OWN_DATA}"
     )
 
 

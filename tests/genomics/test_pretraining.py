@@ -92,6 +92,13 @@ def test_pretraining_drops_what_the_excluded_tasks_hold(monkeypatch, tmp_path):
     tasks = ["enhancer_cohn", "nontata_promoters"]
     expected = [s for task in tasks for s in load_task(task).labelled.sequences]
     assert api.leakage_sequences(tasks) == expected
+    from titans_ts.errors import DatasetNotFoundError
+
+    with pytest.raises(
+        DatasetNotFoundError, match=r"'bogus'.*keep your own evaluation sequences out, give their file"
+    ) as e:
+        api.leakage_sequences(["bogus"])
+    assert "label" not in str(e.value)  # the advice of a task to fine-tune on: labels are not needed here
     seen = {}
     monkeypatch.setattr(api.pretraining, "pretrain", lambda corpus, out, **options: seen.update(options) or {})
     api.pretrain(["c.fa"], tmp_path / "out", exclude=tasks[:1], window=64)
