@@ -330,7 +330,7 @@ def predict(
     out: Path = typer.Option(
         None,
         help="Where to write the forecast, in the format its name says: .csv (.csv.gz compressed), .tsv or "
-        ".parquet (default: print it as CSV).",
+        ".parquet; other names CSV, other formats' names (.xlsx, .json) refused (default: print it as CSV).",
     ),
     plot: Path = typer.Option(None, help="Also draw the forecast of the last column to this PNG."),
     quantiles: str = typer.Option(
@@ -430,7 +430,8 @@ def evaluate(
     source: dict = DATA_SOURCE,
     out: Path = typer.Option(
         None,
-        help="Write every test window's forecast next to the truth here (.csv, .csv.gz, .tsv or .parquet): one row per "
+        help="Write every test window's forecast next to the truth here, in the format its name says (.csv, .csv.gz, "
+        ".tsv or .parquet; other names CSV, other formats' names such as .xlsx refused): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled (with "
         "--online the stream's point forecasts, without quantile levels; else each window's own, a --mode history "
         "model's frozen ones).",
@@ -486,11 +487,11 @@ def evaluate(
     if out is not None:
         which = ""
         if metrics["windows_online"]:
-            which = " (the online forecasts: the memory carried through the rows before each window)"
-            which += "; point forecasts, without the quantile levels" if metrics.get("quantiles") else ""
+            points = ", point forecasts without the quantile levels" if metrics.get("quantiles") else ""
+            which = f": the online forecasts{points} (the memory carried through the rows before each window)"
         elif metrics["mode"] == "history":
-            which = " (the frozen forecasts: the memory reset for every window; --online for the carried memory's)"
-        console.print(f"Wrote {metrics['rows']} rows (window x step x column){which} to {out}.")
+            which = ": the frozen forecasts (the memory reset for every window; --online for the carried memory's)"
+        console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}{which}.")
     if plot is not None:
         console.print(f"Plot: {plot}")
 

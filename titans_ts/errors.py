@@ -27,6 +27,15 @@ class EmptyTableError(DataValidationError):
     """A table has a header and no data rows."""
 
 
+class SplitTooShortError(DataValidationError):
+    """The rows are too few for a split protocol at a lookback and horizon. `facts`: what is short, without the
+    advice (which depends on what the caller can change)."""
+
+    def __init__(self, facts: str, advice: str):
+        super().__init__(f"{facts} {advice}")
+        self.facts = facts
+
+
 class MissingColumnsError(DataValidationError):
     """A table lacks columns it was asked for."""
 

@@ -282,6 +282,10 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["evaluate", "--model", str(folder / "model"), "--dataset", "ETTh1"], "has no column(s) ['c0', 'c1']"),
     ]
     write_series(tmp_path / "other.csv", rows=100, columns=2)
+    write_series(tmp_path / "short.csv", rows=60, columns=3)
+    short = ["evaluate", "--model", str(folder / "model"), "--dataset", str(tmp_path / "short.csv")]
+    # the split's own advice (shorten --lookback, another --split) is not evaluate's to take
+    cases.append((short, "A saved model is scored under the split, lookback and horizon it was fitted with"))
     cases.append(
         (
             ["predict", "--model", str(folder / "model"), "--input", str(tmp_path / "other.csv")],

@@ -447,7 +447,7 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
               str(tmp_path / "windows.csv")]
     )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
-    assert "(the online forecasts: the memory carried through the rows before each window)" in " ".join(
+    assert "windows.csv: the online forecasts (the memory carried through the rows before each window)." in " ".join(
         evaluated.output.split()
     )  # --online --out: the windows written are the online forecasts
     assert "Test errors by column, online" in evaluated.output

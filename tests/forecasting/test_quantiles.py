@@ -334,6 +334,11 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
     table = pd.read_csv(windows)
     assert {"q0.1", "q0.5", "q0.9", "q0.1_scaled"} <= set(table.columns)
     assert "Quantiles" in evaluate.output
+    online = ["evaluate", "--model", model, "--dataset", str(tmp_path / "mine.csv"), "--online", "--out", str(windows)]
+    streamed = runner.invoke(app, [*online, "--overwrite"], env={"COLUMNS": "200"})
+    assert streamed.exit_code == 0, streamed.output
+    assert "q0.1" not in pd.read_csv(windows).columns  # the stream's points alone, as the sentence says
+    assert f"to {windows}: the online forecasts, point forecasts without the quantile levels (" in streamed.output
 
 
 def test_the_forecast_plot_takes_every_level_label_for_a_level(tmp_path):

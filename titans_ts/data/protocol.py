@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from titans_ts.errors import ConfigError, ConstantColumnWarning, DataValidationError, positive_problems, refuse
+from titans_ts.errors import (
+    ConfigError,
+    ConstantColumnWarning,
+    DataValidationError,
+    SplitTooShortError,
+    positive_problems,
+    refuse,
+)
 
 SPLIT_PROTOCOLS = ("ett_hourly", "ett_15min", "ratio_70_10_20")
 # The Time-Series-Library protocol's lookback and first horizon: every default of the toolkit starts here.
@@ -47,10 +54,10 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
         month = _ETT_ROWS_PER_MONTH[protocol]
         train_end, val_end, test_end = 12 * month, 16 * month, 20 * month
         if n_rows < test_end:
-            raise DataValidationError(
-                f"The {protocol} protocol needs {test_end} rows (12/4/4 months of 30 days); the series has "
-                f"{n_rows}. Use protocol='ratio_70_10_20' for a shorter series (CLI: give the file by its path, "
-                "split by --split)."
+            raise SplitTooShortError(
+                f"The {protocol} protocol needs {test_end} rows (12/4/4 months of 30 days); the series has {n_rows}.",
+                "Use protocol='ratio_70_10_20' for a shorter series (CLI: give the file by its path, split by "
+                "--split).",
             )
     elif protocol.startswith("ratio_"):
         train, _, test = _ratios(protocol)
@@ -82,9 +89,10 @@ def split_borders(n_rows: int, lookback: int, horizon: int, protocol: str = "rat
             found = f"the lookback is longer than the training split ({train_end} rows)"
         else:
             found = f"windows per split: {counts}"
-        raise DataValidationError(
+        raise SplitTooShortError(
             f"The series ({n_rows} rows) is too short for lookback={lookback} + horizon={horizon} under "
-            f"the {protocol} protocol ({found}).{hint}."
+            f"the {protocol} protocol ({found}).",
+            f"{hint.strip()}.",
         )
     return borders
 

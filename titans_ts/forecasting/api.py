@@ -21,6 +21,7 @@ from titans_ts.errors import (
     EmptyTableError,
     LongColumnsError,
     MissingColumnsError,
+    SplitTooShortError,
     TimeGapWarning,
 )
 from titans_ts.forecasting.estimator import TitansForecaster
@@ -478,7 +479,15 @@ def evaluate_saved(
     frame, _ = _read_for(estimator, dataset, data_dir=data_dir, verify=verify, **read)
     if benchmark_named(dataset) is not None:  # a benchmark: its protocol; a user's file keeps the fitted split
         estimator.protocol = protocol_for(dataset)
-    metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    try:
+        metrics = {"val": estimator.evaluate(frame, split="val"), "test": estimator.evaluate(frame, split="test")}
+    except SplitTooShortError as exc:  # its advice (another split, a shorter lookback) is not evaluate's to take
+        raise SplitTooShortError(
+            f"{dataset}: {exc.facts}",
+            "A saved model is scored under the split, lookback and horizon it was fitted with: give it data long "
+            "enough for them, or forecast from this data with `titans-ts predict` (predict(df) in Python), which "
+            "needs no split.",
+        ) from None
     metrics |= {"forecaster_used": estimator.forecaster_used_, "fallback_reason": estimator.fallback_reason_}
     if estimator._splits_at_dates(frame):  # a user's dated file split where the model's data was
         metrics["split_starts"] = estimator.split_starts_
