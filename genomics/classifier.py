@@ -27,6 +27,7 @@ from genomics.model import NO_STEM, DNAModelConfig, DNASequenceClassifier
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
+    is_integer,
     is_real,
     positive_problems,
     refuse,
@@ -97,6 +98,7 @@ def prediction_progress(sequences: int, bases: int, enabled: bool):
         yield lambda read: bar.advance(task, read)
 
 
+ARCHITECTURES = ("titans", "cnn", "transformer")  # ours, and the GenomicBenchmarks CNN and a small Transformer
 # What shapes the Titans backbone; a pretrained one brings its own (the head's pooling is the classifier's).
 ARCHITECTURE_PARAMS = (
     "block",
@@ -228,7 +230,14 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
                 f"pretrained={self.pretrained!r} (True: the shipped weights; a folder written by titans-dna "
                 "pretrain; or False: from scratch)"
             )
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"architecture={self.architecture!r} (one of {', '.join(map(repr, ARCHITECTURES))})")
+        elif self.architecture == "transformer" and all(is_integer(v) and v > 0 for v in (self.dim, self.heads)):
+            if self.dim % self.heads:
+                problems.append(f"dim={self.dim} with heads={self.heads} (the transformer's dim a multiple of heads)")
         refuse(problems)
+        if self.architecture == "titans" and self.pretrained in (False, None):
+            self._scratch_config()  # its shape checked (stride, dim, block, ...) before any data is read or folder made
         shaped = self._shaped_architecture()
         if shaped and self.architecture == "titans" and self.pretrained not in (False, None):
             path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
@@ -252,6 +261,21 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             name: getattr(self, name) for name in ARCHITECTURE_PARAMS if getattr(self, name) != defaults[name].default
         }
 
+    def _scratch_config(self) -> DNAModelConfig:
+        """The architecture of a model trained from scratch (DNAModelConfig checks it as it is made)."""
+        return DNAModelConfig(
+            dim=self.dim,
+            layers=self.layers,
+            heads=self.heads,
+            block=self.block,
+            stem_kernel=self.stem_kernel,
+            stride=self.stride,
+            stem_kmer=self.stem_kmer,
+            stem_pool=self.stem_pool,
+            stem_levels=self.stem_levels,
+            pooling=self.pooling,
+        )
+
     def _build(self, n_classes: int):
         if self.architecture != "titans":
             from genomics.baselines import GenomicBenchmarksCNN, SmallTransformer
@@ -260,21 +284,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
                 return GenomicBenchmarksCNN(n_classes)
             if self.architecture == "transformer":
                 return SmallTransformer(n_classes, dim=self.dim, layers=self.layers, heads=self.heads)
-            raise ConfigError(f"architecture={self.architecture!r}: use 'titans', 'cnn' or 'transformer'.")
         if self.pretrained is False or self.pretrained is None:
-            config = DNAModelConfig(
-                dim=self.dim,
-                layers=self.layers,
-                heads=self.heads,
-                block=self.block,
-                stem_kernel=self.stem_kernel,
-                stride=self.stride,
-                stem_kmer=self.stem_kmer,
-                stem_pool=self.stem_pool,
-                stem_levels=self.stem_levels,
-                pooling=self.pooling,
-            )
-            return DNASequenceClassifier(config, n_classes)
+            return DNASequenceClassifier(self._scratch_config(), n_classes)
         path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
         config, backbone = load_backbone_weights(path)
         config = replace(config, pooling=self.pooling)  # the head is new: its pooling is the classifier's

@@ -31,8 +31,8 @@ class SplitTooShortError(DataValidationError):
     """The rows are too few for a split protocol at a lookback and horizon. `facts`: what is short, without the
     advice (which depends on what the caller can change)."""
 
-    def __init__(self, facts: str, advice: str):
-        super().__init__(f"{facts} {advice}")
+    def __init__(self, facts: str, advice: str = ""):  # one argument: re-raised as type(exc)(a longer message)
+        super().__init__(f"{facts} {advice}".rstrip())
         self.facts = facts
 
 
@@ -62,6 +62,11 @@ class TitansWarning(UserWarning):
 
 class ConstantColumnWarning(TitansWarning):
     """A column is constant over the training rows; it is centred but not rescaled."""
+
+
+class IgnoredSettingWarning(TitansWarning):
+    """A setting given away from its default that the chosen model does not read (as scikit-learn warns of an
+    l1_ratio without penalty='elasticnet'); the CLI refuses such an option instead."""
 
 
 class TimeGapWarning(TitansWarning):

@@ -14,29 +14,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomics.data.labelled import MISSING_LABELS, LabelledSequences, make_labelled, warn_duplicate_names
+from genomics.data.labelled import (
+    LABEL_NAMES,
+    MISSING_LABELS,
+    SEQUENCE_NAMES,
+    LabelledSequences,
+    column_by_alias,
+    make_labelled,
+    warn_duplicate_names,
+)
 from titans_ts.errors import (
     ConfigError,
     DataValidationError,
 )
 from titans_ts.io import read_under_header, row_cells
 
-# The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
-SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
-LABEL_NAMES = ("label", "labels", "class", "target", "y")
 # The names a column of record names goes by (any case): in a labels file, and in a CSV of sequences to predict.
 NAME_NAMES = ("name", "names", "id", "ids", "record", "header")
 
 
 # What reading a cut-short or damaged .gz / .bz2 / .xz raises (gzip's BadGzipFile, an OSError, is caught too).
 DAMAGED_COMPRESSION = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
-
-
-def column_by_alias(columns, aliases: tuple):
-    """The column that goes by the first of `aliases` (in their order, not the columns': a file headed y,Label reads
-    Label as its labels) that any column goes by, its header stripped and in any case; None when none does. The
-    one rule by which every reader here finds a column by its other names (find_column, label_columns)."""
-    return next((c for alias in aliases for c in columns if str(c).strip().lower() == alias), None)
 
 
 def find_column(columns, wanted: str, default: str, names: tuple) -> str:

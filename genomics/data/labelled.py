@@ -154,15 +154,29 @@ def make_labelled(sequences, labels, source: str = "the data", classes=None, nam
     )
 
 
+# The names a sequence or a label column goes by when the default ('seq', 'label') is not in a file (any case).
+SEQUENCE_NAMES = ("seq", "sequence", "sequences", "dna")
+LABEL_NAMES = ("label", "labels", "class", "target", "y")
+
+
+def column_by_alias(columns, aliases: tuple):
+    """The column that goes by the first of `aliases` (in their order, not the columns': a file headed y,Label reads
+    Label as its labels) that any column goes by, its header stripped and in any case; None when none does. The
+    one rule by which every reader here finds a column by its other names (find_column, label_columns)."""
+    return next((c for alias in aliases for c in columns if str(c).strip().lower() == alias), None)
+
+
 def as_list(values, what: str, source: str) -> list:
     """A list of the given sequences or labels; one string or None is a mistake, not a list of letters."""
     if values is None or isinstance(values, (str, bytes)):
         got = "None" if values is None else "one string (wrap one sequence in a list)"
         raise DataValidationError(f"{source}: expected a list of {what}; got {got}.")
     if isinstance(values, pd.DataFrame):  # a list of a frame is its column names
+        column = column_by_alias(values.columns, SEQUENCE_NAMES if what == "sequences" else LABEL_NAMES)
+        example = f"df[{column!r}]" if column is not None else "df['<column>']"
         raise DataValidationError(
             f"{source}: expected a list of {what}; got a DataFrame of columns {list(values.columns)}: give the "
-            f"column of {what} (a Series, e.g. df[{values.columns[0]!r}])."
+            f"column of {what} (a Series, e.g. {example})."
         )
     if isinstance(values, (dict, set, frozenset)):  # a list of a dict is its keys; a set has no order
         kind = type(values).__name__

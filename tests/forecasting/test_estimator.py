@@ -11,7 +11,13 @@ from sklearn.exceptions import NotFittedError
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError, TimeGapWarning, UndatedRowsWarning
+from titans_ts.errors import (
+    ConfigError,
+    DataValidationError,
+    IgnoredSettingWarning,
+    TimeGapWarning,
+    UndatedRowsWarning,
+)
 
 TINY = dict(
     horizon=12,
@@ -19,8 +25,6 @@ TINY = dict(
     dim=16,
     layers=1,
     heads=2,
-    patch_len=8,
-    stride=4,
     chunk_size=8,
     epochs=2,
     batch_size=32,
@@ -596,3 +600,16 @@ def test_update_takes_one_row_as_df_iloc_gives_it(fitted, series):
     by_frame.update(later)
     by_row.update(later.iloc[0])
     pd.testing.assert_frame_equal(by_row.predict(), by_frame.predict())
+
+
+def test_a_setting_the_chosen_model_would_not_read_is_said_at_fit(series):
+    """The CLI refuses an option its model would ignore; the estimator takes it (a grid of settings may hold it
+    for other models) but says so, as scikit-learn warns of an l1_ratio without penalty='elasticnet'. It was
+    silent: TitansForecaster(mode="history", batch_size=7) trained as if batch_size were not given."""
+    with pytest.warns(
+        IgnoredSettingWarning, match=r"patch_len=8 would be ignored \(only patch tokens .*add tokens=patch"
+    ):
+        TitansForecaster(**TINY, patch_len=8).fit(series)
+    with warnings.catch_warnings():  # the same setting where the model reads it, or a default: nothing said
+        warnings.simplefilter("error", IgnoredSettingWarning)
+        TitansForecaster(**TINY, patch_len=8, tokens="patch").fit(series)

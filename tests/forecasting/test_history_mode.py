@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli.ts import app
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, IgnoredSettingWarning
 from titans_ts.forecasting.history_mode import split_predictions
 from titans_ts.forecasting.long_memory import LongMemoryForecaster
 from titans_ts.forecasting.long_memory_eval import frozen_forecasts, online_forecasts, split_origins
@@ -379,7 +379,8 @@ def test_a_refit_in_another_mode_keeps_nothing_of_the_last_fit(fitted, data):
     """A window fit with quantiles, refit in history mode, kept its levels (predict(quantiles=[0.1]) gave the point
     alone, where a history model refuses it) and its stream; a history fit refit as a window kept `stream_`."""
     window = dict(TINY, mode="window", quantiles=[0.1, 0.9])
-    model = TitansForecaster(**window).fit(data.iloc[:400])
+    with pytest.warns(IgnoredSettingWarning, match="patch_len=4 would be ignored"):  # a window model of variates
+        model = TitansForecaster(**window).fit(data.iloc[:400])
     model.update(data.iloc[400:410])
     assert model._levels() == (0.1, 0.9) and model.stream_forecast_ is not None
     model.set_params(mode="history", quantiles=None).fit(data)
@@ -387,10 +388,11 @@ def test_a_refit_in_another_mode_keeps_nothing_of_the_last_fit(fitted, data):
     with pytest.raises(ConfigError, match="fitted without quantiles"):
         model.predict(quantiles=[0.1])
     pd.testing.assert_frame_equal(model.predict(), fitted.predict())  # the same as a history model fitted fresh
-    model.set_params(mode="window").fit(data.iloc[:400])
+    with pytest.warns(IgnoredSettingWarning):
+        model.set_params(mode="window").fit(data.iloc[:400])
     assert not hasattr(model, "stream_") and not hasattr(model, "val_metrics_frozen_")
     before = model.predict()
-    with pytest.raises(DataValidationError):  # a refit that fails keeps the model it had
+    with pytest.raises(DataValidationError), pytest.warns(IgnoredSettingWarning):  # a failed refit keeps the model
         model.fit(data.iloc[:10])
     pd.testing.assert_frame_equal(model.predict(), before)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError, DataValidationError, TitansWarning
+from titans_ts.errors import ConfigError, DataValidationError, IgnoredSettingWarning, TitansWarning
 from titans_ts.forecasting.conformal import calibrated, conformal_offsets, non_crossing
 from titans_ts.forecasting.quantiles import QuantileHead, QuantileScores, ordered, pinball, quantile_loss
 
@@ -240,7 +240,8 @@ def test_quantiles_off_is_the_point_path_unchanged(series, tmp_path):
     from titans_ts.forecasting.model import build_model
     from titans_ts.forecasting.training import ForecastModule
 
-    point = TitansForecaster(**TINY).fit(series)
+    with pytest.warns(IgnoredSettingWarning, match="calibrate='conformal' would be ignored"):  # TINY's, no levels
+        point = TitansForecaster(**TINY).fit(series)
     assert type(point.model_) is type(build_model(point.model_config_))
     assert point.model_.state_dict().keys() == build_model(point.model_config_).state_dict().keys()
     assert point.quantile_levels_ == () and point.quantile_offsets_ is None and point.calibration_ is None
@@ -251,7 +252,8 @@ def test_quantiles_off_is_the_point_path_unchanged(series, tmp_path):
     assert set(metrics) == {"mse", "mae", "windows"}
     assert list(point.predict().columns) == list(series.columns)
     pd.testing.assert_frame_equal(point.predict(quantiles=[]), point.predict())  # [] is the point alone, here too
-    again = TitansForecaster(**{**TINY, "calibrate": "none"}).fit(series)  # calibrate means nothing without levels
+    with pytest.warns(IgnoredSettingWarning):  # calibrate means nothing without levels
+        again = TitansForecaster(**{**TINY, "calibrate": "none"}).fit(series)
     pd.testing.assert_frame_equal(again.predict(), point.predict())
     point.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())

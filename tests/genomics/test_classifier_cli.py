@@ -1,6 +1,7 @@
 """DNAClassifier conventions and `titans-dna` end to end on tiny data."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -373,6 +374,15 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
             "fewer sequences than --folds 30",
         ),
         (["finetune", str(tmp_path / "mine.txt"), "--out", str(tmp_path / "run6")], "mine.txt does not exist"),
+        # a shape a scratch model cannot take: refused before fold 1 started and left a run folder behind
+        (
+            ["finetune", str(tmp_path / "ints.csv"), "--scratch", "--stride", "0", "--out", str(tmp_path / "run8")],
+            "--stride 0",
+        ),
+        (
+            ["finetune", str(tmp_path / "ints.csv"), "--scratch", "--block", "x", "--out", str(tmp_path / "run9")],
+            "--block x",
+        ),
         (
             ["pretrain", "--corpus", str(tmp_path / "ok.fa"), "--exclude", "gone.csv", "--out", str(tmp_path / "run7")],
             "gone.csv does not exist",
@@ -383,7 +393,7 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "Traceback" not in result.output, (args, result.stderr)
     assert (tmp_path / "ok.fa").read_text() == original and not any((tmp_path / "folder").iterdir())
-    assert not any((tmp_path / f"run{i}").exists() for i in range(1, 8))  # refused settings write no run folder
+    assert not any((tmp_path / f"run{i}").exists() for i in range(1, 10))  # refused settings write no run folder
 
 
 def test_a_pretrained_folder_given_by_a_relative_path_is_saved_by_its_absolute_one(monkeypatch, tmp_path):
@@ -777,6 +787,9 @@ def test_what_scikit_learn_users_pass_works_and_a_fitted_shape_stays_fixed(tmp_p
     model.set_params(pooling="mean", batch_size=8).predict(sequences)  # how it predicts may change
     with pytest.raises(DataValidationError, match=r"got a DataFrame of columns \['seq'\]: give the column of"):
         model.predict(pd.DataFrame({"seq": sequences}))
+    table = pd.DataFrame({"id": range(len(sequences)), "Sequence": sequences, "label": labels})
+    with pytest.raises(DataValidationError, match=r"e\.g\. df\['Sequence'\]\)"):  # it named df['id'], the first
+        model.predict(table)
     with pytest.raises(ConfigError, match=r"seed=None \(a whole number"):
         DNAClassifier(**TINY, seed=None).fit(sequences, labels)
 
@@ -845,3 +858,20 @@ def test_a_compressed_file_cut_short_is_one_error_line(tmp_path):
     assert result.exit_code == 2 and "a compressed input file is cut short or damaged" in result.stderr, result.output
     assert "cut.csv.gz: a compressed input" in " ".join(result.stderr.split())  # the file is named
     assert not (tmp_path / "o").exists()
+
+
+def test_a_shape_no_model_can_take_is_refused_by_check_params_before_any_data_is_read():
+    """A scratch model's stride, dim or block, an unknown architecture, a transformer's dim not a multiple of its
+    heads: refused as the other settings are, not when the model was built (after the run folder was made)."""
+    cases = [
+        ({"pretrained": False, "stride": 0}, "stride"),
+        ({"pretrained": False, "block": "xyz"}, "block='xyz'"),
+        ({"architecture": "rnn"}, "architecture='rnn' (one of 'titans', 'cnn', 'transformer')"),
+        ({"architecture": "transformer", "dim": 30, "heads": 4}, "dim=30 with heads=4"),
+    ]
+    from titans_ts.errors import ConfigError
+
+    for params, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            DNAClassifier(**params).check_params()
+    DNAClassifier(architecture="transformer", dim=32, heads=4).check_params()

@@ -237,7 +237,8 @@ def test_a_labels_file_is_read_by_its_header_names(tmp_path):
 def test_a_sequence_table_and_a_labels_file_find_columns_by_the_same_alias_rule(tmp_path):
     """Headed y,Label, a sequence CSV read y (the first column with any other name) and a labels file read Label (the
     first name any column has); both now take the names in their order: label before y, sequence before dna."""
-    from genomics.data.files import LABEL_NAMES, find_column, label_columns
+    from genomics.data.files import find_column, label_columns
+    from genomics.data.labelled import LABEL_NAMES
 
     (tmp_path / "s.csv").write_text("dna,y,Sequence,Label\nAAAA,0,ACGT,pos\nCCCC,1,GGCC,neg\n")
     data = read_csv(tmp_path / "s.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from titans_ts.data import StandardScaler, make_splits
 from titans_ts.data.columns import target_names, target_positions
-from titans_ts.errors import ConfigError, DataValidationError, positive_problems, refuse
+from titans_ts.errors import ConfigError, DataValidationError, IgnoredSettingWarning, positive_problems, refuse
 from titans_ts.estimator_base import RUN_ONLY, TitansEstimator
 from titans_ts.forecasting import history_mode, history_stream
 from titans_ts.forecasting.defaults import ESTIMATOR as D
@@ -182,6 +183,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             )
         device = self._device()  # before any work: a bad value or a missing GPU fails fast
         self.check_params()
+        self._warn_ignored()
         with kept_random_state():  # seeded for the fit; the caller's generators as they were after it
             if self.mode == "history":
                 history_mode.fit(self, X, device, resume)
@@ -191,6 +193,16 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         self._keep_feature_names(X)
         self.long_format_ = None  # (id, time, value) columns when the data came from a long table (api.fit_dataset)
         return self
+
+    def _warn_ignored(self) -> None:
+        """Say the settings the chosen model would not read (the CLI refuses such options; the estimator takes
+        them, as a grid of settings may hold them for other models)."""
+        from titans_ts.forecasting.settings import ignored_problems
+
+        params = self.get_params()
+        ignored = ignored_problems(params, given=params)
+        if ignored:
+            warnings.warn(f"TitansForecaster: {'; '.join(ignored)}.", IgnoredSettingWarning, stacklevel=3)
 
     def _fit_window(self, X, device, resume: bool) -> None:
         """fit in mode="window": the window model trained on the train split, stopped early on validation."""
