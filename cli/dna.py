@@ -70,7 +70,8 @@ def finetune(
         False,
         "--refit",
         help="After the cross-validation, train the saved model on every sequence (one more training, 10% of them "
-        "held out for early stopping as in every fold); without it, model/ is fold 0's, trained on the other folds.",
+        "held out for early stopping as in every fold); without it, model/ is the first fold's, trained on the "
+        "other folds.",
         rich_help_panel=DATA,
     ),
     labels: Path = typer.Option(

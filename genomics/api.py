@@ -90,7 +90,8 @@ def finetune(
 ) -> dict:
     """Fine-tune and evaluate: the official split when present, else stratified k-fold CV (said so).
 
-    Under CV the saved model is fold 0's (trained on (k-1)/k of the data, less its validation split), unless
+    Under CV the saved model is the first fold's (fold 0 in the result, 1 in the CLI's table), trained on
+    (k-1)/k of the data less its validation split, unless
     `refit`: once every fold has finished, one more training on every sequence (less the classifier's
     validation split, which early-stops it, as in every fold) makes the saved model (the accuracy is still the
     folds'; the refitted model has no held-out score of its own).
@@ -315,11 +316,11 @@ def _saved_model(refit: bool, refit_done: bool, sequences: int, fold_results: li
         stopped = "the refit on all sequences" if complete else "the folds"
         return f"none yet: {stopped} did not finish (--resume finishes the run)"
     if not fold_results:
-        return "the fold-0 model"
+        return "the first fold's model (fold 1 in the table)"
     trained = sequences - fold_results[0]["test_sequences"]
     return (
-        f"the fold-0 model (trained on {trained} of the {sequences} sequences, less its validation split; --refit "
-        "trains it on all)"
+        f"the first fold's model (fold 1 in the table; trained on {trained} of the {sequences} sequences, less "
+        "its validation split; --refit trains it on all)"
     )
 
 
