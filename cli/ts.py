@@ -351,8 +351,7 @@ def benchmark(
     file is read and split with fit's data options (--sep, --date-column, --fill, --target, --split, ...).
     """
     from titans_ts.errors import ConfigError
-    from titans_ts.forecasting.benchmark import default_runs_dir, run_benchmark, summarize
-    from titans_ts.forecasting.settings import dataset_label
+    from titans_ts.forecasting.benchmark import default_runs_dir, run_benchmark
     from titans_ts.training import epochs_in_words
 
     horizon_list, seed_list = integers(horizons, "--horizons"), integers(seeds, "--seeds", example="0,1,2")
@@ -394,23 +393,32 @@ def benchmark(
         data={**source, **reading.read, "columns": names(columns), **split},
         target=reading.targets, epochs=epochs, max_minutes=max_minutes,
     )  # fmt: skip
-    table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seed_list}")
-    for column in ["model", *(f"{h}" for h in horizon_list), "average"]:
+    if records:  # every run failed: no table of dashes
+        _print_benchmark_table(records, dataset, lookback, horizon_list, seed_list)
+        console.print(f"One JSON per run in {runs_dir}/.")
+    if failed:
+        kept = f"the others are kept in {runs_dir}" if records else "none was kept"
+        raise ConfigError(
+            f"{len(failed)} of {total} runs failed (said above: {', '.join(failed)}); {kept}: the same command runs "
+            "only what is missing."
+        )
+
+
+def _print_benchmark_table(records: list, dataset: str, lookback: int, horizons: list, seeds: list) -> None:
+    from titans_ts.forecasting.benchmark import summarize
+    from titans_ts.forecasting.settings import dataset_label
+
+    table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seeds}")
+    for column in ["model", *(f"{h}" for h in horizons), "average"]:
         table.add_column(column)
-    for model, row in summarize(records, horizon_list).items():
-        cells = [benchmark_cell(row["horizons"].get(h), len(seed_list)) for h in horizon_list]  # "-": failed
+    for model, row in summarize(records, horizons).items():
+        cells = [benchmark_cell(row["horizons"].get(h), len(seeds)) for h in horizons]  # "-": failed
         average = row["average"]
         table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
     console.print(table)
     other_lookbacks = sorted({(r["model"], r["lookback"]) for r in records if r.get("lookback", lookback) != lookback})
     for model, seen in other_lookbacks:  # seasonal naive sees at least one season
         console.print(f"{model} saw a lookback of {seen} steps (one season), the others {lookback}.")
-    console.print(f"One JSON per run in {runs_dir}/.")
-    if failed:
-        raise ConfigError(
-            f"{len(failed)} of {total} runs failed (said above: {', '.join(failed)}); the others are kept in "
-            f"{runs_dir}: the same command runs only what is missing."
-        )
 
 
 def main() -> None:

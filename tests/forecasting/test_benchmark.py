@@ -110,6 +110,9 @@ def test_a_failing_run_is_said_and_the_others_go_on(tmp_path):
     assert "give a longer --lookback, or leave seasonal_naive out of --models" in " ".join(result.stderr.split())
     assert "1 of 2 runs failed" in result.stderr and (out / "walk_naive_h6_s0.json").exists()
     assert not (out / "walk_seasonal_naive_h6_s0.json").exists()  # not recorded: the next start tries it again
+    alone = runner.invoke(app, [*args, "--models", "seasonal_naive", "--out", str(tmp_path / "alone")])
+    assert alone.exit_code == 2 and "1 of 1 runs failed" in alone.stderr and "none was kept" in alone.stderr
+    assert "test MSE / MAE" not in alone.stdout and "One JSON per run" not in alone.stdout  # no table of dashes
 
 
 def test_shared_settings_given_apply_to_lmm_general_too():
@@ -345,6 +348,11 @@ def test_a_file_as_out_or_unreadable_data_is_said_once_before_any_run(tmp_path, 
         run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "afile", **options)
     with pytest.raises(DatasetNotFoundError, match=r"^No file at"):
         run_benchmark(str(tmp_path / "nope.csv"), tmp_path / "b", **options)
+    trained = []
+    monkeypatch.setattr(api, "fit_dataset", lambda *a, **k: trained.append(1))
+    with pytest.raises(OSError):  # a folder the results cannot go to: found before the runs, not after training
+        run_benchmark(str(tmp_path / "mine.csv"), tmp_path / "afile" / "runs", **options)
+    assert not trained
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt()

@@ -607,7 +607,12 @@ def test_a_fit_that_cannot_write_its_results_keeps_its_checkpoints_and_says_how_
     with monkeypatch.context() as patched:
         patched.setattr(TitansForecaster, "save", full_disk)
         failed = runner.invoke(app, fit)
+        naive = runner.invoke(app, [*fit[:-1], str(tmp_path / "naive"), "--variant", "naive"])
     said = " ".join(failed.stderr.split())
+    # a floor keeps no checkpoints: no --resume to offer (it named a checkpoint folder that was not there)
+    assert naive.exit_code == 2 and "nothing was kept: once the path is fixed, run the same command again" in " ".join(
+        naive.stderr.split()
+    )
     assert failed.exit_code == 2 and "No space left on device while writing the results" in said, failed.output
     assert "checkpoints are kept in" in said and "--resume" in said
     assert (tmp_path / "model" / "checkpoints" / "last.ckpt").exists()

@@ -141,14 +141,18 @@ def fit_dataset(
             estimator.save(out)
             atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
     except OSError as exc:  # a full disk after hours of training: the checkpoints stay, and say how to go on
-        kept = (
-            f"{exc.strerror or exc} while writing the results; the run's checkpoints are kept in {checkpoints}: "
-            "once the path is fixed, run the same command with --resume (resume=True) to write them from there"
-        )
-        raise type(exc)(exc.errno, kept, exc.filename) from exc
+        from titans_ts.io import holds_checkpoints
+
+        if holds_checkpoints(checkpoints):
+            kept = f"the run's checkpoints are kept in {checkpoints}: once the path is fixed, {RESUME_TO_WRITE}"
+        else:  # an untrained model (a naive floor) keeps none
+            kept = "nothing was kept: once the path is fixed, run the same command again"
+        raise type(exc)(exc.errno, f"{exc.strerror or exc} while writing the results; {kept}", exc.filename) from exc
     finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
     return record | {"out": str(out), "replaced": replaced}
 
+
+RESUME_TO_WRITE = "run the same command with --resume (resume=True) to write them from there"  # benchmark's differs
 
 HISTORY_SCORES = (
     "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "

@@ -133,6 +133,9 @@ def run_benchmark(
             )
             dated = {"protocol": settings.protocol(index())} if split["split_dates"] else {}  # found from the dates
             check_same_settings(runs_dir / name, done[name], settings.params | dated, unread)
+    if len(done) < len(plan):  # a run's results are written after its training: a folder they cannot go to is
+        for folder in (runs_dir, models_dir):  # found before the first run (every setting checked, nothing made)
+            check_writable(folder)
     records = []
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
@@ -158,6 +161,15 @@ def run_benchmark(
     return records
 
 
+def check_writable(folder: Path) -> None:
+    """The folder made (with its parents) and a file written in it and removed: an OSError naming it otherwise."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+
+
 def model_options(model: str, params: dict) -> dict:
     """A model's settings: the shared ones, its own (`MODELS`) over them, and the shared ones given (not None)
     over those but for what names the model (--epochs 1 applies to lmm-general too)."""
@@ -168,7 +180,7 @@ def model_options(model: str, params: dict) -> dict:
 def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict) -> dict:
     """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint."""
     from titans_ts.checkpointing import latest_checkpoint
-    from titans_ts.forecasting.api import fit_dataset
+    from titans_ts.forecasting.api import RESUME_TO_WRITE, fit_dataset
     from titans_ts.training import require_finished
 
     resume = latest_checkpoint(out / "checkpoints") is not None  # killed before its first checkpoint: afresh
@@ -178,6 +190,9 @@ def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, da
             overwrite=True,  # the run's JSON, not its model folder, marks a finished run
             resume=resume, **data, **options,
         )  # fmt: skip
+    except OSError as exc:  # fit's advice (--resume) is not a benchmark's: it resumes an unfinished run itself
+        said = (exc.strerror or str(exc)).replace(RESUME_TO_WRITE, "run the same benchmark again to write them")
+        raise type(exc)(exc.errno, f"{name}: {said}", exc.filename) from exc
     except ResumeMismatchError as exc:  # started with other settings, then stopped
         raise ConfigError(
             f"{name}: {out} holds an unfinished run of it, started with other settings "
