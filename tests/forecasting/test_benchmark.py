@@ -327,8 +327,16 @@ def test_a_kept_run_answers_a_request_that_spells_out_what_it_ran_with(tmp_path)
     with pytest.raises(ConfigError, match=r"epochs: None then, 20 now") as refused:
         check_same_request(tmp_path / "r.json", before, {**before, "epochs": 20}, settings=(made, {"epochs": 20}))
     assert "data option" not in str(refused.value)
-    with pytest.raises(ConfigError, match=r"A data option given then or now only counts as a change"):
+    with pytest.raises(ConfigError, match=r"A data option given on one side only counts as a change"):
         check_same_request(tmp_path / "r.json", before, {**before, "data": {"source": "mine", "sep": ","}})
+    # --split 0.7,0.1,0.2 asks for the split a file gets unasked (refused as a change, with runs_dir= in its advice)
+    for split in ([0.7, 0.1, 0.2], [70, 10, 20]):
+        check_same_request(tmp_path / "r.json", before, {**before, "data": {"source": "mine", "split": split}})
+        check_same_request(tmp_path / "r.json", {**before, "data": {"source": "mine", "split": split}}, before)
+    with pytest.raises(ConfigError, match=r"data: 'mine' then.*give another runs folder \(--out\)"):
+        check_same_request(
+            tmp_path / "r.json", before, {**before, "data": {"source": "mine", "split": [0.6, 0.2, 0.2]}}
+        )
 
 
 def test_a_file_as_out_or_unreadable_data_is_said_once_before_any_run(tmp_path, monkeypatch):

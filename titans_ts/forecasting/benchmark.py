@@ -270,6 +270,9 @@ def check_same_request(path: Path, before: dict | None, now: dict, unread=(), se
     if before is None:
         return
     before, now = ({k: v for k, v in asked.items() if v is not None and k not in unread} for asked in (before, now))
+    for asked in (before, now):
+        if "data" in asked:
+            asked["data"] = _without_default_split(asked["data"])
     made, will = (json.loads(json.dumps(params or {}, default=json_value)) for params in settings)
     for key in set(now) - set(before):
         if key in made and made[key] == now[key]:
@@ -283,11 +286,28 @@ def check_same_request(path: Path, before: dict | None, now: dict, unread=(), se
     data_given = isinstance(before.get("data"), dict) != isinstance(now.get("data"), dict) or (
         isinstance(now.get("data"), dict) and set(before["data"]) != set(now["data"])
     )  # a file's read options, given on one side only
-    note = " (A data option given then or now only counts as a change, even at its default.)" if data_given else ""
+    note = " (A data option given on one side only counts as a change, even at its default.)" if data_given else ""
     raise ConfigError(
-        f"{path} was run with other settings or data ({'; '.join(changed)}): give another --out (runs_dir=), or "
+        f"{path} was run with other settings or data ({'; '.join(changed)}): give another runs folder (--out), or "
         f"remove its runs to run them again.{note}"
     )
+
+
+def _without_default_split(identity):
+    """A file's data identity without a split equal to the one a file gets unasked (--split 0.7,0.1,0.2 asks for
+    what was run without it), and as the name alone when nothing else was given (as `data_identity` keeps it)."""
+    from titans_ts.data.protocol import ratio_protocol
+
+    if not isinstance(identity, dict) or identity.get("split") is None:
+        return identity
+    try:
+        default = ratio_protocol(*identity["split"]) == "ratio_70_10_20"
+    except (TitansError, TypeError):  # not a split a run could have had: compared as it is
+        return identity
+    if not default:
+        return identity
+    rest = {k: v for k, v in identity.items() if k != "split"}
+    return rest if set(rest) != {"source"} else rest["source"]
 
 
 def default_runs_dir(dataset: str) -> Path:
