@@ -172,6 +172,14 @@ def test_inputs_it_does_not_read_are_named_and_impossible_settings_refused(panel
         TitansPTF.from_dataset(training, loss=NormalDistributionLoss())  # failed at the first forward
     with pytest.raises(ConfigError, match=r"dropout=1.5 must be in \[0, 1\)"):
         TitansPTF.from_dataset(training, dropout=1.5)
+    # an estimator's setting was BaseModel's bare TypeError, after the warning of unread inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreadInputsWarning)
+        with pytest.raises(
+            ConfigError, match=r"no setting\(s\) \['quantiles', 'tokens'\].*quantiles: loss=QuantileLoss"
+        ):
+            TitansPTF.from_dataset(covariates, tokens="patch", quantiles=[0.1, 0.9])
+    TitansPTF.from_dataset(training, learning_rate=1e-2, weight_decay=0.1)  # pytorch-forecasting's own: taken
 
 
 def test_a_series_with_a_shorter_encoder_is_refused_not_read_with_zeros(panel):

@@ -60,6 +60,7 @@ class TitansPTF(BaseModel):
                 f"TitansPTF: variant={variant!r}; it wraps the SiMBA backbone, so one of {TOKENIZED}. For DLinear or "
                 "a naive forecast use TitansForecaster(variant=...), or pytorch-forecasting's own Baseline."
             )
+        _check_settings(kwargs)
         self.save_hyperparameters()
         kwargs.setdefault("loss", MAE())
         _check_loss(kwargs["loss"])
@@ -159,6 +160,7 @@ class TitansPTF(BaseModel):
                 f"TitansPTF.from_dataset takes {derived} from the dataset; leave them out (to change them, build "
                 "the TimeSeriesDataSet with other lengths or inputs)."
             )
+        _check_settings(kwargs)  # before the warning: a call refused says one thing
         _warn_of_unread_inputs(dataset)
         sizes = {
             "encoder_length": dataset.max_encoder_length,
@@ -167,6 +169,35 @@ class TitansPTF(BaseModel):
             "target_position": reals.index(dataset.target),
         }
         return super().from_dataset(dataset, **{**sizes, **kwargs})
+
+
+# Where a setting of TitansForecaster (or a guess) is said in pytorch-forecasting's terms instead.
+_ELSEWHERE = {
+    "lookback": "the TimeSeriesDataSet's max_encoder_length",
+    "horizon": "the TimeSeriesDataSet's max_prediction_length",
+    "quantiles": "loss=QuantileLoss([0.1, 0.5, 0.9])",
+    "epochs": "lightning's Trainer(max_epochs=...)",
+    "batch_size": "to_dataloader(batch_size=...)",
+    "lr": "learning_rate=",
+}
+
+
+def _check_settings(kwargs: dict) -> None:
+    """Settings neither TitansPTF nor pytorch-forecasting's BaseModel takes, refused by name with where they are
+    said instead (they reached BaseModel as a bare TypeError)."""
+    import inspect
+
+    own = set(inspect.signature(TitansPTF.__init__).parameters) | set(inspect.signature(BaseModel.__init__).parameters)
+    unknown = sorted(set(kwargs) - own - {"self", "kwargs"})
+    if not unknown:
+        return
+    instead = [f"{name}: {_ELSEWHERE[name]}" for name in unknown if name in _ELSEWHERE]
+    said = f" Instead, {'; '.join(instead)}." if instead else ""
+    raise ConfigError(
+        f"TitansPTF takes no setting(s) {unknown}: its own are variant, dim, layers, heads, memory_depth, dropout and "
+        f"min_scale (variate tokens, the memory's default chunks), beside pytorch-forecasting's (learning_rate, loss, "
+        f"weight_decay, optimizer, ...).{said} For patch tokens or other chunks, use TitansForecaster."
+    )
 
 
 def _check_loss(loss) -> None:
