@@ -470,4 +470,5 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         model.eval()
         estimator.model_, estimator.classes_ = model, class_array(config["classes"])
         estimator.history_, estimator.fitted_params_ = config["history"], estimator.get_params()
+        estimator._warn_if_interrupted(path)
         return estimator

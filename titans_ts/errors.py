@@ -69,6 +69,10 @@ class IgnoredSettingWarning(TitansWarning):
     l1_ratio without penalty='elasticnet'); the CLI refuses such an option instead."""
 
 
+class InterruptedTrainingWarning(TitansWarning):
+    """A loaded model's training was interrupted: it holds the best weights of the epochs that finished."""
+
+
 class TimeGapWarning(TitansWarning):
     """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
 

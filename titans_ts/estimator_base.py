@@ -116,6 +116,23 @@ class TitansEstimator(BaseEstimator):
 
         return estimator_checkpoint(self, data_fingerprint(data), resume)
 
+    def _warn_if_interrupted(self, path) -> None:
+        """A loaded model whose training was interrupted (Ctrl-C, kill) says so: it works, on the weights of the
+        epochs that finished, and a resumed run finishes it."""
+        import warnings
+
+        from titans_ts.errors import InterruptedTrainingWarning
+        from titans_ts.training import stop_note
+
+        history = getattr(self, "history_", None) or {}
+        if history.get("stop_reason") == "interrupted":
+            warnings.warn(
+                f"{path}: {stop_note(history)} Resume its run to finish it (the same command with --resume, "
+                "or fit(..., resume=True) with its checkpoint_dir).",
+                InterruptedTrainingWarning,
+                stacklevel=3,
+            )
+
     @staticmethod
     def _saved_params(config: dict, device=None) -> dict:
         """The parameters a saved model (its config.json) is rebuilt with; `device`, unless None, replaces the

@@ -613,3 +613,25 @@ def test_a_setting_the_chosen_model_would_not_read_is_said_at_fit(series):
     with warnings.catch_warnings():  # the same setting where the model reads it, or a default: nothing said
         warnings.simplefilter("error", IgnoredSettingWarning)
         TitansForecaster(**TINY, patch_len=8, tokens="patch").fit(series)
+
+
+def test_a_model_whose_training_was_interrupted_says_so_when_loaded(fitted, tmp_path):
+    """A fit stopped by Ctrl-C saves its best epoch's weights (exit 130); a later predict from that folder (a
+    benchmark's models/<run>/ too) forecast without a word that the training had not finished."""
+    import json
+
+    from titans_ts.errors import InterruptedTrainingWarning
+
+    fitted.save(tmp_path / "model")
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InterruptedTrainingWarning)
+        TitansForecaster.load(tmp_path / "model")  # a finished training: nothing said
+    config["history"] |= {"stop_reason": "interrupted", "epochs_run": 1, "best_epoch": 0}
+    config_path.write_text(json.dumps(config))
+    with pytest.warns(
+        InterruptedTrainingWarning, match=r"model: Training was interrupted.*epoch 1\) are kept.*--resume"
+    ):
+        loaded = TitansForecaster.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.predict(), fitted.predict())  # it still forecasts, on those weights

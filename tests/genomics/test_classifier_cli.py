@@ -876,3 +876,15 @@ def test_a_shape_no_model_can_take_is_refused_by_check_params_before_any_data_is
         with pytest.raises(ConfigError, match=re.escape(message)):
             DNAClassifier(**params).check_params()
     DNAClassifier(architecture="transformer", dim=32, heads=4).check_params()
+
+
+def test_a_classifier_whose_training_was_interrupted_says_so_when_loaded(tmp_path):
+    from titans_ts.errors import InterruptedTrainingWarning
+
+    sequences = ["ACGTACGTAC" * 3, "TTTTGGGGCC" * 3] * 4
+    model = DNAClassifier(**TINY).fit(sequences, [0, 1] * 4)
+    model.history_ |= {"stop_reason": "interrupted", "epochs_run": 1, "best_epoch": 0}
+    model.save(tmp_path / "model")
+    with pytest.warns(InterruptedTrainingWarning, match=r"model: Training was interrupted in epoch 2"):
+        loaded = DNAClassifier.load(tmp_path / "model")
+    assert (loaded.predict(sequences) == model.predict(sequences)).all()

@@ -427,9 +427,11 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         cls._check_load_device(device)
         tensors, config = load_model_dir(path, "titans-ts forecaster", "forecaster")
         try:
-            return cls._from_saved(tensors, config, device)
+            estimator = cls._from_saved(tensors, config, device)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise mismatched_model_dir(path, "forecaster", exc) from None
+        estimator._warn_if_interrupted(path)
+        return estimator
 
     @classmethod
     def _from_saved(cls, tensors: dict, config: dict, device) -> TitansForecaster:
