@@ -251,6 +251,19 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
                     f"architecture{has}; pass pretrained=False to train that shape from scratch, or leave those at "
                     "their defaults."
                 )
+        refuse(self._crop_problems())
+
+    def _crop_problems(self) -> list[str]:
+        """A training crop shorter than the Titans stem's stride: windows of less than one token."""
+        if self.architecture != "titans" or self.train_crop in (None, 0) or not is_integer(self.train_crop):
+            return []
+        stride = self.stride
+        if self.pretrained not in (False, None):  # the folder's stride (its own check says when there is none)
+            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
+            stride = (pretrained_architecture(path) or {}).get("stride", stride)
+        if self.train_crop >= stride:
+            return []
+        return [f"train_crop={self.train_crop} (at least the stem's stride, {stride} bases: one token of the model)"]
 
     def _shaped_architecture(self) -> dict:
         """The architecture parameters set away from their defaults (a pretrained backbone would ignore them)."""

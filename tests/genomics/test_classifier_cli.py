@@ -869,6 +869,7 @@ def test_a_shape_no_model_can_take_is_refused_by_check_params_before_any_data_is
         ({"pretrained": False, "block": "xyz"}, "block='xyz'"),
         ({"architecture": "rnn"}, "architecture='rnn' (one of 'titans', 'cnn', 'transformer')"),
         ({"architecture": "transformer", "dim": 30, "heads": 4}, "dim=30 with heads=4"),
+        ({"pretrained": False, "train_crop": 3}, "train_crop=3 (at least the stem's stride, 8 bases"),  # no token
     ]
     from titans_ts.errors import ConfigError
 
