@@ -130,10 +130,13 @@ def splits(
     summary = describe_splits(
         dataset, lookback, horizon, **source, **reading.read, columns=names(columns), target=reading.targets, **split
     )
-    table = Table(
-        title=f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, "
-        f"protocol {summary['protocol']}, lookback {lookback}, horizon {horizon}"
+    console.print(  # above the table, not its title: a title wraps at the table's width
+        f"{summary['name']}: {summary['rows']} rows x {summary['columns']} columns, protocol {summary['protocol']}, "
+        f"lookback {lookback}, horizon {horizon}",
+        highlight=False,
+        soft_wrap=True,
     )
+    table = Table()
     for column in ("split", "rows [start, end)", "first timestamp", "last timestamp", "windows"):
         table.add_column(column)
     for part in summary["splits"]:
