@@ -316,11 +316,11 @@ def _saved_model(refit: bool, refit_done: bool, sequences: int, fold_results: li
         stopped = "the refit on all sequences" if complete else "the folds"
         return f"none yet: {stopped} did not finish (--resume finishes the run)"
     if not fold_results:
-        return "the first fold's model (fold 1 in the table)"
+        return "the first fold's model (fold 0 in metrics.json, 1 in the printed table)"
     trained = sequences - fold_results[0]["test_sequences"]
     return (
-        f"the first fold's model (fold 1 in the table; trained on {trained} of the {sequences} sequences, less "
-        "its validation split; --refit trains it on all)"
+        f"the first fold's model (fold 0 in metrics.json, 1 in the printed table; trained on {trained} of the "
+        f"{sequences} sequences, less its validation split; --refit trains it on all)"
     )
 
 

@@ -237,6 +237,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
                 problems.append(f"dim={self.dim} with heads={self.heads} (the transformer's dim a multiple of heads)")
         refuse(problems)
         if self.architecture == "titans" and self.pretrained in (False, None):
+            whole = ("dim", "layers", "heads", "stem_kernel", "stride", "stem_kmer", "stem_levels")
+            values = {name: getattr(self, name) for name in whole}
+            refuse([f"{name}={value!r} (a whole number)" for name, value in values.items() if not is_integer(value)])
             self._scratch_config()  # its shape checked (stride, dim, block, ...) before any data is read or folder made
         shaped = self._shaped_architecture()
         if shaped and self.architecture == "titans" and self.pretrained not in (False, None):

@@ -119,16 +119,16 @@ class TitansEstimator(BaseEstimator):
     def _warn_if_interrupted(self, path) -> None:
         """A loaded model whose training was interrupted (Ctrl-C, kill) says so: it works, on the weights of the
         epochs that finished, and a resumed run finishes it."""
-        import warnings
-
-        from titans_ts.errors import InterruptedTrainingWarning
-        from titans_ts.training import stop_note
-
         history = getattr(self, "history_", None) or {}
-        if history.get("stop_reason") == "interrupted":
+        if history.get("stop_reason") == "interrupted":  # imported only then: predicting imports no lightning
+            import warnings
+
+            from titans_ts.errors import InterruptedTrainingWarning
+            from titans_ts.training import stop_note
+
             warnings.warn(
-                f"{path}: {stop_note(history)} Resume its run to finish it (the same command with --resume, "
-                "or fit(..., resume=True) with its checkpoint_dir).",
+                f"{path}: {stop_note(history)} Run its command again to finish it (fit or finetune with --resume, "
+                "a benchmark as it was; in Python fit(..., resume=True) with its checkpoint_dir).",
                 InterruptedTrainingWarning,
                 stacklevel=3,
             )

@@ -317,7 +317,7 @@ def test_a_fill_says_how_many_timestamps_it_inserted_and_values_it_filled(tmp_pa
     message = str(said[0].message)
     assert "t.csv: the ffill fill inserted 3 missing timestamp(s) (2020-01-05 04:00:00, " in message
     assert "filled 2 missing or infinite value(s) (at 2020-01-01 07:00:00 'b', at 2020-01-01 09:00:00 'b')" in message
-    assert "1.7% of the 300 rows hold filled-in values" in message  # 5 rows of 300
+    assert "5 of the 300 rows (1.7%) hold filled-in values" in message
     with warnings.catch_warnings():  # a file with nothing to fill says nothing
         warnings.simplefilter("error", FilledValuesWarning)
         load_dataset(_with_dates(tmp_path, hours), fill="ffill")

@@ -225,6 +225,7 @@ def test_a_users_file_is_read_and_split_as_fit_reads_it(tmp_path):
     data = ["--fill", "ffill", "--date-column", "when", "--target", "OT", "--split", "0.6,0.2,0.2"]
     result = runner.invoke(app, [*args, *data])
     assert result.exit_code == 0, result.output
+    assert result.stderr.count("the ffill fill filled 1 missing") == 1  # said once, not once more per run
     run = json.loads((out / "mine_dlinear_h12_s0.json").read_text())
     assert run["request"]["data"]["split"] == [0.6, 0.2, 0.2] and run["request"]["target"] == ["OT"]
     assert run["test"]["windows"] == 80 - 12 + 1 and run["columns"] == ["c0", "c1", "OT"]  # 20 % of 400 rows
@@ -333,7 +334,7 @@ def test_a_kept_run_answers_a_request_that_spells_out_what_it_ran_with(tmp_path)
     for split in ([0.7, 0.1, 0.2], [70, 10, 20]):
         check_same_request(tmp_path / "r.json", before, {**before, "data": {"source": "mine", "split": split}})
         check_same_request(tmp_path / "r.json", {**before, "data": {"source": "mine", "split": split}}, before)
-    with pytest.raises(ConfigError, match=r"data: 'mine' then.*give another runs folder \(--out\)"):
+    with pytest.raises(ConfigError, match=r"data: 'mine' then.*give another runs folder \(runs_dir=, CLI --out\)"):
         check_same_request(
             tmp_path / "r.json", before, {**before, "data": {"source": "mine", "split": [0.6, 0.2, 0.2]}}
         )

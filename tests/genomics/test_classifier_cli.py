@@ -236,7 +236,7 @@ def test_refit_saves_a_model_trained_on_every_sequence_after_the_folds(labelled_
     args = ["finetune", str(folder / "toy.csv"), "--scratch", "--folds", "2", "--epochs", "1", "--dim", "16"]
     plain = runner.invoke(app, [*args, "--out", str(folder / "fold0")], env={"COLUMNS": "300"})
     assert plain.exit_code == 0, plain.output
-    saved = "model/: the first fold's model (fold 1 in the table; trained on 20 of the 40 sequences, less its"
+    saved = "model/: the first fold's model (fold 0 in metrics.json, 1 in the printed table; trained on 20 of the 40"
     assert saved in plain.output
     result = runner.invoke(app, [*args, "--refit", "--out", str(folder / "refit")], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output

@@ -383,7 +383,8 @@ def _say_filled(frame: pd.DataFrame, bad: np.ndarray, path, fill: str, inserted:
         parts.append(f"filled {len(rows)} missing or infinite value(s) ({where}{more})")
     share = bad.any(axis=1).mean()
     warnings.warn(
-        f"{path}: the {fill} fill {' and '.join(parts)}: {share:.1%} of the {len(frame)} rows hold filled-in values.",
+        f"{path}: the {fill} fill {' and '.join(parts)}: {int(bad.any(axis=1).sum())} of the {len(frame)} rows "
+        f"({share:.1%}) hold filled-in values.",
         FilledValuesWarning,
         stacklevel=2,
     )

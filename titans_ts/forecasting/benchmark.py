@@ -179,18 +179,25 @@ def model_options(model: str, params: dict) -> dict:
 
 def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict) -> dict:
     """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint."""
+    import warnings
+
     from titans_ts.checkpointing import latest_checkpoint
+    from titans_ts.data.loading import FilledValuesWarning
     from titans_ts.forecasting.api import RESUME_TO_WRITE, fit_dataset
     from titans_ts.training import require_finished
 
     resume = latest_checkpoint(out / "checkpoints") is not None  # killed before its first checkpoint: afresh
     try:
-        record = fit_dataset(
-            dataset, horizon=horizon, lookback=lookback, out=out,
-            overwrite=True,  # the run's JSON, not its model folder, marks a finished run
-            resume=resume, **data, **options,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # the benchmark read the file first and said what a fill made up, once
+            warnings.simplefilter("ignore", FilledValuesWarning)
+            record = fit_dataset(
+                dataset, horizon=horizon, lookback=lookback, out=out,
+                overwrite=True,  # the run's JSON, not its model folder, marks a finished run
+                resume=resume, **data, **options,
+            )  # fmt: skip
     except OSError as exc:  # fit's advice (--resume) is not a benchmark's: it resumes an unfinished run itself
+        if isinstance(exc, TitansError) or exc.errno is None:  # not the file system's (a missing dataset)
+            raise
         said = (exc.strerror or str(exc)).replace(RESUME_TO_WRITE, "run the same benchmark again to write them")
         raise type(exc)(exc.errno, f"{name}: {said}", exc.filename) from exc
     except ResumeMismatchError as exc:  # started with other settings, then stopped
@@ -288,8 +295,8 @@ def check_same_request(path: Path, before: dict | None, now: dict, unread=(), se
     )  # a file's read options, given on one side only
     note = " (A data option given on one side only counts as a change, even at its default.)" if data_given else ""
     raise ConfigError(
-        f"{path} was run with other settings or data ({'; '.join(changed)}): give another runs folder (--out), or "
-        f"remove its runs to run them again.{note}"
+        f"{path} was run with other settings or data ({'; '.join(changed)}): give another runs folder (runs_dir=, "
+        f"CLI --out), or remove its runs to run them again.{note}"
     )
 
 
