@@ -305,7 +305,7 @@ def test_gaps_in_the_timestamps_are_an_error_unless_filled(tmp_path):
 def test_a_fill_says_how_many_timestamps_it_inserted_and_values_it_filled(tmp_path):
     """A user who passes --fill sees how much of the series is made up, not a silent 600 rows where the file
     held 596."""
-    from titans_ts.data.loading import FilledValuesWarning
+    from titans_ts.data.validation import FilledValuesWarning
 
     hours = pd.date_range("2020-01-01", periods=300, freq="h")
     frame = pd.DataFrame({"date": hours, "a": np.arange(300.0), "b": np.arange(300.0)})
@@ -333,7 +333,7 @@ def test_repeated_or_unordered_or_off_grid_timestamps_are_errors(tmp_path):
 
 
 def test_a_newest_first_file_is_put_in_time_order_with_a_warning(tmp_path):
-    from titans_ts.data.loading import TimeOrderWarning
+    from titans_ts.data.validation import TimeOrderWarning
 
     frame = write_series(tmp_path / "oldest_first.csv", rows=120)
     frame.iloc[::-1].to_csv(tmp_path / "newest_first.csv", index=False)
@@ -370,7 +370,7 @@ def test_a_newest_first_file_that_is_refused_names_its_own_rows_and_is_not_said_
 
 def test_a_dataframe_given_newest_first_is_put_in_time_order_and_a_shuffled_one_refused():
     from titans_ts.data import validate_frame
-    from titans_ts.data.loading import TimeOrderWarning
+    from titans_ts.data.validation import TimeOrderWarning
 
     hours = pd.date_range("2020-01-01", periods=30, freq="h")
     frame = pd.DataFrame({"y": np.arange(30.0)}, index=hours)

@@ -225,7 +225,7 @@ def test_timestamps_in_a_column_are_the_time_axis_and_arrays_of_another_width_ar
     pd.testing.assert_frame_equal(fitted.predict(text_index), expected)  # was numbered by step, undated
     steps_as_text = series.set_axis([str(1000 + i) for i in range(len(series))], axis=0)  # steps, not years
     assert list(fitted.predict(steps_as_text).index) == list(range(len(series), len(series) + 12))
-    from titans_ts.data.loading import TimeOrderWarning
+    from titans_ts.data.validation import TimeOrderWarning
 
     numbered = series.reset_index(drop=True)
     with warnings.catch_warnings():

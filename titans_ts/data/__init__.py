@@ -9,7 +9,7 @@ from titans_ts.lazy import lazy_names
 _MODULE_OF = {
     "describe_splits": "describe",
     "load_dataset": "loading",
-    "validate_frame": "loading",
+    "validate_frame": "validation",
     **dict.fromkeys(
         ("SplitBorders", "StandardScaler", "date_protocol", "protocol_for", "ratio_protocol", "split_borders"),
         "protocol",

@@ -182,7 +182,7 @@ def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, da
     import warnings
 
     from titans_ts.checkpointing import latest_checkpoint
-    from titans_ts.data.loading import FilledValuesWarning
+    from titans_ts.data.validation import FilledValuesWarning
     from titans_ts.forecasting.api import RESUME_TO_WRITE, fit_dataset
     from titans_ts.training import require_finished
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data import validate_frame
-from titans_ts.data.loading import DATE_NAMES, TimeOrderWarning
+from titans_ts.data.loading import DATE_NAMES
 from titans_ts.data.timestamps import parse_dates, reads_as_timestamps
+from titans_ts.data.validation import TimeOrderWarning
 from titans_ts.errors import DataValidationError
 from titans_ts.io import plain
 
