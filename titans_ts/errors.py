@@ -82,7 +82,8 @@ class UndatedRowsWarning(TitansWarning):
 
 
 class UnreadInputsWarning(TitansWarning):
-    """A model is given inputs it does not read (TitansPTF: known reals' future values, categoricals)."""
+    """A model is given inputs it does not read (TitansPTF: known reals' future values, categoricals; a
+    TitansForecaster that reads each column on its own: its covariates)."""
 
 
 class CutSequencesWarning(TitansWarning):

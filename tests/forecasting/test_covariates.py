@@ -49,6 +49,45 @@ def test_covariates_are_inputs(fitted, series):
     assert change > 1e-3
 
 
+@pytest.mark.parametrize("variant", ["lmm", "attention"])
+def test_covariates_inform_a_target_that_comes_first_among_the_columns(series, variant):
+    """Variate tokens are mixed causally: a target in the first column read no covariate (its forecast did not
+    move when every covariate was replaced); the covariates' tokens now come first, whatever the columns' order."""
+    first = series[["OT", "c0", "c1", "c2"]]
+    model = TitansForecaster(**TINY, target="OT", variant=variant).fit(first)
+    assert model.columns_[0] == "OT" and model.model_config_.token_order() == [1, 2, 3, 0]
+    history = first.iloc[-100:]
+    moved = history.assign(**{c: history[c].to_numpy()[::-1] for c in ("c0", "c1", "c2")})
+    assert np.abs(model.predict(history).to_numpy() - model.predict(moved).to_numpy()).max() > 1e-3
+
+
+def test_a_model_saved_before_the_targets_came_last_keeps_its_order():
+    """Its config has no targets_last: it loads as it was trained, each target reading the columns before it."""
+    import torch
+
+    from titans_ts.forecasting.model import ForecastConfig, SimbaForecaster
+
+    saved = dict(lookback=24, horizon=12, channels=3, dim=16, heads=2, layers=1, chunk_size=8, targets=[0])
+    assert ForecastConfig(**saved).token_order() is None
+    torch.manual_seed(0)
+    old = SimbaForecaster(ForecastConfig(**saved)).eval()
+    new = SimbaForecaster(ForecastConfig(**saved, targets_last=True)).eval()
+    new.load_state_dict(old.state_dict())
+    x = torch.randn(2, 24, 3)
+    covariates_moved = torch.cat([x[..., :1], torch.randn(2, 24, 2)], -1)
+    assert torch.equal(old(x), old(covariates_moved))  # the first column read nothing after it
+    assert not torch.allclose(new(x), new(covariates_moved))
+    assert new(x).shape == old(x).shape == (2, 12, 1)
+
+
+@pytest.mark.parametrize("settings", [{"variant": "dlinear"}, {"tokens": "patch", "patch_len": 8}])
+def test_a_model_that_reads_each_column_on_its_own_says_its_covariates_are_unread(series, settings):
+    from titans_ts.errors import UnreadInputsWarning
+
+    with pytest.warns(UnreadInputsWarning, match=r"reads each column on its own: the covariates \['c0', 'c1', 'c2'\]"):
+        TitansForecaster(**TINY, target="OT", **settings).fit(series)
+
+
 def test_naive_forecast_of_the_target_repeats_its_last_value(series):
     naive = TitansForecaster(**{**TINY, "variant": "naive"}, target=["OT", "c1"]).fit(series)
     forecast = naive.predict()

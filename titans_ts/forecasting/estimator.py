@@ -19,7 +19,7 @@ from titans_ts.forecasting.evaluation import SplitWindows
 from titans_ts.forecasting.floors import Floors, floors_record, season_steps
 from titans_ts.forecasting.inputs import as_frame, fitted_columns, saved_label
 from titans_ts.forecasting.long_memory import LongMemoryConfig
-from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
+from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model, warn_if_covariates_unread
 from titans_ts.forecasting.quantile_outputs import QuantileOutputs
 from titans_ts.forecasting.quantiles import as_level, level_problems, levels_of
 from titans_ts.forecasting.streaming import Streaming
@@ -216,6 +216,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
         splits = make_splits(frame, self.lookback, self.horizon, self.protocol, targets)
         season = season_steps(self.variant, self.season, frame.index, splits.train.targets.numpy(), self.lookback)
         config = ForecastConfig.of(self, frame.shape[1], season, targets)
+        warn_if_covariates_unread(config, list(frame.columns))
         seed_everything(self.seed)
         model = self._with_quantile_head(build_model(config), trained=config.variant not in UNTRAINED)
         loaders = splits.loaders(self.batch_size, seed=self.seed, shard=True)  # what the Trainer reads

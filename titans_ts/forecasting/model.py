@@ -67,6 +67,11 @@ class ForecastConfig:
     einfft_blocks: int = 4
     season: int = 0  # steps per season, for variant="seasonal_naive" (0: not used)
     targets: tuple[int, ...] = ()  # positions of the forecast channels among the inputs (empty: all)
+    # Variate tokens are mixed causally, each seeing the tokens before it: with targets_last the covariates' tokens
+    # come first (in their order), then the targets', so that every covariate informs every target whatever the
+    # columns' order. A model saved before it existed loads with False (as it was trained: a target read only the
+    # columns before it).
+    targets_last: bool = False
     # The smallest window standard deviation RevIN and the quantile head divide by (0: about 0.003), for inputs
     # already on a common scale (TitansPTF's, normalised by pytorch-forecasting) where flat windows are common.
     min_scale: float = 0.0
@@ -106,7 +111,32 @@ class ForecastConfig:
     def of(cls, estimator, channels: int, season: int = 0, targets=None) -> ForecastConfig:
         """The config of a TitansForecaster's network: its parameters of the same name, and the data's shape."""
         shared = {f.name: getattr(estimator, f.name) for f in fields(cls) if f.name in ESTIMATOR and f.name != "season"}
-        return cls(channels=channels, season=season, targets=tuple(targets or ()), **shared)
+        return cls(channels=channels, season=season, targets=tuple(targets or ()), targets_last=True, **shared)
+
+    def token_order(self) -> list[int] | None:
+        """The channels in the order their variate tokens are mixed (None: as given): covariates, then targets."""
+        if not (self.targets_last and self.targets) or self.tokens != "variate" or self.variant not in TOKENIZED:
+            return None
+        return [c for c in range(self.channels) if c not in self.targets] + list(self.targets)
+
+
+def warn_if_covariates_unread(config: ForecastConfig, columns: list) -> None:
+    """An UnreadInputsWarning when the columns beside the targets cannot inform their forecast: a trained model
+    that reads each column on its own (patch tokens, DLinear). A naive floor reads none, as its name says."""
+    if not config.targets or config.variant in UNTRAINED or config.token_order() is not None:
+        return
+    import warnings
+
+    from titans_ts.errors import UnreadInputsWarning
+
+    covariates = [str(c) for i, c in enumerate(columns) if i not in config.targets]
+    how = "DLinear" if config.variant == "dlinear" else "tokens='patch'"
+    warnings.warn(
+        f"{how} reads each column on its own: the covariates {covariates} do not inform the targets' forecast. "
+        "Variate tokens (tokens='variate', the default, with a Titans block or attention) read them.",
+        UnreadInputsWarning,
+        stacklevel=4,
+    )
 
 
 def forecast_targets(forecast: torch.Tensor, config: ForecastConfig) -> torch.Tensor:
@@ -181,6 +211,9 @@ class SimbaForecaster(nn.Module):
         batch, _, channels = x.shape
         x, stats = self.revin.normalize(x)
         tokens = self.dropout(self.tokenizer(x))
+        order = self.config.token_order()
+        if order is not None:  # covariates' tokens before the targets' (the mixing is causal)
+            tokens = tokens[:, order]
         states = states or [None] * len(self.blocks)
         new_states = []
         for block, state in zip(self.blocks, states, strict=True):
@@ -191,6 +224,8 @@ class SimbaForecaster(nn.Module):
             out = self.head(tokens.flatten(1)).view(batch, channels, -1)  # (B*C, N*dim) -> (B, C, H)
         else:
             out = self.head(tokens)  # (B, C, H)
+            if order is not None:  # back to the columns' order
+                out = out[:, [order.index(channel) for channel in range(channels)]]
         forecast = forecast_targets(self.revin.denormalize(out.transpose(1, 2), stats), self.config)
         return (forecast, new_states) if return_states else forecast
 

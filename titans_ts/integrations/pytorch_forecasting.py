@@ -9,7 +9,9 @@
 
 The network is `SimbaForecaster` (the same memory blocks as `TitansForecaster`, no copy): every real-valued
 encoder input of the dataset (`dataset.reals`: the target, covariates, and the reals ptf adds) is one variate
-token, read over the encoder window; the model forecasts them all and the target's forecast is the output,
+token, read over the encoder window (the target's token last: the tokens mix causally, so it reads every
+other input, wherever ptf puts the target among its reals); the model forecasts them all and the target's
+forecast is the output,
 de-normalised by ptf's target normaliser. It does not read the decoder (future) values of known reals, nor
 categoricals (from_dataset says so with an UnreadInputsWarning). It needs a fixed encoder length
 (min_encoder_length == max_encoder_length, every sample that long) and one real-valued target, and takes
@@ -53,6 +55,7 @@ class TitansPTF(BaseModel):
         memory_depth: int = ESTIMATOR["memory_depth"],
         dropout: float = ESTIMATOR["dropout"],
         min_scale: float = 0.1,
+        target_last: bool = True,
         **kwargs,
     ):
         if variant not in TOKENIZED:  # dlinear and the naive forecasts are not the backbone this wraps
@@ -110,11 +113,15 @@ class TitansPTF(BaseModel):
                 f"min_encoder_length < {expected} in TimeSeriesDataSet.from_dataset / predict): give every series "
                 f"at least {expected} steps before the forecast, or build the dataset with that encoder length."
             )
+        position = self.hparams.target_position
+        if self.hparams.get("target_last", False):  # the variate tokens mix causally: the target's reads every input
+            order = [c for c in range(inputs.shape[-1]) if c != position] + [position]
+            inputs, position = inputs[..., order], inputs.shape[-1] - 1
         if self.levels is not None:  # (batch, prediction length, levels), in the loss's order
             _, levels = self.network.forecast(inputs)
-            forecast = levels[:, :, self.hparams.target_position][..., self.level_order]
+            forecast = levels[:, :, position][..., self.level_order]
         else:
-            forecast = self.network(inputs)[..., self.hparams.target_position]  # (batch, prediction length)
+            forecast = self.network(inputs)[..., position]  # (batch, prediction length)
         prediction = self.transform_output(forecast, target_scale=x["target_scale"])
         return self.to_network_output(prediction=prediction)
 
@@ -122,6 +129,8 @@ class TitansPTF(BaseModel):
         """A checkpoint saved before min_scale existed was trained without a floor: it loads without one (the
         default 0.1 would change its forecasts wherever a window's standard deviation is below 0.1)."""
         super().on_load_checkpoint(checkpoint)
+        if "target_last" not in checkpoint.get("hyper_parameters", {}):  # trained reading the inputs in their order
+            self.hparams.target_last = False
         if "min_scale" not in checkpoint.get("hyper_parameters", {}):
             self.hparams.min_scale = 0.0
             for module in self.modules():
