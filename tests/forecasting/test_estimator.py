@@ -635,3 +635,19 @@ def test_a_model_whose_training_was_interrupted_says_so_when_loaded(fitted, tmp_
     ):
         loaded = TitansForecaster.load(tmp_path / "model")
     pd.testing.assert_frame_equal(loaded.predict(), fitted.predict())  # it still forecasts, on those weights
+
+
+def test_a_long_table_in_memory_is_answered_with_how_to_make_it_wide():
+    """A (id, time) MultiIndex raised pandas' own NotImplementedError; a long table with an id column was refused
+    for its text column alone, without the long-format advice a file of it gets."""
+    times = pd.date_range("2021", periods=60, freq="h")
+    long = pd.DataFrame({"id": np.repeat(["a", "b"], 60), "time": np.tile(times, 2), "v": np.arange(120.0)})
+    model = TitansForecaster(**TINY)
+    with pytest.raises(DataValidationError, match=r"levels \['id', 'time'\] .*e\.g\. df\['v'\]\.unstack\('id'\)"):
+        model.fit(long.set_index(["id", "time"]))
+    with pytest.raises(DataValidationError, match=r"levels \['time', 'id'\] .*e\.g\. df\.unstack\('id'\)"):
+        model.fit(long.set_index(["time", "id"])["v"])
+    with pytest.raises(DataValidationError, match=r"df\.pivot\(index='time', columns='id', values='v'\)"):
+        model.fit(long)
+    wide = long.pivot(index="time", columns="id", values="v")  # the advice, taken
+    assert list(model.set_params(horizon=4, lookback=8, epochs=1).fit(wide).predict().columns) == ["a", "b"]

@@ -223,7 +223,22 @@ def _missing_message(path, asked: list[str], missing: list[str], present: list[s
 
 def _long_format_hint(raw: pd.DataFrame) -> str | None:
     """For a table that looks long (one row per series and time), read as a wide one: how to read it as long,
-    naming the columns that look like its id, time and value columns; None when it does not look long.
+    naming the columns that look like its id, time and value columns; None when it does not look long."""
+    found = long_format_columns(raw)
+    if found is None:
+        return None
+    names = [repr(str(c)) if c is not None else "<its value column>" for c in found]
+    flags = [shlex.quote(str(c)) if c is not None else "VALUE" for c in found]
+    cli = " ".join(f"{flag} {name}" for flag, name in zip(LONG_FLAGS, flags, strict=True))
+    return (
+        f"It looks like a long-format table (one row per series and time): such a table is read with "
+        f"long=({', '.join(names)}) (CLI: {cli})."
+    )
+
+
+def long_format_columns(raw: pd.DataFrame) -> tuple | None:
+    """(id, time, value) columns of a table that looks long (one row per series and time), the value None when
+    no numeric column is left; None when it does not look long.
 
     It looks long when a column other than the id column holds timestamps (or is named like a time column) whose
     values repeat, and a text column, or one named like an id, repeats a few values (at least two rows each, on
@@ -254,13 +269,7 @@ def _long_format_hint(raw: pd.DataFrame) -> str | None:
         return None
     id_col, time_col = ids[0], times[0]
     numbers = [c for c in columns if c not in (id_col, time_col) and pd.api.types.is_numeric_dtype(raw[c])]
-    names = [repr(str(id_col)), repr(str(time_col)), repr(str(numbers[0])) if numbers else "<its value column>"]
-    flags = [shlex.quote(str(id_col)), shlex.quote(str(time_col)), shlex.quote(str(numbers[0])) if numbers else "VALUE"]
-    cli = " ".join(f"{flag} {name}" for flag, name in zip(LONG_FLAGS, flags, strict=True))
-    return (
-        f"It looks like a long-format table (one row per series and time): such a table is read with "
-        f"long=({', '.join(names)}) (CLI: {cli})."
-    )
+    return id_col, time_col, numbers[0] if numbers else None
 
 
 def _evenly_spaced(frame: pd.DataFrame, path: Path, fill: str | None) -> tuple[pd.DataFrame, pd.Index | None]:

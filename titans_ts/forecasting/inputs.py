@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data import validate_frame
-from titans_ts.data.loading import DATE_NAMES
+from titans_ts.data.loading import DATE_NAMES, ID_NAMES, long_format_columns
 from titans_ts.data.timestamps import parse_dates, reads_as_timestamps
 from titans_ts.data.validation import TimeOrderWarning
 from titans_ts.errors import DataValidationError
@@ -20,6 +20,8 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
 
     names: a fitted model's columns; an array takes them by position (as scikit-learn reads an array given to a
     model fitted on a DataFrame), so an array of another width is refused."""
+    if isinstance(X, (pd.DataFrame, pd.Series)) and isinstance(X.index, pd.MultiIndex):
+        raise DataValidationError(_levels_message(X))
     if isinstance(X, pd.DataFrame):
         frame = _only_fitted(_dated_by_its_column(X), names)
     elif isinstance(X, pd.Series) and _is_a_row(X, names):  # df.iloc[i]: one row, named by its time
@@ -54,7 +56,30 @@ def as_frame(X, names: list | None = None) -> pd.DataFrame:
         name = "date" if frame.index.name is None else frame.index.name
         frame = frame.set_axis(parse_dates(pd.Series(frame.index), "the input data", str(name)), axis=0)
     _warn_if_shuffled(frame.index)
-    return validate_frame(frame, source="the input data", in_memory=True)
+    try:
+        return validate_frame(frame, source="the input data", in_memory=True)
+    except DataValidationError as exc:
+        table = X.reset_index() if isinstance(X, pd.DataFrame) and X.index.name is not None else X  # its times too
+        found = long_format_columns(table) if isinstance(X, pd.DataFrame) and names is None else None
+        if found is None or found[2] is None:
+            raise
+        series, time, value = (repr(str(c)) for c in found)
+        raise DataValidationError(
+            f"{exc} It looks like a long-format table (one row per series and time): give one column per series, "
+            f"e.g. df.pivot(index={time}, columns={series}, values={value})."
+        ) from None
+
+
+def _levels_message(X) -> str:
+    """What to do with data indexed by (series, time) levels: one column per series."""
+    levels = [str(name) for name in X.index.names]
+    value = X.name if isinstance(X, pd.Series) else next(iter(X.columns), "value")
+    pick = "" if isinstance(X, pd.Series) else f"[{str(value)!r}]"
+    series = next((name for name in levels if name.lower() in ID_NAMES), levels[0])
+    return (
+        f"the input data is indexed by the levels {levels} (a long table, one row per series and time): give one "
+        f"column per series, indexed by time, e.g. df{pick}.unstack({series!r})."
+    )
 
 
 def _only_fitted(frame: pd.DataFrame, names: list | None) -> pd.DataFrame:
