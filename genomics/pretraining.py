@@ -108,16 +108,45 @@ def _given_twice(paths) -> str | None:
     return None
 
 
-def split_corpus(corpus, window, evaluation_sequences, k: int, held_out: float, seed: int, drop_gaps: bool = True):
+def split_corpus(
+    corpus, window, evaluation_sequences, k: int, held_out: float, seed: int, drop_gaps: bool = True, repeats=False
+):
     """(every window, those kept by the leakage filter, the training windows, the held-out windows) of `corpus`:
-    the held-out share drawn by `seed` from the kept windows. drop_gaps=False keeps gap windows, as runs before
-    they were dropped did (to score their held-out windows again)."""
+    the held-out share drawn by `seed` from the kept windows, less any that is also a training window (a file given
+    twice under two names, x.fa and x.fa.gz, or a record repeated: its score would be a training score), unless
+    `repeats`. drop_gaps=False and repeats=True split as runs before those rules did (to score their held-out
+    windows again)."""
     windows = corpus_windows(corpus, window, drop_gaps)
     forbidden = evaluation_kmers(list(evaluation_sequences), k)
     kept = [w for w in windows if not shares_kmer(w, forbidden, k)]
     order = np.random.default_rng(seed).permutation(len(kept))
     n_val = max(1, int(held_out * len(kept)))
-    return windows, kept, [kept[i] for i in order[n_val:]], [kept[i] for i in order[:n_val]]
+    train, val = [kept[i] for i in order[n_val:]], [kept[i] for i in order[:n_val]]
+    if not repeats:
+        trained = set(train)
+        val = [w for w in val if w not in trained]
+    return windows, kept, train, val
+
+
+def _say_repeats(repeated: int, corpus, any_left: bool) -> None:
+    """Held-out windows left out because the corpus also trains on them: said, or refused when none is left."""
+    if not repeated:
+        return
+    why = "the corpus repeats itself: a file given twice under two names (x.fa and x.fa.gz), or repeated records"
+    if not any_left:
+        raise ConfigError(
+            f"every held-out window of {list(map(str, corpus))} is also a training window ({why}), so there is no "
+            "held-out score: give each sequence once."
+        )
+    import warnings
+
+    from titans_ts.errors import RepeatedWindowsWarning
+
+    warnings.warn(
+        f"{repeated} held-out window(s) are also training windows ({why}); they are left out of the held-out score.",
+        RepeatedWindowsWarning,
+        stacklevel=3,
+    )
 
 
 def load_language_model(path) -> tuple[DNAModelConfig, dict, dict]:
@@ -187,6 +216,9 @@ def pretrain(
     started = time.time()
     windows, kept, train_windows, val_windows = split_corpus(corpus, window, evaluation_sequences, k, held_out, seed)
     dropped = len(windows) - len(kept)
+    drawn = min(max(1, int(held_out * len(kept))), len(kept))  # as split_corpus draws them
+    repeated = drawn - len(val_windows)  # held-out windows that are training windows too
+    _say_repeats(repeated, corpus, bool(val_windows))
     if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
         filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
         shorter = f" or a shorter --window (at least {MIN_WINDOW})" if window > MIN_WINDOW else ""
@@ -253,6 +285,7 @@ def pretrain(
         },
         "train_windows": len(train_windows),
         "held_out_windows": len(val_windows),
+        "held_out_repeats_dropped": repeated,
         "optimizer_steps": training["steps"],
         "total_optimizer_steps": training["steps"] + (0 if init is None else _total_steps(start_report)),
         "continued_from": None

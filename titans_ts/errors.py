@@ -102,6 +102,10 @@ class DuplicateNamesWarning(TitansWarning):
     """Two or more input sequences share a name: their rows of a prediction table cannot be told apart by it."""
 
 
+class RepeatedWindowsWarning(TitansWarning):
+    """Pretraining windows drawn for the held-out score that are also training windows: left out of the score."""
+
+
 class SequenceError(TitansError, ValueError):
     """A DNA sequence holds a character that is not a nucleotide code, or is empty."""
 

@@ -78,7 +78,8 @@ def main() -> None:
     evaluation = leakage_sequences(config["exclude"])
     defaults = inspect.signature(pretrain).parameters  # pretrain_small.py runs with pretrain's k and held_out
     k, share = shipped["leakage_filter"]["k"], defaults["held_out"].default
-    held_out = split_corpus(corpus, config["window"], evaluation, k, share, shipped["seed"], drop_gaps=False)[3]
+    as_run = dict(drop_gaps=False, repeats=True)  # the shipped run's split, before those rules
+    held_out = split_corpus(corpus, config["window"], evaluation, k, share, shipped["seed"], **as_run)[3]
     gaps = [w for w in held_out if is_gap(w)]
     without_gaps = [w for w in held_out if not is_gap(w)]
     record = {

@@ -207,3 +207,36 @@ def test_a_budget_that_validates_no_epoch_saves_no_model(corpus, tmp_path):
     with pytest.raises(ConfigError, match="before its first epoch was validated, so there is no held-out score"):
         pretrain([path], tmp_path / "short", max_minutes=1e-9, **options)
     assert not (tmp_path / "short" / "model.safetensors").exists()
+
+
+def test_a_held_out_window_that_is_also_trained_on_is_left_out_of_the_score(corpus, tmp_path):
+    """The corpus given as x.fa and x.fa.gz (refused only under one path twice): every held-out window was a
+    training window too, and the held-out bits per base a training score, without a word."""
+    import gzip
+    import warnings
+
+    from genomics.pretraining import split_corpus
+    from titans_ts.errors import RepeatedWindowsWarning
+
+    path, records = corpus
+    packed = tmp_path / "c.fa.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ConfigError, match=r"every held-out window .* is also a training window .*x\.fa and x\.fa\.gz"):
+        pretrain([path, packed], tmp_path / "twice", config=TINY, window=64, progress=False)
+    assert not (tmp_path / "twice" / "model.safetensors").exists()
+    # a few records repeated: those held-out windows are left out, and said
+    (tmp_path / "some.fa").write_text(path.read_text() + "".join(f">again{i}\n{records[i]}\n" for i in range(8)))
+    *_, train, val = split_corpus([tmp_path / "some.fa"], 64, [], 32, 0.2, 0)
+    assert val and not set(val) & set(train)
+    with pytest.warns(RepeatedWindowsWarning, match=r"held-out window\(s\) are also training windows"):
+        report = pretrain([tmp_path / "some.fa"], tmp_path / "some", config=TINY, window=64, held_out=0.2,
+                          progress=False, max_minutes=0.05)  # fmt: skip
+    assert report["held_out_repeats_dropped"] > 0 and report["held_out_windows"] == len(val)
+    with warnings.catch_warnings():  # a corpus of distinct windows: nothing to say
+        warnings.simplefilter("error", RepeatedWindowsWarning)
+        assert (
+            pretrain([path], tmp_path / "once", config=TINY, window=64, progress=False, max_minutes=0.05)[
+                "held_out_repeats_dropped"
+            ]
+            == 0
+        )
