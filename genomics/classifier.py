@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from dataclasses import replace
@@ -57,6 +58,7 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
                 f"with `titans-dna pretrain ... --out {path} --resume` (the same corpus and settings)."
             ) from exc
         raise ConfigError(f"{exc} Run `titans-dna pretrain`, or pass pretrained=False to start from scratch.") from exc
+    _say_if_interrupted(path, config)
     model_config = dict(config["model_config"])
     backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
     if "stride" not in model_config:  # weights from before the stem: the embedding was the stem
@@ -65,11 +67,41 @@ def load_backbone_weights(path) -> tuple[DNAModelConfig, dict]:
     return DNAModelConfig(**model_config), backbone
 
 
+_SAID_INTERRUPTED: set = set()  # pretrained folders said once per process (a CV run loads one per fold)
+
+
+def _say_if_interrupted(path, report: dict) -> None:
+    """An InterruptedTrainingWarning for a pretraining that was stopped (Ctrl-C, kill) before it finished."""
+    if report.get("stop_reason") != "interrupted" or report.get("save_id") in _SAID_INTERRUPTED:
+        return
+    import warnings
+
+    from titans_ts.errors import InterruptedTrainingWarning
+    from titans_ts.training import stop_note
+
+    _SAID_INTERRUPTED.add(report.get("save_id"))
+    warnings.warn(
+        f"{path}: its pretraining was interrupted ({stop_note(report.get('training', report))}); fine-tuning starts "
+        "from the weights it kept. To finish it first: `titans-dna pretrain ... --out <that folder> --resume`.",
+        InterruptedTrainingWarning,
+        stacklevel=4,
+    )
+
+
+def pretrained_provenance(path) -> dict | None:
+    """Which pretrained model a classifier started from, as its history keeps it: the folder, its save_id (the
+    same folder later holding another model tells them apart), held-out bits per base and how it stopped."""
+    try:
+        report = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kept = ("save_id", "held_out_bits_per_base", "stop_reason")
+    return {"path": str(Path(path).resolve()), **{key: report.get(key) for key in kept}}
+
+
 def pretrained_architecture(path) -> dict | None:
     """The ARCHITECTURE_PARAMS of a pretrained folder, read from its config.json alone (None when it cannot be
     read: loading the folder then says why)."""
-    import json
-
     try:
         saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))["model_config"]
         model_config = {**NO_STEM, **saved} if "stride" not in saved else dict(saved)
@@ -374,6 +406,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self.fitted_params_ = self.get_params()  # what predict and save check against (_check_fitted)
         best = record.pop("best")
         self.history_ = record | {"best_val_loss": best, "device": str(device)}
+        if self.architecture == "titans" and self.pretrained not in (False, None):
+            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
+            self.history_["pretrained_from"] = pretrained_provenance(path)
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:
@@ -407,9 +442,11 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         from titans_ts.errors import CutSequencesWarning
 
         if self.max_length is not None and any(len(s) > self.max_length for s in sequences):
+            strands = " (both strands read that window)" if self.strand_average else ""
             warnings.warn(  # one text for every call: each fold of a cross-validation says it once, not again
                 f"some {what} are longer than max_length={self.max_length}: the model reads the first "
-                f"{self.max_length} bases of each (both strands read that window); max_length=None reads them whole.",
+                f"{self.max_length} bases of each{strands}; a model with max_length=None (in Python, "
+                "set_params(max_length=None)) reads them whole.",
                 CutSequencesWarning,
                 stacklevel=4,
             )

@@ -1,5 +1,6 @@
 """Pretraining: the leakage guard, continuing from saved weights, and fine-tuning from the result."""
 
+import json
 import math
 
 import numpy as np
@@ -42,6 +43,26 @@ def test_pretrain_then_continue_then_finetune(corpus, tmp_path):
     model = DNAClassifier(pretrained=str(tmp_path / "b"), epochs=1, batch_size=8, progress=False)
     model.fit(sequences, labels)
     assert model.model_.config == TINY
+    # which pretrained weights it started from: the folder may later hold another model (a rerun with --overwrite)
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    provenance = model.history_["pretrained_from"]
+    assert provenance["save_id"] == saved["save_id"] and provenance["path"] == str((tmp_path / "b").resolve())
+    assert provenance["held_out_bits_per_base"] == second["held_out_bits_per_base"]
+    assert DNAClassifier.load(model.save(tmp_path / "clf")).history_["pretrained_from"] == provenance
+    # a pretraining stopped before it finished: fine-tuning from it says so, once for the folds that load it
+    import warnings
+
+    from titans_ts.errors import InterruptedTrainingWarning
+
+    saved["stop_reason"] = saved["training"]["stop_reason"] = "interrupted"
+    (tmp_path / "b" / "config.json").write_text(json.dumps(saved))
+    with pytest.warns(InterruptedTrainingWarning, match=r"b: its pretraining was interrupted .*--resume") as said:
+        for _ in range(2):
+            DNAClassifier(pretrained=str(tmp_path / "b"), epochs=1, batch_size=8, progress=False).fit(sequences, labels)
+    assert len([w for w in said if w.category is InterruptedTrainingWarning]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InterruptedTrainingWarning)
+        DNAClassifier(pretrained=str(tmp_path / "a"), epochs=1, batch_size=8, progress=False).fit(sequences, labels)
 
 
 def test_continuing_needs_the_same_architecture(corpus, tmp_path):
