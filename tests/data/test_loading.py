@@ -407,6 +407,15 @@ def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
     assert list(panel.columns) == ["a", "b", "c"] and (panel.index == hours[2:9]).all()
     assert panel["a"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert panel.loc[hours[5], "b"] == pytest.approx(105.0)  # interpolated between 104 and 106
+    # the series asked for alone: another's span cuts none of theirs (a model's predict read a, c on b's span)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PanelSpanWarning)
+        asked = load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"), columns=["a"])
+    assert list(asked.columns) == ["a"] and (asked.index == hours).all()
+    with pytest.warns(PanelSpanWarning, match="'c' ends first"):
+        assert (
+            load_dataset(tmp_path / "long.csv", long=("id", "ts", "y"), columns=["c", "a"]).index == hours[:9]
+        ).all()
 
 
 def test_long_format_whole_number_times_are_dates_or_unix_time_as_in_a_wide_file(tmp_path):

@@ -126,7 +126,7 @@ def read_series_csv(
     if raw.empty:
         raise EmptyTableError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
-        frame = pivot_long(raw, path, *long)
+        frame = pivot_long(raw, path, *long, series=columns)
         frame.index.name = str(long[1])  # the time column's name, dated or not
         inserted = None
         if isinstance(frame.index, pd.DatetimeIndex):

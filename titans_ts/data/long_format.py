@@ -27,8 +27,11 @@ class PanelSpanWarning(TitansWarning):
     """Rows outside the span shared by every series were dropped from a long-format table."""
 
 
-def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str) -> pd.DataFrame:
-    """The wide panel (columns = ids as strings, index = the time column) of a long table; rules 1-3."""
+def pivot_long(
+    raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str, series: list | None = None
+) -> pd.DataFrame:
+    """The wide panel (columns = ids as strings, index = the time column) of a long table; rules 1-3.
+    series: the ids to keep (None: all), before anything else, so that another series' span cuts none of theirs."""
     missing = [c for c in (id_col, time_col, target) if c not in raw.columns]
     if missing:
         raise LongColumnsError(
@@ -36,6 +39,9 @@ def pivot_long(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target
             "Name them with id_col=, time_col=, target= (CLI: --id-col, --time-col, --target)."
         )
     table = raw[[id_col, time_col, target]].copy()
+    ids = table[id_col].astype(str)
+    if series is not None and {str(s) for s in series} <= set(ids):  # one it lacks: named by the caller (_kept)
+        table = table[ids.isin({str(s) for s in series})]
     table[target] = _values(table, path, id_col, time_col, target)
     table[time_col] = _times(table[time_col], path, time_col)
     duplicated = np.flatnonzero(table.duplicated([id_col, time_col], keep=False).to_numpy())
