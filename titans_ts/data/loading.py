@@ -244,7 +244,7 @@ def long_format_columns(raw: pd.DataFrame) -> tuple | None:
     values repeat, and a text column, or one named like an id, repeats a few values (at least two rows each, on
     average)."""
     rows = len(raw)
-    if rows < 4:
+    if rows < 4 or not raw.columns.is_unique:  # a repeated name is refused as such (df[name] would be a frame)
         return None
     columns = list(raw.columns)
     named = {column: str(column).strip().lower() for column in columns}
