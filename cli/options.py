@@ -144,9 +144,18 @@ SPLIT = Group(  # a user's own split
 
 # --- run folder and devices ---------------------------------------------------------------------------------
 
+
+def _run_folder(**given) -> dict:
+    if given["overwrite"] and given["resume"]:  # an unfinished run was resumed, --overwrite unsaid
+        from titans_ts.errors import ConfigError
+
+        raise ConfigError("--resume continues the run in --out and --overwrite starts it again: give one of them.")
+    return given
+
+
 RUN_FOLDER = Group(  # what a training command does with its --out folder
     RUN,
-    lambda **given: given,
+    _run_folder,
     ("overwrite", bool, False, "--overwrite/--no-overwrite", "Replace a model already saved in --out."),
     ("resume", bool, False, "--resume", "Continue a killed or interrupted run from its checkpoints in --out."),
     ("checkpoint_every", float, None, "--checkpoint-every", "Also checkpoint every this many minutes (default: "

@@ -308,6 +308,8 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
     unknown = ["fit", "--dataset", str(mine), *SMALL, "--variant", "lstm", "--tokens", "words"]
     cases.append((unknown, "--variant lstm (one of lmm, mac, mag, mal, attention, dlinear"))
     # the settings check is shared with the Python API; the CLI names the options the user typed
+    both = ["fit", "--dataset", str(mine), *SMALL, "--resume", "--overwrite", "--out", str(tmp_path / "model")]
+    cases.append((both, "--resume continues the run in --out and --overwrite starts it again: give one of them"))
     blend = ["fit", "--dataset", str(mine), *SMALL, "--online-blend", "0.5"]
     cases.append((blend, "--online-blend 0.5 is a --mode history setting (window mode would ignore it: add --mode"))
     ignored = [  # options the chosen model would ignore: accepted with exit 0 and no effect before

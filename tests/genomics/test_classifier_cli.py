@@ -375,6 +375,10 @@ def test_cli_bad_files_get_one_line_and_lose_nothing(tmp_path):
             "fewer sequences than --folds 30",
         ),
         (["finetune", str(tmp_path / "mine.txt"), "--out", str(tmp_path / "run6")], "mine.txt does not exist"),
+        (  # an unfinished run was resumed, --overwrite unsaid
+            ["finetune", str(tmp_path / "ints.csv"), "--resume", "--overwrite", "--out", str(tmp_path / "run7")],
+            "give one of them",
+        ),
         # a shape a scratch model cannot take: refused before fold 1 started and left a run folder behind
         (
             ["finetune", str(tmp_path / "ints.csv"), "--scratch", "--stride", "0", "--out", str(tmp_path / "run8")],
