@@ -72,14 +72,15 @@ _SAID_INTERRUPTED: set = set()  # pretrained folders said once per process (a CV
 
 def _say_if_interrupted(path, report: dict) -> None:
     """An InterruptedTrainingWarning for a pretraining that was stopped (Ctrl-C, kill) before it finished."""
-    if report.get("stop_reason") != "interrupted" or report.get("save_id") in _SAID_INTERRUPTED:
+    said = (str(Path(path).resolve()), report.get("save_id"))  # a folder saved before save_id: by its path
+    if report.get("stop_reason") != "interrupted" or said in _SAID_INTERRUPTED:
         return
     import warnings
 
     from titans_ts.errors import InterruptedTrainingWarning
     from titans_ts.training import stop_note
 
-    _SAID_INTERRUPTED.add(report.get("save_id"))
+    _SAID_INTERRUPTED.add(said)
     warnings.warn(
         f"{path}: its pretraining was interrupted ({stop_note(report.get('training', report))}); fine-tuning starts "
         "from the weights it kept. To finish it first: `titans-dna pretrain ... --out <that folder> --resume`.",
