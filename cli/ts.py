@@ -27,10 +27,10 @@ from cli.options import (
 from cli.ts_options import HISTORY, QUANTILES
 from cli.ts_saved import evaluate, predict, update
 from cli.ts_tables import (
-    benchmark_cell,
     blend_note,
     forecaster_note,
     metrics_table,
+    print_benchmark_table,
     print_quantile_scores,
     reset_mix_note,
 )
@@ -397,7 +397,7 @@ def benchmark(
         target=reading.targets, epochs=epochs, max_minutes=max_minutes,
     )  # fmt: skip
     if records:  # every run failed: no table of dashes
-        _print_benchmark_table(records, dataset, lookback, horizon_list, seed_list)
+        print_benchmark_table(records, dataset, lookback, horizon_list, seed_list)
         console.print(f"One JSON per run in {runs_dir}/.")
     if failed:
         kept = f"the others are kept in {runs_dir}" if records else "none was kept"
@@ -405,23 +405,6 @@ def benchmark(
             f"{len(failed)} of {total} runs failed (said above: {', '.join(failed)}); {kept}: the same command runs "
             "only what is missing."
         )
-
-
-def _print_benchmark_table(records: list, dataset: str, lookback: int, horizons: list, seeds: list) -> None:
-    from titans_ts.forecasting.benchmark import summarize
-    from titans_ts.forecasting.settings import dataset_label
-
-    table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seeds}")
-    for column in ["model", *(f"{h}" for h in horizons), "average"]:
-        table.add_column(column)
-    for model, row in summarize(records, horizons).items():
-        cells = [benchmark_cell(row["horizons"].get(h), len(seeds)) for h in horizons]  # "-": failed
-        average = row["average"]
-        table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
-    console.print(table)
-    other_lookbacks = sorted({(r["model"], r["lookback"]) for r in records if r.get("lookback", lookback) != lookback})
-    for model, seen in other_lookbacks:  # seasonal naive sees at least one season
-        console.print(f"{model} saw a lookback of {seen} steps (one season), the others {lookback}.")
 
 
 def main() -> None:

@@ -120,3 +120,21 @@ def benchmark_cell(cell: dict | None, seeds: int) -> str:
     ran = len(cell["mse"])
     short = f" ({ran} of {seeds} seeds)" if ran < seeds else ""
     return f"{mean_std(cell['mse'])} / {mean_std(cell['mae'])}{short}"
+
+
+def print_benchmark_table(records: list, dataset: str, lookback: int, horizons: list, seeds: list) -> None:
+    """The benchmark's table of test MSE / MAE per model and horizon, and the lookbacks that differ."""
+    from titans_ts.forecasting.benchmark import summarize
+    from titans_ts.forecasting.settings import dataset_label
+
+    table = Table(title=f"{dataset_label(dataset)}: test MSE / MAE, lookback {lookback}, seeds {seeds}")
+    for column in ["model", *(f"{h}" for h in horizons), "average"]:
+        table.add_column(column)
+    for model, row in summarize(records, horizons).items():
+        cells = [benchmark_cell(row["horizons"].get(h), len(seeds)) for h in horizons]  # "-": failed
+        average = row["average"]
+        table.add_row(model, *cells, "-" if average is None else f"{average[0]:.3f} / {average[1]:.3f}")
+    console.print(table)
+    other_lookbacks = sorted({(r["model"], r["lookback"]) for r in records if r.get("lookback", lookback) != lookback})
+    for model, seen in other_lookbacks:  # seasonal naive sees at least one season
+        console.print(f"{model} saw a lookback of {seen} steps (one season), the others {lookback}.")

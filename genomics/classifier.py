@@ -89,12 +89,20 @@ def _say_if_interrupted(path, report: dict) -> None:
     )
 
 
-def pretrained_provenance(path) -> dict | None:
-    """Which pretrained model a classifier started from, as its history keeps it: the folder, its save_id (the
-    same folder later holding another model tells them apart), held-out bits per base and how it stopped."""
+def _saved_report(path) -> dict | None:
+    """A pretrained folder's config.json (its report), without its weights; None when it cannot be read."""
     try:
         report = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def pretrained_provenance(path) -> dict | None:
+    """Which pretrained model a classifier started from, as its history keeps it: the folder, its save_id (the
+    same folder later holding another model tells them apart), held-out bits per base and how it stopped."""
+    report = _saved_report(path)
+    if report is None:
         return None
     kept = ("save_id", "held_out_bits_per_base", "stop_reason")
     return {"path": str(Path(path).resolve()), **{key: report.get(key) for key in kept}}
@@ -104,7 +112,7 @@ def pretrained_architecture(path) -> dict | None:
     """The ARCHITECTURE_PARAMS of a pretrained folder, read from its config.json alone (None when it cannot be
     read: loading the folder then says why)."""
     try:
-        saved = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))["model_config"]
+        saved = (_saved_report(path) or {})["model_config"]
         model_config = {**NO_STEM, **saved} if "stride" not in saved else dict(saved)
         return {name: DNAModelConfig(**model_config).__dict__[name] for name in ARCHITECTURE_PARAMS}
     except (OSError, ValueError, KeyError, TypeError):
@@ -275,9 +283,9 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
             refuse([f"{name}={value!r} (a whole number)" for name, value in values.items() if not is_integer(value)])
             self._scratch_config()  # its shape checked (stride, dim, block, ...) before any data is read or folder made
         shaped = self._shaped_architecture()
-        if shaped and self.architecture == "titans" and self.pretrained not in (False, None):
-            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
-            brought = pretrained_architecture(path)  # a setting that says what the folder has is no conflict
+        folder = self._pretrained_folder()
+        if shaped and folder is not None:
+            brought = pretrained_architecture(folder)  # a setting that says what the folder has is no conflict
             differ = {name: value for name, value in shaped.items() if brought is None or brought[name] != value}
             if differ:
                 given = ", ".join(f"{name}={value!r}" for name, value in differ.items())
@@ -293,13 +301,18 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         """A training crop shorter than the Titans stem's stride: windows of less than one token."""
         if self.architecture != "titans" or self.train_crop in (None, 0) or not is_integer(self.train_crop):
             return []
-        stride = self.stride
-        if self.pretrained not in (False, None):  # the folder's stride (its own check says when there is none)
-            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
-            stride = (pretrained_architecture(path) or {}).get("stride", stride)
+        folder, stride = self._pretrained_folder(), self.stride
+        if folder is not None:  # the folder's stride (its own check says when there is none)
+            stride = (pretrained_architecture(folder) or {}).get("stride", stride)
         if self.train_crop >= stride:
             return []
         return [f"train_crop={self.train_crop} (at least the stem's stride, {stride} bases: one token of the model)"]
+
+    def _pretrained_folder(self) -> Path | None:
+        """The pretrained folder a Titans backbone starts from (None: from scratch, or a baseline)."""
+        if self.architecture != "titans" or self.pretrained in (False, None):
+            return None
+        return pretrained_path() if self.pretrained is True else Path(self.pretrained)
 
     def _shaped_architecture(self) -> dict:
         """The architecture parameters set away from their defaults (a pretrained backbone would ignore them)."""
@@ -333,10 +346,10 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
                 return GenomicBenchmarksCNN(n_classes)
             if self.architecture == "transformer":
                 return SmallTransformer(n_classes, dim=self.dim, layers=self.layers, heads=self.heads)
-        if self.pretrained is False or self.pretrained is None:
+        folder = self._pretrained_folder()
+        if folder is None:
             return DNASequenceClassifier(self._scratch_config(), n_classes)
-        path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
-        config, backbone = load_backbone_weights(path)
+        config, backbone = load_backbone_weights(folder)
         config = replace(config, pooling=self.pooling)  # the head is new: its pooling is the classifier's
         model = DNASequenceClassifier(config, n_classes)
         model.backbone.load_state_dict(backbone)
@@ -407,9 +420,8 @@ class DNAClassifier(ClassifierMixin, TitansEstimator):
         self.fitted_params_ = self.get_params()  # what predict and save check against (_check_fitted)
         best = record.pop("best")
         self.history_ = record | {"best_val_loss": best, "device": str(device)}
-        if self.architecture == "titans" and self.pretrained not in (False, None):
-            path = pretrained_path() if self.pretrained is True else Path(self.pretrained)
-            self.history_["pretrained_from"] = pretrained_provenance(path)
+        if self._pretrained_folder() is not None:
+            self.history_["pretrained_from"] = pretrained_provenance(self._pretrained_folder())
         return self
 
     def predict_proba(self, sequences) -> np.ndarray:

@@ -216,8 +216,7 @@ def pretrain(
     started = time.time()
     windows, kept, train_windows, val_windows = split_corpus(corpus, window, evaluation_sequences, k, held_out, seed)
     dropped = len(windows) - len(kept)
-    drawn = min(max(1, int(held_out * len(kept))), len(kept))  # as split_corpus draws them
-    repeated = drawn - len(val_windows)  # held-out windows that are training windows too
+    repeated = len(kept) - len(train_windows) - len(val_windows)  # held-out windows split_corpus left out
     _say_repeats(repeated, corpus, bool(val_windows))
     if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
         filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""

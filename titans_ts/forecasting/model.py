@@ -202,6 +202,9 @@ class SimbaForecaster(nn.Module):
             n_tokens = config.channels
             self.head = nn.Linear(config.dim, config.horizon)
         self.blocks = nn.ModuleList(SimbaBlock(config, n_tokens) for _ in range(config.layers))
+        self.token_order = config.token_order()  # the variate tokens' order, and where each column's token is
+        order = self.token_order or []
+        self.column_order = [order.index(channel) for channel in range(len(order))] or None
         self.norm = nn.LayerNorm(config.dim)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -211,9 +214,8 @@ class SimbaForecaster(nn.Module):
         batch, _, channels = x.shape
         x, stats = self.revin.normalize(x)
         tokens = self.dropout(self.tokenizer(x))
-        order = self.config.token_order()
-        if order is not None:  # covariates' tokens before the targets' (the mixing is causal)
-            tokens = tokens[:, order]
+        if self.token_order is not None:  # covariates' tokens before the targets' (the mixing is causal)
+            tokens = tokens[:, self.token_order]
         states = states or [None] * len(self.blocks)
         new_states = []
         for block, state in zip(self.blocks, states, strict=True):
@@ -224,8 +226,8 @@ class SimbaForecaster(nn.Module):
             out = self.head(tokens.flatten(1)).view(batch, channels, -1)  # (B*C, N*dim) -> (B, C, H)
         else:
             out = self.head(tokens)  # (B, C, H)
-            if order is not None:  # back to the columns' order
-                out = out[:, [order.index(channel) for channel in range(channels)]]
+            if self.token_order is not None:  # back to the columns' order
+                out = out[:, self.column_order]
         forecast = forecast_targets(self.revin.denormalize(out.transpose(1, 2), stats), self.config)
         return (forecast, new_states) if return_states else forecast
 
