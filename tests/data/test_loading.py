@@ -418,6 +418,22 @@ def test_long_format_becomes_one_column_per_series_on_the_shared_span(tmp_path):
         ).all()
 
 
+def test_a_long_tables_other_columns_are_said_to_go_unread(tmp_path):
+    """A covariate beside (id, time, value), a price or a temperature, was dropped without a word."""
+    from titans_ts.errors import UnreadInputsWarning
+
+    hours = pd.date_range("2021-03-01", periods=6, freq="h")
+    rows = [(name, t, float(i), 10.0 - i, "x") for name in ("a", "b") for i, t in enumerate(hours)]
+    pd.DataFrame(rows, columns=["id", "ts", "y", "price", "note"]).to_csv(tmp_path / "priced.csv", index=False)
+    with pytest.warns(UnreadInputsWarning, match=r"2 column\(s\) of the long table are not read, \['price', 'note'\]"):
+        panel = load_dataset(tmp_path / "priced.csv", long=("id", "ts", "y"))
+    assert list(panel.columns) == ["a", "b"] and panel["a"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    _long_table(tmp_path / "plain.csv")
+    with warnings.catch_warnings():  # id, time and value alone: nothing to say
+        warnings.simplefilter("error", UnreadInputsWarning)
+        load_dataset(tmp_path / "plain.csv", long=("id", "ts", "y"), columns=["a"])
+
+
 def test_long_format_whole_number_times_are_dates_or_unix_time_as_in_a_wide_file(tmp_path):
     """Epoch seconds in a long table's time column were kept as steps (the forecast numbered 1.6 billion on)."""
     hours = pd.date_range("2023-01-01", periods=6, freq="h")

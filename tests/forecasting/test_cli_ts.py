@@ -568,6 +568,12 @@ def test_a_model_fitted_on_a_long_table_reads_and_writes_long_tables(tmp_path):
     fewer = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "fewer.csv")])
     said = " ".join(fewer.output.split())  # a long table lacking a series: said of series, not of columns
     assert fewer.exit_code == 2 and f"has no series ['{ids[0]}']" in said and "fitted on the series" in said, said
+    more = pd.concat([series, series[series["sensor"] == ids[0]].assign(sensor="new shop")])
+    more.rename(columns={"date": "ts"}).to_csv(tmp_path / "more.csv", index=False)
+    with_new = runner.invoke(app, ["predict", "--model", model, "--input", str(tmp_path / "more.csv")])
+    said = " ".join(with_new.output.split())  # a series the model was not fitted on: said, not dropped unsaid
+    assert with_new.exit_code == 0 and "1 series the model was not fitted on are not read, ['new shop']" in said, said
+    assert with_new.stdout == predicted.stdout  # the model's own series, forecast as before
 
 
 def test_a_long_forecast_keeps_each_level_beside_its_value():

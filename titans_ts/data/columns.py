@@ -47,6 +47,7 @@ def read_as_fit(dataset: str, columns=None, target=None, **read):
 
     wanted = input_columns(columns, target)
     frame = load_dataset(dataset, **read, columns=wanted)
+    frame.attrs.pop("other_series", None)  # a long table's series left out by --columns: the user's choice
     if wanted is not None:  # the reader keeps the file's order; the inputs are in the order asked
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)[[str(c) for c in wanted]]
     target_positions(target, frame.columns)

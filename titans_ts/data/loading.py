@@ -131,8 +131,11 @@ def read_series_csv(
         inserted = None
         if isinstance(frame.index, pd.DatetimeIndex):
             frame, inserted = _evenly_spaced(frame, path, fill)
+        other_series = frame.attrs.get("other_series", [])
         kept = _kept(frame, columns, path, ids=long[0])
-        return validate_frame(kept, source=str(path), fill=fill, ids=long[0], inserted=inserted)
+        read = validate_frame(kept, source=str(path), fill=fill, ids=long[0], inserted=inserted)
+        read.attrs["other_series"] = other_series  # the ids beside `columns`: a saved model's reader names them
+        return read
     try:
         return _read_wide(raw, path, date_column, fill, header, regular, columns)
     except DataValidationError as exc:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from titans_ts.data.timestamps import numeric_times, parse_dates
-from titans_ts.errors import DataValidationError, LongColumnsError, TitansWarning
+from titans_ts.errors import DataValidationError, LongColumnsError, TitansWarning, UnreadInputsWarning
 
 _MAX_LISTED = 5
 
@@ -31,17 +31,22 @@ def pivot_long(
     raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str, series: list | None = None
 ) -> pd.DataFrame:
     """The wide panel (columns = ids as strings, index = the time column) of a long table; rules 1-3.
-    series: the ids to keep (None: all), before anything else, so that another series' span cuts none of theirs."""
+    series: the ids to keep (None: all), before anything else, so that another series' span cuts none of theirs;
+    the others are listed in the panel's attrs["other_series"] (a saved model's reader says it leaves them)."""
     missing = [c for c in (id_col, time_col, target) if c not in raw.columns]
     if missing:
         raise LongColumnsError(
             f"{path}: no column(s) {missing} for the long format; columns are {list(raw.columns)[:10]}. "
             "Name them with id_col=, time_col=, target= (CLI: --id-col, --time-col, --target)."
         )
+    _say_other_columns(raw, path, id_col, time_col, target)
     table = raw[[id_col, time_col, target]].copy()
     ids = table[id_col].astype(str)
+    others = []
     if series is not None and {str(s) for s in series} <= set(ids):  # one it lacks: named by the caller (_kept)
-        table = table[ids.isin({str(s) for s in series})]
+        wanted = ids.isin({str(s) for s in series})
+        others = list(dict.fromkeys(ids[~wanted]))
+        table = table[wanted]
     table[target] = _values(table, path, id_col, time_col, target)
     table[time_col] = _times(table[time_col], path, time_col)
     duplicated = np.flatnonzero(table.duplicated([id_col, time_col], keep=False).to_numpy())
@@ -56,7 +61,24 @@ def pivot_long(
     wide = table.pivot(index=time_col, columns=id_col, values=target).sort_index()
     wide.columns = [str(c) for c in wide.columns]
     wide.columns.name = None
-    return _common_span(wide, path)
+    wide = _common_span(wide, path)
+    wide.attrs["other_series"] = others
+    return wide
+
+
+def _say_other_columns(raw: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str) -> None:
+    """An UnreadInputsWarning naming a long table's columns beside its id, time and value: each series is read
+    from the value column alone, so a covariate there (a price, a temperature) would go unread without a word."""
+    others = [str(c) for c in raw.columns if c not in (id_col, time_col, target)]
+    if others:
+        listed = f"{others[:_MAX_LISTED]}{' ...' if len(others) > _MAX_LISTED else ''}"
+        warnings.warn(
+            f"{path}: {len(others)} column(s) of the long table are not read, {listed}: each series is its "
+            f"{target!r} values. To read one as an input, give a wide table instead (a column per series and per "
+            "input, such as y_A, price_A, y_B, price_B) and name the forecast columns with target= (CLI: --target).",
+            UnreadInputsWarning,
+            stacklevel=2,
+        )
 
 
 def _values(table: pd.DataFrame, path: Path, id_col: str, time_col: str, target: str) -> pd.Series:

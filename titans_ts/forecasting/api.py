@@ -23,6 +23,7 @@ from titans_ts.errors import (
     MissingColumnsError,
     SplitTooShortError,
     TimeGapWarning,
+    UnreadInputsWarning,
 )
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.floors import floors_record
@@ -332,6 +333,19 @@ def update_saved(
     return estimator, frame, estimator.save(out)
 
 
+def _say_other_series(others: list[str], source, fitted: list[str]) -> None:
+    """An UnreadInputsWarning for the series of a long table that the model was not fitted on: a new shop or
+    sensor gets no forecast, and the user is told so rather than finding it missing from the output."""
+    if others:
+        listed = f"{others[:5]}{' ...' if len(others) > 5 else ''}"
+        warnings.warn(
+            f"{source}: {len(others)} series the model was not fitted on are not read, {listed}: it forecasts its "
+            f"own, {fitted[:5]}{' ...' if len(fitted) > 5 else ''}. To forecast the others, fit a model on them.",
+            UnreadInputsWarning,
+            stacklevel=3,
+        )
+
+
 def _check_model_out(out: Path, model_dir: Path, overwrite: bool) -> None:
     """Where update_saved saves: the model's own folder, a new or empty folder, or (with overwrite) a folder
     holding only another saved model."""
@@ -361,7 +375,9 @@ def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[p
     fitted = [str(c) for c in estimator.columns_]
     as_fitted = long or estimator.long_format_
     try:
-        return load_dataset(source, **read, long=as_fitted, columns=fitted), as_fitted
+        frame = load_dataset(source, **read, long=as_fitted, columns=fitted)
+        _say_other_series(frame.attrs.pop("other_series", []), source, fitted)
+        return frame, as_fitted
     except LongColumnsError as exc:
         if long:
             raise
