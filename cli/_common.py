@@ -105,7 +105,7 @@ class ErrorReportingGroup(TyperGroup):
             # a run that says what it kept (require_finished: its checkpoint) is not told that nothing was saved
             said = f": {escape(str(exc))}" if str(exc) else "; nothing was saved."
             err_console.print(f"[bold red]interrupted[/]{said}", highlight=False, soft_wrap=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(interrupted_exit_code()) from None
         except TitansError as exc:
             if _state["debug"]:
                 raise
@@ -132,10 +132,19 @@ def file_system_error(exc: OSError) -> str:
 
 
 def exit_if_interrupted(*histories: dict) -> None:
-    """After a run's results are printed and saved: the shell's code for Ctrl-C (130) if any part of it was
-    interrupted, so that a script can tell it from a finished run."""
+    """After a run's results are printed and saved: the shell's code for Ctrl-C (130) or SIGTERM (143) if any
+    part of it was interrupted, so that a script can tell it from a finished run."""
     if any(history.get("stop_reason") == "interrupted" for history in histories):
-        raise typer.Exit(130)
+        raise typer.Exit(interrupted_exit_code())
+
+
+def interrupted_exit_code() -> int:
+    """130 for Ctrl-C, 143 when SIGTERM stopped a training (a scheduler's stop: a requeue script tells them
+    apart as it would for any process); the training loop is not imported for this (it loads Lightning)."""
+    import sys
+
+    loop = sys.modules.get("titans_ts.training.loop")
+    return 143 if loop is not None and loop.stopped_by_sigterm() else 130
 
 
 def make_app(name: str, help: str) -> typer.Typer:

@@ -115,8 +115,10 @@ def test_debug_is_taken_anywhere_on_the_command_line(tmp_path):
         assert result.exit_code == 1 and result.exception is not None  # the traceback, not "no such option"
 
 
-def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitted, tmp_path):
-    """A real SIGINT to a real `titans-ts fit` process once its first epoch is validated, as a user's Ctrl-C."""
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitted, tmp_path, stop, code):
+    """A real SIGINT to a real `titans-ts fit` process once its first epoch is validated, as a user's Ctrl-C;
+    SIGTERM (a scheduler's stop) saves alike and exits 143, as a shell reports it (it exited 130)."""
     import signal
     import subprocess
     import sys
@@ -139,9 +141,9 @@ def test_ctrl_c_after_a_validated_epoch_saves_the_best_model_and_exits_130(fitte
     deadline = time.time() + 300
     while not (out / "checkpoints" / "last.ckpt").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, stop))
     stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, (stdout[-2000:], stderr[-2000:])
+    assert process.returncode == code, (stdout[-2000:], stderr[-2000:])
     assert "interrupted" in stdout
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history["stop_reason"] == "interrupted" and history["epochs_run"] < 200

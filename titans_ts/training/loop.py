@@ -186,6 +186,13 @@ def make_trainer(
 
 
 STOP_REASONS = ("early_stopping", "max_epochs", "time_budget", "interrupted")
+_stopped_by_sigterm = False  # a training in this process was stopped by SIGTERM, not Ctrl-C
+
+
+def stopped_by_sigterm() -> bool:
+    """Whether a training in this process was interrupted by SIGTERM (a scheduler's stop, `kill`) rather than
+    Ctrl-C: the CLI then exits 143, as a shell reports a process that SIGTERM ended, not Ctrl-C's 130."""
+    return _stopped_by_sigterm
 
 
 def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights, ckpt_path=None) -> None:
@@ -195,6 +202,7 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
     KeyboardInterrupt is raised."""
     import signal
 
+    global _stopped_by_sigterm
     handler = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, train, val, ckpt_path=ckpt_path)
@@ -202,6 +210,7 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
         if not trainer.interrupted:
             raise
     finally:
+        _stopped_by_sigterm = _stopped_by_sigterm or bool(trainer.interrupted and trainer.received_sigterm)
         try:
             signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored after an interrupt
         except (ValueError, TypeError):  # not the main thread, or a handler Python did not install
