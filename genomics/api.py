@@ -102,7 +102,12 @@ def finetune(
     `checkpoint_every` minutes) and each finished fold's result; resume=True skips the finished folds and
     continues the unfinished one. They are removed once the run finished.
     """
-    from titans_ts.checkpointing import check_run_folder, finish_run_folder, prepare_run_folder  # training only
+    from titans_ts.checkpointing import (  # training only
+        check_run_folder,
+        finish_run_folder,
+        forget_unstarted_run,
+        prepare_run_folder,
+    )
     from titans_ts.training import resolve_device
 
     resolve_device(params.get("device", "auto"))  # a bad device fails before any data is read
@@ -174,7 +179,11 @@ def finetune(
 
     if chosen == "official":
         model, again = classifier("official")
-        model.fit(train.sequences, train.label_names(), resume=again)
+        try:
+            model.fit(train.sequences, train.label_names(), resume=again)
+        except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty run folder is left
+            forget_unstarted_run(out)
+            raise
         accuracy = model.score(test.sequences, test.label_names())
         result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
         if main:
@@ -193,12 +202,14 @@ def finetune(
             model, again = classifier(f"fold{index}")
             try:
                 model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
-            except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
-                kept = f"the {index} finished fold(s) are kept" if index else "no fold had finished"
-                raise KeyboardInterrupt(
-                    f"{exc} (fold {index + 1} of {folds}; {kept} in {checkpoints}: the same command with --resume "
-                    "goes on)"
-                ) from None
+            except BaseException as exc:  # a Ctrl-C says what the run kept, and how to go on
+                if not index:  # nothing to resume: no empty run folder is left either
+                    forget_unstarted_run(out)
+                if not isinstance(exc, KeyboardInterrupt):
+                    raise
+                kept = f"the {index} finished fold(s) are kept in {checkpoints}: the same command with --resume goes on"
+                kept = kept if index else "no fold had finished"
+                raise KeyboardInterrupt(f"{exc} (fold {index + 1} of {folds}; {kept})") from None
             fold_results.append(
                 {
                     "fold": index,

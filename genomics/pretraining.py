@@ -192,7 +192,7 @@ def pretrain(
     Checkpoints go to out/checkpoints (every epoch, and every `checkpoint_every` minutes); resume=True
     continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder, start_or_resume
+    from titans_ts.checkpointing import finish_run_folder, forget_unstarted_run, prepare_run_folder, start_or_resume
     from titans_ts.io import data_fingerprint
     from titans_ts.training import resolve_device, seed_everything, train_and_restore, tune_cpu_allocator
 
@@ -247,27 +247,31 @@ def pretrain(
     checkpoint = start_or_resume(checkpoints, settings, resume)
     train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True, shard=True)
     val = make_loader(val_windows, None, batch_size, bucket=True, shard=True)
-    training = train_and_restore(
-        module,
-        train,
-        val,
-        checkpoint=checkpoint,
-        max_epochs=epochs,
-        monitor="val_loss",
-        patience=max(1, epochs),
-        progress=progress,
-        max_minutes=max_minutes,
-        device=device,
-        checkpoint_dir=checkpoints,
-        checkpoint_minutes=checkpoint_every,
-    )
-    val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
-    if val_nats is None or not math.isfinite(val_nats):  # no epoch validated: no score, and no pretrained model
-        raise ConfigError(
-            f"training stopped ({training['stop_reason']}) before its first epoch was validated, so there is no "
-            f"held-out score and no model was saved in {out}: give it more time (--max-minutes) or fewer windows "
-            "(--window, a smaller corpus)."
+    try:
+        training = train_and_restore(
+            module,
+            train,
+            val,
+            checkpoint=checkpoint,
+            max_epochs=epochs,
+            monitor="val_loss",
+            patience=max(1, epochs),
+            progress=progress,
+            max_minutes=max_minutes,
+            device=device,
+            checkpoint_dir=checkpoints,
+            checkpoint_minutes=checkpoint_every,
         )
+        val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
+        if val_nats is None or not math.isfinite(val_nats):  # no epoch validated: no score, and no pretrained model
+            raise ConfigError(
+                f"training stopped ({training['stop_reason']}) before its first epoch was validated, so there is no "
+                f"held-out score and no model was saved in {out}: give it more time (--max-minutes) or fewer windows "
+                "(--window, a smaller corpus)."
+            )
+    except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty folder is left behind
+        forget_unstarted_run(out)
+        raise
     report = {
         "format": "titans-ts dna language model",
         "titans_ts_version": __version__,

@@ -227,6 +227,31 @@ def test_a_ctrl_c_before_the_first_checkpoint_leaves_no_checkpoint_folder(tmp_pa
     assert not checkpoints.exists()
 
 
+def test_a_fit_stopped_before_its_first_checkpoint_leaves_no_empty_model_folder(tmp_path, monkeypatch):
+    """titans-ts fit, Ctrl-C in the first epoch: the --out folder it made was left empty (a model folder
+    without a model); one holding an earlier model (--overwrite) keeps it."""
+    from typer.testing import CliRunner
+
+    from cli.ts import app
+    from titans_ts.forecasting.training import ForecastModule
+
+    write_series(tmp_path / "mine.csv", rows=300, columns=2)
+
+    def interrupted(self, batch, batch_index):
+        raise KeyboardInterrupt
+
+    fit = ["fit", "--dataset", str(tmp_path / "mine.csv"), *ARGS[:7], "1"]
+    runner = CliRunner()
+    assert runner.invoke(app, [*fit, "--out", str(tmp_path / "kept")]).exit_code == 0
+    monkeypatch.setattr(ForecastModule, "training_step", interrupted)
+    result = runner.invoke(app, [*fit, "--out", str(tmp_path / "new")])
+    assert result.exit_code == 130 and "nothing to keep" in result.output, result.output
+    assert not (tmp_path / "new").exists()
+    kept = sorted(path.name for path in (tmp_path / "kept").iterdir())
+    assert runner.invoke(app, [*fit, "--out", str(tmp_path / "kept"), "--overwrite"]).exit_code == 130
+    assert sorted(path.name for path in (tmp_path / "kept").iterdir()) == kept and "model.safetensors" in kept
+
+
 def test_a_finished_fit_leaves_its_checkpoint_dir_to_the_next_fit(tmp_path):
     """A fit with checkpoint_dir that ended on its own was refused by the next fit (refit, cross-validation) as
     "an unfinished run"; it is replaced, and an interrupted run's checkpoints still are not."""

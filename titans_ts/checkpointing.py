@@ -205,6 +205,18 @@ def forget_unstarted(folder) -> None:
             folder.rmdir()
 
 
+def forget_unstarted_run(out) -> None:
+    """After a run stopped before its first checkpoint (Ctrl-C, an error): its folder goes when it holds nothing
+    but the settings the run recorded as it started, so that no empty model folder is left behind. A folder
+    holding anything else (an earlier model, a resumable run) is kept as it is."""
+    from titans_ts.distributed import is_main_process
+    from titans_ts.io import started_only
+
+    out = Path(out)
+    if is_main_process() and out.is_dir() and started_only(out):
+        shutil.rmtree(out, ignore_errors=True)
+
+
 # Settings that are data fingerprints (`count:hash`), in words: the training data, pretraining's corpus windows,
 # and the evaluation sequences its leakage guard drops windows for.
 FINGERPRINTS = {

@@ -86,7 +86,7 @@ def check_out_folder(out, overwrite: bool) -> None:
     _check_parents(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder: choose another --out (a run writes a folder of files).")
-    if overwrite or not out.exists() or _started_only(out):
+    if overwrite or not out.exists() or started_only(out):
         return
     if holds_checkpoints(out / "checkpoints"):
         raise ConfigError(
@@ -116,7 +116,7 @@ def data_fingerprint(values) -> str:
     return f"{len(values)}:{hashlib.sha256(text).hexdigest()[:16]}"
 
 
-def _started_only(out: Path) -> bool:
+def started_only(out: Path) -> bool:
     """Whether `out` holds nothing a user could want back: no file at all, or only the settings a run records
     in out/checkpoints as it starts (a run killed before its first checkpoint leaves just those: nothing to
     resume, so a new start may take the folder)."""

@@ -554,6 +554,16 @@ def test_an_interrupted_cv_run_says_it_is_incomplete(labelled_csv, monkeypatch):
     assert result.exit_code == 130 and "(fold 2 of 2; the 1 finished fold(s) are kept in" in said, said
     assert "the same command with --resume goes on" in said
 
+    def fit_stopped_before_fold0_validated(self, *args, **kwargs):
+        raise KeyboardInterrupt("training was interrupted before its first validated epoch: nothing to keep")
+
+    monkeypatch.setattr(DNAClassifier, "fit", fit_stopped_before_fold0_validated)
+    result = runner.invoke(app, [*args, "--folds", "2", "--out", str(folder / "none")], env={"COLUMNS": "300"})
+    said = " ".join(result.output.split())  # it said --resume goes on, which then found nothing to resume
+    assert result.exit_code == 130 and "(fold 1 of 2; no fold had finished)" in said and "--resume" not in said, said
+    assert not (folder / "none").exists()  # no empty run folder left behind
+    monkeypatch.setattr(DNAClassifier, "fit", fit_stopped_before_fold1_validated)
+
     # a resume with another file, other folds or other settings kept fold 0 of the first run as its own
     monkeypatch.setattr(DNAClassifier, "fit", real_fit)
     pd.read_csv(folder / "toy.csv").iloc[:-4].to_csv(folder / "other.csv", index=False)

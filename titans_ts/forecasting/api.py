@@ -83,7 +83,7 @@ def fit_dataset(
     any left out (or None) take the dataset's defaults (`settings.resolve_fit`). on_start(settings) is
     called once they are resolved and checked and the folder is ready, before any data is read.
     """
-    from titans_ts.checkpointing import finish_run_folder, prepare_run_folder  # Lightning: training only
+    from titans_ts.checkpointing import finish_run_folder, forget_unstarted_run, prepare_run_folder  # training only
     from titans_ts.training import tune_cpu_allocator
 
     settings = resolve_fit(
@@ -104,7 +104,11 @@ def fit_dataset(
     estimator = TitansForecaster(**params)
     with warnings.catch_warnings():  # the file's gaps were checked as it was read; a benchmark loads as published
         warnings.simplefilter("ignore", TimeGapWarning)
-        estimator.fit(frame, resume=resume)
+        try:
+            estimator.fit(frame, resume=resume)
+        except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty model folder is left
+            forget_unstarted_run(out)
+            raise
     estimator.long_format_ = list(long) if long else None  # predict and evaluate read such files the same way
     if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
         return {"out": str(out), "rank": rank_and_world()[0]}
