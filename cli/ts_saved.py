@@ -135,7 +135,7 @@ def evaluate(
         help="Write every test window's forecast next to the truth here, in the format its name says (.csv, .csv.gz, "
         ".tsv or .parquet; other names CSV, other formats' names such as .xlsx refused): one row per "
         "(window, step, column) with origin, time, prediction and target in original units and scaled (with "
-        "--online the stream's point forecasts, without quantile levels; else each window's own, a --mode history "
+        "--online the stream's forecasts, with their quantile levels; else each window's own, a --mode history "
         "model's frozen ones).",
     ),
     plot: Path = typer.Option(
@@ -189,8 +189,7 @@ def evaluate(
     if out is not None:
         which = ""
         if metrics["windows_online"]:
-            points = ", point forecasts without the quantile levels" if metrics.get("quantiles") else ""
-            which = f": the online forecasts{points} (the memory carried through the rows before each window)"
+            which = ": the online forecasts (the memory carried through the rows before each window)"
         elif metrics["mode"] == "history":
             which = ": the frozen forecasts (the memory reset for every window; --online for the carried memory's)"
         console.print(f"Wrote {metrics['rows']} rows (window x step x column) to {out}{which}.")

@@ -60,11 +60,13 @@ def print_quantile_scores(metrics: dict, notes: bool = True) -> None:
     table = Table(title=f"Quantiles {metrics['quantiles']} ({metrics['calibration']['method']} calibration)")
     for column in ("split", "mean wQL", "CRPS (approx.)", "coverage (nominal)", "width"):
         table.add_column(column)
-    for split in ("val", "test"):
+    for split in ("val", "test", "test_online"):
+        if split not in metrics:  # test_online: evaluate --online
+            continue
         m = metrics[split]
         coverage = ", ".join(f"{v:.3f} ({_nominal(k)})" for k, v in m["coverage"].items()) or "-"
         width = ", ".join(f"{v:.3f}" for v in m["width"].values()) or "-"
-        table.add_row(split, f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
+        table.add_row(split.replace("_", ", "), f"{m['mean_wql']:.4f}", f"{m['crps']:.4f}", coverage, width)
     console.print(table)
     console.print("Validation calibrates the levels: its coverage is in-sample, the test's is not.", highlight=False)
     calibration = metrics["calibration"]

@@ -105,6 +105,25 @@ def test_adaptive_levels_start_at_the_conformal_ones_and_score_what_window_forec
     assert small["coverage"] == metrics["coverage"] and small["mean_wql"] == pytest.approx(metrics["mean_wql"])
 
 
+def test_the_online_streams_levels_are_tracked_as_the_frozen_windows_are(fitted, series):
+    """evaluate(online=True): each stream forecast's levels tracked from the validation offsets by the truths
+    before it (the frozen windows' rule), so the first window's match the frozen one's and the rest move."""
+    import copy
+
+    online, frozen = fitted.window_forecasts(online=True), fitted.window_forecasts()
+    first = online["window"] == online["window"].min()
+    pd.testing.assert_frame_equal(online[first], frozen[first], rtol=1e-5)  # no truth read, no state carried
+    shifted = copy.deepcopy(fitted)
+    shifted.quantile_scale_ = None  # no tracker: the same stream's levels shifted by the validation offsets
+    static = shifted.window_forecasts(online=True)
+    pd.testing.assert_frame_equal(static[first], online[first], rtol=1e-5)
+    np.testing.assert_array_equal(static["prediction_scaled"], online["prediction_scaled"])
+    assert not np.allclose(static["q0.9_scaled"], online["q0.9_scaled"])  # tracked on the way
+    scores = fitted.evaluate(online=True)
+    inside = (online["q0.1_scaled"] <= online["target_scaled"]) & (online["target_scaled"] <= online["q0.9_scaled"])
+    assert inside.mean() == pytest.approx(scores["coverage"]["0.1-0.9"])
+
+
 def test_adaptive_levels_carry_through_update_and_save_load(fitted, series, tmp_path):
     whole, parts = copy.deepcopy(fitted), copy.deepcopy(fitted)
     whole.update(series.iloc[340:370])

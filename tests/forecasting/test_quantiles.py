@@ -163,6 +163,29 @@ def test_evaluate_adds_the_level_scores_and_window_forecasts_the_levels(fitted, 
     assert metrics["mse"] == fitted.evaluate(series)["mse"]
 
 
+def test_online_evaluation_scores_the_stream_forecasts_levels(fitted, series):
+    """evaluate(online=True) gave MSE and MAE alone, and window_forecasts(online=True) no levels: the stream's
+    levels are those of its carried-memory forecasts, calibrated as the frozen ones, and scored alike."""
+    online = fitted.evaluate(series, online=True)
+    assert {"pinball", "mean_wql", "crps", "coverage", "width"} <= set(online)
+    table = fitted.window_forecasts(series, online=True)
+    inside = (table["q0.1_scaled"] <= table["target_scaled"]) & (table["target_scaled"] <= table["q0.9_scaled"])
+    assert inside.mean() == pytest.approx(online["coverage"]["0.1-0.9"])
+    error = table["prediction_scaled"] - table["target_scaled"]
+    assert (error**2).mean() == pytest.approx(online["mse"])
+    points = fitted.online_forecasts(series)
+    targets = fitted._stream_split(series, "test")[3]
+    assert online["mse"] == pytest.approx(np.mean((points - targets) ** 2), rel=1e-12)  # the points as before
+    # the first window starts from the trained memory: its forecast and levels are the frozen ones
+    frozen = fitted.window_forecasts(series)
+    first = table["origin"] == table["origin"].min()
+    level_columns = ["prediction_scaled", "q0.1_scaled", "q0.5_scaled", "q0.9_scaled"]
+    np.testing.assert_allclose(
+        table.loc[first, level_columns].to_numpy(), frozen.loc[first, level_columns].to_numpy(), atol=1e-5
+    )
+    assert not np.allclose(table[level_columns].to_numpy(), frozen[level_columns].to_numpy(), atol=1e-5)
+
+
 def test_update_keeps_the_levels_on_the_stream_forecast(fitted, series):
     whole, parts = copy.deepcopy(fitted), copy.deepcopy(fitted)
     whole.update(series.iloc[340:370])
@@ -339,8 +362,9 @@ def test_cli_fits_predicts_and_evaluates_with_levels(tmp_path):
     online = ["evaluate", "--model", model, "--dataset", str(tmp_path / "mine.csv"), "--online", "--out", str(windows)]
     streamed = runner.invoke(app, [*online, "--overwrite"], env={"COLUMNS": "200"})
     assert streamed.exit_code == 0, streamed.output
-    assert "q0.1" not in pd.read_csv(windows).columns  # the stream's points alone, as the sentence says
-    assert f"to {windows}: the online forecasts, point forecasts without the quantile levels (" in streamed.output
+    assert {"q0.1", "q0.9_scaled"} <= set(pd.read_csv(windows).columns)  # the stream's forecasts and levels
+    assert f"to {windows}: the online forecasts (" in streamed.output
+    assert "test, online" in streamed.output  # its level scores beside the frozen ones
 
 
 def test_the_forecast_plot_takes_every_level_label_for_a_level(tmp_path):

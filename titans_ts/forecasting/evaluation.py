@@ -22,12 +22,14 @@ class SplitWindows:
         """Every window of a split, one row per (window, step, column): origin and forecast time, the
         prediction and the truth in original units and scaled (the scaled ones give `evaluate`'s MSE), and
         for a model with quantiles each level ("q0.1" in original units, "q0.1_scaled").
-        online: the forecasts `evaluate(online=True)` scores, made as a stream with the memory carried (point
-        forecasts only); else each window's own (in mode="history" the frozen ones, `evaluate()`'s default)."""
+        online: the forecasts `evaluate(online=True)` scores, made as a stream with the memory carried (with
+        their levels); else each window's own (in mode="history" the frozen ones, `evaluate()`'s default)."""
         from titans_ts.forecasting.diagnostics import window_table
 
-        with_levels = bool(self._levels()) and not online
-        if with_levels:  # a model with quantiles: a column per level too ("q0.1", and "q0.1_scaled")
+        with_levels = bool(self._levels())
+        if with_levels and online:  # the stream's forecasts, each with its levels
+            frame, start, predictions, levels, targets = self._stream_split(X, split, with_levels=True)
+        elif with_levels:  # a model with quantiles: a column per level too ("q0.1", and "q0.1_scaled")
             frame, start, loader = self._split_windows(X, split, batch_size)
             predictions, levels, targets = self._level_predictions(loader)
         else:

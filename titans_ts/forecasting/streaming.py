@@ -9,7 +9,8 @@ import torch
 
 from titans_ts.errors import ConfigError
 from titans_ts.forecasting.floors import MODEL
-from titans_ts.forecasting.quantiles import QuantileForecaster
+from titans_ts.forecasting.conformal import tracked_windows
+from titans_ts.forecasting.quantiles import QuantileForecaster, QuantileScores
 from titans_ts.forecasting.time_axis import advanced, check_follows
 from titans_ts.memory import states_from_tensors, states_to_tensors
 
@@ -75,22 +76,44 @@ class Streaming:
             return history_mode.split_predictions(self, X, split, online=True)[2]
         return self._stream_split(X, split)[2]
 
-    def _stream_split(self, X, split: str):
-        """(frame, first row of the split, forecasts, targets) of the split's windows forecast as a stream."""
+    def _stream_split(self, X, split: str, with_levels: bool = False):
+        """(frame, first row of the split, forecasts, targets) of the split's windows forecast as a stream;
+        with_levels: (frame, start, forecasts, levels, targets), a quantile model's calibrated levels of each
+        stream forecast beside it (`_calibrated_stream`)."""
         self._check_streamable()
         frame, start, loader = self._split_windows(X, split, batch_size=1)
         device = self._device()
         self.model_.to(device).eval()
-        forecasts, targets, state = [], [], None
+        forecasts, raw_levels, targets, state = [], [], [], None
         with torch.no_grad():
             for x, y in loader:
-                forecast, state, _ = self._stream_step(x.to(device), state)
+                forecast, state, raw = self._stream_step(x.to(device), state)
                 forecasts.append(forecast[0].double().cpu().numpy())
                 targets.append(y[0].double().numpy())
-        return frame, start, np.stack(forecasts), np.stack(targets)
+                if with_levels:  # a floor's (None): its point at every level, as point_and_levels gives it
+                    raw = forecast[..., None].expand(*forecast.shape, len(self._levels())) if raw is None else raw
+                    raw_levels.append(raw[0].double().cpu().numpy())
+        forecasts, targets = np.stack(forecasts), np.stack(targets)
+        if not with_levels:
+            return frame, start, forecasts, targets
+        return frame, start, forecasts, self._calibrated_stream(np.stack(raw_levels), targets), targets
+
+    def _calibrated_stream(self, raw_levels: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Levels of a split's stream forecasts calibrated as evaluate() calibrates its windows': shifted by the
+        validation offsets, or (adaptive) tracked through the split from them, never reading a truth forecast."""
+        tracker = self._new_tracker()
+        if tracker is not None:
+            return tracked_windows(tracker, raw_levels, targets)
+        return self._calibrated(torch.as_tensor(raw_levels)).numpy()
 
     def _online_metrics(self, X, split: str, batch_size: int) -> dict:
-        """`evaluate(online=True)`: MSE and MAE of `online_forecasts` over every window of the split."""
+        """`evaluate(online=True)`: MSE and MAE of `online_forecasts` over every window of the split, and a
+        quantile model's level scores (quantiles.QuantileScores) of the same forecasts."""
+        if self._levels():
+            _, _, forecasts, levels, targets = self._stream_split(X, split, with_levels=True)
+            scores = QuantileScores(self._levels())
+            scores.add(*(torch.as_tensor(values) for values in (forecasts, levels, targets)))
+            return {**scores.result(), "windows": len(targets)}
         _, _, forecasts, targets = self._split_predictions(X, split, batch_size, online=True)
         error = forecasts - targets
         return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error))), "windows": len(error)}
