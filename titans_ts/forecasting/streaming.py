@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from titans_ts.errors import ConfigError
-from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.conformal import tracked_windows
+from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import QuantileForecaster, QuantileScores
 from titans_ts.forecasting.time_axis import advanced, check_follows
 from titans_ts.memory import states_from_tensors, states_to_tensors
