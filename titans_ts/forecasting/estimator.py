@@ -275,12 +275,18 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
 
     def _set_context(self, frame: pd.DataFrame) -> None:
         """The last `lookback` rows (scaled) and the time axis: what `predict()` continues from."""
-        self.context_ = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
+        self.context_ = self._scaled_context(frame)
         self.last_index_, self.step_ = time_axis(frame.index)
         self.index_name_ = frame.index.name  # the forecasts' index is named as the data's
         self.numbered_ = fitted_numbered(frame.index)  # its rows' numbers are its own: update checks new ones'
         self.memory_state_, self.stream_forecast_ = None, None  # streaming starts from the trained memory
         self.stream_levels_ = None
+
+    def _scaled_context(self, frame: pd.DataFrame) -> torch.Tensor:
+        """The last `lookback` rows of `frame`, scaled, row-major: a DataFrame's values are often a column-major
+        view, whose forecast differed in the last bits (1e-6) from a loaded model's and from evaluate's windows."""
+        scaled = self.scaler_.transform(frame.to_numpy()[-self.lookback :])
+        return torch.as_tensor(scaled, dtype=torch.float32).contiguous()
 
     # --- using a fitted model -----------------------------------------------------------------------
 
@@ -304,7 +310,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                 raise DataValidationError(
                     f"predict needs at least lookback={self.lookback} rows; got {len(frame)}. Pass a longer history."
                 )
-            context = torch.as_tensor(self.scaler_.transform(frame.to_numpy()[-self.lookback :]), dtype=torch.float32)
+            context = self._scaled_context(frame)
             last, step = axis_at_step(frame.index, self.step_)
             warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3)  # the window it reads
             name = frame.index.name
