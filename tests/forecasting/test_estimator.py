@@ -404,8 +404,8 @@ def test_columns_the_model_does_not_read_are_not_validated_either(fitted, series
 
 
 def test_bad_inputs(fitted, series, tmp_path):
-    with pytest.raises(DataValidationError, match=r"lacks \['c0'\]"):
-        fitted.predict(series.rename(columns={"c0": "other"}))
+    with pytest.raises(DataValidationError, match=r"lacks \['c0'\] \(it has \['other', 'c1', 'OT'\]\)"):
+        fitted.predict(series.rename(columns={"c0": "other"}))  # the misspelt name listed (it was left out)
     with pytest.raises(DataValidationError, match="at least lookback=24 rows"):
         fitted.predict(series.iloc[:10])
     with pytest.raises(DataValidationError, match="too short"):

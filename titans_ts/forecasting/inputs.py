@@ -87,6 +87,7 @@ def _only_fitted(frame: pd.DataFrame, names: list | None) -> pd.DataFrame:
     validated either (fitted_columns then names a fitted one it lacks); the frame as it is when it holds none."""
     if names is None:
         return frame
+    _refuse_missing(names, [str(c) for c in frame.columns])  # said with every column it has, the misspelt one too
     wanted = {str(n) for n in names}
     kept = [c for c in frame.columns if str(c) in wanted]
     return frame[kept] if kept and len(kept) < frame.shape[1] else frame
@@ -151,17 +152,23 @@ def fitted_columns(frame: pd.DataFrame, fitted: list) -> pd.DataFrame:
     columns = [str(c) for c in frame.columns]
     if columns == [str(c) for c in fitted]:
         return frame
-    missing = [c for c in fitted if str(c) not in columns]
-    if missing:
-        unnamed = [str(c) for c in fitted] == [f"x{i}" for i in range(len(fitted))]  # fitted on an array
-        hint = (
-            f" The model was fitted on an array, whose columns have no names: give an array of {len(fitted)} columns "
-            "in the fitted order (df.to_numpy()), or fit it on the DataFrame."
-            if unnamed
-            else ""
-        )
-        raise DataValidationError(
-            f"the model was trained on columns {fitted}; the data lacks {missing} (it has {columns}).{hint}"
-        )
+    _refuse_missing(fitted, columns)
     frame = frame.set_axis(columns, axis=1)
     return frame[[str(c) for c in fitted]]
+
+
+def _refuse_missing(fitted: list, columns: list[str]) -> None:
+    """An error naming the fitted columns the data lacks, and the columns it has."""
+    missing = [c for c in fitted if str(c) not in columns]
+    if not missing:
+        return
+    unnamed = [str(c) for c in fitted] == [f"x{i}" for i in range(len(fitted))]  # fitted on an array
+    hint = (
+        f" The model was fitted on an array, whose columns have no names: give an array of {len(fitted)} columns "
+        "in the fitted order (df.to_numpy()), or fit it on the DataFrame."
+        if unnamed
+        else ""
+    )
+    raise DataValidationError(
+        f"the model was trained on columns {fitted}; the data lacks {missing} (it has {columns}).{hint}"
+    )
