@@ -64,6 +64,11 @@ class ConstantColumnWarning(TitansWarning):
     """A column is constant over the training rows; it is centred but not rescaled."""
 
 
+class FallbackWarning(TitansWarning):
+    """A fitted model was behind a naive floor on validation, so the floor forecasts in its place
+    (fallback="auto"): its scores, forecasts and a search over its settings are the floor's."""
+
+
 class IgnoredSettingWarning(TitansWarning):
     """A setting given away from its default that the chosen model does not read (as scikit-learn warns of an
     l1_ratio without penalty='elasticnet'); the CLI refuses such an option instead."""

@@ -3,6 +3,7 @@ validation windows, and with fallback="auto" a model behind the best of them for
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from cli.ts import app
 from tests.data.helpers import write_series
 from titans_ts import TitansForecaster
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, FallbackWarning
 from titans_ts.forecasting.floors import autocorrelation_peak, candidate_seasons, choose
 
 TINY = dict(dim=8, layers=1, heads=2, chunk_size=8, epochs=1, progress=False)
@@ -41,7 +42,8 @@ def walk():
 
 @pytest.fixture(scope="module")
 def fallen(walk):
-    return TitansForecaster(**DAILY).fit(walk)  # fallback="auto", the default
+    with pytest.warns(FallbackWarning, match="so repeat last forecasts instead.*fallback='off' keeps the model"):
+        return TitansForecaster(**DAILY).fit(walk)  # fallback="auto", the default: said as it falls back
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,9 @@ def test_streaming_forecasts_with_the_floor_too(fallen, walk):
 
 
 def test_fallback_off_never_substitutes(fallen, walk):
-    kept = TitansForecaster(**DAILY, fallback="off").fit(walk)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FallbackWarning)  # nothing replaced, nothing said
+        kept = TitansForecaster(**DAILY, fallback="off").fit(walk)
     assert kept.floors_ == fallen.floors_ and kept.val_metrics_ == fallen.val_metrics_  # the same model, scored
     assert kept.forecaster_used_ == "model" and "fallback='off' keeps it" in kept.fallback_reason_
     with torch.no_grad():
@@ -155,6 +159,7 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     result = runner.invoke(app, [*args, "--layers", "1", "--epochs", "1", "--out", str(model)])
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())  # as rich wrapped it or not
+    assert "FallbackWarning" not in output and output.count("the model is behind the best floor") == 1  # said once
     assert "Validation MSE, the same windows: model" in output and "seasonal naive (season 7)" in output
     assert "Forecaster used: repeat last. Why: the model is behind the best floor" in output
     assert "the scores of repeat last, which forecasts in the model's place" in output  # the table's title

@@ -16,13 +16,14 @@ setting: it reports the model itself). `forecaster_used_` and `fallback_reason_`
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from titans_ts.errors import ConfigError, is_integer
+from titans_ts.errors import ConfigError, FallbackWarning, is_integer
 from titans_ts.forecasting.model import UNTRAINED, ForecastConfig, build_model
 from titans_ts.forecasting.time_axis import calendar_seasons, season_from_index, time_axis
 
@@ -177,6 +178,13 @@ class Floors:
         trained = config is not self.model_config_ or config.variant not in UNTRAINED
         scored = (self.val_metrics_["mse"], floors, trained, self.fallback, len(loader.dataset))
         self.forecaster_used_, self.fallback_reason_ = choose(*scored)
+        if self.forecaster_used_ != MODEL:  # said where it is made: a Python user sees no printed note
+            warnings.warn(
+                f"{self.fallback_reason_}. Its forecasts and scores are the floor's: a search over the model's "
+                "settings (GridSearchCV) compares floors; fallback='off' keeps the model.",
+                FallbackWarning,
+                stacklevel=3,
+            )
 
     def _forecaster(self) -> nn.Module:
         """What forecasts: the trained network, or the floor that replaced it (`forecaster_used_`)."""
