@@ -219,13 +219,14 @@ def test_a_users_file_is_read_and_split_as_fit_reads_it(tmp_path):
     frame.rename(columns={"date": "when"}).to_csv(tmp_path / "mine.csv", sep=";", index=False)
     out = tmp_path / "bench"
     args = ["benchmark", "--dataset", str(tmp_path / "mine.csv"), "--horizons", "12", "--lookback", "48"]
-    args += ["--models", "naive,seasonal_naive,dlinear", "--epochs", "1", "--out", str(out)]
+    args += ["--models", "naive,seasonal_naive,dlinear", "--epochs", "1", "--seeds", "0,1", "--out", str(out)]
     refused = runner.invoke(app, args)
     assert refused.exit_code == 2 and "--fill" in refused.output
     data = ["--fill", "ffill", "--date-column", "when", "--target", "OT", "--split", "0.6,0.2,0.2"]
     result = runner.invoke(app, [*args, *data])
     assert result.exit_code == 0, result.output
     assert result.stderr.count("the ffill fill filled 1 missing") == 1  # said once, not once more per run
+    assert result.stderr.count("DLinear reads each column on its own") == 1  # once, not per seed and horizon
     run = json.loads((out / "mine_dlinear_h12_s0.json").read_text())
     assert run["request"]["data"]["split"] == [0.6, 0.2, 0.2] and run["request"]["target"] == ["OT"]
     assert run["test"]["windows"] == 80 - 12 + 1 and run["columns"] == ["c0", "c1", "OT"]  # 20 % of 400 rows

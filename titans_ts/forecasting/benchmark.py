@@ -10,6 +10,7 @@ its numbers are the model's own, never those of a floor forecasting in its place
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import statistics
@@ -136,13 +137,13 @@ def run_benchmark(
     if len(done) < len(plan):  # a run's results are written after its training: a folder they cannot go to is
         for folder in (runs_dir, models_dir):  # found before the first run (every setting checked, nothing made)
             check_writable(folder)
-    records = []
+    records, said = [], set()
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
         if not reused:
             out = models_dir / name.removesuffix(".json")
             try:
-                record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options)
+                record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options, said)
             except KeyboardInterrupt as exc:  # say what the benchmark kept, and how to go on
                 kept = f"the {len(records)} finished run(s) are kept in {runs_dir}" if records else "none had finished"
                 said = f"{exc} " if str(exc) else f"{name} was stopped "  # an interrupt outside training says nothing
@@ -177,19 +178,20 @@ def model_options(model: str, params: dict) -> dict:
     return {**params, **MODELS[model], **given}
 
 
-def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict) -> dict:
-    """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint."""
-    import warnings
+def _fit_run(
+    dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict, said: set
+) -> dict:
+    """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint. Its
+    warnings are said once per benchmark (`said`: those said already): DLinear's unread covariates at every
+    horizon and seed said one thing many times."""
 
     from titans_ts.checkpointing import latest_checkpoint
-    from titans_ts.data.validation import FilledValuesWarning
     from titans_ts.forecasting.api import RESUME_TO_WRITE, fit_dataset
     from titans_ts.training import require_finished
 
     resume = latest_checkpoint(out / "checkpoints") is not None  # killed before its first checkpoint: afresh
     try:
-        with warnings.catch_warnings():  # the benchmark read the file first and said what a fill made up, once
-            warnings.simplefilter("ignore", FilledValuesWarning)
+        with _said_once(said):
             record = fit_dataset(
                 dataset, horizon=horizon, lookback=lookback, out=out,
                 overwrite=True,  # the run's JSON, not its model folder, marks a finished run
@@ -207,6 +209,27 @@ def _fit_run(dataset: str, name: str, out: Path, horizon: int, lookback: int, da
         ) from None
     require_finished(record["history"], name)
     return record
+
+
+@contextlib.contextmanager
+def _said_once(said: set):
+    """The warnings of a run, each said unless `said` holds it already (then added to it). The benchmark read the
+    file first and said what a fill made up: a run does not say it again."""
+    import warnings
+
+    from titans_ts.data.validation import FilledValuesWarning
+
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore", FilledValuesWarning)
+            yield
+    finally:  # a failed run's too
+        for warning in caught:
+            key = (warning.category, str(warning.message))
+            if key not in said:
+                said.add(key)
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def read_run(path: Path) -> dict:
