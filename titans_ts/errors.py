@@ -78,6 +78,11 @@ class InterruptedTrainingWarning(TitansWarning):
     """A loaded model's training was interrupted: it holds the best weights of the epochs that finished."""
 
 
+class RepeatedRowsWarning(TitansWarning):
+    """Rows without timestamps given to update() equal the last rows the model read: the same rows given
+    twice, which undated rows cannot be checked against."""
+
+
 class TimeGapWarning(TitansWarning):
     """Dated rows given to fit with gaps or stamps off their grid: read as consecutive steps."""
 

@@ -172,3 +172,24 @@ def test_an_update_with_no_rows_changes_nothing(fitted, series):
     model = copy.deepcopy(fitted)
     pd.testing.assert_frame_equal(model.update(series.iloc[240:240]).predict(), fitted.predict())
     assert model.update(np.empty((0, series.shape[1]))).last_index_ == fitted.last_index_
+
+
+def test_undated_rows_given_twice_are_said(series):
+    """Rows without timestamps cannot be checked to come after the others: the same file given to update
+    twice was read twice without a word. Rows equal to the last ones read are said (a RepeatedRowsWarning);
+    new rows, and rows that do not vary, are not."""
+    import warnings
+
+    from titans_ts.errors import RepeatedRowsWarning
+
+    values = series.to_numpy()
+    model = TitansForecaster(**{**TINY, "layers": 1}).fit(values[:240])
+    start = model.last_index_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedRowsWarning)
+        model.update(values[240:250])  # new rows
+        stuck = np.repeat(values[250:251], 3, axis=0)
+        model.update(stuck).update(stuck)  # a stuck sensor, its rows equal again: nothing to say
+    with pytest.warns(RepeatedRowsWarning, match="the 10 new rows equal the last 10 rows the model has read"):
+        model.update(values[240:250]).update(values[240:250])
+    assert model.last_index_ == start + 10 + 3 + 3 + 10 + 10  # read as new rows all the same

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from titans_ts.errors import ConfigError
+from titans_ts.errors import ConfigError, RepeatedRowsWarning
 from titans_ts.forecasting.conformal import tracked_windows
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import QuantileForecaster, QuantileScores
@@ -42,6 +43,7 @@ class Streaming:
         frame = self._fitted_frame(new_rows)
         check_follows(self.last_index_, frame.index, self.step_, getattr(self, "numbered_", False))
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+        self._warn_if_read_before(scaled)
         device = self._device()
         self.model_.to(device).eval()
         state = getattr(self, "memory_state_", None)  # a loaded model's is on the CPU
@@ -75,6 +77,24 @@ class Streaming:
 
             return history_mode.split_predictions(self, X, split, online=True)[2]
         return self._stream_split(X, split)[2]
+
+    def _warn_if_read_before(self, scaled: torch.Tensor) -> None:
+        """A RepeatedRowsWarning when rows that check_follows cannot check (a model counting rows without
+        timestamps) equal, value for value, the last rows it read: the same file given to update twice. Rows
+        that do not vary (a constant sensor) may repeat honestly, and are not said."""
+        if not isinstance(self.last_index_, (int, np.integer)) or getattr(self, "numbered_", False):
+            return
+        n = len(scaled)
+        if not 2 <= n <= len(self.context_) or bool((scaled == scaled[0]).all()):
+            return
+        if torch.equal(scaled, self.context_[-n:].to(scaled.dtype)):
+            warnings.warn(
+                f"the {n} new rows equal the last {n} rows the model has read: given twice? They are read as new "
+                "rows (rows without timestamps cannot be checked to come after the others); if they were read "
+                "already, load the model saved before this update.",
+                RepeatedRowsWarning,
+                stacklevel=3,
+            )
 
     def _stream_split(self, X, split: str, with_levels: bool = False):
         """(frame, first row of the split, forecasts, targets) of the split's windows forecast as a stream;
