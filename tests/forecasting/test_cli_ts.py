@@ -221,6 +221,22 @@ def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_the
     assert TitansForecaster.load(moved).last_index_ == later["date"].iloc[-1] + pd.Timedelta(hours=5)
 
 
+def test_an_undated_file_given_to_update_twice_is_said(tmp_path):
+    """A file without timestamps has steps counted from 0, which cannot be checked to follow the rows read: the
+    same new-rows file given twice was read twice without a word."""
+    values = write_series(tmp_path / "all.csv", rows=320, columns=3).drop(columns="date")
+    values.iloc[:300].to_csv(tmp_path / "mine.csv", index=False)
+    values.iloc[300:].to_csv(tmp_path / "new.csv", index=False)
+    model = str(tmp_path / "model")
+    fitted = runner.invoke(app, ["fit", "-d", str(tmp_path / "mine.csv"), *SMALL, "--fallback", "off", "--out", model])
+    assert fitted.exit_code == 0, fitted.output
+    first = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])
+    assert first.exit_code == 0 and "RepeatedRows" not in first.output and "given twice" not in first.output
+    again = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])
+    said = " ".join(again.output.split())
+    assert again.exit_code == 0 and "the 20 new rows equal the last 20 rows the model has read: given twice?" in said
+
+
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
     result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])

@@ -6,13 +6,14 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from titans_ts.errors import ConfigError, RepeatedRowsWarning
 from titans_ts.forecasting.conformal import tracked_windows
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.quantiles import QuantileForecaster, QuantileScores
-from titans_ts.forecasting.time_axis import advanced, check_follows
+from titans_ts.forecasting.time_axis import advanced, check_follows, numbered
 from titans_ts.memory import states_from_tensors, states_to_tensors
 
 WINDOW_STREAM = "window_stream."  # the saved tensors of the stream update() carries
@@ -43,7 +44,7 @@ class Streaming:
         frame = self._fitted_frame(new_rows)
         check_follows(self.last_index_, frame.index, self.step_, getattr(self, "numbered_", False))
         scaled = torch.as_tensor(self.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
-        self._warn_if_read_before(scaled)
+        self._warn_if_read_before(scaled, frame.index)
         device = self._device()
         self.model_.to(device).eval()
         state = getattr(self, "memory_state_", None)  # a loaded model's is on the CPU
@@ -78,11 +79,11 @@ class Streaming:
             return history_mode.split_predictions(self, X, split, online=True)[2]
         return self._stream_split(X, split)[2]
 
-    def _warn_if_read_before(self, scaled: torch.Tensor) -> None:
-        """A RepeatedRowsWarning when rows that check_follows cannot check (a model counting rows without
-        timestamps) equal, value for value, the last rows it read: the same file given to update twice. Rows
-        that do not vary (a constant sensor) may repeat honestly, and are not said."""
-        if not isinstance(self.last_index_, (int, np.integer)) or getattr(self, "numbered_", False):
+    def _warn_if_read_before(self, scaled: torch.Tensor, rows: pd.Index) -> None:
+        """A RepeatedRowsWarning when rows that check_follows cannot check (neither dated nor numbered: an array,
+        a file without timestamps) equal, value for value, the last rows read: the same file given to update
+        twice. Rows that do not vary (a constant sensor) may repeat honestly, and are not said."""
+        if not isinstance(self.last_index_, (int, np.integer)) or numbered(rows):
             return
         n = len(scaled)
         if not 2 <= n <= len(self.context_) or bool((scaled == scaled[0]).all()):
@@ -90,8 +91,8 @@ class Streaming:
         if torch.equal(scaled, self.context_[-n:].to(scaled.dtype)):
             warnings.warn(
                 f"the {n} new rows equal the last {n} rows the model has read: given twice? They are read as new "
-                "rows (rows without timestamps cannot be checked to come after the others); if they were read "
-                "already, load the model saved before this update.",
+                "rows (rows without timestamps cannot be checked to come after the others), so if they were read "
+                "already, the model has now read them twice. Rows with timestamps are checked.",
                 RepeatedRowsWarning,
                 stacklevel=3,
             )
