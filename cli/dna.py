@@ -116,7 +116,9 @@ def finetune(
     ),
     max_minutes: float = typer.Option(None, help="Training time limit per fold.", rich_help_panel=TRAINING),
     out: Path = typer.Option(
-        None, help="Output folder (default: runs/dna-<task>-<block>-s<seed>).", rich_help_panel=RUN
+        None,
+        help="Output folder (default: a folder in runs/ named by task, block and seed, such as runs/dna-TASK-lmm-s0).",
+        rich_help_panel=RUN,
     ),
     run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
@@ -242,7 +244,7 @@ def pretrain(
 @app.command()
 @grouped
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (the model folder in its --out)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A task, a labelled CSV or TSV, or FASTA (--labels)."),
     labels: Path = typer.Option(None, help="When DATASET is FASTA: a CSV or TSV with name and label columns."),
     device: str = DEVICE,
@@ -257,7 +259,7 @@ def evaluate(
 @app.command()
 @grouped
 def predict(
-    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (…/model)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (the model folder in its --out)."),
     input: Path = typer.Option(
         ..., "--input", "-i", help="FASTA, or a CSV or TSV with a 'seq' column (names from a 'name' or 'id' column)."
     ),

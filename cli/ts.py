@@ -172,7 +172,8 @@ def fit(
     season: int = typer.Option(
         None,
         help="Steps per season for --variant seasonal_naive (default: one day at the data's frequency, a week for "
-        "daily data; weekly or undated data: the training split's autocorrelation peak).",
+        "daily data, 5 for business days, 12 for monthly and 4 for quarterly data; weekly or undated data: the "
+        "training split's autocorrelation peak).",
         rich_help_panel=MODEL,
     ),
     mode: str = _setting(
@@ -200,7 +201,10 @@ def fit(
         rich_help_panel=TRAINING,
     ),
     out: Path = typer.Option(
-        None, help="Output folder (default: runs/<dataset>-<variant>[-history]-h<H>-s<seed>).", rich_help_panel=RUN
+        None,
+        help="Output folder (default: a folder in runs/ named by dataset, variant, mode, horizon and seed, such as "
+        "runs/ETTh1-lmm-h96-s0, with -history after the variant in --mode history).",
+        rich_help_panel=RUN,
     ),
     run_folder: dict = RUN_FOLDER,
     device: str = DEVICE,
@@ -329,6 +333,7 @@ def benchmark(
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and std over them).", rich_help_panel=TRAINING),
     models: str = typer.Option(
         ",".join(m for m in MODELS if m != "lmm-general"),
+        show_default=", ".join(m for m in MODELS if m != "lmm-general"),  # with spaces: a narrow terminal wraps it
         help="Comma-separated: lmm (ours, the dataset's defaults), lmm-general (ours, the general default), "
         "attention (variate tokens, iTransformer-like), attention-patch "
         "(patch tokens, PatchTST-like), dlinear, naive (repeat-last), seasonal_naive.",

@@ -240,3 +240,17 @@ def test_a_file_system_error_is_one_line_and_a_closed_pipe_is_not_one():
         assert result.exit_code == 2 and said in " ".join(result.stderr.split()), result.output
     raised["error"] = BrokenPipeError(32, "Broken pipe")
     assert "error:" not in CliRunner().invoke(app, ["run"]).output
+
+
+def test_no_help_page_is_cut_on_an_80_column_terminal():
+    """Rich cuts a word longer than its column with an ellipsis: --out's default folder (runs/<dataset>-...) and
+    benchmark's default models were cut on a standard terminal, where the README sends users to read them."""
+    import typer
+
+    for app in (ts_app, dna_app):
+        group = typer.main.get_command(app)
+        for name in group.list_commands(None):
+            result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "80"})
+            assert result.exit_code == 0, (name, result.output)
+            cut = [line for line in result.output.splitlines() if "…" in line]
+            assert not cut, (name, cut)
