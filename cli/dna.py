@@ -244,7 +244,7 @@ def pretrain(
 @app.command()
 @grouped
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (the model folder in its --out)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (OUT/model)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="A task, a labelled CSV or TSV, or FASTA (--labels)."),
     labels: Path = typer.Option(None, help="When DATASET is FASTA: a CSV or TSV with name and label columns."),
     device: str = DEVICE,
@@ -259,7 +259,7 @@ def evaluate(
 @app.command()
 @grouped
 def predict(
-    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (the model folder in its --out)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A model folder written by finetune (OUT/model)."),
     input: Path = typer.Option(
         ..., "--input", "-i", help="FASTA, or a CSV or TSV with a 'seq' column (names from a 'name' or 'id' column)."
     ),
