@@ -127,14 +127,14 @@ def read_series_csv(
         raise EmptyTableError(f"{path}: has no data rows (columns {list(raw.columns)[:10]}).")
     if long is not None:
         frame = pivot_long(raw, path, *long, series=columns)
+        other_series = frame.attrs.pop("other_series")  # the ids beside `columns`: a saved model's reader names them
         frame.index.name = str(long[1])  # the time column's name, dated or not
         inserted = None
         if isinstance(frame.index, pd.DatetimeIndex):
             frame, inserted = _evenly_spaced(frame, path, fill)
-        other_series = frame.attrs.get("other_series", [])
         kept = _kept(frame, columns, path, ids=long[0])
         read = validate_frame(kept, source=str(path), fill=fill, ids=long[0], inserted=inserted)
-        read.attrs["other_series"] = other_series  # the ids beside `columns`: a saved model's reader names them
+        read.attrs["other_series"] = other_series
         return read
     try:
         return _read_wide(raw, path, date_column, fill, header, regular, columns)

@@ -137,13 +137,13 @@ def run_benchmark(
     if len(done) < len(plan):  # a run's results are written after its training: a folder they cannot go to is
         for folder in (runs_dir, models_dir):  # found before the first run (every setting checked, nothing made)
             check_writable(folder)
-    records, said = [], set()
+    records, warned = [], set()  # the runs' warnings said so far: each is said once
     for name, model, horizon, options, request in plan:
         record, reused = done.get(name), name in done
         if not reused:
             out = models_dir / name.removesuffix(".json")
             try:
-                record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options, said)
+                record = _fit_run(dataset, name, out, horizon, request["lookback"], data, options, warned)
             except KeyboardInterrupt as exc:  # say what the benchmark kept, and how to go on
                 kept = f"the {len(records)} finished run(s) are kept in {runs_dir}" if records else "none had finished"
                 said = f"{exc} " if str(exc) else f"{name} was stopped "  # an interrupt outside training says nothing
@@ -179,10 +179,10 @@ def model_options(model: str, params: dict) -> dict:
 
 
 def _fit_run(
-    dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict, said: set
+    dataset: str, name: str, out: Path, horizon: int, lookback: int, data: dict, options: dict, warned: set
 ) -> dict:
     """One run, trained and scored by fit_dataset; a run killed part-way continues from its checkpoint. Its
-    warnings are said once per benchmark (`said`: those said already): DLinear's unread covariates at every
+    warnings are said once per benchmark (`warned`: those said already): DLinear's unread covariates at every
     horizon and seed said one thing many times."""
 
     from titans_ts.checkpointing import latest_checkpoint
@@ -191,7 +191,7 @@ def _fit_run(
 
     resume = latest_checkpoint(out / "checkpoints") is not None  # killed before its first checkpoint: afresh
     try:
-        with _said_once(said):
+        with _said_once(warned):
             record = fit_dataset(
                 dataset, horizon=horizon, lookback=lookback, out=out,
                 overwrite=True,  # the run's JSON, not its model folder, marks a finished run
@@ -212,8 +212,8 @@ def _fit_run(
 
 
 @contextlib.contextmanager
-def _said_once(said: set):
-    """The warnings of a run, each said unless `said` holds it already (then added to it). The benchmark read the
+def _said_once(warned: set):
+    """The warnings of a run, each said unless `warned` holds it already (then added to it). The benchmark read the
     file first and said what a fill made up: a run does not say it again."""
     import warnings
 
@@ -227,8 +227,8 @@ def _said_once(said: set):
     finally:  # a failed run's too
         for warning in caught:
             key = (warning.category, str(warning.message))
-            if key not in said:
-                said.add(key)
+            if key not in warned:
+                warned.add(key)
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 

@@ -84,7 +84,7 @@ def _levels_message(X) -> str:
 
 def _only_fitted(frame: pd.DataFrame, names: list | None) -> pd.DataFrame:
     """A fitted model's columns of `frame`: the others (a note in text, an empty column) are not read, so not
-    validated either (fitted_columns then names a fitted one it lacks); the frame as it is when it holds none."""
+    validated either; a fitted one it lacks is refused here, naming every column the frame has."""
     if names is None:
         return frame
     _refuse_missing(names, [str(c) for c in frame.columns])  # said with every column it has, the misspelt one too
