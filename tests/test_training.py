@@ -327,7 +327,12 @@ def test_an_interrupted_run_is_not_recorded_and_says_where_it_stopped():
         ({"devices": 0}, "devices=0 (a number of devices"),
         ({"devices": "0,x"}, "devices='0,x'"),
         ({"num_nodes": 0}, "num_nodes=0 (1 or more machines)"),
-        ({"strategy": "foo"}, "strategy='foo' ('auto', or one of Lightning's: ddp"),
+        ({"strategy": "foo"}, "strategy='foo' ('auto' for one process, or 'ddp'"),
+        # spawned or forked ranks trained where the best weights were not kept (ddp_fork saved the last epoch's
+        # and a record of 0 epochs; ddp_spawn failed on the loader's generator); sharded ones are not for these
+        ({"strategy": "ddp_spawn"}, "strategy='ddp_spawn' ('auto' for one process, or 'ddp'"),
+        ({"strategy": "ddp_fork"}, "strategy='ddp_fork'"),
+        ({"strategy": "fsdp"}, "strategy='fsdp'"),
     ],
 )
 def test_scale_out_settings_no_trainer_takes_are_refused_before_any_data_is_read(setting, named):
@@ -342,3 +347,23 @@ def test_scale_out_settings_no_trainer_takes_are_refused_before_any_data_is_read
     devices = ({"devices": -1}, {"devices": "0,1"}, {"devices": "0,"}, {"devices": [0]}, {"devices": "auto"})
     for fine in (*devices, {"strategy": "ddp"}, {"strategy": "DDP"}, {"strategy": "Auto"}):  # as Lightning reads them
         TitansForecaster(**fine).check_params()
+
+
+def test_a_trainer_lightning_refuses_or_a_launchers_mismatch_is_one_clear_error(monkeypatch):
+    """devices=-1 on the CPU (our own message offers -1 for all) ended in Lightning's TypeError traceback; a process
+    that torchrun started as one of 2 with devices=1 trained a model of its own on half the data, without a word."""
+    import numpy as np
+
+    from titans_ts import TitansForecaster
+    from titans_ts.errors import ConfigError
+
+    values = np.sin(np.arange(200)[:, None] / 5 + np.arange(2))
+    small = dict(horizon=4, lookback=8, dim=8, layers=1, epochs=1, progress=False, device="cpu")
+    with pytest.raises(ConfigError, match=r"Lightning cannot train with accelerator='cpu', devices=-1"):
+        TitansForecaster(**small, devices=-1).fit(values)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"one of 2 that a launcher started .* devices=1 x num_nodes=1"):
+        TitansForecaster(**small).fit(values)
+    from titans_ts.distributed import launcher_problems
+
+    assert launcher_problems(2, 1) == [] and launcher_problems(1, 2) == []  # as many as the launcher started

@@ -32,6 +32,24 @@ def is_main_process() -> bool:
     return all(int(os.environ.get(name, 0)) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
+def launcher_problems(devices, num_nodes) -> list[str]:
+    """A process that a launcher (torchrun) started as one of more processes than the run asks for: with
+    devices=1 each would train a model of its own on its share of the data, all saving to one folder, without
+    a word. Lightning's own DDP starts its ranks with WORLD_SIZE = devices x num_nodes, which passes."""
+    from titans_ts.errors import is_integer
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1 or torch.distributed.is_initialized() or not is_integer(devices) or not is_integer(num_nodes):
+        return []
+    if devices * num_nodes == world:
+        return []
+    return [
+        f"this process is one of {world} that a launcher started (WORLD_SIZE={world}, torchrun), but the run asks "
+        f"for devices={devices} x num_nodes={num_nodes}: give devices per machine x machines = {world}, with "
+        "strategy='ddp', so that they train one model together, or start it without the launcher"
+    ]
+
+
 class ShardedSampler(Sampler[int]):
     """Indices 0..n-1, shuffled by `generator` (as RandomSampler) or in order, then this rank's share:
     every world-th index from its rank. pad=True (training) repeats the first indices so that every rank

@@ -166,13 +166,22 @@ def scale_out_problems(devices, num_nodes, strategy) -> list[str]:
         problems.append(f"devices={devices!r} (a number of devices, -1 for all, 'auto', or device indices [0, 1])")
     if not (is_integer(num_nodes) and num_nodes >= 1):
         problems.append(f"num_nodes={num_nodes!r} (1 or more machines)")
-    if not (isinstance(strategy, str) and strategy.lower() == "auto"):  # Lightning reads names in any case
-        from lightning.pytorch.strategies import Strategy, StrategyRegistry
+    if isinstance(strategy, str) and strategy.lower() not in SUPPORTED_STRATEGIES:  # Lightning reads any case
+        problems.append(f"strategy={strategy!r} ({STRATEGIES_SAID})")
+    elif not isinstance(strategy, str):
+        from lightning.pytorch.strategies import Strategy
 
-        known = StrategyRegistry.available_strategies()
-        if not (isinstance(strategy, Strategy) or isinstance(strategy, str) and strategy.lower() in known):
-            problems.append(f"strategy={strategy!r} ('auto', or one of Lightning's: {', '.join(known[:4])}, ...)")
+        if not isinstance(strategy, Strategy):
+            problems.append(f"strategy={strategy!r} ({STRATEGIES_SAID}, or a Lightning Strategy object)")
     return problems
+
+
+# The strategies a run keeps its best weights and its record under: one process, or Lightning's DDP, whose
+# rank 0 is this process. Spawned or forked ranks train in other processes (ddp_spawn failed to pass the loader's
+# generator; ddp_fork saved the last epoch's weights and a record of 0 epochs), and sharded ones (fsdp,
+# deepspeed) are for models far larger than these.
+SUPPORTED_STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+STRATEGIES_SAID = "'auto' for one process, or 'ddp': one process per device, started by Lightning or a launcher"
 
 
 def _device_list_text(text: str) -> bool:

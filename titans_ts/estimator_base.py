@@ -136,11 +136,13 @@ class TitansEstimator(BaseEstimator):
     @staticmethod
     def _saved_params(config: dict, device=None) -> dict:
         """The parameters a saved model (its config.json) is rebuilt with; `device`, unless None, replaces the
-        saved one (a model saved on a GPU loads on a CPU). `checkpoint_dir` is the saving run's folder, not the
-        model's: a loaded model that is fitted again checkpoints where its new caller says, or nowhere."""
+        saved one (a model saved on a GPU loads on a CPU). `checkpoint_dir` and the scale-out settings are the
+        saving run's, not the model's: a loaded model that is fitted again checkpoints where its new caller says,
+        or nowhere, on one process (a model trained with devices=2 started two processes when refitted)."""
         params = dict(config["params"])
-        if "checkpoint_dir" in params:
-            params["checkpoint_dir"] = None
+        for name, default in (("checkpoint_dir", None), ("devices", 1), ("num_nodes", 1), ("strategy", "auto")):
+            if name in params:
+                params[name] = default
         if device is not None:
             params["device"] = device
         return params

@@ -83,6 +83,14 @@ def test_the_shared_estimator_checks(tmp_path):
     saved = {"params": {"device": "cuda", "seed": 4}}
     assert DNAClassifier._saved_params(saved, "cpu") == {"device": "cpu", "seed": 4}
     assert DNAClassifier._saved_params(saved, None) == saved["params"] and saved["params"]["device"] == "cuda"
+    ddp = {"params": {"devices": 2, "num_nodes": 2, "strategy": "ddp", "checkpoint_dir": "run/ck", "seed": 4}}
+    assert DNAClassifier._saved_params(ddp, None) == {  # the saving run's, not the model's: refit on one process
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "checkpoint_dir": None,
+        "seed": 4,
+    }
     with pytest.raises(ConfigError, match="resume=True needs checkpoint_dir"):
         DNAClassifier(**TINY)._checkpoint_to_resume(["ACGT"], resume=True)
     assert DNAClassifier(**TINY)._checkpoint_to_resume(["ACGT"], resume=False) is None

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar, Timer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from titans_ts.distributed import launcher_problems
+from titans_ts.errors import ConfigError, refuse
 from titans_ts.io import plain
 from titans_ts.training.environment import resolve_device
 from titans_ts.training.graphs import CudaGraphSteps, cuda_graphs_requested
@@ -164,24 +167,27 @@ def make_trainer(
         callbacks.append(LossProgressBar(leave=True))
     if cuda_graphs_requested(cuda_graphs):
         callbacks.append(CudaGraphSteps())
-    trainer = pl.Trainer(
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=checkpoint_dir is not None,
-        plugins=plugins or None,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        max_time={"minutes": max_minutes} if max_minutes else None,
-        num_sanity_val_steps=0,
-        deterministic=False,
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        use_distributed_sampler=False,
-        precision=precision,
-    )
+    refuse(launcher_problems(devices, num_nodes))
+    settings = dict(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    try:
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            callbacks=callbacks,
+            logger=False,
+            enable_checkpointing=checkpoint_dir is not None,
+            plugins=plugins or None,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            max_time={"minutes": max_minutes} if max_minutes else None,
+            num_sanity_val_steps=0,
+            deterministic=False,
+            use_distributed_sampler=False,
+            precision=precision,
+            **settings,
+        )
+    except (MisconfigurationException, TypeError, ValueError) as exc:  # devices=-1 on the CPU: a traceback
+        said = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        raise ConfigError(f"Lightning cannot train with {said}: {exc}") from None
     return trainer, best
 
 
