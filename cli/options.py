@@ -179,8 +179,8 @@ SCALE_OUT = Group(  # Lightning's devices, num_nodes and strategy, passed on onl
     lambda **given: {k: v for k, v in given.items() if v != {"devices": 1, "num_nodes": 1, "strategy": "auto"}[k]},
     ("devices", int, 1, "--devices", "Devices (processes) to train on, Lightning's devices (docs/scaling.md)."),
     ("num_nodes", int, 1, "--num-nodes", "Machines to train on (Lightning's num_nodes; launch with srun/torchrun)."),
-    ("strategy", str, "auto", "--strategy", "Lightning's strategy: auto (one device), ddp (one process per device), "
-     "ddp_spawn..."),
+    ("strategy", str, "auto", "--strategy", "Lightning's strategy: auto (one process, or DDP with --devices 2 or "
+     "more) or ddp (one process per device; docs/scaling.md)."),
 )  # fmt: skip
 
 
