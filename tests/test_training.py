@@ -367,3 +367,28 @@ def test_a_trainer_lightning_refuses_or_a_launchers_mismatch_is_one_clear_error(
     from titans_ts.distributed import launcher_problems
 
     assert launcher_problems(2, 1) == [] and launcher_problems(1, 2) == []  # as many as the launcher started
+
+
+def test_after_an_interrupted_ddp_run_the_observer_of_its_ranks_kills_nothing():
+    """Ctrl-C on a DDP run: Lightning kills the ranks it started, then its observer thread, seeing one dead,
+    SIGKILLed the main process while it saved the best weights (exit 137, nothing saved). Here the observer
+    watches a rank that failed, and would kill a stand-in for the main process, but has been stopped."""
+    import subprocess
+    import time
+
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    from titans_ts.training.loop import stop_rank_observers
+
+    main = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    rank = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    try:
+        rank.wait(timeout=60)
+        observer = _ChildProcessObserver(main_pid=main.pid, child_processes=[rank], sleep_period=1)
+        observer.start()
+        stop_rank_observers()
+        time.sleep(2.5)
+        assert main.poll() is None and not observer.is_alive()  # the stand-in lives: nothing was killed
+    finally:
+        main.kill()
+        main.wait()

@@ -215,6 +215,7 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
     except SystemExit:
         if not trainer.interrupted:
             raise
+        stop_rank_observers()
     finally:
         _stopped_by_sigterm = _stopped_by_sigterm or bool(trainer.interrupted and trainer.received_sigterm)
         try:
@@ -228,6 +229,18 @@ def fit_interruptible(trainer: pl.Trainer, module, train, val, best: BestWeights
             if callback.dirpath is not None:
                 forget_unstarted(callback.dirpath)
         raise KeyboardInterrupt("training was interrupted before its first validated epoch: nothing to keep")
+
+
+def stop_rank_observers() -> None:
+    """After a DDP run that Ctrl-C interrupted: Lightning killed the ranks it started, and its observer of them
+    (a thread polling every 5 s) would kill this process too on seeing one dead, while it saves the best weights
+    (exit 137, nothing saved, on data that takes more than a few seconds to score). The ranks are gone by design,
+    so their observers stop watching."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "child-process-observer" and hasattr(thread, "_child_processes"):
+            thread._child_processes = []  # its next look (it may be asleep) finds none, and it ends
 
 
 def stop_reason(trainer: pl.Trainer) -> str:
