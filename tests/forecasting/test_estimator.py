@@ -628,6 +628,19 @@ def test_a_setting_the_chosen_model_would_not_read_is_said_at_fit(series):
         TitansForecaster(**TINY, patch_len=8, tokens="patch").fit(series)
 
 
+def test_no_dataset_default_is_a_setting_its_model_would_ignore():
+    """fit_dataset fills every setting left out with the dataset's defaults, and the estimator then says which of
+    them its model would ignore, compared with the estimator's own defaults: a family default that differed there
+    (a batch size in history mode, a season) would be said to every user who gave nothing."""
+    from titans_ts.forecasting.defaults import ESTIMATOR, defaults_for
+    from titans_ts.forecasting.settings import ignored_problems
+
+    for dataset in ("ETTh1", "ETTh2", "ETTm1", "ETTm2", "weather", "mine.csv"):
+        for mode in ("window", "history"):
+            params = {**ESTIMATOR, **defaults_for(dataset, mode), "mode": mode}
+            assert ignored_problems(params, given=params) == [], (dataset, mode)
+
+
 def test_a_model_whose_training_was_interrupted_says_so_when_loaded(fitted, tmp_path):
     """A fit stopped by Ctrl-C saves its best epoch's weights (exit 130); a later predict from that folder (a
     benchmark's models/<run>/ too) forecast without a word that the training had not finished."""
