@@ -237,6 +237,28 @@ def test_an_undated_file_given_to_update_twice_is_said(tmp_path):
     assert again.exit_code == 0 and "the 20 new rows equal the last 20 rows the model has read: given twice?" in said
 
 
+def test_a_model_numbered_by_its_own_column_reads_later_files_by_it(tmp_path):
+    """fit --date-column t (whole numbers): update and predict without --date-column counted the new file's rows
+    on from the last one read, unchecked (read twice: "up to step 15985" for a file ending at 14985)."""
+    values = write_series(tmp_path / "all.csv", rows=330, columns=2).drop(columns="date")
+    values.insert(0, "t", range(10_000, 10_000 + 5 * 330, 5))
+    values.iloc[:300].to_csv(tmp_path / "mine.csv", index=False)
+    values.iloc[300:].to_csv(tmp_path / "new.csv", index=False)
+    model = str(tmp_path / "model")
+    fit = ["fit", "-d", str(tmp_path / "mine.csv"), "--date-column", "t", *SMALL, "--fallback", "off", "--out", model]
+    assert runner.invoke(app, fit).exit_code == 0
+    first = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])
+    assert first.exit_code == 0 and "up to step 11645" in " ".join(first.output.split()), first.output
+    again = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])  # the same rows: refused
+    assert again.exit_code == 2 and "give only the rows after the last one already read (11645)" in again.stderr
+    forecast = runner.invoke(app, ["predict", "-m", model, "-i", str(tmp_path / "mine.csv")])
+    assert forecast.exit_code == 0 and forecast.stdout.splitlines()[1].startswith("11500,"), forecast.stdout[:200]
+    values.drop(columns="t").to_csv(tmp_path / "undated.csv", index=False)
+    undated = runner.invoke(app, ["predict", "-m", model, "-i", str(tmp_path / "undated.csv")])
+    said = " ".join(undated.stderr.split())
+    assert undated.exit_code == 2 and "The model numbered its rows by the column 't'" in said, said
+
+
 def test_evaluate_a_saved_model(trained):
     folder, _ = trained
     result = runner.invoke(app, ["evaluate", "--model", str(folder / "model"), "--dataset", str(folder / "mine.csv")])

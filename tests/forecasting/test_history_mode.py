@@ -5,6 +5,7 @@ import copy
 import io
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,19 @@ def test_update_reads_on_and_in_any_pieces_equals_one_update(fitted, data):
     # fit + update reads the rows as fitting on all of them and predicting would
     everything = pd.concat([data, more])
     np.testing.assert_allclose(once.predict(everything).to_numpy(), once.predict().to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_undated_rows_given_twice_are_said_in_history_mode_too():
+    """history_mode.update read undated rows given twice without a word, where window mode says so."""
+    from titans_ts.errors import RepeatedRowsWarning
+
+    values = frame_of(rows=ROWS + 40, seed=3).to_numpy()
+    model = TitansForecaster(**{**TINY, "epochs": 1}).fit(values[:ROWS])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepeatedRowsWarning)
+        model.update(values[ROWS:])  # new rows: nothing to say
+    with pytest.warns(RepeatedRowsWarning, match="the 40 new rows equal the last 40 rows the model has read"):
+        model.update(values[ROWS:])
 
 
 def test_save_and_load_keep_the_carried_memory(fitted, data, tmp_path):

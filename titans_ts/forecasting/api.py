@@ -18,6 +18,7 @@ from titans_ts.distributed import is_main_process, rank_and_world
 from titans_ts.errors import (
     ConfigError,
     DatasetNotFoundError,
+    DataValidationError,
     EmptyTableError,
     FallbackWarning,
     LongColumnsError,
@@ -339,6 +340,17 @@ def update_saved(
     return estimator, frame, estimator.save(out)
 
 
+def _numbered_by_its_column(estimator: TitansForecaster) -> bool:
+    """Whether the model's rows were numbered by a column of whole numbers that a file is not searched for (fit
+    with date_column='t', CLI --date-column t): a later file is read by that column too, as the model was. A
+    file read without it had its rows counted on from the last one read, with no check that they follow."""
+    from titans_ts.data.loading import DATE_NAMES
+
+    name = getattr(estimator, "index_name_", None)
+    searched = name is None or name == "step" or str(name).strip().lower() in DATE_NAMES
+    return bool(getattr(estimator, "numbered_", False)) and not searched
+
+
 def _say_other_series(others: list[str], source, fitted: list[str]) -> None:
     """An UnreadInputsWarning for the series of a long table that the model was not fitted on: a new shop or
     sensor gets no forecast, and the user is told so rather than finding it missing from the output."""
@@ -380,6 +392,10 @@ def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[p
     the same columns, unless `long` names others or the file is wide (with the fitted columns instead)."""
     fitted = [str(c) for c in estimator.columns_]
     as_fitted = long or estimator.long_format_
+    numbered_by = None
+    if read.get("date_column") is None and _numbered_by_its_column(estimator):  # else its rows were counted on
+        numbered_by = estimator.index_name_
+        read = read | {"date_column": numbered_by}
     try:
         frame = load_dataset(source, **read, long=as_fitted, columns=fitted)
         _say_other_series(frame.attrs.pop("other_series", []), source, fitted)
@@ -391,6 +407,13 @@ def _read_for(estimator: TitansForecaster, source, long=None, **read) -> tuple[p
     except MissingColumnsError as exc:
         kind = "series" if as_fitted else "columns"  # a long table's are the ids of its series
         raise MissingColumnsError(f"{exc} The model was fitted on the {kind} {fitted}: give data with them.") from None
+    except DataValidationError as exc:  # after its subclasses above
+        if numbered_by is None or f"no column named {numbered_by!r}" not in str(exc):
+            raise
+        raise DataValidationError(
+            f"{exc} The model numbered its rows by the column {numbered_by!r} (fit's date_column): give the rows "
+            "with it, or name their time column with date_column= (CLI: --date-column)."
+        ) from None
     try:
         return load_dataset(source, **read, columns=fitted), None
     except MissingColumnsError:

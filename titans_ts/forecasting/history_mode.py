@@ -346,6 +346,7 @@ def update(estimator, new_rows):
     numbered_model = getattr(estimator, "numbered_", False)  # (a model pickled before it was kept: False)
     check_follows(estimator.last_index_, frame.index, estimator.step_, numbered_model)
     scaled = torch.as_tensor(estimator.scaler_.transform(frame.to_numpy()), dtype=torch.float32)
+    estimator._warn_if_read_before(scaled, frame.index)  # undated rows given twice, as in window mode
     device = estimator._device()
     model = estimator.model_.to(device)
     estimator.stream_ = advance(model, estimator.stream_.to(device), scaled.to(device)).to("cpu")

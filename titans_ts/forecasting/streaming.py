@@ -85,10 +85,10 @@ class Streaming:
         twice. Rows that do not vary (a constant sensor) may repeat honestly, and are not said."""
         if not isinstance(self.last_index_, (int, np.integer)) or numbered(rows):
             return
-        n = len(scaled)
-        if not 2 <= n <= len(self.context_) or bool((scaled == scaled[0]).all()):
+        n, k = len(scaled), min(len(scaled), len(self.context_))  # the context holds the last rows read
+        if k < 2 or bool((scaled == scaled[0]).all()):
             return
-        if torch.equal(scaled, self.context_[-n:].to(scaled.dtype)):
+        if torch.equal(scaled[-k:], self.context_[-k:].to(scaled.dtype)):  # their last k, for more rows than it
             warnings.warn(
                 f"the {n} new rows equal the last {n} rows the model has read: given twice? They are read as new "
                 "rows (rows without timestamps cannot be checked to come after the others), so if they were read "
