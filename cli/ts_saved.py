@@ -10,10 +10,10 @@ import typer
 from cli._common import console, err_console, write_table_text
 from cli.options import DATA, DATA_FILE, DATA_SOURCE, DEVICE, REPLACE_FILES, Reading, chosen_levels, names
 from cli.ts_tables import (
-    HISTORY_NOTE,
     blend_note,
     errors_table,
     forecaster_note,
+    history_note,
     metrics_table,
     online_note,
     print_quantile_scores,
@@ -174,7 +174,7 @@ def evaluate(
     print_quantile_scores(metrics)
     console.print(forecaster_note(metrics), highlight=False)
     if metrics["mode"] == "history":
-        console.print(HISTORY_NOTE, highlight=False)
+        console.print(history_note(metrics["online_from"]), highlight=False)
         blended = blend_note(metrics["online_blend"])
         if blended:
             console.print(blended, highlight=False)

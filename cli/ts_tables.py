@@ -46,10 +46,14 @@ def blend_note(blend: float) -> str | None:
     )
 
 
-HISTORY_NOTE = (
-    "History mode: frozen resets the memory for every window; online lets it read the series from its first "
-    "row in time order (train, val, the earlier test rows), learning as it reads."
-)
+def history_note(online_from: str) -> str:
+    """A history-mode model's two scores in words: where its online memory starts reading (`online_from`)."""
+    read = (
+        "the split from its first row (lookback rows before its first window)"
+        if online_from == "split"
+        else "the series from its first row in time order (train, val, the earlier test rows)"
+    )
+    return f"History mode: frozen resets the memory for every window; online lets it read {read}, learning as it reads."
 
 
 def print_quantile_scores(metrics: dict, notes: bool = True) -> None:

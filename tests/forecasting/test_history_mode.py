@@ -469,6 +469,14 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert "Test errors by column, online" in evaluated.output
     assert "test, frozen" in evaluated.output and "test, online" in evaluated.output
     assert "History mode: frozen resets the memory" in evaluated.output and blended in evaluated.output
+    assert "the series from its first row" in " ".join(evaluated.output.split())
+    # online_from="split": said so (both texts said "from its first row" whatever online_from was)
+    from cli.ts_tables import history_note
+    from titans_ts.forecasting.api import history_scores_said
+
+    assert "reads from the series' first row" in metrics["metric_space"]
+    assert "reads from the split's first row" in history_scores_said("split")
+    assert "read the split from its first row" in history_note("split") and "series" not in history_note("split")
     bad = runner.invoke(app, ["fit", "--dataset", str(tmp_path / "mine.csv"), *small, "--mode", "history",
                               "--variant", "mag", "--out", str(tmp_path / "bad")])  # fmt: skip
     assert bad.exit_code == 2 and "--variant mag in --mode history" in bad.stderr

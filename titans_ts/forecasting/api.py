@@ -141,7 +141,7 @@ def fit_dataset(
     }
     if estimator.mode == "history":
         record["model_val_frozen"] = estimator.val_metrics_frozen_
-        record["metric_space"] += f"; {HISTORY_SCORES}"
+        record["metric_space"] += f"; {history_scores_said(estimator.online_from)}"
     record |= quantile_record(estimator)
     try:
         with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
@@ -162,10 +162,18 @@ def fit_dataset(
 
 RESUME_TO_WRITE = "run the same command with --resume (resume=True) to write them from there"  # benchmark's differs
 
-HISTORY_SCORES = (
-    "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "
-    "online (the memory reads the series from its first row in time order, never a row at or after an origin)"
-)
+
+def history_scores_said(online_from: str) -> str:
+    """What a history-mode model's scores are, as metrics.json says it: where its online memory starts reading."""
+    start = (
+        "the split's first row (lookback rows before its first origin)"
+        if online_from == "split"
+        else ("the series' first row")
+    )
+    return (
+        "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "
+        f"online (the memory reads from {start} in time order, never a row at or after an origin)"
+    )
 
 
 QUANTILE_SCORES = (
@@ -542,7 +550,7 @@ def evaluate_saved(
         metrics["split_starts"] = estimator.split_starts_
     metrics |= {"mode": estimator.mode, **history_scores(estimator, frame), **quantile_record(estimator)}
     if estimator.mode == "history":
-        metrics["online_blend"] = estimator.online_blend
+        metrics["online_blend"], metrics["online_from"] = estimator.online_blend, estimator.online_from
     if online and estimator.mode != "history":
         metrics["test_online"] = estimator.evaluate(frame, split="test", online=True)
     if windows_out is not None or plot is not None:
