@@ -124,6 +124,15 @@ def test_undated_rows_given_twice_are_said_in_history_mode_too():
         model.update(values[ROWS:])
 
 
+def test_a_reset_mix_auto_that_had_nothing_to_choose_from_says_so(data):
+    """online_from="split" on a validation split shorter than a segment: the pull never applies, every candidate
+    ties, and "auto" recorded 0.0 as if validation had chosen it, without a word."""
+    with pytest.warns(IgnoredSettingWarning, match=r"online_reset_mix='auto' chose nothing: every candidate"):
+        model = TitansForecaster(**{**TINY, "epochs": 1}, online_reset_mix="auto", online_from="split").fit(data)
+    choice = model.history_["online_reset_mix"]
+    assert choice["chosen"] == 0.0 and len(set(choice["val_mse"].values())) == 1
+
+
 def test_save_and_load_keep_the_carried_memory(fitted, data, tmp_path):
     streamed = copy.deepcopy(fitted).update(frame_of(rows=ROWS + 37, seed=2).iloc[ROWS:])
     for model, folder in ((fitted, tmp_path / "fitted"), (streamed, tmp_path / "streamed")):

@@ -107,6 +107,7 @@ def fit_dataset(
     with warnings.catch_warnings():  # the file's gaps were checked as it was read; a benchmark loads as published
         warnings.simplefilter("ignore", TimeGapWarning)
         warnings.simplefilter("ignore", FallbackWarning)  # the record says it, and the CLI prints its note
+        warnings.filterwarnings("ignore", "online_reset_mix='auto' chose nothing")  # as does reset_mix_note
         try:
             estimator.fit(frame, resume=resume)
         except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty model folder is left

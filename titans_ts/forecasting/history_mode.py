@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from titans_ts.data import make_splits
-from titans_ts.errors import ConfigError, DataValidationError
+from titans_ts.errors import ConfigError, DataValidationError, IgnoredSettingWarning
 from titans_ts.forecasting.floors import MODEL
 from titans_ts.forecasting.history_stream import MemoryStream, advance, stream_forecast
 from titans_ts.forecasting.inputs import as_frame
@@ -150,6 +150,14 @@ def set_online_reset_mix(value, model: LongMemoryForecaster, series, bounds, gri
     if value == "auto" and model.config.memory == "lmm":  # the ablation carries no state: nothing to pull
         scores = online_mse_by_reset_mix(model, series, bounds, ONLINE_RESET_MIXES, grid_start, blend)
         value = float(min(scores, key=scores.get))
+        if len(set(scores.values())) == 1:  # recorded as a choice, it was none: say so
+            warnings.warn(
+                f"online_reset_mix='auto' chose nothing: every candidate scored the same online validation MSE, as "
+                f"no validation forecast read past a whole segment ({model.config.segment_rows} rows), after which "
+                "the pull applies; no pull (0.0) is kept. Give more validation rows, or a number.",
+                IgnoredSettingWarning,
+                stacklevel=4,
+            )
     chosen = 0.0 if value == "auto" else float(value)
     model.config = replace(model.config, reset_mix=chosen)
     return {"chosen": chosen, "val_mse": scores}
