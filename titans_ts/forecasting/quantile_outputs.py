@@ -146,8 +146,8 @@ class QuantileOutputs:
         self._check_fitted(changing=("calibrate",) if calibrate is not None else ())
         if not self._levels():
             raise ConfigError(
-                "this model was fitted without quantiles, so it has no levels to calibrate: refit it with "
-                "quantiles=[0.1, 0.5, 0.9] (CLI: titans-ts fit --quantiles 0.1,0.5,0.9)."
+                "this model was fitted without quantiles, so it has no levels to calibrate: "
+                f"{self._refit_with_levels()}."
             )
         before = self.calibrate, getattr(self, "fitted_params_", {}).get("calibrate")
         if calibrate is not None:
@@ -195,6 +195,13 @@ class QuantileOutputs:
             for x, y in loader:
                 point, levels = point_and_levels(forecaster, x.to(device), len(self._levels()))
                 yield point, levels, y.to(device)
+
+    def _refit_with_levels(self) -> str:
+        """How to get a model with levels: a refit with quantiles, in window mode (history mode has none yet)."""
+        advice = "refit it with quantiles=[0.1, 0.5, 0.9] (CLI: titans-ts fit --quantiles 0.1,0.5,0.9)"
+        if self._in_history_mode():
+            advice += ", in mode='window' (quantiles are not supported in mode='history' yet)"
+        return advice
 
     def _calibrated(self, levels: torch.Tensor, tracker: LevelTracker | None = None) -> torch.Tensor:
         """Raw levels shifted by the validation offsets, or by where an adaptive `tracker` has moved them."""
@@ -252,8 +259,7 @@ class QuantileOutputs:
             return []  # quantiles=[]: the point alone, which a model fitted without quantiles gives too
         if not fitted:
             raise ConfigError(
-                "this model was fitted without quantiles: refit it with quantiles=[0.1, 0.5, 0.9] "
-                "(CLI: titans-ts fit --quantiles 0.1,0.5,0.9) to forecast levels."
+                f"this model was fitted without quantiles: {self._refit_with_levels()} to forecast levels."
             )
         if isinstance(levels, numbers.Real) and not isinstance(levels, bool):
             levels = [levels]  # predict(quantiles=0.9): the one level
