@@ -355,6 +355,14 @@ def test_bad_inputs_exit_2_with_one_line(trained, tmp_path):
         (["--patch-len", "4"], "--patch-len 4 would be ignored (only patch tokens are cut into patches): add --tokens"),
         (["--calibrate", "conformal"], "--calibrate conformal would be ignored (it calibrates quantile levels): add"),
         (["--mode", "history", "--patch-len", "8", "--batch-size", "7"], "--batch-size 7 would be ignored (--mode"),
+        # in history mode no variant repeats a season and no levels are made: nothing to add (it said add
+        # --variant seasonal_naive, or --quantiles, which history mode refuses)
+        (["--mode", "history", "--patch-len", "8", "--season", "24"], "the floors find their own): leave it out"),
+        (["--mode", "history", "--patch-len", "8", "--calibrate", "none"], "quantile levels): leave it out"),
+        (
+            ["--mode", "history", "--patch-len", "8", "--variant", "mlp", "--online-blend", "0.5"],
+            "--online-blend 0.5 would be ignored (the mlp ablation carries no memory",
+        ),
     ]
     cases += [(["fit", "--dataset", str(mine), *SMALL, *option], message) for option, message in ignored]
     for args, message in cases:

@@ -212,17 +212,21 @@ def ignored_problems(params: dict, given) -> list[str]:
     the estimator takes any value of a setting its model ignores, so one dict of settings serves many models."""
     from titans_ts.forecasting.model import UNTRAINED, VARIANTS, reads_patches
 
-    unused = {}  # name: (why it would be ignored, what uses it)
+    unused = {}  # name: (why it would be ignored, what uses it; None: nothing in this mode)
     window = params["mode"] == "window"
     if params["variant"] != "seasonal_naive":
-        unused["season"] = ("only seasonal naive repeats a season; the floors find their own", "variant=seasonal_naive")
+        seasonal = "variant=seasonal_naive" if window else None  # history mode has no seasonal naive variant
+        unused["season"] = ("only seasonal naive repeats a season; the floors find their own", seasonal)
     if window and params["variant"] in VARIANTS and not reads_patches(params["variant"], params["tokens"]):
         patches = ("only patch tokens are cut into patches", "tokens=patch (or mode=history)")
         if params["variant"] in UNTRAINED:
             patches = ("a naive forecast reads no patches", "a trained variant with tokens=patch")
         unused |= dict.fromkeys(("patch_len", "stride"), patches)
     if params["quantiles"] is None:
-        unused["calibrate"] = ("it calibrates quantile levels", "quantiles=0.1,0.5,0.9")
+        unused["calibrate"] = ("it calibrates quantile levels", "quantiles=0.1,0.5,0.9" if window else None)
+    if not window and params["variant"] == "mlp":  # the ablation carries no memory: online is frozen
+        carried = ("the mlp ablation carries no memory, so its online forecasts are its frozen ones", "variant=lmm")
+        unused |= dict.fromkeys(("online_reset_mix", "online_blend"), carried)
     if not window and not params.get("local_pretrain"):  # history mode trains on `streams` segments at a time
         unused["batch_size"] = (
             "mode=history trains on contiguous segments, as many at a time as streams says; only the window model "
@@ -230,7 +234,8 @@ def ignored_problems(params: dict, given) -> list[str]:
             "local_pretrain=True",
         )
     return [
-        f"{name}={params[name]!r} would be ignored ({why}): add {used}, or leave it out"
+        f"{name}={params[name]!r} would be ignored ({why}): "
+        + (f"add {used}, or leave it out" if used else "leave it out")
         for name, (why, used) in unused.items()
         if name in given and params[name] != ESTIMATOR[name]
     ]
