@@ -61,7 +61,15 @@ def predict(
     options = dict(device=device, quantiles=chosen, overwrite=overwrite, **source, **reading.for_saved_model())
     forecast, written = predict_csv(model, input, out, plot, **options)
     used = {"forecaster_used": forecast.attrs["forecaster"], "fallback_reason": forecast.attrs["fallback_reason"]}
-    (console if written else err_console).print(forecaster_note(used), highlight=False)  # stdout may be the CSV
+    said = console if written else err_console  # stdout may be the CSV
+    said.print(forecaster_note(used), highlight=False)
+    if forecast.attrs.get("history_read_rows") and used["forecaster_used"] == "model":
+        said.print(
+            f"History mode: the memory read the {forecast.attrs['history_read_rows']} rows of --input from the trained "
+            "memory, not the memory the model carries (leave out --input for the forecast after the rows it has "
+            "read: fit's data and every update).",
+            highlight=False,
+        )
     if written is None:
         write_table_text(forecast_csv(forecast))
     else:
@@ -173,7 +181,7 @@ def evaluate(
         console.print("Split by the model's dates: validation from {}, test from {}.".format(*metrics["split_starts"]))
     print_quantile_scores(metrics)
     console.print(forecaster_note(metrics), highlight=False)
-    if metrics["mode"] == "history":
+    if metrics["mode"] == "history" and metrics["forecaster_used"] == "model":  # a floor's pair is one kind
         console.print(history_note(metrics["online_from"]), highlight=False)
         blended = blend_note(metrics["online_blend"])
         if blended:

@@ -452,6 +452,8 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert metrics["model_val"]["mse"] == pytest.approx(choice["val_mse"][str(choice["chosen"])])
     predicted = runner.invoke(app, ["predict", "--model", str(model), "--input", str(tmp_path / "mine.csv")])
     assert predicted.exit_code == 0, predicted.output
+    said = " ".join(predicted.stderr.split())  # --input: a fresh memory read its rows, not the one carried
+    assert "History mode: the memory read the 500 rows of --input from the trained memory" in said, said
     # update: the memory reads the new rows along time, saved in another folder; predict reads on from there
     updated = runner.invoke(
         app, ["update", "-m", str(model), "-i", str(tmp_path / "new.csv"), "--out", str(tmp_path / "on")]

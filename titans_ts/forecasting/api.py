@@ -285,6 +285,8 @@ def predict_csv(
     forecast = estimator.predict(frame, quantiles=quantiles)
     forecast = forecast.round(_computed_decimals(estimator, forecast))
     forecast.attrs["long_format"] = list(long) if long else None  # written as the input was: long or wide
+    if estimator._in_history_mode() and frame is not None:  # its memory read these rows alone, not its own
+        forecast.attrs["history_read_rows"] = len(frame)
     out_csv = Path(out_csv) if out_csv else None
     with atomic_path_or_none(plot) as drawn:  # both written or neither (a failed plot left the table behind)
         if drawn is not None:
