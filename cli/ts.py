@@ -261,6 +261,17 @@ def fit(
         if history.get("trained", True)
         else "Nothing to train (a naive forecast)"
     )
+    local = history.get("local_pretrain")
+    if local:  # history mode's first phase, the window model trained alone (its own epochs and budget)
+        best = local.get("best_epoch")
+        run = f"{local['epochs_run']} run ({local['stop_reason']})"
+        said = "no epoch validated" if best is None else f"best epoch {epoch_number(best)} of {run}"
+        said += "" if best is None else f", val MSE {local['best_val_mse']:.4f}"
+        local_stop = stop_note(local, max_minutes)
+        console.print(
+            f"Window model pretrained first (local_pretrain): {said}." + (f" {local_stop}" if local_stop else ""),
+            highlight=False,
+        )
     stopped = stop_note(history, max_minutes)
     if stopped:
         console.print(f"[bold yellow]{stopped}[/]", highlight=False)

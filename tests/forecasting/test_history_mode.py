@@ -496,6 +496,20 @@ def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):
     assert bad.exit_code == 2 and "--online-reset-mix takes a number in [0, 1), e.g. 0.2, or auto" in bad.stderr
 
 
+def test_cli_fit_says_how_the_local_pretraining_went(tmp_path):
+    """--local-pretrain trains the window model first, with its own epochs and budget: its bars ran unlabelled
+    and only metrics.json said how it stopped."""
+    write_series(tmp_path / "mine.csv", rows=500, columns=2)
+    args = ["fit", "--dataset", str(tmp_path / "mine.csv"), "--lookback", "16", "--horizon", "4", "--dim", "8"]
+    args += ["--layers", "1", "--epochs", "1", "--mode", "history", "--patch-len", "4", "--streams", "1"]
+    args += ["--local-model", "variate", "--local-pretrain", "--out", str(tmp_path / "model")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    local = json.loads((tmp_path / "model" / "metrics.json").read_text())["history"]["local_pretrain"]
+    said = f"Window model pretrained first (local_pretrain): best epoch {local['best_epoch'] + 1} of"
+    assert said in result.output and f"val MSE {local['best_val_mse']:.4f}" in result.output
+
+
 def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_uninterrupted_runs_model(data, tmp_path, monkeypatch):
     import lightning.pytorch as pl
 
