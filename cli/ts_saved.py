@@ -119,12 +119,16 @@ def update(
     if saved is None:
         console.print(f"No rows in {input}: the model is unchanged.")
         return
-    last = estimator.last_index_
-    where = f"step {last}" if isinstance(last, int) else str(last)  # a file without a time column counts steps
+    last, name = estimator.last_index_, estimator.index_name_
+    where = str(last)
+    if isinstance(last, int):  # steps counted (a file without a time column), or numbered by a column of its own
+        where = f"{name if getattr(estimator, 'numbered_', False) and name is not None else 'step'} {last}"
     console.print(
         f"The model read {len(rows)} new rows; it has now read up to {where}, and is saved in {saved}. "
         f"`titans-ts predict --model {saved}` forecasts the {estimator.horizon} steps after it."
     )
+    if estimator.forecaster_used_ != THE_MODEL:
+        console.print(f"{estimator.forecaster_used_} forecasts in the model's place: it carries no memory.")
     if estimator.mode == "window" and estimator.forecaster_used_ == THE_MODEL:
         console.print(
             "Note: a window model was trained from the fresh memory every window; carrying it made its benchmark "

@@ -248,7 +248,7 @@ def test_a_model_numbered_by_its_own_column_reads_later_files_by_it(tmp_path):
     fit = ["fit", "-d", str(tmp_path / "mine.csv"), "--date-column", "t", *SMALL, "--fallback", "off", "--out", model]
     assert runner.invoke(app, fit).exit_code == 0
     first = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])
-    assert first.exit_code == 0 and "up to step 11645" in " ".join(first.output.split()), first.output
+    assert first.exit_code == 0 and "up to t 11645" in " ".join(first.output.split()), first.output
     again = runner.invoke(app, ["update", "-m", model, "-i", str(tmp_path / "new.csv")])  # the same rows: refused
     assert again.exit_code == 2 and "give only the rows after the last one already read (11645)" in again.stderr
     forecast = runner.invoke(app, ["predict", "-m", model, "-i", str(tmp_path / "mine.csv")])

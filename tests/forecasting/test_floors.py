@@ -168,6 +168,13 @@ def test_cli_prints_the_floors_and_the_choice_and_the_saved_model_keeps_them(tmp
     assert set(metrics["floors"]) == {"repeat last", "seasonal naive (season 7)"}
     assert metrics["model_val"]["mse"] > metrics["floors"]["repeat last"] == pytest.approx(metrics["val"]["mse"])
     assert metrics["params"]["fallback"] == "auto"
+    later = write_series(tmp_path / "all.csv", rows=510, columns=3, freq="D").iloc[500:]
+    later.to_csv(tmp_path / "later.csv", index=False)
+    updated = runner.invoke(app, ["update", "-m", str(model), "-i", str(tmp_path / "later.csv"), "--out",
+                                  str(tmp_path / "on")])  # fmt: skip
+    assert updated.exit_code == 0 and "repeat last forecasts in the model's place: it carries no memory" in " ".join(
+        updated.output.split()
+    )  # "The model read 10 new rows" alone suggested a memory learning from them
 
     loaded = TitansForecaster.load(model)
     assert loaded.forecaster_used_ == "repeat last" and loaded.floors_ == metrics["floors"]

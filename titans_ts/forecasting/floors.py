@@ -183,7 +183,7 @@ class Floors:
                 f"{self.fallback_reason_}. Its forecasts and scores are the floor's: a search over the model's "
                 "settings (GridSearchCV) compares floors; fallback='off' keeps the model.",
                 FallbackWarning,
-                stacklevel=3,
+                stacklevel=4,  # the user's fit: _fit_window or history_mode.fit, then fit
             )
 
     def _forecaster(self) -> nn.Module:
