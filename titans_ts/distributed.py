@@ -39,7 +39,8 @@ def launcher_problems(devices, num_nodes) -> list[str]:
     from titans_ts.errors import is_integer
 
     world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1 or torch.distributed.is_initialized() or not is_integer(devices) or not is_integer(num_nodes):
+    grouped = torch.distributed.is_available() and torch.distributed.is_initialized()  # ranks already joined
+    if world <= 1 or grouped or not is_integer(devices) or not is_integer(num_nodes):
         return []
     if devices * num_nodes == world:
         return []

@@ -166,11 +166,8 @@ RESUME_TO_WRITE = "run the same command with --resume (resume=True) to write the
 
 def history_scores_said(online_from: str) -> str:
     """What a history-mode model's scores are, as metrics.json says it: where its online memory starts reading."""
-    start = (
-        "the split's first row (lookback rows before its first origin)"
-        if online_from == "split"
-        else ("the series' first row")
-    )
+    split = "the split's first row (lookback rows before its first origin)"
+    start = split if online_from == "split" else "the series' first row"
     return (
         "mode='history': val and test are frozen (the memory reset for every window), val_online and test_online "
         f"online (the memory reads from {start} in time order, never a row at or after an origin)"
