@@ -250,7 +250,7 @@ def evaluate(
     device: str = DEVICE,
 ) -> None:
     """Accuracy of a saved classifier on labelled data, saying whether the model trained on that data."""
-    from genomics.api import evaluate_saved
+    from genomics.saved import evaluate_saved
 
     result = evaluate_saved(model, dataset, labels=labels, device=device)
     console.print(f"Accuracy {result['accuracy']:.4f} on {result['sequences']} sequences ({result['note']}).")
@@ -273,7 +273,7 @@ def predict(
     device: str = DEVICE,
 ) -> None:
     """Classify sequences with a saved classifier."""
-    from genomics.api import predict_file, probability_csv
+    from genomics.saved import predict_file, probability_csv
 
     frame = predict_file(model, input, device=device, out=out, overwrite=overwrite)
     if out:

@@ -55,7 +55,8 @@ def predict(
     Without --input: the forecast after the last row the model has read (its fit's data, then every
     `titans-ts update`), from the memory it carries. A model fitted with --quantiles also writes its levels: a
     column per (column, level), e.g. OT_q0.1."""
-    from titans_ts.forecasting.api import forecast_csv, predict_csv
+    from titans_ts.forecasting.forecast_tables import forecast_csv
+    from titans_ts.forecasting.saved import predict_csv
 
     chosen = chosen_levels(quantiles)
     options = dict(device=device, quantiles=chosen, overwrite=overwrite, **source, **reading.for_saved_model())
@@ -111,8 +112,8 @@ def update(
     every window, and carrying it made its benchmark forecasts worse (docs/forecasting.md): for its frozen
     forecast, pass the recent rows to `titans-ts predict --input` instead. Example, once a day:
     `titans-ts update -m runs/my-model -i today.csv && titans-ts predict -m runs/my-model --out next.csv`."""
-    from titans_ts.forecasting.api import update_saved
     from titans_ts.forecasting.floors import MODEL as THE_MODEL
+    from titans_ts.forecasting.saved import update_saved
 
     options = dict(device=device, overwrite=overwrite, **reading.for_saved_model())
     estimator, rows, saved = update_saved(model, input, out, **options)
@@ -173,7 +174,7 @@ def evaluate(
     quantiles their coverage, width and pinball loss.
 
     With --out, also the test errors by column and by horizon step, scaled and in original units."""
-    from titans_ts.forecasting.api import evaluate_saved
+    from titans_ts.forecasting.saved import evaluate_saved
 
     read = reading.for_saved_model()
     metrics = evaluate_saved(

@@ -578,7 +578,7 @@ def test_cli_device_option_is_documented_and_checked(saved_forecaster, no_cuda):
 def test_cli_passes_the_device_through(monkeypatch):
     """The CLI holds no logic: --device reaches the library function unchanged."""
     import cli.ts
-    import titans_ts.forecasting.api as api
+    import titans_ts.forecasting.saved as saved
 
     seen = {}
 
@@ -588,7 +588,7 @@ def test_cli_passes_the_device_through(monkeypatch):
         forecast.attrs.update(forecaster="model", fallback_reason="as predict_csv says which forecaster it used")
         return forecast, None
 
-    monkeypatch.setattr(api, "predict_csv", fake_predict)
+    monkeypatch.setattr(saved, "predict_csv", fake_predict)
     result = runner.invoke(cli.ts.app, ["predict", "--model", "m", "--input", "i.csv", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert seen["device"] == "cpu"

@@ -313,9 +313,9 @@ def test_predicting_and_help_import_no_lightning_and_help_no_torch(tmp_path):
     root = Path(__file__).resolve().parents[1]
     script = (
         "import sys, cli.ts, cli.dna; assert 'torch' not in sys.modules, 'help imports torch';"
-        "from titans_ts.forecasting import api; import genomics.api as dna;"
-        f"api.predict_csv({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
-        f"api.evaluate_saved({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
+        "from titans_ts.forecasting import saved; import genomics.saved as dna;"
+        f"saved.predict_csv({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
+        f"saved.evaluate_saved({str(tmp_path / 'forecaster')!r}, {str(tmp_path / 'series.csv')!r});"
         f"dna.predict_file({str(tmp_path / 'classifier')!r}, {str(tmp_path / 'labelled.csv')!r});"
         f"dna.evaluate_saved({str(tmp_path / 'classifier')!r}, {str(tmp_path / 'labelled.csv')!r});"
         "print(sorted(k for k in sys.modules if k.startswith('lightning')))"

@@ -95,7 +95,7 @@ def _weights_used(spec: dict) -> dict | None:
     ours = spec["kind"] == "dna" and params.get("architecture", "titans") == "titans"
     if not ours or params.get("pretrained", True) is not True:
         return None
-    from genomics.classifier import pretrained_path
+    from genomics.pretrained import pretrained_path
 
     card = json.loads((pretrained_path() / "config.json").read_text())
     keys = ("stage", "held_out_bits_per_base", "total_optimizer_steps", "git_commit")

@@ -63,8 +63,8 @@ def main() -> None:
     import torch
 
     from genomics.api import leakage_sequences
-    from genomics.classifier import pretrained_path
     from genomics.model import DNALanguageModel
+    from genomics.pretrained import pretrained_path
     from genomics.pretraining import is_gap, load_language_model, pretrain, split_corpus
     from titans_ts.io import atomic_write_text
 

@@ -44,7 +44,7 @@ def _start_of(stage: int, records: list[dict], config: dict) -> Path | None:
     checkpoint = ROOT / config["checkpoints"] / f"stage_{stage - 1:02d}"
     if (checkpoint / "model.safetensors").exists():
         return checkpoint
-    from genomics.classifier import pretrained_path
+    from genomics.pretrained import pretrained_path
 
     shipped = json.loads((pretrained_path() / "config.json").read_text())
     if shipped.get("stage") == stage - 1:
@@ -56,8 +56,8 @@ def run(config: dict) -> None:
     import torch
 
     from genomics.api import leakage_sequences
-    from genomics.classifier import pretrained_path
     from genomics.model import DNAModelConfig
+    from genomics.pretrained import pretrained_path
     from genomics.pretraining import pretrain
     from titans_ts.io import atomic_write_text
 

@@ -101,7 +101,7 @@ def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(
     assert too_long.exit_code == 2 and "error:" in too_long.stderr and "Traceback" not in too_long.output
     assert "File name too long" in too_long.stderr and "Check the path" in too_long.stderr
 
-    import titans_ts.forecasting.api as api
+    import titans_ts.forecasting.saved as saved
 
     def failing_plot(*_, **__):
         raise OSError(28, "No space left on device", "plot.png")
@@ -111,7 +111,7 @@ def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(
 
     for name, failing in (("plot_forecast", failing_plot), ("write_table", failing_table)):  # either order
         with monkeypatch.context() as patched:
-            patched.setattr(api, name, failing)
+            patched.setattr(saved, name, failing)
             failed = runner.invoke(app, [*args, "--out", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.png")])
         assert failed.exit_code == 2 and "No space left on device" in failed.stderr
         assert not any(tmp_path.iterdir())  # neither file, nor a temporary one
@@ -128,7 +128,7 @@ def test_a_file_system_refusal_is_one_line_and_a_failed_plot_leaves_no_forecast(
 def test_a_data_column_named_as_the_forecasts_index_keeps_its_name():
     """A file without a time column whose data has a column `step`: its forecast table named both "step" (a
     traceback: cannot insert step, already exists)."""
-    from titans_ts.forecasting.api import forecast_table
+    from titans_ts.forecasting.forecast_tables import forecast_table
 
     forecast = pd.DataFrame({"step": [1.0, 2.0], "OT": [3.0, 4.0]}, index=pd.RangeIndex(10, 12, name="step"))
     table = forecast_table(forecast)
@@ -138,14 +138,14 @@ def test_a_data_column_named_as_the_forecasts_index_keeps_its_name():
 def test_forecast_decimals_follow_each_columns_scale_not_its_size():
     from types import SimpleNamespace
 
-    from titans_ts.forecasting.api import _computed_decimals
+    from titans_ts.forecasting.forecast_tables import computed_decimals
 
     scaler = SimpleNamespace(scale_=np.array([1.0, 1000.0, 0.01]))
     model = SimpleNamespace(targets_=["a", "big", "a_b"], _target_scaler=lambda: scaler)
     forecast = pd.DataFrame(columns=["a", "big", "a_b", "a_q0.1", "a_b_q0.9"], dtype=float)
-    assert _computed_decimals(model, forecast) == {"a": 7, "big": 4, "a_b": 9, "a_q0.1": 7, "a_b_q0.9": 9}
+    assert computed_decimals(model, forecast) == {"a": 7, "big": 4, "a_b": 9, "a_q0.1": 7, "a_b_q0.9": 9}
     around_a_million = pd.DataFrame({"a": [1000123.4561234567]})
-    around_a_million = around_a_million.round(_computed_decimals(model, around_a_million))
+    around_a_million = around_a_million.round(computed_decimals(model, around_a_million))
     assert around_a_million.to_csv(index=False).splitlines()[1] == "1000123.4561235"  # a mean keeps its decimals
 
 
@@ -623,7 +623,7 @@ def test_a_model_fitted_on_a_long_table_reads_and_writes_long_tables(tmp_path):
 
 
 def test_a_long_forecast_keeps_each_level_beside_its_value():
-    from titans_ts.forecasting.api import forecast_table
+    from titans_ts.forecasting.forecast_tables import forecast_table
 
     index = pd.date_range("2020-01-01", periods=2, freq="h", name="ts")
     forecast = pd.DataFrame(

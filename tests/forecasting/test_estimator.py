@@ -367,7 +367,7 @@ def test_arrays_are_accepted(series):
     model = TitansForecaster(**{**TINY, "epochs": 1, "variant": "dlinear"}).fit(series.to_numpy())
     forecast = model.predict()
     assert isinstance(forecast.index, pd.RangeIndex) and forecast.index[0] == 500
-    from titans_ts.forecasting.api import forecast_csv
+    from titans_ts.forecasting.forecast_tables import forecast_csv
 
     assert forecast_csv(forecast).startswith("step,")  # step numbers, not headed 'date'
     assert model.n_features_in_ == 3 and not hasattr(model, "feature_names_in_")  # as scikit-learn: unnamed

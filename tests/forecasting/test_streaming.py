@@ -155,7 +155,7 @@ def test_only_the_memory_variant_streams(series, tmp_path):
         model.update(series.iloc[240:250])
     with pytest.raises(ConfigError, match=r"'lmm'.*Evaluate it without online"):
         model.evaluate(series, online=True)
-    from titans_ts.forecasting.api import update_saved
+    from titans_ts.forecasting.saved import update_saved
 
     series.iloc[240:250].to_csv(tmp_path / "new.csv")
     saved = model.save(tmp_path / "model")

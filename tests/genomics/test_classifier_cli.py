@@ -12,7 +12,8 @@ from sklearn.exceptions import NotFittedError
 from typer.testing import CliRunner
 
 from cli.dna import app
-from genomics.classifier import DNAClassifier, load_backbone_weights, pretrained_path
+from genomics.classifier import DNAClassifier
+from genomics.pretrained import load_backbone_weights, pretrained_path
 from titans_ts.errors import SequenceError
 
 runner = CliRunner()
@@ -208,7 +209,7 @@ def test_cli_finetune_cv_predict_evaluate(labelled_csv):
     np.testing.assert_allclose(written[["p_at_rich", "p_gc_rich"]].sum(axis=1), 1.0, atol=1e-6)
     whole = runner.invoke(app, ["predict", "--model", str(folder / "run"), "--input", str(folder / "toy.csv")])
     assert whole.exit_code == 2 and "give that folder" in " ".join(whole.stderr.split())  # the run, not its model
-    from genomics.classifier import load_backbone_weights
+    from genomics.pretrained import load_backbone_weights
     from titans_ts.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:  # a fine-tuned model is not a pretrained one: no such advice
@@ -592,7 +593,7 @@ def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys
     progress=False or for short work; the predictions are the same either way. predict_file (the CLI's)
     shows it whatever the model was saved with."""
     import genomics.classifier
-    from genomics.api import predict_file
+    from genomics.saved import predict_file
 
     sequences, labels = _toy(30)
     model = DNAClassifier(**TINY).fit(sequences, labels)
@@ -623,7 +624,7 @@ def test_a_long_prediction_shows_progress_on_a_terminal_only(monkeypatch, capsys
 def test_a_sequence_without_a_c_g_or_t_is_predicted_with_a_warning_naming_it(tmp_path):
     from io import StringIO
 
-    from genomics.api import predict_file
+    from genomics.saved import predict_file
     from titans_ts.errors import UnknownBasesWarning
 
     sequences, labels = _toy(30)
@@ -647,7 +648,7 @@ def test_a_sequence_without_a_c_g_or_t_is_predicted_with_a_warning_naming_it(tmp
 def test_predict_replaces_an_existing_out_file_only_with_overwrite(tmp_path):
     """Refused before any work (the model is not even read), naming the file and --overwrite; nothing
     is touched; with --overwrite the file is replaced whole."""
-    from genomics.api import predict_file
+    from genomics.saved import predict_file
     from titans_ts.errors import ConfigError
 
     sequences, labels = _toy(30)
@@ -690,7 +691,7 @@ def test_evaluate_says_whether_the_score_is_held_out(labelled_csv, tmp_path):
     model did not train on the data, and names the caveat when it cannot know."""
     from types import SimpleNamespace
 
-    from genomics.api import task_split_note
+    from genomics.saved import task_split_note
 
     args = ["finetune", str(labelled_csv / "toy.csv"), "--scratch", "--dim", "16", "--layers", "1", "--epochs", "1"]
     assert runner.invoke(app, [*args, "--folds", "2", "--out", str(tmp_path / "run")]).exit_code == 0
@@ -724,7 +725,7 @@ def test_predict_writes_out_in_the_format_its_name_says(tmp_path, monkeypatch):
     """dp.parquet and dp.csv.gz held CSV text: each name is now written as it says (any case), read back by pandas
     as what its name says; a name that says another format is refused before the model is read; a failed write
     leaves nothing. Names come from an id column as from a name column."""
-    from genomics.api import predict_file
+    from genomics.saved import predict_file
     from titans_ts.errors import ConfigError
 
     sequences, labels = _toy(20)
@@ -812,8 +813,8 @@ def test_what_scikit_learn_users_pass_works_and_a_fitted_shape_stays_fixed(tmp_p
 def test_labels_are_numbers_only_when_written_as_numbers_and_evaluate_matches_them_by_text(tmp_path):
     """Labels 01 and 1 became one class 1 (and a code lost its zeros); a file of 0/1 labels was refused by a model
     fitted on '0', '1' and 'other' ("[0, 1] are not among the model's classes ['0', '1', 'other']")."""
-    from genomics.api import evaluate_saved
     from genomics.data.files import read_labels
+    from genomics.saved import evaluate_saved
 
     assert read_labels(["0", "1", "2"]) == [0, 1, 2] and read_labels(["0.5", "NA", "2.5"]) == [0.5, None, 2.5]
     assert read_labels(["01", "1", "02"]) == ["01", "1", "02"] and read_labels(["1", "1.0"]) == ["1", "1.0"]

@@ -123,7 +123,7 @@ def test_bad_architecture_is_a_clear_error():
 
 def test_weights_from_before_the_stem_still_load(tmp_path):
     """A language model saved without stem keys is the embedding-only model (stem_kernel 0, stride 1)."""
-    from genomics.classifier import load_backbone_weights
+    from genomics.pretrained import load_backbone_weights
     from titans_ts.io import save_model_dir
 
     old = DNAModelConfig(**SMALL, stem_kernel=0, stride=1)
