@@ -101,6 +101,7 @@ def finetune(
         finish_run_folder,
         forget_unstarted_run,
         prepare_run_folder,
+        run_folder_lock,
     )
     from titans_ts.training import resolve_device
 
@@ -155,119 +156,121 @@ def finetune(
     trained_on = training_record(task_name, chosen, train if data is None else data)
     label = task_name.split(".")[0] if own is not None else task_name  # a file by its stem, as titans-ts files it
     out = Path(out or f"runs/dna-{label}-{params.get('block', 'lmm')}-s{params.get('seed', 0)}")
-    checkpoints = prepare_run_folder(out, overwrite, resume)
-    labels = (train if data is None else data).label_names()
-    settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
-    kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
-    run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
-    cv = {"folds": folds, "refit": refit}  # a resume that adds or drops --refit is refused: the run's model differs
-    check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
+    with run_folder_lock(out):  # no other run writes into this folder meanwhile
+        checkpoints = prepare_run_folder(out, overwrite, resume)
+        labels = (train if data is None else data).label_names()
+        settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
+        kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
+        run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
+        cv = {"folds": folds, "refit": refit}  # a resume that adds or drops --refit is refused: the run's model differs
+        check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
 
-    def classifier(name: str) -> tuple[DNAClassifier, bool]:
-        """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
-        from titans_ts.checkpointing import latest_checkpoint
+        def classifier(name: str) -> tuple[DNAClassifier, bool]:
+            """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
+            from titans_ts.checkpointing import latest_checkpoint
 
-        folder = checkpoints / name
-        options = {"checkpoint_dir": str(folder), "checkpoint_minutes": checkpoint_every}
-        return DNAClassifier(**params, **options), resume and latest_checkpoint(folder) is not None
+            folder = checkpoints / name
+            options = {"checkpoint_dir": str(folder), "checkpoint_minutes": checkpoint_every}
+            return DNAClassifier(**params, **options), resume and latest_checkpoint(folder) is not None
 
-    if chosen == "official":
-        model, again = classifier("official")
-        try:
-            model.fit(train.sequences, train.label_names(), resume=again)
-        except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty run folder is left
-            forget_unstarted_run(out)
-            raise
-        accuracy = model.score(test.sequences, test.label_names())
-        result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
-        if main:
-            save_with_record(model, out / "model", trained_on)
-    else:
-        fold_results, first_model = [], None
-        for index, (train_index, test_index) in enumerate(splits):
-            done = checkpoints / f"fold{index}.json"
-            if resume and done.is_file():  # finished before the run was stopped
-                fold_results.append(json.loads(done.read_text(encoding="utf-8")))
-                first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
-                continue
-            fold_train, fold_test = data.subset(train_index), data.subset(test_index)
-            if on_fold is not None and main:
-                on_fold(index, folds, len(fold_train), len(fold_test))
-            model, again = classifier(f"fold{index}")
+        if chosen == "official":
+            model, again = classifier("official")
             try:
-                model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
-            except BaseException as exc:  # a Ctrl-C says what the run kept, and how to go on
-                if not index:  # nothing to resume: no empty run folder is left either
-                    forget_unstarted_run(out)
-                if not isinstance(exc, KeyboardInterrupt):
-                    raise
-                kept = f"the {index} finished fold(s) are kept in {checkpoints}: the same command with --resume goes on"
-                kept = kept if index else "no fold had finished"
-                raise KeyboardInterrupt(f"{exc} (fold {index + 1} of {folds}; {kept})") from None
-            fold_results.append(
-                {
-                    "fold": index,
-                    "accuracy": model.score(fold_test.sequences, fold_test.label_names()),
-                    "test_sequences": len(fold_test),
-                    "history": model.history_,
-                }
-            )
-            if model.history_["stop_reason"] != "interrupted" and main:
-                if index == 0:
-                    save_with_record(model, checkpoints / "fold0-model", trained_on)
-                atomic_write_text(done, json.dumps(fold_results[-1], default=json_value))
-            first_model = first_model or model
-            if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
-                break
-        finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
-        refitted = None
-        if refit and len(finished) == folds:  # the model to keep, trained on every sequence
-            if on_fold is not None and main:
-                on_fold(folds, folds, len(data), 0)
-            refitted, again = classifier("all")
-            try:
-                refitted.fit(data.sequences, data.label_names(), resume=again)
-            except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
-                raise KeyboardInterrupt(
-                    f"{exc} (the refit on all sequences; the {folds} finished folds are kept in {checkpoints}: the "
-                    "same command with --resume goes on)"
-                ) from None
-        refit_done = refitted is not None and refitted.history_["stop_reason"] != "interrupted"
-        if main and (refit_done or not refit):  # only once every training has finished: else no model
-            save_with_record(refitted if refit_done else first_model, out / "model", trained_on)
-        protocol = f"stratified {folds}-fold cross-validation"
-        if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
-            protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
-        elif refit and not refit_done:
-            protocol += ", the refit on all sequences interrupted (--resume finishes it)"
-        result = {
-            "protocol": protocol,
-            "complete": len(finished) == folds and (refit_done or not refit),
-            "accuracy": statistics.mean(finished) if finished else None,
-            "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
-            "folds": fold_results,
-            "saved_model": _saved_model(refit, refit_done, len(data), fold_results, len(finished) == folds),
-        }
-        if refitted is not None:
-            result["refit"] = {"sequences": len(data), "history": refitted.history_}
-    if not main:
-        return {"out": str(out), "rank": rank_and_world()[0]}
-    result.update(
-        {
-            "dataset": task_name,
-            "note": note,
-            "classes": [str(c) for c in data.classes] if data else [str(c) for c in train.classes],
-            "params": params,
-            "wall_seconds": time.time() - started,  # of this command: with --resume, the part it ran
-            "resumed": resume,
-            "titans_ts_version": __version__,
-        }
-    )
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=json_value))
-    histories = run_histories(result)
-    finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
-    result["out"] = str(out)
-    return result
+                model.fit(train.sequences, train.label_names(), resume=again)
+            except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty run folder is left
+                forget_unstarted_run(out)
+                raise
+            accuracy = model.score(test.sequences, test.label_names())
+            result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
+            result["history"] = model.history_
+            if main:
+                save_with_record(model, out / "model", trained_on)
+        else:
+            fold_results, first_model = [], None
+            for index, (train_index, test_index) in enumerate(splits):
+                done = checkpoints / f"fold{index}.json"
+                if resume and done.is_file():  # finished before the run was stopped
+                    fold_results.append(json.loads(done.read_text(encoding="utf-8")))
+                    first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
+                    continue
+                fold_train, fold_test = data.subset(train_index), data.subset(test_index)
+                if on_fold is not None and main:
+                    on_fold(index, folds, len(fold_train), len(fold_test))
+                model, again = classifier(f"fold{index}")
+                try:
+                    model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
+                except BaseException as exc:  # a Ctrl-C says what the run kept, and how to go on
+                    if not index:  # nothing to resume: no empty run folder is left either
+                        forget_unstarted_run(out)
+                    if not isinstance(exc, KeyboardInterrupt):
+                        raise
+                    kept = f"the {index} finished fold(s) are kept in {checkpoints}"
+                    kept = f"{kept}: the same command with --resume goes on" if index else "no fold had finished"
+                    raise KeyboardInterrupt(f"{exc} (fold {index + 1} of {folds}; {kept})") from None
+                fold_results.append(
+                    {
+                        "fold": index,
+                        "accuracy": model.score(fold_test.sequences, fold_test.label_names()),
+                        "test_sequences": len(fold_test),
+                        "history": model.history_,
+                    }
+                )
+                if model.history_["stop_reason"] != "interrupted" and main:
+                    if index == 0:
+                        save_with_record(model, checkpoints / "fold0-model", trained_on)
+                    atomic_write_text(done, json.dumps(fold_results[-1], default=json_value))
+                first_model = first_model or model
+                if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
+                    break
+            finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
+            refitted = None
+            if refit and len(finished) == folds:  # the model to keep, trained on every sequence
+                if on_fold is not None and main:
+                    on_fold(folds, folds, len(data), 0)
+                refitted, again = classifier("all")
+                try:
+                    refitted.fit(data.sequences, data.label_names(), resume=again)
+                except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
+                    raise KeyboardInterrupt(
+                        f"{exc} (the refit on all sequences; the {folds} finished folds are kept in {checkpoints}: the "
+                        "same command with --resume goes on)"
+                    ) from None
+            refit_done = refitted is not None and refitted.history_["stop_reason"] != "interrupted"
+            if main and (refit_done or not refit):  # only once every training has finished: else no model
+                save_with_record(refitted if refit_done else first_model, out / "model", trained_on)
+            protocol = f"stratified {folds}-fold cross-validation"
+            if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
+                protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
+            elif refit and not refit_done:
+                protocol += ", the refit on all sequences interrupted (--resume finishes it)"
+            result = {
+                "protocol": protocol,
+                "complete": len(finished) == folds and (refit_done or not refit),
+                "accuracy": statistics.mean(finished) if finished else None,
+                "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
+                "folds": fold_results,
+                "saved_model": _saved_model(refit, refit_done, len(data), fold_results, len(finished) == folds),
+            }
+            if refitted is not None:
+                result["refit"] = {"sequences": len(data), "history": refitted.history_}
+        if not main:
+            return {"out": str(out), "rank": rank_and_world()[0]}
+        result.update(
+            {
+                "dataset": task_name,
+                "note": note,
+                "classes": [str(c) for c in data.classes] if data else [str(c) for c in train.classes],
+                "params": params,
+                "wall_seconds": time.time() - started,  # of this command: with --resume, the part it ran
+                "resumed": resume,
+                "titans_ts_version": __version__,
+            }
+        )
+        atomic_write_text(out / "metrics.json", json.dumps(result, indent=1, default=json_value))
+        histories = run_histories(result)
+        finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
+        result["out"] = str(out)
+        return result
 
 
 RUN_SETTINGS = SETTINGS_FILE  # at the top of a run's checkpoint folder (each fold's are in its own folder)

@@ -192,7 +192,13 @@ def pretrain(
     Checkpoints go to out/checkpoints (every epoch, and every `checkpoint_every` minutes); resume=True
     continues a killed or interrupted run from there (same settings). They are removed once it finished."""
     from genomics.training import LanguageModelModule, make_loader
-    from titans_ts.checkpointing import finish_run_folder, forget_unstarted_run, prepare_run_folder, start_or_resume
+    from titans_ts.checkpointing import (
+        finish_run_folder,
+        forget_unstarted_run,
+        prepare_run_folder,
+        run_folder_lock,
+        start_or_resume,
+    )
     from titans_ts.io import data_fingerprint
     from titans_ts.training import resolve_device, seed_everything, train_and_restore, tune_cpu_allocator
 
@@ -211,100 +217,102 @@ def pretrain(
             "file once."
         )
     out = Path(out).expanduser()
-    checkpoints = prepare_run_folder(out, overwrite, resume)
-    tune_cpu_allocator()
-    started = time.time()
-    windows, kept, train_windows, val_windows = split_corpus(corpus, window, evaluation_sequences, k, held_out, seed)
-    dropped = len(windows) - len(kept)
-    repeated = len(kept) - len(train_windows) - len(val_windows)  # held-out windows split_corpus left out
-    _say_repeats(repeated, corpus, bool(val_windows))
-    if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
-        filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
-        shorter = f" or a shorter --window (at least {MIN_WINDOW})" if window > MIN_WINDOW else ""
-        raise ConfigError(
-            f"{len(kept)} window(s) of up to {window} bases in {list(map(str, corpus))}{filtered}: pretraining "
-            f"needs at least 2, one held out for the score and one to train on. Give a longer corpus{shorter}."
-        )
-
-    seed_everything(seed)
-    if init is not None:
-        start_config, start_weights, start_report = load_language_model(init)
-        if config is not None and config != start_config:
-            raise ConfigError(f"init={init} has a different architecture ({start_config}) from config ({config}).")
-        config = start_config
-    config = config or DNAModelConfig()
-    model = DNALanguageModel(config)
-    if init is not None:
-        model.load_state_dict(start_weights)
-    module = LanguageModelModule(model, lr=lr)
-    settings = {
-        "corpus": data_fingerprint(windows),
-        "evaluation": data_fingerprint(list(evaluation_sequences)),
-        "config": config.to_dict(),
-        **{"window": window, "k": k, "epochs": epochs, "batch_size": batch_size, "lr": lr},
-        **{"held_out": held_out, "seed": seed, "init": str(init) if init else None, "titans_ts": __version__},
-    }
-    checkpoint = start_or_resume(checkpoints, settings, resume)
-    train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True, shard=True)
-    val = make_loader(val_windows, None, batch_size, bucket=True, shard=True)
-    try:
-        training = train_and_restore(
-            module,
-            train,
-            val,
-            checkpoint=checkpoint,
-            max_epochs=epochs,
-            monitor="val_loss",
-            patience=max(1, epochs),
-            progress=progress,
-            max_minutes=max_minutes,
-            device=device,
-            checkpoint_dir=checkpoints,
-            checkpoint_minutes=checkpoint_every,
-        )
-        val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
-        if val_nats is None or not math.isfinite(val_nats):  # no epoch validated: no score, and no pretrained model
+    with run_folder_lock(out):  # no other run writes into this folder meanwhile
+        checkpoints = prepare_run_folder(out, overwrite, resume)
+        tune_cpu_allocator()
+        started = time.time()
+        split = split_corpus(corpus, window, evaluation_sequences, k, held_out, seed)
+        windows, kept, train_windows, val_windows = split
+        dropped = len(windows) - len(kept)
+        repeated = len(kept) - len(train_windows) - len(val_windows)  # held-out windows split_corpus left out
+        _say_repeats(repeated, corpus, bool(val_windows))
+        if not train_windows:  # before any folder is made: a model of zero steps is not a pretrained model
+            filtered = f" ({dropped} dropped for sharing a {k}-mer with the evaluation tasks)" if dropped else ""
+            shorter = f" or a shorter --window (at least {MIN_WINDOW})" if window > MIN_WINDOW else ""
             raise ConfigError(
-                f"training stopped ({training['stop_reason']}) before its first epoch was validated, so there is no "
-                f"held-out score and no model was saved in {out}: give it more time (--max-minutes) or fewer windows "
-                "(--window, a smaller corpus)."
+                f"{len(kept)} window(s) of up to {window} bases in {list(map(str, corpus))}{filtered}: pretraining "
+                f"needs at least 2, one held out for the score and one to train on. Give a longer corpus{shorter}."
             )
-    except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty folder is left behind
-        forget_unstarted_run(out)
-        raise
-    report = {
-        "format": "titans-ts dna language model",
-        "titans_ts_version": __version__,
-        "model_config": config.to_dict(),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "corpus": [Path(p).name for p in corpus],
-        "window": window,
-        "windows_total": len(windows),
-        "leakage_filter": {
-            "k": k,
-            "strands": "both",
-            "evaluation_sequences": len(evaluation_sequences),
-            "windows_dropped": dropped,
-        },
-        "train_windows": len(train_windows),
-        "held_out_windows": len(val_windows),
-        "held_out_repeats_dropped": repeated,
-        "optimizer_steps": training["steps"],
-        "total_optimizer_steps": training["steps"] + (0 if init is None else _total_steps(start_report)),
-        "continued_from": None
-        if init is None
-        else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
-        "epochs_run": training["epochs_run"],
-        "stop_reason": training["stop_reason"],
-        "training": training,
-        "held_out_bits_per_base": val_nats / math.log(2),
-        "seed": seed,
-        "lr": lr,
-        "batch_size": batch_size,
-        "device": str(device),
-        "resumed": resume,
-        "wall_seconds": time.time() - started,  # of this run; a resumed one's, of its resumed part
-    }
-    save_model_dir(out, model.state_dict(), report)
-    finish_run_folder(checkpoints, interrupted=training["stop_reason"] == "interrupted")
-    return report
+
+        seed_everything(seed)
+        if init is not None:
+            start_config, start_weights, start_report = load_language_model(init)
+            if config is not None and config != start_config:
+                raise ConfigError(f"init={init} has a different architecture ({start_config}) from config ({config}).")
+            config = start_config
+        config = config or DNAModelConfig()
+        model = DNALanguageModel(config)
+        if init is not None:
+            model.load_state_dict(start_weights)
+        module = LanguageModelModule(model, lr=lr)
+        settings = {
+            "corpus": data_fingerprint(windows),
+            "evaluation": data_fingerprint(list(evaluation_sequences)),
+            "config": config.to_dict(),
+            **{"window": window, "k": k, "epochs": epochs, "batch_size": batch_size, "lr": lr},
+            **{"held_out": held_out, "seed": seed, "init": str(init) if init else None, "titans_ts": __version__},
+        }
+        checkpoint = start_or_resume(checkpoints, settings, resume)
+        train = make_loader(train_windows, None, batch_size, shuffle=True, seed=seed, bucket=True, shard=True)
+        val = make_loader(val_windows, None, batch_size, bucket=True, shard=True)
+        try:
+            training = train_and_restore(
+                module,
+                train,
+                val,
+                checkpoint=checkpoint,
+                max_epochs=epochs,
+                monitor="val_loss",
+                patience=max(1, epochs),
+                progress=progress,
+                max_minutes=max_minutes,
+                device=device,
+                checkpoint_dir=checkpoints,
+                checkpoint_minutes=checkpoint_every,
+            )
+            val_nats = training.pop("best")  # the held-out loss of the restored (best) weights
+            if val_nats is None or not math.isfinite(val_nats):  # no epoch validated: no score, and no pretrained model
+                raise ConfigError(
+                    f"training stopped ({training['stop_reason']}) before its first epoch was validated, so there is "
+                    f"no held-out score and no model was saved in {out}: give it more time (--max-minutes) or fewer "
+                    "windows (--window, a smaller corpus)."
+                )
+        except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty folder is left behind
+            forget_unstarted_run(out)
+            raise
+        report = {
+            "format": "titans-ts dna language model",
+            "titans_ts_version": __version__,
+            "model_config": config.to_dict(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "corpus": [Path(p).name for p in corpus],
+            "window": window,
+            "windows_total": len(windows),
+            "leakage_filter": {
+                "k": k,
+                "strands": "both",
+                "evaluation_sequences": len(evaluation_sequences),
+                "windows_dropped": dropped,
+            },
+            "train_windows": len(train_windows),
+            "held_out_windows": len(val_windows),
+            "held_out_repeats_dropped": repeated,
+            "optimizer_steps": training["steps"],
+            "total_optimizer_steps": training["steps"] + (0 if init is None else _total_steps(start_report)),
+            "continued_from": None
+            if init is None
+            else {"path": str(init), "held_out_bits_per_base": start_report["held_out_bits_per_base"]},
+            "epochs_run": training["epochs_run"],
+            "stop_reason": training["stop_reason"],
+            "training": training,
+            "held_out_bits_per_base": val_nats / math.log(2),
+            "seed": seed,
+            "lr": lr,
+            "batch_size": batch_size,
+            "device": str(device),
+            "resumed": resume,
+            "wall_seconds": time.time() - started,  # of this run; a resumed one's, of its resumed part
+        }
+        save_model_dir(out, model.state_dict(), report)
+        finish_run_folder(checkpoints, interrupted=training["stop_reason"] == "interrupted")
+        return report

@@ -427,3 +427,84 @@ def test_a_loader_place_saved_before_it_held_the_epochs_batch_count_is_still_rea
     loader = ResumableLoader(range(6), [[0, 1], [2, 3], [4, 5]])
     loader.load_state_dict({"epoch_start": None, "taken": 2})  # as 6da1ed2 wrote it: no "batches"
     assert [batch.tolist() for batch in loader] == [[4, 5]]
+
+
+def _holding_the_lock(out: Path) -> subprocess.Popen:
+    """Another process that holds `out`'s run lock until it is killed (a run writing into the folder)."""
+    script = (
+        "import sys, time; from titans_ts.checkpointing import run_folder_lock\n"
+        f"with run_folder_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_run_into_a_folder_another_run_is_writing_is_refused_and_a_killed_runs_lock_is_not(tmp_path):
+    """The same fit started again in another terminal (or an overlapping job) with the same --out: both wrote
+    checkpoints and a model into one folder, and a start with --overwrite cleared the running one's checkpoints.
+    It is refused now, naming the run that holds the folder, with nothing in the folder touched; once that run
+    is killed (no clean-up), the folder is free again, and a finished run leaves no lock file behind."""
+    from typer.testing import CliRunner
+
+    from cli.ts import app
+
+    write_series(tmp_path / "mine.csv", rows=300, columns=2)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.ckpt").write_text("the running fit's")
+    holder = _holding_the_lock(out)
+    fit = ["fit", "--dataset", str(tmp_path / "mine.csv"), *ARGS[:7], "1", "--out", str(out)]
+    runner = CliRunner()
+    try:
+        for extra in ([], ["--overwrite"], ["--resume"]):
+            result = runner.invoke(app, [*fit, *extra])
+            assert result.exit_code == 2, result.output
+            assert f"in use by another run (pid {holder.pid} on " in result.output, result.output
+            assert (out / "checkpoints" / "last.ckpt").read_text() == "the running fit's"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out / ".titans-run.lock").exists()  # killed: no clean-up, and the lock went with the process
+    result = runner.invoke(app, [*fit, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert not (out / ".titans-run.lock").exists() and (out / "model.safetensors").is_file()
+
+
+def test_the_run_lock_refuses_a_second_holder_and_leaves_no_folder_it_made(tmp_path):
+    from titans_ts.checkpointing import run_folder_lock
+    from titans_ts.errors import ConfigError
+    from titans_ts.io import started_only
+
+    out = tmp_path / "new"
+    with run_folder_lock(out):
+        assert started_only(out)  # the lock alone is nothing a user could want back
+        with pytest.raises(ConfigError, match=r"in use by another run \(pid \d+ on .*, since 20"):
+            with run_folder_lock(out):
+                pass
+        (out / "metrics.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]  # the run's files stay, the lock goes
+    with pytest.raises(ValueError), run_folder_lock(tmp_path / "refused"):
+        raise ValueError  # a run that wrote nothing: the folder it made goes with it
+    assert not (tmp_path / "refused").exists()
+
+
+def test_titans_dna_finetune_and_pretrain_refuse_a_folder_another_run_is_writing(tmp_path):
+    from genomics.api import finetune
+    from genomics.pretraining import pretrain
+    from titans_ts.errors import ConfigError
+
+    (tmp_path / "mine.csv").write_text("seq,label\n" + "".join(f"{'ACGT' * 8},{i % 2}\n" for i in range(20)))
+    (tmp_path / "corpus.fa").write_text(">a\n" + "ACGTTGCA" * 64 + "\n")
+    out = tmp_path / "run"
+    holder = _holding_the_lock(out)
+    try:
+        with pytest.raises(ConfigError, match="in use by another run"):
+            finetune(str(tmp_path / "mine.csv"), folds=2, out=out, pretrained=False, dim=8, layers=1, heads=2)
+        with pytest.raises(ConfigError, match="in use by another run"):
+            pretrain([str(tmp_path / "corpus.fa")], out, window=64)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [path.name for path in out.iterdir()] == [".titans-run.lock"]

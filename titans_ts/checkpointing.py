@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
+import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from titans_ts.errors import ConfigError, ResumeMismatchError
 from titans_ts.estimator_base import RUN_ONLY
-from titans_ts.io import SETTINGS_FILE, atomic_path, atomic_write_text, json_value
+from titans_ts.io import LOCK_FILE, SETTINGS_FILE, atomic_path, atomic_write_text, json_value
 from titans_ts.version import __version__
 
 CHECKPOINT_FILES = ("last.ckpt", "timed.ckpt")
@@ -310,6 +313,72 @@ def estimator_checkpoint(estimator, fingerprint: str, resume: bool) -> Path | No
     settings = {k: v for k, v in estimator.get_params().items() if k not in RUN_ONLY}
     settings |= {"data": fingerprint, "titans_ts": __version__}
     return start_or_resume(Path(estimator.checkpoint_dir).expanduser(), settings, resume)
+
+
+@contextlib.contextmanager
+def run_folder_lock(out):
+    """Held while a run writes into its folder `out` (checkpoints, model, results): a second run given the same
+    folder (the command started again in another terminal, an overlapping job) is refused before it touches
+    anything, where both wrote checkpoints and models into one folder (or cleared the other's). The lock is
+    the operating system's (flock on out/.titans-run.lock, which names its holder): it is released when the
+    run ends, however it ends (a kill too), so a stopped run never leaves its folder locked. Under DDP rank 0
+    holds it for the run. Where flock is missing (Windows) nothing is locked."""
+    from titans_ts.distributed import is_main_process
+
+    try:
+        import fcntl
+    except ImportError:  # no flock: the run goes on unguarded, as before
+        fcntl = None
+    if fcntl is None or not is_main_process():
+        yield
+        return
+    out = Path(out)
+    made = not out.exists()
+    handle = _locked(out, out / LOCK_FILE)
+    if handle is None:  # a file in its place, a folder that cannot be written: the run's own checks say so
+        yield
+        return
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # removed before it is released: no other run locks a file being removed
+            (out / LOCK_FILE).unlink()
+        handle.close()
+        if made:  # a folder this run made and left empty (a refusal, a stop before anything was written) goes too
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _locked(out: Path, path: Path):
+    """The lock file, open and locked by this process; None where it cannot be made (the run's checks say why)."""
+    import fcntl
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the run ends)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"{out} is in use by another run ({holder}): wait for it to finish, or give this run another --out. "
+                "Two runs writing into one folder would mix their checkpoints and models."
+            ) from None
+        with contextlib.suppress(OSError):  # the file locked is still the one at the path (not one a run removed)
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        handle.close()
 
 
 def prepare_run_folder(out, overwrite: bool, resume: bool) -> Path:

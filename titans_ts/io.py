@@ -75,6 +75,7 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 SETTINGS_FILE = "settings.json"  # what a run records in out/checkpoints as it starts (checkpointing.py)
+LOCK_FILE = ".titans-run.lock"  # held by the run writing into a folder (checkpointing.run_folder_lock)
 
 
 def check_out_folder(out, overwrite: bool) -> None:
@@ -119,9 +120,12 @@ def data_fingerprint(values) -> str:
 def started_only(out: Path) -> bool:
     """Whether `out` holds nothing a user could want back: no file at all, or only the settings a run records
     in out/checkpoints as it starts (a run killed before its first checkpoint leaves just those: nothing to
-    resume, so a new start may take the folder)."""
+    resume, so a new start may take the folder), and the lock file of a run that was killed."""
     checkpoints = out / "checkpoints"
-    return all(path.name == SETTINGS_FILE and checkpoints in path.parents for path in files_below(out))
+    return all(
+        (path.name == SETTINGS_FILE and checkpoints in path.parents) or path == out / LOCK_FILE
+        for path in files_below(out)
+    )
 
 
 def files_below(folder: Path):

@@ -60,7 +60,12 @@ def fit_dataset(
     any left out (or None) take the dataset's defaults (`settings.resolve_fit`). on_start(settings) is
     called once they are resolved and checked and the folder is ready, before any data is read.
     """
-    from titans_ts.checkpointing import finish_run_folder, forget_unstarted_run, prepare_run_folder  # training only
+    from titans_ts.checkpointing import (  # training only
+        finish_run_folder,
+        forget_unstarted_run,
+        prepare_run_folder,
+        run_folder_lock,
+    )
     from titans_ts.training import tune_cpu_allocator
 
     settings = resolve_fit(
@@ -68,72 +73,74 @@ def fit_dataset(
         checkpoint_minutes=checkpoint_every, **params,
     )  # fmt: skip
     out = settings.out
-    replaced = not resume and any((out / name).is_file() for name in (CONFIG_FILE, MODEL_FILE))
-    checkpoints = prepare_run_folder(out, overwrite, resume)  # a saved model is replaced only with overwrite
-    if on_start is not None:
-        on_start(settings)
-    tune_cpu_allocator()
-    started = time.time()
-    read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
-    target = settings.params["target"]
-    frame = read_as_fit(dataset, columns, target, **read, long=long)
-    params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
-    estimator = TitansForecaster(**params)
-    with warnings.catch_warnings():  # the file's gaps were checked as it was read; a benchmark loads as published
-        warnings.simplefilter("ignore", TimeGapWarning)
-        warnings.simplefilter("ignore", FallbackWarning)  # the record says it, and the CLI prints its note
-        warnings.filterwarnings("ignore", "online_reset_mix='auto' chose nothing")  # as does reset_mix_note
+    with run_folder_lock(out):  # no other run writes into this folder meanwhile
+        replaced = not resume and any((out / name).is_file() for name in (CONFIG_FILE, MODEL_FILE))
+        checkpoints = prepare_run_folder(out, overwrite, resume)  # a saved model is replaced only with overwrite
+        if on_start is not None:
+            on_start(settings)
+        tune_cpu_allocator()
+        started = time.time()
+        read = dict(data_dir=data_dir, verify=verify, fill=fill, date_column=date_column, header=header, sep=sep)
+        target = settings.params["target"]
+        frame = read_as_fit(dataset, columns, target, **read, long=long)
+        params = settings.params | {"protocol": settings.protocol(frame.index), "checkpoint_dir": str(checkpoints)}
+        estimator = TitansForecaster(**params)
+        with warnings.catch_warnings():  # the file's gaps were checked as it was read; a benchmark loads as published
+            warnings.simplefilter("ignore", TimeGapWarning)
+            warnings.simplefilter("ignore", FallbackWarning)  # the record says it, and the CLI prints its note
+            warnings.filterwarnings("ignore", "online_reset_mix='auto' chose nothing")  # as does reset_mix_note
+            try:
+                estimator.fit(frame, resume=resume)
+            except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty model folder is left
+                forget_unstarted_run(out)
+                raise
+        estimator.long_format_ = list(long) if long else None  # predict and evaluate read such files the same way
+        if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
+            return {"out": str(out), "rank": rank_and_world()[0]}
+        metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
+        record = {
+            "mode": estimator.mode,
+            "dataset": settings.label,
+            "protocol": estimator.protocol,
+            "lookback": estimator.lookback,
+            "horizon": estimator.horizon,
+            "split_dates": list(split_dates) if split_dates else None,
+            "columns": [str(c) for c in estimator.columns_],
+            "targets": [str(c) for c in estimator.targets_],
+            "variant": estimator.variant,
+            "seed": estimator.seed,
+            "params": estimator.get_params(),
+            "val": metrics["val"],  # of the forecaster used: the model, or the floor that replaced it (fallback)
+            "test": metrics["test"],
+            **history_scores(estimator),
+            "model_val": estimator.val_metrics_,  # the model's own, beside the floors' (the same windows)
+            **floors_record(estimator),
+            "history": estimator.history_,
+            "device": estimator.history_["device"],
+            "wall_seconds": time.time() - started,
+            "titans_ts_version": __version__,
+            "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
+        }
+        if estimator.mode == "history":
+            record["model_val_frozen"] = estimator.val_metrics_frozen_
+            record["metric_space"] += f"; {history_scores_said(estimator.online_from)}"
+        record |= quantile_record(estimator)
         try:
-            estimator.fit(frame, resume=resume)
-        except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty model folder is left
-            forget_unstarted_run(out)
-            raise
-    estimator.long_format_ = list(long) if long else None  # predict and evaluate read such files the same way
-    if not is_main_process():  # under DDP: rank 0 evaluates and writes, once
-        return {"out": str(out), "rank": rank_and_world()[0]}
-    metrics = {"val": estimator.evaluate(split="val"), "test": estimator.evaluate(split="test")}
-    record = {
-        "mode": estimator.mode,
-        "dataset": settings.label,
-        "protocol": estimator.protocol,
-        "lookback": estimator.lookback,
-        "horizon": estimator.horizon,
-        "split_dates": list(split_dates) if split_dates else None,
-        "columns": [str(c) for c in estimator.columns_],
-        "targets": [str(c) for c in estimator.targets_],
-        "variant": estimator.variant,
-        "seed": estimator.seed,
-        "params": estimator.get_params(),
-        "val": metrics["val"],  # of the forecaster used: the model, or the floor that replaced it (fallback)
-        "test": metrics["test"],
-        **history_scores(estimator),
-        "model_val": estimator.val_metrics_,  # the model's own, beside the floors' (the same windows)
-        **floors_record(estimator),
-        "history": estimator.history_,
-        "device": estimator.history_["device"],
-        "wall_seconds": time.time() - started,
-        "titans_ts_version": __version__,
-        "metric_space": "MSE/MAE on data scaled by the train-rows StandardScaler, every window counted",
-    }
-    if estimator.mode == "history":
-        record["model_val_frozen"] = estimator.val_metrics_frozen_
-        record["metric_space"] += f"; {history_scores_said(estimator.online_from)}"
-    record |= quantile_record(estimator)
-    try:
-        with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
-            _plot_last_test_window(estimator, frame, plot, settings.label)
-            estimator.save(out)
-            atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
-    except OSError as exc:  # a full disk after hours of training: the checkpoints stay, and say how to go on
-        from titans_ts.io import holds_checkpoints
+            with atomic_path(out / "forecast.png") as plot:  # drawn before anything in `out` is replaced
+                _plot_last_test_window(estimator, frame, plot, settings.label)
+                estimator.save(out)
+                atomic_write_text(out / "metrics.json", json.dumps(record, indent=1, default=json_value))
+        except OSError as exc:  # a full disk after hours of training: the checkpoints stay, and say how to go on
+            from titans_ts.io import holds_checkpoints
 
-        if holds_checkpoints(checkpoints):
-            kept = f"the run's checkpoints are kept in {checkpoints}: once the path is fixed, {RESUME_TO_WRITE}"
-        else:  # an untrained model (a naive floor) keeps none
-            kept = "nothing was kept: once the path is fixed, run the same command again"
-        raise type(exc)(exc.errno, f"{exc.strerror or exc} while writing the results; {kept}", exc.filename) from exc
-    finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
-    return record | {"out": str(out), "replaced": replaced}
+            if holds_checkpoints(checkpoints):
+                kept = f"the run's checkpoints are kept in {checkpoints}: once the path is fixed, {RESUME_TO_WRITE}"
+            else:  # an untrained model (a naive floor) keeps none
+                kept = "nothing was kept: once the path is fixed, run the same command again"
+            said = f"{exc.strerror or exc} while writing the results; {kept}"
+            raise type(exc)(exc.errno, said, exc.filename) from exc
+        finish_run_folder(checkpoints, interrupted=estimator.history_.get("stop_reason") == "interrupted")
+        return record | {"out": str(out), "replaced": replaced}
 
 
 RESUME_TO_WRITE = "run the same command with --resume (resume=True) to write them from there"  # benchmark's differs

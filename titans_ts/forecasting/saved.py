@@ -25,7 +25,15 @@ from titans_ts.forecasting.api import history_scores, quantile_record
 from titans_ts.forecasting.estimator import TitansForecaster
 from titans_ts.forecasting.forecast_tables import computed_decimals, forecast_table, rounded_windows
 from titans_ts.forecasting.plots import check_plot_path, plot_forecast
-from titans_ts.io import CONFIG_FILE, MODEL_FILE, atomic_path_or_none, check_out_file, check_table_path, write_table
+from titans_ts.io import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    MODEL_FILE,
+    atomic_path_or_none,
+    check_out_file,
+    check_table_path,
+    write_table,
+)
 from titans_ts.training import check_device
 
 __all__ = ["evaluate_saved", "predict_csv", "update_saved"]
@@ -183,7 +191,7 @@ def _check_model_out(out: Path, model_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out} is a file: a model is saved as a folder; give a folder path with --out.")
     if not out.exists() or (model_dir.exists() and os.path.samefile(out, model_dir)):
         return
-    held = sorted(path.name for path in out.iterdir())
+    held = sorted(path.name for path in out.iterdir() if path.name != LOCK_FILE)  # a killed run's lock: no file
     others = [name for name in held if name not in (CONFIG_FILE, MODEL_FILE)]
     if others:
         raise ConfigError(
