@@ -3,6 +3,7 @@ a saved classifier's commands are in `saved`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -99,7 +100,6 @@ def finetune(
     from titans_ts.checkpointing import (  # training only
         check_run_folder,
         finish_run_folder,
-        forget_unstarted_run,
         prepare_run_folder,
         run_folder_lock,
     )
@@ -161,98 +161,11 @@ def finetune(
         labels = (train if data is None else data).label_names()
         settings = DNAClassifier(**params).get_params()  # every one: --epochs 12 and the default 12 are one setting
         kept = {k: v for k, v in settings.items() if k not in RUN_ONLY}  # another device may go on with the run
-        run = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
+        recorded = {**trained_on, "labels": data_fingerprint([str(label) for label in labels]), "params": kept}
         cv = {"folds": folds, "refit": refit}  # a resume that adds or drops --refit is refused: the run's model differs
-        check_run_settings(checkpoints, run | (cv if chosen == "cv" else {}), resume, main)
-
-        def classifier(name: str) -> tuple[DNAClassifier, bool]:
-            """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
-            from titans_ts.checkpointing import latest_checkpoint
-
-            folder = checkpoints / name
-            options = {"checkpoint_dir": str(folder), "checkpoint_minutes": checkpoint_every}
-            return DNAClassifier(**params, **options), resume and latest_checkpoint(folder) is not None
-
-        if chosen == "official":
-            model, again = classifier("official")
-            try:
-                model.fit(train.sequences, train.label_names(), resume=again)
-            except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty run folder is left
-                forget_unstarted_run(out)
-                raise
-            accuracy = model.score(test.sequences, test.label_names())
-            result = {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test)}
-            result["history"] = model.history_
-            if main:
-                save_with_record(model, out / "model", trained_on)
-        else:
-            fold_results, first_model = [], None
-            for index, (train_index, test_index) in enumerate(splits):
-                done = checkpoints / f"fold{index}.json"
-                if resume and done.is_file():  # finished before the run was stopped
-                    fold_results.append(json.loads(done.read_text(encoding="utf-8")))
-                    first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
-                    continue
-                fold_train, fold_test = data.subset(train_index), data.subset(test_index)
-                if on_fold is not None and main:
-                    on_fold(index, folds, len(fold_train), len(fold_test))
-                model, again = classifier(f"fold{index}")
-                try:
-                    model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
-                except BaseException as exc:  # a Ctrl-C says what the run kept, and how to go on
-                    if not index:  # nothing to resume: no empty run folder is left either
-                        forget_unstarted_run(out)
-                    if not isinstance(exc, KeyboardInterrupt):
-                        raise
-                    kept = f"the {index} finished fold(s) are kept in {checkpoints}"
-                    kept = f"{kept}: the same command with --resume goes on" if index else "no fold had finished"
-                    raise KeyboardInterrupt(f"{exc} (fold {index + 1} of {folds}; {kept})") from None
-                fold_results.append(
-                    {
-                        "fold": index,
-                        "accuracy": model.score(fold_test.sequences, fold_test.label_names()),
-                        "test_sequences": len(fold_test),
-                        "history": model.history_,
-                    }
-                )
-                if model.history_["stop_reason"] != "interrupted" and main:
-                    if index == 0:
-                        save_with_record(model, checkpoints / "fold0-model", trained_on)
-                    atomic_write_text(done, json.dumps(fold_results[-1], default=json_value))
-                first_model = first_model or model
-                if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
-                    break
-            finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
-            refitted = None
-            if refit and len(finished) == folds:  # the model to keep, trained on every sequence
-                if on_fold is not None and main:
-                    on_fold(folds, folds, len(data), 0)
-                refitted, again = classifier("all")
-                try:
-                    refitted.fit(data.sequences, data.label_names(), resume=again)
-                except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
-                    raise KeyboardInterrupt(
-                        f"{exc} (the refit on all sequences; the {folds} finished folds are kept in {checkpoints}: the "
-                        "same command with --resume goes on)"
-                    ) from None
-            refit_done = refitted is not None and refitted.history_["stop_reason"] != "interrupted"
-            if main and (refit_done or not refit):  # only once every training has finished: else no model
-                save_with_record(refitted if refit_done else first_model, out / "model", trained_on)
-            protocol = f"stratified {folds}-fold cross-validation"
-            if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
-                protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
-            elif refit and not refit_done:
-                protocol += ", the refit on all sequences interrupted (--resume finishes it)"
-            result = {
-                "protocol": protocol,
-                "complete": len(finished) == folds and (refit_done or not refit),
-                "accuracy": statistics.mean(finished) if finished else None,
-                "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
-                "folds": fold_results,
-                "saved_model": _saved_model(refit, refit_done, len(data), fold_results, len(finished) == folds),
-            }
-            if refitted is not None:
-                result["refit"] = {"sequences": len(data), "history": refitted.history_}
+        check_run_settings(checkpoints, recorded | (cv if chosen == "cv" else {}), resume, main)
+        run = _FinetuneRun(out, checkpoints, params, checkpoint_every, resume, main, trained_on, on_fold)
+        result = _official(run, train, test) if chosen == "official" else _cross_validated(run, data, splits, refit)
         if not main:
             return {"out": str(out), "rank": rank_and_world()[0]}
         result.update(
@@ -271,6 +184,122 @@ def finetune(
         finish_run_folder(checkpoints, interrupted=any(h.get("stop_reason") == "interrupted" for h in histories))
         result["out"] = str(out)
         return result
+
+
+@dataclasses.dataclass
+class _FinetuneRun:
+    """What each training of a fine-tuning run shares: its folders, settings and whether it resumes."""
+
+    out: Path
+    checkpoints: Path
+    params: dict
+    checkpoint_every: float | None
+    resume: bool
+    main: bool  # rank 0 (or the one process): the one that writes
+    trained_on: dict
+    on_fold: object
+
+    def classifier(self, name: str) -> tuple[DNAClassifier, bool]:
+        """A classifier checkpointing to checkpoints/<name>, and whether it resumes from there."""
+        from titans_ts.checkpointing import latest_checkpoint
+
+        folder = self.checkpoints / name
+        options = {"checkpoint_dir": str(folder), "checkpoint_minutes": self.checkpoint_every}
+        return DNAClassifier(**self.params, **options), self.resume and latest_checkpoint(folder) is not None
+
+    def announce(self, fold: int, folds: int, train: int, test: int) -> None:
+        if self.on_fold is not None and self.main:
+            self.on_fold(fold, folds, train, test)
+
+
+def _official(run: _FinetuneRun, train: LabelledSequences, test: LabelledSequences) -> dict:
+    """Fine-tune on the official train split, score on its test split; the model saved is this one."""
+    from titans_ts.checkpointing import forget_unstarted_run
+
+    model, again = run.classifier("official")
+    try:
+        model.fit(train.sequences, train.label_names(), resume=again)
+    except BaseException:  # Ctrl-C before the first checkpoint, an error: no empty run folder is left
+        forget_unstarted_run(run.out)
+        raise
+    accuracy = model.score(test.sequences, test.label_names())
+    if run.main:
+        save_with_record(model, run.out / "model", run.trained_on)
+    return {"protocol": "official", "accuracy": accuracy, "test_sequences": len(test), "history": model.history_}
+
+
+def _cross_validated(run: _FinetuneRun, data: LabelledSequences, splits: list, refit: bool) -> dict:
+    """Stratified k-fold CV: a training per fold (finished folds kept for --resume), then with `refit` one on
+    every sequence; the model saved is the refit's, else the first fold's."""
+    from titans_ts.checkpointing import forget_unstarted_run
+
+    folds, checkpoints = len(splits), run.checkpoints
+    fold_results, first_model = [], None
+    for index, (train_index, test_index) in enumerate(splits):
+        done = checkpoints / f"fold{index}.json"
+        if run.resume and done.is_file():  # finished before the run was stopped
+            fold_results.append(json.loads(done.read_text(encoding="utf-8")))
+            first_model = first_model or DNAClassifier.load(checkpoints / "fold0-model")
+            continue
+        fold_train, fold_test = data.subset(train_index), data.subset(test_index)
+        run.announce(index, folds, len(fold_train), len(fold_test))
+        model, again = run.classifier(f"fold{index}")
+        try:
+            model.fit(fold_train.sequences, fold_train.label_names(), resume=again)
+        except BaseException as exc:  # a Ctrl-C says what the run kept, and how to go on
+            if not index:  # nothing to resume: no empty run folder is left either
+                forget_unstarted_run(run.out)
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
+            kept = f"the {index} finished fold(s) are kept in {checkpoints}: the same command with --resume goes on"
+            kept = kept if index else "no fold had finished"
+            raise KeyboardInterrupt(f"{exc} (fold {index + 1} of {folds}; {kept})") from None
+        fold_results.append(
+            {
+                "fold": index,
+                "accuracy": model.score(fold_test.sequences, fold_test.label_names()),
+                "test_sequences": len(fold_test),
+                "history": model.history_,
+            }
+        )
+        if model.history_["stop_reason"] != "interrupted" and run.main:
+            if index == 0:
+                save_with_record(model, checkpoints / "fold0-model", run.trained_on)
+            atomic_write_text(done, json.dumps(fold_results[-1], default=json_value))
+        first_model = first_model or model
+        if model.history_["stop_reason"] == "interrupted":  # Ctrl-C: keep what is done, run no more folds
+            break
+    finished = [f["accuracy"] for f in fold_results if f["history"]["stop_reason"] != "interrupted"]
+    refitted = None
+    if refit and len(finished) == folds:  # the model to keep, trained on every sequence
+        run.announce(folds, folds, len(data), 0)
+        refitted, again = run.classifier("all")
+        try:
+            refitted.fit(data.sequences, data.label_names(), resume=again)
+        except KeyboardInterrupt as exc:  # say what the run kept, and how to go on
+            raise KeyboardInterrupt(
+                f"{exc} (the refit on all sequences; the {folds} finished folds are kept in {checkpoints}: the "
+                "same command with --resume goes on)"
+            ) from None
+    refit_done = refitted is not None and refitted.history_["stop_reason"] != "interrupted"
+    if run.main and (refit_done or not refit):  # only once every training has finished: else no model
+        save_with_record(refitted if refit_done else first_model, run.out / "model", run.trained_on)
+    protocol = f"stratified {folds}-fold cross-validation"
+    if len(finished) < folds:  # interrupted: the mean is of the finished folds only, and says so
+        protocol += f", interrupted with {len(finished)} of {folds} folds finished (--resume finishes it)"
+    elif refit and not refit_done:
+        protocol += ", the refit on all sequences interrupted (--resume finishes it)"
+    result = {
+        "protocol": protocol,
+        "complete": len(finished) == folds and (refit_done or not refit),
+        "accuracy": statistics.mean(finished) if finished else None,
+        "accuracy_std": statistics.stdev(finished) if len(finished) > 1 else None,
+        "folds": fold_results,
+        "saved_model": _saved_model(refit, refit_done, len(data), fold_results, len(finished) == folds),
+    }
+    if refitted is not None:
+        result["refit"] = {"sequences": len(data), "history": refitted.history_}
+    return result
 
 
 RUN_SETTINGS = SETTINGS_FILE  # at the top of a run's checkpoint folder (each fold's are in its own folder)
