@@ -421,8 +421,11 @@ def test_a_refit_in_another_mode_keeps_nothing_of_the_last_fit(fitted, data):
 
 
 def test_too_few_training_rows_for_the_segments_is_said_in_the_estimators_terms(data):
-    with pytest.raises(DataValidationError, match=r"needs at least \(streams \+ 1\) x 128 = 384 rows and has 280"):
+    with pytest.raises(DataValidationError, match=r"needs at least \(streams \+ 1\) x 128 = 384 rows and has 280") as e:
         TitansForecaster(**TINY).fit(data.iloc[:400])
+    assert "The largest that fit: patch_len=2 or streams=1; or fit on more rows." in str(e.value)
+    for fitting in ({"patch_len": 2}, {"streams": 1}):  # what it names does fit
+        TitansForecaster(**TINY | fitting | {"epochs": 1}).fit(data.iloc[:400])
 
 
 def test_cli_fit_predict_evaluate_in_history_mode(tmp_path):

@@ -70,11 +70,19 @@ def check_training_rows(config: LongMemoryConfig, train_rows: int, streams: int)
     """A training epoch holds at least one segment per stream, plus a segment's rows for its random start."""
     needed = (streams + 1) * config.segment_rows
     if train_rows < needed:
+        fitting = []
+        patch_len = train_rows // ((streams + 1) * config.segment_patches)
+        if config.error_tokens:  # an error token is a patch of a forecast
+            patch_len = min(patch_len, config.horizon)
+        if patch_len >= 1:
+            fitting.append(f"patch_len={patch_len}")
+        if train_rows // config.segment_rows - 1 >= 1:
+            fitting.append(f"streams={train_rows // config.segment_rows - 1}")
+        fix = f"The largest that fit: {' or '.join(fitting)}; or fit on more rows." if fitting else "Fit on more rows."
         raise DataValidationError(
             f"mode='history' trains on segments of {config.segment_patches} patches of patch_len={config.patch_len} "
             f"rows ({config.segment_rows} rows); with streams={streams} the training split needs at least "
-            f"(streams + 1) x {config.segment_rows} = {needed} rows and has {train_rows}. Lower patch_len or "
-            "streams, or fit on more rows."
+            f"(streams + 1) x {config.segment_rows} = {needed} rows and has {train_rows}. {fix}"
         )
 
 
