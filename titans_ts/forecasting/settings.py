@@ -291,10 +291,12 @@ class FitSettings:
     @property
     def chosen(self) -> dict:
         """The settings a family may choose (`titans-ts defaults`), and in history mode its own and the search's
-        (tokens aside: history mode reads patches), as this run has them."""
+        (tokens aside: history mode reads patches; batch_size too, but for local_pretrain's window model), as
+        this run has them."""
         if self.params["mode"] != "history":
             return {key: self.params[key] for key in CHOSEN}
-        keys = [key for key in CHOSEN if key != "tokens"] + ["lookback", "local_model", "error_tokens"]
+        skipped = {"tokens"} | (set() if self.params["local_pretrain"] else {"batch_size"})  # read by neither
+        keys = [key for key in CHOSEN if key not in skipped] + ["lookback", "local_model", "error_tokens"]
         keys += ["local_pretrain", *HISTORY_BASE, *(self.history_choice or {})]
         return {key: self.params[key] for key in dict.fromkeys(keys)}
 
