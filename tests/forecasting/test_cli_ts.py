@@ -432,7 +432,8 @@ def test_history_mode_on_a_searched_dataset_takes_the_searchs_choice_unless_give
     assert resolved.source == "the long-memory search's choice for ETTm2"
     assert resolved.chosen["lookback"] == 48 and resolved.chosen["epochs"] == 3
     assert "batch_size" not in resolved.chosen and "tokens" not in resolved.chosen  # neither read in history mode
-    assert "batch_size" in settings.resolve_fit("ETTm2", mode="history", local_pretrain=True).chosen
+    pretrained = settings.resolve_fit("ETTm2", mode="history", local_model="variate", local_pretrain=True)
+    assert "batch_size" in pretrained.chosen
     windowed = settings.resolve_fit("ETTm2")
     assert windowed.params["lookback"] == 96 and not windowed.params["error_tokens"] and windowed.params["dim"] != 40
     assert settings.resolve_fit("ETTm2", mode="history", lookback=720, error_tokens=False).params["lookback"] == 720
