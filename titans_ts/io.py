@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,8 +187,13 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
         )
     if str(path) in ("", "."):
         raise ConfigError("save(path) needs a folder path for the model, e.g. 'runs/my-model'.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:  # named by the model's folder, not the staging one it would have made beside it
+        if exc.filename is None:  # a message alone (no path to rename)
+            raise
+        raise _named_by(exc, path) from exc
     try:
         # on the CPU: the file is the same whichever device the model ran on, and loads on any
         save_id = uuid.uuid4().hex
@@ -199,9 +205,21 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
         for name in (MODEL_FILE, CONFIG_FILE):
             give_default_mode(staging / name)
             (staging / name).replace(path / name)
+    except OSError as exc:  # named by the model's folder, not the staging one beside it (a read-only folder)
+        if exc.filename is None:  # a message alone (no path to rename)
+            raise
+        raise _named_by(exc, path) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _named_by(exc: OSError, path: Path) -> OSError:
+    """The file-system error `exc` (about a temporary path) named by `path`, the one the user gave."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
+SAVE_WAITS = 20  # times 50 ms: how long a load waits for a save under way to put its second file in place
 
 
 def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
@@ -221,28 +239,32 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
         hint = f" A run's model is in {inside}: give that folder." if _format_of(inside) == expected_format else ""
         raise ConfigError(f"{path} is not a saved {what}: expected {CONFIG_FILE} and {MODEL_FILE} in it.{hint}")
     damaged = f"the {what} folder is damaged: restore it from a copy, or fit the model again."
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path / CONFIG_FILE} is not valid JSON ({exc}); {damaged}") from None
-    if not isinstance(config, dict) or config.get("format") != expected_format:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ConfigError(
-            f"{path / CONFIG_FILE} is not a {what} config (format {found!r}): give a folder a {what} was saved to."
-        )
-    try:
-        tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
-        with safe_open(str(path / MODEL_FILE), "pt") as weights:
-            weights_id = (weights.metadata() or {}).get("save_id")
-    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
-    if weights_id != config.get("save_id"):  # (a folder saved before save_id existed has neither)
-        raise ConfigError(
-            f"{path / MODEL_FILE} and {path / CONFIG_FILE} come from different saves (one was replaced without "
-            f"the other: a save stopped part-way); {damaged}"
-        )
-    return tensors, config
+    for attempt in range(SAVE_WAITS + 1):
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path / CONFIG_FILE} is not valid JSON ({exc}); {damaged}") from None
+        if not isinstance(config, dict) or config.get("format") != expected_format:
+            found = config.get("format") if isinstance(config, dict) else type(config).__name__
+            raise ConfigError(
+                f"{path / CONFIG_FILE} is not a {what} config (format {found!r}): give a folder a {what} was saved to."
+            )
+        try:
+            tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
+            with safe_open(str(path / MODEL_FILE), "pt") as weights:
+                weights_id = (weights.metadata() or {}).get("save_id")
+        except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
+        if weights_id == config.get("save_id"):  # (a folder saved before save_id existed has neither)
+            return tensors, config
+        if attempt < SAVE_WAITS:  # read between a save's two renames (`update` in place): it is done a moment later
+            time.sleep(0.05)
+    raise ConfigError(
+        f"{path / MODEL_FILE} and {path / CONFIG_FILE} come from different saves (one was replaced without the "
+        f"other: a save stopped part-way, or one still under way, which would have finished within a second); "
+        f"{damaged}"
+    )
 
 
 def _format_of(folder: Path) -> str | None:

@@ -467,6 +467,47 @@ def test_a_save_stopped_between_its_two_files_is_refused_at_load_not_read_as_a_m
         TitansForecaster.load(tmp_path / "model")
 
 
+def test_a_load_that_meets_a_save_under_way_waits_for_it(fitted, tmp_path, monkeypatch):
+    """titans-ts update (or save) into a folder that a server loads from: a load between the save's two
+    renames (new weights, old config) was refused as a damaged folder. It waits for the save to finish."""
+    import shutil
+
+    import titans_ts.io
+
+    for name in ("old", "new", "mid"):
+        fitted.save(tmp_path / name)
+    shutil.copy(tmp_path / "new" / "model.safetensors", tmp_path / "mid")  # the first rename done, the second not
+    waited = []
+
+    def second_rename_meanwhile(seconds):
+        waited.append(seconds)
+        if len(waited) == 3:
+            shutil.copy(tmp_path / "new" / "config.json", tmp_path / "mid")
+
+    monkeypatch.setattr(titans_ts.io.time, "sleep", second_rename_meanwhile)
+    loaded = TitansForecaster.load(tmp_path / "mid")
+    assert len(waited) == 3 and loaded.history_ == fitted.history_
+    pd.testing.assert_frame_equal(loaded.predict(), fitted.predict())
+
+
+def test_a_save_into_a_folder_that_cannot_be_written_names_that_folder(fitted, tmp_path, monkeypatch):
+    """It named the hidden staging folder beside it (.ro.txumek_o/model.safetensors), which the user never made."""
+    import pathlib
+
+    fitted.save(tmp_path / "ro")
+    kept = (tmp_path / "ro" / "model.safetensors").read_bytes()
+
+    def read_only(self, target):
+        raise PermissionError(13, "Permission denied", str(self), None, str(target))
+
+    monkeypatch.setattr(pathlib.Path, "replace", read_only)
+    with pytest.raises(PermissionError) as refused:
+        fitted.save(tmp_path / "ro")
+    assert refused.value.filename == str(tmp_path / "ro") and refused.value.strerror == "Permission denied"
+    assert (tmp_path / "ro" / "model.safetensors").read_bytes() == kept
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ro"]  # no staging folder left
+
+
 def test_save_and_load_read_a_home_folder_as_the_shell_does(fitted, series, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
