@@ -312,7 +312,7 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                 )
             context = self._scaled_context(frame)
             last, step = axis_at_step(frame.index, self.step_)
-            warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3)  # the window it reads
+            warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3, refuse_repeats=True)  # its window
             name = frame.index.name
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():

@@ -290,7 +290,7 @@ def predict(estimator, X=None) -> pd.DataFrame:
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
         last, step = axis_at_step(frame.index, estimator.step_)
-        warn_if_gaps(frame.index[-estimator.lookback :], by="predict")  # the window of the forecast
+        warn_if_gaps(frame.index[-estimator.lookback :], by="predict", refuse_repeats=True)  # the forecast's window
         name = frame.index.name
     if memory_forecasts(estimator):
         forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)
