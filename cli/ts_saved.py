@@ -128,6 +128,9 @@ def update(
         f"The model read {len(rows)} new rows; it has now read up to {where}, and is saved in {saved}. "
         f"`titans-ts predict --model {saved}` forecasts the {estimator.horizon} steps after it."
     )
+    fit_records = [name for name in ("metrics.json", "forecast.png") if (saved / name).is_file()]
+    if fit_records:  # a run folder updated in place: its records stay the fit's
+        console.print(f"{' and '.join(fit_records)} in it are the fit's (its scores, its last test window), as before.")
     if estimator.forecaster_used_ != THE_MODEL:
         console.print(f"{estimator.forecaster_used_} forecasts in the model's place: it carries no memory.")
     if estimator.mode == "window" and estimator.forecaster_used_ == THE_MODEL:

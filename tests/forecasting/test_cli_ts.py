@@ -182,8 +182,17 @@ def test_update_lets_a_saved_model_read_new_rows_and_predict_forecasts_after_the
     assert f"read 20 new rows; it has now read up to {later['date'].iloc[519]}" in " ".join(first.output.split())
     assert all((model / name).read_bytes() == data for name, data in saved.items())  # --out: the model as it was
     assert "carrying it made its benchmark forecasts worse" in " ".join(first.output.split())  # a window model
+    assert "are the fit's" not in first.output  # a folder of the model alone
     second = runner.invoke(app, ["update", "-m", str(moved), "-i", str(tmp_path / "new2.csv")])  # in place
     assert second.exit_code == 0, second.output
+    in_run = runner.invoke(app, ["update", "-m", str(model), "-i", str(tmp_path / "new1.csv"), "--out",
+                                 str(tmp_path / "run-copy")])  # fmt: skip
+    assert in_run.exit_code == 0 and "are the fit's" not in in_run.output
+    import shutil
+
+    shutil.copytree(model, tmp_path / "run")  # a run folder (metrics.json, forecast.png) updated in place
+    in_place = runner.invoke(app, ["update", "-m", str(tmp_path / "run"), "-i", str(tmp_path / "new1.csv")])
+    assert "metrics.json and forecast.png in it are the fit's" in " ".join(in_place.output.split()), in_place.output
     forecast = runner.invoke(app, ["predict", "-m", str(moved)])
     assert forecast.exit_code == 0, forecast.output
     from titans_ts.forecasting import TitansForecaster
