@@ -401,7 +401,28 @@ def _runs_so_far(finals, models, datasets, horizons, seeds) -> list[str]:
         lines.append(f"| {dataset} | {horizon} | {seed} | " + " | ".join(row) + " |")
     note = "ours and its trials: online / frozen (ours online from the series' first row; the trials as named)."
     cap = "(cap, N ep): training stopped by the run's time cap (max_minutes) after N epochs; the best epoch is kept."
-    return [*lines, "", note, cap]
+    return [*lines, "", note, cap, _caps_said(finals, models)]
+
+
+def _caps_said(finals: dict, models) -> str:
+    """Which models trained under a time cap, and how long, as their records say; and what that means for a re-run."""
+    caps: dict = {}
+    capped = 0
+    for (dataset, model), runs in finals.items():
+        for record in (record for by_seed in runs.values() for record in by_seed.values()):
+            settings = record.get("params") or record.get("settings", {}).get("estimator", {})
+            caps.setdefault(model, {}).setdefault(settings.get("max_minutes"), set()).add(dataset)
+            capped += bool(_capped(record))
+    by_cap: dict = {}  # the models that share a cap, in the table's order
+    for model in models:
+        minutes = caps.get(model, {})
+        parts = [f"{m:g} minutes on {', '.join(sorted(d))}" for m, d in sorted(minutes.items(), key=str) if m]
+        by_cap.setdefault("; ".join(parts) or "none", []).append(model)
+    said = " | ".join(f"{', '.join(names)}: {cap}" for cap, names in by_cap.items())
+    return (
+        f"Time caps (max_minutes, from the runs' records): {said}. A capped run trains as many epochs "
+        f"as the machine fits in that time, so the {capped} run(s) the cap stopped may stop elsewhere when run again."
+    )
 
 
 def _capped(record: dict) -> str:
