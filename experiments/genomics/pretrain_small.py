@@ -133,7 +133,28 @@ def report(config: dict) -> str:
         lines.append("| (none yet) | | | |")
     state = "stopped: " + ("no further improvement" if len(records) < config["max_stages"] else "max_stages")
     lines += ["", state if _stopped(records, config) else "Still improving: more stages to run."]
+    older = [str(r["stage"]) for r in records if _scores_bases_only(r.get("git_commit")) is False]
+    if older:
+        lines += [
+            "",
+            f"Stage(s) {', '.join(older)} were scored as pretraining then scored (before {BASES_ONLY}): N a target, "
+            "assembly-gap windows kept, so a run of today's code scores otherwise. "
+            "`experiments/results/genomics_pretrain_rescore.md` scores the shipped weights both ways.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+BASES_ONLY = "c39520a"  # from this commit pretraining scores A, C, G and T only, and drops assembly-gap windows
+
+
+def _scores_bases_only(commit: str | None) -> bool | None:
+    """Whether a record's commit scored by today's rule (`BASES_ONLY` is its ancestor); None when git cannot say."""
+    import subprocess
+
+    if not commit:
+        return None
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", BASES_ONLY, commit], cwd=ROOT, capture_output=True)
+    return {0: True, 1: False}.get(done.returncode)
 
 
 def model_card(r: dict) -> str:
