@@ -516,6 +516,31 @@ def test_a_weights_file_changed_after_its_save_is_refused_at_load(fitted, tmp_pa
     TitansForecaster.load(tmp_path / "model")
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda c: c["params"].update(horizon=c["params"]["horizon"] // 2), r"horizon=\d+ \(the network's \d+\)"),
+        (lambda c: c["scaler"].update(scale=[0.0] * len(c["scaler"]["scale"])), "not finite, positive numbers"),
+        (lambda c: c["scaler"].update(mean=c["scaler"]["mean"][:1]), r"a scaler of 1 means"),
+        (lambda c: c["params"].update(variant="zzz"), r"variant='zzz' \(one of"),
+        (lambda c: c.update(targets=["nowhere"]), r"targets \['nowhere'\] not among the columns"),
+    ],
+)
+def test_a_config_edited_out_of_step_with_its_model_is_refused_at_load(fitted, tmp_path, edit, said):
+    """A hand-edited config.json loaded, then failed in predict with a raw shape error (horizon 24 -> 12), or
+    forecast the scaler's means (a zero scale) without a word (found by a production probe)."""
+    import json
+
+    from titans_ts.errors import ConfigError
+
+    fitted.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    edit(config)
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=f"do not describe the same forecaster .*{said}"):
+        TitansForecaster.load(tmp_path / "model")
+
+
 def test_a_save_into_a_folder_that_cannot_be_written_names_that_folder(fitted, tmp_path, monkeypatch):
     """It named the hidden staging folder beside it (.ro.txumek_o/model.safetensors), which the user never made."""
     import pathlib

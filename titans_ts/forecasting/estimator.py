@@ -475,7 +475,28 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
             history_stream.restore_stream(estimator, tensors, config)
         else:
             estimator._restore_stream(tensors, config)
+        estimator._check_saved_parts()
         return estimator
+
+    def _check_saved_parts(self) -> None:
+        """A loaded model's parts agree (a ValueError, the load's "do not describe the same forecaster", where not):
+        a config.json edited by hand loaded, then failed in predict with a shape error (horizon 24 -> 12), or
+        forecast the scaler's means (a zero scale) or with a variant that does not exist."""
+        self.check_params()
+        sizes = {name: getattr(self.model_config_, name) for name in ("lookback", "horizon")}
+        differing = [f"{name}={getattr(self, name)} (the network's {size})" for name, size in sizes.items()
+                     if getattr(self, name) != size]  # fmt: skip
+        columns, scaler = len(self.columns_), self.scaler_
+        if len(scaler.mean_) != columns or len(scaler.scale_) != columns:
+            differing.append(f"a scaler of {len(scaler.mean_)} means, {len(scaler.scale_)} scales, {columns} columns")
+        elif not (np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all() and (scaler.scale_ > 0).all()):
+            differing.append("a scaler whose means and scales are not finite, positive numbers")
+        if self.context_.shape[-1] != columns:
+            differing.append(f"a context of {self.context_.shape[-1]} columns for {columns}")
+        if not set(map(str, self.targets_)) <= set(map(str, self.columns_)):
+            differing.append(f"targets {self.targets_} not among the columns {self.columns_}")
+        if differing:
+            raise ValueError("; ".join(differing))
 
     def _fitted_frame(self, X) -> pd.DataFrame:
         """X's fitted columns, validated, in the fitted order (other columns are ignored; an array of the fitted
