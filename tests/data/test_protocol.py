@@ -62,8 +62,10 @@ def test_loaders_keep_every_window():
 def test_constant_column_is_centred_not_divided_by_zero(tmp_path):
     frame = write_series(tmp_path / "x.csv", rows=400).drop(columns="date")
     frame["flat"] = 5.0
-    with pytest.warns(ConstantColumnWarning, match=r"\['flat'\] are constant over the training rows"):
-        splits = make_splits(frame, 24, 12)
+    with pytest.warns(ConstantColumnWarning, match=r"Column\(s\) \['flat'\] are constant .* consider dropping"):
+        splits = make_splits(frame, 24, 12, targets=[0])  # an input: it may be dropped
+    with pytest.warns(ConstantColumnWarning, match=r"target\(s\) \['flat'\] are constant .* in data units"):
+        make_splits(frame, 24, 12)  # every column forecast: a target cannot be dropped
     x, _ = splits.train[0]
     assert torch.isfinite(x).all()
     assert torch.all(x[:, -1] == 0)

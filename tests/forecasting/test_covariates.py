@@ -157,6 +157,10 @@ def test_cli_fit_with_target_and_columns(tmp_path):
     everything = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "all")])  # no --columns: the text too
     assert everything.exit_code == 2 and "non-numeric column(s) 'site'" in everything.stderr
     assert "--columns" in " ".join(everything.stderr.split())
+    text_target = runner.invoke(app, [*args[:-4], "--target", "site", "--columns", "c0", "--out", str(tmp_path / "t")])
+    said = " ".join(text_target.stderr.split())
+    assert text_target.exit_code == 2 and "the target column(s) ['site'] hold text, not numbers" in said, said
+    assert "--columns" not in said and not (tmp_path / "t").exists()  # reading fewer columns would not help
 
     unknown = runner.invoke(app, [*args[:-1], "c0,zz", "--out", str(tmp_path / "bad")])
     assert unknown.exit_code == 2 and "has no column(s) ['zz']" in unknown.stderr

@@ -46,7 +46,17 @@ def read_as_fit(dataset: str, columns=None, target=None, **read):
     from titans_ts.data.loading import load_dataset  # pandas' readers only when a file is read
 
     wanted = input_columns(columns, target)
-    frame = load_dataset(dataset, **read, columns=wanted)
+    try:
+        frame = load_dataset(dataset, **read, columns=wanted)
+    except DataValidationError as exc:  # a target of text: reading fewer columns would not help
+        targets = [str(t) for t in target_names(target)]
+        text = [str(name) for name in getattr(exc, "non_numeric", []) if str(name) in targets]
+        if not text:
+            raise
+        raise DataValidationError(
+            f"{dataset}: the target column(s) {text} hold text, not numbers: a forecast target must be numeric. "
+            "Choose a numeric column with target= (CLI: --target), or encode that one as numbers first."
+        ) from None
     frame.attrs.pop("other_series", None)  # a long table's series left out by --columns: the user's choice
     if wanted is not None:  # the reader keeps the file's order; the inputs are in the order asked
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)[[str(c) for c in wanted]]

@@ -201,16 +201,27 @@ def minimum_rows(lookback: int, horizon: int) -> int:
 class StandardScaler:
     """Per-column standardisation fitted on training rows only; constant columns keep scale 1."""
 
-    def fit(self, values: np.ndarray, columns=None) -> StandardScaler:
+    def fit(self, values: np.ndarray, columns=None, targets=()) -> StandardScaler:
+        """`targets`: the columns forecast (a constant one is said as such: it cannot be dropped)."""
         values = np.asarray(values, dtype=np.float64)
         self.mean_ = values.mean(axis=0)
         std = values.std(axis=0)
         constant = std < 1e-12 * np.maximum(1.0, np.abs(self.mean_))
-        if constant.any():
-            names = np.asarray(columns if columns is not None else range(values.shape[1]), dtype=object)
+        names = list(np.asarray(columns if columns is not None else range(values.shape[1]), dtype=object)[constant])
+        inputs = [name for name in names if name not in set(targets)]
+        if inputs:
             warnings.warn(
-                f"Column(s) {list(names[constant])} are constant over the training rows: centred but not "
+                f"Column(s) {inputs} are constant over the training rows: centred but not "
                 "rescaled. They carry no information for the model; consider dropping them.",
+                ConstantColumnWarning,
+                stacklevel=2,
+            )
+        if len(inputs) < len(names):
+            warnings.warn(
+                f"The target(s) {[name for name in names if name not in inputs]} are constant over the training rows: "
+                "the model learns no scale for them (centred, scale 1), so their 'scaled' scores are in data units "
+                "and not comparable with other series', and a forecast of a series that never varied in training "
+                "is a guess. Start the training split where it varies, or forecast another column.",
                 ConstantColumnWarning,
                 stacklevel=2,
             )

@@ -105,7 +105,7 @@ def in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Data
 
 
 def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFrame:
-    problems = []
+    problems, non_numeric = [], []
     columns = {}
     for name in frame.columns:
         column = frame[name]
@@ -115,6 +115,7 @@ def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFram
             if len(bad) or pd.api.types.is_bool_dtype(column):
                 first = bad[0] if len(bad) else 0
                 problems.append(f"{name!r} (row {first + 1}: {column.iloc[first]!r})")
+                non_numeric.append(name)
                 continue
             column = converted
         columns[name] = column.astype("float64")
@@ -125,10 +126,12 @@ def _to_numeric(frame: pd.DataFrame, path: Path, in_memory: bool) -> pd.DataFram
             else "drop or encode those columns first, or read only the numeric ones (CLI: --columns "
             f"{','.join(map(str, list(columns)[:MAX_LISTED])) or 'a,b'}; load_dataset(path, columns=[...]))"
         )
-        raise DataValidationError(
+        error = DataValidationError(
             f"{path}: non-numeric column(s) {', '.join(problems[:MAX_LISTED])}. Every column but the date "
             f"must hold numbers: {fix}."
         )
+        error.non_numeric = non_numeric  # a caller that knows which are targets says so (columns.read_as_fit)
+        raise error
     return pd.DataFrame(columns, index=frame.index)
 
 

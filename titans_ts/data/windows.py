@@ -80,7 +80,8 @@ def make_splits(
     values = frame.to_numpy(dtype=np.float64)
     borders = split_borders(len(values), lookback, horizon, protocol)
     train_start, train_end = borders.train
-    scaler = StandardScaler().fit(values[train_start:train_end], columns=list(frame.columns))
+    forecast = list(frame.columns) if targets is None else [frame.columns[i] for i in targets]
+    scaler = StandardScaler().fit(values[train_start:train_end], columns=list(frame.columns), targets=forecast)
     scaled = scaler.transform(values)
 
     def window(bounds: tuple[int, int]) -> WindowDataset:
