@@ -88,6 +88,24 @@ def test_a_model_that_reads_each_column_on_its_own_says_its_covariates_are_unrea
         TitansForecaster(**TINY, target="OT", **settings).fit(series)
 
 
+def test_rows_of_known_future_inputs_beside_an_empty_target_are_told_to_be_dropped_not_filled(fitted, series, tmp_path):
+    """Next day's prices beside empty sales at the end of a file: the error advised --fill, which made up the
+    sales and forecast a day later than asked, said only as values filled (found by a covariates probe)."""
+    future = series.iloc[-12:].set_index(series.index[-12:] + pd.Timedelta(hours=12)).assign(OT=np.nan)
+    with_future = pd.concat([series, future])
+    with pytest.raises(DataValidationError, match=r"The last 12 row\(s\) hold \['c0', 'c1', 'c2'\] but not \['OT'\]"):
+        fitted.predict(with_future)
+    with_future.rename_axis("date").to_csv(tmp_path / "future.csv")
+    fitted.save(tmp_path / "m")
+    predict = ["predict", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "future.csv")]
+    refused = runner.invoke(app, predict)
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 2 and "drop those rows rather than fill them" in said, said
+    assert "If they are readings that are missing: clean the file, or pass fill=" in said
+    filled = runner.invoke(app, [*predict, "--fill", "ffill"])  # the filled rows' warning says it too
+    assert filled.exit_code == 0 and "drop those rows rather than fill them" in " ".join(filled.output.split())
+
+
 def test_naive_forecast_of_the_target_repeats_its_last_value(series):
     naive = TitansForecaster(**{**TINY, "variant": "naive"}, target=["OT", "c1"]).fit(series)
     forecast = naive.predict()

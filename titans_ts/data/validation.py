@@ -50,9 +50,11 @@ def validate_frame(
     return _handle_non_finite(frame, source, fill, in_memory, ids, inserted)
 
 
-def _say_filled(frame: pd.DataFrame, bad: np.ndarray, path, fill: str, inserted: pd.Index | None) -> None:
+def _say_filled(
+    frame: pd.DataFrame, bad: np.ndarray, path, fill: str, inserted: pd.Index | None, also: str = ""
+) -> None:
     """A FilledValuesWarning: how many timestamps `fill` inserted and how many other values it filled, with the
-    first of each, so that a user sees how much of the series is made up."""
+    first of each, so that a user sees how much of the series is made up (and `also`, a note said after)."""
     new_rows = frame.index.isin(inserted) if inserted is not None else np.zeros(len(frame), dtype=bool)
     parts = []
     if new_rows.any():
@@ -71,7 +73,7 @@ def _say_filled(frame: pd.DataFrame, bad: np.ndarray, path, fill: str, inserted:
     share = bad.any(axis=1).mean()
     warnings.warn(
         f"{path}: the {fill} fill {' and '.join(parts)}: {int(bad.any(axis=1).sum())} of the {len(frame)} rows "
-        f"({share:.1%}) hold filled-in values.",
+        f"({share:.1%}) hold filled-in values.{' ' + also if also else ''}",
         FilledValuesWarning,
         stacklevel=2,
     )
@@ -101,6 +103,27 @@ def in_time_order(frame: pd.DataFrame, source, repeats: bool = False) -> pd.Data
     raise DataValidationError(
         f"{source}: {len(backwards)} timestamp(s) repeat or go back in time: {rows}. "
         "Sort the rows and aggregate duplicated timestamps first."
+    )
+
+
+def _future_rows(frame: pd.DataFrame, bad: np.ndarray) -> str:
+    """A note for rows at the end that hold some columns and miss the others, as a table of known future inputs
+    (a price, a holiday flag beside an empty target) looks: they are not read as future values (a forecast reads
+    the history alone and starts after its last row), so they are to be dropped, not filled. "" otherwise."""
+    missing = bad.any(axis=1)
+    tail = len(missing) - (np.flatnonzero(~missing)[-1] + 1 if (~missing).any() else 0)
+    if tail == 0 or tail == len(missing):
+        return ""
+    block = bad[-tail:]
+    empty = block.all(axis=0)  # the columns missing in every one of those rows
+    if not empty.any() or block[:, ~empty].any():
+        return ""
+    given = [str(c) for c in frame.columns[~empty]]
+    absent = [str(c) for c in frame.columns[empty]]
+    return (
+        f"The last {tail} row(s) hold {given[:MAX_LISTED]} but not {absent[:MAX_LISTED]}: if they are future "
+        "values of inputs (a price, a holiday), they are not read as such (a forecast reads the history and starts "
+        "after its last row): drop those rows rather than fill them."
     )
 
 
@@ -162,8 +185,10 @@ def _handle_non_finite(
             else f"Clean the file, or pass fill= one of {FILL_METHODS} (CLI: --fill)"
         )
         of = f"column(s) {bad_columns}" if ids is None else f"series {bad_columns} (of id column {ids!r})"
-        raise DataValidationError(f"{path}: {int(bad.sum())} missing or infinite value(s) in {of}: {where}. {fix}.")
-    _say_filled(frame, bad, path, fill, inserted)
+        future = _future_rows(frame, bad)  # known future inputs: dropped, not filled
+        fix = f"{future} If they are readings that are missing: {fix[0].lower()}{fix[1:]}." if future else f"{fix}."
+        raise DataValidationError(f"{path}: {int(bad.sum())} missing or infinite value(s) in {of}: {where}. {fix}")
+    _say_filled(frame, bad, path, fill, inserted, also=_future_rows(frame, bad))
     frame = frame.replace([np.inf, -np.inf], np.nan)
     if fill == "zero":
         return frame.fillna(0.0)
