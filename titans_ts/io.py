@@ -199,7 +199,7 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
         save_id = uuid.uuid4().hex
         weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(weights, str(staging / MODEL_FILE), metadata={"save_id": save_id})
-        config = config | {"save_id": save_id, "weights_sha256": _sha256(staging / MODEL_FILE)}
+        config = config | {"save_id": save_id, "weights_sha256": _sha256((staging / MODEL_FILE).read_bytes())}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=json_value), encoding="utf-8")
         path.mkdir(exist_ok=True)
         for name in (MODEL_FILE, CONFIG_FILE):
@@ -214,23 +214,19 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
+def _sha256(data: bytes) -> str:
     import hashlib
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
-def _check_weights_file(path: Path, config: dict, damaged: str) -> None:
+def _check_weights_file(path: Path, raw: bytes, config: dict, damaged: str) -> None:
     """The weights file is the one the save wrote (its sha256 in config.json): a byte changed since (a disk
     fault, an edit, a bad copy) loaded as a model whose forecasts were quietly other, or NaN. A folder saved
     before the hash was kept is read unchecked."""
     from titans_ts.errors import ConfigError
 
-    if "weights_sha256" in config and _sha256(path / MODEL_FILE) != config["weights_sha256"]:
+    if "weights_sha256" in config and _sha256(raw) != config["weights_sha256"]:
         raise ConfigError(
             f"{path / MODEL_FILE} is not the file its save wrote (its sha256 differs from the one in "
             f"{CONFIG_FILE}: changed or damaged since); {damaged}"
@@ -249,8 +245,7 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
     """(tensors, config) of a folder written by `save_model_dir`; safetensors + JSON, nothing executed."""
     import json
 
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from titans_ts.errors import ConfigError
 
@@ -273,14 +268,15 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
                 f"{path / CONFIG_FILE} is not a {what} config (format {found!r}): give a folder a {what} was saved to."
             )
         try:
-            tensors = load_file(str(path / MODEL_FILE), device="cpu")  # callers move the model where it runs
-            with safe_open(str(path / MODEL_FILE), "pt") as weights:
-                weights_id = (weights.metadata() or {}).get("save_id")
+            raw = (path / MODEL_FILE).read_bytes()  # once: the tensors, their save_id and the hash are of one file
+            tensors = load(raw)  # on the CPU: callers move the model where it runs
+            header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])  # safetensors' own layout
+            weights_id = (header.get("__metadata__") or {}).get("save_id")
         except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
         if weights_id == config.get("save_id"):  # (a folder saved before save_id existed has neither)
-            _check_weights_file(path, config, damaged)
+            _check_weights_file(path, raw, config, damaged)
             return tensors, config
         if attempt < SAVE_WAITS:  # read between a save's two renames (`update` in place): it is done a moment later
             time.sleep(0.05)
