@@ -508,3 +508,19 @@ def test_titans_dna_finetune_and_pretrain_refuse_a_folder_another_run_is_writing
         holder.kill()
         holder.wait()
     assert [path.name for path in out.iterdir()] == [".titans-run.lock"]
+
+
+def test_a_file_system_without_locks_runs_unguarded_not_refused(tmp_path, monkeypatch):
+    """flock fails otherwise than 'held' on some network mounts (ENOLCK): that is no other run."""
+    import errno
+    import fcntl
+
+    from titans_ts.checkpointing import run_folder_lock
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with run_folder_lock(tmp_path / "run"):
+        (tmp_path / "run" / "metrics.json").write_text("{}")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.json"]

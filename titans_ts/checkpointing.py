@@ -367,7 +367,7 @@ def _locked(out: Path, path: Path):
             return None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # held by another process
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
@@ -375,6 +375,11 @@ def _locked(out: Path, path: Path):
                 f"{out} is in use by another run ({holder}): wait for it to finish, or give this run another --out. "
                 "Two runs writing into one folder would mix their checkpoints and models."
             ) from None
+        except OSError:  # a file system without locks (some network mounts): the run goes on unguarded
+            handle.close()
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
         with contextlib.suppress(OSError):  # the file locked is still the one at the path (not one a run removed)
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
                 return handle
