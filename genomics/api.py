@@ -115,7 +115,8 @@ def finetune(
     main = is_main_process()  # under DDP, rank 0 writes files, once
     if out is not None:  # before any data is read (the default folder is named after the task: checked once known)
         out = Path(out).expanduser()  # "~/runs/x": the home folder's, as the shell reads it
-        check_run_folder(out, overwrite, resume)
+        with run_folder_lock(out):  # a folder another run is writing is said as such, not as its checkpoints
+            check_run_folder(out, overwrite, resume)
     started = time.time()
     if protocol not in ("auto", "official", "cv"):
         raise ConfigError(f"protocol must be 'auto', 'official' or 'cv'; got {protocol!r}.")

@@ -485,9 +485,13 @@ def test_the_run_lock_refuses_a_second_holder_and_leaves_no_folder_it_made(tmp_p
                 pass
         (out / "metrics.json").write_text("{}")
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]  # the run's files stay, the lock goes
-    with pytest.raises(ValueError), run_folder_lock(tmp_path / "refused"):
-        raise ValueError  # a run that wrote nothing: the folder it made goes with it
-    assert not (tmp_path / "refused").exists()
+    with pytest.raises(ValueError), run_folder_lock(tmp_path / "new" / "runs" / "refused"):
+        raise ValueError  # a run that wrote nothing: the folders it made go with it
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    with run_folder_lock(out):
+        (out / ".titans-run.lock").unlink()  # another run's lock file in its place (this one's was removed)
+        (out / ".titans-run.lock").write_text("pid 1 on elsewhere")
+    assert (out / ".titans-run.lock").read_text() == "pid 1 on elsewhere"  # not this run's to remove
 
 
 def test_titans_dna_finetune_and_pretrain_refuse_a_folder_another_run_is_writing(tmp_path):
@@ -499,6 +503,8 @@ def test_titans_dna_finetune_and_pretrain_refuse_a_folder_another_run_is_writing
     (tmp_path / "corpus.fa").write_text(">a\n" + "ACGTTGCA" * 64 + "\n")
     out = tmp_path / "run"
     holder = _holding_the_lock(out)
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "fold0.json").write_text("{}")  # the running one's: not said as a run to resume
     try:
         with pytest.raises(ConfigError, match="in use by another run"):
             finetune(str(tmp_path / "mine.csv"), folds=2, out=out, pretrained=False, dim=8, layers=1, heads=2)
@@ -507,7 +513,7 @@ def test_titans_dna_finetune_and_pretrain_refuse_a_folder_another_run_is_writing
     finally:
         holder.kill()
         holder.wait()
-    assert [path.name for path in out.iterdir()] == [".titans-run.lock"]
+    assert sorted(path.name for path in out.iterdir()) == [".titans-run.lock", "checkpoints"]
 
 
 def test_a_file_system_without_locks_runs_unguarded_not_refused(tmp_path, monkeypatch):

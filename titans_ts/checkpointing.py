@@ -333,7 +333,7 @@ def run_folder_lock(out):
         yield
         return
     out = Path(out)
-    made = not out.exists()
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # removed again if left empty
     handle = _locked(out, out / LOCK_FILE)
     if handle is None:  # a file in its place, a folder that cannot be written: the run's own checks say so
         yield
@@ -344,12 +344,15 @@ def run_folder_lock(out):
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):  # removed before it is released: no other run locks a file being removed
-            (out / LOCK_FILE).unlink()
+        with contextlib.suppress(OSError):  # removed before it is released (no other run locks a file being
+            if os.stat(out / LOCK_FILE).st_ino == os.fstat(handle.fileno()).st_ino:  # removed), if still its own
+                (out / LOCK_FILE).unlink()
         handle.close()
-        if made:  # a folder this run made and left empty (a refusal, a stop before anything was written) goes too
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        for folder in made:  # the folders this run made and left empty (a refusal, a stop before any file) go too
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _locked(out: Path, path: Path):

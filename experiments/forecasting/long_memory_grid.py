@@ -416,7 +416,7 @@ def _caps_said(finals: dict, models) -> str:
     by_cap: dict = {}  # the models that share a cap, in the table's order
     for model in models:
         minutes = caps.get(model, {})
-        parts = [f"{m:g} minutes on {', '.join(sorted(d))}" for m, d in sorted(minutes.items(), key=str) if m]
+        parts = [f"{m:g} minutes on {', '.join(sorted(d))}" for m, d in sorted((m, d) for m, d in minutes.items() if m)]
         by_cap.setdefault("; ".join(parts) or "none", []).append(model)
     said = " | ".join(f"{', '.join(names)}: {cap}" for cap, names in by_cap.items())
     return (

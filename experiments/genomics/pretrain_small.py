@@ -85,7 +85,8 @@ def run(config: dict) -> None:
             overwrite=True,  # the stage's JSON in `runs`, not this folder, marks a finished stage
         )
         report |= {"stage": stage, "git_commit": git_commit()}
-        atomic_write_text(checkpoint / "config.json", json.dumps(report, indent=1))
+        saved = json.loads((checkpoint / "config.json").read_text())  # its save_id and hash: the next stage loads it
+        atomic_write_text(checkpoint / "config.json", json.dumps(saved | report, indent=1))
         shipped = json.loads((pretrained_path() / "config.json").read_text())
         if report["held_out_bits_per_base"] < shipped["held_out_bits_per_base"]:
             ship(checkpoint, report, pretrained_path())
@@ -153,7 +154,10 @@ def _scores_bases_only(commit: str | None) -> bool | None:
 
     if not commit:
         return None
-    done = subprocess.run(["git", "merge-base", "--is-ancestor", BASES_ONLY, commit], cwd=ROOT, capture_output=True)
+    try:
+        done = subprocess.run(["git", "merge-base", "--is-ancestor", BASES_ONLY, commit], cwd=ROOT, capture_output=True)
+    except OSError:  # no git here
+        return None
     return {0: True, 1: False}.get(done.returncode)
 
 

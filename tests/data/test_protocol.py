@@ -1,6 +1,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -66,6 +67,9 @@ def test_constant_column_is_centred_not_divided_by_zero(tmp_path):
         splits = make_splits(frame, 24, 12, targets=[0])  # an input: it may be dropped
     with pytest.warns(ConstantColumnWarning, match=r"target\(s\) \['flat'\] are constant .* in data units"):
         make_splits(frame, 24, 12)  # every column forecast: a target cannot be dropped
+    tupled = frame.set_axis(pd.MultiIndex.from_tuples([("x", str(c)) for c in frame.columns]), axis=1)
+    with pytest.warns(ConstantColumnWarning, match=r"\[\('x', 'flat'\)\] are constant"):
+        make_splits(tupled, 24, 12)  # labels as given (tuples were read as arrays, which cannot be compared)
     x, _ = splits.train[0]
     assert torch.isfinite(x).all()
     assert torch.all(x[:, -1] == 0)

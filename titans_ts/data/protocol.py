@@ -207,8 +207,9 @@ class StandardScaler:
         self.mean_ = values.mean(axis=0)
         std = values.std(axis=0)
         constant = std < 1e-12 * np.maximum(1.0, np.abs(self.mean_))
-        names = list(np.asarray(columns if columns is not None else range(values.shape[1]), dtype=object)[constant])
-        inputs = [name for name in names if name not in set(targets)]
+        labels = list(columns) if columns is not None else list(range(values.shape[1]))
+        names = [labels[i] for i in np.flatnonzero(constant)]  # labels as given (a MultiIndex's are tuples)
+        inputs = [name for name in names if name not in list(targets)]
         if inputs:
             warnings.warn(
                 f"Column(s) {inputs} are constant over the training rows: centred but not "

@@ -121,9 +121,9 @@ def _future_rows(frame: pd.DataFrame, bad: np.ndarray) -> str:
     given = [str(c) for c in frame.columns[~empty]]
     absent = [str(c) for c in frame.columns[empty]]
     return (
-        f"The last {tail} row(s) hold {given[:MAX_LISTED]} but not {absent[:MAX_LISTED]}: if they are future "
-        "values of inputs (a price, a holiday), they are not read as such (a forecast reads the history and starts "
-        "after its last row): drop those rows rather than fill them."
+        f"The last {tail} row(s) hold {given[:MAX_LISTED]} but not {absent[:MAX_LISTED]}: if {absent[:MAX_LISTED]} "
+        f"is what you forecast and those rows hold known future inputs (a price, a holiday), they are not read as "
+        "such (a forecast reads the history and starts after its last row): drop those rows rather than fill them."
     )
 
 
