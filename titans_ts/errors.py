@@ -78,6 +78,11 @@ class InterruptedTrainingWarning(TitansWarning):
     """A loaded model's training was interrupted: it holds the best weights of the epochs that finished."""
 
 
+class NewerSaveWarning(TitansWarning):
+    """A model folder saved by a newer titans-ts than the one loading it: what that version added to the
+    folder is not read, so what it gives may differ from what it gave there."""
+
+
 class RepeatedRowsWarning(TitansWarning):
     """Rows without timestamps given to update() equal the last rows the model read: the same rows given
     twice, which undated rows cannot be checked against."""

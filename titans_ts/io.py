@@ -233,6 +233,32 @@ def _check_weights_file(path: Path, raw: bytes, config: dict, damaged: str) -> N
         )
 
 
+def _release(version) -> tuple[int, ...] | None:
+    """A version's release numbers ("0.2.1" -> (0, 2, 1); "0.2.0.dev3" -> (0, 2, 0)); None when it has none."""
+    import re
+
+    found = re.match(r"\d+(\.\d+)*", str(version or ""))
+    return tuple(int(part) for part in found.group().split(".")) if found else None
+
+
+def _warn_if_newer(path: Path, saved_by, what: str) -> None:
+    """A NewerSaveWarning for a folder a newer titans-ts wrote: it loads, but what that version added is not read."""
+    import warnings
+
+    from titans_ts.errors import NewerSaveWarning
+    from titans_ts.version import __version__
+
+    saved, running = _release(saved_by), _release(__version__)
+    if saved is not None and running is not None and saved > running:
+        warnings.warn(
+            f"{path}: this {what} was saved by titans-ts {saved_by}, newer than this one ({__version__}): what that "
+            "version added is not read, so what it gives here may differ from what it gave there. Upgrade titans-ts "
+            "to read it as it was saved.",
+            NewerSaveWarning,
+            stacklevel=4,
+        )
+
+
 def _named_by(exc: OSError, path: Path) -> OSError:
     """The file-system error `exc` (about a temporary path) named by `path`, the one the user gave."""
     return type(exc)(exc.errno, exc.strerror, str(path))
@@ -277,6 +303,7 @@ def load_model_dir(path, expected_format: str, what: str) -> tuple[dict, dict]:
             raise ConfigError(f"{path / MODEL_FILE} cannot be read ({reason}); {damaged}") from None
         if weights_id == config.get("save_id"):  # (a folder saved before save_id existed has neither)
             _check_weights_file(path, raw, config, damaged)
+            _warn_if_newer(path, config.get("titans_ts_version"), what)
             return tensors, config
         if attempt < SAVE_WAITS:  # read between a save's two renames (`update` in place): it is done a moment later
             time.sleep(0.05)

@@ -541,6 +541,27 @@ def test_a_config_edited_out_of_step_with_its_model_is_refused_at_load(fitted, t
         TitansForecaster.load(tmp_path / "model")
 
 
+def test_a_model_saved_by_a_newer_titans_ts_loads_with_a_warning(fitted, tmp_path):
+    """It loaded without a word (a probe set titans_ts_version to 9.0.0): what a newer version added is not read."""
+    import json
+    import warnings
+
+    from titans_ts.errors import NewerSaveWarning
+    from titans_ts.version import __version__
+
+    fitted.save(tmp_path / "model")
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    for version, newer in (("9.0.0", True), ("0.1.0", False), ("0.0.9", False), ("0.2.0.dev1", True), (None, False)):
+        config_path.write_text(json.dumps(config | {"titans_ts_version": version}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            TitansForecaster.load(tmp_path / "model")
+        said = [str(w.message) for w in caught if w.category is NewerSaveWarning]
+        assert bool(said) == newer, (version, said)
+        assert not newer or f"saved by titans-ts {version}, newer than this one ({__version__})" in said[0]
+
+
 def test_a_save_into_a_folder_that_cannot_be_written_names_that_folder(fitted, tmp_path, monkeypatch):
     """It named the hidden staging folder beside it (.ro.txumek_o/model.safetensors), which the user never made."""
     import pathlib
