@@ -28,12 +28,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     delete it."""
     target = Path(target).expanduser()
     check_out_file(target)
-    try:
+    with _errors_named_by(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         # a short temporary name: a long target's own name plus the random part went over the system's limit
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:  # named by the target, not by the temporary name beside it
-        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -171,6 +169,7 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
     """Write path/model.safetensors and path/config.json, all or nothing: staged beside, then renamed one by one,
     both marked with one `save_id` (the weights in their metadata), so that a folder left with one file of each
     save (a kill between the renames) is refused by `load_model_dir`, not read as a model."""
+    import hashlib
     import json
     import shutil
     import uuid
@@ -187,46 +186,35 @@ def save_model_dir(path, tensors: dict, config: dict) -> Path:
         )
     if str(path) in ("", "."):
         raise ConfigError("save(path) needs a folder path for the model, e.g. 'runs/my-model'.")
-    try:
+    with _errors_named_by(path):  # the model's folder, not the staging one beside it (a read-only folder)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as exc:  # named by the model's folder, not the staging one it would have made beside it
-        if exc.filename is None:  # a message alone (no path to rename)
-            raise
-        raise _named_by(exc, path) from exc
-    try:
-        # on the CPU: the file is the same whichever device the model ran on, and loads on any
-        save_id = uuid.uuid4().hex
-        weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(weights, str(staging / MODEL_FILE), metadata={"save_id": save_id})
-        config = config | {"save_id": save_id, "weights_sha256": _sha256((staging / MODEL_FILE).read_bytes())}
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=json_value), encoding="utf-8")
-        path.mkdir(exist_ok=True)
-        for name in (MODEL_FILE, CONFIG_FILE):
-            give_default_mode(staging / name)
-            (staging / name).replace(path / name)
-    except OSError as exc:  # named by the model's folder, not the staging one beside it (a read-only folder)
-        if exc.filename is None:  # a message alone (no path to rename)
-            raise
-        raise _named_by(exc, path) from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            # on the CPU: the file is the same whichever device the model ran on, and loads on any
+            save_id = uuid.uuid4().hex
+            weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            save_file(weights, str(staging / MODEL_FILE), metadata={"save_id": save_id})
+            digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()
+            config = config | {"save_id": save_id, "weights_sha256": digest}
+            (staging / CONFIG_FILE).write_text(json.dumps(config, indent=1, default=json_value), encoding="utf-8")
+            path.mkdir(exist_ok=True)
+            for name in (MODEL_FILE, CONFIG_FILE):
+                give_default_mode(staging / name)
+                (staging / name).replace(path / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check_weights_file(path: Path, raw: bytes, config: dict, damaged: str) -> None:
     """The weights file is the one the save wrote (its sha256 in config.json): a byte changed since (a disk
     fault, an edit, a bad copy) loaded as a model whose forecasts were quietly other, or NaN. A folder saved
     before the hash was kept is read unchecked."""
+    import hashlib
+
     from titans_ts.errors import ConfigError
 
-    if "weights_sha256" in config and _sha256(raw) != config["weights_sha256"]:
+    if "weights_sha256" in config and hashlib.sha256(raw).hexdigest() != config["weights_sha256"]:
         raise ConfigError(
             f"{path / MODEL_FILE} is not the file its save wrote (its sha256 differs from the one in "
             f"{CONFIG_FILE}: changed or damaged since); {damaged}"
@@ -259,9 +247,16 @@ def _warn_if_newer(path: Path, saved_by, what: str) -> None:
         )
 
 
-def _named_by(exc: OSError, path: Path) -> OSError:
-    """The file-system error `exc` (about a temporary path) named by `path`, the one the user gave."""
-    return type(exc)(exc.errno, exc.strerror, str(path))
+@contextlib.contextmanager
+def _errors_named_by(path: Path) -> Iterator[None]:
+    """File-system errors about temporary paths beside `path` named by `path`, the one the user gave (an error
+    that names no path, a message alone, as it is)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
 
 
 SAVE_WAITS = 20  # times 50 ms: how long a load waits for a save under way to put its second file in place

@@ -29,6 +29,7 @@ from titans_ts.forecasting.time_axis import (
     axis_to_json,
     fitted_numbered,
     future_index,
+    refuse_repeated_stamps,
     time_axis,
     warn_if_gaps,
 )
@@ -312,7 +313,8 @@ class TitansForecaster(QuantileOutputs, Floors, Streaming, SplitWindows, TitansE
                 )
             context = self._scaled_context(frame)
             last, step = axis_at_step(frame.index, self.step_)
-            warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3, refuse_repeats=True)  # its window
+            refuse_repeated_stamps(frame.index[-self.lookback :])
+            warn_if_gaps(frame.index[-self.lookback :], by="predict", stacklevel=3)  # the window it reads
             name = frame.index.name
         scaled = getattr(self, "stream_forecast_", None) if X is None else None  # after update(): the stream's
         if self._levels():

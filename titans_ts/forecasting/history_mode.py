@@ -46,6 +46,7 @@ from titans_ts.forecasting.time_axis import (
     check_follows,
     fitted_numbered,
     future_index,
+    refuse_repeated_stamps,
     time_axis,
     warn_if_gaps,
 )
@@ -290,7 +291,8 @@ def predict(estimator, X=None) -> pd.DataFrame:
         if memory_forecasts(estimator):
             stream = advance(model, MemoryStream.empty(scaled.shape[1], device), scaled.to(device))
         last, step = axis_at_step(frame.index, estimator.step_)
-        warn_if_gaps(frame.index[-estimator.lookback :], by="predict", refuse_repeats=True)  # the forecast's window
+        refuse_repeated_stamps(frame.index[-estimator.lookback :])
+        warn_if_gaps(frame.index[-estimator.lookback :], by="predict")  # the window of the forecast
         name = frame.index.name
     if memory_forecasts(estimator):
         forecast = stream_forecast(model, stream.to(device), context.to(device), estimator.online_blend)

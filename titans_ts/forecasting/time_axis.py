@@ -104,12 +104,22 @@ def _step_name(step) -> str:
     return in_words(pd.Timedelta(step))
 
 
-def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4, refuse_repeats: bool = False) -> None:
+def refuse_repeated_stamps(window: pd.Index) -> None:
+    """The window predict reads may not repeat a timestamp: a row a feed sent twice would be read as one more
+    step (update() and files refuse it too; fit only warns, as a long table's stamps repeat by design)."""
+    if isinstance(window, pd.DatetimeIndex) and not window.is_unique:
+        repeated = window[window.duplicated()]
+        raise DataValidationError(
+            f"{len(repeated)} row(s) of the window predict reads repeat a timestamp (e.g. {repeated[0]}): each "
+            "would be read as one more step. Drop or aggregate the repeats first "
+            "(df[~df.index.duplicated(keep='last')])."
+        )
+
+
+def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4) -> None:
     """fit (or `by`: predict) reads a frame's rows as consecutive steps: say so where its timestamps skip steps
     or leave the grid (`regular_grid`; a file is checked as it is read: load_dataset refuses gaps unless fill=).
-    `stacklevel`: the user's call, counted from the warning (4: three calls down, as fit's).
-    refuse_repeats: a repeated timestamp is an error, not a warning (predict's window: a row sent twice by a
-    feed would be read as one more step, and the forecast dated from the last; update() and files refuse it)."""
+    `stacklevel`: the user's call, counted from the warning (4: three calls down, as fit's)."""
     import warnings
 
     step = integer_step(index)
@@ -129,12 +139,6 @@ def warn_if_gaps(index: pd.Index, by: str = "fit", stacklevel: int = 4, refuse_r
     wall = index.tz_localize(None) if index.tz is not None else index
     if (wall[1:] - wall[:-1]).to_series().mode().iloc[0] >= pd.Timedelta(days=1):
         index = wall  # days and longer on the wall clock (23 and 25 hours across daylight saving); hours in UTC
-    if not index.is_unique and refuse_repeats:
-        repeated = index[index.duplicated()]
-        raise DataValidationError(
-            f"{len(repeated)} row(s) of the window {by} reads repeat a timestamp (e.g. {repeated[0]}): each would be "
-            f"read as one more step. Drop or aggregate the repeats first (df[~df.index.duplicated(keep='last')])."
-        )
     if not index.is_unique:
         warnings.warn(
             f"{int(index.duplicated().sum())} row(s) share a timestamp with an earlier one (e.g. "
